@@ -1,0 +1,207 @@
+"""The cube API on a small hand-made cube whose answers are known."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.config import Config
+from toolkit.cube import (
+    configurations,
+    cube_from_runs,
+    cube_info,
+    format_cube_info,
+    merge_cubes,
+    pareto_configs,
+    select,
+    summary,
+    to_dataframe,
+)
+from toolkit.errors import ToolkitError
+
+A = {"model": "m", "split": 0, "cpu_freq": 600, "edge_accel": "none", "cloud_accel": "gpu"}
+B = {"model": "m", "split": 1, "cpu_freq": 600, "edge_accel": "tpu-max", "cloud_accel": "gpu"}
+C = {"model": "m", "split": 2, "cpu_freq": 1200, "edge_accel": "tpu-max", "cloud_accel": "none"}
+D = {"model": "m", "split": 2, "cpu_freq": 600, "edge_accel": "none", "cloud_accel": "none"}
+E = {"model": "m", "split": 1, "cpu_freq": 1200, "edge_accel": "none", "cloud_accel": "none"}
+
+
+def run(config, latency, energy, accuracy=None):
+    return {**config, "latency_ms": latency, "energy_j": energy, "accuracy": accuracy}
+
+
+def make_cube(accuracy=True, source="meter:test"):
+    acc = (lambda a: a) if accuracy else (lambda a: None)
+    runs = [
+        run(A, 10.0, 5.0, acc(0.9)), run(A, 12.0, 5.0, acc(0.9)), run(A, 14.0, 5.0, acc(0.9)),
+        run(B, 20.0, 3.0, acc(0.9)),
+        run(C, 30.0, 1.0, acc(0.8)), run(C, 40.0, 1.0, acc(0.8)),
+        run(D, 50.0, 4.0, acc(0.8)),
+        {**E, "energy_j": 2.0},  # a run without latency: E is not "measured"
+    ]
+    return cube_from_runs(runs, {"testbed": "unit", "energy_source": source, "seed": 1})
+
+
+def test_configurations_are_the_measured_ones_in_plain_types():
+    configs = configurations(make_cube())
+    assert configs == [A, B, D, C]  # coordinate order: split, then cpu_freq
+    for c in configs:
+        assert type(c["split"]) is int and type(c["cpu_freq"]) is int
+        assert type(c["model"]) is str and type(c["edge_accel"]) is str
+        Config.from_mapping(c)  # canonical keys
+    json.dumps(configs)
+
+
+def test_configurations_include_extra_dimensions():
+    runs = [{**A, "codec": "fp16", "latency_ms": 1.0}, {**A, "codec": "int8", "latency_ms": 2.0}]
+    cube = cube_from_runs(runs, {})
+    assert configurations(cube) == [{**A, "codec": "fp16"}, {**A, "codec": "int8"}]
+
+
+def test_summary_statistics_over_repeats():
+    s = summary(make_cube())
+    assert list(s["stat"].values) == ["mean", "median", "p90", "p99", "count"]
+    a = s["latency_ms"].sel(**A)
+    assert a.sel(stat="mean") == pytest.approx(12.0)
+    assert a.sel(stat="median") == pytest.approx(12.0)
+    assert a.sel(stat="p90") == pytest.approx(np.percentile([10, 12, 14], 90))
+    assert a.sel(stat="p99") == pytest.approx(np.percentile([10, 12, 14], 99))
+    assert a.sel(stat="count") == 3
+    assert s["latency_ms"].attrs["units"] == "ms" and s["energy_j"].attrs["units"] == "J"
+    assert "repeat" not in s.dims
+    assert s.attrs["energy_source"] == "meter:test"
+    # an unmeasured cell: NaN statistics, count 0; E has energy but no latency
+    assert np.isnan(s["latency_ms"].sel(**E, stat="mean"))
+    assert s["latency_ms"].sel(**E, stat="count") == 0
+    assert s["energy_j"].sel(**E, stat="mean") == pytest.approx(2.0)
+
+
+def test_summary_other_statistics_and_errors():
+    s = summary(make_cube(), stats=["min", "max", "std", "p50"])
+    c = s["latency_ms"].sel(**C)
+    assert c.sel(stat="min") == 30 and c.sel(stat="max") == 40
+    assert c.sel(stat="std") == pytest.approx(5.0)
+    assert c.sel(stat="p50") == pytest.approx(35.0)
+    with pytest.raises(ToolkitError, match=r"unknown statistic 'p101'.*pNN"):
+        summary(make_cube(), stats=["p101"])
+    with pytest.raises(ToolkitError, match="unknown statistic 'avg'"):
+        summary(make_cube(), stats=["avg"])
+
+
+def test_select_by_full_partial_and_config_object():
+    cube = make_cube()
+    one = select(cube, A)
+    assert set(one.dims) == {"repeat"}
+    assert np.nanmean(one["latency_ms"].values) == pytest.approx(12.0)
+    assert select(cube, Config.from_mapping(C))["latency_ms"].count() == 2
+    part = select(cube, {"split": 2, "edge_accel": "tpu-max"})
+    assert "split" not in part.dims and "cpu_freq" in part.dims
+    assert select(cube, {"split": "2"}).identical(select(cube, {"split": 2}))
+    assert select(cube, {"split": [1, 2]}).sizes["split"] == 2
+
+
+def test_select_names_the_valid_values():
+    cube = make_cube()
+    with pytest.raises(ToolkitError, match="split=7 is not in this cube; valid split values: 0, 1"):
+        select(cube, {"split": 7})
+    with pytest.raises(ToolkitError, match="valid edge_accel values: none, tpu-max"):
+        select(cube, {"edge_accel": "tpu"})
+    with pytest.raises(ToolkitError, match=r"'gpu' is not a dimension.*cloud_accel"):
+        select(cube, {"gpu": True})
+
+
+def test_pareto_configs_on_the_mean():
+    cube = make_cube()
+    # D (50 ms, 4 J, 0.8) is dominated by C (35 ms mean, 1 J, 0.8); best latency first
+    assert pareto_configs(cube) == [A, B, C]
+    assert pareto_configs(cube, {"energy_j": "min"}) == [C]
+    # maximising both: D (50 ms, 4 J) and A (12 ms, 5 J); best first in latency
+    assert pareto_configs(cube, {"latency_ms": "max", "energy_j": "max"}) == [D, A]
+
+
+def test_pareto_drops_objectives_without_data():
+    cube = make_cube(accuracy=False)
+    assert pareto_configs(cube) == pareto_configs(cube, {"latency_ms": "min", "energy_j": "min"})
+    assert cube_info(cube)["pareto_objectives"] == {"latency_ms": "min", "energy_j": "min"}
+    with pytest.raises(ToolkitError, match="none of the objectives accuracy has data"):
+        pareto_configs(cube, {"accuracy": "max"})
+    with pytest.raises(ToolkitError, match="unknown objective 'latncy_ms'"):
+        pareto_configs(cube, {"latncy_ms": "min"})
+    with pytest.raises(ToolkitError, match="valid: min, max"):
+        pareto_configs(cube, {"latency_ms": "low"})
+
+
+def test_to_dataframe_is_tidy_one_row_per_run():
+    df = to_dataframe(make_cube())
+    assert list(df.columns[:6]) == ["model", "split", "cpu_freq", "edge_accel", "cloud_accel",
+                                    "repeat"]
+    assert len(df) == 8
+    assert df["split"].dtype == np.int64 and pd.api.types.is_string_dtype(df["model"])
+    a = df[(df["split"] == 0) & (df["edge_accel"] == "none")]
+    assert a["latency_ms"].tolist() == [10.0, 12.0, 14.0] and a["repeat"].tolist() == [0, 1, 2]
+    e = df[(df["split"] == 1) & (df["cpu_freq"] == 1200)]
+    assert len(e) == 1 and np.isnan(e["latency_ms"].iloc[0]) and e["energy_j"].iloc[0] == 2.0
+    assert df.attrs["energy_source"] == "meter:test"
+    assert df.attrs["units"]["latency_ms"] == "ms"
+
+
+def test_merge_concatenates_repeats_and_records_sources():
+    first = make_cube()
+    second = cube_from_runs(
+        [run(A, 16.0, 6.0, 0.9), run(A, 18.0, 6.0, 0.9), run({**A, "model": "m2"}, 1.0, 1.0)],
+        {"testbed": "unit", "energy_source": "model:pi4", "seed": 2},
+    )
+    merged = merge_cubes([first, second])
+    assert merged["model"].values.tolist() == ["m", "m2"]
+    assert select(merged, A)["latency_ms"].values[:5].tolist() == [10, 12, 14, 16, 18]
+    assert merged.sizes["repeat"] == 5
+    assert select(merged, B)["latency_ms"].count() == 1
+    assert len(to_dataframe(merged)) == len(to_dataframe(first)) + 3
+    assert merged.attrs["testbed"] == "unit"
+    assert merged.attrs["energy_source"] == "mixed"
+    assert json.loads(merged.attrs["energy_sources"]) == ["meter:test", "model:pi4"]
+    assert json.loads(merged.attrs["seed"]) == [1, 2]
+    assert len(json.loads(merged.attrs["merged_from"])) == 2
+    assert merged["latency_ms"].attrs["units"] == "ms"
+
+
+def test_merge_drops_padding_and_keeps_one_source():
+    cube = make_cube()
+    merged = merge_cubes([cube, cube])
+    assert merged.attrs["energy_source"] == "meter:test"
+    assert select(merged, B)["latency_ms"].values[:2].tolist() == [20.0, 20.0]
+    assert merged.sizes["repeat"] == 6  # A: 3 + 3; B's padding does not count
+    with pytest.raises(ToolkitError, match="different dimensions"):
+        merge_cubes([cube, cube_from_runs([{**A, "codec": "fp16", "latency_ms": 1.0}], {})])
+    with pytest.raises(ToolkitError, match="at least one cube"):
+        merge_cubes([])
+
+
+def test_cube_info_counts_coverage_and_front():
+    info = cube_info(make_cube())
+    # 3 splits x 2 freqs x 2 edge x 2 cloud = 24, minus split 0 with tpu-max (4)
+    # and the last split (2) with gpu (4)
+    assert info["possible"] == 16
+    assert info["measured"] == 4 and info["runs"] == 8
+    assert info["coverage"] == pytest.approx(4 / 16)
+    assert info["pareto_front_size"] == 3
+    assert info["energy_source"] == "meter:test"
+    assert info["dims"] == {"model": 1, "split": 3, "cpu_freq": 2, "edge_accel": 2,
+                            "cloud_accel": 2, "repeat": 3}
+    json.dumps(info)
+    text = format_cube_info(info)
+    assert "4 of 16 valid configurations measured (25.0%)" in text
+    assert "energy source: meter:test" in text
+    assert "pareto front:  3 configurations" in text
+
+
+def test_empty_cube_is_described_not_crashed():
+    cube = cube_from_runs([], {"energy_source": "rapl"})
+    info = cube_info(cube)
+    assert info["measured"] == 0 and info["possible"] == 0 and info["coverage"] is None
+    assert info["pareto_front_size"] == 0
+    assert configurations(cube) == [] and to_dataframe(cube).empty
+    assert "no objective has data" in format_cube_info(info)

@@ -1,0 +1,103 @@
+"""QoS traces in DynaSplit's Index,Network,Latency format."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.trace import generate_trace, read_trace, write_trace
+
+
+def test_generated_trace_spans_the_range_in_their_format():
+    trace = generate_trace("vgg16", 90.6, 5026.8, 50, seed=7)
+    assert list(trace.columns) == ["Index", "Network", "Latency"]
+    assert trace["Index"].tolist() == list(range(50))
+    assert set(trace["Network"]) == {"vgg16"}
+    assert trace["Latency"].min() == 90.6 and trace["Latency"].max() == 5026.8
+    assert trace["Latency"].between(90.6, 5026.8).all()
+
+
+def test_same_seed_same_trace_other_seed_other_trace():
+    a = generate_trace("resnet50", 66.8, 1669.3, 100, seed=1)
+    assert a.equals(generate_trace("resnet50", 66.8, 1669.3, 100, seed=1))
+    assert not a["Latency"].equals(generate_trace("resnet50", 66.8, 1669.3, 100, seed=2)["Latency"])
+
+
+def test_it_is_a_linearly_rescaled_seeded_weibull():
+    trace = generate_trace("m", 10.0, 20.0, 30, seed=5, shape=2.0)
+    draws = np.random.default_rng(5).weibull(2.0, 30)
+    expected = 10.0 + (draws - draws.min()) / (draws.max() - draws.min()) * 10.0
+    np.testing.assert_allclose(trace["Latency"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("shape", "ratio"), [
+    (1.0, 1 / math.log(2)),  # exponential: mean / median = 1 / ln 2
+    (3.0, math.gamma(1 + 1 / 3) / math.log(2) ** (1 / 3)),
+])
+def test_shape_sets_the_distribution(shape, ratio):
+    trace = generate_trace("m", 0.0, 1000.0, 20000, seed=11, shape=shape)
+    lat = trace["Latency"]
+    # the smallest of 20000 draws is ~0, so the rescaled values keep the Weibull's mean/median
+    assert lat.mean() / lat.median() == pytest.approx(ratio, rel=0.03)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"n": 1}, "n >= 2"),
+    ({"min_ms": 100.0, "max_ms": 100.0}, "must be greater than min"),
+    ({"min_ms": -1.0}, "min must be >= 0"),
+    ({"shape": 0.0}, "shape must be > 0"),
+    ({"max_ms": float("inf")}, "finite number"),
+    ({"model": ""}, "invalid model name"),
+])
+def test_bad_arguments(kwargs, message):
+    args = {"model": "vgg16", "min_ms": 1.0, "max_ms": 10.0, "n": 10, "seed": 0, **kwargs}
+    with pytest.raises(ToolkitError, match=message):
+        generate_trace(**args)
+
+
+def test_write_then_read_is_exact(tmp_path):
+    trace = generate_trace("mobilenetv2", 10.8, 391.0, 40, seed=3)
+    path = write_trace(trace, tmp_path / "t.csv")
+    assert path.read_text().splitlines()[0] == "Index,Network,Latency"
+    back = read_trace(path)
+    pd.testing.assert_frame_equal(back, trace, check_dtype=False)
+    assert (back["Latency"].to_numpy() == trace["Latency"].to_numpy()).all()
+
+
+def test_write_replaces_and_a_bad_table_does_not_destroy(tmp_path):
+    path = tmp_path / "t.csv"
+    write_trace(generate_trace("a", 1.0, 2.0, 5, seed=0), path)
+    write_trace(generate_trace("b", 1.0, 2.0, 6, seed=0), path)
+    assert read_trace(path, model="b").shape == (6, 3)
+    before = path.read_bytes()
+    with pytest.raises(ToolkitError, match="columns Latency"):
+        write_trace(pd.DataFrame({"Index": [0], "Network": ["b"]}), path)
+    assert path.read_bytes() == before
+
+
+def test_reads_their_multi_network_trace(splinter_dir):
+    path = splinter_dir / "network_latency_50_samples.csv"
+    everything = read_trace(path)
+    assert len(everything) == 200
+    vgg = read_trace(path, model="vgg16")
+    assert len(vgg) == 50 and vgg["Index"].tolist() == list(range(50))
+    assert vgg["Latency"].min() == pytest.approx(90.6)
+    assert vgg["Latency"].max() == pytest.approx(5026.8)
+    assert vgg["Latency"].iloc[1] == pytest.approx(4286.694420455027)
+    with pytest.raises(ToolkitError, match=r"'vgg19'; it holds vgg16, resnet50, mobilenetv2, vit"):
+        read_trace(path, model="vgg19")
+
+
+def test_read_refuses_what_is_not_a_trace(tmp_path):
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("request,threshold\n0,10\n")
+    with pytest.raises(ToolkitError, match="missing columns Index, Network, Latency"):
+        read_trace(wrong)
+    negative = tmp_path / "negative.csv"
+    negative.write_text("Index,Network,Latency\n0,vgg16,10\n1,vgg16,-3\n")
+    with pytest.raises(ToolkitError, match="line 3: latency threshold"):
+        read_trace(negative)

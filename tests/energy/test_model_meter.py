@@ -1,0 +1,99 @@
+"""PowerModelMeter with real processes: one spinning on the CPU, one asleep."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from toolkit.devices.profile import load_profile
+from toolkit.energy import PowerModel, PowerModelMeter
+from toolkit.errors import ConfigError, ToolkitError
+
+
+@pytest.fixture
+def pi4() -> PowerModel:
+    return PowerModel(load_profile("raspberry-pi-4"))
+
+
+@pytest.fixture
+def workers():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield busy, idle
+    for p in (busy, idle):
+        p.kill()
+        p.wait()
+
+
+def _cpu(pid: int | None = None) -> float:
+    return sum(psutil.Process(pid).cpu_times()[:2])
+
+
+def test_busy_process_draws_busy_power_idle_one_waiting_power(pi4, workers):
+    busy, idle = workers
+    m_busy = PowerModelMeter(pi4, pid=busy.pid, freq=1800, period_s=0.05)
+    m_idle = PowerModelMeter(pi4, pid=idle.pid, freq=1800, period_s=0.05)
+    assert (m_busy.busy_w, m_busy.wait_w) == (4.5, 3.8)
+    # bracket the window's CPU time: the machine is shared, so the spinner gets
+    # some of a core, and the test runs until it has had 0.2 s of CPU
+    cpu_a = _cpu(busy.pid)
+    m_busy.begin_window()
+    cpu_b = _cpu(busy.pid)
+    m_idle.begin_window()
+    deadline = time.perf_counter() + 10
+    while _cpu(busy.pid) - cpu_b < 0.2 and time.perf_counter() < deadline:
+        time.sleep(0.02)
+    cpu_c = _cpu(busy.pid)
+    busy_m, idle_m = m_busy.end_window(), m_idle.end_window()
+    cpu_d = _cpu(busy.pid)
+    span = 4.5 - 3.8
+    for m in (busy_m, idle_m):
+        assert m.source == "model:raspberry-pi-4"
+        assert len(m.watts) >= 2
+        assert m.domains == {"model": pytest.approx(m.joules)}
+        assert m.watts.min() >= 3.8 - 1e-9 and m.watts.max() <= 4.5 + 1e-9
+    # wait power all along plus the busy surplus for the CPU time the worker used
+    # (one thread on a one-core device never exceeds full utilisation); /proc
+    # counts CPU time in 10 ms ticks
+    surplus_cpu_s = (busy_m.joules - 3.8 * busy_m.duration_s) / span
+    assert cpu_c - cpu_b - 0.011 <= surplus_cpu_s <= cpu_d - cpu_a + 0.011
+    assert surplus_cpu_s > 0.15
+    idle_surplus_cpu_s = (idle_m.joules - 3.8 * idle_m.duration_s) / span
+    assert idle_surplus_cpu_s < 0.03
+
+
+def test_accelerator_and_frequency_come_from_the_profile(pi4):
+    meter = PowerModelMeter(pi4, freq=600, accel="tpu-max")
+    assert meter.watts(0.0) == pytest.approx(2.70 + 1.9)
+    assert meter.watts(1.0) == pytest.approx(2.95 + 1.9)
+    assert meter.watts(0.5) == pytest.approx(2.825 + 1.9)
+    assert meter.watts(3.0) == meter.watts(1.0)  # utilisation is clipped
+    with pytest.raises(ConfigError, match=r"frequency 700 MHz.*valid: 600, 800"):
+        PowerModelMeter(pi4, freq=700)
+    with pytest.raises(ConfigError, match="no power figures for accelerator 'gpu'"):
+        PowerModelMeter(pi4, accel="gpu")
+    with pytest.raises(ConfigError, match="cores"):
+        PowerModelMeter(pi4, cores=0)
+
+
+def test_own_process_by_default_and_missing_pid(pi4):
+    meter = PowerModelMeter(pi4, period_s=0.02)
+    cpu_a = _cpu()
+    meter.begin_window()
+    cpu_b = _cpu()
+    while _cpu() - cpu_b < 0.1:  # this process is busy for 0.1 s of CPU
+        pass
+    cpu_c = _cpu()
+    m = meter.end_window()
+    cpu_d = _cpu()
+    surplus_cpu_s = (m.joules - 3.8 * m.duration_s) / (4.5 - 3.8)
+    # the sampler thread's CPU counts too: it is part of this process
+    assert cpu_c - cpu_b - 0.011 <= surplus_cpu_s <= cpu_d - cpu_a + 0.011
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with pytest.raises(ToolkitError, match=f"no process with pid {gone.pid}"):
+        PowerModelMeter(pi4, pid=gone.pid)

@@ -1,0 +1,91 @@
+"""``dynasplit partition``: the JSON contract of the design page and the table."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import pytest
+
+import toolkit.cli as cli
+from toolkit.partition import STRATEGIES
+
+DEVICE_KEYS = {"macs", "weight_bytes", "peak_activation_bytes", "sent_bytes", "received_bytes",
+               "latency_ms", "energy_j"}
+
+
+@pytest.fixture
+def dynasplit(monkeypatch, capsys):
+    """Run the real command line in-process with only this sub-command registered."""
+    monkeypatch.setattr(cli, "COMMANDS", ("partition",))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        status = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+def test_json_schema(dynasplit):
+    status, out, _ = dynasplit("partition", "vgg-stack", "--devices", "2", "--strategy", "all",
+                               "--json", "--link-mbps", "50")
+    assert status == 0
+    report = json.loads(out)
+    assert {"model", "devices", "strategies"} <= set(report)
+    assert report["model"] == "vgg-stack" and report["devices"] == 2
+    assert report["energy_source"] == "model:raspberry-pi-4"
+    assert report["cost_model"]["link_mbps"] == 50 and report["cost_model"]["predicted"]
+    assert list(report["strategies"]) == list(STRATEGIES)
+    for entry in report["strategies"].values():
+        assert 0 <= entry["max_abs_error"] <= 1e-4
+        assert entry["energy_source"] == "model:raspberry-pi-4"
+        assert len(entry["per_device"]) == 2
+        for device in entry["per_device"]:
+            assert set(device) >= DEVICE_KEYS
+            assert all(isinstance(device[k], (int, float)) and device[k] >= 0
+                       for k in DEVICE_KEYS)
+        assert sum(d["sent_bytes"] for d in entry["per_device"]) > 0
+
+
+def test_table(dynasplit):
+    status, out, _ = dynasplit("partition", "mobilenet-stack", "--devices", "3",
+                               "--strategy", "spatial", "--fuse", "none", "--gmacs", "2")
+    assert status == 0
+    assert "spatial: max |error|" in out and "model:raspberry-pi-4" in out
+    assert "2 GMAC/s" in out and "not measured" in out
+    header = next(line for line in out.splitlines() if line.strip().startswith("device"))
+    rows = out.splitlines()[out.splitlines().index(header) + 1:]
+    assert [r.split()[0] for r in rows[:3]] == ["0", "1", "2"]
+
+
+def test_keras_file_and_refused_strategy(dynasplit, tmp_path):
+    L = keras.layers
+    mlp = keras.Sequential([keras.Input((6, 6, 2)), L.Flatten(), L.Dense(8, activation="relu"),
+                            L.Dense(3)], name="mlp")
+    path = tmp_path / "mlp.keras"
+    mlp.save(path)
+    status, out, _ = dynasplit("partition", str(path), "--devices", "2", "--json")
+    assert status == 0
+    report = json.loads(out)
+    assert report["model"] == str(path)
+    assert "must start with spatial layers" in report["refused"]["spatial"]
+    assert set(report["strategies"]) == {"layer-wise", "output-channel", "input-channel"}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("no-such-model", "--devices", "2"), "unknown model 'no-such-model'"),
+    (("vgg-stack", "--devices", "2", "--fuse", "some"), "fuse must be 'all', 'none'"),
+    (("vgg-stack", "--devices", "2", "--profile", "no-such-board"), "no-such-board"),
+])
+def test_errors_are_one_line(dynasplit, argv, message):
+    status, out, err = dynasplit("partition", *argv)
+    assert status == 2 and out == ""
+    assert err.startswith("dynasplit: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_device_count_is_a_usage_error(dynasplit):
+    with pytest.raises(SystemExit) as exit_:
+        dynasplit("partition", "vgg-stack", "--devices", "0")
+    assert exit_.value.code == 2

@@ -1,0 +1,126 @@
+"""Per-device costs: conservation, overheads, and the documented prediction formulas."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from toolkit.devices.profile import load_profile
+from toolkit.energy.model import PowerModel
+from toolkit.errors import ToolkitError
+from toolkit.partition import (
+    STRATEGIES,
+    CostModel,
+    chain_from_model,
+    estimate_cost,
+    partition,
+)
+from toolkit.partition.layerwise import balance_blocks
+from toolkit.partition.spatial import fusion_groups
+
+MODELS = ["vgg-stack", "mobilenet-stack", "digits-cnn"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("n_devices", [2, 4])
+def test_macs_weights_and_traffic(models, name, n_devices):
+    model, _, _ = models(name)
+    chain = chain_from_model(model)
+    single = {s: estimate_cost(partition(model, 1, s)) for s in STRATEGIES}
+    weights = single["layer-wise"].devices[0].weight_bytes
+    for strategy in STRATEGIES:
+        assert single[strategy].macs == chain.macs()
+        cost = estimate_cost(partition(model, n_devices, strategy))
+        assert cost.macs >= chain.macs()
+        if strategy != "spatial":  # no work is repeated, no weight is held twice
+            assert cost.macs == chain.macs()
+            assert sum(d.weight_bytes for d in cost.devices) == weights
+        assert sum(d.sent_bytes for d in cost.devices) == sum(
+            d.received_bytes for d in cost.devices) > 0
+        assert cost.sync_points >= 1
+        assert all(d.energy_source == "model:raspberry-pi-4" for d in cost.devices)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_spatial_halo_overhead(models, name):
+    model, _, _ = models(name)
+    chain = chain_from_model(model)
+    fused = estimate_cost(partition(model, 3, "spatial", fuse="all"))
+    assert fused.macs > chain.macs()  # halo rows recomputed inside the fusion group
+    plan = partition(model, 3, "spatial", fuse="none")
+    assert estimate_cost(plan).macs == chain.macs()  # nothing recomputed ...
+    inner = [s for s in plan.stages[1:-1] if s.transfers]
+    assert inner and all(t.src != 0 or t.dst != 0 for s in inner for t in s.transfers)
+    assert plan.sync_points > fused.sync_points  # ... but halos exchanged between layers
+    halo_rows = sum(t.shape[0] for s in inner for t in s.transfers)
+    assert halo_rows > 0
+
+
+def test_one_device_prediction_follows_the_formulas(models):
+    model, _, _ = models("vgg-stack")
+    macs = chain_from_model(model).macs()
+    power = PowerModel(load_profile("raspberry-pi-4"))
+    cm = CostModel(macs_per_s=2e9)
+    cost = estimate_cost(partition(model, 1, "output-channel"), cm)
+    device = cost.devices[0]
+    assert device.sent_bytes == device.received_bytes == device.sync_points == 0
+    assert math.isclose(cost.latency_ms, macs / 2e9 * 1e3)
+    assert math.isclose(device.energy_j, power.busy_w(None) * macs / 2e9)
+    # peak: at least the largest op's input and output held together
+    computes = partition(model, 1, "layer-wise").computes(0)
+    largest = max(4 * (math.prod(c.in_shape) + math.prod(c.out_shape)) for c in computes)
+    assert device.peak_activation_bytes >= largest
+
+
+def test_link_rate_and_energy(models):
+    model, _, _ = models("mobilenet-stack")
+    plan = partition(model, 4, "input-channel")
+    slow = estimate_cost(plan, CostModel(link_mbps=10))
+    fast = estimate_cost(plan, CostModel(link_mbps=1000))
+    assert slow.latency_ms > fast.latency_ms
+    assert [d.compute_ms for d in slow.devices] == [d.compute_ms for d in fast.devices]
+    power = PowerModel(load_profile("raspberry-pi-4"))
+    for d in slow.devices:
+        busy_s, wait_s = d.compute_ms / 1e3, (slow.latency_ms - d.compute_ms) / 1e3
+        expected = power.energy_j(busy_s, wait_s, bytes_sent=d.sent_bytes)
+        assert math.isclose(d.energy_j, expected)
+        assert d.latency_ms <= slow.latency_ms + 1e-9
+    assert math.isclose(slow.energy_j, sum(d.energy_j for d in slow.devices))
+
+
+def test_cost_model_parameters_are_checked():
+    with pytest.raises(ToolkitError, match="link_mbps must be a positive number"):
+        CostModel(link_mbps=0)
+    with pytest.raises(ToolkitError, match="frequency 123 MHz is not in profile"):
+        CostModel(freq_mhz=123).power_model()
+    with pytest.raises(ToolkitError, match="device profile 'no-such-board' not found"):
+        CostModel(profile="no-such-board").power_model()
+
+
+def test_balance_blocks():
+    assert balance_blocks([1, 1, 1, 1], [0, 5, 5, 5], 2) == [(0, 2), (2, 4)]
+    assert balance_blocks([4, 1, 1, 1, 1], [0, 1, 1, 1, 1], 2) == [(0, 1), (1, 5)]
+    # equal largest block either way: the cut sending fewer bytes wins
+    assert balance_blocks([2, 0, 0, 2], [0, 10, 1, 10], 2) == [(0, 2), (2, 4)]
+    assert balance_blocks([3, 1, 2], [0, 1, 1], 3) == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_layer_wise_balances_by_given_times(models):
+    model, _, _ = models("digits-cnn")
+    names = [layer.name for layer in model.layers if layer.name != "dropout"]
+    times = {n: (10.0 if n == "fc1" else 1.0) for n in names}
+    plan = partition(model, 2, "layer-wise", layer_costs=times)
+    assert plan.options["blocks"] == [["conv1", "flatten"], ["fc1", "predictions"]]
+    by_macs = partition(model, 2, "layer-wise")
+    # zero-MAC pool1 goes with the first block: the cut after it sends 4x fewer bytes
+    assert by_macs.options["blocks"] == [["conv1", "pool1"], ["conv3", "predictions"]]
+
+
+def test_fusion_groups(models):
+    model, _, _ = models("vgg-stack")
+    ops = chain_from_model(model).ops[:10]  # conv1 .. pool3, all spatial
+    windowed = sum(op.windowed for op in ops)
+    assert fusion_groups(ops, "all") == [(0, len(ops))]
+    assert len(fusion_groups(ops, "none")) == windowed
+    assert len(fusion_groups(ops, 2)) == math.ceil(windowed / 2)

@@ -1,0 +1,52 @@
+"""Every strategy computes what the unpartitioned model computes (fp32, 1e-4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toolkit.partition import STRATEGIES, execute_plan, partition
+
+TOLERANCE = 1e-4
+MODELS = ["vgg-stack", "vgg-stack-logits", "mobilenet-stack", "mobilenet-stack-logits",
+          "digits-cnn", "digits-cnn-logits"]
+CASES = [(s, {}) for s in STRATEGIES if s != "spatial"] + [
+    ("spatial", {"fuse": "all"}), ("spatial", {"fuse": "none"}), ("spatial", {"fuse": 2}),
+]
+
+
+@pytest.mark.parametrize("n_devices", [2, 3, 4])
+@pytest.mark.parametrize(("strategy", "options"), CASES, ids=lambda v: str(v))
+@pytest.mark.parametrize("name", MODELS)
+def test_plan_matches_model(models, name, strategy, options, n_devices):
+    model, x, expected = models(name)
+    plan = partition(model, n_devices, strategy, **options)
+    got = execute_plan(plan, x)
+    assert got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) <= TOLERANCE
+    assert plan.n_devices == n_devices
+    active = [d for d in range(n_devices) if plan.computes(d)]
+    assert len(active) >= 2, "a multi-device plan must give work to several devices"
+
+
+@pytest.mark.parametrize(("strategy", "options"), CASES, ids=lambda v: str(v))
+def test_every_supported_layer_type(models, strategy, options):
+    model, x, expected = models("coverage")
+    for n in (1, 3):
+        plan = partition(model, n, strategy, **options)
+        assert np.max(np.abs(execute_plan(plan, x) - expected)) <= TOLERANCE
+
+
+def test_single_sample_and_one_device(models):
+    model, x, expected = models("mobilenet-stack-logits")
+    for strategy in STRATEGIES:
+        plan = partition(model, 1, strategy)
+        assert plan.sync_points == 0
+        assert np.max(np.abs(execute_plan(plan, x[0]) - expected[0])) <= TOLERANCE
+
+
+def test_outputs_are_not_trivially_small(models):
+    """The logits variants make a wrong bias or activation show far above the tolerance."""
+    for name in ("vgg-stack-logits", "mobilenet-stack-logits", "digits-cnn-logits"):
+        _, _, expected = models(name)
+        assert np.std(expected) > 100 * TOLERANCE

@@ -1,0 +1,89 @@
+"""Unsupported models, layers and options are refused with a message that helps."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.partition import STRATEGIES, partition
+
+L = keras.layers
+
+
+def _double(x):
+    return 2 * x
+
+
+def _seq(*layers, shape=(8, 8, 3), name="m"):
+    return keras.Sequential([keras.Input(shape), *layers], name=name)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_unsupported_layer_names_layer_type_strategy_and_choices(strategy):
+    model = _seq(L.Conv2D(4, 3), L.UpSampling2D(name="up"), L.Flatten(), L.Dense(3))
+    with pytest.raises(ToolkitError) as err:
+        partition(model, 2, strategy)
+    text = str(err.value)
+    for part in ("'up'", "UpSampling2D", repr(strategy), "supported layer types",
+                 "Conv2D", "DepthwiseConv2D", "MaxPooling2D", "Dense"):
+        assert part in text
+
+
+def test_residual_model_is_not_a_chain():
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(3, 3, padding="same")(inputs)
+    x = L.Add(name="skip")([x, inputs])
+    with pytest.raises(ToolkitError, match=r"'skip' of type Add.*not part of a chain"):
+        partition(keras.Model(inputs, x), 2, "output-channel")
+
+
+def test_branch_of_supported_layers_is_not_a_chain():
+    inputs = keras.Input((8, 8, 3))
+    a = L.Conv2D(3, 3, padding="same", name="a")(inputs)
+    b = L.Conv2D(3, 3, padding="same", name="b")(inputs)  # reads the input, not a
+    c = L.Conv2D(3, 3, padding="same", name="c")(L.Concatenate()([a, b]))
+    with pytest.raises(ToolkitError, match="not part of a chain"):
+        partition(keras.Model(inputs, c), 2, "layer-wise")
+
+
+def test_spatial_needs_a_spatial_start():
+    mlp = _seq(L.Flatten(name="flat"), L.Dense(5), shape=(8, 8, 1))
+    with pytest.raises(ToolkitError, match="'spatial' cannot split layer 'flat' of type Flatten"):
+        partition(mlp, 2, "spatial")
+    for strategy in ("layer-wise", "output-channel", "input-channel"):
+        assert partition(mlp, 2, strategy).n_devices == 2
+
+
+@pytest.mark.parametrize(("layer", "why"), [
+    (L.Conv2D(6, 3, groups=3, name="g"), "groups=3"),
+    (L.Conv2D(4, 3, activation=_double, name="g"), "activation .* is not one of"),
+    (L.BatchNormalization(axis=1, name="g"), "axis=1"),
+])
+def test_unsupported_layer_settings(layer, why):
+    with pytest.raises(ToolkitError, match=f"layer 'g' of type .*{why}"):
+        partition(_seq(layer, shape=(8, 8, 6)), 2, "input-channel")
+
+
+def test_bad_arguments():
+    model = _seq(L.Conv2D(4, 3), L.Flatten(), L.Dense(2))
+    cases = [
+        (lambda: partition(model, 0, "spatial"), "number of devices >= 1"),
+        (lambda: partition(model, 2, "diagonal"), "valid: layer-wise, spatial, output-channel"),
+        (lambda: partition(model, 2, "spatial", fuse="some"), "fuse must be 'all', 'none'"),
+        (lambda: partition(model, 2, "layer-wise", fuse=2), "takes no option fuse"),
+        (lambda: partition(model, 9, "layer-wise"), "at most one device per op"),
+        (lambda: partition(model, 2, "layer-wise", layer_costs={"x": 1.0}),
+         "missing: conv2d.*unknown: x"),
+        (lambda: partition(model, 2, "spatial", input_shape=(9, 9, 3)), "does not match"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ToolkitError, match=message):
+            call()
+
+
+def test_open_input_shape_needs_input_shape():
+    model = keras.Sequential([L.Conv2D(4, 3), L.Flatten(), L.Dense(2)])
+    with pytest.raises(ToolkitError, match="no fixed input shape; give input_shape"):
+        partition(model, 2, "output-channel")
+    assert partition(model, 2, "output-channel", input_shape=(8, 8, 3)).output_shape == (2,)

@@ -1,0 +1,63 @@
+"""DynaSplit toolkit: energy-aware split inference between edge devices and the cloud.
+
+The public API; see the README for a tour and ``DESIGN.md`` for the architecture.
+Heavy modules (TensorFlow, xarray) load on first use of a name that needs them,
+so ``import toolkit`` and ``dynasplit --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+#: public name -> module that defines it
+_EXPORTS = {
+    "Config": "toolkit.config",
+    "CONFIG_KEYS": "toolkit.config",
+    "EDGE_ACCELS": "toolkit.config",
+    "CLOUD_ACCELS": "toolkit.config",
+    "CODECS": "toolkit.config",
+    "ToolkitError": "toolkit.errors",
+    "ConfigError": "toolkit.errors",
+    "SplitModel": "toolkit.models",
+    "CutPoint": "toolkit.models",
+    "load_model": "toolkit.models",
+    "MODEL_NAMES": "toolkit.models",
+    "eval_data": "toolkit.models",
+    "accuracy_table": "toolkit.models",
+    "train_digits": "toolkit.models",
+    "LocalTestbed": "toolkit.devices.local",
+    "Link": "toolkit.devices.local",
+    "Testbed": "toolkit.devices.testbed",
+    "RunRecord": "toolkit.devices.testbed",
+    "open_testbed": "toolkit.devices.factory",
+    "load_profile": "toolkit.devices.profile",
+    "PowerModel": "toolkit.energy.model",
+    "Campaign": "toolkit.campaign",
+    "CampaignSpec": "toolkit.campaign",
+    "grid": "toolkit.campaign",
+    "open_cube": "toolkit.cube",
+    "save_cube": "toolkit.cube",
+    "cube_from_runs": "toolkit.cube",
+    "to_dataframe": "toolkit.cube",
+    "summary": "toolkit.cube",
+    "pareto_configs": "toolkit.cube",
+    "run_demo": "toolkit.demo",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,59 @@
+"""The ``dynasplit`` command line.
+
+Each sub-command lives in its own module of this package and exposes
+``register(subparsers)``; :data:`COMMANDS` lists them in help order. Modules
+import heavy libraries (TensorFlow, xarray) inside their handlers so that
+``dynasplit --help`` stays fast.
+
+Every :class:`~toolkit.errors.ToolkitError` becomes one line on stderr and exit
+status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from toolkit import __version__
+from toolkit.errors import ToolkitError
+
+__all__ = ["COMMANDS", "main"]
+
+#: sub-command modules of this package, in the order ``--help`` lists them
+COMMANDS: tuple[str, ...] = ("demo", "split", "train", "measure", "cube", "trace", "partition")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="dynasplit",
+        description="Energy-aware split inference: split, measure, optimise, schedule.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"toolkit.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except ToolkitError as exc:
+        print(f"dynasplit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dynasplit: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""``dynasplit demo``: the embedded default, end to end (see :mod:`toolkit.demo`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` sub-command."""
+    p = sub.add_parser("demo", help="run the embedded default end to end",
+                       description="Split the shipped digits CNN, measure every split x 3 "
+                       "emulated CPU frequencies x accelerators none/int8 on the local "
+                       "emulated testbed, print a table and write a cube and a plot.")
+    p.add_argument("--out", default="dynasplit-demo", help="output folder (default "
+                   "./dynasplit-demo)")
+    p.add_argument("--samples", type=int, default=200, help="samples per configuration")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo."""
+    from toolkit.demo import run_demo
+    from toolkit.errors import ToolkitError
+
+    if args.samples < 1:
+        raise ToolkitError(f"--samples must be at least 1, got {args.samples}")
+    run_demo(args.out, samples=args.samples)
+    return 0

@@ -1,0 +1,48 @@
+"""``dynasplit split MODEL --list [--json]``: the valid cut points of a model."""
+
+from __future__ import annotations
+
+import argparse
+
+from toolkit.cli.common import print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``split`` sub-command."""
+    p = sub.add_parser("split", help="list a model's valid cut points",
+                       description="List the valid cut points of a model: the layer whose "
+                       "output is sent, its shape, its fp32 size and the MACs of head and tail.")
+    p.add_argument("model", help="digits-cnn, vgg16, resnet50, mobilenetv2 or a .keras path")
+    p.add_argument("--list", action="store_true", help="list the cut points (the default)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--layer", help="show the split that sends this layer's output, or why "
+                   "it cannot be cut there")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="input size of keras.applications models (default 224)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the cut points."""
+    from toolkit.models import SplitModel, load_model
+
+    sm = SplitModel(load_model(args.model, input_size=args.input_size), name=args.model)
+    if args.layer:
+        split = sm.split_for_layer(args.layer)
+        point = sm.cut_points[split]
+        print_json(point.as_dict()) if args.json else print(
+            f"layer {args.layer!r} is cut point {split}: sends {point.shape} "
+            f"({point.bytes} bytes fp32)")
+        return 0
+    table = sm.table()
+    if args.json:
+        print_json(table)
+        return 0
+    print(f"{args.model}: {sm.n_splits} splits (0 = all cloud, {sm.last_split} = all edge)")
+    print(f"{'split':>5}  {'layer':<28} {'shape':<18} {'bytes':>10} {'head MACs':>14} "
+          f"{'tail MACs':>14}")
+    for c in table:
+        shape = "x".join(str(d) for d in c["shape"])
+        print(f"{c['split']:>5}  {c['layer']:<28} {shape:<18} {c['bytes']:>10,} "
+              f"{c['head_macs']:>14,} {c['tail_macs']:>14,}")
+    return 0

@@ -1,0 +1,51 @@
+"""``dynasplit trace``: QoS traces in DynaSplit's ``Index,Network,Latency`` format.
+
+::
+
+    dynasplit trace generate --model NAME --min MS --max MS -n N --seed S -o TRACE.csv
+              [--shape K]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``trace`` sub-command and its actions."""
+    parser = subparsers.add_parser(
+        "trace", help="generate QoS traces",
+        description="QoS traces: one latency threshold per request, DynaSplit's CSV format.",
+    )
+    actions = parser.add_subparsers(dest="trace_action", metavar="ACTION", required=True)
+    gen = actions.add_parser(
+        "generate", help="Weibull thresholds rescaled to [min, max]",
+        description="Draw N Weibull thresholds (shape K, default 1 as in DynaSplit), rescale "
+                    "them linearly to [MIN, MAX] ms and write Index,Network,Latency. The "
+                    "output is replaced atomically.",
+    )
+    gen.add_argument("--model", required=True, metavar="NAME", help="network name, e.g. vgg16")
+    gen.add_argument("--min", dest="min_ms", required=True, type=float, metavar="MS",
+                     help="smallest threshold, ms")
+    gen.add_argument("--max", dest="max_ms", required=True, type=float, metavar="MS",
+                     help="largest threshold, ms")
+    gen.add_argument("-n", dest="n", required=True, type=int, metavar="N",
+                     help="number of requests")
+    gen.add_argument("--seed", required=True, type=int, metavar="S", help="random seed")
+    gen.add_argument("--shape", type=float, default=1.0, metavar="K",
+                     help="Weibull shape (default 1)")
+    gen.add_argument("-o", "--output", required=True, metavar="TRACE.csv")
+    gen.set_defaults(func=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from toolkit.trace import generate_trace, write_trace
+
+    trace = generate_trace(args.model, args.min_ms, args.max_ms, args.n, args.seed,
+                           shape=args.shape)
+    write_trace(trace, args.output)
+    print(f"wrote {args.output}: {len(trace)} thresholds for {args.model}, "
+          f"{trace['Latency'].min():.1f}..{trace['Latency'].max():.1f} ms")
+    return 0

@@ -1,0 +1,666 @@
+"""Measurement cubes: the xarray Dataset every measurement ends up in.
+
+Dimensions: ``model, split, cpu_freq, edge_accel, cloud_accel`` (the canonical
+configuration keys), optional extra dimensions (``codec``, ``strategy``,
+``devices``) where a study varies them, and ``repeat`` (one entry per run;
+repeats are ragged, so unmeasured cells are NaN). Each data variable carries
+``units`` and ``long_name``. Dataset attributes are strings or numbers only;
+nested values are JSON strings. Cubes are stored as NetCDF-4 with ``h5netcdf``.
+
+A *run* is one ``(configuration, repeat)`` cell where at least one variable is
+not NaN; a configuration is *measured* when at least one of its runs has a
+latency. The API (see ``docs/cube.md``):
+
+- :func:`cube_from_runs`, :func:`save_cube`, :func:`open_cube`: build and store;
+- :func:`configurations`, :func:`select`, :func:`to_dataframe`: look inside;
+- :func:`summary`: statistics over ``repeat`` along a ``stat`` dimension;
+- :func:`merge_cubes`: concatenate the runs of several cubes;
+- :func:`pareto_configs`: the non-dominated configurations;
+- :func:`cube_info`, :func:`format_cube_info`: what ``dynasplit cube info`` prints.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from toolkit import __version__
+from toolkit.config import CONFIG_KEYS, EXTRA_KEYS, Config, config_problems
+from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.fileio import atomic_output
+from toolkit.pareto import SENSES, pareto_mask
+
+__all__ = [
+    "DEFAULT_OBJECTIVES",
+    "SCHEMA",
+    "STATS",
+    "VARIABLES",
+    "config_dims",
+    "configurations",
+    "cube_from_runs",
+    "cube_info",
+    "format_cube_info",
+    "merge_cubes",
+    "open_cube",
+    "pareto_configs",
+    "save_cube",
+    "select",
+    "summary",
+    "to_dataframe",
+]
+
+SCHEMA = "dynasplit.cube/1"
+
+#: data variable -> (units, long_name)
+VARIABLES: dict[str, tuple[str, str]] = {
+    "latency_ms": ("ms", "end-to-end latency per sample"),
+    "edge_ms": ("ms", "edge compute time per sample (head)"),
+    "transfer_ms": ("ms", "transfer time per sample (encode, send, receive, decode)"),
+    "cloud_ms": ("ms", "cloud compute time per sample (tail)"),
+    "energy_j": ("J", "energy per sample, edge + cloud"),
+    "edge_energy_j": ("J", "edge energy per sample"),
+    "cloud_energy_j": ("J", "cloud energy per sample"),
+    "accuracy": ("1", "top-1 accuracy of the run"),
+    "tensor_kb": ("KiB", "size of the encoded tensor sent to the cloud per sample"),
+    "edge_cpu_util": ("%", "edge CPU utilisation during the run"),
+}
+
+#: objectives of :func:`pareto_configs` by default: variable -> sense
+DEFAULT_OBJECTIVES: dict[str, str] = {"latency_ms": "min", "energy_j": "min", "accuracy": "max"}
+
+#: statistics :func:`summary` computes by default; ``pNN`` is any percentile
+STATS: tuple[str, ...] = ("mean", "median", "p90", "p99", "count")
+
+_COORD_DTYPES = {"model": str, "split": np.int64, "cpu_freq": np.int64,
+                 "edge_accel": str, "cloud_accel": str, "codec": str,
+                 "strategy": str, "devices": np.int64}
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _sorted_unique(values: Iterable[Any]) -> list[Any]:
+    return sorted(set(values))
+
+
+def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any]) -> xr.Dataset:
+    """Build a cube from run records.
+
+    Args:
+        runs: one mapping per run with the configuration keys (and any extra keys
+            used), and values for some of :data:`VARIABLES`. Runs of the same
+            configuration become successive repeats, in the order given.
+        attrs: provenance attributes (``testbed``, ``energy_source``,
+            ``samples_per_run``, ``seed``...); ``schema``, ``toolkit_version`` and
+            ``created_at`` are filled in when absent. Non-scalar values are stored
+            as JSON strings.
+
+    Returns:
+        The cube as an :class:`xarray.Dataset`.
+    """
+    runs = list(runs)
+    extra = [k for k in EXTRA_KEYS if any(k in r for r in runs)]
+    keys = [*CONFIG_KEYS, *extra]
+    coords = {k: np.asarray(_sorted_unique(r[k] for r in runs), dtype=_COORD_DTYPES[k])
+              for k in keys}
+    index = {k: {v: i for i, v in enumerate(coords[k].tolist())} for k in keys}
+    repeats: dict[tuple, int] = {}
+    cells = []
+    for r in runs:
+        key = tuple(r[k] for k in keys)
+        rep = repeats.get(key, 0)
+        repeats[key] = rep + 1
+        cells.append((tuple(index[k][r[k]] for k in keys), rep, r))
+    n_rep = max(repeats.values(), default=0)
+    shape = [len(coords[k]) for k in keys] + [n_rep]
+    data = {}
+    for var, (units, long_name) in VARIABLES.items():
+        arr = np.full(shape, np.nan)
+        for idx, rep, r in cells:
+            value = r.get(var)
+            if value is not None:
+                arr[(*idx, rep)] = float(value)
+        data[var] = xr.Variable([*keys, "repeat"], arr, {"units": units, "long_name": long_name})
+    coords["repeat"] = np.arange(n_rep)
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(_clean_attrs(attrs))
+    return ds
+
+
+def _clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "schema": SCHEMA,
+        "toolkit_version": __version__,
+        "created_at": _now(),
+    }
+    for key, value in attrs.items():
+        if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(
+            value, bool
+        ):
+            out[key] = value
+        elif isinstance(value, bool):
+            out[key] = int(value)
+        else:
+            out[key] = json.dumps(value, sort_keys=True, default=str)
+    return out
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def save_cube(cube: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write a cube to NetCDF atomically.
+
+    The cube goes to a temporary file beside the target, is flushed to disk and
+    renamed over the target, so a failed write (or a crash) never leaves a
+    half-written file and never destroys an existing one. Float variables are
+    stored zlib-compressed (mostly-NaN ragged repeats shrink ~50x); encodings
+    inherited from an opened file are dropped.
+
+    Raises:
+        ToolkitError: the cube cannot be written to ``path``.
+    """
+    path = Path(path)
+    out = cube.copy(deep=False)
+    for var in out.variables.values():
+        var.encoding = {}
+    encoding = {str(v): {"zlib": True, "complevel": 4}
+                for v, da in out.data_vars.items() if da.dtype.kind == "f"}
+    with atomic_output(path) as tmp:
+        out.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+    return path
+
+
+def open_cube(path: str | os.PathLike) -> xr.Dataset:
+    """Open a cube written by :func:`save_cube`, refusing anything else.
+
+    The whole cube is loaded into memory and the file is closed.
+
+    Raises:
+        ToolkitError: the file is missing, not NetCDF-4, damaged, not a DynaSplit
+            cube, or of another schema version; the message says which.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ToolkitError(f"cube file {path} does not exist")
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    if magic[:3] == b"CDF":
+        raise ToolkitError(
+            f"{path} is a classic NetCDF-3 file, not a DynaSplit cube (cubes are NetCDF-4)"
+        )
+    if magic != _HDF5_MAGIC:
+        raise ToolkitError(f"{path} is not a NetCDF-4 file (no HDF5 signature)")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            cube = ds.load()
+    except Exception as exc:  # h5py/xarray raise many types for a damaged file
+        raise ToolkitError(
+            f"{path} is damaged or truncated, cannot read it as NetCDF ({exc})"
+        ) from None
+    schema = cube.attrs.get("schema")
+    if schema is None:
+        raise ToolkitError(f"{path} is not a DynaSplit cube (no 'schema' attribute)")
+    if schema != SCHEMA:
+        raise ToolkitError(f"{path} has cube schema {schema!r}; this toolkit reads {SCHEMA!r}")
+    missing = [d for d in (*CONFIG_KEYS, "repeat") if d not in cube.dims]
+    if missing:
+        raise ToolkitError(f"{path} lacks the cube dimensions {', '.join(missing)}")
+    return cube
+
+
+# --------------------------------------------------------------------------- looking inside
+
+
+def config_dims(cube: xr.Dataset) -> list[str]:
+    """The configuration dimensions of a cube: every dimension but ``repeat``.
+
+    Canonical keys first (in :data:`~toolkit.config.CONFIG_KEYS` order), then
+    extra dimensions (``codec``, ``strategy``, ``devices``, others).
+    """
+    known = [k for k in (*CONFIG_KEYS, *EXTRA_KEYS) if k in cube.dims]
+    return [*known, *(str(d) for d in cube.dims if d not in known and d != "repeat")]
+
+
+def _run_variables(cube: xr.Dataset) -> list[str]:
+    return [str(v) for v, da in cube.data_vars.items() if "repeat" in da.dims]
+
+
+def _run_array(cube: xr.Dataset, dims: Sequence[str], variables: Sequence[str]) -> np.ndarray:
+    """Values as a float array ``(variable, cell, repeat)``, cells in ``dims`` order."""
+    n_rep = cube.sizes.get("repeat", 0)
+    n_cells = math.prod(cube.sizes[d] for d in dims)
+    out = np.full((len(variables), n_cells, n_rep), np.nan)
+    for i, var in enumerate(variables):
+        if var in cube.data_vars:
+            da = cube[var].transpose(*dims, "repeat")
+            out[i] = np.asarray(da.values, dtype=float).reshape(n_cells, n_rep)
+    return out
+
+
+def _measured_cells(cube: xr.Dataset, dims: Sequence[str]) -> np.ndarray:
+    """Flat indices (``dims`` order) of the cells with at least one latency."""
+    latency = _run_array(cube, dims, ["latency_ms"])[0]
+    return np.flatnonzero(~np.isnan(latency).all(axis=1))
+
+
+def _cell_configs(cube: xr.Dataset, dims: Sequence[str], cells: np.ndarray) -> list[dict]:
+    shape = [cube.sizes[d] for d in dims]
+    values = {d: cube[d].values.tolist() for d in dims}
+    idx = np.unravel_index(cells, shape) if dims else ()
+    rows = zip(*idx, strict=True) if dims else [()] * len(cells)
+    return [{d: values[d][int(i)] for d, i in zip(dims, row, strict=True)} for row in rows]
+
+
+def configurations(cube: xr.Dataset) -> list[dict[str, Any]]:
+    """The measured configurations: those with at least one non-NaN latency.
+
+    Returns:
+        One dict per configuration, in coordinate order, with the canonical keys
+        (and extra dimensions where the cube has them) as plain Python values,
+        ready for :func:`select`, :class:`~toolkit.config.Config` or JSON.
+    """
+    dims = config_dims(cube)
+    return _cell_configs(cube, dims, _measured_cells(cube, dims))
+
+
+def _coerce(cube: xr.Dataset, key: str, value: Any) -> Any:
+    """A mapping value in the type of the cube's coordinate (``"3"``/``3.0`` -> 3)."""
+    if cube[key].dtype.kind in "iu" and not isinstance(value, bool):
+        try:
+            as_int = int(value)
+            if as_int == float(value):
+                return as_int
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def select(cube: xr.Dataset, config: Mapping[str, Any] | Config) -> xr.Dataset:
+    """The part of a cube that matches a configuration mapping.
+
+    Args:
+        cube: the cube.
+        config: a (partial) configuration, e.g. ``{"split": 3, "edge_accel":
+            "tpu-max"}`` or a :class:`~toolkit.config.Config`. A scalar value drops
+            its dimension (like :meth:`xarray.Dataset.sel`); a list keeps it.
+
+    Returns:
+        The selected cube; a full configuration leaves just ``repeat``.
+
+    Raises:
+        ToolkitError: a key is not a dimension of the cube, or a value is not in
+            its coordinate; the message lists the valid ones.
+    """
+    if isinstance(config, Config):
+        config = config.as_dict()
+    if not isinstance(config, Mapping):
+        raise ToolkitError(f"select needs a configuration mapping, got {type(config).__name__}")
+    dims = config_dims(cube)
+    indexers: dict[str, Any] = {}
+    for key, value in config.items():
+        if key not in dims:
+            raise ToolkitError(f"{key!r} is not a dimension of this cube; valid: {choices(dims)}")
+        valid = cube[key].values.tolist()
+        many = isinstance(value, (list, tuple, set, np.ndarray, pd.Index))
+        wanted = [_coerce(cube, key, v) for v in (value if many else [value])]
+        for v in wanted:
+            if v not in valid:
+                raise ToolkitError(
+                    f"{key}={v!r} is not in this cube; valid {key} values: {choices(valid)}"
+                )
+        indexers[key] = wanted if many else wanted[0]
+    return cube.sel(indexers)
+
+
+def to_dataframe(cube: xr.Dataset) -> pd.DataFrame:
+    """The runs of a cube as a tidy table, e.g. for seaborn.
+
+    Returns:
+        One row per run (a configuration and repeat with at least one non-NaN
+        variable): configuration columns (canonical keys, then extra dimensions),
+        ``repeat``, then one column per variable. ``df.attrs`` holds the cube's
+        attributes (``energy_source``...) and ``df.attrs["units"]`` the units.
+    """
+    dims = config_dims(cube)
+    variables = _run_variables(cube)
+    values = _run_array(cube, dims, variables)
+    cell, rep = np.nonzero(~np.isnan(values).all(axis=0))
+    shape = [cube.sizes[d] for d in dims]
+    columns: dict[str, Any] = {}
+    for d, idx in zip(dims, np.unravel_index(cell, shape) if dims else (), strict=True):
+        coord = cube[d].values
+        columns[d] = coord[idx].astype(str) if coord.dtype.kind in "OUS" else coord[idx]
+    columns["repeat"] = cube["repeat"].values[rep] if "repeat" in cube.coords else rep
+    for i, var in enumerate(variables):
+        columns[var] = values[i, cell, rep]
+    df = pd.DataFrame(columns)
+    df.attrs = {**cube.attrs,
+                "units": {v: cube[v].attrs.get("units", "") for v in variables}}
+    return df
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _stat_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A NaN-aware reduction over the last axis for a statistic name."""
+    simple = {"mean": np.nanmean, "median": np.nanmedian, "std": np.nanstd,
+              "min": np.nanmin, "max": np.nanmax}
+    if name in simple:
+        func = simple[name]
+        return lambda a: func(a, axis=-1) if a.shape[-1] else np.full(a.shape[:-1], np.nan)
+    if name == "count":
+        return lambda a: (~np.isnan(a)).sum(axis=-1).astype(float)
+    match = re.fullmatch(r"p(\d+(?:\.\d+)?)", name)
+    if match and 0 <= float(match.group(1)) <= 100:
+        q = float(match.group(1))
+        return lambda a: (np.nanpercentile(a, q, axis=-1) if a.shape[-1]
+                          else np.full(a.shape[:-1], np.nan))
+    raise ToolkitError(
+        f"unknown statistic {name!r}; valid: mean, median, std, min, max, count, "
+        "pNN (a percentile such as p90 or p99.9)"
+    )
+
+
+def summary(cube: xr.Dataset, stats: Sequence[str] = STATS) -> xr.Dataset:
+    """Statistics of every variable over ``repeat``, NaN-aware.
+
+    Args:
+        cube: the cube.
+        stats: statistic names: ``mean``, ``median``, ``std``, ``min``, ``max``,
+            ``count`` (number of non-NaN repeats) and ``pNN`` percentiles
+            (``p90``, ``p99``, ``p99.9``; linear interpolation).
+
+    Returns:
+        A Dataset with the cube's variables, the ``repeat`` dimension replaced by
+        a ``stat`` dimension (coordinate = the names given), so that
+        ``summary(cube).sel(stat="p99")`` looks like a cube without repeats.
+        Variable attrs (``units``, ``long_name``) and dataset attrs are kept;
+        ``units`` hold for every statistic except ``count``, which is a number of
+        runs. Cells without data are NaN (``count`` 0).
+
+    Raises:
+        ToolkitError: an unknown statistic, or none given.
+    """
+    stats = [stats] if isinstance(stats, str) else list(stats)
+    if not stats:
+        raise ToolkitError("summary needs at least one statistic, e.g. mean")
+    funcs = [_stat_function(s) for s in stats]
+    data = {}
+    for name in _run_variables(cube):
+        da = cube[name].transpose(..., "repeat")
+        arr = np.asarray(da.values, dtype=float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells give NaN
+            values = np.stack([f(arr) for f in funcs], axis=-1)
+        data[name] = xr.Variable([*da.dims[:-1], "stat"], values, dict(da.attrs))
+    coords = {k: v for k, v in cube.coords.items() if "repeat" not in v.dims}
+    coords["stat"] = xr.Variable("stat", np.asarray(stats, dtype=object), {
+        "long_name": "statistic over repeats",
+        "note": "count is a number of runs; other statistics carry the variable's units",
+    })
+    out = xr.Dataset(data, coords=coords, attrs=dict(cube.attrs))
+    out.attrs["summary_over"] = "repeat"
+    return out
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def merge_cubes(cubes: Iterable[xr.Dataset]) -> xr.Dataset:
+    """Merge cubes of several campaigns or models into one.
+
+    Coordinates are the union of the inputs'. The runs of a configuration
+    present in several cubes are concatenated along ``repeat`` in input order
+    (never overwritten); all-NaN repeats (padding) are dropped.
+
+    Attributes: values all inputs agree on are kept; ``schema``,
+    ``toolkit_version`` and ``created_at`` are renewed. A conflicting
+    ``energy_source`` becomes ``"mixed"`` with the distinct sources, in input
+    order, as a JSON list in ``energy_sources``; any other conflicting attribute
+    becomes a JSON list of its distinct values. ``merged_from`` holds every
+    input's attributes as a JSON list.
+
+    Raises:
+        ToolkitError: no cube given, or the cubes have different dimensions.
+    """
+    cubes = list(cubes)
+    if not cubes:
+        raise ToolkitError("merge_cubes needs at least one cube")
+    dims = config_dims(cubes[0])
+    for n, other in enumerate(cubes[1:], start=1):
+        if set(config_dims(other)) != set(dims):
+            raise ToolkitError(
+                f"cannot merge cubes with different dimensions: cube 0 has {choices(dims)}, "
+                f"cube {n} has {choices(config_dims(other))}"
+            )
+    coords = {d: np.asarray(_sorted_unique(v for c in cubes for v in c[d].values.tolist()),
+                            dtype=_COORD_DTYPES.get(d, object)) for d in dims}
+    variables = list(dict.fromkeys(v for c in cubes for v in _run_variables(c)))
+    n_cells = math.prod(len(coords[d]) for d in dims)
+    parts = []
+    totals = np.zeros(n_cells, dtype=np.int64)
+    for c in cubes:
+        values = _run_array(c.reindex(coords), dims, variables)
+        occupied = ~np.isnan(values).all(axis=0)
+        parts.append((values, occupied))
+        totals += occupied.sum(axis=1)
+    n_rep = int(totals.max(initial=0))
+    out = np.full((len(variables), n_cells, n_rep), np.nan)
+    offset = np.zeros(n_cells, dtype=np.int64)
+    for values, occupied in parts:
+        cell, rep = np.nonzero(occupied)
+        position = offset[cell] + np.cumsum(occupied, axis=1)[cell, rep] - 1
+        out[:, cell, position] = values[:, cell, rep]
+        offset += occupied.sum(axis=1)
+    shape = [len(coords[d]) for d in dims]
+    data = {}
+    for i, var in enumerate(variables):
+        attrs = next(dict(c[var].attrs) for c in cubes if var in c.data_vars)
+        data[var] = xr.Variable([*dims, "repeat"], out[i].reshape([*shape, n_rep]), attrs)
+    merged = xr.Dataset(data, coords={**coords, "repeat": np.arange(n_rep)})
+    merged.attrs.update(_clean_attrs(_merge_attrs([dict(c.attrs) for c in cubes])))
+    return merged
+
+
+def _merge_attrs(all_attrs: list[dict[str, Any]]) -> dict[str, Any]:
+    renewed = {"schema", "toolkit_version", "created_at"}
+    out: dict[str, Any] = {}
+    keys = dict.fromkeys(k for a in all_attrs for k in a if k not in renewed)
+    for key in keys:
+        distinct = list(dict.fromkeys(_plain(a[key]) for a in all_attrs if key in a))
+        if len(distinct) == 1:
+            out[key] = distinct[0]
+        elif key == "energy_source":
+            out["energy_source"] = "mixed"
+            out["energy_sources"] = distinct
+        else:
+            out[key] = distinct
+    if len(all_attrs) > 1:
+        out["merged_from"] = [{k: _plain(v) for k, v in a.items()} for a in all_attrs]
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# --------------------------------------------------------------------------- Pareto front
+
+
+def _objectives(cube: xr.Dataset, objectives: Mapping[str, str]) -> dict[str, str]:
+    """The objectives usable on this cube: known, present and not all NaN."""
+    if not isinstance(objectives, Mapping):
+        raise ToolkitError("objectives must map a variable to 'min' or 'max'")
+    used = {}
+    for name, sense in objectives.items():
+        if sense not in SENSES:
+            raise ToolkitError(
+                f"objective {name!r} has sense {sense!r}; valid: {choices(SENSES)}"
+            )
+        if name not in VARIABLES and name not in cube.data_vars:
+            raise ToolkitError(
+                f"unknown objective {name!r}; valid: {choices(_run_variables(cube) or VARIABLES)}"
+            )
+        if name in cube.data_vars and bool(cube[name].notnull().any()):
+            used[name] = sense
+    return used
+
+
+def _front(cube: xr.Dataset, objectives: Mapping[str, str]) -> tuple[list[dict], dict]:
+    used = _objectives(cube, objectives)
+    if not used:
+        raise ToolkitError(
+            f"none of the objectives {choices(objectives)} has data in this cube"
+        )
+    dims = config_dims(cube)
+    cells = _measured_cells(cube, dims)
+    values = _run_array(cube, dims, list(used))[:, cells, :]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(values, axis=2).T if values.shape[2] else np.full(
+            (len(cells), len(used)), np.nan)
+    mask = pareto_mask(means, list(used.values()))
+    first_sign = 1.0 if next(iter(used.values())) == "min" else -1.0
+    keep = np.flatnonzero(mask)
+    keep = keep[np.argsort(first_sign * means[keep, 0], kind="stable")]
+    return _cell_configs(cube, dims, cells[keep]), used
+
+
+def pareto_configs(
+    cube: xr.Dataset, objectives: Mapping[str, str] = DEFAULT_OBJECTIVES
+) -> list[dict[str, Any]]:
+    """The Pareto-optimal measured configurations, on the mean over repeats.
+
+    Args:
+        cube: the cube.
+        objectives: variable -> ``"min"`` or ``"max"``. Objectives that are
+            schema variables but absent or all-NaN in this cube (e.g. accuracy
+            was not measured) are dropped. A configuration with a NaN mean in a
+            kept objective is not on the front.
+
+    Returns:
+        Configuration dicts as in :func:`configurations`, best first in the
+        first kept objective. Identical objective vectors are all kept.
+
+    Raises:
+        ToolkitError: an unknown objective or sense, or no objective has data.
+    """
+    return _front(cube, objectives)[0]
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _possible(cube: xr.Dataset) -> int:
+    """Valid configurations spanned by the cube's coordinates.
+
+    The last split is the maximum of the ``split`` coordinate; extra
+    dimensions multiply the count.
+    """
+    if cube.sizes.get("split", 0) == 0:
+        return 0
+    n_splits = int(cube["split"].max()) + 1
+    valid = 0
+    for values in itertools.product(*(cube[k].values.tolist() for k in CONFIG_KEYS)):
+        try:
+            config = Config(**dict(zip(CONFIG_KEYS, values, strict=True)))
+        except ConfigError:
+            continue
+        valid += not config_problems(config, n_splits)
+    extra = [d for d in config_dims(cube) if d not in CONFIG_KEYS]
+    return valid * math.prod(cube.sizes[d] for d in extra)
+
+
+def cube_info(cube: xr.Dataset) -> dict[str, Any]:
+    """A JSON-ready description of a cube, as ``dynasplit cube info`` prints it.
+
+    Returns:
+        ``schema``, ``toolkit_version``, ``created_at``, ``testbed``,
+        ``energy_source``, ``dims`` (name -> size), ``coords`` (configuration
+        dimension -> values), ``variables`` (name -> units), ``runs``,
+        ``measured`` (configurations), ``possible`` (valid configurations over
+        the coordinates, per :func:`~toolkit.config.config_problems` with the
+        largest split as the last), ``coverage`` (measured / possible, or None),
+        ``pareto_objectives`` (those usable) and ``pareto_front_size``.
+    """
+    dims = config_dims(cube)
+    variables = _run_variables(cube)
+    values = _run_array(cube, dims, variables)
+    measured = len(_measured_cells(cube, dims))
+    possible = _possible(cube)
+    try:
+        front, used = _front(cube, DEFAULT_OBJECTIVES)
+    except ToolkitError:
+        front, used = [], {}
+    attrs = cube.attrs
+    return {
+        "schema": attrs.get("schema"),
+        "toolkit_version": attrs.get("toolkit_version"),
+        "created_at": attrs.get("created_at"),
+        "testbed": attrs.get("testbed"),
+        "energy_source": attrs.get("energy_source"),
+        "dims": {str(d): int(n) for d, n in cube.sizes.items()},
+        "coords": {d: cube[d].values.tolist() for d in dims},
+        "variables": {v: cube[v].attrs.get("units", "") for v in variables},
+        "runs": int((~np.isnan(values).all(axis=0)).sum()),
+        "measured": measured,
+        "possible": possible,
+        "coverage": measured / possible if possible else None,
+        "pareto_objectives": used,
+        "pareto_front_size": len(front),
+    }
+
+
+def _span(values: list[Any]) -> str:
+    if len(values) > 4 and all(isinstance(v, int) for v in values):
+        return f"{values[0]}..{values[-1]} ({len(values)} values)"
+    return ", ".join(str(v) for v in values)
+
+
+def format_cube_info(info: Mapping[str, Any]) -> str:
+    """The text form of :func:`cube_info`, one fact per line."""
+    lines = [
+        f"schema:        {info['schema']} (toolkit {info['toolkit_version']}, "
+        f"created {info['created_at']})",
+        f"testbed:       {info['testbed']}",
+        f"energy source: {info['energy_source']}",
+        "dims:          " + ", ".join(f"{d}={n}" for d, n in info["dims"].items()),
+    ]
+    lines += [f"  {d:<12} {_span(v)}" for d, v in info["coords"].items()]
+    lines.append("variables:     " + ", ".join(
+        f"{v} [{u}]" for v, u in info["variables"].items()))
+    coverage = info["coverage"]
+    share = f" ({coverage:.1%})" if coverage is not None else ""
+    lines.append(f"runs:          {info['runs']}")
+    lines.append(
+        f"coverage:      {info['measured']} of {info['possible']} valid configurations "
+        f"measured{share}"
+    )
+    objectives = ", ".join(f"{k} {s}" for k, s in info["pareto_objectives"].items())
+    lines.append(
+        f"pareto front:  {info['pareto_front_size']} configurations"
+        + (f" ({objectives}, mean over repeats)" if objectives else " (no objective has data)")
+    )
+    return "\n".join(lines)

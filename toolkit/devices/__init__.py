@@ -1,0 +1,76 @@
+"""Device controllers: SSH transport, Raspberry Pi / Coral and cloud hosts, inventories.
+
+The public API of the ``toolkit.devices`` package; see ``docs/devices.md``.
+"""
+
+from toolkit.devices.base import EdgeController, KnobChange
+from toolkit.devices.blocking import Blocking, device_loop, run_blocking
+from toolkit.devices.cloud import CloudController, CloudWorker
+from toolkit.devices.deploy import DeployReport, deploy
+from toolkit.devices.fanout import HostResult, apply_all, failed, fanout, run_all
+from toolkit.devices.inventory import (
+    Host,
+    Inventory,
+    MeterSpec,
+    available_testbeds,
+    load_inventory,
+)
+from toolkit.devices.pi import PiController, PiSettings, parse_uhubctl
+from toolkit.devices.profile import DeviceProfile, available_profiles, load_profile
+from toolkit.devices.remote import RemoteProcess, StopResult
+from toolkit.devices.ssh import (
+    AuthError,
+    ChecksumMismatch,
+    CommandFailed,
+    CommandResult,
+    CommandTimeout,
+    ConnectError,
+    ConnectionLost,
+    HostKeyError,
+    ReconnectPolicy,
+    SshError,
+    SshTransport,
+    TransportStats,
+)
+
+__all__ = [
+    "AuthError",
+    "Blocking",
+    "ChecksumMismatch",
+    "CloudController",
+    "CloudWorker",
+    "CommandFailed",
+    "CommandResult",
+    "CommandTimeout",
+    "ConnectError",
+    "ConnectionLost",
+    "DeployReport",
+    "DeviceProfile",
+    "EdgeController",
+    "Host",
+    "HostKeyError",
+    "HostResult",
+    "Inventory",
+    "KnobChange",
+    "MeterSpec",
+    "PiController",
+    "PiSettings",
+    "ReconnectPolicy",
+    "RemoteProcess",
+    "SshError",
+    "SshTransport",
+    "StopResult",
+    "TransportStats",
+    "apply_all",
+    "available_profiles",
+    "available_testbeds",
+    "deploy",
+    "device_loop",
+    "failed",
+    "fanout",
+    "load_inventory",
+    "load_profile",
+    "parse_uhubctl",
+    "run_all",
+    "run_blocking",
+]

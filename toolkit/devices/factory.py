@@ -1,0 +1,43 @@
+"""Open a testbed from what a user types: ``local`` or an inventory file."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from toolkit.devices.testbed import Testbed
+from toolkit.errors import ConfigError
+
+__all__ = ["open_testbed"]
+
+
+def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
+    """A testbed (not yet started) for ``spec``.
+
+    Args:
+        spec: ``local`` (the embedded default) or a testbed inventory TOML
+            (name under ``hardware/testbeds`` or a path).
+        options: passed to the testbed's constructor (e.g. ``model``,
+            ``log_dir``, ``link`` for the local testbed).
+
+    Raises:
+        ConfigError: an unreadable or invalid inventory, or a testbed kind this
+            version cannot drive yet.
+    """
+    from toolkit.devices.inventory import load_inventory
+    from toolkit.devices.local import LocalTestbed
+
+    if str(spec) == "local":
+        return LocalTestbed(**options)
+    inventory = load_inventory(spec)
+    if inventory.kind == "local":
+        edge = inventory.with_role("edge")
+        cloud = inventory.with_role("cloud")
+        if len(edge) != 1 or len(cloud) != 1:
+            raise ConfigError(f"{inventory.path}: a local testbed needs exactly one edge and one "
+                              f"cloud host (found {len(edge)} and {len(cloud)})")
+        return LocalTestbed(edge[0].profile, cloud[0].profile, **options)
+    raise ConfigError(
+        f"{inventory.path}: testbed kind {inventory.kind!r} cannot run campaigns yet in this "
+        "version; its hosts can be driven with toolkit.devices (PiController, CloudController)"
+    )

@@ -1,0 +1,355 @@
+"""Raspberry Pi + Coral USB TPU edge controller, over SSH.
+
+Every knob is changed with real commands on the Pi and verified by reading it back:
+
+- **CPU frequency**: the cpufreq sysfs folder of the profile (``cpu.sysfs_cpufreq``):
+  ``scaling_available_frequencies`` (kHz; else ``cpuinfo_min_freq`` /
+  ``cpuinfo_max_freq``) gives the choices; the governor becomes ``userspace``
+  (``cpu.governor``), ``scaling_setspeed`` gets the frequency, and
+  ``scaling_cur_freq`` must then read it back.
+- **TPU power**: ``uhubctl -l LOCATION -p PORT -a on|off`` (``tpu.hub_location``,
+  ``tpu.port``); uhubctl's printed port status (``Port 1: 0000 off`` vs ``Port 1:
+  0503 power highspeed enable connect``) after the change must match.
+- **TPU runtime**: the installed ``libedgetpu1-std`` / ``libedgetpu1-max`` package
+  (``tpu.runtime_std``, ``tpu.runtime_max``) is switched with ``tpu.install_command``
+  after preseeding debconf (``tpu.preseed``), and verified with ``dpkg-query -W``.
+
+Privileged writes run as ``sudo -n ...`` where the profile's ``use_sudo`` says so
+(``-n``: fail at once rather than wait for a password). Each change is timed into
+a :class:`~toolkit.devices.base.KnobChange`; a knob that already has the value is
+left alone (``changed=False``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from toolkit.devices.base import EdgeController, KnobChange
+from toolkit.devices.deploy import DeployReport, deploy
+from toolkit.devices.inventory import Host
+from toolkit.devices.profile import DeviceProfile
+from toolkit.devices.remote import RemoteProcess
+from toolkit.devices.ssh import SshTransport
+from toolkit.errors import ConfigError, ToolkitError, choices
+
+__all__ = ["ACCEL_TPU", "PiController", "PiSettings", "parse_uhubctl"]
+
+log = logging.getLogger(__name__)
+
+#: edge_accel → (TPU powered, runtime mode or None to leave it)
+ACCEL_TPU: dict[str, tuple[bool, str | None]] = {
+    "none": (False, None),
+    "int8": (False, None),
+    "tpu-std": (True, "std"),
+    "tpu-max": (True, "max"),
+}
+
+_DEFAULT_INSTALL = ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
+                    "--allow-downgrades", "{package}")
+_DEFAULT_PRESEED = (
+    "libedgetpu1-max libedgetpu/accepted-eula boolean true",
+    "libedgetpu1-max libedgetpu/install-confirm-max boolean true",
+)
+_PORT_LINE = re.compile(r"^\s*Port\s+(\d+):\s+([0-9a-fA-F]{4})\b(.*)$")
+
+
+@dataclass(frozen=True)
+class PiSettings:
+    """The ``[cpu]`` and ``[tpu]`` keys of a Pi profile that the controller uses.
+
+    Attributes:
+        sysfs_cpufreq: the cpufreq folder (``.../cpu0/cpufreq``).
+        governor: governor that allows setting a frequency (``userspace``).
+        cpu_sudo: sudo program for cpufreq writes, or None to write directly.
+        uhubctl: uhubctl program.
+        hub_location: uhubctl ``-l`` hub location (e.g. ``1-1``).
+        hub_port: uhubctl ``-p`` port the TPU is plugged into.
+        tpu_sudo: sudo program for uhubctl and package changes, or None.
+        runtime_packages: ``{"std": package, "max": package}``.
+        install_command: argv template; ``{package}`` is replaced.
+        preseed_command: argv reading debconf selections on stdin.
+        preseed: debconf selection lines fed to ``preseed_command`` before installing.
+        dpkg_query: dpkg-query program.
+    """
+
+    sysfs_cpufreq: str
+    governor: str = "userspace"
+    cpu_sudo: str | None = "sudo"
+    uhubctl: str = "uhubctl"
+    hub_location: str = "1-1"
+    hub_port: int = 1
+    tpu_sudo: str | None = "sudo"
+    runtime_packages: tuple[tuple[str, str], ...] = (
+        ("std", "libedgetpu1-std"), ("max", "libedgetpu1-max"))
+    install_command: tuple[str, ...] = _DEFAULT_INSTALL
+    preseed_command: tuple[str, ...] = ("debconf-set-selections",)
+    preseed: tuple[str, ...] = _DEFAULT_PRESEED
+    dpkg_query: str = "dpkg-query"
+
+    @classmethod
+    def from_profile(cls, profile: DeviceProfile) -> PiSettings:
+        """Read and check the settings; errors name the profile file and key."""
+        cpu = _Keys(profile, "cpu")
+        tpu = _Keys(profile, "tpu")
+        install = tuple(tpu.get("install_command", list, list(_DEFAULT_INSTALL)))
+        if "{package}" not in install:
+            raise ConfigError(
+                f"{profile.path}: key 'tpu.install_command' should contain a '{{package}}' "
+                f"argument, got {list(install)!r}"
+            )
+        return cls(
+            sysfs_cpufreq=cpu.get("sysfs_cpufreq", str),
+            governor=cpu.get("governor", str, "userspace"),
+            cpu_sudo=cpu.get("sudo", str, "sudo") if cpu.get("use_sudo", bool, True) else None,
+            uhubctl=tpu.get("uhubctl", str, "uhubctl"),
+            hub_location=tpu.get("hub_location", str),
+            hub_port=tpu.get("port", int),
+            tpu_sudo=tpu.get("sudo", str, "sudo") if tpu.get("use_sudo", bool, True) else None,
+            runtime_packages=(("std", tpu.get("runtime_std", str)),
+                              ("max", tpu.get("runtime_max", str))),
+            install_command=install,
+            preseed_command=tuple(tpu.get("preseed_command", list, ["debconf-set-selections"])),
+            preseed=tuple(tpu.get("preseed", list, list(_DEFAULT_PRESEED))),
+            dpkg_query=tpu.get("dpkg_query", str, "dpkg-query"),
+        )
+
+    def package(self, mode: str) -> str:
+        """The runtime package for ``std`` or ``max``."""
+        return dict(self.runtime_packages)[mode]
+
+
+class _Keys:
+    def __init__(self, profile: DeviceProfile, table: str) -> None:
+        self.profile, self.table = profile, table
+        self.data = profile.settings.get(table)
+        if not isinstance(self.data, dict):
+            raise ConfigError(f"{profile.path}: missing table [{table}] for the Pi controller")
+
+    def get(self, key: str, kind: type, default: Any = ...) -> Any:
+        if key not in self.data:
+            if default is ...:
+                raise ConfigError(f"{self.profile.path}: missing key '{self.table}.{key}'")
+            return default
+        value = self.data[key]
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if ok and kind is list:
+            ok = all(isinstance(v, str) for v in value)
+        if not ok:
+            what = {str: "a string", int: "an integer", bool: "true or false",
+                    list: "a list of strings"}[kind]
+            raise ConfigError(
+                f"{self.profile.path}: key '{self.table}.{key}' should be {what}, got {value!r}"
+            )
+        return value
+
+
+def parse_uhubctl(output: str, port: int) -> bool | None:
+    """Whether uhubctl's output shows ``port`` powered (the last status printed wins).
+
+    ``Port 1: 0000 off`` → False; ``Port 1: 0503 power highspeed enable connect``
+    (or a USB3 ``0203 power 5gbps U0``) → True; None when the port is not listed.
+    """
+    state = None
+    for line in output.splitlines():
+        m = _PORT_LINE.match(line)
+        if m and int(m.group(1)) == port:
+            words = m.group(3).split()
+            if "off" in words:
+                state = False
+            elif "power" in words:
+                state = True
+            else:
+                state = int(m.group(2), 16) != 0
+    return state
+
+
+class PiController(EdgeController):
+    """Sets the knobs of a Raspberry Pi with a Coral USB TPU over SSH.
+
+    Args:
+        transport: the Pi's SSH transport.
+        profile: its device profile (default: the host's profile).
+    """
+
+    def __init__(self, transport: SshTransport, profile: DeviceProfile | None = None) -> None:
+        profile = profile or transport.host.profile
+        if profile is None:
+            raise ConfigError(f"{transport.host.where}: the edge host needs a 'profile'")
+        self.transport = transport
+        self.profile = profile
+        self.settings = PiSettings.from_profile(profile)
+        self._freqs: list[int] | None = None
+
+    @classmethod
+    def from_host(cls, host: Host) -> PiController:
+        """A controller with its own transport for an inventory host."""
+        return cls(SshTransport(host))
+
+    @property
+    def name(self) -> str:
+        """The host's inventory name."""
+        return self.transport.name
+
+    def _sysfs(self, leaf: str) -> str:
+        return posixpath.join(self.settings.sysfs_cpufreq, leaf)
+
+    @staticmethod
+    def _priv(sudo: str | None, argv: list[str]) -> list[str]:
+        return [sudo, "-n", *argv] if sudo else argv
+
+    def _change(self, knob: str, value: str, start: float, changed: bool,
+                verified: bool = True) -> KnobChange:
+        if not verified:
+            log.warning("%s on %s: set to %s but reading it back disagrees",
+                        knob, self.name, value)
+        return KnobChange(self.name, knob, value, (time.perf_counter() - start) * 1000.0,
+                          changed=changed, verified=verified)
+
+    # -- CPU frequency --------------------------------------------------------------
+
+    async def available_frequencies(self) -> list[int]:
+        """CPU frequencies in MHz, from sysfs (cached after the first call)."""
+        if self._freqs is None:
+            run = self.transport.run
+            res = await run(["cat", "--", self._sysfs("scaling_available_frequencies")],
+                            check=False)
+            if res.ok and res.stdout.split():
+                freqs = sorted({int(k) // 1000 for k in res.stdout.split()})
+            else:
+                res = await run(["cat", "--", self._sysfs("cpuinfo_min_freq"),
+                                 self._sysfs("cpuinfo_max_freq")])
+                lo, hi = (int(k) // 1000 for k in res.stdout.split()[:2])
+                within = [f for f in self.profile.frequencies_mhz if lo <= f <= hi]
+                freqs = within or sorted({lo, hi})
+            self._freqs = freqs
+        return list(self._freqs)
+
+    async def cpu_state(self) -> tuple[str, int]:
+        """The current governor and frequency (MHz)."""
+        res = await self.transport.run(
+            ["cat", "--", self._sysfs("scaling_governor"), self._sysfs("scaling_cur_freq")])
+        governor, khz = res.stdout.split()[:2]
+        return governor, int(khz) // 1000
+
+    async def set_cpu_freq(self, mhz: int) -> KnobChange:
+        """Set the ``userspace`` governor and ``mhz``; verify with ``scaling_cur_freq``."""
+        freqs = await self.available_frequencies()
+        if mhz not in freqs:
+            raise ConfigError(
+                f"frequency {mhz} MHz is not available on {self.name}; valid: {choices(freqs)}"
+            )
+        start = time.perf_counter()
+        governor, current = await self.cpu_state()
+        want_gov = self.settings.governor
+        if governor == want_gov and current == mhz:
+            return self._change("cpu_freq", str(mhz), start, changed=False)
+        sudo, run = self.settings.cpu_sudo, self.transport.run
+        if governor != want_gov:
+            await run(self._priv(sudo, ["tee", "--", self._sysfs("scaling_governor")]),
+                      input=f"{want_gov}\n")
+        await run(self._priv(sudo, ["tee", "--", self._sysfs("scaling_setspeed")]),
+                  input=f"{mhz * 1000}\n")
+        governor, current = await self.cpu_state()
+        return self._change("cpu_freq", str(mhz), start, changed=True,
+                            verified=governor == want_gov and current == mhz)
+
+    # -- TPU power ------------------------------------------------------------------
+
+    def _uhubctl(self, action: str | None = None) -> list[str]:
+        s = self.settings
+        argv = [s.uhubctl, "-l", s.hub_location, "-p", str(s.hub_port)]
+        return self._priv(s.tpu_sudo, argv + (["-a", action] if action else []))
+
+    async def _hub(self, action: str | None = None) -> bool:
+        res = await self.transport.run(self._uhubctl(action))
+        state = parse_uhubctl(res.stdout, self.settings.hub_port)
+        if state is None:
+            raise ToolkitError(
+                f"uhubctl on {self.name} did not report port {self.settings.hub_port} of hub "
+                f"{self.settings.hub_location}: {res.stdout.strip()[-300:]!r}; check "
+                "tpu.hub_location and tpu.port in the profile (`uhubctl` lists the hubs)"
+            )
+        return state
+
+    async def tpu_powered(self) -> bool:
+        """Whether the TPU's USB port is powered (uhubctl status)."""
+        return await self._hub()
+
+    async def set_tpu_power(self, on: bool) -> KnobChange:
+        """Power the TPU's USB port on or off and verify uhubctl's new status."""
+        start = time.perf_counter()
+        value = "on" if on else "off"
+        if await self._hub() == on:
+            return self._change("tpu_power", value, start, changed=False)
+        state = await self._hub(value)
+        return self._change("tpu_power", value, start, changed=True, verified=state == on)
+
+    # -- TPU runtime mode -----------------------------------------------------------
+
+    async def tpu_mode(self) -> str | None:
+        """``std`` or ``max`` by the installed libedgetpu package; None if neither is."""
+        packages = dict(self.settings.runtime_packages)
+        res = await self.transport.run(
+            [self.settings.dpkg_query, "-W", "-f", "${Package} ${db:Status-Abbrev}\n",
+             *packages.values()], check=False)
+        installed = {line.split()[0] for line in res.stdout.splitlines()
+                     if len(line.split()) > 1 and line.split()[1].startswith("ii")}
+        modes = [mode for mode, pkg in packages.items() if pkg in installed]
+        return modes[0] if len(modes) == 1 else None
+
+    async def set_tpu_mode(self, mode: str) -> KnobChange:
+        """Install the ``std`` or ``max`` runtime package and verify with dpkg-query."""
+        if mode not in ("std", "max"):
+            raise ConfigError(f"unknown TPU runtime mode {mode!r}; valid: std, max")
+        start = time.perf_counter()
+        if await self.tpu_mode() == mode:
+            return self._change("tpu_mode", mode, start, changed=False)
+        s, run = self.settings, self.transport.run
+        if s.preseed:
+            await run(self._priv(s.tpu_sudo, list(s.preseed_command)),
+                      input="".join(f"{line}\n" for line in s.preseed))
+        package = s.package(mode)
+        await run(self._priv(s.tpu_sudo, [a.replace("{package}", package)
+                                          for a in s.install_command]))
+        return self._change("tpu_mode", mode, start, changed=True,
+                            verified=await self.tpu_mode() == mode)
+
+    # -- edge accelerator -----------------------------------------------------------
+
+    async def set_edge_accel(self, accel: str) -> list[KnobChange]:
+        """``none``/``int8``: TPU off; ``tpu-std``/``tpu-max``: TPU on and that runtime."""
+        self.profile.check_accel(accel)
+        if accel not in ACCEL_TPU:
+            raise ConfigError(
+                f"edge accelerator {accel!r} has no Pi/Coral setting; valid: {choices(ACCEL_TPU)}"
+            )
+        powered, mode = ACCEL_TPU[accel]
+        changes = [await self.set_tpu_power(powered)]
+        if mode is not None:
+            changes.append(await self.set_tpu_mode(mode))
+        return changes
+
+    # -- worker and files -----------------------------------------------------------
+
+    async def start_worker(
+        self, argv: Sequence[str], *, name: str = "edge-worker",
+        env: Mapping[str, str] | None = None, cwd: str | None = None,
+    ) -> RemoteProcess:
+        """Start the edge worker (any argv) in the background, replacing one named ``name``."""
+        return await RemoteProcess.start(self.transport, name, argv, env=env, cwd=cwd)
+
+    async def deploy(self, files: Mapping[str | os.PathLike, str],
+                     progress: bool = True) -> DeployReport:
+        """Copy files (local → remote path) with checksum verification, skipping identical ones."""
+        return await deploy(self.transport, files, progress=progress)
+
+    async def close(self) -> None:
+        """Close the SSH connection (a started worker keeps running)."""
+        await self.transport.close()

@@ -1,0 +1,214 @@
+"""Device profiles: what a device can be set to and what it costs.
+
+A profile is a TOML file under ``hardware/profiles/`` (see the shipped ones for
+the documented format and the sources of every number). Loading validates it and
+names the file, the key and the expected value in every error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ConfigError, choices
+from toolkit.paths import PROFILES_DIR
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["AcceleratorPower", "DeviceProfile", "PowerSpec", "available_profiles", "load_profile"]
+
+
+@dataclass(frozen=True)
+class AcceleratorPower:
+    """Power of one accelerator: ``extra_w`` added, or ``busy_w`` replacing busy power."""
+
+    extra_w: float = 0.0
+    busy_w: float | None = None
+
+
+@dataclass(frozen=True)
+class PowerSpec:
+    """The power model of a device (see :class:`toolkit.energy.PowerModel`)."""
+
+    busy_w: tuple[float, ...]
+    wait_w: tuple[float, ...]
+    network_j_per_byte: float
+    accelerators: dict[str, AcceleratorPower]
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A device profile loaded from TOML.
+
+    Attributes:
+        name: profile name (the file's ``profile.name``).
+        role: ``edge`` or ``cloud``.
+        frequencies_mhz: settable CPU frequencies, ascending (empty: not settable).
+        cores: physical cores of the real device.
+        emulated_cores: host cores the local testbed gives this device's worker.
+        accelerators: accelerator names this device offers.
+        power: its power model.
+        reconfiguration: knob-change costs (``*_ms`` and ``*_j``).
+        settings: the remaining tables (``cpu``, ``tpu``...) for device controllers.
+        path: the file it was loaded from.
+    """
+
+    name: str
+    role: str
+    description: str
+    frequencies_mhz: tuple[int, ...]
+    cores: int
+    emulated_cores: int
+    accelerators: tuple[str, ...]
+    power: PowerSpec
+    reconfiguration: dict[str, float]
+    settings: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def max_freq(self) -> int | None:
+        """Highest settable frequency, or None where frequency is not settable."""
+        return max(self.frequencies_mhz) if self.frequencies_mhz else None
+
+    def check_freq(self, freq: int) -> int:
+        """Return ``freq`` if this profile offers it, else raise a ConfigError."""
+        if freq not in self.frequencies_mhz:
+            raise ConfigError(
+                f"frequency {freq} MHz is not in profile {self.name!r}; "
+                f"valid: {choices(self.frequencies_mhz)}"
+            )
+        return freq
+
+    def check_accel(self, accel: str) -> str:
+        """Return ``accel`` if this profile offers it, else raise a ConfigError."""
+        if accel not in self.accelerators:
+            raise ConfigError(
+                f"accelerator {accel!r} is not in profile {self.name!r}; "
+                f"valid: {choices(self.accelerators)}"
+            )
+        return accel
+
+
+def available_profiles() -> list[str]:
+    """Names of the shipped profiles (files in ``hardware/profiles``)."""
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def _resolve(name_or_path: str | os.PathLike) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        return p
+    return PROFILES_DIR / f"{name_or_path}.toml"
+
+
+def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
+    """Load and validate a device profile by shipped name or by path.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a key is missing or has
+            the wrong type; the message names the file and the key.
+    """
+    path = _resolve(name_or_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"device profile {str(name_or_path)!r} not found ({path}); "
+            f"shipped profiles: {choices(available_profiles())}"
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read device profile {path}: {exc}") from None
+    return _parse(data, path)
+
+
+class _Reader:
+    def __init__(self, data: dict[str, Any], path: Path) -> None:
+        self.data, self.path = data, path
+
+    def get(self, dotted: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                if default is not ...:
+                    return default
+                raise ConfigError(f"{self.path}: missing key '{dotted}'")
+            node = node[part]
+        if not isinstance(node, kind) or (isinstance(node, bool) and bool not in _tuple(kind)):
+            raise ConfigError(
+                f"{self.path}: key '{dotted}' should be {_kind_name(kind)}, got {node!r}"
+            )
+        return node
+
+    def numbers(self, dotted: str, n: int | None = None) -> tuple[float, ...]:
+        values = self.get(dotted, list)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ConfigError(f"{self.path}: key '{dotted}' should be a list of numbers")
+        if n is not None and len(values) != n:
+            raise ConfigError(
+                f"{self.path}: key '{dotted}' should have {n} values "
+                f"(one per frequency), got {len(values)}"
+            )
+        return tuple(float(v) for v in values)
+
+
+def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a table", bool: "true or false"}
+    return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
+
+
+def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
+    r = _Reader(data, path)
+    role = r.get("profile.role", str)
+    if role not in ("edge", "cloud"):
+        raise ConfigError(f"{path}: key 'profile.role' should be 'edge' or 'cloud', got {role!r}")
+    freqs = tuple(int(f) for f in r.numbers("cpu.frequencies_mhz"))
+    if list(freqs) != sorted(set(freqs)):
+        raise ConfigError(f"{path}: key 'cpu.frequencies_mhz' should be ascending and unique")
+    n_power = max(len(freqs), 1)
+    accels = tuple(r.get("accelerators.available", list))
+    accel_power = {}
+    for name, spec in r.get("power.accelerators", dict, {}).items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: key 'power.accelerators.{name}' should be a table")
+        busy = spec.get("busy_w")
+        accel_power[name] = AcceleratorPower(float(spec.get("extra_w", 0.0)),
+                                             None if busy is None else float(busy))
+    unknown = sorted(set(accel_power) - set(accels))
+    if unknown:
+        raise ConfigError(
+            f"{path}: power.accelerators names {choices(unknown)}, which "
+            f"accelerators.available lacks ({choices(accels)})"
+        )
+    power = PowerSpec(
+        busy_w=r.numbers("power.busy_w", n_power),
+        wait_w=r.numbers("power.wait_w", n_power),
+        network_j_per_byte=float(r.get("power.network_j_per_byte", (int, float))),
+        accelerators=accel_power,
+    )
+    reconf = {k: float(v) for k, v in r.get("reconfiguration", dict, {}).items()}
+    cores = r.get("cpu.cores", int)
+    settings = {k: v for k, v in data.items() if k not in ("profile", "power", "reconfiguration")}
+    return DeviceProfile(
+        name=r.get("profile.name", str),
+        role=role,
+        description=r.get("profile.description", str, ""),
+        frequencies_mhz=freqs,
+        cores=cores,
+        emulated_cores=r.get("cpu.emulated_cores", int, 1),
+        accelerators=accels,
+        power=power,
+        reconfiguration=reconf,
+        settings=settings,
+        path=path,
+    )

@@ -1,0 +1,653 @@
+"""SSH transport to one testbed host, on asyncssh.
+
+One :class:`SshTransport` holds one SSH connection to one inventory
+:class:`~toolkit.devices.inventory.Host` and reuses it for every command and file
+transfer. It
+
+- verifies the server's host key against the host's known_hosts file (turning
+  this off needs ``verify_host_keys = false`` in the inventory, and logs a
+  warning on every connect);
+- authenticates with a key file or the ssh-agent only: password and
+  keyboard-interactive authentication are never offered;
+- sends keepalives, and limits connecting and every command in time;
+- takes commands as argv lists and builds the remote command line with
+  :func:`shlex.join`, so no argument is ever interpreted by the remote shell;
+- opens at most ``max_sessions - 2`` channels at once (sshd's ``MaxSessions``,
+  default 10, bounds channels per connection);
+- reconnects with exponential backoff when the connection has dropped;
+- copies files with SFTP and verifies them with the remote ``sha256sum``.
+
+Errors are :class:`SshError` subclasses (all :class:`~toolkit.errors.ToolkitError`)
+whose messages name the host. The methods are coroutines; notebooks use them
+through :class:`toolkit.devices.Blocking`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import posixpath
+import shlex
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+
+from toolkit.devices.inventory import Host
+from toolkit.errors import ConfigError, ToolkitError
+
+__all__ = [
+    "AuthError",
+    "ChecksumMismatch",
+    "CommandFailed",
+    "CommandResult",
+    "CommandTimeout",
+    "ConnectError",
+    "ConnectionLost",
+    "HostKeyError",
+    "ReconnectPolicy",
+    "SshError",
+    "SshTransport",
+    "TransportStats",
+    "file_sha256",
+    "remote_command",
+]
+
+log = logging.getLogger(__name__)
+
+
+class SshError(ToolkitError):
+    """Something went wrong talking to a host over SSH.
+
+    Attributes:
+        host: the inventory name of the host.
+    """
+
+    def __init__(self, host: str, message: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
+class HostKeyError(SshError):
+    """The server's host key is not the one known_hosts lists (or none is listed)."""
+
+
+class AuthError(SshError):
+    """The server refused the key (or agent keys) for the user."""
+
+
+class ConnectError(SshError):
+    """The host could not be reached (refused, unreachable, handshake timed out)."""
+
+
+class ConnectionLost(SshError):
+    """The connection dropped while a command or transfer was running."""
+
+
+class CommandTimeout(SshError):
+    """A remote command ran longer than its timeout; it was signalled and abandoned.
+
+    Attributes:
+        command: the remote command line.
+        timeout_s: the limit it exceeded.
+    """
+
+    def __init__(self, host: str, command: str, timeout_s: float) -> None:
+        super().__init__(host, f"command on {host} timed out after {timeout_s:g} s: {command}")
+        self.command, self.timeout_s = command, timeout_s
+
+
+class CommandFailed(SshError):
+    """A remote command exited with a non-zero status (when ``check=True``).
+
+    Attributes:
+        result: the command's :class:`CommandResult`.
+    """
+
+    def __init__(self, result: CommandResult) -> None:
+        detail = (result.stderr.strip() or result.stdout.strip())[-500:]
+        super().__init__(
+            result.host,
+            f"command on {result.host} failed with exit status {result.exit_status}: "
+            f"{result.command}" + (f": {detail}" if detail else ""),
+        )
+        self.result = result
+
+
+class ChecksumMismatch(SshError):
+    """A copied file's sha256 differs between the two ends."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The outcome of one remote command.
+
+    Attributes:
+        host: host name.
+        argv: the arguments as given.
+        exit_status: exit status (negative signal number when killed by a signal).
+        stdout: standard output, decoded as UTF-8 (invalid bytes replaced).
+        stderr: standard error, decoded likewise.
+        duration_ms: wall time from opening the channel to the exit status.
+    """
+
+    host: str
+    argv: tuple[str, ...]
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration_ms: float
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited with status 0."""
+        return self.exit_status == 0
+
+    @property
+    def command(self) -> str:
+        """The remote command line as sent."""
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """Exponential backoff for (re)connecting.
+
+    Attributes:
+        initial_s: delay after the first failed attempt.
+        factor: growth of the delay per attempt.
+        max_delay_s: longest single delay.
+        give_up_s: stop retrying once this much time has passed.
+    """
+
+    initial_s: float = 0.1
+    factor: float = 2.0
+    max_delay_s: float = 2.0
+    give_up_s: float = 30.0
+
+    def delays(self) -> AsyncIterator[float]:
+        """Sleep through the backoff schedule, yielding each delay after sleeping."""
+        return self._delays()
+
+    async def _delays(self) -> AsyncIterator[float]:
+        start, delay = time.monotonic(), self.initial_s
+        while time.monotonic() + delay - start <= self.give_up_s:
+            await asyncio.sleep(delay)
+            yield delay
+            delay = min(delay * self.factor, self.max_delay_s)
+
+
+@dataclass
+class TransportStats:
+    """Counters of one transport (what happened, for logs and tests).
+
+    Attributes:
+        connects: successful connects, the first included.
+        reconnects: successful connects after a connection was lost.
+        failed_attempts: connect attempts that failed (each one backed off).
+        commands: commands started.
+        timeouts: commands that timed out.
+        connection_losses: operations that failed because the connection dropped.
+        events: a short log of notable events, oldest first.
+    """
+
+    connects: int = 0
+    reconnects: int = 0
+    failed_attempts: int = 0
+    commands: int = 0
+    timeouts: int = 0
+    connection_losses: int = 0
+    events: list[str] = field(default_factory=list)
+
+    def note(self, event: str) -> None:
+        """Record an event (the log keeps the last 200)."""
+        self.events.append(event)
+        del self.events[:-200]
+
+
+def remote_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """The remote command line for ``argv``: every part quoted with :func:`shlex.join`.
+
+    ``env`` becomes a leading ``env NAME=VALUE ...`` so that no shell syntax is
+    needed. A plain string is refused: it would be interpreted by the remote shell.
+    """
+    if isinstance(argv, (str, bytes)):
+        raise TypeError("argv must be a list of arguments, not a shell string")
+    parts = [str(a) for a in argv]
+    if not parts:
+        raise ValueError("argv is empty")
+    if env:
+        bad = [k for k in env if not k.isidentifier()]
+        if bad:
+            raise ValueError(f"invalid environment variable names: {bad}")
+        parts = ["env", *(f"{k}={v}" for k, v in env.items()), *parts]
+    return shlex.join(parts)
+
+
+#: the remote `timeout` guard fires this long after the client-side timeout
+_REMOTE_GRACE_S = 1.0
+
+_TRANSIENT = (OSError, asyncio.TimeoutError, asyncssh.DisconnectError, asyncssh.ChannelOpenError)
+
+
+class SshTransport:
+    """One reused SSH connection to one host (see the module docstring).
+
+    Args:
+        host: the inventory host (address, port, user, key, known_hosts, limits).
+        reconnect: backoff for (re)connecting.
+    """
+
+    def __init__(self, host: Host, reconnect: ReconnectPolicy | None = None) -> None:
+        if host.user is None:
+            raise ConfigError(f"{host.where}: missing key 'user' (the SSH login user)")
+        self.host = host
+        self.reconnect = reconnect or ReconnectPolicy()
+        self.stats = TransportStats()
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._lock: asyncio.Lock | None = None
+        self._slots: asyncio.Semaphore | None = None
+
+    # -- connection -----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The host's inventory name."""
+        return self.host.name
+
+    @property
+    def endpoint(self) -> str:
+        """``address:port``, for messages."""
+        return f"{self.host.address}:{self.host.port}"
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open right now."""
+        return self._conn is not None and not self._conn.is_closed()
+
+    def _primitives(self) -> tuple[asyncio.Lock, asyncio.Semaphore]:
+        if self._lock is None or self._slots is None:
+            self._lock = asyncio.Lock()
+            self._slots = asyncio.Semaphore(self.host.session_limit)
+        return self._lock, self._slots
+
+    async def connect(self) -> None:
+        """Open the connection now (otherwise the first command opens it)."""
+        await self._connection()
+
+    async def _connection(self) -> asyncssh.SSHClientConnection:
+        lock, _ = self._primitives()
+        async with lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            lost = self._conn is not None
+            self._conn = None
+            conn = await self._connect_with_backoff()
+            self._conn = conn
+            self.stats.connects += 1
+            if lost:
+                self.stats.reconnects += 1
+                self.stats.note(f"reconnected to {self.endpoint}")
+                log.info("reconnected to %s (%s)", self.name, self.endpoint)
+            return conn
+
+    async def _connect_with_backoff(self) -> asyncssh.SSHClientConnection:
+        start, attempts = time.monotonic(), 1
+        try:
+            return await self._connect_once()
+        except ConnectError as exc:
+            last: ConnectError = exc
+            self._failed(exc)
+        async for _ in self.reconnect.delays():
+            attempts += 1
+            try:
+                return await self._connect_once()
+            except ConnectError as exc:
+                last = exc
+                self._failed(exc)
+        raise ConnectError(
+            self.name,
+            f"cannot connect to {self.name} ({self.endpoint}) after {attempts} attempts "
+            f"in {time.monotonic() - start:.1f} s: {last}",
+        ) from None
+
+    def _failed(self, exc: Exception) -> None:
+        self.stats.failed_attempts += 1
+        self.stats.note(f"connect failed: {exc}")
+        log.debug("connect to %s failed: %s", self.name, exc)
+
+    def _options(self) -> dict:
+        h = self.host
+        opts: dict = dict(
+            port=h.port,
+            username=h.user,
+            config=[],  # the inventory is the whole truth, not ~/.ssh/config
+            connect_timeout=h.connect_timeout_s,
+            keepalive_interval=h.keepalive_s,
+            keepalive_count_max=3,
+            password_auth=False,
+            kbdint_auth=False,
+            host_based_auth=False,
+            gss_auth=False,
+            gss_kex=False,
+            public_key_auth=True,
+        )
+        if h.agent:
+            # the agent's keys (SSH_AUTH_SOCK), then unencrypted ~/.ssh/id_* as OpenSSH does
+            opts.update(client_keys=(), agent_path=())
+        else:
+            if h.identity_file is None or not h.identity_file.is_file():
+                raise ConfigError(
+                    f"{h.where}: key 'identity_file' names {h.identity_file}, which is not "
+                    "a readable private key file"
+                )
+            opts.update(client_keys=[str(h.identity_file)], agent_path=None)
+        if h.verify_host_keys:
+            if h.known_hosts is None or not h.known_hosts.is_file():
+                raise ConfigError(
+                    f"{h.where}: key 'known_hosts' names {h.known_hosts}, which does not "
+                    f"exist; add the host with `ssh-keyscan -p {h.port} {h.address}` (and "
+                    "check the fingerprint), or set verify_host_keys = false"
+                )
+            opts.update(known_hosts=str(h.known_hosts))
+        else:
+            log.warning(
+                "host key verification is OFF for %s (%s): verify_host_keys = false in %s",
+                self.name, self.endpoint, h.where,
+            )
+            opts.update(known_hosts=None)
+        return opts
+
+    async def _connect_once(self) -> asyncssh.SSHClientConnection:
+        h = self.host
+        opts = self._options()
+        try:
+            return await asyncssh.connect(h.address, **opts)
+        except asyncssh.HostKeyNotVerifiable:
+            raise self._host_key_error() from None
+        except asyncssh.PermissionDenied:
+            how = "the ssh-agent's keys" if h.agent else f"key {h.identity_file}"
+            raise AuthError(
+                self.name,
+                f"authentication failed for user {h.user!r} on {self.name} ({self.endpoint}) "
+                f"with {how}: the server refused it (is the public key in the user's "
+                "authorized_keys?)",
+            ) from None
+        except socket.gaierror as exc:
+            raise ConfigError(
+                f"{h.where}: key 'address' = {h.address!r} cannot be resolved: {exc}"
+            ) from None
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+            raise ConfigError(
+                f"{h.where}: key 'identity_file' = {h.identity_file}: cannot use it ({exc}); "
+                "encrypted keys need the ssh-agent (agent = true)"
+            ) from None
+        except _TRANSIENT as exc:
+            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc)
+            raise ConnectError(
+                self.name, f"cannot connect to {self.name} ({self.endpoint}): {reason}"
+            ) from None
+
+    def _host_key_error(self) -> HostKeyError:
+        h = self.host
+        try:
+            known = asyncssh.read_known_hosts(str(h.known_hosts))
+            listed = any(known.match(h.address, h.address, h.port)[:2])
+        except (OSError, ValueError):
+            listed = False
+        if listed:
+            msg = (f"host key for {self.name} ({self.endpoint}) does not match known_hosts "
+                   f"{h.known_hosts}: the host was reinstalled or someone is in the middle; "
+                   "check its fingerprint out of band before updating known_hosts")
+        else:
+            msg = (f"host key for {self.name} ({self.endpoint}) is not in known_hosts "
+                   f"{h.known_hosts}; add it with `ssh-keyscan -p {h.port} {h.address}` "
+                   "after checking the fingerprint")
+        return HostKeyError(self.name, msg)
+
+    async def close(self) -> None:
+        """Close the connection (a later command opens a new one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
+
+    async def __aenter__(self) -> SshTransport:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- channels -------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        _, slots = self._primitives()
+        async with slots:
+            yield
+
+    def _lost(self, what: str, exc: BaseException) -> ConnectionLost:
+        self.stats.connection_losses += 1
+        self.stats.note(f"connection lost during {what}: {exc}")
+        return ConnectionLost(
+            self.name,
+            f"connection to {self.name} ({self.endpoint}) lost during {what}: "
+            f"{exc or type(exc).__name__}",
+        )
+
+    async def _open_process(self, wire: str, command: str) -> asyncssh.SSHClientProcess:
+        """Open a channel running ``wire`` (``command`` in messages), reconnecting once
+        if the connection was found dead."""
+        for attempt in (1, 2):
+            conn = await self._connection()
+            try:
+                return await conn.create_process(wire, encoding=None)
+            except _TRANSIENT as exc:
+                if conn.is_closed() and attempt == 1:
+                    self.stats.note(f"connection found dead before {command!r}: {exc}")
+                    continue  # the command never started: safe to retry once
+                if isinstance(exc, asyncssh.ChannelOpenError) and not conn.is_closed():
+                    raise SshError(
+                        self.name, f"{self.name} refused a new session for {command}: {exc}"
+                    ) from None
+                raise self._lost(command, exc) from None
+        raise AssertionError("unreachable")
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run a command on the host and wait for it.
+
+        Args:
+            argv: the program and its arguments; each is quoted for the remote shell.
+            input: data for the command's standard input (then EOF).
+            timeout: seconds before the command is signalled and abandoned
+                (default: the host's ``command_timeout_s``).
+            check: raise :class:`CommandFailed` on a non-zero exit status.
+            env: environment variables for the command (through ``env``).
+
+        Raises:
+            CommandTimeout: it ran past ``timeout``.
+            CommandFailed: non-zero exit with ``check``.
+            ConnectionLost: the connection dropped while it ran.
+            ConnectError, HostKeyError, AuthError: (re)connecting failed.
+        """
+        command = remote_command(argv, env)
+        limit = self.host.command_timeout_s if timeout is None else timeout
+        data = input.encode() if isinstance(input, str) else input
+        # The remote coreutils `timeout` ends the command's whole process group a
+        # little after we give up on it, so nothing lingers on the host even where
+        # sshd ignores signal requests (root logins) or the connection is gone.
+        guard = ["timeout", "-k", "2", f"{limit + _REMOTE_GRACE_S:.1f}"]
+        wire = remote_command([*guard, *argv], env)
+        async with self._slot():
+            start = time.perf_counter()
+            proc = await self._open_process(wire, command)
+            self.stats.commands += 1
+            try:
+                stdout, stderr = await asyncio.wait_for(proc.communicate(data), limit)
+            except asyncio.TimeoutError:
+                self.stats.timeouts += 1
+                self.stats.note(f"timeout after {limit:g} s: {command}")
+                with contextlib.suppress(Exception):
+                    proc.send_signal("KILL")
+                proc.close()
+                raise CommandTimeout(self.name, command, limit) from None
+            except (asyncssh.Error, OSError) as exc:
+                proc.close()
+                raise self._lost(command, exc) from None
+            status = proc.returncode
+            if status is None:  # the channel closed without an exit status
+                raise self._lost(command, ConnectionError("channel closed without exit status"))
+        result = CommandResult(
+            host=self.name,
+            argv=tuple(str(a) for a in argv),
+            exit_status=status,
+            stdout=(stdout or b"").decode("utf-8", "replace"),
+            stderr=(stderr or b"").decode("utf-8", "replace"),
+            duration_ms=(time.perf_counter() - start) * 1000.0,
+        )
+        if check and not result.ok:
+            raise CommandFailed(result)
+        return result
+
+    async def stream_lines(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> AsyncIterator[str]:
+        """Run a command and yield its standard output line by line (no timeout).
+
+        The channel (one of the host's session slots) stays open until the command
+        exits or the iterator is closed; closing it signals and closes the channel.
+        """
+        command = remote_command(argv, env)
+        async with self._slot():
+            proc = await self._open_process(command, command)
+            self.stats.commands += 1
+            try:
+                while raw := await proc.stdout.readline():
+                    yield raw.decode("utf-8", "replace").removesuffix("\n")
+            except (asyncssh.Error, OSError) as exc:
+                raise self._lost(command, exc) from None
+            finally:
+                if proc.returncode is None:
+                    with contextlib.suppress(Exception):
+                        proc.send_signal("TERM")
+                proc.close()
+
+    # -- files ----------------------------------------------------------------------
+
+    async def sha256(self, paths: Sequence[str]) -> dict[str, str | None]:
+        """Remote sha256 of each path (None where the file is missing or unreadable)."""
+        out: dict[str, str | None] = dict.fromkeys(paths)
+        if not paths:
+            return out
+        result = await self.run(["sha256sum", "--", *paths], check=False)
+        for line in result.stdout.splitlines():
+            digest, sep, name = line.partition("  ")
+            if not sep:
+                continue
+            if digest.startswith("\\"):  # sha256sum escapes names with \\ or newline
+                digest = digest[1:]
+                name = name.replace("\\n", "\n").replace("\\\\", "\\")
+            if name in out:
+                out[name] = digest
+        return out
+
+    async def upload(self, local: str | Path, remote: str, *, verify: bool = True) -> str:
+        """Copy a local file to the host with SFTP and return its sha256.
+
+        The file is written beside ``remote`` under a temporary name, checked with
+        the remote ``sha256sum`` and then renamed, so ``remote`` is never half-written.
+        Missing remote folders are created. Remote relative paths start at the
+        login folder.
+
+        Raises:
+            ChecksumMismatch: the remote copy's sha256 differs (it is removed).
+        """
+        local = Path(local)
+        if not local.is_file():
+            raise ToolkitError(f"cannot upload {local}: no such file")
+        digest = await asyncio.to_thread(file_sha256, local)
+        tmp = f"{remote}.part-{uuid.uuid4().hex[:8]}"
+        parent = posixpath.dirname(remote)
+        async with self._slot():
+            await self._sftp("upload", remote, lambda sftp: _put(sftp, local, tmp, parent))
+        if verify:
+            got = (await self.sha256([tmp]))[tmp]
+            if got != digest:
+                await self.run(["rm", "-f", "--", tmp], check=False)
+                raise ChecksumMismatch(
+                    self.name,
+                    f"upload of {local} to {self.name}:{remote} is corrupt: "
+                    f"sha256 {got} on the host, {digest} here",
+                )
+        await self.run(["mv", "-f", "--", tmp, remote])
+        return digest
+
+    async def download(self, remote: str, local: str | Path, *, verify: bool = True) -> str:
+        """Copy a file from the host with SFTP, verify its sha256 and return it.
+
+        Raises:
+            ChecksumMismatch: the local copy's sha256 differs (it is removed).
+        """
+        local = Path(local)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f"{local.name}.part-{uuid.uuid4().hex[:8]}")
+        want = (await self.sha256([remote]))[remote] if verify else None
+        if verify and want is None:
+            raise ToolkitError(f"cannot download {self.name}:{remote}: no such readable file")
+        async with self._slot():
+            await self._sftp("download", remote, lambda sftp: sftp.get(remote, str(tmp)))
+        digest = await asyncio.to_thread(file_sha256, tmp)
+        if verify and digest != want:
+            tmp.unlink(missing_ok=True)
+            raise ChecksumMismatch(
+                self.name,
+                f"download of {self.name}:{remote} to {local} is corrupt: "
+                f"sha256 {digest} here, {want} on the host",
+            )
+        tmp.replace(local)
+        return digest
+
+    async def _sftp(self, what: str, remote: str, action) -> None:
+        for attempt in (1, 2):
+            conn = await self._connection()
+            try:
+                async with conn.start_sftp_client() as sftp:
+                    await action(sftp)
+                return
+            except asyncssh.SFTPError as exc:
+                raise ToolkitError(f"{what} {self.name}:{remote} failed: {exc.reason}") from None
+            except _TRANSIENT as exc:
+                if conn.is_closed() and attempt == 1:
+                    continue  # whole-file copy: safe to redo after reconnecting
+                raise self._lost(f"{what} of {remote}", exc) from None
+
+
+async def _put(sftp: asyncssh.SFTPClient, local: Path, remote: str, parent: str) -> None:
+    if parent:
+        await sftp.makedirs(parent, exist_ok=True)
+    await sftp.put(str(local), remote)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a local file."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

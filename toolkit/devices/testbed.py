@@ -1,0 +1,265 @@
+"""The testbed interface: apply a configuration, run split inference, get a record.
+
+A :class:`Testbed` owns the edge and cloud devices of one study. Subclasses
+(the local emulated testbed, the SSH testbed) implement how workers start and
+how knobs are set; this base class does what is common: validating a
+configuration against the model and the device profiles, metering the run (a
+real meter's window where one is attached, otherwise the profile's power model,
+labelled as such), scoring accuracy against reference labels, and turning the
+per-sample timings into one :class:`RunRecord`.
+
+Every method has an ``a``-prefixed coroutine and a blocking twin that runs it on
+a private event loop, so the same object works in scripts, in notebooks (which
+already run a loop) and inside async code.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from toolkit.aio import BackgroundLoop
+from toolkit.config import Config, config_problems
+from toolkit.devices.base import KnobChange
+from toolkit.devices.profile import DeviceProfile
+from toolkit.energy.meter import Meter
+from toolkit.energy.model import PowerModel
+from toolkit.errors import ConfigError, choices
+from toolkit.models.codecs import check_codec
+from toolkit.runtime.session import RunResult
+
+__all__ = ["RunRecord", "Testbed"]
+
+
+@dataclass
+class RunRecord:
+    """One run of one configuration, reduced to per-sample means.
+
+    ``latency_ms = edge_ms + transfer_ms + cloud_ms``; energies are joules per
+    sample with their ``energy_source``. ``execute_s`` is the wall time spent in
+    split inference (head preparation, warm-up and the measured samples).
+    """
+
+    config: Config
+    codec: str
+    samples: int
+    latency_ms: float
+    edge_ms: float
+    transfer_ms: float
+    cloud_ms: float
+    energy_j: float
+    edge_energy_j: float
+    cloud_energy_j: float
+    accuracy: float
+    tensor_kb: float
+    edge_cpu_util: float
+    energy_source: str
+    label_source: str
+    throttled: bool
+    execute_s: float = 0.0
+    knob_changes: list[KnobChange] = field(default_factory=list)
+    result: RunResult | None = None
+
+    def cube_row(self, with_codec: bool = False) -> dict[str, Any]:
+        """The record as a cube run: configuration keys plus the cube's variables."""
+        row: dict[str, Any] = self.config.as_dict()
+        if with_codec:
+            row["codec"] = self.codec
+        for key in ("latency_ms", "edge_ms", "transfer_ms", "cloud_ms", "energy_j",
+                    "edge_energy_j", "cloud_energy_j", "accuracy", "tensor_kb",
+                    "edge_cpu_util"):
+            row[key] = getattr(self, key)
+        return row
+
+
+class Testbed(abc.ABC):
+    """Edge and cloud devices that run split inference for a configuration.
+
+    Args:
+        edge_profile, cloud_profile: the devices' profiles.
+        edge_meter, cloud_meter: optional meters; without one, the device's
+            power model gives (modelled, labelled) energy.
+    """
+
+    name: str = "testbed"
+
+    def __init__(self, edge_profile: DeviceProfile, cloud_profile: DeviceProfile,
+                 edge_meter: Meter | None = None, cloud_meter: Meter | None = None) -> None:
+        self.edge_profile = edge_profile
+        self.cloud_profile = cloud_profile
+        self.edge_meter = edge_meter
+        self.cloud_meter = cloud_meter
+        self.edge_power = PowerModel(edge_profile)
+        self.cloud_power = PowerModel(cloud_profile)
+        self._loop: BackgroundLoop | None = None
+        self._labels: dict[str, tuple[np.ndarray, str]] = {}
+
+    # -- what subclasses provide -------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def edge_accels(self) -> tuple[str, ...]:
+        """Edge accelerators this testbed can really run."""
+
+    @property
+    @abc.abstractmethod
+    def cloud_accels(self) -> tuple[str, ...]:
+        """Cloud accelerators this testbed can really run."""
+
+    @property
+    def throttled(self) -> bool:
+        """Whether the edge CPU frequency really takes effect."""
+        return True
+
+    @abc.abstractmethod
+    async def astart(self) -> None:
+        """Start workers and connect to devices."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Stop workers and disconnect (idempotent)."""
+
+    @abc.abstractmethod
+    async def aapply(self, config: Config) -> list[KnobChange]:
+        """Set the hardware knobs of a configuration."""
+
+    @abc.abstractmethod
+    async def _execute(self, config: Config, *, samples: int, codec: str, warmup: int,
+                       offset: int) -> RunResult:
+        """Run split inference for an applied configuration."""
+
+    @abc.abstractmethod
+    async def split_model_for(self, model: str):
+        """The controller-side :class:`~toolkit.models.SplitModel` of a model name."""
+
+    # -- common behaviour --------------------------------------------------------
+    @property
+    def energy_source(self) -> str:
+        """``energy_source`` of this testbed's figures (edge + cloud, ``+``-joined)."""
+        edge = self.edge_meter.source if self.edge_meter else self.edge_power.source
+        cloud = self.cloud_meter.source if self.cloud_meter else self.cloud_power.source
+        return edge if edge == cloud else f"{edge}+{cloud}"
+
+    async def validate(self, config: Config | Mapping[str, Any]) -> Config:
+        """Check a configuration against the model, the profiles and this testbed."""
+        if not isinstance(config, Config):
+            config = Config.from_mapping(config)
+        sm = await self.split_model_for(config.model)
+        sm.check_split(config.split)
+        self.edge_profile.check_freq(config.cpu_freq)
+        if config.edge_accel not in self.edge_accels:
+            raise ConfigError(f"edge accelerator {config.edge_accel!r} is not available on "
+                              f"testbed {self.name!r}; valid: {choices(self.edge_accels)}")
+        if config.cloud_accel not in self.cloud_accels:
+            raise ConfigError(f"cloud accelerator {config.cloud_accel!r} is not available on "
+                              f"testbed {self.name!r}; valid: {choices(self.cloud_accels)}")
+        problems = config_problems(config, sm.n_splits)
+        if problems:
+            raise ConfigError(f"invalid configuration {config.as_dict()}: {'; '.join(problems)}")
+        return config
+
+    async def labels(self, model: str) -> tuple[np.ndarray, str]:
+        """Reference labels of the evaluation samples for ``model``, and their source."""
+        if model not in self._labels:
+            from toolkit.models.data import eval_inputs, reference_labels
+
+            sm = await self.split_model_for(model)
+            _, x_eval = eval_inputs(sm.model)
+            self._labels[model] = reference_labels(sm.model, x_eval)
+        return self._labels[model]
+
+    async def arun(self, config: Config | Mapping[str, Any], *, samples: int = 100,
+                   codec: str = "fp32", warmup: int = 3, offset: int = 0) -> RunRecord:
+        """Apply ``config``, run ``samples`` samples and return the run's record."""
+        config = await self.validate(config)
+        check_codec(codec)
+        if samples < 1:
+            raise ConfigError(f"samples must be at least 1, got {samples}")
+        changes = await self.aapply(config)
+        meters = [m for m in (self.edge_meter, self.cloud_meter) if m is not None]
+        for m in meters:
+            m.begin_window()
+        t0 = time.perf_counter()
+        try:
+            result = await self._execute(config, samples=samples, codec=codec, warmup=warmup,
+                                         offset=offset)
+        finally:
+            measured = {id(m): m.end_window() for m in meters}
+        execute_s = time.perf_counter() - t0
+        labels, label_source = await self.labels(config.model)
+        record = self._record(config, result, changes, measured, labels, label_source)
+        record.execute_s = execute_s
+        return record
+
+    def _record(self, config: Config, r: RunResult, changes: list[KnobChange],
+                measured: dict[int, Any], labels: np.ndarray, label_source: str) -> RunRecord:
+        t = r.timings
+        if self.edge_meter is not None:
+            edge_j = measured[id(self.edge_meter)].joules / r.samples
+        else:
+            busy = (t["edge_ms"] + t["encode_ms"]) / 1e3
+            wait = t["latency_ms"] / 1e3 - busy
+            edge_j = float(np.mean([
+                self.edge_power.energy_j(b, w, freq=config.cpu_freq, accel=config.edge_accel,
+                                         bytes_sent=n)
+                for b, w, n in zip(busy, wait, r.frame_bytes, strict=True)
+            ]))
+        if self.cloud_meter is not None:
+            cloud_j = measured[id(self.cloud_meter)].joules / r.samples
+        else:
+            busy = float(np.mean(t["cloud_ms"] + t["decode_ms"])) / 1e3
+            cloud_j = self.cloud_power.energy_j(busy, accel=config.cloud_accel) if busy else 0.0
+        return RunRecord(
+            config=config, codec=r.codec, samples=r.samples,
+            latency_ms=r.mean("latency_ms"), edge_ms=r.mean("edge_ms"),
+            transfer_ms=r.mean("transfer_ms"), cloud_ms=r.mean("cloud_ms"),
+            energy_j=edge_j + cloud_j, edge_energy_j=edge_j, cloud_energy_j=cloud_j,
+            accuracy=r.accuracy(labels), tensor_kb=float(np.mean(r.payload_bytes)) / 1024,
+            edge_cpu_util=r.edge_cpu_util, energy_source=self.energy_source,
+            label_source=label_source, throttled=self.throttled, knob_changes=changes,
+            result=r,
+        )
+
+    # -- blocking API --------------------------------------------------------------
+    def _sync(self, coro):
+        if self._loop is None:
+            self._loop = BackgroundLoop(f"dynasplit-{self.name}")
+        return self._loop.run(coro)
+
+    def start(self) -> Testbed:
+        """Blocking :meth:`astart`; returns self."""
+        self._sync(self.astart())
+        return self
+
+    def close(self) -> None:
+        """Blocking :meth:`aclose`; also stops the private event loop."""
+        if self._loop is not None:
+            try:
+                self._loop.run(self.aclose())
+            finally:
+                self._loop.close()
+                self._loop = None
+
+    def split_model(self, model: str):
+        """Blocking :meth:`split_model_for`."""
+        return self._sync(self.split_model_for(model))
+
+    def apply(self, config: Config | Mapping[str, Any]) -> list[KnobChange]:
+        """Blocking :meth:`aapply` (validates first)."""
+        async def go():
+            return await self.aapply(await self.validate(config))
+        return self._sync(go())
+
+    def run(self, config: Config | Mapping[str, Any], **kwargs: Any) -> RunRecord:
+        """Blocking :meth:`arun`."""
+        return self._sync(self.arun(config, **kwargs))
+
+    def __enter__(self) -> Testbed:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

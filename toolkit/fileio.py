@@ -1,0 +1,114 @@
+"""Checked CSV input and atomic file output.
+
+:func:`read_table` turns every way a file can fail to be the expected table
+(missing, binary, empty, malformed, missing columns) into one
+:class:`~toolkit.errors.ToolkitError` that names the file, the expected kind and
+the missing columns. :func:`atomic_output` and :func:`write_table` write through
+a temporary file renamed over the target, so a failed or interrupted write never
+leaves a half-written file and never destroys an existing one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from toolkit.errors import ToolkitError, choices
+
+__all__ = ["atomic_output", "numeric_column", "read_table", "write_table"]
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``.
+
+    The temporary file is flushed to disk and given the target's permissions
+    (0o644 for a new file) before the rename. On any error it is removed and
+    ``path`` is left as it was; an :class:`OSError` becomes a ToolkitError.
+    """
+    path = Path(path)
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            mode = 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ToolkitError(f"cannot write {path}: {exc}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table as CSV (no index column) atomically; returns the path.
+
+    Raises:
+        ToolkitError: the file cannot be written.
+    """
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return path
+
+
+def read_table(path: str | os.PathLike, kind: str, required: Sequence[str]) -> pd.DataFrame:
+    """Read a CSV file that must have the ``required`` columns.
+
+    Args:
+        path: the CSV file.
+        kind: what the file should be, for messages (e.g. ``"DynaSplit
+            simulation-pool CSV"``).
+        required: column names that must be present.
+
+    Returns:
+        The table as read by :func:`pandas.read_csv`, with at least one row.
+
+    Raises:
+        ToolkitError: the file is missing, unreadable, not CSV, empty, or lacks
+            required columns (all of them named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ToolkitError(f"{kind} {path} does not exist")
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ToolkitError(f"{path} is empty; expected a {kind}") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ToolkitError(f"{path} is not a {kind} ({reason})") from None
+    except OSError as exc:
+        raise ToolkitError(f"cannot read {path}: {exc}") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ToolkitError(f"{path} is not a {kind}: missing columns {choices(missing)}")
+    if df.empty:
+        raise ToolkitError(f"{path} has a header but no rows; expected a {kind}")
+    return df
+
+
+def numeric_column(df: pd.DataFrame, column: str, path: str | os.PathLike) -> pd.Series:
+    """A column as floats; a value that is not a number is a ToolkitError naming its line."""
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna() & df[column].notna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise ToolkitError(
+            f"{path} line {row + 2}: column {column!r} holds {df[column].iloc[row]!r}, "
+            "not a number"
+        )
+    return values.astype(float)

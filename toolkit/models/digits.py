@@ -1,0 +1,132 @@
+"""The shipped default model: a small CNN trained on scikit-learn's digits.
+
+scikit-learn bundles the UCI optical digits (1797 grey 8x8 images of handwritten
+digits with their true labels), so training and evaluation work offline. The
+split into training and held-out test data is fixed (stratified, seed 0, 20 %
+test); :func:`train_digits` reproduces the committed model
+``datasets/models/digits-cnn.keras`` (``dynasplit train-digits``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.paths import DATASETS_DIR
+
+__all__ = [
+    "DIGITS_MODEL_PATH",
+    "DigitsData",
+    "build_digits_cnn",
+    "load_digits_data",
+    "train_digits",
+]
+
+DIGITS_MODEL_PATH = DATASETS_DIR / "models" / "digits-cnn.keras"
+
+
+@dataclass(frozen=True)
+class DigitsData:
+    """The digits images scaled to [0, 1], shape (n, 8, 8, 1), with integer labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_digits_data(test_size: float = 0.2, seed: int = 0) -> DigitsData:
+    """Load scikit-learn's digits and split them (stratified, reproducible)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype("float32")[..., None]
+    y = digits.target.astype("int64")
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=test_size, stratify=y, random_state=seed
+    )
+    return DigitsData(x_tr, y_tr, x_te, y_te)
+
+
+def build_digits_cnn():
+    """The digits CNN architecture (untrained): three convolutions, two dense layers."""
+    import keras
+
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1), name="image"),
+            layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
+            layers.MaxPooling2D(name="pool1"),
+            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3"),
+            layers.MaxPooling2D(name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(64, activation="relu", name="fc1"),
+            layers.Dropout(0.3, name="dropout"),
+            layers.Dense(10, activation="softmax", name="predictions"),
+        ],
+        name="digits_cnn",
+    )
+
+
+def train_digits(
+    out: str | os.PathLike = DIGITS_MODEL_PATH, epochs: int = 40, seed: int = 0
+) -> dict:
+    """Train the digits CNN reproducibly and save it with a metadata JSON beside it.
+
+    Returns:
+        The metadata: held-out test accuracy, epochs, seed, sample counts.
+    """
+    import keras
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    data = load_digits_data(seed=seed)
+    model = build_digits_cnn()
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    bar = tqdm(total=epochs, desc="train digits-cnn", unit="epoch")
+
+    class _Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            bar.update(1)
+            bar.set_postfix(loss=f"{(logs or {}).get('loss', 0):.3f}")
+
+    model.fit(
+        data.x_train, data.y_train, epochs=epochs, batch_size=32, verbose=0,
+        shuffle=True, callbacks=[_Progress()],
+    )
+    bar.close()
+    _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Save the weights in an uncompiled copy: no optimizer state in the shipped file.
+    shipped = build_digits_cnn()
+    shipped.set_weights(model.get_weights())
+    shipped.save(out)
+    meta = {
+        "model": "digits-cnn",
+        "dataset": "sklearn.datasets.load_digits (UCI optical digits), 20 % stratified test split",
+        "test_accuracy": round(float(accuracy), 4),
+        "train_samples": len(data.y_train),
+        "test_samples": len(data.y_test),
+        "epochs": epochs,
+        "seed": seed,
+        "trained_at": _dt.date.today().isoformat(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta

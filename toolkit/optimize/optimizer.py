@@ -1,0 +1,419 @@
+"""The offline-phase optimizer: DEAP NSGA-II / NSGA-III under an evaluation budget.
+
+Algorithm
+---------
+The search runs on gene tuples of a :class:`~toolkit.optimize.space.ConfigSpace`
+and counts *distinct evaluations*: every configuration is evaluated at most once
+(a cache remembers results and unmeasured ones), and a configuration the
+evaluator has no value for costs nothing and is never proposed again.
+
+1. **Initial population** (:mod:`toolkit.optimize.initial`): cloud-only and
+   edge-only corners with every accelerator at the lowest and highest
+   frequency, the rest spread evenly over the splits.
+2. **Generations**: parents are chosen by binary tournament on (Pareto rank,
+   crowding distance) for NSGA-II, uniformly at random for NSGA-III (as in
+   Deb & Jain 2014). Children come from uniform crossover and neighbourhood
+   mutation (:mod:`toolkit.optimize.variation`) and are repaired onto the
+   nearest valid configuration *not tried yet*, so each child is a new
+   evaluation. Survivors are chosen from parents + children with
+   ``deap.tools.selNSGA2`` or ``deap.tools.selNSGA3`` (uniform reference points,
+   ``deap.tools.uniform_reference_points``).
+3. **The archive**: every evaluation is kept; the reported front is the
+   non-dominated set of all evaluations, not only of the last population.
+
+Objectives enter DEAP in minimisation form (accuracy negated), with fitness
+classes ``creator.DynaSplitFitness{k}`` / ``creator.DynaSplitIndividual{k}``
+for k = 1, 2, 3 objectives, created once at import (guarded, so reloading the
+module or re-running a notebook cell is safe).
+
+Reproducibility: the run draws from a ``numpy`` generator seeded with ``seed``;
+DEAP's selection operators use the global ``random`` and ``numpy.random``
+states, which are seeded for the duration of the run and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from deap import base, creator, tools
+
+from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.optimize.budget import resolve_budget
+from toolkit.optimize.evaluate import Evaluator
+from toolkit.optimize.initial import corner_genes, initial_population
+from toolkit.optimize.objectives import OBJECTIVES, Normalizer, resolve_objectives
+from toolkit.optimize.result import Evaluation, OptimizationResult
+from toolkit.optimize.space import ConfigSpace, Genes
+from toolkit.optimize.variation import crossover, mutate, repair
+
+__all__ = ["ALGORITHMS", "Optimizer", "optimize"]
+
+#: supported algorithms
+ALGORITHMS: tuple[str, ...] = ("nsga2", "nsga3")
+
+for _k in (1, 2, 3):
+    if not hasattr(creator, f"DynaSplitFitness{_k}"):
+        creator.create(f"DynaSplitFitness{_k}", base.Fitness, weights=(-1.0,) * _k)
+    if not hasattr(creator, f"DynaSplitIndividual{_k}"):
+        creator.create(f"DynaSplitIndividual{_k}", list,
+                       fitness=getattr(creator, f"DynaSplitFitness{_k}"))
+
+
+@contextlib.contextmanager
+def _global_rng(seed: int | None) -> Iterator[None]:
+    """Seed ``random`` and ``numpy.random`` for DEAP, restoring them afterwards."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(None if seed is None else seed % 2**32)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def _reference_points(n_obj: int, size: int) -> np.ndarray:
+    """Uniform reference points, as many as fit in ``size`` (at least one division)."""
+    p = 1
+    while math.comb(p + 1 + n_obj - 1, n_obj - 1) <= size:
+        p += 1
+    return tools.uniform_reference_points(n_obj, p)
+
+
+class Optimizer:
+    """Budgeted multi-objective search over a configuration space.
+
+    Example:
+        >>> space = ConfigSpace.from_cube(cube)                  # doctest: +SKIP
+        >>> result = Optimizer(space, CubeEvaluator(cube), seed=0).run(0.2)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        space: ConfigSpace,
+        evaluator: Evaluator,
+        *,
+        objectives: str | Sequence[str] | None = None,
+        algorithm: str = "nsga2",
+        seed: int | None = 0,
+        population_size: int | None = None,
+        crossover_prob: float = 0.9,
+        mutation_prob: float = 0.5,
+        normalizer: Normalizer | None = None,
+        surrogate: bool = True,
+        pool_factor: int = 8,
+        kappa: float = 1.0,
+        progress: bool = True,
+    ) -> None:
+        """Configure a run.
+
+        Args:
+            space: the configuration space to search.
+            evaluator: gives each configuration's objectives.
+            objectives: subset of ``latency_ms, energy_j, accuracy``; default all
+                the evaluator provides.
+            algorithm: ``nsga2`` or ``nsga3``.
+            seed: random seed (same seed, same result).
+            population_size: default from the budget (see :meth:`population_size_for`).
+            crossover_prob: probability that a pair of parents is recombined.
+            mutation_prob: probability that a child is mutated (children equal to
+                a tried configuration are always moved to an untried neighbour).
+            normalizer: objective ranges for the hypervolume; default the
+                evaluator's (the cube's ranges) or else the evaluated ones.
+            progress: show a tqdm bar (evaluations / budget and hypervolume).
+
+        Raises:
+            ConfigError: unknown algorithm or objectives, bad probabilities.
+        """
+        if algorithm not in ALGORITHMS:
+            raise ConfigError(f"unknown algorithm {algorithm!r}; valid: {choices(ALGORITHMS)}")
+        for name, p in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {p}")
+        if population_size is not None and population_size < 4:
+            raise ConfigError(f"population_size must be >= 4, got {population_size}")
+        self.space = space
+        self.evaluator = evaluator
+        self.objectives = resolve_objectives(objectives, evaluator.objectives)
+        self.algorithm = algorithm
+        self.seed = seed
+        self.population_size = population_size
+        self.crossover_prob = crossover_prob
+        self.mutation_prob = mutation_prob
+        self.progress = progress
+        self.surrogate = surrogate
+        self.pool_factor = pool_factor
+        self.kappa = kappa
+        given = normalizer if normalizer is not None else evaluator.normalizer(self.objectives)
+        self.normalizer = None if given is None else given.select(self.objectives)
+
+    def population_size_for(self, budget: int) -> int:
+        """Default population: about a sixth of the budget, at least the corners + 4."""
+        floor = len(corner_genes(self.space)) + 4
+        return int(min(self.space.size, max(floor, min(64, round(budget / 6)))))
+
+    def run(self, budget: float | int = 0.2) -> OptimizationResult:
+        """Search until ``budget`` distinct evaluations are spent (or the space is).
+
+        Args:
+            budget: a fraction of the valid space in (0, 1] or an absolute count
+                (see :func:`toolkit.optimize.budget.resolve_budget`).
+
+        Returns:
+            The :class:`OptimizationResult`.
+        """
+        n_budget = resolve_budget(budget, self.space.size)
+        with _global_rng(self.seed):
+            return _Run(self, n_budget).execute()
+
+
+class _Run:
+    """State of one optimisation run (cache, archive, population, history)."""
+
+    def __init__(self, opt: Optimizer, budget: int) -> None:
+        self.opt = opt
+        self.space = opt.space
+        self.budget = budget
+        self.rng = np.random.default_rng(opt.seed)
+        self.k = len(opt.objectives)
+        self.individual = getattr(creator, f"DynaSplitIndividual{self.k}")
+        self.sign = np.array([1.0 if OBJECTIVES[o] == "min" else -1.0 for o in opt.objectives])
+        self.tried = np.zeros(self.space.size, bool)
+        self.cache: dict[Genes, np.ndarray | None] = {}
+        self.evaluated: list[Evaluation] = []
+        self.archive_genes: list[Genes] = []
+        self.unmeasured: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self.generation = 0
+        self.mu = opt.population_size or opt.population_size_for(budget)
+        self.ref_points = _reference_points(self.k, self.mu) if opt.algorithm == "nsga3" else None
+        self.bar: Any = None
+
+    # -- evaluation -------------------------------------------------------------------
+
+    @property
+    def used(self) -> int:
+        return len(self.evaluated)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used >= self.budget or bool(self.tried.all())
+
+    def _evaluate(self, batch: list[Genes]) -> list[Any]:
+        """Evaluate new gene tuples; returns DEAP individuals of the measured ones."""
+        batch = [g for g in dict.fromkeys(batch) if g not in self.cache]
+        batch = batch[: self.budget - self.used]
+        if not batch:
+            return []
+        configs = [self.space.decode(g) for g in batch]
+        results = self.opt.evaluator.evaluate(configs)
+        if len(results) != len(configs):
+            raise ToolkitError(f"the evaluator returned {len(results)} results for "
+                               f"{len(configs)} configurations")
+        measured = []
+        for genes, config, values in zip(batch, configs, results, strict=True):
+            self.tried[self.space.index(genes)] = True
+            vector = None
+            if values is not None:
+                raw = [values.get(o) for o in self.opt.objectives]
+                if all(v is not None and math.isfinite(float(v)) for v in raw):
+                    vector = np.asarray(raw, float)
+            self.cache[genes] = vector
+            if vector is None:
+                self.unmeasured.append(config)
+                continue
+            clean = {k: float(v) for k, v in values.items() if k in OBJECTIVES}
+            self.evaluated.append(Evaluation(config, clean, self.generation))
+            self.archive_genes.append(genes)
+            ind = self.individual(genes)
+            ind.fitness.values = tuple(vector * self.sign)
+            measured.append(ind)
+            if self.bar is not None:
+                self.bar.update(1)
+        return measured
+
+    def _archive_matrix(self) -> np.ndarray:
+        return np.array([[e.values[o] for o in self.opt.objectives] for e in self.evaluated],
+                        float).reshape(-1, self.k)
+
+    def _hypervolume(self, normalizer: Normalizer) -> float:
+        from toolkit.pareto import pareto_mask
+
+        values = self._archive_matrix()
+        if len(values) == 0:
+            return 0.0
+        mask = pareto_mask(values, [OBJECTIVES[o] for o in self.opt.objectives])
+        return normalizer.hypervolume(values[mask])
+
+    def _record(self) -> None:
+        normalizer = self.opt.normalizer or Normalizer.from_values(
+            self.opt.objectives, self._archive_matrix())
+        hv = self._hypervolume(normalizer)
+        self.history.append({"generation": self.generation, "evaluations": self.used,
+                             "hypervolume": hv, "_n": self.used})
+        if self.bar is not None:
+            self.bar.set_postfix(gen=self.generation, hv=f"{hv:.4f}", refresh=False)
+
+    # -- variation and selection ------------------------------------------------------
+
+    def _select(self, individuals: list[Any], k: int) -> list[Any]:
+        if len(individuals) <= k:
+            return list(individuals)
+        if self.opt.algorithm == "nsga3":
+            return tools.selNSGA3(individuals, k, self.ref_points)
+        return tools.selNSGA2(individuals, k)
+
+    def _parents(self, pop: list[Any], n: int) -> list[Any]:
+        if self.opt.algorithm == "nsga3":
+            return [pop[i] for i in self.rng.integers(len(pop), size=n)]
+        rank = {}
+        for r, front in enumerate(tools.sortNondominated(pop, len(pop))):
+            for ind in front:
+                rank[id(ind)] = r
+        tools.emo.assignCrowdingDist(pop)
+        out = []
+        for _ in range(n):
+            a, b = (pop[i] for i in self.rng.integers(len(pop), size=2))
+            key_a = (rank[id(a)], -a.fitness.crowding_dist)
+            key_b = (rank[id(b)], -b.fitness.crowding_dist)
+            out.append(a if key_a <= key_b else b)
+        return out
+
+    def _offspring(self, pop: list[Any], n: int) -> list[Genes]:
+        exclude = self.tried.copy()
+        children: list[Genes] = []
+
+        def claim(genes: Genes | None) -> None:
+            if genes is not None and len(children) < n:
+                exclude[self.space.index(genes)] = True
+                children.append(genes)
+
+        parents = self._parents(pop, 2 * n)
+        for a, b in zip(parents[0::2], parents[1::2], strict=True):
+            if len(children) >= n or exclude.all():
+                break
+            if self.rng.random() < self.opt.crossover_prob:
+                kids = [list(x) for x in crossover(a, b, self.space, self.rng) if x is not None]
+            else:
+                kids = [list(a), list(b)]
+            for kid in kids:
+                if len(children) >= n or exclude.all():
+                    break
+                if self.rng.random() < self.opt.mutation_prob:
+                    claim(mutate(kid, self.space, self.rng, exclude=exclude))
+                else:
+                    claim(repair(kid, self.space, self.rng, exclude))
+        return children
+
+    def _screen(self, pool: list[Genes], n: int) -> list[Genes]:
+        if not self.opt.surrogate or len(pool) <= n or self.used < 8:
+            return pool[:n]
+        from toolkit.optimize.surrogate import Surrogate, pick_by_improvement
+        from toolkit.pareto import pareto_mask
+
+        values = self._archive_matrix()
+        norm = Normalizer.from_values(self.opt.objectives, values)
+        y = norm.transform(values)
+        model = Surrogate(self.space, seed=int(self.rng.integers(2**31))).fit(
+            np.asarray(self.archive_genes), y)
+        mean, std = model.predict(np.asarray(pool))
+        front = y[pareto_mask(y, ["min"] * self.k)]
+        picks = pick_by_improvement(front, mean, std, n, kappa=self.opt.kappa)
+        return [pool[i] for i in picks]
+
+    # -- main loop --------------------------------------------------------------------
+
+    def execute(self) -> OptimizationResult:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.budget, desc=f"{self.opt.algorithm} evaluations",
+                        unit="eval", disable=not self.opt.progress, leave=False)
+        try:
+            pop = self._initial()
+            self._record()
+            while not self.exhausted and pop:
+                self.generation += 1
+                n = min(self.mu, self.budget - self.used)
+                children = self._evaluate(self._screen(self._offspring(
+                    pop, n * (self.opt.pool_factor if self.opt.surrogate else 1)), n))
+                pop = self._select(pop + children, self.mu)
+                self._record()
+        finally:
+            self.bar.close()
+        return self._result()
+
+    def _initial(self) -> list[Any]:
+        pop = self._evaluate(initial_population(self.space, self.mu, self.rng))
+        # replace unmeasured members by their nearest untried neighbours
+        while len(pop) < self.mu and not self.exhausted:
+            missing = self.mu - len(pop)
+            seeds = [g for g, v in self.cache.items() if v is None][-missing:] or [
+                tuple(self.space.genes[self.rng.integers(self.space.size)])]
+            exclude = self.tried.copy()
+            batch = []
+            for g in seeds:
+                found = self.space.nearest(g, self.rng, exclude)
+                if found is not None:
+                    exclude[self.space.index(found)] = True
+                    batch.append(found)
+            if not batch:
+                break
+            pop += self._evaluate(batch)
+        return pop
+
+    def _result(self) -> OptimizationResult:
+        values = self._archive_matrix()
+        normalizer = self.opt.normalizer or Normalizer.from_values(
+            self.opt.objectives, values)
+        history = []
+        for h in self.history:  # recompute with the final normalisation
+            n = h.pop("_n")
+            sub = _Prefix(self, n)
+            history.append({**h, "hypervolume": sub.hypervolume(normalizer),
+                            "front_size": sub.front_size()})
+        return OptimizationResult(
+            model=self.space.model, algorithm=self.opt.algorithm, seed=self.opt.seed,
+            objectives={o: OBJECTIVES[o] for o in self.opt.objectives},
+            space_size=self.space.size, budget=self.budget, evaluated=list(self.evaluated),
+            unmeasured=list(self.unmeasured), history=history, normalization=normalizer,
+            energy_source=self.opt.evaluator.energy_source,
+        )
+
+
+class _Prefix:
+    """The archive as it was after its first ``n`` evaluations."""
+
+    def __init__(self, run: _Run, n: int) -> None:
+        from toolkit.pareto import pareto_mask
+
+        self.values = run._archive_matrix()[:n]
+        senses = [OBJECTIVES[o] for o in run.opt.objectives]
+        self.mask = (pareto_mask(self.values, senses) if len(self.values)
+                     else np.zeros(0, bool))
+
+    def hypervolume(self, normalizer: Normalizer) -> float:
+        return normalizer.hypervolume(self.values[self.mask]) if len(self.values) else 0.0
+
+    def front_size(self) -> int:
+        return int(self.mask.sum())
+
+
+def optimize(
+    space: ConfigSpace,
+    evaluator: Evaluator,
+    budget: float | int = 0.2,
+    *,
+    algorithm: str = "nsga2",
+    objectives: str | Sequence[str] | None = None,
+    seed: int | None = 0,
+    progress: bool = True,
+    **options: Any,
+) -> OptimizationResult:
+    """Run :class:`Optimizer` once (see there for ``options``)."""
+    return Optimizer(space, evaluator, algorithm=algorithm, objectives=objectives, seed=seed,
+                     progress=progress, **options).run(budget)

@@ -1,0 +1,255 @@
+"""The outcome of an optimisation: evaluated configurations, front, history.
+
+:class:`OptimizationResult` is the Python object; ``to_dataframe()`` and
+``to_xarray()`` give table views; :func:`save_front` / :func:`load_front` write
+and read ``FRONT.json`` in the design page's schema ``dynasplit.front/1``::
+
+    {"schema": "dynasplit.front/1", "model", "algorithm", "seed",
+     "objectives": {"latency_ms": "min", "energy_j": "min", "accuracy": "max"},
+     "space_size", "evaluations",
+     "evaluated": [config, ...],
+     "front": [{"config": {...}, "latency_ms", "energy_j", "accuracy"}, ...],
+     "history": [{"generation", "evaluations", "hypervolume", "front_size"}, ...],
+     ...}
+
+Beyond those keys the file holds ``values`` (the objective values and
+generation of each entry of ``evaluated``, same order), ``unmeasured``
+(configurations the evaluator had no value for; they did not count),
+``budget``, ``hypervolume`` (of the final front), ``normalization`` (the ranges
+and reference point the hypervolumes use, see
+:mod:`toolkit.optimize.objectives`), ``energy_source``, ``toolkit_version`` and
+``created_at`` (the only field that differs between two runs with one seed).
+A front entry carries all three objective keys; an objective the evaluator did
+not provide is ``null``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit import __version__
+from toolkit.config import CONFIG_KEYS
+from toolkit.errors import ToolkitError
+from toolkit.optimize.objectives import OBJECTIVES, Normalizer
+from toolkit.pareto import pareto_mask
+
+__all__ = ["FRONT_SCHEMA", "Evaluation", "OptimizationResult", "load_front", "save_front"]
+
+FRONT_SCHEMA = "dynasplit.front/1"
+
+
+@dataclass
+class Evaluation:
+    """One evaluated configuration.
+
+    Attributes:
+        config: the configuration (canonical keys).
+        values: objective values the evaluator returned.
+        generation: generation in which it was evaluated (0 = initial population).
+    """
+
+    config: dict[str, Any]
+    values: dict[str, float]
+    generation: int
+
+    def front_entry(self) -> dict[str, Any]:
+        """The ``front`` record of FRONT.json: config plus every objective (or None)."""
+        return {"config": dict(self.config),
+                **{o: self.values.get(o) for o in OBJECTIVES}}
+
+
+@dataclass
+class OptimizationResult:
+    """Everything an optimisation run produced.
+
+    Attributes:
+        model: model name.
+        algorithm: ``nsga2`` or ``nsga3``.
+        seed: random seed of the run.
+        objectives: optimised objectives with their sense (``min``/``max``).
+        space_size: number of valid configurations in the space.
+        budget: distinct evaluations allowed.
+        evaluated: every evaluated configuration, in evaluation order.
+        unmeasured: configurations the evaluator returned nothing for.
+        history: per generation ``generation``, ``evaluations`` (cumulative),
+            ``hypervolume`` (of the front so far, normalised), ``front_size``.
+        normalization: ranges and reference point of the hypervolume.
+        energy_source: where the energy figures come from.
+        created_at: UTC timestamp of the run.
+    """
+
+    model: str
+    algorithm: str
+    seed: int | None
+    objectives: dict[str, str]
+    space_size: int
+    budget: int
+    evaluated: list[Evaluation]
+    unmeasured: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    normalization: Normalizer
+    energy_source: str | None = None
+    created_at: str = field(default_factory=lambda: _dt.datetime.now(
+        _dt.timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def evaluations(self) -> int:
+        """Distinct configurations whose objectives the optimizer looked at."""
+        return len(self.evaluated)
+
+    def _matrix(self) -> np.ndarray:
+        return np.array([[e.values[o] for o in self.objectives] for e in self.evaluated],
+                        dtype=float).reshape(-1, len(self.objectives))
+
+    def front_mask(self) -> np.ndarray:
+        """Boolean mask over :attr:`evaluated`: True on the Pareto front."""
+        if not self.evaluated:
+            return np.zeros(0, bool)
+        return pareto_mask(self._matrix(), list(self.objectives.values()))
+
+    @property
+    def front(self) -> list[Evaluation]:
+        """The non-dominated evaluated configurations, in evaluation order."""
+        return [e for e, keep in zip(self.evaluated, self.front_mask(), strict=True) if keep]
+
+    @property
+    def hypervolume(self) -> float:
+        """Hypervolume of the front in normalised space (see :attr:`normalization`)."""
+        if not self.evaluated:
+            return 0.0
+        return self.normalization.hypervolume(self._matrix()[self.front_mask()])
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per evaluated configuration: config, objectives, generation, on_front."""
+        mask = self.front_mask()
+        rows = [{**e.config, **{o: e.values.get(o, np.nan) for o in OBJECTIVES},
+                 "generation": e.generation, "on_front": bool(m)}
+                for e, m in zip(self.evaluated, mask, strict=True)]
+        columns = [*CONFIG_KEYS, *OBJECTIVES, "generation", "on_front"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def to_xarray(self) -> Any:
+        """An xarray Dataset over ``evaluation`` (plus ``generation`` for the history)."""
+        import xarray as xr
+
+        ds = xr.Dataset.from_dataframe(self.to_dataframe().rename_axis("evaluation"))
+        hist = pd.DataFrame(self.history, columns=["generation", "evaluations",
+                                                   "hypervolume", "front_size"])
+        hist = hist.set_index("generation")
+        ds = ds.merge(xr.Dataset.from_dataframe(hist).rename(
+            {"evaluations": "history_evaluations", "hypervolume": "history_hypervolume",
+             "front_size": "history_front_size"}))
+        for name in OBJECTIVES:
+            ds[name].attrs["units"] = {"latency_ms": "ms", "energy_j": "J",
+                                       "accuracy": "1"}[name]
+        ds.attrs.update({"schema": FRONT_SCHEMA, "model": self.model,
+                         "algorithm": self.algorithm, "seed": -1 if self.seed is None
+                         else int(self.seed), "objectives": json.dumps(self.objectives),
+                         "space_size": self.space_size, "budget": self.budget,
+                         "energy_source": self.energy_source or "unknown"})
+        return ds
+
+    def to_dict(self) -> dict[str, Any]:
+        """The FRONT.json document."""
+        return {
+            "schema": FRONT_SCHEMA,
+            "model": self.model,
+            "algorithm": self.algorithm,
+            "seed": self.seed,
+            "objectives": dict(self.objectives),
+            "space_size": self.space_size,
+            "budget": self.budget,
+            "evaluations": self.evaluations,
+            "evaluated": [dict(e.config) for e in self.evaluated],
+            "values": [{**e.values, "generation": e.generation} for e in self.evaluated],
+            "unmeasured": [dict(c) for c in self.unmeasured],
+            "front": [e.front_entry() for e in self.front],
+            "hypervolume": self.hypervolume,
+            "history": [dict(h) for h in self.history],
+            "normalization": self.normalization.to_dict(),
+            "energy_source": self.energy_source,
+            "toolkit_version": __version__,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], origin: str = "document") -> OptimizationResult:
+        """Rebuild a result from a FRONT.json document.
+
+        Raises:
+            ToolkitError: another schema, or a required key is missing.
+        """
+        schema = doc.get("schema") if isinstance(doc, dict) else None
+        if schema != FRONT_SCHEMA:
+            raise ToolkitError(
+                f"{origin} has schema {schema!r}; this toolkit reads fronts of schema "
+                f"{FRONT_SCHEMA!r}"
+            )
+        required = ("model", "algorithm", "objectives", "space_size", "evaluated", "front")
+        missing = [k for k in required if k not in doc]
+        if missing:
+            raise ToolkitError(f"{origin} lacks the front key(s) {', '.join(missing)}")
+        values = doc.get("values")
+        if values is None:  # a minimal front file: recover values from the front
+            by_config = {json.dumps(f["config"], sort_keys=True): f for f in doc["front"]}
+            values = [{o: v for o, v in by_config.get(json.dumps(c, sort_keys=True), {}).items()
+                       if o in OBJECTIVES and v is not None} for c in doc["evaluated"]]
+        evaluated = [Evaluation(dict(c), {k: float(x) for k, x in v.items()
+                                          if k in OBJECTIVES and x is not None},
+                                int(v.get("generation", 0)))
+                     for c, v in zip(doc["evaluated"], values, strict=True)]
+        objectives = {str(k): str(v) for k, v in doc["objectives"].items()}
+        norm = doc.get("normalization")
+        normalizer = (Normalizer.from_dict(norm) if norm else Normalizer.from_values(
+            list(objectives), np.array([[e.values.get(o, np.nan) for o in objectives]
+                                        for e in evaluated])))
+        return cls(
+            model=str(doc["model"]), algorithm=str(doc["algorithm"]), seed=doc.get("seed"),
+            objectives=objectives, space_size=int(doc["space_size"]),
+            budget=int(doc.get("budget", len(evaluated))), evaluated=evaluated,
+            unmeasured=[dict(c) for c in doc.get("unmeasured", [])],
+            history=[dict(h) for h in doc.get("history", [])], normalization=normalizer,
+            energy_source=doc.get("energy_source"),
+            created_at=str(doc.get("created_at", "")),
+        )
+
+
+def save_front(result: OptimizationResult, path: str | os.PathLike) -> Path:
+    """Write FRONT.json atomically (a temp file renamed over the target)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(result.to_dict(), fh, indent=1)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_front(path: str | os.PathLike) -> OptimizationResult:
+    """Read a FRONT.json written by :func:`save_front`.
+
+    Raises:
+        ToolkitError: the file is missing, not JSON, or of another schema.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ToolkitError(f"front file {path} does not exist")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ToolkitError(f"{path} is not a readable JSON file ({exc})") from None
+    return OptimizationResult.from_dict(doc, origin=str(path))

@@ -1,0 +1,511 @@
+"""The configuration space the optimizer searches, and its gene encoding.
+
+A :class:`ConfigSpace` is a finite set of valid configurations of one model.
+It is the product of four genes — ``split``, ``cpu_freq``, ``edge_accel``,
+``cloud_accel`` — filtered by
+
+* the validity rules of :func:`toolkit.config.config_problems` (the edge
+  accelerator is ``none`` at split 0, the cloud accelerator is ``none`` at the
+  last split),
+* membership: a space built from a cube holds only the configurations the cube
+  measured,
+* user constraints: callables ``config dict -> bool`` and the declarative
+  ``cpu_freqs`` (a frequency subset) and ``min_accuracy`` (needs a cube with an
+  ``accuracy`` variable; the mean over repeats must reach the threshold).
+
+The genetic encoding is a tuple of four integers, the index of each gene's value
+in :attr:`ConfigSpace.values`. ``split`` and ``cpu_freq`` are *ordinal* genes
+(neighbouring indices are neighbouring settings); the accelerators are
+*categorical*. The valid configurations are enumerated once, so membership,
+repair and sampling are table look-ups.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from toolkit.config import CLOUD_ACCELS, CONFIG_KEYS, EDGE_ACCELS, EXTRA_KEYS, Config
+from toolkit.config import config_problems as _config_problems
+from toolkit.devices.profile import DeviceProfile, load_profile
+from toolkit.errors import ConfigError, choices
+
+__all__ = [
+    "GENES",
+    "ORDINAL_GENES",
+    "ConfigSpace",
+    "Constraint",
+    "FrequencySubset",
+    "Genes",
+    "select_model",
+]
+
+#: gene names, in encoding order
+GENES: tuple[str, ...] = ("split", "cpu_freq", "edge_accel", "cloud_accel")
+#: genes whose neighbouring indices are neighbouring settings
+ORDINAL_GENES: tuple[str, ...] = ("split", "cpu_freq")
+
+#: a configuration's gene tuple: one value index per entry of :data:`GENES`
+Genes = tuple[int, int, int, int]
+#: a user constraint: True keeps the configuration
+Constraint = Callable[[dict[str, Any]], bool]
+
+#: largest product of gene sizes a space enumerates
+MAX_PRODUCT = 2_000_000
+
+
+@dataclass(frozen=True)
+class FrequencySubset:
+    """Declarative constraint: keep only these edge CPU frequencies (MHz)."""
+
+    freqs: frozenset[int]
+
+    def __call__(self, config: Mapping[str, Any]) -> bool:
+        return int(config["cpu_freq"]) in self.freqs
+
+
+def _canonical_order(values: Iterable[str], canon: Sequence[str]) -> tuple[str, ...]:
+    rank = {v: i for i, v in enumerate(canon)}
+    return tuple(sorted(set(values), key=lambda v: (rank.get(v, len(rank)), v)))
+
+
+class ConfigSpace:
+    """A finite set of valid configurations of one model, with its gene encoding.
+
+    Build one with :meth:`from_cube` or :meth:`from_profiles`; narrow it with
+    :meth:`constrain`. ``len(space)`` is the size of the valid space.
+
+    Attributes:
+        model: the model name every configuration carries.
+        n_splits: the model's number of splits (``0..n_splits-1``; the last one
+            runs everything on the edge).
+        values: per gene, the ordered tuple of values its index points into.
+        accuracy: mean accuracy per valid gene tuple where known (from a cube).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        splits: Iterable[int],
+        cpu_freqs: Iterable[int],
+        edge_accels: Iterable[str],
+        cloud_accels: Iterable[str],
+        *,
+        n_splits: int | None = None,
+        members: Iterable[Mapping[str, Any]] | None = None,
+        accuracy: Mapping[tuple, float] | None = None,
+        constraints: Sequence[Constraint] = (),
+    ) -> None:
+        """Enumerate the valid configurations.
+
+        Args:
+            model: model name.
+            splits, cpu_freqs, edge_accels, cloud_accels: candidate values per gene.
+            n_splits: the model's number of splits; default ``max(splits) + 1``.
+            members: when given, only these configurations (mappings with the
+                canonical keys) belong to the space (e.g. what a cube measured).
+            accuracy: mean accuracy keyed by ``(split, cpu_freq, edge_accel,
+                cloud_accel)`` value tuples, used by ``min_accuracy``.
+            constraints: callables on a configuration dict; False drops it.
+
+        Raises:
+            ConfigError: a gene has no values, an accelerator is unknown, or no
+                valid configuration is left.
+        """
+        self.model = str(model)
+        splits = tuple(sorted({int(s) for s in splits}))
+        freqs = tuple(sorted({int(f) for f in cpu_freqs}))
+        edges = _canonical_order(edge_accels, EDGE_ACCELS)
+        clouds = _canonical_order(cloud_accels, CLOUD_ACCELS)
+        for name, vals in zip(GENES, (splits, freqs, edges, clouds), strict=True):
+            if not vals:
+                raise ConfigError(f"the configuration space has no values for {name!r}")
+        bad = [e for e in edges if e not in EDGE_ACCELS] + [c for c in clouds
+                                                            if c not in CLOUD_ACCELS]
+        if bad:
+            raise ConfigError(
+                f"unknown accelerator(s) {choices(bad)}; valid edge: {choices(EDGE_ACCELS)}; "
+                f"valid cloud: {choices(CLOUD_ACCELS)}"
+            )
+        self.n_splits = int(n_splits) if n_splits is not None else splits[-1] + 1
+        if splits[0] < 0 or splits[-1] >= self.n_splits:
+            raise ConfigError(
+                f"splits {splits[0]}..{splits[-1]} do not fit a model with "
+                f"{self.n_splits} splits (0..{self.n_splits - 1})"
+            )
+        self.values: dict[str, tuple] = dict(zip(GENES, (splits, freqs, edges, clouds),
+                                                 strict=True))
+        self.accuracy: dict[tuple, float] = dict(accuracy or {})
+        self.constraints: tuple[Constraint, ...] = tuple(constraints)
+        self._members = (None if members is None else
+                         {tuple(_value(m, k) for k in GENES) for m in members})
+        self._enumerate()
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def from_cube(
+        cls,
+        cube: Any,
+        model: str | None = None,
+        *,
+        n_splits: int | None = None,
+        constraints: Sequence[Constraint] = (),
+        cpu_freqs: Iterable[int] | None = None,
+        min_accuracy: float | None = None,
+    ) -> ConfigSpace:
+        """The space of the configurations a cube measured.
+
+        A configuration belongs when any of ``latency_ms``, ``energy_j`` or
+        ``accuracy`` has a value in some repeat.
+
+        Args:
+            cube: a cube (:func:`toolkit.cube.open_cube`).
+            model: which model; needed when the cube holds several.
+            n_splits: the model's number of splits; default the cube's largest
+                split + 1 (the largest measured split is taken as edge-only).
+            constraints, cpu_freqs, min_accuracy: see :meth:`constrain`.
+
+        Raises:
+            ConfigError: unknown model, an extra dimension with several values,
+                or nothing measured.
+        """
+        model, data = select_model(cube, model)
+        measured = None
+        for var in ("latency_ms", "energy_j", "accuracy"):
+            if var in data:
+                has = data[var].notnull().any("repeat")
+                measured = has if measured is None else (measured | has)
+        if measured is None:
+            raise ConfigError("the cube has none of latency_ms, energy_j, accuracy")
+        frame = measured.to_dataframe(name="measured").reset_index()
+        frame = frame[frame["measured"]]
+        if frame.empty:
+            raise ConfigError(f"the cube measured no configuration of model {model!r}")
+        members = frame[list(GENES)].to_dict("records")
+        accuracy = {}
+        if "accuracy" in data and bool(data["accuracy"].notnull().any()):
+            acc = data["accuracy"].mean("repeat").to_dataframe(name="acc").dropna().reset_index()
+            accuracy = {tuple(_value(r, k) for k in GENES): float(r["acc"])
+                        for r in acc.to_dict("records")}
+        space = cls(
+            model,
+            data["split"].values, data["cpu_freq"].values,
+            data["edge_accel"].values, data["cloud_accel"].values,
+            n_splits=n_splits, members=members, accuracy=accuracy,
+        )
+        if constraints or cpu_freqs is not None or min_accuracy is not None:
+            space = space.constrain(*constraints, cpu_freqs=cpu_freqs,
+                                    min_accuracy=min_accuracy)
+        return space
+
+    @classmethod
+    def from_profiles(
+        cls,
+        model: str,
+        n_splits: int,
+        edge_profile: DeviceProfile | str | os.PathLike,
+        cloud_profile: DeviceProfile | str | os.PathLike,
+        edge_accels: Iterable[str] | None = None,
+        cloud_accels: Iterable[str] | None = None,
+        *,
+        constraints: Sequence[Constraint] = (),
+        cpu_freqs: Iterable[int] | None = None,
+    ) -> ConfigSpace:
+        """The space a testbed offers: profile frequencies and accelerators × splits.
+
+        Args:
+            model: model name.
+            n_splits: the model's number of splits (``0..n_splits-1``).
+            edge_profile, cloud_profile: :class:`DeviceProfile` objects or
+                shipped profile names / paths.
+            edge_accels, cloud_accels: subsets of the profiles' accelerators
+                (default: all they offer).
+            constraints, cpu_freqs: see :meth:`constrain`.
+
+        Raises:
+            ConfigError: a profile has the wrong role or no settable frequency, or
+                an accelerator subset names one the profile lacks.
+        """
+        edge = edge_profile if isinstance(edge_profile, DeviceProfile) else load_profile(
+            edge_profile)
+        cloud = cloud_profile if isinstance(cloud_profile, DeviceProfile) else load_profile(
+            cloud_profile)
+        if int(n_splits) < 1:
+            raise ConfigError(f"n_splits must be >= 1, got {n_splits}")
+        if edge.role != "edge" or cloud.role != "cloud":
+            raise ConfigError(
+                f"from_profiles needs an edge and a cloud profile, got {edge.name!r} "
+                f"({edge.role}) and {cloud.name!r} ({cloud.role})"
+            )
+        if not edge.frequencies_mhz:
+            raise ConfigError(f"edge profile {edge.name!r} has no settable CPU frequency")
+        edges = tuple(edge.accelerators if edge_accels is None else
+                      [edge.check_accel(a) for a in edge_accels])
+        clouds = tuple(cloud.accelerators if cloud_accels is None else
+                       [cloud.check_accel(a) for a in cloud_accels])
+        space = cls(model, range(int(n_splits)), edge.frequencies_mhz, edges, clouds,
+                    n_splits=int(n_splits))
+        if constraints or cpu_freqs is not None:
+            space = space.constrain(*constraints, cpu_freqs=cpu_freqs)
+        return space
+
+    def constrain(
+        self,
+        *constraints: Constraint,
+        cpu_freqs: Iterable[int] | None = None,
+        min_accuracy: float | None = None,
+    ) -> ConfigSpace:
+        """A narrower space: this one's configurations that satisfy every constraint.
+
+        Args:
+            *constraints: callables on a configuration dict; False drops it.
+            cpu_freqs: keep only these frequencies (each must be in the space).
+            min_accuracy: keep configurations whose mean accuracy is at least this
+                (the space must know accuracy, i.e. come from a cube that has it).
+
+        Raises:
+            ConfigError: an unknown frequency, ``min_accuracy`` without accuracy
+                data, or no configuration left.
+        """
+        extra: list[Constraint] = list(constraints)
+        for c in extra:
+            if not callable(c):
+                raise ConfigError(f"a constraint must be callable(config) -> bool, got {c!r}")
+        if cpu_freqs is not None:
+            wanted = {int(f) for f in cpu_freqs}
+            unknown = sorted(wanted - set(self.values["cpu_freq"]))
+            if unknown:
+                raise ConfigError(
+                    f"cpu_freqs {choices(unknown)} are not in the space; "
+                    f"valid: {choices(self.values['cpu_freq'])}"
+                )
+            extra.append(FrequencySubset(frozenset(wanted)))
+        if min_accuracy is not None:
+            if not self.accuracy:
+                raise ConfigError(
+                    "min_accuracy needs accuracy data: build the space from a cube "
+                    "with an 'accuracy' variable"
+                )
+            extra.append(_MinAccuracy(float(min_accuracy), self.accuracy))
+        members = None if self._members is None else [
+            dict(zip(GENES, m, strict=True)) for m in self._members]
+        return ConfigSpace(
+            self.model, *(self.values[g] for g in GENES), n_splits=self.n_splits,
+            members=members, accuracy=self.accuracy,
+            constraints=(*self.constraints, *extra),
+        )
+
+    # -- the valid set ----------------------------------------------------------------
+
+    def _enumerate(self) -> None:
+        sizes = self.gene_sizes
+        product = int(np.prod(sizes))
+        if product > MAX_PRODUCT:
+            raise ConfigError(
+                f"the configuration space has {product} gene combinations, more than "
+                f"{MAX_PRODUCT}; narrow it (cpu_freqs, accelerators, splits)"
+            )
+        rows = []
+        for genes in np.ndindex(*sizes):
+            values = self._values_of(genes)
+            if self._members is not None and values not in self._members:
+                continue
+            config = self._config_of(values)
+            if _config_problems(Config.from_mapping(config), self.n_splits):
+                continue
+            if not all(c(dict(config)) for c in self.constraints):
+                continue
+            rows.append(genes)
+        if not rows:
+            raise ConfigError(
+                f"no valid configuration of model {self.model!r} is left in the space "
+                "(validity rules, measured configurations and constraints exclude all)"
+            )
+        self.genes = np.asarray(rows, dtype=np.int64).reshape(-1, len(GENES))
+        self.genes.setflags(write=False)
+        self._row = {tuple(int(x) for x in g): i for i, g in enumerate(self.genes)}
+
+    @property
+    def gene_sizes(self) -> tuple[int, ...]:
+        """Number of values per gene, in :data:`GENES` order."""
+        return tuple(len(self.values[g]) for g in GENES)
+
+    @property
+    def size(self) -> int:
+        """Number of valid configurations."""
+        return len(self._row)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self.decode(g) for g in self._row)
+
+    def __contains__(self, config: object) -> bool:
+        if not isinstance(config, Mapping):
+            return False
+        try:
+            return self.encode(config) in self._row
+        except ConfigError:
+            return False
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{g}={n}" for g, n in zip(GENES, self.gene_sizes, strict=True))
+        return f"ConfigSpace(model={self.model!r}, valid={self.size}, {sizes})"
+
+    def configs(self) -> list[dict[str, Any]]:
+        """Every valid configuration, as canonical dicts, in gene order."""
+        return list(self)
+
+    # -- encoding ---------------------------------------------------------------------
+
+    def _values_of(self, genes: Sequence[int]) -> tuple:
+        return tuple(self.values[g][int(i)] for g, i in zip(GENES, genes, strict=True))
+
+    def _config_of(self, values: Sequence[Any]) -> dict[str, Any]:
+        split, freq, edge, cloud = values
+        return {"model": self.model, "split": int(split), "cpu_freq": int(freq),
+                "edge_accel": str(edge), "cloud_accel": str(cloud)}
+
+    def decode(self, genes: Sequence[int]) -> dict[str, Any]:
+        """The configuration dict of a gene tuple (valid or not)."""
+        return self._config_of(self._values_of(genes))
+
+    def encode(self, config: Mapping[str, Any]) -> Genes:
+        """The gene tuple of a configuration.
+
+        Raises:
+            ConfigError: the configuration is of another model or has a value
+                outside the space's genes.
+        """
+        if "model" in config and str(config["model"]) != self.model:
+            raise ConfigError(f"configuration is for model {config['model']!r}, the space "
+                              f"for {self.model!r}")
+        out = []
+        for g in GENES:
+            if g not in config:
+                raise ConfigError(f"configuration lacks {g!r}; it needs {choices(CONFIG_KEYS)}")
+            value = _value(config, g)
+            try:
+                out.append(self.values[g].index(value))
+            except ValueError:
+                raise ConfigError(
+                    f"{g}={value!r} is not in the space; valid: {choices(self.values[g])}"
+                ) from None
+        return tuple(out)  # type: ignore[return-value]
+
+    def is_valid(self, genes: Sequence[int]) -> bool:
+        """Whether a gene tuple is a valid configuration of this space."""
+        return tuple(int(x) for x in genes) in self._row
+
+    def index(self, genes: Sequence[int]) -> int:
+        """Row of a valid gene tuple in :attr:`genes` (KeyError when invalid)."""
+        return self._row[tuple(int(x) for x in genes)]
+
+    # -- geometry used by the variation operators -------------------------------------
+
+    def distances(self, genes: Sequence[int]) -> np.ndarray:
+        """Gene distance from ``genes`` to every valid configuration.
+
+        Ordinal genes count index steps scaled so that the whole range is 1;
+        a different categorical value counts 1.
+        """
+        g = np.asarray(genes, dtype=np.int64)
+        d = np.zeros(len(self.genes))
+        for i, (name, n) in enumerate(zip(GENES, self.gene_sizes, strict=True)):
+            diff = self.genes[:, i] - g[i]
+            d += np.abs(diff) / max(n - 1, 1) if name in ORDINAL_GENES else (diff != 0)
+        return d
+
+    def nearest(
+        self,
+        genes: Sequence[int],
+        rng: np.random.Generator,
+        exclude: np.ndarray | None = None,
+        keep: Sequence[str] = (),
+    ) -> Genes | None:
+        """The valid configuration nearest to ``genes`` (itself when valid).
+
+        Args:
+            genes: any gene tuple within the gene sizes.
+            rng: breaks ties at random among equally near configurations.
+            exclude: boolean mask over :attr:`genes` rows that may not be chosen
+                (e.g. configurations already tried).
+            keep: gene names to hold fixed where some allowed configuration has
+                their values (otherwise they may change too).
+
+        Returns:
+            The chosen gene tuple, or None when every configuration is excluded.
+        """
+        d = self.distances(genes)
+        if exclude is not None:
+            d = np.where(exclude, np.inf, d)
+        if keep:
+            same = np.ones(len(d), bool)
+            for name in keep:
+                i = GENES.index(name)
+                same &= self.genes[:, i] == int(genes[i])
+            if np.isfinite(d[same]).any():
+                d = np.where(same, d, np.inf)
+        best = d.min()
+        if not np.isfinite(best):
+            return None
+        ties = np.flatnonzero(d <= best + 1e-9)
+        row = ties[0] if len(ties) == 1 else rng.choice(ties)
+        return tuple(int(x) for x in self.genes[row])  # type: ignore[return-value]
+
+
+class _MinAccuracy:
+    """Keep configurations whose known mean accuracy is at least ``threshold``."""
+
+    def __init__(self, threshold: float, accuracy: Mapping[tuple, float]) -> None:
+        self.threshold = threshold
+        self.accuracy = accuracy
+
+    def __call__(self, config: Mapping[str, Any]) -> bool:
+        acc = self.accuracy.get(tuple(_value(config, k) for k in GENES))
+        return acc is not None and acc >= self.threshold
+
+    def __repr__(self) -> str:
+        return f"min_accuracy({self.threshold})"
+
+
+def _value(mapping: Mapping[str, Any], key: str) -> Any:
+    value = mapping[key]
+    if key in ("split", "cpu_freq"):
+        return int(value)
+    return str(value)
+
+
+def select_model(cube: Any, model: str | None) -> tuple[str, Any]:
+    """The model's name and its part of the cube, without the ``model`` dimension.
+
+    Extra dimensions (``codec``, ``strategy``, ``devices``) must have one value;
+    they are dropped.
+
+    Raises:
+        ConfigError: the model is not in the cube (or is needed and not given), or
+            an extra dimension varies.
+    """
+    models = [str(m) for m in cube["model"].values]
+    if model is None:
+        if len(models) != 1:
+            raise ConfigError(f"the cube holds several models; choose one of {choices(models)}")
+        model = models[0]
+    if model not in models:
+        raise ConfigError(f"model {model!r} is not in the cube; valid: {choices(models)}")
+    data = cube.sel(model=model)
+    for dim in EXTRA_KEYS:
+        if dim in data.dims:
+            if data.sizes[dim] != 1:
+                raise ConfigError(
+                    f"the cube varies {dim!r} ({choices(data[dim].values)}); "
+                    f"select one value first, e.g. cube.sel({dim}=...)"
+                )
+            data = data.isel({dim: 0}, drop=True)
+    return model, data

@@ -1,0 +1,213 @@
+"""The per-device cost of a partition plan, and its *predicted* latency and energy.
+
+Counted exactly from the plan (per sample, float32):
+
+* ``macs``: multiply-accumulates of the device's compute steps (halo rows a
+  spatial device recomputes included);
+* ``weight_bytes``: the weights its ops hold (batch normalisation folded to a
+  scale and an offset per channel);
+* ``peak_activation_bytes``: the most tensor bytes the device holds at once,
+  every tensor freed after its last use (the input while it is still needed,
+  an op's input and output together);
+* ``sent_bytes`` / ``received_bytes`` and ``sync_points``: what crosses the
+  links, and in how many exchanges the device takes part.
+
+Predicted with a simple model (every figure is a prediction, never a
+measurement; energies carry ``energy_source = "model:<profile>"``):
+
+* compute time of a step = MACs / ``macs_per_s`` (element-wise work, slicing,
+  concatenation and the additions of a reduction are not timed);
+* each device has a full-duplex link of ``link_mbps``; a transfer takes
+  ``bytes × 8 / (link_mbps × 10⁶)`` seconds and starts when its sender has
+  finished the stage's compute and both the sender's uplink and the receiver's
+  downlink are free, in the plan's order. A device starts a stage's compute when
+  it has finished the previous stage and received what that stage sent it;
+* a device's ``latency_ms`` is when it finishes its part; the plan's
+  ``latency_ms`` is when the result is complete on device 0;
+* a device's energy, with :class:`toolkit.energy.model.PowerModel` of the
+  profile (default ``raspberry-pi-4`` at its highest frequency):
+  ``P_busy × compute time + P_wait × (plan latency − compute time) +
+  network J/byte × bytes sent``: every device is powered for the whole request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from toolkit.devices.profile import load_profile
+from toolkit.energy.model import PowerModel
+from toolkit.errors import ToolkitError
+from toolkit.partition.ops import op_weight_bytes
+from toolkit.partition.plan import INPUT, Compute, PartitionPlan, instruction_inputs, nbytes
+
+__all__ = [
+    "DEFAULT_LINK_MBPS",
+    "DEFAULT_MACS_PER_S",
+    "CostModel",
+    "DeviceCost",
+    "PlanCost",
+    "estimate_cost",
+]
+
+#: assumed throughput of one edge device: 1 GMAC/s, the order of one Cortex-A72
+#: core of a Raspberry Pi 4 running TensorFlow in float32
+DEFAULT_MACS_PER_S = 1e9
+#: assumed link rate between devices, Mbit/s (Fast Ethernet / good Wi-Fi)
+DEFAULT_LINK_MBPS = 100.0
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Parameters of the predicted latency and energy.
+
+    Attributes:
+        macs_per_s: throughput of every device.
+        link_mbps: link rate of every device, Mbit/s (10⁶ bit/s).
+        profile: device profile name or path for the power model.
+        freq_mhz: CPU frequency for the power model (None: the profile's highest).
+        accel: accelerator setting for the power model.
+    """
+
+    macs_per_s: float = DEFAULT_MACS_PER_S
+    link_mbps: float = DEFAULT_LINK_MBPS
+    profile: str = "raspberry-pi-4"
+    freq_mhz: int | None = None
+    accel: str = "none"
+
+    def __post_init__(self) -> None:
+        for key in ("macs_per_s", "link_mbps"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ToolkitError(f"{key} must be a positive number, got {value!r}")
+
+    def power_model(self) -> PowerModel:
+        """The power model of the profile (validates frequency and accelerator)."""
+        model = PowerModel(load_profile(self.profile))
+        model.busy_w(self.freq_mhz, self.accel)
+        return model
+
+
+@dataclass(frozen=True)
+class DeviceCost:
+    """Costs of one device of a plan (per sample); times and energy are predicted."""
+
+    device: int
+    macs: int
+    weight_bytes: int
+    peak_activation_bytes: int
+    sent_bytes: int
+    received_bytes: int
+    sync_points: int
+    compute_ms: float
+    latency_ms: float
+    energy_j: float
+    energy_source: str
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    """Costs of a whole plan: per device, and the request's predicted latency and energy."""
+
+    strategy: str
+    n_devices: int
+    devices: tuple[DeviceCost, ...]
+    latency_ms: float
+    energy_j: float
+    sync_points: int
+    energy_source: str
+    model: CostModel
+
+    @property
+    def macs(self) -> int:
+        """MACs summed over the devices."""
+        return sum(d.macs for d in self.devices)
+
+
+def _peak_bytes(plan: PartitionPlan, device: int) -> int:
+    """Most bytes ``device`` holds at once, each tensor freed after its last use."""
+    events: list[tuple[dict[str, int], tuple[str, ...]]] = []  # (defined, used)
+    if device == 0:
+        events.append(({INPUT: nbytes(plan.input_shape)}, ()))
+    for stage in plan.stages:
+        for st in stage.steps[device]:
+            events.append(({st.dst: nbytes(st.out_shape)}, instruction_inputs(st)))
+        for t in stage.outgoing(device):
+            events.append(({}, (t.tensor,)))
+        for t in stage.incoming(device):
+            events.append(({t.as_name: t.nbytes}, ()))
+    if device == plan.output[0]:
+        events.append(({}, (plan.output[1],)))
+    last: dict[str, int] = {}
+    for i, (defined, used) in enumerate(events):
+        for name in (*defined, *used):
+            last[name] = i
+    live: dict[str, int] = {}
+    peak = 0
+    for i, (defined, _) in enumerate(events):
+        live.update(defined)
+        peak = max(peak, sum(live.values()))
+        for name in [n for n in live if last[n] == i]:
+            del live[name]
+    return peak
+
+
+def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCost:
+    """Count a plan's per-device costs and predict its latency and energy.
+
+    Args:
+        plan: the partition plan.
+        model: throughput, link rate and power profile (defaults: :class:`CostModel`).
+    """
+    model = model or CostModel()
+    power = model.power_model()
+    n = plan.n_devices
+    rate = model.link_mbps * 1e6 / 8.0
+    ready = [0.0] * n
+    busy = [0.0] * n
+    uplink = [0.0] * n
+    downlink = [0.0] * n
+    sent = [0] * n
+    received = [0] * n
+    syncs = [0] * n
+    for stage in plan.stages:
+        end = list(ready)
+        for d, steps in enumerate(stage.steps):
+            seconds = sum(st.macs for st in steps if isinstance(st, Compute)) / model.macs_per_s
+            end[d] += seconds
+            busy[d] += seconds
+        done = list(end)
+        for t in stage.transfers:
+            start = max(end[t.src], uplink[t.src], downlink[t.dst])
+            finish = start + t.nbytes / rate
+            uplink[t.src] = downlink[t.dst] = finish
+            done[t.src] = max(done[t.src], finish)
+            done[t.dst] = max(done[t.dst], finish)
+            sent[t.src] += t.nbytes
+            received[t.dst] += t.nbytes
+        for d in {t.src for t in stage.transfers} | {t.dst for t in stage.transfers}:
+            syncs[d] += 1
+        ready = done
+    latency = ready[plan.output[0]]
+    devices = []
+    for d in range(n):
+        energy = power.energy_j(busy[d], latency - busy[d], freq=model.freq_mhz,
+                                accel=model.accel, bytes_sent=sent[d])
+        devices.append(DeviceCost(
+            device=d,
+            macs=sum(c.macs for c in plan.computes(d)),
+            weight_bytes=sum(op_weight_bytes(c.op) for c in plan.computes(d)),
+            peak_activation_bytes=_peak_bytes(plan, d),
+            sent_bytes=sent[d],
+            received_bytes=received[d],
+            sync_points=syncs[d],
+            compute_ms=busy[d] * 1e3,
+            latency_ms=ready[d] * 1e3,
+            energy_j=energy,
+            energy_source=power.source,
+        ))
+    return PlanCost(plan.strategy, n, tuple(devices), latency * 1e3,
+                    sum(d.energy_j for d in devices), plan.sync_points, power.source, model)

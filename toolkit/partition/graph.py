@@ -1,0 +1,341 @@
+"""Reading a Keras conv stack as a chain of :class:`~toolkit.partition.ops.Op`.
+
+The partitioning strategies work on models whose layers form a chain: each
+layer takes the previous layer's output and nothing else (Sequential models,
+chain-shaped functional models, nested Sequential blocks). :func:`chain_from_model`
+walks such a model once, reads its weights, makes every ``same`` padding
+explicit for the model's input size and checks each layer's output shape against
+Keras' own. A layer the toolkit cannot partition is refused with its name, its
+type, the strategy asking and the supported types.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import keras
+import numpy as np
+
+from toolkit.errors import ToolkitError, choices
+from toolkit.partition.ops import (
+    CHANNEL_GLOBAL_ACTIVATIONS,
+    ELEMENTWISE_ACTIVATIONS,
+    Activation,
+    Op,
+    op_macs,
+    op_output_shape,
+)
+
+__all__ = ["IDENTITY_LAYERS", "SUPPORTED_LAYERS", "Chain", "as_chain", "chain_from_model"]
+
+#: layers that are the identity at inference; the chain leaves them out
+IDENTITY_LAYERS: tuple[str, ...] = (
+    "InputLayer", "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise",
+    "AlphaDropout", "ActivityRegularization",
+)
+#: Keras layer types every strategy accepts (see docs/partitioning.md for their roles)
+SUPPORTED_LAYERS: tuple[str, ...] = (
+    "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",
+    "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Rescaling",
+    "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+    "ZeroPadding2D", "Flatten", *IDENTITY_LAYERS,
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Chain:
+    """A chain model as ops with static shapes.
+
+    Attributes:
+        name: the model's name.
+        input_shape: one sample's input shape (no batch dimension).
+        ops: the computations in order.
+        shapes: ``shapes[i]`` is the input shape of ``ops[i]``; ``shapes[-1]``
+            the model's output shape.
+    """
+
+    name: str
+    input_shape: tuple[int, ...]
+    ops: tuple[Op, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """One sample's output shape."""
+        return self.shapes[-1]
+
+    def op_macs(self) -> list[int]:
+        """MACs of each op on one sample."""
+        return [op_macs(op, s) for op, s in zip(self.ops, self.shapes[:-1], strict=True)]
+
+    def macs(self) -> int:
+        """MACs of one forward pass on one sample."""
+        return sum(self.op_macs())
+
+
+class _Refuse:
+    """Builds refusal messages that name the strategy asking."""
+
+    def __init__(self, strategy: str | None) -> None:
+        self.who = f"strategy {strategy!r}" if strategy else "partitioning"
+
+    def layer(self, layer: Any, why: str = "") -> ToolkitError:
+        kind = type(layer).__name__
+        reason = f" ({why})" if why else ""
+        supported = [t for t in SUPPORTED_LAYERS if t != "InputLayer"]
+        return ToolkitError(
+            f"{self.who} cannot partition layer {layer.name!r} of type {kind}{reason}; "
+            f"supported layer types: {choices(supported)}"
+        )
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _same_pads(size: int, window: int, stride: int) -> tuple[int, int]:
+    out = -(-size // stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def _pads(padding: str, in_shape, window, strides, dilation=(1, 1)) -> tuple[int, int, int, int]:
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    kh, kw = ((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
+    return (*_same_pads(in_shape[0], kh, strides[0]), *_same_pads(in_shape[1], kw, strides[1]))
+
+
+def _np(var) -> np.ndarray:
+    return np.array(var.numpy(), dtype=np.float32)
+
+
+def _activation(fn, refuse: _Refuse, layer) -> Activation:
+    try:
+        name = keras.activations.serialize(fn)
+    except Exception:
+        name = None
+    if isinstance(name, str) and name == "swish":
+        name = "silu"
+    known = ELEMENTWISE_ACTIVATIONS | CHANNEL_GLOBAL_ACTIVATIONS
+    if not isinstance(name, str) or name not in known:
+        known = sorted(known)
+        raise refuse.layer(layer, f"activation {name or fn!r} is not one of {choices(known)}")
+    return Activation(name)
+
+
+def _with_activation(op: Op, act: Activation) -> list[Op]:
+    """Attach an element-wise activation; a channel-global one becomes its own op."""
+    if act.channel_global:
+        return [op, Op("affine", op.name, op.layer_type, activation=act)]
+    return [replace(op, activation=act)]
+
+
+def _channels_last(layer, refuse: _Refuse) -> None:
+    fmt = getattr(layer, "data_format", "channels_last")
+    if fmt not in (None, "channels_last"):
+        raise refuse.layer(layer, f"data_format {fmt!r}; only channels_last")
+
+
+def _convert(layer, in_shape, refuse: _Refuse) -> list[Op]:
+    L = keras.layers
+    kind = type(layer)
+    name, tname = layer.name, kind.__name__
+    if kind.__name__ in IDENTITY_LAYERS and kind.__module__.startswith("keras"):
+        return []
+    if kind in (L.Conv2D, L.DepthwiseConv2D, L.SeparableConv2D):
+        _channels_last(layer, refuse)
+        if len(in_shape) != 3:
+            raise refuse.layer(layer, f"input shape {in_shape} is not (rows, columns, channels)")
+        if getattr(layer, "groups", 1) != 1:
+            raise refuse.layer(layer, f"groups={layer.groups}; only groups=1")
+        window, strides = _pair(layer.kernel_size), _pair(layer.strides)
+        dilation = _pair(layer.dilation_rate)
+        pads = _pads(layer.padding, in_shape, window, strides, dilation)
+        act = _activation(layer.activation, refuse, layer)
+        bias = _np(layer.bias) if layer.use_bias else None
+        geometry = dict(window=window, strides=strides, dilation=dilation, pads=pads)
+        if kind is L.Conv2D:
+            return _with_activation(Op("conv2d", name, tname, kernel=_np(layer.kernel),
+                                       bias=bias, **geometry), act)
+        if kind is L.DepthwiseConv2D:
+            return _with_activation(Op("depthwise", name, tname, kernel=_np(layer.kernel),
+                                       bias=bias, **geometry), act)
+        depthwise = Op("depthwise", name, tname, kernel=_np(layer.depthwise_kernel), **geometry)
+        pointwise = Op("conv2d", name, tname, kernel=_np(layer.pointwise_kernel), bias=bias)
+        return [depthwise, *_with_activation(pointwise, act)]
+    if kind is L.Dense:
+        act = _activation(layer.activation, refuse, layer)
+        bias = _np(layer.bias) if layer.use_bias else None
+        return _with_activation(Op("dense", name, tname, kernel=_np(layer.kernel), bias=bias), act)
+    if kind is L.BatchNormalization:
+        axis = layer.axis if isinstance(layer.axis, int) else None
+        if axis not in (-1, len(in_shape)):
+            raise refuse.layer(layer, f"axis={layer.axis}; only the last (channel) axis")
+        var = _np(layer.moving_variance).astype(np.float64)
+        mean = _np(layer.moving_mean).astype(np.float64)
+        gamma = _np(layer.gamma).astype(np.float64) if layer.scale else 1.0
+        beta = _np(layer.beta).astype(np.float64) if layer.center else 0.0
+        scale = gamma / np.sqrt(var + layer.epsilon)
+        offset = beta - mean * scale
+        return [Op("affine", name, tname, scale=scale.astype(np.float32),
+                   bias=np.broadcast_to(offset, mean.shape).astype(np.float32))]
+    if kind is L.Rescaling:
+        c = in_shape[-1]
+        scale = np.broadcast_to(np.asarray(layer.scale, np.float32), (c,)).copy()
+        offset = np.broadcast_to(np.asarray(layer.offset, np.float32), (c,)).copy()
+        return [Op("affine", name, tname, scale=scale, bias=offset)]
+    if kind is L.Activation:
+        return [Op("affine", name, tname, activation=_activation(layer.activation, refuse, layer))]
+    if kind is L.ReLU:
+        params = []
+        if layer.max_value is not None:
+            params.append(("max_value", float(layer.max_value)))
+        if layer.negative_slope:
+            params.append(("negative_slope", float(layer.negative_slope)))
+        if layer.threshold:
+            params.append(("threshold", float(layer.threshold)))
+        return [Op("affine", name, tname, activation=Activation("relu", tuple(params)))]
+    if kind is L.LeakyReLU:
+        act = Activation("leaky_relu", (("negative_slope", float(layer.negative_slope)),))
+        return [Op("affine", name, tname, activation=act)]
+    if kind is L.ELU:
+        return [Op("affine", name, tname, activation=Activation("elu", (("alpha", layer.alpha),)))]
+    if kind is L.Softmax:
+        if layer.axis not in (-1, len(in_shape)):
+            raise refuse.layer(layer, f"axis={layer.axis}; only the last axis")
+        return [Op("affine", name, tname, activation=Activation("softmax"))]
+    if kind in (L.MaxPooling2D, L.AveragePooling2D):
+        _channels_last(layer, refuse)
+        window = _pair(layer.pool_size)
+        strides = _pair(layer.strides if layer.strides is not None else layer.pool_size)
+        pads = _pads(layer.padding, in_shape, window, strides)
+        op_kind = "maxpool" if kind is L.MaxPooling2D else "avgpool"
+        return [Op(op_kind, name, tname, window=window, strides=strides, pads=pads)]
+    if kind in (L.GlobalAveragePooling2D, L.GlobalMaxPooling2D):
+        _channels_last(layer, refuse)
+        op_kind = "global_avgpool" if kind is L.GlobalAveragePooling2D else "global_maxpool"
+        return [Op(op_kind, name, tname, keepdims=bool(layer.keepdims))]
+    if kind is L.ZeroPadding2D:
+        _channels_last(layer, refuse)
+        (t, b), (left, r) = layer.padding
+        return [Op("zeropad", name, tname, pads=(int(t), int(b), int(left), int(r)))]
+    if kind is L.Flatten:
+        _channels_last(layer, refuse)
+        return [Op("flatten", name, tname)]
+    raise refuse.layer(layer)
+
+
+def _layers(model, refuse: _Refuse) -> list:
+    """The model's layers in chain order, nested models flattened."""
+    if isinstance(model, keras.Sequential):
+        layers = list(model.layers)
+    else:
+        layers = [la for la in model.layers if not isinstance(la, keras.layers.InputLayer)]
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ToolkitError(
+                f"{refuse.who} needs a single-input, single-output chain model; "
+                f"{model.name!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs"
+            )
+        current = model.inputs[0]
+        for layer in layers:
+            try:
+                inp = layer.input
+            except Exception:
+                inp = None
+            if isinstance(inp, (list, tuple, dict)) or inp is not current:
+                raise refuse.layer(layer, "not part of a chain: its input is not the previous "
+                                   "layer's output")
+            current = layer.output
+        if model.outputs[0] is not current:
+            raise ToolkitError(
+                f"{refuse.who}: the output of {model.name!r} is not its last layer's"
+            )
+    out = []
+    for layer in layers:
+        if isinstance(layer, keras.Model):
+            out.extend(_layers(layer, refuse))
+        else:
+            out.append(layer)
+    return out
+
+
+def _model_input_shape(model) -> tuple | None:
+    try:
+        shape = tuple(model.inputs[0].shape[1:])
+    except Exception:
+        return None
+    return shape if all(d is not None for d in shape) else None
+
+
+def chain_from_model(
+    model: keras.Model,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    strategy: str | None = None,
+) -> Chain:
+    """Read a chain-shaped Keras model as ops with explicit padding.
+
+    Args:
+        model: a built Sequential or functional Keras model whose layers form a chain.
+        input_shape: one sample's input shape; needed where the model's input has
+            unknown sizes (then the model is built for it), checked otherwise.
+        strategy: the strategy asking, named in refusal messages.
+
+    Raises:
+        ToolkitError: the model is not a chain, a layer is not supported (the
+            message names the layer, its type, the strategy and the supported
+            types), or the input shape is unknown or does not match.
+    """
+    refuse = _Refuse(strategy)
+    known = _model_input_shape(model)
+    if input_shape is not None:
+        input_shape = tuple(int(d) for d in input_shape)
+        if known is not None and known != input_shape:
+            raise ToolkitError(
+                f"input shape {input_shape} does not match model {model.name!r}'s {known}"
+            )
+        if not model.built:
+            model.build((None, *input_shape))
+    elif known is None:
+        raise ToolkitError(
+            f"model {model.name!r} has no fixed input shape; give input_shape "
+            "(rows, columns, channels)"
+        )
+    shape = input_shape or known
+    ops: list[Op] = []
+    shapes = [shape]
+    for layer in _layers(model, refuse):
+        new = _convert(layer, shape, refuse)
+        for op in new:
+            shape = op_output_shape(op, shape)
+            ops.append(op)
+            shapes.append(shape)
+        if new:
+            keras_shape = layer.compute_output_shape((1, *shapes[-1 - len(new)]))
+            expected = tuple(int(d) for d in keras_shape[1:])
+            if expected != shape:
+                raise ToolkitError(
+                    f"layer {layer.name!r} ({type(layer).__name__}): computed output shape "
+                    f"{shape} differs from Keras' {expected}"
+                )
+    if not ops:
+        raise ToolkitError(f"model {model.name!r} has no layer to partition")
+    if math.prod(shape) == 0:
+        raise ToolkitError(f"model {model.name!r} produces an empty output {shape}")
+    return Chain(model.name, tuple(shapes[0]), tuple(ops), tuple(shapes))
+
+
+def as_chain(
+    model: keras.Model | Chain, strategy: str, input_shape: tuple[int, ...] | None = None
+) -> Chain:
+    """``model`` as a :class:`Chain` (read with ``strategy`` named in refusals)."""
+    if isinstance(model, Chain):
+        if input_shape is not None and tuple(input_shape) != model.input_shape:
+            raise ToolkitError(
+                f"input shape {tuple(input_shape)} does not match the chain's {model.input_shape}"
+            )
+        return model
+    return chain_from_model(model, input_shape=input_shape, strategy=strategy)

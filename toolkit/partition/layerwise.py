@@ -1,0 +1,137 @@
+"""Layer-wise (pipeline) partitioning: consecutive blocks of layers per device.
+
+Device ``k`` runs the ``k``-th block of consecutive ops and sends its last
+activation to device ``k + 1``; the last device sends the result to device 0.
+Blocks are balanced: first the largest block cost is made as small as possible
+(by MACs, or by per-layer times the caller measured), then, among the
+partitions with that largest block, the one sending the fewest bytes is taken.
+Every supported layer type can be placed on any device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import keras
+
+from toolkit.errors import ToolkitError, choices
+from toolkit.partition.graph import Chain, as_chain
+from toolkit.partition.plan import INPUT, PartitionPlan, PlanBuilder, check_devices, nbytes
+
+__all__ = ["balance_blocks", "layer_wise"]
+
+STRATEGY = "layer-wise"
+
+
+def balance_blocks(
+    costs: Sequence[float], cut_bytes: Sequence[int], n_blocks: int
+) -> list[tuple[int, int]]:
+    """Cut ``costs`` into ``n_blocks`` non-empty consecutive blocks.
+
+    Args:
+        costs: cost of each item (op) in order.
+        cut_bytes: ``cut_bytes[i]`` is what a cut before item ``i`` sends
+            (``i`` from 1 to ``len(costs) - 1``; index 0 unused).
+        n_blocks: number of blocks, at most ``len(costs)``.
+
+    Returns:
+        ``[start, stop)`` ranges of the blocks: the largest block cost is
+        minimal and, among such partitions, the bytes sent at the cuts too.
+    """
+    n = len(costs)
+    prefix = [0.0]
+    for c in costs:
+        prefix.append(prefix[-1] + float(c))
+    inf = math.inf
+    # pass 1: the smallest achievable largest block
+    best = [[inf] * (n + 1) for _ in range(n_blocks + 1)]
+    best[0][0] = 0.0
+    for k in range(1, n_blocks + 1):
+        for j in range(k, n + 1):
+            best[k][j] = min(
+                (max(best[k - 1][i], prefix[j] - prefix[i]) for i in range(k - 1, j)),
+                default=inf,
+            )
+    bound = best[n_blocks][n] * (1 + 1e-9) + 1e-12
+    # pass 2: the fewest bytes at the cuts with every block within the bound
+    sent = [[inf] * (n + 1) for _ in range(n_blocks + 1)]
+    back = [[-1] * (n + 1) for _ in range(n_blocks + 1)]
+    sent[0][0] = 0.0
+    for k in range(1, n_blocks + 1):
+        for j in range(k, n + 1):
+            for i in range(k - 1, j):
+                if prefix[j] - prefix[i] > bound or sent[k - 1][i] == inf:
+                    continue
+                value = sent[k - 1][i] + (cut_bytes[i] if i > 0 else 0)
+                if value < sent[k][j]:
+                    sent[k][j], back[k][j] = value, i
+    blocks, j = [], n
+    for k in range(n_blocks, 0, -1):
+        i = back[k][j]
+        blocks.append((i, j))
+        j = i
+    return blocks[::-1]
+
+
+def _op_costs(chain: Chain, layer_costs: Mapping[str, float] | None) -> list[float]:
+    if layer_costs is None:
+        return [float(m) for m in chain.op_macs()]
+    names = list(dict.fromkeys(op.name for op in chain.ops))
+    missing = [n for n in names if n not in layer_costs]
+    unknown = [n for n in layer_costs if n not in names]
+    if missing or unknown:
+        raise ToolkitError(
+            f"layer_costs must give one figure per layer; missing: {choices(missing) or '-'}; "
+            f"unknown: {choices(unknown) or '-'}; layers: {choices(names)}"
+        )
+    bad = [n for n, v in layer_costs.items() if not (float(v) >= 0 and math.isfinite(float(v)))]
+    if bad:
+        raise ToolkitError(f"layer_costs must be finite and >= 0; bad: {choices(bad)}")
+    seen: set[str] = set()
+    costs = []
+    for op in chain.ops:  # a layer made of several ops charges its first op
+        costs.append(0.0 if op.name in seen else float(layer_costs[op.name]))
+        seen.add(op.name)
+    return costs
+
+
+def layer_wise(
+    model: keras.Model | Chain,
+    n_devices: int,
+    *,
+    layer_costs: Mapping[str, float] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> PartitionPlan:
+    """Partition a chain model into consecutive blocks, one per device.
+
+    Args:
+        model: a chain Keras model or a :class:`~toolkit.partition.graph.Chain`.
+        n_devices: number of devices (at most the number of ops).
+        layer_costs: measured time (or any cost) per Keras layer name, to
+            balance by instead of MACs.
+        input_shape: one sample's input shape, where the model leaves it open.
+
+    Raises:
+        ToolkitError: an unsupported layer, more devices than ops, or bad costs.
+    """
+    n = check_devices(n_devices, STRATEGY)
+    chain = as_chain(model, STRATEGY, input_shape)
+    if n > len(chain.ops):
+        raise ToolkitError(
+            f"strategy {STRATEGY!r} needs at most one device per op: {chain.name!r} has "
+            f"{len(chain.ops)} ops, {n} devices asked"
+        )
+    costs = _op_costs(chain, layer_costs)
+    cuts = [nbytes(s) for s in chain.shapes[:-1]]
+    blocks = balance_blocks(costs, cuts, n)
+    options = {"balance": "layer_costs" if layer_costs is not None else "macs",
+               "blocks": [[chain.ops[i].name, chain.ops[j - 1].name] for i, j in blocks]}
+    b = PlanBuilder(STRATEGY, chain.name, n, chain.input_shape, options)
+    current = INPUT
+    for device, (start, stop) in enumerate(blocks):
+        if device > 0:
+            current = b.send(device - 1, device, current)
+        for op in chain.ops[start:stop]:
+            current = b.compute(device, op, current)
+    return b.build(n - 1, current)

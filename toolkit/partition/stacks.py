@@ -1,0 +1,159 @@
+"""Built-in conv stacks for partitioning studies, and resolving model names.
+
+``vgg-stack`` and ``mobilenet-stack`` are small chain models that exercise
+everything the strategies must handle: 3x3 convolutions with ``same`` and
+``valid`` padding, strides 2, a dilated convolution, max and average pooling
+(``same`` and ``valid``), depthwise convolutions (with a depth multiplier),
+a separable convolution, ``ZeroPadding2D``, batch normalisation, ReLU6,
+``Flatten`` / global pooling and dense layers. Their weights are random but
+reproducible (:func:`randomize_weights`), with non-zero biases and batch
+normalisation statistics so that a bias added twice shows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from toolkit.errors import ToolkitError, choices
+
+__all__ = ["STACKS", "load_partition_model", "mobilenet_stack", "randomize_weights", "vgg_stack"]
+
+DEFAULT_INPUT_SIZE = 32
+
+
+def randomize_weights(model: keras.Model, seed: int = 0) -> keras.Model:
+    """Give every weight of ``model`` a reproducible random value; returns ``model``.
+
+    Kernels are normal with variance ``2 / fan_in``; biases and batch
+    normalisation offsets and means are normal with deviation 0.1; scales and
+    variances uniform in [0.5, 1.5].
+    """
+    rng = np.random.default_rng(seed)
+    for layer in _leaf_layers(model):
+        depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+        for var in layer.weights:
+            shape = tuple(var.shape)
+            name = var.name.split("/")[-1]
+            if name in ("gamma", "moving_variance"):
+                value = rng.uniform(0.5, 1.5, shape)
+            elif name in ("bias", "beta", "moving_mean"):
+                value = rng.normal(0.0, 0.1, shape)
+            else:
+                per_channel = name == "depthwise_kernel" or (depthwise and name == "kernel")
+                fan_in = math.prod(shape[:2]) if per_channel else math.prod(shape[:-1])
+                value = rng.normal(0.0, math.sqrt(2.0 / max(fan_in, 1)), shape)
+            var.assign(value.astype(np.float32))
+    return model
+
+
+def _leaf_layers(model: keras.Model) -> list:
+    out = []
+    for layer in model.layers:
+        out.extend(_leaf_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return out
+
+
+def vgg_stack(input_size: int = DEFAULT_INPUT_SIZE, seed: int = 0) -> keras.Model:
+    """A VGG-style stack on ``input_size`` x ``input_size`` x 3 images (at least 16)."""
+    _check_size(input_size, 16)
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((input_size, input_size, 3), name="image"),
+        L.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+        L.Conv2D(16, 3, padding="same", dilation_rate=2, activation="relu", name="conv2"),
+        L.MaxPooling2D(2, name="pool1"),
+        L.Conv2D(32, 3, padding="valid", name="conv3"),
+        L.BatchNormalization(name="bn3"),
+        L.ReLU(name="relu3"),
+        L.Conv2D(32, 3, strides=2, padding="same", activation="relu", name="conv4"),
+        L.AveragePooling2D(3, strides=2, padding="same", name="pool2"),
+        L.Conv2D(48, 1, activation="relu", name="conv5"),
+        L.MaxPooling2D(2, strides=1, padding="valid", name="pool3"),
+        L.Flatten(name="flatten"),
+        L.Dense(32, activation="relu", name="fc1"),
+        L.Dropout(0.5, name="dropout"),
+        L.Dense(10, activation="softmax", name="predictions"),
+    ], name="vgg_stack")
+    return randomize_weights(model, seed)
+
+
+def mobilenet_stack(input_size: int = DEFAULT_INPUT_SIZE, seed: int = 0) -> keras.Model:
+    """A MobileNet-style stack on ``input_size`` x ``input_size`` x 3 images (at least 32)."""
+    _check_size(input_size, 32)
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((input_size, input_size, 3), name="image"),
+        L.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem"),
+        L.BatchNormalization(name="stem_bn"),
+        L.ReLU(6.0, name="stem_relu"),
+        L.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw1"),
+        L.BatchNormalization(name="dw1_bn"),
+        L.ReLU(6.0, name="dw1_relu"),
+        L.Conv2D(24, 1, use_bias=False, name="project1"),
+        L.BatchNormalization(name="project1_bn"),
+        L.Conv2D(48, 1, name="expand2"),
+        L.BatchNormalization(name="expand2_bn"),
+        L.ReLU(6.0, name="expand2_relu"),
+        L.ZeroPadding2D(((0, 1), (0, 1)), name="dw2_pad"),
+        L.DepthwiseConv2D(3, strides=2, padding="valid", use_bias=False, name="dw2"),
+        L.BatchNormalization(name="dw2_bn"),
+        L.ReLU(6.0, name="dw2_relu"),
+        L.Conv2D(32, 1, name="project2"),
+        L.MaxPooling2D(3, strides=2, padding="same", name="pool"),
+        L.DepthwiseConv2D(3, padding="valid", depth_multiplier=2, activation="relu6", name="dw3"),
+        L.SeparableConv2D(32, 3, padding="same", activation="relu", name="sep4"),
+        L.GlobalAveragePooling2D(name="gap"),
+        L.Dense(10, activation="softmax", name="predictions"),
+    ], name="mobilenet_stack")
+    return randomize_weights(model, seed)
+
+
+#: built-in stack names and their builders
+STACKS = {"vgg-stack": vgg_stack, "mobilenet-stack": mobilenet_stack}
+
+
+def _check_size(size: int, least: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < least:
+        raise ToolkitError(f"input size must be an integer >= {least}, got {size!r}")
+
+
+def _load_keras_file(path: Path) -> keras.Model:
+    if not path.is_file():
+        raise ToolkitError(f"model file {path} does not exist")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:
+        raise ToolkitError(f"cannot load model file {path}: {exc}") from None
+
+
+def load_partition_model(name: str | os.PathLike, input_size: int | None = None) -> keras.Model:
+    """Resolve a model for partitioning.
+
+    ``vgg-stack`` and ``mobilenet-stack`` are built here (``input_size``,
+    default 32); other names go to the model zoo (``toolkit.models.load_model``)
+    where it is installed; otherwise only a ``.keras`` path is accepted.
+
+    Raises:
+        ToolkitError: an unknown name or an unreadable file.
+    """
+    text = str(name)
+    if text in STACKS:
+        return STACKS[text](input_size or DEFAULT_INPUT_SIZE)
+    try:
+        from toolkit.models import load_model
+    except ImportError:
+        load_model = None
+    if load_model is not None:
+        kwargs = {"input_size": input_size} if input_size is not None else {}
+        return load_model(text, **kwargs)
+    if text.endswith(".keras"):
+        return _load_keras_file(Path(text))
+    raise ToolkitError(
+        f"unknown model {text!r}; valid: {choices(STACKS)} or a path to a .keras file "
+        "(the model zoo, toolkit.models, is not installed)"
+    )

@@ -1,0 +1,66 @@
+"""The partitioning strategies by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from toolkit.errors import ToolkitError, choices
+from toolkit.partition.channels import input_channel, output_channel
+from toolkit.partition.graph import Chain
+from toolkit.partition.layerwise import layer_wise
+from toolkit.partition.plan import PartitionPlan
+from toolkit.partition.spatial import spatial
+
+__all__ = ["STRATEGIES", "check_strategy", "partition"]
+
+_BUILDERS: dict[str, Callable[..., PartitionPlan]] = {
+    "layer-wise": layer_wise,
+    "spatial": spatial,
+    "output-channel": output_channel,
+    "input-channel": input_channel,
+}
+#: strategy names, in the order tables list them
+STRATEGIES: tuple[str, ...] = tuple(_BUILDERS)
+_OPTIONS = {"layer-wise": {"layer_costs"}, "spatial": {"fuse"}}
+
+
+def check_strategy(name: str) -> str:
+    """Return ``name`` if it is a strategy, else raise a ToolkitError naming the valid ones."""
+    if name not in _BUILDERS:
+        raise ToolkitError(f"unknown strategy {name!r}; valid: {choices(STRATEGIES)}")
+    return name
+
+
+def partition(
+    model: keras.Model | Chain,
+    n_devices: int,
+    strategy: str,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    **options: Any,
+) -> PartitionPlan:
+    """Partition ``model`` over ``n_devices`` devices with the named strategy.
+
+    Args:
+        model: a chain Keras model or a :class:`~toolkit.partition.graph.Chain`.
+        n_devices: number of devices.
+        strategy: one of :data:`STRATEGIES`.
+        input_shape: one sample's input shape, where the model leaves it open.
+        **options: the strategy's own options: ``fuse`` (spatial),
+            ``layer_costs`` (layer-wise).
+
+    Raises:
+        ToolkitError: unknown strategy or option, or the strategy refuses the model.
+    """
+    check_strategy(strategy)
+    allowed = _OPTIONS.get(strategy, set())
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ToolkitError(
+            f"strategy {strategy!r} takes no option {choices(unknown)}; "
+            f"its options: {choices(sorted(allowed)) or 'none'}"
+        )
+    return _BUILDERS[strategy](model, n_devices, input_shape=input_shape, **options)

@@ -1,0 +1,266 @@
+"""The edge worker: runs heads on the evaluation samples and streams tensors to the cloud.
+
+Run it as ``python -m toolkit.runtime.edge --model digits-cnn [--threads 1]``.
+The controller connects to it and sends JSON requests:
+
+* ``{"op": "ping"}`` -> ``{"op": "pong", "pid", "model", "n_splits", "cut_points"}``
+* ``{"op": "prepare", "split", "edge_accel"}`` -> ``{"op": "prepared"}`` (builds
+  and warms the head; int8 conversion happens here, outside any measurement)
+* ``{"op": "run", "split", "edge_accel", "codec", "samples", "warmup", "offset",
+  "cloud": {"host", "port"} | null, "cloud_accel", "link": {"mbps", "rtt_ms"} | null}``
+  -> ``{"op": "result", ...}``
+  with per-sample timings (ms) ``latency_ms, edge_ms, encode_ms, network_ms,
+  decode_ms, cloud_ms, transfer_ms``, ``predictions``, ``sample_index``,
+  ``payload_bytes`` and ``frame_bytes`` per sample, and the worker's CPU time and
+  wall time over the measured samples.
+
+Errors come back as ``{"op": "error", "message": ...}``; the connection stays up.
+
+``link`` emulates a slower network than the real one in user space (``netem``
+is not always available): each direction waits ``rtt_ms / 2`` plus the frame's
+serialisation time at ``mbps`` before the frame is written or after it is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ProtocolError, ToolkitError
+from toolkit.models.codecs import check_codec, decode, encode
+from toolkit.models.data import eval_inputs
+from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
+from toolkit.runtime.stages import StageCache
+from toolkit.runtime.worker import add_model_arguments, load_split_model, run_worker, serve
+
+__all__ = ["EdgeWorker", "main"]
+
+log = logging.getLogger("toolkit.runtime")
+
+
+class _CloudLink:
+    """The edge's connection to a cloud worker, kept open between runs."""
+
+    def __init__(self) -> None:
+        self.addr: tuple[str, int] | None = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self, host: str, port: int) -> None:
+        if self.addr == (host, port) and self.writer and not self.writer.is_closing():
+            return
+        await self.close()
+        try:
+            self.reader, self.writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, limit=1 << 20), timeout=10
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ToolkitError(
+                f"edge cannot reach the cloud worker at {host}:{port}: {exc}"
+            ) from None
+        self.addr = (host, port)
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        write_json(self.writer, message)
+        await self.writer.drain()
+        frame = await read_frame(self.reader)
+        if frame is None or frame.kind != KIND_JSON:
+            raise ProtocolError("cloud worker closed or answered a JSON request with a tensor")
+        return frame.message
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+        self.addr = None
+
+
+class _Link:
+    """User-space link emulation: one-way delay plus serialisation time."""
+
+    def __init__(self, mbps: float | None = None, rtt_ms: float = 0.0) -> None:
+        if mbps is not None and mbps <= 0:
+            raise ToolkitError(f"link rate must be positive, got {mbps} Mbit/s")
+        if rtt_ms < 0:
+            raise ToolkitError(f"link RTT must be >= 0, got {rtt_ms} ms")
+        self.mbps, self.rtt_ms = mbps, rtt_ms
+
+    @classmethod
+    def from_message(cls, link: dict[str, Any] | None) -> _Link:
+        if not link:
+            return cls()
+        mbps = link.get("mbps")
+        return cls(None if mbps is None else float(mbps), float(link.get("rtt_ms", 0.0)))
+
+    async def delay(self, nbytes: int) -> None:
+        seconds = self.rtt_ms / 2000.0
+        if self.mbps:
+            seconds += nbytes * 8 / (self.mbps * 1e6)
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+
+class EdgeWorker:
+    """Serves controller requests: prepare heads, run split inference."""
+
+    def __init__(self, stages: StageCache, x_eval: np.ndarray) -> None:
+        self.stages = stages
+        self.x_eval = x_eval
+        self.cloud = _CloudLink()
+        self._link = _Link()
+        self._lock = asyncio.Lock()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one controller connection."""
+        while True:
+            frame = await read_frame(reader)
+            if frame is None:
+                return
+            if frame.kind != KIND_JSON:
+                raise ProtocolError("the edge control connection takes JSON frames only")
+            msg = frame.message
+            try:
+                async with self._lock:
+                    reply = await self._dispatch(msg)
+            except (ToolkitError, ValueError, TypeError, KeyError) as exc:
+                reply = {"op": "error", "message": str(exc)}
+            except (ConnectionError, ProtocolError, asyncio.IncompleteReadError) as exc:
+                await self.cloud.close()
+                reply = {"op": "error", "message": f"cloud link failed: {exc}"}
+            write_json(writer, reply)
+            await writer.drain()
+
+    async def _dispatch(self, msg: dict[str, Any]) -> dict[str, Any]:
+        op = msg.get("op")
+        sm = self.stages.split_model
+        if op == "ping":
+            return {"op": "pong", "role": "edge", "pid": os.getpid(), "model": sm.name,
+                    "n_splits": sm.n_splits, "cut_points": sm.table(),
+                    "samples_available": len(self.x_eval)}
+        if op == "prepare":
+            self._prepare(int(msg["split"]), str(msg.get("edge_accel", "none")))
+            return {"op": "prepared"}
+        if op == "run":
+            return await self._run(msg)
+        raise ToolkitError(f"unknown op {op!r}; valid: ping, prepare, run")
+
+    def _prepare(self, split: int, edge_accel: str):
+        split = self.stages.split_model.check_split(split)
+        head = self.stages.head(split, edge_accel)
+        if head is not None:
+            head(self.x_eval[:1])  # trace / allocate outside measurements
+        return head
+
+    async def _run(self, msg: dict[str, Any]) -> dict[str, Any]:
+        split = int(msg["split"])
+        codec = check_codec(str(msg.get("codec", "fp32")))
+        samples = int(msg.get("samples", 100))
+        warmup = int(msg.get("warmup", 3))
+        offset = int(msg.get("offset", 0))
+        if samples < 1:
+            raise ToolkitError("samples must be at least 1")
+        head = self._prepare(split, str(msg.get("edge_accel", "none")))
+        needs_cloud = split < self.stages.split_model.last_split
+        if needs_cloud:
+            cloud = msg.get("cloud")
+            if not cloud:
+                raise ToolkitError(f"split {split} needs a cloud worker; none given")
+            await self.cloud.connect(str(cloud["host"]), int(cloud["port"]))
+            ready = await self.cloud.request(
+                {"op": "configure", "split": split,
+                 "cloud_accel": msg.get("cloud_accel", "none")}
+            )
+            if ready.get("op") != "ready":
+                raise ToolkitError(f"cloud worker refused: {ready.get('message', ready)}")
+        self._link = _Link.from_message(msg.get("link"))
+        n = len(self.x_eval)
+        for i in range(warmup):
+            await self._one(head, codec, needs_cloud, self.x_eval[(offset + i) % n][None], i)
+        cols: dict[str, list] = {k: [] for k in (
+            "latency_ms", "edge_ms", "encode_ms", "network_ms", "decode_ms", "cloud_ms",
+            "transfer_ms", "predictions", "sample_index", "payload_bytes", "frame_bytes")}
+        proc_t0, wall_t0 = time.process_time(), time.perf_counter()
+        for i in range(samples):
+            idx = (offset + i) % n
+            rec = await self._one(head, codec, needs_cloud, self.x_eval[idx][None], i)
+            rec["sample_index"] = idx
+            for k, v in rec.items():
+                cols[k].append(v)
+        return {"op": "result", "split": split, "codec": codec, "samples": samples,
+                "cpu_s": time.process_time() - proc_t0,
+                "wall_s": time.perf_counter() - wall_t0, **cols}
+
+    async def _one(self, head, codec: str, needs_cloud: bool, x: np.ndarray,
+                   rid: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        h = head(x) if head is not None else x
+        t1 = time.perf_counter()
+        if needs_cloud:
+            enc = encode(h, codec)
+            t2 = time.perf_counter()
+            link = self.cloud
+            frame_bytes = write_tensor(link.writer, enc, rid)
+            await self._link.delay(frame_bytes)
+            await link.writer.drain()
+            reply = await read_frame(link.reader)
+            if reply is not None:
+                await self._link.delay(reply.nbytes)
+            t3 = time.perf_counter()
+            if reply is None or reply.kind != KIND_TENSOR or reply.id != rid:
+                raise ProtocolError("cloud worker sent no matching tensor reply")
+            y = decode(reply.tensor)
+            decode_ms = float(reply.message.get("decode_ms", 0.0))
+            cloud_ms = float(reply.message.get("cloud_ms", 0.0))
+            payload = enc.nbytes
+        else:
+            y, t2, t3 = h, t1, t1
+            decode_ms = cloud_ms = 0.0
+            payload = frame_bytes = 0
+        pred = int(np.argmax(y))
+        t4 = time.perf_counter()
+        latency = (t4 - t0) * 1e3
+        edge = (t1 - t0) * 1e3
+        return {
+            "latency_ms": latency,
+            "edge_ms": edge,
+            "encode_ms": (t2 - t1) * 1e3,
+            "network_ms": max((t3 - t2) * 1e3 - decode_ms - cloud_ms, 0.0),
+            "decode_ms": decode_ms,
+            "cloud_ms": cloud_ms,
+            "transfer_ms": max(latency - edge - cloud_ms, 0.0),
+            "predictions": pred,
+            "payload_bytes": payload,
+            "frame_bytes": frame_bytes,
+        }
+
+
+async def _amain(args: argparse.Namespace) -> None:
+    split_model = load_split_model(args)
+    x_calib, x_eval = eval_inputs(split_model.model)
+    worker = EdgeWorker(StageCache(split_model, x_calib, threads=args.threads), x_eval)
+    try:
+        await serve("edge", worker.handle, args.host, args.port)
+    finally:
+        await worker.cloud.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m toolkit.runtime.edge``."""
+    parser = argparse.ArgumentParser(prog="python -m toolkit.runtime.edge",
+                                     description=__doc__.splitlines()[0])
+    add_model_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_worker("edge", lambda: _amain(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

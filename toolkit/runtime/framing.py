@@ -1,0 +1,186 @@
+"""The wire format between edge, cloud and controller: small binary frames.
+
+Every frame is a fixed 16-byte prefix, a header, then a payload::
+
+    prefix  = magic b"DS" | version u8 | kind u8 | header_len u32 | payload_len u64
+    JSON    : header = UTF-8 JSON object,               payload = empty
+    TENSOR  : header = id u64 | codec u8 | ndim u8 | 2 pad | scale f32 | zero_point i32
+                       | ndim x u32 dims | UTF-8 JSON metadata (may be empty),
+              payload = the raw tensor buffer (see :mod:`toolkit.models.codecs`)
+
+All integers are big-endian. No pickle, no protobuf: a tensor is its header and
+its raw buffer, written without copying and read with one ``readexactly``.
+A frame with a wrong magic or version, an oversized header or payload, or a
+stream that ends inside a frame raises :class:`~toolkit.errors.ProtocolError`
+with the reason; servers log it and close only that connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolkit.errors import ProtocolError
+from toolkit.models.codecs import CODECS, Encoded
+
+__all__ = [
+    "KIND_JSON",
+    "KIND_TENSOR",
+    "MAGIC",
+    "MAX_HEADER",
+    "MAX_PAYLOAD",
+    "VERSION",
+    "Frame",
+    "read_frame",
+    "write_json",
+    "write_tensor",
+]
+
+MAGIC = b"DS"
+VERSION = 1
+KIND_JSON = 1
+KIND_TENSOR = 2
+MAX_HEADER = 64 * 1024
+MAX_PAYLOAD = 1 << 30
+
+_PREFIX = struct.Struct("!2sBBIQ")
+_TENSOR = struct.Struct("!QBBxxfi")
+_CODEC_ID = {name: i for i, name in enumerate(CODECS)}
+
+
+@dataclass
+class Frame:
+    """A decoded frame: a JSON message, or a tensor with its id and metadata."""
+
+    kind: int
+    message: dict[str, Any] = field(default_factory=dict)
+    tensor: Encoded | None = None
+    id: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this frame took on the wire."""
+        return self.__dict__.get("_nbytes", 0)
+
+
+def _prefix(kind: int, header_len: int, payload_len: int) -> bytes:
+    return _PREFIX.pack(MAGIC, VERSION, kind, header_len, payload_len)
+
+
+def write_json(writer: asyncio.StreamWriter, message: dict[str, Any]) -> int:
+    """Queue a JSON frame on ``writer``; returns the bytes queued (call ``drain``)."""
+    header = json.dumps(message, separators=(",", ":")).encode()
+    writer.write(_prefix(KIND_JSON, len(header), 0) + header)
+    return _PREFIX.size + len(header)
+
+
+def write_tensor(
+    writer: asyncio.StreamWriter,
+    tensor: Encoded,
+    id: int = 0,
+    meta: dict[str, Any] | None = None,
+) -> int:
+    """Queue a tensor frame (header, then the payload buffer without a copy)."""
+    extra = json.dumps(meta, separators=(",", ":")).encode() if meta else b""
+    header = (
+        _TENSOR.pack(id, _CODEC_ID[tensor.codec], len(tensor.shape), tensor.scale,
+                     tensor.zero_point)
+        + struct.pack(f"!{len(tensor.shape)}I", *tensor.shape)
+        + extra
+    )
+    payload = memoryview(tensor.payload)
+    writer.write(_prefix(KIND_TENSOR, len(header), payload.nbytes) + header)
+    if payload.nbytes:
+        writer.write(payload)
+    return _PREFIX.size + len(header) + payload.nbytes
+
+
+async def _exactly(reader: asyncio.StreamReader, n: int, what: str) -> bytes:
+    try:
+        return await reader.readexactly(n)
+    except asyncio.IncompleteReadError as exc:
+        raise ProtocolError(
+            f"truncated frame: stream ended after {len(exc.partial)} of {n} bytes of the {what}"
+        ) from None
+
+
+async def read_frame(
+    reader: asyncio.StreamReader, max_payload: int = MAX_PAYLOAD
+) -> Frame | None:
+    """Read one frame; None at a clean end of stream (between frames).
+
+    Raises:
+        ProtocolError: bad magic or version, oversized header or payload, a
+            stream ending inside a frame, or a malformed header.
+    """
+    try:
+        raw = await reader.readexactly(_PREFIX.size)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise ProtocolError(
+            f"truncated frame: stream ended after {len(exc.partial)} of {_PREFIX.size} "
+            "prefix bytes"
+        ) from None
+    magic, version, kind, header_len, payload_len = _PREFIX.unpack(raw)
+    if magic != MAGIC:
+        raise ProtocolError(f"bad magic {magic!r}: not a DynaSplit frame")
+    if version != VERSION:
+        raise ProtocolError(f"unsupported protocol version {version} (this peer speaks {VERSION})")
+    if header_len > MAX_HEADER:
+        raise ProtocolError(f"oversized header: {header_len} bytes > {MAX_HEADER}")
+    if payload_len > max_payload:
+        raise ProtocolError(f"oversized payload: {payload_len} bytes > {max_payload}")
+    header = await _exactly(reader, header_len, "header")
+    if kind == KIND_JSON:
+        if payload_len:
+            raise ProtocolError("JSON frame with a payload")
+        try:
+            message = json.loads(header)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ProtocolError(f"malformed JSON header: {exc}") from None
+        if not isinstance(message, dict):
+            raise ProtocolError("JSON frame is not an object")
+        frame = Frame(KIND_JSON, message=message)
+    elif kind == KIND_TENSOR:
+        frame = _tensor_frame(header, await _exactly(reader, payload_len, "payload"))
+    else:
+        raise ProtocolError(f"unknown frame kind {kind}")
+    frame.__dict__["_nbytes"] = _PREFIX.size + header_len + payload_len
+    return frame
+
+
+def _tensor_frame(header: bytes, payload: bytes) -> Frame:
+    if len(header) < _TENSOR.size:
+        raise ProtocolError("tensor header too short")
+    id_, codec_id, ndim, scale, zero_point = _TENSOR.unpack_from(header)
+    if codec_id >= len(CODECS):
+        raise ProtocolError(f"unknown codec id {codec_id}")
+    end = _TENSOR.size + 4 * ndim
+    if len(header) < end:
+        raise ProtocolError("tensor header shorter than its dimensions")
+    shape = struct.unpack_from(f"!{ndim}I", header, _TENSOR.size)
+    codec = CODECS[codec_id]
+    itemsize = {"fp32": 4, "fp16": 2, "int8": 1}[codec]
+    expected = itemsize
+    for d in shape:
+        expected *= d
+    if expected != len(payload):
+        raise ProtocolError(
+            f"payload of {len(payload)} bytes does not match shape {shape} in {codec}"
+        )
+    meta: dict[str, Any] = {}
+    if len(header) > end:
+        try:
+            meta = json.loads(header[end:])
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ProtocolError(f"malformed tensor metadata: {exc}") from None
+    return Frame(
+        KIND_TENSOR,
+        message=meta,
+        tensor=Encoded(codec, tuple(shape), payload, scale, zero_point),
+        id=id_,
+    )

@@ -1,0 +1,232 @@
+"""The controller's side of split inference: worker processes and the edge client.
+
+:class:`WorkerProcess` starts an edge or cloud worker as an OS process and
+learns its port from the announcement line; :class:`EdgeClient` talks to a
+running edge worker and returns a :class:`RunResult` per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ProtocolError, ToolkitError
+from toolkit.runtime.framing import KIND_JSON, read_frame, write_json
+
+__all__ = ["EdgeClient", "RunResult", "WorkerProcess", "worker_command"]
+
+TIMING_KEYS = ("latency_ms", "edge_ms", "encode_ms", "network_ms", "decode_ms", "cloud_ms",
+               "transfer_ms")
+
+
+def worker_command(role: str, model: str, *, threads: int = 1, host: str = "127.0.0.1",
+                   port: int = 0, input_size: int | None = None,
+                   python: str = sys.executable) -> list[str]:
+    """The argv that starts a worker (``role`` = ``edge`` or ``cloud``)."""
+    cmd = [python, "-m", f"toolkit.runtime.{role}", "--model", str(model),
+           "--threads", str(threads), "--host", host, "--port", str(port)]
+    if input_size:
+        cmd += ["--input-size", str(input_size)]
+    return cmd
+
+
+class WorkerProcess:
+    """A worker running as a local OS process.
+
+    Args:
+        argv: the command (see :func:`worker_command`).
+        log_path: file that receives the worker's stderr log.
+        startup_timeout: seconds to wait for the announcement line.
+    """
+
+    def __init__(self, argv: Sequence[str], log_path: str | os.PathLike,
+                 startup_timeout: float = 120.0) -> None:
+        self.argv = list(argv)
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._log,
+                                     stdin=subprocess.DEVNULL, env=env)
+        self.host, self.port = self._await_announcement(startup_timeout)
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self.proc.pid
+
+    def _await_announcement(self, timeout: float) -> tuple[str, int]:
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            self.stop()
+            raise ToolkitError(f"worker {self.argv[2]} did not start within {timeout:.0f} s; "
+                               f"see {self.log_path}")
+        line = self.proc.stdout.readline().decode(errors="replace").strip()
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            event = {}
+        if event.get("event") != "listening":
+            self.stop()
+            message = event.get("message") or line or "no announcement"
+            raise ToolkitError(f"worker {self.argv[2]} failed to start: {message}; "
+                               f"see {self.log_path}")
+        return str(event["host"]), int(event["port"])
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds (idempotent)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._log.close()
+
+
+@dataclass
+class RunResult:
+    """One run of split inference: per-sample timings and predictions.
+
+    Attributes:
+        split, edge_accel, cloud_accel, codec: what ran.
+        timings: per-sample arrays in ms (``latency_ms, edge_ms, encode_ms,
+            network_ms, decode_ms, cloud_ms, transfer_ms``); ``latency = edge +
+            transfer + cloud`` per sample.
+        predictions: top-1 class per sample.
+        sample_index: which evaluation sample each was.
+        payload_bytes: encoded tensor bytes sent per sample (0 when edge-only).
+        frame_bytes: bytes on the wire per sample, framing included.
+        cpu_s, wall_s: edge worker CPU time and wall time over the measured samples.
+    """
+
+    split: int
+    edge_accel: str
+    cloud_accel: str
+    codec: str
+    timings: dict[str, np.ndarray]
+    predictions: np.ndarray
+    sample_index: np.ndarray
+    payload_bytes: np.ndarray
+    frame_bytes: np.ndarray
+    cpu_s: float
+    wall_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples(self) -> int:
+        """Number of measured samples."""
+        return len(self.predictions)
+
+    def accuracy(self, labels: np.ndarray) -> float:
+        """Top-1 accuracy against reference labels indexed like the evaluation set."""
+        return float(np.mean(self.predictions == np.asarray(labels)[self.sample_index]))
+
+    def mean(self, key: str) -> float:
+        """Mean of one per-sample timing."""
+        return float(np.mean(self.timings[key]))
+
+    @property
+    def edge_cpu_util(self) -> float:
+        """Edge worker CPU time over wall time, in % of one core."""
+        return 100.0 * self.cpu_s / self.wall_s if self.wall_s > 0 else float("nan")
+
+
+class EdgeClient:
+    """Async client of an edge worker's control port."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    @classmethod
+    async def connect(cls, host: str, port: int, timeout: float = 10.0) -> EdgeClient:
+        """Connect to an edge worker."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, limit=1 << 24), timeout
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ToolkitError(f"cannot reach the edge worker at {host}:{port}: {exc}") from None
+        return cls(reader, writer)
+
+    async def request(self, message: dict[str, Any], timeout: float | None = None
+                      ) -> dict[str, Any]:
+        """Send one request and return the reply; raises ToolkitError on an error reply."""
+        write_json(self._writer, message)
+        await self._writer.drain()
+        frame = await asyncio.wait_for(read_frame(self._reader), timeout)
+        if frame is None:
+            raise ToolkitError("the edge worker closed the connection")
+        if frame.kind != KIND_JSON:
+            raise ProtocolError("the edge worker answered with a tensor frame")
+        if frame.message.get("op") == "error":
+            raise ToolkitError(f"edge worker: {frame.message.get('message')}")
+        return frame.message
+
+    async def ping(self) -> dict[str, Any]:
+        """The worker's identity and the model's cut points."""
+        return await self.request({"op": "ping"})
+
+    async def prepare(self, split: int, edge_accel: str) -> None:
+        """Build and warm the head for a split (int8 conversion happens here)."""
+        await self.request({"op": "prepare", "split": split, "edge_accel": edge_accel})
+
+    async def run(self, split: int, *, edge_accel: str = "none", cloud_accel: str = "none",
+                  codec: str = "fp32", samples: int = 100, warmup: int = 3, offset: int = 0,
+                  cloud: tuple[str, int] | None = None, link: dict[str, float] | None = None,
+                  timeout: float | None = None) -> RunResult:
+        """Run split inference on ``samples`` evaluation samples.
+
+        Args:
+            split: the split to run.
+            edge_accel, cloud_accel, codec: what runs the head, the tail, and how
+                the tensor is encoded.
+            samples: measured samples; ``warmup`` more run first, unmeasured.
+            offset: index of the first evaluation sample.
+            cloud: (host, port) of the cloud worker (not needed edge-only).
+            link: optional user-space link emulation ``{"mbps", "rtt_ms"}``.
+            timeout: seconds to wait for the whole run.
+        """
+        reply = await self.request(
+            {"op": "run", "split": split, "edge_accel": edge_accel, "cloud_accel": cloud_accel,
+             "codec": codec, "samples": samples, "warmup": warmup, "offset": offset,
+             "cloud": {"host": cloud[0], "port": cloud[1]} if cloud else None,
+             "link": link},
+            timeout,
+        )
+        return RunResult(
+            split=split, edge_accel=edge_accel, cloud_accel=cloud_accel, codec=codec,
+            timings={k: np.asarray(reply[k], dtype=float) for k in TIMING_KEYS},
+            predictions=np.asarray(reply["predictions"], dtype=int),
+            sample_index=np.asarray(reply["sample_index"], dtype=int),
+            payload_bytes=np.asarray(reply["payload_bytes"], dtype=float),
+            frame_bytes=np.asarray(reply["frame_bytes"], dtype=float),
+            cpu_s=float(reply["cpu_s"]), wall_s=float(reply["wall_s"]),
+        )
+
+    async def close(self) -> None:
+        """Close the connection."""
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()

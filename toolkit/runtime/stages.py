@@ -1,0 +1,120 @@
+"""Runners for the two halves of a split model inside a worker process.
+
+A runner maps one sample (batch of 1, float32) to a float32 array. Keras parts
+run inside ``tf.function`` (eager calls of tiny batches are several times
+slower); int8 heads run on the ``ai-edge-litert`` interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import ToolkitError
+from toolkit.models.split import SplitModel
+
+__all__ = ["Runner", "StageCache", "configure_threads"]
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+CACHE_DIR = Path(os.environ.get("DYNASPLIT_CACHE", Path.home() / ".cache" / "dynasplit"))
+
+
+def configure_threads(threads: int) -> None:
+    """Limit TensorFlow's thread pools; call before the first TensorFlow op."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, threads))
+    except RuntimeError:  # already initialised; keep what is there
+        pass
+
+
+def keras_runner(model, device: str | None = None) -> Runner:
+    """Wrap a Keras model in a traced ``tf.function`` for batch-1 calls."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([1, *model.inputs[0].shape[1:]], tf.float32)
+
+    @tf.function(input_signature=[spec])
+    def call(x):
+        return model(x, training=False)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if device is None:
+            return call(x).numpy()
+        with tf.device(device):
+            return call(x).numpy()
+
+    return run
+
+
+class StageCache:
+    """Builds and caches the head (edge) or tail (cloud) runner of each split.
+
+    Args:
+        split_model: the model with its cut points.
+        x_calib: representative inputs for int8 heads.
+        threads: threads for the int8 interpreter.
+    """
+
+    def __init__(self, split_model: SplitModel, x_calib: np.ndarray | None = None,
+                 threads: int = 1) -> None:
+        self.split_model = split_model
+        self.x_calib = x_calib
+        self.threads = threads
+        self._runners: dict[tuple[str, int, str], Runner | None] = {}
+
+    def head(self, split: int, edge_accel: str) -> Runner | None:
+        """Runner of the head for ``split`` (None at split 0)."""
+        key = ("head", split, edge_accel)
+        if key not in self._runners:
+            model = self.split_model.head(split)
+            if model is None:
+                runner = None
+            elif edge_accel == "none":
+                runner = keras_runner(model)
+            elif edge_accel == "int8":
+                from toolkit.models.quantize import Int8Runner, quantize_int8_cached
+
+                if self.x_calib is None:
+                    raise ToolkitError("int8 heads need representative inputs")
+                flat = quantize_int8_cached(
+                    model, self.x_calib, CACHE_DIR / "int8",
+                    f"{self.split_model.name}-split{split}",
+                )
+                runner = Int8Runner(flat, num_threads=self.threads)
+            else:
+                raise ToolkitError(
+                    f"edge accelerator {edge_accel!r} is not available on this edge worker "
+                    "(it runs 'none' and 'int8'; Edge TPU modes need a Coral device)"
+                )
+            self._runners[key] = runner
+        return self._runners[key]
+
+    def tail(self, split: int, cloud_accel: str) -> Runner | None:
+        """Runner of the tail for ``split`` (None at the last split)."""
+        key = ("tail", split, cloud_accel)
+        if key not in self._runners:
+            model = self.split_model.tail(split)
+            if model is None:
+                runner = None
+            elif cloud_accel == "none":
+                runner = keras_runner(model, device="/CPU:0")
+            elif cloud_accel == "gpu":
+                import tensorflow as tf
+
+                if not tf.config.list_physical_devices("GPU"):
+                    raise ToolkitError(
+                        "cloud_accel 'gpu' requested but this cloud worker sees no GPU "
+                        "(check CUDA_VISIBLE_DEVICES and the TensorFlow build)"
+                    )
+                runner = keras_runner(model, device="/GPU:0")
+            else:
+                raise ToolkitError(f"unknown cloud accelerator {cloud_accel!r}")
+            self._runners[key] = runner
+        return self._runners[key]

@@ -1,0 +1,99 @@
+"""What the edge and cloud workers share: model loading, serving, shutdown.
+
+A worker is a long-lived OS process that loads its model once, listens on TCP
+and answers frames. It announces itself with one JSON line on stdout,
+``{"event": "listening", "host": ..., "port": ..., "pid": ...}``, logs to
+stderr, and stops cleanly on SIGTERM or SIGINT. A connection that breaks the
+protocol is logged with its reason and closed; the worker keeps serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from toolkit.errors import ProtocolError, ToolkitError
+
+__all__ = ["add_model_arguments", "load_split_model", "serve"]
+
+log = logging.getLogger("toolkit.runtime")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model options both workers take."""
+    parser.add_argument("--model", required=True, help="model name or .keras path")
+    parser.add_argument("--input-size", type=int, default=None)
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port)")
+    parser.add_argument("--threads", type=int, default=1, help="compute threads")
+
+
+def load_split_model(args: argparse.Namespace):
+    """Load the worker's model and wrap it in a SplitModel."""
+    from toolkit.models.split import SplitModel
+    from toolkit.models.zoo import load_model
+    from toolkit.runtime.stages import configure_threads
+
+    configure_threads(args.threads)
+    model = load_model(args.model, input_size=args.input_size, weights=args.weights)
+    return SplitModel(model, name=str(args.model))
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _guarded(role: str, handler: Handler, reader, writer) -> None:
+    peer = writer.get_extra_info("peername")
+    try:
+        await handler(reader, writer)
+    except ProtocolError as exc:
+        log.warning("%s: closing connection from %s: %s", role, peer, exc)
+    except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        log.info("%s: connection from %s lost: %s", role, peer, exc)
+    except Exception:  # a bug must not take the worker down
+        log.exception("%s: error serving %s; connection closed", role, peer)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+
+
+async def serve(role: str, handler: Handler, host: str, port: int) -> None:
+    """Serve ``handler`` on ``host:port`` until SIGTERM/SIGINT; announce the port."""
+    server = await asyncio.start_server(
+        lambda r, w: _guarded(role, handler, r, w), host, port, limit=1 << 20
+    )
+    sock = server.sockets[0].getsockname()
+    print(json.dumps({"event": "listening", "role": role, "host": sock[0], "port": sock[1],
+                      "pid": os.getpid()}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+    log.info("%s: stopped", role)
+
+
+def run_worker(role: str, main: Callable[[], Awaitable[None]]) -> int:
+    """Run a worker's async main with logging set up; exit status for ``sys.exit``."""
+    logging.basicConfig(
+        level=os.environ.get("DYNASPLIT_LOG", "INFO"),
+        format=f"%(asctime)s {role}[%(process)d] %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(main())
+    except ToolkitError as exc:
+        print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
+        log.error("%s", exc)
+        return 2
+    return 0

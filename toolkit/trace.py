@@ -1,0 +1,151 @@
+"""QoS traces: one latency threshold per inference request.
+
+Traces use DynaSplit's CSV format ``Index,Network,Latency``: ``Index`` numbers
+the requests of a network from 0, ``Network`` is the model name and
+``Latency`` the request's threshold in ms. One file may hold several networks
+(their ``network_latency_50_samples.csv`` does).
+
+DynaSplit drew thresholds from a Weibull distribution with shape 1 and
+rescaled them linearly to a per-network range; :func:`generate_trace` does the
+same with a seeded :func:`numpy.random.default_rng`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from toolkit.errors import ToolkitError, choices
+from toolkit.fileio import numeric_column, read_table, write_table
+
+__all__ = ["TRACE_COLUMNS", "generate_trace", "read_trace", "write_trace"]
+
+#: the columns of a trace, in file order
+TRACE_COLUMNS: tuple[str, ...] = ("Index", "Network", "Latency")
+
+_KIND = "QoS trace CSV (Index,Network,Latency)"
+
+
+def generate_trace(
+    model: str,
+    min_ms: float,
+    max_ms: float,
+    n: int,
+    seed: int | None,
+    shape: float = 1.0,
+) -> pd.DataFrame:
+    """A QoS trace of ``n`` Weibull-distributed thresholds in ``[min_ms, max_ms]``.
+
+    ``n`` draws from a Weibull distribution with the given shape are rescaled
+    linearly so that the smallest becomes ``min_ms`` and the largest
+    ``max_ms``; the order of the draws is kept.
+
+    Args:
+        model: the network name written to the ``Network`` column.
+        min_ms: smallest threshold, ms (≥ 0).
+        max_ms: largest threshold, ms (> ``min_ms``).
+        n: number of requests (≥ 2).
+        seed: seed of the numpy Generator; the same seed gives the same trace.
+        shape: Weibull shape parameter k (> 0); 1 is an exponential
+            distribution, as DynaSplit used.
+
+    Returns:
+        A DataFrame with the columns ``Index, Network, Latency``.
+
+    Raises:
+        ToolkitError: an argument is out of range.
+    """
+    if not isinstance(model, str) or not model.strip() or "," in model:
+        raise ToolkitError(f"invalid model name {model!r} for a trace (non-empty, no comma)")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ToolkitError(f"a trace needs n >= 2 requests, got {n!r}")
+    for name, value in (("min", min_ms), ("max", max_ms), ("shape", shape)):
+        if not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+            raise ToolkitError(f"trace {name} must be a finite number, got {value!r}")
+    if min_ms < 0:
+        raise ToolkitError(f"trace min must be >= 0 ms, got {min_ms}")
+    if max_ms <= min_ms:
+        raise ToolkitError(f"trace max ({max_ms} ms) must be greater than min ({min_ms} ms)")
+    if shape <= 0:
+        raise ToolkitError(f"Weibull shape must be > 0, got {shape}")
+    draws = np.random.default_rng(seed).weibull(shape, int(n))
+    lo, hi = draws.min(), draws.max()
+    if hi == lo:
+        raise ToolkitError(f"all {n} Weibull draws are equal (shape {shape}); use a smaller shape")
+    latency = min_ms + (draws - lo) * ((max_ms - min_ms) / (hi - lo))
+    latency = np.clip(latency, min_ms, max_ms)
+    latency[draws.argmin()], latency[draws.argmax()] = min_ms, max_ms
+    return pd.DataFrame({
+        "Index": np.arange(int(n), dtype=np.int64),
+        "Network": model.strip(),
+        "Latency": latency.astype(float),
+    })
+
+
+def read_trace(path: str | os.PathLike, model: str | None = None) -> pd.DataFrame:
+    """Read a trace in DynaSplit's format.
+
+    Args:
+        path: the CSV file.
+        model: keep only this network's requests (a file may hold several);
+            None keeps all.
+
+    Returns:
+        A DataFrame with the columns ``Index`` (int), ``Network`` (str) and
+        ``Latency`` (float, ms), in file order, with a fresh 0-based row index.
+
+    Raises:
+        ToolkitError: the file is not a trace (missing columns are named), a
+            latency is missing, negative or not a number, or ``model`` is not in
+            the file (the networks it holds are listed).
+    """
+    path = Path(path)
+    df = read_table(path, _KIND, TRACE_COLUMNS)
+    latency = numeric_column(df, "Latency", path)
+    bad = latency.isna() | (latency < 0)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise ToolkitError(
+            f"{path} line {row + 2}: latency threshold {df['Latency'].iloc[row]!r} "
+            "is missing or negative"
+        )
+    index = numeric_column(df, "Index", path)
+    if index.isna().any() or (index != index.round()).any():
+        raise ToolkitError(f"{path}: column 'Index' must hold integers")
+    trace = pd.DataFrame({
+        "Index": index.astype(np.int64),
+        "Network": df["Network"].astype(str),
+        "Latency": latency,
+    })
+    if model is not None:
+        networks = list(dict.fromkeys(trace["Network"]))
+        if model not in networks:
+            raise ToolkitError(
+                f"{path} has no requests for network {model!r}; it holds {choices(networks)}"
+            )
+        trace = trace[trace["Network"] == model].reset_index(drop=True)
+    return trace
+
+
+def write_trace(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a trace in DynaSplit's format, atomically (an existing file is replaced).
+
+    Args:
+        df: a trace with the columns ``Index, Network, Latency`` (others are
+            dropped).
+        path: the CSV file.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ToolkitError: a column is missing, or the file cannot be written.
+    """
+    missing = [c for c in TRACE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ToolkitError(f"a trace needs the columns {choices(missing)}")
+    return write_table(df[list(TRACE_COLUMNS)], path)
