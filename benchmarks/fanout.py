@@ -54,11 +54,13 @@ def controller(server: SshServer, name: str, root: Path) -> PiController:
     return PiController(SshTransport(host))
 
 
-async def timed_applies(controllers: dict[str, PiController], repeats: int) -> list[float]:
-    """Wall seconds of each of ``repeats`` concurrent applies (after one warm-up)."""
-    walls = []
+async def timed_applies(controllers: dict[str, PiController],
+                        repeats: int) -> tuple[list[float], float]:
+    """Wall seconds of each of ``repeats`` concurrent applies (after one warm-up), and
+    this process's CPU seconds per apply (the controller's own share of the work)."""
+    walls, cpu = [], 0.0
     for i in range(repeats + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         results = await apply_all(controllers, CONFIGS[i % 2], progress=False)
         wall = time.perf_counter() - start
         errors = failed(results)
@@ -66,7 +68,8 @@ async def timed_applies(controllers: dict[str, PiController], repeats: int) -> l
             raise SystemExit(f"apply failed: {errors}")
         if i:
             walls.append(wall)
-    return walls
+            cpu += time.process_time() - cpu_start
+    return walls, cpu / repeats
 
 
 async def main_async(servers: list[SshServer], root: Path, repeats: int) -> dict:
@@ -79,8 +82,8 @@ async def main_async(servers: list[SshServer], root: Path, repeats: int) -> dict
     start = time.perf_counter()
     await asyncio.gather(*(c.transport.connect() for c in many.values()))
     connect_n = time.perf_counter() - start
-    walls_1 = await timed_applies(one, repeats)
-    walls_n = await timed_applies(many, repeats)
+    walls_1, cpu_1 = await timed_applies(one, repeats)
+    walls_n, cpu_n = await timed_applies(many, repeats)
     commands = one["base"].transport.stats.commands / (repeats + 1)
     for c in [*one.values(), *many.values()]:
         await c.close()
@@ -96,8 +99,13 @@ async def main_async(servers: list[SshServer], root: Path, repeats: int) -> dict
         f"walls_s_{len(many)}_hosts": [round(w, 4) for w in walls_n],
         "connect_s_1_host": round(connect_1, 4),
         f"connect_s_{len(many)}_hosts": round(connect_n, 4),
+        "client_cpu_s_per_apply_1_host": round(cpu_1, 4),
+        f"client_cpu_s_per_apply_{len(many)}_hosts": round(cpu_n, 4),
         "remote_commands_per_apply": round(commands, 2),
+        # every sshd, shell and command of the emulated hosts shares these cores with
+        # the controller; real hosts bring their own
         "cpu_count": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
         "login_shell": "/bin/sh" if _UNSHARE else "the user's own (rc files included)",
     }
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import psutil
 import pytest
 
@@ -57,8 +58,8 @@ def test_busy_process_draws_busy_power_idle_one_waiting_power(pi4, workers):
         assert m.domains == {"model": pytest.approx(m.joules)}
         assert m.watts.min() >= 3.8 - 1e-9 and m.watts.max() <= 4.5 + 1e-9
     # wait power all along plus the busy surplus for the CPU time the worker used
-    # (one thread on a one-core device never exceeds full utilisation); /proc
-    # counts CPU time in 10 ms ticks
+    # (one thread on a one-core device never exceeds full utilisation; at most
+    # the last 10 ms /proc tick can be left over)
     surplus_cpu_s = (busy_m.joules - 3.8 * busy_m.duration_s) / span
     assert cpu_c - cpu_b - 0.011 <= surplus_cpu_s <= cpu_d - cpu_a + 0.011
     assert surplus_cpu_s > 0.15
@@ -97,3 +98,13 @@ def test_own_process_by_default_and_missing_pid(pi4):
     gone.wait()
     with pytest.raises(ToolkitError, match=f"no process with pid {gone.pid}"):
         PowerModelMeter(pi4, pid=gone.pid)
+
+
+def test_cpu_tick_rounding_is_carried_not_lost(pi4):
+    meter = PowerModelMeter(pi4, freq=1800)
+    # 15 ms of CPU reported in a 10 ms interval, 5 ms in the next: both fully busy
+    joules = meter.interval_joules(np.array([[0.015], [0.005], [0.0]]), np.array([0.01] * 3))
+    assert joules[:, 0] == pytest.approx([4.5 * 0.01, 4.5 * 0.01, 3.8 * 0.01])
+    # beyond the device's cores for good: the excess is dropped, power stays at busy
+    joules = meter.interval_joules(np.array([[0.05]]), np.array([0.01]))
+    assert joules[0, 0] == pytest.approx(4.5 * 0.01)

@@ -74,15 +74,15 @@ def test_selected_core_domain_is_its_own_total(powercap):
 
 def test_live_counters_several_wraps_in_one_window(powercap):
     """While the window is open, a writer thread plays a CPU whose package counter
-    gains 40 mJ and DRAM counter 6 mJ every millisecond, wrapping as sysfs does."""
-    steps, pkg_step, dram_step = 300, 40_000, 6_000  # uJ
+    gains 100 mJ and DRAM counter 15 mJ every 2 ms, wrapping as sysfs does."""
+    steps, pkg_step, dram_step = 120, 100_000, 15_000  # uJ
     pkg, dram = 4_000_000, 900_000
 
     def play() -> None:
         for i in range(1, steps + 1):
             _set(powercap["package-0"], (pkg + i * pkg_step) % 5_000_000)
             _set(powercap["dram"], (dram + i * dram_step) % 1_000_000)
-            time.sleep(0.001)
+            time.sleep(0.002)
 
     meter = RaplMeter(powercap["root"], period_s=0.01)
     meter.begin_window()

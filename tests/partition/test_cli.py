@@ -14,6 +14,10 @@ DEVICE_KEYS = {"macs", "weight_bytes", "peak_activation_bytes", "sent_bytes", "r
                "latency_ms", "energy_j"}
 
 
+def test_registered():
+    assert "partition" in cli.COMMANDS
+
+
 @pytest.fixture
 def dynasplit(monkeypatch, capsys):
     """Run the real command line in-process with only this sub-command registered."""
@@ -59,6 +63,7 @@ def test_table(dynasplit):
     assert [r.split()[0] for r in rows[:3]] == ["0", "1", "2"]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras saving
 def test_keras_file_and_refused_strategy(dynasplit, tmp_path):
     L = keras.layers
     mlp = keras.Sequential([keras.Input((6, 6, 2)), L.Flatten(), L.Dense(8, activation="relu"),

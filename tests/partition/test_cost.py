@@ -124,3 +124,11 @@ def test_fusion_groups(models):
     assert fusion_groups(ops, "all") == [(0, len(ops))]
     assert len(fusion_groups(ops, "none")) == windowed
     assert len(fusion_groups(ops, 2)) == math.ceil(windowed / 2)
+
+
+@pytest.mark.parametrize("name", [*MODELS, "coverage"])
+def test_macs_agree_with_the_model_zoo_counter(models, name):
+    from toolkit.models.macs import model_macs
+
+    model, _, _ = models(name)
+    assert chain_from_model(model).macs() == model_macs(model)

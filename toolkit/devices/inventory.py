@@ -28,6 +28,8 @@ See ``docs/devices.md`` for every key.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import sys
 from collections.abc import Iterable
@@ -59,18 +61,11 @@ TESTBED_KINDS: tuple[str, ...] = ("local", "ssh")
 ROLES: tuple[str, ...] = ("edge", "cloud", "meter")
 METER_KINDS: tuple[str, ...] = ("rapl", "nvml", "ina219", "ina260", "scpi", "model")
 
-#: kind-specific meter keys with their default (``...``: required)
-_METER_OPTIONS: dict[str, dict[str, Any]] = {
-    "rapl": {"domains": ["package-0"], "sysfs_powercap": "/sys/class/powercap"},
-    "nvml": {"gpu_index": 0},
-    "ina219": {"i2c_bus": 1, "i2c_address": 0x40, "shunt_ohms": 0.1, "max_expected_amps": 3.2},
-    "ina260": {"i2c_bus": 1, "i2c_address": 0x40},
-    "scpi": {"port": 23, "channel": 1, "timeout_s": 5.0},
-    "model": {"profile": None},  # None: the measured host's profile
-}
-#: which meter kinds are reached through ``host`` (run there) vs ``address`` (own socket)
+#: meter kinds read on a host of the testbed (key ``host``); scpi meters have their
+#: own network address and model meters need no hardware
 _METER_NEEDS_HOST = ("rapl", "nvml", "ina219", "ina260")
-_METER_NEEDS_ADDRESS = ("scpi",)
+#: meter constructor parameters that are objects or filled in, not inventory keys
+_NOT_METER_KEYS = {"self", "device", "i2c", "model", "name"}
 
 
 @dataclass(frozen=True)
@@ -131,9 +126,9 @@ class MeterSpec:
         kind: one of :data:`METER_KINDS`.
         measures: name of the host whose energy it measures.
         host: name of the host it is read on (rapl, nvml, ina219, ina260).
-        address: network address of a standalone meter (scpi).
-        sample_hz: sampling rate asked for.
-        options: the kind-specific keys, defaults filled in.
+        options: the kind-specific keys as written (the meter's constructor
+            arguments, e.g. ``address`` and ``transport`` for scpi, ``bus`` and
+            ``address`` for ina219); omitted ones take the meter's defaults.
         where: ``FILE meters[i]``, for error messages.
     """
 
@@ -141,10 +136,15 @@ class MeterSpec:
     kind: str
     measures: str
     host: str | None = None
-    address: str | None = None
-    sample_hz: float = 10.0
     options: dict[str, Any] = field(default_factory=dict)
     where: str = ""
+
+    def open_spec(self) -> dict[str, Any]:
+        """The spec for :func:`toolkit.energy.open_meter`: ``{"kind": ..., options}``."""
+        spec = {"kind": self.kind, **self.options}
+        if "name" in _meter_parameters(self.kind, with_name=True):
+            spec["name"] = self.name
+        return spec
 
 
 @dataclass(frozen=True)
@@ -287,7 +287,7 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 _HOST_KEYS = ("name", "address", "port", "user", "identity_file", "agent", "known_hosts",
               "verify_host_keys", "roles", "profile", "connect_timeout_s",
               "command_timeout_s", "max_sessions", "keepalive_s", "workdir")
-_METER_KEYS = ("name", "kind", "measures", "host", "address", "sample_hz")
+_METER_KEYS = ("name", "kind", "measures", "host")
 
 
 def _parse(data: dict[str, Any], path: Path) -> Inventory:
@@ -384,30 +384,53 @@ def _profile(t: _Table) -> DeviceProfile:
         raise ConfigError(f"{t.path}: key '{t.name('profile')}': {exc}") from None
 
 
+def _meter_parameters(kind: str, with_name: bool = False) -> dict[str, inspect.Parameter]:
+    """The inventory keys of a meter kind: its constructor's parameters (one source of
+    truth with :func:`toolkit.energy.open_meter`)."""
+    from toolkit.energy import METER_KINDS as CLASSES
+
+    module, cls = CLASSES[kind]
+    init = getattr(importlib.import_module(module), cls).__init__
+    skip = _NOT_METER_KEYS - ({"name"} if with_name else set())
+    params = {n: p for n, p in inspect.signature(init).parameters.items()
+              if n not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if kind == "model":
+        params["profile"] = inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY,
+                                              default=None)
+    return params
+
+
 def _meter(
     data: Any, path: Path, i: int, hosts: dict[str, DeviceProfile | None]
 ) -> MeterSpec:
     t = _Table(data, path, f"meters[{i}]")
     kind = t.one_of("kind", METER_KINDS)
-    defaults = _METER_OPTIONS[kind]
-    t.reject_unknown(_METER_KEYS + tuple(defaults))
+    params = _meter_parameters(kind)
+    t.reject_unknown(_METER_KEYS + tuple(params))
     measures = t.one_of("measures", hosts)
     host = t.one_of("host", hosts, None)
-    address = t.get("address", str, None)
     if kind in _METER_NEEDS_HOST and host is None:
         raise ConfigError(
             f"{path}: missing key '{t.name('host')}' (the host a {kind} meter is read on; "
             f"one of {choices(hosts)})"
         )
-    if kind in _METER_NEEDS_ADDRESS and address is None:
-        raise ConfigError(
-            f"{path}: missing key '{t.name('address')}' (the {kind} meter's network address)"
-        )
     options = {}
-    for key, default in defaults.items():
-        kinds = (int, float) if isinstance(default, float) else type(default)
-        options[key] = t.get(key, str if default is None else kinds, default)
-    if kind == "model" and options["profile"] is None:
+    for key, param in params.items():
+        default = param.default
+        if default is param.empty and key not in t.data:
+            raise ConfigError(f"{path}: missing key '{t.name(key)}' (needed by {kind} meters)")
+        if key not in t.data:
+            continue
+        if isinstance(default, bool):
+            kinds: type | tuple[type, ...] = bool
+        elif isinstance(default, float):
+            kinds = (int, float)
+        elif isinstance(default, (int, str, list)):
+            kinds = type(default)
+        else:  # no default or None: any TOML value but a table
+            kinds = (str, int, float, bool, list)
+        options[key] = t.get(key, kinds)
+    if kind == "model" and options.get("profile") is None:
         profile = hosts[measures]
         if profile is None:
             raise ConfigError(
@@ -419,8 +442,6 @@ def _meter(
         kind=kind,
         measures=measures,
         host=host,
-        address=address,
-        sample_hz=t.number("sample_hz", 10.0),
         options=options,
         where=f"{path} meters[{i}]",
     )

@@ -232,6 +232,8 @@ def remote_command(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
 
 #: the remote `timeout` guard fires this long after the client-side timeout
 _REMOTE_GRACE_S = 1.0
+#: how long a channel refused by sshd is retried
+_OPEN_RETRY_S = 0.5
 
 _TRANSIENT = (OSError, asyncio.TimeoutError, asyncssh.DisconnectError, asyncssh.ChannelOpenError)
 
@@ -253,6 +255,7 @@ class SshTransport:
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock: asyncio.Lock | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._background: set[asyncio.Task] = set()
 
     # -- connection -----------------------------------------------------------------
 
@@ -428,6 +431,20 @@ class SshTransport:
 
     # -- channels -------------------------------------------------------------------
 
+    def _release_when_closed(self, proc: asyncssh.SSHClientProcess,
+                             slots: asyncio.Semaphore, within: float) -> None:
+        """Give the session slot back once the channel has closed (or after ``within``)."""
+        async def wait_then_release() -> None:
+            try:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(proc.wait_closed(), within)
+            finally:
+                slots.release()
+
+        task = asyncio.get_running_loop().create_task(wait_then_release())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
         _, slots = self._primitives()
@@ -444,22 +461,34 @@ class SshTransport:
         )
 
     async def _open_process(self, wire: str, command: str) -> asyncssh.SSHClientProcess:
-        """Open a channel running ``wire`` (``command`` in messages), reconnecting once
-        if the connection was found dead."""
-        for attempt in (1, 2):
+        """Open a channel running ``wire`` (``command`` in messages).
+
+        The command has not started when opening fails, so two failures are retried:
+        a connection found dead (reconnect, once), and a session refused by sshd
+        (briefly, with backoff: sshd frees closed sessions lazily, so under churn it
+        may count a few more than are open).
+        """
+        reconnected, delay, waited = False, 0.005, 0.0
+        while True:
             conn = await self._connection()
             try:
                 return await conn.create_process(wire, encoding=None)
             except _TRANSIENT as exc:
-                if conn.is_closed() and attempt == 1:
+                if conn.is_closed() and not reconnected:
                     self.stats.note(f"connection found dead before {command!r}: {exc}")
-                    continue  # the command never started: safe to retry once
-                if isinstance(exc, asyncssh.ChannelOpenError) and not conn.is_closed():
+                    reconnected = True
+                    continue
+                if not isinstance(exc, asyncssh.ChannelOpenError) or conn.is_closed():
+                    raise self._lost(command, exc) from None
+                if waited >= _OPEN_RETRY_S:
                     raise SshError(
-                        self.name, f"{self.name} refused a new session for {command}: {exc}"
+                        self.name, f"{self.name} refused a new session for {command}: {exc} "
+                        "(more channels than sshd's MaxSessions? check the host's "
+                        "max_sessions in the inventory)",
                     ) from None
-                raise self._lost(command, exc) from None
-        raise AssertionError("unreachable")
+                await asyncio.sleep(delay)
+                waited += delay
+                delay *= 2
 
     async def run(
         self,
@@ -494,25 +523,35 @@ class SshTransport:
         # sshd ignores signal requests (root logins) or the connection is gone.
         guard = ["timeout", "-k", "2", f"{limit + _REMOTE_GRACE_S:.1f}"]
         wire = remote_command([*guard, *argv], env)
-        async with self._slot():
+        _, slots = self._primitives()
+        await slots.acquire()
+        release = True
+        try:
             start = time.perf_counter()
             proc = await self._open_process(wire, command)
             self.stats.commands += 1
             try:
                 stdout, stderr = await asyncio.wait_for(proc.communicate(data), limit)
+                await proc.wait_closed()  # sshd frees the session only once both sides closed
             except asyncio.TimeoutError:
                 self.stats.timeouts += 1
                 self.stats.note(f"timeout after {limit:g} s: {command}")
                 with contextlib.suppress(Exception):
                     proc.send_signal("KILL")
                 proc.close()
+                # the session lives on at sshd until the command dies: keep its slot
+                release = False
+                self._release_when_closed(proc, slots, _REMOTE_GRACE_S + 5.0)
                 raise CommandTimeout(self.name, command, limit) from None
             except (asyncssh.Error, OSError) as exc:
                 proc.close()
                 raise self._lost(command, exc) from None
-            status = proc.returncode
-            if status is None:  # the channel closed without an exit status
-                raise self._lost(command, ConnectionError("channel closed without exit status"))
+        finally:
+            if release:
+                slots.release()
+        status = proc.returncode
+        if status is None:  # the channel closed without an exit status
+            raise self._lost(command, ConnectionError("channel closed without exit status"))
         result = CommandResult(
             host=self.name,
             argv=tuple(str(a) for a in argv),
@@ -547,6 +586,8 @@ class SshTransport:
                     with contextlib.suppress(Exception):
                         proc.send_signal("TERM")
                 proc.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(proc.wait_closed(), 2.0)
 
     # -- files ----------------------------------------------------------------------
 

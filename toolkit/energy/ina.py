@@ -104,13 +104,13 @@ def ina219_calibrations() -> list[str]:
 class _InaMeter(PowerSampledMeter):
     chip = "ina"
 
-    def __init__(
-        self, bus: int, address: int, i2c: Any, period_s: float, name: str | None
-    ) -> None:
+    def __init__(self, bus: int, address: int, i2c: Any, period_s: float, name: str | None) -> None:
         name = name or self.chip
         super().__init__(period_s, name)
-        if not isinstance(address, int) or isinstance(address, bool) or not (
-            0x40 <= address <= 0x4F
+        if (
+            not isinstance(address, int)
+            or isinstance(address, bool)
+            or not (0x40 <= address <= 0x4F)
         ):
             raise ConfigError(
                 f"{self.chip} meter: address must be 0x40..0x4F (set by A0/A1), got {address!r}"
@@ -120,9 +120,9 @@ class _InaMeter(PowerSampledMeter):
         self.name = name
         self.source = f"meter:{name}"
         self.address = address
-        self.where = f"I2C bus {bus} address 0x{address:02x}" if i2c is None else (
-            f"address 0x{address:02x}"
-        )
+        self.where = f"address 0x{address:02x}"
+        if i2c is None:
+            self.where = f"I2C bus {bus} {self.where}"
         self._own_bus = i2c is None
         self._i2c = LinuxI2CBus(bus, self.chip) if i2c is None else i2c
         try:

@@ -2,7 +2,8 @@
 
 During a window the meter samples a process's CPU time with psutil at
 ``period_s``. Over each interval, utilisation ``u`` is the CPU time the process
-used divided by the interval times the device's cores (clipped to [0, 1]), and
+used divided by the interval times the device's cores (at most 1; CPU-time tick
+rounding beyond that is carried into the next interval), and
 power is ``wait_w + (busy_w - wait_w) × u`` from the device profile at the given
 frequency and accelerator. The window's joules are the sum over intervals, i.e.
 the exact integral of that piecewise-constant power.
@@ -94,8 +95,20 @@ class PowerModelMeter(CounterMeter):
         return {"model": self._cpu_seconds()}
 
     def interval_joules(self, steps: np.ndarray, dt: np.ndarray) -> np.ndarray:
-        """Modelled joules per interval from the CPU seconds used in it."""
-        safe = np.where(dt > 0, dt, 1.0)[:, None]
-        utilisation = np.clip(steps / (safe * self.cores), 0.0, 1.0)
+        """Modelled joules per interval from the CPU seconds used in it.
+
+        The kernel counts CPU time in ticks (usually 10 ms), so an interval can
+        appear to hold more CPU time than its length allows; the excess is
+        carried into the next interval rather than lost. What is still left at
+        the end was genuinely beyond the device's cores and is dropped.
+        """
+        used = np.zeros(len(dt))
+        carry = 0.0
+        for i, (cpu_s, length) in enumerate(zip(steps[:, 0], dt, strict=True)):
+            capacity = max(length, 0.0) * self.cores
+            available = cpu_s + carry
+            used[i] = min(available, capacity)
+            carry = available - used[i]
+        utilisation = used / np.where(dt > 0, dt * self.cores, np.inf)
         watts = self.wait_w + (self.busy_w - self.wait_w) * utilisation
-        return watts * dt[:, None]
+        return (watts * dt)[:, None]

@@ -96,9 +96,7 @@ class PeriodicSampler(Generic[T]):
         value = self._read()
         self._times.append(0.0)
         self._values.append(value)
-        self._thread = threading.Thread(
-            target=self._run, name=f"{self.name}-sampler", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}-sampler", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:

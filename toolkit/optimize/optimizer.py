@@ -102,6 +102,7 @@ class Optimizer:
         algorithm: str = "nsga2",
         seed: int | None = 0,
         population_size: int | None = None,
+        offspring_size: int | None = None,
         crossover_prob: float = 0.9,
         mutation_prob: float = 0.5,
         normalizer: Normalizer | None = None,
@@ -143,6 +144,7 @@ class Optimizer:
         self.algorithm = algorithm
         self.seed = seed
         self.population_size = population_size
+        self.offspring_size = offspring_size
         self.crossover_prob = crossover_prob
         self.mutation_prob = mutation_prob
         self.progress = progress
@@ -191,6 +193,7 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.generation = 0
         self.mu = opt.population_size or opt.population_size_for(budget)
+        self.lam = opt.offspring_size or self.mu
         self.ref_points = _reference_points(self.k, self.mu) if opt.algorithm == "nsga3" else None
         self.bar: Any = None
 
@@ -338,7 +341,7 @@ class _Run:
             self._record()
             while not self.exhausted and pop:
                 self.generation += 1
-                n = min(self.mu, self.budget - self.used)
+                n = min(self.lam, self.budget - self.used)
                 children = self._evaluate(self._screen(self._offspring(
                     pop, n * (self.opt.pool_factor if self.opt.surrogate else 1)), n))
                 pop = self._select(pop + children, self.mu)

@@ -157,7 +157,7 @@ class Op:
         k, s, top = self.effective_window[0], self.strides[0], self.pads[0]
         lo = start * s - top
         hi = (stop - 1) * s + k - top
-        return max(lo, 0), min(hi, in_rows), max(0, -lo), 0
+        return max(lo, 0), min(hi, in_rows), max(0, -lo), max(0, hi - in_rows)
 
 
 def _prod(shape) -> int:

@@ -135,8 +135,9 @@ def load_partition_model(name: str | os.PathLike, input_size: int | None = None)
     """Resolve a model for partitioning.
 
     ``vgg-stack`` and ``mobilenet-stack`` are built here (``input_size``,
-    default 32); other names go to the model zoo (``toolkit.models.load_model``)
-    where it is installed; otherwise only a ``.keras`` path is accepted.
+    default 32); the model zoo's names and ``.keras`` paths go to
+    ``toolkit.models.load_model`` (``input_size`` passed on where given); without
+    the zoo, only a ``.keras`` path is accepted besides the stacks.
 
     Raises:
         ToolkitError: an unknown name or an unreadable file.
@@ -147,13 +148,15 @@ def load_partition_model(name: str | os.PathLike, input_size: int | None = None)
     try:
         from toolkit.models import load_model
     except ImportError:
-        load_model = None
-    if load_model is not None:
+        load_model, zoo_names = None, ()
+    else:
+        import toolkit.models
+
+        zoo_names = tuple(getattr(toolkit.models, "MODEL_NAMES", ()))
+    if load_model is not None and (text in zoo_names or text.endswith(".keras")):
         kwargs = {"input_size": input_size} if input_size is not None else {}
         return load_model(text, **kwargs)
     if text.endswith(".keras"):
         return _load_keras_file(Path(text))
-    raise ToolkitError(
-        f"unknown model {text!r}; valid: {choices(STACKS)} or a path to a .keras file "
-        "(the model zoo, toolkit.models, is not installed)"
-    )
+    valid = choices((*STACKS, *zoo_names))
+    raise ToolkitError(f"unknown model {text!r}; valid: {valid} or a path to a .keras file")

@@ -1,0 +1,374 @@
+"""Runtime benchmark: per-request cost of the wire framing vs a raw socket and gRPC.
+
+For a 1 MB and a 10 MB float32 activation, times one *request* between this
+process (the sender, playing the edge) and a real receiver process over loopback
+TCP: the sender encodes the tensor and sends it, the receiver reads and decodes
+it and answers with a tiny acknowledgement, and the sender's clock stops when
+the acknowledgement arrives. Three transports are measured in the same run,
+with their requests interleaved so that drift on a shared machine hits all of
+them alike:
+
+* ``framing``: :func:`toolkit.models.codecs.encode` + :func:`~toolkit.runtime.framing.write_tensor`
+  on asyncio streams, received by :func:`toolkit.runtime.worker.serve` (the
+  workers' own server) with :func:`~toolkit.runtime.framing.read_frame` +
+  :func:`~toolkit.models.codecs.decode`, acknowledged with a JSON frame; codecs
+  ``fp32`` (the ratio's basis), ``fp16`` and ``int8`` (for information);
+* ``raw_socket``: blocking ``sendall`` of the same fp32 bytes, received with
+  ``recv_into`` a preallocated buffer, acknowledged with one byte;
+* ``grpc``: ``tf.io.serialize_tensor`` + a bidirectional gRPC stream of raw
+  bytes (what DynaSplit used), ``tf.io.parse_tensor`` on the receiver,
+  acknowledged with one byte; only when ``grpcio`` is importable.
+
+Prints one JSON object; the figure is ``worst_ratio_vs_raw_socket`` (median
+fp32 framing request / median raw-socket request, the worse of the two sizes;
+goal <= 1.5, and faster than gRPC).
+
+Run::
+
+    .venv/bin/python benchmarks/runtime.py [--repeats-1mb 50] [--repeats-10mb 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import queue
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from toolkit.models.codecs import CODECS, decode, encode
+from toolkit.runtime.framing import KIND_TENSOR, read_frame, write_json, write_tensor
+
+SCRIPT = Path(__file__).resolve()
+HOST = "127.0.0.1"
+MiB = 1 << 20
+SHAPES = {"1MB": (1, 64, 64, 64), "10MB": (1, 160, 128, 128)}  # float32: 1 MiB, 10 MiB
+GOAL_RATIO = 1.5
+GRPC_METHOD = "/dynasplit.bench.Transfer/Stream"
+GRPC_OPTIONS = [("grpc.max_send_message_length", 64 * MiB),
+                ("grpc.max_receive_message_length", 64 * MiB)]
+_SIZE = struct.Struct("!Q")
+
+
+def grpc_available() -> bool:
+    """True when grpcio can be imported (the gRPC path is then measured)."""
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- receivers
+
+
+def _announce(port: int) -> None:
+    print(json.dumps({"event": "listening", "host": HOST, "port": port, "pid": os.getpid()}),
+          flush=True)
+
+
+def serve_framing() -> None:
+    """Receiver for the framing: the workers' server, read_frame + decode + JSON ack."""
+    from toolkit.runtime.worker import serve
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (frame := await read_frame(reader)) is not None:
+            x = decode(frame.tensor) if frame.kind == KIND_TENSOR else None
+            write_json(writer, {"ack": frame.id, "n": 0 if x is None else int(x.size)})
+            await writer.drain()
+
+    asyncio.run(serve("receiver", handle, HOST, 0))
+
+
+def _recv_exactly(conn: socket.socket, view: memoryview) -> bool:
+    got = 0
+    while got < len(view):
+        n = conn.recv_into(view[got:])
+        if n == 0:
+            return False
+        got += n
+    return True
+
+
+def serve_raw() -> None:
+    """Receiver for the raw socket: per connection an 8-byte size, then payloads of that size."""
+    srv = socket.create_server((HOST, 0))
+    _announce(srv.getsockname()[1])
+    while True:
+        conn, _ = srv.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        size = bytearray(_SIZE.size)
+        if not _recv_exactly(conn, memoryview(size)):
+            conn.close()
+            continue
+        buf = memoryview(bytearray(_SIZE.unpack(size)[0]))
+        while _recv_exactly(conn, buf):
+            conn.sendall(b"\x01")
+        conn.close()
+
+
+def serve_grpc() -> None:
+    """Receiver for gRPC: a bidirectional stream of serialized tensors, one-byte acks."""
+    from concurrent import futures
+
+    import grpc
+    import tensorflow as tf
+
+    def stream(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
+        for request in requests:
+            tf.io.parse_tensor(request, out_type=tf.float32).numpy()
+            yield b"\x01"
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=GRPC_OPTIONS)
+    service, method = GRPC_METHOD.strip("/").split("/")
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        service, {method: grpc.stream_stream_rpc_method_handler(stream)}),))
+    port = server.add_insecure_port(f"{HOST}:0")
+    server.start()
+    _announce(port)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    server.stop(None)
+
+
+RECEIVERS: dict[str, Callable[[], None]] = {
+    "framing": serve_framing, "raw": serve_raw, "grpc": serve_grpc,
+}
+
+
+class Receiver:
+    """A receiver running as a separate OS process (this script with ``--serve``)."""
+
+    def __init__(self, kind: str, timeout: float = 120.0) -> None:
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", DYNASPLIT_LOG="WARNING")
+        self.proc = subprocess.Popen([sys.executable, str(SCRIPT), "--serve", kind],
+                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        line = self.proc.stdout.readline() if sel.select(timeout) else b""
+        sel.close()
+        if not line:
+            self.stop()
+            raise RuntimeError(f"{kind} receiver did not start")
+        self.port = int(json.loads(line)["port"])
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --------------------------------------------------------------------------- senders
+
+
+class FramingSender:
+    """One asyncio connection to the framing receiver; one request per call."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.frame_bytes = 0
+
+    @classmethod
+    async def connect(cls, port: int) -> FramingSender:
+        # the same stream limit as the edge worker's link to the cloud
+        return cls(*await asyncio.open_connection(HOST, port, limit=MiB))
+
+    async def request(self, x: np.ndarray, codec: str, rid: int) -> float:
+        t0 = time.perf_counter()
+        self.frame_bytes = write_tensor(self.writer, encode(x, codec), rid)
+        await self.writer.drain()
+        ack = await read_frame(self.reader)
+        t1 = time.perf_counter()
+        if ack is None or ack.message.get("ack") != rid or ack.message.get("n") != x.size:
+            raise RuntimeError(f"bad acknowledgement {ack and ack.message}")
+        return t1 - t0
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+class RawSender:
+    """One blocking TCP connection per payload size; ``sendall`` + one-byte ack."""
+
+    def __init__(self, port: int, nbytes: int) -> None:
+        self.sock = socket.create_connection((HOST, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.sendall(_SIZE.pack(nbytes))
+        self.ack = bytearray(1)
+
+    def request(self, payload: memoryview) -> float:
+        t0 = time.perf_counter()
+        self.sock.sendall(payload)
+        if self.sock.recv_into(self.ack, 1) != 1:
+            raise RuntimeError("raw receiver closed")
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class GrpcSender:
+    """A bidirectional gRPC stream; each request is one serialized tensor."""
+
+    def __init__(self, port: int) -> None:
+        import grpc
+        import tensorflow as tf
+
+        self._tf = tf
+        self.channel = grpc.insecure_channel(f"{HOST}:{port}", options=GRPC_OPTIONS)
+        grpc.channel_ready_future(self.channel).result(timeout=30)
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        call = self.channel.stream_stream(GRPC_METHOD)
+        self._responses = call(iter(self._queue.get, None))
+
+    def request(self, x: np.ndarray) -> float:
+        t0 = time.perf_counter()
+        self._queue.put(self._tf.io.serialize_tensor(x).numpy())
+        next(self._responses)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self.channel.close()
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    """Median and p90 in milliseconds."""
+    ms = sorted(s * 1e3 for s in seconds)
+    p90 = ms[min(len(ms) - 1, int(np.ceil(0.9 * len(ms))) - 1)]
+    return {"median_ms": round(statistics.median(ms), 4), "p90_ms": round(p90, 4),
+            "min_ms": round(ms[0], 4)}
+
+
+async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup: int,
+                       ports: dict[str, int], with_grpc: bool) -> dict[str, Any]:
+    """Interleaved requests of every transport for one tensor size."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    payload = memoryview(x).cast("B")
+    framing = await FramingSender.connect(ports["framing"])
+    raw = RawSender(ports["raw"], payload.nbytes)
+    grpc_sender = GrpcSender(ports["grpc"]) if with_grpc else None
+    methods: list[tuple[str, Callable[[int], Any]]] = [
+        ("raw_socket", lambda i: raw.request(payload))]
+    frame_bytes: dict[str, int] = {}
+    for codec in CODECS:
+        methods.append((f"framing_{codec}", lambda i, c=codec: framing.request(x, c, i)))
+    if grpc_sender is not None:
+        methods.append(("grpc", lambda i: grpc_sender.request(x)))
+    times: dict[str, list[float]] = {name: [] for name, _ in methods}
+    try:
+        for i in tqdm(range(warmup + repeats), desc=f"{label} requests", unit="round",
+                      file=sys.stderr):
+            shift = i % len(methods)  # rotate the order so no transport always goes first
+            for name, call in methods[shift:] + methods[:shift]:
+                t = call(i)
+                if asyncio.iscoroutine(t):
+                    t = await t
+                    if name.startswith("framing_"):
+                        frame_bytes[name[len("framing_"):]] = framing.frame_bytes
+                if i >= warmup:
+                    times[name].append(t)
+    finally:
+        await framing.close()
+        raw.close()
+        if grpc_sender is not None:
+            grpc_sender.close()
+    raw_s = summary(times["raw_socket"])
+    result: dict[str, Any] = {
+        "shape": list(shape), "payload_bytes": payload.nbytes, "repeats": repeats,
+        "warmup": warmup, "raw_socket": raw_s,
+        "framing": {c: {**summary(times[f"framing_{c}"]), "frame_bytes": frame_bytes[c]}
+                    for c in CODECS},
+    }
+    fp32 = result["framing"]["fp32"]["median_ms"]
+    result["ratio_vs_raw_socket"] = round(fp32 / raw_s["median_ms"], 4)
+    result["p90_ratio_vs_raw_socket"] = round(
+        result["framing"]["fp32"]["p90_ms"] / raw_s["p90_ms"], 4)
+    if with_grpc:
+        result["grpc"] = summary(times["grpc"])
+        result["grpc_over_framing_fp32"] = round(result["grpc"]["median_ms"] / fp32, 4)
+    else:
+        result["grpc"] = None
+    return result
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the receivers, measure both sizes, stop the receivers."""
+    with_grpc = grpc_available() and not args.no_grpc
+    kinds = ["framing", "raw"] + (["grpc"] if with_grpc else [])
+    receivers = {kind: Receiver(kind) for kind in kinds}
+    try:
+        ports = {kind: r.port for kind, r in receivers.items()}
+        repeats = {"1MB": args.repeats_1mb, "10MB": args.repeats_10mb}
+        sizes = {label: await measure_size(label, shape, repeats[label], args.warmup, ports,
+                                           with_grpc)
+                 for label, shape in SHAPES.items()}
+    finally:
+        for r in receivers.values():
+            r.stop()
+    worst = max(s["ratio_vs_raw_socket"] for s in sizes.values())
+    faster = (all(s["grpc"]["median_ms"] > s["framing"]["fp32"]["median_ms"]
+                  for s in sizes.values()) if with_grpc else None)
+    if with_grpc:
+        import grpc
+
+        grpc_version: str | None = grpc.__version__
+    else:
+        grpc_version = None
+    return {
+        "benchmark": "runtime",
+        "worst_ratio_vs_raw_socket": worst,
+        "goal": {"max_ratio_vs_raw_socket": GOAL_RATIO, "ratio_met": worst <= GOAL_RATIO,
+                 "faster_than_grpc": faster},
+        "request": "encode + send + receive + decode + tiny ack, loopback TCP, two processes",
+        "sizes": sizes,
+        "environment": {"python": platform.python_version(), "machine": platform.machine(),
+                        "cpus": os.cpu_count(), "grpcio": grpc_version,
+                        "numpy": np.__version__},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the benchmark (or, with ``--serve``, one receiver)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats-1mb", type=int, default=50)
+    parser.add_argument("--repeats-10mb", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--no-grpc", action="store_true", help="skip the gRPC path")
+    parser.add_argument("--serve", choices=sorted(RECEIVERS), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        RECEIVERS[args.serve]()
+        return 0
+    print(json.dumps(asyncio.run(run(args)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

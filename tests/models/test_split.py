@@ -1,0 +1,112 @@
+"""Cut points and head/tail models: equivalence with the unsplit model."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.models import SplitModel, build_digits_cnn, load_model
+
+
+def _check_all_splits(model: keras.Model, x: np.ndarray, name: str) -> SplitModel:
+    sm = SplitModel(model, name=name)
+    ref = np.asarray(model(x, training=False))
+    for c in sm.cut_points:
+        head, tail = sm.head(c.split), sm.tail(c.split)
+        h = x if head is None else np.asarray(head(x, training=False))
+        assert h.shape[1:] == c.shape, (name, c)
+        y = h if tail is None else np.asarray(tail(h, training=False))
+        err = float(np.max(np.abs(y - ref)))
+        assert err <= 1e-5, f"{name} split {c.split} ({c.layer}): max abs error {err}"
+    return sm
+
+
+def test_sequential_cnn_all_splits_equal_full_model():
+    model = build_digits_cnn()
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    sm = _check_all_splits(model, x, "digits-cnn")
+    assert [c.layer for c in sm.cut_points] == [
+        "image", "conv1", "conv2", "pool1", "conv3", "pool2", "flatten", "fc1", "dropout",
+        "predictions"]
+    assert sm.head(0) is None and sm.tail(sm.last_split) is None
+
+
+@pytest.mark.parametrize("arch", ["VGG16", "MobileNetV2", "ResNet50"])
+def test_keras_applications_all_splits_equal_full_model(arch):
+    model = getattr(keras.applications, arch)(weights=None, input_shape=(32, 32, 3))
+    x = np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
+    sm = _check_all_splits(model, x, arch)
+    assert sm.n_splits > 10
+
+
+def test_heads_and_tails_share_the_original_weights():
+    model = build_digits_cnn()
+    sm = SplitModel(model)
+    conv = model.get_layer("conv1")
+    assert sm.head(3).get_layer("conv1") is conv
+    tail_layers = {layer.name: layer for layer in sm.tail(1).layers}
+    assert tail_layers["conv2"] is model.get_layer("conv2")
+
+
+def test_residual_blocks_are_never_cut_inside():
+    model = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3))
+    sm = SplitModel(model, name="resnet50")
+    offered = {c.layer for c in sm.cut_points}
+    inside = "conv2_block1_2_conv"  # on the residual branch of the first block
+    assert inside not in offered
+    assert "conv2_block1_out" in offered  # the block's output is a valid cut
+    with pytest.raises(ToolkitError, match="inside a residual or branching block") as info:
+        sm.split_for_layer(inside)
+    assert "conv2_block1_out" in str(info.value)  # lists the valid cut points
+
+
+def test_functional_skip_connection_cut_points():
+    inp = keras.Input((8,))
+    a = keras.layers.Dense(8, name="a")(inp)
+    b = keras.layers.Dense(8, name="b")(a)
+    c = keras.layers.Add(name="add")([a, b])
+    out = keras.layers.Dense(2, name="out")(c)
+    sm = SplitModel(keras.Model(inp, out), name="skip")
+    assert [c.layer for c in sm.cut_points] == [sm.cut_points[0].layer, "a", "add", "out"]
+    with pytest.raises(ToolkitError, match="2 tensors cross"):
+        sm.split_for_layer("b")
+
+
+def test_split_out_of_range_lists_valid_cut_points():
+    sm = SplitModel(build_digits_cnn(), name="digits-cnn")
+    with pytest.raises(ToolkitError, match=r"valid splits are 0\.\.9 \(0=image, 1=conv1"):
+        sm.check_split(10)
+
+
+def test_macs_and_bytes_of_known_layers():
+    sm = SplitModel(build_digits_cnn(), name="digits-cnn")
+    by_layer = {c.layer: c for c in sm.cut_points}
+    # conv1: 8x8 outputs x 16 filters x 3x3 kernel x 1 input channel
+    assert by_layer["conv1"].head_macs == 8 * 8 * 16 * 9
+    # conv2: 8x8x32 outputs x 3x3 x 16 input channels, added to conv1's
+    assert by_layer["conv2"].head_macs == 8 * 8 * 16 * 9 + 8 * 8 * 32 * 9 * 16
+    assert by_layer["conv2"].bytes == 8 * 8 * 32 * 4
+    total = sm.cut_points[0].tail_macs
+    assert all(c.head_macs + c.tail_macs == total for c in sm.cut_points)
+    assert sm.cut_points[-1].head_macs == total
+
+
+def test_vgg16_total_macs_match_the_literature():
+    sm = SplitModel(load_model("vgg16"), name="vgg16")  # 224x224, weights=None
+    # VGG16 at 224x224 is about 15.47 G multiply-accumulates (Simonyan & Zisserman).
+    assert sm.cut_points[0].tail_macs == pytest.approx(15.47e9, rel=0.01)
+    assert sm.n_splits == 23  # 0 = input, 22 = all on the edge, as in DynaSplit
+
+
+def test_unknown_model_and_subclassed_models_are_refused():
+    with pytest.raises(ToolkitError, match="unknown model 'nope'; valid: digits-cnn, vgg16"):
+        load_model("nope")
+
+    class Sub(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ToolkitError, match="subclassed"):
+        SplitModel(Sub())

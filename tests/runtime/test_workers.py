@@ -1,0 +1,140 @@
+"""The edge and cloud workers as real processes over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import numpy as np
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.models import load_digits_data
+from toolkit.models.codecs import encode
+from toolkit.runtime import EdgeClient, WorkerProcess, read_frame, worker_command, write_json
+from toolkit.runtime.framing import write_tensor
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("logs")
+    cloud = WorkerProcess(worker_command("cloud", "digits-cnn"), logs / "cloud.log")
+    edge = WorkerProcess(worker_command("edge", "digits-cnn"), logs / "edge.log")
+    yield edge, cloud
+    edge.stop()
+    cloud.stop()
+
+
+async def _run(edge, cloud, **kw):
+    client = await EdgeClient.connect(edge.host, edge.port)
+    try:
+        return await client.run(cloud=(cloud.host, cloud.port), **kw)
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(("split", "accel", "codec"),
+                         [(0, "none", "fp32"), (3, "none", "int8"), (3, "int8", "fp16"),
+                          (9, "int8", "fp32")])
+def test_split_inference_across_processes(workers, split, accel, codec):
+    edge, cloud = workers
+    r = asyncio.run(_run(edge, cloud, split=split, edge_accel=accel, codec=codec, samples=60))
+    labels = load_digits_data().y_test
+    assert r.samples == 60
+    assert r.accuracy(labels) >= 0.93
+    t = r.timings
+    np.testing.assert_allclose(t["latency_ms"], t["edge_ms"] + t["transfer_ms"] + t["cloud_ms"],
+                               rtol=1e-9, atol=1e-9)
+    if split == 9:  # edge only: nothing sent, no cloud time
+        assert r.payload_bytes.sum() == 0 and t["cloud_ms"].sum() == 0
+    else:
+        assert (t["cloud_ms"] > 0).all()
+        itemsize = {"fp32": 4, "fp16": 2, "int8": 1}[codec]
+        expected = {0: 8 * 8 * 1, 3: 4 * 4 * 32}[split] * itemsize
+        assert (r.payload_bytes == expected).all()
+    if split == 0:
+        assert (t["edge_ms"] < 0.05).all()  # no head runs on the edge
+
+
+def test_link_emulation_adds_delay(workers):
+    edge, cloud = workers
+    r = asyncio.run(_run(edge, cloud, split=3, samples=20, link={"mbps": 1.0, "rtt_ms": 20.0}))
+    # 20 ms round trip plus 2 KiB each way at 1 Mbit/s is at least 20 ms per sample
+    assert (r.timings["transfer_ms"] >= 20.0).all()
+
+
+def test_bad_requests_get_error_replies_and_the_connection_survives(workers):
+    edge, cloud = workers
+
+    async def go():
+        client = await EdgeClient.connect(edge.host, edge.port)
+        try:
+            with pytest.raises(ToolkitError, match=r"split 42 is out of range .*0=image"):
+                await client.run(42, cloud=(cloud.host, cloud.port))
+            with pytest.raises(ToolkitError, match="not available on this edge worker"):
+                await client.run(3, edge_accel="tpu-max", cloud=(cloud.host, cloud.port))
+            with pytest.raises(ToolkitError, match="unknown codec"):
+                await client.run(3, codec="zip", cloud=(cloud.host, cloud.port))
+            return (await client.ping())["n_splits"]
+        finally:
+            await client.close()
+
+    assert asyncio.run(go()) == 10
+
+
+def _raw(host, port, data: bytes) -> bytes:
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+PREFIX = struct.Struct("!2sBBIQ")
+
+
+@pytest.mark.parametrize(("name", "data", "reason"), [
+    ("truncated", PREFIX.pack(b"DS", 1, 2, 30, 1000)[:10], "truncated frame"),
+    ("wrong version", PREFIX.pack(b"DS", 9, 1, 2, 0) + b"{}", "unsupported protocol version 9"),
+    ("oversized header", PREFIX.pack(b"DS", 1, 1, 1 << 20, 0), "oversized header"),
+    ("bad magic", b"GET / HTTP/1.1\r\n\r\n", "bad magic"),
+])
+def test_protocol_errors_close_only_that_connection(workers, name, data, reason):
+    edge, cloud = workers
+    for worker in (cloud, edge):
+        assert _raw(worker.host, worker.port, data) == b""  # closed without an answer
+        assert worker.alive()
+        assert reason in worker.log_path.read_text()
+    # both workers still serve a real request
+    r = asyncio.run(_run(edge, cloud, split=2, samples=5))
+    assert r.samples == 5
+
+
+def test_cloud_refuses_tensors_before_configure(workers):
+    _, cloud = workers
+
+    async def go():
+        reader, writer = await asyncio.open_connection(cloud.host, cloud.port)
+        write_tensor(writer, encode(np.zeros((1, 8, 8, 1), np.float32)), 1)
+        await writer.drain()
+        closed = await read_frame(reader)
+        writer.close()
+        reader2, writer2 = await asyncio.open_connection(cloud.host, cloud.port)
+        write_json(writer2, {"op": "configure", "split": 99})
+        await writer2.drain()
+        reply = await read_frame(reader2)
+        writer2.close()
+        return closed, reply.message
+
+    closed, reply = asyncio.run(go())
+    assert closed is None
+    assert reply["op"] == "error" and "out of range" in reply["message"]
+    assert "tensor received before 'configure'" in cloud.log_path.read_text()
+
+
+def test_worker_failing_to_start_says_why(tmp_path):
+    with pytest.raises(ToolkitError, match="unknown model 'nope'"):
+        WorkerProcess(worker_command("cloud", "nope"), tmp_path / "bad.log")
