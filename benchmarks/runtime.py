@@ -51,6 +51,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from toolkit.models.codecs import CODECS, decode, encode
+from toolkit.runtime import streams
 from toolkit.runtime.framing import KIND_TENSOR, read_frame, write_json, write_tensor
 
 SCRIPT = Path(__file__).resolve()
@@ -192,7 +193,7 @@ class FramingSender:
     @classmethod
     async def connect(cls, port: int) -> FramingSender:
         # the same stream limit as the edge worker's link to the cloud
-        return cls(*await asyncio.open_connection(HOST, port, limit=MiB))
+        return cls(*await streams.open_connection(HOST, port, limit=MiB))
 
     async def request(self, x: np.ndarray, codec: str, rid: int) -> float:
         t0 = time.perf_counter()

@@ -12,7 +12,19 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 
-__all__ = ["energy_label", "energy_latency", "latency_breakdown"]
+__all__ = [
+    "OBJECTIVE_LABELS",
+    "config_means",
+    "energy_kind",
+    "energy_label",
+    "energy_latency",
+    "energy_vs_split",
+    "hypervolume_history",
+    "latency_breakdown",
+    "pareto_front_2d",
+    "pareto_pairs",
+    "run_breakdown",
+]
 
 
 def energy_label(cube: xr.Dataset, what: str = "energy per sample") -> str:
@@ -66,5 +78,241 @@ def latency_breakdown(cube: xr.Dataset, cpu_freq: int | None = None,
     ax.set_ylabel("latency per sample [ms]")
     ax.set_title(f"latency breakdown at {cpu_freq} MHz, edge accelerator {edge_accel}")
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+# -- trade-offs, fronts and optimisation (issue 7) -------------------------------------
+
+#: axis label (with units) of each objective
+OBJECTIVE_LABELS: dict[str, str] = {
+    "latency_ms": "end-to-end latency per sample [ms]",
+    "energy_j": "energy per sample [J]",
+    "accuracy": "top-1 accuracy [1]",
+}
+
+
+def energy_kind(source: str) -> str:
+    """``modelled`` for power-model figures (``model:<profile>``), else ``measured``."""
+    return "modelled" if source.startswith("model:") or "+model:" in source else "measured"
+
+
+def _source_of(data: xr.Dataset | pd.DataFrame, energy_source: str | None) -> str:
+    if energy_source:
+        return energy_source
+    return str(data.attrs.get("energy_source", "unknown"))
+
+
+def _axis_label(name: str, source: str) -> str:
+    if name == "energy_j" or name.endswith("_energy_j"):
+        return energy_label(xr.Dataset(attrs={"energy_source": source}),
+                            name.removesuffix("_j").replace("_", " ") + " per sample")
+    return OBJECTIVE_LABELS.get(name, name)
+
+
+def config_means(data: xr.Dataset | pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: means over repeats (a DataFrame is passed through).
+
+    ``attrs["energy_source"]`` carries the cube's energy source.
+    """
+    if isinstance(data, pd.DataFrame):
+        return data
+    df = _means(data)
+    df.attrs["energy_source"] = str(data.attrs.get("energy_source", "unknown"))
+    return df
+
+
+def _front_mask(df: pd.DataFrame, objectives: list[str]) -> pd.Series:
+    from toolkit.cube import DEFAULT_OBJECTIVES
+    from toolkit.pareto import pareto_mask
+
+    senses = [DEFAULT_OBJECTIVES.get(o, "min") for o in objectives]
+    if df.empty:
+        return pd.Series([], dtype=bool, index=df.index)
+    return pd.Series(pareto_mask(df[objectives].to_numpy(float), senses), index=df.index)
+
+
+def pareto_front_2d(data: xr.Dataset | pd.DataFrame, x: str = "latency_ms",
+                    y: str = "energy_j", *, hue: str | None = "accuracy", log_y: bool = False,
+                    marks: dict[str, tuple[float, float]] | None = None,
+                    energy_source: str | None = None, title: str | None = None) -> plt.Figure:
+    """Every configuration as a point, the 2-D Pareto front of ``x``/``y`` as a step line.
+
+    Args:
+        data: a cube (means over repeats are plotted) or a per-configuration table.
+        x, y: objective columns (senses from :data:`toolkit.cube.DEFAULT_OBJECTIVES`;
+            other columns are minimised).
+        hue: column that colours the points (the third objective), or None.
+        log_y: logarithmic y axis.
+        marks: label -> (x, y) points to annotate (e.g. what a selection rule picks).
+        energy_source: overrides the data's ``energy_source`` in axis labels.
+        title: the axes title (default: ``y vs x``).
+    """
+    df = config_means(data).dropna(subset=[x, y])
+    source = _source_of(data, energy_source)
+    front = df[_front_mask(df, [x, y])].sort_values(x)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    if hue is not None and hue in df and df[hue].notna().any():
+        points = ax.scatter(df[x], df[y], c=df[hue], cmap="viridis", s=28, alpha=0.75)
+        fig.colorbar(points, ax=ax, label=_axis_label(hue, source))
+    else:
+        ax.scatter(df[x], df[y], s=28, alpha=0.75, color="tab:blue")
+    ax.step(front[x], front[y], where="post", color="tab:red", lw=1.5,
+            label=f"Pareto front ({len(front)} configurations)")
+    ax.scatter(front[x], front[y], s=70, facecolors="none", edgecolors="tab:red", lw=1.5)
+    for i, (label, (mx, my)) in enumerate((marks or {}).items()):
+        ax.scatter([mx], [my], marker="*", s=260, color=f"C{(i + 1) % 10}",
+                   edgecolors="black", zorder=5, label=label)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(_axis_label(x, source))
+    ax.set_ylabel(_axis_label(y, source))
+    ax.set_title(title or f"{y} vs {x}")
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_pairs(data: xr.Dataset | pd.DataFrame,
+                 objectives: tuple[str, str, str] = ("latency_ms", "energy_j", "accuracy"),
+                 *, log_energy: bool = True, energy_source: str | None = None) -> plt.Figure:
+    """The 3-objective Pareto front seen pairwise: one panel per pair of objectives.
+
+    Grey points are all configurations, red ones the configurations that are
+    non-dominated in all three objectives.
+    """
+    df = config_means(data).dropna(subset=list(objectives))
+    source = _source_of(data, energy_source)
+    on_front = _front_mask(df, list(objectives))
+    pairs = [(objectives[0], objectives[1]), (objectives[0], objectives[2]),
+             (objectives[1], objectives[2])]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    for ax, (a, b) in zip(axes, pairs, strict=True):
+        ax.scatter(df.loc[~on_front, a], df.loc[~on_front, b], s=18, color="0.7",
+                   label="dominated")
+        ax.scatter(df.loc[on_front, a], df.loc[on_front, b], s=40, color="tab:red",
+                   label=f"3-objective front ({int(on_front.sum())})")
+        ax.set_xlabel(_axis_label(a, source))
+        ax.set_ylabel(_axis_label(b, source))
+        if log_energy and a == "energy_j":
+            ax.set_xscale("log")
+        if log_energy and b == "energy_j":
+            ax.set_yscale("log")
+    axes[0].legend(loc="best", fontsize="small")
+    fig.suptitle("Pareto front of latency, energy and accuracy, pairwise")
+    fig.tight_layout()
+    return fig
+
+
+def energy_vs_split(cube: xr.Dataset, by: str = "cpu_freq", *, variable: str = "energy_j",
+                    cpu_freq: int | None = None, edge_accel: str = "none",
+                    cloud_accel: str | None = None, log_y: bool = True) -> plt.Figure:
+    """A variable per split, one line per CPU frequency or per edge accelerator.
+
+    Args:
+        cube: the cube (means over repeats).
+        by: ``cpu_freq`` (one line per frequency at ``edge_accel``) or
+            ``edge_accel`` (one line per accelerator at ``cpu_freq``, default the
+            highest). Split 0 (all in the cloud) has no edge accelerator and
+            appears in every line.
+        variable: the cube variable on the y axis (default ``energy_j``).
+        cloud_accel: the cloud accelerator (default: the cube's first).
+        log_y: logarithmic y axis.
+    """
+    from toolkit.errors import ToolkitError, choices
+
+    if by not in ("cpu_freq", "edge_accel"):
+        raise ToolkitError(f"energy_vs_split: unknown by={by!r}; valid: cpu_freq, edge_accel")
+    df = config_means(cube)
+    if variable not in df:
+        raise ToolkitError(f"energy_vs_split: the cube has no variable {variable!r}; valid: "
+                           f"{choices(c for c in df.columns if c in cube.data_vars)}")
+    what = str(cube[variable].attrs.get("long_name", variable))
+    cloud_accel = cloud_accel or str(df["cloud_accel"].iloc[0])
+    df = df[df["cloud_accel"].isin([cloud_accel]) | (df["split"] == df["split"].max())]
+    if by == "cpu_freq":
+        base = df[(df["edge_accel"] == edge_accel) & (df["split"] > 0)]
+        cloud = df[df["split"] == 0].assign(edge_accel=edge_accel)
+        title = f"{what} per split and CPU frequency (edge accelerator {edge_accel})"
+    else:
+        cpu_freq = int(df["cpu_freq"].max()) if cpu_freq is None else int(cpu_freq)
+        df = df[df["cpu_freq"] == cpu_freq]
+        base = df[df["split"] > 0]
+        cloud = pd.concat([df[df["split"] == 0].assign(edge_accel=a)
+                           for a in base["edge_accel"].unique()] or [df.iloc[:0]])
+        title = f"{what} per split and edge accelerator at {cpu_freq} MHz"
+    plot = pd.concat([cloud, base]).sort_values(["split", by])
+    fig, ax = plt.subplots(figsize=(9, 5))
+    sns.lineplot(data=plot, x="split", y=variable, hue=by, marker="o",
+                 palette="viridis" if by == "cpu_freq" else "tab10", ax=ax)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("split (0 = all in the cloud)")
+    units = cube[variable].attrs.get("units", "")
+    source = str(cube.attrs.get("energy_source", "unknown"))
+    ax.set_ylabel(_axis_label(variable, source) if "energy" in variable
+                  else f"{variable} [{units}]")
+    ax.set_title(title)
+    ax.legend(title="CPU frequency [MHz]" if by == "cpu_freq" else "edge accelerator",
+              fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def hypervolume_history(history: list[dict] | pd.DataFrame, *,
+                        reference: float | None = None,
+                        reference_label: str = "exhaustive front",
+                        title: str = "hypervolume of the front found so far") -> plt.Figure:
+    """Hypervolume (normalised) against distinct evaluations.
+
+    Args:
+        history: ``OptimizationResult.history`` (dicts with ``evaluations`` and
+            ``hypervolume``) or a DataFrame with those columns; a ``run`` column
+            draws one line per run.
+        reference: a horizontal line, e.g. the exhaustive front's hypervolume.
+        reference_label: its legend label.
+        title: the axes title.
+    """
+    df = pd.DataFrame(history)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if "run" in df:
+        sns.lineplot(data=df, x="evaluations", y="hypervolume", hue="run", marker="o",
+                     ax=ax)
+    else:
+        ax.plot(df["evaluations"], df["hypervolume"], marker="o", label="optimizer")
+    if reference is not None:
+        ax.axhline(reference, color="tab:red", ls="--", label=f"{reference_label} "
+                   f"({reference:.4f})")
+    ax.set_xlabel("distinct configurations evaluated")
+    ax.set_ylabel("hypervolume (normalised objectives) [1]")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def run_breakdown(record, title: str | None = None) -> plt.Figure:
+    """One run's latency as a horizontal stacked bar: edge, transfer, cloud [ms].
+
+    Args:
+        record: a :class:`~toolkit.devices.testbed.RunRecord` (or any object with
+            ``edge_ms``, ``transfer_ms``, ``cloud_ms`` and ``config``).
+        title: the axes title (default: the configuration).
+    """
+    parts = (("edge compute", record.edge_ms, "tab:green"),
+             ("transfer", record.transfer_ms, "tab:orange"),
+             ("cloud compute", record.cloud_ms, "tab:blue"))
+    fig, ax = plt.subplots(figsize=(8, 1.9))
+    left = 0.0
+    for label, value, color in parts:
+        ax.barh([0], [value], left=left, color=color, label=f"{label} {value:.2f} ms")
+        left += value
+    ax.set_yticks([])
+    ax.set_xlabel("latency per sample [ms]")
+    c = record.config
+    ax.set_title(title or f"split {c.split}, {c.cpu_freq} MHz, edge {c.edge_accel}, "
+                 f"cloud {c.cloud_accel}", fontsize="medium")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.55), ncol=3, fontsize="small",
+              frameon=False)
     fig.tight_layout()
     return fig

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.devices import available_testbeds, load_inventory
+from toolkit.energy import open_meter
 from toolkit.errors import ConfigError
 from toolkit.paths import PROFILES_DIR
 
@@ -48,7 +49,9 @@ def test_shipped_testbeds_load():
     assert gpu.agent and gpu.identity_file is None
     assert pi.session_limit == 8  # below sshd's default MaxSessions 10
     (gpm,) = real.meters_for("pi")
-    assert (gpm.kind, gpm.address, gpm.options["port"]) == ("scpi", "192.0.2.30", 23)
+    assert gpm.open_spec() == {"kind": "scpi", "address": "192.0.2.30:23", "transport": "tcp",
+                               "period_s": 0.2, "name": "gpm"}
+    assert real.meters_for("gpu")[0].open_spec() == {"kind": "nvml", "index": 0}
 
 
 def test_paths_resolve_against_file_and_home(tmp_path, monkeypatch):
@@ -134,24 +137,18 @@ def test_verify_host_keys_off_is_explicit(tmp_path):
 @pytest.mark.parametrize(
     ("meter", "message"),
     [
-        ('kind = "scpi"\nmeasures = "pi"', "missing key 'meters[0].address'"),
+        ('kind = "scpi"\nmeasures = "pi"', "missing key 'meters[0].address' (needed by scpi"),
         ('kind = "nvml"\nmeasures = "pi"', "missing key 'meters[0].host'"),
-        (
-            'kind = "scpi"\nmeasures = "gpu"\naddress = "x"',
-            "meters[0].measures' should be one of pi",
-        ),
-        (
-            'kind = "wattsup"\nmeasures = "pi"',
-            "meters[0].kind' should be one of rapl, nvml, ina219",
-        ),
-        (
-            'kind = "ina260"\nmeasures = "pi"\nhost = "pi"\nshunt_ohms = 0.1',
-            "unknown key 'meters[0].shunt_ohms'",
-        ),
-        (
-            'kind = "ina219"\nmeasures = "pi"\nhost = "pi"\ni2c_address = "0x40"',
-            "meters[0].i2c_address' should be an integer",
-        ),
+        ('kind = "scpi"\nmeasures = "gpu"\naddress = "x:23"',
+         "meters[0].measures' should be one of pi"),
+        ('kind = "wattsup"\nmeasures = "pi"',
+         "meters[0].kind' should be one of rapl, nvml, ina219"),
+        ('kind = "ina260"\nmeasures = "pi"\nhost = "pi"\ncalibration = "32V_2A"',
+         "unknown key 'meters[0].calibration'"),
+        ('kind = "ina219"\nmeasures = "pi"\nhost = "pi"\naddress = "0x40"',
+         "meters[0].address' should be an integer"),
+        ('kind = "rapl"\nmeasures = "pi"\nhost = "pi"\nperiod_s = "fast"',
+         "meters[0].period_s' should be a number, got 'fast'"),
     ],
 )
 def test_bad_meters(tmp_path, meter, message):
@@ -161,11 +158,16 @@ def test_bad_meters(tmp_path, meter, message):
     assert message in str(info.value) and str(path) in str(info.value)
 
 
-def test_meter_defaults(tmp_path):
-    text = SSH_HOST + '\n[[meters]]\nname = "ina"\nkind = "ina219"\nmeasures = "pi"\nhost = "pi"\n'
-    (meter,) = load_inventory(write(tmp_path, text)).meters
-    assert meter.options == {"i2c_bus": 1, "i2c_address": 0x40, "shunt_ohms": 0.1,
-                             "max_expected_amps": 3.2}
+def test_meter_specs_open_with_the_energy_factory(tmp_path):
+    text = SSH_HOST + (
+        '\n[[meters]]\nname = "ina"\nkind = "ina219"\nmeasures = "pi"\nhost = "pi"\n'
+        'address = 0x41\n'
+        '\n[[meters]]\nname = "est"\nkind = "model"\nmeasures = "pi"\n')
+    ina, est = load_inventory(write(tmp_path, text)).meters
+    assert ina.open_spec() == {"kind": "ina219", "address": 0x41, "name": "ina"}
+    assert est.open_spec() == {"kind": "model", "profile": "raspberry-pi-4"}
+    meter = open_meter(est.open_spec())  # the model meter needs no hardware
+    assert meter.source == "model:raspberry-pi-4"
 
 
 def test_unknown_testbed_names_the_shipped_ones():

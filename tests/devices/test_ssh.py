@@ -189,6 +189,11 @@ async def test_unreachable_host_gives_up_after_backoff(make_host, sshd):
     with pytest.raises(ConnectError, match=r"cannot connect to pi \(127.0.0.1:\d+\) after \d+ "):
         await t.run(["true"])
     assert t.stats.failed_attempts >= 3
+    # operations waiting on the same failed connect share its error: no backoff each
+    attempts = t.stats.failed_attempts
+    results = await asyncio.gather(*(t.run(["true"]) for _ in range(4)), return_exceptions=True)
+    assert all(isinstance(r, ConnectError) for r in results)
+    assert t.stats.failed_attempts - attempts <= attempts + 1
 
 
 async def test_sshd_killed_then_back_reconnects_with_backoff(sshd, make_host, fast_backoff):

@@ -23,7 +23,7 @@ from toolkit.errors import ToolkitError
 __all__ = ["COMMANDS", "main"]
 
 #: sub-command modules of this package, in the order ``--help`` lists them
-COMMANDS: tuple[str, ...] = ("demo", "split", "train", "measure", "cube", "trace", "partition")
+COMMANDS: tuple[str, ...] = ("demo", "split", "train", "measure", "cube", "trace", "optimize", "partition")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,8 +17,8 @@ An inventory is a TOML file under ``hardware/testbeds/`` (or anywhere, by path):
 
     [[meters]]
     name = "gpm"
-    kind = "scpi"
-    address = "192.0.2.30"
+    kind = "scpi"                         # rapl | nvml | ina219 | ina260 | scpi | model
+    address = "192.0.2.30:23"             # kind-specific keys: the meter's own options
     measures = "pi"
 
 Relative paths resolve against the TOML file's folder and ``~`` is expanded. Every
@@ -279,6 +279,8 @@ class _Table:
 
 
 def _kind_name(kinds: tuple[type, ...]) -> str:
+    if set(kinds) == {int, float}:
+        return "a number"
     names = {int: "an integer", float: "a number", str: "a string", list: "a list",
              dict: "a table", bool: "true or false"}
     return " or ".join(names.get(k, k.__name__) for k in kinds)

@@ -189,7 +189,7 @@ class TransportStats:
 
     Attributes:
         connects: successful connects, the first included.
-        reconnects: successful connects after a connection was lost.
+        reconnects: successful connects after an earlier connection (lost or closed).
         failed_attempts: connect attempts that failed (each one backed off).
         commands: commands started.
         timeouts: commands that timed out.
@@ -256,6 +256,7 @@ class SshTransport:
         self._lock: asyncio.Lock | None = None
         self._slots: asyncio.Semaphore | None = None
         self._background: set[asyncio.Task] = set()
+        self._failure: tuple[float, SshError] | None = None
 
     # -- connection -----------------------------------------------------------------
 
@@ -286,12 +287,19 @@ class SshTransport:
 
     async def _connection(self) -> asyncssh.SSHClientConnection:
         lock, _ = self._primitives()
+        asked_at = time.monotonic()
         async with lock:
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
-            lost = self._conn is not None
+            if self._failure is not None and self._failure[0] >= asked_at:
+                raise self._failure[1]  # it just failed while we waited: no second backoff
+            lost = self.stats.connects > 0
             self._conn = None
-            conn = await self._connect_with_backoff()
+            try:
+                conn = await self._connect_with_backoff()
+            except SshError as exc:
+                self._failure = (time.monotonic(), exc)
+                raise
             self._conn = conn
             self.stats.connects += 1
             if lost:
@@ -421,6 +429,8 @@ class SshTransport:
             conn.close()
             with contextlib.suppress(Exception):
                 await conn.wait_closed()
+        if self._background:  # slot releases waiting on channels, which are closed now
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def __aenter__(self) -> SshTransport:
         await self.connect()
@@ -573,21 +583,26 @@ class SshTransport:
         exits or the iterator is closed; closing it signals and closes the channel.
         """
         command = remote_command(argv, env)
-        async with self._slot():
+        _, slots = self._primitives()
+        await slots.acquire()
+        try:
             proc = await self._open_process(command, command)
-            self.stats.commands += 1
-            try:
-                while raw := await proc.stdout.readline():
-                    yield raw.decode("utf-8", "replace").removesuffix("\n")
-            except (asyncssh.Error, OSError) as exc:
-                raise self._lost(command, exc) from None
-            finally:
-                if proc.returncode is None:
-                    with contextlib.suppress(Exception):
-                        proc.send_signal("TERM")
-                proc.close()
+        except BaseException:
+            slots.release()
+            raise
+        self.stats.commands += 1
+        try:
+            while raw := await proc.stdout.readline():
+                yield raw.decode("utf-8", "replace").removesuffix("\n")
+        except (asyncssh.Error, OSError) as exc:
+            raise self._lost(command, exc) from None
+        finally:
+            if proc.returncode is None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(proc.wait_closed(), 2.0)
+                    proc.send_signal("TERM")  # sshd ignores it for root logins
+            proc.close()
+            # the slot comes back once sshd has closed the session too
+            self._release_when_closed(proc, slots, 30.0)
 
     # -- files ----------------------------------------------------------------------
 
@@ -625,18 +640,21 @@ class SshTransport:
         digest = await asyncio.to_thread(file_sha256, local)
         tmp = f"{remote}.part-{uuid.uuid4().hex[:8]}"
         parent = posixpath.dirname(remote)
-        async with self._slot():
-            await self._sftp("upload", remote, lambda sftp: _put(sftp, local, tmp, parent))
-        if verify:
-            got = (await self.sha256([tmp]))[tmp]
+        try:
+            async with self._slot():
+                await self._sftp("upload", remote, lambda sftp: _put(sftp, local, tmp, parent))
+            got = (await self.sha256([tmp]))[tmp] if verify else digest
             if got != digest:
-                await self.run(["rm", "-f", "--", tmp], check=False)
                 raise ChecksumMismatch(
                     self.name,
                     f"upload of {local} to {self.name}:{remote} is corrupt: "
                     f"sha256 {got} on the host, {digest} here",
                 )
-        await self.run(["mv", "-f", "--", tmp, remote])
+            await self.run(["mv", "-f", "--", tmp, remote])
+        except Exception:
+            with contextlib.suppress(Exception):  # best effort: the connection may be gone
+                await self.run(["rm", "-f", "--", tmp], check=False, timeout=10)
+            raise
         return digest
 
     async def download(self, remote: str, local: str | Path, *, verify: bool = True) -> str:
@@ -651,9 +669,13 @@ class SshTransport:
         want = (await self.sha256([remote]))[remote] if verify else None
         if verify and want is None:
             raise ToolkitError(f"cannot download {self.name}:{remote}: no such readable file")
-        async with self._slot():
-            await self._sftp("download", remote, lambda sftp: sftp.get(remote, str(tmp)))
-        digest = await asyncio.to_thread(file_sha256, tmp)
+        try:
+            async with self._slot():
+                await self._sftp("download", remote, lambda sftp: sftp.get(remote, str(tmp)))
+            digest = await asyncio.to_thread(file_sha256, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         if verify and digest != want:
             tmp.unlink(missing_ok=True)
             raise ChecksumMismatch(

@@ -49,7 +49,7 @@ from toolkit.optimize.initial import corner_genes, initial_population
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer, resolve_objectives
 from toolkit.optimize.result import Evaluation, OptimizationResult
 from toolkit.optimize.space import ConfigSpace, Genes
-from toolkit.optimize.variation import crossover, mutate, repair
+from toolkit.optimize.variation import crossover, mutate, neighbours, repair
 
 __all__ = ["ALGORITHMS", "Optimizer", "optimize"]
 
@@ -314,7 +314,7 @@ class _Run:
         return children
 
     def _screen(self, pool: list[Genes], n: int) -> list[Genes]:
-        if not self.opt.surrogate or len(pool) <= n or self.used < 8:
+        if not self.opt.surrogate or self.used < 8:
             return pool[:n]
         from toolkit.optimize.surrogate import Surrogate, pick_by_improvement
         from toolkit.pareto import pareto_mask
@@ -322,10 +322,19 @@ class _Run:
         values = self._archive_matrix()
         norm = Normalizer.from_values(self.opt.objectives, values)
         y = norm.transform(values)
+        on_front = pareto_mask(y, ["min"] * self.k)
+        seen = set(pool)
+        for i in np.flatnonzero(on_front):
+            for g in neighbours(self.archive_genes[i], self.space):
+                if g not in self.cache and g not in seen:
+                    seen.add(g)
+                    pool.append(g)
+        if len(pool) <= n:
+            return pool
         model = Surrogate(self.space, seed=int(self.rng.integers(2**31))).fit(
             np.asarray(self.archive_genes), y)
         mean, std = model.predict(np.asarray(pool))
-        front = y[pareto_mask(y, ["min"] * self.k)]
+        front = y[on_front]
         picks = pick_by_improvement(front, mean, std, n, kappa=self.opt.kappa)
         return [pool[i] for i in picks]
 

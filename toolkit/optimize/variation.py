@@ -24,7 +24,7 @@ import numpy as np
 
 from toolkit.optimize.space import GENES, ORDINAL_GENES, ConfigSpace, Genes
 
-__all__ = ["crossover", "mutate", "repair"]
+__all__ = ["crossover", "mutate", "neighbours", "repair"]
 
 
 def repair(
@@ -113,3 +113,23 @@ def crossover(
         excl_b[space.index(child_a)] = True
     child_b = repair(b, space, rng, excl_b)
     return child_a, child_b
+
+
+def neighbours(genes: Sequence[int], space: ConfigSpace) -> list[Genes]:
+    """Valid configurations one elementary move away from ``genes``.
+
+    A move steps one ordinal gene to the next lower or higher index, or gives
+    one categorical gene another value. Moves that land on an invalid
+    configuration are dropped (not repaired).
+    """
+    out: list[Genes] = []
+    base = [int(g) for g in genes]
+    for i, (name, n) in enumerate(zip(GENES, space.gene_sizes, strict=True)):
+        values = ([base[i] - 1, base[i] + 1] if name in ORDINAL_GENES else
+                  [v for v in range(n) if v != base[i]])
+        for v in values:
+            if 0 <= v < n:
+                cand = tuple(base[:i] + [v] + base[i + 1:])
+                if space.is_valid(cand):
+                    out.append(cand)  # type: ignore[arg-type]
+    return out

@@ -36,6 +36,7 @@ import numpy as np
 from toolkit.errors import ProtocolError, ToolkitError
 from toolkit.models.codecs import check_codec, decode, encode
 from toolkit.models.data import eval_inputs
+from toolkit.runtime import streams
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
 from toolkit.runtime.stages import StageCache
 from toolkit.runtime.worker import add_model_arguments, load_split_model, run_worker, serve
@@ -59,7 +60,7 @@ class _CloudLink:
         await self.close()
         try:
             self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=1 << 20), timeout=10
+                streams.open_connection(host, port, limit=1 << 20), timeout=10
             )
         except (OSError, asyncio.TimeoutError) as exc:
             raise ToolkitError(

@@ -23,8 +23,11 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from toolkit.errors import ProtocolError
 from toolkit.models.codecs import CODECS, Encoded
+from toolkit.runtime.streams import FrameReader
 
 __all__ = [
     "KIND_JSON",
@@ -49,6 +52,7 @@ MAX_PAYLOAD = 1 << 30
 _PREFIX = struct.Struct("!2sBBIQ")
 _TENSOR = struct.Struct("!QBBxxfi")
 _CODEC_ID = {name: i for i, name in enumerate(CODECS)}
+_INPLACE_MIN = 64 * 1024  # smaller payloads are read with readexactly
 
 
 @dataclass
@@ -98,13 +102,29 @@ def write_tensor(
     return _PREFIX.size + len(header) + payload.nbytes
 
 
+def _truncated(exc: asyncio.IncompleteReadError, n: int, what: str) -> ProtocolError:
+    return ProtocolError(
+        f"truncated frame: stream ended after {len(exc.partial)} of {n} bytes of the {what}"
+    )
+
+
 async def _exactly(reader: asyncio.StreamReader, n: int, what: str) -> bytes:
     try:
         return await reader.readexactly(n)
     except asyncio.IncompleteReadError as exc:
-        raise ProtocolError(
-            f"truncated frame: stream ended after {len(exc.partial)} of {n} bytes of the {what}"
-        ) from None
+        raise _truncated(exc, n, what) from None
+
+
+async def _payload(reader: asyncio.StreamReader, n: int) -> memoryview | bytes:
+    """The payload: received in place by a FrameReader, else by ``readexactly``."""
+    if not isinstance(reader, FrameReader) or n < _INPLACE_MIN:
+        return await _exactly(reader, n, "payload")
+    buffer = memoryview(np.empty(n, dtype=np.uint8))  # uninitialised: no zero-fill pass
+    try:
+        await reader.readinto_exactly(buffer)
+    except asyncio.IncompleteReadError as exc:
+        raise _truncated(exc, n, "payload") from None
+    return buffer
 
 
 async def read_frame(
@@ -146,14 +166,14 @@ async def read_frame(
             raise ProtocolError("JSON frame is not an object")
         frame = Frame(KIND_JSON, message=message)
     elif kind == KIND_TENSOR:
-        frame = _tensor_frame(header, await _exactly(reader, payload_len, "payload"))
+        frame = _tensor_frame(header, await _payload(reader, payload_len))
     else:
         raise ProtocolError(f"unknown frame kind {kind}")
     frame.__dict__["_nbytes"] = _PREFIX.size + header_len + payload_len
     return frame
 
 
-def _tensor_frame(header: bytes, payload: bytes) -> Frame:
+def _tensor_frame(header: bytes, payload: memoryview | bytes) -> Frame:
     if len(header) < _TENSOR.size:
         raise ProtocolError("tensor header too short")
     id_, codec_id, ndim, scale, zero_point = _TENSOR.unpack_from(header)

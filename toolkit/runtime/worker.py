@@ -20,6 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from toolkit.errors import ProtocolError, ToolkitError
+from toolkit.runtime import streams
 
 __all__ = ["add_model_arguments", "load_split_model", "serve"]
 
@@ -68,7 +69,7 @@ async def _guarded(role: str, handler: Handler, reader, writer) -> None:
 
 async def serve(role: str, handler: Handler, host: str, port: int) -> None:
     """Serve ``handler`` on ``host:port`` until SIGTERM/SIGINT; announce the port."""
-    server = await asyncio.start_server(
+    server = await streams.start_server(
         lambda r, w: _guarded(role, handler, r, w), host, port, limit=1 << 20
     )
     sock = server.sockets[0].getsockname()

@@ -1,0 +1,80 @@
+"""Bad input: one clear line on stderr naming the problem and the choices, exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from toolkit.cli import main
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "toolkit", *args], capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    error_lines = [x for x in lines if x.startswith("dynasplit: error:")]
+    assert len(error_lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in error_lines[0]
+
+
+def test_unknown_model():
+    _assert_one_line_error(_cli("split", "alexnet", "--list"), "unknown model 'alexnet'",
+                           "digits-cnn, vgg16, resnet50, mobilenetv2")
+
+
+def test_split_out_of_range_lists_the_cut_points(tmp_path):
+    _assert_one_line_error(
+        _cli("measure", "--model", "digits-cnn", "--splits", "12", "-o", str(tmp_path / "c.nc")),
+        "split 12 is out of range", "0=image, 1=conv1")
+
+
+def test_frequency_not_in_the_profile(tmp_path):
+    _assert_one_line_error(
+        _cli("measure", "--model", "digits-cnn", "--cpu-freqs", "700", "-o",
+             str(tmp_path / "c.nc")),
+        "frequency 700 MHz is not in profile 'raspberry-pi-4'", "600, 800, 1000")
+
+
+def test_unreadable_profile_file(tmp_path):
+    testbed = tmp_path / "tb.toml"
+    testbed.write_text('[testbed]\nname = "t"\nkind = "local"\n[[hosts]]\nname = "e"\n'
+                       'address = "127.0.0.1"\nroles = ["edge"]\nprofile = "broken.toml"\n'
+                       '[[hosts]]\nname = "c"\naddress = "127.0.0.1"\nroles = ["cloud"]\n'
+                       'profile = "cloud-gpu-server"\n')
+    (tmp_path / "broken.toml").write_text("[profile\nname=")
+    result = _cli("measure", "--testbed", str(testbed), "--model", "digits-cnn", "-o",
+                  str(tmp_path / "c.nc"))
+    _assert_one_line_error(result, "broken.toml")
+
+
+def test_invalid_layer_is_refused(capsys):
+    assert main(["split", "digits-cnn", "--layer", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "has no layer 'nope'; valid cut points: image, conv1" in err
+
+
+@pytest.mark.parametrize("argv", [["measure", "--model", "digits-cnn", "--splits", "a,b", "-o",
+                                   "x.nc"], ["demo", "--bogus"]])
+def test_argument_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+
+
+def test_split_list_json_format(capsys):
+    assert main(["split", "digits-cnn", "--list", "--json"]) == 0
+    import json
+
+    table = json.loads(capsys.readouterr().out)
+    assert [set(row) for row in table] == [
+        {"split", "layer", "shape", "bytes", "head_macs", "tail_macs"}] * 10
+    assert table[1] == {"split": 1, "layer": "conv1", "shape": [8, 8, 16], "bytes": 4096,
+                        "head_macs": 9216, "tail_macs": table[0]["tail_macs"] - 9216}

@@ -1,0 +1,44 @@
+"""ipywidgets control panels for JupyterLab: every step of the workflow by panel.
+
+Panels are thin: each callback calls the toolkit's public API, and every panel's
+state lives in its widgets' ``.value`` (so tests and scripts drive a panel by
+setting values and calling ``.click()`` on its buttons). Display a panel by
+leaving it as the last expression of a cell; ``panel.widget`` is the
+``ipywidgets`` box.
+
+- :class:`SplitInferencePanel`: one configuration on a testbed → latency
+  breakdown, energy (with its source), accuracy.
+- :class:`TradeoffExplorer`: a cube's configurations, any two objectives, the
+  Pareto front, filters and what each selection rule picks at a latency threshold.
+- :class:`OptimizerPanel`: algorithm, budget, seed → live hypervolume → the front.
+- :class:`PolicyExporter`: rule and target → replay preview → ``policy.json`` and
+  ``scheduler.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> module that defines it (imported on first use)
+_EXPORTS = {
+    "SplitInferencePanel": "toolkit.widgets.split_inference",
+    "TradeoffExplorer": "toolkit.widgets.tradeoff",
+    "OptimizerPanel": "toolkit.widgets.optimizer",
+    "PolicyExporter": "toolkit.widgets.policy",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolkit.widgets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
