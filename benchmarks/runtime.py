@@ -25,7 +25,7 @@ goal <= 1.5, and faster than gRPC).
 
 Run::
 
-    .venv/bin/python benchmarks/runtime.py [--repeats-1mb 50] [--repeats-10mb 20]
+    .venv/bin/python benchmarks/runtime.py [--repeats-1mb 100] [--repeats-10mb 30] [--no-grpc]
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 from toolkit.models.codecs import CODECS, decode, encode
 from toolkit.runtime import streams
 from toolkit.runtime.framing import KIND_TENSOR, read_frame, write_json, write_tensor
@@ -65,13 +67,13 @@ GRPC_OPTIONS = [("grpc.max_send_message_length", 64 * MiB),
 _SIZE = struct.Struct("!Q")
 
 
-def grpc_available() -> bool:
-    """True when grpcio can be imported (the gRPC path is then measured)."""
+def grpc_available() -> str | None:
+    """grpcio's version when it can be imported (the gRPC path is then measured), else None."""
     try:
-        import grpc  # noqa: F401
+        import grpc
     except ImportError:
-        return False
-    return True
+        return None
+    return grpc.__version__
 
 
 # --------------------------------------------------------------------------- receivers
@@ -82,17 +84,30 @@ def _announce(port: int) -> None:
           flush=True)
 
 
+async def _ack_frames(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while (frame := await read_frame(reader)) is not None:
+        x = decode(frame.tensor) if frame.kind == KIND_TENSOR else None
+        write_json(writer, {"ack": frame.id, "n": 0 if x is None else int(x.size)})
+        await writer.drain()
+
+
 def serve_framing() -> None:
-    """Receiver for the framing: the workers' server, read_frame + decode + JSON ack."""
+    """Receiver for the framing: the workers' own server, read_frame + decode + JSON ack."""
     from toolkit.runtime.worker import serve
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (frame := await read_frame(reader)) is not None:
-            x = decode(frame.tensor) if frame.kind == KIND_TENSOR else None
-            write_json(writer, {"ack": frame.id, "n": 0 if x is None else int(x.size)})
-            await writer.drain()
+    asyncio.run(serve("receiver", _ack_frames, HOST, 0))
 
-    asyncio.run(serve("receiver", handle, HOST, 0))
+
+def serve_framing_plain() -> None:
+    """The same receiver on plain ``asyncio.start_server`` streams (for comparison)."""
+
+    async def main() -> None:
+        server = await asyncio.start_server(_ack_frames, HOST, 0, limit=MiB)
+        _announce(server.sockets[0].getsockname()[1])
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
 
 
 def _recv_exactly(conn: socket.socket, view: memoryview) -> bool:
@@ -147,7 +162,8 @@ def serve_grpc() -> None:
 
 
 RECEIVERS: dict[str, Callable[[], None]] = {
-    "framing": serve_framing, "raw": serve_raw, "grpc": serve_grpc,
+    "framing": serve_framing, "framing-plain": serve_framing_plain, "raw": serve_raw,
+    "grpc": serve_grpc,
 }
 
 
@@ -191,9 +207,10 @@ class FramingSender:
         self.frame_bytes = 0
 
     @classmethod
-    async def connect(cls, port: int) -> FramingSender:
-        # the same stream limit as the edge worker's link to the cloud
-        return cls(*await streams.open_connection(HOST, port, limit=MiB))
+    async def connect(cls, port: int, plain: bool = False) -> FramingSender:
+        """Connect like the edge worker's cloud link (``plain``: asyncio's own streams)."""
+        opener = asyncio.open_connection if plain else streams.open_connection
+        return cls(*await opener(HOST, port, limit=MiB))
 
     async def request(self, x: np.ndarray, codec: str, rid: int) -> float:
         t0 = time.perf_counter()
@@ -267,99 +284,97 @@ def summary(seconds: list[float]) -> dict[str, float]:
 
 
 async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup: int,
-                       ports: dict[str, int], with_grpc: bool) -> dict[str, Any]:
+                       ports: dict[str, int]) -> dict[str, Any]:
     """Interleaved requests of every transport for one tensor size."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(shape, dtype=np.float32)
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     payload = memoryview(x).cast("B")
     framing = await FramingSender.connect(ports["framing"])
+    plain = await FramingSender.connect(ports["framing-plain"], plain=True)
     raw = RawSender(ports["raw"], payload.nbytes)
-    grpc_sender = GrpcSender(ports["grpc"]) if with_grpc else None
-    methods: list[tuple[str, Callable[[int], Any]]] = [
-        ("raw_socket", lambda i: raw.request(payload))]
-    frame_bytes: dict[str, int] = {}
+    grpc_sender = GrpcSender(ports["grpc"]) if "grpc" in ports else None
+    methods: dict[str, Callable[[int], Any]] = {"raw_socket": lambda i: raw.request(payload)}
     for codec in CODECS:
-        methods.append((f"framing_{codec}", lambda i, c=codec: framing.request(x, c, i)))
+        methods[f"framing_{codec}"] = lambda i, c=codec: framing.request(x, c, i)
+    methods["framing_plain_asyncio_fp32"] = lambda i: plain.request(x, "fp32", i)
     if grpc_sender is not None:
-        methods.append(("grpc", lambda i: grpc_sender.request(x)))
-    times: dict[str, list[float]] = {name: [] for name, _ in methods}
+        methods["grpc"] = lambda i: grpc_sender.request(x)
+    names = list(methods)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    frame_bytes: dict[str, int] = {}
     try:
-        for i in tqdm(range(warmup + repeats), desc=f"{label} requests", unit="round",
-                      file=sys.stderr):
-            shift = i % len(methods)  # rotate the order so no transport always goes first
-            for name, call in methods[shift:] + methods[:shift]:
-                t = call(i)
+        for i in tqdm(range(warmup + repeats), desc=f"{label} rounds", file=sys.stderr):
+            shift = i % len(names)  # rotate the order so no transport always goes first
+            for name in names[shift:] + names[:shift]:
+                t = methods[name](i)
                 if asyncio.iscoroutine(t):
                     t = await t
-                    if name.startswith("framing_"):
-                        frame_bytes[name[len("framing_"):]] = framing.frame_bytes
+                if name.startswith("framing_fp") or name == "framing_int8":
+                    frame_bytes[name.removeprefix("framing_")] = framing.frame_bytes
                 if i >= warmup:
                     times[name].append(t)
     finally:
         await framing.close()
+        await plain.close()
         raw.close()
         if grpc_sender is not None:
             grpc_sender.close()
-    raw_s = summary(times["raw_socket"])
+    stats = {name: summary(ts) for name, ts in times.items()}
+    raw_s, fp32 = stats["raw_socket"], stats["framing_fp32"]
     result: dict[str, Any] = {
         "shape": list(shape), "payload_bytes": payload.nbytes, "repeats": repeats,
         "warmup": warmup, "raw_socket": raw_s,
-        "framing": {c: {**summary(times[f"framing_{c}"]), "frame_bytes": frame_bytes[c]}
+        "framing": {c: {**stats[f"framing_{c}"], "frame_bytes": frame_bytes[c]}
                     for c in CODECS},
+        "ratio_vs_raw_socket": round(fp32["median_ms"] / raw_s["median_ms"], 4),
+        "p90_ratio_vs_raw_socket": round(fp32["p90_ms"] / raw_s["p90_ms"], 4),
+        "framing_plain_asyncio_fp32": stats["framing_plain_asyncio_fp32"],
+        "plain_asyncio_ratio_vs_raw_socket": round(
+            stats["framing_plain_asyncio_fp32"]["median_ms"] / raw_s["median_ms"], 4),
+        "grpc": stats.get("grpc"),
     }
-    fp32 = result["framing"]["fp32"]["median_ms"]
-    result["ratio_vs_raw_socket"] = round(fp32 / raw_s["median_ms"], 4)
-    result["p90_ratio_vs_raw_socket"] = round(
-        result["framing"]["fp32"]["p90_ms"] / raw_s["p90_ms"], 4)
-    if with_grpc:
-        result["grpc"] = summary(times["grpc"])
-        result["grpc_over_framing_fp32"] = round(result["grpc"]["median_ms"] / fp32, 4)
-    else:
-        result["grpc"] = None
+    if "grpc" in stats:
+        result["grpc_over_framing_fp32"] = round(stats["grpc"]["median_ms"] / fp32["median_ms"],
+                                                 4)
     return result
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start the receivers, measure both sizes, stop the receivers."""
-    with_grpc = grpc_available() and not args.no_grpc
-    kinds = ["framing", "raw"] + (["grpc"] if with_grpc else [])
-    receivers = {kind: Receiver(kind) for kind in kinds}
+    grpc_version = None if args.no_grpc else grpc_available()
+    kinds = ["framing", "framing-plain", "raw"] + (["grpc"] if grpc_version else [])
+    receivers: dict[str, Receiver] = {}
     try:
+        for kind in kinds:
+            receivers[kind] = Receiver(kind)
         ports = {kind: r.port for kind, r in receivers.items()}
         repeats = {"1MB": args.repeats_1mb, "10MB": args.repeats_10mb}
-        sizes = {label: await measure_size(label, shape, repeats[label], args.warmup, ports,
-                                           with_grpc)
+        sizes = {label: await measure_size(label, shape, repeats[label], args.warmup, ports)
                  for label, shape in SHAPES.items()}
     finally:
         for r in receivers.values():
             r.stop()
     worst = max(s["ratio_vs_raw_socket"] for s in sizes.values())
     faster = (all(s["grpc"]["median_ms"] > s["framing"]["fp32"]["median_ms"]
-                  for s in sizes.values()) if with_grpc else None)
-    if with_grpc:
-        import grpc
-
-        grpc_version: str | None = grpc.__version__
-    else:
-        grpc_version = None
+                  for s in sizes.values()) if grpc_version else None)
     return {
         "benchmark": "runtime",
         "worst_ratio_vs_raw_socket": worst,
         "goal": {"max_ratio_vs_raw_socket": GOAL_RATIO, "ratio_met": worst <= GOAL_RATIO,
                  "faster_than_grpc": faster},
-        "request": "encode + send + receive + decode + tiny ack, loopback TCP, two processes",
+        "request": "encode + send + receive + decode + tiny ack; loopback TCP between two "
+                   "processes; medians over interleaved rounds",
         "sizes": sizes,
         "environment": {"python": platform.python_version(), "machine": platform.machine(),
-                        "cpus": os.cpu_count(), "grpcio": grpc_version,
-                        "numpy": np.__version__},
+                        "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
+                        "grpcio": grpc_version, "numpy": np.__version__},
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the benchmark (or, with ``--serve``, one receiver)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats-1mb", type=int, default=50)
-    parser.add_argument("--repeats-10mb", type=int, default=20)
+    parser.add_argument("--repeats-1mb", type=int, default=100)
+    parser.add_argument("--repeats-10mb", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-grpc", action="store_true", help="skip the gRPC path")
     parser.add_argument("--serve", choices=sorted(RECEIVERS), help=argparse.SUPPRESS)

@@ -5,8 +5,10 @@ The public API of the ``toolkit.devices`` package; see ``docs/devices.md``.
 
 from toolkit.devices.base import EdgeController, KnobChange
 from toolkit.devices.blocking import Blocking, device_loop, run_blocking
+from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
 from toolkit.devices.cloud import CloudController, CloudWorker
 from toolkit.devices.deploy import DeployReport, deploy
+from toolkit.devices.factory import open_testbed
 from toolkit.devices.fanout import HostResult, apply_all, failed, fanout, run_all
 from toolkit.devices.inventory import (
     Host,
@@ -15,6 +17,7 @@ from toolkit.devices.inventory import (
     available_testbeds,
     load_inventory,
 )
+from toolkit.devices.local import DEFAULT_LINK, Link, LocalTestbed
 from toolkit.devices.pi import PiController, PiSettings, parse_uhubctl
 from toolkit.devices.profile import DeviceProfile, available_profiles, load_profile
 from toolkit.devices.remote import RemoteProcess, StopResult
@@ -32,8 +35,10 @@ from toolkit.devices.ssh import (
     SshTransport,
     TransportStats,
 )
+from toolkit.devices.testbed import RunRecord, Testbed
 
 __all__ = [
+    "DEFAULT_LINK",
     "AuthError",
     "Blocking",
     "ChecksumMismatch",
@@ -44,6 +49,7 @@ __all__ = [
     "CommandTimeout",
     "ConnectError",
     "ConnectionLost",
+    "CpuQuota",
     "DeployReport",
     "DeviceProfile",
     "EdgeController",
@@ -52,14 +58,18 @@ __all__ = [
     "HostResult",
     "Inventory",
     "KnobChange",
+    "Link",
+    "LocalTestbed",
     "MeterSpec",
     "PiController",
     "PiSettings",
     "ReconnectPolicy",
     "RemoteProcess",
+    "RunRecord",
     "SshError",
     "SshTransport",
     "StopResult",
+    "Testbed",
     "TransportStats",
     "apply_all",
     "available_profiles",
@@ -70,6 +80,8 @@ __all__ = [
     "fanout",
     "load_inventory",
     "load_profile",
+    "open_cpu_quota",
+    "open_testbed",
     "parse_uhubctl",
     "run_all",
     "run_blocking",

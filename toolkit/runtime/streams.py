@@ -93,10 +93,6 @@ class FrameReader(asyncio.StreamReader):
         sock = transport.get_extra_info("socket")
         return None if sock is None else sock.fileno()
 
-    # called by the protocol, synchronously within one transport read
-    def _target_buffer(self) -> memoryview | None:
-        return self._target
-
     def _target_filled(self, nbytes: int) -> None:
         rest = self._target[nbytes:]
         if len(rest):
@@ -117,7 +113,7 @@ class _FrameProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         reader = self._stream_reader
-        target = reader._target_buffer() if reader is not None else None
+        target = reader._target if reader is not None else None
         self._last_target = target is not None
         return target if target is not None else self._staging
 

@@ -1,0 +1,515 @@
+"""Policies: what the online phase knows about each candidate configuration.
+
+A *policy* is a versioned JSON document (schema ``dynasplit.policy/1``) made
+from a Pareto front (``FRONT.json``) and the cube it was measured in. It holds,
+per candidate configuration, the latency distribution (mean, p50, p90, p99,
+number of runs and the sorted per-run latencies, or an evenly spaced sample of
+them), the mean energy, accuracy and transfer time; the selection rule and its
+parameters; and the hardware-change costs of the edge and cloud profiles. See
+``docs/online.md`` for the format. The selection rules themselves are in
+:mod:`toolkit.rules`; :class:`Policy` compiles the document's rule at load so
+that each decision costs O(log n) in the number of candidates.
+
+Hardware state and switch costs: a configuration needs the edge CPU at its
+frequency, the Coral TPU off (``none``/``int8``) or on in the runtime mode of
+``tpu-std``/``tpu-max``, and — when the cloud runs part of the model (split
+below the last) — the cloud on its accelerator. Switching costs come from the
+profiles' ``[reconfiguration]`` tables: a frequency change (``cpu_freq_*``), TPU
+power on/off (``tpu_power_on_*``, ``tpu_power_off_*``), a TPU runtime mode switch
+(``tpu_mode_switch_*``) and a cloud CPU/GPU switch (``gpu_switch_*``). Edge
+changes run one after another; the cloud switch runs in parallel with them, so
+the switch time is ``max(edge, cloud)`` and its energy the sum.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from toolkit import __version__
+from toolkit.config import CONFIG_KEYS
+from toolkit.errors import ToolkitError, choices
+from toolkit.fileio import atomic_output
+from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
+
+__all__ = [
+    "DEFAULT_RULE",
+    "MAX_STORED_RUNS",
+    "POLICY_SCHEMA",
+    "Decision",
+    "DriftTracker",
+    "HardwareState",
+    "Policy",
+    "hardware_state",
+    "make_policy",
+    "next_state",
+    "read_front",
+    "switch_cost",
+]
+
+POLICY_SCHEMA = "dynasplit.policy/1"
+
+#: the rule ``dynasplit export`` writes unless told otherwise (see docs/online.md)
+DEFAULT_RULE: dict[str, Any] = {"name": "dynasplit", "target": 0.99,
+                                "confidence": DEFAULT_CONFIDENCE, "accuracy_floor": None,
+                                "reconfiguration": False}
+
+#: per-run latencies stored per candidate; more runs are kept as a sorted sample
+MAX_STORED_RUNS = 128
+
+_FRONT_SCHEMA = "dynasplit.front/1"
+_TPU = {"none": "off", "int8": "off", "tpu-std": "std", "tpu-max": "max"}
+_DEFAULT_PROFILES = {"edge": "raspberry-pi-4", "cloud": "cloud-gpu-server"}
+
+
+# --------------------------------------------------------------------------- hardware
+
+
+class HardwareState(NamedTuple):
+    """The hardware setting a configuration needs (or the testbed is in).
+
+    Attributes:
+        cpu_freq: edge CPU frequency, MHz.
+        tpu: ``off``, ``std`` or ``max`` (the Coral TPU's power and runtime mode).
+        cloud: the cloud accelerator, or None where the cloud runs nothing (any
+            state will do) or is not known yet.
+    """
+
+    cpu_freq: int
+    tpu: str
+    cloud: str | None
+
+
+def hardware_state(config: Mapping[str, Any], last_split: int) -> HardwareState:
+    """The hardware setting a configuration needs (see :class:`HardwareState`)."""
+    uses_cloud = int(config["split"]) < last_split
+    return HardwareState(int(config["cpu_freq"]), _TPU.get(str(config["edge_accel"]), "off"),
+                         str(config["cloud_accel"]) if uses_cloud else None)
+
+
+def next_state(current: HardwareState | None, needed: HardwareState) -> HardwareState:
+    """The state after switching from ``current`` to what a configuration needs."""
+    cloud = needed.cloud if needed.cloud is not None or current is None else current.cloud
+    return HardwareState(needed.cpu_freq, needed.tpu, cloud)
+
+
+def switch_cost(costs: Mapping[str, float], current: HardwareState | None,
+                needed: HardwareState) -> tuple[float, float]:
+    """Time (ms) and energy (J) to go from ``current`` to ``needed``.
+
+    Args:
+        costs: the profiles' ``[reconfiguration]`` entries (missing ones cost 0).
+        current: the present state; None (unknown) costs nothing.
+        needed: the state a configuration needs.
+    """
+    if current is None:
+        return 0.0, 0.0
+    edge_ms = edge_j = cloud_ms = cloud_j = 0.0
+
+    def add(name: str) -> tuple[float, float]:
+        return costs.get(f"{name}_ms", 0.0), costs.get(f"{name}_j", 0.0)
+
+    steps = []
+    if current.cpu_freq != needed.cpu_freq:
+        steps.append(add("cpu_freq"))
+    if current.tpu != needed.tpu:
+        if current.tpu == "off":
+            steps.append(add("tpu_power_on"))
+        elif needed.tpu == "off":
+            steps.append(add("tpu_power_off"))
+        else:
+            steps.append(add("tpu_mode_switch"))
+    for ms, j in steps:
+        edge_ms += ms
+        edge_j += j
+    if needed.cloud is not None and current.cloud is not None and needed.cloud != current.cloud:
+        cloud_ms, cloud_j = add("gpu_switch")
+    return max(edge_ms, cloud_ms), edge_j + cloud_j
+
+
+# --------------------------------------------------------------------------- fronts
+
+
+def read_front(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The front configurations of a ``FRONT.json`` (schema ``dynasplit.front/1``).
+
+    Uses :func:`toolkit.optimize.load_front`, which checks the schema.
+
+    Returns:
+        The ``front`` entries' configurations, in file order, without duplicates.
+
+    Raises:
+        ToolkitError: a missing or unreadable file, another schema, or an empty
+            front.
+    """
+    from toolkit.optimize import load_front
+
+    result = load_front(path)
+    configs = list({json.dumps(e.config, sort_keys=True): dict(e.config)
+                    for e in result.front}.values())
+    if not configs:
+        raise ToolkitError(f"{path}: the front is empty")
+    return configs
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _runs_table(cube: Any) -> tuple[Any, int, str]:
+    from toolkit.cube import to_dataframe
+
+    df = to_dataframe(cube)
+    df = df[df["latency_ms"].notna()]
+    last_split = int(cube["split"].max())
+    return df, last_split, str(cube.attrs.get("energy_source", "unknown"))
+
+
+def _stored_runs(latencies: np.ndarray, max_runs: int) -> list[float]:
+    runs = np.sort(latencies)
+    if len(runs) > max_runs:
+        ranks = np.maximum(1, np.round(np.arange(1, max_runs + 1) * len(runs) / max_runs))
+        runs = runs[ranks.astype(np.int64) - 1]
+    return [round(float(x), 6) for x in runs]
+
+
+def _profiles(cube: Any, edge: str | None, cloud: str | None) -> dict[str, str]:
+    names = dict(_DEFAULT_PROFILES)
+    recorded = cube.attrs.get("device_profiles")
+    if isinstance(recorded, str):
+        with contextlib.suppress(json.JSONDecodeError, AttributeError):
+            names.update({k: v for k, v in json.loads(recorded).items() if k in names})
+    if edge:
+        names["edge"] = edge
+    if cloud:
+        names["cloud"] = cloud
+    return names
+
+
+def make_policy(
+    front: Sequence[Mapping[str, Any]],
+    cube: Any,
+    *,
+    rule: str = DEFAULT_RULE["name"],
+    target: float = DEFAULT_RULE["target"],
+    confidence: float = DEFAULT_RULE["confidence"],
+    accuracy_floor: float | None = None,
+    reconfiguration: bool = DEFAULT_RULE["reconfiguration"],
+    edge_profile: str | None = None,
+    cloud_profile: str | None = None,
+    source: Mapping[str, Any] | None = None,
+    max_runs: int = MAX_STORED_RUNS,
+) -> dict[str, Any]:
+    """The policy document for a front, with latency distributions from a cube.
+
+    Args:
+        front: the front's configurations (e.g. :func:`read_front`).
+        cube: the cube the front was measured in (its runs give the
+            distributions).
+        rule: ``dynasplit`` or ``tail``.
+        target: the ``tail`` rule's τ (probability of meeting the threshold).
+        confidence: one-sided confidence of the Wilson bound (0.5: point estimate).
+        accuracy_floor: candidates below this mean accuracy are never chosen.
+        reconfiguration: decide reconfiguration-aware (see :mod:`toolkit.rules`).
+        edge_profile, cloud_profile: profiles giving the switch costs; default
+            the cube's ``device_profiles`` attribute, else the DynaSplit testbed's
+            (``raspberry-pi-4``, ``cloud-gpu-server``).
+        source: provenance recorded under ``source`` (front file, algorithm...).
+        max_runs: per-run latencies kept per candidate (a sorted sample beyond).
+
+    Returns:
+        The JSON-ready document; :meth:`Policy.from_dict` checks and compiles it.
+
+    Raises:
+        ToolkitError: a front configuration the cube did not measure, an unknown
+            rule or profile, or an invalid rule parameter.
+    """
+    from toolkit.devices.profile import load_profile
+
+    df, last_split, energy_source = _runs_table(cube)
+    keys = [k for k in CONFIG_KEYS if k in df.columns]
+    groups = df.groupby(keys, sort=False)
+    candidates = []
+    for config in front:
+        missing = [k for k in keys if k not in config]
+        if missing:
+            raise ToolkitError(f"front configuration {dict(config)} lacks {choices(missing)}")
+        key = tuple(config[k] for k in keys)
+        try:
+            runs = groups.get_group(key)
+        except KeyError:
+            raise ToolkitError(f"the cube has no measured run of the front configuration "
+                               f"{dict(config)}; give the cube the front was made from") from None
+        lat = runs["latency_ms"].to_numpy(float)
+        transfer = runs["transfer_ms"].to_numpy(float) if "transfer_ms" in runs else []
+        accuracy = runs["accuracy"].to_numpy(float) if "accuracy" in runs else []
+        candidates.append({
+            "config": {k: (v.item() if isinstance(v, np.generic) else v)
+                       for k, v in zip(keys, key, strict=True)},
+            "latency_ms": {"mean": float(lat.mean()), "p50": float(np.percentile(lat, 50)),
+                           "p90": float(np.percentile(lat, 90)),
+                           "p99": float(np.percentile(lat, 99)), "n": len(lat)},
+            "runs_ms": _stored_runs(lat, max_runs),
+            "transfer_ms": _nanmean(transfer, 0.0),
+            "energy_j": _nanmean(runs["energy_j"].to_numpy(float), math.nan),
+            "accuracy": _nanmean(accuracy, None),
+        })
+    names = _profiles(cube, edge_profile, cloud_profile)
+    costs: dict[str, float] = {}
+    for role in ("edge", "cloud"):
+        costs.update(load_profile(names[role]).reconfiguration)
+    doc = {
+        "schema": POLICY_SCHEMA,
+        "toolkit_version": __version__,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": str(candidates[0]["config"].get("model", "")) if candidates else "",
+        "energy_source": energy_source,
+        "last_split": last_split,
+        "rule": {"name": rule, "target": float(target), "confidence": float(confidence),
+                 "accuracy_floor": None if accuracy_floor is None else float(accuracy_floor),
+                 "reconfiguration": bool(reconfiguration)},
+        "hardware": {"profiles": names, "costs": costs},
+        "source": dict(source or {}),
+        "candidates": candidates,
+    }
+    Policy.from_dict(doc)  # validates rule parameters and candidates
+    return doc
+
+
+def _nanmean(values: Iterable[float], default: Any) -> Any:
+    arr = np.asarray(list(values), dtype=float)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if len(arr) else default
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision of a policy.
+
+    Attributes:
+        index: the candidate's index in the policy.
+        config: its configuration.
+        predicted_ms: the rule's latency key (mean or conservative quantile, plus
+            any adaptation shift) plus the switch time.
+        energy_j: the candidate's mean energy (without the switch).
+        switch_ms, switch_j: cost of the hardware change from the current state.
+        state: the hardware state after applying it.
+        meets: whether ``predicted_ms`` is within the threshold.
+    """
+
+    index: int
+    config: dict[str, Any]
+    predicted_ms: float
+    energy_j: float
+    switch_ms: float
+    switch_j: float
+    state: HardwareState
+    meets: bool
+
+
+class Policy:
+    """A loaded policy: candidates, rule, switch costs; decisions in O(log n).
+
+    Build one with :meth:`load`, :meth:`from_dict` or :meth:`from_front`.
+    """
+
+    def __init__(self, doc: dict[str, Any], candidates: Candidates,
+                 configs: list[dict[str, Any]]) -> None:
+        self.doc = doc
+        self.candidates = candidates
+        self.configs = configs
+        self.rule: dict[str, Any] = {**DEFAULT_RULE, **doc["rule"]}
+        self.last_split = int(doc["last_split"])
+        self.costs: dict[str, float] = dict(doc.get("hardware", {}).get("costs", {}))
+        self.energy_source = str(doc.get("energy_source", "unknown"))
+        self._selectors: dict[tuple, Selector] = {}
+        self.selector = self.selector_for()
+
+    # -- construction ------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], origin: str = "policy") -> Policy:
+        """Check a policy document and compile its rule.
+
+        Raises:
+            ToolkitError: another schema, a missing key, a bad candidate or rule.
+        """
+        if not isinstance(doc, Mapping):
+            raise ToolkitError(f"{origin} is not a JSON object")
+        schema = doc.get("schema")
+        if schema != POLICY_SCHEMA:
+            hint = " (that is a front: run `dynasplit export` on it)" \
+                if schema == _FRONT_SCHEMA else ""
+            raise ToolkitError(f"{origin} has schema {schema!r}; this toolkit reads policies "
+                               f"of schema {POLICY_SCHEMA!r}{hint}")
+        missing = [k for k in ("rule", "candidates", "last_split") if k not in doc]
+        if missing:
+            raise ToolkitError(f"{origin} lacks the policy key(s) {choices(missing)}")
+        rule = doc["rule"]
+        if not isinstance(rule, Mapping) or rule.get("name") not in RULES:
+            name = rule.get("name") if isinstance(rule, Mapping) else rule
+            raise ToolkitError(f"{origin}: unknown rule {name!r}; valid: {choices(RULES)}")
+        entries = doc["candidates"]
+        if not isinstance(entries, list) or not entries:
+            raise ToolkitError(f"{origin} has no candidates")
+        last_split = int(doc["last_split"])
+        try:
+            configs = [dict(e["config"]) for e in entries]
+            lat = [e["latency_ms"] for e in entries]
+            runs = [np.asarray(e["runs_ms"], dtype=float) for e in entries]
+            candidates = Candidates(
+                mean_ms=np.array([x["mean"] for x in lat], dtype=float),
+                energy_j=np.array([e["energy_j"] for e in entries], dtype=float),
+                accuracy=np.array([np.nan if e.get("accuracy") is None else e["accuracy"]
+                                   for e in entries], dtype=float),
+                n_runs=np.array([x["n"] for x in lat], dtype=np.int64),
+                runs_ms=runs,
+                transfer_ms=np.array([e.get("transfer_ms", 0.0) or 0.0 for e in entries],
+                                     dtype=float),
+                states=[hardware_state(c, last_split) for c in configs],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ToolkitError(f"{origin}: malformed candidate entry ({exc!r}); each needs "
+                               "config, latency_ms {mean, n}, runs_ms, energy_j") from None
+        bad = [i for i, r in enumerate(runs) if len(r) > 1 and (np.diff(r) < 0).any()]
+        if bad or np.isnan(candidates.energy_j).any() or np.isnan(candidates.mean_ms).any():
+            raise ToolkitError(f"{origin}: candidate entries need sorted runs_ms and finite "
+                               "mean latency and energy")
+        return cls(dict(doc), candidates, configs)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Policy:
+        """Read and compile a POLICY.json.
+
+        Raises:
+            ToolkitError: the file is missing, not JSON, or not a valid policy.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ToolkitError(f"policy file {path} does not exist")
+        try:
+            doc = json.loads(path.read_bytes())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ToolkitError(f"{path} is not a readable JSON file ({exc})") from None
+        return cls.from_dict(doc, origin=str(path))
+
+    @classmethod
+    def from_front(cls, front: str | os.PathLike | Sequence[Mapping[str, Any]], cube: Any,
+                   **options: Any) -> Policy:
+        """A policy straight from a front (file or configurations) and a cube.
+
+        ``options`` are those of :func:`make_policy`.
+        """
+        configs = read_front(front) if isinstance(front, (str, os.PathLike)) else front
+        return cls.from_dict(make_policy(configs, cube, **options))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy document."""
+        return dict(self.doc)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the document atomically (compact JSON, one candidate per line)."""
+        path = Path(path)
+        doc = self.to_dict()
+        head = {k: v for k, v in doc.items() if k != "candidates"}
+        body = ",\n".join(json.dumps(c, separators=(",", ":")) for c in doc["candidates"])
+        text = json.dumps(head, indent=1)[:-2] + ',\n "candidates": [\n' + body + "\n]}\n"
+        with atomic_output(path) as tmp:
+            tmp.write_text(text)
+        return path
+
+    def with_rule(self, **changes: Any) -> Policy:
+        """The same candidates with other rule parameters (``name``, ``target``...)."""
+        unknown = sorted(set(changes) - set(DEFAULT_RULE))
+        if unknown:
+            raise ToolkitError(f"unknown rule parameter(s) {choices(unknown)}; "
+                               f"valid: {choices(DEFAULT_RULE)}")
+        return Policy(dict(self.doc, rule={**self.rule, **changes}), self.candidates,
+                      self.configs)
+
+    # -- decisions ----------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def selector_for(self, factor: float = 1.0, **rule: Any) -> Selector:
+        """The compiled rule (cached), its latency keys shifted by transfer × (factor − 1)."""
+        spec = {**self.rule, **rule}
+        key = (round(factor, 9), *sorted((k, repr(v)) for k, v in spec.items()))
+        selector = self._selectors.get(key)
+        if selector is None:
+            shift = None if factor == 1.0 else self.candidates.transfer_ms * (factor - 1.0)
+            selector = Selector(
+                self.candidates, spec["name"], target=spec["target"],
+                confidence=spec["confidence"], accuracy_floor=spec["accuracy_floor"],
+                switch=lambda a, b: switch_cost(self.costs, a, b), shift_ms=shift)
+            self._selectors[key] = selector
+        return selector
+
+    def choose(self, threshold_ms: float) -> int:
+        """The candidate index the policy's rule picks for a threshold (stateless)."""
+        return self.selector.choose(threshold_ms)
+
+    def decide(self, threshold_ms: float, state: HardwareState | None = None,
+               factor: float = 1.0) -> Decision:
+        """A full decision from the current hardware ``state``.
+
+        Args:
+            threshold_ms: the request's latency threshold.
+            state: the current hardware state (None: unknown; no switch cost).
+            factor: online transfer-time correction (see :class:`DriftTracker`).
+        """
+        selector = self.selector if factor == 1.0 else self.selector_for(factor)
+        if self.rule["reconfiguration"]:
+            i = selector.choose_from(threshold_ms, state)
+        else:
+            i = selector.choose(threshold_ms)
+        needed = self.candidates.states[i]
+        ms, j = switch_cost(self.costs, state, needed)
+        predicted = float(selector.keys[i]) + ms
+        if not math.isfinite(predicted):
+            predicted = float(self.candidates.mean_ms[i]) + ms
+        return Decision(i, self.configs[i], predicted, float(self.candidates.energy_j[i]),
+                        ms, j, next_state(state, needed), predicted <= threshold_ms)
+
+
+class DriftTracker:
+    """An EWMA of observed / expected transfer time: the online network correction.
+
+    After each request that sent data, ``observe`` updates
+    ``factor ← (1 − α)·factor + α·observed/expected``. :attr:`grid_factor` rounds
+    the factor *up* to a geometric grid (``step`` apart, never below 1) so that a
+    policy compiles one selector per grid point (cached) and decisions stay
+    O(log n).
+    """
+
+    def __init__(self, alpha: float = 0.3, step: float = 0.05) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ToolkitError(f"EWMA alpha must be in (0, 1], got {alpha}")
+        if step <= 0.0:
+            raise ToolkitError(f"the factor grid step must be > 0, got {step}")
+        self.alpha = alpha
+        self.step = step
+        self.factor = 1.0
+
+    def observe(self, expected_ms: float, observed_ms: float) -> None:
+        """Fold in one observed transfer time (ignored when nothing was expected)."""
+        if expected_ms > 0.0 and math.isfinite(observed_ms):
+            self.factor += self.alpha * (observed_ms / expected_ms - self.factor)
+
+    @property
+    def grid_factor(self) -> float:
+        """The factor rounded up to ``(1 + step)**k`` (1.0 at or below 1)."""
+        if self.factor <= 1.0:
+            return 1.0
+        k = math.ceil(math.log(self.factor) / math.log1p(self.step) - 1e-9)
+        return round((1.0 + self.step) ** k, 9)

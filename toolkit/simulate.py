@@ -1,0 +1,344 @@
+"""Trace replay: score online strategies on a cube's measured runs.
+
+For each request of a QoS trace, every strategy picks a configuration; the
+replay then draws one measured run of that configuration (seeded) and scores
+its energy, its latency and whether the latency met the request's threshold.
+All strategies share one uniform draw per request (common random numbers): two
+strategies that pick the same configuration for a request get the same run.
+
+Strategies (see ``docs/online.md``):
+
+- ``cloud``: everything in the cloud (split 0) at the highest measured CPU
+  frequency, on the fastest cloud accelerator measured there;
+- ``edge``: everything on the edge (the last split), highest frequency, fastest
+  edge accelerator;
+- ``static-energy`` / ``static-latency``: the configuration of least mean
+  energy / latency in the whole cube, for every request;
+- ``dynasplit``: DynaSplit's rule on the policy's candidates;
+- ``policy``: the policy's own rule (tail target, accuracy floor,
+  reconfiguration awareness as exported);
+- ``oracle``: the least-energy configuration of the *whole cube* whose mean
+  latency meets the threshold (else the fastest);
+- ``policy-adaptive`` (with ``adapt=True``): the policy's rule with an online
+  EWMA correction of transfer times (:class:`toolkit.policy.DriftTracker`).
+
+Options: *network drift* multiplies the drawn runs' transfer time by a factor
+over a segment of the trace (latency grows by ``(factor − 1) × transfer_ms``;
+energy is left as measured); *switching* charges every strategy the profiles'
+hardware-change time and energy whenever its hardware setting changes between
+consecutive requests.
+
+Decisions are vectorised (one binary search per request over precompiled
+arrays); only sequential strategies (reconfiguration-aware, adaptive) loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.config import CONFIG_KEYS
+from toolkit.errors import ToolkitError
+from toolkit.policy import (
+    DriftTracker,
+    HardwareState,
+    Policy,
+    hardware_state,
+    next_state,
+    switch_cost,
+)
+from toolkit.rules import Candidates, Selector
+
+__all__ = ["SIMULATION_SCHEMA", "STRATEGIES", "Drift", "Simulation", "simulate"]
+
+SIMULATION_SCHEMA = "dynasplit.simulation/1"
+
+#: strategies every replay scores, in report order
+STRATEGIES: tuple[str, ...] = ("cloud", "edge", "static-energy", "static-latency",
+                               "dynasplit", "policy", "oracle")
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Network drift: transfer times × ``factor`` for requests ``start`` ≤ i < ``end``."""
+
+    start: int
+    end: int
+    factor: float
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end <= self.start:
+            raise ToolkitError(f"drift segment must satisfy 0 <= start < end, got "
+                               f"{self.start}..{self.end}")
+        if not (self.factor > 0 and math.isfinite(self.factor)):
+            raise ToolkitError(f"drift factor must be a positive number, got {self.factor}")
+
+    @classmethod
+    def parse(cls, text: str) -> Drift:
+        """From ``START:END:FACTOR`` (request indices, end exclusive)."""
+        try:
+            start, end, factor = text.split(":")
+            return cls(int(start), int(end), float(factor))
+        except ValueError:
+            raise ToolkitError(f"drift {text!r} is not START:END:FACTOR, e.g. 2000:6000:4"
+                               ) from None
+
+
+@dataclass
+class _Runs:
+    """Every measured run of a cube, flat, with per-configuration offsets."""
+
+    configs: list[dict[str, Any]]
+    start: np.ndarray
+    count: np.ndarray
+    latency: np.ndarray
+    energy: np.ndarray
+    transfer: np.ndarray
+    candidates: Candidates
+    index: dict[tuple, int] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_cube(cls, cube: Any, model: str | None) -> _Runs:
+        from toolkit.cube import to_dataframe
+
+        df = to_dataframe(cube)
+        df = df[df["latency_ms"].notna()]
+        if model is not None and "model" in df.columns:
+            df = df[df["model"] == model]
+        if df.empty:
+            raise ToolkitError(f"the cube has no measured run of model {model!r}")
+        keys = [k for k in CONFIG_KEYS if k in df.columns]
+        df = df.sort_values([*keys, "latency_ms"], kind="stable").reset_index(drop=True)
+        group = df.groupby(keys, sort=False).ngroup().to_numpy()
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        counts = np.diff(np.r_[starts, len(df)])
+        first = df.iloc[starts]
+        configs = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
+                   for r in first[keys].to_dict("records")]
+        lat = df["latency_ms"].to_numpy(float)
+        energy = df["energy_j"].to_numpy(float)
+        transfer = np.nan_to_num(df["transfer_ms"].to_numpy(float)) if "transfer_ms" in df \
+            else np.zeros(len(df))
+        acc = df["accuracy"].to_numpy(float) if "accuracy" in df else np.full(len(df), np.nan)
+
+        def per_config(values: np.ndarray) -> np.ndarray:
+            with np.errstate(invalid="ignore"):
+                sums = np.add.reduceat(np.nan_to_num(values), starts)
+                n = np.add.reduceat((~np.isnan(values)).astype(float), starts)
+                return np.where(n > 0, sums / np.maximum(n, 1), np.nan)
+
+        cand = Candidates(
+            mean_ms=per_config(lat), energy_j=per_config(energy), accuracy=per_config(acc),
+            n_runs=counts.astype(np.int64),
+            runs_ms=[lat[s:s + n] for s, n in zip(starts, counts, strict=True)],
+            transfer_ms=per_config(transfer),
+        )
+        if np.isnan(cand.energy_j).any():
+            raise ToolkitError("the cube has configurations with latency but no energy")
+        runs = cls(configs, starts, counts, lat, energy, transfer, cand)
+        runs.index = {tuple(c[k] for k in keys): i for i, c in enumerate(configs)}
+        runs.keys = keys
+        return runs
+
+    def lookup(self, config: Mapping[str, Any]) -> int:
+        key = tuple(config.get(k) for k in self.keys)
+        if key not in self.index:
+            raise ToolkitError(f"policy candidate {dict(config)} is not measured in the cube; "
+                               "simulate with the cube the policy was exported from")
+        return self.index[key]
+
+
+@dataclass
+class Simulation:
+    """The result of a replay.
+
+    Attributes:
+        requests: one row per (strategy, request): ``strategy, request,
+            threshold_ms, config`` (index into :attr:`configs`), ``latency_ms,
+            energy_j, met``.
+        configs: the cube's measured configurations.
+        seed: the seed of the run draws.
+        energy_source: where the energy figures come from.
+        options: drift, switching, adaptation and the policy's rule.
+    """
+
+    requests: pd.DataFrame
+    configs: list[dict[str, Any]]
+    seed: int | None
+    energy_source: str
+    options: dict[str, Any]
+
+    def table(self) -> pd.DataFrame:
+        """Per strategy: ``energy_j_mean, latency_ms_mean, qos_met`` and the saving."""
+        g = self.requests.groupby("strategy", sort=False)
+        out = pd.DataFrame({"energy_j_mean": g["energy_j"].mean(),
+                            "latency_ms_mean": g["latency_ms"].mean(),
+                            "qos_met": g["met"].mean()})
+        cloud = out["energy_j_mean"].get("cloud", np.nan)
+        out["energy_saving_vs_cloud"] = 1.0 - out["energy_j_mean"] / cloud
+        out.attrs["energy_source"] = self.energy_source
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``simulate --json`` document (schema ``dynasplit.simulation/1``)."""
+        table = self.table()
+        return {
+            "schema": SIMULATION_SCHEMA,
+            "requests": int(self.requests["request"].nunique()),
+            "seed": self.seed,
+            "energy_source": self.energy_source,
+            "strategies": {s: {k: float(row[k]) for k in
+                               ("energy_j_mean", "latency_ms_mean", "qos_met")}
+                           for s, row in table.iterrows()},
+            "energy_saving_vs_cloud": {s: (None if math.isnan(v) else float(v))
+                                       for s, v in table["energy_saving_vs_cloud"].items()},
+            **self.options,
+        }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def _fixed(runs: _Runs, split: int, notes: list[str], name: str) -> int | None:
+    c = runs.candidates
+    at = [i for i, cfg in enumerate(runs.configs) if int(cfg["split"]) == split]
+    if not at:
+        notes.append(f"{name}: no configuration with split {split} measured")
+        return None
+    top = max(int(runs.configs[i]["cpu_freq"]) for i in at)
+    at = [i for i in at if int(runs.configs[i]["cpu_freq"]) == top]
+    return min(at, key=lambda i: (c.mean_ms[i], i))
+
+
+def _sequential(policy: Policy, thresholds: np.ndarray, to_cube: np.ndarray, runs: _Runs,
+                draw: np.ndarray, factors: np.ndarray, tracker: DriftTracker | None,
+                progress: bool) -> np.ndarray:
+    """Policy decisions request by request (state and/or adaptation)."""
+    from tqdm.auto import tqdm
+
+    out = np.empty(len(thresholds), dtype=np.int64)
+    state: HardwareState | None = None
+    transfer = policy.candidates.transfer_ms
+    for r in tqdm(range(len(thresholds)), desc="replay", unit="req", disable=not progress,
+                  leave=False):
+        factor = tracker.grid_factor if tracker else 1.0
+        d = policy.decide(float(thresholds[r]), state, factor)
+        out[r] = d.index
+        state = d.state
+        if tracker is not None:
+            cube_i = to_cube[d.index]
+            run = runs.start[cube_i] + int(draw[r] * runs.count[cube_i])
+            tracker.observe(float(transfer[d.index]), runs.transfer[run] * factors[r])
+    return out
+
+
+def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
+             seed: int | None = 0, drift: Drift | None = None, adapt: bool = False,
+             alpha: float = 0.3, switching: bool = False,
+             progress: bool = True) -> Simulation:
+    """Replay a trace against every strategy.
+
+    Args:
+        cube: the cube the policy was exported from (its runs are replayed).
+        policy: the policy (its candidates must be measured in the cube).
+        trace: a trace (:func:`toolkit.trace.read_trace`; its ``Latency``
+            column) or an array of thresholds in ms.
+        seed: seed of the run draws (same seed, same result).
+        drift: network drift over a segment of the trace.
+        adapt: also score ``policy-adaptive`` (EWMA transfer correction).
+        alpha: the EWMA weight of the adaptation.
+        switching: charge hardware-change time and energy.
+        progress: show a progress bar for sequential strategies.
+
+    Returns:
+        A :class:`Simulation`.
+
+    Raises:
+        ToolkitError: an empty trace, a drift beyond it, or a policy candidate
+            not measured in the cube.
+    """
+    thresholds = np.asarray(trace["Latency"] if isinstance(trace, pd.DataFrame) else trace,
+                            dtype=float)
+    n = len(thresholds)
+    if n == 0:
+        raise ToolkitError("the trace has no requests")
+    if drift is not None and drift.start >= n:
+        raise ToolkitError(f"drift starts at request {drift.start} but the trace has {n}")
+    runs = _Runs.from_cube(cube, policy.doc.get("model") or None)
+    to_cube = np.array([runs.lookup(c) for c in policy.configs], dtype=np.int64)
+    draw = np.random.default_rng(seed).random(n)
+    factors = np.ones(n)
+    if drift is not None:
+        factors[drift.start:drift.end] = drift.factor
+
+    notes: list[str] = []
+    picks: dict[str, np.ndarray] = {}
+    c = runs.candidates
+    for name, split in (("cloud", 0), ("edge", policy.last_split)):
+        fixed = _fixed(runs, split, notes, name)
+        if fixed is not None:
+            picks[name] = np.full(n, fixed)
+    picks["static-energy"] = np.full(n, int(np.lexsort((c.mean_ms, c.energy_j))[0]))
+    picks["static-latency"] = np.full(n, int(np.lexsort((c.energy_j, c.mean_ms))[0]))
+    plain = policy.with_rule(name="dynasplit", accuracy_floor=None, reconfiguration=False)
+    picks["dynasplit"] = to_cube[plain.selector.choose_many(thresholds)]
+    if policy.rule["reconfiguration"]:
+        picks["policy"] = to_cube[_sequential(policy, thresholds, to_cube, runs, draw,
+                                              factors, None, progress)]
+    else:
+        picks["policy"] = to_cube[policy.selector.choose_many(thresholds)]
+    picks["oracle"] = Selector(c, "dynasplit").choose_many(thresholds)
+    if adapt:
+        tracker = DriftTracker(alpha)
+        picks["policy-adaptive"] = to_cube[_sequential(policy, thresholds, to_cube, runs, draw,
+                                                       factors, tracker, progress)]
+
+    costs = policy.costs
+    frames = []
+    for name, pick in picks.items():
+        run = runs.start[pick] + (draw * runs.count[pick]).astype(np.int64)
+        latency = runs.latency[run] + (factors - 1.0) * runs.transfer[run]
+        energy = runs.energy[run].copy()
+        if switching:
+            ms, j = _switching(runs, pick, policy.last_split, costs)
+            latency = latency + ms
+            energy = energy + j
+        frames.append(pd.DataFrame({
+            "strategy": name, "request": np.arange(n), "threshold_ms": thresholds,
+            "config": pick, "latency_ms": latency, "energy_j": energy,
+            "met": latency <= thresholds,
+        }))
+    options = {"policy_rule": policy.rule, "switching": switching, "adapt": adapt,
+               "drift": None if drift is None else
+               {"start": drift.start, "end": drift.end, "factor": drift.factor}}
+    if notes:
+        options["notes"] = notes
+    return Simulation(pd.concat(frames, ignore_index=True), runs.configs, seed,
+                      policy.energy_source, options)
+
+
+def _switching(runs: _Runs, pick: np.ndarray, last_split: int,
+               costs: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-request switch time and energy of a sequence of configurations."""
+    needed = [hardware_state(cfg, last_split) for cfg in runs.configs]
+    ms = np.zeros(len(pick))
+    j = np.zeros(len(pick))
+    state: HardwareState | None = None
+    cache: dict[tuple, tuple[float, float]] = {}
+    for r, i in enumerate(pick.tolist()):
+        want = needed[i]
+        key = (state, want)
+        if key not in cache:
+            cache[key] = switch_cost(costs, state, want)
+        ms[r], j[r] = cache[key]
+        state = next_state(state, want)
+    return ms, j
+
