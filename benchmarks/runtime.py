@@ -1,18 +1,21 @@
 """Runtime benchmark: per-request cost of the wire framing vs a raw socket and gRPC.
 
-For a 1 MB and a 10 MB float32 activation, times one *request* between this
-process (the sender, playing the edge) and a real receiver process over loopback
-TCP: the sender encodes the tensor and sends it, the receiver reads and decodes
-it and answers with a tiny acknowledgement, and the sender's clock stops when
-the acknowledgement arrives. Three transports are measured in the same run,
-with their requests interleaved so that drift on a shared machine hits all of
-them alike:
+For a 1 MB and a 10 MB float32 activation (1 MiB and 10 MiB), times one *request*
+between this process (the sender, playing the edge) and a real receiver process
+over loopback TCP: the sender encodes the tensor and sends it, the receiver
+reads and decodes it and answers with a tiny acknowledgement, and the sender's
+clock stops when the acknowledgement arrives. Every transport is measured in
+the same run, its requests interleaved with the others' (the order rotates each
+round) so that drift on a shared machine hits all of them alike:
 
 * ``framing``: :func:`toolkit.models.codecs.encode` + :func:`~toolkit.runtime.framing.write_tensor`
-  on asyncio streams, received by :func:`toolkit.runtime.worker.serve` (the
-  workers' own server) with :func:`~toolkit.runtime.framing.read_frame` +
+  on the edge worker's streams, received by :func:`toolkit.runtime.worker.serve`
+  (the workers' own server) with :func:`~toolkit.runtime.framing.read_frame` +
   :func:`~toolkit.models.codecs.decode`, acknowledged with a JSON frame; codecs
   ``fp32`` (the ratio's basis), ``fp16`` and ``int8`` (for information);
+* ``framing_plain_asyncio_fp32``: the same on plain ``asyncio.open_connection``
+  / ``asyncio.start_server`` streams, to show what :mod:`toolkit.runtime.streams`
+  saves;
 * ``raw_socket``: blocking ``sendall`` of the same fp32 bytes, received with
   ``recv_into`` a preallocated buffer, acknowledged with one byte;
 * ``grpc``: ``tf.io.serialize_tensor`` + a bidirectional gRPC stream of raw
@@ -25,7 +28,7 @@ goal <= 1.5, and faster than gRPC).
 
 Run::
 
-    .venv/bin/python benchmarks/runtime.py [--repeats-1mb 100] [--repeats-10mb 30] [--no-grpc]
+    .venv/bin/python benchmarks/runtime.py [--repeats-1mb 200] [--repeats-10mb 40] [--no-grpc]
 """
 
 from __future__ import annotations
@@ -326,6 +329,8 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
         "framing": {c: {**stats[f"framing_{c}"], "frame_bytes": frame_bytes[c]}
                     for c in CODECS},
         "ratio_vs_raw_socket": round(fp32["median_ms"] / raw_s["median_ms"], 4),
+        "paired_ratio_median": round(statistics.median(
+            f / r for f, r in zip(times["framing_fp32"], times["raw_socket"], strict=True)), 4),
         "p90_ratio_vs_raw_socket": round(fp32["p90_ms"] / raw_s["p90_ms"], 4),
         "framing_plain_asyncio_fp32": stats["framing_plain_asyncio_fp32"],
         "plain_asyncio_ratio_vs_raw_socket": round(
@@ -373,8 +378,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the benchmark (or, with ``--serve``, one receiver)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats-1mb", type=int, default=100)
-    parser.add_argument("--repeats-10mb", type=int, default=30)
+    parser.add_argument("--repeats-1mb", type=int, default=200)
+    parser.add_argument("--repeats-10mb", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-grpc", action="store_true", help="skip the gRPC path")
     parser.add_argument("--serve", choices=sorted(RECEIVERS), help=argparse.SUPPRESS)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import json
 import math
 import os
@@ -49,6 +50,7 @@ __all__ = [
     "DriftTracker",
     "HardwareState",
     "Policy",
+    "candidate_columns",
     "hardware_state",
     "make_policy",
     "next_state",
@@ -59,7 +61,7 @@ __all__ = [
 POLICY_SCHEMA = "dynasplit.policy/1"
 
 #: the rule ``dynasplit export`` writes unless told otherwise (see docs/online.md)
-DEFAULT_RULE: dict[str, Any] = {"name": "dynasplit", "target": 0.99,
+DEFAULT_RULE: dict[str, Any] = {"name": "mean", "target": 0.99,
                                 "confidence": DEFAULT_CONFIDENCE, "accuracy_floor": None,
                                 "reconfiguration": False}
 
@@ -178,7 +180,7 @@ def _stored_runs(latencies: np.ndarray, max_runs: int) -> list[float]:
     if len(runs) > max_runs:
         ranks = np.maximum(1, np.round(np.arange(1, max_runs + 1) * len(runs) / max_runs))
         runs = runs[ranks.astype(np.int64) - 1]
-    return [round(float(x), 6) for x in runs]
+    return [round(float(x), 3) for x in runs]
 
 
 def _profiles(cube: Any, edge: str | None, cloud: str | None) -> dict[str, str]:
@@ -254,9 +256,9 @@ def make_policy(
         candidates.append({
             "config": {k: (v.item() if isinstance(v, np.generic) else v)
                        for k, v in zip(keys, key, strict=True)},
-            "latency_ms": {"mean": float(lat.mean()), "p50": float(np.percentile(lat, 50)),
-                           "p90": float(np.percentile(lat, 90)),
-                           "p99": float(np.percentile(lat, 99)), "n": len(lat)},
+            "latency_ms": {"mean": _ms(lat.mean()), "p50": _ms(np.percentile(lat, 50)),
+                           "p90": _ms(np.percentile(lat, 90)),
+                           "p99": _ms(np.percentile(lat, 99)), "n": len(lat)},
             "runs_ms": _stored_runs(lat, max_runs),
             "transfer_ms": _nanmean(transfer, 0.0),
             "energy_j": _nanmean(runs["energy_j"].to_numpy(float), math.nan),
@@ -278,10 +280,37 @@ def make_policy(
                  "reconfiguration": bool(reconfiguration)},
         "hardware": {"profiles": names, "costs": costs},
         "source": dict(source or {}),
-        "candidates": candidates,
+        "candidates": candidate_columns(candidates),
     }
     Policy.from_dict(doc)  # validates rule parameters and candidates
     return doc
+
+
+def candidate_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-candidate records -> the document's column-wise ``candidates`` block.
+
+    A record is ``{"config": {...}, "latency_ms": {"mean", "p50", "p90", "p99",
+    "n"}, "runs_ms": [...], "transfer_ms", "energy_j", "accuracy"}``; the block
+    holds one list per field (``config`` and ``latency_ms`` one per key), in
+    candidate order, which parses about twice as fast as a list of objects.
+    """
+    if not records:
+        return {"config": {}, "latency_ms": {}, "runs_ms": [], "transfer_ms": [],
+                "energy_j": [], "accuracy": []}
+    config_keys = list(records[0]["config"])
+    return {
+        "config": {k: [r["config"][k] for r in records] for k in config_keys},
+        "latency_ms": {k: [r["latency_ms"][k] for r in records]
+                       for k in ("mean", "p50", "p90", "p99", "n")},
+        "runs_ms": [list(r["runs_ms"]) for r in records],
+        "transfer_ms": [r.get("transfer_ms", 0.0) for r in records],
+        "energy_j": [r["energy_j"] for r in records],
+        "accuracy": [r.get("accuracy") for r in records],
+    }
+
+
+def _ms(value: float) -> float:
+    return round(float(value), 3)
 
 
 def _nanmean(values: Iterable[float], default: Any) -> Any:
@@ -325,10 +354,11 @@ class Policy:
     """
 
     def __init__(self, doc: dict[str, Any], candidates: Candidates,
-                 configs: list[dict[str, Any]]) -> None:
+                 columns: dict[str, list[Any]]) -> None:
         self.doc = doc
         self.candidates = candidates
-        self.configs = configs
+        self._columns = columns
+        self._configs: list[dict[str, Any]] | None = None
         self.rule: dict[str, Any] = {**DEFAULT_RULE, **doc["rule"]}
         self.last_split = int(doc["last_split"])
         self.costs: dict[str, float] = dict(doc.get("hardware", {}).get("costs", {}))
@@ -359,33 +389,18 @@ class Policy:
         if not isinstance(rule, Mapping) or rule.get("name") not in RULES:
             name = rule.get("name") if isinstance(rule, Mapping) else rule
             raise ToolkitError(f"{origin}: unknown rule {name!r}; valid: {choices(RULES)}")
-        entries = doc["candidates"]
-        if not isinstance(entries, list) or not entries:
-            raise ToolkitError(f"{origin} has no candidates")
+        block = doc["candidates"]
         last_split = int(doc["last_split"])
         try:
-            configs = [dict(e["config"]) for e in entries]
-            lat = [e["latency_ms"] for e in entries]
-            runs = [np.asarray(e["runs_ms"], dtype=float) for e in entries]
-            candidates = Candidates(
-                mean_ms=np.array([x["mean"] for x in lat], dtype=float),
-                energy_j=np.array([e["energy_j"] for e in entries], dtype=float),
-                accuracy=np.array([np.nan if e.get("accuracy") is None else e["accuracy"]
-                                   for e in entries], dtype=float),
-                n_runs=np.array([x["n"] for x in lat], dtype=np.int64),
-                runs_ms=runs,
-                transfer_ms=np.array([e.get("transfer_ms", 0.0) or 0.0 for e in entries],
-                                     dtype=float),
-                states=[hardware_state(c, last_split) for c in configs],
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ToolkitError(f"{origin}: malformed candidate entry ({exc!r}); each needs "
-                               "config, latency_ms {mean, n}, runs_ms, energy_j") from None
-        bad = [i for i, r in enumerate(runs) if len(r) > 1 and (np.diff(r) < 0).any()]
-        if bad or np.isnan(candidates.energy_j).any() or np.isnan(candidates.mean_ms).any():
-            raise ToolkitError(f"{origin}: candidate entries need sorted runs_ms and finite "
-                               "mean latency and energy")
-        return cls(dict(doc), candidates, configs)
+            candidates, columns = _read_columns(block, last_split)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ToolkitError(
+                f"{origin}: malformed candidates block ({exc!r}); it needs the columns "
+                "config {model, split, cpu_freq, edge_accel, cloud_accel}, latency_ms "
+                "{mean, n}, runs_ms, energy_j (and transfer_ms, accuracy)") from None
+        if len(candidates) == 0:
+            raise ToolkitError(f"{origin} has no candidates")
+        return cls(dict(doc), candidates, columns)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Policy:
@@ -418,12 +433,20 @@ class Policy:
         return dict(self.doc)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the document atomically (compact JSON, one candidate per line)."""
+        """Write the document atomically (indented header, one line per candidate column)."""
         path = Path(path)
         doc = self.to_dict()
         head = {k: v for k, v in doc.items() if k != "candidates"}
-        body = ",\n".join(json.dumps(c, separators=(",", ":")) for c in doc["candidates"])
-        text = json.dumps(head, indent=1)[:-2] + ',\n "candidates": [\n' + body + "\n]}\n"
+        lines = []
+        for name, column in doc["candidates"].items():
+            if isinstance(column, dict):
+                inner = ",\n".join(f"   {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}"
+                                   for k, v in column.items())
+                lines.append(f"  {json.dumps(name)}: {{\n{inner}\n  }}")
+            else:
+                lines.append(f"  {json.dumps(name)}: {json.dumps(column, separators=(',', ':'))}")
+        text = (json.dumps(head, indent=1)[:-2] + ',\n "candidates": {\n'
+                + ",\n".join(lines) + "\n }\n}\n")
         with atomic_output(path) as tmp:
             tmp.write_text(text)
         return path
@@ -435,12 +458,33 @@ class Policy:
             raise ToolkitError(f"unknown rule parameter(s) {choices(unknown)}; "
                                f"valid: {choices(DEFAULT_RULE)}")
         return Policy(dict(self.doc, rule={**self.rule, **changes}), self.candidates,
-                      self.configs)
+                      self._columns)
+
+    # -- candidates ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    @property
+    def configs(self) -> list[dict[str, Any]]:
+        """The candidates' configurations, in policy order (built on first use)."""
+        if self._configs is None:
+            keys = list(self._columns)
+            self._configs = [dict(zip(keys, row, strict=True))
+                             for row in zip(*self._columns.values(), strict=True)]
+        return self._configs
+
+    def candidate(self, index: int) -> dict[str, Any]:
+        """One candidate as a readable record (config, latency_ms, runs_ms, ...)."""
+        block = self.doc["candidates"]
+        lat = block["latency_ms"]
+        return {"config": self.configs[index],
+                "latency_ms": {k: v[index] for k, v in lat.items()},
+                "runs_ms": list(block["runs_ms"][index]),
+                "transfer_ms": float(self.candidates.transfer_ms[index]),
+                "energy_j": float(self.candidates.energy_j[index]),
+                "accuracy": block.get("accuracy", [None] * len(self))[index]}
 
     # -- decisions ----------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.configs)
-
     def selector_for(self, factor: float = 1.0, **rule: Any) -> Selector:
         """The compiled rule (cached), its latency keys shifted by transfer × (factor − 1)."""
         spec = {**self.rule, **rule}
@@ -482,29 +526,89 @@ class Policy:
                         ms, j, next_state(state, needed), predicted <= threshold_ms)
 
 
+def _read_columns(block: Mapping[str, Any],
+                  last_split: int) -> tuple[Candidates, dict[str, list[Any]]]:
+    """Arrays and configuration columns from a ``candidates`` block (checked)."""
+    energy = np.asarray(block["energy_j"], dtype=float)
+    n = len(energy)
+    config = {k: list(block["config"][k]) for k in CONFIG_KEYS}
+    lat = block["latency_ms"]
+    run_lists = block["runs_ms"]
+    transfer = block.get("transfer_ms") or [0.0] * n
+    accuracy = block.get("accuracy") or [None] * n
+    lengths = [len(config[k]) for k in CONFIG_KEYS] + [len(lat["mean"]), len(lat["n"]),
+                                                       len(run_lists), len(transfer),
+                                                       len(accuracy)]
+    if any(length != n for length in lengths):
+        raise ValueError(f"columns of different lengths {sorted({*lengths, n})}")
+    sizes = np.fromiter(map(len, run_lists), dtype=np.int64, count=n)
+    flat = np.fromiter(itertools.chain.from_iterable(run_lists), dtype=float,
+                       count=int(sizes.sum()))
+    ends = np.cumsum(sizes)
+    starts = (ends - sizes).tolist()
+    runs = [flat[a:b] for a, b in zip(starts, ends.tolist(), strict=True)]
+    step = np.diff(flat)
+    inside = np.ones(len(step), dtype=bool)
+    inside[ends[:-1][ends[:-1] > 0] - 1] = False  # steps between two candidates' runs
+    mean = np.asarray(lat["mean"], dtype=float)
+    if ((step < 0) & inside).any() or np.isnan(flat).any() or np.isnan(energy).any() \
+            or np.isnan(mean).any():
+        raise ValueError("runs_ms must be sorted, mean latency and energy finite")
+    state_of: dict[tuple, HardwareState] = {}
+    states = []
+    for split, freq, edge, cloud in zip(config["split"], config["cpu_freq"],
+                                        config["edge_accel"], config["cloud_accel"],
+                                        strict=True):
+        key = (split < last_split, freq, edge, cloud)
+        state = state_of.get(key)
+        if state is None:
+            state = state_of[key] = hardware_state(
+                {"split": split, "cpu_freq": freq, "edge_accel": edge, "cloud_accel": cloud},
+                last_split)
+        states.append(state)
+    candidates = Candidates(
+        mean_ms=mean, energy_j=energy,
+        accuracy=np.array([np.nan if a is None else a for a in accuracy], dtype=float),
+        n_runs=np.asarray(lat["n"], dtype=np.int64), runs_ms=runs,
+        transfer_ms=np.array([t or 0.0 for t in transfer], dtype=float), states=states)
+    return candidates, config
+
+
 class DriftTracker:
     """An EWMA of observed / expected transfer time: the online network correction.
 
-    After each request that sent data, ``observe`` updates
-    ``factor ← (1 − α)·factor + α·observed/expected``. :attr:`grid_factor` rounds
-    the factor *up* to a geometric grid (``step`` apart, never below 1) so that a
-    policy compiles one selector per grid point (cached) and decisions stay
-    O(log n).
+    After each request that sent data, :meth:`observe` updates
+    ``factor ← (1 − α)·factor + α·observed/expected``. A request that sent
+    nothing tells nothing about the network, so :meth:`idle` lets the factor
+    decay towards 1 (``factor ← factor + β·(1 − factor)``): once the policy has
+    moved away from the network it eventually tries it again instead of
+    avoiding it for ever. :attr:`grid_factor` rounds the factor *up* to a
+    geometric grid (``step`` apart, never below 1) so that a policy compiles one
+    selector per grid point (cached) and decisions stay O(log n).
     """
 
-    def __init__(self, alpha: float = 0.3, step: float = 0.05) -> None:
+    def __init__(self, alpha: float = 0.3, step: float = 0.05, decay: float = 0.02) -> None:
         if not 0.0 < alpha <= 1.0:
             raise ToolkitError(f"EWMA alpha must be in (0, 1], got {alpha}")
         if step <= 0.0:
             raise ToolkitError(f"the factor grid step must be > 0, got {step}")
+        if not 0.0 <= decay < 1.0:
+            raise ToolkitError(f"the idle decay must be in [0, 1), got {decay}")
         self.alpha = alpha
         self.step = step
+        self.decay = decay
         self.factor = 1.0
 
     def observe(self, expected_ms: float, observed_ms: float) -> None:
-        """Fold in one observed transfer time (ignored when nothing was expected)."""
+        """Fold in one request's transfer time (:meth:`idle` when nothing was expected)."""
         if expected_ms > 0.0 and math.isfinite(observed_ms):
             self.factor += self.alpha * (observed_ms / expected_ms - self.factor)
+        else:
+            self.idle()
+
+    def idle(self) -> None:
+        """A request without transfer: decay the factor towards 1."""
+        self.factor += self.decay * (1.0 - self.factor)
 
     @property
     def grid_factor(self) -> float:

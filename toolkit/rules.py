@@ -13,6 +13,10 @@ The rules:
 - :func:`dynasplit_rule` — DynaSplit's: sort by energy (then accuracy, higher
   first), take the first whose mean latency meets the threshold, else the
   fastest (least mean latency).
+- :func:`mean_rule` — DynaSplit's criterion with a better last resort: the
+  least-energy candidate whose mean latency meets the threshold; when none
+  does, the one most likely to meet it (as ``tail`` falls back) instead of the
+  fastest on average.
 - :func:`tail_rule` — least energy among the candidates whose probability of
   meeting the threshold is at least a target τ, judged with a one-sided Wilson
   lower bound on the measured runs (few runs → conservative); else the one most
@@ -25,8 +29,8 @@ The rules:
   the threshold wins, so the current setting is kept whenever switching would
   not repay its own time and energy.
 
-Both ``dynasplit`` and ``tail`` reduce to *"the least-energy candidate whose key
-is ≤ t, else a fallback"*: the key is the mean latency for ``dynasplit`` and the
+Every rule reduces to *"the least-energy candidate whose key is ≤ t, else a
+fallback"*: the key is the mean latency for ``dynasplit`` and ``mean`` and the
 conservative τ-quantile :func:`tail_quantile` for ``tail``. With candidates
 sorted by key and a prefix minimum of (energy, −accuracy, key, index), a
 decision is ``bisect`` + one look-up. The ``tail`` fallback ("most likely to
@@ -55,6 +59,7 @@ __all__ = [
     "Selector",
     "dynasplit_rule",
     "eligible",
+    "mean_rule",
     "reconfiguration_rule",
     "required_successes",
     "success_count",
@@ -65,7 +70,7 @@ __all__ = [
 ]
 
 #: rule names a policy may carry
-RULES: tuple[str, ...] = ("dynasplit", "tail")
+RULES: tuple[str, ...] = ("dynasplit", "mean", "tail")
 
 #: one-sided confidence of the Wilson lower bound used by the ``tail`` rule
 DEFAULT_CONFIDENCE = 0.9
@@ -92,6 +97,8 @@ def wilson_lower(k: int, n: int, z: float) -> float:
         n: trials (runs), > 0.
         z: normal quantile of the confidence (0 gives the point estimate k/n).
     """
+    if k <= 0:
+        return 0.0
     p = k / n
     z2 = z * z
     centre = p + z2 / (2 * n)
@@ -230,6 +237,28 @@ def _likelihood(c: Candidates, i: int, threshold_ms: float, z: float) -> float:
     return wilson_lower(success_count(c.runs_ms[i], n, threshold_ms), n, z) if n else 0.0
 
 
+def _most_likely_choice(c: Candidates, threshold_ms: float, z: float,
+                        among: Sequence[int]) -> int:
+    return max(among, key=lambda i: (_likelihood(c, i, threshold_ms, z), -c.mean_ms[i], -i))
+
+
+def mean_rule(c: Candidates, threshold_ms: float, z: float,
+              among: Sequence[int] | None = None) -> int:
+    """The mean rule: DynaSplit's criterion, with the tail rule's last resort.
+
+    Take the least-energy candidate (then higher accuracy) whose *mean* latency
+    is ≤ the threshold — exactly DynaSplit's choice. When none is, take the one
+    most likely to meet the threshold: the highest one-sided Wilson lower bound
+    (normal quantile ``z``) of the fraction of its runs ≤ the threshold (ties:
+    least mean latency).
+    """
+    among = range(len(c)) if among is None else among
+    feasible = [i for i in among if c.mean_ms[i] <= threshold_ms]
+    if feasible:
+        return _least_energy(c, feasible, c.mean_ms)
+    return _most_likely_choice(c, threshold_ms, z, among)
+
+
 def tail_rule(c: Candidates, threshold_ms: float, target: float, z: float,
               among: Sequence[int] | None = None) -> int:
     """The tail rule.
@@ -250,8 +279,7 @@ def tail_rule(c: Candidates, threshold_ms: float, target: float, z: float,
         keys = np.array([tail_quantile(r, int(n), target, z)
                          for r, n in zip(c.runs_ms, c.n_runs, strict=True)])
         return _least_energy(c, feasible, keys)
-    return max(among, key=lambda i: (_likelihood(c, i, threshold_ms, z),
-                                     -c.mean_ms[i], -i))
+    return _most_likely_choice(c, threshold_ms, z, among)
 
 
 def reconfiguration_rule(c: Candidates, threshold_ms: float, keys: np.ndarray,
@@ -319,8 +347,36 @@ def _prefix_best(c: Candidates, idx: np.ndarray, keys: np.ndarray,
     return _Steps(k[by_key].tolist(), finite[rank_order[best_rank]].tolist(), -1)
 
 
+def _wilson_array(k: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+    """:func:`wilson_lower` element-wise (same operations, same floats)."""
+    k = k.astype(float)
+    n = n.astype(float)
+    p = k / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return np.where(k > 0, np.maximum(0.0, (centre - spread) / (1 + z2 / n)), 0.0)
+
+
+def _flat_runs(c: Candidates, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All stored runs of ``idx``: latency, owner and run rank (see :func:`_ranks`)."""
+    runs = [c.runs_ms[i] for i in idx]
+    lengths = np.array([len(r) for r in runs], dtype=np.int64)
+    if lengths.sum() == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return np.zeros(0), empty, empty
+    t = np.concatenate(runs)
+    owner = np.repeat(idx, lengths)
+    m = np.repeat(lengths, lengths)
+    n = c.n_runs[owner]
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    j = np.arange(len(t)) - first + 1
+    ranks = np.where(m == n, j, np.maximum(1, np.round(j * n / np.maximum(m, 1))))
+    return t, owner, ranks.astype(np.int64)
+
+
 def _most_likely(c: Candidates, idx: np.ndarray, z: float) -> _Steps:
-    """The ``tail`` fallback as a step function: highest Wilson lower bound at t.
+    """The ``mean``/``tail`` fallback as a step function: highest Wilson bound at t.
 
     Each stored run is an event at which its candidate's success count (and so
     its lower bound, which never decreases in t) rises; the running maximum over
@@ -328,24 +384,14 @@ def _most_likely(c: Candidates, idx: np.ndarray, z: float) -> _Steps:
     """
     by_speed = idx[np.lexsort((idx, c.mean_ms[idx]))]
     fastest = int(by_speed[0])
-    speed_rank = np.empty(len(c), dtype=np.int64)
-    speed_rank[by_speed] = np.arange(len(by_speed))
-    times, owners, values = [], [], []
-    for i in idx:
-        runs, n = c.runs_ms[i], int(c.n_runs[i])
-        if n == 0 or len(runs) == 0:
-            continue
-        ranks = _ranks(len(runs), n)
-        times.append(runs)
-        owners.append(np.full(len(runs), i))
-        values.append(np.array([wilson_lower(int(k), n, z) for k in ranks]))
-    if not times:
+    t, owner, ranks = _flat_runs(c, idx)
+    if len(t) == 0:
         return _Steps([], [], fastest)
-    t = np.concatenate(times)
-    owner = np.concatenate(owners)
-    value = np.concatenate(values)
+    value = _wilson_array(ranks, c.n_runs[owner], z)
     order = np.argsort(t, kind="stable")
     t, owner, value = t[order], owner[order], value[order]
+    speed_rank = np.empty(len(c), dtype=np.int64)
+    speed_rank[by_speed] = np.arange(len(by_speed))
     levels, level = np.unique(value, return_inverse=True)
     m = len(by_speed)
     composite = level.astype(np.int64) * (m + 1) + (m - speed_rank[owner])
@@ -353,9 +399,27 @@ def _most_likely(c: Candidates, idx: np.ndarray, z: float) -> _Steps:
     leader = by_speed[m - best % (m + 1)]
     # several events at one latency: the state after the last of them counts
     last = np.r_[t[1:] != t[:-1], True]
-    zero = levels[best // (m + 1)] <= 0.0
-    leader = np.where(zero, fastest, leader)
+    leader = np.where(levels[best // (m + 1)] <= 0.0, fastest, leader)
     return _Steps(t[last].tolist(), leader[last].tolist(), fastest)
+
+
+def _tail_keys(c: Candidates, target: float, z: float) -> np.ndarray:
+    """:func:`tail_quantile` of every candidate (``required_successes`` cached per n)."""
+    need: dict[int, int] = {}
+    keys = np.full(len(c), math.inf)
+    for i, (runs, n) in enumerate(zip(c.runs_ms, c.n_runs.tolist(), strict=True)):
+        if n == 0 or len(runs) == 0:
+            continue
+        k = need.get(n)
+        if k is None:
+            k = need[n] = required_successes(n, target, z)
+        if k > n:
+            continue
+        if len(runs) == n:
+            keys[i] = runs[k - 1]
+        else:
+            keys[i] = tail_quantile(runs, n, target, z)
+    return keys
 
 
 class Selector:
@@ -363,7 +427,7 @@ class Selector:
 
     Args:
         candidates: the policy's candidates.
-        rule: ``dynasplit`` or ``tail``.
+        rule: ``dynasplit``, ``mean`` or ``tail``.
         target: the ``tail`` rule's τ.
         confidence: the one-sided confidence of the Wilson bound (0.5 = point
             estimate).
@@ -395,14 +459,14 @@ class Selector:
         self.switch = switch
         shift = np.zeros(len(candidates)) if shift_ms is None else np.asarray(shift_ms, float)
         self.shift_ms = shift
-        if rule == "dynasplit":
+        if rule == "tail":
+            self.keys = _tail_keys(candidates, target, self.z) + shift
+        else:
             self.keys = candidates.mean_ms + shift
+        if rule == "dynasplit":
             order = self.among[np.lexsort((self.among, self.keys[self.among]))]
             self._fallback = _Steps([], [], int(order[0]))
         else:
-            self.keys = np.array([tail_quantile(r, int(n), target, self.z)
-                                  for r, n in zip(candidates.runs_ms, candidates.n_runs,
-                                                  strict=True)]) + shift
             shifted = Candidates(candidates.mean_ms + shift, candidates.energy_j,
                                  candidates.accuracy, candidates.n_runs,
                                  [r + s for r, s in zip(candidates.runs_ms, shift,

@@ -23,7 +23,8 @@ from toolkit.errors import ToolkitError
 __all__ = ["COMMANDS", "main"]
 
 #: sub-command modules of this package, in the order ``--help`` lists them
-COMMANDS: tuple[str, ...] = ("demo", "split", "train", "measure", "cube", "trace", "optimize", "partition")
+COMMANDS: tuple[str, ...] = ("demo", "split", "train", "measure", "cube", "trace", "optimize",
+                             "export", "simulate", "schedule", "partition")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,25 +18,39 @@ Privileged writes run as ``sudo -n ...`` where the profile's ``use_sudo`` says s
 (``-n``: fail at once rather than wait for a password). Each change is timed into
 a :class:`~toolkit.devices.base.KnobChange`; a knob that already has the value is
 left alone (``changed=False``).
+
+Changing knobs (:meth:`PiController.apply`, ``set_*``) is one remote command per
+call: a :class:`~toolkit.devices.pi_script.KnobScript` run in the controller's
+long-lived :class:`~toolkit.devices.shell.RemoteShell`, which reports every step
+with its timing on the host.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import posixpath
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from toolkit.config import Config
 from toolkit.devices.base import EdgeController, KnobChange
 from toolkit.devices.deploy import DeployReport, deploy
 from toolkit.devices.inventory import Host
+from toolkit.devices.pi_script import KnobScript, parse_uhubctl, runtime_mode
 from toolkit.devices.profile import DeviceProfile
 from toolkit.devices.remote import RemoteProcess
-from toolkit.devices.ssh import SshTransport
+from toolkit.devices.shell import RemoteShell
+from toolkit.devices.ssh import (
+    CommandFailed,
+    CommandResult,
+    CommandTimeout,
+    ConnectionLost,
+    SshTransport,
+)
 from toolkit.errors import ConfigError, ToolkitError, choices
 
 __all__ = ["ACCEL_TPU", "PiController", "PiSettings", "parse_uhubctl"]
@@ -57,7 +71,6 @@ _DEFAULT_PRESEED = (
     "libedgetpu1-max libedgetpu/accepted-eula boolean true",
     "libedgetpu1-max libedgetpu/install-confirm-max boolean true",
 )
-_PORT_LINE = re.compile(r"^\s*Port\s+(\d+):\s+([0-9a-fA-F]{4})\b(.*)$")
 
 
 @dataclass(frozen=True)
@@ -150,28 +163,12 @@ class _Keys:
         return value
 
 
-def parse_uhubctl(output: str, port: int) -> bool | None:
-    """Whether uhubctl's output shows ``port`` powered (the last status printed wins).
-
-    ``Port 1: 0000 off`` → False; ``Port 1: 0503 power highspeed enable connect``
-    (or a USB3 ``0203 power 5gbps U0``) → True; None when the port is not listed.
-    """
-    state = None
-    for line in output.splitlines():
-        m = _PORT_LINE.match(line)
-        if m and int(m.group(1)) == port:
-            words = m.group(3).split()
-            if "off" in words:
-                state = False
-            elif "power" in words:
-                state = True
-            else:
-                state = int(m.group(2), 16) != 0
-    return state
-
-
 class PiController(EdgeController):
     """Sets the knobs of a Raspberry Pi with a Coral USB TPU over SSH.
+
+    Knob changes run as one script per call in a reused remote shell (see the
+    module docstring); reads (:meth:`cpu_state`, :meth:`tpu_powered`,
+    :meth:`tpu_mode`) are plain commands.
 
     Args:
         transport: the Pi's SSH transport.
@@ -185,7 +182,9 @@ class PiController(EdgeController):
         self.transport = transport
         self.profile = profile
         self.settings = PiSettings.from_profile(profile)
+        self.shell = RemoteShell(transport)
         self._freqs: list[int] | None = None
+        self._interpreter: str | None = None
 
     @classmethod
     def from_host(cls, host: Host) -> PiController:
@@ -200,19 +199,7 @@ class PiController(EdgeController):
     def _sysfs(self, leaf: str) -> str:
         return posixpath.join(self.settings.sysfs_cpufreq, leaf)
 
-    @staticmethod
-    def _priv(sudo: str | None, argv: list[str]) -> list[str]:
-        return [sudo, "-n", *argv] if sudo else argv
-
-    def _change(self, knob: str, value: str, start: float, changed: bool,
-                verified: bool = True) -> KnobChange:
-        if not verified:
-            log.warning("%s on %s: set to %s but reading it back disagrees",
-                        knob, self.name, value)
-        return KnobChange(self.name, knob, value, (time.perf_counter() - start) * 1000.0,
-                          changed=changed, verified=verified)
-
-    # -- CPU frequency --------------------------------------------------------------
+    # -- reading --------------------------------------------------------------------
 
     async def available_frequencies(self) -> list[int]:
         """CPU frequencies in MHz, from sysfs (cached after the first call)."""
@@ -238,60 +225,15 @@ class PiController(EdgeController):
         governor, khz = res.stdout.split()[:2]
         return governor, int(khz) // 1000
 
-    async def set_cpu_freq(self, mhz: int) -> KnobChange:
-        """Set the ``userspace`` governor and ``mhz``; verify with ``scaling_cur_freq``."""
-        freqs = await self.available_frequencies()
-        if mhz not in freqs:
-            raise ConfigError(
-                f"frequency {mhz} MHz is not available on {self.name}; valid: {choices(freqs)}"
-            )
-        start = time.perf_counter()
-        governor, current = await self.cpu_state()
-        want_gov = self.settings.governor
-        if governor == want_gov and current == mhz:
-            return self._change("cpu_freq", str(mhz), start, changed=False)
-        sudo, run = self.settings.cpu_sudo, self.transport.run
-        if governor != want_gov:
-            await run(self._priv(sudo, ["tee", "--", self._sysfs("scaling_governor")]),
-                      input=f"{want_gov}\n")
-        await run(self._priv(sudo, ["tee", "--", self._sysfs("scaling_setspeed")]),
-                  input=f"{mhz * 1000}\n")
-        governor, current = await self.cpu_state()
-        return self._change("cpu_freq", str(mhz), start, changed=True,
-                            verified=governor == want_gov and current == mhz)
-
-    # -- TPU power ------------------------------------------------------------------
-
-    def _uhubctl(self, action: str | None = None) -> list[str]:
-        s = self.settings
-        argv = [s.uhubctl, "-l", s.hub_location, "-p", str(s.hub_port)]
-        return self._priv(s.tpu_sudo, argv + (["-a", action] if action else []))
-
-    async def _hub(self, action: str | None = None) -> bool:
-        res = await self.transport.run(self._uhubctl(action))
-        state = parse_uhubctl(res.stdout, self.settings.hub_port)
-        if state is None:
-            raise ToolkitError(
-                f"uhubctl on {self.name} did not report port {self.settings.hub_port} of hub "
-                f"{self.settings.hub_location}: {res.stdout.strip()[-300:]!r}; check "
-                "tpu.hub_location and tpu.port in the profile (`uhubctl` lists the hubs)"
-            )
-        return state
-
     async def tpu_powered(self) -> bool:
         """Whether the TPU's USB port is powered (uhubctl status)."""
-        return await self._hub()
-
-    async def set_tpu_power(self, on: bool) -> KnobChange:
-        """Power the TPU's USB port on or off and verify uhubctl's new status."""
-        start = time.perf_counter()
-        value = "on" if on else "off"
-        if await self._hub() == on:
-            return self._change("tpu_power", value, start, changed=False)
-        state = await self._hub(value)
-        return self._change("tpu_power", value, start, changed=True, verified=state == on)
-
-    # -- TPU runtime mode -----------------------------------------------------------
+        s = self.settings
+        argv = [s.uhubctl, "-l", s.hub_location, "-p", str(s.hub_port)]
+        res = await self.transport.run([s.tpu_sudo, "-n", *argv] if s.tpu_sudo else argv)
+        state = parse_uhubctl(res.stdout, s.hub_port)
+        if state is None:
+            raise self._no_port(res.stdout)
+        return state
 
     async def tpu_mode(self) -> str | None:
         """``std`` or ``max`` by the installed libedgetpu package; None if neither is."""
@@ -299,41 +241,120 @@ class PiController(EdgeController):
         res = await self.transport.run(
             [self.settings.dpkg_query, "-W", "-f", "${Package} ${db:Status-Abbrev}\n",
              *packages.values()], check=False)
-        installed = {line.split()[0] for line in res.stdout.splitlines()
-                     if len(line.split()) > 1 and line.split()[1].startswith("ii")}
-        modes = [mode for mode, pkg in packages.items() if pkg in installed]
-        return modes[0] if len(modes) == 1 else None
+        return runtime_mode(res.stdout, packages)
 
-    async def set_tpu_mode(self, mode: str) -> KnobChange:
-        """Install the ``std`` or ``max`` runtime package and verify with dpkg-query."""
-        if mode not in ("std", "max"):
-            raise ConfigError(f"unknown TPU runtime mode {mode!r}; valid: std, max")
-        start = time.perf_counter()
-        if await self.tpu_mode() == mode:
-            return self._change("tpu_mode", mode, start, changed=False)
-        s, run = self.settings, self.transport.run
-        if s.preseed:
-            await run(self._priv(s.tpu_sudo, list(s.preseed_command)),
-                      input="".join(f"{line}\n" for line in s.preseed))
-        package = s.package(mode)
-        await run(self._priv(s.tpu_sudo, [a.replace("{package}", package)
-                                          for a in s.install_command]))
-        return self._change("tpu_mode", mode, start, changed=True,
-                            verified=await self.tpu_mode() == mode)
+    def _no_port(self, output: str) -> ToolkitError:
+        s = self.settings
+        return ToolkitError(
+            f"uhubctl on {self.name} did not report port {s.hub_port} of hub "
+            f"{s.hub_location}: {output.strip()[-300:]!r}; check tpu.hub_location and "
+            "tpu.port in the profile (`uhubctl` lists the hubs)"
+        )
 
-    # -- edge accelerator -----------------------------------------------------------
+    # -- changing -------------------------------------------------------------------
 
-    async def set_edge_accel(self, accel: str) -> list[KnobChange]:
-        """``none``/``int8``: TPU off; ``tpu-std``/``tpu-max``: TPU on and that runtime."""
+    async def _check_freq(self, mhz: int) -> None:
+        freqs = await self.available_frequencies()
+        if mhz not in freqs:
+            raise ConfigError(
+                f"frequency {mhz} MHz is not available on {self.name}; valid: {choices(freqs)}"
+            )
+
+    def _accel_plan(self, accel: str) -> tuple[bool, str | None]:
         self.profile.check_accel(accel)
         if accel not in ACCEL_TPU:
             raise ConfigError(
                 f"edge accelerator {accel!r} has no Pi/Coral setting; valid: {choices(ACCEL_TPU)}"
             )
-        powered, mode = ACCEL_TPU[accel]
-        changes = [await self.set_tpu_power(powered)]
-        if mode is not None:
-            changes.append(await self.set_tpu_mode(mode))
+        return ACCEL_TPU[accel]
+
+    async def set_cpu_freq(self, mhz: int) -> KnobChange:
+        """Set the ``userspace`` governor and ``mhz``; verify with ``scaling_cur_freq``."""
+        await self._check_freq(mhz)
+        (change,) = await self._apply_knobs(cpu_freq=mhz)
+        return change
+
+    async def set_tpu_power(self, on: bool) -> KnobChange:
+        """Power the TPU's USB port on or off and verify uhubctl's new status."""
+        (change,) = await self._apply_knobs(tpu_power=on)
+        return change
+
+    async def set_tpu_mode(self, mode: str) -> KnobChange:
+        """Install the ``std`` or ``max`` runtime package and verify with dpkg-query."""
+        if mode not in ("std", "max"):
+            raise ConfigError(f"unknown TPU runtime mode {mode!r}; valid: std, max")
+        (change,) = await self._apply_knobs(tpu_mode=mode)
+        return change
+
+    async def set_edge_accel(self, accel: str) -> list[KnobChange]:
+        """``none``/``int8``: TPU off; ``tpu-std``/``tpu-max``: TPU on and that runtime."""
+        powered, mode = self._accel_plan(accel)
+        return await self._apply_knobs(tpu_power=powered, tpu_mode=mode)
+
+    async def apply(self, config: Config) -> list[KnobChange]:
+        """Apply a configuration's edge knobs in one remote command.
+
+        Sets ``cpu_freq``, then the accelerator (TPU power, then the runtime mode
+        for ``tpu-*``); returns every knob's change, verified by reading back.
+        """
+        await self._check_freq(config.cpu_freq)
+        powered, mode = self._accel_plan(config.edge_accel)
+        return await self._apply_knobs(cpu_freq=config.cpu_freq, tpu_power=powered,
+                                       tpu_mode=mode)
+
+    async def _apply_knobs(self, *, cpu_freq: int | None = None, tpu_power: bool | None = None,
+                           tpu_mode: str | None = None) -> list[KnobChange]:
+        """Build and run the knob script; a connection lost on the way is retried once.
+
+        The script only moves knobs towards the wanted values and verifies them,
+        so running it again after a lost connection is safe whether or not the
+        first attempt got to run.
+        """
+        for attempt in (1, 2):
+            script = KnobScript(self.settings)
+            if cpu_freq is not None:
+                script.cpu_freq(cpu_freq)
+            if tpu_power is not None:
+                script.tpu_power(tpu_power)
+            if tpu_mode is not None:
+                script.tpu_mode(tpu_mode)
+            try:
+                return await self._run_script(script)
+            except ConnectionLost as exc:
+                if attempt == 2:
+                    raise
+                log.info("%s; applying again after reconnecting", exc)
+        raise AssertionError("unreachable")
+
+    async def _run_script(self, script: KnobScript) -> list[KnobChange]:
+        if self._interpreter is None:  # bash gives the script a microsecond clock
+            probe = await self.shell.run(["sh", "-c", "command -v bash"], check=False)
+            self._interpreter = "bash" if probe.ok and probe.stdout.strip() else "sh"
+        start = time.perf_counter()
+        try:
+            res = await self.shell.run([self._interpreter, "-c", script.text], check=False)
+        except CommandTimeout as exc:
+            hung = script.command(script.parse(exc.output).running)
+            raise CommandTimeout(self.name, hung, exc.timeout_s, output=exc.output) from None
+        wall_ms = (time.perf_counter() - start) * 1000.0
+        report = script.parse(res.stdout)
+        if report.failure is not None:
+            _, status, label = report.failure
+            if label == "tpu.noport":
+                unfinished = report.unfinished
+                raise self._no_port(unfinished.blobs.get("before", "") if unfinished else "")
+            # the failing command's own stderr (the report lines are not its output)
+            raise CommandFailed(CommandResult(self.name, tuple(script.argv(label)), status,
+                                              "", res.stderr, wall_ms))
+        if not res.ok or report.remote_ms is None or len(report.steps) != len(script.wanted):
+            raise CommandFailed(dataclasses.replace(
+                res, argv=(self._interpreter, "-c", script.command(None))))
+        changes = script.changes(report, self.name)
+        # the command's round trip (channel, shell, interpreter) is part of the cost of
+        # the first knob, so that the durations of one call add up to its wall time
+        overhead = max(wall_ms - report.remote_ms, 0.0)
+        changes[0] = dataclasses.replace(changes[0],
+                                         duration_ms=changes[0].duration_ms + overhead)
         return changes
 
     # -- worker and files -----------------------------------------------------------
@@ -351,5 +372,6 @@ class PiController(EdgeController):
         return await deploy(self.transport, files, progress=progress)
 
     async def close(self) -> None:
-        """Close the SSH connection (a started worker keeps running)."""
+        """Close the remote shell and the SSH connection (a started worker keeps running)."""
+        await self.shell.close()
         await self.transport.close()

@@ -56,6 +56,7 @@ __all__ = [
     "SshTransport",
     "TransportStats",
     "file_sha256",
+    "guarded_command",
     "remote_command",
 ]
 
@@ -94,13 +95,14 @@ class CommandTimeout(SshError):
     """A remote command ran longer than its timeout; it was signalled and abandoned.
 
     Attributes:
-        command: the remote command line.
+        command: the remote command line (or the part of a script that hung).
         timeout_s: the limit it exceeded.
+        output: standard output received before giving up (where it was kept).
     """
 
-    def __init__(self, host: str, command: str, timeout_s: float) -> None:
+    def __init__(self, host: str, command: str, timeout_s: float, output: str = "") -> None:
         super().__init__(host, f"command on {host} timed out after {timeout_s:g} s: {command}")
-        self.command, self.timeout_s = command, timeout_s
+        self.command, self.timeout_s, self.output = command, timeout_s, output
 
 
 class CommandFailed(SshError):
@@ -232,6 +234,19 @@ def remote_command(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
 
 #: the remote `timeout` guard fires this long after the client-side timeout
 _REMOTE_GRACE_S = 1.0
+
+
+def guarded_command(argv: Sequence[str], timeout_s: float,
+                    env: Mapping[str, str] | None = None) -> str:
+    """The remote command line for ``argv`` under the host's coreutils ``timeout``.
+
+    The guard ends the command's whole process group shortly after the client
+    gives up on it (``timeout_s`` plus a second, SIGKILL two seconds later), so
+    nothing lingers on the host even where sshd ignores signal requests (root
+    logins) or the connection is gone.
+    """
+    guard = ["timeout", "-k", "2", f"{timeout_s + _REMOTE_GRACE_S:.1f}"]
+    return remote_command([*guard, *argv], env)
 #: how long a channel refused by sshd is retried
 _OPEN_RETRY_S = 0.5
 
@@ -442,7 +457,7 @@ class SshTransport:
     # -- channels -------------------------------------------------------------------
 
     def _release_when_closed(self, proc: asyncssh.SSHClientProcess,
-                             slots: asyncio.Semaphore, within: float) -> None:
+                             slots: asyncio.Semaphore, within: float | None) -> None:
         """Give the session slot back once the channel has closed (or after ``within``)."""
         async def wait_then_release() -> None:
             try:
@@ -500,6 +515,26 @@ class SshTransport:
                 waited += delay
                 delay *= 2
 
+    async def open_channel(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> asyncssh.SSHClientProcess:
+        """Open a long-lived channel running ``argv`` (e.g. a shell reading commands).
+
+        The channel holds one of the host's session slots until it closes. Its
+        command runs without the ``timeout`` guard: whoever feeds it bounds the
+        work it starts (see :class:`toolkit.devices.shell.RemoteShell`).
+        """
+        command = remote_command(argv, env)
+        _, slots = self._primitives()
+        await slots.acquire()
+        try:
+            proc = await self._open_process(command, command)
+        except BaseException:
+            slots.release()
+            raise
+        self._release_when_closed(proc, slots, None)
+        return proc
+
     async def run(
         self,
         argv: Sequence[str],
@@ -528,11 +563,7 @@ class SshTransport:
         command = remote_command(argv, env)
         limit = self.host.command_timeout_s if timeout is None else timeout
         data = input.encode() if isinstance(input, str) else input
-        # The remote coreutils `timeout` ends the command's whole process group a
-        # little after we give up on it, so nothing lingers on the host even where
-        # sshd ignores signal requests (root logins) or the connection is gone.
-        guard = ["timeout", "-k", "2", f"{limit + _REMOTE_GRACE_S:.1f}"]
-        wire = remote_command([*guard, *argv], env)
+        wire = guarded_command(argv, limit, env)
         _, slots = self._primitives()
         await slots.acquire()
         release = True

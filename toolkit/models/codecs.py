@@ -51,19 +51,21 @@ def encode(x: np.ndarray, codec: str = "fp32") -> Encoded:
     """Encode a float tensor for the wire."""
     check_codec(codec)
     x = np.asarray(x)
-    if codec == "fp32":
-        arr = np.ascontiguousarray(x, dtype=np.float32)
-        return Encoded(codec, arr.shape, memoryview(arr).cast("B"))
-    if codec == "fp16":
-        arr = np.ascontiguousarray(x, dtype=np.float16)
-        return Encoded(codec, arr.shape, memoryview(arr).cast("B"))
+    if codec in ("fp32", "fp16"):
+        arr = np.require(x, dtype=_WIRE_DTYPE[codec], requirements="C")
+        return Encoded(codec, arr.shape, _bytes_view(arr))
     lo = float(np.min(x)) if x.size else 0.0
     hi = float(np.max(x)) if x.size else 0.0
     lo, hi = min(lo, 0.0), max(hi, 0.0)  # keep 0 exactly representable
     scale = (hi - lo) / 255.0 or 1.0
     zero_point = int(np.clip(round(-128 - lo / scale), -128, 127))
     q = np.clip(np.rint(x / scale) + zero_point, -128, 127).astype(np.int8)
-    return Encoded(codec, q.shape, memoryview(q).cast("B"), scale, zero_point)
+    return Encoded(codec, q.shape, _bytes_view(q), scale, zero_point)
+
+
+def _bytes_view(arr: np.ndarray) -> memoryview:
+    """The array's buffer as bytes, without a copy (any shape, empty and 0-d included)."""
+    return memoryview(arr.reshape(-1)).cast("B")
 
 
 def decode(e: Encoded) -> np.ndarray:

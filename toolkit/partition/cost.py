@@ -18,7 +18,8 @@ measurement; energies carry ``energy_source = "model:<profile>"``):
 * compute time of a step = MACs / ``macs_per_s`` (element-wise work, slicing,
   concatenation and the additions of a reduction are not timed);
 * each device has a full-duplex link of ``link_mbps``; a transfer takes
-  ``bytes × 8 / (link_mbps × 10⁶)`` seconds and starts when its sender has
+  ``rtt_ms / 2 + bytes × 8 / (link_mbps × 10⁶)`` seconds (the one-way delay
+  does not occupy the links) and starts when its sender has
   finished the stage's compute and both the sender's uplink and the receiver's
   downlink are free, in the plan's order. A device starts a stage's compute when
   it has finished the previous stage and received what that stage sent it;
@@ -63,6 +64,7 @@ class CostModel:
     Attributes:
         macs_per_s: throughput of every device.
         link_mbps: link rate of every device, Mbit/s (10⁶ bit/s).
+        rtt_ms: round-trip time between two devices; each transfer adds half.
         profile: device profile name or path for the power model.
         freq_mhz: CPU frequency for the power model (None: the profile's highest).
         accel: accelerator setting for the power model.
@@ -70,6 +72,7 @@ class CostModel:
 
     macs_per_s: float = DEFAULT_MACS_PER_S
     link_mbps: float = DEFAULT_LINK_MBPS
+    rtt_ms: float = 0.0
     profile: str = "raspberry-pi-4"
     freq_mhz: int | None = None
     accel: str = "none"
@@ -79,6 +82,8 @@ class CostModel:
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ToolkitError(f"{key} must be a positive number, got {value!r}")
+        if not isinstance(self.rtt_ms, (int, float)) or not self.rtt_ms >= 0:
+            raise ToolkitError(f"rtt_ms must be a number >= 0, got {self.rtt_ms!r}")
 
     def power_model(self) -> PowerModel:
         """The power model of the profile (validates frequency and accelerator)."""
@@ -185,7 +190,7 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
             finish = start + t.nbytes / rate
             uplink[t.src] = downlink[t.dst] = finish
             done[t.src] = max(done[t.src], finish)
-            done[t.dst] = max(done[t.dst], finish)
+            done[t.dst] = max(done[t.dst], finish + model.rtt_ms / 2e3)
             sent[t.src] += t.nbytes
             received[t.dst] += t.nbytes
         for d in {t.src for t in stage.transfers} | {t.dst for t in stage.transfers}:

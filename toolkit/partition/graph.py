@@ -28,7 +28,14 @@ from toolkit.partition.ops import (
     op_output_shape,
 )
 
-__all__ = ["IDENTITY_LAYERS", "SUPPORTED_LAYERS", "Chain", "as_chain", "chain_from_model"]
+__all__ = [
+    "IDENTITY_LAYERS",
+    "SUPPORTED_LAYERS",
+    "Chain",
+    "as_chain",
+    "chain_from_model",
+    "chain_head",
+]
 
 #: layers that are the identity at inference; the chain leaves them out
 IDENTITY_LAYERS: tuple[str, ...] = (
@@ -339,3 +346,31 @@ def as_chain(
             )
         return model
     return chain_from_model(model, input_shape=input_shape, strategy=strategy)
+
+
+def chain_head(model: keras.Model, layer: str, chain: Chain | None = None) -> Chain:
+    """The part of ``model``'s chain up to and including Keras layer ``layer``.
+
+    The head's output is ``layer``'s output (after an identity layer such as
+    ``Dropout``, the output of the layer before it). Used for the edge part of
+    a vertical edge/cloud split.
+
+    Args:
+        model: the chain model.
+        layer: the last layer of the head.
+        chain: ``chain_from_model(model)`` where already at hand.
+
+    Raises:
+        ToolkitError: ``model`` has no such layer, or it is before every op.
+    """
+    chain = chain or chain_from_model(model)
+    names = [la.name for la in _layers(model, _Refuse(None))]
+    if layer not in names:
+        raise ToolkitError(f"model {model.name!r} has no layer {layer!r}; layers: {choices(names)}")
+    head = set(names[:names.index(layer) + 1])
+    ends = [i + 1 for i, op in enumerate(chain.ops) if op.name in head]
+    if not ends:
+        raise ToolkitError(f"the head of {model.name!r} up to {layer!r} computes nothing")
+    k = max(ends)
+    return Chain(f"{chain.name}_head_{layer}", chain.input_shape, chain.ops[:k],
+                 chain.shapes[:k + 1])

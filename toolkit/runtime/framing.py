@@ -3,13 +3,16 @@
 Every frame is a fixed 16-byte prefix, a header, then a payload::
 
     prefix  = magic b"DS" | version u8 | kind u8 | header_len u32 | payload_len u64
-    JSON    : header = UTF-8 JSON object,               payload = empty
+    JSON    : header = empty,                            payload = UTF-8 JSON object
     TENSOR  : header = id u64 | codec u8 | ndim u8 | 2 pad | scale f32 | zero_point i32
                        | ndim x u32 dims | UTF-8 JSON metadata (may be empty),
               payload = the raw tensor buffer (see :mod:`toolkit.models.codecs`)
 
 All integers are big-endian. No pickle, no protobuf: a tensor is its header and
-its raw buffer, written without copying and read with one ``readexactly``.
+its raw buffer, handed to the transport without copying. A payload of 64 KiB or
+more read from a :class:`~toolkit.runtime.streams.FrameReader` (what the workers
+use) is received by the socket straight into its own buffer; from any other
+StreamReader it is read with one ``readexactly``.
 A frame with a wrong magic or version, an oversized header or payload, or a
 stream that ends inside a frame raises :class:`~toolkit.errors.ProtocolError`
 with the reason; servers log it and close only that connection.
@@ -75,10 +78,14 @@ def _prefix(kind: int, header_len: int, payload_len: int) -> bytes:
 
 
 def write_json(writer: asyncio.StreamWriter, message: dict[str, Any]) -> int:
-    """Queue a JSON frame on ``writer``; returns the bytes queued (call ``drain``)."""
-    header = json.dumps(message, separators=(",", ":")).encode()
-    writer.write(_prefix(KIND_JSON, len(header), 0) + header)
-    return _PREFIX.size + len(header)
+    """Queue a JSON frame on ``writer``; returns the bytes queued (call ``drain``).
+
+    The JSON travels as the payload, so messages as large as a run's per-sample
+    results are bounded by the payload limit, not the small header limit.
+    """
+    body = json.dumps(message, separators=(",", ":")).encode()
+    writer.write(_prefix(KIND_JSON, 0, len(body)) + body)
+    return _PREFIX.size + len(body)
 
 
 def write_tensor(
@@ -156,12 +163,13 @@ async def read_frame(
         raise ProtocolError(f"oversized payload: {payload_len} bytes > {max_payload}")
     header = await _exactly(reader, header_len, "header")
     if kind == KIND_JSON:
-        if payload_len:
-            raise ProtocolError("JSON frame with a payload")
+        if header_len:
+            raise ProtocolError("JSON frame with a header")
+        body = await _exactly(reader, payload_len, "JSON body")
         try:
-            message = json.loads(header)
+            message = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ProtocolError(f"malformed JSON header: {exc}") from None
+            raise ProtocolError(f"malformed JSON body: {exc}") from None
         if not isinstance(message, dict):
             raise ProtocolError("JSON frame is not an object")
         frame = Frame(KIND_JSON, message=message)

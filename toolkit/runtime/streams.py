@@ -10,7 +10,8 @@ read, and a small staging buffer otherwise (whose bytes go to the usual
 StreamReader buffer for ``readexactly`` and friends).
 :func:`~toolkit.runtime.framing.read_frame` uses it for tensor payloads, so a
 payload costs one kernel-to-user copy, as with a raw ``recv_into``, instead of
-the four copies and a wake-up per 256 KiB chunk of a plain StreamReader.
+three copies (kernel to chunk, chunk to stream buffer, buffer to result) and a
+task wake-up per 256 KiB chunk with a plain StreamReader.
 
 Both kinds of reader work with :func:`~toolkit.runtime.framing.read_frame`; this
 one is only faster. As with ``readexactly``, a cancelled ``readinto_exactly``
@@ -43,11 +44,13 @@ class FrameReader(asyncio.StreamReader):
         """Fill ``buffer`` completely from the stream.
 
         Bytes already buffered are copied first; the rest is received by the
-        socket straight into ``buffer``.
+        socket straight into ``buffer`` (what the socket already holds at once,
+        without waiting for the next event-loop turn).
 
         Raises:
             asyncio.IncompleteReadError: the stream ended before ``buffer`` was
                 full (``partial`` holds what arrived).
+            ConnectionError: the connection broke.
         """
         view = memoryview(buffer).cast("B")
         n = len(view)

@@ -13,6 +13,7 @@ leaving it as the last expression of a cell; ``panel.widget`` is the
 - :class:`OptimizerPanel`: algorithm, budget, seed → live hypervolume → the front.
 - :class:`PolicyExporter`: rule and target → replay preview → ``policy.json`` and
   ``scheduler.py``.
+- :func:`close_at_exit`: stop a testbed's workers when the kernel exits.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _EXPORTS = {
     "TradeoffExplorer": "toolkit.widgets.tradeoff",
     "OptimizerPanel": "toolkit.widgets.optimizer",
     "PolicyExporter": "toolkit.widgets.policy",
+    "close_at_exit": "toolkit.widgets.lifetime",
 }
 
 __all__ = list(_EXPORTS)

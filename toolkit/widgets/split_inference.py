@@ -14,8 +14,7 @@ Example (in a notebook cell)::
 from __future__ import annotations
 
 import html
-import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -25,16 +24,13 @@ from toolkit.config import CODECS, Config
 from toolkit.devices.testbed import RunRecord, Testbed
 from toolkit.errors import ToolkitError
 from toolkit.widgets._display import close_all, error_html, show_figure, show_table
+from toolkit.widgets.lifetime import close_at_exit
 
 __all__ = ["SplitInferencePanel"]
 
 #: what the progress bar counts, in order
 STAGES: tuple[str, ...] = ("start the testbed", "apply the configuration",
                            "run the samples", "show the result")
-
-
-def _close_testbed(testbed: Testbed) -> None:
-    testbed.close()
 
 
 class SplitInferencePanel:
@@ -51,8 +47,8 @@ class SplitInferencePanel:
         testbed: the testbed to run on; default a
             :class:`~toolkit.devices.local.LocalTestbed`, created now (cheap) and
             started on the first run. A testbed the panel created is closed by
-            :meth:`close` (or when the panel is garbage-collected or Python exits);
-            one passed in is left to its owner.
+            :meth:`close` or when Python exits (:func:`close_at_exit`); one passed
+            in is left to its owner.
         samples: samples per run, first value of the samples box.
         split: the split selected first (default: the middle cut point).
 
@@ -74,9 +70,9 @@ class SplitInferencePanel:
             from toolkit.devices.local import LocalTestbed
 
             testbed = LocalTestbed(model=model)
-            self._finalizer: Any = weakref.finalize(self, _close_testbed, testbed)
+            self._close_testbed: Callable[[], None] | None = close_at_exit(testbed)
         else:
-            self._finalizer = None
+            self._close_testbed = None
         self.testbed = testbed
         self.records: list[RunRecord] = []
         self._started = False
@@ -231,7 +227,7 @@ class SplitInferencePanel:
             + ("" if r.throttled else "<br><small>note: the edge ran unthrottled (no cgroup "
                "CPU quota here), so the CPU frequency did not take effect</small>"))
         show_figure(self.plot, run_breakdown(r))
-        show_table(self.table, self.history())
+        show_table(self.table, self.history().drop(columns=["model", "energy_source"]))
 
     def history(self) -> pd.DataFrame:
         """Every run of this panel as a table (configuration, codec, results)."""
@@ -246,8 +242,8 @@ class SplitInferencePanel:
 
     def close(self) -> None:
         """Close the widgets and, if the panel created it, stop the testbed."""
-        if self._finalizer is not None:
-            self._finalizer()
+        if self._close_testbed is not None:
+            self._close_testbed()
         self._started = False
         close_all(self.widget)
 

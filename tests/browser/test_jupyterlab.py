@@ -1,0 +1,210 @@
+"""End to end in a real browser: JupyterLab 4 + headless Chromium + the split-inference panel.
+
+Starts JupyterLab on a free loopback port with a token (its own config, data
+and runtime folders, a kernel spec for this interpreter), opens a copy of
+``notebooks/01-split-inference.ipynb`` in Debian's Chromium driven by
+Playwright, runs all cells from the Run menu, moves the panel's split slider
+with the keyboard, clicks the panel's Run button and checks that the result now
+shows the new split. Screenshots go to ``test-artifacts/browser/``. The server,
+its kernels and their worker processes are always stopped.
+
+Needs ``chromium`` (``apt-get install chromium``) and ``playwright`` (pip; no
+``playwright install``: the system browser is used).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kernels import KERNEL_NAME, write_kernel_spec
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = REPO_ROOT / "notebooks" / "01-split-inference.ipynb"
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SERVER_START_S = 120
+RUN_ALL_S = 420          # the notebook takes about a minute alone; the machine may be busy
+RUN_CLICK_S = 180
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    process: subprocess.Popen
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _jupyter() -> list[str]:
+    exe = Path(sys.executable).with_name("jupyter")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "jupyter"]
+
+
+def _wait_until_up(lab: Lab) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if lab.process.poll() is not None:
+            pytest.fail(f"JupyterLab exited with {lab.process.returncode}; log:\n"
+                        f"{lab.log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{lab.url}/api/status?token={lab.token}",
+                                        timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"JupyterLab did not answer within {SERVER_START_S} s; log:\n"
+                f"{lab.log.read_text()[-4000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the server (it shuts its kernels down), then anything of ours still running."""
+    try:
+        family = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    process.terminate()
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+    _, alive = psutil.wait_procs(family, timeout=20)
+    for p in alive:  # kernels or workers that outlived the server
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    root = tmp_path / "root"
+    root.mkdir()
+    nb = json.loads(NOTEBOOK.read_text())
+    nb["metadata"]["kernelspec"] = {"name": KERNEL_NAME, "display_name": KERNEL_NAME,
+                                    "language": "python"}
+    (root / NOTEBOOK.name).write_text(json.dumps(nb))
+    token = secrets.token_hex(16)
+    port = _free_port()
+    env = dict(os.environ,
+               JUPYTER_PATH=str(write_kernel_spec(tmp_path / "jupyter")),
+               JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               IPYTHONDIR=str(tmp_path / "ipython"),
+               TMPDIR=str(tmp_path),
+               MPLBACKEND="module://matplotlib_inline.backend_inline")
+    command = [*_jupyter(), "lab", "--no-browser", f"--port={port}", "--port-retries=0",
+               "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    log = tmp_path / "jupyterlab.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   cwd=root)
+    server = Lab(f"http://127.0.0.1:{port}", token, process, log)
+    try:
+        _wait_until_up(server)
+        yield server
+    finally:
+        _stop(process)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, ARTIFACTS / "jupyterlab.log")
+
+
+def _result_text(page) -> str:
+    return page.locator(".dynasplit-result").inner_text()
+
+
+@pytest.mark.slow
+def test_split_inference_panel_in_jupyterlab(lab: Lab) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "jupyterlab-split-inference.png"
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                     headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{lab.url}/lab/tree/{NOTEBOOK.name}?token={lab.token}")
+            notebook = page.locator(".jp-NotebookPanel")
+            expect(notebook, "the notebook did not open").to_be_visible(timeout=120_000)
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']"),
+                   "the kernel did not become idle").to_have_count(1, timeout=120_000)
+            timings["open_s"] = time.monotonic() - t0
+
+            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+            page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+            panel = page.locator(".dynasplit-split-inference")
+            expect(panel, "the panel did not render (is jupyterlab_widgets installed?)"
+                   ).to_be_visible(timeout=RUN_ALL_S * 1000)
+            # the notebook's last code cell runs the panel by code at split 2
+            result = page.locator(".dynasplit-result")
+            expect(result).to_contain_text("split 2", timeout=RUN_ALL_S * 1000)
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+                   ).to_have_count(1, timeout=RUN_ALL_S * 1000)
+            errors = page.locator(".jp-OutputArea-output[data-mime-type="
+                                  "'application/vnd.jupyter.stderr']")
+            assert errors.count() == 0, f"a cell wrote to stderr: {errors.first.inner_text()}"
+            timings["run_all_s"] = time.monotonic() - t0 - timings["open_s"]
+            before = _result_text(page)
+
+            handle = panel.locator(".dynasplit-split .noUi-handle")
+            handle.scroll_into_view_if_needed()
+            handle.focus()
+            handle.press("ArrowRight")
+            handle.press("ArrowRight")
+            readout = panel.locator(".dynasplit-split .widget-readout")
+            expect(readout, "the keyboard did not move the split slider").to_contain_text(
+                "4 · conv3", timeout=30_000)
+
+            t1 = time.monotonic()
+            panel.locator("button.dynasplit-run").click()
+            expect(result, "the run button did not update the result").to_contain_text(
+                "split 4", timeout=RUN_CLICK_S * 1000)
+            expect(panel.locator("button.dynasplit-run")).to_be_enabled(timeout=60_000)
+            timings["click_run_s"] = time.monotonic() - t1
+            after = _result_text(page)
+            assert after != before and "split 4" in after and "split 2" in before
+            assert "energy" in after and "model:" in after and "accuracy" in after
+            panel.scroll_into_view_if_needed()
+            page.screenshot(path=str(shot), full_page=False)
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "jupyterlab-failure.png"), full_page=False)
+            raise
+        finally:
+            browser.close()
+    timings["total_s"] = time.monotonic() - t0
+    (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=1))
+    assert shot.stat().st_size > 10_000

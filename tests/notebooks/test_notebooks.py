@@ -1,0 +1,97 @@
+"""Every notebook runs top to bottom in a real kernel (nbclient) without a cell error.
+
+Notebooks 03 and 04 read DynaSplit's VGG16 pool when ``../shared`` holds it
+and fall back to the demo cube otherwise; both paths run here (the fallback
+forced with ``DYNASPLIT_NOTEBOOK_DATA=demo``). Executed copies are written to
+``test-artifacts/notebooks/`` for inspection.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kernels import KERNEL_NAME, write_kernel_spec
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO_ROOT / "notebooks"
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "notebooks"
+
+#: (notebook, DYNASPLIT_NOTEBOOK_DATA) pairs that run
+CASES = [
+    ("01-split-inference", "auto"),
+    ("02-measurement-campaign", "auto"),
+    ("03-offline-optimization", "auto"),
+    ("03-offline-optimization", "demo"),
+    ("04-tradeoffs", "auto"),
+    ("04-tradeoffs", "demo"),
+    ("05-policy-and-scheduler", "auto"),
+]
+
+
+def _stored() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def test_every_notebook_is_executed_here() -> None:
+    assert {p.stem for p in _stored()} == {name for name, _ in CASES}
+
+
+@pytest.mark.parametrize("path", _stored(), ids=lambda p: p.stem)
+def test_notebook_is_stored_without_outputs_and_says_what_and_how_long(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown", "the first cell must say what the notebook shows"
+    assert "What it shows" in first.source and "How long" in first.source, first.source
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name}: a code cell has stored outputs"
+            assert cell.execution_count is None, f"{path.name}: stored execution count"
+
+
+@pytest.fixture(scope="module")
+def kernel_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_kernel_spec(tmp_path_factory.mktemp("jupyter"))
+
+
+@pytest.fixture(scope="module")
+def kernel_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TMPDIR of the kernels: the demo cube built by one notebook is reused by the next."""
+    return tmp_path_factory.mktemp("kernel-tmp")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "data"), CASES, ids=[f"{n}-{d}" for n, d in CASES])
+def test_notebook_runs_top_to_bottom(name: str, data: str, kernel_path: Path, kernel_tmp: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = NOTEBOOKS / f"{name}.ipynb"
+    if not path.exists():
+        pytest.fail(f"{path} is missing")
+    monkeypatch.setenv("DYNASPLIT_NOTEBOOK_DATA", data)
+    monkeypatch.setenv("TMPDIR", str(kernel_tmp))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nb = nbformat.read(path, as_version=4)
+    km = KernelManager(kernel_name=KERNEL_NAME,
+                       kernel_spec_manager=KernelSpecManager(
+                           kernel_dirs=[str(kernel_path / "kernels")]))
+    client = NotebookClient(nb, km=km, timeout=600, startup_timeout=120,
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    try:
+        client.execute()  # raises CellExecutionError naming the cell on any error
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, ARTIFACTS / f"{name}-{data}.ipynb")
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in shown), "no figure was shown"

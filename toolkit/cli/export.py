@@ -1,0 +1,85 @@
+"""``dynasplit export``: turn a front into a policy (and a scheduler script).
+
+::
+
+    dynasplit export FRONT.json --cube CUBE.nc -o POLICY.json
+              [--rule mean|dynasplit|tail] [--target 0.99] [--confidence 0.9]
+              [--accuracy-floor X] [--reconfiguration]
+              [--edge-profile P] [--cloud-profile P] [--script scheduler.py]
+
+The cube is required: it holds the measured runs that give each candidate its
+latency distribution (a FRONT.json records objective means only, and no path to
+its cube).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``export`` sub-command."""
+    from toolkit.policy import DEFAULT_RULE
+    from toolkit.rules import RULES
+
+    p = subparsers.add_parser(
+        "export", help="make a policy (and a standalone scheduler script) from a front",
+        description="Make a policy from FRONT.json: each front configuration with its latency "
+                    "distribution from the cube, energy, accuracy, the selection rule and the "
+                    "hardware-change costs of the device profiles. With --script, also write "
+                    "a standalone async scheduler that serves requests with it.",
+    )
+    p.add_argument("front", metavar="FRONT.json", help="front written by dynasplit optimize")
+    p.add_argument("--cube", required=True, metavar="CUBE.nc",
+                   help="the cube the front was made from (gives the latency distributions)")
+    p.add_argument("-o", "--output", required=True, metavar="POLICY.json")
+    p.add_argument("--rule", default=DEFAULT_RULE["name"], choices=RULES,
+                   help=f"selection rule (default {DEFAULT_RULE['name']})")
+    p.add_argument("--target", type=float, default=DEFAULT_RULE["target"], metavar="TAU",
+                   help="tail rule: probability of meeting the threshold (default 0.99)")
+    p.add_argument("--confidence", type=float, default=DEFAULT_RULE["confidence"],
+                   metavar="C", help="one-sided confidence of the Wilson bound on measured "
+                   f"runs, 0.5 = point estimate (default {DEFAULT_RULE['confidence']})")
+    p.add_argument("--accuracy-floor", type=float, default=None, metavar="X",
+                   help="never choose a configuration with mean accuracy below X")
+    p.add_argument("--reconfiguration", action="store_true",
+                   help="decide reconfiguration-aware (count hardware-change time and energy)")
+    p.add_argument("--edge-profile", default=None, metavar="P",
+                   help="edge profile for switch costs (default: the cube's, else "
+                        "raspberry-pi-4)")
+    p.add_argument("--cloud-profile", default=None, metavar="P",
+                   help="cloud profile for switch costs (default: the cube's, else "
+                        "cloud-gpu-server)")
+    p.add_argument("--script", default=None, metavar="scheduler.py",
+                   help="also write the standalone scheduler script here")
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from toolkit.cube import open_cube
+    from toolkit.policy import Policy, make_policy, read_front
+
+    front = read_front(args.front)
+    cube = open_cube(args.cube)
+    doc = make_policy(
+        front, cube, rule=args.rule, target=args.target, confidence=args.confidence,
+        accuracy_floor=args.accuracy_floor, reconfiguration=args.reconfiguration,
+        edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
+        source={"front": Path(args.front).name, "cube": Path(args.cube).name},
+    )
+    policy = Policy.from_dict(doc)
+    policy.save(args.output)
+    rule = policy.rule
+    detail = f" target {rule['target']}" if rule["name"] == "tail" else ""
+    print(f"wrote {args.output}: {len(policy)} candidates, rule {rule['name']}{detail}, "
+          f"energy source {policy.energy_source}")
+    if args.script:
+        from toolkit.scheduler import export_script
+
+        export_script(args.script, args.output)
+        print(f"wrote {args.script}: python {args.script} [--dry-run] [--listen HOST:PORT]")
+    return 0

@@ -1,0 +1,758 @@
+"""Real execution of partition plans on N local device-worker processes.
+
+A :class:`PartitionCluster` starts ``workers`` device workers
+(:mod:`toolkit.partition.worker`, one OS process each) and, for hybrid plans,
+a cloud worker (:mod:`toolkit.runtime.cloud`) per model. For each run it
+builds the plan, tells every device which plan to build (they rebuild it from
+the same model and check its fingerprint), connects the devices over TCP with
+the runtime's framing, sends the inputs to device 0 and collects, per device,
+its compute time, the time it spent sending and waiting for data, the bytes it
+sent and received and when it finished each sample; device 0 returns the
+outputs, which are compared with the unpartitioned model.
+
+Emulation on the local testbed:
+
+* each device worker can be throttled to an emulated CPU frequency ``f`` by its
+  own cgroup CPU quota of ``emulated_cores × f / f_max`` host cores (as the
+  local testbed throttles its edge worker; without cgroup access the devices
+  run at full speed and the run says ``throttled = False``);
+* the links between devices and to the cloud are emulated in user space
+  (:mod:`toolkit.partition.links`).
+
+Energy per device and sample, from :class:`~toolkit.energy.model.PowerModel`
+of the edge profile at the emulated frequency, labelled ``model:<profile>``:
+``P_busy × (compute + encode) + P_wait × (latency − compute − encode) +
+J/byte × bytes on the wire``, where ``latency`` is the request's end-to-end
+latency on device 0 (every device is powered for the whole request, as in
+the cost model). With ``meters``, each device's energy is its meter's window
+over the measured samples divided by the samples, labelled with the meter's
+source. The cloud is charged its profile's busy power while it decodes and
+runs the tail.
+
+Example:
+    >>> with PartitionCluster(workers=4) as cluster:
+    ...     run = cluster.run("vgg-stack", "spatial", 4, samples=20)
+    ...     print(run.latency_ms.mean(), [d.energy_j for d in run.devices])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from toolkit.aio import BackgroundLoop
+from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
+from toolkit.devices.profile import DeviceProfile, load_profile
+from toolkit.energy.meter import Meter
+from toolkit.energy.model import PowerModel
+from toolkit.errors import ProtocolError, ToolkitError, choices
+from toolkit.models.codecs import decode, encode
+from toolkit.partition.cost import DEFAULT_MACS_PER_S, CostModel, PlanCost, estimate_cost
+from toolkit.partition.hybrid import (
+    DEFAULT_CLOUD_MACS_PER_S,
+    CloudModel,
+    HybridCost,
+    HybridPlan,
+    estimate_hybrid_cost,
+)
+from toolkit.partition.links import LinkSpec
+from toolkit.partition.plan import PartitionPlan
+from toolkit.partition.spec import PlanSpec, plan_fingerprint
+from toolkit.partition.stacks import STACKS, load_partition_model
+from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
+from toolkit.runtime.session import WorkerProcess, worker_command
+
+__all__ = [
+    "INPUT_KINDS",
+    "LOOPBACK_MBPS",
+    "DeviceMeasurement",
+    "PartitionCluster",
+    "PartitionRun",
+    "device_worker_command",
+]
+
+#: where run inputs come from: the digits images (resized to the model's input)
+#: or seeded random normal inputs of the model's input shape
+INPUT_KINDS = ("digits", "random")
+#: link rate the predictions assume for an unemulated (loopback) link, Mbit/s
+LOOPBACK_MBPS = 10_000.0
+
+_uids = itertools.count()
+
+
+def device_worker_command(index: int, *, threads: int = 1, host: str = "127.0.0.1",
+                          python: str = sys.executable) -> list[str]:
+    """The argv that starts device worker ``index``."""
+    return [python, "-m", "toolkit.partition.worker", "--index", str(index),
+            "--threads", str(threads), "--host", host]
+
+
+@dataclass
+class DeviceMeasurement:
+    """What one device did per sample in a run (means over the measured samples).
+
+    Attributes:
+        device: the device's index.
+        pid: its worker process.
+        macs: MACs of its part (from the plan).
+        compute_ms: running its part of the model.
+        send_ms: sending (serialisation on its emulated uplink included).
+        recv_ms: blocked waiting for data from other devices.
+        encode_ms: encoding the activation for the cloud (hybrid, device 0).
+        latency_ms: when it finished its part, from the request's start on device 0.
+        sent_bytes: tensor payload bytes it sent (to devices and the cloud).
+        frame_bytes: bytes it put on the wire (payloads and frame headers).
+        received_bytes: tensor payload bytes it received.
+        energy_j: its energy per sample.
+        energy_source: where ``energy_j`` comes from.
+        cpu_util: its worker's CPU time over wall time during the run, % of a core.
+    """
+
+    device: int
+    pid: int
+    macs: int
+    compute_ms: float
+    send_ms: float
+    recv_ms: float
+    encode_ms: float
+    latency_ms: float
+    sent_bytes: float
+    frame_bytes: float
+    received_bytes: float
+    energy_j: float
+    energy_source: str
+    cpu_util: float
+
+    @property
+    def macs_per_s(self) -> float:
+        """Throughput this device reached on its compute steps."""
+        return self.macs / (self.compute_ms / 1e3) if self.compute_ms > 0 else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class PartitionRun:
+    """One measured run of a plan over real device processes.
+
+    Per-sample arrays hold one value per measured sample; the per-device
+    figures in :attr:`devices` are means.
+
+    Attributes:
+        model: the model's name.
+        strategy: the strategy (``hybrid-<s>`` for hybrid plans).
+        n_devices: edge devices.
+        split: the edge/cloud cut (the model's last split when all runs on the edge).
+        codec: the activation codec (hybrid) or ``fp32``.
+        cpu_freq: the emulated CPU frequency of every device, MHz.
+        link: the emulated link between devices.
+        samples: measured samples.
+        devices: per-device measurements.
+        latency_ms: end-to-end latency per sample (inputs to outputs on device 0).
+        energy_j: edge devices + cloud, per sample.
+        edge_energy_j: the edge devices' energy per sample.
+        cloud_energy_j: the cloud's energy per sample (0 without a cloud).
+        cloud_ms: the cloud's decode and tail time per sample.
+        outputs: the model outputs device 0 returned.
+        max_abs_error: largest absolute difference from the unpartitioned model.
+        accuracy: top-1 agreement of the outputs with ``label_source`` labels.
+        label_source: ``labels`` (true digit labels) or ``fp32-model``.
+        energy_source: edge and cloud sources, ``+``-joined where they differ.
+        predicted: the cost model's prediction for this plan and link.
+        throttled: whether the devices ran under cgroup CPU quotas.
+        sync_points: exchanges between devices per sample.
+        cloud_bytes: encoded activation bytes sent to the cloud per sample.
+    """
+
+    model: str
+    strategy: str
+    n_devices: int
+    split: int
+    codec: str
+    cpu_freq: int
+    link: LinkSpec
+    samples: int
+    devices: list[DeviceMeasurement]
+    latency_ms: np.ndarray
+    energy_j: np.ndarray
+    edge_energy_j: np.ndarray
+    cloud_energy_j: np.ndarray
+    cloud_ms: np.ndarray
+    outputs: np.ndarray
+    max_abs_error: float
+    accuracy: float
+    label_source: str
+    energy_source: str
+    predicted: PlanCost | HybridCost
+    throttled: bool
+    sync_points: int
+    cloud_bytes: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def max_device_energy_j(self) -> float:
+        """The largest per-device energy per sample (the most loaded device)."""
+        return max(d.energy_j for d in self.devices)
+
+    @property
+    def edge_ms(self) -> float:
+        """The largest per-device compute time per sample."""
+        return max(d.compute_ms + d.encode_ms for d in self.devices)
+
+    def cube_row(self) -> dict[str, Any]:
+        """The run as a cube row (see ``docs/partitioning.md``, "Cubes")."""
+        latency = float(np.mean(self.latency_ms))
+        cloud = float(np.mean(self.cloud_ms))
+        return {
+            "model": self.model, "split": self.split, "cpu_freq": self.cpu_freq,
+            "edge_accel": "none", "cloud_accel": "none", "strategy": self.strategy,
+            "devices": self.n_devices, "codec": self.codec,
+            "latency_ms": latency, "edge_ms": self.edge_ms, "cloud_ms": cloud,
+            "transfer_ms": max(latency - self.edge_ms - cloud, 0.0),
+            "energy_j": float(np.mean(self.energy_j)),
+            "edge_energy_j": float(np.mean(self.edge_energy_j)),
+            "cloud_energy_j": float(np.mean(self.cloud_energy_j)),
+            "accuracy": self.accuracy,
+            "tensor_kb": sum(d.sent_bytes for d in self.devices) / 1024,
+            "edge_cpu_util": float(np.mean([d.cpu_util for d in self.devices])),
+            "max_device_energy_j": self.max_device_energy_j,
+            "max_abs_error": self.max_abs_error,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no per-sample arrays, no outputs)."""
+        return {
+            "model": self.model, "strategy": self.strategy, "devices": self.n_devices,
+            "split": self.split, "codec": self.codec, "cpu_freq": self.cpu_freq,
+            "link": self.link.as_message(), "samples": self.samples,
+            "latency_ms": float(np.mean(self.latency_ms)),
+            "energy_j": float(np.mean(self.energy_j)),
+            "edge_energy_j": float(np.mean(self.edge_energy_j)),
+            "cloud_energy_j": float(np.mean(self.cloud_energy_j)),
+            "cloud_ms": float(np.mean(self.cloud_ms)), "cloud_bytes": self.cloud_bytes,
+            "max_abs_error": self.max_abs_error, "accuracy": self.accuracy,
+            "label_source": self.label_source, "energy_source": self.energy_source,
+            "throttled": self.throttled, "sync_points": self.sync_points,
+            "per_device": [d.as_dict() for d in self.devices],
+        }
+
+
+def _reap(worker: WorkerProcess, timeout: float = 1.0) -> None:
+    """Give a process that was just killed a moment to be reaped."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        worker.proc.wait(timeout)
+
+
+class _Control:
+    """The controller's connection to one device worker."""
+
+    def __init__(self, index: int, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.index, self.reader, self.writer = index, reader, writer
+
+    @classmethod
+    async def connect(cls, index: int, host: str, port: int) -> _Control:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, limit=1 << 24), 10)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ToolkitError(f"cannot reach device {index} at {host}:{port}: {exc}") from None
+        return cls(index, reader, writer)
+
+    async def request(self, message: dict[str, Any], tensor: np.ndarray | None = None
+                      ) -> dict[str, Any]:
+        write_json(self.writer, message)
+        if tensor is not None:
+            write_tensor(self.writer, encode(tensor, "fp32"), 0)
+        await self.writer.drain()
+        frame = await read_frame(self.reader)
+        if frame is None:
+            raise ToolkitError(f"device {self.index} closed the control connection")
+        if frame.kind != KIND_JSON:
+            raise ProtocolError(f"device {self.index} answered with a tensor frame")
+        if frame.message.get("op") == "error":
+            raise ToolkitError(f"device {self.index}: {frame.message.get('message')}")
+        return frame.message
+
+    async def tensor(self) -> np.ndarray:
+        frame = await read_frame(self.reader)
+        if frame is None or frame.kind != KIND_TENSOR:
+            raise ToolkitError(f"device {self.index} sent no outputs")
+        return np.array(decode(frame.tensor), dtype=np.float32)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.writer.wait_closed()
+
+
+@dataclass
+class _Model:
+    """A model as the controller holds it and as the workers load it."""
+
+    name: str
+    ref: str
+    input_size: int | None
+    model: keras.Model
+    split_model: Any = None
+
+    def splits(self):
+        if self.split_model is None:
+            from toolkit.models.split import SplitModel
+
+            self.split_model = SplitModel(self.model, name=self.model.name)
+        return self.split_model
+
+
+class PartitionCluster:
+    """N local device-worker processes that run partition plans for real.
+
+    Args:
+        workers: device worker processes to start (runs use the first N).
+        profile: the edge devices' profile (frequencies, power model, cores).
+        cloud_profile: the cloud's profile (power model of hybrid runs).
+        throttle: emulate CPU frequency with a cgroup quota per device.
+        log_dir: folder for the workers' logs and saved models (default: a new
+            temporary folder).
+        startup_timeout: seconds a worker may take to start.
+        run_timeout: seconds a run request may take before it is abandoned.
+    """
+
+    def __init__(self, workers: int = 4, *, profile: str | DeviceProfile = "raspberry-pi-4",
+                 cloud_profile: str | DeviceProfile = "cloud-gpu-server", throttle: bool = True,
+                 log_dir: str | os.PathLike | None = None, startup_timeout: float = 120.0,
+                 run_timeout: float = 600.0) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ToolkitError(f"workers must be an integer >= 1, got {workers!r}")
+        self.size = workers
+        self.profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
+        self.cloud_profile = (cloud_profile if isinstance(cloud_profile, DeviceProfile)
+                              else load_profile(cloud_profile))
+        if not self.profile.frequencies_mhz:
+            raise ToolkitError(f"edge profile {self.profile.name!r} lists no CPU frequencies")
+        self.throttle = throttle
+        self.log_dir = Path(log_dir) if log_dir else Path(
+            tempfile.mkdtemp(prefix="dynasplit-partition-"))
+        self.startup_timeout = startup_timeout
+        self.run_timeout = run_timeout
+        self._uid = next(_uids)
+        self._workers: list[WorkerProcess | None] = [None] * workers
+        self._controls: list[_Control | None] = [None] * workers
+        self._quotas: list[CpuQuota | None] = [None] * workers
+        self._clouds: dict[str, WorkerProcess] = {}
+        self._models: dict[Any, _Model] = {}
+        self._runs = itertools.count(1)
+        self._loop: BackgroundLoop | None = None
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def pids(self) -> list[int | None]:
+        """The device workers' process ids (None where not running)."""
+        return [w.pid if w is not None and w.alive() else None for w in self._workers]
+
+    @property
+    def throttled(self) -> bool:
+        """Whether every started device runs under a cgroup CPU quota."""
+        started = [q for w, q in zip(self._workers, self._quotas, strict=True) if w is not None]
+        return bool(started) and all(q is not None for q in started)
+
+    async def astart(self) -> None:
+        """Start every device worker (in parallel) and connect to them."""
+        self._started = True
+        await self._ensure(self.size)
+
+    async def _start_worker(self, i: int) -> None:
+        old = self._workers[i]
+        if old is not None:
+            await asyncio.to_thread(old.stop)
+        argv = device_worker_command(i, threads=self.profile.emulated_cores)
+        worker = await asyncio.to_thread(WorkerProcess, argv, self.log_dir / f"device{i}.log",
+                                         self.startup_timeout)
+        self._workers[i] = worker
+        if self.throttle:
+            if self._quotas[i] is None:
+                self._quotas[i] = open_cpu_quota(f"partition{self._uid}-{i}")
+            if self._quotas[i] is not None:
+                self._quotas[i].add(worker.pid)
+
+    async def _ensure(self, n: int) -> None:
+        """Devices 0..n-1 running and connected; dead workers are restarted."""
+        if n > self.size:
+            raise ToolkitError(f"the plan needs {n} devices; this cluster has {self.size} "
+                               "workers (PartitionCluster(workers=...))")
+        dead = [i for i in range(n) if self._workers[i] is None or not self._workers[i].alive()]
+        if dead:
+            for i in dead:
+                if self._controls[i] is not None:
+                    await self._controls[i].close()
+                    self._controls[i] = None
+            await asyncio.gather(*(self._start_worker(i) for i in dead))
+        for i in range(n):
+            if self._controls[i] is None:
+                w = self._workers[i]
+                self._controls[i] = await _Control.connect(i, w.host, w.port)
+
+    async def aclose(self) -> None:
+        """Stop every worker and remove the cgroups."""
+        for i, control in enumerate(self._controls):
+            if control is not None:
+                await control.close()
+                self._controls[i] = None
+        workers = [w for w in (*self._workers, *self._clouds.values()) if w is not None]
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
+        self._workers = [None] * self.size
+        self._clouds = {}
+        for i, quota in enumerate(self._quotas):
+            if quota is not None:
+                quota.close()
+                self._quotas[i] = None
+        self._started = False
+
+    def _sync(self, coro):
+        if self._loop is None:
+            self._loop = BackgroundLoop("dynasplit-partition")
+        return self._loop.run(coro)
+
+    def start(self) -> PartitionCluster:
+        """Blocking :meth:`astart`; returns self."""
+        self._sync(self.astart())
+        return self
+
+    def close(self) -> None:
+        """Blocking :meth:`aclose`; also stops the private event loop."""
+        if self._loop is not None:
+            try:
+                self._loop.run(self.aclose())
+            finally:
+                self._loop.close()
+                self._loop = None
+
+    def __enter__(self) -> PartitionCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, model: str | os.PathLike | keras.Model, strategy: str, devices: int,
+            **options: Any) -> PartitionRun:
+        """Blocking :meth:`arun`."""
+        return self._sync(self.arun(model, strategy, devices, **options))
+
+    # -- models ---------------------------------------------------------------------
+
+    def _resolve(self, model: str | os.PathLike | keras.Model, input_size: int | None) -> _Model:
+        if isinstance(model, keras.Model):
+            key: Any = ("object", id(model))
+        else:
+            key = ("name", str(model), input_size)
+        if key in self._models:
+            return self._models[key]
+        if isinstance(model, keras.Model):
+            name, loaded, needs_file = model.name, model, True
+        else:
+            name = str(model)
+            loaded = load_partition_model(name, input_size)
+            needs_file = name in STACKS  # the cloud worker loads zoo names and files only
+        ref, size = name, input_size
+        if needs_file:
+            folder = self.log_dir / "models"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{len(self._models)}.keras"
+            loaded.save(path)
+            ref, size = str(path), None
+        entry = _Model(name, ref, size, loaded)
+        self._models[key] = entry
+        return entry
+
+    async def _cloud(self, entry: _Model) -> WorkerProcess:
+        worker = self._clouds.get(entry.ref)
+        if worker is None or not worker.alive():
+            argv = worker_command("cloud", entry.ref, threads=1, input_size=entry.input_size)
+            log = self.log_dir / f"cloud-{len(self._clouds)}.log"
+            worker = await asyncio.to_thread(WorkerProcess, argv, log, self.startup_timeout)
+            self._clouds[entry.ref] = worker
+        return worker
+
+    # -- running --------------------------------------------------------------------
+
+    def _freq(self, cpu_freq: int | None) -> int:
+        return self.profile.max_freq if cpu_freq is None else self.profile.check_freq(cpu_freq)
+
+    def _set_quotas(self, n: int, freq: int) -> None:
+        cores = self.profile.emulated_cores * freq / self.profile.max_freq
+        for quota in self._quotas[:n]:
+            if quota is not None:
+                quota.set_cores(cores)
+
+    async def _gather(self, calls: Mapping[int, Awaitable[Any]], what: str) -> dict[int, Any]:
+        """Await one call per device; on any failure, say which device failed and why."""
+        tasks = {i: asyncio.ensure_future(c) for i, c in calls.items()}
+        done, pending = await asyncio.wait(tasks.values(), timeout=self.run_timeout,
+                                           return_when=asyncio.FIRST_EXCEPTION)
+        failed = [t for t in done if t.exception() is not None]
+        if not failed and not pending:
+            return {i: t.result() for i, t in tasks.items()}
+        if failed and pending:  # the others fail soon after: their peers closed
+            _, pending = await asyncio.wait(pending, timeout=5.0)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for i, control in enumerate(self._controls):  # streams may be mid-frame: reconnect
+            if control is not None:
+                await control.close()
+                self._controls[i] = None
+        raise ToolkitError(await self._failure(tasks, what))
+
+    async def _failure(self, tasks: Mapping[int, asyncio.Future], what: str) -> str:
+        reasons = []
+        workers = [w for i in tasks if (w := self._workers[i]) is not None]
+        await asyncio.gather(*(asyncio.to_thread(_reap, w) for w in workers))
+        for i in tasks:
+            w = self._workers[i]
+            if w is not None and not w.alive():
+                reasons.append(f"device {i} (pid {w.pid}) exited with status "
+                               f"{w.proc.returncode} during {what}; its log: {w.log_path}")
+        if reasons:
+            reasons.append("the other devices stopped because their peers closed")
+        else:
+            for i, t in tasks.items():
+                if t.cancelled() or not t.done():
+                    reasons.append(f"device {i} did not finish {what} within "
+                                   f"{self.run_timeout:g} s")
+                elif t.exception() is not None:
+                    reasons.append(str(t.exception()))
+        return "; ".join(reasons) or f"{what} failed"
+
+    def _inputs(self, entry: _Model, inputs: str | np.ndarray, samples: int, seed: int
+                ) -> tuple[np.ndarray, np.ndarray, str]:
+        shape = tuple(int(d) for d in entry.model.inputs[0].shape[1:])
+        if isinstance(inputs, str):
+            if inputs not in INPUT_KINDS:
+                raise ToolkitError(f"unknown inputs {inputs!r}; valid: {choices(INPUT_KINDS)} "
+                                   "or an array of inputs")
+            if inputs == "digits":
+                from toolkit.models.data import eval_inputs, reference_labels
+
+                x_eval = eval_inputs(entry.model)[1]
+                index = np.arange(samples) % len(x_eval)
+                x = x_eval[index].astype(np.float32)
+                labels, source = reference_labels(entry.model, x)
+                labels = np.asarray(labels)
+                if len(labels) != samples:  # the true labels of the whole evaluation set
+                    labels = labels[index]
+                return x, labels, source
+            x = np.random.default_rng(seed).standard_normal((samples, *shape))
+            x = x.astype(np.float32)
+        else:
+            x = np.asarray(inputs, dtype=np.float32)
+            if x.shape[1:] != shape or len(x) < 1:
+                raise ToolkitError(f"inputs of shape {x.shape} do not match the model's "
+                                   f"(samples, {', '.join(map(str, shape))})")
+        labels = np.argmax(np.asarray(entry.model(x, training=False)), axis=-1)
+        return x, labels, "fp32-model"
+
+    async def arun(
+        self,
+        model: str | os.PathLike | keras.Model,
+        strategy: str,
+        devices: int,
+        *,
+        samples: int = 20,
+        inputs: str | np.ndarray = "digits",
+        input_size: int | None = None,
+        fuse: int | str = "all",
+        split: int | None = None,
+        codec: str = "fp32",
+        cpu_freq: int | None = None,
+        link: LinkSpec | None = None,
+        cloud_link: LinkSpec | None = None,
+        cloud_accel: str = "none",
+        warmup: int = 2,
+        seed: int = 0,
+        macs_per_s: float = DEFAULT_MACS_PER_S,
+        cloud_macs_per_s: float = DEFAULT_CLOUD_MACS_PER_S,
+        meters: Callable[[int, int], Meter] | None = None,
+    ) -> PartitionRun:
+        """Run ``model`` partitioned by ``strategy`` over ``devices`` worker processes.
+
+        Args:
+            model: a partitioning model name (``vgg-stack``, ``digits-cnn``...),
+                a ``.keras`` path or a Keras model.
+            strategy: a strategy, or ``hybrid-<strategy>`` (needs ``split``).
+            devices: number of devices (at most the cluster's workers).
+            samples: measured samples (one request each, batch 1).
+            inputs: ``digits`` (the digits images, resized for other input
+                sizes), ``random`` (seeded normal inputs), or an input array
+                (whose length then sets the samples).
+            input_size: square input size of the built-in stacks and zoo models.
+            fuse: the spatial strategy's fusion.
+            split: the hybrid plan's edge/cloud cut.
+            codec: the hybrid plan's activation codec.
+            cpu_freq: emulated CPU frequency of every device (default: the
+                profile's highest).
+            link: the emulated link between devices (default 100 Mbit/s, 0 ms RTT).
+            cloud_link: the emulated link from device 0 to the cloud (default
+                100 Mbit/s, 2 ms RTT).
+            cloud_accel: the cloud power model's accelerator.
+            warmup: unmeasured samples run first.
+            seed: seed of random inputs.
+            macs_per_s: the prediction's device throughput.
+            cloud_macs_per_s: the prediction's cloud throughput.
+            meters: ``meters(device, pid)`` -> a :class:`~toolkit.energy.meter.Meter`
+                for that device's energy, instead of the power model.
+
+        Raises:
+            ToolkitError: a bad argument, a plan the strategy refuses, or a device
+                that failed, died or timed out (the message names it).
+        """
+        link = LinkSpec() if link is None else link
+        cloud_link = LinkSpec(100.0, 2.0) if cloud_link is None else cloud_link
+        if not isinstance(inputs, str):
+            samples = len(inputs)
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ToolkitError(f"samples must be an integer >= 1, got {samples!r}")
+        freq = self._freq(cpu_freq)
+        spec = PlanSpec(strategy, devices, fuse, split, codec)
+        entry = self._resolve(model, input_size)
+        built = spec.build(entry.model, entry.splits() if spec.hybrid else None,
+                           model_name=entry.name)
+        hybrid = built if isinstance(built, HybridPlan) else None
+        plan: PartitionPlan = hybrid.head if hybrid is not None else built
+        cost_model = CostModel(macs_per_s=macs_per_s, link_mbps=link.mbps or LOOPBACK_MBPS,
+                               rtt_ms=link.rtt_ms, profile=str(self.profile.path or
+                                                               self.profile.name),
+                               freq_mhz=freq)
+        if hybrid is not None:
+            cloud_model = CloudModel(cloud_macs_per_s, cloud_link.mbps or LOOPBACK_MBPS,
+                                     cloud_link.rtt_ms, str(self.cloud_profile.path or
+                                                            self.cloud_profile.name),
+                                     cloud_accel)
+            predicted: PlanCost | HybridCost = estimate_hybrid_cost(hybrid, cost_model,
+                                                                    cloud_model)
+        else:
+            predicted = estimate_cost(plan, cost_model)
+        x, labels, label_source = self._inputs(entry, inputs, samples, seed)
+        reference = np.asarray(entry.model(x, training=False), dtype=np.float32)
+
+        if not self._started:
+            await self.astart()
+        await self._ensure(devices)
+        cloud = await self._cloud(entry) if hybrid is not None else None
+        self._set_quotas(devices, freq)
+        session = uuid.uuid4().hex
+        peers = [[self._workers[i].host, self._workers[i].port] for i in range(devices)]
+        configure = {"op": "configure", "session": session, "model": entry.ref,
+                     "input_size": entry.input_size, "plan": spec.as_message(),
+                     "fingerprint": plan_fingerprint(built), "peers": peers,
+                     "link": link.as_message(), "cloud_link": cloud_link.as_message(),
+                     "cloud": [cloud.host, cloud.port] if cloud else None,
+                     "cloud_accel": cloud_accel}
+        await self._gather({i: self._controls[i].request(configure) for i in range(devices)},
+                           "configuration")
+        if warmup > 0:
+            await self._run_once(session, devices, x[np.arange(warmup) % len(x)])
+        windows = self._begin_meters(meters, devices)
+        results, outputs = await self._run_once(session, devices, x)
+        measured = {i: m.end_window() for i, m in windows.items()}
+        for m in windows.values():
+            m.close()
+        return self._assemble(entry, spec, built, plan, predicted, freq, link, results,
+                              outputs, reference, labels, label_source, measured, cloud_accel)
+
+    def _begin_meters(self, meters: Callable[[int, int], Meter] | None, n: int
+                      ) -> dict[int, Meter]:
+        if meters is None:
+            return {}
+        out = {i: meters(i, self._workers[i].pid) for i in range(n)}
+        for m in out.values():
+            m.begin_window()
+        return out
+
+    async def _run_once(self, session: str, n: int, x: np.ndarray
+                        ) -> tuple[dict[int, dict[str, Any]], np.ndarray]:
+        message = {"op": "run", "session": session, "run": next(self._runs), "samples": len(x)}
+
+        async def device(i: int):
+            reply = await self._controls[i].request(message, x if i == 0 else None)
+            return reply, (await self._controls[i].tensor() if i == 0 else None)
+
+        got = await self._gather({i: device(i) for i in range(n)}, "the run")
+        return {i: r for i, (r, _) in got.items()}, got[0][1]
+
+    def _assemble(self, entry: _Model, spec: PlanSpec, built, plan: PartitionPlan,
+                  predicted, freq: int, link: LinkSpec, results: dict[int, dict[str, Any]],
+                  outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray,
+                  label_source: str, measured: Mapping[int, Any], cloud_accel: str
+                  ) -> PartitionRun:
+        power = PowerModel(self.profile)
+        p_busy, p_wait = power.busy_w(freq), power.wait_w(freq)
+        per_byte = self.profile.power.network_j_per_byte
+        col = {i: {k: np.asarray(v, dtype=float) for k, v in r.items() if isinstance(v, list)}
+               for i, r in results.items()}
+        start = col[0]["t_start"]
+        latency = (col[0]["t_end"] - start) * 1e3
+        samples = len(latency)
+        devices, sources = [], []
+        edge_j = np.zeros(samples)
+        for i in sorted(col):
+            c, r = col[i], results[i]
+            busy = c["compute_ms"] + c["encode_ms"]
+            if i in measured:
+                energy = np.full(samples, measured[i].joules / samples)
+                sources.append(measured[i].source)
+            else:
+                energy = (p_busy * busy + p_wait * np.maximum(latency - busy, 0.0)) / 1e3 \
+                    + per_byte * c["frame_bytes"]
+                sources.append(power.source)
+            edge_j += energy
+            devices.append(DeviceMeasurement(
+                device=i, pid=self._workers[i].pid,
+                macs=sum(s.macs for s in plan.computes(i)),
+                compute_ms=float(np.mean(c["compute_ms"])), send_ms=float(np.mean(c["send_ms"])),
+                recv_ms=float(np.mean(c["recv_ms"])), encode_ms=float(np.mean(c["encode_ms"])),
+                latency_ms=float(np.mean((c["t_end"] - start) * 1e3)),
+                sent_bytes=float(np.mean(c["sent_bytes"])),
+                frame_bytes=float(np.mean(c["frame_bytes"])),
+                received_bytes=float(np.mean(c["received_bytes"])),
+                energy_j=float(np.mean(energy)), energy_source=sources[-1],
+                cpu_util=100.0 * r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else float("nan"),
+            ))
+        source = "+".join(dict.fromkeys(sources))
+        hybrid = isinstance(built, HybridPlan)
+        cloud_ms = col[0]["cloud_ms"]
+        cloud_j = np.zeros(samples)
+        if hybrid:
+            cloud_power = PowerModel(self.cloud_profile)
+            cloud_j = cloud_power.busy_w(None, cloud_accel) * cloud_ms / 1e3
+            if cloud_power.source != source:
+                source = f"{source}+{cloud_power.source}"
+        accuracy = float(np.mean(np.argmax(outputs, axis=-1) == labels))
+        split = built.split if hybrid else entry.splits().last_split
+        return PartitionRun(
+            model=entry.name, strategy=spec.strategy, n_devices=spec.devices, split=split,
+            codec=spec.codec, cpu_freq=freq, link=link, samples=samples, devices=devices,
+            latency_ms=latency, energy_j=edge_j + cloud_j, edge_energy_j=edge_j,
+            cloud_energy_j=cloud_j, cloud_ms=cloud_ms, outputs=outputs,
+            max_abs_error=float(np.max(np.abs(outputs - reference))), accuracy=accuracy,
+            label_source=label_source, energy_source=source, predicted=predicted,
+            throttled=self.throttled, sync_points=plan.sync_points,
+            cloud_bytes=float(np.mean(col[0]["cloud_bytes"])),
+        )

@@ -1,0 +1,396 @@
+"""The partition device worker: one edge device of a multi-device plan, as an OS process.
+
+Run it as ``python -m toolkit.partition.worker --index I [--threads 1]``. It
+announces its port like the runtime's workers (one JSON line on stdout), logs
+to stderr and stops on SIGTERM. A connection's first frame says what it is:
+
+* ``{"op": "peer", "from": j, "session": s, "link": {...}}``: a data connection
+  from device ``j``; every following frame is a tensor that device sends this
+  one (id = sample, metadata ``{"name": <tensor name>}``). The receiving side
+  emulates its downlink (:class:`~toolkit.partition.links.Downlink`).
+* anything else: the controller's control connection, which sends JSON requests:
+
+  - ``{"op": "ping"}`` -> ``{"op": "pong", "index", "pid"}``
+  - ``{"op": "configure", "session", "model", "input_size", "plan": PlanSpec,
+    "fingerprint", "peers": [[host, port], ...], "link": {mbps, rtt_ms},
+    "cloud": [host, port] | null, "cloud_link", "cloud_accel"}`` -> the worker
+    loads the model (cached), builds the plan, checks its fingerprint, opens a
+    data connection to every device it sends to (and, on device 0 of a hybrid
+    plan, to the cloud worker) -> ``{"op": "configured", "index", "sends_to"}``
+  - ``{"op": "run", "session", "run", "samples"}``, followed on device 0 by one
+    tensor frame with the ``samples`` inputs -> the device runs its part of
+    every sample, then answers ``{"op": "result", ...}`` with per-sample
+    timings and byte counts (device 0 then sends the outputs as one tensor).
+
+Errors come back as ``{"op": "error", "message"}``. A device whose run fails
+(a peer closed its connection, a malformed frame) closes its data connections,
+so every device waiting on it fails too instead of hanging.
+Per-sample times are read from the host's monotonic clock, which the local
+processes share; the controller compares them across devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ProtocolError, ToolkitError
+from toolkit.models.codecs import decode, encode
+from toolkit.partition.links import Downlink, LinkSpec, Uplink
+from toolkit.runtime import streams
+from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
+from toolkit.runtime.worker import run_worker, serve
+
+__all__ = ["DeviceWorker", "main"]
+
+log = logging.getLogger("toolkit.partition")
+
+#: per-sample record fields a device reports
+SAMPLE_FIELDS = ("compute_ms", "send_ms", "recv_ms", "encode_ms", "cloud_ms", "cloud_wait_ms",
+                 "t_start", "t_end", "sent_bytes", "frame_bytes", "received_bytes",
+                 "cloud_bytes")
+
+
+class _PeerClosed:
+    """Queued when a peer's data connection ends: the reason a receive fails."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass
+class _Session:
+    """One configured plan on this device."""
+
+    id: str
+    plan: Any  # PartitionPlan (the head's, for hybrid plans)
+    hybrid: Any  # HybridPlan or None
+    uplink: Uplink
+    writers: dict[int, asyncio.StreamWriter] = field(default_factory=dict)
+    cloud: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    cloud_link: LinkSpec = field(default_factory=LinkSpec)
+    broken: str = ""
+
+    async def close(self) -> None:
+        writers = list(self.writers.values())
+        if self.cloud is not None:
+            writers.append(self.cloud[1])
+        self.writers, self.cloud = {}, None
+        for w in writers:
+            w.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await w.wait_closed()
+
+
+class DeviceWorker:
+    """Serves one device of partition plans: control requests and peer data."""
+
+    def __init__(self, index: int, threads: int = 1) -> None:
+        self.index = index
+        self.threads = threads
+        self._models: dict[tuple, Any] = {}
+        self._split_models: dict[tuple, Any] = {}
+        self._session: _Session | None = None
+        self._inboxes: dict[tuple[str, int], asyncio.Queue] = {}
+        self._downlink = Downlink()
+
+    # -- connections ----------------------------------------------------------------
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one connection: peer data or control, by its first frame."""
+        frame = await read_frame(reader)
+        if frame is None:
+            return
+        if frame.kind != KIND_JSON:
+            raise ProtocolError("a connection must start with a JSON frame")
+        if frame.message.get("op") == "peer":
+            await self._peer(frame.message, reader)
+        else:
+            await self._control(frame.message, reader, writer)
+
+    def _inbox(self, session: str, src: int) -> asyncio.Queue:
+        key = (session, src)
+        if key not in self._inboxes:
+            self._inboxes[key] = asyncio.Queue()
+        return self._inboxes[key]
+
+    async def _peer(self, hello: dict[str, Any], reader: asyncio.StreamReader) -> None:
+        try:
+            src, session = int(hello["from"]), str(hello["session"])
+            link = LinkSpec.from_message(hello.get("link"))
+        except (KeyError, TypeError, ValueError, ToolkitError) as exc:
+            raise ProtocolError(f"malformed peer hello {hello!r}: {exc}") from None
+        inbox = self._inbox(session, src)
+        reason = f"device {src} closed its data connection"
+        try:
+            while True:
+                frame = await read_frame(reader)
+                if frame is None:
+                    return
+                if frame.kind != KIND_TENSOR:
+                    raise ProtocolError(f"device {src} sent a JSON frame on a data connection")
+                await self._downlink.deliver_delay(link, frame.tensor.nbytes)
+                inbox.put_nowait(frame)
+        except (ProtocolError, ConnectionError, asyncio.IncompleteReadError) as exc:
+            reason = f"data connection from device {src} failed: {exc}"
+            raise
+        finally:
+            inbox.put_nowait(_PeerClosed(reason))
+
+    async def _control(self, first: dict[str, Any], reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
+        msg: dict[str, Any] | None = first
+        while msg is not None:
+            outputs = None
+            try:
+                reply, outputs = await self._dispatch(msg, reader)
+            except (ToolkitError, ValueError, TypeError, KeyError) as exc:
+                reply = {"op": "error", "index": self.index, "message": str(exc)}
+                if self._session is not None and msg.get("op") == "run":
+                    self._session.broken = str(exc)
+                    await self._session.close()  # peers waiting on this device fail too
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                reply = {"op": "error", "index": self.index, "message": f"connection lost: {exc}"}
+                if self._session is not None:
+                    self._session.broken = reply["message"]
+                    await self._session.close()
+            write_json(writer, reply)
+            if outputs is not None:
+                write_tensor(writer, encode(outputs, "fp32"), 0)
+            await writer.drain()
+            frame = await read_frame(reader)
+            if frame is not None and frame.kind != KIND_JSON:
+                raise ProtocolError("the control connection takes JSON requests")
+            msg = frame.message if frame is not None else None
+
+    async def _dispatch(self, msg: dict[str, Any], reader) -> tuple[dict[str, Any], Any]:
+        op = msg.get("op")
+        if op == "ping":
+            return {"op": "pong", "index": self.index, "pid": os.getpid()}, None
+        if op == "configure":
+            return await self._configure(msg), None
+        if op == "run":
+            return await self._run(msg, reader)
+        raise ToolkitError(f"unknown op {op!r}; valid: ping, configure, run")
+
+    # -- configuration --------------------------------------------------------------
+
+    def _model(self, name: str, input_size: int | None):
+        key = (name, input_size)
+        if key not in self._models:
+            from toolkit.partition.stacks import load_partition_model
+
+            self._models[key] = load_partition_model(name, input_size)
+        return self._models[key]
+
+    def _split_model(self, name: str, input_size: int | None):
+        key = (name, input_size)
+        if key not in self._split_models:
+            from toolkit.models.split import SplitModel
+
+            self._split_models[key] = SplitModel(self._model(name, input_size), name=name)
+        return self._split_models[key]
+
+    async def _configure(self, msg: dict[str, Any]) -> dict[str, Any]:
+        from toolkit.partition.hybrid import HybridPlan
+        from toolkit.partition.spec import PlanSpec, plan_fingerprint
+
+        spec = PlanSpec.from_message(msg["plan"])
+        if not 0 <= self.index < spec.devices:
+            raise ToolkitError(f"device {self.index} is not one of the plan's {spec.devices}")
+        name, size = str(msg["model"]), msg.get("input_size")
+        model = self._model(name, size)
+        split_model = self._split_model(name, size) if spec.hybrid else None
+        built = spec.build(model, split_model)
+        if plan_fingerprint(built) != msg.get("fingerprint"):
+            raise ToolkitError(
+                f"device {self.index} built a different {spec.strategy} plan than the "
+                "controller (model files or toolkit versions differ)")
+        hybrid = built if isinstance(built, HybridPlan) else None
+        plan = hybrid.head if hybrid is not None else built
+        if self._session is not None:
+            await self._session.close()
+        session_id = str(msg["session"])
+        for key in [k for k in self._inboxes if k[0] != session_id]:
+            del self._inboxes[key]
+        link = LinkSpec.from_message(msg.get("link"))
+        session = _Session(session_id, plan, hybrid, Uplink(link),
+                           cloud_link=LinkSpec.from_message(msg.get("cloud_link")))
+        self._session = session
+        peers = [tuple(p) for p in msg["peers"]]
+        targets = sorted({t.dst for st in plan.stages for t in st.outgoing(self.index)})
+        for dst in targets:
+            host, port = peers[dst]
+            try:
+                _, w = await asyncio.wait_for(streams.open_connection(host, int(port)), 10)
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise ToolkitError(f"device {self.index} cannot reach device {dst} at "
+                                   f"{host}:{port}: {exc}") from None
+            write_json(w, {"op": "peer", "from": self.index, "session": session_id,
+                           "link": link.as_message()})
+            session.writers[dst] = w
+        if hybrid is not None and self.index == 0:
+            await self._connect_cloud(session, msg)
+        return {"op": "configured", "index": self.index, "sends_to": targets}
+
+    async def _connect_cloud(self, session: _Session, msg: dict[str, Any]) -> None:
+        cloud = msg.get("cloud")
+        if not cloud:
+            raise ToolkitError("a hybrid plan needs a cloud worker; none given")
+        host, port = cloud
+        try:
+            r, w = await asyncio.wait_for(streams.open_connection(host, int(port)), 10)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ToolkitError(f"device 0 cannot reach the cloud worker at {host}:{port}: "
+                               f"{exc}") from None
+        session.cloud = (r, w)
+        write_json(w, {"op": "configure", "split": session.hybrid.split,
+                       "cloud_accel": str(msg.get("cloud_accel", "none"))})
+        await w.drain()
+        ready = await read_frame(r)
+        if ready is None or ready.kind != KIND_JSON or ready.message.get("op") != "ready":
+            reason = ready.message.get("message") if ready is not None else "closed"
+            raise ToolkitError(f"the cloud worker refused the split: {reason}")
+
+    # -- running --------------------------------------------------------------------
+
+    async def _run(self, msg: dict[str, Any], reader) -> tuple[dict[str, Any], Any]:
+        x = None
+        if self.index == 0:  # read the inputs first: the stream stays in step on errors
+            frame = await read_frame(reader)
+            if frame is None or frame.kind != KIND_TENSOR:
+                raise ProtocolError("device 0 expects the inputs as a tensor frame after 'run'")
+            x = decode(frame.tensor)
+        session = self._session
+        if session is None or session.id != str(msg.get("session")):
+            raise ToolkitError("run before configure (or for another session)")
+        if session.broken:
+            raise ToolkitError(f"the session failed earlier ({session.broken}); configure again")
+        samples, run = int(msg["samples"]), int(msg.get("run", 0))
+        if samples < 1:
+            raise ToolkitError("samples must be at least 1")
+        if x is not None and x.shape != (samples, *session.plan.input_shape):
+            raise ToolkitError(f"inputs of shape {x.shape} do not match "
+                               f"{(samples, *session.plan.input_shape)}")
+        cols: dict[str, list] = {k: [] for k in SAMPLE_FIELDS}
+        outputs = []
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        for k in range(samples):
+            sample = None if x is None else x[k:k + 1]
+            rec, out = await self._sample(session, (run << 32) | k, sample)
+            for key, value in rec.items():
+                cols[key].append(value)
+            if out is not None:
+                outputs.append(out)
+        reply = {"op": "result", "index": self.index, "samples": samples,
+                 "cpu_s": time.process_time() - cpu0, "wall_s": time.monotonic() - wall0,
+                 **cols}
+        return reply, (np.concatenate(outputs) if outputs else None)
+
+    async def _receive(self, session: _Session, transfer, rid: int):
+        item = await self._inbox(session.id, transfer.src).get()
+        if isinstance(item, _PeerClosed):
+            raise ToolkitError(f"device {self.index} waited for {transfer.as_name!r}: "
+                               f"{item.reason}")
+        name = item.message.get("name")
+        if item.id != rid or name != transfer.as_name:
+            raise ProtocolError(f"device {self.index} expected {transfer.as_name!r} of sample "
+                                f"{rid} from device {transfer.src}, got {name!r} of {item.id}")
+        return item
+
+    async def _sample(self, session: _Session, rid: int, x) -> tuple[dict[str, Any], Any]:
+        import tensorflow as tf
+
+        from toolkit.partition.execute import run_steps, transfer_payload
+
+        rec = dict.fromkeys(SAMPLE_FIELDS, 0.0)
+        rec["t_start"] = time.monotonic()
+        store: dict[str, Any] = {}
+        if x is not None:
+            store["input"] = tf.convert_to_tensor(x)
+        for stage in session.plan.stages:
+            t0 = time.monotonic()
+            run_steps(stage.steps[self.index], store)
+            rec["compute_ms"] += (time.monotonic() - t0) * 1e3
+            for t in stage.outgoing(self.index):
+                t0 = time.monotonic()
+                enc = encode(np.asarray(transfer_payload(t, store)), "fp32")
+                await session.uplink.send_delay(enc.nbytes)
+                writer = session.writers[t.dst]
+                rec["frame_bytes"] += write_tensor(writer, enc, rid, {"name": t.as_name})
+                await writer.drain()
+                rec["sent_bytes"] += enc.nbytes
+                rec["send_ms"] += (time.monotonic() - t0) * 1e3
+            for t in stage.incoming(self.index):
+                t0 = time.monotonic()
+                frame = await self._receive(session, t, rid)
+                store[t.as_name] = tf.convert_to_tensor(decode(frame.tensor))
+                rec["received_bytes"] += frame.tensor.nbytes
+                rec["recv_ms"] += (time.monotonic() - t0) * 1e3
+        out = None
+        if self.index == session.plan.output[0]:
+            out = np.asarray(store[session.plan.output[1]], dtype=np.float32)
+            if session.hybrid is not None:
+                out = await self._cloud(session, rid, out, rec)
+        rec["t_end"] = time.monotonic()
+        return rec, out
+
+    async def _cloud(self, session: _Session, rid: int, h: np.ndarray,
+                     rec: dict[str, Any]) -> np.ndarray:
+        """Send the head's output to the cloud; return the tail's output."""
+        t0 = time.monotonic()
+        enc = encode(h, session.hybrid.codec)
+        t1 = time.monotonic()
+        link = session.cloud_link
+        reader, writer = session.cloud
+        await asyncio.sleep(link.seconds(enc.nbytes))
+        rec["frame_bytes"] += write_tensor(writer, enc, rid)
+        await writer.drain()
+        reply = await read_frame(reader)
+        if reply is None or reply.kind != KIND_TENSOR or reply.id != rid:
+            raise ProtocolError("the cloud worker sent no matching tensor reply")
+        await asyncio.sleep(link.rtt_ms / 1e3 + link.seconds(reply.tensor.nbytes))
+        rec["encode_ms"] = (t1 - t0) * 1e3
+        rec["cloud_wait_ms"] = (time.monotonic() - t1) * 1e3
+        rec["cloud_ms"] = float(reply.message.get("cloud_ms", 0.0)) + float(
+            reply.message.get("decode_ms", 0.0))
+        rec["sent_bytes"] += enc.nbytes
+        rec["cloud_bytes"] = enc.nbytes
+        rec["received_bytes"] += reply.tensor.nbytes
+        return np.array(decode(reply.tensor), dtype=np.float32)
+
+
+async def _amain(args: argparse.Namespace) -> None:
+    from toolkit.runtime.stages import configure_threads
+
+    configure_threads(args.threads)
+    worker = DeviceWorker(args.index, args.threads)
+    try:
+        await serve(f"device{args.index}", worker.handle, args.host, args.port)
+    finally:
+        if worker._session is not None:
+            await worker._session.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m toolkit.partition.worker``."""
+    parser = argparse.ArgumentParser(prog="python -m toolkit.partition.worker",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=int, required=True, help="this device's index")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port)")
+    parser.add_argument("--threads", type=int, default=1, help="compute threads")
+    args = parser.parse_args(argv)
+    return run_worker(f"device{args.index}", lambda: _amain(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

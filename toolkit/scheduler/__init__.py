@@ -1,0 +1,54 @@
+"""The online scheduler: serve requests with a policy, live or as a dry run.
+
+- :mod:`toolkit.scheduler.protocol` — request and outcome JSON lines;
+- :mod:`toolkit.scheduler.server` — stdin/TCP input, bounded queue with
+  backpressure, per-request timeout, graceful shutdown;
+- :mod:`toolkit.scheduler.script` — the online phase itself (decide, apply,
+  run) and the command line; ``dynasplit export --script`` writes a copy of it
+  beside the policy, ``dynasplit schedule`` runs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.fileio import atomic_output
+from toolkit.scheduler.protocol import Request, RequestError, parse_request
+from toolkit.scheduler.server import Server, ServerStats, parse_listen
+
+__all__ = [
+    "SCRIPT_SOURCE",
+    "Request",
+    "RequestError",
+    "Server",
+    "ServerStats",
+    "export_script",
+    "parse_listen",
+    "parse_request",
+]
+
+#: the exported script's source (this package's ``script.py``)
+SCRIPT_SOURCE = Path(__file__).with_name("script.py")
+
+_POLICY_LINE = 'POLICY_FILE = "policy.json"'
+
+
+def export_script(path: str | Path, policy_path: str | Path) -> Path:
+    """Write the standalone scheduler script, defaulting to ``policy_path``.
+
+    The policy is referred to relative to the script's folder, so the two can
+    be moved together.
+    """
+    import json
+    import os
+
+    path, policy_path = Path(path), Path(policy_path)
+    relative = os.path.relpath(policy_path.resolve(), path.resolve().parent)
+    text = SCRIPT_SOURCE.read_text()
+    assert _POLICY_LINE in text
+    text = text.replace(_POLICY_LINE, f"POLICY_FILE = {json.dumps(relative)}")
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+    path.chmod(0o755)
+    return path
