@@ -9,6 +9,14 @@ every apply really changes both knobs). Connections are opened before timing, as
 a campaign keeps them open. Prints one JSON object; the figure is
 ``ratio_16_hosts_vs_1`` (goal: <= 2).
 
+On loopback the emulated hosts' work (sshd, shells, the fake tools) runs on this
+machine's cores next to the controller; real hosts bring their own. The JSON
+therefore also reports the CPU time the emulated hosts used per apply
+(``host_cpu_s_per_apply_per_host``, summed over each sshd's process tree) and
+``cpu_bound_ratio``: the ratio that this CPU work alone forces on ``cpu_count``
+cores (16 hosts' host and controller CPU spread perfectly over the cores, over
+the 1-host wall time).
+
 Run (as root, with openssh-server installed)::
 
     .venv/bin/python benchmarks/fanout.py [--hosts 16] [--repeats 7]
@@ -29,6 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+import psutil  # noqa: E402
 from fake_pi import make_fake_pi  # noqa: E402
 from sshd_fixture import _UNSHARE, SshServer, sshd_available  # noqa: E402
 
@@ -54,22 +63,48 @@ def controller(server: SshServer, name: str, root: Path) -> PiController:
     return PiController(SshTransport(host))
 
 
-async def timed_applies(controllers: dict[str, PiController],
-                        repeats: int) -> tuple[list[float], float]:
-    """Wall seconds of each of ``repeats`` concurrent applies (after one warm-up), and
-    this process's CPU seconds per apply (the controller's own share of the work)."""
-    walls, cpu = [], 0.0
+def host_cpu_s(servers: list[SshServer]) -> float:
+    """CPU seconds used so far by the emulated hosts: every process of each sshd's tree,
+    plus the children they have reaped (a process's time moves to its parent's
+    children times when it ends, so nothing is counted twice)."""
+    total = 0.0
+    for server in servers:
+        if server.proc is None:
+            continue
+        try:
+            root = psutil.Process(server.proc.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for p in tree:
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+async def timed_applies(controllers: dict[str, PiController], servers: list[SshServer],
+                        repeats: int) -> tuple[list[float], float, float]:
+    """Wall seconds of each of ``repeats`` concurrent applies (after one warm-up), this
+    process's CPU seconds per apply (the controller's own share of the work) and the
+    emulated hosts' CPU seconds per apply."""
+    walls, cpu, host_cpu = [], 0.0, 0.0
     for i in range(repeats + 1):
+        host_start = host_cpu_s(servers)
         start, cpu_start = time.perf_counter(), time.process_time()
         results = await apply_all(controllers, CONFIGS[i % 2], progress=False)
         wall = time.perf_counter() - start
+        cpu_end = time.process_time()
         errors = failed(results)
         if errors:
             raise SystemExit(f"apply failed: {errors}")
         if i:
             walls.append(wall)
-            cpu += time.process_time() - cpu_start
-    return walls, cpu / repeats
+            cpu += cpu_end - cpu_start
+            host_cpu += host_cpu_s(servers) - host_start
+    return walls, cpu / repeats, host_cpu / repeats
 
 
 async def main_async(servers: list[SshServer], root: Path, repeats: int) -> dict:
@@ -82,12 +117,13 @@ async def main_async(servers: list[SshServer], root: Path, repeats: int) -> dict
     start = time.perf_counter()
     await asyncio.gather(*(c.transport.connect() for c in many.values()))
     connect_n = time.perf_counter() - start
-    walls_1, cpu_1 = await timed_applies(one, repeats)
-    walls_n, cpu_n = await timed_applies(many, repeats)
+    walls_1, cpu_1, host_1 = await timed_applies(one, servers[:1], repeats)
+    walls_n, cpu_n, host_n = await timed_applies(many, servers[1:], repeats)
     commands = one["base"].transport.stats.commands / (repeats + 1)
     for c in [*one.values(), *many.values()]:
         await c.close()
     median_1, median_n = statistics.median(walls_1), statistics.median(walls_n)
+    cores = os.cpu_count() or 1
     return {
         "benchmark": "fanout",
         "hosts": len(many),
@@ -101,10 +137,14 @@ async def main_async(servers: list[SshServer], root: Path, repeats: int) -> dict
         f"connect_s_{len(many)}_hosts": round(connect_n, 4),
         "client_cpu_s_per_apply_1_host": round(cpu_1, 4),
         f"client_cpu_s_per_apply_{len(many)}_hosts": round(cpu_n, 4),
+        "host_cpu_s_per_apply_1_host": round(host_1, 4),
+        f"host_cpu_s_per_apply_{len(many)}_hosts": round(host_n, 4),
+        "host_cpu_s_per_apply_per_host": round(host_n / len(many), 4),
+        "cpu_bound_ratio": round((host_n + cpu_n) / cores / median_1, 3),
         "remote_commands_per_apply": round(commands, 2),
         # every sshd, shell and command of the emulated hosts shares these cores with
         # the controller; real hosts bring their own
-        "cpu_count": os.cpu_count(),
+        "cpu_count": cores,
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "login_shell": "/bin/sh" if _UNSHARE else "the user's own (rc files included)",
     }

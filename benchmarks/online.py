@@ -33,6 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tqdm.auto import tqdm  # noqa: E402
+
 from toolkit.cube import pareto_configs  # noqa: E402
 from toolkit.optimize import ConfigSpace, CubeEvaluator, optimize  # noqa: E402
 from toolkit.policy import DEFAULT_RULE, Policy  # noqa: E402
@@ -84,8 +86,10 @@ def main() -> None:
     evaluator = CubeEvaluator(cube)
 
     fronts = {}
+    progress = tqdm(total=2 * args.seeds, desc="optimizer runs", unit="run")
     for algorithm in ("nsga2", "nsga3"):
         for seed in range(args.seeds):
+            progress.update()
             result = optimize(space, evaluator, args.budget, algorithm=algorithm, seed=seed,
                               progress=False)
             fronts[f"{algorithm}-seed{seed}"] = (
@@ -93,7 +97,7 @@ def main() -> None:
     fronts["exhaustive"] = (pareto_configs(cube), len(space))
 
     runs = {}
-    for name, (front, evaluations) in fronts.items():
+    for name, (front, evaluations) in tqdm(fronts.items(), desc="replays", unit="front"):
         policy = Policy.from_front(front, cube)
         t0 = time.perf_counter()
         sim = simulate(cube, policy, trace, seed=args.draw_seed, progress=False)

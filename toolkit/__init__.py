@@ -45,6 +45,12 @@ _EXPORTS = {
     "summary": "toolkit.cube",
     "pareto_configs": "toolkit.cube",
     "run_demo": "toolkit.demo",
+    "Policy": "toolkit.policy",
+    "make_policy": "toolkit.policy",
+    "simulate": "toolkit.simulate",
+    "generate_trace": "toolkit.trace",
+    "read_trace": "toolkit.trace",
+    "read_pool": "toolkit.splinter",
 }
 
 __all__ = ["__version__", *_EXPORTS]

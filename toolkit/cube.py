@@ -97,7 +97,8 @@ def _sorted_unique(values: Iterable[Any]) -> list[Any]:
     return sorted(set(values))
 
 
-def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any]) -> xr.Dataset:
+def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
+                   variables: Mapping[str, tuple[str, str]] | None = None) -> xr.Dataset:
     """Build a cube from run records.
 
     Args:
@@ -108,6 +109,9 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any]) 
             ``samples_per_run``, ``seed``...); ``schema``, ``toolkit_version`` and
             ``created_at`` are filled in when absent. Non-scalar values are stored
             as JSON strings.
+        variables: study-specific variables stored besides :data:`VARIABLES`,
+            name -> ``(units, long_name)`` (e.g. the partitioning study's
+            ``max_device_energy_j``).
 
     Returns:
         The cube as an :class:`xarray.Dataset`.
@@ -128,7 +132,7 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any]) 
     n_rep = max(repeats.values(), default=0)
     shape = [len(coords[k]) for k in keys] + [n_rep]
     data = {}
-    for var, (units, long_name) in VARIABLES.items():
+    for var, (units, long_name) in {**VARIABLES, **(variables or {})}.items():
         arr = np.full(shape, np.nan)
         for idx, rep, r in cells:
             value = r.get(var)

@@ -10,15 +10,9 @@ parameters; and the hardware-change costs of the edge and cloud profiles. See
 :mod:`toolkit.rules`; :class:`Policy` compiles the document's rule at load so
 that each decision costs O(log n) in the number of candidates.
 
-Hardware state and switch costs: a configuration needs the edge CPU at its
-frequency, the Coral TPU off (``none``/``int8``) or on in the runtime mode of
-``tpu-std``/``tpu-max``, and — when the cloud runs part of the model (split
-below the last) — the cloud on its accelerator. Switching costs come from the
-profiles' ``[reconfiguration]`` tables: a frequency change (``cpu_freq_*``), TPU
-power on/off (``tpu_power_on_*``, ``tpu_power_off_*``), a TPU runtime mode switch
-(``tpu_mode_switch_*``) and a cloud CPU/GPU switch (``gpu_switch_*``). Edge
-changes run one after another; the cloud switch runs in parallel with them, so
-the switch time is ``max(edge, cloud)`` and its energy the sum.
+The hardware states and switch costs a reconfiguration-aware policy uses are
+in :mod:`toolkit.switching`; online adaptation (:class:`~toolkit.adapt.DriftTracker`)
+in :mod:`toolkit.adapt`.
 """
 
 from __future__ import annotations
@@ -32,30 +26,25 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from toolkit import __version__
 from toolkit.config import CONFIG_KEYS
 from toolkit.errors import ToolkitError, choices
-from toolkit.fileio import atomic_output
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
+from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
 
 __all__ = [
     "DEFAULT_RULE",
     "MAX_STORED_RUNS",
     "POLICY_SCHEMA",
     "Decision",
-    "DriftTracker",
-    "HardwareState",
     "Policy",
     "candidate_columns",
-    "hardware_state",
     "make_policy",
-    "next_state",
     "read_front",
-    "switch_cost",
 ]
 
 POLICY_SCHEMA = "dynasplit.policy/1"
@@ -69,73 +58,7 @@ DEFAULT_RULE: dict[str, Any] = {"name": "mean", "target": 0.99,
 MAX_STORED_RUNS = 128
 
 _FRONT_SCHEMA = "dynasplit.front/1"
-_TPU = {"none": "off", "int8": "off", "tpu-std": "std", "tpu-max": "max"}
 _DEFAULT_PROFILES = {"edge": "raspberry-pi-4", "cloud": "cloud-gpu-server"}
-
-
-# --------------------------------------------------------------------------- hardware
-
-
-class HardwareState(NamedTuple):
-    """The hardware setting a configuration needs (or the testbed is in).
-
-    Attributes:
-        cpu_freq: edge CPU frequency, MHz.
-        tpu: ``off``, ``std`` or ``max`` (the Coral TPU's power and runtime mode).
-        cloud: the cloud accelerator, or None where the cloud runs nothing (any
-            state will do) or is not known yet.
-    """
-
-    cpu_freq: int
-    tpu: str
-    cloud: str | None
-
-
-def hardware_state(config: Mapping[str, Any], last_split: int) -> HardwareState:
-    """The hardware setting a configuration needs (see :class:`HardwareState`)."""
-    uses_cloud = int(config["split"]) < last_split
-    return HardwareState(int(config["cpu_freq"]), _TPU.get(str(config["edge_accel"]), "off"),
-                         str(config["cloud_accel"]) if uses_cloud else None)
-
-
-def next_state(current: HardwareState | None, needed: HardwareState) -> HardwareState:
-    """The state after switching from ``current`` to what a configuration needs."""
-    cloud = needed.cloud if needed.cloud is not None or current is None else current.cloud
-    return HardwareState(needed.cpu_freq, needed.tpu, cloud)
-
-
-def switch_cost(costs: Mapping[str, float], current: HardwareState | None,
-                needed: HardwareState) -> tuple[float, float]:
-    """Time (ms) and energy (J) to go from ``current`` to ``needed``.
-
-    Args:
-        costs: the profiles' ``[reconfiguration]`` entries (missing ones cost 0).
-        current: the present state; None (unknown) costs nothing.
-        needed: the state a configuration needs.
-    """
-    if current is None:
-        return 0.0, 0.0
-    edge_ms = edge_j = cloud_ms = cloud_j = 0.0
-
-    def add(name: str) -> tuple[float, float]:
-        return costs.get(f"{name}_ms", 0.0), costs.get(f"{name}_j", 0.0)
-
-    steps = []
-    if current.cpu_freq != needed.cpu_freq:
-        steps.append(add("cpu_freq"))
-    if current.tpu != needed.tpu:
-        if current.tpu == "off":
-            steps.append(add("tpu_power_on"))
-        elif needed.tpu == "off":
-            steps.append(add("tpu_power_off"))
-        else:
-            steps.append(add("tpu_mode_switch"))
-    for ms, j in steps:
-        edge_ms += ms
-        edge_j += j
-    if needed.cloud is not None and current.cloud is not None and needed.cloud != current.cloud:
-        cloud_ms, cloud_j = add("gpu_switch")
-    return max(edge_ms, cloud_ms), edge_j + cloud_j
 
 
 # --------------------------------------------------------------------------- fronts
@@ -447,6 +370,8 @@ class Policy:
                 lines.append(f"  {json.dumps(name)}: {json.dumps(column, separators=(',', ':'))}")
         text = (json.dumps(head, indent=1)[:-2] + ',\n "candidates": {\n'
                 + ",\n".join(lines) + "\n }\n}\n")
+        from toolkit.fileio import atomic_output  # pandas: only when writing
+
         with atomic_output(path) as tmp:
             tmp.write_text(text)
         return path
@@ -572,48 +497,3 @@ def _read_columns(block: Mapping[str, Any],
         n_runs=np.asarray(lat["n"], dtype=np.int64), runs_ms=runs,
         transfer_ms=np.array([t or 0.0 for t in transfer], dtype=float), states=states)
     return candidates, config
-
-
-class DriftTracker:
-    """An EWMA of observed / expected transfer time: the online network correction.
-
-    After each request that sent data, :meth:`observe` updates
-    ``factor ← (1 − α)·factor + α·observed/expected``. A request that sent
-    nothing tells nothing about the network, so :meth:`idle` lets the factor
-    decay towards 1 (``factor ← factor + β·(1 − factor)``): once the policy has
-    moved away from the network it eventually tries it again instead of
-    avoiding it for ever. :attr:`grid_factor` rounds the factor *up* to a
-    geometric grid (``step`` apart, never below 1) so that a policy compiles one
-    selector per grid point (cached) and decisions stay O(log n).
-    """
-
-    def __init__(self, alpha: float = 0.3, step: float = 0.05, decay: float = 0.02) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ToolkitError(f"EWMA alpha must be in (0, 1], got {alpha}")
-        if step <= 0.0:
-            raise ToolkitError(f"the factor grid step must be > 0, got {step}")
-        if not 0.0 <= decay < 1.0:
-            raise ToolkitError(f"the idle decay must be in [0, 1), got {decay}")
-        self.alpha = alpha
-        self.step = step
-        self.decay = decay
-        self.factor = 1.0
-
-    def observe(self, expected_ms: float, observed_ms: float) -> None:
-        """Fold in one request's transfer time (:meth:`idle` when nothing was expected)."""
-        if expected_ms > 0.0 and math.isfinite(observed_ms):
-            self.factor += self.alpha * (observed_ms / expected_ms - self.factor)
-        else:
-            self.idle()
-
-    def idle(self) -> None:
-        """A request without transfer: decay the factor towards 1."""
-        self.factor += self.decay * (1.0 - self.factor)
-
-    @property
-    def grid_factor(self) -> float:
-        """The factor rounded up to ``(1 + step)**k`` (1.0 at or below 1)."""
-        if self.factor <= 1.0:
-            return 1.0
-        k = math.ceil(math.log(self.factor) / math.log1p(self.step) - 1e-9)
-        return round((1.0 + self.step) ** k, 9)

@@ -60,6 +60,7 @@ __all__ = [
     "dynasplit_rule",
     "eligible",
     "mean_rule",
+    "most_likely",
     "reconfiguration_rule",
     "required_successes",
     "success_count",
@@ -237,8 +238,14 @@ def _likelihood(c: Candidates, i: int, threshold_ms: float, z: float) -> float:
     return wilson_lower(success_count(c.runs_ms[i], n, threshold_ms), n, z) if n else 0.0
 
 
-def _most_likely_choice(c: Candidates, threshold_ms: float, z: float,
-                        among: Sequence[int]) -> int:
+def most_likely(c: Candidates, threshold_ms: float, z: float,
+                among: Sequence[int] | None = None) -> int:
+    """The last resort of ``mean`` and ``tail``: the candidate most likely to meet.
+
+    The highest one-sided Wilson lower bound (normal quantile ``z``) of the
+    fraction of its runs ≤ the threshold; ties go to the least mean latency.
+    """
+    among = range(len(c)) if among is None else among
     return max(among, key=lambda i: (_likelihood(c, i, threshold_ms, z), -c.mean_ms[i], -i))
 
 
@@ -256,7 +263,7 @@ def mean_rule(c: Candidates, threshold_ms: float, z: float,
     feasible = [i for i in among if c.mean_ms[i] <= threshold_ms]
     if feasible:
         return _least_energy(c, feasible, c.mean_ms)
-    return _most_likely_choice(c, threshold_ms, z, among)
+    return most_likely(c, threshold_ms, z, among)
 
 
 def tail_rule(c: Candidates, threshold_ms: float, target: float, z: float,
@@ -279,7 +286,7 @@ def tail_rule(c: Candidates, threshold_ms: float, target: float, z: float,
         keys = np.array([tail_quantile(r, int(n), target, z)
                          for r, n in zip(c.runs_ms, c.n_runs, strict=True)])
         return _least_energy(c, feasible, keys)
-    return _most_likely_choice(c, threshold_ms, z, among)
+    return most_likely(c, threshold_ms, z, among)
 
 
 def reconfiguration_rule(c: Candidates, threshold_ms: float, keys: np.ndarray,
@@ -375,16 +382,22 @@ def _flat_runs(c: Candidates, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return t, owner, ranks.astype(np.int64)
 
 
-def _most_likely(c: Candidates, idx: np.ndarray, z: float) -> _Steps:
+def _most_likely(c: Candidates, idx: np.ndarray, z: float,
+                 below: float = math.inf) -> _Steps:
     """The ``mean``/``tail`` fallback as a step function: highest Wilson bound at t.
 
     Each stored run is an event at which its candidate's success count (and so
     its lower bound, which never decreases in t) rises; the running maximum over
-    events is the best candidate. Ties go to the least mean latency.
+    events is the best candidate. Ties go to the least mean latency. Only
+    thresholds under ``below`` are answered exactly (later events are dropped).
     """
     by_speed = idx[np.lexsort((idx, c.mean_ms[idx]))]
     fastest = int(by_speed[0])
     t, owner, ranks = _flat_runs(c, idx)
+    if len(t) == 0:
+        return _Steps([], [], fastest)
+    early = t < below
+    t, owner, ranks = t[early], owner[early], ranks[early]
     if len(t) == 0:
         return _Steps([], [], fastest)
     value = _wilson_array(ranks, c.n_runs[owner], z)
@@ -463,31 +476,43 @@ class Selector:
             self.keys = _tail_keys(candidates, target, self.z) + shift
         else:
             self.keys = candidates.mean_ms + shift
-        if rule == "dynasplit":
-            order = self.among[np.lexsort((self.among, self.keys[self.among]))]
-            self._fallback = _Steps([], [], int(order[0]))
-        else:
-            shifted = Candidates(candidates.mean_ms + shift, candidates.energy_j,
-                                 candidates.accuracy, candidates.n_runs,
-                                 [r + s for r, s in zip(candidates.runs_ms, shift,
-                                                        strict=True)],
-                                 candidates.transfer_ms, candidates.states)
-            self._fallback = _most_likely(shifted, self.among, self.z)
         self._best = _prefix_best(candidates, self.among, self.keys)
+        # The fallback is needed below the smallest key; compile that part now and
+        # the rest (for reconfiguration-aware decisions) only when first asked.
+        self._bound = self._best.edges[0] if self._best.edges else math.inf
+        self._fallback = self._compile_fallback(self._bound)
+        self._fallback_full: _Steps | None = None if math.isfinite(self._bound) \
+            else self._fallback
         self._by_state: dict[Hashable, _Steps] = {}
         states = candidates.states or [None] * len(candidates)
         self._to_states = list(dict.fromkeys(states))
         where = {s: k for k, s in enumerate(self._to_states)}
         self._state_ids = np.array([where[s] for s in states], dtype=np.int64)
 
+    def _compile_fallback(self, below: float) -> _Steps:
+        """The fallback step function, exact for thresholds under ``below``."""
+        if self.rule == "dynasplit":
+            order = self.among[np.lexsort((self.among, self.keys[self.among]))]
+            return _Steps([], [], int(order[0]))
+        c, shift = self.c, self.shift_ms
+        runs = c.runs_ms if not shift.any() else [r + s for r, s in zip(c.runs_ms, shift,
+                                                                          strict=True)]
+        shifted = Candidates(c.mean_ms + shift, c.energy_j, c.accuracy, c.n_runs, runs,
+                             c.transfer_ms, c.states)
+        return _most_likely(shifted, self.among, self.z, below)
+
     def fallback(self, threshold_ms: float) -> int:
         """The rule's choice when no candidate meets the threshold."""
-        return self._fallback(threshold_ms)
+        if threshold_ms < self._bound:
+            return self._fallback(threshold_ms)
+        if self._fallback_full is None:
+            self._fallback_full = self._compile_fallback(math.inf)
+        return self._fallback_full(threshold_ms)
 
     def choose(self, threshold_ms: float) -> int:
         """The rule's candidate index for a threshold, in O(log n)."""
         i = self._best(threshold_ms)
-        return i if i >= 0 else self._fallback(threshold_ms)
+        return i if i >= 0 else self._fallback(threshold_ms)  # t is below every key
 
     def choose_many(self, thresholds_ms: np.ndarray) -> np.ndarray:
         """:meth:`choose` for an array of thresholds at once (vectorised)."""
@@ -509,4 +534,4 @@ class Selector:
             steps = _prefix_best(self.c, self.among, self.keys + cost[:, 0], cost[:, 1])
             self._by_state[state] = steps
         i = steps(threshold_ms)
-        return i if i >= 0 else self._fallback(threshold_ms)
+        return i if i >= 0 else self.fallback(threshold_ms)

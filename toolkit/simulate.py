@@ -20,7 +20,7 @@ Strategies (see ``docs/online.md``):
 - ``oracle``: the least-energy configuration of the *whole cube* whose mean
   latency meets the threshold (else the fastest);
 - ``policy-adaptive`` (with ``adapt=True``): the policy's rule with an online
-  EWMA correction of transfer times (:class:`toolkit.policy.DriftTracker`).
+  EWMA correction of transfer times (:class:`toolkit.adapt.DriftTracker`).
 
 Options: *network drift* multiplies the drawn runs' transfer time by a factor
 over a segment of the trace (latency grows by ``(factor − 1) × transfer_ms``;
@@ -43,17 +43,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.adapt import DriftTracker
 from toolkit.config import CONFIG_KEYS
 from toolkit.errors import ToolkitError
-from toolkit.policy import (
-    DriftTracker,
-    HardwareState,
-    Policy,
-    hardware_state,
-    next_state,
-    switch_cost,
-)
+from toolkit.policy import Policy
 from toolkit.rules import Candidates, Selector
+from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
 
 __all__ = ["SIMULATION_SCHEMA", "STRATEGIES", "Drift", "Simulation", "simulate"]
 
@@ -168,6 +163,7 @@ class Simulation:
         seed: the seed of the run draws.
         energy_source: where the energy figures come from.
         options: drift, switching, adaptation and the policy's rule.
+        mean_latency_ms: mean latency of each configuration over its runs.
     """
 
     requests: pd.DataFrame
@@ -175,6 +171,7 @@ class Simulation:
     seed: int | None
     energy_source: str
     options: dict[str, Any]
+    mean_latency_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def table(self) -> pd.DataFrame:
         """Per strategy: ``energy_j_mean, latency_ms_mean, qos_met`` (drawn runs),
@@ -333,7 +330,7 @@ def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
     if notes:
         options["notes"] = notes
     return Simulation(pd.concat(frames, ignore_index=True), runs.configs, seed,
-                      policy.energy_source, options)
+                      policy.energy_source, options, c.mean_ms.copy())
 
 
 def _met_probability(runs: _Runs, pick: np.ndarray, budget_ms: np.ndarray,

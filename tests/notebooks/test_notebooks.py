@@ -1,8 +1,9 @@
 """Every notebook runs top to bottom in a real kernel (nbclient) without a cell error.
 
-Notebooks 03 and 04 read DynaSplit's VGG16 pool when ``../shared`` holds it
-and fall back to the demo cube otherwise; both paths run here (the fallback
-forced with ``DYNASPLIT_NOTEBOOK_DATA=demo``). Executed copies are written to
+Notebooks 03, 04 and 05 read DynaSplit's VGG16 pool when ``../shared`` holds
+it and fall back to the embedded default otherwise (the demo cube; 05: a cube
+it measures); both paths run here, the fallback forced with
+``DYNASPLIT_NOTEBOOK_DATA=demo``. Executed copies are written to
 ``test-artifacts/notebooks/`` for inspection.
 """
 
@@ -34,6 +35,7 @@ CASES = [
     ("04-tradeoffs", "auto"),
     ("04-tradeoffs", "demo"),
     ("05-policy-and-scheduler", "auto"),
+    ("05-policy-and-scheduler", "demo"),
 ]
 
 

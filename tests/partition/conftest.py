@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from toolkit.partition import mobilenet_stack, randomize_weights, vgg_stack
+from toolkit.partition import PartitionCluster, mobilenet_stack, randomize_weights, vgg_stack
 
 
 def digits_cnn() -> keras.Model:
@@ -88,3 +88,11 @@ class ModelCache:
 def models() -> ModelCache:
     """``models(name)`` -> (Keras model, input batch, the model's output on it)."""
     return ModelCache()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """Four real device worker processes, shared by the real-execution tests."""
+    with PartitionCluster(4, log_dir=tmp_path_factory.mktemp("partition"),
+                          run_timeout=120) as c:
+        yield c

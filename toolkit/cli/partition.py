@@ -2,7 +2,9 @@
 
 Prints, per strategy, the error against the unpartitioned model and per-device
 MACs, memory, traffic and *predicted* latency and energy (``--json``: the
-design page's format).
+design page's format). ``--measure`` also runs every plan on N local device
+worker processes and prints predicted vs measured; ``-o CUBE.nc`` writes those
+runs to a cube (resumable: rerunning the command continues).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 
 __all__ = ["register"]
 
-STRATEGY_CHOICES = ("all", "layer-wise", "spatial", "output-channel", "input-channel")
+STRATEGY_CHOICES = ("all", "layer-wise", "spatial", "output-channel", "input-channel", "hybrid")
+HEAD_CHOICES = ("layer-wise", "spatial", "output-channel", "input-channel")
 
 
 def _positive_int(text: str) -> int:
@@ -35,6 +38,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def register(subparsers) -> None:
     """Add the ``partition`` sub-command."""
     p = subparsers.add_parser(
@@ -42,7 +55,9 @@ def register(subparsers) -> None:
         help="compare multi-device partitioning strategies (per-device cost and error)",
         description="Partition MODEL over N devices with each strategy; report the error "
         "against the unpartitioned model and per-device MACs, memory, traffic, and "
-        "predicted latency and energy (power model of the raspberry-pi-4 profile).",
+        "predicted latency and energy (power model of the raspberry-pi-4 profile). With "
+        "--measure, also run each plan on N local device worker processes and report "
+        "predicted vs measured.",
     )
     p.add_argument("model", metavar="MODEL",
                    help="vgg-stack, mobilenet-stack, a model-zoo name (digits-cnn...) or a "
@@ -50,10 +65,13 @@ def register(subparsers) -> None:
     p.add_argument("--devices", type=_positive_int, required=True, metavar="N",
                    help="number of devices")
     p.add_argument("--strategy", choices=STRATEGY_CHOICES, default="all",
-                   help="strategy to run (default: all)")
+                   help="strategy to run (default: all; all includes hybrid when --split "
+                   "is given)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--link-mbps", type=_positive_float, default=None, metavar="R",
                    help="link rate between devices in Mbit/s (default 100)")
+    p.add_argument("--rtt-ms", type=_non_negative_float, default=0.0, metavar="MS",
+                   help="round-trip time between devices (default 0)")
     p.add_argument("--gmacs", type=_positive_float, default=None, metavar="G",
                    help="throughput of each device in GMAC/s (default 1)")
     p.add_argument("--input-size", type=_positive_int, default=None, metavar="S",
@@ -63,33 +81,119 @@ def register(subparsers) -> None:
                    "(none) or every K windowed layers")
     p.add_argument("--profile", default="raspberry-pi-4",
                    help="device profile of the power model (default raspberry-pi-4)")
+    p.add_argument("--cpu-freq", type=_positive_int, default=None, metavar="MHZ",
+                   help="CPU frequency of every device (default: the profile's highest)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random test input")
+    hybrid = p.add_argument_group("hybrid edge/cloud partitioning")
+    hybrid.add_argument("--split", type=_positive_int, default=None, metavar="K",
+                        help="cut point of the hybrid plan (default with --strategy hybrid: "
+                        "the cut sending the fewest bytes)")
+    hybrid.add_argument("--hybrid-strategy", choices=HEAD_CHOICES, default="spatial",
+                        help="strategy of the head over the devices (default spatial)")
+    hybrid.add_argument("--codec", choices=("fp32", "fp16", "int8"), default="fp32",
+                        help="codec of the activation sent to the cloud (default fp32)")
+    hybrid.add_argument("--cloud-mbps", type=_positive_float, default=100.0, metavar="R",
+                        help="link rate from device 0 to the cloud (default 100)")
+    hybrid.add_argument("--cloud-rtt-ms", type=_non_negative_float, default=2.0, metavar="MS",
+                        help="round-trip time to the cloud (default 2)")
+    hybrid.add_argument("--cloud-gmacs", type=_positive_float, default=50.0, metavar="G",
+                        help="throughput of the cloud in GMAC/s (default 50)")
+    real = p.add_argument_group("real execution")
+    real.add_argument("--measure", action="store_true",
+                      help="also run every plan on N local device worker processes")
+    real.add_argument("--samples", type=_positive_int, default=20, metavar="S",
+                      help="measured samples per strategy (default 20)")
+    real.add_argument("--inputs", choices=("digits", "random"), default="digits",
+                      help="inputs of the measured runs (default: the digits images)")
+    real.add_argument("--no-throttle", action="store_true",
+                      help="do not emulate the CPU frequency with cgroup quotas")
+    real.add_argument("-o", "--output", default=None, metavar="CUBE.nc",
+                      help="write the measured runs to a cube (with --measure; resumable)")
     p.set_defaults(func=run)
+
+
+def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> dict:
+    """Run every strategy of ``report`` for real; returns report key -> run dict."""
+    from tqdm.auto import tqdm
+
+    from toolkit.partition import (
+        HYBRID_PREFIX,
+        LinkSpec,
+        PartitionCluster,
+        PartitionStudy,
+        StudySpec,
+    )
+
+    keys = list(report["strategies"])
+    names = {k: (f"{HYBRID_PREFIX}{args.hybrid_strategy}" if k == "hybrid" else k)
+             for k in keys}
+    hybrid = report["strategies"].get("hybrid")
+    link = LinkSpec(report["cost_model"]["link_mbps"], args.rtt_ms)
+    cloud_link = LinkSpec(args.cloud_mbps, args.cloud_rtt_ms)
+    with PartitionCluster(args.devices, profile=cluster_profile,
+                          throttle=not args.no_throttle) as cluster:
+        if args.output:
+            spec = StudySpec(
+                str(args.model), [names[k] for k in keys], [args.devices],
+                [args.cpu_freq] if args.cpu_freq else None, args.input_size, args.fuse,
+                hybrid["split"] if hybrid else None, [args.codec], link, cloud_link,
+                args.samples, 1, 2, args.inputs, args.seed)
+            study = PartitionStudy(cluster, spec, args.output, progress=not args.json)
+            study.run()
+            done = {r["strategy"]: r["run"] for r in study.records}
+            return {k: done[names[k]] for k in keys if names[k] in done}
+        runs = {}
+        for k in tqdm(keys, desc="measuring", unit="strategy", disable=args.json or None):
+            run = cluster.run(
+                str(args.model), names[k], args.devices, samples=args.samples,
+                inputs=args.inputs, input_size=args.input_size, fuse=args.fuse,
+                split=hybrid["split"] if k == "hybrid" else None, codec=args.codec,
+                cpu_freq=args.cpu_freq, link=link, cloud_link=cloud_link, seed=args.seed,
+                macs_per_s=report["cost_model"]["macs_per_s"],
+                cloud_macs_per_s=args.cloud_gmacs * 1e9)
+            runs[k] = run.as_dict()
+        return runs
 
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``dynasplit partition``."""
+    from toolkit.errors import ToolkitError
     from toolkit.partition import (
         DEFAULT_LINK_MBPS,
         DEFAULT_MACS_PER_S,
+        CloudModel,
         CostModel,
+        add_measurements,
         check_fuse,
         evaluate,
         format_table,
         load_partition_model,
     )
 
+    if args.output and not args.measure:
+        raise ToolkitError("-o/--output writes measured runs: add --measure")
     cost_model = CostModel(
         macs_per_s=args.gmacs * 1e9 if args.gmacs else DEFAULT_MACS_PER_S,
         link_mbps=args.link_mbps or DEFAULT_LINK_MBPS,
+        rtt_ms=args.rtt_ms,
         profile=args.profile,
+        freq_mhz=args.cpu_freq,
     )
-    cost_model.power_model()  # a bad profile fails before the model loads
+    cost_model.power_model()  # a bad profile or frequency fails before the model loads
     fuse = check_fuse(args.fuse)
     model = load_partition_model(args.model, args.input_size)
     strategies = "all" if args.strategy == "all" else [args.strategy]
+    wants_hybrid = args.strategy == "hybrid" or (args.strategy == "all" and args.split)
+    hybrid = None
+    if wants_hybrid:
+        hybrid = {"split": args.split, "strategy": args.hybrid_strategy, "codec": args.codec,
+                  "cloud": CloudModel(args.cloud_gmacs * 1e9, args.cloud_mbps,
+                                      args.cloud_rtt_ms)}
     report = evaluate(model, args.devices, strategies, cost_model=cost_model, fuse=fuse,
-                      seed=args.seed, model_name=str(args.model), progress=not args.json)
+                      seed=args.seed, model_name=str(args.model), progress=not args.json,
+                      hybrid=hybrid)
+    if args.measure:
+        add_measurements(report, _measure(args, report, args.profile))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

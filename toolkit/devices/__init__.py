@@ -21,6 +21,7 @@ from toolkit.devices.local import DEFAULT_LINK, Link, LocalTestbed
 from toolkit.devices.pi import PiController, PiSettings, parse_uhubctl
 from toolkit.devices.profile import DeviceProfile, available_profiles, load_profile
 from toolkit.devices.remote import RemoteProcess, StopResult
+from toolkit.devices.shell import RemoteShell
 from toolkit.devices.ssh import (
     AuthError,
     ChecksumMismatch,
@@ -35,6 +36,7 @@ from toolkit.devices.ssh import (
     SshTransport,
     TransportStats,
 )
+from toolkit.devices.ssh_testbed import SshTestbed
 from toolkit.devices.testbed import RunRecord, Testbed
 
 __all__ = [
@@ -65,8 +67,10 @@ __all__ = [
     "PiSettings",
     "ReconnectPolicy",
     "RemoteProcess",
+    "RemoteShell",
     "RunRecord",
     "SshError",
+    "SshTestbed",
     "SshTransport",
     "StopResult",
     "Testbed",

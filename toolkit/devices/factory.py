@@ -18,14 +18,15 @@ def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
         spec: ``local`` (the embedded default) or a testbed inventory TOML
             (name under ``hardware/testbeds`` or a path).
         options: passed to the testbed's constructor (e.g. ``model``,
-            ``log_dir``, ``link`` for the local testbed).
+            ``input_size``; ``log_dir`` for the local testbed, ``startup_timeout_s``
+            for the SSH testbed).
 
     Raises:
-        ConfigError: an unreadable or invalid inventory, or a testbed kind this
-            version cannot drive yet.
+        ConfigError: an unreadable or invalid inventory.
     """
     from toolkit.devices.inventory import load_inventory
     from toolkit.devices.local import LocalTestbed
+    from toolkit.devices.ssh_testbed import SshTestbed
 
     if str(spec) == "local":
         return LocalTestbed(**options)
@@ -37,7 +38,4 @@ def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
             raise ConfigError(f"{inventory.path}: a local testbed needs exactly one edge and one "
                               f"cloud host (found {len(edge)} and {len(cloud)})")
         return LocalTestbed(edge[0].profile, cloud[0].profile, **options)
-    raise ConfigError(
-        f"{inventory.path}: testbed kind {inventory.kind!r} cannot run campaigns yet in this "
-        "version; its hosts can be driven with toolkit.devices (PiController, CloudController)"
-    )
+    return SshTestbed(inventory, **options)

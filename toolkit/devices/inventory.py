@@ -91,6 +91,10 @@ class Host:
         keepalive_s: interval of SSH keepalive requests.
         workdir: remote folder (relative to the login directory) for deployed files,
             PID files and worker logs.
+        python: the Python interpreter on the host that has the toolkit installed
+            (runs the edge or cloud worker of an SSH testbed).
+        worker_port: TCP port the host's worker listens on (0: any free port, read
+            from the worker's announcement in its log).
         where: ``FILE hosts[i]``, for error messages.
     """
 
@@ -109,6 +113,8 @@ class Host:
     max_sessions: int = 10
     keepalive_s: float = 15.0
     workdir: str = ".dynasplit"
+    python: str = "python3"
+    worker_port: int = 0
     where: str = ""
 
     @property
@@ -288,7 +294,8 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 
 _HOST_KEYS = ("name", "address", "port", "user", "identity_file", "agent", "known_hosts",
               "verify_host_keys", "roles", "profile", "connect_timeout_s",
-              "command_timeout_s", "max_sessions", "keepalive_s", "workdir")
+              "command_timeout_s", "max_sessions", "keepalive_s", "workdir", "python",
+              "worker_port")
 _METER_KEYS = ("name", "kind", "measures", "host")
 
 
@@ -332,6 +339,13 @@ def _host(data: Any, path: Path, i: int, testbed_kind: str) -> Host:
     max_sessions = t.get("max_sessions", int, 10)
     if max_sessions < 1:
         raise t.fail("max_sessions", "an integer >= 1 (sshd's MaxSessions)", max_sessions)
+    worker_port = t.get("worker_port", int, 0)
+    if not 0 <= worker_port < 65536:
+        raise t.fail("worker_port", "an integer in 0..65535 (0: any free port)", worker_port)
+    python = t.get("python", str, "python3")
+    if not python.strip():
+        raise t.fail("python", "the remote Python interpreter (e.g. \"python3\" or a "
+                     "venv's bin/python)", python)
     device_roles = [r for r in roles if r != "meter"]
     profile = _profile(t) if "profile" in t.data or device_roles else None
     for role in device_roles:
@@ -370,6 +384,8 @@ def _host(data: Any, path: Path, i: int, testbed_kind: str) -> Host:
         max_sessions=max_sessions,
         keepalive_s=t.number("keepalive_s", 15.0),
         workdir=t.get("workdir", str, ".dynasplit"),
+        python=python,
+        worker_port=worker_port,
         where=f"{path} hosts[{i}]",
     )
 

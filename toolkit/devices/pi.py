@@ -184,7 +184,7 @@ class PiController(EdgeController):
         self.settings = PiSettings.from_profile(profile)
         self.shell = RemoteShell(transport)
         self._freqs: list[int] | None = None
-        self._interpreter: str | None = None
+        self._interpreter: list[str] | None = None
 
     @classmethod
     def from_host(cls, host: Host) -> PiController:
@@ -327,28 +327,36 @@ class PiController(EdgeController):
         raise AssertionError("unreachable")
 
     async def _run_script(self, script: KnobScript) -> list[KnobChange]:
-        if self._interpreter is None:  # bash gives the script a microsecond clock
+        if self._interpreter is None:
+            # bash gives the script a microsecond clock; --norc: Debian's bash would
+            # otherwise source ~/.bashrc whenever it finds itself started over SSH
             probe = await self.shell.run(["sh", "-c", "command -v bash"], check=False)
-            self._interpreter = "bash" if probe.ok and probe.stdout.strip() else "sh"
+            found = probe.ok and probe.stdout.strip()
+            self._interpreter = ["bash", "--norc", "--noprofile"] if found else ["sh"]
         start = time.perf_counter()
         try:
-            res = await self.shell.run([self._interpreter, "-c", script.text], check=False)
+            res = await self.shell.run([*self._interpreter, "-c", script.text], check=False)
         except CommandTimeout as exc:
             hung = script.command(script.parse(exc.output).running)
             raise CommandTimeout(self.name, hung, exc.timeout_s, output=exc.output) from None
+        except ConnectionLost as exc:  # name the knobs, not the whole script
+            detail = str(exc).rsplit(": ", 1)[-1]
+            raise ConnectionLost(self.name, f"connection to {self.name} "
+                                 f"({self.transport.endpoint}) lost during the "
+                                 f"{script.command(None)}: {detail}") from None
         wall_ms = (time.perf_counter() - start) * 1000.0
         report = script.parse(res.stdout)
         if report.failure is not None:
             _, status, label = report.failure
-            if label == "tpu.noport":
-                unfinished = report.unfinished
-                raise self._no_port(unfinished.blobs.get("before", "") if unfinished else "")
             # the failing command's own stderr (the report lines are not its output)
             raise CommandFailed(CommandResult(self.name, tuple(script.argv(label)), status,
                                               "", res.stderr, wall_ms))
         if not res.ok or report.remote_ms is None or len(report.steps) != len(script.wanted):
             raise CommandFailed(dataclasses.replace(
-                res, argv=(self._interpreter, "-c", script.command(None))))
+                res, argv=(*self._interpreter, "-c", script.command(None))))
+        for step in report.steps:
+            if step.knob == "tpu_power" and script.hub_states(step)[0] is None:
+                raise self._no_port(step.blobs.get("out", ""))
         changes = script.changes(report, self.name)
         # the command's round trip (channel, shell, interpreter) is part of the cost of
         # the first knob, so that the durations of one call add up to its wall time

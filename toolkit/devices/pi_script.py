@@ -9,8 +9,9 @@ the host runs as a single command, step by step, in the controller's order:
   differ from the wanted governor and frequency, write them (``sudo -n tee --
   FILE`` where the profile asks for sudo, else a plain shell redirection) and
   read both back;
-- ``tpu_power``: ``uhubctl -l LOC -p PORT`` for the port's state; if it differs,
-  ``uhubctl ... -a on|off``, whose printed new state is the read-back;
+- ``tpu_power``: ``uhubctl -l LOC -p PORT -a on|off``: uhubctl prints the port's
+  current state, powers the port on or off only if it differs and prints the new
+  state, the read-back;
 - ``tpu_mode``: ``dpkg-query -W`` for the installed runtime; if it differs,
   preseed debconf, install the runtime package and query again.
 
@@ -87,25 +88,6 @@ blob() { printf '\n%s blob %s\n%s\n%s endblob\n' "$T" "$1" "$2" "$T"; }
 fail() { rec fail "$STEP" "$1" "$2"; exit "$CODE"; }
 rd() { v=; read -r v < "$1" || [ -n "$v" ]; }
 """
-
-# port_state OUTPUT PORT: ps=on|off|unknown by parse_uhubctl's rules (last status wins)
-_PORT_STATE = r"""port_state() {
-  ps=unknown
-  while IFS= read -r line; do
-    set -f; set -- $line; set +f
-    [ "$1" = Port ] && [ "$2" = "$PORT:" ] || continue
-    case $3 in [0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]) ;; *) continue;; esac
-    hex=$3; shift 3; st=
-    for x in "$@"; do [ "$x" = off ] && st=off; done
-    if [ -z "$st" ]; then for x in "$@"; do [ "$x" = power ] && st=on; done; fi
-    if [ -z "$st" ]; then if [ "$hex" = 0000 ]; then st=off; else st=on; fi; fi
-    ps=$st
-  done <<EOF
-$1
-EOF
-}
-"""
-
 
 def _mode_of(std: str, max_: str) -> str:
     """Shell function: md=std|max|none from dpkg-query output (runtime_mode's rules)."""
@@ -222,9 +204,9 @@ class KnobScript:
         s, q = self.settings, shlex.quote
         gov_f, cur_f, set_f = (posixpath.join(s.sysfs_cpufreq, leaf) for leaf in
                                ("scaling_governor", "scaling_cur_freq", "scaling_setspeed"))
-        self._label("cpu.read", ["cat", "--", gov_f, cur_f])
-        read = (f"rec run cpu.read; rd {q(gov_f)} && gov=$v && rd {q(cur_f)} && khz=$v "
-                "|| fail $? cpu.read")
+        reads = f"rd {q(gov_f)} && gov=$v && rd {q(cur_f)} && khz=$v"
+        self._label("cpu.read", ["sh", "-c", f"read -r v < {q(gov_f)}; read -r v < {q(cur_f)}"])
+        read = f"rec run cpu.read; {reads} || fail $? cpu.read"
         gov = q(s.governor)
         w_gov = self._write("cpu.governor", s.cpu_sudo, s.governor, gov_f)
         w_set = self._write("cpu.setspeed", s.cpu_sudo, str(int(mhz) * 1000), set_f)
@@ -243,21 +225,20 @@ class KnobScript:
         ])
 
     def tpu_power(self, on: bool) -> None:
-        """Add the TPU power step (uhubctl on the profile's hub and port)."""
+        """Add the TPU power step: ``uhubctl -l LOC -p PORT -a on|off``.
+
+        One call does it all: uhubctl prints the port's current status, sends the
+        power request only to a port whose power differs (one already in that
+        state is left alone) and prints the new status, the read-back.
+        """
         s = self.settings
         want = "on" if on else "off"
-        hub = self._priv(s.tpu_sudo, [s.uhubctl, "-l", s.hub_location, "-p", str(s.hub_port)])
-        status = shlex.join(self._commands.setdefault("tpu.status", hub))
-        switch = shlex.join(self._commands.setdefault("tpu.switch", [*hub, "-a", want]))
-        self._functions["port_state"] = _PORT_STATE
+        hub = self._priv(s.tpu_sudo, [s.uhubctl, "-l", s.hub_location, "-p", str(s.hub_port),
+                                      "-a", want])
+        switch = shlex.join(self._label_argv("tpu.switch", hub))
         self._step("tpu_power", want, [
-            f"PORT={int(s.hub_port)}",
-            f"rec run tpu.status; out=$({status}) || fail $? tpu.status",
-            'blob before "$out"; port_state "$out"',
-            '[ "$ps" != unknown ] || fail 1 tpu.noport',
-            f'if [ "$ps" != {want} ]; then',
-            f'  ch=1; rec run tpu.switch; out=$({switch}) || fail $? tpu.switch; blob after "$out"',
-            "else ch=0; fi",
+            f'rec run tpu.switch; out=$({switch}) || fail $? tpu.switch; blob out "$out"',
+            "ch=-",  # changed or not: uhubctl's "Current status" tells (see changes())
         ])
 
     def tpu_mode(self, mode: str) -> None:
@@ -366,6 +347,8 @@ class KnobScript:
         out = []
         for step in report.steps:
             value = self.wanted[step.knob]
+            if step.knob == "tpu_power":
+                step.changed = self.hub_states(step)[0] != (value == "on")
             verified = self._verified(step, value)
             if not verified:
                 log.warning("%s on %s: set to %s but reading it back disagrees",
@@ -383,5 +366,15 @@ class KnobScript:
                 return False
             return words[0] == s.governor and int(words[1]) // 1000 == int(value)
         if step.knob == "tpu_power":
-            return parse_uhubctl(step.blobs.get(last, ""), s.hub_port) == (value == "on")
+            return parse_uhubctl(step.blobs.get("out", ""), s.hub_port) == (value == "on")
         return runtime_mode(step.blobs.get(last, ""), dict(s.runtime_packages)) == value
+
+    def hub_states(self, step: StepReport) -> tuple[bool | None, bool | None]:
+        """The TPU port's power (before, after) in a ``tpu_power`` step's uhubctl output:
+        the "Current status" lines, and the last status printed."""
+        out = step.blobs.get("out", "")
+        lines = out.splitlines()
+        cut = next((i for i, line in enumerate(lines)
+                    if line.startswith(("Sent power", "New status"))), len(lines))
+        port = self.settings.hub_port
+        return parse_uhubctl("\n".join(lines[:cut]), port), parse_uhubctl(out, port)

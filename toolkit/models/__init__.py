@@ -1,31 +1,38 @@
-"""Models: the zoo, cut points and splitting, int8 heads, activation codecs."""
+"""Models: the zoo, cut points and splitting, int8 heads, activation codecs.
 
-from toolkit.models.codecs import Encoded, decode, encode
-from toolkit.models.data import EvalData, eval_data, eval_inputs, reference_labels
-from toolkit.models.digits import build_digits_cnn, load_digits_data, train_digits
-from toolkit.models.evaluate import accuracy_table
-from toolkit.models.macs import model_macs
-from toolkit.models.quantize import Int8Runner, quantize_int8
-from toolkit.models.split import CutPoint, SplitModel
-from toolkit.models.zoo import MODEL_NAMES, load_model
+Names load on first use, so importing a light module of this package (the
+codecs, the digits data) does not pull in TensorFlow.
+"""
 
-__all__ = [
-    "MODEL_NAMES",
-    "CutPoint",
-    "Encoded",
-    "EvalData",
-    "Int8Runner",
-    "SplitModel",
-    "accuracy_table",
-    "build_digits_cnn",
-    "decode",
-    "encode",
-    "eval_data",
-    "eval_inputs",
-    "load_digits_data",
-    "load_model",
-    "model_macs",
-    "quantize_int8",
-    "reference_labels",
-    "train_digits",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> module that defines it
+_EXPORTS = {
+    "Encoded": "codecs", "decode": "codecs", "encode": "codecs",
+    "EvalData": "data", "eval_data": "data", "eval_inputs": "data",
+    "reference_labels": "data",
+    "build_digits_cnn": "digits", "load_digits_data": "digits", "train_digits": "digits",
+    "accuracy_table": "evaluate",
+    "model_macs": "macs",
+    "Int8Runner": "quantize", "quantize_int8": "quantize",
+    "CutPoint": "split", "SplitModel": "split",
+    "MODEL_NAMES": "zoo", "load_model": "zoo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolkit.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"toolkit.models.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -25,14 +25,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from toolkit.config import CLOUD_ACCELS, CONFIG_KEYS, EDGE_ACCELS, EXTRA_KEYS, Config
 from toolkit.config import config_problems as _config_problems
-from toolkit.devices.profile import DeviceProfile, load_profile
 from toolkit.errors import ConfigError, choices
+
+if TYPE_CHECKING:
+    from toolkit.devices.profile import DeviceProfile
 
 __all__ = [
     "GENES",
@@ -231,6 +233,8 @@ class ConfigSpace:
             ConfigError: a profile has the wrong role or no settable frequency, or
                 an accelerator subset names one the profile lacks.
         """
+        from toolkit.devices.profile import DeviceProfile, load_profile
+
         edge = edge_profile if isinstance(edge_profile, DeviceProfile) else load_profile(
             edge_profile)
         cloud = cloud_profile if isinstance(cloud_profile, DeviceProfile) else load_profile(

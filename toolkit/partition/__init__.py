@@ -9,10 +9,16 @@ Four strategies split a chain-shaped Keras model over N devices, each into a
 * :func:`output_channel`: filter (unit) subsets, outputs gathered;
 * :func:`input_channel`: input-channel subsets, partial sums reduced.
 
+:func:`hybrid_plan` partitions the head of a vertical edge/cloud split over the
+devices (the tail runs in the cloud, the activation travels through a codec).
+
 :func:`execute_plan` runs a plan in one process (numerically equivalent to the
 model); :func:`estimate_cost` counts per-device MACs, memory and traffic and
 predicts latency and energy; :func:`evaluate` does both for the command
-``dynasplit partition``. See ``docs/partitioning.md``.
+``dynasplit partition``. :class:`PartitionCluster` runs plans for real on N
+local device-worker processes over TCP (per-device latency and energy), and
+:class:`PartitionStudy` measures strategies × device counts into a cube,
+resumably. See ``docs/partitioning.md``.
 """
 
 from toolkit.partition.channels import input_channel, output_channel
@@ -25,8 +31,24 @@ from toolkit.partition.cost import (
     estimate_cost,
 )
 from toolkit.partition.execute import execute_plan, run_steps, transfer_payload
-from toolkit.partition.graph import SUPPORTED_LAYERS, Chain, chain_from_model
+from toolkit.partition.graph import SUPPORTED_LAYERS, Chain, chain_from_model, chain_head
+from toolkit.partition.hybrid import (
+    CODEC_BYTES,
+    DEFAULT_CLOUD_MACS_PER_S,
+    HYBRID_PREFIX,
+    CloudModel,
+    HybridCost,
+    HybridPlan,
+    codec_roundtrip,
+    default_hybrid_split,
+    estimate_hybrid_cost,
+    execute_hybrid,
+    hybrid_plan,
+    hybrid_splits,
+)
 from toolkit.partition.layerwise import layer_wise
+from toolkit.partition.links import LinkSpec
+from toolkit.partition.measurement import DeviceMeasurement, PartitionRun
 from toolkit.partition.ops import Activation, Op
 from toolkit.partition.plan import (
     Assemble,
@@ -39,8 +61,10 @@ from toolkit.partition.plan import (
     Stage,
     Transfer,
 )
-from toolkit.partition.report import evaluate, format_table, max_abs_error
+from toolkit.partition.report import HYBRID, add_measurements, evaluate, format_table, max_abs_error
+from toolkit.partition.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.spatial import check_fuse, spatial
+from toolkit.partition.spec import PlanSpec, plan_fingerprint, strategy_names
 from toolkit.partition.stacks import (
     STACKS,
     load_partition_model,
@@ -49,34 +73,60 @@ from toolkit.partition.stacks import (
     vgg_stack,
 )
 from toolkit.partition.strategies import STRATEGIES, partition
+from toolkit.partition.study import PARTITION_VARIABLES, PartitionStudy, StudySpec, StudySummary
 
 __all__ = [
+    "CODEC_BYTES",
+    "DEFAULT_CLOUD_MACS_PER_S",
     "DEFAULT_LINK_MBPS",
     "DEFAULT_MACS_PER_S",
+    "HYBRID",
+    "HYBRID_PREFIX",
+    "INPUT_KINDS",
+    "PARTITION_VARIABLES",
     "STACKS",
     "STRATEGIES",
     "SUPPORTED_LAYERS",
     "Activation",
     "Assemble",
     "Chain",
+    "CloudModel",
     "Compute",
     "Concat",
     "CostModel",
     "DeviceCost",
+    "DeviceMeasurement",
+    "HybridCost",
+    "HybridPlan",
+    "LinkSpec",
     "Op",
+    "PartitionCluster",
     "PartitionPlan",
+    "PartitionRun",
+    "PartitionStudy",
     "PlanCost",
+    "PlanSpec",
     "Reduce",
     "Region",
     "Slice",
     "Stage",
+    "StudySpec",
+    "StudySummary",
     "Transfer",
+    "add_measurements",
     "chain_from_model",
+    "chain_head",
     "check_fuse",
+    "codec_roundtrip",
+    "default_hybrid_split",
     "estimate_cost",
+    "estimate_hybrid_cost",
     "evaluate",
+    "execute_hybrid",
     "execute_plan",
     "format_table",
+    "hybrid_plan",
+    "hybrid_splits",
     "input_channel",
     "layer_wise",
     "load_partition_model",
@@ -84,9 +134,11 @@ __all__ = [
     "mobilenet_stack",
     "output_channel",
     "partition",
+    "plan_fingerprint",
     "randomize_weights",
     "run_steps",
     "spatial",
+    "strategy_names",
     "transfer_payload",
     "vgg_stack",
 ]

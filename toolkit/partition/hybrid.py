@@ -53,6 +53,7 @@ __all__ = [
     "HybridCost",
     "HybridPlan",
     "codec_roundtrip",
+    "default_hybrid_split",
     "estimate_hybrid_cost",
     "execute_hybrid",
     "hybrid_plan",
@@ -158,6 +159,18 @@ def hybrid_splits(split_model: SplitModel) -> list[int]:
     return list(range(1, split_model.last_split))
 
 
+def default_hybrid_split(split_model: SplitModel) -> int:
+    """The hybrid cut sending the fewest bytes to the cloud (the earliest among equals).
+
+    Raises:
+        ToolkitError: the model has no cut with a layer on each side.
+    """
+    valid = hybrid_splits(split_model)
+    if not valid:
+        raise ToolkitError(f"model {split_model.name!r} is too short for a hybrid split")
+    return min(valid, key=lambda k: (split_model.cut_points[k].bytes, k))
+
+
 def hybrid_plan(
     model: keras.Model,
     n_devices: int,
@@ -236,7 +249,8 @@ class HybridCost:
     Attributes:
         strategy: ``hybrid-<head strategy>``.
         n_devices: edge devices.
-        devices: per edge device (device 0's ``sent_bytes`` include the activation).
+        devices: per edge device (device 0's ``sent_bytes`` include the activation,
+            its ``received_bytes`` the output).
         latency_ms: the request's latency (output back on device 0).
         energy_j: edge devices + cloud.
         edge_energy_j: the edge devices' energy.
@@ -286,8 +300,11 @@ def estimate_hybrid_cost(
         sent = d.sent_bytes + (plan.activation_bytes if d.device == 0 else 0)
         energy = edge_power.energy_j(busy, latency - busy, freq=model.freq_mhz,
                                      accel=model.accel, bytes_sent=sent)
-        finish = latency * 1e3 if d.device == 0 else d.latency_ms
-        devices.append(replace(d, sent_bytes=sent, latency_ms=finish, energy_j=energy))
+        first = d.device == 0
+        devices.append(replace(
+            d, sent_bytes=sent, latency_ms=latency * 1e3 if first else d.latency_ms,
+            received_bytes=d.received_bytes + (plan.output_bytes if first else 0),
+            energy_j=energy))
     edge_j = sum(d.energy_j for d in devices)
     cloud_j = cloud_power.energy_j(cloud_s, accel=cloud.accel)
     source = edge_power.source if edge_power.source == cloud_power.source else (

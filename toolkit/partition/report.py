@@ -2,31 +2,49 @@
 
 :func:`evaluate` partitions a model with each strategy, runs every plan in this
 process on a seeded random input to measure its largest absolute difference
-from the unpartitioned Keras model, and predicts per-device costs. Its result is
-the JSON document of ``dynasplit partition --json`` (see the design page);
+from the unpartitioned Keras model, and predicts per-device costs; it can add
+the hybrid edge/cloud plan (key ``hybrid``). Its result is the JSON document of
+``dynasplit partition --json`` (see the design page); :func:`add_measurements`
+adds what real runs measured (``measured`` per strategy and per device), and
 :func:`format_table` renders it for people.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, choices
 from toolkit.partition.cost import CostModel, estimate_cost
 from toolkit.partition.execute import execute_plan
 from toolkit.partition.graph import chain_from_model
+from toolkit.partition.hybrid import (
+    CloudModel,
+    default_hybrid_split,
+    estimate_hybrid_cost,
+    execute_hybrid,
+    hybrid_plan,
+)
 from toolkit.partition.plan import PartitionPlan
 from toolkit.partition.strategies import STRATEGIES, check_strategy, partition
 
-__all__ = ["evaluate", "format_table", "max_abs_error"]
+__all__ = ["HYBRID", "add_measurements", "evaluate", "format_table", "max_abs_error"]
+
+#: the report's key of the hybrid edge/cloud plan
+HYBRID = "hybrid"
 
 _DEVICE_KEYS = ("macs", "weight_bytes", "peak_activation_bytes", "sent_bytes",
                 "received_bytes", "latency_ms", "energy_j")
+_MEASURED_DEVICE_KEYS = ("latency_ms", "compute_ms", "send_ms", "recv_ms", "encode_ms",
+                         "energy_j", "energy_source", "sent_bytes", "frame_bytes",
+                         "received_bytes", "cpu_util")
+_MEASURED_KEYS = ("samples", "latency_ms", "energy_j", "edge_energy_j", "cloud_energy_j",
+                  "cloud_ms", "cloud_bytes", "max_abs_error", "accuracy", "label_source",
+                  "energy_source", "throttled", "cpu_freq", "link", "strategy")
 
 
 def max_abs_error(plan: PartitionPlan, model: keras.Model, x: np.ndarray) -> float:
@@ -34,6 +52,44 @@ def max_abs_error(plan: PartitionPlan, model: keras.Model, x: np.ndarray) -> flo
     x = np.asarray(x, dtype=np.float32)
     reference = np.asarray(model(x, training=False))
     return float(np.max(np.abs(execute_plan(plan, x) - reference)))
+
+
+def _per_device(cost) -> list[dict[str, Any]]:
+    return [{**{k: getattr(d, k) for k in _DEVICE_KEYS}, "device": d.device,
+             "compute_ms": d.compute_ms, "sync_points": d.sync_points,
+             "energy_source": d.energy_source} for d in cost.devices]
+
+
+def _hybrid_entry(model: keras.Model, n_devices: int, x: np.ndarray, reference: np.ndarray,
+                  cost_model: CostModel, options: Mapping[str, Any], fuse: int | str,
+                  model_name: str) -> dict[str, Any]:
+    from toolkit.models.data import eval_inputs, reference_labels
+    from toolkit.models.split import SplitModel
+
+    sm = SplitModel(model, name=model.name)
+    split = options.get("split")
+    split = default_hybrid_split(sm) if split is None else split
+    strategy = options.get("strategy", "spatial")
+    extra = {"fuse": fuse} if strategy == "spatial" else {}
+    plan = hybrid_plan(model, n_devices, split, strategy, options.get("codec", "fp32"),
+                       split_model=sm, model_name=model_name, **extra)
+    cost = estimate_hybrid_cost(plan, cost_model, options.get("cloud") or CloudModel())
+    samples = int(options.get("accuracy_samples", 100))
+    x_eval = eval_inputs(model)[1][:samples]
+    labels, label_source = reference_labels(model, x_eval)
+    outputs = execute_hybrid(plan, sm, x_eval)
+    accuracy = float(np.mean(np.argmax(outputs, -1) == np.asarray(labels)[:len(x_eval)]))
+    return {
+        "head_strategy": strategy, "split": plan.split, "layer": plan.layer,
+        "codec": plan.codec,
+        "max_abs_error": float(np.max(np.abs(execute_hybrid(plan, sm, x) - reference))),
+        "accuracy": accuracy, "label_source": label_source, "accuracy_samples": len(x_eval),
+        "sync_points": cost.sync_points, "latency_ms": cost.latency_ms,
+        "energy_j": cost.energy_j, "edge_energy_j": cost.edge_energy_j,
+        "cloud_energy_j": cost.cloud_energy_j, "cloud_ms": cost.cloud_ms,
+        "cloud_bytes": cost.cloud_bytes, "energy_source": cost.energy_source,
+        "predicted": True, "options": plan.head.options, "per_device": _per_device(cost),
+    }
 
 
 def evaluate(
@@ -46,29 +102,42 @@ def evaluate(
     seed: int = 0,
     model_name: str | None = None,
     progress: bool = True,
+    hybrid: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Partition ``model`` with each strategy; error against the model and costs.
 
     Args:
         model: a chain Keras model with a fixed input shape.
         n_devices: number of devices.
-        strategies: ``"all"`` or strategy names. With ``"all"``, a strategy that
-            refuses the model is listed under ``"refused"`` with its reason.
+        strategies: ``"all"`` or strategy names (``"hybrid"`` for the hybrid
+            plan). With ``"all"``, a strategy that refuses the model is listed
+            under ``"refused"`` with its reason, and the hybrid plan is added
+            when ``hybrid`` is given.
         cost_model: throughput, link rate and power profile of the prediction.
         fuse: the spatial strategy's fusion (``"all"``, ``"none"`` or a count).
         seed: seed of the random input the error is measured on.
         model_name: the name to report (default: the Keras model's).
         progress: show a progress bar over the strategies.
+        hybrid: the hybrid plan's options: ``split`` (default: the cut sending
+            the fewest bytes), ``strategy`` of the head (default ``spatial``),
+            ``codec`` (default ``fp32``), ``cloud`` (a :class:`CloudModel`),
+            ``accuracy_samples`` (digits inputs its accuracy is measured on,
+            in this process; default 100).
 
     Returns:
         ``{"model", "devices", "input_shape", "energy_source", "cost_model",
         "strategies": {name: {"max_abs_error", "sync_points", "latency_ms",
         "energy_j", "energy_source", "predicted", "per_device": [...]}},
-        "refused": {name: reason}}``.
+        "refused": {name: reason}}``; the ``hybrid`` entry also has
+        ``head_strategy, split, layer, codec, accuracy, label_source,
+        edge_energy_j, cloud_energy_j, cloud_ms, cloud_bytes``.
     """
     cost_model = cost_model or CostModel()
     everything = strategies == "all"
-    names = list(STRATEGIES) if everything else [check_strategy(s) for s in strategies]
+    if everything:
+        names = [*STRATEGIES, *([HYBRID] if hybrid is not None else [])]
+    else:
+        names = [s if s == HYBRID else check_strategy(s) for s in strategies]
     chain = chain_from_model(model)  # refuses unsupported layers once, for every strategy
     x = np.random.default_rng(seed).standard_normal((1, *chain.input_shape)).astype(np.float32)
     reference = np.asarray(model(x, training=False))
@@ -79,15 +148,20 @@ def evaluate(
         "input_shape": list(chain.input_shape),
         "energy_source": source,
         "cost_model": {"macs_per_s": cost_model.macs_per_s, "link_mbps": cost_model.link_mbps,
-                       "profile": cost_model.profile, "freq_mhz": cost_model.freq_mhz,
-                       "predicted": True},
+                       "rtt_ms": cost_model.rtt_ms, "profile": cost_model.profile,
+                       "freq_mhz": cost_model.freq_mhz, "predicted": True},
         "strategies": {},
         "refused": {},
     }
     for name in tqdm(names, desc="strategies", unit="strategy", disable=not progress or None):
-        options = {"fuse": fuse} if name == "spatial" else {}
         try:
-            plan = partition(model, n_devices, name, **options)
+            if name == HYBRID:
+                report["strategies"][name] = _hybrid_entry(
+                    model, n_devices, x, reference, cost_model, hybrid or {}, fuse,
+                    report["model"])
+                continue
+            plan = partition(model, n_devices, name, **({"fuse": fuse} if name == "spatial"
+                                                        else {}))
         except ToolkitError as exc:
             if not everything:
                 raise
@@ -103,37 +177,90 @@ def evaluate(
             "energy_source": cost.energy_source,
             "predicted": True,
             "options": plan.options,
-            "per_device": [
-                {**{k: getattr(d, k) for k in _DEVICE_KEYS}, "device": d.device,
-                 "compute_ms": d.compute_ms, "sync_points": d.sync_points,
-                 "energy_source": d.energy_source}
-                for d in cost.devices
-            ],
+            "per_device": _per_device(cost),
         }
     return report
 
 
+def add_measurements(report: dict[str, Any], runs: Mapping[str, Mapping[str, Any]]
+                     ) -> dict[str, Any]:
+    """Add what real runs measured to an :func:`evaluate` report (in place; returned).
+
+    Args:
+        report: the report.
+        runs: report key (a strategy name or ``hybrid``) -> the run's
+            :meth:`~toolkit.partition.PartitionRun.as_dict`.
+
+    Each strategy entry gains ``measured`` (latency, energies, error, accuracy,
+    samples, energy source...), each of its devices ``measured`` (latency,
+    compute, send and receive-wait times, energy, bytes, CPU use).
+
+    Raises:
+        ToolkitError: a run for a strategy the report does not hold.
+    """
+    for name, run in runs.items():
+        entry = report["strategies"].get(name)
+        if entry is None:
+            raise ToolkitError(f"no strategy {name!r} in the report; it has "
+                               f"{choices(report['strategies'])}")
+        entry["measured"] = {k: run[k] for k in _MEASURED_KEYS if k in run}
+        for device, measured in zip(entry["per_device"], run["per_device"], strict=True):
+            device["measured"] = {k: measured[k] for k in _MEASURED_DEVICE_KEYS}
+    return report
+
+
+def _pair(predicted: float, measured: dict | None, key: str, scale: float, width: int,
+          digits: int) -> str:
+    text = f"{predicted * scale:.{digits}f}"
+    if measured is not None:
+        text += f"/{measured[key] * scale:.{digits}f}"
+    return f"{text:>{width}}"
+
+
 def format_table(report: dict[str, Any]) -> str:
-    """A readable table of an :func:`evaluate` result."""
+    """A readable table of an :func:`evaluate` result (predicted/measured where measured)."""
     cm = report["cost_model"]
     shape = "x".join(str(d) for d in report["input_shape"])
+    rtt = f", {cm['rtt_ms']:g} ms RTT" if cm.get("rtt_ms") else ""
     lines = [
         f"model {report['model']} (input {shape}) on {report['devices']} devices; latency and "
         f"energy predicted at {cm['macs_per_s'] / 1e9:g} GMAC/s and {cm['link_mbps']:g} Mbit/s "
-        f"links, energy source {report['energy_source']} (modelled, not measured)",
+        f"links{rtt}, energy source {report['energy_source']} (modelled, not measured)",
     ]
-    header = (f"{'device':>6} {'MMACs':>9} {'weights KiB':>11} {'peak act KiB':>12} "
-              f"{'sent KiB':>9} {'recv KiB':>9} {'syncs':>5} {'latency ms':>10} {'energy mJ':>9}")
+    measured_any = any("measured" in s for s in report["strategies"].values())
+    if measured_any:
+        lines.append("pred/meas: predicted by the cost model / measured on local worker "
+                     "processes (measured energy: power model of measured times)")
     for name, s in report["strategies"].items():
-        lines += ["", f"{name}: max |error| {s['max_abs_error']:.2e}, {s['sync_points']} sync "
-                  f"points, latency {s['latency_ms']:.3f} ms, energy {s['energy_j'] * 1e3:.3f} mJ "
-                  "(predicted)", header]
+        m = s.get("measured")
+        title = (f"{name}: max |error| {s['max_abs_error']:.2e}, {s['sync_points']} sync "
+                 f"points, latency {s['latency_ms']:.3f} ms, energy {s['energy_j'] * 1e3:.3f} mJ "
+                 "(predicted)")
+        if name == HYBRID:
+            title += (f"; head {s['head_strategy']}, split {s['split']} ({s['layer']}), "
+                      f"{s['codec']}, {s['cloud_bytes']} B to the cloud, accuracy "
+                      f"{s['accuracy']:.3f} ({s['label_source']})")
+        lines += ["", title]
+        if m is not None:
+            acc = f", accuracy {m['accuracy']:.3f}" if "accuracy" in m else ""
+            lines.append(
+                f"  measured over {m['samples']} samples: latency {m['latency_ms']:.3f} ms, "
+                f"energy {m['energy_j'] * 1e3:.3f} mJ ({m['energy_source']}), max |error| "
+                f"{m['max_abs_error']:.2e}{acc}, throttled {bool(m['throttled'])}")
+        wide = 17 if m is not None else 9
+        lines.append(f"{'device':>6} {'MMACs':>9} {'weights KiB':>11} {'peak act KiB':>12} "
+                     f"{'sent KiB':>{wide}} {'recv KiB':>{wide}} {'syncs':>5} "
+                     f"{'latency ms':>{wide + 2}} {'energy mJ':>{wide}}")
         for d in s["per_device"]:
+            dm = d.get("measured")
             lines.append(
                 f"{d['device']:>6} {d['macs'] / 1e6:>9.3f} {d['weight_bytes'] / 1024:>11.1f} "
-                f"{d['peak_activation_bytes'] / 1024:>12.1f} {d['sent_bytes'] / 1024:>9.1f} "
-                f"{d['received_bytes'] / 1024:>9.1f} {d['sync_points']:>5} "
-                f"{d['latency_ms']:>10.3f} {d['energy_j'] * 1e3:>9.3f}"
+                f"{d['peak_activation_bytes'] / 1024:>12.1f} "
+                f"{_pair(d['sent_bytes'], dm, 'sent_bytes', 1 / 1024, wide, 1)} "
+                f"{_pair(d['received_bytes'], dm, 'received_bytes', 1 / 1024, wide, 1)} "
+                f"{d['sync_points']:>5} "
+                f"{_pair(d['latency_ms'], dm, 'latency_ms', 1.0, wide + 2, 3)} "
+                f"{_pair(d['energy_j'], dm, 'energy_j', 1e3, wide, 3)}"
             )
     for name, reason in report.get("refused", {}).items():
         lines += ["", f"{name}: refused: {reason}"]

@@ -47,7 +47,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ from toolkit.partition.hybrid import (
     estimate_hybrid_cost,
 )
 from toolkit.partition.links import LinkSpec
+from toolkit.partition.measurement import PartitionRun, assemble_run
 from toolkit.partition.plan import PartitionPlan
 from toolkit.partition.spec import PlanSpec, plan_fingerprint
 from toolkit.partition.stacks import STACKS, load_partition_model
@@ -79,9 +80,7 @@ from toolkit.runtime.session import WorkerProcess, worker_command
 __all__ = [
     "INPUT_KINDS",
     "LOOPBACK_MBPS",
-    "DeviceMeasurement",
     "PartitionCluster",
-    "PartitionRun",
     "device_worker_command",
 ]
 
@@ -99,158 +98,6 @@ def device_worker_command(index: int, *, threads: int = 1, host: str = "127.0.0.
     """The argv that starts device worker ``index``."""
     return [python, "-m", "toolkit.partition.worker", "--index", str(index),
             "--threads", str(threads), "--host", host]
-
-
-@dataclass
-class DeviceMeasurement:
-    """What one device did per sample in a run (means over the measured samples).
-
-    Attributes:
-        device: the device's index.
-        pid: its worker process.
-        macs: MACs of its part (from the plan).
-        compute_ms: running its part of the model.
-        send_ms: sending (serialisation on its emulated uplink included).
-        recv_ms: blocked waiting for data from other devices.
-        encode_ms: encoding the activation for the cloud (hybrid, device 0).
-        latency_ms: when it finished its part, from the request's start on device 0.
-        sent_bytes: tensor payload bytes it sent (to devices and the cloud).
-        frame_bytes: bytes it put on the wire (payloads and frame headers).
-        received_bytes: tensor payload bytes it received.
-        energy_j: its energy per sample.
-        energy_source: where ``energy_j`` comes from.
-        cpu_util: its worker's CPU time over wall time during the run, % of a core.
-    """
-
-    device: int
-    pid: int
-    macs: int
-    compute_ms: float
-    send_ms: float
-    recv_ms: float
-    encode_ms: float
-    latency_ms: float
-    sent_bytes: float
-    frame_bytes: float
-    received_bytes: float
-    energy_j: float
-    energy_source: str
-    cpu_util: float
-
-    @property
-    def macs_per_s(self) -> float:
-        """Throughput this device reached on its compute steps."""
-        return self.macs / (self.compute_ms / 1e3) if self.compute_ms > 0 else float("nan")
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass
-class PartitionRun:
-    """One measured run of a plan over real device processes.
-
-    Per-sample arrays hold one value per measured sample; the per-device
-    figures in :attr:`devices` are means.
-
-    Attributes:
-        model: the model's name.
-        strategy: the strategy (``hybrid-<s>`` for hybrid plans).
-        n_devices: edge devices.
-        split: the edge/cloud cut (the model's last split when all runs on the edge).
-        codec: the activation codec (hybrid) or ``fp32``.
-        cpu_freq: the emulated CPU frequency of every device, MHz.
-        link: the emulated link between devices.
-        samples: measured samples.
-        devices: per-device measurements.
-        latency_ms: end-to-end latency per sample (inputs to outputs on device 0).
-        energy_j: edge devices + cloud, per sample.
-        edge_energy_j: the edge devices' energy per sample.
-        cloud_energy_j: the cloud's energy per sample (0 without a cloud).
-        cloud_ms: the cloud's decode and tail time per sample.
-        outputs: the model outputs device 0 returned.
-        max_abs_error: largest absolute difference from the unpartitioned model.
-        accuracy: top-1 agreement of the outputs with ``label_source`` labels.
-        label_source: ``labels`` (true digit labels) or ``fp32-model``.
-        energy_source: edge and cloud sources, ``+``-joined where they differ.
-        predicted: the cost model's prediction for this plan and link.
-        throttled: whether the devices ran under cgroup CPU quotas.
-        sync_points: exchanges between devices per sample.
-        cloud_bytes: encoded activation bytes sent to the cloud per sample.
-    """
-
-    model: str
-    strategy: str
-    n_devices: int
-    split: int
-    codec: str
-    cpu_freq: int
-    link: LinkSpec
-    samples: int
-    devices: list[DeviceMeasurement]
-    latency_ms: np.ndarray
-    energy_j: np.ndarray
-    edge_energy_j: np.ndarray
-    cloud_energy_j: np.ndarray
-    cloud_ms: np.ndarray
-    outputs: np.ndarray
-    max_abs_error: float
-    accuracy: float
-    label_source: str
-    energy_source: str
-    predicted: PlanCost | HybridCost
-    throttled: bool
-    sync_points: int
-    cloud_bytes: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def max_device_energy_j(self) -> float:
-        """The largest per-device energy per sample (the most loaded device)."""
-        return max(d.energy_j for d in self.devices)
-
-    @property
-    def edge_ms(self) -> float:
-        """The largest per-device compute time per sample."""
-        return max(d.compute_ms + d.encode_ms for d in self.devices)
-
-    def cube_row(self) -> dict[str, Any]:
-        """The run as a cube row (see ``docs/partitioning.md``, "Cubes")."""
-        latency = float(np.mean(self.latency_ms))
-        cloud = float(np.mean(self.cloud_ms))
-        return {
-            "model": self.model, "split": self.split, "cpu_freq": self.cpu_freq,
-            "edge_accel": "none", "cloud_accel": "none", "strategy": self.strategy,
-            "devices": self.n_devices, "codec": self.codec,
-            "latency_ms": latency, "edge_ms": self.edge_ms, "cloud_ms": cloud,
-            "transfer_ms": max(latency - self.edge_ms - cloud, 0.0),
-            "energy_j": float(np.mean(self.energy_j)),
-            "edge_energy_j": float(np.mean(self.edge_energy_j)),
-            "cloud_energy_j": float(np.mean(self.cloud_energy_j)),
-            "accuracy": self.accuracy,
-            "tensor_kb": sum(d.sent_bytes for d in self.devices) / 1024,
-            "edge_cpu_util": float(np.mean([d.cpu_util for d in self.devices])),
-            "max_device_energy_j": self.max_device_energy_j,
-            "max_abs_error": self.max_abs_error,
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no per-sample arrays, no outputs)."""
-        return {
-            "model": self.model, "strategy": self.strategy, "devices": self.n_devices,
-            "split": self.split, "codec": self.codec, "cpu_freq": self.cpu_freq,
-            "link": self.link.as_message(), "samples": self.samples,
-            "latency_ms": float(np.mean(self.latency_ms)),
-            "energy_j": float(np.mean(self.energy_j)),
-            "edge_energy_j": float(np.mean(self.edge_energy_j)),
-            "cloud_energy_j": float(np.mean(self.cloud_energy_j)),
-            "cloud_ms": float(np.mean(self.cloud_ms)), "cloud_bytes": self.cloud_bytes,
-            "max_abs_error": self.max_abs_error, "accuracy": self.accuracy,
-            "label_source": self.label_source, "energy_source": self.energy_source,
-            "throttled": self.throttled, "sync_points": self.sync_points,
-            "per_device": [d.as_dict() for d in self.devices],
-        }
 
 
 def _reap(worker: WorkerProcess, timeout: float = 1.0) -> None:
@@ -482,6 +329,19 @@ class PartitionCluster:
         self._models[key] = entry
         return entry
 
+    def plan(self, model: str | os.PathLike | keras.Model, strategy: str, devices: int, *,
+             input_size: int | None = None, fuse: int | str = "all", split: int | None = None,
+             codec: str = "fp32") -> PartitionPlan | HybridPlan:
+        """The plan :meth:`arun` would execute with these arguments (no process involved).
+
+        Raises:
+            ToolkitError: the strategy refuses the model, or a bad argument.
+        """
+        spec = PlanSpec(strategy, devices, fuse, split, codec)
+        entry = self._resolve(model, input_size)
+        return spec.build(entry.model, entry.splits() if spec.hybrid else None,
+                          model_name=entry.name)
+
     async def _cloud(self, entry: _Model) -> WorkerProcess:
         worker = self._clouds.get(entry.ref)
         if worker is None or not worker.alive():
@@ -514,7 +374,7 @@ class PartitionCluster:
             _, pending = await asyncio.wait(pending, timeout=5.0)
         for t in pending:
             t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*tasks.values(), return_exceptions=True)  # retrieves every error
         for i, control in enumerate(self._controls):  # streams may be mid-frame: reconnect
             if control is not None:
                 await control.close()
@@ -674,8 +534,17 @@ class PartitionCluster:
         measured = {i: m.end_window() for i, m in windows.items()}
         for m in windows.values():
             m.close()
-        return self._assemble(entry, spec, built, plan, predicted, freq, link, results,
-                              outputs, reference, labels, label_source, measured, cloud_accel)
+        split = built.split if hybrid is not None else entry.splits().last_split
+        return assemble_run(
+            results, outputs, plan=plan, pids=[self._workers[i].pid for i in range(devices)],
+            power=PowerModel(self.profile), freq=freq,
+            cloud_power=PowerModel(self.cloud_profile) if hybrid is not None else None,
+            cloud_accel=cloud_accel, measured=measured, reference=reference, labels=labels,
+            label_source=label_source,
+            run={"model": entry.name, "strategy": spec.strategy, "n_devices": devices,
+                 "split": split, "codec": spec.codec, "cpu_freq": freq, "link": link,
+                 "predicted": predicted, "throttled": self.throttled},
+        )
 
     def _begin_meters(self, meters: Callable[[int, int], Meter] | None, n: int
                       ) -> dict[int, Meter]:
@@ -696,63 +565,3 @@ class PartitionCluster:
 
         got = await self._gather({i: device(i) for i in range(n)}, "the run")
         return {i: r for i, (r, _) in got.items()}, got[0][1]
-
-    def _assemble(self, entry: _Model, spec: PlanSpec, built, plan: PartitionPlan,
-                  predicted, freq: int, link: LinkSpec, results: dict[int, dict[str, Any]],
-                  outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray,
-                  label_source: str, measured: Mapping[int, Any], cloud_accel: str
-                  ) -> PartitionRun:
-        power = PowerModel(self.profile)
-        p_busy, p_wait = power.busy_w(freq), power.wait_w(freq)
-        per_byte = self.profile.power.network_j_per_byte
-        col = {i: {k: np.asarray(v, dtype=float) for k, v in r.items() if isinstance(v, list)}
-               for i, r in results.items()}
-        start = col[0]["t_start"]
-        latency = (col[0]["t_end"] - start) * 1e3
-        samples = len(latency)
-        devices, sources = [], []
-        edge_j = np.zeros(samples)
-        for i in sorted(col):
-            c, r = col[i], results[i]
-            busy = c["compute_ms"] + c["encode_ms"]
-            if i in measured:
-                energy = np.full(samples, measured[i].joules / samples)
-                sources.append(measured[i].source)
-            else:
-                energy = (p_busy * busy + p_wait * np.maximum(latency - busy, 0.0)) / 1e3 \
-                    + per_byte * c["frame_bytes"]
-                sources.append(power.source)
-            edge_j += energy
-            devices.append(DeviceMeasurement(
-                device=i, pid=self._workers[i].pid,
-                macs=sum(s.macs for s in plan.computes(i)),
-                compute_ms=float(np.mean(c["compute_ms"])), send_ms=float(np.mean(c["send_ms"])),
-                recv_ms=float(np.mean(c["recv_ms"])), encode_ms=float(np.mean(c["encode_ms"])),
-                latency_ms=float(np.mean((c["t_end"] - start) * 1e3)),
-                sent_bytes=float(np.mean(c["sent_bytes"])),
-                frame_bytes=float(np.mean(c["frame_bytes"])),
-                received_bytes=float(np.mean(c["received_bytes"])),
-                energy_j=float(np.mean(energy)), energy_source=sources[-1],
-                cpu_util=100.0 * r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else float("nan"),
-            ))
-        source = "+".join(dict.fromkeys(sources))
-        hybrid = isinstance(built, HybridPlan)
-        cloud_ms = col[0]["cloud_ms"]
-        cloud_j = np.zeros(samples)
-        if hybrid:
-            cloud_power = PowerModel(self.cloud_profile)
-            cloud_j = cloud_power.busy_w(None, cloud_accel) * cloud_ms / 1e3
-            if cloud_power.source != source:
-                source = f"{source}+{cloud_power.source}"
-        accuracy = float(np.mean(np.argmax(outputs, axis=-1) == labels))
-        split = built.split if hybrid else entry.splits().last_split
-        return PartitionRun(
-            model=entry.name, strategy=spec.strategy, n_devices=spec.devices, split=split,
-            codec=spec.codec, cpu_freq=freq, link=link, samples=samples, devices=devices,
-            latency_ms=latency, energy_j=edge_j + cloud_j, edge_energy_j=edge_j,
-            cloud_energy_j=cloud_j, cloud_ms=cloud_ms, outputs=outputs,
-            max_abs_error=float(np.max(np.abs(outputs - reference))), accuracy=accuracy,
-            label_source=label_source, energy_source=source, predicted=predicted,
-            throttled=self.throttled, sync_points=plan.sync_points,
-            cloud_bytes=float(np.mean(col[0]["cloud_bytes"])),
-        )

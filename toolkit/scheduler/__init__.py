@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolkit.fileio import atomic_output
 from toolkit.scheduler.protocol import Request, RequestError, parse_request
 from toolkit.scheduler.server import Server, ServerStats, parse_listen
 
@@ -42,10 +41,13 @@ def export_script(path: str | Path, policy_path: str | Path) -> Path:
     import json
     import os
 
+    from toolkit.fileio import atomic_output
+
     path, policy_path = Path(path), Path(policy_path)
     relative = os.path.relpath(policy_path.resolve(), path.resolve().parent)
     text = SCRIPT_SOURCE.read_text()
-    assert _POLICY_LINE in text
+    if _POLICY_LINE not in text:  # pragma: no cover - guards edits of script.py
+        raise RuntimeError(f"{SCRIPT_SOURCE} lost its line {_POLICY_LINE!r}")
     text = text.replace(_POLICY_LINE, f"POLICY_FILE = {json.dumps(relative)}")
     with atomic_output(path) as tmp:
         tmp.write_text(text)

@@ -33,10 +33,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from toolkit.adapt import DriftTracker
 from toolkit.errors import ToolkitError
-from toolkit.policy import DriftTracker, HardwareState, Policy
+from toolkit.policy import Policy
 from toolkit.scheduler.protocol import Request
 from toolkit.scheduler.server import Server, parse_listen
+from toolkit.switching import HardwareState
 
 #: the policy exported with this script (resolved beside it)
 POLICY_FILE = "policy.json"

@@ -317,9 +317,9 @@ class Server:
         self._readers.update(tasks)
         try:
             await asyncio.gather(*tasks, return_exceptions=True)
-            if wait_readers:
-                while self._readers:
-                    await asyncio.gather(*list(self._readers), return_exceptions=True)
+            if wait_readers:  # connections still sending when the server stopped
+                while pending := [t for t in self._readers if not t.done()]:
+                    await asyncio.gather(*pending, return_exceptions=True)
             await self._queue.put(None)
             await worker
         finally:

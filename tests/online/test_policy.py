@@ -1,0 +1,156 @@
+"""Policy documents: made from a front and a cube, saved, loaded, refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from toolkit.adapt import DriftTracker
+from toolkit.cube import select
+from toolkit.errors import ToolkitError
+from toolkit.policy import POLICY_SCHEMA, Policy, make_policy, read_front
+from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
+
+from .conftest import front_doc, toy_cube
+
+
+def test_document_holds_distributions_from_the_cube(toy):
+    cube, _, front_path, policy_path = toy
+    doc = json.loads(policy_path.read_text())
+    assert doc["schema"] == POLICY_SCHEMA
+    assert doc["energy_source"] == "model:test" and doc["last_split"] == 3
+    assert doc["rule"]["name"] == "mean"
+    assert doc["hardware"]["costs"]["tpu_power_on_ms"] > 0
+    policy = Policy.load(policy_path)
+    front = read_front(front_path)
+    assert policy.configs == front
+    for i, config in enumerate(policy.configs):
+        runs = select(cube, config)["latency_ms"].values
+        runs = np.sort(runs[~np.isnan(runs)])
+        entry = policy.candidate(i)
+        assert entry["latency_ms"]["n"] == len(runs)
+        assert entry["runs_ms"] == pytest.approx(runs, abs=1e-3)
+        assert entry["latency_ms"]["mean"] == pytest.approx(runs.mean(), abs=1e-3)
+        assert entry["latency_ms"]["p99"] == pytest.approx(np.percentile(runs, 99), abs=1e-3)
+        energy = select(cube, config)["energy_j"].mean().item()
+        assert entry["energy_j"] == pytest.approx(energy)
+
+
+def test_many_runs_are_kept_as_a_sorted_sample(toy):
+    cube, _, front_path, _ = toy
+    doc = make_policy(read_front(front_path), cube, max_runs=8)
+    policy = Policy.from_dict(doc)
+    many = [i for i in range(len(policy)) if policy.candidate(i)["latency_ms"]["n"] == 40]
+    assert many, "the toy front holds the 40-run configuration"
+    runs = policy.candidate(many[0])["runs_ms"]
+    assert len(runs) == 8 and runs == sorted(runs)
+
+
+def test_save_load_round_trip_decides_the_same(toy, tmp_path):
+    _, _, _, policy_path = toy
+    policy = Policy.load(policy_path)
+    again = tmp_path / "again.json"
+    policy.with_rule(name="tail", target=0.9).save(again)
+    loaded = Policy.load(again)
+    assert loaded.rule["name"] == "tail"
+    thresholds = np.linspace(30, 700, 200)
+    tail = policy.with_rule(name="tail", target=0.9)
+    assert [loaded.choose(t) for t in thresholds] == [tail.choose(t) for t in thresholds]
+
+
+def test_decide_reports_switch_costs_and_state(toy):
+    _, _, _, policy_path = toy
+    policy = Policy.load(policy_path)
+    first = policy.decide(1000.0)
+    assert first.switch_ms == 0.0 and first.meets
+    assert first.config == policy.configs[first.index]
+    fast = policy.decide(65.0, first.state)
+    assert fast.config["split"] == 0
+    if fast.state.cpu_freq != first.state.cpu_freq:
+        assert fast.switch_ms == policy.costs["cpu_freq_ms"]
+    assert fast.predicted_ms == pytest.approx(policy.candidates.mean_ms[fast.index]
+                                              + fast.switch_ms)
+
+
+def test_refusals_name_the_problem(toy, tmp_path):
+    cube, _, front_path, policy_path = toy
+    with pytest.raises(ToolkitError, match="does not exist"):
+        Policy.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ToolkitError, match="not a readable JSON"):
+        Policy.load(tmp_path / "bad.json")
+    with pytest.raises(ToolkitError, match="that is a front: run `dynasplit export`"):
+        Policy.load(front_path)
+    doc = json.loads(policy_path.read_text())
+    with pytest.raises(ToolkitError, match="unknown rule 'fastest'; valid: dynasplit, mean"):
+        Policy.from_dict({**doc, "rule": {"name": "fastest"}})
+    broken = json.loads(policy_path.read_text())
+    broken["candidates"]["runs_ms"][0] = [*broken["candidates"]["runs_ms"][0][::-1], 1.0]
+    with pytest.raises(ToolkitError, match="malformed candidates"):
+        Policy.from_dict(broken)
+    other = [{"model": "toy", "split": 1, "cpu_freq": 1000, "edge_accel": "none",
+              "cloud_accel": "none"}]
+    with pytest.raises(ToolkitError, match="no measured run of the front configuration"):
+        make_policy(other, cube)
+    (tmp_path / "f.json").write_text(json.dumps({**front_doc([]), "schema": "x/1"}))
+    with pytest.raises(ToolkitError, match="schema 'x/1'"):
+        read_front(tmp_path / "f.json")
+    with pytest.raises(ToolkitError, match=r"accuracy floor 0\.99"):
+        make_policy(read_front(front_path), cube, accuracy_floor=0.99)
+    with pytest.raises(ToolkitError, match="target must be in"):
+        make_policy(read_front(front_path), cube, rule="tail", target=1.5)
+
+
+def test_accuracy_floor_from_the_document(toy):
+    cube, _, front_path, _ = toy
+    plain = Policy.from_front(front_path, cube)
+    floor = Policy.from_front(front_path, cube, accuracy_floor=0.88)
+    picks = {plain.configs[plain.choose(t)]["edge_accel"] for t in range(60, 700, 5)}
+    assert "int8" in picks
+    assert all(floor.configs[floor.choose(t)]["edge_accel"] == "none"
+               for t in range(60, 700, 5))
+
+
+def test_hardware_states_and_switch_costs():
+    costs = {"cpu_freq_ms": 5.0, "cpu_freq_j": 0.02, "tpu_power_on_ms": 450.0,
+             "tpu_power_on_j": 1.5, "tpu_power_off_ms": 120.0, "tpu_power_off_j": 0.3,
+             "tpu_mode_switch_ms": 350.0, "tpu_mode_switch_j": 1.2, "gpu_switch_ms": 2500.0,
+             "gpu_switch_j": 500.0}
+    cloud = hardware_state({"split": 0, "cpu_freq": 1800, "edge_accel": "none",
+                            "cloud_accel": "gpu"}, 22)
+    edge = hardware_state({"split": 22, "cpu_freq": 600, "edge_accel": "tpu-max",
+                           "cloud_accel": "none"}, 22)
+    assert cloud == HardwareState(1800, "off", "gpu") and edge == HardwareState(600, "max", None)
+    assert switch_cost(costs, None, edge) == (0.0, 0.0)
+    assert switch_cost(costs, cloud, edge) == (455.0, pytest.approx(1.52))
+    after = next_state(cloud, edge)
+    assert after == HardwareState(600, "max", "gpu")     # the cloud stays on its GPU
+    assert switch_cost(costs, after, cloud) == (125.0, pytest.approx(0.32))
+    std = HardwareState(600, "std", None)
+    assert switch_cost(costs, after, std) == (350.0, 1.2)
+    cpu_cloud = HardwareState(1800, "off", "none")
+    assert switch_cost(costs, cloud, cpu_cloud) == (2500.0, 500.0)   # in parallel with edge
+
+
+def test_drift_tracker_follows_transfer_and_decays_when_idle():
+    tracker = DriftTracker(alpha=0.5, step=0.05)
+    assert tracker.grid_factor == 1.0
+    for _ in range(10):
+        tracker.observe(10.0, 40.0)
+    assert tracker.factor == pytest.approx(4.0, rel=1e-2)
+    assert tracker.grid_factor >= tracker.factor
+    assert tracker.grid_factor / tracker.factor < 1.05 + 1e-9
+    before = tracker.factor
+    tracker.observe(0.0, 0.0)                               # nothing sent: idle decay
+    assert 1.0 < tracker.factor < before
+    with pytest.raises(ToolkitError, match="alpha"):
+        DriftTracker(alpha=0.0)
+
+
+def test_policy_for_another_model_cube(tmp_path):
+    cube = toy_cube(model="other")
+    with pytest.raises(ToolkitError, match="no measured run"):
+        make_policy([{"model": "toy", "split": 0, "cpu_freq": 600, "edge_accel": "none",
+                      "cloud_accel": "none"}], cube)

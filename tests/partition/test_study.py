@@ -1,0 +1,98 @@
+"""Partitioning studies: real runs into a cube with strategy and devices dims, resumably."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import toolkit.cli as cli
+from toolkit.cube import configurations, cube_info, open_cube, select, to_dataframe
+from toolkit.errors import ToolkitError
+from toolkit.partition import PARTITION_VARIABLES, LinkSpec, PartitionStudy, StudySpec
+
+pytestmark = pytest.mark.slow
+
+
+def test_study_writes_a_cube_and_resumes(cluster, tmp_path):
+    out = tmp_path / "partition.nc"
+    spec = StudySpec("digits-cnn", ["spatial", "hybrid-spatial"], [2, 3], split=3,
+                     codecs=["fp32", "int8"], samples=2, warmup=0, inputs="random",
+                     link=LinkSpec(200.0, 0.5))
+    study = PartitionStudy(cluster, spec, out, progress=False)
+    study.run()
+    assert study.summary.done_now == 6 and not study.summary.failures
+    cube = open_cube(out)
+    assert {"strategy", "devices", "codec"} <= set(cube.dims)
+    assert cube["strategy"].values.tolist() == ["hybrid-spatial", "spatial"]
+    assert cube["devices"].values.tolist() == [2, 3]
+    assert cube["split"].values.tolist() == [3, 9]  # hybrid cut; all on the edge devices
+    for name, (units, _) in PARTITION_VARIABLES.items():
+        assert cube[name].attrs["units"] == units
+    df = to_dataframe(cube)
+    assert len(df) == 6 and set(df["codec"]) == {"fp32", "int8"}
+    assert (df.loc[df["codec"] == "fp32", "max_abs_error"] <= 1e-4).all()
+    assert (df["energy_j"] >= df["max_device_energy_j"]).all()
+    hybrid = select(cube, {"strategy": "hybrid-spatial", "devices": 2, "codec": "int8",
+                           "split": 3})
+    assert float(hybrid["cloud_energy_j"].sel(repeat=0).squeeze()) > 0
+    assert len(configurations(cube)) == 6
+    assert cube.attrs["energy_source"] == "model:raspberry-pi-4+model:cloud-gpu-server"
+    assert cube_info(cube)["runs"] == 6
+    assert len(study.records) == 6 and len(study.records[0]["run"]["per_device"]) >= 2
+
+    again = PartitionStudy(cluster, spec, out, progress=False)
+    again.run()  # every run is in the journal: nothing runs again
+    assert again.summary.done_now == 0 and again.summary.done_before == 6
+    np.testing.assert_array_equal(open_cube(out)["latency_ms"].values, cube["latency_ms"].values)
+
+    other = StudySpec("digits-cnn", ["spatial"], [2], samples=3)
+    with pytest.raises(ToolkitError, match="belongs to a different study"):
+        PartitionStudy(cluster, other, out, progress=False).run()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras saving
+def test_a_refused_strategy_is_recorded_not_retried(cluster, tmp_path):
+    L = keras.layers
+    mlp = keras.Sequential([keras.Input((6, 6, 2)), L.Flatten(), L.Dense(8, activation="relu"),
+                            L.Dense(3)], name="mlp")
+    path = tmp_path / "mlp.keras"
+    mlp.save(path)
+    spec = StudySpec(str(path), ["spatial", "output-channel"], [2], samples=2, inputs="random")
+    study = PartitionStudy(cluster, spec, tmp_path / "mlp.nc", progress=False)
+    cube = study.run()
+    assert cube["strategy"].values.tolist() == ["output-channel"]
+    [refused] = study.summary.refused
+    assert refused["strategy"] == "spatial" and "must start with spatial layers" in \
+        refused["reason"]
+
+
+def test_cli_measures_and_writes_a_cube(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "COMMANDS", ("partition",))
+    out = tmp_path / "cli.nc"
+    status = cli.main(["partition", "digits-cnn", "--devices", "2", "--strategy", "spatial",
+                       "--measure", "--samples", "3", "--link-mbps", "50", "--json",
+                       "-o", str(out)])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    entry = report["strategies"]["spatial"]
+    assert entry["measured"]["samples"] == 3 and entry["measured"]["max_abs_error"] <= 1e-4
+    assert entry["measured"]["link"] == {"mbps": 50.0, "rtt_ms": 0.0}
+    for device in entry["per_device"]:
+        measured = device["measured"]
+        assert measured["sent_bytes"] == device["sent_bytes"]
+        assert measured["received_bytes"] == device["received_bytes"]
+        assert measured["energy_source"] == "model:raspberry-pi-4"
+        assert measured["latency_ms"] > 0 and measured["energy_j"] > 0
+    cube = open_cube(out)
+    assert cube["strategy"].values.tolist() == ["spatial"] and cube["devices"].values.tolist() \
+        == [2]
+
+
+def test_cli_output_needs_measure(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "COMMANDS", ("partition",))
+    status = cli.main(["partition", "vgg-stack", "--devices", "2", "-o", "x.nc"])
+    err = capsys.readouterr().err
+    assert status == 2 and "add --measure" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,378 @@
+"""The SSH testbed: a real edge device and cloud host, driven over SSH.
+
+:class:`SshTestbed` implements the :class:`~toolkit.devices.testbed.Testbed`
+interface (the one :class:`~toolkit.devices.local.LocalTestbed` implements) on an
+inventory of kind ``ssh`` with one edge host (a Raspberry Pi with a Coral USB
+TPU, through :class:`~toolkit.devices.pi.PiController`) and one cloud host
+(through :class:`~toolkit.devices.cloud.CloudController`). Campaigns, the
+optimizer and the scheduler drive it exactly like the local one.
+
+Starting it (:meth:`~SshTestbed.astart`):
+
+1. connects to both hosts (one reused SSH connection each);
+2. deploys the model to both hosts, into ``<workdir>/models/`` (SFTP, checked
+   by sha256; a file the host already has is not copied again). The file is the
+   controller's own: ``datasets/models/digits-cnn.keras`` for ``digits-cnn``, the
+   file itself for a ``.keras`` path, and for a ``keras.applications`` name the
+   controller's instance saved to a temporary ``.keras`` file, so that
+   controller, edge and cloud hold the same weights;
+3. starts the cloud worker (``<python> -m toolkit.runtime.cloud``) on the cloud
+   host with the current cloud accelerator, and the edge worker
+   (``<python> -m toolkit.runtime.edge``) on the edge host, as background
+   :class:`~toolkit.devices.remote.RemoteProcess` es that bind the host's
+   inventory ``address`` and ``worker_port`` (0: any free port);
+4. reads each worker's ``{"event": "listening", ...}`` announcement from its
+   remote log (or its error, or gives up after ``startup_timeout_s``), and
+   connects an :class:`~toolkit.runtime.session.EdgeClient` to the edge worker.
+
+Applying a configuration sets the edge knobs with ``PiController.apply`` (CPU
+frequency, TPU power and runtime mode: one remote command) and, at the same
+time, the cloud accelerator with ``CloudController.set_cloud_accel`` (the cloud
+worker restarts, with or without the GPU, only when the accelerator changes);
+every :class:`~toolkit.devices.base.KnobChange` is returned (the
+reconfiguration cost). Runs go through the edge client exactly like on the
+local testbed.
+
+Energy: a meter of the inventory that measures the edge or cloud host is opened
+with :func:`toolkit.energy.open_meter` (figures labelled ``meter:<name>``,
+``rapl``, ``nvml``); without one, or where it cannot be read, the host's power
+model gives the figures, labelled ``model:<profile>``. Meters read on a host
+(``rapl``, ``nvml``, ``ina219``, ``ina260``) are read by this process, so they
+are used only where that host is this machine (a loopback address); for a
+remote host the power model is used, with a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import logging
+import os
+import posixpath
+import tempfile
+import time
+from pathlib import Path
+
+from toolkit.config import Config
+from toolkit.devices.base import KnobChange
+from toolkit.devices.cloud import CloudController
+from toolkit.devices.deploy import deploy
+from toolkit.devices.inventory import Host, Inventory, MeterSpec, load_inventory
+from toolkit.devices.local import Link
+from toolkit.devices.pi import PiController
+from toolkit.devices.profile import load_profile
+from toolkit.devices.remote import RemoteProcess
+from toolkit.devices.ssh import ReconnectPolicy, SshTransport
+from toolkit.devices.testbed import Testbed
+from toolkit.energy.meter import Meter, MeterUnavailableError
+from toolkit.energy.model import PowerModel
+from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.runtime.session import EdgeClient, RunResult
+
+__all__ = ["SshTestbed"]
+
+log = logging.getLogger(__name__)
+
+#: edge and cloud accelerators the workers know, in the order the testbed lists them
+_EDGE_ACCELS = ("none", "int8", "tpu-std", "tpu-max")
+_CLOUD_ACCELS = ("none", "gpu")
+_EDGE, _CLOUD = "edge-worker", "cloud-worker"
+_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+
+
+def _one_host(inventory: Inventory, role: str) -> Host:
+    hosts = inventory.with_role(role)
+    if len(hosts) != 1:
+        raise ConfigError(
+            f"{inventory.path}: an ssh testbed needs exactly one host with role {role!r} "
+            f"(found {len(hosts)}: {choices([h.name for h in hosts]) or 'none'})"
+        )
+    return hosts[0]
+
+
+def _is_this_machine(host: Host) -> bool:
+    if host.address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.address).is_loopback
+    except ValueError:
+        return False
+
+
+class SshTestbed(Testbed):
+    """An edge host and a cloud host of an ``ssh`` inventory (see the module docstring).
+
+    Args:
+        inventory: the inventory (loaded, or a shipped name or a path).
+        model: the model the workers load first (others restart them on demand).
+        input_size: input size of ``keras.applications`` models.
+        link: optional user-space emulation of a slower link (None: the real network).
+        startup_timeout_s: how long a worker may take to announce that it listens.
+        run_timeout_s: limit for one run's inference (None: no limit).
+        reconnect: SSH reconnect backoff for both hosts.
+        progress: show progress bars (model deploys).
+
+    Raises:
+        ConfigError: the inventory is not of kind ``ssh``, lacks exactly one edge
+            or cloud host, or lists more than one meter for a host.
+    """
+
+    def __init__(self, inventory: Inventory | str | os.PathLike, *,
+                 model: str = "digits-cnn", input_size: int | None = None,
+                 link: Link | None = None, startup_timeout_s: float = 300.0,
+                 run_timeout_s: float | None = None,
+                 reconnect: ReconnectPolicy | None = None, progress: bool = True) -> None:
+        inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
+        if inv.kind != "ssh":
+            raise ConfigError(f"{inv.path}: testbed kind is {inv.kind!r}; SshTestbed needs "
+                              "kind = \"ssh\"")
+        self.inventory = inv
+        self.edge_host, self.cloud_host = _one_host(inv, "edge"), _one_host(inv, "cloud")
+        edge_meter, edge_profile = self._meter(self.edge_host)
+        cloud_meter, cloud_profile = self._meter(self.cloud_host)
+        super().__init__(self.edge_host.profile, self.cloud_host.profile,  # type: ignore[arg-type]
+                         edge_meter, cloud_meter)
+        # a meter of kind "model" may name another profile than the host's
+        self.edge_power = PowerModel(edge_profile)
+        self.cloud_power = PowerModel(cloud_profile)
+        self.name = inv.name
+        self.model_name = model
+        self.input_size = input_size
+        self.link = link
+        self.startup_timeout_s = startup_timeout_s
+        self.run_timeout_s = run_timeout_s
+        self.progress = progress
+        self.pi = PiController(SshTransport(self.edge_host, reconnect))
+        self.cloud = CloudController(SshTransport(self.cloud_host, reconnect))
+        self._client: EdgeClient | None = None
+        self._started = False
+        self._cloud_addr: tuple[str, int] | None = None
+        self._cloud_accel = "none"
+        self._split_models: dict[str, object] = {}
+        self._model_files: dict[str, Path] = {}
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    # -- devices and energy -------------------------------------------------------
+
+    @property
+    def edge_accels(self) -> tuple[str, ...]:
+        """The edge profile's accelerators (``tpu-*`` only where it lists them)."""
+        return tuple(a for a in _EDGE_ACCELS if a in self.edge_profile.accelerators)
+
+    @property
+    def cloud_accels(self) -> tuple[str, ...]:
+        """The cloud profile's accelerators (``none``, and ``gpu`` where it lists it)."""
+        return tuple(a for a in _CLOUD_ACCELS if a in self.cloud_profile.accelerators)
+
+    def _meter(self, host: Host):
+        """(meter or None, profile of the power model) for a host, from the inventory."""
+        specs: list[MeterSpec] = self.inventory.meters_for(host.name)
+        if len(specs) > 1:
+            raise ConfigError(
+                f"{self.inventory.path}: meters {choices([m.name for m in specs])} all measure "
+                f"host {host.name!r}; an ssh testbed uses one meter per host"
+            )
+        profile = host.profile
+        if not specs:
+            return None, profile
+        spec = specs[0]
+        if spec.kind == "model":  # the testbed's own per-sample model, labelled as such
+            named = spec.options.get("profile")
+            return None, profile if named in (None, profile.name) else load_profile(named)
+        reader = self.inventory.host(spec.host) if spec.host else None
+        if reader is not None and not _is_this_machine(reader):
+            log.warning("meter %s is read on host %s (%s), which is not this machine; energy "
+                        "of %s comes from the power model (model:%s)", spec.name, reader.name,
+                        reader.address, host.name, profile.name)
+            return None, profile
+        from toolkit.energy import open_meter
+
+        try:
+            meter: Meter = open_meter(spec.open_spec())
+        except MeterUnavailableError as exc:
+            log.warning("%s; energy of %s comes from the power model (model:%s)", exc,
+                        host.name, profile.name)
+            return None, profile
+        return meter, profile
+
+    @property
+    def cloud_address(self) -> tuple[str, int] | None:
+        """(address, port) of the cloud worker, once started."""
+        return self._cloud_addr
+
+    # -- models -------------------------------------------------------------------
+
+    async def split_model_for(self, model: str):
+        """Controller-side split model; switching models restarts the workers."""
+        if model not in self._split_models:
+            from toolkit.models.split import SplitModel
+            from toolkit.models.zoo import load_model
+
+            self._split_models[model] = SplitModel(
+                load_model(model, input_size=self.input_size), name=model)
+        return self._split_models[model]
+
+    async def model_file(self, model: str) -> Path:
+        """The local ``.keras`` file the workers of ``model`` load (deployed to the hosts)."""
+        if model not in self._model_files:
+            from toolkit.models.digits import DIGITS_MODEL_PATH
+
+            if model == "digits-cnn":
+                path = DIGITS_MODEL_PATH
+            elif Path(model).suffix == ".keras":
+                path = Path(model).expanduser()
+            else:  # keras.applications: ship this controller's weights, not a new draw
+                sm = await self.split_model_for(model)
+                if self._tmp is None:
+                    self._tmp = tempfile.TemporaryDirectory(prefix="dynasplit-models-")
+                size = self.input_size or "default"
+                path = Path(self._tmp.name) / f"{model}-{size}.keras"
+                await asyncio.to_thread(sm.model.save, path)
+            if not path.is_file():
+                raise ToolkitError(f"model file {path} for {model!r} does not exist")
+            self._model_files[model] = path
+        return self._model_files[model]
+
+    @staticmethod
+    def _models_dir(host: Host) -> str:
+        return posixpath.join(host.workdir, "models")
+
+    def _worker_argv(self, role: str, host: Host, file_name: str, threads: int) -> list[str]:
+        # run from the models folder with a bare file name (no '/' in cache keys)
+        return [host.python, "-m", f"toolkit.runtime.{role}", "--model", file_name,
+                "--host", host.address, "--port", str(host.worker_port),
+                "--threads", str(max(1, threads))]
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def astart(self) -> None:
+        """Connect, deploy the model, start both workers and wait until they listen."""
+        if self._client is not None:
+            return
+        self._started = True
+        try:
+            await asyncio.gather(self.pi.transport.connect(), self.cloud.transport.connect())
+            local = await self.model_file(self.model_name)
+            await asyncio.gather(*(
+                deploy(t, {local: posixpath.join(self._models_dir(t.host), local.name)},
+                       progress=self.progress)
+                for t in (self.pi.transport, self.cloud.transport)))
+            edge_argv = self._worker_argv("edge", self.edge_host, local.name,
+                                          self.edge_profile.cores)
+            edge_proc, _ = await asyncio.gather(
+                self.pi.start_worker(edge_argv, name=_EDGE, env=_WORKER_ENV,
+                                     cwd=self._models_dir(self.edge_host)),
+                self._start_cloud(self._cloud_accel))
+            edge_port, _ = await asyncio.gather(
+                self._await_listening(edge_proc, "edge"), self._cloud_listening())
+            self._client = await EdgeClient.connect(self.edge_host.address, edge_port)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    def _cloud_argv(self) -> list[str]:
+        name = self._model_files[self.model_name].name
+        return self._worker_argv("cloud", self.cloud_host, name, self.cloud_profile.cores)
+
+    async def _start_cloud(self, accel: str) -> KnobChange:
+        change = await self.cloud.set_cloud_accel(
+            accel, self._cloud_argv(), name=_CLOUD, env=_WORKER_ENV,
+            cwd=self._models_dir(self.cloud_host))
+        self._cloud_accel = accel
+        return change
+
+    async def _cloud_listening(self) -> None:
+        port = await self._await_listening(self.cloud.workers[_CLOUD].process, "cloud")
+        self._cloud_addr = (self.cloud_host.address, port)
+
+    async def _await_listening(self, process: RemoteProcess, role: str) -> int:
+        """The port from the worker's announcement in its remote log."""
+        host = process.transport.name
+
+        async def scan() -> int:
+            async with contextlib.aclosing(process.logs(follow=True)) as lines:
+                async for line in lines:
+                    if not line.startswith("{"):
+                        continue
+                    try:
+                        event = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if event.get("event") == "listening":
+                        return int(event["port"])
+                    if event.get("event") == "error":
+                        raise ToolkitError(f"the {role} worker on {host} failed to start: "
+                                           f"{event.get('message')}")
+            tail = (await process.read_log()).strip()[-800:]
+            raise ToolkitError(f"the {role} worker on {host} exited before listening; "
+                               f"{process.log_file} on {host} ends with: {tail}")
+
+        try:
+            return await asyncio.wait_for(scan(), self.startup_timeout_s)
+        except asyncio.TimeoutError:
+            raise ToolkitError(
+                f"the {role} worker on {host} did not listen within "
+                f"{self.startup_timeout_s:g} s; see {process.log_file} on {host}"
+            ) from None
+
+    async def aclose(self) -> None:
+        """Stop both workers (SIGTERM, then SIGKILL) and close the connections.
+
+        Best effort and idempotent: a host that cannot be reached is logged, the
+        other host is still handled, and the connections are closed anyway.
+        """
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+        self._cloud_addr = None
+        if not self._started:
+            return
+        self._started = False
+        stops = await asyncio.gather(
+            RemoteProcess(self.pi.transport, _EDGE).stop(),
+            self.cloud.stop_worker(_CLOUD), return_exceptions=True)
+        for name, result in zip((_EDGE, _CLOUD), stops, strict=True):
+            if isinstance(result, Exception):
+                log.warning("could not stop %s: %s", name, result)
+        await asyncio.gather(self.pi.close(), self.cloud.close(), return_exceptions=True)
+
+    async def _ensure_model(self, model: str) -> None:
+        if model != self.model_name or self._client is None:
+            await self.aclose()
+            self.model_name = model
+            await self.astart()
+
+    # -- configurations and runs --------------------------------------------------
+
+    async def aapply(self, config: Config) -> list[KnobChange]:
+        """Edge knobs (one remote command) and the cloud accelerator, at the same time."""
+        await self._ensure_model(config.model)
+        edge, cloud = await asyncio.gather(self.pi.apply(config),
+                                           self._set_cloud_accel(config.cloud_accel))
+        return [*edge, cloud]
+
+    async def _set_cloud_accel(self, accel: str) -> KnobChange:
+        """Restart the cloud worker with or without the GPU when the accelerator changes
+        (or when it is no longer running); the change lasts until it listens again."""
+        start = time.perf_counter()
+        change = await self._start_cloud(accel)
+        if change.changed:
+            await self._cloud_listening()
+            change = dataclasses.replace(change,
+                                         duration_ms=(time.perf_counter() - start) * 1000.0)
+        return change
+
+    async def _execute(self, config: Config, *, samples: int, codec: str, warmup: int,
+                       offset: int) -> RunResult:
+        if self._client is None:
+            raise ToolkitError(f"the ssh testbed {self.name!r} is not started; call start()")
+        await self._client.prepare(config.split, config.edge_accel)
+        return await self._client.run(
+            config.split, edge_accel=config.edge_accel, cloud_accel=config.cloud_accel,
+            codec=codec, samples=samples, warmup=warmup, offset=offset,
+            cloud=self._cloud_addr, link=self.link.as_message() if self.link else None,
+            timeout=self.run_timeout_s,
+        )

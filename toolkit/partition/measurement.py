@@ -1,0 +1,262 @@
+"""Records of measured partition runs, and how device reports become them.
+
+Each device worker reports, per measured sample, its compute, send and receive
+times, the bytes it sent and received and when it started and finished (the
+host's monotonic clock, shared by the local worker processes).
+:func:`assemble_run` turns those reports into a :class:`PartitionRun`: the
+request's latency (device 0, inputs to outputs), each device's finish time
+relative to the request's start, and per-device energy (see
+:mod:`toolkit.partition.runtime` for the energy formula and its labels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from toolkit.energy.meter import Measurement
+from toolkit.energy.model import PowerModel
+from toolkit.partition.cost import PlanCost
+from toolkit.partition.hybrid import HybridCost
+from toolkit.partition.links import LinkSpec
+from toolkit.partition.plan import PartitionPlan
+
+__all__ = ["DeviceMeasurement", "PartitionRun", "assemble_run"]
+
+
+@dataclass
+class DeviceMeasurement:
+    """What one device did per sample in a run (means over the measured samples).
+
+    Attributes:
+        device: the device's index.
+        pid: its worker process.
+        macs: MACs of its part (from the plan).
+        compute_ms: running its part of the model.
+        send_ms: sending (serialisation on its emulated uplink included).
+        recv_ms: blocked waiting for data from other devices.
+        encode_ms: encoding the activation for the cloud (hybrid, device 0).
+        latency_ms: when it finished its part, from the request's start on device 0.
+        sent_bytes: tensor payload bytes it sent (to devices and the cloud).
+        frame_bytes: bytes it put on the wire (payloads and frame headers).
+        received_bytes: tensor payload bytes it received.
+        energy_j: its energy per sample.
+        energy_source: where ``energy_j`` comes from.
+        cpu_util: its worker's CPU time over wall time during the run, % of a core.
+    """
+
+    device: int
+    pid: int
+    macs: int
+    compute_ms: float
+    send_ms: float
+    recv_ms: float
+    encode_ms: float
+    latency_ms: float
+    sent_bytes: float
+    frame_bytes: float
+    received_bytes: float
+    energy_j: float
+    energy_source: str
+    cpu_util: float
+
+    @property
+    def macs_per_s(self) -> float:
+        """Throughput this device reached on its compute steps."""
+        return self.macs / (self.compute_ms / 1e3) if self.compute_ms > 0 else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (with ``macs_per_s``)."""
+        return {**asdict(self), "macs_per_s": self.macs_per_s}
+
+
+@dataclass
+class PartitionRun:
+    """One measured run of a plan over real device processes.
+
+    Per-sample arrays hold one value per measured sample; the per-device
+    figures in :attr:`devices` are means.
+
+    Attributes:
+        model: the model's name.
+        strategy: the strategy (``hybrid-<s>`` for hybrid plans).
+        n_devices: edge devices.
+        split: the edge/cloud cut (the model's last split when all runs on the edge).
+        codec: the activation codec (hybrid) or ``fp32``.
+        cpu_freq: the emulated CPU frequency of every device, MHz.
+        link: the emulated link between devices.
+        samples: measured samples.
+        devices: per-device measurements.
+        latency_ms: end-to-end latency per sample (inputs to outputs on device 0).
+        energy_j: edge devices + cloud, per sample.
+        edge_energy_j: the edge devices' energy per sample.
+        cloud_energy_j: the cloud's energy per sample (0 without a cloud).
+        cloud_ms: the cloud's decode and tail time per sample.
+        outputs: the model outputs device 0 returned.
+        max_abs_error: largest absolute difference from the unpartitioned model.
+        accuracy: top-1 agreement of the outputs with ``label_source`` labels.
+        label_source: ``labels`` (true digit labels) or ``fp32-model``.
+        energy_source: edge and cloud sources, ``+``-joined where they differ.
+        predicted: the cost model's prediction for this plan and link.
+        throttled: whether the devices ran under cgroup CPU quotas.
+        sync_points: exchanges between devices per sample.
+        cloud_bytes: encoded activation bytes sent to the cloud per sample.
+    """
+
+    model: str
+    strategy: str
+    n_devices: int
+    split: int
+    codec: str
+    cpu_freq: int
+    link: LinkSpec
+    samples: int
+    devices: list[DeviceMeasurement]
+    latency_ms: np.ndarray
+    energy_j: np.ndarray
+    edge_energy_j: np.ndarray
+    cloud_energy_j: np.ndarray
+    cloud_ms: np.ndarray
+    outputs: np.ndarray
+    max_abs_error: float
+    accuracy: float
+    label_source: str
+    energy_source: str
+    predicted: PlanCost | HybridCost
+    throttled: bool
+    sync_points: int
+    cloud_bytes: float = 0.0
+
+    @property
+    def max_device_energy_j(self) -> float:
+        """The largest per-device energy per sample (the most loaded device)."""
+        return max(d.energy_j for d in self.devices)
+
+    @property
+    def edge_ms(self) -> float:
+        """The largest per-device compute time per sample."""
+        return max(d.compute_ms + d.encode_ms for d in self.devices)
+
+    def cube_row(self) -> dict[str, Any]:
+        """The run as a cube row (see ``docs/partitioning.md``, "Cubes")."""
+        latency = float(np.mean(self.latency_ms))
+        cloud = float(np.mean(self.cloud_ms))
+        return {
+            "model": self.model, "split": self.split, "cpu_freq": self.cpu_freq,
+            "edge_accel": "none", "cloud_accel": "none", "strategy": self.strategy,
+            "devices": self.n_devices, "codec": self.codec,
+            "latency_ms": latency, "edge_ms": self.edge_ms, "cloud_ms": cloud,
+            "transfer_ms": max(latency - self.edge_ms - cloud, 0.0),
+            "energy_j": float(np.mean(self.energy_j)),
+            "edge_energy_j": float(np.mean(self.edge_energy_j)),
+            "cloud_energy_j": float(np.mean(self.cloud_energy_j)),
+            "accuracy": self.accuracy,
+            "tensor_kb": sum(d.sent_bytes for d in self.devices) / 1024,
+            "edge_cpu_util": float(np.mean([d.cpu_util for d in self.devices])),
+            "max_device_energy_j": self.max_device_energy_j,
+            "max_abs_error": self.max_abs_error,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no per-sample arrays, no outputs)."""
+        return {
+            "model": self.model, "strategy": self.strategy, "devices": self.n_devices,
+            "split": self.split, "codec": self.codec, "cpu_freq": self.cpu_freq,
+            "link": self.link.as_message(), "samples": self.samples,
+            "latency_ms": float(np.mean(self.latency_ms)),
+            "energy_j": float(np.mean(self.energy_j)),
+            "edge_energy_j": float(np.mean(self.edge_energy_j)),
+            "cloud_energy_j": float(np.mean(self.cloud_energy_j)),
+            "cloud_ms": float(np.mean(self.cloud_ms)), "cloud_bytes": self.cloud_bytes,
+            "max_abs_error": self.max_abs_error, "accuracy": self.accuracy,
+            "label_source": self.label_source, "energy_source": self.energy_source,
+            "throttled": self.throttled, "sync_points": self.sync_points,
+            "per_device": [d.as_dict() for d in self.devices],
+        }
+
+
+def assemble_run(
+    replies: Mapping[int, Mapping[str, Any]],
+    outputs: np.ndarray,
+    *,
+    plan: PartitionPlan,
+    pids: Sequence[int],
+    power: PowerModel,
+    freq: int,
+    cloud_power: PowerModel | None,
+    cloud_accel: str,
+    measured: Mapping[int, Measurement],
+    reference: np.ndarray,
+    labels: np.ndarray,
+    label_source: str,
+    run: Mapping[str, Any],
+) -> PartitionRun:
+    """A :class:`PartitionRun` from the devices' result replies.
+
+    Args:
+        replies: each device's ``result`` reply (per-sample lists).
+        outputs: the outputs device 0 returned.
+        plan: the plan the devices ran (the head's, for a hybrid plan).
+        pids: the device workers' process ids.
+        power: the edge devices' power model.
+        freq: their emulated CPU frequency.
+        cloud_power: the cloud's power model (None without a cloud).
+        cloud_accel: the cloud power model's accelerator.
+        measured: a meter window per metered device (the rest use ``power``).
+        reference: the unpartitioned model's outputs on the same inputs.
+        labels: reference labels of the inputs.
+        label_source: where the labels come from.
+        run: the remaining :class:`PartitionRun` fields (``model``, ``strategy``,
+            ``n_devices``, ``split``, ``codec``, ``cpu_freq``, ``link``,
+            ``predicted``, ``throttled``).
+    """
+    p_busy, p_wait = power.busy_w(freq), power.wait_w(freq)
+    per_byte = power.profile.power.network_j_per_byte
+    col = {i: {k: np.asarray(v, dtype=float) for k, v in r.items() if isinstance(v, list)}
+           for i, r in replies.items()}
+    start = col[0]["t_start"]
+    latency = (col[0]["t_end"] - start) * 1e3
+    samples = len(latency)
+    devices, sources = [], []
+    edge_j = np.zeros(samples)
+    for i in sorted(col):
+        c, r = col[i], replies[i]
+        busy = c["compute_ms"] + c["encode_ms"]
+        if i in measured:
+            energy = np.full(samples, measured[i].joules / samples)
+            sources.append(measured[i].source)
+        else:
+            energy = (p_busy * busy + p_wait * np.maximum(latency - busy, 0.0)) / 1e3 \
+                + per_byte * c["frame_bytes"]
+            sources.append(power.source)
+        edge_j += energy
+        devices.append(DeviceMeasurement(
+            device=i, pid=int(pids[i]), macs=sum(s.macs for s in plan.computes(i)),
+            compute_ms=float(np.mean(c["compute_ms"])), send_ms=float(np.mean(c["send_ms"])),
+            recv_ms=float(np.mean(c["recv_ms"])), encode_ms=float(np.mean(c["encode_ms"])),
+            latency_ms=float(np.mean((c["t_end"] - start) * 1e3)),
+            sent_bytes=float(np.mean(c["sent_bytes"])),
+            frame_bytes=float(np.mean(c["frame_bytes"])),
+            received_bytes=float(np.mean(c["received_bytes"])),
+            energy_j=float(np.mean(energy)), energy_source=sources[-1],
+            cpu_util=100.0 * r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else float("nan"),
+        ))
+    source = "+".join(dict.fromkeys(sources))
+    cloud_ms = col[0]["cloud_ms"]
+    cloud_j = np.zeros(samples)
+    if cloud_power is not None:
+        cloud_j = cloud_power.busy_w(None, cloud_accel) * cloud_ms / 1e3
+        if cloud_power.source != source:
+            source = f"{source}+{cloud_power.source}"
+    return PartitionRun(
+        **run, samples=samples, devices=devices, latency_ms=latency,
+        energy_j=edge_j + cloud_j, edge_energy_j=edge_j, cloud_energy_j=cloud_j,
+        cloud_ms=cloud_ms, outputs=outputs,
+        max_abs_error=float(np.max(np.abs(outputs - reference))),
+        accuracy=float(np.mean(np.argmax(outputs, axis=-1) == labels)),
+        label_source=label_source, energy_source=source, sync_points=plan.sync_points,
+        cloud_bytes=float(np.mean(col[0]["cloud_bytes"])),
+    )

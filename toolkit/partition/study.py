@@ -1,0 +1,304 @@
+"""Partitioning studies: strategies × device counts × frequencies, measured into a cube.
+
+A :class:`StudySpec` lists what to measure for one model on one emulated link;
+:class:`PartitionStudy` runs every ``(strategy, devices, cpu_freq, codec,
+repeat)`` on a :class:`~toolkit.partition.runtime.PartitionCluster` and
+collects the runs into a cube with the extra dimensions ``strategy`` and
+``devices`` (and ``codec`` when several codecs are studied).
+
+Persistence is the campaign's (:mod:`toolkit.campaign`): an append-only,
+fsync-ed JSON-lines journal beside the cube (``CUBE.nc.journal``) whose first
+line records the specification; rerunning the same study skips every run the
+journal holds, and a journal of another specification is refused. A run that
+fails (a device died or timed out) is retried (dead workers are restarted),
+then recorded as failed; a plan the strategy refuses for the model is recorded
+as refused, with the reason, and not retried.
+
+The cube holds one row per run (per-sample means; see ``docs/partitioning.md``,
+"Cubes"): the standard variables aggregated over the devices, plus
+:data:`PARTITION_VARIABLES`. The per-device figures of every run stay in the
+journal and in :attr:`PartitionStudy.records`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from toolkit.campaign import JOURNAL_SCHEMA
+from toolkit.campaign import _Journal as Journal
+from toolkit.cube import cube_from_runs, save_cube
+from toolkit.errors import ConfigError, ToolkitError
+from toolkit.models.codecs import check_codec
+from toolkit.partition.links import LinkSpec
+from toolkit.partition.runtime import INPUT_KINDS, PartitionCluster
+from toolkit.partition.spec import PlanSpec
+
+__all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
+
+log = logging.getLogger("toolkit.partition")
+
+#: variables a partition cube holds besides :data:`toolkit.cube.VARIABLES`
+PARTITION_VARIABLES: dict[str, tuple[str, str]] = {
+    "max_device_energy_j": ("J", "largest per-device energy per sample (edge devices)"),
+    "max_abs_error": ("1", "largest absolute difference from the unpartitioned model"),
+}
+
+
+@dataclass
+class StudySpec:
+    """What a partitioning study measures (one model, one emulated link).
+
+    Attributes:
+        model: a partitioning model name or ``.keras`` path.
+        strategies: strategy names; ``hybrid-<s>`` ones need ``split``.
+        devices: device counts.
+        cpu_freqs: emulated CPU frequencies (None: the profile's highest).
+        input_size: square input size of the built-in stacks and zoo models.
+        fuse: the spatial strategy's fusion.
+        split: the hybrid strategies' edge/cloud cut.
+        codecs: the hybrid strategies' activation codecs (the others send fp32).
+        link: the emulated link between devices.
+        cloud_link: the emulated link to the cloud (hybrid).
+        samples: measured samples per run.
+        runs: runs (cube repeats) per configuration.
+        warmup: unmeasured samples before each run.
+        inputs: ``digits`` or ``random``.
+        seed: seed of random inputs.
+    """
+
+    model: str
+    strategies: list[str]
+    devices: list[int]
+    cpu_freqs: list[int] | None = None
+    input_size: int | None = None
+    fuse: int | str = "all"
+    split: int | None = None
+    codecs: list[str] = field(default_factory=lambda: ["fp32"])
+    link: LinkSpec = field(default_factory=LinkSpec)
+    cloud_link: LinkSpec = field(default_factory=lambda: LinkSpec(100.0, 2.0))
+    samples: int = 20
+    runs: int = 1
+    warmup: int = 2
+    inputs: str = "digits"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.model = str(self.model)
+        if not self.strategies or not self.devices:
+            raise ConfigError("a partitioning study needs at least one strategy and device count")
+        for strategy, n in product(self.strategies, self.devices):  # validates names and counts
+            PlanSpec(strategy, n, self.fuse, self.split if strategy.startswith("hybrid-")
+                     else None)
+        for codec in self.codecs:
+            check_codec(codec)
+        if self.inputs not in INPUT_KINDS:
+            raise ConfigError(f"unknown inputs {self.inputs!r}; valid: {', '.join(INPUT_KINDS)}")
+        if self.runs < 1 or self.samples < 1:
+            raise ConfigError("runs and samples must be at least 1")
+
+    def plan(self) -> list[tuple[str, int, int | None, str, int]]:
+        """Every run as ``(strategy, devices, cpu_freq, codec, repeat)``, in order."""
+        out = []
+        for repeat, strategy, n, freq in product(range(self.runs), self.strategies,
+                                                 self.devices, self.cpu_freqs or [None]):
+            codecs = self.codecs if strategy.startswith("hybrid-") else ["fp32"]
+            out += [(strategy, n, freq, codec, repeat) for codec in codecs]
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready form, as the journal's first line records it."""
+        d = asdict(self)
+        d["link"], d["cloud_link"] = self.link.as_message(), self.cloud_link.as_message()
+        return d
+
+    def fingerprint(self) -> str:
+        """A digest identifying the specification."""
+        return hashlib.sha256(json.dumps(self.as_json(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class StudySummary:
+    """What a study did: runs done now and before, refusals and failures with reasons."""
+
+    planned: int
+    done_before: int
+    done_now: int
+    refused: list[dict[str, Any]]
+    failures: list[dict[str, Any]]
+    wall_s: float
+
+    def __str__(self) -> str:
+        lines = [f"{self.done_before + self.done_now}/{self.planned} runs measured "
+                 f"({self.done_now} now, {self.done_before} before), {len(self.refused)} "
+                 f"refused, {len(self.failures)} failed"]
+        lines += [f"  refused: {e['strategy']} on {e['devices']} devices: {e['reason']}"
+                  for e in self.refused]
+        lines += [f"  failed: {e['strategy']} on {e['devices']} devices: {e['reason']}"
+                  for e in self.failures]
+        return "\n".join(lines)
+
+
+def _key(strategy: str, devices: int, freq: int | None, codec: str, repeat: int) -> str:
+    return json.dumps([strategy, devices, freq, codec, repeat])
+
+
+class PartitionStudy:
+    """Runs a :class:`StudySpec` on a cluster into a cube file, resumably.
+
+    Args:
+        cluster: the device workers (started on demand).
+        spec: what to measure.
+        out: the cube file; its journal is ``out + ".journal"``.
+        retries: retries of a failing run before it is recorded as failed.
+        backoff_s: first retry delay, doubled each retry.
+        attrs: extra cube attributes.
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(self, cluster: PartitionCluster, spec: StudySpec, out: str | os.PathLike, *,
+                 retries: int = 1, backoff_s: float = 0.5,
+                 attrs: Mapping[str, Any] | None = None, progress: bool = True) -> None:
+        self.cluster = cluster
+        self.spec = spec
+        self.out = Path(out)
+        self.journal = Journal(Path(str(self.out) + ".journal"))
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.attrs = dict(attrs or {})
+        self.progress = progress
+        self.records: list[dict[str, Any]] = []
+        self.runs: list[Any] = []
+        self.summary: StudySummary | None = None
+
+    def _load(self) -> list[dict[str, Any]]:
+        header, entries = self.journal.read()
+        if header is None:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.journal.append({"schema": JOURNAL_SCHEMA, "study": "partition",
+                                 "spec": self.spec.as_json(),
+                                 "fingerprint": self.spec.fingerprint(),
+                                 "testbed": "local-partition"})
+            return []
+        if header.get("study") != "partition" or header.get("fingerprint") != \
+                self.spec.fingerprint():
+            raise ToolkitError(
+                f"{self.journal.path} belongs to a different study (other model, strategies, "
+                "devices, frequencies, link, samples or runs); give another output file, or "
+                "delete the journal to start over")
+        return entries
+
+    def _cube(self) -> xr.Dataset:
+        with_codec = len(self.spec.codecs) > 1
+        rows = []
+        for record in sorted(self.records, key=lambda r: r["repeat"]):
+            row = dict(record["row"])
+            if not with_codec:
+                row.pop("codec", None)
+            rows.append(row)
+        sources = list(dict.fromkeys(part for r in self.records
+                                     for part in r["run"]["energy_source"].split("+")))
+        labels = list(dict.fromkeys(r["run"]["label_source"] for r in self.records))
+        cp = self.cluster
+        attrs = {
+            "testbed": "local-partition",
+            "study": "partition",
+            "energy_source": "+".join(sources),
+            "samples_per_run": self.spec.samples,
+            "seed": self.spec.seed,
+            "inputs": self.spec.inputs,
+            "link_mbps": self.spec.link.mbps if self.spec.link.mbps else "loopback",
+            "link_rtt_ms": self.spec.link.rtt_ms,
+            "fuse": str(self.spec.fuse),
+            "throttled": int(all(r["run"]["throttled"] for r in self.records)),
+            "device_profiles": {"edge": cp.profile.name, "cloud": cp.cloud_profile.name},
+            "aggregation": "per run: latency on device 0; edge_ms the busiest device's "
+                           "compute; energies summed over devices; tensor_kb all bytes sent",
+            **self.attrs,
+        }
+        if labels:
+            attrs["label_source"] = labels[0] if len(labels) == 1 else labels
+        return cube_from_runs(rows, attrs, PARTITION_VARIABLES)
+
+    async def arun(self) -> xr.Dataset:
+        """Run (or resume) the study; returns the cube, also saved to ``out``."""
+        from tqdm.auto import tqdm
+
+        entries = self._load()
+        done = {e["key"]: e for e in entries if e.get("type") == "run"}
+        refused = {e["key"]: e for e in entries if e.get("type") == "refused"}
+        self.records = list(done.values())
+        plan = self.spec.plan()
+        todo = [p for p in plan if _key(*p) not in done and _key(*p) not in refused]
+        t0 = time.perf_counter()
+        failures = []
+        bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="partition study",
+                   unit="run", disable=not self.progress or None)
+        for strategy, n, freq, codec, repeat in todo:
+            key = _key(strategy, n, freq, codec, repeat)
+            bar.set_postfix_str(f"{strategy} N={n} f={freq or 'max'} {codec}")
+            entry = await self._attempt(strategy, n, freq, codec)
+            entry.update({"key": key, "strategy": strategy, "devices": n, "cpu_freq": freq,
+                          "codec": codec, "repeat": repeat})
+            self.journal.append(entry)
+            if entry["type"] == "run":
+                done[key] = entry
+                self.records.append(entry)
+            elif entry["type"] == "refused":
+                refused[key] = entry
+            else:
+                failures.append(entry)
+            bar.update(1)
+        bar.close()
+        self.summary = StudySummary(len(plan), len(done) - len(self.runs), len(self.runs),
+                                    list(refused.values()), failures, time.perf_counter() - t0)
+        if not self.records:
+            raise ToolkitError(f"no run of the study succeeded: {self.summary}")
+        cube = self._cube()
+        save_cube(cube, self.out)
+        return cube
+
+    async def _attempt(self, strategy: str, n: int, freq: int | None, codec: str
+                       ) -> dict[str, Any]:
+        s = self.spec
+        split = s.split if strategy.startswith("hybrid-") else None
+        try:
+            self.cluster.plan(s.model, strategy, n, input_size=s.input_size, fuse=s.fuse,
+                              split=split, codec=codec)
+        except ToolkitError as exc:
+            return {"type": "refused", "reason": str(exc)}
+        reason = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                run = await self.cluster.arun(
+                    s.model, strategy, n, samples=s.samples, inputs=s.inputs,
+                    input_size=s.input_size, fuse=s.fuse, split=split, codec=codec,
+                    cpu_freq=freq, link=s.link, cloud_link=s.cloud_link, warmup=s.warmup,
+                    seed=s.seed)
+            except ConfigError:
+                raise
+            except (ToolkitError, OSError, ConnectionError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("partition run %s N=%d failed (attempt %d/%d): %s", strategy, n,
+                            attempt + 1, self.retries + 1, reason)
+                continue
+            self.runs.append(run)
+            return {"type": "run", "row": run.cube_row(), "run": run.as_dict()}
+        return {"type": "failure", "reason": reason}
+
+    def run(self) -> xr.Dataset:
+        """Blocking :meth:`arun` (on the cluster's private event loop)."""
+        return self.cluster._sync(self.arun())

@@ -1,0 +1,83 @@
+"""Hardware states and the cost of switching between them.
+
+A configuration needs the edge CPU at its frequency, the Coral TPU off
+(``none``/``int8``) or on in the runtime mode of ``tpu-std``/``tpu-max``, and —
+when the cloud runs part of the model (split below the last) — the cloud on its
+accelerator. Switching costs come from the device profiles' ``[reconfiguration]``
+tables: a frequency change (``cpu_freq_*``), TPU power on/off
+(``tpu_power_on_*``, ``tpu_power_off_*``), a TPU runtime mode switch
+(``tpu_mode_switch_*``) and a cloud CPU/GPU switch (``gpu_switch_*``). Edge
+changes run one after another; the cloud switch runs in parallel with them, so
+the switch time is ``max(edge, cloud)`` and its energy the sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+__all__ = ["HardwareState", "hardware_state", "next_state", "switch_cost"]
+
+_TPU = {"none": "off", "int8": "off", "tpu-std": "std", "tpu-max": "max"}
+
+
+class HardwareState(NamedTuple):
+    """The hardware setting a configuration needs (or the testbed is in).
+
+    Attributes:
+        cpu_freq: edge CPU frequency, MHz.
+        tpu: ``off``, ``std`` or ``max`` (the Coral TPU's power and runtime mode).
+        cloud: the cloud accelerator, or None where the cloud runs nothing (any
+            state will do) or is not known yet.
+    """
+
+    cpu_freq: int
+    tpu: str
+    cloud: str | None
+
+
+def hardware_state(config: Mapping[str, Any], last_split: int) -> HardwareState:
+    """The hardware setting a configuration needs (see :class:`HardwareState`)."""
+    uses_cloud = int(config["split"]) < last_split
+    return HardwareState(int(config["cpu_freq"]), _TPU.get(str(config["edge_accel"]), "off"),
+                         str(config["cloud_accel"]) if uses_cloud else None)
+
+
+def next_state(current: HardwareState | None, needed: HardwareState) -> HardwareState:
+    """The state after switching from ``current`` to what a configuration needs."""
+    cloud = needed.cloud if needed.cloud is not None or current is None else current.cloud
+    return HardwareState(needed.cpu_freq, needed.tpu, cloud)
+
+
+def switch_cost(costs: Mapping[str, float], current: HardwareState | None,
+                needed: HardwareState) -> tuple[float, float]:
+    """Time (ms) and energy (J) to go from ``current`` to ``needed``.
+
+    Args:
+        costs: the profiles' ``[reconfiguration]`` entries (missing ones cost 0).
+        current: the present state; None (unknown) costs nothing.
+        needed: the state a configuration needs.
+    """
+    if current is None:
+        return 0.0, 0.0
+    edge_ms = edge_j = cloud_ms = cloud_j = 0.0
+
+    def add(name: str) -> tuple[float, float]:
+        return costs.get(f"{name}_ms", 0.0), costs.get(f"{name}_j", 0.0)
+
+    steps = []
+    if current.cpu_freq != needed.cpu_freq:
+        steps.append(add("cpu_freq"))
+    if current.tpu != needed.tpu:
+        if current.tpu == "off":
+            steps.append(add("tpu_power_on"))
+        elif needed.tpu == "off":
+            steps.append(add("tpu_power_off"))
+        else:
+            steps.append(add("tpu_mode_switch"))
+    for ms, j in steps:
+        edge_ms += ms
+        edge_j += j
+    if needed.cloud is not None and current.cloud is not None and needed.cloud != current.cloud:
+        cloud_ms, cloud_j = add("gpu_switch")
+    return max(edge_ms, cloud_ms), edge_j + cloud_j
