@@ -9,6 +9,7 @@ import psutil
 import pytest
 from fake_pi import make_fake_pi  # tests/ is on sys.path (conftest)
 
+from toolkit.config import Config
 from toolkit.devices import (
     CommandFailed,
     CommandTimeout,
@@ -63,6 +64,16 @@ async def test_timeout_abandons_the_channel_and_the_guard_ends_the_command(
     assert not marker.exists()
     await shell.close()
     await transport.close()
+
+
+async def test_a_single_session_host_gets_no_reused_channel(sshd, make_host, fake_pi):
+    pi = PiController(SshTransport(make_host(sshd, max_sessions=1,
+                                             profile=load_profile(fake_pi.profile_path))))
+    changes = await pi.apply(Config("digits-cnn", 1, 800, "none", "none"))
+    assert [c.verified for c in changes] == [True, True] and fake_pi.cur_khz == 800_000
+    assert await asyncio.wait_for(pi.cpu_state(), 10) == ("userspace", 800)  # not starved
+    assert pi.shell.opened == 0
+    await pi.close()
 
 
 async def test_a_failing_knob_command_is_named(sshd, make_host, tmp_path):

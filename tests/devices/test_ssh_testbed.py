@@ -21,14 +21,20 @@ import numpy as np
 import psutil
 import pytest
 from fake_pi import FakePi, make_fake_pi  # tests/ is on sys.path (conftest)
-from sshd_fixture import SshServer, sshd_available
+from sshd_fixture import SshServer, free_port, sshd_available
 
 from toolkit.campaign import Campaign, CampaignSpec
 from toolkit.cli import main as cli_main
 from toolkit.config import Config
 from toolkit.cube import open_cube
 from toolkit.devices import ReconnectPolicy, SshTestbed, load_inventory, open_testbed
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, ToolkitError
+
+
+def end_to_end(test):
+    """Starts real workers over SSH: slow, and a hang fails the test, not the whole run."""
+    return pytest.mark.slow(pytest.mark.timeout(240)(test))
+
 
 FAST = ReconnectPolicy(initial_s=0.05, factor=2.0, max_delay_s=0.4, give_up_s=8.0)
 
@@ -68,16 +74,10 @@ def write_inventory(path: Path, edge: SshServer, cloud: SshServer, fake: FakePi,
         + host_table("pi", "edge", edge, str(fake.profile_path), workdir / "pi",
                      command_timeout_s=3)
         + host_table("gpu", "cloud", cloud, "cloud-gpu-server", workdir / "gpu",
-                     worker_port=_free_port())
+                     worker_port=free_port())
         + meters
     )
     return path
-
-
-def _free_port() -> int:
-    from sshd_fixture import free_port
-
-    return free_port()
 
 
 def fake_pi_for_testbed(root: Path) -> FakePi:
@@ -132,6 +132,7 @@ def bed(tmp_path_factory):
         kill_workers_under(root / "work")
 
 
+@end_to_end
 def test_campaign_changes_the_pi_and_resumes_after_sshd_crash(bed, tmp_path):
     configs = [Config("digits-cnn", split, freq, "none", "none")
                for split in (1, 2, 3) for freq in (600, 1800)]
@@ -180,6 +181,7 @@ def test_campaign_changes_the_pi_and_resumes_after_sshd_crash(bed, tmp_path):
     assert calls.count(f"sudo tee -- {bed.fake.sysfs}/scaling_governor") == 1
 
 
+@end_to_end
 def test_hanging_command_fails_the_run_and_the_campaign_goes_on(bed, tmp_path):
     configs = [Config("digits-cnn", 2, 1000, "none", "none"),
                Config("digits-cnn", 2, 1200, "none", "none")]
@@ -198,6 +200,7 @@ def test_hanging_command_fails_the_run_and_the_campaign_goes_on(bed, tmp_path):
     assert '"type":"failure"' in journal and "CommandTimeout" in journal
 
 
+@end_to_end
 def test_tpu_knobs_switch_and_a_worker_without_coral_refuses(bed, tmp_path):
     changes = bed.testbed.apply(Config("digits-cnn", 2, 600, "tpu-std", "none"))
     assert [(c.knob, c.value) for c in changes] == [
@@ -215,6 +218,27 @@ def test_tpu_knobs_switch_and_a_worker_without_coral_refuses(bed, tmp_path):
     assert bed.testbed.cloud_accels == ("none", "gpu")
 
 
+@end_to_end
+def test_cloud_accelerator_restarts_the_cloud_worker_only_when_it_changes(bed):
+    worker = bed.testbed.cloud.workers["cloud-worker"].process
+    gpu = Config("digits-cnn", 2, 600, "none", "gpu")
+    *_, to_gpu = bed.testbed.apply(gpu)
+    assert (to_gpu.knob, to_gpu.value, to_gpu.changed) == ("cloud_accel", "gpu", True)
+    assert not to_gpu.verified  # no nvidia-smi here: the worker runs on the CPU
+    restarted = bed.testbed.cloud.workers["cloud-worker"].process
+    assert restarted.pid != worker.pid
+    with pytest.raises(ToolkitError, match="cloud_accel 'gpu' requested but this cloud "
+                                           "worker sees no GPU"):
+        bed.testbed.run(gpu, samples=1)
+    *_, to_cpu = bed.testbed.apply({**gpu.as_dict(), "cloud_accel": "none"})
+    assert to_cpu.changed and to_cpu.verified
+    *_, same = bed.testbed.apply({**gpu.as_dict(), "cloud_accel": "none"})
+    assert not same.changed
+    record = bed.testbed.run({**gpu.as_dict(), "cloud_accel": "none"}, samples=2)
+    assert record.samples == 2 and record.cloud_ms > 0
+
+
+@end_to_end
 def test_dynasplit_measure_with_an_inventory_file(bed, tmp_path, capsys):
     inventory = write_inventory(tmp_path / "bed.toml", bed.edge_sshd, bed.cloud_sshd, bed.fake,
                                 tmp_path / "work")  # its own workdir: its own workers

@@ -110,3 +110,20 @@ def test_unknown_model_and_subclassed_models_are_refused():
 
     with pytest.raises(ToolkitError, match="subclassed"):
         SplitModel(Sub())
+
+
+def test_architectures_without_weights_are_identical_in_every_process():
+    import hashlib
+    import subprocess
+    import sys
+
+    code = ("import hashlib, numpy as np\nfrom toolkit.models import load_model\n"
+            "h = hashlib.sha256()\n"
+            "for w in load_model('mobilenetv2', input_size=32).get_weights():\n"
+            "    h.update(np.ascontiguousarray(w).tobytes())\nprint(h.hexdigest())\n")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stdout.strip() for _ in range(2)}
+    here = hashlib.sha256()
+    for w in load_model("mobilenetv2", input_size=32).get_weights():
+        here.update(np.ascontiguousarray(w).tobytes())
+    assert digests == {here.hexdigest()}

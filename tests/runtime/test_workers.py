@@ -60,8 +60,11 @@ def test_split_inference_across_processes(workers, split, accel, codec):
 def test_link_emulation_adds_delay(workers):
     edge, cloud = workers
     r = asyncio.run(_run(edge, cloud, split=3, samples=20, link={"mbps": 1.0, "rtt_ms": 20.0}))
-    # 20 ms round trip plus 2 KiB each way at 1 Mbit/s is at least 20 ms per sample
-    assert (r.timings["transfer_ms"] >= 20.0).all()
+    # 20 ms round trip, plus 2 KiB out and the 10-class answer back at 1 Mbit/s
+    request, answer = r.frame_bytes[0], 16 + 20 + 4 * 2 + 4 * 10
+    floor_ms = 20.0 + (request + answer) * 8 / 1e6 * 1e3
+    assert request > 2048
+    assert (r.timings["network_ms"] >= floor_ms * 0.999).all()
 
 
 def test_bad_requests_get_error_replies_and_the_connection_survives(workers):

@@ -1,7 +1,7 @@
 """One remote command per configuration: the Pi's knob script and its report.
 
-Applying a configuration used to take five or six SSH commands (read the CPU
-state, write the governor and the frequency, read back, read the hub, switch
+Applying a configuration knob by knob takes five or six SSH commands (read the
+CPU state, write the governor and the frequency, read back, read the hub, switch
 it...). :class:`KnobScript` composes all of it into one POSIX ``sh`` script that
 the host runs as a single command, step by step, in the controller's order:
 
@@ -114,7 +114,7 @@ class StepReport:
         changed: whether it changed the knob (False: it already had the value).
         duration_ms: the step's time on the host (read, change, read-back).
         values: values read (``before``, ``after``: lists of words).
-        blobs: raw tool output (``before``, ``after``).
+        blobs: raw tool output (``before``, ``after``; ``out`` for uhubctl's one call).
     """
 
     knob: str

@@ -48,6 +48,10 @@ class RemoteShell:
 
     The channel opens on the first command and reopens after a timeout, a lost
     connection or :meth:`close`. Commands sent concurrently wait for each other.
+    It holds one of the host's session slots while open; on a host that allows
+    the toolkit a single session (``max_sessions`` below 4), every command takes
+    a session of its own instead (:meth:`SshTransport.run`), so that other
+    commands are never starved.
 
     Args:
         transport: the host's transport (its connection, limits and counters).
@@ -108,6 +112,8 @@ class RemoteShell:
             ConnectionLost: the connection dropped while it ran.
             ConnectError, HostKeyError, AuthError: (re)connecting failed.
         """
+        if self.transport.host.session_limit < 2:
+            return await self.transport.run(argv, timeout=timeout, check=check, env=env)
         command = remote_command(argv, env)
         limit = self.transport.host.command_timeout_s if timeout is None else timeout
         token = uuid.uuid4().hex

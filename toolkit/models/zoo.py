@@ -33,6 +33,7 @@ def load_model(
     *,
     input_size: int | None = None,
     weights: str | os.PathLike | None = None,
+    seed: int = 0,
 ) -> keras.Model:
     """Load a model by name or ``.keras`` path.
 
@@ -41,6 +42,10 @@ def load_model(
         input_size: square input size for the ``keras.applications`` models
             (default 224; at least 32).
         weights: optional local weights file for the ``keras.applications`` models.
+        seed: without a weights file, the architectures are initialised from this
+            seed (Keras' global seed is set before building), so that every
+            process -- controller, edge worker, cloud worker -- builds the very
+            same weights.
 
     Raises:
         ToolkitError: unknown name, missing or unreadable file.
@@ -56,6 +61,8 @@ def load_model(
         if size < 32:
             raise ToolkitError(f"input size {size} is too small for {name_str}; use 32 or more")
         builder = getattr(keras.applications, APPLICATIONS[name_str])
+        if weights is None:
+            keras.utils.set_random_seed(seed)
         model = builder(weights=None, input_shape=(size, size, 3))
         if weights is not None:
             try:

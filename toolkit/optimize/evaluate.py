@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -133,11 +134,13 @@ class CubeEvaluator(Evaluator):
         columns = {}
         for name in present:
             arr = data[name].transpose(*GENES, "repeat")
-            if name == "latency_ms" and self.latency_stat != "mean":
-                columns[name] = arr.quantile(float(self.latency_stat), dim="repeat",
-                                             skipna=True).drop_vars("quantile")
-            else:
-                columns[name] = arr.mean("repeat", skipna=True)
+            with warnings.catch_warnings():  # unmeasured cells are all-NaN: fine
+                warnings.simplefilter("ignore", RuntimeWarning)
+                if name == "latency_ms" and self.latency_stat != "mean":
+                    columns[name] = arr.quantile(float(self.latency_stat), dim="repeat",
+                                                 skipna=True).drop_vars("quantile")
+                else:
+                    columns[name] = arr.mean("repeat", skipna=True)
         import xarray as xr
 
         frame = xr.Dataset(columns).to_dataframe().reset_index()

@@ -79,6 +79,8 @@ def _global_rng(seed: int | None) -> Iterator[None]:
 
 def _reference_points(n_obj: int, size: int) -> np.ndarray:
     """Uniform reference points, as many as fit in ``size`` (at least one division)."""
+    if n_obj == 1:
+        return np.ones((1, 1))
     p = 1
     while math.comb(p + 1 + n_obj - 1, n_obj - 1) <= size:
         p += 1
@@ -108,7 +110,7 @@ class Optimizer:
         normalizer: Normalizer | None = None,
         surrogate: bool = True,
         pool_factor: int = 8,
-        kappa: float = 1.0,
+        kappa: float = 0.5,
         progress: bool = True,
     ) -> None:
         """Configure a run.
@@ -155,9 +157,15 @@ class Optimizer:
         self.normalizer = None if given is None else given.select(self.objectives)
 
     def population_size_for(self, budget: int) -> int:
-        """Default population: about a sixth of the budget, at least the corners + 4."""
-        floor = len(corner_genes(self.space)) + 4
-        return int(min(self.space.size, max(floor, min(64, round(budget / 6)))))
+        """Default population: the corners plus one member per inner split.
+
+        Capped at half the budget (so that at least half is left for the
+        search) but never below the corners + 4.
+        """
+        corners = len(corner_genes(self.space))
+        inner = max(self.space.gene_sizes[0] - 2, 0)
+        size = max(corners + 4, min(corners + inner, budget // 2))
+        return int(min(self.space.size, size))
 
     def run(self, budget: float | int = 0.2) -> OptimizationResult:
         """Search until ``budget`` distinct evaluations are spent (or the space is).
@@ -193,7 +201,7 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.generation = 0
         self.mu = opt.population_size or opt.population_size_for(budget)
-        self.lam = opt.offspring_size or self.mu
+        self.lam = opt.offspring_size or max(4, self.mu // 4)
         self.ref_points = _reference_points(self.k, self.mu) if opt.algorithm == "nsga3" else None
         self.bar: Any = None
 
@@ -267,6 +275,8 @@ class _Run:
     def _select(self, individuals: list[Any], k: int) -> list[Any]:
         if len(individuals) <= k:
             return list(individuals)
+        if self.k == 1:  # one objective: both reduce to keeping the k best
+            return sorted(individuals, key=lambda ind: ind.fitness.values[0])[:k]
         if self.opt.algorithm == "nsga3":
             return tools.selNSGA3(individuals, k, self.ref_points)
         return tools.selNSGA2(individuals, k)

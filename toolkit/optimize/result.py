@@ -138,16 +138,14 @@ class OptimizationResult:
         return pd.DataFrame(rows, columns=columns)
 
     def to_xarray(self) -> Any:
-        """An xarray Dataset over ``evaluation`` (plus ``generation`` for the history)."""
+        """An xarray Dataset: dimension ``evaluation`` and, for the history, ``history``."""
         import xarray as xr
 
         ds = xr.Dataset.from_dataframe(self.to_dataframe().rename_axis("evaluation"))
         hist = pd.DataFrame(self.history, columns=["generation", "evaluations",
                                                    "hypervolume", "front_size"])
-        hist = hist.set_index("generation")
-        ds = ds.merge(xr.Dataset.from_dataframe(hist).rename(
-            {"evaluations": "history_evaluations", "hypervolume": "history_hypervolume",
-             "front_size": "history_front_size"}))
+        for column in hist.columns:
+            ds[f"history_{column}"] = ("history", hist[column].to_numpy())
         for name in OBJECTIVES:
             ds[name].attrs["units"] = {"latency_ms": "ms", "energy_j": "J",
                                        "accuracy": "1"}[name]

@@ -74,6 +74,7 @@ from toolkit.partition.stacks import (
 )
 from toolkit.partition.strategies import STRATEGIES, partition
 from toolkit.partition.study import PARTITION_VARIABLES, PartitionStudy, StudySpec, StudySummary
+from toolkit.partition.sweep import crossovers, device_table, hybrid_table, predict_table
 
 __all__ = [
     "CODEC_BYTES",
@@ -118,7 +119,9 @@ __all__ = [
     "chain_head",
     "check_fuse",
     "codec_roundtrip",
+    "crossovers",
     "default_hybrid_split",
+    "device_table",
     "estimate_cost",
     "estimate_hybrid_cost",
     "evaluate",
@@ -127,6 +130,7 @@ __all__ = [
     "format_table",
     "hybrid_plan",
     "hybrid_splits",
+    "hybrid_table",
     "input_channel",
     "layer_wise",
     "load_partition_model",
@@ -135,6 +139,7 @@ __all__ = [
     "output_channel",
     "partition",
     "plan_fingerprint",
+    "predict_table",
     "randomize_weights",
     "run_steps",
     "spatial",

@@ -161,7 +161,7 @@ class PartitionRun:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no per-sample arrays, no outputs)."""
+        """JSON-ready summary (means; no per-sample arrays, no outputs), with the prediction."""
         return {
             "model": self.model, "strategy": self.strategy, "devices": self.n_devices,
             "split": self.split, "codec": self.codec, "cpu_freq": self.cpu_freq,
@@ -175,6 +175,13 @@ class PartitionRun:
             "label_source": self.label_source, "energy_source": self.energy_source,
             "throttled": self.throttled, "sync_points": self.sync_points,
             "per_device": [d.as_dict() for d in self.devices],
+            "predicted": {
+                "latency_ms": self.predicted.latency_ms, "energy_j": self.predicted.energy_j,
+                "energy_source": self.predicted.energy_source,
+                "per_device": [{"latency_ms": d.latency_ms, "energy_j": d.energy_j,
+                                "compute_ms": d.compute_ms, "sent_bytes": d.sent_bytes}
+                               for d in self.predicted.devices],
+            },
         }
 
 

@@ -2,7 +2,7 @@
 
 A :class:`PartitionCluster` starts ``workers`` device workers
 (:mod:`toolkit.partition.worker`, one OS process each) and, for hybrid plans,
-a cloud worker (:mod:`toolkit.runtime.cloud`) per model. For each run it
+a cloud worker (:mod:`toolkit.partition.cloud`) per model. For each run it
 builds the plan, tells every device which plan to build (they rebuild it from
 the same model and check its fingerprint), connects the devices over TCP with
 the runtime's framing, sends the inputs to device 0 and collects, per device,
@@ -73,9 +73,9 @@ from toolkit.partition.links import LinkSpec
 from toolkit.partition.measurement import PartitionRun, assemble_run
 from toolkit.partition.plan import PartitionPlan
 from toolkit.partition.spec import PlanSpec, plan_fingerprint
-from toolkit.partition.stacks import STACKS, load_partition_model
+from toolkit.partition.stacks import load_partition_model
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
-from toolkit.runtime.session import WorkerProcess, worker_command
+from toolkit.runtime.session import WorkerProcess
 
 __all__ = [
     "INPUT_KINDS",
@@ -202,7 +202,7 @@ class PartitionCluster:
         self._workers: list[WorkerProcess | None] = [None] * workers
         self._controls: list[_Control | None] = [None] * workers
         self._quotas: list[CpuQuota | None] = [None] * workers
-        self._clouds: dict[str, WorkerProcess] = {}
+        self._clouds: dict[tuple, WorkerProcess] = {}
         self._models: dict[Any, _Model] = {}
         self._runs = itertools.count(1)
         self._loop: BackgroundLoop | None = None
@@ -312,14 +312,12 @@ class PartitionCluster:
             key = ("name", str(model), input_size)
         if key in self._models:
             return self._models[key]
-        if isinstance(model, keras.Model):
-            name, loaded, needs_file = model.name, model, True
+        if isinstance(model, keras.Model):  # the workers load it from a file
+            name, loaded = model.name, model
         else:
-            name = str(model)
-            loaded = load_partition_model(name, input_size)
-            needs_file = name in STACKS  # the cloud worker loads zoo names and files only
+            name, loaded = str(model), load_partition_model(str(model), input_size)
         ref, size = name, input_size
-        if needs_file:
+        if isinstance(model, keras.Model):
             folder = self.log_dir / "models"
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{len(self._models)}.keras"
@@ -343,12 +341,15 @@ class PartitionCluster:
                           model_name=entry.name)
 
     async def _cloud(self, entry: _Model) -> WorkerProcess:
-        worker = self._clouds.get(entry.ref)
+        worker = self._clouds.get((entry.ref, entry.input_size))
         if worker is None or not worker.alive():
-            argv = worker_command("cloud", entry.ref, threads=1, input_size=entry.input_size)
+            argv = [sys.executable, "-m", "toolkit.partition.cloud", "--model", entry.ref,
+                    "--threads", "1"]
+            if entry.input_size:
+                argv += ["--input-size", str(entry.input_size)]
             log = self.log_dir / f"cloud-{len(self._clouds)}.log"
             worker = await asyncio.to_thread(WorkerProcess, argv, log, self.startup_timeout)
-            self._clouds[entry.ref] = worker
+            self._clouds[(entry.ref, entry.input_size)] = worker
         return worker
 
     # -- running --------------------------------------------------------------------

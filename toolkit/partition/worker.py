@@ -196,7 +196,8 @@ class DeviceWorker:
         if key not in self._split_models:
             from toolkit.models.split import SplitModel
 
-            self._split_models[key] = SplitModel(self._model(name, input_size), name=name)
+            model = self._model(name, input_size)
+            self._split_models[key] = SplitModel(model, name=model.name)
         return self._split_models[key]
 
     async def _configure(self, msg: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,14 @@ from toolkit.errors import ProtocolError, ToolkitError
 from toolkit.models.codecs import check_codec, decode, encode
 from toolkit.models.data import eval_inputs
 from toolkit.runtime import streams
-from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
+from toolkit.runtime.framing import (
+    KIND_JSON,
+    KIND_TENSOR,
+    read_frame,
+    tensor_frame_size,
+    write_json,
+    write_tensor,
+)
 from toolkit.runtime.stages import StageCache
 from toolkit.runtime.worker import add_model_arguments, load_split_model, run_worker, serve
 
@@ -55,7 +62,8 @@ class _CloudLink:
         self.writer: asyncio.StreamWriter | None = None
 
     async def connect(self, host: str, port: int) -> None:
-        if self.addr == (host, port) and self.writer and not self.writer.is_closing():
+        if (self.addr == (host, port) and self.writer and not self.writer.is_closing()
+                and not self.reader.at_eof()):  # a restarted worker on the same port
             return
         await self.close()
         try:
@@ -209,8 +217,10 @@ class EdgeWorker:
             enc = encode(h, codec)
             t2 = time.perf_counter()
             link = self.cloud
+            # the emulated link delays the frame before it leaves, so the cloud's
+            # work never overlaps the emulated transfer
+            await self._link.delay(tensor_frame_size(enc))
             frame_bytes = write_tensor(link.writer, enc, rid)
-            await self._link.delay(frame_bytes)
             await link.writer.drain()
             reply = await read_frame(link.reader)
             if reply is not None:

@@ -41,6 +41,7 @@ __all__ = [
     "VERSION",
     "Frame",
     "read_frame",
+    "tensor_frame_size",
     "write_json",
     "write_tensor",
 ]
@@ -86,6 +87,12 @@ def write_json(writer: asyncio.StreamWriter, message: dict[str, Any]) -> int:
     body = json.dumps(message, separators=(",", ":")).encode()
     writer.write(_prefix(KIND_JSON, 0, len(body)) + body)
     return _PREFIX.size + len(body)
+
+
+def tensor_frame_size(tensor: Encoded, meta: dict[str, Any] | None = None) -> int:
+    """Bytes :func:`write_tensor` puts on the wire for ``tensor`` (and ``meta``)."""
+    extra = len(json.dumps(meta, separators=(",", ":")).encode()) if meta else 0
+    return _PREFIX.size + _TENSOR.size + 4 * len(tensor.shape) + extra + tensor.nbytes
 
 
 def write_tensor(

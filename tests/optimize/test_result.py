@@ -1,0 +1,102 @@
+"""OptimizationResult views and FRONT.json: schema, round trip, refusal of others."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.optimize import (
+    FRONT_SCHEMA,
+    ConfigSpace,
+    CubeEvaluator,
+    load_front,
+    optimize,
+    save_front,
+)
+from toolkit.pareto import pareto_mask
+
+
+@pytest.fixture(scope="module")
+def result(toy_cube):
+    return optimize(ConfigSpace.from_cube(toy_cube), CubeEvaluator(toy_cube), 0.3, seed=4,
+                    progress=False)
+
+
+def test_front_json_schema(result, tmp_path):
+    path = save_front(result, tmp_path / "FRONT.json")
+    doc = json.loads(path.read_text())
+    for key in ("schema", "model", "algorithm", "seed", "objectives", "space_size",
+                "evaluations", "evaluated", "front", "history"):
+        assert key in doc
+    assert doc["schema"] == FRONT_SCHEMA == "dynasplit.front/1"
+    assert doc["objectives"] == {"latency_ms": "min", "energy_j": "min", "accuracy": "max"}
+    assert doc["model"] == "toy" and doc["algorithm"] == "nsga2" and doc["seed"] == 4
+    assert doc["evaluations"] == len(doc["evaluated"]) == len(doc["values"])
+    assert doc["energy_source"] == "model:synthetic"
+    keys = {"model", "split", "cpu_freq", "edge_accel", "cloud_accel"}
+    assert all(set(c) == keys for c in doc["evaluated"])
+    for entry in doc["front"]:
+        assert set(entry) == {"config", "latency_ms", "energy_j", "accuracy"}
+        assert entry["config"] in doc["evaluated"]  # every front entry was evaluated
+    # the front is exactly the non-dominated part of the evaluated values
+    values = [[v[o] for o in doc["objectives"]] for v in doc["values"]]
+    mask = pareto_mask(values, list(doc["objectives"].values()))
+    assert sum(mask) == len(doc["front"])
+    assert doc["history"][-1]["hypervolume"] == pytest.approx(doc["hypervolume"])
+    assert doc["normalization"]["reference"] == 1.1
+    assert doc["normalization"]["source"] == "cube"
+
+
+def test_round_trip(result, tmp_path):
+    path = save_front(result, tmp_path / "front.json")
+    back = load_front(path)
+    assert back.to_dict() == result.to_dict()
+    assert back.hypervolume == pytest.approx(result.hypervolume)
+
+
+def test_load_refuses_other_schemas(tmp_path):
+    other = tmp_path / "policy.json"
+    other.write_text(json.dumps({"schema": "dynasplit.policy/1"}))
+    with pytest.raises(ToolkitError, match="schema 'dynasplit.policy/1'.*'dynasplit.front/1'"):
+        load_front(other)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ToolkitError, match="not a readable JSON"):
+        load_front(tmp_path / "bad.json")
+    with pytest.raises(ToolkitError, match="does not exist"):
+        load_front(tmp_path / "missing.json")
+    (tmp_path / "partial.json").write_text(json.dumps({"schema": FRONT_SCHEMA, "model": "x"}))
+    with pytest.raises(ToolkitError, match="lacks the front key"):
+        load_front(tmp_path / "partial.json")
+
+
+def test_table_views(result):
+    df = result.to_dataframe()
+    assert len(df) == result.evaluations
+    assert df["on_front"].sum() == len(result.front)
+    assert list(df.columns[:5]) == ["model", "split", "cpu_freq", "edge_accel", "cloud_accel"]
+    ds = result.to_xarray()
+    assert ds.sizes["evaluation"] == result.evaluations
+    assert ds["energy_j"].attrs["units"] == "J"
+    assert ds.attrs["energy_source"] == "model:synthetic"
+    assert float(ds["history_hypervolume"][-1]) == pytest.approx(result.hypervolume)
+
+
+def test_cube_evaluator_statistics(toy_cube, toy_objectives):
+    config = {"model": "toy", "split": 2, "cpu_freq": 1000, "edge_accel": "tpu-std",
+              "cloud_accel": "gpu"}
+    truth = toy_objectives(2, 1000, "tpu-std", "gpu")
+    mean = CubeEvaluator(toy_cube).lookup(config)
+    assert mean["latency_ms"] == pytest.approx(truth["latency_ms"])  # repeats at -1 %, +1 %
+    assert mean["energy_j"] == pytest.approx(truth["energy_j"])
+    tail = CubeEvaluator(toy_cube, latency_stat=0.99).lookup(config)
+    assert tail["latency_ms"] == pytest.approx(truth["latency_ms"] * (1 - 0.01 + 0.02 * 0.99))
+    assert CubeEvaluator(toy_cube).lookup({**config, "cpu_freq": 1234}) is None
+    assert CubeEvaluator(toy_cube).lookup({**config, "model": "other"}) is None
+    from toolkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="latency_stat must be 'mean', 'median' or a quantile"):
+        CubeEvaluator(toy_cube, latency_stat="p99x")
+    with pytest.raises(ConfigError, match=r"quantile must be in \(0, 1\]"):
+        CubeEvaluator(toy_cube, latency_stat=1.5)

@@ -1,0 +1,46 @@
+"""The cloud of hybrid partition plans: the runtime's cloud worker on a partitioning model.
+
+Run it as ``python -m toolkit.partition.cloud --model M [--input-size S]``.
+It serves :class:`toolkit.runtime.cloud.CloudWorker`'s protocol (``configure``
+with a split, then one tensor in, the tail's output back, with ``cloud_ms`` and
+``decode_ms``) for any model :func:`~toolkit.partition.load_partition_model`
+resolves — the built-in stacks included — so that the device workers and the
+cloud load the model the same way and cut it at the same points.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from toolkit.runtime.worker import run_worker, serve
+
+__all__ = ["main"]
+
+
+async def _amain(args: argparse.Namespace) -> None:
+    from toolkit.models.split import SplitModel
+    from toolkit.partition.stacks import load_partition_model
+    from toolkit.runtime.cloud import CloudWorker
+    from toolkit.runtime.stages import StageCache, configure_threads
+
+    configure_threads(args.threads)
+    model = load_partition_model(args.model, args.input_size)
+    worker = CloudWorker(StageCache(SplitModel(model, name=model.name), threads=args.threads))
+    await serve("cloud", worker.handle, args.host, args.port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m toolkit.partition.cloud``."""
+    parser = argparse.ArgumentParser(prog="python -m toolkit.partition.cloud",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="partitioning model name or .keras path")
+    parser.add_argument("--input-size", type=int, default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port)")
+    parser.add_argument("--threads", type=int, default=1, help="compute threads")
+    args = parser.parse_args(argv)
+    return run_worker("cloud", lambda: _amain(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
