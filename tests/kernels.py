@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
-__all__ = ["KERNEL_NAME", "write_kernel_spec"]
+import psutil
+
+__all__ = ["KERNEL_NAME", "processes_with_tmpdir", "write_kernel_spec"]
 
 KERNEL_NAME = "dynasplit-test"
 
@@ -27,3 +30,24 @@ def write_kernel_spec(folder: Path) -> Path:
         "metadata": {"debugger": False},
     }, indent=1))
     return folder
+
+
+def processes_with_tmpdir(folder: Path, wait_s: float = 15.0) -> list[psutil.Process]:
+    """Processes (kernels, workers) still running with ``TMPDIR=folder`` after ``wait_s``.
+
+    The tests start kernels with a TMPDIR of their own, which every process the
+    kernel starts inherits: this finds exactly the processes a test started.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = []
+        for p in psutil.process_iter():
+            try:
+                if p.environ().get("TMPDIR") == str(folder) and \
+                        p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p)
+            except psutil.Error:
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)

@@ -9,10 +9,13 @@ Persistence: an append-only journal (JSON lines) beside the output cube,
 finished run appends one line, written, flushed and ``fsync``-ed before the next
 run starts. A crash (even ``kill -9``) can only cut the last line short; the
 reader drops such a torn line. Rerunning the same command reads the journal,
-skips every run it holds and continues. The cube is written from the journal at
-the end (and every ``save_every_s`` seconds during a long campaign), atomically
-(temp file + rename), so it is never half-written.
-A journal from a different specification is refused rather than mixed.
+skips every run it holds and continues. A campaign may also grow: rerun with
+more configurations, codecs or runs and only the new runs are measured. The
+journal refuses runs measured with other settings (samples or warm-up per run),
+which could not share a cube. The output cube holds every run its journal
+holds; it is written from the journal at the end (and every ``save_every_s``
+seconds during a long campaign), atomically (temp file + rename), so it is
+never half-written.
 
 Failures: a run that raises (device error, timeout, lost worker) is retried
 with exponential backoff after restarting the testbed's workers, up to
@@ -121,9 +124,13 @@ class CampaignSpec:
         d["configs"] = [c.as_dict() for c in self.configs]
         return d
 
+    def settings(self) -> dict[str, Any]:
+        """How each run is measured: what must match for runs to share a cube."""
+        return {"samples": self.samples, "warmup": self.warmup}
+
     def fingerprint(self) -> str:
-        """A digest identifying the specification."""
-        blob = json.dumps(self.as_json(), sort_keys=True).encode()
+        """A digest of :meth:`settings`."""
+        blob = json.dumps(self.settings(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def plan(self) -> list[tuple[Config, str, int]]:
@@ -239,21 +246,26 @@ class Campaign:
         if header is None:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             self.journal.append({"schema": JOURNAL_SCHEMA, "spec": self.spec.as_json(),
+                                 "settings": self.spec.settings(),
                                  "fingerprint": self.spec.fingerprint(),
                                  "testbed": self.testbed.name})
             return {}, []
         if header.get("fingerprint") != self.spec.fingerprint():
+            theirs = header.get("settings", {})
+            differ = ", ".join(f"{k} {theirs.get(k)} -> {v}"
+                               for k, v in self.spec.settings().items() if theirs.get(k) != v)
             raise ToolkitError(
-                f"{self.journal.path} belongs to a different campaign (other configurations, "
-                "codecs, runs, samples or order); give another output file, or delete the "
-                "journal to start over"
+                f"{self.journal.path} belongs to a different campaign, measured with other "
+                f"settings ({differ}); its runs cannot share a cube with these. Give another "
+                "output file, or delete the journal to start over"
             )
         done = {e["key"]: e for e in entries if e.get("type") == "run"}
         failures = [e for e in entries if e.get("type") == "failure" and e["key"] not in done]
         return done, failures
 
     def _cube(self, done: Mapping[str, dict[str, Any]], label_source: str | None) -> xr.Dataset:
-        with_codec = len(self.spec.codecs) > 1
+        codecs = sorted({e["row"]["codec"] for e in done.values()} or set(self.spec.codecs))
+        with_codec = len(codecs) > 1
         rows = []
         for entry in sorted(done.values(), key=lambda e: e["repeat"]):
             row = dict(entry["row"])
@@ -266,7 +278,7 @@ class Campaign:
             "samples_per_run": self.spec.samples,
             "seed": self.spec.seed,
             "order": self.spec.order,
-            "codecs": ",".join(self.spec.codecs),
+            "codecs": ",".join(codecs),
             "throttled": int(self.testbed.throttled),
             "device_profiles": {"edge": self.testbed.edge_profile.name,
                                 "cloud": self.testbed.cloud_profile.name},

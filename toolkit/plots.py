@@ -401,7 +401,8 @@ def _energy_note(df: pd.DataFrame, energy_source: str | None) -> str:
 
 def _facet_title(grid, title: str | None, df: pd.DataFrame, energy_source: str | None) -> None:
     note = _energy_note(df, energy_source)
-    grid.figure.suptitle(f"{title}\n({note})" if title else f"({note})", y=1.03)
+    grid.figure.suptitle(f"{title}\n({note})" if title else f"({note})",
+                         y=1.07 if title else 1.03)
 
 
 def partition_energy(df: pd.DataFrame, y: str = "max_device_energy_j", *, x: str = "model",
@@ -520,8 +521,8 @@ def partition_hybrid(df: pd.DataFrame, *, energy: tuple[str, ...] = ("edge_energ
     ticks = df.drop_duplicates("split")[["split", "layer"]]
     for ax, column in zip(axes, (*energy, "accuracy"), strict=True):
         sns.lineplot(data=df, x="split", y=column, hue="codec", marker="o", ax=ax)
-        ax.set_xticks(ticks["split"], [f"{s}\n{layer}" for s, layer in ticks.values],
-                      fontsize="x-small")
+        ax.set_xticks(ticks["split"], [f"{s} {layer}" for s, layer in ticks.values],
+                      fontsize="x-small", rotation=90)
         ax.set_xlabel("cut point (split, last edge layer)")
         if column == "accuracy":
             source = df.attrs.get("label_source", "labels")

@@ -176,6 +176,7 @@ def test_split_inference_panel_in_jupyterlab(lab: Lab) -> None:
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "jupyterlab-split-inference.png"
+    (ARTIFACTS / "jupyterlab-failure.png").unlink(missing_ok=True)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     with sync_playwright() as pw:

@@ -9,10 +9,12 @@ it measures); both paths run here, the fallback forced with
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -20,7 +22,7 @@ from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernels import KERNEL_NAME, write_kernel_spec
+from kernels import KERNEL_NAME, processes_with_tmpdir, write_kernel_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -36,6 +38,7 @@ CASES = [
     ("04-tradeoffs", "demo"),
     ("05-policy-and-scheduler", "auto"),
     ("05-policy-and-scheduler", "demo"),
+    ("06-partitioning", "auto"),
 ]
 
 
@@ -82,7 +85,7 @@ def test_notebook_runs_top_to_bottom(name: str, data: str, kernel_path: Path, ke
     monkeypatch.setenv("TMPDIR", str(kernel_tmp))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
-    km = KernelManager(kernel_name=KERNEL_NAME,
+    km = KernelManager(kernel_name=KERNEL_NAME, shutdown_wait_time=60,
                        kernel_spec_manager=KernelSpecManager(
                            kernel_dirs=[str(kernel_path / "kernels")]))
     client = NotebookClient(nb, km=km, timeout=600, startup_timeout=120,
@@ -92,6 +95,14 @@ def test_notebook_runs_top_to_bottom(name: str, data: str, kernel_path: Path, ke
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, ARTIFACTS / f"{name}-{data}.ipynb")
+        if km.has_kernel:  # nbclient leaves a kernel it did not create running
+            km.shutdown_kernel()
+        left = []
+        for p in processes_with_tmpdir(kernel_tmp):
+            with contextlib.suppress(psutil.Error):
+                left.append(" ".join(p.cmdline()[:3]))
+                p.kill()
+    assert not left, f"processes outlived the notebook's kernel: {left}"
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors

@@ -17,11 +17,6 @@ from toolkit.optimize import (
 distributed = pytest.importorskip("distributed")
 
 
-def _worker_pid(config):
-    """Objectives of a configuration, tagged with the worker's process id."""
-    return {"latency_ms": float(config["split"]), "energy_j": float(os.getpid())}
-
-
 @pytest.fixture(scope="module")
 def client():
     with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
@@ -34,7 +29,7 @@ def test_dask_evaluation_equals_serial(client, toy_cube):
     space = ConfigSpace.from_cube(toy_cube)
     serial = CubeEvaluator(toy_cube)
     parallel = DaskEvaluator(serial, client)
-    configs = space.configs()[::3] + [{**space.configs()[0], "cpu_freq": 1234}]
+    configs = [*space.configs()[::3], {**space.configs()[0], "cpu_freq": 1234}]
     assert parallel.evaluate(configs) == serial.evaluate(configs)
     assert parallel.evaluate(configs)[-1] is None
     assert parallel.evaluate([]) == []
@@ -43,8 +38,13 @@ def test_dask_evaluation_equals_serial(client, toy_cube):
 
 
 def test_dask_runs_in_worker_processes(client, toy_cube):
+    def worker_pid(config):  # nested: cloudpickle sends it by value
+        import os
+
+        return {"latency_ms": float(config["split"]), "energy_j": float(os.getpid())}
+
     configs = ConfigSpace.from_cube(toy_cube).configs()[:40]
-    results = DaskEvaluator(FunctionEvaluator(_worker_pid), client).evaluate(configs)
+    results = DaskEvaluator(FunctionEvaluator(worker_pid), client).evaluate(configs)
     pids = {int(r["energy_j"]) for r in results}
     assert os.getpid() not in pids
     assert pids <= set(client.run(os.getpid).values())

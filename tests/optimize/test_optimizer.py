@@ -119,9 +119,9 @@ def test_nsga3_path_and_objective_subsets(toy_cube, toy_cube_no_accuracy):
     two = optimize(ConfigSpace.from_cube(toy_cube_no_accuracy),
                    CubeEvaluator(toy_cube_no_accuracy), 30, seed=0, progress=False)
     assert list(two.objectives) == ["latency_ms", "energy_j"]
-    with pytest.raises(ConfigError, match="accuracy.*not available"):
+    with pytest.raises(ConfigError, match=r"accuracy.*not available"):
         Optimizer(space, CubeEvaluator(toy_cube_no_accuracy), objectives=["accuracy"])
-    with pytest.raises(ConfigError, match="unknown objective.*valid: latency_ms"):
+    with pytest.raises(ConfigError, match=r"unknown objective.*valid: latency_ms"):
         Optimizer(space, CubeEvaluator(toy_cube), objectives=["speed"])
     with pytest.raises(ConfigError, match="unknown algorithm 'moead'; valid: nsga2, nsga3"):
         Optimizer(space, CubeEvaluator(toy_cube), algorithm="moead")

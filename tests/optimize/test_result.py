@@ -59,7 +59,7 @@ def test_round_trip(result, tmp_path):
 def test_load_refuses_other_schemas(tmp_path):
     other = tmp_path / "policy.json"
     other.write_text(json.dumps({"schema": "dynasplit.policy/1"}))
-    with pytest.raises(ToolkitError, match="schema 'dynasplit.policy/1'.*'dynasplit.front/1'"):
+    with pytest.raises(ToolkitError, match=r"schema 'dynasplit\.policy/1'.*'dynasplit\.front/1'"):
         load_front(other)
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ToolkitError, match="not a readable JSON"):
@@ -100,3 +100,19 @@ def test_cube_evaluator_statistics(toy_cube, toy_objectives):
         CubeEvaluator(toy_cube, latency_stat="p99x")
     with pytest.raises(ConfigError, match=r"quantile must be in \(0, 1\]"):
         CubeEvaluator(toy_cube, latency_stat=1.5)
+
+
+def test_load_minimal_front_document(tmp_path):
+    """A FRONT.json with only the design page's keys (no values, no normalization)."""
+    configs = [{"model": "m", "split": s, "cpu_freq": 600, "edge_accel": "none",
+                "cloud_accel": "none"} for s in range(3)]
+    front = [{"config": configs[0], "latency_ms": 1.0, "energy_j": 3.0, "accuracy": None},
+             {"config": configs[2], "latency_ms": 2.0, "energy_j": 1.0, "accuracy": None}]
+    doc = {"schema": FRONT_SCHEMA, "model": "m", "algorithm": "nsga2", "seed": 0,
+           "objectives": {"latency_ms": "min", "energy_j": "min"}, "space_size": 3,
+           "evaluations": 3, "evaluated": configs, "front": front, "history": []}
+    (tmp_path / "min.json").write_text(json.dumps(doc))
+    result = load_front(tmp_path / "min.json")
+    assert [e.config for e in result.front] == [configs[0], configs[2]]
+    assert result.evaluations == 3 and result.hypervolume > 0
+    assert len(result.to_dataframe()) == 3

@@ -37,7 +37,7 @@ def test_from_profiles_counts_and_rules():
                                       edge_accels=["none", "tpu-max"], cloud_accels=["gpu"])
     # cloud_accel gpu only: the edge-only split has no valid configuration left
     assert {c["split"] for c in small} == {0, 1, 2, 3}
-    with pytest.raises(ConfigError, match="tpu-ultra.*valid: none, int8, tpu-std, tpu-max"):
+    with pytest.raises(ConfigError, match=r"tpu-ultra.*valid: none, int8, tpu-std, tpu-max"):
         ConfigSpace.from_profiles("vgg16", 5, "raspberry-pi-4", "cloud-gpu-server",
                                   edge_accels=["tpu-ultra"])
     with pytest.raises(ConfigError, match="edge and a cloud profile"):

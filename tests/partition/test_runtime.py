@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 
 import numpy as np
@@ -108,3 +109,14 @@ def test_bad_arguments_are_refused_before_any_run(cluster, models):
         cluster.run(model, "spatial", 2, inputs=x, cpu_freq=1234)
     with pytest.raises(ToolkitError, match="needs a split"):
         cluster.run(model, "hybrid-spatial", 2, inputs=x)
+
+
+def test_a_malformed_connection_is_closed_and_the_device_keeps_serving(cluster, models):
+    model, x, reference = models("digits-cnn")
+    cluster.run(model, "spatial", 2, inputs=x, warmup=0)
+    host, port = cluster.addresses[1]
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n" + bytes(64))
+        assert sock.recv(1024) == b""  # bad magic: the worker closes this connection only
+    run = cluster.run(model, "spatial", 2, inputs=x, warmup=0)
+    assert np.max(np.abs(run.outputs - reference)) <= 1e-4

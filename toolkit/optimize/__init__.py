@@ -10,6 +10,7 @@ history; ``save_front`` / ``load_front`` read and write ``FRONT.json``.
 from toolkit.optimize.budget import parse_budget, resolve_budget
 from toolkit.optimize.evaluate import CubeEvaluator, DaskEvaluator, Evaluator, FunctionEvaluator
 from toolkit.optimize.initial import initial_population
+from toolkit.optimize.live import CampaignEvaluator
 from toolkit.optimize.objectives import OBJECTIVES, REFERENCE, Normalizer, resolve_objectives
 from toolkit.optimize.optimizer import ALGORITHMS, Optimizer, optimize
 from toolkit.optimize.result import (
@@ -28,6 +29,7 @@ __all__ = [
     "GENES",
     "OBJECTIVES",
     "REFERENCE",
+    "CampaignEvaluator",
     "ConfigSpace",
     "Constraint",
     "CubeEvaluator",

@@ -7,19 +7,39 @@ and counts *distinct evaluations*: every configuration is evaluated at most once
 (a cache remembers results and unmeasured ones), and a configuration the
 evaluator has no value for costs nothing and is never proposed again.
 
-1. **Initial population** (:mod:`toolkit.optimize.initial`): cloud-only and
-   edge-only corners with every accelerator at the lowest and highest
-   frequency, the rest spread evenly over the splits.
-2. **Generations**: parents are chosen by binary tournament on (Pareto rank,
-   crowding distance) for NSGA-II, uniformly at random for NSGA-III (as in
-   Deb & Jain 2014). Children come from uniform crossover and neighbourhood
-   mutation (:mod:`toolkit.optimize.variation`) and are repaired onto the
-   nearest valid configuration *not tried yet*, so each child is a new
-   evaluation. Survivors are chosen from parents + children with
-   ``deap.tools.selNSGA2`` or ``deap.tools.selNSGA3`` (uniform reference points,
-   ``deap.tools.uniform_reference_points``).
+1. **Initial population** (:mod:`toolkit.optimize.initial`), ``mu`` members:
+   cloud-only and edge-only corners with every accelerator at the lowest and
+   highest frequency, then one member per inner split (the splits decide the
+   accuracy and the edge/cloud balance, so each is looked at once), capped at
+   half the budget. Unmeasured members are replaced by untried neighbours.
+2. **Generations** of ``lambda = max(4, mu // 4)`` children (a (mu + lambda)
+   scheme: small batches let every batch learn from the previous ones):
+
+   a. *Breeding*: parents are chosen by binary tournament on (Pareto rank,
+      crowding distance) for NSGA-II, uniformly at random for NSGA-III (as in
+      Deb & Jain 2014). Uniform crossover and neighbourhood mutation
+      (:mod:`toolkit.optimize.variation`) make ``8 * lambda`` candidates, each
+      repaired onto the nearest valid configuration *not tried yet*.
+   b. *Front neighbourhood*: every untried configuration one elementary move
+      (a neighbouring split or frequency, another accelerator) away from a
+      member of the archive's front joins the candidates: a local search
+      around the front that exploits the ordinal structure of the genes.
+   c. *Surrogate pre-selection* (:mod:`toolkit.optimize.surrogate`): tree
+      ensembles fitted on all evaluations so far predict each candidate's
+      objectives; the ``lambda`` candidates with the largest optimistic
+      hypervolume gain over the archive's front (mean - 0.5 spread, greedy,
+      kriging believer) are evaluated.
+   d. *Survival*: ``mu`` survivors from parents + children by
+      ``deap.tools.selNSGA2`` or ``deap.tools.selNSGA3`` (uniform reference
+      points from ``deap.tools.uniform_reference_points``, as many as fit in
+      ``mu``). With one objective both keep the ``mu`` best.
 3. **The archive**: every evaluation is kept; the reported front is the
    non-dominated set of all evaluations, not only of the last population.
+
+The surrogate and the local search use only what the search has evaluated
+(their normalisation too), never the evaluator's table: with a live testbed
+they behave exactly as with a cube. ``surrogate=False`` gives the plain
+NSGA-II / NSGA-III with novelty repair.
 
 Objectives enter DEAP in minimisation form (accuracy negated), with fitness
 classes ``creator.DynaSplitFitness{k}`` / ``creator.DynaSplitIndividual{k}``
@@ -49,7 +69,9 @@ from toolkit.optimize.initial import corner_genes, initial_population
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer, resolve_objectives
 from toolkit.optimize.result import Evaluation, OptimizationResult
 from toolkit.optimize.space import ConfigSpace, Genes
+from toolkit.optimize.surrogate import Surrogate, pick_by_improvement
 from toolkit.optimize.variation import crossover, mutate, neighbours, repair
+from toolkit.pareto import pareto_mask
 
 __all__ = ["ALGORITHMS", "Optimizer", "optimize"]
 
@@ -122,16 +144,23 @@ class Optimizer:
                 the evaluator provides.
             algorithm: ``nsga2`` or ``nsga3``.
             seed: random seed (same seed, same result).
-            population_size: default from the budget (see :meth:`population_size_for`).
+            population_size: ``mu``; default from the budget (see
+                :meth:`population_size_for`).
+            offspring_size: ``lambda``, children evaluated per generation;
+                default ``max(4, mu // 4)``.
             crossover_prob: probability that a pair of parents is recombined.
             mutation_prob: probability that a child is mutated (children equal to
                 a tried configuration are always moved to an untried neighbour).
             normalizer: objective ranges for the hypervolume; default the
                 evaluator's (the cube's ranges) or else the evaluated ones.
+            surrogate: pre-select children with the surrogate and add the
+                front's neighbourhood to the candidates (see the module docstring).
+            pool_factor: candidates bred per evaluated child when ``surrogate``.
+            kappa: optimism of the surrogate's pre-selection (spreads below the mean).
             progress: show a tqdm bar (evaluations / budget and hypervolume).
 
         Raises:
-            ConfigError: unknown algorithm or objectives, bad probabilities.
+            ConfigError: unknown algorithm or objectives, a bad probability or size.
         """
         if algorithm not in ALGORITHMS:
             raise ConfigError(f"unknown algorithm {algorithm!r}; valid: {choices(ALGORITHMS)}")
@@ -140,6 +169,11 @@ class Optimizer:
                 raise ConfigError(f"{name} must be in [0, 1], got {p}")
         if population_size is not None and population_size < 4:
             raise ConfigError(f"population_size must be >= 4, got {population_size}")
+        if offspring_size is not None and offspring_size < 1:
+            raise ConfigError(f"offspring_size must be >= 1, got {offspring_size}")
+        if pool_factor < 1 or kappa < 0:
+            raise ConfigError(f"pool_factor must be >= 1 and kappa >= 0, got {pool_factor} "
+                              f"and {kappa}")
         self.space = space
         self.evaluator = evaluator
         self.objectives = resolve_objectives(objectives, evaluator.objectives)
@@ -253,8 +287,6 @@ class _Run:
                         float).reshape(-1, self.k)
 
     def _hypervolume(self, normalizer: Normalizer) -> float:
-        from toolkit.pareto import pareto_mask
-
         values = self._archive_matrix()
         if len(values) == 0:
             return 0.0
@@ -266,7 +298,7 @@ class _Run:
             self.opt.objectives, self._archive_matrix())
         hv = self._hypervolume(normalizer)
         self.history.append({"generation": self.generation, "evaluations": self.used,
-                             "hypervolume": hv, "_n": self.used})
+                             "hypervolume": hv})
         if self.bar is not None:
             self.bar.set_postfix(gen=self.generation, hv=f"{hv:.4f}", refresh=False)
 
@@ -324,11 +356,9 @@ class _Run:
         return children
 
     def _screen(self, pool: list[Genes], n: int) -> list[Genes]:
+        """Candidates + front neighbourhood, pre-selected by the surrogate."""
         if not self.opt.surrogate or self.used < 8:
             return pool[:n]
-        from toolkit.optimize.surrogate import Surrogate, pick_by_improvement
-        from toolkit.pareto import pareto_mask
-
         values = self._archive_matrix()
         norm = Normalizer.from_values(self.opt.objectives, values)
         y = norm.transform(values)
@@ -394,8 +424,7 @@ class _Run:
             self.opt.objectives, values)
         history = []
         for h in self.history:  # recompute with the final normalisation
-            n = h.pop("_n")
-            sub = _Prefix(self, n)
+            sub = _Prefix(self, h["evaluations"])
             history.append({**h, "hypervolume": sub.hypervolume(normalizer),
                             "front_size": sub.front_size()})
         return OptimizationResult(
@@ -411,8 +440,6 @@ class _Prefix:
     """The archive as it was after its first ``n`` evaluations."""
 
     def __init__(self, run: _Run, n: int) -> None:
-        from toolkit.pareto import pareto_mask
-
         self.values = run._archive_matrix()[:n]
         senses = [OBJECTIVES[o] for o in run.opt.objectives]
         self.mask = (pareto_mask(self.values, senses) if len(self.values)

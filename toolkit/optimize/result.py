@@ -107,7 +107,8 @@ class OptimizationResult:
         return len(self.evaluated)
 
     def _matrix(self) -> np.ndarray:
-        return np.array([[e.values[o] for o in self.objectives] for e in self.evaluated],
+        return np.array([[e.values.get(o, np.nan) for o in self.objectives]
+                         for e in self.evaluated],
                         dtype=float).reshape(-1, len(self.objectives))
 
     def front_mask(self) -> np.ndarray:

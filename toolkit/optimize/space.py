@@ -66,6 +66,9 @@ class FrequencySubset:
 
     freqs: frozenset[int]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "freqs", frozenset(int(f) for f in self.freqs))
+
     def __call__(self, config: Mapping[str, Any]) -> bool:
         return int(config["cpu_freq"]) in self.freqs
 
@@ -162,8 +165,8 @@ class ConfigSpace:
     ) -> ConfigSpace:
         """The space of the configurations a cube measured.
 
-        A configuration belongs when any of ``latency_ms``, ``energy_j`` or
-        ``accuracy`` has a value in some repeat.
+        A configuration belongs when the cube measured it, i.e. has a latency in
+        some repeat (:func:`toolkit.cube.configurations`).
 
         Args:
             cube: a cube (:func:`toolkit.cube.open_cube`).
@@ -176,19 +179,12 @@ class ConfigSpace:
             ConfigError: unknown model, an extra dimension with several values,
                 or nothing measured.
         """
+        from toolkit.cube import configurations
+
         model, data = select_model(cube, model)
-        measured = None
-        for var in ("latency_ms", "energy_j", "accuracy"):
-            if var in data:
-                has = data[var].notnull().any("repeat")
-                measured = has if measured is None else (measured | has)
-        if measured is None:
-            raise ConfigError("the cube has none of latency_ms, energy_j, accuracy")
-        frame = measured.to_dataframe(name="measured").reset_index()
-        frame = frame[frame["measured"]]
-        if frame.empty:
+        members = [c for c in configurations(cube) if str(c["model"]) == model]
+        if not members:
             raise ConfigError(f"the cube measured no configuration of model {model!r}")
-        members = frame[list(GENES)].to_dict("records")
         accuracy = {}
         if "accuracy" in data and bool(data["accuracy"].notnull().any()):
             acc = data["accuracy"].mean("repeat").to_dataframe(name="acc").dropna().reset_index()

@@ -8,9 +8,9 @@ Children are then taken greedily by the hypervolume they would add to the
 archive's front at an *optimistic* estimate ``mean - kappa * spread`` (a lower
 confidence bound: a child the trees disagree on is worth a look); after each
 pick its *mean* prediction joins the front (the "kriging believer" heuristic),
-so one batch does not pile onto the same spot. Children that add nothing even
-optimistically are taken last, farthest-from-the-front first... no: nearest to
-the front first, by the optimistic distance.
+so one batch does not pile onto the same spot. When no child adds anything even
+optimistically, the rest of the batch is filled with the children whose
+optimistic estimate lies nearest to the front.
 
 Features: ``split`` and ``cpu_freq`` as their index scaled to [0, 1] (ordinal:
 trees can generalise across neighbouring settings), the accelerators one-hot.

@@ -129,7 +129,7 @@ def neighbours(genes: Sequence[int], space: ConfigSpace) -> list[Genes]:
                   [v for v in range(n) if v != base[i]])
         for v in values:
             if 0 <= v < n:
-                cand = tuple(base[:i] + [v] + base[i + 1:])
+                cand = (*base[:i], v, *base[i + 1:])
                 if space.is_valid(cand):
                     out.append(cand)  # type: ignore[arg-type]
     return out

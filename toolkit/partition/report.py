@@ -237,6 +237,7 @@ def format_table(report: dict[str, Any]) -> str:
                  f"points, latency {s['latency_ms']:.3f} ms, energy {s['energy_j'] * 1e3:.3f} mJ "
                  "(predicted)")
         if name == HYBRID:
+            title = title.replace("(predicted)", f"(predicted, {s['energy_source']})")
             title += (f"; head {s['head_strategy']}, split {s['split']} ({s['layer']}), "
                       f"{s['codec']}, {s['cloud_bytes']} B to the cloud, accuracy "
                       f"{s['accuracy']:.3f} ({s['label_source']})")

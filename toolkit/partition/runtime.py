@@ -216,15 +216,29 @@ class PartitionCluster:
         return [w.pid if w is not None and w.alive() else None for w in self._workers]
 
     @property
+    def addresses(self) -> list[tuple[str, int] | None]:
+        """The device workers' (host, port) (None where not running)."""
+        return [(w.host, w.port) if w is not None and w.alive() else None
+                for w in self._workers]
+
+    @property
     def throttled(self) -> bool:
         """Whether every started device runs under a cgroup CPU quota."""
         started = [q for w, q in zip(self._workers, self._quotas, strict=True) if w is not None]
         return bool(started) and all(q is not None for q in started)
 
     async def astart(self) -> None:
-        """Start every device worker (in parallel) and connect to them."""
+        """Start every device worker (in parallel) and connect to them.
+
+        Raises:
+            ToolkitError: a worker did not start (the others are stopped again).
+        """
         self._started = True
-        await self._ensure(self.size)
+        try:
+            await self._ensure(self.size)
+        except BaseException:
+            await self.aclose()
+            raise
 
     async def _start_worker(self, i: int) -> None:
         old = self._workers[i]
@@ -251,7 +265,11 @@ class PartitionCluster:
                 if self._controls[i] is not None:
                     await self._controls[i].close()
                     self._controls[i] = None
-            await asyncio.gather(*(self._start_worker(i) for i in dead))
+            started = await asyncio.gather(*(self._start_worker(i) for i in dead),
+                                           return_exceptions=True)  # all settle first
+            errors = [e for e in started if isinstance(e, BaseException)]
+            if errors:
+                raise errors[0]
         for i in range(n):
             if self._controls[i] is None:
                 w = self._workers[i]
@@ -456,7 +474,8 @@ class PartitionCluster:
 
         Args:
             model: a partitioning model name (``vgg-stack``, ``digits-cnn``...),
-                a ``.keras`` path or a Keras model.
+                a ``.keras`` path or a Keras model (saved once for the workers:
+                later changes to its weights are not seen by this cluster).
             strategy: a strategy, or ``hybrid-<strategy>`` (needs ``split``).
             devices: number of devices (at most the cluster's workers).
             samples: measured samples (one request each, batch 1).
