@@ -46,7 +46,7 @@ from toolkit.devices.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
 
-__all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "grid"]
+__all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "Journal", "grid"]
 
 log = logging.getLogger("toolkit.campaign")
 JOURNAL_SCHEMA = "dynasplit.journal/1"
@@ -172,8 +172,12 @@ class CampaignSummary:
         return "\n".join(lines)
 
 
-class _Journal:
-    """The append-only JSON-lines journal of a campaign."""
+class Journal:
+    """An append-only JSON-lines journal: a header line, then one line per entry.
+
+    :meth:`append` writes, flushes and ``fsync``-s each line; :meth:`read` drops
+    (and truncates away) a last line that a crash cut short.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -232,7 +236,7 @@ class Campaign:
         self.testbed = testbed
         self.spec = spec
         self.out = Path(out)
-        self.journal = _Journal(Path(str(self.out) + ".journal"))
+        self.journal = Journal(Path(str(self.out) + ".journal"))
         self.retries = retries
         self.backoff_s = backoff_s
         self.attrs = dict(attrs or {})

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from toolkit.campaign import Campaign, CampaignSpec, _Journal, grid
+from toolkit.campaign import Campaign, CampaignSpec, Journal, grid
 from toolkit.devices.local import LocalTestbed
 
 
@@ -75,6 +75,6 @@ def test_runs_that_keep_failing_are_recorded_and_the_campaign_goes_on(tmp_path):
 def test_a_torn_last_journal_line_is_dropped(tmp_path):
     path = tmp_path / "j"
     path.write_text('{"schema":"dynasplit.journal/1","fingerprint":"x"}\n{"type":"run","ke')
-    header, entries = _Journal(path).read()
+    header, entries = Journal(path).read()
     assert header["fingerprint"] == "x" and entries == []
     assert path.read_text().endswith("}\n")

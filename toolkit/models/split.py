@@ -15,8 +15,10 @@ sub-graph up to the cut tensor, the tail re-calls the remaining layers on a new
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -71,6 +73,8 @@ class SplitModel:
     def __init__(self, model: keras.Model, name: str | None = None) -> None:
         self.model = model
         self.name = name or model.name
+        # Keras names allow no path separators: ``name`` may be a .keras path
+        self._keras_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.name).stem)
         self._graph = Graph(model)
         self._heads: dict[int, keras.Model] = {}
         self._tails: dict[int, keras.Model] = {}
@@ -162,7 +166,7 @@ class SplitModel:
             _, tensor = self._positions[split]
             g = self._graph
             self._heads[split] = keras.Model(
-                g.input, g.tensors[tensor], name=f"{self.name}_head_{split}"
+                g.input, g.tensors[tensor], name=f"{self._keras_name}_head_{split}"
             )
         return self._heads[split]
 
@@ -177,7 +181,7 @@ class SplitModel:
             t = g.tensors[tensor]
             new_input = keras.Input(shape=t.shape[1:], dtype=t.dtype, name=f"cut_{split}")
             out = g.run_suffix(pos, new_input, tensor)
-            self._tails[split] = keras.Model(new_input, out, name=f"{self.name}_tail_{split}")
+            self._tails[split] = keras.Model(new_input, out, name=f"{self._keras_name}_tail_{split}")
         return self._tails[split]
 
     def table(self) -> list[dict[str, Any]]:

@@ -36,8 +36,7 @@ from typing import Any
 
 import xarray as xr
 
-from toolkit.campaign import JOURNAL_SCHEMA
-from toolkit.campaign import _Journal as Journal
+from toolkit.campaign import JOURNAL_SCHEMA, Journal
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
