@@ -147,7 +147,7 @@ class LocalTestbed(Testbed):
             self._client = None
         for worker in (self._edge, self._cloud):
             if worker is not None:
-                await asyncio.to_thread(worker.stop)
+                worker.stop()  # not in a thread: close() must also work at interpreter exit
         self._edge = self._cloud = None
         if self._quota is not None:
             self._quota.close()

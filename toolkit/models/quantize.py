@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -31,10 +32,21 @@ def _quiet_stderr():
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # e.g. a notebook's stream
-        yield
+        fd = None
+    if fd is None:
+        tf_logger = logging.getLogger("tensorflow")
+        level = tf_logger.level
+        tf_logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            tf_logger.setLevel(level)
         return
     sys.stderr.flush()
     saved = os.dup(fd)
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)  # "INFO:tensorflow:Assets written to ..."
     with open(os.devnull, "w") as null:
         os.dup2(null.fileno(), fd)
         try:
@@ -42,6 +54,7 @@ def _quiet_stderr():
         finally:
             os.dup2(saved, fd)
             os.close(saved)
+            tf_logger.setLevel(level)
 
 
 def quantize_int8(head, representative: np.ndarray, n_calib: int = 100) -> bytes:

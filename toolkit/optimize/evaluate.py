@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.config import EXTRA_KEYS
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
-from toolkit.optimize.space import GENES, select_model
+from toolkit.optimize.space import GENES, coerce_value, select_model
 
 __all__ = ["CubeEvaluator", "DaskEvaluator", "Evaluator", "FunctionEvaluator"]
 
@@ -108,6 +109,13 @@ class CubeEvaluator(Evaluator):
     mean or, with ``latency_stat`` a number ``q``, the ``q`` quantile over
     repeats (e.g. 0.99 for the tail). The table is built once; the evaluator holds
     no reference to the cube, so it is cheap to send to dask workers.
+
+    Configurations are keyed by :attr:`keys`: the four standard genes plus every
+    extra dimension (``codec``, ``strategy``, ``devices``) with several values.
+    An extra key the cube holds one value of is *fixed* (:attr:`fixed`): a
+    configuration may omit it, and one that names another value is unmeasured.
+    A campaign cube of a single codec records it in its ``codecs`` attribute,
+    which fixes ``codec`` the same way.
     """
 
     def __init__(self, cube: Any, model: str | None = None,
@@ -127,13 +135,27 @@ class CubeEvaluator(Evaluator):
         self.latency_stat = _latency_stat(latency_stat)
         self.energy_source = (str(cube.attrs["energy_source"])
                               if "energy_source" in cube.attrs else None)
+        self.fixed: dict[str, Any] = {}
+        varying = []
+        for key in EXTRA_KEYS:
+            if key in data.dims and data.sizes[key] == 1:
+                self.fixed[key] = coerce_value(key, data[key].values[0])
+                data = data.isel({key: 0}, drop=True)
+            elif key in data.dims:
+                varying.append(key)
+        codecs = str(cube.attrs.get("codecs", "")).split(",")
+        if "codec" not in data.dims and "codec" not in self.fixed and len(codecs) == 1 \
+                and codecs[0]:
+            self.fixed["codec"] = codecs[0]
+        #: the key of a configuration in :attr:`table`, in order
+        self.keys: tuple[str, ...] = (*GENES, *varying)
         present = [o for o in OBJECTIVES if o in data and bool(data[o].notnull().any())]
         if not present:
             raise ConfigError(f"the cube has no values for any objective ({choices(OBJECTIVES)})")
         self.objectives = tuple(present)
         columns = {}
         for name in present:
-            arr = data[name].transpose(*GENES, "repeat")
+            arr = data[name].transpose(*self.keys, "repeat")
             with warnings.catch_warnings():  # unmeasured cells are all-NaN: fine
                 warnings.simplefilter("ignore", RuntimeWarning)
                 if name == "latency_ms" and self.latency_stat != "mean":
@@ -148,19 +170,25 @@ class CubeEvaluator(Evaluator):
         for row in frame.to_dict("records"):
             values = {n: float(row[n]) for n in present if not math.isnan(row[n])}
             if values:
-                key = (int(row["split"]), int(row["cpu_freq"]), str(row["edge_accel"]),
-                       str(row["cloud_accel"]))
-                self.table[key] = values
+                self.table[tuple(coerce_value(k, row[k]) for k in self.keys)] = values
 
     def lookup(self, config: Mapping[str, Any]) -> Objectives | None:
-        """The objectives of one configuration, or None when the cube lacks it."""
+        """The objectives of one configuration, or None when the cube lacks it.
+
+        Raises:
+            ConfigError: the configuration lacks a key of :attr:`keys`.
+        """
         if "model" in config and str(config["model"]) != self.model:
             return None
+        for key in EXTRA_KEYS:  # an extra key the cube does not vary
+            if key in config and key not in self.keys and (
+                    key not in self.fixed or coerce_value(key, config[key]) != self.fixed[key]):
+                return None
         try:
-            key = (int(config["split"]), int(config["cpu_freq"]), str(config["edge_accel"]),
-                   str(config["cloud_accel"]))
+            key = tuple(coerce_value(k, config[k]) for k in self.keys)
         except KeyError as exc:
-            raise ConfigError(f"configuration lacks {exc.args[0]!r}") from None
+            raise ConfigError(f"configuration lacks {exc.args[0]!r}; the cube's "
+                              f"configurations have {choices(('model', *self.keys))}") from None
         values = self.table.get(key)
         return None if values is None else dict(values)
 

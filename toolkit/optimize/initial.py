@@ -8,8 +8,12 @@ It starts with the corners researchers know matter, then covers the splits:
    and the lowest CPU frequency;
 3. the remaining slots spread evenly over the other splits (evenly spaced with a
    random offset, every split once before any twice), the frequency and
-   accelerator genes drawn from shuffled cycles over their values so that each
-   value appears about equally often (Latin-hypercube style).
+   accelerator genes (and any extra gene: ``codec``, ``strategy``,
+   ``devices``) drawn from shuffled cycles over their values so that each value
+   appears about equally often (Latin-hypercube style).
+
+The corners take each extra gene's first value (``fp32`` before the other
+codecs, the fewest devices); the projection may move them.
 
 Every candidate is projected onto the nearest valid configuration not chosen yet
 (:meth:`ConfigSpace.nearest`; the split-covering samples keep their split where
@@ -30,16 +34,17 @@ def _index_of(values: tuple, wanted: str, default: int = 0) -> int:
     return values.index(wanted) if wanted in values else default
 
 
-def corner_genes(space: ConfigSpace) -> list[tuple[int, int, int, int]]:
+def corner_genes(space: ConfigSpace) -> list[Genes]:
     """The corner gene tuples (before projection onto valid configurations)."""
-    n_split, n_freq, n_edge, n_cloud = space.gene_sizes
+    n_split, n_freq, n_edge, n_cloud = space.gene_sizes[:4]
+    rest = (0,) * (len(space.gene_sizes) - 4)  # extra genes: their first value
     hi, lo = n_freq - 1, 0
     no_edge = _index_of(space.values["edge_accel"], "none")
     no_cloud = _index_of(space.values["cloud_accel"], "none")
     corners = []
     for freq in dict.fromkeys((hi, lo)):
-        corners += [(0, freq, no_edge, c) for c in reversed(range(n_cloud))]
-        corners += [(n_split - 1, freq, e, no_cloud) for e in reversed(range(n_edge))]
+        corners += [(0, freq, no_edge, c, *rest) for c in reversed(range(n_cloud))]
+        corners += [(n_split - 1, freq, e, no_cloud, *rest) for e in reversed(range(n_edge))]
     return corners
 
 
@@ -74,7 +79,7 @@ def initial_population(space: ConfigSpace, size: int, rng: np.random.Generator) 
         take(genes)
     k = size - len(chosen)
     if k > 0:
-        n_split, n_freq, n_edge, n_cloud = space.gene_sizes
+        n_split, n_freq, n_edge, n_cloud = space.gene_sizes[:4]
         inner = np.arange(1, n_split - 1) if n_split > 2 else np.arange(n_split)
         order = []
         while len(order) < k:  # every split once before any twice
@@ -84,6 +89,7 @@ def initial_population(space: ConfigSpace, size: int, rng: np.random.Generator) 
         splits = rng.permutation(np.asarray(order[:k]))
         freqs, edges, clouds = _cycle(n_freq, k, rng), _cycle(n_edge, k, rng), _cycle(
             n_cloud, k, rng)
-        for s, f, e, c in zip(splits, freqs, edges, clouds, strict=True):
-            take((int(s), int(f), int(e), int(c)), keep=("split",))
+        extras = [_cycle(n, k, rng) for n in space.gene_sizes[4:]]
+        for s, f, e, c, *x in zip(splits, freqs, edges, clouds, *extras, strict=True):
+            take((int(s), int(f), int(e), int(c), *(int(v) for v in x)), keep=("split",))
     return chosen

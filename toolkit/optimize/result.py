@@ -20,7 +20,8 @@ and reference point the hypervolumes use, see
 :mod:`toolkit.optimize.objectives`), ``energy_source``, ``toolkit_version`` and
 ``created_at`` (the only field that differs between two runs with one seed).
 A front entry carries all three objective keys; an objective the evaluator did
-not provide is ``null``.
+not provide is ``null``. Configurations carry the canonical keys and, where the
+space has them, the extra keys ``codec``, ``strategy`` and ``devices``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit import __version__
-from toolkit.config import CONFIG_KEYS
+from toolkit.config import CONFIG_KEYS, EXTRA_KEYS
 from toolkit.errors import ToolkitError
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
 from toolkit.pareto import pareto_mask
@@ -52,7 +53,8 @@ class Evaluation:
     """One evaluated configuration.
 
     Attributes:
-        config: the configuration (canonical keys).
+        config: the configuration (canonical keys, then any extra keys of the
+            space: ``codec``, ``strategy``, ``devices``).
         values: objective values the evaluator returned.
         generation: generation in which it was evaluated (0 = initial population).
     """
@@ -130,12 +132,17 @@ class OptimizationResult:
         return self.normalization.hypervolume(self._matrix()[self.front_mask()])
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per evaluated configuration: config, objectives, generation, on_front."""
+        """One row per evaluated configuration: config, objectives, generation, on_front.
+
+        The configuration columns are the canonical keys, then the extra keys
+        (``codec``, ``strategy``, ``devices``) the configurations carry.
+        """
         mask = self.front_mask()
         rows = [{**e.config, **{o: e.values.get(o, np.nan) for o in OBJECTIVES},
                  "generation": e.generation, "on_front": bool(m)}
                 for e, m in zip(self.evaluated, mask, strict=True)]
-        columns = [*CONFIG_KEYS, *OBJECTIVES, "generation", "on_front"]
+        extra = [k for k in EXTRA_KEYS if any(k in e.config for e in self.evaluated)]
+        columns = [*CONFIG_KEYS, *extra, *OBJECTIVES, "generation", "on_front"]
         return pd.DataFrame(rows, columns=columns)
 
     def to_xarray(self) -> Any:

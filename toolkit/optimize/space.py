@@ -1,8 +1,10 @@
 """The configuration space the optimizer searches, and its gene encoding.
 
 A :class:`ConfigSpace` is a finite set of valid configurations of one model.
-It is the product of four genes — ``split``, ``cpu_freq``, ``edge_accel``,
-``cloud_accel`` — filtered by
+It is the product of its genes — always ``split``, ``cpu_freq``, ``edge_accel``,
+``cloud_accel``, plus every extra configuration key (``codec``, ``strategy``,
+``devices``: :data:`toolkit.config.EXTRA_KEYS`) that takes more than one value
+in the space — filtered by
 
 * the validity rules of :func:`toolkit.config.config_problems` (the edge
   accelerator is ``none`` at split 0, the cloud accelerator is ``none`` at the
@@ -13,11 +15,18 @@ It is the product of four genes — ``split``, ``cpu_freq``, ``edge_accel``,
   ``cpu_freqs`` (a frequency subset) and ``min_accuracy`` (needs a cube with an
   ``accuracy`` variable; the mean over repeats must reach the threshold).
 
-The genetic encoding is a tuple of four integers, the index of each gene's value
-in :attr:`ConfigSpace.values`. ``split`` and ``cpu_freq`` are *ordinal* genes
-(neighbouring indices are neighbouring settings); the accelerators are
-*categorical*. The valid configurations are enumerated once, so membership,
-repair and sampling are table look-ups.
+The genetic encoding is a tuple of integers, one per gene of
+:attr:`ConfigSpace.gene_names` (the four standard genes first, then the extra
+ones in :data:`~toolkit.config.EXTRA_KEYS` order): the index of the gene's value
+in :attr:`ConfigSpace.values`. ``split``, ``cpu_freq`` and ``devices`` are
+*ordinal* genes (neighbouring indices are neighbouring settings); the
+accelerators, ``codec`` and ``strategy`` are *categorical*. An extra key with a
+single value is no gene: it is *fixed* (:attr:`ConfigSpace.fixed`) and every
+configuration carries it. Configurations carry an extra key only when the
+space has it (as a gene or fixed), so a space of the four standard genes
+encodes and decodes exactly the canonical configuration dicts. The valid
+configurations are enumerated once, so membership, repair and sampling are
+table look-ups.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolkit.config import CLOUD_ACCELS, CONFIG_KEYS, EDGE_ACCELS, EXTRA_KEYS, Config
+from toolkit.config import CLOUD_ACCELS, CODECS, CONFIG_KEYS, EDGE_ACCELS, EXTRA_KEYS, Config
 from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, choices
 
@@ -43,16 +52,20 @@ __all__ = [
     "Constraint",
     "FrequencySubset",
     "Genes",
+    "PartitionSplits",
+    "coerce_value",
     "select_model",
 ]
 
-#: gene names, in encoding order
+#: the standard genes every space has, in encoding order (extra genes follow them)
 GENES: tuple[str, ...] = ("split", "cpu_freq", "edge_accel", "cloud_accel")
 #: genes whose neighbouring indices are neighbouring settings
-ORDINAL_GENES: tuple[str, ...] = ("split", "cpu_freq")
+ORDINAL_GENES: tuple[str, ...] = ("split", "cpu_freq", "devices")
+#: configuration keys whose values are integers
+_INT_KEYS = ("split", "cpu_freq", "devices")
 
-#: a configuration's gene tuple: one value index per entry of :data:`GENES`
-Genes = tuple[int, int, int, int]
+#: a configuration's gene tuple: one value index per gene of the space
+Genes = tuple[int, ...]
 #: a user constraint: True keeps the configuration
 Constraint = Callable[[dict[str, Any]], bool]
 
@@ -73,9 +86,70 @@ class FrequencySubset:
         return int(config["cpu_freq"]) in self.freqs
 
 
+@dataclass(frozen=True)
+class PartitionSplits:
+    """Declarative constraint: where partition configurations split the model.
+
+    A ``hybrid-<s>`` strategy partitions the head over the edge devices and runs
+    the tail in the cloud (``0 < split < last``); any other strategy runs the
+    whole model on the edge devices (``split = last``). Configurations without a
+    ``strategy`` pass. :meth:`ConfigSpace.from_profiles` adds it when given
+    ``strategies``; a space from a cube needs none (the cube measured only what
+    exists).
+    """
+
+    n_splits: int
+
+    def __call__(self, config: Mapping[str, Any]) -> bool:
+        strategy = config.get("strategy")
+        if strategy is None:
+            return True
+        last, split = self.n_splits - 1, int(config["split"])
+        if str(strategy).startswith(_HYBRID_PREFIX):
+            return 0 < split < last
+        return split == last
+
+
+#: the strategy-name prefix of hybrid edge/cloud partitioning (toolkit.partition)
+_HYBRID_PREFIX = "hybrid-"
+
+
 def _canonical_order(values: Iterable[str], canon: Sequence[str]) -> tuple[str, ...]:
     rank = {v: i for i, v in enumerate(canon)}
     return tuple(sorted(set(values), key=lambda v: (rank.get(v, len(rank)), v)))
+
+
+def _extra_values(key: str, values: Iterable[Any]) -> tuple:
+    """An extra key's candidate values, checked and in encoding order.
+
+    Raises:
+        ConfigError: an unknown key, no values, an unknown codec, an empty
+            strategy name or a device count below 1.
+    """
+    if key not in EXTRA_KEYS:
+        raise ConfigError(f"unknown extra configuration key {key!r}; valid: "
+                          f"{choices(EXTRA_KEYS)}")
+    values = list(values)
+    if not values:
+        raise ConfigError(f"the configuration space has no values for {key!r}")
+    if key == "codec":
+        codecs = _canonical_order((str(v) for v in values), CODECS)
+        bad = [c for c in codecs if c not in CODECS]
+        if bad:
+            raise ConfigError(f"unknown codec(s) {choices(bad)}; valid: {choices(CODECS)}")
+        return codecs
+    if key == "devices":
+        try:
+            counts = tuple(sorted({int(v) for v in values}))
+        except (TypeError, ValueError):
+            raise ConfigError(f"devices must be integers >= 1, got {values!r}") from None
+        if counts[0] < 1:
+            raise ConfigError(f"devices must be integers >= 1, got {counts[0]}")
+        return counts
+    names = tuple(sorted({str(v) for v in values}))
+    if "" in names:
+        raise ConfigError("a strategy name is empty")
+    return names
 
 
 class ConfigSpace:
@@ -88,8 +162,11 @@ class ConfigSpace:
         model: the model name every configuration carries.
         n_splits: the model's number of splits (``0..n_splits-1``; the last one
             runs everything on the edge).
+        gene_names: the genes, in encoding order: :data:`GENES`, then each
+            extra key with more than one value.
         values: per gene, the ordered tuple of values its index points into.
-        accuracy: mean accuracy per valid gene tuple where known (from a cube).
+        fixed: extra keys with a single value, which every configuration carries.
+        accuracy: mean accuracy per valid gene-value tuple where known (from a cube).
     """
 
     def __init__(
@@ -100,6 +177,7 @@ class ConfigSpace:
         edge_accels: Iterable[str],
         cloud_accels: Iterable[str],
         *,
+        extras: Mapping[str, Iterable[Any]] | None = None,
         n_splits: int | None = None,
         members: Iterable[Mapping[str, Any]] | None = None,
         accuracy: Mapping[tuple, float] | None = None,
@@ -110,16 +188,20 @@ class ConfigSpace:
         Args:
             model: model name.
             splits, cpu_freqs, edge_accels, cloud_accels: candidate values per gene.
+            extras: candidate values of extra keys (``codec``, ``strategy``,
+                ``devices``); a key with several values becomes a gene, a key
+                with one value is fixed.
             n_splits: the model's number of splits; default ``max(splits) + 1``.
             members: when given, only these configurations (mappings with the
-                canonical keys) belong to the space (e.g. what a cube measured).
-            accuracy: mean accuracy keyed by ``(split, cpu_freq, edge_accel,
-                cloud_accel)`` value tuples, used by ``min_accuracy``.
+                canonical keys and the space's extra keys) belong to the space
+                (e.g. what a cube measured).
+            accuracy: mean accuracy keyed by value tuples in :attr:`gene_names`
+                order, used by ``min_accuracy``.
             constraints: callables on a configuration dict; False drops it.
 
         Raises:
-            ConfigError: a gene has no values, an accelerator is unknown, or no
-                valid configuration is left.
+            ConfigError: a gene has no values, an accelerator, codec or extra
+                key is unknown, or no valid configuration is left.
         """
         self.model = str(model)
         splits = tuple(sorted({int(s) for s in splits}))
@@ -142,12 +224,18 @@ class ConfigSpace:
                 f"splits {splits[0]}..{splits[-1]} do not fit a model with "
                 f"{self.n_splits} splits (0..{self.n_splits - 1})"
             )
+        extra = {k: _extra_values(k, v) for k, v in (extras or {}).items()}
+        extra = {k: extra[k] for k in EXTRA_KEYS if k in extra}
+        self.gene_names: tuple[str, ...] = (*GENES, *(k for k, v in extra.items() if len(v) > 1))
+        self.fixed: dict[str, Any] = {k: v[0] for k, v in extra.items() if len(v) == 1}
         self.values: dict[str, tuple] = dict(zip(GENES, (splits, freqs, edges, clouds),
                                                  strict=True))
+        self.values.update({k: v for k, v in extra.items() if len(v) > 1})
         self.accuracy: dict[tuple, float] = dict(accuracy or {})
         self.constraints: tuple[Constraint, ...] = tuple(constraints)
-        self._members = (None if members is None else
-                         {tuple(_value(m, k) for k in GENES) for m in members})
+        self._members = None if members is None else {
+            tuple(_value(m, k) for k in self.gene_names) for m in members
+            if all(k not in m or _value(m, k) == v for k, v in self.fixed.items())}
         self._enumerate()
 
     # -- construction -----------------------------------------------------------------
@@ -166,7 +254,9 @@ class ConfigSpace:
         """The space of the configurations a cube measured.
 
         A configuration belongs when the cube measured it, i.e. has a latency in
-        some repeat (:func:`toolkit.cube.configurations`).
+        some repeat (:func:`toolkit.cube.configurations`). The cube's extra
+        dimensions (``codec``, ``strategy``, ``devices``) become genes where they
+        have several values and fixed keys where they have one.
 
         Args:
             cube: a cube (:func:`toolkit.cube.open_cube`).
@@ -176,8 +266,8 @@ class ConfigSpace:
             constraints, cpu_freqs, min_accuracy: see :meth:`constrain`.
 
         Raises:
-            ConfigError: unknown model, an extra dimension with several values,
-                or nothing measured.
+            ConfigError: unknown model, a dimension the toolkit does not know
+                with several values, or nothing measured.
         """
         from toolkit.cube import configurations
 
@@ -185,16 +275,18 @@ class ConfigSpace:
         members = [c for c in configurations(cube) if str(c["model"]) == model]
         if not members:
             raise ConfigError(f"the cube measured no configuration of model {model!r}")
+        extras = {k: data[k].values.tolist() for k in EXTRA_KEYS if k in data.dims}
+        genes = (*GENES, *(k for k, v in extras.items() if len(v) > 1))
         accuracy = {}
         if "accuracy" in data and bool(data["accuracy"].notnull().any()):
             acc = data["accuracy"].mean("repeat").to_dataframe(name="acc").dropna().reset_index()
-            accuracy = {tuple(_value(r, k) for k in GENES): float(r["acc"])
+            accuracy = {tuple(_value(r, k) for k in genes): float(r["acc"])
                         for r in acc.to_dict("records")}
         space = cls(
             model,
             data["split"].values, data["cpu_freq"].values,
             data["edge_accel"].values, data["cloud_accel"].values,
-            n_splits=n_splits, members=members, accuracy=accuracy,
+            extras=extras, n_splits=n_splits, members=members, accuracy=accuracy,
         )
         if constraints or cpu_freqs is not None or min_accuracy is not None:
             space = space.constrain(*constraints, cpu_freqs=cpu_freqs,
@@ -211,6 +303,9 @@ class ConfigSpace:
         edge_accels: Iterable[str] | None = None,
         cloud_accels: Iterable[str] | None = None,
         *,
+        codecs: Iterable[str] | None = None,
+        strategies: Iterable[str] | None = None,
+        devices: Iterable[int] | None = None,
         constraints: Sequence[Constraint] = (),
         cpu_freqs: Iterable[int] | None = None,
     ) -> ConfigSpace:
@@ -223,11 +318,17 @@ class ConfigSpace:
                 shipped profile names / paths.
             edge_accels, cloud_accels: subsets of the profiles' accelerators
                 (default: all they offer).
+            codecs: activation codecs (e.g. ``("fp32", "int8")``); default none:
+                configurations carry no ``codec`` key.
+            strategies, devices: partitioning strategies (names of
+                :func:`toolkit.partition.strategy_names`) and device counts,
+                given together; they add the :class:`PartitionSplits` rule.
             constraints, cpu_freqs: see :meth:`constrain`.
 
         Raises:
-            ConfigError: a profile has the wrong role or no settable frequency, or
-                an accelerator subset names one the profile lacks.
+            ConfigError: a profile has the wrong role or no settable frequency, an
+                accelerator subset names one the profile lacks, an unknown codec
+                or strategy, or only one of ``strategies`` and ``devices``.
         """
         from toolkit.devices.profile import DeviceProfile, load_profile
 
@@ -248,8 +349,19 @@ class ConfigSpace:
                       [edge.check_accel(a) for a in edge_accels])
         clouds = tuple(cloud.accelerators if cloud_accels is None else
                        [cloud.check_accel(a) for a in cloud_accels])
+        extras: dict[str, Iterable[Any]] = {}
+        if codecs is not None:
+            extras["codec"] = codecs
+        rules: list[Constraint] = []
+        if (strategies is None) != (devices is None):
+            raise ConfigError("a partitioning space needs both strategies and devices "
+                              "(device counts), or neither")
+        if strategies is not None and devices is not None:
+            extras["strategy"] = _check_strategies(strategies)
+            extras["devices"] = devices
+            rules.append(PartitionSplits(int(n_splits)))
         space = cls(model, range(int(n_splits)), edge.frequencies_mhz, edges, clouds,
-                    n_splits=int(n_splits))
+                    extras=extras, n_splits=int(n_splits), constraints=rules)
         if constraints or cpu_freqs is not None:
             space = space.constrain(*constraints, cpu_freqs=cpu_freqs)
         return space
@@ -291,12 +403,14 @@ class ConfigSpace:
                     "min_accuracy needs accuracy data: build the space from a cube "
                     "with an 'accuracy' variable"
                 )
-            extra.append(_MinAccuracy(float(min_accuracy), self.accuracy))
+            extra.append(_MinAccuracy(float(min_accuracy), self.accuracy, self.gene_names))
         members = None if self._members is None else [
-            dict(zip(GENES, m, strict=True)) for m in self._members]
+            dict(zip(self.gene_names, m, strict=True)) for m in self._members]
+        extras = {**{k: (v,) for k, v in self.fixed.items()},
+                  **{g: self.values[g] for g in self.gene_names[len(GENES):]}}
         return ConfigSpace(
-            self.model, *(self.values[g] for g in GENES), n_splits=self.n_splits,
-            members=members, accuracy=self.accuracy,
+            self.model, *(self.values[g] for g in GENES), extras=extras,
+            n_splits=self.n_splits, members=members, accuracy=self.accuracy,
             constraints=(*self.constraints, *extra),
         )
 
@@ -326,14 +440,25 @@ class ConfigSpace:
                 f"no valid configuration of model {self.model!r} is left in the space "
                 "(validity rules, measured configurations and constraints exclude all)"
             )
-        self.genes = np.asarray(rows, dtype=np.int64).reshape(-1, len(GENES))
+        self.genes = np.asarray(rows, dtype=np.int64).reshape(-1, len(self.gene_names))
         self.genes.setflags(write=False)
         self._row = {tuple(int(x) for x in g): i for i, g in enumerate(self.genes)}
 
     @property
     def gene_sizes(self) -> tuple[int, ...]:
-        """Number of values per gene, in :data:`GENES` order."""
-        return tuple(len(self.values[g]) for g in GENES)
+        """Number of values per gene, in :attr:`gene_names` order."""
+        return tuple(len(self.values[g]) for g in self.gene_names)
+
+    @property
+    def ordinal(self) -> tuple[bool, ...]:
+        """Per gene, in :attr:`gene_names` order: whether it is ordinal."""
+        return tuple(g in ORDINAL_GENES for g in self.gene_names)
+
+    @property
+    def config_keys(self) -> tuple[str, ...]:
+        """The keys of this space's configurations: canonical, then extra ones."""
+        extra = {*self.gene_names, *self.fixed}
+        return (*CONFIG_KEYS, *(k for k in EXTRA_KEYS if k in extra))
 
     @property
     def size(self) -> int:
@@ -355,8 +480,10 @@ class ConfigSpace:
             return False
 
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{g}={n}" for g, n in zip(GENES, self.gene_sizes, strict=True))
-        return f"ConfigSpace(model={self.model!r}, valid={self.size}, {sizes})"
+        sizes = ", ".join(f"{g}={n}" for g, n in zip(self.gene_names, self.gene_sizes,
+                                                     strict=True))
+        fixed = "".join(f", {k}={v!r} (fixed)" for k, v in self.fixed.items())
+        return f"ConfigSpace(model={self.model!r}, valid={self.size}, {sizes}{fixed})"
 
     def configs(self) -> list[dict[str, Any]]:
         """Every valid configuration, as canonical dicts, in gene order."""
@@ -365,12 +492,19 @@ class ConfigSpace:
     # -- encoding ---------------------------------------------------------------------
 
     def _values_of(self, genes: Sequence[int]) -> tuple:
-        return tuple(self.values[g][int(i)] for g, i in zip(GENES, genes, strict=True))
+        return tuple(self.values[g][int(i)] for g, i in zip(self.gene_names, genes, strict=True))
 
     def _config_of(self, values: Sequence[Any]) -> dict[str, Any]:
-        split, freq, edge, cloud = values
-        return {"model": self.model, "split": int(split), "cpu_freq": int(freq),
-                "edge_accel": str(edge), "cloud_accel": str(cloud)}
+        split, freq, edge, cloud = values[:4]
+        config = {"model": self.model, "split": int(split), "cpu_freq": int(freq),
+                  "edge_accel": str(edge), "cloud_accel": str(cloud)}
+        if len(values) > 4 or self.fixed:
+            extra = dict(zip(self.gene_names[4:], values[4:], strict=True))
+            for key in EXTRA_KEYS:
+                if key in self.fixed or key in extra:
+                    value = self.fixed[key] if key in self.fixed else extra[key]
+                    config[key] = coerce_value(key, value)
+        return config
 
     def decode(self, genes: Sequence[int]) -> dict[str, Any]:
         """The configuration dict of a gene tuple (valid or not)."""
@@ -380,16 +514,27 @@ class ConfigSpace:
         """The gene tuple of a configuration.
 
         Raises:
-            ConfigError: the configuration is of another model or has a value
-                outside the space's genes.
+            ConfigError: the configuration is of another model, lacks a gene of
+                the space, has a value outside the space's genes or fixed keys,
+                or has an extra key the space does not have.
         """
         if "model" in config and str(config["model"]) != self.model:
             raise ConfigError(f"configuration is for model {config['model']!r}, the space "
                               f"for {self.model!r}")
+        for key, value in self.fixed.items():
+            if key in config and _value(config, key) != value:
+                raise ConfigError(f"{key}={config[key]!r} is not in the space; it holds "
+                                  f"{key}={value!r} only")
+        foreign = [k for k in EXTRA_KEYS if k in config and k not in self.values
+                   and k not in self.fixed]
+        if foreign:
+            raise ConfigError(f"the space has no {choices(foreign)} key; its configurations "
+                              f"have {choices(self.config_keys)}")
         out = []
-        for g in GENES:
+        for g in self.gene_names:
             if g not in config:
-                raise ConfigError(f"configuration lacks {g!r}; it needs {choices(CONFIG_KEYS)}")
+                raise ConfigError(f"configuration lacks {g!r}; it needs "
+                                  f"{choices(self.config_keys)}")
             value = _value(config, g)
             try:
                 out.append(self.values[g].index(value))
@@ -397,7 +542,7 @@ class ConfigSpace:
                 raise ConfigError(
                     f"{g}={value!r} is not in the space; valid: {choices(self.values[g])}"
                 ) from None
-        return tuple(out)  # type: ignore[return-value]
+        return tuple(out)
 
     def is_valid(self, genes: Sequence[int]) -> bool:
         """Whether a gene tuple is a valid configuration of this space."""
@@ -417,9 +562,9 @@ class ConfigSpace:
         """
         g = np.asarray(genes, dtype=np.int64)
         d = np.zeros(len(self.genes))
-        for i, (name, n) in enumerate(zip(GENES, self.gene_sizes, strict=True)):
+        for i, (ordinal, n) in enumerate(zip(self.ordinal, self.gene_sizes, strict=True)):
             diff = self.genes[:, i] - g[i]
-            d += np.abs(diff) / max(n - 1, 1) if name in ORDINAL_GENES else (diff != 0)
+            d += np.abs(diff) / max(n - 1, 1) if ordinal else (diff != 0)
         return d
 
     def nearest(
@@ -448,7 +593,7 @@ class ConfigSpace:
         if keep:
             same = np.ones(len(d), bool)
             for name in keep:
-                i = GENES.index(name)
+                i = self.gene_names.index(name)
                 same &= self.genes[:, i] == int(genes[i])
             if np.isfinite(d[same]).any():
                 d = np.where(same, d, np.inf)
@@ -457,40 +602,59 @@ class ConfigSpace:
             return None
         ties = np.flatnonzero(d <= best + 1e-9)
         row = ties[0] if len(ties) == 1 else rng.choice(ties)
-        return tuple(int(x) for x in self.genes[row])  # type: ignore[return-value]
+        return tuple(int(x) for x in self.genes[row])
 
 
 class _MinAccuracy:
     """Keep configurations whose known mean accuracy is at least ``threshold``."""
 
-    def __init__(self, threshold: float, accuracy: Mapping[tuple, float]) -> None:
+    def __init__(self, threshold: float, accuracy: Mapping[tuple, float],
+                 genes: Sequence[str] = GENES) -> None:
         self.threshold = threshold
         self.accuracy = accuracy
+        self.genes = tuple(genes)
 
     def __call__(self, config: Mapping[str, Any]) -> bool:
-        acc = self.accuracy.get(tuple(_value(config, k) for k in GENES))
+        acc = self.accuracy.get(tuple(_value(config, k) for k in self.genes))
         return acc is not None and acc >= self.threshold
 
     def __repr__(self) -> str:
         return f"min_accuracy({self.threshold})"
 
 
+def coerce_value(key: str, value: Any) -> Any:
+    """A configuration value in its canonical type: int for ``split``, ``cpu_freq``
+    and ``devices``, str for the other keys (numpy scalars and JSON numbers alike)."""
+    return int(value) if key in _INT_KEYS else str(value)
+
+
 def _value(mapping: Mapping[str, Any], key: str) -> Any:
-    value = mapping[key]
-    if key in ("split", "cpu_freq"):
-        return int(value)
-    return str(value)
+    return coerce_value(key, mapping[key])
+
+
+def _check_strategies(strategies: Iterable[str]) -> list[str]:
+    """Strategy names, checked against :func:`toolkit.partition.strategy_names`."""
+    from toolkit.partition.spec import strategy_names  # Keras: only when partitioning
+
+    names = [str(s) for s in strategies]
+    valid = strategy_names()
+    unknown = [s for s in names if s not in valid]
+    if unknown:
+        raise ConfigError(f"unknown strategy(ies) {choices(unknown)}; valid: {choices(valid)}")
+    return names
 
 
 def select_model(cube: Any, model: str | None) -> tuple[str, Any]:
     """The model's name and its part of the cube, without the ``model`` dimension.
 
-    Extra dimensions (``codec``, ``strategy``, ``devices``) must have one value;
-    they are dropped.
+    The extra dimensions of :data:`~toolkit.config.EXTRA_KEYS` (``codec``,
+    ``strategy``, ``devices``) are kept, whatever their size; any other
+    dimension besides the canonical ones and ``repeat`` must have one value and
+    is dropped.
 
     Raises:
         ConfigError: the model is not in the cube (or is needed and not given), or
-            an extra dimension varies.
+            a dimension the toolkit does not know varies.
     """
     models = [str(m) for m in cube["model"].values]
     if model is None:
@@ -500,12 +664,13 @@ def select_model(cube: Any, model: str | None) -> tuple[str, Any]:
     if model not in models:
         raise ConfigError(f"model {model!r} is not in the cube; valid: {choices(models)}")
     data = cube.sel(model=model)
-    for dim in EXTRA_KEYS:
-        if dim in data.dims:
-            if data.sizes[dim] != 1:
-                raise ConfigError(
-                    f"the cube varies {dim!r} ({choices(data[dim].values)}); "
-                    f"select one value first, e.g. cube.sel({dim}=...)"
-                )
-            data = data.isel({dim: 0}, drop=True)
+    known = {*CONFIG_KEYS, *EXTRA_KEYS, "repeat"}
+    for dim in [str(d) for d in data.dims if d not in known]:
+        if data.sizes[dim] != 1:
+            raise ConfigError(
+                f"the cube varies {dim!r} ({choices(data[dim].values)}), which is no "
+                f"configuration key the optimizer knows ({choices((*GENES, *EXTRA_KEYS))}); "
+                f"select one value first, e.g. cube.sel({dim}=...)"
+            )
+        data = data.isel({dim: 0}, drop=True)
     return model, data

@@ -12,15 +12,16 @@ so one batch does not pile onto the same spot. When no child adds anything even
 optimistically, the rest of the batch is filled with the children whose
 optimistic estimate lies nearest to the front.
 
-Features: ``split`` and ``cpu_freq`` as their index scaled to [0, 1] (ordinal:
-trees can generalise across neighbouring settings), the accelerators one-hot.
+Features: the ordinal genes (``split``, ``cpu_freq``, ``devices``) as their
+index scaled to [0, 1] (trees can generalise across neighbouring settings), the
+categorical ones (accelerators, ``codec``, ``strategy``) one-hot.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from toolkit.optimize.space import GENES, ORDINAL_GENES, ConfigSpace
+from toolkit.optimize.space import ConfigSpace
 
 __all__ = ["Surrogate", "pick_by_improvement"]
 
@@ -36,10 +37,11 @@ class Surrogate:
 
     def features(self, genes: np.ndarray) -> np.ndarray:
         """Feature matrix of gene tuples (rows)."""
-        genes = np.asarray(genes, dtype=np.int64).reshape(-1, len(GENES))
+        genes = np.asarray(genes, dtype=np.int64).reshape(-1, len(self.space.gene_names))
         cols = []
-        for i, (name, n) in enumerate(zip(GENES, self.space.gene_sizes, strict=True)):
-            if name in ORDINAL_GENES:
+        for i, (ordinal, n) in enumerate(zip(self.space.ordinal, self.space.gene_sizes,
+                                             strict=True)):
+            if ordinal:
                 cols.append(genes[:, i:i + 1] / max(n - 1, 1))
             elif n > 1:
                 cols.append(np.eye(n)[genes[:, i]])

@@ -8,8 +8,11 @@ RNG).
 The projection may also exclude configurations (those already tried), which
 turns every offspring into a configuration not evaluated before.
 
+The operators work on the space's genes (:attr:`ConfigSpace.gene_names`: the
+four standard genes and any extra ``codec``, ``strategy``, ``devices`` gene).
+
 * :func:`mutate` changes each gene with probability ``1 / n`` (at least one).
-  An ordinal gene (``split``, ``cpu_freq``) usually moves to a neighbouring
+  An ordinal gene (``split``, ``cpu_freq``, ``devices``) usually moves to a neighbouring
   index (a step of 1, 2, 3... with geometrically falling probability) and
   sometimes jumps anywhere; a categorical gene takes another value at random.
 * :func:`crossover` is uniform crossover: each gene comes from either parent
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from toolkit.optimize.space import GENES, ORDINAL_GENES, ConfigSpace, Genes
+from toolkit.optimize.space import ConfigSpace, Genes
 
 __all__ = ["crossover", "mutate", "neighbours", "repair"]
 
@@ -45,6 +48,7 @@ def _raw_mutation(
     genes: Sequence[int], space: ConfigSpace, rng: np.random.Generator, step_prob: float
 ) -> list[int]:
     sizes = space.gene_sizes
+    ordinal = space.ordinal
     mutable = [i for i, n in enumerate(sizes) if n > 1]
     out = [int(g) for g in genes]
     if not mutable:
@@ -54,7 +58,7 @@ def _raw_mutation(
         chosen = [int(rng.choice(mutable))]
     for i in chosen:
         n = sizes[i]
-        if GENES[i] in ORDINAL_GENES and rng.random() < step_prob:
+        if ordinal[i] and rng.random() < step_prob:
             step = int(rng.geometric(0.5)) * (1 if rng.random() < 0.5 else -1)
             new = min(max(out[i] + step, 0), n - 1)
             if new == out[i]:  # clipped at a bound: step the other way
@@ -103,7 +107,7 @@ def crossover(
     With ``exclude`` given, the second child is repaired with the first one
     excluded too, so that both are new configurations.
     """
-    swap = rng.random(len(GENES)) < 0.5
+    swap = rng.random(len(space.gene_names)) < 0.5
     a = [int(y) if s else int(x) for x, y, s in zip(parent_a, parent_b, swap, strict=True)]
     b = [int(x) if s else int(y) for x, y, s in zip(parent_a, parent_b, swap, strict=True)]
     child_a = repair(a, space, rng, exclude)
@@ -124,8 +128,8 @@ def neighbours(genes: Sequence[int], space: ConfigSpace) -> list[Genes]:
     """
     out: list[Genes] = []
     base = [int(g) for g in genes]
-    for i, (name, n) in enumerate(zip(GENES, space.gene_sizes, strict=True)):
-        values = ([base[i] - 1, base[i] + 1] if name in ORDINAL_GENES else
+    for i, (ordinal, n) in enumerate(zip(space.ordinal, space.gene_sizes, strict=True)):
+        values = ([base[i] - 1, base[i] + 1] if ordinal else
                   [v for v in range(n) if v != base[i]])
         for v in values:
             if 0 <= v < n:

@@ -23,6 +23,7 @@ import numpy as np
 
 from toolkit.errors import ProtocolError, ToolkitError
 from toolkit.runtime.framing import KIND_JSON, read_frame, write_json
+from toolkit.runtime.worker import PARENT_ENV
 
 __all__ = ["EdgeClient", "RunResult", "WorkerProcess", "worker_command"]
 
@@ -55,7 +56,8 @@ class WorkerProcess:
         self.argv = list(argv)
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
+                   **{PARENT_ENV: str(os.getpid())})
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._log,
                                      stdin=subprocess.DEVNULL, env=env)

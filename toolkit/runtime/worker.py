@@ -3,7 +3,8 @@
 A worker is a long-lived OS process that loads its model once, listens on TCP
 and answers frames. It announces itself with one JSON line on stdout,
 ``{"event": "listening", "host": ..., "port": ..., "pid": ...}``, logs to
-stderr, and stops cleanly on SIGTERM or SIGINT. A connection that breaks the
+stderr, and stops cleanly on SIGTERM or SIGINT -- or by itself when the local
+process that started it is gone. A connection that breaks the
 protocol is logged with its reason and closed; the worker keeps serving.
 """
 
@@ -25,6 +26,11 @@ from toolkit.runtime import streams
 __all__ = ["add_model_arguments", "load_split_model", "serve"]
 
 log = logging.getLogger("toolkit.runtime")
+
+#: set by :class:`~toolkit.runtime.session.WorkerProcess`: the pid of the process
+#: that started the worker, which the worker watches (workers started otherwise,
+#: e.g. in the background over SSH, have no such parent and do not watch)
+PARENT_ENV = "DYNASPLIT_PARENT_PID"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,9 +85,24 @@ async def serve(role: str, handler: Handler, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    parent = os.environ.get(PARENT_ENV)
+    watch = asyncio.create_task(_watch_parent(int(parent), stop)) if parent else None
     async with server:
         await stop.wait()
+    if watch is not None:
+        watch.cancel()
     log.info("%s: stopped", role)
+
+
+async def _watch_parent(pid: int, stop: asyncio.Event, period_s: float = 0.5) -> None:
+    """Stop the worker when the process that started it is gone (it was killed, or
+    exited without stopping its workers): a worker never outlives its controller."""
+    while not stop.is_set():
+        if os.getppid() != pid:
+            log.warning("controller process %d is gone; stopping", pid)
+            stop.set()
+            return
+        await asyncio.sleep(period_s)
 
 
 def run_worker(role: str, main: Callable[[], Awaitable[None]]) -> int:
