@@ -14,7 +14,8 @@ import psutil
 def test_workers_stop_when_their_controller_is_killed(tmp_path):
     code = ("import sys, time\n"
             "from toolkit.runtime import WorkerProcess, worker_command\n"
-            f"w = WorkerProcess(worker_command('cloud', 'digits-cnn'), {str(tmp_path)!r} + '/c.log')\n"
+            "w = WorkerProcess(worker_command('cloud', 'digits-cnn'),\n"
+            f"                  {str(tmp_path)!r} + '/c.log')\n"
             "print(w.pid, flush=True)\n"
             "time.sleep(600)\n")
     controller = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,

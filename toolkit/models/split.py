@@ -181,7 +181,8 @@ class SplitModel:
             t = g.tensors[tensor]
             new_input = keras.Input(shape=t.shape[1:], dtype=t.dtype, name=f"cut_{split}")
             out = g.run_suffix(pos, new_input, tensor)
-            self._tails[split] = keras.Model(new_input, out, name=f"{self._keras_name}_tail_{split}")
+            self._tails[split] = keras.Model(
+                new_input, out, name=f"{self._keras_name}_tail_{split}")
         return self._tails[split]
 
     def table(self) -> list[dict[str, Any]]:
