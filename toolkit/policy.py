@@ -10,6 +10,15 @@ parameters; and the hardware-change costs of the edge and cloud profiles. See
 :mod:`toolkit.rules`; :class:`Policy` compiles the document's rule at load so
 that each decision costs O(log n) in the number of candidates.
 
+Candidates are keyed by the full configuration: the canonical keys plus every
+extra key (``codec``, ``strategy``, ``devices``) the cube has as a dimension, so
+two candidates that differ only in their codec or partitioning strategy are two
+candidates. The rules look at latency, energy and accuracy only; the extra keys
+cost nothing to switch (the hardware state is the canonical keys'). Where the
+cube has no ``codec`` dimension but records its single codec (a campaign cube's
+``codecs`` attribute), the document's top-level ``codec`` says which one
+(:meth:`Policy.codec`).
+
 The hardware states and switch costs a reconfiguration-aware policy uses are
 in :mod:`toolkit.switching`; online adaptation (:class:`~toolkit.adapt.DriftTracker`)
 in :mod:`toolkit.adapt`.
@@ -31,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from toolkit import __version__
-from toolkit.config import CONFIG_KEYS
+from toolkit.config import CONFIG_KEYS, EXTRA_KEYS
 from toolkit.errors import ToolkitError, choices
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
@@ -43,6 +52,7 @@ __all__ = [
     "Decision",
     "Policy",
     "candidate_columns",
+    "config_keys",
     "make_policy",
     "read_front",
 ]
@@ -98,6 +108,39 @@ def _runs_table(cube: Any) -> tuple[Any, int, str]:
     return df, last_split, str(cube.attrs.get("energy_source", "unknown"))
 
 
+def config_keys(columns: Iterable[str]) -> list[str]:
+    """The configuration keys among a runs table's columns: canonical, then extra."""
+    present = set(columns)
+    return [k for k in (*CONFIG_KEYS, *EXTRA_KEYS) if k in present]
+
+
+def _single_codec(cube: Any) -> str | None:
+    """The one codec of a cube without a ``codec`` dimension, where it records it.
+
+    A campaign cube keeps its codecs in the ``codecs`` attribute; with several
+    of them it has a ``codec`` dimension instead.
+    """
+    if "codec" in cube.dims:
+        return None
+    codecs = [c for c in str(cube.attrs.get("codecs", "")).split(",") if c]
+    return codecs[0] if len(codecs) == 1 else None
+
+
+def _front_key(config: Mapping[str, Any], keys: Sequence[str], single: Mapping[str, Any],
+               codec: str | None) -> tuple:
+    """The runs-table key of a front configuration (checked against the cube's keys)."""
+    missing = [k for k in keys if k not in config and k not in single]
+    if missing:
+        raise ToolkitError(f"front configuration {dict(config)} lacks {choices(missing)}; "
+                           f"the cube's configurations have {choices(keys)}")
+    for k in EXTRA_KEYS:
+        if k in config and k not in keys and not (k == "codec" and config[k] == codec):
+            raise ToolkitError(
+                f"front configuration {dict(config)} has {k}={config[k]!r}, but the cube "
+                f"has no {k!r} dimension; give the cube the front was made from")
+    return tuple(config[k] if k in config else single[k] for k in keys)
+
+
 def _stored_runs(latencies: np.ndarray, max_runs: int) -> list[float]:
     runs = np.sort(latencies)
     if len(runs) > max_runs:
@@ -136,7 +179,10 @@ def make_policy(
     """The policy document for a front, with latency distributions from a cube.
 
     Args:
-        front: the front's configurations (e.g. :func:`read_front`).
+        front: the front's configurations (e.g. :func:`read_front`). Each needs
+            every configuration key of the cube (canonical keys and extra
+            dimensions) except an extra dimension with a single value, which is
+            filled in; a candidate carries the cube's full configuration.
         cube: the cube the front was measured in (its runs give the
             distributions).
         rule: ``dynasplit`` or ``tail``.
@@ -154,20 +200,21 @@ def make_policy(
         The JSON-ready document; :meth:`Policy.from_dict` checks and compiles it.
 
     Raises:
-        ToolkitError: a front configuration the cube did not measure, an unknown
-            rule or profile, or an invalid rule parameter.
+        ToolkitError: a front configuration the cube did not measure (or with
+            keys the cube lacks), an unknown rule or profile, or an invalid rule
+            parameter.
     """
     from toolkit.devices.profile import load_profile
 
     df, last_split, energy_source = _runs_table(cube)
-    keys = [k for k in CONFIG_KEYS if k in df.columns]
+    keys = config_keys(df.columns)
+    single = {k: df[k].iloc[0] for k in keys
+              if k in EXTRA_KEYS and len(df) and df[k].nunique() == 1}
+    codec = _single_codec(cube)
     groups = df.groupby(keys, sort=False)
     candidates = []
     for config in front:
-        missing = [k for k in keys if k not in config]
-        if missing:
-            raise ToolkitError(f"front configuration {dict(config)} lacks {choices(missing)}")
-        key = tuple(config[k] for k in keys)
+        key = _front_key(config, keys, single, codec)
         try:
             runs = groups.get_group(key)
         except KeyError:
@@ -205,6 +252,8 @@ def make_policy(
         "source": dict(source or {}),
         "candidates": candidate_columns(candidates),
     }
+    if codec is not None:
+        doc["codec"] = codec
     Policy.from_dict(doc)  # validates rule parameters and candidates
     return doc
 
@@ -319,8 +368,9 @@ class Policy:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ToolkitError(
                 f"{origin}: malformed candidates block ({exc!r}); it needs the columns "
-                "config {model, split, cpu_freq, edge_accel, cloud_accel}, latency_ms "
-                "{mean, n}, runs_ms, energy_j (and transfer_ms, accuracy)") from None
+                "config {model, split, cpu_freq, edge_accel, cloud_accel; and codec, "
+                "strategy, devices where the cube has them}, latency_ms {mean, n}, runs_ms, "
+                "energy_j (and transfer_ms, accuracy)") from None
         if len(candidates) == 0:
             raise ToolkitError(f"{origin} has no candidates")
         return cls(dict(doc), candidates, columns)
@@ -398,6 +448,12 @@ class Policy:
                              for row in zip(*self._columns.values(), strict=True)]
         return self._configs
 
+    def codec(self, index: int) -> str:
+        """The activation codec of a candidate: its configuration's ``codec``, else
+        the document's ``codec`` (the cube's single codec), else ``fp32``."""
+        config = self.configs[index]
+        return str(config["codec"] if "codec" in config else self.doc.get("codec", "fp32"))
+
     def candidate(self, index: int) -> dict[str, Any]:
         """One candidate as a readable record (config, latency_ms, runs_ms, ...)."""
         block = self.doc["candidates"]
@@ -457,11 +513,12 @@ def _read_columns(block: Mapping[str, Any],
     energy = np.asarray(block["energy_j"], dtype=float)
     n = len(energy)
     config = {k: list(block["config"][k]) for k in CONFIG_KEYS}
+    config.update({k: list(block["config"][k]) for k in EXTRA_KEYS if k in block["config"]})
     lat = block["latency_ms"]
     run_lists = block["runs_ms"]
     transfer = block.get("transfer_ms") or [0.0] * n
     accuracy = block.get("accuracy") or [None] * n
-    lengths = [len(config[k]) for k in CONFIG_KEYS] + [len(lat["mean"]), len(lat["n"]),
+    lengths = [len(column) for column in config.values()] + [len(lat["mean"]), len(lat["n"]),
                                                        len(run_lists), len(transfer),
                                                        len(accuracy)]
     if any(length != n for length in lengths):

@@ -22,6 +22,10 @@ Strategies (see ``docs/online.md``):
 - ``policy-adaptive`` (with ``adapt=True``): the policy's rule with an online
   EWMA correction of transfer times (:class:`toolkit.adapt.DriftTracker`).
 
+Configurations are the cube's full configurations: the canonical keys plus
+any extra dimension (``codec``, ``strategy``, ``devices``); the ``cloud`` and
+``edge`` baselines take the fastest of them at their split and frequency.
+
 Options: *network drift* multiplies the drawn runs' transfer time by a factor
 over a segment of the trace (latency grows by ``(factor − 1) × transfer_ms``;
 energy is left as measured); *switching* charges every strategy the profiles'
@@ -44,9 +48,9 @@ import numpy as np
 import pandas as pd
 
 from toolkit.adapt import DriftTracker
-from toolkit.config import CONFIG_KEYS
+from toolkit.config import EXTRA_KEYS
 from toolkit.errors import ToolkitError
-from toolkit.policy import Policy
+from toolkit.policy import Policy, config_keys
 from toolkit.rules import Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
 
@@ -98,6 +102,7 @@ class _Runs:
     candidates: Candidates
     index: dict[tuple, int] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)
+    single: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_cube(cls, cube: Any, model: str | None) -> _Runs:
@@ -109,7 +114,7 @@ class _Runs:
             df = df[df["model"] == model]
         if df.empty:
             raise ToolkitError(f"the cube has no measured run of model {model!r}")
-        keys = [k for k in CONFIG_KEYS if k in df.columns]
+        keys = config_keys(df.columns)
         df = df.sort_values([*keys, "latency_ms"], kind="stable").reset_index(drop=True)
         group = df.groupby(keys, sort=False).ngroup().to_numpy()
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
@@ -140,10 +145,12 @@ class _Runs:
         runs = cls(configs, starts, counts, lat, energy, transfer, cand)
         runs.index = {tuple(c[k] for k in keys): i for i, c in enumerate(configs)}
         runs.keys = keys
+        runs.single = {k: configs[0][k] for k in keys
+                       if k in EXTRA_KEYS and len({c[k] for c in configs}) == 1}
         return runs
 
     def lookup(self, config: Mapping[str, Any]) -> int:
-        key = tuple(config.get(k) for k in self.keys)
+        key = tuple(config[k] if k in config else self.single.get(k) for k in self.keys)
         if key not in self.index:
             raise ToolkitError(f"policy candidate {dict(config)} is not measured in the cube; "
                                "simulate with the cube the policy was exported from")

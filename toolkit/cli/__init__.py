@@ -19,12 +19,18 @@ from collections.abc import Sequence
 
 from toolkit import __version__
 from toolkit.errors import ToolkitError
+from toolkit.quiet import import_tensorflow
 
 __all__ = ["COMMANDS", "main"]
 
 #: sub-command modules of this package, in the order ``--help`` lists them
 COMMANDS: tuple[str, ...] = ("demo", "split", "train", "measure", "cube", "trace", "optimize",
                              "export", "simulate", "schedule", "partition")
+
+
+#: sub-commands that load models: TensorFlow is imported first, quietly
+TENSORFLOW_COMMANDS = frozenset({"demo", "split", "train-digits", "measure", "partition",
+                                 "schedule"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in TENSORFLOW_COMMANDS:
+        import_tensorflow()
     try:
         status = args.func(args)
     except ToolkitError as exc:

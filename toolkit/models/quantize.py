@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -20,41 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.errors import ToolkitError
+from toolkit.quiet import quiet_tensorflow
 
 __all__ = ["Int8Runner", "quantize_int8", "quantize_int8_cached"]
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence file descriptor 2 (C++ logging) for the duration."""
-    import sys
-
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # e.g. a notebook's stream
-        fd = None
-    if fd is None:
-        tf_logger = logging.getLogger("tensorflow")
-        level = tf_logger.level
-        tf_logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            tf_logger.setLevel(level)
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    tf_logger = logging.getLogger("tensorflow")
-    level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)  # "INFO:tensorflow:Assets written to ..."
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), fd)
-        try:
-            yield
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-            tf_logger.setLevel(level)
 
 
 def quantize_int8(head, representative: np.ndarray, n_calib: int = 100) -> bytes:
@@ -83,7 +50,7 @@ def quantize_int8(head, representative: np.ndarray, n_calib: int = 100) -> bytes
         # The converter prints its SavedModel export to stdout, its C++ core
         # logs to file descriptor 2, and it warns about input statistics it does
         # not need; keep the user's terminal clean.
-        with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()), \
+        with quiet_tensorflow(), contextlib.redirect_stdout(io.StringIO()), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return converter.convert()

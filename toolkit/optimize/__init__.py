@@ -20,7 +20,13 @@ from toolkit.optimize.result import (
     load_front,
     save_front,
 )
-from toolkit.optimize.space import GENES, ConfigSpace, Constraint, FrequencySubset
+from toolkit.optimize.space import (
+    GENES,
+    ConfigSpace,
+    Constraint,
+    FrequencySubset,
+    PartitionSplits,
+)
 from toolkit.optimize.variation import crossover, mutate, repair
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "Normalizer",
     "OptimizationResult",
     "Optimizer",
+    "PartitionSplits",
     "crossover",
     "initial_population",
     "load_front",

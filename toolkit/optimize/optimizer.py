@@ -3,7 +3,8 @@
 Algorithm
 ---------
 The search runs on gene tuples of a :class:`~toolkit.optimize.space.ConfigSpace`
-and counts *distinct evaluations*: every configuration is evaluated at most once
+(the four standard genes plus any extra ``codec``, ``strategy``, ``devices``
+gene of the space) and counts *distinct evaluations*: every configuration is evaluated at most once
 (a cache remembers results and unmeasured ones), and a configuration the
 evaluator has no value for costs nothing and is never proposed again.
 
@@ -21,9 +22,10 @@ evaluator has no value for costs nothing and is never proposed again.
       (:mod:`toolkit.optimize.variation`) make ``8 * lambda`` candidates, each
       repaired onto the nearest valid configuration *not tried yet*.
    b. *Front neighbourhood*: every untried configuration one elementary move
-      (a neighbouring split or frequency, another accelerator) away from a
-      member of the archive's front joins the candidates: a local search
-      around the front that exploits the ordinal structure of the genes.
+      (a neighbouring split, frequency or device count, another accelerator,
+      codec or strategy) away from a member of the archive's front joins the
+      candidates: a local search around the front that exploits the ordinal
+      structure of the genes.
    c. *Surrogate pre-selection* (:mod:`toolkit.optimize.surrogate`): tree
       ensembles fitted on all evaluations so far predict each candidate's
       objectives; the ``lambda`` candidates with the largest optimistic

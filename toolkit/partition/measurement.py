@@ -244,7 +244,9 @@ def assemble_run(
             device=i, pid=int(pids[i]), macs=sum(s.macs for s in plan.computes(i)),
             compute_ms=float(np.mean(c["compute_ms"])), send_ms=float(np.mean(c["send_ms"])),
             recv_ms=float(np.mean(c["recv_ms"])), encode_ms=float(np.mean(c["encode_ms"])),
-            latency_ms=float(np.mean((c["t_end"] - start) * 1e3)),
+            # when the device finished, from device 0's start; a device with no
+            # part in the plan may finish before device 0 starts: 0, not negative
+            latency_ms=float(np.mean(np.maximum((c["t_end"] - start) * 1e3, 0.0))),
             sent_bytes=float(np.mean(c["sent_bytes"])),
             frame_bytes=float(np.mean(c["frame_bytes"])),
             received_bytes=float(np.mean(c["received_bytes"])),

@@ -14,9 +14,16 @@ Requests are JSON lines on stdin, or on a TCP socket with ``--listen``
 Outcome lines carry the request's ``id``, ``status`` (``ok``, ``timeout``,
 ``failed``, ``cancelled``), the chosen ``config``, ``latency_ms``,
 ``energy_j`` with its ``energy_source``, and ``met`` (latency within the
-deadline). ``--dry-run`` only decides: latency and energy are then the
-policy's predictions (``"measured": false``). Without ``--listen`` the
-scheduler reads stdin until EOF, finishes every accepted request and exits 0;
+deadline); live ones also the ``codec`` the run used and the ``tensor_kb`` it
+sent to the cloud. A candidate's codec is its configuration's ``codec``, else
+the policy's ``codec``, else ``fp32`` (``Policy.codec``); it reaches the
+testbed as ``testbed.arun(config, codec=...)``. Candidates of multi-device
+partitioning (with ``strategy`` or ``devices``) are served with ``--dry-run``
+only: the testbeds run single edge/cloud splits, so live serving refuses such a
+policy at start.
+``--dry-run`` only decides: latency and energy are then the policy's
+predictions (``"measured": false``). Without ``--listen`` the scheduler reads
+stdin until EOF, finishes every accepted request and exits 0;
 SIGINT/SIGTERM stop it gracefully. Needs Python and the ``toolkit`` package.
 
 Usage::
@@ -70,7 +77,8 @@ class Online:
             raise ToolkitError("this testbed runs evaluation samples only; send the input "
                                "as a sample index")
         record = await self.testbed.arun(decision.config, samples=1, warmup=0,
-                                         offset=request.sample)
+                                         offset=request.sample,
+                                         codec=self.policy.codec(decision.index))
         self.state = decision.state
         switch_ms = sum(k.duration_ms for k in record.knob_changes if k.changed)
         latency = record.latency_ms + switch_ms
@@ -80,7 +88,24 @@ class Online:
         return {**outcome, "latency_ms": round(latency, 3),
                 "inference_ms": round(record.latency_ms, 3), "switch_ms": round(switch_ms, 3),
                 "energy_j": record.energy_j, "energy_source": record.energy_source,
+                "codec": record.codec, "tensor_kb": round(record.tensor_kb, 3),
                 "measured": True, "met": latency <= request.deadline_ms}
+
+
+def live_problem(config: dict[str, Any]) -> str | None:
+    """Why a testbed cannot run a candidate live, or None when it can.
+
+    The testbeds (local, SSH) run one edge/cloud split with a codec; a
+    multi-device partition configuration (``strategy``, ``devices``) needs the
+    partition cluster, which measures studies but does not serve requests.
+    """
+    extra = {k: config[k] for k in ("strategy", "devices") if k in config}
+    if not extra:
+        return None
+    what = ", ".join(f"{k}={v!r}" for k, v in extra.items())
+    return (f"candidate {config} is a multi-device partition configuration ({what}); the "
+            "testbeds run single edge/cloud splits, so this policy can be served with "
+            "--dry-run only")
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -89,6 +114,11 @@ async def serve(args: argparse.Namespace) -> int:
     testbed = None
     if not args.dry_run:
         from toolkit.devices.factory import open_testbed
+
+        for config in policy.configs:             # refuse what no testbed runs live
+            problem = live_problem(config)
+            if problem:
+                raise ToolkitError(problem)
 
         testbed = open_testbed(args.testbed, model=policy.doc.get("model") or "digits-cnn")
         print(f"starting testbed {args.testbed}...", file=sys.stderr, flush=True)
