@@ -1,16 +1,14 @@
 """Stopping a testbed's worker processes when the notebook's kernel exits.
 
-A testbed started in a notebook lives as long as the kernel. Python runs
-``atexit`` handlers only after it has shut its thread pools down, and closing a
-testbed stops its workers through the event loop's thread pool, so an
-``atexit.register(testbed.close)`` comes too late and leaves the workers
-running. :func:`close_at_exit` hooks in before the thread pools shut down.
+A testbed started in a notebook lives as long as the kernel. Its workers stop by
+themselves when the kernel process is gone (they watch the process that started
+them); :func:`close_at_exit` also closes the testbed cleanly when Python exits
+normally (a kernel shut down or restarted), so logs and cgroups are tidied too.
 """
 
 from __future__ import annotations
 
 import atexit
-import concurrent.futures.thread  # noqa: F401 - registers its exit hook before ours
 import threading
 from collections.abc import Callable
 
@@ -40,12 +38,5 @@ def close_at_exit(testbed: Testbed) -> Callable[[], None]:
             closed = True
         testbed.close()
 
-    # threading's exit hooks run before those of concurrent.futures registered earlier
-    register = getattr(threading, "_register_atexit", None)
-    try:
-        if register is None:
-            raise RuntimeError("no threading exit hooks")
-        register(close)
-    except RuntimeError:
-        atexit.register(close)
+    atexit.register(close)
     return close
