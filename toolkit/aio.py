@@ -13,7 +13,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["BackgroundLoop"]
+__all__ = ["BackgroundLoop", "BlockingLifecycle"]
 
 T = TypeVar("T")
 
@@ -51,6 +51,49 @@ class BackgroundLoop:
 
     def __enter__(self) -> BackgroundLoop:
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BlockingLifecycle:
+    """Blocking ``start``/``close``/``with`` for an object with ``astart``/``aclose``.
+
+    The coroutines run on a private :class:`BackgroundLoop`, created on first
+    use and stopped by :meth:`close`; subclasses call :meth:`_sync` for their own
+    blocking twins.
+    """
+
+    _loop: BackgroundLoop | None = None
+    _loop_name: str = "dynasplit-loop"
+
+    async def astart(self) -> None:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    async def aclose(self) -> None:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            self._loop = BackgroundLoop(self._loop_name)
+        return self._loop.run(coro)
+
+    def start(self):
+        """Blocking :meth:`astart`; returns self."""
+        self._sync(self.astart())
+        return self
+
+    def close(self) -> None:
+        """Blocking :meth:`aclose`; also stops the private event loop."""
+        if self._loop is not None:
+            try:
+                self._loop.run(self.aclose())
+            finally:
+                self._loop.close()
+                self._loop = None
+
+    def __enter__(self):
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

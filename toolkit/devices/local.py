@@ -90,7 +90,6 @@ class LocalTestbed(Testbed):
         self._cloud: WorkerProcess | None = None
         self._client: EdgeClient | None = None
         self._quota: CpuQuota | None = None
-        self._split_models: dict[str, object] = {}
         self._freq: int | None = None
 
     @property
@@ -152,16 +151,6 @@ class LocalTestbed(Testbed):
         if self._quota is not None:
             self._quota.close()
             self._quota = None
-
-    async def split_model_for(self, model: str):
-        """Controller-side split model; switching models restarts the workers."""
-        if model not in self._split_models:
-            from toolkit.models.split import SplitModel
-            from toolkit.models.zoo import load_model
-
-            self._split_models[model] = SplitModel(
-                load_model(model, input_size=self.input_size), name=model)
-        return self._split_models[model]
 
     async def _ensure_model(self, model: str) -> None:
         if model != self.model_name or self._edge is None:

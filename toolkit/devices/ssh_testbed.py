@@ -151,7 +151,6 @@ class SshTestbed(Testbed):
         self._started = False
         self._cloud_addr: tuple[str, int] | None = None
         self._cloud_accel = "none"
-        self._split_models: dict[str, object] = {}
         self._model_files: dict[str, Path] = {}
         self._tmp: tempfile.TemporaryDirectory | None = None
 
@@ -204,16 +203,6 @@ class SshTestbed(Testbed):
         return self._cloud_addr
 
     # -- models -------------------------------------------------------------------
-
-    async def split_model_for(self, model: str):
-        """Controller-side split model; switching models restarts the workers."""
-        if model not in self._split_models:
-            from toolkit.models.split import SplitModel
-            from toolkit.models.zoo import load_model
-
-            self._split_models[model] = SplitModel(
-                load_model(model, input_size=self.input_size), name=model)
-        return self._split_models[model]
 
     async def model_file(self, model: str) -> Path:
         """The local ``.keras`` file the workers of ``model`` load (deployed to the hosts)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.aio import BackgroundLoop
+from toolkit.aio import BlockingLifecycle
 from toolkit.config import Config, config_problems
 from toolkit.devices.base import KnobChange
 from toolkit.devices.profile import DeviceProfile
@@ -77,7 +77,7 @@ class RunRecord:
         return row
 
 
-class Testbed(abc.ABC):
+class Testbed(BlockingLifecycle, abc.ABC):
     """Edge and cloud devices that run split inference for a configuration.
 
     Args:
@@ -87,6 +87,8 @@ class Testbed(abc.ABC):
     """
 
     name: str = "testbed"
+    #: input size of ``keras.applications`` models (None: their default)
+    input_size: int | None = None
 
     def __init__(self, edge_profile: DeviceProfile, cloud_profile: DeviceProfile,
                  edge_meter: Meter | None = None, cloud_meter: Meter | None = None) -> None:
@@ -96,8 +98,9 @@ class Testbed(abc.ABC):
         self.cloud_meter = cloud_meter
         self.edge_power = PowerModel(edge_profile)
         self.cloud_power = PowerModel(cloud_profile)
-        self._loop: BackgroundLoop | None = None
         self._labels: dict[str, tuple[np.ndarray, str]] = {}
+        self._split_models: dict[str, Any] = {}
+        self._loop_name = f"dynasplit-{self.name}"
 
     # -- what subclasses provide -------------------------------------------------
     @property
@@ -132,9 +135,16 @@ class Testbed(abc.ABC):
                        offset: int) -> RunResult:
         """Run split inference for an applied configuration."""
 
-    @abc.abstractmethod
     async def split_model_for(self, model: str):
-        """The controller-side :class:`~toolkit.models.SplitModel` of a model name."""
+        """The controller-side :class:`~toolkit.models.SplitModel` of a model name
+        (built once per name, at the testbed's ``input_size``)."""
+        if model not in self._split_models:
+            from toolkit.models.split import SplitModel
+            from toolkit.models.zoo import load_model
+
+            self._split_models[model] = SplitModel(
+                load_model(model, input_size=self.input_size), name=model)
+        return self._split_models[model]
 
     # -- common behaviour --------------------------------------------------------
     @property
@@ -224,26 +234,7 @@ class Testbed(abc.ABC):
             result=r,
         )
 
-    # -- blocking API --------------------------------------------------------------
-    def _sync(self, coro):
-        if self._loop is None:
-            self._loop = BackgroundLoop(f"dynasplit-{self.name}")
-        return self._loop.run(coro)
-
-    def start(self) -> Testbed:
-        """Blocking :meth:`astart`; returns self."""
-        self._sync(self.astart())
-        return self
-
-    def close(self) -> None:
-        """Blocking :meth:`aclose`; also stops the private event loop."""
-        if self._loop is not None:
-            try:
-                self._loop.run(self.aclose())
-            finally:
-                self._loop.close()
-                self._loop = None
-
+    # -- blocking API (start, close and ``with`` come from BlockingLifecycle) ---------
     def split_model(self, model: str):
         """Blocking :meth:`split_model_for`."""
         return self._sync(self.split_model_for(model))
@@ -258,8 +249,3 @@ class Testbed(abc.ABC):
         """Blocking :meth:`arun`."""
         return self._sync(self.arun(config, **kwargs))
 
-    def __enter__(self) -> Testbed:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

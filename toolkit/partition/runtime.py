@@ -54,7 +54,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from toolkit.aio import BackgroundLoop
+from toolkit.aio import BlockingLifecycle
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
 from toolkit.devices.profile import DeviceProfile, load_profile
 from toolkit.energy.meter import Meter
@@ -167,7 +167,7 @@ class _Model:
         return self.split_model
 
 
-class PartitionCluster:
+class PartitionCluster(BlockingLifecycle):
     """N local device-worker processes that run partition plans for real.
 
     Args:
@@ -205,7 +205,7 @@ class PartitionCluster:
         self._clouds: dict[tuple, WorkerProcess] = {}
         self._models: dict[Any, _Model] = {}
         self._runs = itertools.count(1)
-        self._loop: BackgroundLoop | None = None
+        self._loop_name = "dynasplit-partition"
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -291,34 +291,10 @@ class PartitionCluster:
                 self._quotas[i] = None
         self._started = False
 
-    def _sync(self, coro):
-        if self._loop is None:
-            self._loop = BackgroundLoop("dynasplit-partition")
-        return self._loop.run(coro)
-
-    def start(self) -> PartitionCluster:
-        """Blocking :meth:`astart`; returns self."""
-        self._sync(self.astart())
-        return self
-
-    def close(self) -> None:
-        """Blocking :meth:`aclose`; also stops the private event loop."""
-        if self._loop is not None:
-            try:
-                self._loop.run(self.aclose())
-            finally:
-                self._loop.close()
-                self._loop = None
-
-    def __enter__(self) -> PartitionCluster:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def run(self, model: str | os.PathLike | keras.Model, strategy: str, devices: int,
             **options: Any) -> PartitionRun:
-        """Blocking :meth:`arun`."""
+        """BlockingLifecycle :meth:`arun`."""
         return self._sync(self.arun(model, strategy, devices, **options))
 
     # -- models ---------------------------------------------------------------------
