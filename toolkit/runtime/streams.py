@@ -21,7 +21,9 @@ leaves the stream in the middle of a frame: close the connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -107,6 +109,14 @@ class FrameReader(asyncio.StreamReader):
 
 class _FrameProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
     """StreamReaderProtocol whose transport reads into the reader's target buffer."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # frames are whole messages: send each at once (no Nagle delay)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
     def __init__(self, reader: FrameReader, client_connected_cb: Any = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
