@@ -11,16 +11,19 @@ leaves a half-written file and never destroys an existing one.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ToolkitError, choices
 
-__all__ = ["atomic_output", "numeric_column", "read_table", "write_table"]
+if TYPE_CHECKING:  # pandas loads only where a table is read
+    import pandas as pd
+
+__all__ = ["atomic_output", "numeric_column", "read_json", "read_table", "write_table"]
 
 
 @contextlib.contextmanager
@@ -85,6 +88,8 @@ def read_table(path: str | os.PathLike, kind: str, required: Sequence[str]) -> p
     if not path.is_file():
         raise ToolkitError(f"{kind} {path} does not exist")
     try:
+        import pandas as pd
+
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise ToolkitError(f"{path} is empty; expected a {kind}") from None
@@ -103,6 +108,8 @@ def read_table(path: str | os.PathLike, kind: str, required: Sequence[str]) -> p
 
 def numeric_column(df: pd.DataFrame, column: str, path: str | os.PathLike) -> pd.Series:
     """A column as floats; a value that is not a number is a ToolkitError naming its line."""
+    import pandas as pd
+
     values = pd.to_numeric(df[column], errors="coerce")
     bad = values.isna() & df[column].notna()
     if bad.any():
@@ -112,3 +119,19 @@ def numeric_column(df: pd.DataFrame, column: str, path: str | os.PathLike) -> pd
             "not a number"
         )
     return values.astype(float)
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """Read a JSON document, or raise a ToolkitError naming the file and what it should be.
+
+    Args:
+        path: the file.
+        what: what the file should hold, for the message (e.g. ``"front file"``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ToolkitError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ToolkitError(f"{path} is not a readable JSON file ({exc})") from None

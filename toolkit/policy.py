@@ -42,6 +42,7 @@ import numpy as np
 from toolkit import __version__
 from toolkit.config import CONFIG_KEYS, EXTRA_KEYS
 from toolkit.errors import ToolkitError, choices
+from toolkit.fileio import atomic_output, read_json
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
 
@@ -382,13 +383,7 @@ class Policy:
         Raises:
             ToolkitError: the file is missing, not JSON, or not a valid policy.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise ToolkitError(f"policy file {path} does not exist")
-        try:
-            doc = json.loads(path.read_bytes())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ToolkitError(f"{path} is not a readable JSON file ({exc})") from None
+        doc = read_json(path, "policy file")
         return cls.from_dict(doc, origin=str(path))
 
     @classmethod
@@ -420,8 +415,6 @@ class Policy:
                 lines.append(f"  {json.dumps(name)}: {json.dumps(column, separators=(',', ':'))}")
         text = (json.dumps(head, indent=1)[:-2] + ',\n "candidates": {\n'
                 + ",\n".join(lines) + "\n }\n}\n")
-        from toolkit.fileio import atomic_output  # pandas: only when writing
-
         with atomic_output(path) as tmp:
             tmp.write_text(text)
         return path

@@ -6,11 +6,9 @@ codecs, the digits data) does not pull in TensorFlow.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from toolkit.lazy import lazy_exports
 
-#: public name -> module that defines it
-_EXPORTS = {
+_MODULES = {
     "Encoded": "codecs", "decode": "codecs", "encode": "codecs",
     "EvalData": "data", "eval_data": "data", "eval_inputs": "data",
     "reference_labels": "data",
@@ -22,17 +20,7 @@ _EXPORTS = {
     "MODEL_NAMES": "zoo", "load_model": "zoo",
 }
 
+#: public name -> module that defines it
+_EXPORTS = {name: f"toolkit.models.{module}" for name, module in _MODULES.items()}
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'toolkit.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"toolkit.models.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import pandas as pd
 from toolkit import __version__
 from toolkit.config import CONFIG_KEYS, EXTRA_KEYS
 from toolkit.errors import ToolkitError
+from toolkit.fileio import atomic_output, read_json
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
 from toolkit.pareto import pareto_mask
 
@@ -231,18 +231,10 @@ class OptimizationResult:
 
 def save_front(result: OptimizationResult, path: str | os.PathLike) -> Path:
     """Write FRONT.json atomically (a temp file renamed over the target)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(result.to_dict(), fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    text = json.dumps(result.to_dict(), indent=1) + "\n"
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def load_front(path: str | os.PathLike) -> OptimizationResult:
@@ -251,11 +243,5 @@ def load_front(path: str | os.PathLike) -> OptimizationResult:
     Raises:
         ToolkitError: the file is missing, not JSON, or of another schema.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ToolkitError(f"front file {path} does not exist")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ToolkitError(f"{path} is not a readable JSON file ({exc})") from None
+    doc = read_json(path, "front file")
     return OptimizationResult.from_dict(doc, origin=str(path))
