@@ -485,6 +485,20 @@ class SshTransport:
             f"{exc or type(exc).__name__}",
         )
 
+    async def _open_in_slot(self, command: str):
+        """Open a process channel in one of the host's session slots.
+
+        Returns the process and the slot semaphore; the caller releases the slot
+        when the channel closes (on an error here it is released at once).
+        """
+        _, slots = self._primitives()
+        await slots.acquire()
+        try:
+            return await self._open_process(command, command), slots
+        except BaseException:
+            slots.release()
+            raise
+
     async def _open_process(self, wire: str, command: str) -> asyncssh.SSHClientProcess:
         """Open a channel running ``wire`` (``command`` in messages).
 
@@ -524,14 +538,7 @@ class SshTransport:
         command runs without the ``timeout`` guard: whoever feeds it bounds the
         work it starts (see :class:`toolkit.devices.shell.RemoteShell`).
         """
-        command = remote_command(argv, env)
-        _, slots = self._primitives()
-        await slots.acquire()
-        try:
-            proc = await self._open_process(command, command)
-        except BaseException:
-            slots.release()
-            raise
+        proc, slots = await self._open_in_slot(remote_command(argv, env))
         self._release_when_closed(proc, slots, None)
         return proc
 
@@ -614,13 +621,7 @@ class SshTransport:
         exits or the iterator is closed; closing it signals and closes the channel.
         """
         command = remote_command(argv, env)
-        _, slots = self._primitives()
-        await slots.acquire()
-        try:
-            proc = await self._open_process(command, command)
-        except BaseException:
-            slots.release()
-            raise
+        proc, slots = await self._open_in_slot(command)
         self.stats.commands += 1
         try:
             while raw := await proc.stdout.readline():
