@@ -34,10 +34,9 @@ __all__ = [
 
 
 def energy_label(cube: xr.Dataset, what: str = "energy per sample") -> str:
-    """Axis label for energy that says where the figures come from."""
+    """Axis label for energy that says where the figures come from (two lines)."""
     source = str(cube.attrs.get("energy_source", "unknown"))
-    kind = "modelled" if source.startswith("model:") or "+model:" in source else "measured"
-    return f"{what} [J] ({kind}: {source})"
+    return f"{what} [J]\n({energy_kind(source)}: {source})"
 
 
 def _means(cube: xr.Dataset) -> pd.DataFrame:
@@ -54,7 +53,7 @@ def energy_latency(cube: xr.Dataset, log_energy: bool = True) -> plt.Figure:
     df = _means(cube)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     sns.scatterplot(data=df, x="latency_ms", y="energy_j", hue="split", style="edge_accel",
-                    palette="viridis", s=70, ax=ax)
+                    palette="viridis", s=70, ax=ax, legend="full")
     if log_energy:
         ax.set_yscale("log")
     ax.set_xlabel("end-to-end latency per sample [ms]")
