@@ -69,8 +69,7 @@ def test_a_refused_strategy_is_recorded_not_retried(cluster, tmp_path):
         refused["reason"]
 
 
-def test_cli_measures_and_writes_a_cube(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMANDS", ("partition",))
+def test_cli_measures_and_writes_a_cube(tmp_path, capsys):
     out = tmp_path / "cli.nc"
     status = cli.main(["partition", "digits-cnn", "--devices", "2", "--strategy", "spatial",
                        "--measure", "--samples", "3", "--link-mbps", "50", "--json",
@@ -91,8 +90,7 @@ def test_cli_measures_and_writes_a_cube(tmp_path, monkeypatch, capsys):
         == [2]
 
 
-def test_cli_output_needs_measure(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMANDS", ("partition",))
+def test_cli_output_needs_measure(capsys):
     status = cli.main(["partition", "vgg-stack", "--devices", "2", "-o", "x.nc"])
     err = capsys.readouterr().err
     assert status == 2 and "add --measure" in err and len(err.strip().splitlines()) == 1
