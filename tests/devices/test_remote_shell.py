@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import subprocess
 
 import psutil
@@ -39,6 +40,23 @@ async def test_one_channel_runs_many_commands_verbatim(sshd, make_host):
     res = await shell.run(["cat"])  # standard input is /dev/null, not the shell's commands
     assert res.stdout == "" and res.ok
     assert shell.opened == 1 and transport.stats.commands == 5 and transport.stats.connects == 1
+    await shell.close()
+    await transport.close()
+
+
+async def test_output_in_many_pieces_and_sentinel_lookalikes(sshd, make_host):
+    """Output larger than one read, a line that looks like a sentinel with another
+    token, and a command that ends without a newline: all arrive whole."""
+    transport = SshTransport(make_host(sshd, name="box"))
+    shell = RemoteShell(transport)
+    fake = "\n" + "0" * 32 + " 7\n"
+    script = ('i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i + 1)); done; '
+              f'printf %s {shlex.quote(fake)}; printf tail; printf err >&2')
+    res = await shell.run(["sh", "-c", script])
+    lines = [f"line {i}" for i in range(20000)]
+    assert res.stdout == "\n".join(lines) + "\n" + fake + "tail"
+    assert res.stderr == "err" and res.exit_status == 0 and len(res.stdout) > 2 * 65536
+    assert (await shell.run(["echo", "next"])).stdout == "next\n" and shell.opened == 1
     await shell.close()
     await transport.close()
 

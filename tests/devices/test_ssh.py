@@ -23,7 +23,7 @@ from toolkit.devices import (
     SshTransport,
     deploy,
 )
-from toolkit.devices.ssh import remote_command
+from toolkit.devices.ssh import CIPHERS, remote_command
 from toolkit.errors import ConfigError, ToolkitError
 
 NASTY = ["a b", "$HOME", "`id`", "x; rm -rf /tmp/nothing", "it's", 'say "hi"', "*", "new\nline"]
@@ -48,6 +48,14 @@ async def test_arguments_arrive_verbatim_and_connection_is_reused(sshd, make_hos
         res = await t.run(["sh", "-c", 'printf "%s" "$GREETING"'], env={"GREETING": "hé llo"})
         assert res.stdout == "hé llo"
         assert t.stats.connects == 1 and t.stats.commands == 3
+
+
+async def test_aes_gcm_is_negotiated_with_openssh(sshd, make_host):
+    """The cheapest cipher for asyncssh per packet (see CIPHERS) is the one in use."""
+    async with SshTransport(make_host(sshd)) as t:
+        conn = await t._connection()
+        assert conn.get_extra_info("send_cipher") == CIPHERS[0] == "aes128-gcm@openssh.com"
+        assert conn.get_extra_info("recv_cipher") == CIPHERS[0]
 
 
 async def test_nonzero_exit(sshd, make_host):

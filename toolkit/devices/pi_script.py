@@ -20,9 +20,12 @@ Every command is built from :func:`shlex.quote`-d parts; only the glue (``if``,
 output in lines that start with a random token: when each step begins and ends
 (the host's clock: bash's ``EPOCHREALTIME`` in microseconds where the script
 runs in bash, else ``/proc/uptime``), which command it is running, the values
-read and the tools' raw output. A failing command ends the script with the step's
-own exit code (``11`` + the step's index) after a ``fail`` line naming the step,
-the command and its exit status. :meth:`KnobScript.changes` turns the report into
+read and the tools' raw output. The lines are written out in one piece just
+before each command runs and at the end (a few SSH packets per apply, not one
+per line), so the last line received still names a command that hangs. A
+failing command ends the script with the step's own exit code (``11`` + the
+step's index) after a ``fail`` line naming the step, the command and its exit
+status. :meth:`KnobScript.changes` turns the report into
 :class:`~toolkit.devices.base.KnobChange` records and verifies each knob from
 what was read back, with the same rules as before (:func:`parse_uhubctl`,
 :func:`runtime_mode`).
@@ -80,12 +83,21 @@ def runtime_mode(output: str, packages: dict[str, str]) -> str | None:
     return modes[0] if len(modes) == 1 else None
 
 
-# Shell glue shared by every script. `rec` and `blob` start with a newline so that
-# a record is always at the start of a line, whatever a tool printed before it.
+# Shell glue shared by every script. Records are gathered in $R and written out in
+# one piece just before each command runs (`announce`), when the script fails and
+# when it ends: the report reaches the controller in a few SSH packets rather than one
+# per line, and the last record received still names the command that hung.
+# Every record starts with a newline so that it is always at the start of a line,
+# whatever a tool printed before it.
 _PRELUDE = r"""now() { t=$EPOCHREALTIME; [ -n "$t" ] || read -r t _ < /proc/uptime || t=0; }
-rec() { printf '\n%s %s\n' "$T" "$*"; }
-blob() { printf '\n%s blob %s\n%s\n%s endblob\n' "$T" "$1" "$2" "$T"; }
-fail() { rec fail "$STEP" "$1" "$2"; exit "$CODE"; }
+R=
+NL='
+'
+rec() { R="$R$NL$T $*$NL"; }
+blob() { R="$R$NL$T blob $1$NL$2$NL$T endblob$NL"; }
+flush() { printf '%s' "$R"; R=; }
+announce() { rec run "$1"; flush; }
+fail() { rec fail "$STEP" "$1" "$2"; flush; exit "$CODE"; }
 rd() { v=; read -r v < "$1" || [ -n "$v" ]; }
 """
 
@@ -206,7 +218,7 @@ class KnobScript:
                                ("scaling_governor", "scaling_cur_freq", "scaling_setspeed"))
         reads = f"rd {q(gov_f)} && gov=$v && rd {q(cur_f)} && khz=$v"
         self._label("cpu.read", ["sh", "-c", f"read -r v < {q(gov_f)}; read -r v < {q(cur_f)}"])
-        read = f"rec run cpu.read; {reads} || fail $? cpu.read"
+        read = f"announce cpu.read; {reads} || fail $? cpu.read"
         gov = q(s.governor)
         w_gov = self._write("cpu.governor", s.cpu_sudo, s.governor, gov_f)
         w_set = self._write("cpu.setspeed", s.cpu_sudo, str(int(mhz) * 1000), set_f)
@@ -216,9 +228,9 @@ class KnobScript:
             'cur=-1; case $khz in ""|*[!0-9]*) ;; *) cur=$((khz / 1000));; esac',
             f'if [ "$gov" != {gov} ] || [ "$cur" -ne {int(mhz)} ]; then',
             "  ch=1",
-            f'  if [ "$gov" != {gov} ]; then rec run cpu.governor; {w_gov} '
+            f'  if [ "$gov" != {gov} ]; then announce cpu.governor; {w_gov} '
             "|| fail $? cpu.governor; fi",
-            f"  rec run cpu.setspeed; {w_set} || fail $? cpu.setspeed",
+            f"  announce cpu.setspeed; {w_set} || fail $? cpu.setspeed",
             f"  {read}",
             '  rec value after "$gov" "$khz"',
             "else ch=0; fi",
@@ -237,7 +249,7 @@ class KnobScript:
                                       "-a", want])
         switch = shlex.join(self._label_argv("tpu.switch", hub))
         self._step("tpu_power", want, [
-            f'rec run tpu.switch; out=$({switch}) || fail $? tpu.switch; blob out "$out"',
+            f'announce tpu.switch; out=$({switch}) || fail $? tpu.switch; blob out "$out"',
             "ch=-",  # changed or not: uhubctl's "Current status" tells (see changes())
         ])
 
@@ -254,16 +266,16 @@ class KnobScript:
             preseed = shlex.join(self._label_argv(
                 "mode.preseed", self._priv(s.tpu_sudo, list(s.preseed_command))))
             lines = " ".join(q(line) for line in s.preseed)
-            switch.append(f"  rec run mode.preseed; printf '%s\\n' {lines} | {preseed} "
+            switch.append(f"  announce mode.preseed; printf '%s\\n' {lines} | {preseed} "
                           "|| fail $? mode.preseed")
         self._functions["mode_of"] = _mode_of(packages["std"], packages["max"])
         self._step("tpu_mode", mode, [
-            f'rec run mode.query; out=$({query}); blob before "$out"; mode_of "$out"',
+            f'announce mode.query; out=$({query}); blob before "$out"; mode_of "$out"',
             f'if [ "$md" != {q(mode)} ]; then',
             "  ch=1",
             *switch,
-            f"  rec run mode.install; {install} </dev/null >&2 || fail $? mode.install",
-            f'  rec run mode.query; out=$({query}); blob after "$out"',
+            f"  announce mode.install; {install} </dev/null >&2 || fail $? mode.install",
+            f'  announce mode.query; out=$({query}); blob after "$out"',
             "else ch=0; fi",
         ])
 
@@ -277,7 +289,7 @@ class KnobScript:
         return "".join([
             f"T={self.token}\n", _PRELUDE, *self._functions.values(),
             'now; rec start "$t"\n', *(f"{step}\n" for step in self._steps),
-            'now; rec done "$t"\n',
+            'now; rec done "$t"; flush\n',
         ])
 
     def command(self, label: str | None) -> str:

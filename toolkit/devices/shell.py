@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -167,28 +166,29 @@ class RemoteShell:
     async def _collect(proc: asyncssh.SSHClientProcess, token: str,
                        out: bytearray, err: bytearray) -> int:
         """Read stdout and stderr up to their sentinels; strip them; the exit status."""
-        out_end = re.compile(rb"\n" + token.encode() + rb" (-?\d+)\n")
-        err_end = re.compile(rb"\n" + token.encode() + rb"\n")
-        status_out, _ = await asyncio.gather(_read_until(proc.stdout, out_end, out),
-                                             _read_until(proc.stderr, err_end, err))
-        return int(status_out)
+        mark = b"\n" + token.encode()
+        status, _ = await asyncio.gather(_read_until(proc.stdout, mark, out),
+                                         _read_until(proc.stderr, mark, err))
+        return int(status)
 
 
-async def _read_until(reader: asyncssh.SSHReader, end: re.Pattern[bytes],
-                      buf: bytearray) -> str:
-    """Append ``reader``'s data to ``buf`` until ``end`` matches; cut ``buf`` there.
+async def _read_until(reader: asyncssh.SSHReader, mark: bytes, buf: bytearray) -> str:
+    """Append ``reader``'s data to ``buf`` until a whole line starting with ``mark``
+    (after a newline) has arrived; cut ``buf`` there.
 
-    Returns the match's first group (or ``""``). ``buf`` keeps what arrived so far
-    if this is cancelled (a timeout), for the caller's error message.
+    Returns the rest of that line, stripped (the exit status on standard output,
+    ``""`` on standard error). ``buf`` keeps what arrived so far if this is cancelled
+    (a timeout), for the caller's error message.
     """
     searched = 0
     while True:
-        m = end.search(buf, max(0, searched - 128))
-        if m:
-            group = m.group(1).decode() if end.groups else ""
-            del buf[m.start():]
-            return group
-        searched = len(buf)
+        at = buf.find(mark, max(0, searched - len(mark)))
+        end = buf.find(b"\n", at + len(mark)) if at >= 0 else -1
+        if end >= 0:
+            rest = bytes(buf[at + len(mark):end]).decode().strip()
+            del buf[at:]
+            return rest
+        searched = at if at >= 0 else len(buf)
         data = await reader.read(_CHUNK)
         if not data:
             raise EOFError("the channel closed before the command finished")
