@@ -32,11 +32,11 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import xarray as xr
 
@@ -46,9 +46,12 @@ from toolkit.devices.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
 
-__all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "Journal", "grid"]
+__all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "Journal", "grid", "retry_run"]
 
 log = logging.getLogger("toolkit.campaign")
+
+T = TypeVar("T")
+
 JOURNAL_SCHEMA = "dynasplit.journal/1"
 
 
@@ -341,34 +344,59 @@ class Campaign:
 
     async def _attempt(self, config: Config, codec: str, repeat: int):
         """One run with retries: (record or None, failure reason, seconds of inference)."""
-        reason = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-                try:
-                    await self.testbed.aclose()
-                    await self.testbed.astart()
-                except Exception as exc:  # recovery itself failed; count the attempt
-                    reason = f"restarting the testbed failed: {exc}"
-                    continue
-            try:
-                record = await self.testbed.arun(
-                    config, samples=self.spec.samples, codec=codec, warmup=self.spec.warmup,
-                    offset=repeat * self.spec.samples,
-                )
-                return record, "", record.execute_s
-            except ConfigError:
-                raise  # the user's mistake: retrying cannot help
-            except (ToolkitError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                log.warning("run %s %s repeat %d failed (attempt %d/%d): %s",
-                            config.as_dict(), codec, repeat, attempt + 1, self.retries + 1,
-                            reason)
-        return None, reason, 0.0
+
+        async def restart() -> None:
+            await self.testbed.aclose()
+            await self.testbed.astart()
+
+        record, reason = await retry_run(
+            lambda: self.testbed.arun(config, samples=self.spec.samples, codec=codec,
+                                      warmup=self.spec.warmup,
+                                      offset=repeat * self.spec.samples),
+            retries=self.retries, backoff_s=self.backoff_s,
+            what=f"run {config.as_dict()} {codec} repeat {repeat}",
+            recover=restart, recovering="restarting the testbed")
+        return record, reason, record.execute_s if record is not None else 0.0
 
     def run(self) -> xr.Dataset:
         """Blocking :meth:`arun` (on the testbed's private event loop)."""
         return self.testbed._sync(self.arun())
+
+
+async def retry_run(
+    run: Callable[[], Awaitable[T]], *, retries: int, backoff_s: float, what: str,
+    recover: Callable[[], Awaitable[None]] | None = None, recovering: str = "recovering",
+) -> tuple[T | None, str]:
+    """Await ``run()`` until it succeeds, at most ``retries + 1`` times.
+
+    Between attempts it waits ``backoff_s``, doubled each retry, then awaits
+    ``recover()`` where given (a recovery that fails uses up that attempt, with
+    ``recovering`` naming it in the reason). A :class:`~toolkit.errors.ConfigError`
+    is the user's mistake and is raised at once; other toolkit errors and OS errors
+    (timeouts and lost connections included) are logged with ``what`` and retried.
+
+    Returns:
+        (the result, ``""``), or (None, the last failure's reason).
+    """
+    reason = ""
+    for attempt in range(retries + 1):
+        if attempt:
+            await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+            if recover is not None:
+                try:
+                    await recover()
+                except Exception as exc:  # recovery itself failed; count the attempt
+                    reason = f"{recovering} failed: {exc}"
+                    continue
+        try:
+            return await run(), ""
+        except ConfigError:
+            raise  # the user's mistake: retrying cannot help
+        except (ToolkitError, OSError) as exc:  # OSError: timeouts, lost connections
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("%s failed (attempt %d/%d): %s", what, attempt + 1, retries + 1,
+                        reason)
+    return None, reason
 
 
 def configs_from(items: Iterable[Mapping[str, Any] | Config]) -> list[Config]:

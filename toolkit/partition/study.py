@@ -22,10 +22,8 @@ journal and in :attr:`PartitionStudy.records`.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import logging
 import os
 import time
 from collections.abc import Mapping
@@ -36,7 +34,7 @@ from typing import Any
 
 import xarray as xr
 
-from toolkit.campaign import JOURNAL_SCHEMA, Journal
+from toolkit.campaign import JOURNAL_SCHEMA, Journal, retry_run
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
@@ -46,7 +44,6 @@ from toolkit.partition.spec import PlanSpec
 
 __all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
 
-log = logging.getLogger("toolkit.partition")
 
 #: variables a partition cube holds besides :data:`toolkit.cube.VARIABLES`
 PARTITION_VARIABLES: dict[str, tuple[str, str]] = {
@@ -277,26 +274,18 @@ class PartitionStudy:
                               split=split, codec=codec)
         except ToolkitError as exc:
             return {"type": "refused", "reason": str(exc)}
-        reason = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                run = await self.cluster.arun(
-                    s.model, strategy, n, samples=s.samples, inputs=s.inputs,
-                    input_size=s.input_size, fuse=s.fuse, split=split, codec=codec,
-                    cpu_freq=freq, link=s.link, cloud_link=s.cloud_link, warmup=s.warmup,
-                    seed=s.seed)
-            except ConfigError:
-                raise
-            except (ToolkitError, OSError, ConnectionError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                log.warning("partition run %s N=%d failed (attempt %d/%d): %s", strategy, n,
-                            attempt + 1, self.retries + 1, reason)
-                continue
-            self.runs.append(run)
-            return {"type": "run", "row": run.cube_row(), "run": run.as_dict()}
-        return {"type": "failure", "reason": reason}
+        run, reason = await retry_run(
+            lambda: self.cluster.arun(
+                s.model, strategy, n, samples=s.samples, inputs=s.inputs,
+                input_size=s.input_size, fuse=s.fuse, split=split, codec=codec,
+                cpu_freq=freq, link=s.link, cloud_link=s.cloud_link, warmup=s.warmup,
+                seed=s.seed),
+            retries=self.retries, backoff_s=self.backoff_s,
+            what=f"partition run {strategy} N={n}")
+        if run is None:
+            return {"type": "failure", "reason": reason}
+        self.runs.append(run)
+        return {"type": "run", "row": run.cube_row(), "run": run.as_dict()}
 
     def run(self) -> xr.Dataset:
         """Blocking :meth:`arun` (on the cluster's private event loop)."""

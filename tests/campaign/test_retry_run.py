@@ -1,0 +1,69 @@
+"""retry_run: the retry loop shared by campaigns and partition studies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from toolkit.campaign import retry_run
+from toolkit.errors import ConfigError, ToolkitError
+
+
+def test_retries_with_recovery_until_success_and_counts_a_failed_recovery():
+    calls: list[str] = []
+    outcomes = [ToolkitError("worker died"), "ok"]
+    recoveries = [OSError("port in use"), None]
+
+    async def run() -> str:
+        calls.append("run")
+        out = outcomes.pop(0)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    async def recover() -> None:
+        calls.append("recover")
+        exc = recoveries.pop(0)
+        if exc is not None:
+            raise exc
+
+    result, reason = asyncio.run(retry_run(run, retries=2, backoff_s=0.001, what="t",
+                                           recover=recover, recovering="restarting"))
+    assert (result, reason) == ("ok", "")
+    # attempt 2 is used up by the failed recovery; attempt 3 recovers and runs
+    assert calls == ["run", "recover", "recover", "run"]
+
+
+def test_gives_up_with_the_last_reason_and_never_retries_a_config_error():
+    attempts = 0
+
+    async def flaky() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise TimeoutError(f"timed out {attempts}")
+
+    result, reason = asyncio.run(retry_run(flaky, retries=1, backoff_s=0.001, what="t"))
+    assert result is None and reason == "TimeoutError: timed out 2" and attempts == 2
+
+    async def wrong() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ConfigError("cpu_freq 700 is not one of 600, 800")
+
+    attempts = 0
+    with pytest.raises(ConfigError, match="cpu_freq 700"):
+        asyncio.run(retry_run(wrong, retries=3, backoff_s=0.001, what="t"))
+    assert attempts == 1
+
+
+def test_a_failed_recovery_names_itself_when_it_is_the_last_attempt():
+    async def run() -> None:
+        raise ToolkitError("lost")
+
+    async def recover() -> None:
+        raise OSError("no worker")
+
+    result, reason = asyncio.run(retry_run(run, retries=1, backoff_s=0.001, what="t",
+                                           recover=recover, recovering="restarting the testbed"))
+    assert result is None and reason == "restarting the testbed failed: no worker"
