@@ -1,19 +1,18 @@
 # The two commands of the README: `make demo` and `make test`.
-# Both create .venv (with the system's python3, >= 3.10) and install what they need.
+# Both create .venv (with the system's python3, >= 3.10) and install what they need;
+# `make test` also installs its Debian packages (sshd, ssh, chromium) when missing.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint clean venv
+.PHONY: demo test lint clean venv system-packages
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' || \
 	  { echo "dynasplit needs Python >= 3.10; found: $$($(PYTHON) --version)"; exit 1; }
-	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
-	  { echo "python3 cannot create virtual environments here; install it with:"; \
-	    echo "  sudo apt-get install python3-venv"; exit 1; }
+	@PYTHON=$(PYTHON) sh scripts/system-packages.sh venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
@@ -30,7 +29,10 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/dynasplit demo
 
-test: $(VENV)/.installed-dev
+system-packages:
+	@sh scripts/system-packages.sh test
+
+test: system-packages $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

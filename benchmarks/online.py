@@ -1,7 +1,7 @@
 """Online-phase benchmark on the DynaSplit VGG16 pool (issue 5's quantitative goal).
 
-Reads DynaSplit's ``simulation_pool_vgg16.csv`` (from ``../shared``, never
-copied), generates a 10 000-request trace as theirs was (Weibull shape 1,
+Reads DynaSplit's ``simulation_pool_vgg16.csv`` (shipped under
+``datasets/splinter/``), generates a 10 000-request trace as theirs was (Weibull shape 1,
 90.6–5026.8 ms), runs our optimizer at a 20 % budget (NSGA-II and NSGA-III,
 several seeds; plus the exhaustive Pareto front for reference), exports each
 front with the default rule of ``dynasplit export`` and replays the trace.
@@ -37,12 +37,13 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from toolkit.cube import pareto_configs  # noqa: E402
 from toolkit.optimize import ConfigSpace, CubeEvaluator, optimize  # noqa: E402
+from toolkit.paths import SPLINTER_DIR  # noqa: E402
 from toolkit.policy import DEFAULT_RULE, Policy  # noqa: E402
 from toolkit.simulate import Drift, simulate  # noqa: E402
 from toolkit.splinter import read_pool  # noqa: E402
 from toolkit.trace import generate_trace  # noqa: E402
 
-POOL = REPO.parent / "shared" / "datasets" / "splinter" / "simulation_pool_vgg16.csv"
+POOL = SPLINTER_DIR / "simulation_pool_vgg16.csv"
 KEYS = ("cloud", "edge", "static-energy", "static-latency", "dynasplit", "policy", "oracle")
 
 

@@ -10,12 +10,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_SPLINTER = REPO_ROOT.parent / "shared" / "datasets" / "splinter"
+SPLINTER = REPO_ROOT / "datasets" / "splinter"
 
 
 @pytest.fixture(scope="session")
 def splinter_dir() -> Path:
-    """The DynaSplit reference data in ../shared; skipped with a reason when absent."""
-    if not SHARED_SPLINTER.is_dir():
-        pytest.skip(f"DynaSplit reference data not found at {SHARED_SPLINTER} (a user's clone)")
-    return SHARED_SPLINTER
+    """DynaSplit's published VGG16 data, shipped under ``datasets/splinter/``."""
+    assert SPLINTER.is_dir(), f"{SPLINTER} is missing: it ships with the repository"
+    return SPLINTER

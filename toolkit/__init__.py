@@ -7,7 +7,15 @@ so ``import toolkit`` and ``dynasplit --help`` stay fast.
 
 from __future__ import annotations
 
+import os
+
 from toolkit.lazy import lazy_exports
+
+# TensorFlow's C++ core logs INFO notices (the CPU-feature guard, absl's
+# "before InitializeLog" line) to file descriptor 2 at import, before Python can
+# configure anything. Level 1 drops those INFO lines only; its warnings and
+# errors still show, and a level the user set is kept.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 __version__ = "0.1.0"
 

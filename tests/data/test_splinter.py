@@ -161,3 +161,27 @@ def _pool_only(tmp_path):
     path = tmp_path / "pool_ok.csv"
     path.write_text(HEADER + "\n0.6,100,3,1,50,40,10,2,10,50,600,1,std,True\n")
     return path
+
+
+def test_shipped_files_match_their_recorded_checksums(splinter_dir):
+    """The data under ``datasets/splinter/`` is DynaSplit's, unchanged (see its README)."""
+    import hashlib
+
+    sums = dict(reversed(line.split()) for line in
+                (splinter_dir / "SHA256SUMS").read_text().splitlines() if line.strip())
+    shipped = sorted(p.name for p in splinter_dir.glob("*.csv"))
+    assert shipped == sorted(sums), "every shipped CSV has a recorded checksum"
+    for name, digest in sums.items():
+        assert hashlib.sha256((splinter_dir / name).read_bytes()).hexdigest() == digest, name
+    assert "Attribution-ShareAlike 4.0 International" in (splinter_dir / "LICENSE").read_text()
+
+
+def test_their_10000_sample_trace_is_our_generator_with_their_seed(splinter_dir):
+    """``trace generate`` reproduces DynaSplit's workload: same draws, same rescaling."""
+    from toolkit.trace import generate_trace, read_trace
+
+    theirs = read_trace(splinter_dir / "network_latency_10000_samples.csv", model="vgg16")
+    ours = generate_trace("vgg16", 90.6, 5026.8, 10_000, seed=123456789)
+    assert len(theirs) == 10_000
+    np.testing.assert_allclose(ours["Latency"], theirs["Latency"], rtol=1e-12)
+    assert ours["Index"].tolist() == theirs["Index"].tolist()

@@ -1,9 +1,9 @@
 """Every notebook runs top to bottom in a real kernel (nbclient) without a cell error.
 
-Notebooks 03, 04 and 05 read DynaSplit's VGG16 pool when ``../shared`` holds
-it and fall back to the embedded default otherwise (the demo cube; 05: a cube
-it measures); both paths run here, the fallback forced with
-``DYNASPLIT_NOTEBOOK_DATA=demo``. Executed copies are written to
+Notebooks 03, 04 and 05 read DynaSplit's VGG16 pool (shipped under
+``datasets/splinter/``), or the embedded default with
+``DYNASPLIT_NOTEBOOK_DATA=demo`` (the demo cube; 05: a cube it measures); both
+paths run here. Executed copies are written to
 ``test-artifacts/notebooks/`` for inspection.
 """
 

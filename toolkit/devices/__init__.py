@@ -1,92 +1,68 @@
 """Device controllers: SSH transport, Raspberry Pi / Coral and cloud hosts, inventories.
 
 The public API of the ``toolkit.devices`` package; see ``docs/devices.md``.
+
+Names load on first use (:mod:`toolkit.lazy`): ``import toolkit.devices`` is
+light, and asyncssh is imported only by the SSH modules, when SSH is used.
 """
 
-from toolkit.devices.base import EdgeController, KnobChange
-from toolkit.devices.blocking import Blocking, device_loop, run_blocking
-from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
-from toolkit.devices.cloud import CloudController, CloudWorker
-from toolkit.devices.deploy import DeployReport, deploy
-from toolkit.devices.factory import open_testbed
-from toolkit.devices.fanout import HostResult, apply_all, failed, fanout, run_all
-from toolkit.devices.inventory import (
-    Host,
-    Inventory,
-    MeterSpec,
-    available_testbeds,
-    load_inventory,
-)
-from toolkit.devices.local import DEFAULT_LINK, Link, LocalTestbed
-from toolkit.devices.pi import PiController, PiSettings, parse_uhubctl
-from toolkit.devices.profile import DeviceProfile, available_profiles, load_profile
-from toolkit.devices.remote import RemoteProcess, StopResult
-from toolkit.devices.shell import RemoteShell
-from toolkit.devices.ssh import (
-    AuthError,
-    ChecksumMismatch,
-    CommandFailed,
-    CommandResult,
-    CommandTimeout,
-    ConnectError,
-    ConnectionLost,
-    HostKeyError,
-    ReconnectPolicy,
-    SshError,
-    SshTransport,
-    TransportStats,
-)
-from toolkit.devices.ssh_testbed import SshTestbed
-from toolkit.devices.testbed import RunRecord, Testbed
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_LINK",
-    "AuthError",
-    "Blocking",
-    "ChecksumMismatch",
-    "CloudController",
-    "CloudWorker",
-    "CommandFailed",
-    "CommandResult",
-    "CommandTimeout",
-    "ConnectError",
-    "ConnectionLost",
-    "CpuQuota",
-    "DeployReport",
-    "DeviceProfile",
-    "EdgeController",
-    "Host",
-    "HostKeyError",
-    "HostResult",
-    "Inventory",
-    "KnobChange",
-    "Link",
-    "LocalTestbed",
-    "MeterSpec",
-    "PiController",
-    "PiSettings",
-    "ReconnectPolicy",
-    "RemoteProcess",
-    "RemoteShell",
-    "RunRecord",
-    "SshError",
-    "SshTestbed",
-    "SshTransport",
-    "StopResult",
-    "Testbed",
-    "TransportStats",
-    "apply_all",
-    "available_profiles",
-    "available_testbeds",
-    "deploy",
-    "device_loop",
-    "failed",
-    "fanout",
-    "load_inventory",
-    "load_profile",
-    "open_cpu_quota",
-    "open_testbed",
-    "parse_uhubctl",
-    "run_all",
-    "run_blocking",
-]
+from toolkit.lazy import lazy_exports
+
+#: public name -> module that defines it
+_EXPORTS = {
+    "EdgeController": "toolkit.devices.base",
+    "KnobChange": "toolkit.devices.base",
+    "Blocking": "toolkit.devices.blocking",
+    "device_loop": "toolkit.devices.blocking",
+    "run_blocking": "toolkit.devices.blocking",
+    "CpuQuota": "toolkit.devices.cgroups",
+    "open_cpu_quota": "toolkit.devices.cgroups",
+    "CloudController": "toolkit.devices.cloud",
+    "CloudWorker": "toolkit.devices.cloud",
+    "DeployReport": "toolkit.devices.deploy",
+    "deploy": "toolkit.devices.deploy",
+    "open_testbed": "toolkit.devices.factory",
+    "HostResult": "toolkit.devices.fanout",
+    "apply_all": "toolkit.devices.fanout",
+    "failed": "toolkit.devices.fanout",
+    "fanout": "toolkit.devices.fanout",
+    "run_all": "toolkit.devices.fanout",
+    "Host": "toolkit.devices.inventory",
+    "Inventory": "toolkit.devices.inventory",
+    "MeterSpec": "toolkit.devices.inventory",
+    "available_testbeds": "toolkit.devices.inventory",
+    "load_inventory": "toolkit.devices.inventory",
+    "DEFAULT_LINK": "toolkit.devices.local",
+    "Link": "toolkit.devices.local",
+    "LocalTestbed": "toolkit.devices.local",
+    "PiController": "toolkit.devices.pi",
+    "PiSettings": "toolkit.devices.pi",
+    "parse_uhubctl": "toolkit.devices.pi",
+    "DeviceProfile": "toolkit.devices.profile",
+    "available_profiles": "toolkit.devices.profile",
+    "load_profile": "toolkit.devices.profile",
+    "RemoteProcess": "toolkit.devices.remote",
+    "StopResult": "toolkit.devices.remote",
+    "RemoteShell": "toolkit.devices.shell",
+    "AuthError": "toolkit.devices.ssh",
+    "ChecksumMismatch": "toolkit.devices.ssh",
+    "CommandFailed": "toolkit.devices.ssh",
+    "CommandResult": "toolkit.devices.ssh",
+    "CommandTimeout": "toolkit.devices.ssh",
+    "ConnectError": "toolkit.devices.ssh",
+    "ConnectionLost": "toolkit.devices.ssh",
+    "HostKeyError": "toolkit.devices.ssh",
+    "ReconnectPolicy": "toolkit.devices.ssh",
+    "SshError": "toolkit.devices.ssh",
+    "SshTransport": "toolkit.devices.ssh",
+    "TransportStats": "toolkit.devices.ssh",
+    "SshTestbed": "toolkit.devices.ssh_testbed",
+    "RunRecord": "toolkit.devices.testbed",
+    "Testbed": "toolkit.devices.testbed",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

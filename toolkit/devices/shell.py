@@ -26,8 +26,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 
-import asyncssh
-
 from toolkit.devices.ssh import (
     CommandFailed,
     CommandResult,
@@ -36,6 +34,9 @@ from toolkit.devices.ssh import (
     guarded_command,
     remote_command,
 )
+from toolkit.devices.sshlib import import_asyncssh
+
+asyncssh = import_asyncssh()
 
 __all__ = ["RemoteShell"]
 

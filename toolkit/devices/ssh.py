@@ -37,10 +37,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncssh
-
 from toolkit.devices.inventory import Host
+from toolkit.devices.sshlib import import_asyncssh
 from toolkit.errors import ConfigError, ToolkitError
+
+asyncssh = import_asyncssh()
 
 __all__ = [
     "AuthError",
