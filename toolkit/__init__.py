@@ -1,6 +1,6 @@
 """DynaSplit toolkit: energy-aware split inference between edge devices and the cloud.
 
-The public API; see the README for a tour and ``DESIGN.md`` for the architecture.
+The public API; see the README for a tour and ``docs/architecture.md`` for the layout.
 Heavy modules (TensorFlow, xarray) load on first use of a name that needs them,
 so ``import toolkit`` and ``dynasplit --help`` stay fast.
 """
