@@ -19,8 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncssh
 import psutil
+
+from toolkit.devices.sshlib import import_asyncssh
+
+asyncssh = import_asyncssh()
 
 __all__ = ["SSHD", "SshServer", "free_port", "sshd_available"]
 

@@ -7,7 +7,6 @@ import logging
 import threading
 from dataclasses import replace
 
-import asyncssh
 import psutil
 import pytest
 
@@ -24,7 +23,10 @@ from toolkit.devices import (
     deploy,
 )
 from toolkit.devices.ssh import CIPHERS, remote_command
+from toolkit.devices.sshlib import import_asyncssh
 from toolkit.errors import ConfigError, ToolkitError
+
+asyncssh = import_asyncssh()
 
 NASTY = ["a b", "$HOME", "`id`", "x; rm -rf /tmp/nothing", "it's", 'say "hi"', "*", "new\nline"]
 

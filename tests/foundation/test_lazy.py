@@ -1,0 +1,36 @@
+"""Lazy package namespaces: names load on use and win over same-named submodules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_exported_function_wins_over_its_submodule_after_that_submodule_loads():
+    code = """
+import types
+import toolkit.devices.fanout, toolkit.simulate     # Python sets package attributes here
+import toolkit, toolkit.devices
+from toolkit.devices import fanout
+assert isinstance(toolkit.devices.fanout, types.FunctionType), toolkit.devices.fanout
+assert fanout is toolkit.devices.fanout.__globals__["fanout"]
+assert isinstance(toolkit.simulate, types.FunctionType), toolkit.simulate
+from toolkit.devices.fanout import HostResult       # the submodule itself still imports
+assert HostResult.__module__ == "toolkit.devices.fanout"
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_unknown_name_is_an_attribute_error_naming_the_package():
+    import toolkit.devices
+
+    try:
+        toolkit.devices.NoSuchThing  # noqa: B018
+    except AttributeError as err:
+        assert "toolkit.devices" in str(err) and "NoSuchThing" in str(err)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")
