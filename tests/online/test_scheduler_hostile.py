@@ -485,6 +485,14 @@ def test_port_in_use_is_a_clear_start_error(script):
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_closed_stdout_is_a_clear_start_error(script):
+    proc = subprocess.run(["sh", "-c", f'exec "{sys.executable}" "{script}" --dry-run >&-'],
+                          input=req("x"), capture_output=True, timeout=WAIT_S, env=ENV,
+                          cwd=script.parent)
+    assert proc.returncode == 2
+    assert b"stdout is closed" in proc.stderr and b"Traceback" not in proc.stderr
+
+
 # --------------------------------------------------------------------------- the server in-process
 
 
