@@ -55,6 +55,7 @@ from tqdm.auto import tqdm
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from toolkit import aio
 from toolkit.models.codecs import CODECS, decode, encode
 from toolkit.runtime import streams
 from toolkit.runtime.framing import KIND_TENSOR, read_frame, write_json, write_tensor
@@ -83,8 +84,17 @@ def grpc_available() -> str | None:
 
 
 def _announce(port: int) -> None:
-    print(json.dumps({"event": "listening", "host": HOST, "port": port, "pid": os.getpid()}),
-          flush=True)
+    loop = aio.running_loop() if _in_loop() else None
+    print(json.dumps({"event": "listening", "host": HOST, "port": port, "pid": os.getpid(),
+                      "loop": loop}), flush=True)
+
+
+def _in_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _ack_frames(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -98,7 +108,7 @@ def serve_framing() -> None:
     """Receiver for the framing: the workers' own server, read_frame + decode + JSON ack."""
     from toolkit.runtime.worker import serve
 
-    asyncio.run(serve("receiver", _ack_frames, HOST, 0))
+    aio.run(serve("receiver", _ack_frames, HOST, 0))
 
 
 def serve_framing_plain() -> None:
@@ -110,7 +120,7 @@ def serve_framing_plain() -> None:
         async with server:
             await server.serve_forever()
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 def _recv_exactly(conn: socket.socket, view: memoryview) -> bool:
@@ -186,7 +196,9 @@ class Receiver:
         if not line:
             self.stop()
             raise RuntimeError(f"{kind} receiver did not start")
-        self.port = int(json.loads(line)["port"])
+        announced = json.loads(line)
+        self.port = int(announced["port"])
+        self.loop: str | None = announced.get("loop")
 
     def stop(self) -> None:
         """Terminate the process and wait for it."""
@@ -358,12 +370,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for r in receivers.values():
             r.stop()
+    loops = {kind: r.loop for kind, r in receivers.items() if r.loop}
     worst = max(s["ratio_vs_raw_socket"] for s in sizes.values())
     faster = (all(s["grpc"]["median_ms"] > s["framing"]["fp32"]["median_ms"]
                   for s in sizes.values()) if grpc_version else None)
     return {
         "benchmark": "runtime",
         "worst_ratio_vs_raw_socket": worst,
+        "ratio_vs_raw_socket": {label: s["ratio_vs_raw_socket"] for label, s in sizes.items()},
+        "event_loop": aio.running_loop(),
+        "event_loops": {"sender": aio.running_loop(), **loops},
         "goal": {"max_ratio_vs_raw_socket": GOAL_RATIO, "ratio_met": worst <= GOAL_RATIO,
                  "faster_than_grpc": faster},
         "request": "encode + send + receive + decode + tiny ack; loopback TCP between two "
@@ -382,12 +398,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats-10mb", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-grpc", action="store_true", help="skip the gRPC path")
+    parser.add_argument("--loop", choices=aio.EVENT_LOOPS, default=None,
+                        help="event loop of the sender and the asyncio receivers (default: "
+                        f"${aio.LOOP_ENV}, else auto = uvloop when installed)")
     parser.add_argument("--serve", choices=sorted(RECEIVERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.loop:
+        os.environ[aio.LOOP_ENV] = args.loop  # the receivers inherit it
     if args.serve:
         RECEIVERS[args.serve]()
         return 0
-    print(json.dumps(asyncio.run(run(args)), indent=2))
+    print(json.dumps(aio.run(run(args)), indent=2))
     return 0
 
 

@@ -107,8 +107,21 @@ class FrameReader(asyncio.StreamReader):
             self._wakeup_waiter()
 
 
-class _FrameProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
-    """StreamReaderProtocol whose transport reads into the reader's target buffer."""
+class _FrameProtocol(asyncio.BufferedProtocol):
+    """The transport's protocol: receives into the reader's target buffer.
+
+    It wraps an :class:`asyncio.StreamReaderProtocol` (which the StreamWriter
+    and the server's callback see) instead of subclassing it, because an event
+    loop may treat any :class:`asyncio.Protocol` subclass as a plain protocol:
+    uvloop then calls ``data_received`` and never ``get_buffer``.
+    """
+
+    def __init__(self, reader: FrameReader, client_connected_cb: Any = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.stream = asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+        self._reader = reader
+        self._staging = memoryview(bytearray(_STAGING))
+        self._last_target = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = transport.get_extra_info("socket")
@@ -116,28 +129,30 @@ class _FrameProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
             # frames are whole messages: send each at once (no Nagle delay)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
+        self.stream.connection_made(transport)
 
-    def __init__(self, reader: FrameReader, client_connected_cb: Any = None,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
-        super().__init__(reader, client_connected_cb, loop=loop)
-        self._staging = memoryview(bytearray(_STAGING))
-        self._last_target = False
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stream.connection_lost(exc)
+
+    def eof_received(self) -> bool:
+        return bool(self.stream.eof_received())
+
+    def pause_writing(self) -> None:
+        self.stream.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.stream.resume_writing()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        reader = self._stream_reader
-        target = reader._target if reader is not None else None
+        target = self._reader._target
         self._last_target = target is not None
         return target if target is not None else self._staging
 
     def buffer_updated(self, nbytes: int) -> None:
-        reader = self._stream_reader
-        if reader is None:
-            return
         if self._last_target:
-            reader._target_filled(nbytes)
+            self._reader._target_filled(nbytes)
         else:
-            reader.feed_data(self._staging[:nbytes])
+            self._reader.feed_data(self._staging[:nbytes])
 
 
 async def open_connection(
@@ -148,7 +163,7 @@ async def open_connection(
     reader = FrameReader(limit=limit, loop=loop)
     protocol = _FrameProtocol(reader, loop=loop)
     transport, _ = await loop.create_connection(lambda: protocol, host, port, **kwds)
-    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, asyncio.StreamWriter(transport, protocol.stream, reader, loop)
 
 
 async def start_server(
