@@ -80,8 +80,8 @@ def test_workers_run_uvloop_where_installed_and_asyncio_when_asked(workers, tmp_
 
 def test_unknown_event_loop_is_refused_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv(LOOP_ENV, "tokio")
-    with pytest.raises(ToolkitError, match="unknown event loop 'tokio'.*valid: auto, uvloop, "
-                                           "asyncio"):
+    with pytest.raises(ToolkitError, match=r"unknown event loop 'tokio'.*valid: auto, uvloop, "
+                                           r"asyncio"):
         WorkerProcess(worker_command("cloud", "digits-cnn"), tmp_path / "cloud.log")
 
 
