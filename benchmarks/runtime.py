@@ -58,6 +58,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from toolkit import aio
 from toolkit.models.codecs import CODECS, decode, encode
 from toolkit.runtime import streams
+from toolkit.runtime.allocator import keep_freed_memory
 from toolkit.runtime.framing import KIND_TENSOR, read_frame, write_json, write_tensor
 
 SCRIPT = Path(__file__).resolve()
@@ -405,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.loop:
         os.environ[aio.LOOP_ENV] = args.loop  # the receivers inherit it
+    keep_freed_memory()  # as the workers do, in the sender and in every receiver
     if args.serve:
         RECEIVERS[args.serve]()
         return 0

@@ -107,9 +107,8 @@ def _f32_to_f16(x: np.ndarray) -> np.ndarray:
     np.bitwise_and(b, 0x8000, out=b)  # sign
     np.bitwise_or(a, b, out=a)
     out = a.astype(np.uint16)
-    nan = np.isnan(x.reshape(-1))
-    if nan.any():
-        out[nan] |= 0x7E00
+    if x.size and np.isnan(np.max(x)):  # max propagates NaN: one pass, no mask
+        out[np.isnan(x.reshape(-1))] |= 0x7E00
     return out.view(np.float16).reshape(x.shape)
 
 

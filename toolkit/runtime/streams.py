@@ -122,6 +122,13 @@ class _FrameProtocol(asyncio.BufferedProtocol):
         self._reader = reader
         self._staging = memoryview(bytearray(_STAGING))
         self._last_target = False
+        self._loop = loop or asyncio.get_event_loop()
+        # uvloop keeps reading while the socket has data (up to 32 reads) before a
+        # woken task runs: without a pause, a payload would land in the staging
+        # buffer and be copied twice instead of arriving in the caller's buffer
+        self._greedy = type(self._loop).__module__.startswith("uvloop")
+        self._transport: asyncio.Transport | None = None
+        self._held = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = transport.get_extra_info("socket")
@@ -129,6 +136,7 @@ class _FrameProtocol(asyncio.BufferedProtocol):
             # frames are whole messages: send each at once (no Nagle delay)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._transport = transport  # type: ignore[assignment]
         self.stream.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -151,8 +159,21 @@ class _FrameProtocol(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self._last_target:
             self._reader._target_filled(nbytes)
-        else:
-            self._reader.feed_data(self._staging[:nbytes])
+            return
+        wakes = self._reader._waiter is not None
+        self._reader.feed_data(self._staging[:nbytes])
+        if wakes and self._greedy and nbytes == len(self._staging) and not self._held:
+            # more is waiting (libuv reads on only after a full buffer): let the woken
+            # task run, and maybe set a target, before reading on
+            self._held = True
+            self._transport.pause_reading()
+            self._loop.call_soon(self._release)
+
+    def _release(self) -> None:
+        self._held = False
+        transport = self._transport
+        if transport is not None and not transport.is_closing() and not self._reader._paused:
+            transport.resume_reading()
 
 
 async def open_connection(

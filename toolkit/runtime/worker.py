@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from toolkit.aio import run, running_loop
 from toolkit.errors import ProtocolError, ToolkitError
 from toolkit.runtime import streams
+from toolkit.runtime.allocator import keep_freed_memory
 
 __all__ = ["add_model_arguments", "load_split_model", "serve"]
 
@@ -111,8 +112,11 @@ def run_worker(role: str, main: Callable[[], Awaitable[None]]) -> int:
     """Run a worker's async main with logging set up; exit status for ``sys.exit``.
 
     The event loop is uvloop where it is installed, else asyncio's own
-    (``DYNASPLIT_LOOP`` forces one, see :func:`toolkit.aio.event_loop`).
+    (``DYNASPLIT_LOOP`` forces one, see :func:`toolkit.aio.event_loop`), and
+    freed tensor buffers stay in the process
+    (:func:`~toolkit.runtime.allocator.keep_freed_memory`).
     """
+    keep_freed_memory()
     logging.basicConfig(
         level=os.environ.get("DYNASPLIT_LOG", "INFO"),
         format=f"%(asctime)s {role}[%(process)d] %(levelname)s %(message)s",
