@@ -22,13 +22,21 @@ round) so that drift on a shared machine hits all of them alike:
   bytes (what DynaSplit used), ``tf.io.parse_tensor`` on the receiver,
   acknowledged with one byte; only when ``grpcio`` is importable.
 
+Every process runs the event loop the workers run (uvloop where installed,
+``--loop asyncio`` for the standard one) and keeps freed buffers as the
+workers do (:func:`toolkit.runtime.allocator.keep_freed_memory`). Besides the
+requests, each codec's encode and decode are timed in this process
+(``codec_cost``; ``encode_over_fp32_request`` = encode time / the fp32 request).
+
 Prints one JSON object; the figure is ``worst_ratio_vs_raw_socket`` (median
 fp32 framing request / median raw-socket request, the worse of the two sizes;
-goal <= 1.5, and faster than gRPC).
+goal <= 1.5, and faster than gRPC), with ``ratio_vs_raw_socket`` per size and
+``event_loop``.
 
 Run::
 
     .venv/bin/python benchmarks/runtime.py [--repeats-1mb 200] [--repeats-10mb 40] [--no-grpc]
+                                           [--loop auto|uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -299,6 +307,24 @@ def summary(seconds: list[float]) -> dict[str, float]:
             "min_ms": round(ms[0], 4)}
 
 
+def codec_costs(x: np.ndarray, repeats: int) -> dict[str, dict[str, float]]:
+    """In-process median encode and decode time of each codec, in ms (no I/O)."""
+    costs: dict[str, dict[str, float]] = {}
+    for codec in CODECS:
+        encode(x, codec), decode(encode(x, codec))  # warm-up (the fp16 table)
+        enc, dec = [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            e = encode(x, codec)
+            t1 = time.perf_counter()
+            decode(e)
+            dec.append(time.perf_counter() - t1)
+            enc.append(t1 - t0)
+        costs[codec] = {"encode_ms": round(statistics.median(enc) * 1e3, 4),
+                        "decode_ms": round(statistics.median(dec) * 1e3, 4)}
+    return costs
+
+
 async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup: int,
                        ports: dict[str, int]) -> dict[str, Any]:
     """Interleaved requests of every transport for one tensor size."""
@@ -336,12 +362,19 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
             grpc_sender.close()
     stats = {name: summary(ts) for name, ts in times.items()}
     raw_s, fp32 = stats["raw_socket"], stats["framing_fp32"]
+    codecs = codec_costs(x, max(20, repeats // 4))
+    for cost in codecs.values():  # what the issue compares: vs the whole fp32 request
+        cost["encode_over_fp32_request"] = round(cost["encode_ms"] / fp32["median_ms"], 4)
+    for codec in CODECS:
+        codecs[codec]["request_over_fp32_request"] = round(
+            stats[f"framing_{codec}"]["median_ms"] / fp32["median_ms"], 4)
     result: dict[str, Any] = {
         "shape": list(shape), "payload_bytes": payload.nbytes, "repeats": repeats,
         "warmup": warmup, "raw_socket": raw_s,
         "framing": {c: {**stats[f"framing_{c}"], "frame_bytes": frame_bytes[c]}
                     for c in CODECS},
         "ratio_vs_raw_socket": round(fp32["median_ms"] / raw_s["median_ms"], 4),
+        "codec_cost": codecs,
         "paired_ratio_median": round(statistics.median(
             f / r for f, r in zip(times["framing_fp32"], times["raw_socket"], strict=True)), 4),
         "p90_ratio_vs_raw_socket": round(fp32["p90_ms"] / raw_s["p90_ms"], 4),
@@ -379,6 +412,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "runtime",
         "worst_ratio_vs_raw_socket": worst,
         "ratio_vs_raw_socket": {label: s["ratio_vs_raw_socket"] for label, s in sizes.items()},
+        "fp16_encode_over_fp32_request": {label: s["codec_cost"]["fp16"]["encode_over_fp32_request"]
+                                          for label, s in sizes.items()},
+        "int8_encode_over_fp32_request": {label: s["codec_cost"]["int8"]["encode_over_fp32_request"]
+                                          for label, s in sizes.items()},
         "event_loop": aio.running_loop(),
         "event_loops": {"sender": aio.running_loop(), **loops},
         "goal": {"max_ratio_vs_raw_socket": GOAL_RATIO, "ratio_met": worst <= GOAL_RATIO,
