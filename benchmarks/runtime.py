@@ -22,6 +22,12 @@ round) so that drift on a shared machine hits all of them alike:
   bytes (what DynaSplit used), ``tf.io.parse_tensor`` on the receiver,
   acknowledged with one byte; only when ``grpcio`` is importable.
 
+Each request of the raw socket and of the fp32 framing also records its CPU
+time (``time.thread_time``) in the sender and in the receiver, which reports it
+in its acknowledgement (``cpu_per_request``, medians; ``cpu_ratio_vs_raw_socket``
+= framing / raw socket, sender + receiver): on a shared machine, CPU time is
+far less disturbed by other jobs than wall time.
+
 Every process runs the event loop the workers run (uvloop where installed,
 ``--loop asyncio`` for the standard one) and keeps freed buffers as the
 workers do (:func:`toolkit.runtime.allocator.keep_freed_memory`). Besides the
@@ -78,6 +84,7 @@ GRPC_METHOD = "/dynasplit.bench.Transfer/Stream"
 GRPC_OPTIONS = [("grpc.max_send_message_length", 64 * MiB),
                 ("grpc.max_receive_message_length", 64 * MiB)]
 _SIZE = struct.Struct("!Q")
+_CPU = struct.Struct("!d")
 
 
 def grpc_available() -> str | None:
@@ -107,10 +114,14 @@ def _in_loop() -> bool:
 
 
 async def _ack_frames(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    last = time.thread_time()
     while (frame := await read_frame(reader)) is not None:
         x = decode(frame.tensor) if frame.kind == KIND_TENSOR else None
-        write_json(writer, {"ack": frame.id, "n": 0 if x is None else int(x.size)})
+        now = time.thread_time()  # CPU of this request: since the previous ack was queued
+        write_json(writer, {"ack": frame.id, "n": 0 if x is None else int(x.size),
+                            "cpu_s": now - last})
         await writer.drain()
+        last = now
 
 
 def serve_framing() -> None:
@@ -154,8 +165,11 @@ def serve_raw() -> None:
             conn.close()
             continue
         buf = memoryview(bytearray(_SIZE.unpack(size)[0]))
+        last = time.thread_time()
         while _recv_exactly(conn, buf):
-            conn.sendall(b"\x01")
+            now = time.thread_time()
+            conn.sendall(_CPU.pack(now - last))  # the ack: this request's CPU time
+            last = now
         conn.close()
 
 
@@ -229,6 +243,7 @@ class FramingSender:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.frame_bytes = 0
+        self.cpu: tuple[float, float] | None = None  # (sender, receiver) CPU s, last request
 
     @classmethod
     async def connect(cls, port: int, plain: bool = False) -> FramingSender:
@@ -237,13 +252,14 @@ class FramingSender:
         return cls(*await opener(HOST, port, limit=MiB))
 
     async def request(self, x: np.ndarray, codec: str, rid: int) -> float:
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         self.frame_bytes = write_tensor(self.writer, encode(x, codec), rid)
         await self.writer.drain()
         ack = await read_frame(self.reader)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         if ack is None or ack.message.get("ack") != rid or ack.message.get("n") != x.size:
             raise RuntimeError(f"bad acknowledgement {ack and ack.message}")
+        self.cpu = (c1 - c0, float(ack.message["cpu_s"]))
         return t1 - t0
 
     async def close(self) -> None:
@@ -252,20 +268,23 @@ class FramingSender:
 
 
 class RawSender:
-    """One blocking TCP connection per payload size; ``sendall`` + one-byte ack."""
+    """One blocking TCP connection per payload size; ``sendall`` + an 8-byte ack."""
 
     def __init__(self, port: int, nbytes: int) -> None:
         self.sock = socket.create_connection((HOST, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(_SIZE.pack(nbytes))
-        self.ack = bytearray(1)
+        self.ack = bytearray(_CPU.size)
+        self.cpu: tuple[float, float] | None = None
 
     def request(self, payload: memoryview) -> float:
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         self.sock.sendall(payload)
-        if self.sock.recv_into(self.ack, 1) != 1:
+        if not _recv_exactly(self.sock, memoryview(self.ack)):
             raise RuntimeError("raw receiver closed")
-        return time.perf_counter() - t0
+        t1, c1 = time.perf_counter(), time.thread_time()
+        self.cpu = (c1 - c0, _CPU.unpack(self.ack)[0])
+        return t1 - t0
 
     def close(self) -> None:
         self.sock.close()
@@ -342,6 +361,8 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
         methods["grpc"] = lambda i: grpc_sender.request(x)
     names = list(methods)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu_of = {"raw_socket": raw, "framing_fp32": framing, "framing_plain_asyncio_fp32": plain}
+    cpus: dict[str, list[tuple[float, float]]] = {name: [] for name in cpu_of}
     frame_bytes: dict[str, int] = {}
     try:
         for i in tqdm(range(warmup + repeats), desc=f"{label} rounds", file=sys.stderr):
@@ -354,6 +375,8 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
                     frame_bytes[name.removeprefix("framing_")] = framing.frame_bytes
                 if i >= warmup:
                     times[name].append(t)
+                    if name in cpu_of:
+                        cpus[name].append(cpu_of[name].cpu)
     finally:
         await framing.close()
         await plain.close()
@@ -362,6 +385,10 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
             grpc_sender.close()
     stats = {name: summary(ts) for name, ts in times.items()}
     raw_s, fp32 = stats["raw_socket"], stats["framing_fp32"]
+    cpu = {name: {"sender_ms": round(statistics.median(c[0] for c in cs) * 1e3, 4),
+                  "receiver_ms": round(statistics.median(c[1] for c in cs) * 1e3, 4),
+                  "total_ms": round(statistics.median(sum(c) for c in cs) * 1e3, 4)}
+           for name, cs in cpus.items()}
     codecs = codec_costs(x, max(20, repeats // 4))
     for cost in codecs.values():  # what the issue compares: vs the whole fp32 request
         cost["encode_over_fp32_request"] = round(cost["encode_ms"] / fp32["median_ms"], 4)
@@ -375,6 +402,9 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
                     for c in CODECS},
         "ratio_vs_raw_socket": round(fp32["median_ms"] / raw_s["median_ms"], 4),
         "codec_cost": codecs,
+        "cpu_per_request": cpu,
+        "cpu_ratio_vs_raw_socket": round(cpu["framing_fp32"]["total_ms"]
+                                         / cpu["raw_socket"]["total_ms"], 4),
         "paired_ratio_median": round(statistics.median(
             f / r for f, r in zip(times["framing_fp32"], times["raw_socket"], strict=True)), 4),
         "p90_ratio_vs_raw_socket": round(fp32["p90_ms"] / raw_s["p90_ms"], 4),
@@ -412,6 +442,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "runtime",
         "worst_ratio_vs_raw_socket": worst,
         "ratio_vs_raw_socket": {label: s["ratio_vs_raw_socket"] for label, s in sizes.items()},
+        "cpu_ratio_vs_raw_socket": {label: s["cpu_ratio_vs_raw_socket"]
+                                    for label, s in sizes.items()},
         "fp16_encode_over_fp32_request": {label: s["codec_cost"]["fp16"]["encode_over_fp32_request"]
                                           for label, s in sizes.items()},
         "int8_encode_over_fp32_request": {label: s["codec_cost"]["int8"]["encode_over_fp32_request"]
