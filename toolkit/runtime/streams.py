@@ -13,6 +13,9 @@ payload costs one kernel-to-user copy, as with a raw ``recv_into``, instead of
 three copies (kernel to chunk, chunk to stream buffer, buffer to result) and a
 task wake-up per 256 KiB chunk with a plain StreamReader.
 
+It works on asyncio's own event loop and on uvloop (which the workers run where
+it is installed, see :mod:`toolkit.aio`).
+
 Both kinds of reader work with :func:`~toolkit.runtime.framing.read_frame`; this
 one is only faster. As with ``readexactly``, a cancelled ``readinto_exactly``
 leaves the stream in the middle of a frame: close the connection.
