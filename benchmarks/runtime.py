@@ -22,13 +22,27 @@ round) so that drift on a shared machine hits all of them alike:
   bytes (what DynaSplit used), ``tf.io.parse_tensor`` on the receiver,
   acknowledged with one byte; only when ``grpcio`` is importable.
 
+Each request of the raw socket and of the fp32 framing also records its CPU
+time (``time.thread_time``) in the sender and in the receiver, which reports it
+in its acknowledgement (``cpu_per_request``, medians; ``cpu_ratio_vs_raw_socket``
+= framing / raw socket, sender + receiver): on a shared machine, CPU time is
+far less disturbed by other jobs than wall time.
+
+Every process runs the event loop the workers run (uvloop where installed,
+``--loop asyncio`` for the standard one) and keeps freed buffers as the
+workers do (:func:`toolkit.runtime.allocator.keep_freed_memory`). Besides the
+requests, each codec's encode and decode are timed in this process
+(``codec_cost``; ``encode_over_fp32_request`` = encode time / the fp32 request).
+
 Prints one JSON object; the figure is ``worst_ratio_vs_raw_socket`` (median
 fp32 framing request / median raw-socket request, the worse of the two sizes;
-goal <= 1.5, and faster than gRPC).
+goal <= 1.5, and faster than gRPC), with ``ratio_vs_raw_socket`` per size and
+``event_loop``.
 
 Run::
 
     .venv/bin/python benchmarks/runtime.py [--repeats-1mb 200] [--repeats-10mb 40] [--no-grpc]
+                                           [--loop auto|uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -55,8 +69,10 @@ from tqdm.auto import tqdm
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from toolkit import aio
 from toolkit.models.codecs import CODECS, decode, encode
 from toolkit.runtime import streams
+from toolkit.runtime.allocator import keep_freed_memory
 from toolkit.runtime.framing import KIND_TENSOR, read_frame, write_json, write_tensor
 
 SCRIPT = Path(__file__).resolve()
@@ -68,6 +84,7 @@ GRPC_METHOD = "/dynasplit.bench.Transfer/Stream"
 GRPC_OPTIONS = [("grpc.max_send_message_length", 64 * MiB),
                 ("grpc.max_receive_message_length", 64 * MiB)]
 _SIZE = struct.Struct("!Q")
+_CPU = struct.Struct("!d")
 
 
 def grpc_available() -> str | None:
@@ -83,22 +100,35 @@ def grpc_available() -> str | None:
 
 
 def _announce(port: int) -> None:
-    print(json.dumps({"event": "listening", "host": HOST, "port": port, "pid": os.getpid()}),
-          flush=True)
+    loop = aio.running_loop() if _in_loop() else None
+    print(json.dumps({"event": "listening", "host": HOST, "port": port, "pid": os.getpid(),
+                      "loop": loop}), flush=True)
+
+
+def _in_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _ack_frames(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    last = time.thread_time()
     while (frame := await read_frame(reader)) is not None:
         x = decode(frame.tensor) if frame.kind == KIND_TENSOR else None
-        write_json(writer, {"ack": frame.id, "n": 0 if x is None else int(x.size)})
+        now = time.thread_time()  # CPU of this request: since the previous ack was queued
+        write_json(writer, {"ack": frame.id, "n": 0 if x is None else int(x.size),
+                            "cpu_s": now - last})
         await writer.drain()
+        last = now
 
 
 def serve_framing() -> None:
     """Receiver for the framing: the workers' own server, read_frame + decode + JSON ack."""
     from toolkit.runtime.worker import serve
 
-    asyncio.run(serve("receiver", _ack_frames, HOST, 0))
+    aio.run(serve("receiver", _ack_frames, HOST, 0))
 
 
 def serve_framing_plain() -> None:
@@ -110,7 +140,7 @@ def serve_framing_plain() -> None:
         async with server:
             await server.serve_forever()
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 def _recv_exactly(conn: socket.socket, view: memoryview) -> bool:
@@ -135,8 +165,11 @@ def serve_raw() -> None:
             conn.close()
             continue
         buf = memoryview(bytearray(_SIZE.unpack(size)[0]))
+        last = time.thread_time()
         while _recv_exactly(conn, buf):
-            conn.sendall(b"\x01")
+            now = time.thread_time()
+            conn.sendall(_CPU.pack(now - last))  # the ack: this request's CPU time
+            last = now
         conn.close()
 
 
@@ -186,7 +219,9 @@ class Receiver:
         if not line:
             self.stop()
             raise RuntimeError(f"{kind} receiver did not start")
-        self.port = int(json.loads(line)["port"])
+        announced = json.loads(line)
+        self.port = int(announced["port"])
+        self.loop: str | None = announced.get("loop")
 
     def stop(self) -> None:
         """Terminate the process and wait for it."""
@@ -208,6 +243,7 @@ class FramingSender:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.frame_bytes = 0
+        self.cpu: tuple[float, float] | None = None  # (sender, receiver) CPU s, last request
 
     @classmethod
     async def connect(cls, port: int, plain: bool = False) -> FramingSender:
@@ -216,13 +252,14 @@ class FramingSender:
         return cls(*await opener(HOST, port, limit=MiB))
 
     async def request(self, x: np.ndarray, codec: str, rid: int) -> float:
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         self.frame_bytes = write_tensor(self.writer, encode(x, codec), rid)
         await self.writer.drain()
         ack = await read_frame(self.reader)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         if ack is None or ack.message.get("ack") != rid or ack.message.get("n") != x.size:
             raise RuntimeError(f"bad acknowledgement {ack and ack.message}")
+        self.cpu = (c1 - c0, float(ack.message["cpu_s"]))
         return t1 - t0
 
     async def close(self) -> None:
@@ -231,20 +268,23 @@ class FramingSender:
 
 
 class RawSender:
-    """One blocking TCP connection per payload size; ``sendall`` + one-byte ack."""
+    """One blocking TCP connection per payload size; ``sendall`` + an 8-byte ack."""
 
     def __init__(self, port: int, nbytes: int) -> None:
         self.sock = socket.create_connection((HOST, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(_SIZE.pack(nbytes))
-        self.ack = bytearray(1)
+        self.ack = bytearray(_CPU.size)
+        self.cpu: tuple[float, float] | None = None
 
     def request(self, payload: memoryview) -> float:
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         self.sock.sendall(payload)
-        if self.sock.recv_into(self.ack, 1) != 1:
+        if not _recv_exactly(self.sock, memoryview(self.ack)):
             raise RuntimeError("raw receiver closed")
-        return time.perf_counter() - t0
+        t1, c1 = time.perf_counter(), time.thread_time()
+        self.cpu = (c1 - c0, _CPU.unpack(self.ack)[0])
+        return t1 - t0
 
     def close(self) -> None:
         self.sock.close()
@@ -286,6 +326,24 @@ def summary(seconds: list[float]) -> dict[str, float]:
             "min_ms": round(ms[0], 4)}
 
 
+def codec_costs(x: np.ndarray, repeats: int) -> dict[str, dict[str, float]]:
+    """In-process median encode and decode time of each codec, in ms (no I/O)."""
+    costs: dict[str, dict[str, float]] = {}
+    for codec in CODECS:
+        encode(x, codec), decode(encode(x, codec))  # warm-up (the fp16 table)
+        enc, dec = [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            e = encode(x, codec)
+            t1 = time.perf_counter()
+            decode(e)
+            dec.append(time.perf_counter() - t1)
+            enc.append(t1 - t0)
+        costs[codec] = {"encode_ms": round(statistics.median(enc) * 1e3, 4),
+                        "decode_ms": round(statistics.median(dec) * 1e3, 4)}
+    return costs
+
+
 async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup: int,
                        ports: dict[str, int]) -> dict[str, Any]:
     """Interleaved requests of every transport for one tensor size."""
@@ -303,6 +361,8 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
         methods["grpc"] = lambda i: grpc_sender.request(x)
     names = list(methods)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu_of = {"raw_socket": raw, "framing_fp32": framing, "framing_plain_asyncio_fp32": plain}
+    cpus: dict[str, list[tuple[float, float]]] = {name: [] for name in cpu_of}
     frame_bytes: dict[str, int] = {}
     try:
         for i in tqdm(range(warmup + repeats), desc=f"{label} rounds", file=sys.stderr):
@@ -315,6 +375,8 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
                     frame_bytes[name.removeprefix("framing_")] = framing.frame_bytes
                 if i >= warmup:
                     times[name].append(t)
+                    if name in cpu_of:
+                        cpus[name].append(cpu_of[name].cpu)
     finally:
         await framing.close()
         await plain.close()
@@ -323,12 +385,26 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
             grpc_sender.close()
     stats = {name: summary(ts) for name, ts in times.items()}
     raw_s, fp32 = stats["raw_socket"], stats["framing_fp32"]
+    cpu = {name: {"sender_ms": round(statistics.median(c[0] for c in cs) * 1e3, 4),
+                  "receiver_ms": round(statistics.median(c[1] for c in cs) * 1e3, 4),
+                  "total_ms": round(statistics.median(sum(c) for c in cs) * 1e3, 4)}
+           for name, cs in cpus.items()}
+    codecs = codec_costs(x, max(20, repeats // 4))
+    for cost in codecs.values():  # what the issue compares: vs the whole fp32 request
+        cost["encode_over_fp32_request"] = round(cost["encode_ms"] / fp32["median_ms"], 4)
+    for codec in CODECS:
+        codecs[codec]["request_over_fp32_request"] = round(
+            stats[f"framing_{codec}"]["median_ms"] / fp32["median_ms"], 4)
     result: dict[str, Any] = {
         "shape": list(shape), "payload_bytes": payload.nbytes, "repeats": repeats,
         "warmup": warmup, "raw_socket": raw_s,
         "framing": {c: {**stats[f"framing_{c}"], "frame_bytes": frame_bytes[c]}
                     for c in CODECS},
         "ratio_vs_raw_socket": round(fp32["median_ms"] / raw_s["median_ms"], 4),
+        "codec_cost": codecs,
+        "cpu_per_request": cpu,
+        "cpu_ratio_vs_raw_socket": round(cpu["framing_fp32"]["total_ms"]
+                                         / cpu["raw_socket"]["total_ms"], 4),
         "paired_ratio_median": round(statistics.median(
             f / r for f, r in zip(times["framing_fp32"], times["raw_socket"], strict=True)), 4),
         "p90_ratio_vs_raw_socket": round(fp32["p90_ms"] / raw_s["p90_ms"], 4),
@@ -358,12 +434,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for r in receivers.values():
             r.stop()
+    loops = {kind: r.loop for kind, r in receivers.items() if r.loop}
     worst = max(s["ratio_vs_raw_socket"] for s in sizes.values())
     faster = (all(s["grpc"]["median_ms"] > s["framing"]["fp32"]["median_ms"]
                   for s in sizes.values()) if grpc_version else None)
     return {
         "benchmark": "runtime",
         "worst_ratio_vs_raw_socket": worst,
+        "ratio_vs_raw_socket": {label: s["ratio_vs_raw_socket"] for label, s in sizes.items()},
+        "cpu_ratio_vs_raw_socket": {label: s["cpu_ratio_vs_raw_socket"]
+                                    for label, s in sizes.items()},
+        "fp16_encode_over_fp32_request": {label: s["codec_cost"]["fp16"]["encode_over_fp32_request"]
+                                          for label, s in sizes.items()},
+        "int8_encode_over_fp32_request": {label: s["codec_cost"]["int8"]["encode_over_fp32_request"]
+                                          for label, s in sizes.items()},
+        "event_loop": aio.running_loop(),
+        "event_loops": {"sender": aio.running_loop(), **loops},
         "goal": {"max_ratio_vs_raw_socket": GOAL_RATIO, "ratio_met": worst <= GOAL_RATIO,
                  "faster_than_grpc": faster},
         "request": "encode + send + receive + decode + tiny ack; loopback TCP between two "
@@ -382,12 +468,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats-10mb", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-grpc", action="store_true", help="skip the gRPC path")
+    parser.add_argument("--loop", choices=aio.EVENT_LOOPS, default=None,
+                        help="event loop of the sender and the asyncio receivers (default: "
+                        f"${aio.LOOP_ENV}, else auto = uvloop when installed)")
     parser.add_argument("--serve", choices=sorted(RECEIVERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.loop:
+        os.environ[aio.LOOP_ENV] = args.loop  # the receivers inherit it
+    keep_freed_memory()  # as the workers do, in the sender and in every receiver
     if args.serve:
         RECEIVERS[args.serve]()
         return 0
-    print(json.dumps(asyncio.run(run(args)), indent=2))
+    print(json.dumps(aio.run(run(args)), indent=2))
     return 0
 
 

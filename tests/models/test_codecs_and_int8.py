@@ -31,6 +31,53 @@ def test_fp16_halves_the_size_within_half_precision():
     np.testing.assert_allclose(decode(e), x, rtol=1e-3, atol=1e-3)
 
 
+def _float32_zoo() -> list[np.ndarray]:
+    """Every class of float32: normals, fp16 subnormals and ties, overflow, inf, NaN."""
+    rng = np.random.default_rng(3)
+    edges = np.array([0.0, -0.0, 1e-8, -1e-8, 2.98e-8, 2.9802322e-8, 5.96e-8, 6.1e-5, 6.11e-5,
+                      1 / 3, 65504, 65519.99, 65520, -65520, 1e6, 1e-45, np.inf, -np.inf, np.nan,
+                      -np.nan], np.float32)
+    ties = (np.arange(1, 4097, dtype=np.uint32) << 12 | 0x3F800000).view(np.float32)  # x.5 ulp
+    wide = (rng.standard_normal(200_000) * 10.0 ** rng.integers(-9, 6, 200_000)).astype(
+        np.float32)
+    bits = rng.integers(0, 2**32, 200_000, dtype=np.uint32).view(np.float32)  # NaNs included
+    relu = np.maximum(rng.standard_normal((1, 16, 16, 32), dtype=np.float32), 0)
+    return [edges, ties, wide, bits, relu, relu.transpose(0, 3, 1, 2), np.float32(2.5),
+            np.zeros((0, 4), np.float32)]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_fp16_is_bit_identical_to_numpy_half_precision():
+    for x in _float32_zoo():
+        e = encode(x, "fp16")
+        reference = np.asarray(x).astype(np.float16)
+        got = np.frombuffer(e.payload, np.float16).reshape(e.shape)
+        assert e.shape == reference.shape
+        nan = np.isnan(reference)
+        np.testing.assert_array_equal(got.view(np.uint16)[~nan], reference.view(np.uint16)[~nan])
+        assert np.isnan(got[nan]).all()
+        np.testing.assert_array_equal(decode(e), reference.astype(np.float32))  # NaN == NaN
+    every_half = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    decoded = decode(encode(every_half, "fp16"))
+    np.testing.assert_array_equal(decoded, every_half.astype(np.float32))
+    assert decoded.dtype == np.float32
+
+
+def test_int8_matches_the_affine_formula_for_any_input():
+    rng = np.random.default_rng(4)
+    for x in [rng.uniform(-3, 5, (1, 32, 32, 8)).astype(np.float32),
+              np.maximum(rng.standard_normal((8, 8, 32)), 0).astype(np.float32),
+              rng.standard_normal((3, 5, 7)) * 4, np.arange(12).reshape(3, 4),
+              np.float32(2.5)]:
+        e = encode(x, "int8")
+        expected = np.clip(np.rint(np.asarray(x) / e.scale) + e.zero_point, -128,
+                           127).astype(np.int8)
+        np.testing.assert_array_equal(np.frombuffer(e.payload, np.int8).reshape(e.shape),
+                                      expected)
+        np.testing.assert_array_equal(
+            decode(e), (expected.astype(np.float32) - e.zero_point) * np.float32(e.scale))
+
+
 def test_int8_affine_error_is_at_most_half_a_step_and_zero_is_exact():
     x = np.random.default_rng(2).uniform(-3, 5, size=(4, 4, 16)).astype(np.float32)
     x[0, 0, 0] = 0.0

@@ -39,16 +39,34 @@ def test_json_schema(dynasplit):
     assert report["model"] == "vgg-stack" and report["devices"] == 2
     assert report["energy_source"] == "model:raspberry-pi-4"
     assert report["cost_model"]["link_mbps"] == 50 and report["cost_model"]["predicted"]
-    assert list(report["strategies"]) == list(STRATEGIES)
+    assert list(report["strategies"]) == [*STRATEGIES, "hybrid"]  # hybrid at its default cut
+    hybrid = report["strategies"]["hybrid"]
+    assert hybrid["head_strategy"] == "spatial" and hybrid["codec"] == "fp32"
+    status, out, _ = dynasplit("partition", "vgg-stack", "--devices", "2", "--strategy",
+                               "hybrid", "--json", "--link-mbps", "50")
+    assert status == 0
+    alone = json.loads(out)["strategies"]["hybrid"]
+    assert hybrid["split"] == alone["split"] and hybrid["layer"] == alone["layer"]
+    assert hybrid["per_device"] == alone["per_device"]
     for entry in report["strategies"].values():
         assert 0 <= entry["max_abs_error"] <= 1e-4
-        assert entry["energy_source"] == "model:raspberry-pi-4"
+        assert entry["energy_source"].startswith("model:raspberry-pi-4")  # hybrid: +cloud
         assert len(entry["per_device"]) == 2
         for device in entry["per_device"]:
             assert set(device) >= DEVICE_KEYS
             assert all(isinstance(device[k], (int, float)) and device[k] >= 0
                        for k in DEVICE_KEYS)
         assert sum(d["sent_bytes"] for d in entry["per_device"]) > 0
+
+
+def test_table_of_all_strategies_ends_with_hybrid(dynasplit):
+    status, out, _ = dynasplit("partition", "vgg-stack", "--devices", "2")  # --strategy all
+    assert status == 0
+    titles = [line.split(":")[0] for line in out.splitlines()
+              if ": max |error|" in line]
+    assert titles == [*STRATEGIES, "hybrid"]
+    hybrid = next(line for line in out.splitlines() if line.startswith("hybrid: "))
+    assert "head spatial, split " in hybrid and "to the cloud" in hybrid
 
 
 def test_table(dynasplit):
@@ -75,6 +93,7 @@ def test_keras_file_and_refused_strategy(dynasplit, tmp_path):
     assert report["model"] == str(path)
     assert "must start with spatial layers" in report["refused"]["spatial"]
     assert set(report["strategies"]) == {"layer-wise", "output-channel", "input-channel"}
+    assert "must start with spatial layers" in report["refused"]["hybrid"]  # spatial head
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -1,9 +1,10 @@
 """The wire framing over real loopback sockets: round trips and every protocol error.
 
 Each test runs a real asyncio server on 127.0.0.1 whose handler reads frames with
-:func:`read_frame`, once with the toolkit's zero-copy streams
-(:mod:`toolkit.runtime.streams`, what the workers use) and once with plain
-asyncio streams. Malformed frames are built byte by byte from the documented
+:func:`read_frame`: with the toolkit's zero-copy streams
+(:mod:`toolkit.runtime.streams`, what the workers use) on the standard asyncio
+event loop and on uvloop (what the workers run where it is installed), and with
+plain asyncio streams. Malformed frames are built byte by byte from the documented
 wire format, independently of the framing module's own structs.
 """
 
@@ -17,6 +18,7 @@ import struct
 import numpy as np
 import pytest
 
+from toolkit import aio
 from toolkit.errors import ProtocolError
 from toolkit.models.codecs import decode, encode
 from toolkit.runtime import streams
@@ -39,11 +41,17 @@ CODEC_ID = {"fp32": 0, "fp16": 1, "int8": 2}
 BIG = (1, 64, 64, 64)  # 1 MiB in fp32: received in place by a FrameReader
 SMALL = (2, 5, 3)
 
-READERS = ["frame-reader", "asyncio-reader"]
+READERS = ["frame-reader", "frame-reader-uvloop", "asyncio-reader"]
+LOOPS = ["asyncio", "uvloop"]
 
 
 def _start(kind: str):
-    return streams.start_server if kind == "frame-reader" else asyncio.start_server
+    return streams.start_server if kind.startswith("frame-reader") else asyncio.start_server
+
+
+def _run(kind: str, main):
+    """Run ``main`` on the event loop of ``kind`` (a reader kind or a loop name)."""
+    return aio.run(main, "uvloop" if kind.endswith("uvloop") else "asyncio")
 
 
 def _prefix(kind: int, header_len: int, payload_len: int, magic: bytes = b"DS",
@@ -99,7 +107,7 @@ def _raw_client(data: bytes):
 
 
 def _protocol_error(kind: str, data: bytes, **kw) -> ProtocolError:
-    frames, error = asyncio.run(_serve_and_collect(kind, _raw_client(data), **kw))
+    frames, error = _run(kind, _serve_and_collect(kind, _raw_client(data), **kw))
     assert isinstance(error, ProtocolError), (frames, error)
     return error
 
@@ -115,6 +123,7 @@ def test_json_and_tensor_frames_round_trip_in_every_codec(kind):
     sent: list[tuple] = []
 
     async def client(host, port):
+        assert aio.running_loop() == ("uvloop" if kind.endswith("uvloop") else "asyncio")
         _, writer = await asyncio.open_connection(host, port)
         write_json(writer, {"op": "configure", "split": 3, "nested": {"a": [1, 2.5, None]}})
         for i, ((codec, shape), x) in enumerate(tensors.items()):
@@ -131,7 +140,7 @@ def test_json_and_tensor_frames_round_trip_in_every_codec(kind):
         writer.close()
         await writer.wait_closed()
 
-    frames, error = asyncio.run(_serve_and_collect(kind, client))
+    frames, error = _run(kind, _serve_and_collect(kind, client))
     assert error is None
     assert len(frames) == len(sent) + 3
     first, *tensor_frames, scalar, last = frames
@@ -175,7 +184,7 @@ def test_frames_piled_up_in_the_buffer_are_read_intact(kind):
         writer.close()
         await writer.wait_closed()
 
-    frames, error = asyncio.run(_serve_and_collect(kind, client, read_delay=0.3))
+    frames, error = _run(kind, _serve_and_collect(kind, client, read_delay=0.3))
     assert error is None
     assert [f.kind for f in frames] == [KIND_JSON, KIND_TENSOR] * 4
     tensors = [decode(f.tensor) for f in frames[1::2]]
@@ -184,7 +193,8 @@ def test_frames_piled_up_in_the_buffer_are_read_intact(kind):
         np.testing.assert_array_equal(y, x)  # no frame's payload overwrote another's
 
 
-def test_frame_reader_is_still_a_stream_reader():
+@pytest.mark.parametrize("loop", LOOPS)
+def test_frame_reader_is_still_a_stream_reader(loop):
     # readexactly / readline keep working around in-place reads on the same connection
     async def main():
         got = {}
@@ -217,14 +227,15 @@ def test_frame_reader_is_still_a_stream_reader():
             writer.close()
         return got, body
 
-    got, body = asyncio.run(main())
+    got, body = _run(loop, main())
     assert got["line"] == b"hello\n"
     assert got["buf"] == body[:300_000]
     assert got["tail"] == body[300_000:300_003]
     assert got["eof"] == body[300_003:]
 
 
-def test_frame_reader_reports_a_stream_ending_inside_a_buffer():
+@pytest.mark.parametrize("loop", LOOPS)
+def test_frame_reader_reports_a_stream_ending_inside_a_buffer(loop):
     async def main():
         result = {}
 
@@ -244,7 +255,7 @@ def test_frame_reader_reports_a_stream_ending_inside_a_buffer():
                 await asyncio.sleep(0.01)
         return result
 
-    assert asyncio.run(main()) == {"partial": 150_000, "expected": 200_000}
+    assert _run(loop, main()) == {"partial": 150_000, "expected": 200_000}
 
 
 # --------------------------------------------------------------------------- protocol errors
@@ -253,8 +264,8 @@ def test_frame_reader_reports_a_stream_ending_inside_a_buffer():
 @pytest.mark.parametrize("kind", READERS)
 def test_clean_end_of_stream_between_frames_is_not_an_error(kind):
     body = b'{"op":"ping"}'
-    frames, error = asyncio.run(
-        _serve_and_collect(kind, _raw_client(_prefix(KIND_JSON, 0, len(body)) + body)))
+    frames, error = _run(
+        kind, _serve_and_collect(kind, _raw_client(_prefix(KIND_JSON, 0, len(body)) + body)))
     assert error is None
     assert [f.message for f in frames] == [{"op": "ping"}]
 
@@ -352,7 +363,7 @@ def test_malformed_headers(kind, frame, expected):
 def test_a_bad_frame_after_good_ones_still_delivers_the_good_ones(kind):
     body = b'{"op":"ping"}'
     good = _prefix(KIND_JSON, 0, len(body)) + body
-    frames, error = asyncio.run(_serve_and_collect(
+    frames, error = _run(kind, _serve_and_collect(
         kind, _raw_client(good + good + _prefix(KIND_JSON, 2, 0, version=2) + b"{}")))
     assert [f.message for f in frames] == [{"op": "ping"}] * 2
     assert isinstance(error, ProtocolError) and "version 2" in str(error)

@@ -9,6 +9,7 @@ import struct
 import numpy as np
 import pytest
 
+from toolkit.aio import LOOP_ENV
 from toolkit.errors import ToolkitError
 from toolkit.models import load_digits_data
 from toolkit.models.codecs import encode
@@ -55,6 +56,33 @@ def test_split_inference_across_processes(workers, split, accel, codec):
         assert (r.payload_bytes == expected).all()
     if split == 0:
         assert (t["edge_ms"] < 0.05).all()  # no head runs on the edge
+
+
+def test_workers_run_uvloop_where_installed_and_asyncio_when_asked(workers, tmp_path,
+                                                                  monkeypatch):
+    edge, cloud = workers
+    assert edge.loop == cloud.loop == "uvloop"  # installed with the toolkit
+    monkeypatch.setenv(LOOP_ENV, "asyncio")
+    plain = [WorkerProcess(worker_command(role, "digits-cnn"), tmp_path / f"{role}.log")
+             for role in ("edge", "cloud")]
+    try:
+        assert [w.loop for w in plain] == ["asyncio", "asyncio"]
+        # the plain loop's edge talks to a plain cloud and to a uvloop cloud
+        for other in (plain[1], cloud):
+            r = asyncio.run(_run(plain[0], other, split=2, edge_accel="none", codec="fp32",
+                                 samples=20))
+            assert r.samples == 20 and (r.payload_bytes == 8 * 8 * 32 * 4).all()
+            assert r.accuracy(load_digits_data().y_test) >= 0.9
+    finally:
+        for w in plain:
+            w.stop()
+
+
+def test_unknown_event_loop_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv(LOOP_ENV, "tokio")
+    with pytest.raises(ToolkitError, match=r"unknown event loop 'tokio'.*valid: auto, uvloop, "
+                                           r"asyncio"):
+        WorkerProcess(worker_command("cloud", "digits-cnn"), tmp_path / "cloud.log")
 
 
 def test_link_emulation_adds_delay(workers):

@@ -2,14 +2,15 @@
 
 ::
 
-    dynasplit export FRONT.json --cube CUBE.nc -o POLICY.json
+    dynasplit export FRONT.json [--cube CUBE.nc] -o POLICY.json
               [--rule mean|dynasplit|tail] [--target 0.99] [--confidence 0.9]
               [--accuracy-floor X] [--reconfiguration]
               [--edge-profile P] [--cloud-profile P] [--script scheduler.py]
 
-The cube is required: it holds the measured runs that give each candidate its
-latency distribution (a FRONT.json records objective means only, and no path to
-its cube).
+The cube holds the measured runs that give each candidate its latency
+distribution (a FRONT.json records objective means only). Without ``--cube``,
+the cube FRONT.json records (``dynasplit optimize`` writes it) is used when
+that file still exists; otherwise the command asks for ``--cube`` and says why.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "a standalone async scheduler that serves requests with it.",
     )
     p.add_argument("front", metavar="FRONT.json", help="front written by dynasplit optimize")
-    p.add_argument("--cube", required=True, metavar="CUBE.nc",
-                   help="the cube the front was made from (gives the latency distributions)")
+    p.add_argument("--cube", default=None, metavar="CUBE.nc",
+                   help="the cube the front was made from (gives the latency distributions; "
+                        "default: the cube FRONT.json records)")
     p.add_argument("-o", "--output", required=True, metavar="POLICY.json")
     p.add_argument("--rule", default=DEFAULT_RULE["name"], choices=RULES,
                    help=f"selection rule (default {DEFAULT_RULE['name']})")
@@ -61,9 +63,16 @@ def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from toolkit.cube import open_cube
+    from toolkit.errors import ToolkitError
+    from toolkit.optimize import front_cube
     from toolkit.policy import Policy, make_policy, read_front
 
     front = read_front(args.front)
+    if args.cube is None:
+        try:
+            args.cube = front_cube(args.front)
+        except ToolkitError as exc:
+            raise ToolkitError(f"--cube CUBE.nc is needed: {exc}") from None
     cube = open_cube(args.cube)
     doc = make_policy(
         front, cube, rule=args.rule, target=args.target, confidence=args.confidence,

@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     optimizer = Optimizer(space, evaluator, objectives=args.objectives,
                           algorithm=args.algorithm, seed=args.seed, progress=not args.quiet)
     result = optimizer.run(parse_budget(args.budget))
+    result.cube = args.cube  # export finds the cube through FRONT.json
     path = save_front(result, Path(args.output))
     source = result.energy_source or "unknown source"
     print(f"{result.algorithm}: {len(result.front)} configurations on the front from "

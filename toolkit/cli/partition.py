@@ -65,8 +65,8 @@ def register(subparsers) -> None:
     p.add_argument("--devices", type=_positive_int, required=True, metavar="N",
                    help="number of devices")
     p.add_argument("--strategy", choices=STRATEGY_CHOICES, default="all",
-                   help="strategy to run (default: all; all includes hybrid when --split "
-                   "is given)")
+                   help="strategy to run (default: all, which includes hybrid at its "
+                   "default cut or at --split)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--link-mbps", type=_positive_float, default=None, metavar="R",
                    help="link rate between devices in Mbit/s (default 100)")
@@ -86,8 +86,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random test input")
     hybrid = p.add_argument_group("hybrid edge/cloud partitioning")
     hybrid.add_argument("--split", type=_positive_int, default=None, metavar="K",
-                        help="cut point of the hybrid plan (default with --strategy hybrid: "
-                        "the cut sending the fewest bytes)")
+                        help="cut point of the hybrid plan (default: the cut sending the "
+                        "fewest bytes)")
     hybrid.add_argument("--hybrid-strategy", choices=HEAD_CHOICES, default="spatial",
                         help="strategy of the head over the devices (default spatial)")
     hybrid.add_argument("--codec", choices=("fp32", "fp16", "int8"), default="fp32",
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     fuse = check_fuse(args.fuse)
     model = load_partition_model(args.model, args.input_size)
     strategies = "all" if args.strategy == "all" else [args.strategy]
-    wants_hybrid = args.strategy == "hybrid" or (args.strategy == "all" and args.split)
+    wants_hybrid = args.strategy in ("hybrid", "all")
     hybrid = None
     if wants_hybrid:
         hybrid = {"split": args.split, "strategy": args.hybrid_strategy, "codec": args.codec,

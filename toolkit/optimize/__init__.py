@@ -17,6 +17,7 @@ from toolkit.optimize.result import (
     FRONT_SCHEMA,
     Evaluation,
     OptimizationResult,
+    front_cube,
     load_front,
     save_front,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "Optimizer",
     "PartitionSplits",
     "crossover",
+    "front_cube",
     "initial_population",
     "load_front",
     "mutate",

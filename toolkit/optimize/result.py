@@ -6,12 +6,15 @@ and read ``FRONT.json`` in the design page's schema ``dynasplit.front/1``::
 
     {"schema": "dynasplit.front/1", "model", "algorithm", "seed",
      "objectives": {"latency_ms": "min", "energy_j": "min", "accuracy": "max"},
-     "space_size", "evaluations",
+     "cube", "space_size", "evaluations",
      "evaluated": [config, ...],
      "front": [{"config": {...}, "latency_ms", "energy_j", "accuracy"}, ...],
      "history": [{"generation", "evaluations", "hypervolume", "front_size"}, ...],
      ...}
 
+``cube`` is the cube the front came from (None when it was not made from a
+file): relative to FRONT.json's folder when the cube lies in or below it (the
+two can move together), else absolute; :func:`front_cube` resolves it.
 Beyond those keys the file holds ``values`` (the objective values and
 generation of each entry of ``evaluated``, same order), ``unmeasured``
 (configurations the evaluator had no value for; they did not count),
@@ -43,7 +46,8 @@ from toolkit.fileio import atomic_output, read_json
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
 from toolkit.pareto import pareto_mask
 
-__all__ = ["FRONT_SCHEMA", "Evaluation", "OptimizationResult", "load_front", "save_front"]
+__all__ = ["FRONT_SCHEMA", "Evaluation", "OptimizationResult", "front_cube", "load_front",
+           "save_front"]
 
 FRONT_SCHEMA = "dynasplit.front/1"
 
@@ -87,6 +91,8 @@ class OptimizationResult:
         normalization: ranges and reference point of the hypervolume.
         energy_source: where the energy figures come from.
         created_at: UTC timestamp of the run.
+        cube: path of the cube the front was made from, if any (FRONT.json's
+            ``cube``, as written: see :func:`front_cube`).
     """
 
     model: str
@@ -102,6 +108,7 @@ class OptimizationResult:
     energy_source: str | None = None
     created_at: str = field(default_factory=lambda: _dt.datetime.now(
         _dt.timezone.utc).isoformat(timespec="seconds"))
+    cube: str | None = None
 
     @property
     def evaluations(self) -> int:
@@ -172,6 +179,7 @@ class OptimizationResult:
             "algorithm": self.algorithm,
             "seed": self.seed,
             "objectives": dict(self.objectives),
+            "cube": self.cube,
             "space_size": self.space_size,
             "budget": self.budget,
             "evaluations": self.evaluations,
@@ -226,12 +234,24 @@ class OptimizationResult:
             history=[dict(h) for h in doc.get("history", [])], normalization=normalizer,
             energy_source=doc.get("energy_source"),
             created_at=str(doc.get("created_at", "")),
+            cube=None if doc.get("cube") is None else str(doc["cube"]),
         )
 
 
 def save_front(result: OptimizationResult, path: str | os.PathLike) -> Path:
-    """Write FRONT.json atomically (a temp file renamed over the target)."""
-    text = json.dumps(result.to_dict(), indent=1) + "\n"
+    """Write FRONT.json atomically (a temp file renamed over the target).
+
+    The result's ``cube`` is written relative to FRONT.json's folder when the
+    cube lies in or below it, else as an absolute path.
+    """
+    doc = result.to_dict()
+    if result.cube is not None:
+        cube = Path(result.cube).resolve()
+        try:
+            doc["cube"] = cube.relative_to(Path(path).resolve().parent).as_posix()
+        except ValueError:
+            doc["cube"] = str(cube)
+    text = json.dumps(doc, indent=1) + "\n"
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     return Path(path)
@@ -245,3 +265,24 @@ def load_front(path: str | os.PathLike) -> OptimizationResult:
     """
     doc = read_json(path, "front file")
     return OptimizationResult.from_dict(doc, origin=str(path))
+
+
+def front_cube(path: str | os.PathLike) -> Path:
+    """The cube a FRONT.json came from, as an existing file.
+
+    A relative ``cube`` is taken relative to FRONT.json's folder.
+
+    Raises:
+        ToolkitError: the front is unreadable, records no cube, or its cube
+            file no longer exists; the message says which.
+    """
+    doc = read_json(path, "front file")
+    recorded = doc.get("cube") if isinstance(doc, dict) else None
+    if not recorded:
+        raise ToolkitError(f"{path} does not record the cube it came from")
+    cube = Path(recorded)
+    if not cube.is_absolute():
+        cube = Path(path).parent / cube
+    if not cube.is_file():
+        raise ToolkitError(f"{path} came from the cube {cube}, which no longer exists")
+    return cube

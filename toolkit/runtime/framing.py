@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ _PREFIX = struct.Struct("!2sBBIQ")
 _TENSOR = struct.Struct("!QBBxxfi")
 _CODEC_ID = {name: i for i, name in enumerate(CODECS)}
 _INPLACE_MIN = 64 * 1024  # smaller payloads are read with readexactly
+_JOIN_MAX = 16 * 1024  # smaller payloads are joined to their header and written at once
 
 
 @dataclass
@@ -109,11 +111,26 @@ def write_tensor(
         + struct.pack(f"!{len(tensor.shape)}I", *tensor.shape)
         + extra
     )
-    payload = memoryview(tensor.payload)
-    writer.write(_prefix(KIND_TENSOR, len(header), payload.nbytes) + header)
-    if payload.nbytes:
+    payload = memoryview(tensor.payload).cast("B")
+    head = _prefix(KIND_TENSOR, len(header), payload.nbytes) + header
+    if payload.nbytes < _JOIN_MAX:  # one small write: the copy costs less than a syscall
+        writer.write(head + payload)
+    elif _gathers(writer):  # one gathering write (writev), no copy
+        writer.writelines((head, payload))
+    else:
+        writer.write(head)
         writer.write(payload)
     return _PREFIX.size + len(header) + payload.nbytes
+
+
+def _gathers(writer: asyncio.StreamWriter) -> bool:
+    """Whether ``writer.writelines`` sends its buffers without joining them.
+
+    uvloop and Python 3.12+'s own transports do; Python 3.10/3.11's join them
+    into one new bytes object (a copy of the payload).
+    """
+    return sys.version_info >= (3, 12) or type(writer.transport).__module__.startswith(
+        "uvloop")
 
 
 def _truncated(exc: asyncio.IncompleteReadError, n: int, what: str) -> ProtocolError:

@@ -61,6 +61,7 @@ class WorkerProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._log,
                                      stdin=subprocess.DEVNULL, env=env)
+        self.loop: str | None = None  # the worker's event loop, as it announced it
         self.host, self.port = self._await_announcement(startup_timeout)
 
     @property
@@ -87,6 +88,7 @@ class WorkerProcess:
             message = event.get("message") or line or "no announcement"
             raise ToolkitError(f"worker {self.argv[2]} failed to start: {message}; "
                                f"see {self.log_path}")
+        self.loop = event.get("loop")
         return str(event["host"]), int(event["port"])
 
     def alive(self) -> bool:

@@ -13,6 +13,9 @@ payload costs one kernel-to-user copy, as with a raw ``recv_into``, instead of
 three copies (kernel to chunk, chunk to stream buffer, buffer to result) and a
 task wake-up per 256 KiB chunk with a plain StreamReader.
 
+It works on asyncio's own event loop and on uvloop (which the workers run where
+it is installed, see :mod:`toolkit.aio`).
+
 Both kinds of reader work with :func:`~toolkit.runtime.framing.read_frame`; this
 one is only faster. As with ``readexactly``, a cancelled ``readinto_exactly``
 leaves the stream in the middle of a frame: close the connection.
@@ -107,8 +110,28 @@ class FrameReader(asyncio.StreamReader):
             self._wakeup_waiter()
 
 
-class _FrameProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
-    """StreamReaderProtocol whose transport reads into the reader's target buffer."""
+class _FrameProtocol(asyncio.BufferedProtocol):
+    """The transport's protocol: receives into the reader's target buffer.
+
+    It wraps an :class:`asyncio.StreamReaderProtocol` (which the StreamWriter
+    and the server's callback see) instead of subclassing it, because an event
+    loop may treat any :class:`asyncio.Protocol` subclass as a plain protocol:
+    uvloop then calls ``data_received`` and never ``get_buffer``.
+    """
+
+    def __init__(self, reader: FrameReader, client_connected_cb: Any = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.stream = asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+        self._reader = reader
+        self._staging = memoryview(bytearray(_STAGING))
+        self._last_target = False
+        self._loop = loop or asyncio.get_event_loop()
+        # uvloop keeps reading while the socket has data (up to 32 reads) before a
+        # woken task runs: without a pause, a payload would land in the staging
+        # buffer and be copied twice instead of arriving in the caller's buffer
+        self._greedy = type(self._loop).__module__.startswith("uvloop")
+        self._transport: asyncio.Transport | None = None
+        self._held = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = transport.get_extra_info("socket")
@@ -116,28 +139,44 @@ class _FrameProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
             # frames are whole messages: send each at once (no Nagle delay)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
+        self._transport = transport  # type: ignore[assignment]
+        self.stream.connection_made(transport)
 
-    def __init__(self, reader: FrameReader, client_connected_cb: Any = None,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
-        super().__init__(reader, client_connected_cb, loop=loop)
-        self._staging = memoryview(bytearray(_STAGING))
-        self._last_target = False
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stream.connection_lost(exc)
+
+    def eof_received(self) -> bool:
+        return bool(self.stream.eof_received())
+
+    def pause_writing(self) -> None:
+        self.stream.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.stream.resume_writing()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        reader = self._stream_reader
-        target = reader._target if reader is not None else None
+        target = self._reader._target
         self._last_target = target is not None
         return target if target is not None else self._staging
 
     def buffer_updated(self, nbytes: int) -> None:
-        reader = self._stream_reader
-        if reader is None:
-            return
         if self._last_target:
-            reader._target_filled(nbytes)
-        else:
-            reader.feed_data(self._staging[:nbytes])
+            self._reader._target_filled(nbytes)
+            return
+        wakes = self._reader._waiter is not None
+        self._reader.feed_data(self._staging[:nbytes])
+        if wakes and self._greedy and nbytes == len(self._staging) and not self._held:
+            # more is waiting (libuv reads on only after a full buffer): let the woken
+            # task run, and maybe set a target, before reading on
+            self._held = True
+            self._transport.pause_reading()
+            self._loop.call_soon(self._release)
+
+    def _release(self) -> None:
+        self._held = False
+        transport = self._transport
+        if transport is not None and not transport.is_closing() and not self._reader._paused:
+            transport.resume_reading()
 
 
 async def open_connection(
@@ -148,7 +187,7 @@ async def open_connection(
     reader = FrameReader(limit=limit, loop=loop)
     protocol = _FrameProtocol(reader, loop=loop)
     transport, _ = await loop.create_connection(lambda: protocol, host, port, **kwds)
-    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, asyncio.StreamWriter(transport, protocol.stream, reader, loop)
 
 
 async def start_server(

@@ -2,7 +2,8 @@
 
 A worker is a long-lived OS process that loads its model once, listens on TCP
 and answers frames. It announces itself with one JSON line on stdout,
-``{"event": "listening", "host": ..., "port": ..., "pid": ...}``, logs to
+``{"event": "listening", "host": ..., "port": ..., "pid": ..., "loop": ...}``
+(``loop``: the event loop it runs, ``uvloop`` or ``asyncio``), logs to
 stderr, and stops cleanly on SIGTERM or SIGINT -- or by itself when the local
 process that started it is gone. A connection that breaks the
 protocol is logged with its reason and closed; the worker keeps serving.
@@ -20,8 +21,10 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from toolkit.aio import run, running_loop
 from toolkit.errors import ProtocolError, ToolkitError
 from toolkit.runtime import streams
+from toolkit.runtime.allocator import keep_freed_memory
 
 __all__ = ["add_model_arguments", "load_split_model", "serve"]
 
@@ -80,7 +83,7 @@ async def serve(role: str, handler: Handler, host: str, port: int) -> None:
     )
     sock = server.sockets[0].getsockname()
     print(json.dumps({"event": "listening", "role": role, "host": sock[0], "port": sock[1],
-                      "pid": os.getpid()}), flush=True)
+                      "pid": os.getpid(), "loop": running_loop()}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,14 +109,21 @@ async def _watch_parent(pid: int, stop: asyncio.Event, period_s: float = 0.5) ->
 
 
 def run_worker(role: str, main: Callable[[], Awaitable[None]]) -> int:
-    """Run a worker's async main with logging set up; exit status for ``sys.exit``."""
+    """Run a worker's async main with logging set up; exit status for ``sys.exit``.
+
+    The event loop is uvloop where it is installed, else asyncio's own
+    (``DYNASPLIT_LOOP`` forces one, see :func:`toolkit.aio.event_loop`), and
+    freed tensor buffers stay in the process
+    (:func:`~toolkit.runtime.allocator.keep_freed_memory`).
+    """
+    keep_freed_memory()
     logging.basicConfig(
         level=os.environ.get("DYNASPLIT_LOG", "INFO"),
         format=f"%(asctime)s {role}[%(process)d] %(levelname)s %(message)s",
         stream=sys.stderr,
     )
     try:
-        asyncio.run(main())
+        run(main())
     except ToolkitError as exc:
         print(json.dumps({"event": "error", "message": str(exc)}), flush=True)
         log.error("%s", exc)
