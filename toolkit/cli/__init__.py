@@ -51,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in TENSORFLOW_COMMANDS:
-        import_tensorflow()
+    if args.command in TENSORFLOW_COMMANDS and not getattr(args, "dry_run", False):
+        import_tensorflow()       # a dry run (schedule --dry-run) loads no model
     try:
         status = args.func(args)
     except ToolkitError as exc:
