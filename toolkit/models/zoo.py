@@ -4,6 +4,9 @@
 * ``vgg16``, ``resnet50``, ``mobilenetv2``: ``keras.applications`` architectures
   built with ``weights=None`` (nothing can be downloaded), or with a local
   weights file.
+* ``vit-b16``: DynaSplit's ViT-B/16 (see :mod:`toolkit.models.vit`), with a
+  choice of GELU (``gelu=exact|tanh|igelu``), built with ``weights=None`` from a
+  seed or with a local weights file; any input size that is a multiple of 16.
 * a path to a ``.keras`` file.
 """
 
@@ -24,7 +27,8 @@ APPLICATIONS = {
     "resnet50": "ResNet50",
     "mobilenetv2": "MobileNetV2",
 }
-MODEL_NAMES: tuple[str, ...] = ("digits-cnn", *APPLICATIONS)
+VIT_MODELS = ("vit-b16",)
+MODEL_NAMES: tuple[str, ...] = ("digits-cnn", *APPLICATIONS, *VIT_MODELS)
 DEFAULT_INPUT_SIZE = 224
 
 
@@ -34,6 +38,7 @@ def load_model(
     input_size: int | None = None,
     weights: str | os.PathLike | None = None,
     seed: int = 0,
+    gelu: str = "exact",
 ) -> keras.Model:
     """Load a model by name or ``.keras`` path.
 
@@ -46,6 +51,8 @@ def load_model(
             seed (Keras' global seed is set before building), so that every
             process -- controller, edge worker, cloud worker -- builds the very
             same weights.
+        gelu: GELU variant of ``vit-b16`` (``exact``, ``tanh`` or ``igelu``);
+            ignored by the other models.
 
     Raises:
         ToolkitError: unknown name, missing or unreadable file.
@@ -56,14 +63,24 @@ def load_model(
             DIGITS_MODEL_PATH,
             hint="the trained digits model is missing; run `dynasplit train-digits`",
         )
-    if name_str in APPLICATIONS:
+    if name_str in APPLICATIONS or name_str in VIT_MODELS:
         size = input_size or DEFAULT_INPUT_SIZE
-        if size < 32:
-            raise ToolkitError(f"input size {size} is too small for {name_str}; use 32 or more")
-        builder = getattr(keras.applications, APPLICATIONS[name_str])
+        if name_str in VIT_MODELS:
+            from toolkit.models.vit import build_vit_b16
+
+            def builder():
+                return build_vit_b16(size, gelu)
+        else:
+            if size < 32:
+                raise ToolkitError(
+                    f"input size {size} is too small for {name_str}; use 32 or more")
+            app = getattr(keras.applications, APPLICATIONS[name_str])
+
+            def builder():
+                return app(weights=None, input_shape=(size, size, 3))
         if weights is None:
             keras.utils.set_random_seed(seed)
-        model = builder(weights=None, input_shape=(size, size, 3))
+        model = builder()
         if weights is not None:
             try:
                 model.load_weights(weights)
