@@ -7,6 +7,10 @@
 * ``vit-b16``: DynaSplit's ViT-B/16 (see :mod:`toolkit.models.vit`), with a
   choice of GELU (``gelu=exact|tanh|igelu``), built with ``weights=None`` from a
   seed or with a local weights file; any input size that is a multiple of 16.
+  The GELU variant changes what the model computes, so it is part of the
+  model's name wherever a name travels (configurations, cubes, workers):
+  ``vit-b16`` is exact GELU, ``vit-b16:tanh`` and ``vit-b16:igelu`` the others
+  (:func:`model_name` spells it; the CLI's ``--gelu`` does the same).
 * a path to a ``.keras`` file.
 """
 
@@ -20,7 +24,7 @@ import keras
 from toolkit.errors import ToolkitError, choices
 from toolkit.models.digits import DIGITS_MODEL_PATH
 
-__all__ = ["APPLICATIONS", "MODEL_NAMES", "load_model"]
+__all__ = ["APPLICATIONS", "MODEL_NAMES", "load_model", "model_name"]
 
 APPLICATIONS = {
     "vgg16": "VGG16",
@@ -32,13 +36,43 @@ MODEL_NAMES: tuple[str, ...] = ("digits-cnn", *APPLICATIONS, *VIT_MODELS)
 DEFAULT_INPUT_SIZE = 224
 
 
+def _split_variant(name: str) -> tuple[str, str | None]:
+    """``"vit-b16:igelu"`` -> ``("vit-b16", "igelu")``; other names unchanged."""
+    base, sep, variant = name.partition(":")
+    if sep and base in VIT_MODELS:
+        return base, variant
+    return name, None
+
+
+def model_name(name: str | os.PathLike, gelu: str | None = None) -> str:
+    """The name a model travels under: ``vit-b16`` with a GELU variant other than
+    ``exact`` becomes ``vit-b16:<variant>``; other names are returned unchanged.
+
+    Raises:
+        ToolkitError: a GELU variant for a model that has none, or an unknown one.
+    """
+    from toolkit.models.vit import GELU_VARIANTS
+
+    text = str(name)
+    base, variant = _split_variant(text)
+    if gelu is None:
+        return text
+    if base not in VIT_MODELS:
+        raise ToolkitError(f"--gelu applies to {choices(VIT_MODELS)} only, not {text!r}")
+    if variant is not None and variant != gelu:
+        raise ToolkitError(f"model {text!r} already names GELU {variant!r}; drop --gelu {gelu}")
+    if gelu not in GELU_VARIANTS:
+        raise ToolkitError(f"unknown GELU variant {gelu!r}; valid: {choices(GELU_VARIANTS)}")
+    return base if gelu == "exact" else f"{base}:{gelu}"
+
+
 def load_model(
     name: str | os.PathLike,
     *,
     input_size: int | None = None,
     weights: str | os.PathLike | None = None,
     seed: int = 0,
-    gelu: str = "exact",
+    gelu: str | None = None,
 ) -> keras.Model:
     """Load a model by name or ``.keras`` path.
 
@@ -51,13 +85,14 @@ def load_model(
             seed (Keras' global seed is set before building), so that every
             process -- controller, edge worker, cloud worker -- builds the very
             same weights.
-        gelu: GELU variant of ``vit-b16`` (``exact``, ``tanh`` or ``igelu``);
-            ignored by the other models.
+        gelu: GELU variant of ``vit-b16`` (``exact``, ``tanh`` or ``igelu``;
+            default exact, or the variant the name carries, e.g.
+            ``vit-b16:igelu``).
 
     Raises:
         ToolkitError: unknown name, missing or unreadable file.
     """
-    name_str = str(name)
+    name_str, variant = _split_variant(model_name(name, gelu))
     if name_str == "digits-cnn":
         return _load_file(
             DIGITS_MODEL_PATH,
@@ -69,7 +104,7 @@ def load_model(
             from toolkit.models.vit import build_vit_b16
 
             def builder():
-                return build_vit_b16(size, gelu)
+                return build_vit_b16(size, variant or "exact")
         else:
             if size < 32:
                 raise ToolkitError(
