@@ -1,8 +1,9 @@
 """Multiply-accumulate counts per layer call.
 
-Counted: convolutions (``Conv1D/2D/3D`` and transposed, depthwise, separable)
+Counted: convolutions (``Conv1D/2D/3D`` and transposed, depthwise, separable),
 ``Dense`` and ``MultiHeadAttention`` (projections and both attention products,
-with keys as long as the queries: self-attention); a nested model counts as the sum of its layers. Element-wise
+with keys as long as the queries: self-attention); a nested model counts as the
+sum of its layers. Element-wise
 layers (activations, batch normalisation, pooling, additions) count 0: they are
 memory-bound and small next to the convolutions, and excluding them keeps the
 figure comparable with the literature's MAC counts.
