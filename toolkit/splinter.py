@@ -45,6 +45,7 @@ import xarray as xr
 from toolkit.cube import cube_from_runs
 from toolkit.errors import ToolkitError, choices
 from toolkit.fileio import numeric_column, read_table
+from toolkit.trace import NETWORK_MODELS
 
 __all__ = [
     "CLOUD_ACCEL_MAP",
@@ -325,9 +326,6 @@ def experiment_table(df: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-#: their file-name model tags -> toolkit model names
-_MODEL_TAGS = {"vit": "vit-b16", "vit_b16": "vit-b16", "vitb16": "vit-b16"}
-
 
 def experiment_model(path: str | os.PathLike) -> str:
     """The model of an ``experiment_progress_<model>.csv``, from its file name.
@@ -342,7 +340,7 @@ def experiment_model(path: str | os.PathLike) -> str:
             f"cannot tell the model from the file name {Path(path).name!r} (expected "
             "experiment_progress_<model>.csv); pass --model NAME")
     tag = stem[len(prefix):].lower()
-    return _MODEL_TAGS.get(tag, tag)
+    return NETWORK_MODELS.get(tag, tag)
 
 
 def _finite(value: float) -> float | None:
