@@ -2,8 +2,8 @@
 
 DynaSplit's ViT pool is not in the shared data, so the pool here is *derived*
 from their VGG16 pool: the accuracy column is dropped, the columns are put in the
-ViT pool's order, and the VGG16 layers 0-19 and 22 (all edge) become ViT layers
-0-19 (their layers 20 and 21 are left out). Everything downstream must then work
+ViT pool's order, and the VGG16 layers 0-18 and 22 (all edge) become ViT layers
+0-19 (their layers 19-21 are left out). Everything downstream must then work
 on latency x energy.
 """
 
@@ -36,7 +36,7 @@ def chain(splinter_dir, tmp_path_factory):
     """The derived pool, imported, optimised and exported through the CLI."""
     out = tmp_path_factory.mktemp("vit")
     vgg = pd.read_csv(splinter_dir / "simulation_pool_vgg16.csv")
-    vit = vgg[~vgg["layer"].isin([20, 21])].drop(columns=["accuracy"])
+    vit = vgg[~vgg["layer"].isin([19, 20, 21])].drop(columns=["accuracy"])
     vit.loc[vit["layer"] == 22, "layer"] = 19
     pool = out / "simulation_pool_vit.csv"
     vit[VIT_COLUMNS].to_csv(pool, index=False)
@@ -109,3 +109,24 @@ def test_exported_scheduler_dry_run(chain):
     assert {o["config"]["model"] for o in done} == {"vit-b16"}
     energy = {o["deadline_ms"]: o["energy_j"] for o in done}
     assert energy[10000.0] < energy[120.0]  # a loose threshold lets it save energy
+
+
+def test_panels_and_plots_work_on_latency_and_energy(chain):
+    import matplotlib.pyplot as plt
+
+    from toolkit.plots import pareto_front_2d, pareto_pairs
+    from toolkit.widgets import OptimizerPanel, TradeoffExplorer
+
+    cube = open_cube(chain["cube"])
+    panel = OptimizerPanel(cube, budget=0.1, seed=1)
+    panel.run_button.click()
+    assert dict(panel.result.objectives) == TWO
+    assert "objectives latency_ms, energy_j;" in panel.widget.children[0].value
+    assert 0.5 < panel.result.hypervolume / panel.exhaustive_hypervolume <= 1.0
+    explorer = TradeoffExplorer(cube, threshold=500.0)
+    assert "accuracy" not in explorer.x.options and explorer.colour.value == "none"
+    pairs = pareto_pairs(cube)
+    assert len(pairs.axes) == 1 and "latency and energy" in pairs._suptitle.get_text()
+    front = pareto_front_2d(cube)
+    assert len(front.axes) == 1  # no accuracy colour bar
+    plt.close("all")
