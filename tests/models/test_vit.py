@@ -166,3 +166,15 @@ def test_cli_lists_the_cuts(capsys):
                  "encoderblock_2_attention"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "valid cut points" in err[0]
+
+
+def test_a_saved_vit_file_loads_by_path(tmp_path):
+    """What the SSH testbed ships: the controller's model as a .keras file."""
+    from toolkit.models.vit import build_vit_b16
+
+    small = build_vit_b16(16, "igelu")  # one token + the class token: the smallest input
+    path = tmp_path / "vit-b16:igelu-16.keras"
+    small.save(path)
+    again = load_model(path)
+    x = np.random.default_rng(1).random((1, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(again(x).numpy(), small(x).numpy(), atol=1e-6)

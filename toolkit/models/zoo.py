@@ -39,7 +39,7 @@ DEFAULT_INPUT_SIZE = 224
 def _split_variant(name: str) -> tuple[str, str | None]:
     """``"vit-b16:igelu"`` -> ``("vit-b16", "igelu")``; other names unchanged."""
     base, sep, variant = name.partition(":")
-    if sep and base in VIT_MODELS:
+    if sep and base in VIT_MODELS and not name.endswith(".keras"):
         return base, variant
     return name, None
 
@@ -135,6 +135,8 @@ def load_model(
 def _load_file(path: Path, hint: str = "") -> keras.Model:
     if not path.is_file():
         raise ToolkitError(f"model file {path} does not exist" + (f"; {hint}" if hint else ""))
+    import toolkit.models.vit  # noqa: F401  (registers ViT's layers and activations)
+
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:
