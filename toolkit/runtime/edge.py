@@ -257,7 +257,8 @@ class EdgeWorker:
 async def _amain(args: argparse.Namespace) -> None:
     split_model = load_split_model(args)
     x_calib, x_eval = eval_inputs(split_model.model)
-    worker = EdgeWorker(StageCache(split_model, x_calib, threads=args.threads), x_eval)
+    worker = EdgeWorker(StageCache(split_model, x_calib, threads=args.threads,
+                                   edgetpu_dir=args.edgetpu_dir), x_eval)
     try:
         await serve("edge", worker.handle, args.host, args.port)
     finally:
