@@ -178,3 +178,13 @@ def test_a_saved_vit_file_loads_by_path(tmp_path):
     again = load_model(path)
     x = np.random.default_rng(1).random((1, 16, 16, 3)).astype("float32")
     np.testing.assert_allclose(again(x).numpy(), small(x).numpy(), atol=1e-6)
+
+
+def test_imagenet_weights_are_refused_clearly_where_there_are_none():
+    with pytest.raises(ToolkitError, match="vit-b16 has no Keras ImageNet weights; pass "
+                                           "--weights FILE"):
+        load_model("vit-b16", input_size=SIZE, weights="imagenet")
+    # checked before any download: the weights fit 224 only
+    with pytest.raises(ToolkitError, match=r"cannot use Keras' ImageNet weights for vgg16: .*"
+                                           r"\(224, 224, 3\)"):
+        load_model("vgg16", input_size=SIZE, weights="imagenet")

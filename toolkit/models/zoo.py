@@ -80,7 +80,10 @@ def load_model(
         name: one of :data:`MODEL_NAMES` or a path to a ``.keras`` file.
         input_size: square input size for the ``keras.applications`` models
             (default 224; at least 32).
-        weights: optional local weights file for the ``keras.applications`` models.
+        weights: optional local weights file, or ``"imagenet"``: Keras' own
+            ImageNet weights of the ``keras.applications`` models, where the
+            machine can download them (a clear error offline; ``vit-b16`` has
+            none).
         seed: without a weights file, the architectures are initialised from this
             seed (Keras' global seed is set before building), so that every
             process -- controller, edge worker, cloud worker -- builds the very
@@ -113,6 +116,8 @@ def load_model(
 
             def builder():
                 return app(weights=None, input_shape=(size, size, 3))
+        if str(weights) == "imagenet":
+            return _imagenet(name_str, size)
         if weights is None:
             keras.utils.set_random_seed(seed)
         model = builder()
@@ -130,6 +135,23 @@ def load_model(
     raise ToolkitError(
         f"unknown model {name_str!r}; valid: {choices(MODEL_NAMES)}, or a path to a .keras file"
     )
+
+
+def _imagenet(name: str, size: int) -> keras.Model:
+    """A ``keras.applications`` model with Keras' ImageNet weights (downloaded once)."""
+    if name not in APPLICATIONS:
+        raise ToolkitError(f"{name} has no Keras ImageNet weights; pass --weights FILE "
+                           "(a local weights file)")
+    builder = getattr(keras.applications, APPLICATIONS[name])
+    try:
+        return builder(weights="imagenet", input_shape=(size, size, 3))
+    except ValueError as exc:  # e.g. an input size the weights do not fit
+        reason = str(exc).strip().splitlines()[0]
+        raise ToolkitError(f"cannot use Keras' ImageNet weights for {name}: {reason}") from None
+    except Exception as exc:  # the download: offline, proxy, disk
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ToolkitError(f"cannot download Keras' ImageNet weights for {name} ({reason}); "
+                           "offline? pass --weights FILE with a local weights file") from None
 
 
 def _load_file(path: Path, hint: str = "") -> keras.Model:
