@@ -168,16 +168,26 @@ def test_cli_lists_the_cuts(capsys):
     assert len(err) == 1 and "valid cut points" in err[0]
 
 
-def test_a_saved_vit_file_loads_by_path(tmp_path):
-    """What the SSH testbed ships: the controller's model as a .keras file."""
-    from toolkit.models.vit import build_vit_b16
+def test_a_saved_vit_file_loads_by_path_in_a_fresh_process(tmp_path):
+    """What the SSH testbed ships: the controller's model as a .keras file, loaded by
+    a worker that has not imported the ViT module (a small graph of ViT's layers)."""
+    import subprocess
+    import sys
 
-    small = build_vit_b16(16, "igelu")  # one token + the class token: the smallest input
+    inp = keras.Input((4, 8))
+    x = ClassToken(name="class_token")(inp)
+    x = AddPositionEmbs(name="posembed_input")(x)
+    x = keras.layers.Activation(igelu, name="gelu")(x)
+    model = keras.Model(inp, ExtractToken(name="extract_token")(x))
     path = tmp_path / "vit-b16:igelu-16.keras"
-    small.save(path)
-    again = load_model(path)
-    x = np.random.default_rng(1).random((1, 16, 16, 3)).astype("float32")
-    np.testing.assert_allclose(again(x).numpy(), small(x).numpy(), atol=1e-6)
+    model.save(path)
+    x = np.random.default_rng(1).normal(size=(1, 4, 8)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    code = ("import numpy as np, sys; from toolkit.models.zoo import load_model; "
+            "m = load_model(sys.argv[1]); np.save(sys.argv[2], m(np.load(sys.argv[3])))")
+    subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "y.npy"),
+                    str(tmp_path / "x.npy")], check=True, timeout=120, capture_output=True)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model(x).numpy(), atol=1e-6)
 
 
 def test_imagenet_weights_are_refused_clearly_where_there_are_none():
