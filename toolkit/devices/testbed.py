@@ -89,6 +89,8 @@ class Testbed(BlockingLifecycle, abc.ABC):
     name: str = "testbed"
     #: input size of ``keras.applications`` models (None: their default)
     input_size: int | None = None
+    #: image folder of the evaluation samples and their real labels (None: built-in)
+    data: str | None = None
 
     def __init__(self, edge_profile: DeviceProfile, cloud_profile: DeviceProfile,
                  edge_meter: Meter | None = None, cloud_meter: Meter | None = None) -> None:
@@ -182,6 +184,12 @@ class Testbed(BlockingLifecycle, abc.ABC):
         """
         from toolkit.models.data import eval_inputs, reference_labels
 
+        if model not in self._labels and self.data:
+            from toolkit.models.data import folder_data
+
+            sm = await self.split_model_for(model)
+            found = folder_data(self.data, sm.model, model)
+            self._labels[model] = (found.y_eval, found.label_source)
         if model not in self._labels:
             sm = await self.split_model_for(model)
             _, x_eval = eval_inputs(sm.model)
