@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from toolkit.cli import main
 from toolkit.cube import open_cube
 from toolkit.models.digits import load_digits_data
+
+
+def _png(path, x):
+    """An 8x8 greyscale PNG of a digit (pixels 0..1)."""
+    import tensorflow as tf
+
+    path.write_bytes(tf.io.encode_png(np.rint(x * 255).astype(np.uint8)).numpy())
 
 
 def _write(root, relabel):
@@ -16,8 +22,7 @@ def _write(root, relabel):
     for i, (x, y) in enumerate(zip(digits.x_test[:60], digits.y_test[:60], strict=True)):
         folder = root / f"class_{relabel(int(y))}"
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.rint(x[..., 0] * 255).astype(np.uint8), mode="L").save(
-            folder / f"{i:03d}.png")
+        _png(folder / f"{i:03d}.png", x)
 
 
 @pytest.mark.slow  # starts the local testbed's workers

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from toolkit.errors import ToolkitError
 from toolkit.models import SplitModel, accuracy_table, eval_data, folder_data, load_model
 from toolkit.models.data import preprocess
 from toolkit.models.digits import load_digits_data
+
+
+def _png(path, x):
+    """An 8x8 greyscale PNG of a digit (pixels 0..1)."""
+    import tensorflow as tf
+
+    path.write_bytes(tf.io.encode_png(np.rint(x * 255).astype(np.uint8)).numpy())
 
 
 def _write_digits(root):
@@ -18,8 +24,7 @@ def _write_digits(root):
     for i, (x, y) in enumerate(zip(digits.x_test, digits.y_test, strict=True)):
         folder = root / str(int(y))
         folder.mkdir(parents=True, exist_ok=True)
-        pixels = np.rint(x[..., 0] * 255).astype(np.uint8)
-        Image.fromarray(pixels, mode="L").save(folder / f"{i:04d}.png")
+        _png(folder / f"{i:04d}.png", x)
     return digits
 
 
