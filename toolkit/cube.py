@@ -52,6 +52,7 @@ __all__ = [
     "cube_from_runs",
     "cube_info",
     "format_cube_info",
+    "has_objective_data",
     "merge_cubes",
     "open_cube",
     "pareto_configs",
@@ -513,6 +514,19 @@ def _plain(value: Any) -> Any:
 # --------------------------------------------------------------------------- Pareto front
 
 
+def has_objective_data(cube: xr.Dataset, name: str) -> bool:
+    """Whether ``name`` can serve as an objective on ``cube``.
+
+    It must be a variable with at least one value, and not a constant declared
+    at import (``accuracy_mode = "constant"``: DynaSplit's ViT pool has one
+    accuracy for every configuration, which ranks nothing). A cube without
+    accuracy therefore optimises latency x energy.
+    """
+    if name == "accuracy" and cube.attrs.get("accuracy_mode") == "constant":
+        return False
+    return name in cube.data_vars and bool(cube[name].notnull().any())
+
+
 def _objectives(cube: xr.Dataset, objectives: Mapping[str, str]) -> dict[str, str]:
     """The objectives usable on this cube: known, present and not all NaN."""
     if not isinstance(objectives, Mapping):
@@ -527,7 +541,7 @@ def _objectives(cube: xr.Dataset, objectives: Mapping[str, str]) -> dict[str, st
             raise ToolkitError(
                 f"unknown objective {name!r}; valid: {choices(_run_variables(cube) or VARIABLES)}"
             )
-        if name in cube.data_vars and bool(cube[name].notnull().any()):
+        if has_objective_data(cube, name):
             used[name] = sense
     return used
 

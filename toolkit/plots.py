@@ -12,6 +12,8 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 
+from toolkit.errors import ToolkitError
+
 __all__ = [
     "OBJECTIVE_LABELS",
     "config_means",
@@ -184,19 +186,29 @@ def pareto_pairs(data: xr.Dataset | pd.DataFrame,
     """The 3-objective Pareto front seen pairwise: one panel per pair of objectives.
 
     Grey points are all configurations, red ones the configurations that are
-    non-dominated in all three objectives.
+    non-dominated in all the objectives. An objective the data lacks (a cube
+    without accuracy, or with a constant one: DynaSplit's ViT pool) is left
+    out, so a two-objective cube gives one latency x energy panel.
     """
-    df = config_means(data).dropna(subset=list(objectives))
+    from toolkit.cube import has_objective_data
+
+    means = config_means(data)
+    objectives = tuple(o for o in objectives if o in means and means[o].notna().any()
+                       and (not isinstance(data, xr.Dataset) or has_objective_data(data, o)))
+    if len(objectives) < 2:
+        raise ToolkitError("pareto_pairs needs at least two objectives with data; "
+                           f"this data has {', '.join(objectives) or 'none'}")
+    df = means.dropna(subset=list(objectives))
     source = _source_of(data, energy_source)
     on_front = _front_mask(df, list(objectives))
-    pairs = [(objectives[0], objectives[1]), (objectives[0], objectives[2]),
-             (objectives[1], objectives[2])]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1:]]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 4.8), squeeze=False)
+    axes = axes[0]
     for ax, (a, b) in zip(axes, pairs, strict=True):
         ax.scatter(df.loc[~on_front, a], df.loc[~on_front, b], s=18, color="0.7",
                    label="dominated")
         ax.scatter(df.loc[on_front, a], df.loc[on_front, b], s=40, color="tab:red",
-                   label=f"3-objective front ({int(on_front.sum())})")
+                   label=f"{len(objectives)}-objective front ({int(on_front.sum())})")
         ax.set_xlabel(_axis_label(a, source))
         ax.set_ylabel(_axis_label(b, source))
         if log_energy and a == "energy_j":
@@ -204,7 +216,10 @@ def pareto_pairs(data: xr.Dataset | pd.DataFrame,
         if log_energy and b == "energy_j":
             ax.set_yscale("log")
     axes[0].legend(loc="best", fontsize="small")
-    fig.suptitle("Pareto front of latency, energy and accuracy, pairwise")
+    names = {"latency_ms": "latency", "energy_j": "energy", "accuracy": "accuracy"}
+    shown = [names.get(o, o) for o in objectives]
+    fig.suptitle(f"Pareto front of {', '.join(shown[:-1])} and {shown[-1]}"
+                 + (", pairwise" if len(pairs) > 1 else ""))
     fig.tight_layout()
     return fig
 

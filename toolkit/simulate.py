@@ -13,7 +13,10 @@ Strategies (see ``docs/online.md``):
 - ``edge``: everything on the edge (the last split), highest frequency, fastest
   edge accelerator;
 - ``static-energy`` / ``static-latency``: the configuration of least mean
-  energy / latency in the whole cube, for every request;
+  energy / latency among the policy's candidates (the optimizer's front, as
+  DynaSplit takes its static baselines), for every request;
+- ``static-energy-space`` / ``static-latency-space``: the same over the whole
+  cube (every measured configuration);
 - ``dynasplit``: DynaSplit's rule on the policy's candidates;
 - ``policy``: the policy's own rule (tail target, accuracy floor,
   reconfiguration awareness as exported);
@@ -60,6 +63,7 @@ SIMULATION_SCHEMA = "dynasplit.simulation/1"
 
 #: strategies every replay scores, in report order
 STRATEGIES: tuple[str, ...] = ("cloud", "edge", "static-energy", "static-latency",
+                               "static-energy-space", "static-latency-space",
                                "dynasplit", "policy", "oracle")
 
 
@@ -298,8 +302,7 @@ def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
         fixed = _fixed(runs, split, notes, name)
         if fixed is not None:
             picks[name] = np.full(n, fixed)
-    picks["static-energy"] = np.full(n, int(np.lexsort((c.mean_ms, c.energy_j))[0]))
-    picks["static-latency"] = np.full(n, int(np.lexsort((c.energy_j, c.mean_ms))[0]))
+    picks.update(_static(c, to_cube, n))
     plain = policy.with_rule(name="dynasplit", accuracy_floor=None, reconfiguration=False)
     picks["dynasplit"] = to_cube[plain.selector.choose_many(thresholds)]
     if policy.rule["reconfiguration"]:
@@ -338,6 +341,21 @@ def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
         options["notes"] = notes
     return Simulation(pd.concat(frames, ignore_index=True), runs.configs, seed,
                       policy.energy_source, options, c.mean_ms.copy())
+
+
+def _static(c: Candidates, front: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """The static baselines: least mean energy / latency on the front (the
+    policy's candidates, cube indices ``front``) and over the whole cube."""
+    def best(first: np.ndarray, then: np.ndarray, among: np.ndarray) -> np.ndarray:
+        return np.full(n, int(among[np.lexsort((then[among], first[among]))[0]]))
+
+    everything = np.arange(len(c.energy_j))
+    return {
+        "static-energy": best(c.energy_j, c.mean_ms, front),
+        "static-latency": best(c.mean_ms, c.energy_j, front),
+        "static-energy-space": best(c.energy_j, c.mean_ms, everything),
+        "static-latency-space": best(c.mean_ms, c.energy_j, everything),
+    }
 
 
 def _met_probability(runs: _Runs, pick: np.ndarray, budget_ms: np.ndarray,

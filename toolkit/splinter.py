@@ -10,9 +10,20 @@ measurements as CSV files (see ``docs/cube.md``):
   table and :func:`experiment_table` into their per-strategy result table.
 
 Names are mapped to the canonical ones: ``layer``→``split``,
-``cpu-freq``→``cpu_freq``, edge accelerator ``off``/``std``/``max`` →
-``none``/``tpu-std``/``tpu-max``, server accelerator ``True``/``False`` →
-``gpu``/``none``.
+``cpu-freq``→``cpu_freq``, edge accelerator ``std``/``max`` →
+``tpu-std``/``tpu-max``, server accelerator ``True``/``False`` →
+``gpu``/``none``. Their "TPU off" still runs a full-int8 TFLite head on the Pi's
+CPU, calibrated on ImageNet images: edge accelerator ``off`` is ``int8`` at every
+split above 0, and ``none`` at split 0 (no head).
+
+Their split index ``layer`` is the toolkit's split for VGG16. For ViT-B/16
+(``--model vit-b16``) their ``layer`` 0-19 counts the layers of the
+``vit_keras`` model, while the toolkit finds one more cut per encoder block
+(after the attention's residual add); :data:`SPLIT_MAPS` holds the mapping
+(``docs/cube.md`` shows it as a table). Their ViT pool has no ``accuracy``
+column (accuracy does not vary there): such a pool gives a cube without an
+``accuracy`` variable, or a constant one (``accuracy=VALUE``); the cube's
+``accuracy_mode`` attribute says which (``measured``, ``absent``, ``constant``).
 
 Their energy figures: ``energy`` is exactly ``avg energy edge (J)`` + ``avg
 energy cloud (J)`` (to 1e-14 J over the whole pool). ``avg energy cloud (J)`` is
@@ -34,6 +45,7 @@ import xarray as xr
 from toolkit.cube import cube_from_runs
 from toolkit.errors import ToolkitError, choices
 from toolkit.fileio import numeric_column, read_table
+from toolkit.trace import NETWORK_MODELS
 
 __all__ = [
     "CLOUD_ACCEL_MAP",
@@ -41,13 +53,19 @@ __all__ = [
     "ENERGY_SOURCE",
     "POOL_VARIABLES",
     "SAMPLES_PER_RUN",
+    "SPLIT_MAPS",
+    "VIT_LAYER_NAMES",
+    "edge_accel_of",
+    "experiment_model",
+    "experiment_summary",
     "experiment_table",
     "read_experiment",
     "read_pool",
 ]
 
-#: DynaSplit edge-accelerator value -> canonical ``edge_accel``
-EDGE_ACCEL_MAP: dict[str, str] = {"off": "none", "std": "tpu-std", "max": "tpu-max"}
+#: DynaSplit edge-accelerator value -> canonical ``edge_accel`` (``off`` is
+#: ``int8`` above split 0: see :func:`edge_accel_of`)
+EDGE_ACCEL_MAP: dict[str, str] = {"off": "int8", "std": "tpu-std", "max": "tpu-max"}
 #: DynaSplit server-accelerator value -> canonical ``cloud_accel``
 CLOUD_ACCEL_MAP: dict[str, str] = {"True": "gpu", "False": "none"}
 #: DynaSplit column -> cube variable
@@ -63,6 +81,21 @@ POOL_VARIABLES: dict[str, str] = {
     "tensor size (KB)": "tensor_kb",  # their KB are KiB: 588.03 for a 224x224x3 fp32 input
     "utilization edge cpu (%)": "edge_cpu_util",
 }
+#: DynaSplit's ViT ``layer`` index -> the toolkit's layer (the ``vit_keras``
+#: ``vit_b16`` layers in order, ``Transformer/`` dropped; index 0 is the input)
+VIT_LAYER_NAMES: tuple[str, ...] = (
+    "image", "embedding", "reshape", "class_token", "posembed_input",
+    *(f"encoderblock_{i}" for i in range(12)),
+    "encoder_norm", "extract_token", "head",
+)
+#: model -> (their ``layer`` index -> toolkit split), where the two differ;
+#: ``vit-b16``: layers 0-4 are splits 0-4, encoder block i (layer 5+i) is split
+#: 6+2i, then 29, 30, 31 (checked against the cut points found in the model)
+SPLIT_MAPS: dict[str, tuple[int, ...]] = {
+    "vit-b16": (0, 1, 2, 3, 4, *range(6, 29, 2), 29, 30, 31),
+}
+#: cube attribute saying where accuracy comes from
+ACCURACY_MODES = ("measured", "absent", "constant")
 #: their energy figures come from their power meters (edge meter, cloud wattmeter)
 ENERGY_SOURCE = "meter:splinter"
 #: ImageNet validation images per run (each row holds per-image averages)
@@ -106,33 +139,86 @@ def _mapped(df: pd.DataFrame, column: str, mapping: dict[str, str], path: Path) 
     return mapped
 
 
-def _canonical(df: pd.DataFrame, path: Path, model: str) -> pd.DataFrame:
+def _splits(df: pd.DataFrame, path: Path, model: str) -> pd.Series:
+    """Their ``layer`` column as the toolkit's split index for ``model``."""
+    layers = _integral(df, "layer", path, 0)
+    table = SPLIT_MAPS.get(model)
+    if table is None:
+        return layers
+    bad = layers >= len(table)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise ToolkitError(
+            f"{path} line {row + 2}: column 'layer' holds {layers.iloc[row]}; {model} has "
+            f"layers 0..{len(table) - 1}")
+    return layers.map(dict(enumerate(table))).astype(np.int64)
+
+
+def edge_accel_of(value: str, split: int) -> str:
+    """The canonical ``edge_accel`` of their edge-accelerator ``value`` at ``split``.
+
+    ``off`` is ``int8`` above split 0 (their TPU-off head is a full-int8 TFLite
+    model on the Pi's CPU) and ``none`` at split 0 (no head).
+    """
+    if value == "off" and split == 0:
+        return "none"
+    return EDGE_ACCEL_MAP[value]
+
+
+def _canonical(df: pd.DataFrame, path: Path, model: str,
+               accuracy: float | None = None) -> pd.DataFrame:
     """Configuration columns and cube variables, canonically named."""
+    splits = _splits(df, path, model)
+    _mapped(df, "edge-accelerator", EDGE_ACCEL_MAP, path)  # names a bad value's line
+    raw = df["edge-accelerator"].astype(str).str.strip()
     out = pd.DataFrame({
         "model": model,
-        "split": _integral(df, "layer", path, 0),
+        "split": splits,
         "cpu_freq": _integral(df, "cpu-freq", path, 1),
-        "edge_accel": _mapped(df, "edge-accelerator", EDGE_ACCEL_MAP, path),
+        "edge_accel": [edge_accel_of(v, int(s)) for v, s in zip(raw, splits, strict=True)],
         "cloud_accel": _mapped(df, "server-accelerator", CLOUD_ACCEL_MAP, path),
-    })
+    }, index=df.index)
     for column, var in POOL_VARIABLES.items():
-        out[var] = numeric_column(df, column, path)
+        if column in df.columns:
+            out[var] = numeric_column(df, column, path)
+        elif var == "accuracy" and accuracy is not None:
+            out[var] = float(accuracy)
     return out
 
 
-def read_pool(path: str | os.PathLike, model: str = "vgg16") -> xr.Dataset:
+def _accuracy_mode(df: pd.DataFrame, accuracy: float | None, path: Path) -> str:
+    if "accuracy" in df.columns:
+        if accuracy is not None:
+            raise ToolkitError(
+                f"{path} has an accuracy column; --accuracy is for pools without one")
+        return "measured"
+    if accuracy is None:
+        return "absent"
+    if not 0.0 <= float(accuracy) <= 1.0:
+        raise ToolkitError(f"accuracy {accuracy} is not a fraction; use a value in 0..1")
+    return "constant"
+
+
+def read_pool(path: str | os.PathLike, model: str = "vgg16",
+              accuracy: float | None = None) -> xr.Dataset:
     """A cube from a DynaSplit ``simulation_pool_*.csv``.
 
     Args:
         path: the CSV file.
         model: the model the pool was measured with (the file holds no model
-            column), e.g. ``vgg16``.
+            column), e.g. ``vgg16`` or ``vit-b16`` (whose ``layer`` index is
+            mapped to the toolkit's split by :data:`SPLIT_MAPS`).
+        accuracy: for a pool without an ``accuracy`` column (their ViT pool),
+            a constant accuracy to store; without it the cube has no
+            ``accuracy`` variable and everything downstream works on latency
+            x energy.
 
     Returns:
         A cube with one repeat per CSV row (run), in file order per
         configuration; attrs ``testbed="splinter"``, ``energy_source=
-        "meter:splinter"``, ``source`` (the file name), ``origin`` and
-        ``samples_per_run=1000``.
+        "meter:splinter"``, ``source`` (the file name), ``origin``,
+        ``samples_per_run=1000`` and ``accuracy_mode`` (``measured``,
+        ``absent`` or ``constant``).
 
     Raises:
         ToolkitError: the file is not such a CSV (missing columns are named), or
@@ -140,8 +226,10 @@ def read_pool(path: str | os.PathLike, model: str = "vgg16") -> xr.Dataset:
     """
     path = Path(path)
     model = _check_model(model)
-    df = read_table(path, _POOL_KIND, [*POOL_VARIABLES, *_CONFIG_COLUMNS])
-    runs = _canonical(df, path, model)
+    required = [c for c in POOL_VARIABLES if c != "accuracy"]
+    df = read_table(path, _POOL_KIND, [*required, *_CONFIG_COLUMNS])
+    mode = _accuracy_mode(df, accuracy, path)
+    runs = _canonical(df, path, model, accuracy)
     records = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
                for r in runs.to_dict("records")]
     cube = cube_from_runs(records, {
@@ -150,7 +238,12 @@ def read_pool(path: str | os.PathLike, model: str = "vgg16") -> xr.Dataset:
         "source": path.name,
         "origin": "hpc-tuwien/SPLINTER (DynaSplit), CC-BY-SA",
         "samples_per_run": SAMPLES_PER_RUN,
+        "accuracy_mode": mode,
     })
+    if mode == "absent":
+        cube = cube.drop_vars("accuracy")
+    elif mode == "constant":
+        cube["accuracy"].attrs["comment"] = "constant given at import (not measured)"
     cube["cloud_energy_j"].attrs["comment"] = _CLOUD_NOTE
     return cube
 
@@ -176,8 +269,9 @@ def read_experiment(path: str | os.PathLike, model: str = "vgg16") -> pd.DataFra
     """
     path = Path(path)
     model = _check_model(model)
+    required = [c for c in POOL_VARIABLES if c != "accuracy"]
     df = read_table(path, _EXPERIMENT_KIND,
-                    [*POOL_VARIABLES, *_CONFIG_COLUMNS, "index", "qos", "strategy"])
+                    [*required, *_CONFIG_COLUMNS, "index", "qos", "strategy"])
     config = _canonical(df, path, model)
     table = pd.DataFrame({
         "request": _integral(df, "index", path, 0),
@@ -202,7 +296,8 @@ def experiment_table(df: pd.DataFrame) -> pd.DataFrame:
     Returns:
         One row per strategy (the index): ``requests``, ``energy_j_mean``,
         ``latency_ms_mean``, ``qos_met`` (fraction of requests whose latency met
-        the threshold), ``energy_saving_vs_cloud`` (1 − mean energy / the
+        the threshold), ``accuracy_mean`` (NaN without an ``accuracy``
+        column), ``energy_saving_vs_cloud`` (1 − mean energy / the
         ``cloud`` strategy's; NaN without a ``cloud`` strategy) and
         ``energy_source``.
 
@@ -219,6 +314,8 @@ def experiment_table(df: pd.DataFrame) -> pd.DataFrame:
         "energy_j_mean": grouped["energy_j"].mean(),
         "latency_ms_mean": grouped["latency_ms"].mean(),
         "qos_met": grouped["met"].mean(),
+        "accuracy_mean": (grouped["accuracy"].mean() if "accuracy" in df.columns
+                          else np.nan),
     })
     cloud = table["energy_j_mean"].get("cloud", np.nan)
     table["energy_saving_vs_cloud"] = 1.0 - table["energy_j_mean"] / cloud
@@ -227,3 +324,54 @@ def experiment_table(df: pd.DataFrame) -> pd.DataFrame:
     table["energy_source"] = source
     table.attrs = dict(df.attrs)
     return table
+
+
+
+def experiment_model(path: str | os.PathLike) -> str:
+    """The model of an ``experiment_progress_<model>.csv``, from its file name.
+
+    Raises:
+        ToolkitError: the name does not follow that pattern (pass the model).
+    """
+    stem = Path(path).stem
+    prefix = "experiment_progress_"
+    if not stem.startswith(prefix) or stem == prefix:
+        raise ToolkitError(
+            f"cannot tell the model from the file name {Path(path).name!r} (expected "
+            "experiment_progress_<model>.csv); pass --model NAME")
+    tag = stem[len(prefix):].lower()
+    return NETWORK_MODELS.get(tag, tag)
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def experiment_summary(path: str | os.PathLike, model: str | None = None) -> dict:
+    """DynaSplit's testbed table of an experiment, JSON-ready.
+
+    Args:
+        path: an ``experiment_progress_<model>.csv``.
+        model: the model (default: from the file name, see :func:`experiment_model`).
+
+    Returns:
+        ``{"model", "source", "energy_source", "strategies": {name: {"requests",
+        "energy_j_mean", "latency_ms_mean", "qos_met", "accuracy_mean",
+        "energy_saving_vs_cloud"}}}``, fractions in 0..1 and null where a
+        figure does not exist (no accuracy column, no cloud strategy).
+    """
+    model = model or experiment_model(path)
+    table = experiment_table(read_experiment(path, model=model))
+    strategies = {
+        str(name): {
+            "requests": int(row["requests"]),
+            "energy_j_mean": float(row["energy_j_mean"]),
+            "latency_ms_mean": float(row["latency_ms_mean"]),
+            "qos_met": float(row["qos_met"]),
+            "accuracy_mean": _finite(row["accuracy_mean"]),
+            "energy_saving_vs_cloud": _finite(row["energy_saving_vs_cloud"]),
+        }
+        for name, row in table.iterrows()
+    }
+    return {"model": model, "source": Path(path).name,
+            "energy_source": ENERGY_SOURCE, "strategies": strategies}

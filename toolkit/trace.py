@@ -22,10 +22,19 @@ import pandas as pd
 from toolkit.errors import ToolkitError, choices
 from toolkit.fileio import numeric_column, read_table, write_table
 
-__all__ = ["TRACE_COLUMNS", "generate_trace", "read_trace", "write_trace"]
+__all__ = ["NETWORK_MODELS", "TRACE_COLUMNS", "generate_trace", "network_of", "read_trace",
+           "write_trace"]
 
 #: the columns of a trace, in file order
 TRACE_COLUMNS: tuple[str, ...] = ("Index", "Network", "Latency")
+#: DynaSplit's network names (traces, file names) -> the toolkit's model names
+NETWORK_MODELS: dict[str, str] = {"vit": "vit-b16", "vit_b16": "vit-b16", "vitb16": "vit-b16"}
+
+
+def network_of(model: str) -> str:
+    """DynaSplit's network name of a toolkit model (``vit-b16:igelu`` -> ``vit``)."""
+    base = str(model).partition(":")[0]
+    return next((net for net, m in NETWORK_MODELS.items() if m == base), base)
 
 _KIND = "QoS trace CSV (Index,Network,Latency)"
 
@@ -92,7 +101,8 @@ def read_trace(path: str | os.PathLike, model: str | None = None) -> pd.DataFram
     Args:
         path: the CSV file.
         model: keep only this network's requests (a file may hold several);
-            None keeps all.
+            a toolkit model name finds DynaSplit's name for it (``vit-b16``
+            reads ``vit``); None keeps all.
 
     Returns:
         A DataFrame with the columns ``Index`` (int), ``Network`` (str) and
@@ -123,6 +133,8 @@ def read_trace(path: str | os.PathLike, model: str | None = None) -> pd.DataFram
     })
     if model is not None:
         networks = list(dict.fromkeys(trace["Network"]))
+        if model not in networks and network_of(model) in networks:
+            model = network_of(model)  # e.g. vit-b16 is DynaSplit's "vit"
         if model not in networks:
             raise ToolkitError(
                 f"{path} has no requests for network {model!r}; it holds {choices(networks)}"

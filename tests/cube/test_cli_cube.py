@@ -24,7 +24,7 @@ def test_import_then_info(splinter_dir, tmp_path, capsys):
     assert main(["cube", "info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "energy source: meter:splinter" in text
-    assert "747 of 917 valid configurations measured" in text
+    assert "747 of 1218 valid configurations measured" in text  # fp32 heads never run
     assert "split=23" in text and "pareto front:" in text
     assert main(["cube", "info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

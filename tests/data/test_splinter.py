@@ -22,17 +22,31 @@ def pool_cube(splinter_dir):
 
 def test_pool_shape_names_and_attrs(pool_cube):
     cube = pool_cube
-    assert dict(cube.sizes) == {"model": 1, "split": 23, "cpu_freq": 7, "edge_accel": 3,
+    assert dict(cube.sizes) == {"model": 1, "split": 23, "cpu_freq": 7, "edge_accel": 4,
                                 "cloud_accel": 2, "repeat": 123}
     assert cube["split"].values.tolist() == list(range(23))
     assert cube["cpu_freq"].values.tolist() == list(range(600, 1801, 200))
-    assert sorted(cube["edge_accel"].values.tolist()) == ["none", "tpu-max", "tpu-std"]
+    assert sorted(cube["edge_accel"].values.tolist()) == ["int8", "none", "tpu-max",
+                                                          "tpu-std"]
     assert sorted(cube["cloud_accel"].values.tolist()) == ["gpu", "none"]
     assert cube.attrs["testbed"] == "splinter"
     assert cube.attrs["energy_source"] == "meter:splinter"
     assert cube.attrs["source"] == POOL
     assert cube.attrs["samples_per_run"] == 1000
+    assert cube.attrs["accuracy_mode"] == "measured"
     assert len(configurations(cube)) == 747
+
+
+def test_tpu_off_is_an_int8_head_above_split_0(pool_cube, splinter_dir):
+    raw = pd.read_csv(splinter_dir / POOL)
+    runs = to_dataframe(pool_cube)
+    # every run keeps its accelerator: off -> int8 above split 0, none at split 0
+    off = raw["edge-accelerator"] == "off"
+    counts = runs.groupby(["edge_accel"]).size().to_dict()
+    assert counts["int8"] == int((off & (raw["layer"] > 0)).sum()) > 0
+    assert counts["none"] == int((off & (raw["layer"] == 0)).sum()) > 0
+    assert set(runs.loc[runs["split"] == 0, "edge_accel"]) == {"none"}
+    assert "none" not in set(runs.loc[runs["split"] > 0, "edge_accel"])
 
 
 def test_every_run_is_imported_once(pool_cube, splinter_dir):
@@ -65,7 +79,8 @@ def test_measured_configurations_are_valid_and_coverage(pool_cube):
     for c in configurations(pool_cube):
         assert config_problems(Config.from_mapping(c), 23) == []
     info = cube_info(pool_cube)
-    assert (info["measured"], info["possible"]) == (747, 917)
+    # fp32 Keras heads (none above split 0) are valid but DynaSplit never ran them
+    assert (info["measured"], info["possible"]) == (747, 1218)
     assert info["runs"] == 1082 and info["pareto_front_size"] > 0
 
 
@@ -74,7 +89,8 @@ def test_experiment_reproduces_their_testbed_table(splinter_dir):
     assert len(df) == 300 and df["request"].nunique() == 50
     assert list(df.columns[:6]) == ["request", "strategy", "energy_j", "latency_ms", "qos_ms",
                                     "met"]
-    assert set(df["edge_accel"]) <= {"none", "tpu-std", "tpu-max"}
+    assert set(df["edge_accel"]) <= {"none", "int8", "tpu-std", "tpu-max"}
+    assert set(df.loc[df["split"] > 0, "edge_accel"]) <= {"int8", "tpu-std", "tpu-max"}
     assert set(df["cloud_accel"]) <= {"none", "gpu"}
     assert (df["met"] == (df["latency_ms"] <= df["qos_ms"])).all()
     table = experiment_table(df)
@@ -114,7 +130,7 @@ def test_small_pool_without_shared_data(tmp_path):
     assert configurations(cube) == [
         {"model": "tiny", "split": 1, "cpu_freq": 600, "edge_accel": "tpu-std",
          "cloud_accel": "gpu"},
-        {"model": "tiny", "split": 2, "cpu_freq": 1800, "edge_accel": "none",
+        {"model": "tiny", "split": 2, "cpu_freq": 1800, "edge_accel": "int8",
          "cloud_accel": "none"},
     ]
     runs = select(cube, configurations(cube)[0])

@@ -212,7 +212,8 @@ def test_tpu_knobs_switch_and_a_worker_without_coral_refuses(bed, tmp_path):
                         tmp_path / "tpu.nc", retries=0, progress=False)
     campaign.run()
     (failure,) = campaign.summary.failures
-    assert "edge accelerator 'tpu-max' is not available on this edge worker" in failure["reason"]
+    assert "no Edge TPU head" in failure["reason"]
+    assert "-split2_edgetpu.tflite" in failure["reason"]
     assert bed.fake.read("pkg") == "libedgetpu1-max"  # the knobs were set before the refusal
     assert bed.testbed.edge_accels == ("none", "int8", "tpu-std", "tpu-max")
     assert bed.testbed.cloud_accels == ("none", "gpu")

@@ -2,7 +2,8 @@
 
 ::
 
-    dynasplit cube import-splinter POOL.csv -o CUBE.nc --model NAME
+    dynasplit cube import-splinter POOL.csv -o CUBE.nc --model NAME [--accuracy VALUE]
+    dynasplit cube splinter-table EXPERIMENT.csv [--model NAME] [--json]
     dynasplit cube info CUBE.nc [--json]
 """
 
@@ -31,8 +32,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("pool", metavar="POOL.csv", help="DynaSplit simulation-pool CSV")
     imp.add_argument("-o", "--output", required=True, metavar="CUBE.nc", help="cube to write")
     imp.add_argument("--model", required=True, metavar="NAME",
-                     help="model the pool was measured with, e.g. vgg16")
+                     help="model the pool was measured with, e.g. vgg16 or vit-b16 (whose "
+                     "DynaSplit layer index 0-19 is mapped to the toolkit's split)")
+    imp.add_argument("--accuracy", type=float, default=None, metavar="VALUE",
+                     help="for a pool without an accuracy column (DynaSplit's ViT pool): "
+                     "store this constant accuracy; without it the cube has no accuracy "
+                     "and optimisation works on latency x energy")
     imp.set_defaults(func=_import_splinter)
+
+    table = actions.add_parser(
+        "splinter-table", help="DynaSplit's testbed table from an experiment_progress CSV",
+        description="Per-strategy results of a DynaSplit experiment_progress_<model>.csv: "
+                    "requests, mean energy per image, share of latency thresholds met, mean "
+                    "accuracy and energy saving against the cloud-only strategy.",
+    )
+    table.add_argument("experiment", metavar="EXPERIMENT.csv",
+                       help="DynaSplit experiment-progress CSV")
+    table.add_argument("--model", default=None, metavar="NAME",
+                       help="model of the experiment (default: from the file name)")
+    table.add_argument("--json", action="store_true", help="print JSON instead of text")
+    table.set_defaults(func=_splinter_table)
 
     info = actions.add_parser(
         "info", help="dims, coverage, energy source and Pareto front size of a cube",
@@ -48,11 +67,34 @@ def _import_splinter(args: argparse.Namespace) -> int:
     from toolkit.cube import configurations, cube_info, save_cube
     from toolkit.splinter import read_pool
 
-    cube = read_pool(args.pool, model=args.model)
+    cube = read_pool(args.pool, model=args.model, accuracy=args.accuracy)
     save_cube(cube, args.output)
     info = cube_info(cube)
     print(f"wrote {args.output}: {info['runs']} runs of {len(configurations(cube))} "
-          f"configurations ({args.model}), energy source {cube.attrs['energy_source']}")
+          f"configurations ({args.model}), energy source {cube.attrs['energy_source']}, "
+          f"accuracy {cube.attrs['accuracy_mode']}")
+    return 0
+
+
+def _splinter_table(args: argparse.Namespace) -> int:
+    from toolkit.cli.common import print_json
+    from toolkit.splinter import experiment_model, experiment_summary
+
+    model = args.model or experiment_model(args.experiment)
+    summary = experiment_summary(args.experiment, model)
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"{summary['model']}: DynaSplit testbed ({summary['energy_source']})")
+    print(f"{'strategy':<30} {'requests':>8} {'energy J':>10} {'QoS met':>8} "
+          f"{'accuracy':>9} {'vs cloud':>12}")
+    for name, row in summary["strategies"].items():
+        acc = "-" if row["accuracy_mean"] is None else f"{row['accuracy_mean']:.3f}"
+        saving = row["energy_saving_vs_cloud"]
+        versus = "-" if saving is None else (
+            f"{saving:.1%} less" if saving >= 0 else f"{-saving:.1%} more")
+        print(f"{name:<30} {row['requests']:>8} {row['energy_j_mean']:>10.2f} "
+              f"{row['qos_met']:>8.0%} {acc:>9} {versus:>12}")
     return 0
 
 

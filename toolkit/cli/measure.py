@@ -30,7 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--order", choices=("grid", "shuffle"), default="grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffled order")
     p.add_argument("--input-size", type=int, default=None,
-                   help="input size of keras.applications models")
+                   help="input size of keras.applications models and vit-b16")
+    p.add_argument("--gelu", choices=("exact", "tanh", "igelu"), default=None,
+                   help="GELU variant of vit-b16 (the model is then named e.g. vit-b16:igelu)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="image folder, one subfolder per class: accuracy against its real "
+                   "labels (local testbed; default: the built-in data)")
     p.add_argument("-o", "--out", required=True, help="output cube (.nc)")
     p.set_defaults(func=run)
 
@@ -40,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.campaign import Campaign, CampaignSpec, grid
     from toolkit.devices.factory import open_testbed
     from toolkit.errors import ConfigError
+    from toolkit.models.zoo import model_name
 
-    testbed = open_testbed(args.testbed, model=args.model[0], input_size=args.input_size)
+    args.model = [model_name(m, args.gelu) for m in args.model]
+    extra = {"data": args.data} if args.data else {}
+    testbed = open_testbed(args.testbed, model=args.model[0], input_size=args.input_size,
+                           **extra)
     try:
         freqs = args.cpu_freqs or list(testbed.edge_profile.frequencies_mhz)
         for f in freqs:

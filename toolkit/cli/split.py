@@ -12,21 +12,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("split", help="list a model's valid cut points",
                        description="List the valid cut points of a model: the layer whose "
                        "output is sent, its shape, its fp32 size and the MACs of head and tail.")
-    p.add_argument("model", help="digits-cnn, vgg16, resnet50, mobilenetv2 or a .keras path")
+    p.add_argument("model", help="digits-cnn, vgg16, resnet50, mobilenetv2, vit-b16 or a "
+                   ".keras path")
     p.add_argument("--list", action="store_true", help="list the cut points (the default)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--layer", help="show the split that sends this layer's output, or why "
                    "it cannot be cut there")
     p.add_argument("--input-size", type=int, default=None,
-                   help="input size of keras.applications models (default 224)")
+                   help="input size of keras.applications models and vit-b16 (default 224; "
+                   "a multiple of 16 for vit-b16)")
+    p.add_argument("--gelu", choices=("exact", "tanh", "igelu"), default=None,
+                   help="GELU variant of vit-b16 (default exact; igelu is DynaSplit's I-GELU)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the cut points."""
     from toolkit.models import SplitModel, load_model
+    from toolkit.models.zoo import model_name
 
-    sm = SplitModel(load_model(args.model, input_size=args.input_size), name=args.model)
+    name = model_name(args.model, args.gelu)
+    sm = SplitModel(load_model(name, input_size=args.input_size), name=name)
     if args.layer:
         split = sm.split_for_layer(args.layer)
         point = sm.cut_points[split]
@@ -38,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(table)
         return 0
-    print(f"{args.model}: {sm.n_splits} splits (0 = all cloud, {sm.last_split} = all edge)")
+    print(f"{name}: {sm.n_splits} splits (0 = all cloud, {sm.last_split} = all edge)")
     print(f"{'split':>5}  {'layer':<28} {'shape':<18} {'bytes':>10} {'head MACs':>14} "
           f"{'tail MACs':>14}")
     for c in table:

@@ -38,4 +38,8 @@ def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
             raise ConfigError(f"{inventory.path}: a local testbed needs exactly one edge and one "
                               f"cloud host (found {len(edge)} and {len(cloud)})")
         return LocalTestbed(edge[0].profile, cloud[0].profile, **options)
+    if options.get("data"):
+        raise ConfigError("--data (an image folder) works on the local testbed only; the SSH "
+                          "testbed's workers use the built-in evaluation data")
+    options.pop("data", None)
     return SshTestbed(inventory, **options)

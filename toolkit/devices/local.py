@@ -60,6 +60,8 @@ class LocalTestbed(Testbed):
         edge_profile, cloud_profile: profile names or paths (or loaded profiles).
         model: the model the workers load first (others load on demand).
         input_size: input size for ``keras.applications`` models.
+        data: image folder, one subfolder per class: the evaluation samples and
+            real labels (default: the built-in data).
         link: the emulated edge-cloud link.
         throttle: emulate CPU frequency with a cgroup quota (when possible).
         log_dir: folder for the workers' logs (default: a new temp folder).
@@ -71,6 +73,7 @@ class LocalTestbed(Testbed):
     def __init__(self, edge_profile: str | DeviceProfile = "raspberry-pi-4",
                  cloud_profile: str | DeviceProfile = "cloud-gpu-server", *,
                  model: str = "digits-cnn", input_size: int | None = None,
+                 data: str | os.PathLike | None = None,
                  link: Link = DEFAULT_LINK, throttle: bool = True,
                  log_dir: str | os.PathLike | None = None,
                  edge_meter: Meter | None = None, cloud_meter: Meter | None = None) -> None:
@@ -83,6 +86,7 @@ class LocalTestbed(Testbed):
             raise ToolkitError(f"edge profile {edge.name!r} lists no CPU frequencies")
         self.model_name = model
         self.input_size = input_size
+        self.data = str(Path(data).resolve()) if data else None
         self.link = link
         self.throttle = throttle
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="dynasplit-"))
@@ -121,7 +125,7 @@ class LocalTestbed(Testbed):
             return
         threads = self.edge_profile.emulated_cores
         edge_cmd = worker_command("edge", self.model_name, threads=threads,
-                                  input_size=self.input_size)
+                                  input_size=self.input_size, data=self.data)
         cloud_cmd = worker_command("cloud", self.model_name, threads=1,
                                    input_size=self.input_size)
         try:

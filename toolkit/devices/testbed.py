@@ -89,6 +89,8 @@ class Testbed(BlockingLifecycle, abc.ABC):
     name: str = "testbed"
     #: input size of ``keras.applications`` models (None: their default)
     input_size: int | None = None
+    #: image folder of the evaluation samples and their real labels (None: built-in)
+    data: str | None = None
 
     def __init__(self, edge_profile: DeviceProfile, cloud_profile: DeviceProfile,
                  edge_meter: Meter | None = None, cloud_meter: Meter | None = None) -> None:
@@ -172,15 +174,41 @@ class Testbed(BlockingLifecycle, abc.ABC):
             raise ConfigError(f"invalid configuration {config.as_dict()}: {'; '.join(problems)}")
         return config
 
-    async def labels(self, model: str) -> tuple[np.ndarray, str]:
-        """Reference labels of the evaluation samples for ``model``, and their source."""
-        if model not in self._labels:
-            from toolkit.models.data import eval_inputs, reference_labels
+    async def labels(self, model: str, indices: Any = None) -> tuple[np.ndarray, str]:
+        """Reference labels of the evaluation samples for ``model``, and their source.
+
+        Where the reference is the fp32 model's own prediction, only the samples
+        at ``indices`` (default: all) are predicted, once each; the others hold
+        -1 until a run needs them (a large model on a slow host then costs a few
+        samples, not the whole evaluation set).
+        """
+        from toolkit.models.data import eval_inputs, reference_labels
+
+        if model not in self._labels and self.data:
+            from toolkit.models.data import folder_data
 
             sm = await self.split_model_for(model)
+            found = folder_data(self.data, sm.model, model)
+            self._labels[model] = (found.y_eval, found.label_source)
+        if model not in self._labels:
+            sm = await self.split_model_for(model)
             _, x_eval = eval_inputs(sm.model)
-            self._labels[model] = reference_labels(sm.model, x_eval)
-        return self._labels[model]
+            first, source = reference_labels(sm.model, x_eval[:1])  # true labels: all
+            labels = np.full(len(x_eval), -1, dtype=np.int64)
+            if source == "fp32-model":
+                labels[0] = first[0]
+            else:
+                labels = np.asarray(first)
+            self._labels[model] = (labels, source)
+        labels, source = self._labels[model]
+        if source == "fp32-model":
+            wanted = np.arange(len(labels)) if indices is None else np.unique(indices)
+            missing = wanted[labels[wanted] < 0]
+            if len(missing):
+                sm = await self.split_model_for(model)
+                _, x_eval = eval_inputs(sm.model)
+                labels[missing] = reference_labels(sm.model, x_eval[missing])[0]
+        return labels, source
 
     async def arun(self, config: Config | Mapping[str, Any], *, samples: int = 100,
                    codec: str = "fp32", warmup: int = 3, offset: int = 0) -> RunRecord:
@@ -200,7 +228,7 @@ class Testbed(BlockingLifecycle, abc.ABC):
         finally:
             measured = {id(m): m.end_window() for m in meters}
         execute_s = time.perf_counter() - t0
-        labels, label_source = await self.labels(config.model)
+        labels, label_source = await self.labels(config.model, result.sample_index)
         record = self._record(config, result, changes, measured, labels, label_source)
         record.execute_s = execute_s
         return record

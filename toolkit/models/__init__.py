@@ -10,7 +10,7 @@ from toolkit.lazy import lazy_exports
 
 _MODULES = {
     "Encoded": "codecs", "decode": "codecs", "encode": "codecs",
-    "EvalData": "data", "eval_data": "data", "eval_inputs": "data",
+    "EvalData": "data", "eval_data": "data", "eval_inputs": "data", "folder_data": "data",
     "reference_labels": "data",
     "build_digits_cnn": "digits", "load_digits_data": "digits", "train_digits": "digits",
     "accuracy_table": "evaluate",

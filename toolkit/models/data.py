@@ -7,17 +7,38 @@ images resized to their input size, and their "accuracy" is the top-1
 *agreement with the unsplit fp32 model* (``label_source = "fp32-model"``): the
 figure that shows what int8 heads and lossy codecs cost. Every accuracy the
 toolkit reports carries its ``label_source``.
+
+Real data: :func:`folder_data` reads a folder of images with one subfolder per
+class (like DynaSplit's 1 000-image ImageNet validation subset) through
+``keras.utils.image_dataset_from_directory`` and the model's own preprocessing
+(:data:`PREPROCESSING`); accuracy is then against the real labels
+(``label_source = "labels"``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from toolkit.errors import ToolkitError
 from toolkit.models.digits import load_digits_data
 
-__all__ = ["EvalData", "eval_data", "eval_inputs", "reference_labels"]
+__all__ = ["PREPROCESSING", "EvalData", "eval_data", "eval_inputs", "folder_data",
+           "reference_labels"]
+
+#: model name -> how its images (float pixels 0..255) are preprocessed:
+#: ``scale:<divisor>``, ``vit`` (to -1..1, as vit_keras) or a keras.applications
+#: module whose ``preprocess_input`` is used; other models scale by 1/255
+PREPROCESSING: dict[str, str] = {
+    "digits-cnn": "scale:255",
+    "vgg16": "vgg16",
+    "resnet50": "resnet50",
+    "mobilenetv2": "mobilenet_v2",
+    "vit-b16": "vit",
+}
 
 
 @dataclass(frozen=True)
@@ -86,3 +107,58 @@ def eval_data(model, n_calib: int = 200) -> EvalData:
     x_calib, x_eval = eval_inputs(model, n_calib)
     y_eval, source = reference_labels(model, x_eval)
     return EvalData(x_calib, x_eval, y_eval, source)
+
+
+def preprocess(name: str, images: np.ndarray) -> np.ndarray:
+    """``images`` (float pixels 0..255) as model ``name`` expects them."""
+    kind = PREPROCESSING.get(str(name).partition(":")[0], "scale:255")
+    x = np.asarray(images, dtype="float32")
+    if kind.startswith("scale:"):
+        return x / np.float32(kind.partition(":")[2])
+    if kind == "vit":
+        return x / np.float32(127.5) - np.float32(1.0)
+    import keras
+
+    return np.asarray(getattr(keras.applications, kind).preprocess_input(x.copy()),
+                      dtype="float32")
+
+
+def folder_data(path: str | os.PathLike, model, name: str, n_calib: int = 200) -> EvalData:
+    """Evaluation data from a folder of images, one subfolder per class.
+
+    Args:
+        path: the folder (e.g. an ImageNet validation subset: ``n01440764/...``).
+        model: the Keras model (its input shape sets the image size and channels).
+        name: the model's name, which picks its preprocessing (:data:`PREPROCESSING`).
+        n_calib: images (the first ones, in file order) also used to calibrate
+            int8 heads.
+
+    Returns:
+        ``EvalData`` with every image in ``x_eval``, the class index of its
+        subfolder (sorted names) in ``y_eval``, ``label_source = "labels"``.
+
+    Raises:
+        ToolkitError: the folder is missing or holds no images in class subfolders.
+    """
+    import keras
+
+    root = Path(path)
+    if not root.is_dir():
+        raise ToolkitError(f"data folder {root} does not exist; give a folder with one "
+                           "subfolder of images per class")
+    h, w, c = (int(d) for d in model.inputs[0].shape[1:])
+    try:
+        ds = keras.utils.image_dataset_from_directory(
+            root, labels="inferred", label_mode="int", color_mode="grayscale" if c == 1
+            else "rgb", image_size=(h, w), shuffle=False, batch_size=256, verbose=False)
+    except ValueError as exc:
+        raise ToolkitError(f"data folder {root}: {str(exc).splitlines()[0]}") from None
+    xs, ys = [], []
+    for x, y in ds:
+        xs.append(np.asarray(x))
+        ys.append(np.asarray(y))
+    if not xs:
+        raise ToolkitError(f"data folder {root} holds no images in class subfolders")
+    x = preprocess(name, np.concatenate(xs))
+    y = np.concatenate(ys).astype("int64")
+    return EvalData(x[:n_calib], x, y, "labels")

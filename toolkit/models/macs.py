@@ -1,7 +1,9 @@
 """Multiply-accumulate counts per layer call.
 
-Counted: convolutions (``Conv1D/2D/3D`` and transposed, depthwise, separable)
-and ``Dense``; a nested model counts as the sum of its layers. Element-wise
+Counted: convolutions (``Conv1D/2D/3D`` and transposed, depthwise, separable),
+``Dense`` and ``MultiHeadAttention`` (projections and both attention products,
+with keys as long as the queries: self-attention); a nested model counts as the
+sum of its layers. Element-wise
 layers (activations, batch normalisation, pooling, additions) count 0: they are
 memory-bound and small next to the convolutions, and excluding them keeps the
 figure comparable with the literature's MAC counts.
@@ -42,6 +44,11 @@ def node_macs(layer: Any, in_shape: tuple, out_shape: tuple) -> int:
         return _prod(out_shape[1:]) * _prod(layer.kernel_size) * int(in_shape[-1]) // groups
     if isinstance(layer, layers.Dense):
         return _prod(out_shape[1:]) * int(in_shape[-1])
+    if isinstance(layer, layers.MultiHeadAttention):
+        tokens, dim = _prod(in_shape[1:-1]), int(in_shape[-1])
+        inner = layer.num_heads * layer.key_dim
+        projections = 3 * tokens * dim * inner + tokens * inner * int(out_shape[-1])
+        return projections + 2 * tokens * tokens * inner
     return 0
 
 

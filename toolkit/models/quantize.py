@@ -82,12 +82,18 @@ def quantize_int8_cached(
 
 
 class Int8Runner:
-    """Runs an int8 flatbuffer: float input is quantised, int8 output dequantised."""
+    """Runs an int8 flatbuffer: float input is quantised, int8 output dequantised.
 
-    def __init__(self, flatbuffer: bytes, num_threads: int = 1) -> None:
+    ``delegates`` (e.g. the Edge TPU's, :mod:`toolkit.models.edgetpu`) are
+    passed to the LiteRT interpreter.
+    """
+
+    def __init__(self, flatbuffer: bytes, num_threads: int = 1,
+                 delegates: list | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interp = Interpreter(model_content=flatbuffer, num_threads=num_threads)
+        self._interp = Interpreter(model_content=flatbuffer, num_threads=num_threads,
+                                   experimental_delegates=delegates)
         self._interp.allocate_tensors()
         inp = self._interp.get_input_details()[0]
         out = self._interp.get_output_details()[0]

@@ -4,6 +4,13 @@
 * ``vgg16``, ``resnet50``, ``mobilenetv2``: ``keras.applications`` architectures
   built with ``weights=None`` (nothing can be downloaded), or with a local
   weights file.
+* ``vit-b16``: DynaSplit's ViT-B/16 (see :mod:`toolkit.models.vit`), with a
+  choice of GELU (``gelu=exact|tanh|igelu``), built with ``weights=None`` from a
+  seed or with a local weights file; any input size that is a multiple of 16.
+  The GELU variant changes what the model computes, so it is part of the
+  model's name wherever a name travels (configurations, cubes, workers):
+  ``vit-b16`` is exact GELU, ``vit-b16:tanh`` and ``vit-b16:igelu`` the others
+  (:func:`model_name` spells it; the CLI's ``--gelu`` does the same).
 * a path to a ``.keras`` file.
 """
 
@@ -17,15 +24,46 @@ import keras
 from toolkit.errors import ToolkitError, choices
 from toolkit.models.digits import DIGITS_MODEL_PATH
 
-__all__ = ["APPLICATIONS", "MODEL_NAMES", "load_model"]
+__all__ = ["APPLICATIONS", "MODEL_NAMES", "load_model", "model_name"]
 
 APPLICATIONS = {
     "vgg16": "VGG16",
     "resnet50": "ResNet50",
     "mobilenetv2": "MobileNetV2",
 }
-MODEL_NAMES: tuple[str, ...] = ("digits-cnn", *APPLICATIONS)
+VIT_MODELS = ("vit-b16",)
+MODEL_NAMES: tuple[str, ...] = ("digits-cnn", *APPLICATIONS, *VIT_MODELS)
 DEFAULT_INPUT_SIZE = 224
+
+
+def _split_variant(name: str) -> tuple[str, str | None]:
+    """``"vit-b16:igelu"`` -> ``("vit-b16", "igelu")``; other names unchanged."""
+    base, sep, variant = name.partition(":")
+    if sep and base in VIT_MODELS and not name.endswith(".keras"):
+        return base, variant
+    return name, None
+
+
+def model_name(name: str | os.PathLike, gelu: str | None = None) -> str:
+    """The name a model travels under: ``vit-b16`` with a GELU variant other than
+    ``exact`` becomes ``vit-b16:<variant>``; other names are returned unchanged.
+
+    Raises:
+        ToolkitError: a GELU variant for a model that has none, or an unknown one.
+    """
+    from toolkit.models.vit import GELU_VARIANTS
+
+    text = str(name)
+    base, variant = _split_variant(text)
+    if gelu is None:
+        return text
+    if base not in VIT_MODELS:
+        raise ToolkitError(f"--gelu applies to {choices(VIT_MODELS)} only, not {text!r}")
+    if variant is not None and variant != gelu:
+        raise ToolkitError(f"model {text!r} already names GELU {variant!r}; drop --gelu {gelu}")
+    if gelu not in GELU_VARIANTS:
+        raise ToolkitError(f"unknown GELU variant {gelu!r}; valid: {choices(GELU_VARIANTS)}")
+    return base if gelu == "exact" else f"{base}:{gelu}"
 
 
 def load_model(
@@ -34,6 +72,7 @@ def load_model(
     input_size: int | None = None,
     weights: str | os.PathLike | None = None,
     seed: int = 0,
+    gelu: str | None = None,
 ) -> keras.Model:
     """Load a model by name or ``.keras`` path.
 
@@ -41,29 +80,47 @@ def load_model(
         name: one of :data:`MODEL_NAMES` or a path to a ``.keras`` file.
         input_size: square input size for the ``keras.applications`` models
             (default 224; at least 32).
-        weights: optional local weights file for the ``keras.applications`` models.
+        weights: optional local weights file, or ``"imagenet"``: Keras' own
+            ImageNet weights of the ``keras.applications`` models, where the
+            machine can download them (a clear error offline; ``vit-b16`` has
+            none).
         seed: without a weights file, the architectures are initialised from this
             seed (Keras' global seed is set before building), so that every
             process -- controller, edge worker, cloud worker -- builds the very
             same weights.
+        gelu: GELU variant of ``vit-b16`` (``exact``, ``tanh`` or ``igelu``;
+            default exact, or the variant the name carries, e.g.
+            ``vit-b16:igelu``).
 
     Raises:
         ToolkitError: unknown name, missing or unreadable file.
     """
-    name_str = str(name)
+    name_str, variant = _split_variant(model_name(name, gelu))
     if name_str == "digits-cnn":
         return _load_file(
             DIGITS_MODEL_PATH,
             hint="the trained digits model is missing; run `dynasplit train-digits`",
         )
-    if name_str in APPLICATIONS:
+    if name_str in APPLICATIONS or name_str in VIT_MODELS:
         size = input_size or DEFAULT_INPUT_SIZE
-        if size < 32:
-            raise ToolkitError(f"input size {size} is too small for {name_str}; use 32 or more")
-        builder = getattr(keras.applications, APPLICATIONS[name_str])
+        if name_str in VIT_MODELS:
+            from toolkit.models.vit import build_vit_b16
+
+            def builder():
+                return build_vit_b16(size, variant or "exact")
+        else:
+            if size < 32:
+                raise ToolkitError(
+                    f"input size {size} is too small for {name_str}; use 32 or more")
+            app = getattr(keras.applications, APPLICATIONS[name_str])
+
+            def builder():
+                return app(weights=None, input_shape=(size, size, 3))
+        if str(weights) == "imagenet":
+            return _imagenet(name_str, size)
         if weights is None:
             keras.utils.set_random_seed(seed)
-        model = builder(weights=None, input_shape=(size, size, 3))
+        model = builder()
         if weights is not None:
             try:
                 model.load_weights(weights)
@@ -80,9 +137,28 @@ def load_model(
     )
 
 
+def _imagenet(name: str, size: int) -> keras.Model:
+    """A ``keras.applications`` model with Keras' ImageNet weights (downloaded once)."""
+    if name not in APPLICATIONS:
+        raise ToolkitError(f"{name} has no Keras ImageNet weights; pass --weights FILE "
+                           "(a local weights file)")
+    builder = getattr(keras.applications, APPLICATIONS[name])
+    try:
+        return builder(weights="imagenet", input_shape=(size, size, 3))
+    except ValueError as exc:  # e.g. an input size the weights do not fit
+        reason = str(exc).strip().splitlines()[0]
+        raise ToolkitError(f"cannot use Keras' ImageNet weights for {name}: {reason}") from None
+    except Exception as exc:  # the download: offline, proxy, disk
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ToolkitError(f"cannot download Keras' ImageNet weights for {name} ({reason}); "
+                           "offline? pass --weights FILE with a local weights file") from None
+
+
 def _load_file(path: Path, hint: str = "") -> keras.Model:
     if not path.is_file():
         raise ToolkitError(f"model file {path} does not exist" + (f"; {hint}" if hint else ""))
+    import toolkit.models.vit  # noqa: F401  (registers ViT's layers and activations)
+
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:

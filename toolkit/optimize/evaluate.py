@@ -131,6 +131,8 @@ class CubeEvaluator(Evaluator):
             ConfigError: unknown model, bad ``latency_stat``, or a cube without
                 any objective variable.
         """
+        from toolkit.cube import has_objective_data
+
         self.model, data = select_model(cube, model)
         self.latency_stat = _latency_stat(latency_stat)
         self.energy_source = (str(cube.attrs["energy_source"])
@@ -149,7 +151,8 @@ class CubeEvaluator(Evaluator):
             self.fixed["codec"] = codecs[0]
         #: the key of a configuration in :attr:`table`, in order
         self.keys: tuple[str, ...] = (*GENES, *varying)
-        present = [o for o in OBJECTIVES if o in data and bool(data[o].notnull().any())]
+        present = [o for o in OBJECTIVES
+                   if has_objective_data(cube, o) and bool(data[o].notnull().any())]
         if not present:
             raise ConfigError(f"the cube has no values for any objective ({choices(OBJECTIVES)})")
         self.objectives = tuple(present)

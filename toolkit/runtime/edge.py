@@ -256,8 +256,15 @@ class EdgeWorker:
 
 async def _amain(args: argparse.Namespace) -> None:
     split_model = load_split_model(args)
-    x_calib, x_eval = eval_inputs(split_model.model)
-    worker = EdgeWorker(StageCache(split_model, x_calib, threads=args.threads), x_eval)
+    if args.data:
+        from toolkit.models.data import folder_data
+
+        data = folder_data(args.data, split_model.model, str(args.model))
+        x_calib, x_eval = data.x_calib, data.x_eval
+    else:
+        x_calib, x_eval = eval_inputs(split_model.model)
+    worker = EdgeWorker(StageCache(split_model, x_calib, threads=args.threads,
+                                   edgetpu_dir=args.edgetpu_dir), x_eval)
     try:
         await serve("edge", worker.handle, args.host, args.port)
     finally:

@@ -33,12 +33,15 @@ TIMING_KEYS = ("latency_ms", "edge_ms", "encode_ms", "network_ms", "decode_ms", 
 
 def worker_command(role: str, model: str, *, threads: int = 1, host: str = "127.0.0.1",
                    port: int = 0, input_size: int | None = None,
+                   data: str | os.PathLike | None = None,
                    python: str = sys.executable) -> list[str]:
     """The argv that starts a worker (``role`` = ``edge`` or ``cloud``)."""
     cmd = [python, "-m", f"toolkit.runtime.{role}", "--model", str(model),
            "--threads", str(threads), "--host", host, "--port", str(port)]
     if input_size:
         cmd += ["--input-size", str(input_size)]
+    if data:
+        cmd += ["--data", str(data)]
     return cmd
 
 

@@ -60,13 +60,16 @@ class StageCache:
         split_model: the model with its cut points.
         x_calib: representative inputs for int8 heads.
         threads: threads for the int8 interpreter.
+        edgetpu_dir: folder of the deployed Edge-TPU-compiled heads
+            (``tpu-std``/``tpu-max``; see :mod:`toolkit.models.edgetpu`).
     """
 
     def __init__(self, split_model: SplitModel, x_calib: np.ndarray | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, edgetpu_dir: str | os.PathLike | None = None) -> None:
         self.split_model = split_model
         self.x_calib = x_calib
         self.threads = threads
+        self.edgetpu_dir = edgetpu_dir
         self._runners: dict[tuple[str, int, str], Runner | None] = {}
 
     def head(self, split: int, edge_accel: str) -> Runner | None:
@@ -88,13 +91,30 @@ class StageCache:
                     f"{self.split_model.name}-split{split}",
                 )
                 runner = Int8Runner(flat, num_threads=self.threads)
+            elif edge_accel in ("tpu-std", "tpu-max"):
+                runner = self._edgetpu_head(split)
             else:
                 raise ToolkitError(
-                    f"edge accelerator {edge_accel!r} is not available on this edge worker "
-                    "(it runs 'none' and 'int8'; Edge TPU modes need a Coral device)"
+                    f"unknown edge accelerator {edge_accel!r}; valid: none, int8, tpu-std, "
+                    "tpu-max"
                 )
             self._runners[key] = runner
         return self._runners[key]
+
+    def _edgetpu_head(self, split: int) -> Runner:
+        """The deployed compiled head of ``split`` on the Edge TPU (the TPU's
+        runtime mode is the installed ``libedgetpu1-*`` package, set by the device)."""
+        from toolkit.models.edgetpu import EdgeTpuRunner, compiled_name, find_compiled, head_stem
+
+        size = self.split_model.model.inputs[0].shape[1]
+        stem = head_stem(self.split_model.name, split, size)
+        path = find_compiled(self.edgetpu_dir, stem)
+        if path is None:
+            where = self.edgetpu_dir or "the worker (no --edgetpu-dir)"
+            raise ToolkitError(f"no Edge TPU head {compiled_name(stem)} in {where}; deploy the "
+                               "compiled heads (toolkit.models.edgetpu.compile_head) with the "
+                               "other artifacts")
+        return EdgeTpuRunner(path)
 
     def tail(self, split: int, cloud_accel: str) -> Runner | None:
         """Runner of the tail for ``split`` (None at the last split)."""

@@ -44,6 +44,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port)")
     parser.add_argument("--threads", type=int, default=1, help="compute threads")
+    parser.add_argument("--data", default=None,
+                        help="image folder, one subfolder per class (default: built-in data)")
+    parser.add_argument("--edgetpu-dir", default=None,
+                        help="folder of Edge-TPU-compiled heads (*_edgetpu.tflite)")
 
 
 def load_split_model(args: argparse.Namespace):

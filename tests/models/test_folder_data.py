@@ -1,0 +1,64 @@
+"""Real data from image folders: the digits written as PNG class folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.models import SplitModel, accuracy_table, eval_data, folder_data, load_model
+from toolkit.models.data import preprocess
+from toolkit.models.digits import load_digits_data
+
+
+def _png(path, x):
+    """An 8x8 greyscale PNG of a digit (pixels 0..1)."""
+    import tensorflow as tf
+
+    path.write_bytes(tf.io.encode_png(np.rint(x * 255).astype(np.uint8)).numpy())
+
+
+def _write_digits(root):
+    """The held-out digits as 8x8 greyscale PNGs, one folder per class."""
+    digits = load_digits_data()
+    for i, (x, y) in enumerate(zip(digits.x_test, digits.y_test, strict=True)):
+        folder = root / str(int(y))
+        folder.mkdir(parents=True, exist_ok=True)
+        _png(folder / f"{i:04d}.png", x)
+    return digits
+
+
+def test_png_class_folders_give_the_built_in_accuracy(tmp_path):
+    digits = _write_digits(tmp_path / "digits")
+    sm = SplitModel(load_model("digits-cnn"), name="digits-cnn")
+    data = folder_data(tmp_path / "digits", sm.model, "digits-cnn", n_calib=100)
+    assert data.label_source == "labels" and len(data.x_eval) == len(digits.x_test)
+    assert sorted(np.bincount(data.y_eval)) == sorted(np.bincount(digits.y_test))
+    np.testing.assert_allclose(np.sort(data.x_eval.ravel()), np.sort(digits.x_test.ravel()),
+                               atol=0.5 / 255)
+    built_in = eval_data(sm.model)
+    ours = accuracy_table(sm, data, splits=[0, 3], codecs=["fp32"], edge_accels=["none"],
+                          progress=False)
+    theirs = accuracy_table(sm, built_in, splits=[0, 3], codecs=["fp32"],
+                            edge_accels=["none"], progress=False)
+    assert ours["accuracy"].tolist() == theirs["accuracy"].tolist()
+    assert ours["accuracy"].min() > 0.9 and set(ours["label_source"]) == {"labels"}
+
+
+def test_preprocessing_follows_the_model():
+    x = np.array([[0.0, 127.5, 255.0]], dtype="float32")
+    np.testing.assert_allclose(preprocess("vit-b16:igelu", x), [[-1.0, 0.0, 1.0]])
+    np.testing.assert_allclose(preprocess("digits-cnn", x), [[0.0, 0.5, 1.0]])
+    rgb = np.full((1, 2, 2, 3), 100.0, dtype="float32")
+    vgg = preprocess("vgg16", rgb)  # caffe: BGR, ImageNet means subtracted
+    np.testing.assert_allclose(vgg[0, 0, 0], [100 - 103.939, 100 - 116.779, 100 - 123.68],
+                               atol=1e-4)
+
+
+def test_bad_folders_are_refused(tmp_path):
+    model = load_model("digits-cnn")
+    with pytest.raises(ToolkitError, match="does not exist; give a folder with one subfolder"):
+        folder_data(tmp_path / "missing", model, "digits-cnn")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ToolkitError, match=r"data folder .*empty"):
+        folder_data(tmp_path / "empty", model, "digits-cnn")
