@@ -10,7 +10,12 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_SPLINTER = REPO_ROOT.parent / "shared" / "datasets" / "splinter"
+#: the repository's copy, else ../shared (a checkout) or ../../shared (a worktree)
+SHARED_SPLINTER = next(
+    (p for p in (REPO_ROOT / "datasets" / "splinter",
+                 REPO_ROOT.parent.parent / "shared" / "datasets" / "splinter")
+     if (p / "simulation_pool_vgg16.csv").is_file()),
+    REPO_ROOT.parent / "shared" / "datasets" / "splinter")
 
 
 @pytest.fixture(scope="session")

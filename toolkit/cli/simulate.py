@@ -18,9 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "simulate", help="replay a QoS trace: energy and thresholds met per strategy",
         description="For each request of the trace, let every strategy (cloud, edge, "
-                    "static-energy, static-latency, dynasplit, policy, oracle) choose a "
-                    "configuration, draw one of its measured runs from the cube (seeded) and "
-                    "score energy, latency and whether the threshold was met.",
+                    "static-energy, static-latency, dynasplit, policy, dynasplit-exhaustive) "
+                    "choose a configuration, draw one of its measured runs from the cube "
+                    "(seeded) and score energy, latency and whether the threshold was met; "
+                    "clairvoyant, which sees the drawn runs before choosing, is the lower "
+                    "bound.",
     )
     p.add_argument("cube", metavar="CUBE.nc", help="the cube the policy was exported from")
     p.add_argument("--policy", required=True, metavar="POLICY.json")
@@ -61,8 +63,8 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     table = sim.table()
     print(f"{len(trace)} requests, seed {args.seed}, energy source {sim.energy_source}")
-    print(f"{'strategy':<16}{'energy J':>10}{'latency ms':>12}{'met':>8}{'saving':>9}")
+    print(f"{'strategy':<22}{'energy J':>10}{'latency ms':>12}{'met':>8}{'saving':>9}")
     for name, row in table.iterrows():
-        print(f"{name:<16}{row['energy_j_mean']:>10.3f}{row['latency_ms_mean']:>12.1f}"
+        print(f"{name:<22}{row['energy_j_mean']:>10.3f}{row['latency_ms_mean']:>12.1f}"
               f"{row['qos_met']:>8.1%}{row['energy_saving_vs_cloud']:>9.1%}")
     return 0
