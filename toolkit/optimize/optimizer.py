@@ -26,7 +26,7 @@ evaluator has no value for costs nothing and is never proposed again.
       or device count either way, another accelerator, codec or strategy)
       away from a member of the archive's front joins the candidates: a local
       search around the front that exploits the ordinal structure of the genes.
-      In the final phase (the last ``local_share`` of the budget, half by
+      In the final phase (the last ``local_share`` of the budget, 30 % by
       default) the candidates are *only* the front's neighbourhood (Pareto
       local search): the budget goes where the front is, and every front
       member found extends the neighbourhood. When the neighbourhood is used
@@ -141,7 +141,7 @@ class Optimizer:
         surrogate: bool = True,
         pool_factor: int = 8,
         kappa: float = 0.5,
-        local_share: float = 0.5,
+        local_share: float = 0.3,
         near: float = 0.0,
         progress: bool = True,
     ) -> None:
