@@ -44,19 +44,26 @@ def test_replay_reproduces_their_testbed(splinter):
     assert saving == pytest.approx(measured, abs=0.03)
     assert table.loc["dynasplit", "qos_met"] >= testbed.loc["splinter:latency_exhaustive",
                                                             "qos_met"]
-    # the oracle over the whole pool spends no more than their rule on the front
-    assert table.loc["oracle", "expected_energy_j"] <= \
+    # their rule over the whole pool spends no more than their rule on the front
+    assert table.loc["dynasplit-exhaustive", "expected_energy_j"] <= \
         table.loc["dynasplit", "expected_energy_j"] + 1e-9
+    # and the clairvoyant bound meets every threshold any strategy met
+    assert table.loc["clairvoyant", "qos_met"] == table["qos_met"].max()
 
 
-def test_default_policy_dominates_their_rule_on_a_10k_trace(splinter):
+def test_default_policy_beats_their_rule_on_a_10k_trace(splinter):
+    """Strictly: a policy equal to DynaSplit's rule ties and fails here."""
     from toolkit.trace import generate_trace
 
     cube, _, _ = splinter
     trace = generate_trace("vgg16", 90.6, 5026.8, 10_000, seed=0)
     policy = Policy.from_front(pareto_configs(cube), cube)          # default rule
     table = simulate(cube, policy, trace, seed=0, progress=False).table()
-    p, d, o = table.loc["policy"], table.loc["dynasplit"], table.loc["oracle"]
-    assert p["expected_energy_j"] <= d["expected_energy_j"] + 1e-9
-    assert p["expected_qos_met"] >= d["expected_qos_met"]
-    assert p["energy_j_mean"] <= 1.02 * o["energy_j_mean"]
+    p, d, c = table.loc["policy"], table.loc["dynasplit"], table.loc["clairvoyant"]
+    # in expectation (no draw noise): more thresholds met, no more energy
+    assert p["expected_qos_met"] > d["expected_qos_met"]
+    assert p["expected_energy_j"] <= d["expected_energy_j"]
+    # and on the drawn runs: more thresholds met, within 2 % of the clairvoyant's energy
+    assert p["qos_met"] > d["qos_met"]
+    assert c["qos_met"] >= p["qos_met"]
+    assert p["energy_j_mean"] <= 1.02 * c["energy_j_mean"]

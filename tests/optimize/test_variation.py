@@ -72,8 +72,20 @@ def test_neighbours_are_valid_single_moves(spaces):
             assert space.is_valid(n)
             diff = [i for i, (x, y) in enumerate(zip(row, n, strict=True)) if x != y]
             assert len(diff) == 1
-            if diff[0] < 2:  # ordinal genes move one step
-                assert abs(int(row[diff[0]]) - n[diff[0]]) == 1
+            i = diff[0]
+            if space.ordinal[i]:  # ordinal genes move to the nearest valid index
+                lo, hi = sorted((int(row[i]), int(n[i])))
+                between = [(*n[:i], v, *n[i + 1:]) for v in range(lo + 1, hi)]
+                assert not any(space.is_valid(g) for g in between)
+
+
+def test_neighbours_skip_holes_along_ordinal_genes(toy_cube):
+    space = ConfigSpace.from_cube(toy_cube)
+    genes = space.encode({"model": "toy", "split": 0, "cpu_freq": 1800,
+                          "edge_accel": "none", "cloud_accel": "gpu"})
+    freqs = sorted(space.decode(g)["cpu_freq"] for g in neighbours(genes, space)
+                   if space.decode(g)["split"] == 0 and space.decode(g)["cloud_accel"] == "gpu")
+    assert freqs == [1000]  # 1400 is a hole of the toy cube at split 0
 
 
 def test_initial_population_has_corners_and_covers_splits(spaces):

@@ -28,7 +28,7 @@ def test_preview_replays_the_default_rule(toy_cube, front, tmp_path) -> None:
     exporter = PolicyExporter(front, toy_cube, folder=tmp_path)
     assert exporter.policy is not None and len(exporter.policy) == len(front)
     table = exporter.simulation.table()
-    assert {"cloud", "edge", "policy", "oracle"} <= set(table.index)
+    assert {"cloud", "edge", "policy", "clairvoyant"} <= set(table.index)
     assert f"{table.loc['policy', 'qos_met']:.1%} of the thresholds" in exporter.status.value
     assert "image/png" in exporter.plot.outputs[0]["data"]
     assert exporter.table.value.count("<tr") == len(table) + 1

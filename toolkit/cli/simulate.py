@@ -18,11 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "simulate", help="replay a QoS trace: energy and thresholds met per strategy",
         description="For each request of the trace, let every strategy (cloud, edge, "
+        description="For each request of the trace, let every strategy (cloud, edge, "
                     "static-energy, static-latency (both from the front), their whole-cube "
                     "versions static-energy-space, static-latency-space, dynasplit, policy, "
-                    "oracle) choose a "
-                    "configuration, draw one of its measured runs from the cube (seeded) and "
-                    "score energy, latency and whether the threshold was met.",
+                    "dynasplit-exhaustive) choose a configuration, draw one of its measured "
+                    "runs from the cube (seeded) and score energy, latency and whether the "
+                    "threshold was met; clairvoyant, which sees the drawn runs before "
+                    "choosing, is the lower bound.",
     )
     p.add_argument("cube", metavar="CUBE.nc", help="the cube the policy was exported from")
     p.add_argument("--policy", required=True, metavar="POLICY.json")

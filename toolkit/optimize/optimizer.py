@@ -21,11 +21,16 @@ evaluator has no value for costs nothing and is never proposed again.
       Deb & Jain 2014). Uniform crossover and neighbourhood mutation
       (:mod:`toolkit.optimize.variation`) make ``8 * lambda`` candidates, each
       repaired onto the nearest valid configuration *not tried yet*.
-   b. *Front neighbourhood*: every untried configuration one elementary move
-      (a neighbouring split, frequency or device count, another accelerator,
-      codec or strategy) away from a member of the archive's front joins the
-      candidates: a local search around the front that exploits the ordinal
-      structure of the genes.
+   b. *Front neighbourhood* (:mod:`toolkit.optimize.local`): every untried
+      configuration one elementary move (the nearest measured split, frequency
+      or device count either way, another accelerator, codec or strategy)
+      away from a member of the archive's front joins the candidates: a local
+      search around the front that exploits the ordinal structure of the genes.
+      In the final phase (the last ``local_share`` of the budget, 30 % by
+      default) the candidates are *only* the front's neighbourhood (Pareto
+      local search): the budget goes where the front is, and every front
+      member found extends the neighbourhood. When the neighbourhood is used
+      up, breeding takes over again.
    c. *Surrogate pre-selection* (:mod:`toolkit.optimize.surrogate`): tree
       ensembles fitted on all evaluations so far predict each candidate's
       objectives; the ``lambda`` candidates with the largest optimistic
@@ -68,11 +73,12 @@ from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.optimize.budget import resolve_budget
 from toolkit.optimize.evaluate import Evaluator
 from toolkit.optimize.initial import corner_genes, initial_population
+from toolkit.optimize.local import front_neighbourhood
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer, resolve_objectives
 from toolkit.optimize.result import Evaluation, OptimizationResult
 from toolkit.optimize.space import ConfigSpace, Genes
 from toolkit.optimize.surrogate import Surrogate, pick_by_improvement
-from toolkit.optimize.variation import crossover, mutate, neighbours, repair
+from toolkit.optimize.variation import crossover, mutate, repair
 from toolkit.pareto import pareto_mask
 
 __all__ = ["ALGORITHMS", "Optimizer", "optimize"]
@@ -135,6 +141,8 @@ class Optimizer:
         surrogate: bool = True,
         pool_factor: int = 8,
         kappa: float = 0.5,
+        local_share: float = 0.3,
+        near: float = 0.0,
         progress: bool = True,
     ) -> None:
         """Configure a run.
@@ -159,6 +167,11 @@ class Optimizer:
                 front's neighbourhood to the candidates (see the module docstring).
             pool_factor: candidates bred per evaluated child when ``surrogate``.
             kappa: optimism of the surrogate's pre-selection (spreads below the mean).
+            local_share: the final share of the budget spent on Pareto local
+                search: the surrogate then chooses among the front's
+                neighbourhood only (0 turns the phase off).
+            near: dominated points within this distance (normalised space) of a
+                point dominating them are part of the front for the local search.
             progress: show a tqdm bar (evaluations / budget and hypervolume).
 
         Raises:
@@ -173,6 +186,9 @@ class Optimizer:
             raise ConfigError(f"population_size must be >= 4, got {population_size}")
         if offspring_size is not None and offspring_size < 1:
             raise ConfigError(f"offspring_size must be >= 1, got {offspring_size}")
+        if not 0.0 <= local_share <= 1.0 or near < 0:
+            raise ConfigError(f"local_share must be in [0, 1] and near >= 0, got "
+                              f"{local_share} and {near}")
         if pool_factor < 1 or kappa < 0:
             raise ConfigError(f"pool_factor must be >= 1 and kappa >= 0, got {pool_factor} "
                               f"and {kappa}")
@@ -189,6 +205,8 @@ class Optimizer:
         self.surrogate = surrogate
         self.pool_factor = pool_factor
         self.kappa = kappa
+        self.local_share = local_share
+        self.near = near
         given = normalizer if normalizer is not None else evaluator.normalizer(self.objectives)
         self.normalizer = None if given is None else given.select(self.objectives)
 
@@ -365,18 +383,19 @@ class _Run:
         norm = Normalizer.from_values(self.opt.objectives, values)
         y = norm.transform(values)
         on_front = pareto_mask(y, ["min"] * self.k)
-        seen = set(pool)
-        for i in np.flatnonzero(on_front):
-            for g in neighbours(self.archive_genes[i], self.space):
-                if g not in self.cache and g not in seen:
-                    seen.add(g)
-                    pool.append(g)
+        local = front_neighbourhood(self.archive_genes, y, self.space, self.cache,
+                                    self.opt.near)
+        if self.used >= (1.0 - self.opt.local_share) * self.budget and local:
+            pool = local  # final phase: Pareto local search around the front
+        else:
+            seen = set(pool)
+            pool = pool + [g for g in local if g not in seen]
         if len(pool) <= n:
             return pool
         model = Surrogate(self.space, seed=int(self.rng.integers(2**31))).fit(
             np.asarray(self.archive_genes), y)
-        mean, std = model.predict(np.asarray(pool))
         front = y[on_front]
+        mean, std = model.predict(np.asarray(pool))
         picks = pick_by_improvement(front, mean, std, n, kappa=self.opt.kappa)
         return [pool[i] for i in picks]
 

@@ -122,17 +122,27 @@ def crossover(
 def neighbours(genes: Sequence[int], space: ConfigSpace) -> list[Genes]:
     """Valid configurations one elementary move away from ``genes``.
 
-    A move steps one ordinal gene to the next lower or higher index, or gives
-    one categorical gene another value. Moves that land on an invalid
-    configuration are dropped (not repaired).
+    A move steps one ordinal gene to the nearest lower or higher index at which
+    the configuration is valid (skipping the holes of a measured space, e.g. a
+    frequency not measured at this split), or gives one categorical gene
+    another value. Categorical moves that land on an invalid configuration are
+    dropped (not repaired).
     """
     out: list[Genes] = []
     base = [int(g) for g in genes]
     for i, (ordinal, n) in enumerate(zip(space.ordinal, space.gene_sizes, strict=True)):
-        values = ([base[i] - 1, base[i] + 1] if ordinal else
-                  [v for v in range(n) if v != base[i]])
-        for v in values:
-            if 0 <= v < n:
+        if ordinal:
+            for direction in (-1, 1):
+                v = base[i] + direction
+                while 0 <= v < n:
+                    cand = (*base[:i], v, *base[i + 1:])
+                    if space.is_valid(cand):
+                        out.append(cand)  # type: ignore[arg-type]
+                        break
+                    v += direction
+            continue
+        for v in range(n):
+            if v != base[i]:
                 cand = (*base[:i], v, *base[i + 1:])
                 if space.is_valid(cand):
                     out.append(cand)  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ mark the configuration each selection rule of the online phase
 (:data:`toolkit.rules.RULES`) picks for a request with that threshold. The rules
 run on a policy made from the filtered cube's 3-objective Pareto front
 (:meth:`toolkit.policy.Policy.from_front`), as ``dynasplit export`` would make
-it; ``oracle`` is DynaSplit's rule over every shown configuration.
+it; ``dynasplit-exhaustive`` is DynaSplit's rule over every shown configuration
+(what DynaSplit picks after an exhaustive search; no bound on the others).
 
 Example (in a notebook cell)::
 
@@ -147,7 +148,7 @@ class TradeoffExplorer:
         target = float(self.target.value)
         rules = {(f"tail τ={target:.3f}" if name == "tail" else name):
                  policy.with_rule(name=name, target=target) for name in RULES}
-        rules["oracle (every configuration)"] = Policy.from_front(
+        rules["dynasplit-exhaustive (every configuration)"] = Policy.from_front(
             shown[list(CONFIG_KEYS)].to_dict("records"), cube, rule="dynasplit")
         rows = []
         index = shown.set_index(list(CONFIG_KEYS))

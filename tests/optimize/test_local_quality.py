@@ -1,0 +1,64 @@
+"""Front local search (toolkit.optimize.local) and front quality (toolkit.optimize.quality)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toolkit.optimize import ConfigSpace, CubeEvaluator, Optimizer
+from toolkit.optimize.local import dominance_gap, front_neighbourhood
+from toolkit.optimize.quality import ReferenceFront
+from toolkit.optimize.variation import neighbours
+
+
+def test_dominance_gap_sees_through_ties():
+    points = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.5], [0.3, 1.4, 0.5], [2.0, 2.0, 0.0]])
+    gap = dominance_gap(points)
+    assert gap[0] == gap[1] == gap[3] == 0.0                # non-dominated
+    assert gap[2] == pytest.approx(np.hypot(0.3, 0.4))      # tied accuracy, still behind
+
+
+def test_front_neighbourhood_expands_the_front_and_near_points(toy_cube):
+    space = ConfigSpace.from_cube(toy_cube)
+    genes = [tuple(int(x) for x in space.genes[i]) for i in (0, 40, 80)]
+    points = np.array([[0.0, 1.0], [1.0, 0.0], [0.1, 1.05]])
+    front = front_neighbourhood(genes, points, space, tried=set(genes))
+    assert set(front) == {g for g in neighbours(genes[0], space) + neighbours(genes[1], space)
+                          if g not in genes}
+    near = front_neighbourhood(genes, points, space, tried=set(genes), near=0.2)
+    assert set(near) == set(front) | {g for g in neighbours(genes[2], space) if g not in genes}
+
+
+def test_reference_front_scores(toy_cube):
+    evaluator = CubeEvaluator(toy_cube)
+    space = ConfigSpace.from_cube(toy_cube)
+    objectives = list(evaluator.objectives)
+    senses = ["max" if o == "accuracy" else "min" for o in objectives]
+    keys = [tuple(int(x) for x in g) for g in space.genes]
+    values = np.array([[evaluator.lookup(space.decode(g))[o] for o in objectives]
+                       for g in space.genes])
+    ref = ReferenceFront(values, senses, keys)
+    whole = ref.score(values, keys)
+    assert whole.hv_ratio == pytest.approx(1.0) and whole.igd_plus == pytest.approx(0.0)
+    assert whole.front_share == 1.0
+    # the front normalised by its own ideal and nadir spans the unit box
+    assert ref.front.min(axis=0) == pytest.approx(np.zeros(len(objectives)))
+    assert ref.front.max(axis=0) == pytest.approx(np.ones(len(objectives)))
+    # a strict subset of the front scores less on every figure
+    front_rows = [i for i, k in enumerate(keys) if k in ref.keys]
+    half = front_rows[::2]
+    part = ref.score(values[half], [keys[i] for i in half])
+    assert part.hv_ratio < 1.0 and part.igd_plus > 0.0
+    assert part.front_share == pytest.approx(len(half) / len(ref))
+
+
+def test_final_phase_searches_the_front_neighbourhood(toy_cube):
+    """In the local phase every evaluation is a neighbour of an earlier one."""
+    space = ConfigSpace.from_cube(toy_cube)
+    result = Optimizer(space, CubeEvaluator(toy_cube), seed=0, local_share=1.0,
+                       progress=False).run(0.3)
+    genes = [tuple(int(x) for x in space.encode(e.config)) for e in result.evaluated]
+    later = [i for i, e in enumerate(result.evaluated) if e.generation > 0]
+    assert later
+    for i in later:
+        assert any(genes[i] in neighbours(g, space) for g in genes[:i]), genes[i]
