@@ -71,7 +71,6 @@ SIMULATION_SCHEMA = "dynasplit.simulation/1"
 
 #: strategies every replay scores, in report order
 STRATEGIES: tuple[str, ...] = ("cloud", "edge", "static-energy", "static-latency",
-STRATEGIES: tuple[str, ...] = ("cloud", "edge", "static-energy", "static-latency",
                                "static-energy-space", "static-latency-space",
                                "dynasplit", "policy", "dynasplit-exhaustive", "clairvoyant")
 

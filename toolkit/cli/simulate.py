@@ -18,7 +18,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "simulate", help="replay a QoS trace: energy and thresholds met per strategy",
         description="For each request of the trace, let every strategy (cloud, edge, "
-        description="For each request of the trace, let every strategy (cloud, edge, "
                     "static-energy, static-latency (both from the front), their whole-cube "
                     "versions static-energy-space, static-latency-space, dynasplit, policy, "
                     "dynasplit-exhaustive) choose a configuration, draw one of its measured "
