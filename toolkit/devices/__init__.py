@@ -8,7 +8,7 @@ from toolkit.devices.blocking import Blocking, device_loop, run_blocking
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
 from toolkit.devices.cloud import CloudController, CloudWorker
 from toolkit.devices.deploy import DeployReport, deploy
-from toolkit.devices.factory import open_testbed
+from toolkit.devices.factory import open_pool, open_testbed
 from toolkit.devices.fanout import HostResult, apply_all, failed, fanout, run_all
 from toolkit.devices.inventory import (
     Host,
@@ -19,6 +19,7 @@ from toolkit.devices.inventory import (
 )
 from toolkit.devices.local import DEFAULT_LINK, Link, LocalTestbed
 from toolkit.devices.pi import PiController, PiSettings, parse_uhubctl
+from toolkit.devices.pool import TestbedPool
 from toolkit.devices.profile import DeviceProfile, available_profiles, load_profile
 from toolkit.devices.remote import RemoteProcess, StopResult
 from toolkit.devices.shell import RemoteShell
@@ -74,6 +75,7 @@ __all__ = [
     "SshTransport",
     "StopResult",
     "Testbed",
+    "TestbedPool",
     "TransportStats",
     "apply_all",
     "available_profiles",
@@ -85,6 +87,7 @@ __all__ = [
     "load_inventory",
     "load_profile",
     "open_cpu_quota",
+    "open_pool",
     "open_testbed",
     "parse_uhubctl",
     "run_all",

@@ -57,7 +57,8 @@ class TestbedPool(BlockingLifecycle):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ConfigError(f"testbeds of a pool need distinct names; {choices(twice)} "
-                              f"appears more than once (names: {choices(names)})")
+                              f"appears more than once (names: {choices(names)}); name each "
+                              "inventory's [testbed], or use --testbeds N for N local ones")
         first = self.testbeds[0]
         for tb in self.testbeds[1:]:
             for what, mine, theirs in (
