@@ -423,14 +423,14 @@ class Campaign:
         self._inference_s = 0.0
         self._done_now = 0
         t_start = self._last_save = time.perf_counter()
-        queue = WorkQueue(tasks)
+        self._queue = queue = WorkQueue(tasks)
         try:
             await gather_or_cancel(self._serve(tb, queue) for tb in self.testbeds)
+            for task in queue.tasks:  # put back for a testbed that left the pool since
+                self._record_failure(task, task.failed_repeat)
         finally:
             for bar in (self._bar, *self._tb_bars.values()):
                 bar.close()
-        for task in queue.tasks:  # put back for a testbed that has left the pool since
-            self._record_failure(task, task.failed_repeat)
         cube = self._cube(done, self._label_source)
         save_cube(cube, self.out)
         now = {x["key"] for x in self._failures}
@@ -453,9 +453,7 @@ class Campaign:
         except (ToolkitError, OSError) as exc:
             if not self._drop(tb.name, f"it could not start: {exc}"):
                 raise  # the only testbed left: the campaign cannot go on
-            await tb.aclose()
-            return
-        while (task := await queue.take(tb.name)) is not None:
+        while tb.name in self._live and (task := await queue.take(tb.name)) is not None:
             put_back = None
             try:
                 if task.repeat is None:
@@ -464,9 +462,8 @@ class Campaign:
                     put_back = await self._measure_run(tb, task, task.repeat)
             finally:
                 await queue.release(put_back)
-            if tb.name not in self._live:
-                await tb.aclose()
-                return
+        if tb.name not in self._live:
+            await tb.aclose()
 
     async def _measure_run(self, tb: Testbed, task: Task, repeat: int) -> Task | None:
         """Measure one run; returns the task where it should go to another testbed."""
@@ -479,6 +476,7 @@ class Campaign:
         if record is None:
             return self._failed(tb.name, task, repeat, reason)
         self._measured(tb.name, config, codec, repeat, record)
+        self._blame(task, tb.name)
         if task.repeat is not None:
             self._bar.update(1)
         return None
@@ -510,7 +508,6 @@ class Campaign:
         self._label_source = record.label_source
         self.records.append(record)
         self._done_now += 1
-        self._strikes[testbed] = 0
         self._per_testbed[testbed] += 1
         self._tb_bars[testbed].update(1)
         if time.perf_counter() - self._last_save > self.save_every_s:
@@ -522,18 +519,22 @@ class Campaign:
         or record it as failed. Returns the task where it goes to another testbed."""
         task.tried.append(testbed)
         task.reason, task.failed_repeat = reason, repeat
-        self._strikes[testbed] += 1
         others = [name for name in self._live if name not in task.tried]
-        put_back = task if len(task.tried) < 2 and others else None
-        if put_back is None:
-            # it failed wherever it ran: the configuration's fault, not the testbeds'
-            for name in task.tried:
-                self._strikes[name] = max(0, self._strikes[name] - 1)
-            self._record_failure(task, repeat)
-        if self._strikes[testbed] >= self.drop_after:
-            self._drop(testbed, f"{self._strikes[testbed]} runs in a row failed there; "
-                       f"last: {reason}")
-        return put_back
+        if len(task.tried) < 2 and others:
+            return task
+        self._record_failure(task, repeat)  # it failed wherever it ran: the configuration
+        return None
+
+    def _blame(self, task: Task, measured_on: str) -> None:
+        """``measured_on`` measured what the testbeds in ``task.tried`` failed: a strike
+        for each of those (``drop_after`` in a row take it out of the pool)."""
+        self._strikes[measured_on] = 0
+        for name in task.tried:
+            self._strikes[name] += 1
+            if self._strikes[name] >= self.drop_after:
+                self._drop(name, f"{self._strikes[name]} runs in a row failed there that "
+                           f"another testbed measured; last: {task.reason}")
+        task.tried.clear()
 
     def _record_failure(self, task: Task, repeat: int) -> None:
         entry = {"type": "failure", "key": _run_key(task.config, task.codec, repeat),
@@ -555,6 +556,7 @@ class Campaign:
         self._dropped[testbed] = reason
         log.warning("testbed %s is taken out of the pool: %s; its work goes to %s", testbed,
                     reason, ", ".join(self._live))
+        self._queue.retire(testbed)
         return True
 
     async def _attempt(self, tb: Testbed, config: Config, codec: str, repeat: int):

@@ -49,12 +49,16 @@ class WorkQueue:
     def __init__(self, tasks: Iterable[Task]) -> None:
         self.tasks: deque[Task] = deque(tasks)
         self.busy = 0
+        self.retired: set[str] = set()
         self._changed = asyncio.Condition()
 
     async def take(self, worker: str) -> Task | None:
-        """The first task ``worker`` has not failed; None once there is none left for it."""
+        """The first task ``worker`` has not failed; None once there is none left for it
+        (or once it is retired)."""
         async with self._changed:
             while True:
+                if worker in self.retired:
+                    return None
                 for i, task in enumerate(self.tasks):
                     if worker not in task.tried:
                         del self.tasks[i]
@@ -63,6 +67,14 @@ class WorkQueue:
                 if self.busy == 0:
                     return None
                 await self._changed.wait()
+
+    def retire(self, worker: str) -> None:
+        """Hand ``worker`` no more tasks.
+
+        A :meth:`take` of it that waits returns None at the next :meth:`release`,
+        which is the only thing it waits for.
+        """
+        self.retired.add(worker)
 
     async def release(self, put_back: Task | None = None) -> None:
         """End a taken task; ``put_back`` returns it to the front for another worker."""
