@@ -3,6 +3,7 @@ kill -9 and resume, a failing testbed leaves the pool, and the CLI's bad values.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from toolkit.cli import main
 from toolkit.cube import configurations, open_cube
 from toolkit.devices.local import LocalTestbed
 from toolkit.devices.pool import TestbedPool
+from toolkit.devices.profile import load_profile
 from toolkit.errors import ConfigError
 
 POOL = {"local-1", "local-2"}
@@ -154,8 +156,9 @@ def test_a_run_failing_on_two_testbeds_is_recorded_once(tmp_path):
 def test_testbeds_of_a_pool_must_be_interchangeable():
     with pytest.raises(ConfigError, match="distinct names; local appears more than once"):
         TestbedPool([LocalTestbed(), LocalTestbed()])
+    pi5 = dataclasses.replace(load_profile("raspberry-pi-4"), name="raspberry-pi-5")
     with pytest.raises(ConfigError, match="edge profile 'raspberry-pi-4' but 'b' has"):
-        TestbedPool([LocalTestbed(name="a"), LocalTestbed("cloud-gpu-server", name="b")])
+        TestbedPool([LocalTestbed(name="a"), LocalTestbed(pi5, name="b")])
     with pytest.raises(ConfigError, match="at least 1 testbed"):
         TestbedPool.local(0)
 

@@ -155,6 +155,11 @@ class TestbedPool(BlockingLifecycle):
         """The controller-side split model of ``model`` (shared by the testbeds)."""
         return self._sync(self.testbeds[0].split_model_for(model))
 
+    def warm(self, model: str) -> None:
+        """Build the controller-side split model and reference labels of ``model`` now
+        (shared by the testbeds), e.g. so that a timed campaign does not include it."""
+        self._sync(self.testbeds[0].labels(model))
+
     # -- lifecycle --------------------------------------------------------------------
     async def astart(self) -> None:
         """Start every testbed at the same time (a failure closes them all)."""
