@@ -449,7 +449,10 @@ class Campaign:
     async def _serve(self, tb: Testbed, queue: WorkQueue) -> None:
         """Start ``tb``, then measure what the queue hands it until nothing is left."""
         try:
-            await tb.astart()
+            if isinstance(self.runner, TestbedPool):
+                await self.runner.astart_one(tb)
+            else:
+                await tb.astart()
         except (ToolkitError, OSError) as exc:
             if not self._drop(tb.name, f"it could not start: {exc}"):
                 raise  # the only testbed left: the campaign cannot go on

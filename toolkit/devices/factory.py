@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from toolkit.devices.pool import TestbedPool
+from toolkit.devices.pool import TestbedPool, local_start_limit
 from toolkit.devices.testbed import Testbed
 from toolkit.errors import ConfigError
 
@@ -65,15 +65,19 @@ def open_pool(specs: str | os.PathLike | Sequence[str | os.PathLike], copies: in
             inventory; testbeds that cannot share a pool (see
             :class:`~toolkit.devices.pool.TestbedPool`).
     """
+    from toolkit.devices.local import LocalTestbed
+
     specs = [specs] if isinstance(specs, (str, os.PathLike)) else list(specs)
     if copies < 1:
         raise ConfigError(f"a pool needs at least 1 testbed, got {copies}")
     if copies == 1:
-        return TestbedPool([open_testbed(s, **options) for s in specs])
+        testbeds = [open_testbed(s, **options) for s in specs]
+        local = all(isinstance(tb, LocalTestbed) for tb in testbeds)
+        return TestbedPool(testbeds, start_limit=local_start_limit() if local else None)
     if len(specs) != 1 or not _is_local(specs[0]):
         raise ConfigError(
             f"{copies} copies of a testbed can only be local emulated testbeds (testbed "
             f"local or a local inventory), not {', '.join(map(str, specs))}; for SSH testbeds "
             "list one inventory per device: --testbed a.toml,b.toml")
     return TestbedPool([open_testbed(specs[0], name=f"local-{i}", **options)
-                        for i in range(1, copies + 1)])
+                        for i in range(1, copies + 1)], start_limit=local_start_limit())

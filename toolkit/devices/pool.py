@@ -31,9 +31,15 @@ from toolkit.devices.profile import DeviceProfile
 from toolkit.devices.testbed import Testbed
 from toolkit.errors import ConfigError, choices
 
-__all__ = ["TestbedPool"]
+__all__ = ["TestbedPool", "local_start_limit"]
 
 log = logging.getLogger("toolkit.devices")
+
+
+def local_start_limit() -> int:
+    """Local testbeds that start at the same time: one per two host cores (each
+    starts two worker processes that load TensorFlow)."""
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 class TestbedPool(BlockingLifecycle):
@@ -41,6 +47,9 @@ class TestbedPool(BlockingLifecycle):
 
     Args:
         testbeds: the testbeds (not started yet), with distinct names.
+        start_limit: how many testbeds start at the same time (None: all). Local
+            testbeds start two TensorFlow processes each on this machine, and too
+            many at once on a small host can exceed their start-up timeout.
 
     Raises:
         ConfigError: no testbed, a name used twice, or testbeds that differ in
@@ -49,8 +58,10 @@ class TestbedPool(BlockingLifecycle):
 
     __test__ = False  # not a pytest test class, despite its name
 
-    def __init__(self, testbeds: Sequence[Testbed]) -> None:
+    def __init__(self, testbeds: Sequence[Testbed], *, start_limit: int | None = None) -> None:
         self.testbeds = list(testbeds)
+        self.start_limit = start_limit
+        self._start_gate: asyncio.Semaphore | None = None
         if not self.testbeds:
             raise ConfigError("a testbed pool needs at least one testbed")
         names = [tb.name for tb in self.testbeds]
@@ -100,7 +111,8 @@ class TestbedPool(BlockingLifecycle):
             raise ConfigError(f"a pool needs at least 1 testbed, got {n}")
         return cls([LocalTestbed(name=f"local-{i}",
                                  log_dir=Path(log_dir) / f"local-{i}" if log_dir else None,
-                                 **options) for i in range(1, n + 1)])
+                                 **options) for i in range(1, n + 1)],
+                   start_limit=local_start_limit())
 
     # -- what the pool's testbeds share -------------------------------------------
     def __len__(self) -> int:
@@ -161,10 +173,20 @@ class TestbedPool(BlockingLifecycle):
         self._sync(self.testbeds[0].labels(model))
 
     # -- lifecycle --------------------------------------------------------------------
+    async def astart_one(self, testbed: Testbed) -> None:
+        """Start one testbed of the pool (at most ``start_limit`` start at a time)."""
+        if self.start_limit is None:
+            await testbed.astart()
+            return
+        if self._start_gate is None:
+            self._start_gate = asyncio.Semaphore(self.start_limit)
+        async with self._start_gate:
+            await testbed.astart()
+
     async def astart(self) -> None:
-        """Start every testbed at the same time (a failure closes them all)."""
+        """Start every testbed (a failure closes them all)."""
         try:
-            await asyncio.gather(*(tb.astart() for tb in self.testbeds))
+            await asyncio.gather(*(self.astart_one(tb) for tb in self.testbeds))
         except BaseException:
             await self.aclose()
             raise
