@@ -114,8 +114,7 @@ def main() -> None:
         "pool_campaign": {
             "what": (f"{MODEL}, splits {args.pool_splits} at {POOL_FREQ} MHz, edge none, "
                      f"cloud none, {args.pool_runs} runs x {args.pool_samples} samples = "
-                     f"{len(configs) * args.pool_runs} real runs, grid order (a pool's "
-                     "testbed keeps to configurations it has prepared); the same "
+                     f"{len(configs) * args.pool_runs} real runs, grid order; the same "
                      "campaign on a pool of 1 and a pool of 4 fresh local emulated "
                      "testbeds, each edge throttled to 1/3 host core; start-up excluded"),
             "runs": len(configs) * args.pool_runs,

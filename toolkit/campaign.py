@@ -398,8 +398,8 @@ class Campaign:
         rule = self.spec.repeats
         if rule is None:
             plan = self.spec.plan()
-            tasks = [Task(c, codec, r, group=_cell_key(c, codec)) for c, codec, r in plan
-                     if _run_key(c, codec, r) not in done]
+            tasks = [Task(c, codec, r) for c, codec, r in plan if _run_key(c, codec, r)
+                     not in done]
             planned = len(plan)
             done_before = planned - len(tasks)
             self._bar = tqdm(total=planned, initial=done_before, desc="campaign", unit="run",
@@ -407,8 +407,7 @@ class Campaign:
         else:
             cells = self.spec.cells()
             done_before = sum(len(self._rows(c, codec)) for c, codec in cells)
-            tasks = [Task(c, codec, group=_cell_key(c, codec)) for c, codec in cells
-                     if not rule.done(self._rows(c, codec))]
+            tasks = [Task(c, codec) for c, codec in cells if not rule.done(self._rows(c, codec))]
             self._bar = tqdm(total=len(cells), initial=len(cells) - len(tasks),
                              desc="campaign", unit="config", disable=not self.progress)
         pooled = len(self.testbeds) > 1
@@ -457,12 +456,7 @@ class Campaign:
         except (ToolkitError, OSError) as exc:
             if not self._drop(tb.name, f"it could not start: {exc}"):
                 raise  # the only testbed left: the campaign cannot go on
-        # in grid order a testbed keeps to configurations it has prepared (fewer head
-        # builds and knob changes); a shuffled order is kept as it is (drift spreading)
-        prepared: set[str] = set()
-        prefer = prepared if self.spec.order == "grid" else ()
-        while tb.name in self._live and (task := await queue.take(tb.name, prefer)) is not None:
-            prepared.add(task.group)
+        while tb.name in self._live and (task := await queue.take(tb.name)) is not None:
             put_back = None
             try:
                 if task.repeat is None:

@@ -4,16 +4,14 @@ Each testbed of a campaign's pool runs a worker coroutine that takes the next
 task from one :class:`WorkQueue`. A task a testbed failed can be put back for
 another testbed: a worker never takes a task whose ``tried`` list names it. A
 worker whose turn finds nothing it may take waits while other workers are busy
-(they may put a task back) and stops once nobody is. A worker may prefer tasks
-of some groups (e.g. configurations it has already prepared): it takes the first
-of those, else the first task it may take.
+(they may put a task back) and stops once nobody is.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Container, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +32,6 @@ class Task:
         reason: why it failed last.
         failed_repeat: the repeat index that failed last.
         failed: whether it was recorded as failed.
-        group: what a worker may prefer (see :meth:`WorkQueue.take`).
     """
 
     config: Config
@@ -44,7 +41,6 @@ class Task:
     reason: str = ""
     failed_repeat: int = 0
     failed: bool = False
-    group: str = ""
 
 
 class WorkQueue:
@@ -56,29 +52,18 @@ class WorkQueue:
         self.retired: set[str] = set()
         self._changed = asyncio.Condition()
 
-    async def take(self, worker: str, prefer: Container[str] = ()) -> Task | None:
-        """The first task ``worker`` has not failed, preferring one whose ``group`` is in
-        ``prefer``; None once there is none left for it (or once it is retired)."""
+    async def take(self, worker: str) -> Task | None:
+        """The first task ``worker`` has not failed; None once there is none left for it
+        (or once it is retired)."""
         async with self._changed:
             while True:
                 if worker in self.retired:
                     return None
-                first = None
                 for i, task in enumerate(self.tasks):
-                    if worker in task.tried:
-                        continue
-                    if task.group in prefer:
-                        first = i
-                        break
-                    if first is None:
-                        first = i
-                        if not prefer:
-                            break
-                if first is not None:
-                    task = self.tasks[first]
-                    del self.tasks[first]
-                    self.busy += 1
-                    return task
+                    if worker not in task.tried:
+                        del self.tasks[i]
+                        self.busy += 1
+                        return task
                 if self.busy == 0:
                     return None
                 await self._changed.wait()

@@ -61,15 +61,3 @@ def test_the_first_error_cancels_the_other_workers():
     with pytest.raises(RuntimeError, match="boom"):
         asyncio.run(gather_or_cancel([slow(), failing()]))
     assert cancelled == [True]
-
-
-def test_a_worker_prefers_the_groups_it_names_else_takes_in_order():
-    async def go():
-        queue = WorkQueue([Task(CONFIG, "fp32", r, group=g)
-                           for r, g in enumerate(["x", "y", "x", "y"])])
-        assert (await queue.take("a", {"y"})).repeat == 1
-        assert (await queue.take("a", {"y"})).repeat == 3
-        assert (await queue.take("a", {"z"})).repeat == 0  # none preferred: plan order
-        assert (await queue.take("a")).repeat == 2
-
-    asyncio.run(go())
