@@ -30,7 +30,7 @@ POOL = {"local-1", "local-2"}
 def _measure(out, *extra):
     return [sys.executable, "-m", "toolkit", "measure", "--testbeds", "2",
             "--model", "digits-cnn", "--splits", "0,3,9", "--cpu-freqs", "600,1800",
-            "--edge-accels", "none,int8", "--runs", "2", "--samples", "30", "--order", "shuffle",
+            "--edge-accels", "none,int8", "--runs", "2", "--samples", "60", "--order", "shuffle",
             "--seed", "7", "-o", str(out), *extra]
 
 

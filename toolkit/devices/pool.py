@@ -37,9 +37,9 @@ log = logging.getLogger("toolkit.devices")
 
 
 def local_start_limit() -> int:
-    """Local testbeds that start at the same time: one per two host cores (each
-    starts two worker processes that load TensorFlow)."""
-    return max(1, (os.cpu_count() or 1) // 2)
+    """Local testbeds that start at the same time: one per two host cores, at least
+    two (each starts two worker processes that load TensorFlow)."""
+    return max(2, (os.cpu_count() or 1) // 2)
 
 
 class TestbedPool(BlockingLifecycle):
