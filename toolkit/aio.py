@@ -137,6 +137,20 @@ class BlockingLifecycle:
 
     _loop: BackgroundLoop | None = None
     _loop_name: str = "dynasplit-loop"
+    _loop_shared: bool = False
+
+    def use_loop(self, loop: BackgroundLoop) -> None:
+        """Run this object's blocking methods on ``loop``, which its owner closes.
+
+        Objects driven together from one event loop (the testbeds of a pool) share
+        their owner's loop this way; :meth:`close` then leaves the loop running.
+
+        Raises:
+            RuntimeError: the object already runs on another loop.
+        """
+        if self._loop is not None and self._loop is not loop:
+            raise RuntimeError("this object already runs on its own event loop")
+        self._loop, self._loop_shared = loop, True
 
     async def astart(self) -> None:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
@@ -155,13 +169,14 @@ class BlockingLifecycle:
         return self
 
     def close(self) -> None:
-        """Blocking :meth:`aclose`; also stops the private event loop."""
+        """Blocking :meth:`aclose`; also stops the private event loop (not a shared one)."""
         if self._loop is not None:
             try:
                 self._loop.run(self.aclose())
             finally:
-                self._loop.close()
-                self._loop = None
+                if not self._loop_shared:
+                    self._loop.close()
+                    self._loop = None
 
     def __enter__(self):
         return self.start()

@@ -1,15 +1,20 @@
 """Measurement campaigns: every configuration × repeat, crash-safe and resumable.
 
 A campaign runs a list of configurations (a grid or an explicit list), each
-``runs`` times with ``samples`` samples per run, on a :class:`Testbed`, and
-collects the runs into a cube.
+``runs`` times with ``samples`` samples per run, on a :class:`Testbed` or a
+:class:`~toolkit.devices.pool.TestbedPool` of interchangeable testbeds that
+measure different configurations at the same time, and collects the runs into
+a cube. With adaptive repeats (:class:`~toolkit.repeats.AdaptiveRepeats`) each
+configuration is repeated until the confidence interval of its means is narrow
+enough, or up to a maximum number of runs.
 
 Persistence: an append-only journal (JSON lines) beside the output cube,
 ``CUBE.nc.journal``. Its first line records the campaign's specification; each
-finished run appends one line, written, flushed and ``fsync``-ed before the next
-run starts. A crash (even ``kill -9``) can only cut the last line short; the
-reader drops such a torn line. Rerunning the same command reads the journal,
-skips every run it holds and continues. A campaign may also grow: rerun with
+finished run appends one line (naming the testbed that measured it), written,
+flushed and ``fsync``-ed before that testbed's next run starts. A crash (even
+``kill -9``) can only cut the last line short; the reader drops such a torn line.
+Rerunning the same command reads the journal, skips every run it holds and
+continues. A campaign may also grow: rerun with
 more configurations, codecs or runs and only the new runs are measured. The
 journal refuses runs measured with other settings (samples or warm-up per run),
 which could not share a cube. The output cube holds every run its journal
@@ -20,7 +25,9 @@ never half-written.
 Failures: a run that raises (device error, timeout, lost worker) is retried
 with exponential backoff after restarting the testbed's workers, up to
 ``retries`` times, then recorded as failed with its reason; the campaign goes on
-and its summary lists the failures.
+and its summary lists the failures. In a pool, a run that failed is first given
+to one other testbed, and a testbed that keeps failing leaves the pool (see
+:class:`Campaign`).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import logging
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import product
@@ -42,9 +50,12 @@ import xarray as xr
 
 from toolkit.config import Config, config_problems
 from toolkit.cube import cube_from_runs, save_cube
+from toolkit.devices.pool import TestbedPool
 from toolkit.devices.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
+from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
+from toolkit.workqueue import Task, WorkQueue, gather_or_cancel
 
 __all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "Journal", "grid", "retry_run"]
 
@@ -101,6 +112,9 @@ class CampaignSpec:
         order: ``grid`` (as listed) or ``shuffle`` (seeded; spreads drift over
             the configurations, as DynaSplit did).
         seed: seed of the shuffle.
+        repeats: adaptive repeats: each configuration (and codec) is repeated
+            until this rule is met or its ``max_runs`` are measured; ``runs`` is
+            then not used.
     """
 
     configs: list[Config]
@@ -110,6 +124,7 @@ class CampaignSpec:
     warmup: int = 3
     order: str = "grid"
     seed: int = 0
+    repeats: AdaptiveRepeats | None = None
 
     def __post_init__(self) -> None:
         if not self.configs:
@@ -118,6 +133,9 @@ class CampaignSpec:
             raise ConfigError(f"unknown order {self.order!r}; valid: grid, shuffle")
         if self.runs < 1 or self.samples < 1:
             raise ConfigError("runs and samples must be at least 1")
+        if isinstance(self.repeats, Mapping):  # read back from a journal
+            self.repeats = AdaptiveRepeats(**{k: tuple(v) if isinstance(v, list) else v
+                                              for k, v in self.repeats.items()})
         for codec in self.codecs:
             check_codec(codec)
 
@@ -144,14 +162,32 @@ class CampaignSpec:
             random.Random(self.seed).shuffle(runs)
         return runs
 
+    def cells(self) -> list[tuple[Config, str]]:
+        """Every (configuration, codec), in execution order (adaptive repeats)."""
+        cells = [(c, codec) for c in self.configs for codec in self.codecs]
+        if self.order == "shuffle":
+            random.Random(self.seed).shuffle(cells)
+        return cells
+
 
 def _run_key(config: Config, codec: str, repeat: int) -> str:
     return json.dumps([*config.as_dict().values(), codec, repeat])
 
 
+def _cell_key(config: Config, codec: str) -> str:
+    return json.dumps([*config.as_dict().values(), codec])
+
+
 @dataclass
 class CampaignSummary:
-    """What a campaign did: runs done now and before, failures with reasons."""
+    """What a campaign did: runs done now and before, failures with reasons.
+
+    With adaptive repeats ``planned`` counts the runs the rule asked for (measured
+    or failed). ``inference_s`` sums split-inference time over all testbeds;
+    ``per_testbed`` (pools only) counts the runs each measured now, ``dropped``
+    says why a testbed left the pool, ``unmet`` counts configurations that
+    reached ``max_runs`` before the adaptive rule was met.
+    """
 
     planned: int
     done_before: int
@@ -159,16 +195,29 @@ class CampaignSummary:
     failures: list[dict[str, Any]]
     wall_s: float
     inference_s: float
+    testbeds: int = 1
+    per_testbed: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    unmet: int = 0
 
     @property
     def overhead_fraction(self) -> float:
-        """Share of the wall time spent outside split inference."""
-        return 1.0 - self.inference_s / self.wall_s if self.wall_s > 0 else 0.0
+        """Share of the testbeds' wall time spent outside split inference."""
+        wall = self.wall_s * self.testbeds
+        return 1.0 - self.inference_s / wall if wall > 0 else 0.0
 
     def __str__(self) -> str:
         lines = [f"{self.done_before + self.done_now}/{self.planned} runs measured "
                  f"({self.done_now} now, {self.done_before} before), "
                  f"{len(self.failures)} failed"]
+        if self.per_testbed:
+            lines.append("  runs per testbed: " + ", ".join(
+                f"{name} {n}" for name, n in self.per_testbed.items()))
+        for name, reason in self.dropped.items():
+            lines.append(f"  taken out of the pool: {name}: {reason}")
+        if self.unmet:
+            lines.append(f"  {self.unmet} configurations reached max-runs before their "
+                         "confidence interval was narrow enough")
         for f in self.failures:
             lines.append(f"  failed: {f['config']} codec={f['codec']} repeat={f['repeat']}: "
                          f"{f['reason']}")
@@ -218,25 +267,45 @@ class Journal:
 
 
 class Campaign:
-    """Runs a :class:`CampaignSpec` on a testbed into a cube file, resumably.
+    """Runs a :class:`CampaignSpec` on a testbed, or a pool of testbeds, into a cube file.
+
+    With a pool (a :class:`~toolkit.devices.pool.TestbedPool` or a list of
+    testbeds), each testbed takes the next run (the next configuration, with
+    adaptive repeats) as soon as it is free, so different configurations run on
+    different testbeds at the same time. There is still one journal: resume,
+    retries and failure records work as with one testbed, and every journal
+    record names the testbed that measured it. A run that fails on one testbed
+    (after its retries) is given to one other testbed; if it fails there too it
+    is recorded as failed. A testbed that fails ``drop_after`` runs in a row,
+    which other testbeds could measure, or that cannot start, is taken out of the
+    pool with a warning and its work goes to the others; the last testbed is
+    never taken out.
 
     Args:
-        testbed: a started (or startable) testbed.
+        testbed: a testbed, a pool, or a list of testbeds (made into a pool: close
+            it with ``campaign.runner.close()``).
         spec: what to measure.
         out: the cube file; its journal is ``out + ".journal"``.
         retries: retries of a failing run before it is recorded as failed.
         backoff_s: first retry delay, doubled each retry.
         attrs: extra cube attributes.
-        progress: show a tqdm progress bar.
+        progress: show tqdm progress bars (and one per testbed of a pool).
         save_every_s: also rewrite the cube during the campaign at most this often
             (the journal is what makes it crash-safe; the cube is for looking at).
+        drop_after: failed runs in a row after which a testbed leaves the pool.
     """
 
-    def __init__(self, testbed: Testbed, spec: CampaignSpec, out: str | os.PathLike, *,
-                 retries: int = 2, backoff_s: float = 0.5,
+    def __init__(self, testbed: Testbed | TestbedPool | Sequence[Testbed], spec: CampaignSpec,
+                 out: str | os.PathLike, *, retries: int = 2, backoff_s: float = 0.5,
                  attrs: Mapping[str, Any] | None = None, progress: bool = True,
-                 save_every_s: float = 30.0) -> None:
-        self.testbed = testbed
+                 save_every_s: float = 30.0, drop_after: int = 3) -> None:
+        if isinstance(testbed, Testbed):
+            self.runner: Testbed | TestbedPool = testbed
+            self.testbeds = [testbed]
+        else:
+            self.runner = testbed if isinstance(testbed, TestbedPool) else TestbedPool(testbed)
+            self.testbeds = list(self.runner)
+        self.testbed = self.testbeds[0]
         self.spec = spec
         self.out = Path(out)
         self.journal = Journal(Path(str(self.out) + ".journal"))
@@ -245,6 +314,7 @@ class Campaign:
         self.attrs = dict(attrs or {})
         self.progress = progress
         self.save_every_s = save_every_s
+        self.drop_after = drop_after
         self.summary: CampaignSummary | None = None
         self.records: list[Any] = []
 
@@ -255,7 +325,8 @@ class Campaign:
             self.journal.append({"schema": JOURNAL_SCHEMA, "spec": self.spec.as_json(),
                                  "settings": self.spec.settings(),
                                  "fingerprint": self.spec.fingerprint(),
-                                 "testbed": self.testbed.name})
+                                 "testbed": self.runner.name})
+            self._first_testbed = self.runner.name
             return {}, []
         if header.get("fingerprint") != self.spec.fingerprint():
             theirs = header.get("settings", {})
@@ -266,6 +337,7 @@ class Campaign:
                 f"settings ({differ}); its runs cannot share a cube with these. Give another "
                 "output file, or delete the journal to start over"
             )
+        self._first_testbed = str(header.get("testbed", self.runner.name))
         done = {e["key"]: e for e in entries if e.get("type") == "run"}
         failures = [e for e in entries if e.get("type") == "failure" and e["key"] not in done]
         return done, failures
@@ -279,88 +351,235 @@ class Campaign:
             if not with_codec:
                 row.pop("codec", None)
             rows.append(row)
+        throttled = (all(e.get("throttled", True) for e in done.values()) if done
+                     else self.runner.throttled)
+        runs_by_testbed = Counter(e.get("testbed", self._first_testbed) for e in done.values())
         attrs = {
-            "testbed": self.testbed.name,
-            "energy_source": self.testbed.energy_source,
+            "testbed": self.runner.name,
+            "energy_source": self.runner.energy_source,
             "samples_per_run": self.spec.samples,
             "seed": self.spec.seed,
             "order": self.spec.order,
             "codecs": ",".join(codecs),
-            "throttled": int(self.testbed.throttled),
-            "device_profiles": {"edge": self.testbed.edge_profile.name,
-                                "cloud": self.testbed.cloud_profile.name},
+            "throttled": int(throttled),
+            "device_profiles": {"edge": self.runner.edge_profile.name,
+                                "cloud": self.runner.cloud_profile.name},
+            "testbed_runs": dict(sorted(runs_by_testbed.items())),
+            "stopping_rule": stopping_rule_attr(self.spec.repeats, self.spec.runs,
+                                                self._unmet()),
             **self.attrs,
         }
         if label_source:
             attrs["label_source"] = label_source
         return cube_from_runs(rows, attrs)
 
+    def _unmet(self) -> int:
+        """Configurations that reached ``max_runs`` without meeting the adaptive rule."""
+        rule = self.spec.repeats
+        if rule is None:
+            return 0
+        return sum(1 for c, codec in self.spec.cells()
+                   if len(rows := self._rows(c, codec)) >= rule.max_runs and not rule.met(rows))
+
+    def _rows(self, config: Config, codec: str) -> list[dict[str, Any]]:
+        return list(self._cells.get(_cell_key(config, codec), {}).values())
+
     async def arun(self) -> xr.Dataset:
         """Run (or resume) the campaign; returns the cube, also saved to ``out``."""
         from tqdm.auto import tqdm
 
         done, old_failures = self._load()
-        plan = self.spec.plan()
-        todo = [p for p in plan if _run_key(*p) not in done]
-        done_before = len(plan) - len(todo)
-        failures = []
-        label_source = next((e.get("label_source") for e in done.values()), None)
-        t_start = last_save = time.perf_counter()
-        inference_s = 0.0
-        bar = tqdm(total=len(plan), initial=done_before, desc="campaign", unit="run",
-                   disable=not self.progress)
-        await self.testbed.astart()
-        for config, codec, repeat in todo:
-            key = _run_key(config, codec, repeat)
-            bar.set_postfix_str(f"split={config.split} f={config.cpu_freq} "
-                                f"{config.edge_accel}/{config.cloud_accel} {codec}")
-            record, reason, spent = await self._attempt(config, codec, repeat)
-            inference_s += spent
-            if record is None:
-                entry = {"type": "failure", "key": key, "config": config.as_dict(),
-                         "codec": codec, "repeat": repeat, "reason": reason}
-                failures.append(entry)
-            else:
-                row = record.cube_row(with_codec=True)
-                entry = {"type": "run", "key": key, "repeat": repeat, "row": row,
-                         "label_source": record.label_source, "throttled": record.throttled}
-                done[key] = entry
-                label_source = record.label_source
-                self.records.append(record)
-            self.journal.append(entry)
-            if record is not None and time.perf_counter() - last_save > self.save_every_s:
-                save_cube(self._cube(done, label_source), self.out)
-                last_save = time.perf_counter()
-            bar.update(1)
-        bar.close()
-        cube = self._cube(done, label_source)
+        self._done = done
+        self._cells: dict[str, dict[int, dict[str, Any]]] = {}
+        for e in done.values():
+            row = e["row"]
+            cell = _cell_key(Config.from_mapping(row), row["codec"])
+            self._cells.setdefault(cell, {})[e["repeat"]] = row
+        rule = self.spec.repeats
+        if rule is None:
+            plan = self.spec.plan()
+            tasks = [Task(c, codec, r) for c, codec, r in plan if _run_key(c, codec, r)
+                     not in done]
+            planned = len(plan)
+            done_before = planned - len(tasks)
+            self._bar = tqdm(total=planned, initial=done_before, desc="campaign", unit="run",
+                             disable=not self.progress)
+        else:
+            cells = self.spec.cells()
+            done_before = sum(len(self._rows(c, codec)) for c, codec in cells)
+            tasks = [Task(c, codec) for c, codec in cells if not rule.done(self._rows(c, codec))]
+            self._bar = tqdm(total=len(cells), initial=len(cells) - len(tasks),
+                             desc="campaign", unit="config", disable=not self.progress)
+        pooled = len(self.testbeds) > 1
+        self._tb_bars = {tb.name: tqdm(desc=tb.name, unit="run", position=i + 1,
+                                       disable=not (self.progress and pooled))
+                         for i, tb in enumerate(self.testbeds)}
+        self._failures: list[dict[str, Any]] = []
+        self._label_source = next((e.get("label_source") for e in done.values()), None)
+        self._live = [tb.name for tb in self.testbeds]
+        self._strikes = dict.fromkeys(self._live, 0)
+        self._per_testbed = dict.fromkeys(self._live, 0)
+        self._dropped: dict[str, str] = {}
+        self._inference_s = 0.0
+        self._done_now = 0
+        t_start = self._last_save = time.perf_counter()
+        self._queue = queue = WorkQueue(tasks)
+        try:
+            await gather_or_cancel(self._serve(tb, queue) for tb in self.testbeds)
+            for task in queue.tasks:  # put back for a testbed that left the pool since
+                self._record_failure(task, task.failed_repeat)
+        finally:
+            for bar in (self._bar, *self._tb_bars.values()):
+                bar.close()
+        cube = self._cube(done, self._label_source)
         save_cube(cube, self.out)
-        all_failures = failures + [f for f in old_failures if f["key"] not in done
-                                   and f["key"] not in {x["key"] for x in failures}]
-        self.summary = CampaignSummary(len(plan), done_before, len(todo) - len(failures),
-                                       all_failures, time.perf_counter() - t_start,
-                                       inference_s)
+        now = {x["key"] for x in self._failures}
+        all_failures = self._failures + [f for f in old_failures
+                                         if f["key"] not in done and f["key"] not in now]
+        if rule is not None:
+            planned = done_before + self._done_now + len(self._failures)
+        self.summary = CampaignSummary(
+            planned, done_before, self._done_now, all_failures,
+            time.perf_counter() - t_start, self._inference_s, testbeds=len(self.testbeds),
+            per_testbed=self._per_testbed if pooled else {}, dropped=self._dropped,
+            unmet=self._unmet())
         return cube
 
-    async def _attempt(self, config: Config, codec: str, repeat: int):
+    # -- one testbed's share of the work ----------------------------------------------
+    async def _serve(self, tb: Testbed, queue: WorkQueue) -> None:
+        """Start ``tb``, then measure what the queue hands it until nothing is left."""
+        try:
+            if isinstance(self.runner, TestbedPool):
+                await self.runner.astart_one(tb)
+            else:
+                await tb.astart()
+        except (ToolkitError, OSError) as exc:
+            if not self._drop(tb.name, f"it could not start: {exc}"):
+                raise  # the only testbed left: the campaign cannot go on
+        while tb.name in self._live and (task := await queue.take(tb.name)) is not None:
+            put_back = None
+            try:
+                if task.repeat is None:
+                    put_back = await self._measure_cell(tb, task)
+                else:
+                    put_back = await self._measure_run(tb, task, task.repeat)
+            finally:
+                await queue.release(put_back)
+        if tb.name not in self._live:
+            await tb.aclose()
+
+    async def _measure_run(self, tb: Testbed, task: Task, repeat: int) -> Task | None:
+        """Measure one run; returns the task where it should go to another testbed."""
+        config, codec = task.config, task.codec
+        self._tb_bars[tb.name].set_postfix_str(
+            f"split={config.split} f={config.cpu_freq} "
+            f"{config.edge_accel}/{config.cloud_accel} {codec}")
+        record, reason, spent = await self._attempt(tb, config, codec, repeat)
+        self._inference_s += spent
+        if record is None:
+            return self._failed(tb.name, task, repeat, reason)
+        self._measured(tb.name, config, codec, repeat, record)
+        self._blame(task, tb.name)
+        if task.repeat is not None:
+            self._bar.update(1)
+        return None
+
+    async def _measure_cell(self, tb: Testbed, task: Task) -> Task | None:
+        """Repeat a configuration until the adaptive rule says stop (or a run fails)."""
+        rule = self.spec.repeats
+        assert rule is not None
+        cell = self._cells.setdefault(_cell_key(task.config, task.codec), {})
+        while not rule.done(list(cell.values())):
+            repeat = next(r for r in range(len(cell) + 1) if r not in cell)
+            if (put_back := await self._measure_run(tb, task, repeat)) is not None:
+                return put_back
+            if task.failed:
+                break
+        self._bar.update(1)
+        return None
+
+    def _measured(self, testbed: str, config: Config, codec: str, repeat: int,
+                  record: Any) -> None:
+        key = _run_key(config, codec, repeat)
+        row = record.cube_row(with_codec=True)
+        entry = {"type": "run", "key": key, "repeat": repeat, "row": row,
+                 "label_source": record.label_source, "throttled": record.throttled,
+                 "testbed": testbed}
+        self.journal.append(entry)
+        self._done[key] = entry
+        self._cells.setdefault(_cell_key(config, codec), {})[repeat] = row
+        self._label_source = record.label_source
+        self.records.append(record)
+        self._done_now += 1
+        self._per_testbed[testbed] += 1
+        self._tb_bars[testbed].update(1)
+        if time.perf_counter() - self._last_save > self.save_every_s:
+            save_cube(self._cube(self._done, self._label_source), self.out)
+            self._last_save = time.perf_counter()
+
+    def _failed(self, testbed: str, task: Task, repeat: int, reason: str) -> Task | None:
+        """A run failed on ``testbed`` after its retries: give it to one other testbed,
+        or record it as failed. Returns the task where it goes to another testbed."""
+        task.tried.append(testbed)
+        task.reason, task.failed_repeat = reason, repeat
+        others = [name for name in self._live if name not in task.tried]
+        if len(task.tried) < 2 and others:
+            return task
+        self._record_failure(task, repeat)  # it failed wherever it ran: the configuration
+        return None
+
+    def _blame(self, task: Task, measured_on: str) -> None:
+        """``measured_on`` measured what the testbeds in ``task.tried`` failed: a strike
+        for each of those (``drop_after`` in a row take it out of the pool)."""
+        self._strikes[measured_on] = 0
+        for name in task.tried:
+            self._strikes[name] += 1
+            if self._strikes[name] >= self.drop_after:
+                self._drop(name, f"{self._strikes[name]} runs in a row failed there that "
+                           f"another testbed measured; last: {task.reason}")
+        task.tried.clear()
+
+    def _record_failure(self, task: Task, repeat: int) -> None:
+        entry = {"type": "failure", "key": _run_key(task.config, task.codec, repeat),
+                 "config": task.config.as_dict(), "codec": task.codec, "repeat": repeat,
+                 "reason": task.reason, "testbed": task.tried[-1] if task.tried else None}
+        if len(task.tried) > 1:
+            entry["tried"] = list(task.tried)
+        self.journal.append(entry)
+        self._failures.append(entry)
+        task.failed = True
+        if task.repeat is not None:
+            self._bar.update(1)
+
+    def _drop(self, testbed: str, reason: str) -> bool:
+        """Take a testbed out of the pool (never the last one); True if it was."""
+        if testbed not in self._live or len(self._live) <= 1:
+            return False
+        self._live.remove(testbed)
+        self._dropped[testbed] = reason
+        log.warning("testbed %s is taken out of the pool: %s; its work goes to %s", testbed,
+                    reason, ", ".join(self._live))
+        self._queue.retire(testbed)
+        return True
+
+    async def _attempt(self, tb: Testbed, config: Config, codec: str, repeat: int):
         """One run with retries: (record or None, failure reason, seconds of inference)."""
 
         async def restart() -> None:
-            await self.testbed.aclose()
-            await self.testbed.astart()
+            await tb.aclose()
+            await tb.astart()
 
         record, reason = await retry_run(
-            lambda: self.testbed.arun(config, samples=self.spec.samples, codec=codec,
-                                      warmup=self.spec.warmup,
-                                      offset=repeat * self.spec.samples),
+            lambda: tb.arun(config, samples=self.spec.samples, codec=codec,
+                            warmup=self.spec.warmup, offset=repeat * self.spec.samples),
             retries=self.retries, backoff_s=self.backoff_s,
-            what=f"run {config.as_dict()} {codec} repeat {repeat}",
+            what=f"run {config.as_dict()} {codec} repeat {repeat} on {tb.name}",
             recover=restart, recovering="restarting the testbed")
         return record, reason, record.execute_s if record is not None else 0.0
 
     def run(self) -> xr.Dataset:
-        """Blocking :meth:`arun` (on the testbed's private event loop)."""
-        return self.testbed._sync(self.arun())
+        """Blocking :meth:`arun` (on the testbed's, or the pool's, private event loop)."""
+        return self.runner._sync(self.arun())
 
 
 async def retry_run(

@@ -9,6 +9,7 @@ checkout's real edge and cloud workers, started over SSH with this venv's Python
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -68,9 +69,9 @@ def host_table(name: str, role: str, server: SshServer, profile: str, workdir: P
 
 
 def write_inventory(path: Path, edge: SshServer, cloud: SshServer, fake: FakePi,
-                    workdir: Path, meters: str = "") -> Path:
+                    workdir: Path, meters: str = "", name: str = "loopback-pi") -> Path:
     path.write_text(
-        '[testbed]\nname = "loopback-pi"\nkind = "ssh"\n\n'
+        f'[testbed]\nname = "{name}"\nkind = "ssh"\n\n'
         + host_table("pi", "edge", edge, str(fake.profile_path), workdir / "pi",
                      command_timeout_s=3)
         + host_table("gpu", "cloud", cloud, "cloud-gpu-server", workdir / "gpu",
@@ -257,6 +258,41 @@ def test_dynasplit_measure_with_an_inventory_file(bed, tmp_path, capsys):
     assert cube.attrs["testbed"] == "loopback-pi"
     assert float(cube["latency_ms"].sel(split=3, cpu_freq=800, edge_accel="int8").max()) > 0
     assert bed.fake.cur_khz == 800_000 and bed.fake.read("hub") == "off"
+
+
+@end_to_end
+def test_dynasplit_measure_over_a_pool_of_two_inventories(bed, tmp_path, capsys):
+    """Two Pis (two fake Pis behind the edge sshd, each its own workdir) share the cloud
+    sshd: one campaign measures on both, each record naming its testbed."""
+    inventories, fakes = [], []
+    for name in ("pi-a", "pi-b"):
+        fake = fake_pi_for_testbed(tmp_path / name)
+        fakes.append(fake)
+        inventories.append(write_inventory(tmp_path / f"{name}.toml", bed.edge_sshd,
+                                           bed.cloud_sshd, fake, tmp_path / "work" / name,
+                                           name=name))
+    out = tmp_path / "pool.nc"
+    try:
+        status = cli_main(["measure", "--testbed", ",".join(map(str, inventories)),
+                           "--model", "digits-cnn", "--splits", "2,3", "--cpu-freqs",
+                           "600,1800", "--edge-accels", "none", "--cloud-accels", "none",
+                           "--samples", "3", "-o", str(out)])
+    finally:
+        kill_workers_under(tmp_path / "work")
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert "4/4 runs measured" in printed and "runs per testbed: pi-a " in printed
+    runs = [json.loads(x) for x in (tmp_path / "pool.nc.journal").read_text().splitlines()
+            if '"type":"run"' in x]
+    assert len(runs) == 4 and {r["testbed"] for r in runs} <= {"pi-a", "pi-b"}
+    cube = open_cube(out)
+    assert cube.attrs["testbed"] == "pi-a,pi-b"
+    assert sum(json.loads(cube.attrs["testbed_runs"]).values()) == 4
+    # each Pi's own fake sysfs was set by the runs its testbed measured
+    for fake, name in zip(fakes, ("pi-a", "pi-b"), strict=True):
+        mine = [r["row"]["cpu_freq"] for r in runs if r["testbed"] == name]
+        if mine:
+            assert fake.cur_khz == mine[-1] * 1000
 
 
 def test_inventory_and_testbed_validation(tmp_path):

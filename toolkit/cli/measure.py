@@ -13,8 +13,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "measure", help="measure configurations into a cube (resumable)",
         description="Run split inference for every configuration of a grid and write the "
         "runs into a NetCDF cube. Every finished run is journalled; rerunning the same "
-        "command after an interruption continues where it stopped.")
-    p.add_argument("--testbed", default="local", help="local, or a testbed inventory TOML")
+        "command after an interruption continues where it stopped. Several testbeds "
+        "(--testbed a.toml,b.toml or --testbeds N) measure different configurations at "
+        "the same time into one cube.")
+    p.add_argument("--testbed", default="local",
+                   help="local, or a testbed inventory TOML; several, comma-separated, "
+                   "make a pool of identical testbeds")
+    p.add_argument("--testbeds", metavar="N",
+                   help="measure on a pool of N local emulated testbeds (local-1 .. local-N)")
     p.add_argument("--model", required=True, type=str_list, help="model name(s), comma-separated")
     p.add_argument("--splits", type=int_list, help="splits (default: all)")
     p.add_argument("--cpu-freqs", type=int_list, help="edge CPU frequencies in MHz "
@@ -25,7 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "the testbed runs)")
     p.add_argument("--codecs", type=str_list, default=["fp32"],
                    help="activation codecs (more than one adds a codec dimension)")
-    p.add_argument("--runs", type=int, default=1, help="runs per configuration (repeats)")
+    p.add_argument("--runs", default="1",
+                   help="runs per configuration (repeats), or 'auto': repeat until the 95%% "
+                   "confidence half-width of mean latency and energy is within --rel-ci of "
+                   "the mean (at least 2 runs, at most --max-runs)")
+    p.add_argument("--rel-ci", help="with --runs auto: largest CI half-width as a fraction "
+                   "of the mean (default 0.05)")
+    p.add_argument("--max-runs", help="with --runs auto: most runs per configuration "
+                   "(default 10)")
     p.add_argument("--samples", type=int, default=100, help="samples per run")
     p.add_argument("--order", choices=("grid", "shuffle"), default="grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffled order")
@@ -40,17 +53,68 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _whole(text: str, option: str, minimum: int, also: str = "") -> int:
+    """``text`` as an integer >= ``minimum``, else a one-line ConfigError."""
+    from toolkit.errors import ConfigError
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ConfigError(f"{option} {text!r} is not valid; valid: a whole number from "
+                          f"{minimum} ({minimum}, {minimum + 1}, ...){also}")
+    return value
+
+
+def repeats_from(args: argparse.Namespace):
+    """(fixed runs, adaptive rule or None) from ``--runs``, ``--rel-ci``, ``--max-runs``."""
+    from toolkit.errors import ConfigError
+    from toolkit.repeats import AdaptiveRepeats
+
+    if args.runs != "auto":
+        if args.rel_ci is not None or args.max_runs is not None:
+            raise ConfigError("--rel-ci and --max-runs go with --runs auto; valid --runs: "
+                              "a whole number from 1, or auto")
+        return _whole(args.runs, "--runs", 1, " or auto"), None
+    rel_ci = 0.05
+    if args.rel_ci is not None:
+        try:
+            rel_ci = float(args.rel_ci)
+        except ValueError:
+            rel_ci = float("nan")
+        if not 0 < rel_ci < 1:
+            raise ConfigError(f"--rel-ci {args.rel_ci!r} is not valid; valid: a fraction "
+                              "between 0 and 1, e.g. 0.05 for within 5 % of the mean")
+    max_runs = 10 if args.max_runs is None else _whole(args.max_runs, "--max-runs", 2)
+    return 1, AdaptiveRepeats(rel_ci=rel_ci, max_runs=max_runs)
+
+
+def open_testbeds(args: argparse.Namespace):
+    """The testbed, or the pool, that ``--testbed`` and ``--testbeds`` ask for."""
+    from toolkit.devices.factory import open_pool, open_testbed
+
+    specs = [s.strip() for s in args.testbed.split(",") if s.strip()] or ["local"]
+    options = {"model": args.model[0], "input_size": args.input_size}
+    if args.data:
+        options["data"] = args.data
+    if args.testbeds is None and len(specs) == 1:
+        return open_testbed(specs[0], **options)
+    copies = 1 if args.testbeds is None else _whole(args.testbeds, "--testbeds", 1)
+    return open_pool(specs, copies, **options)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the campaign and print its summary."""
     from toolkit.campaign import Campaign, CampaignSpec, grid
-    from toolkit.devices.factory import open_testbed
     from toolkit.errors import ConfigError
     from toolkit.models.zoo import model_name
 
     args.model = [model_name(m, args.gelu) for m in args.model]
-    extra = {"data": args.data} if args.data else {}
-    testbed = open_testbed(args.testbed, model=args.model[0], input_size=args.input_size,
-                           **extra)
+    runs, repeats = repeats_from(args)
+    if args.testbeds is not None:
+        _whole(args.testbeds, "--testbeds", 1)  # before any testbed is opened
+    testbed = open_testbeds(args)
     try:
         freqs = args.cpu_freqs or list(testbed.edge_profile.frequencies_mhz)
         for f in freqs:
@@ -74,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
         configs, skipped = grid(args.model, splits, freqs, edge_accels, cloud_accels, n_splits)
         if skipped:
             print(f"skipping {len(skipped)} invalid combinations (e.g. {skipped[0]})")
-        spec = CampaignSpec(configs, codecs=args.codecs, runs=args.runs, samples=args.samples,
-                            order=args.order, seed=args.seed)
+        spec = CampaignSpec(configs, codecs=args.codecs, runs=runs, samples=args.samples,
+                            order=args.order, seed=args.seed, repeats=repeats)
         campaign = Campaign(testbed, spec, args.out)
         campaign.run()
         print(campaign.summary)

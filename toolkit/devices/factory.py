@@ -1,14 +1,16 @@
-"""Open a testbed from what a user types: ``local`` or an inventory file."""
+"""Open a testbed, or a pool of them, from what a user types: ``local`` or inventory files."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
+from toolkit.devices.pool import TestbedPool, local_start_limit
 from toolkit.devices.testbed import Testbed
 from toolkit.errors import ConfigError
 
-__all__ = ["open_testbed"]
+__all__ = ["open_pool", "open_testbed"]
 
 
 def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
@@ -43,3 +45,43 @@ def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
                           "testbed's workers use the built-in evaluation data")
     options.pop("data", None)
     return SshTestbed(inventory, **options)
+
+
+def _is_local(spec: str | os.PathLike) -> bool:
+    from toolkit.devices.inventory import load_inventory
+
+    return str(spec) == "local" or load_inventory(spec).kind == "local"
+
+
+def open_pool(specs: str | os.PathLike | Sequence[str | os.PathLike], copies: int = 1,
+              **options: Any) -> TestbedPool:
+    """A pool of testbeds (not yet started) that a campaign measures on at the same time.
+
+    Args:
+        specs: one testbed per entry (``local`` or an inventory), e.g. the
+            inventories of identical Raspberry Pis.
+        copies: with one local spec, this many local emulated testbeds, named
+            ``local-1`` .. ``local-N``.
+        options: passed to every testbed's constructor (see :func:`open_testbed`).
+
+    Raises:
+        ConfigError: ``copies`` below 1, or above 1 with several specs or an SSH
+            inventory; testbeds that cannot share a pool (see
+            :class:`~toolkit.devices.pool.TestbedPool`).
+    """
+    from toolkit.devices.local import LocalTestbed
+
+    specs = [specs] if isinstance(specs, (str, os.PathLike)) else list(specs)
+    if copies < 1:
+        raise ConfigError(f"a pool needs at least 1 testbed, got {copies}")
+    if copies == 1:
+        testbeds = [open_testbed(s, **options) for s in specs]
+        local = all(isinstance(tb, LocalTestbed) for tb in testbeds)
+        return TestbedPool(testbeds, start_limit=local_start_limit() if local else None)
+    if len(specs) != 1 or not _is_local(specs[0]):
+        raise ConfigError(
+            f"{copies} copies of a testbed can only be local emulated testbeds (testbed "
+            f"local or a local inventory), not {', '.join(map(str, specs))}; for SSH testbeds "
+            "list one inventory per device: --testbed a.toml,b.toml")
+    return TestbedPool([open_testbed(specs[0], name=f"local-{i}", **options)
+                        for i in range(1, copies + 1)], start_limit=local_start_limit())

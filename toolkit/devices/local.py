@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import tempfile
 import time
@@ -52,6 +53,9 @@ class Link:
 #: Wired Ethernet to a nearby cloud node: 100 Mbit/s, 2 ms round trip.
 DEFAULT_LINK = Link()
 
+#: numbers local testbeds of this process, so their cgroups never collide
+_INSTANCES = itertools.count(1)
+
 
 class LocalTestbed(Testbed):
     """Edge and cloud workers as local processes, with cgroup CPU throttling.
@@ -66,9 +70,12 @@ class LocalTestbed(Testbed):
         throttle: emulate CPU frequency with a cgroup quota (when possible).
         log_dir: folder for the workers' logs (default: a new temp folder).
         edge_meter, cloud_meter: optional real meters (e.g. RAPL) instead of the model.
-    """
+        name: the testbed's name in results (distinct names for the testbeds of a
+            pool, e.g. ``local-1``, ``local-2``).
 
-    name = "local"
+    Several local testbeds may live in one process: each has its own worker
+    processes (ports chosen by the OS), its own cgroup and its own log folder.
+    """
 
     def __init__(self, edge_profile: str | DeviceProfile = "raspberry-pi-4",
                  cloud_profile: str | DeviceProfile = "cloud-gpu-server", *,
@@ -76,7 +83,9 @@ class LocalTestbed(Testbed):
                  data: str | os.PathLike | None = None,
                  link: Link = DEFAULT_LINK, throttle: bool = True,
                  log_dir: str | os.PathLike | None = None,
-                 edge_meter: Meter | None = None, cloud_meter: Meter | None = None) -> None:
+                 edge_meter: Meter | None = None, cloud_meter: Meter | None = None,
+                 name: str = "local") -> None:
+        self.name = name
         edge = edge_profile if isinstance(edge_profile, DeviceProfile) else load_profile(
             edge_profile)
         cloud = cloud_profile if isinstance(cloud_profile, DeviceProfile) else load_profile(
@@ -95,6 +104,7 @@ class LocalTestbed(Testbed):
         self._client: EdgeClient | None = None
         self._quota: CpuQuota | None = None
         self._freq: int | None = None
+        self._cgroup = f"{name}-edge-{next(_INSTANCES)}"
 
     @property
     def edge_accels(self) -> tuple[str, ...]:
@@ -137,7 +147,7 @@ class LocalTestbed(Testbed):
             await self.aclose()
             raise
         if self.throttle:
-            self._quota = open_cpu_quota("edge")
+            self._quota = open_cpu_quota(self._cgroup)
             if self._quota is not None:
                 self._quota.add(self._edge.pid)
         self._freq = None

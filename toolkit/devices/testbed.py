@@ -148,6 +148,17 @@ class Testbed(BlockingLifecycle, abc.ABC):
                 load_model(model, input_size=self.input_size), name=model)
         return self._split_models[model]
 
+    def share_models(self, other: Testbed) -> None:
+        """Use ``other``'s controller-side split models and reference labels.
+
+        Testbeds of one pool run the same models at the same input size; sharing
+        builds each model (and its labels) once in this process, not once per
+        testbed. Does nothing where the input sizes differ.
+        """
+        if other is not self and other.input_size == self.input_size:
+            self._split_models = other._split_models
+            self._labels = other._labels
+
     # -- common behaviour --------------------------------------------------------
     @property
     def energy_source(self) -> str:
