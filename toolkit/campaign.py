@@ -293,6 +293,8 @@ class Campaign:
         }
         if label_source:
             attrs["label_source"] = label_source
+        if self.testbed.latency_source:
+            attrs["latency_source"] = self.testbed.latency_source
         return cube_from_runs(rows, attrs)
 
     async def arun(self) -> xr.Dataset:

@@ -118,6 +118,11 @@ class Testbed(BlockingLifecycle, abc.ABC):
         """Whether the edge CPU frequency really takes effect."""
         return True
 
+    @property
+    def latency_source(self) -> str | None:
+        """Where timing comes from a model rather than a clock (None: all measured)."""
+        return None
+
     @abc.abstractmethod
     async def astart(self) -> None:
         """Start workers and connect to devices."""
