@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from toolkit.devices.local import LocalTestbed
+from toolkit.devices.splinter_fit import fit_splinter_link
 from toolkit.errors import ConfigError
+from toolkit.paths import splinter_dir
 
 CONFIG = {"model": "digits-cnn", "split": 3, "cpu_freq": 1800, "edge_accel": "int8",
           "cloud_accel": "none"}
@@ -76,7 +78,10 @@ def test_emulated_tpu_runs_the_int8_head_with_modelled_timing(testbed):
 
 def test_link_comes_from_the_profile():
     tb = LocalTestbed()
-    assert (tb.link.mbps, tb.link.rtt_ms) == (519.0, 2.85)
+    assert (tb.link.mbps, tb.link.rtt_ms) == (575.0, 2.25)
+    fit = fit_splinter_link(splinter_dir() / "simulation_pool_vgg16.csv")
+    assert fit["rtt_ms"] == pytest.approx(2.25, abs=0.01)
+    assert fit["mbps"] == pytest.approx(575.0, rel=0.01)
     assert "DynaSplit" in tb.edge_profile.link["source"]
 
 

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cached", action="store_true",
                    help="show the cached calibration instead of measuring again")
     p.add_argument("--fit-splinter", metavar="POOL_CSV", nargs="?", const="",
-                   help="also refit the profile's [timing] tables to DynaSplit's pool "
+                   help="also refit the profile's [timing] and [link] tables to DynaSplit's pool "
                    "(default: simulation_pool_vgg16.csv of the SPLINTER data) and print them")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         "the host is SLOWER than the device at some frequency: emulated edge times there "
         "are the host's, longer than the device's"))
     for accel, fit in out.get("splinter_fit", {}).items():
+        if accel == "link":
+            print(f"refit link: rtt_ms = {fit['rtt_ms']:.3g}, mbps = {fit['mbps']:.4g}; "
+                  f"median error {fit['median_rel_error']:.1%} ({fit['runs']} runs)")
+            continue
         terms = ", ".join(f"{k} = [{a:.3g}, {b:.3g}]" for k, (a, b) in fit["terms"].items())
         print(f"refit timing.{accel}: {terms}; median error {fit['median_rel_error']:.1%} "
               f"({fit['kept']}/{fit['cells']} cells)")
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fit(pool: str) -> dict:
-    from toolkit.devices.splinter_fit import fit_splinter, vgg16_costs
+    from toolkit.devices.splinter_fit import fit_splinter, fit_splinter_link, vgg16_costs
     from toolkit.paths import splinter_dir
 
     path = pool or splinter_dir() / "simulation_pool_vgg16.csv"
@@ -82,4 +86,5 @@ def _fit(pool: str) -> dict:
                       "cells": fit.cells, "kept": fit.kept,
                       "median_rel_error": round(fit.median_rel_error, 4),
                       "max_rel_error": round(fit.max_rel_error, 4)}
+    out["link"] = {k: round(v, 4) for k, v in fit_splinter_link(path).items()}
     return out

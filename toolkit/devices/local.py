@@ -15,7 +15,8 @@ host (outputs and accuracy are real); the edge's *time* is made the device's:
 
 Edge accelerators: ``none`` (Keras fp32), ``int8`` (the quantised head on the
 LiteRT interpreter) and, where the profile times them, ``tpu-std``/``tpu-max``:
-the int8 head runs on the CPU and its time is always the TPU model's. The link
+the int8 head runs on the CPU (real outputs) and its reported time is always
+the TPU model's, also where the host took longer. The link
 is emulated in user space by the edge worker (one-way delay plus serialisation
 time at the link rate), by default the profile's ``[link]`` (DynaSplit's
 fitted link). Energy comes from the device profiles' power models and is
@@ -272,4 +273,5 @@ class LocalTestbed(Testbed):
             codec=codec, samples=samples, warmup=warmup, offset=offset,
             cloud=self.cloud_address, link=self.link.as_message(),
             edge_target_ms=await self.edge_target_ms(config),
+            edge_time_modelled=config.edge_accel.startswith("tpu-"),
         )

@@ -22,7 +22,8 @@ import numpy as np
 from toolkit.devices.edge_timing import HeadCost, TimingTerms
 from toolkit.errors import ToolkitError, choices
 
-__all__ = ["FORMS", "SplinterFit", "fit_splinter", "splinter_edge_medians", "vgg16_costs"]
+__all__ = ["FORMS", "SplinterFit", "fit_splinter", "fit_splinter_link", "splinter_edge_medians",
+           "vgg16_costs"]
 
 #: DynaSplit edge-accelerator value -> the toolkit accelerator it is timed as
 DYNASPLIT_ACCEL = {"int8": "off", "tpu-std": "std", "tpu-max": "max"}
@@ -118,3 +119,29 @@ def fit_splinter(pool_csv: str | os.PathLike, accel: str,
         terms[name] = (fixed, per)
     return SplinterFit(accel, TimingTerms(terms, sram), len(y), int(keep.sum()),
                        float(np.median(rel)), float(rel.max()))
+
+
+def fit_splinter_link(pool_csv: str | os.PathLike) -> dict[str, float]:
+    """Fit DynaSplit's transfer time to ``rtt_ms + KiB × 8 × 1024 / (mbps × 1000)``.
+
+    Over every split run (0 < layer < 22) of the pool, minimising the relative
+    error (least squares weighted by 1 / transfer time).
+
+    Returns:
+        ``{"rtt_ms", "mbps", "ms_per_kib", "median_rel_error", "runs"}``.
+    """
+    import pandas as pd
+
+    try:
+        pool = pd.read_csv(pool_csv)
+    except (OSError, ValueError) as exc:
+        raise ToolkitError(f"cannot read DynaSplit pool {pool_csv}: {exc}") from None
+    runs = pool[(pool["layer"] > 0) & (pool["layer"] < pool["layer"].max())]
+    kib = runs["tensor size (KB)"].to_numpy(float)
+    y = runs["avg latency transfer (ms)"].to_numpy(float)
+    a = np.c_[np.ones_like(kib), kib]
+    (rtt, per_kib), *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
+    rel = np.abs(a @ np.array([rtt, per_kib]) - y) / y
+    return {"rtt_ms": float(rtt), "mbps": float(8 * 1024 / per_kib / 1000),
+            "ms_per_kib": float(per_kib), "median_rel_error": float(np.median(rel)),
+            "runs": len(y)}

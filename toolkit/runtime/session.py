@@ -199,7 +199,7 @@ class EdgeClient:
     async def run(self, split: int, *, edge_accel: str = "none", cloud_accel: str = "none",
                   codec: str = "fp32", samples: int = 100, warmup: int = 3, offset: int = 0,
                   cloud: tuple[str, int] | None = None, link: dict[str, float] | None = None,
-                  edge_target_ms: float | None = None,
+                  edge_target_ms: float | None = None, edge_time_modelled: bool = False,
                   timeout: float | None = None) -> RunResult:
         """Run split inference on ``samples`` evaluation samples.
 
@@ -212,13 +212,16 @@ class EdgeClient:
             cloud: (host, port) of the cloud worker (not needed edge-only).
             link: optional user-space link emulation ``{"mbps", "rtt_ms"}``.
             edge_target_ms: pad each head's time to this (emulated slower edge).
+            edge_time_modelled: report ``edge_target_ms`` as the head's time even
+                where the host took longer (an emulated accelerator).
             timeout: seconds to wait for the whole run.
         """
         reply = await self.request(
             {"op": "run", "split": split, "edge_accel": edge_accel, "cloud_accel": cloud_accel,
              "codec": codec, "samples": samples, "warmup": warmup, "offset": offset,
              "cloud": {"host": cloud[0], "port": cloud[1]} if cloud else None,
-             "link": link, "edge_target_ms": edge_target_ms},
+             "link": link, "edge_target_ms": edge_target_ms,
+             "edge_time_modelled": edge_time_modelled},
             timeout,
         )
         return RunResult(
