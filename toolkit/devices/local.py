@@ -167,6 +167,11 @@ class LocalTestbed(Testbed):
         return self.edge_timing == "pad" or self._quota is not None
 
     @property
+    def cloud_threads(self) -> int:
+        """Compute threads of the cloud worker: the cloud profile's cores, at most the host's."""
+        return max(1, min(self.cloud_profile.cores, os.cpu_count() or 1))
+
+    @property
     def edge_pid(self) -> int | None:
         """PID of the edge worker process (None before start)."""
         return self._edge.pid if self._edge else None
@@ -184,7 +189,7 @@ class LocalTestbed(Testbed):
         edge_cmd = worker_command("edge", self.model_name, threads=threads,
                                   input_size=self.input_size,
                                   emulate_tpu=len(self.edge_accels) > 2)
-        cloud_cmd = worker_command("cloud", self.model_name, threads=1,
+        cloud_cmd = worker_command("cloud", self.model_name, threads=self.cloud_threads,
                                    input_size=self.input_size)
         try:
             self._cloud, self._edge = await asyncio.gather(

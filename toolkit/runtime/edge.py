@@ -18,10 +18,11 @@ The controller connects to it and sends JSON requests:
 Errors come back as ``{"op": "error", "message": ...}``; the connection stays up.
 
 ``link`` emulates a slower network than the real one in user space (``netem``
-is not always available): the real round trip of each tensor (loopback,
-framing, scheduling; the cloud's own work excluded) is padded to ``rtt_ms``
-plus both frames' serialisation time at ``mbps``. Where the real round trip is
-already longer (a loaded host), it is kept as it is.
+is not always available): the real transfer of each tensor (encoding, loopback,
+framing, scheduling, decoding; the tail's own work excluded) is padded to
+``rtt_ms`` plus both frames' serialisation time at ``mbps`` -- what DynaSplit's
+measured transfer time covers, and what the profile's ``[link]`` is fitted to.
+Where the real transfer is already longer (a loaded host), it is kept as it is.
 
 ``edge_target_ms`` emulates a slower edge device (the local testbed's ``pad``
 timing, see :mod:`toolkit.devices.calibration`): the head runs for real, then
@@ -247,11 +248,10 @@ class EdgeWorker:
             reply = await read_frame(link.reader)
             t3 = time.perf_counter()
             if reply is not None:
-                # pad the real round trip (loopback, framing, scheduling) to the
-                # emulated link's; the cloud's work is not part of the link's time
-                worker_s = (float(reply.message.get("decode_ms", 0.0))
-                            + float(reply.message.get("cloud_ms", 0.0))) / 1e3
-                wait = self._link.seconds(frame_bytes + reply.nbytes) - (t3 - t2 - worker_s)
+                # pad the real transfer (encoding, loopback, framing, scheduling,
+                # decoding) to the emulated link's; the tail's work is not part of it
+                cloud_s = float(reply.message.get("cloud_ms", 0.0)) / 1e3
+                wait = self._link.seconds(frame_bytes + reply.nbytes) - (t3 - t1 - cloud_s)
                 if wait > 0:
                     time.sleep(wait)  # blocking: sub-ms precision; one run at a time
                     t3 = time.perf_counter()
