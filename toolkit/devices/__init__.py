@@ -5,9 +5,11 @@ The public API of the ``toolkit.devices`` package; see ``docs/devices.md``.
 
 from toolkit.devices.base import EdgeController, KnobChange
 from toolkit.devices.blocking import Blocking, device_loop, run_blocking
+from toolkit.devices.calibration import CalibrationReport, HostCalibration, host_calibration
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
 from toolkit.devices.cloud import CloudController, CloudWorker
 from toolkit.devices.deploy import DeployReport, deploy
+from toolkit.devices.edge_timing import EdgeTimingModel, HeadCost, head_cost
 from toolkit.devices.factory import open_testbed
 from toolkit.devices.fanout import HostResult, apply_all, failed, fanout, run_all
 from toolkit.devices.inventory import (
@@ -43,6 +45,7 @@ __all__ = [
     "DEFAULT_LINK",
     "AuthError",
     "Blocking",
+    "CalibrationReport",
     "ChecksumMismatch",
     "CloudController",
     "CloudWorker",
@@ -55,7 +58,10 @@ __all__ = [
     "DeployReport",
     "DeviceProfile",
     "EdgeController",
+    "EdgeTimingModel",
+    "HeadCost",
     "Host",
+    "HostCalibration",
     "HostKeyError",
     "HostResult",
     "Inventory",
@@ -82,6 +88,8 @@ __all__ = [
     "device_loop",
     "failed",
     "fanout",
+    "head_cost",
+    "host_calibration",
     "load_inventory",
     "load_profile",
     "open_cpu_quota",
