@@ -371,6 +371,8 @@ class Campaign:
         }
         if label_source:
             attrs["label_source"] = label_source
+        if self.testbed.latency_source:
+            attrs["latency_source"] = self.testbed.latency_source
         return cube_from_runs(rows, attrs)
 
     def _unmet(self) -> int:

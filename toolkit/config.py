@@ -28,7 +28,8 @@ CONFIG_KEYS: tuple[str, ...] = ("model", "split", "cpu_freq", "edge_accel", "clo
 EXTRA_KEYS: tuple[str, ...] = ("codec", "strategy", "devices")
 EDGE_ACCELS: tuple[str, ...] = ("none", "int8", "tpu-std", "tpu-max")
 CLOUD_ACCELS: tuple[str, ...] = ("none", "gpu")
-CODECS: tuple[str, ...] = ("fp32", "fp16", "int8")
+#: activation codecs: fp32/fp16/int8, lossy low-bit q4/q2/q1 (see toolkit.models.codecs)
+CODECS: tuple[str, ...] = ("fp32", "fp16", "int8", "q4", "q2", "q1")
 
 
 @dataclass(frozen=True, order=True)

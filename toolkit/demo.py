@@ -1,13 +1,23 @@
 """The embedded default, end to end: what ``dynasplit demo`` (and ``make demo``) runs.
 
-1. Load the shipped digits CNN and list its valid cut points.
-2. Measure the accuracy of every (split, edge accelerator, codec) on the
-   held-out digits.
-3. Start the local emulated testbed and run a campaign over every valid split ×
-   three emulated CPU frequencies × edge accelerators ``none``/``int8``.
+1. Load the shipped ``digits-vgg`` (a VGG-style CNN trained on the digits
+   upsampled to 64x64, real labels) and list its valid cut points.
+2. Measure the accuracy of each demo split × edge accelerator × codec on the 360
+   held-out digits (in-process; the lossy ``q1`` codec, a binarised tensor 32x
+   smaller than fp32, really loses accuracy).
+3. Start the local emulated testbed -- real worker processes and sockets; the
+   edge's time padded to a Raspberry Pi 4's (the profile's timing model, fitted
+   to DynaSplit's measurements), the Edge TPU's timing modelled, the link
+   DynaSplit's -- and run a campaign over the demo splits (cloud-only, after
+   each VGG block, after the first dense layer, edge-only) × three emulated CPU
+   frequencies × codecs ``fp32``/``q1`` × edge accelerators ``int8`` (the
+   head on the Pi's CPU, DynaSplit's TPU "off") and ``tpu-max`` (the emulated
+   Coral Edge TPU: the int8 head runs on the host, its time is the model's).
 4. Print a table (latency breakdown, energy, accuracy), the Pareto-optimal
-   configurations, and write ``demo.nc`` (the cube), ``demo.png`` (energy vs
-   latency) and ``accuracy.csv`` into the output folder.
+   configurations (latency, energy, accuracy on configuration means), which
+   split DynaSplit's rule picks at the 10th/50th/90th percentile of the
+   configurations' latencies, and write ``demo.nc`` (the cube), ``demo.png``
+   (energy vs latency) and ``accuracy.csv`` into the output folder.
 
 The campaign is resumable: interrupted, the same command continues it.
 """
@@ -15,15 +25,22 @@ The campaign is resumable: interrupted, the same command continues it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DEMO_CODECS", "DEMO_EDGE_ACCELS", "DemoResult", "demo_splits", "rule_picks",
+           "run_demo"]
 
-MODEL = "digits-cnn"
+MODEL = "digits-vgg"
+#: layers after which the demo cuts (besides cloud-only and edge-only)
+DEMO_LAYERS = ("block1_pool", "block2_pool", "block3_pool", "fc1")
+DEMO_EDGE_ACCELS = ("int8", "tpu-max")
+DEMO_CODECS = ("fp32", "q1")
+PERCENTILES = (10, 50, 90)
 
 
 @dataclass
@@ -36,6 +53,7 @@ class DemoResult:
     accuracy: pd.DataFrame
     table: pd.DataFrame
     front: list[dict]
+    picks: dict[int, dict] = field(default_factory=dict)
 
 
 def _pick_freqs(freqs: tuple[int, ...]) -> list[int]:
@@ -43,11 +61,60 @@ def _pick_freqs(freqs: tuple[int, ...]) -> list[int]:
     return sorted({freqs[0], freqs[len(freqs) // 2], freqs[-1]})
 
 
-def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 200,
+def demo_splits(split_model) -> list[int]:
+    """Cloud-only, the cuts after :data:`DEMO_LAYERS`, and edge-only."""
+    inner = [split_model.split_for_layer(layer) for layer in DEMO_LAYERS]
+    return sorted({0, *inner, split_model.last_split})
+
+
+def config_means(cube: xr.Dataset) -> pd.DataFrame:
+    """Per configuration (codec included), the mean of every variable over its runs."""
+    from toolkit.cube import config_dims, to_dataframe
+
+    df = to_dataframe(cube)
+    keys = [d for d in config_dims(cube) if d in df.columns]
+    values = ["latency_ms", "edge_ms", "transfer_ms", "cloud_ms", "energy_j", "accuracy",
+              "tensor_kb"]
+    return df.groupby(keys, as_index=False)[[v for v in values if v in df]].mean()
+
+
+def rule_picks(front: pd.DataFrame, percentiles_ms: dict[int, float]) -> dict[int, dict]:
+    """DynaSplit's rule over the front at each latency threshold.
+
+    Args:
+        front: the front's configuration means (``latency_ms``, ``energy_j``,
+            ``accuracy`` and the configuration columns).
+        percentiles_ms: percentile -> latency threshold.
+
+    Returns:
+        percentile -> the picked row as a dict (with ``threshold_ms``).
+    """
+    from toolkit.rules import Candidates, dynasplit_rule
+
+    n = len(front)
+    cand = Candidates(
+        mean_ms=front["latency_ms"].to_numpy(float), energy_j=front["energy_j"].to_numpy(float),
+        accuracy=front["accuracy"].to_numpy(float), n_runs=np.ones(n, int),
+        runs_ms=[np.array([v]) for v in front["latency_ms"]],
+        transfer_ms=front["transfer_ms"].to_numpy(float))
+    picks = {}
+    for p, threshold in percentiles_ms.items():
+        row = front.iloc[dynasplit_rule(cand, threshold)].to_dict()
+        picks[p] = {**row, "threshold_ms": float(threshold)}
+    return picks
+
+
+def _front_table(cube: xr.Dataset, table: pd.DataFrame, front: list[dict]) -> pd.DataFrame:
+    keys = [k for k in front[0] if k in table.columns] if front else []
+    wanted = pd.DataFrame(front)[keys] if front else pd.DataFrame(columns=keys)
+    return table.merge(wanted, on=keys, how="inner")
+
+
+def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
              print_fn=print) -> DemoResult:
     """Run the demo; see the module docstring. Returns what it wrote."""
     from toolkit.campaign import Campaign, CampaignSpec, grid
-    from toolkit.cube import pareto_configs, to_dataframe
+    from toolkit.cube import pareto_configs
     from toolkit.devices.local import LocalTestbed
     from toolkit.models import SplitModel, accuracy_table, eval_data, load_model
     from toolkit.plots import energy_latency
@@ -56,56 +123,74 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 200,
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(MODEL)
     sm = SplitModel(model, name=MODEL)
+    splits = demo_splits(sm)
     print_fn(f"== {MODEL}: {sm.n_splits} splits (0 = all in the cloud, "
-             f"{sm.last_split} = all on the edge)")
+             f"{sm.last_split} = all on the edge); the demo measures {splits}")
     for c in sm.cut_points:
-        print_fn(f"   split {c.split}: after {c.layer:<12} sends {c.shape!s:<12} "
-                 f"{c.bytes:>6} B   head {c.head_macs:>7,} MACs   tail {c.tail_macs:>7,} MACs")
+        mark = "*" if c.split in splits else " "
+        print_fn(f" {mark} split {c.split:>2}: after {c.layer:<13} sends {c.shape!s:<14} "
+                 f"{c.bytes:>7} B fp32   head {c.head_macs:>11,} MACs   "
+                 f"tail {c.tail_macs:>11,} MACs")
 
-    print_fn("== accuracy on the 360 held-out digits per split, edge accelerator and codec")
-    acc = accuracy_table(sm, eval_data(model))
+    print_fn("== accuracy on the 360 held-out digits (true labels) per split, edge "
+             "accelerator and codec")
+    acc = accuracy_table(sm, eval_data(model), splits=splits, edge_accels=("none", "int8"),
+                         codecs=DEMO_CODECS)
     acc.to_csv(out / "accuracy.csv", index=False)
     pivot = acc.pivot_table(index="split", columns=["edge_accel", "codec"], values="accuracy")
     print_fn(pivot.to_string(float_format=lambda v: f"{v:.3f}"))
 
     testbed = LocalTestbed(model=MODEL, log_dir=out / "logs")
     freqs = _pick_freqs(testbed.edge_profile.frequencies_mhz)
-    configs, _ = grid([MODEL], range(sm.n_splits), freqs, ["none", "int8"], ["none"],
+    configs, _ = grid([MODEL], splits, freqs, ["none", *DEMO_EDGE_ACCELS], ["none"],
                       n_splits={MODEL: sm.n_splits})
-    print_fn(f"== campaign: {len(configs)} configurations x {samples} samples on the local "
-             f"emulated testbed (frequencies {freqs} MHz)")
+    # the edge runs int8 heads (DynaSplit's "off"); "none" is for split 0 only (no head)
+    configs = [c for c in configs if c.split == 0 or c.edge_accel in DEMO_EDGE_ACCELS]
+    cal = testbed.calibration()
+    print_fn(f"== host calibration (cached per machine; `dynasplit calibrate` redoes it): "
+             f"int8 {cal.host.int8_gmacs:.1f} GMAC/s, fp32 {cal.host.fp32_gmacs:.1f} GMAC/s "
+             f"on one thread; the Pi is {cal.slowdown(freqs[0]):.0f}x-"
+             f"{cal.slowdown(freqs[-1]):.0f}x slower")
+    print_fn(f"== campaign: {len(configs)} configurations x {len(DEMO_CODECS)} codecs x "
+             f"{samples} samples on the local emulated testbed (frequencies {freqs} MHz; "
+             f"link {testbed.link.rtt_ms} ms + {testbed.link.mbps:g} Mbit/s)")
     cube_path = out / "demo.nc"
     try:
-        campaign = Campaign(testbed, CampaignSpec(configs, samples=samples), cube_path)
+        campaign = Campaign(testbed, CampaignSpec(configs, samples=samples,
+                                                  codecs=list(DEMO_CODECS)), cube_path)
         cube = campaign.run()
-        throttled = testbed.throttled
     finally:
         testbed.close()
     print_fn(str(campaign.summary))
-    if not throttled:
-        print_fn("note: cgroups could not be written here, so the edge ran unthrottled: "
-                 "all frequencies ran at host speed (recorded as throttled=0 in the cube)")
 
-    df = to_dataframe(cube)
-    keys = ["split", "cpu_freq", "edge_accel"]
-    table = df.groupby(keys, as_index=False)[
-        ["latency_ms", "edge_ms", "transfer_ms", "cloud_ms", "energy_j", "accuracy"]].mean()
+    table = config_means(cube)
     table.insert(1, "layer", table["split"].map(lambda s: sm.cut_points[int(s)].layer))
-    source = cube.attrs.get("energy_source", "?")
-    print_fn(f"== per configuration (means over {samples} samples; energy modelled: {source})")
+    print_fn(f"== per configuration (means over {samples} samples)")
+    print_fn(f"   energy is modelled: {cube.attrs.get('energy_source', '?')}")
+    print_fn(f"   timing: {cube.attrs.get('latency_source', 'measured')}")
     print_fn(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
     front = pareto_configs(cube)
-    print_fn(f"== Pareto-optimal configurations (latency, energy, accuracy): {len(front)}")
-    for config in front:
-        row = table[(table.split == config["split"]) & (table.cpu_freq == config["cpu_freq"])
-                    & (table.edge_accel == config["edge_accel"])].iloc[0]
-        print_fn(f"   split {config['split']} ({row.layer}) {config['cpu_freq']} MHz "
-                 f"{config['edge_accel']}: {row.latency_ms:.3f} ms, {row.energy_j:.4g} J, "
-                 f"accuracy {row.accuracy:.3f}")
+    front_table = _front_table(cube, table, front)
+    splits_on_front = sorted({int(s) for s in front_table["split"]})
+    print_fn(f"== Pareto-optimal configurations (latency, energy, accuracy): {len(front)}, "
+             f"splits {splits_on_front}, accuracy {front_table.accuracy.min():.3f}-"
+             f"{front_table.accuracy.max():.3f}")
+    for row in front_table.sort_values("latency_ms").itertuples():
+        print_fn(f"   split {row.split:>2} ({row.layer}) {row.cpu_freq} MHz {row.edge_accel:<7} "
+                 f"{getattr(row, 'codec', 'fp32'):<4}: {row.latency_ms:7.2f} ms, "
+                 f"{row.energy_j:.4g} J, accuracy {row.accuracy:.3f}")
+    thresholds = {p: float(np.percentile(table["latency_ms"], p)) for p in PERCENTILES}
+    picks = rule_picks(front_table, thresholds)
+    print_fn("== DynaSplit's rule over the front (least energy meeting the threshold)")
+    for p, row in picks.items():
+        print_fn(f"   p{p} threshold {row['threshold_ms']:.1f} ms -> split {int(row['split'])} "
+                 f"({row['layer']}) {int(row['cpu_freq'])} MHz {row['edge_accel']} "
+                 f"{row.get('codec', 'fp32')}: {row['latency_ms']:.1f} ms, "
+                 f"{row['energy_j']:.3g} J")
 
     fig = energy_latency(cube)
     plot_path = out / "demo.png"
     fig.savefig(plot_path, dpi=120)
     print_fn(f"== wrote {cube_path}, {plot_path} and {out / 'accuracy.csv'}")
-    return DemoResult(cube, cube_path, plot_path, acc, table, front)
+    return DemoResult(cube, cube_path, plot_path, acc, table, front, picks)

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from toolkit.devices.local import LocalTestbed
+from toolkit.devices.splinter_fit import fit_splinter_link
 from toolkit.errors import ConfigError
+from toolkit.paths import SPLINTER_DIR
 
 CONFIG = {"model": "digits-cnn", "split": 3, "cpu_freq": 1800, "edge_accel": "int8",
           "cloud_accel": "none"}
@@ -45,25 +47,75 @@ def test_modelled_edge_energy_follows_the_profile(testbed):
     assert rec.cloud_energy_j == 0.0
 
 
-def test_cpu_frequency_sets_the_cgroup_quota(testbed):
-    if not testbed.throttled:
-        pytest.skip("cgroups are not writable on this machine")
-    quota = testbed._quota
-    assert testbed.edge_pid in quota.pids()
-    testbed.apply({**CONFIG, "cpu_freq": 1800})
-    changes = testbed.apply({**CONFIG, "cpu_freq": 600})
-    assert changes[0].knob == "cpu_freq" and changes[0].changed and changes[0].verified
-    files = ("cpu.cfs_quota_us", "cpu.cfs_period_us") if quota.version == 1 else ("cpu.max",)
-    values = [int(x) for f in files for x in (quota.path / f).read_text().split()]
-    # one emulated core at 600/1800 MHz: a third of the period
-    assert values[0] / values[1] == pytest.approx(1 / 3, rel=0.01)
-    assert not testbed.apply({**CONFIG, "cpu_freq": 600})[0].changed
+def test_padded_edge_takes_the_profiles_device_time(testbed):
+    assert testbed.edge_timing == "pad" and testbed.throttled
+    assert "model:raspberry-pi-4" in testbed.latency_source
+    slow = testbed.run({**CONFIG, "split": 9, "cpu_freq": 600}, samples=10)
+    fast = testbed.run({**CONFIG, "split": 9, "cpu_freq": 1800}, samples=10)
+    for rec in (slow, fast):
+        target = testbed._sync(testbed.edge_target_ms(rec.config))
+        # the head really ran, then waited: never shorter than the device's time
+        assert np.all(rec.result.timings["edge_ms"] >= target)
+        assert np.all(rec.result.extra["pad_ms"] >= 0)
+    # the Pi model: the whole digits CNN at 600 MHz takes ~3x as long as at 1800
+    sm = testbed.split_model("digits-cnn")
+    from toolkit.devices.edge_timing import head_cost
+    cost = head_cost(sm, 9)
+    timing = testbed.edge_profile.timing
+    assert timing.time_ms(cost, 600, "int8") / timing.time_ms(cost, 1800, "int8") > 2.5
+
+
+def test_emulated_tpu_runs_the_int8_head_with_modelled_timing(testbed):
+    rec = testbed.run({**CONFIG, "edge_accel": "tpu-max"}, samples=20)
+    int8 = testbed.run(CONFIG, samples=20)
+    # the same int8 flatbuffer ran: same predictions, real accuracy
+    assert np.array_equal(rec.result.predictions, int8.result.predictions)
+    target = testbed._sync(testbed.edge_target_ms(rec.config))
+    assert target > 0 and np.all(rec.result.timings["edge_ms"] >= target)
+    # the TPU's extra power (profile: 1.9 W for tpu-max) is charged
+    assert rec.edge_energy_j > 0
+
+
+def test_link_comes_from_the_profile():
+    tb = LocalTestbed()
+    assert (tb.link.mbps, tb.link.rtt_ms) == (575.0, 2.25)
+    fit = fit_splinter_link(SPLINTER_DIR / "simulation_pool_vgg16.csv")
+    assert fit["rtt_ms"] == pytest.approx(2.25, abs=0.01)
+    assert fit["mbps"] == pytest.approx(575.0, rel=0.01)
+    assert "DynaSplit" in tb.edge_profile.link["source"]
+
+
+def test_quota_timing_sets_the_calibrated_cgroup_quota(tmp_path):
+    tb = LocalTestbed(edge_timing="quota", log_dir=tmp_path).start()
+    try:
+        if tb._quota is None:
+            pytest.skip("cgroups are not writable on this machine")
+        quota = tb._quota
+        assert tb.edge_pid in quota.pids()
+        tb.apply({**CONFIG, "cpu_freq": 1800})
+        changes = tb.apply({**CONFIG, "cpu_freq": 600})
+        assert changes[0].knob == "cpu_freq" and changes[0].changed and changes[0].verified
+        files = ("cpu.cfs_quota_us", "cpu.cfs_period_us") if quota.version == 1 else (
+            "cpu.max",)
+        values = [int(x) for f in files for x in (quota.path / f).read_text().split()]
+        # device int8 throughput at 600 MHz / the host's, from the cached calibration
+        assert values[0] / values[1] == pytest.approx(tb.quota_cores(600, "int8"), rel=0.05)
+        assert tb.quota_cores(600, "int8") < tb.quota_cores(1800, "int8") < 1
+        assert not tb.apply({**CONFIG, "cpu_freq": 600})[0].changed
+        assert tb.latency_source.startswith("model:raspberry-pi-4 (Edge TPU timing only")
+    finally:
+        tb.close()
+
+
+def test_unknown_edge_timing_is_refused():
+    with pytest.raises(ConfigError, match="unknown edge timing 'fast'; valid: pad, quota"):
+        LocalTestbed(edge_timing="fast")
 
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"cpu_freq": 700}, "frequency 700 MHz is not in profile 'raspberry-pi-4'; valid: 600, 800"),
     ({"split": 10}, r"split 10 is out of range .* valid splits are 0\.\.9"),
-    ({"edge_accel": "tpu-max"}, "not available on testbed 'local'; valid: none, int8"),
+    ({"edge_accel": "tpu"}, "unknown edge accelerator 'tpu'; valid: none, int8, tpu-std"),
     ({"cloud_accel": "gpu", "split": 2}, "not available on testbed 'local'; valid: none"),
     ({"split": 0, "edge_accel": "int8"}, "edge_accel must be 'none' at split 0"),
     ({"model": "nope"}, "unknown model 'nope'"),

@@ -88,8 +88,36 @@ def test_int8_affine_error_is_at_most_half_a_step_and_zero_is_exact():
     assert y[0, 0, 0] == 0.0
 
 
+@pytest.mark.parametrize(("codec", "bits"), [("q4", 4), ("q2", 2), ("q1", 1)])
+def test_low_bit_codecs_pack_and_stay_within_half_a_step(codec, bits):
+    x = np.random.default_rng(3).uniform(0, 4, size=(1, 7, 5, 3)).astype(np.float32)
+    x[0, 0, 0, 0] = 0.0
+    e = encode(x, codec)
+    assert e.nbytes == -(-x.size * bits // 8)  # packed, rounded up to whole bytes
+    y = decode(e)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.max(np.abs(y - x)) <= e.scale / 2 + 1e-6
+    assert y[0, 0, 0, 0] == 0.0
+    assert len(np.unique(y)) <= 2 ** bits
+
+
+def test_q1_trades_bytes_for_accuracy_on_real_labels():
+    from toolkit.models import accuracy_table
+
+    model = load_model("digits-vgg")
+    sm = SplitModel(model, name="digits-vgg")
+    split = sm.split_for_layer("block1_pool")
+    acc = accuracy_table(sm, eval_data(model), splits=[split], edge_accels=("none",),
+                         codecs=("fp32", "q4", "q1"), progress=False).set_index("codec")
+    assert acc.loc["fp32", "accuracy"] >= 0.9
+    # 32x fewer bytes than fp32, and a measurable loss on the true labels
+    assert acc.loc["fp32", "accuracy"] - acc.loc["q1", "accuracy"] >= 0.005
+    assert (acc.label_source == "labels").all()
+
+
 def test_unknown_codec_names_the_valid_ones():
-    with pytest.raises(ConfigError, match="unknown codec 'bf16'; valid: fp32, fp16, int8"):
+    with pytest.raises(ConfigError,
+                       match="unknown codec 'bf16'; valid: fp32, fp16, int8, q4, q2, q1"):
         encode(np.zeros(3, np.float32), "bf16")
 
 

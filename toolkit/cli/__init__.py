@@ -24,12 +24,13 @@ from toolkit.quiet import import_tensorflow
 __all__ = ["COMMANDS", "main"]
 
 #: sub-command modules of this package, in the order ``--help`` lists them
-COMMANDS: tuple[str, ...] = ("demo", "split", "train", "measure", "cube", "trace", "optimize",
-                             "export", "simulate", "schedule", "partition")
+COMMANDS: tuple[str, ...] = ("demo", "split", "train", "measure", "calibrate", "cube", "trace",
+                             "optimize", "export", "simulate", "schedule", "partition")
 
 
 #: sub-commands that load models: TensorFlow is imported first, quietly
 TENSORFLOW_COMMANDS = frozenset({"demo", "split", "train-digits", "measure", "partition",
+                                 "calibrate",
                                  "schedule"})
 
 

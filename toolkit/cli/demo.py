@@ -8,12 +8,13 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` sub-command."""
     p = sub.add_parser("demo", help="run the embedded default end to end",
-                       description="Split the shipped digits CNN, measure every split x 3 "
-                       "emulated CPU frequencies x accelerators none/int8 on the local "
-                       "emulated testbed, print a table and write a cube and a plot.")
+                       description="Split the shipped digits-vgg and measure 6 splits x 3 "
+                       "emulated CPU frequencies x int8/tpu-max heads x codecs fp32/q1 on the "
+                       "local emulated (Pi-calibrated) testbed; print a table, the Pareto "
+                       "front and DynaSplit's picks, and write a cube and a plot.")
     p.add_argument("--out", default="dynasplit-demo", help="output folder (default "
                    "./dynasplit-demo)")
-    p.add_argument("--samples", type=int, default=200, help="samples per configuration")
+    p.add_argument("--samples", type=int, default=60, help="samples per configuration")
     p.set_defaults(func=run)
 
 

@@ -1,20 +1,23 @@
-"""``dynasplit train-digits``: retrain the shipped digits CNN reproducibly."""
+"""``dynasplit train-digits``: retrain a shipped digits model reproducibly."""
 
 from __future__ import annotations
 
 import argparse
 
-from toolkit.models.digits import DIGITS_MODEL_PATH
+from toolkit.models.digits import DIGITS_MODELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train-digits`` sub-command."""
-    p = sub.add_parser("train-digits", help="train the shipped digits CNN",
-                       description="Train the digits CNN on scikit-learn's digits (seeded, "
+    p = sub.add_parser("train-digits", help="train a shipped digits model",
+                       description="Train a digits model on scikit-learn's digits (seeded, "
                        "deterministic) and save it with a metadata JSON beside it.")
-    p.add_argument("-o", "--out", default=str(DIGITS_MODEL_PATH),
-                   help=f"output .keras file (default {DIGITS_MODEL_PATH})")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--model", default="digits-cnn",
+                   help=f"which: {', '.join(DIGITS_MODELS)} (default digits-cnn)")
+    p.add_argument("-o", "--out", default=None,
+                   help="output .keras file (default: the shipped file, datasets/models/)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs (default 40 for digits-cnn, 8 for digits-vgg)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -24,11 +27,16 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.errors import ToolkitError
     from toolkit.models import train_digits
 
-    if args.epochs < 1:
-        raise ToolkitError(f"--epochs must be at least 1, got {args.epochs}")
-    if not str(args.out).endswith(".keras"):
+    if args.model not in DIGITS_MODELS:
+        raise ToolkitError(f"unknown --model {args.model!r}; valid: {', '.join(DIGITS_MODELS)}")
+    epochs = args.epochs if args.epochs is not None else (
+        40 if args.model == "digits-cnn" else 8)
+    if epochs < 1:
+        raise ToolkitError(f"--epochs must be at least 1, got {epochs}")
+    if args.out is not None and not str(args.out).endswith(".keras"):
         raise ToolkitError(f"--out must end in .keras, got {args.out}")
-    meta = train_digits(args.out, epochs=args.epochs, seed=args.seed)
+    meta = train_digits(args.out, epochs=epochs, seed=args.seed, model=args.model)
+    args.out = args.out or str(DIGITS_MODELS[args.model][1])
     print(f"saved {args.out}: held-out test accuracy {meta['test_accuracy']:.2%} "
           f"on {meta['test_samples']} digits")
     return 0

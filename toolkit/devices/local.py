@@ -1,14 +1,27 @@
 """The local emulated testbed: the embedded default when no hardware is at hand.
 
 The edge worker and the cloud worker are real OS processes on this machine,
-talking over real TCP sockets on loopback. The edge is slowed down to the
-configured CPU frequency by a cgroup CPU quota (``emulated_cores × f / f_max``
-host cores, see :mod:`toolkit.devices.cgroups`); a slower network than
-loopback is emulated in user space by the edge worker (one-way delay plus
-serialisation time at the link rate). Energy comes from the device profiles'
-power models and is labelled ``model:<profile>``. Edge accelerators here are
-``none`` (Keras fp32) and ``int8`` (the quantised head on the LiteRT
-interpreter); the cloud runs on the CPU.
+talking over real TCP sockets on loopback. Every head runs for real on the
+host (outputs and accuracy are real); the edge's *time* is made the device's:
+
+* ``edge_timing="pad"`` (the default where the edge profile has ``[timing]``
+  tables): the edge worker pads each head's time to the device's, from the
+  profile's timing model fitted to DynaSplit's Raspberry Pi measurements
+  (:mod:`toolkit.devices.edge_timing`); fp32 heads take the int8 time × the
+  host's measured fp32/int8 ratio (:mod:`toolkit.devices.calibration`).
+* ``edge_timing="quota"``: a cgroup CPU quota of ``device / host throughput``
+  host cores per frequency (calibrated; see :mod:`toolkit.devices.cgroups` for
+  its limits); without ``[timing]`` tables, ``emulated_cores × f / f_max``.
+
+Edge accelerators: ``none`` (Keras fp32), ``int8`` (the quantised head on the
+LiteRT interpreter) and, where the profile times them, ``tpu-std``/``tpu-max``:
+the int8 head runs on the CPU (real outputs) and its reported time is always
+the TPU model's, also where the host took longer. The link
+is emulated in user space by the edge worker (one-way delay plus serialisation
+time at the link rate), by default the profile's ``[link]`` (DynaSplit's
+fitted link). Energy comes from the device profiles' power models and is
+labelled ``model:<profile>``; modelled timing is labelled in ``latency_source``.
+The cloud runs on the CPU.
 
 Example:
     >>> with LocalTestbed() as tb:
@@ -29,13 +42,17 @@ from pathlib import Path
 from toolkit.config import Config
 from toolkit.devices.base import KnobChange
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
+from toolkit.devices.edge_timing import head_cost
 from toolkit.devices.profile import DeviceProfile, load_profile
 from toolkit.devices.testbed import Testbed
 from toolkit.energy.meter import Meter
-from toolkit.errors import ToolkitError
+from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.runtime.session import EdgeClient, RunResult, WorkerProcess, worker_command
 
-__all__ = ["DEFAULT_LINK", "Link", "LocalTestbed"]
+__all__ = ["DEFAULT_LINK", "EDGE_TIMINGS", "Link", "LocalTestbed"]
+
+#: how the local testbed makes the edge as slow as the device
+EDGE_TIMINGS: tuple[str, ...] = ("pad", "quota")
 
 
 @dataclass(frozen=True)
@@ -49,9 +66,16 @@ class Link:
         """The ``link`` field of an edge run request."""
         return {"mbps": self.mbps, "rtt_ms": self.rtt_ms}
 
+    @classmethod
+    def of_profile(cls, profile: DeviceProfile) -> Link:
+        """The profile's ``[link]`` table, or :data:`DEFAULT_LINK` where it has none."""
+        if profile.link is None:
+            return DEFAULT_LINK
+        return cls(float(profile.link["mbps"]), float(profile.link["rtt_ms"]))
 
-#: Wired Ethernet to a nearby cloud node: 100 Mbit/s, 2 ms round trip.
-DEFAULT_LINK = Link()
+
+#: Wired Ethernet to a nearby cloud node (used where an edge profile has no [link]).
+DEFAULT_LINK = Link(100.0, 2.0)
 
 #: numbers local testbeds of this process, so their cgroups never collide
 _INSTANCES = itertools.count(1)
@@ -66,8 +90,11 @@ class LocalTestbed(Testbed):
         input_size: input size for ``keras.applications`` models.
         data: image folder, one subfolder per class: the evaluation samples and
             real labels (default: the built-in data).
-        link: the emulated edge-cloud link.
-        throttle: emulate CPU frequency with a cgroup quota (when possible).
+        link: the emulated edge-cloud link (default: the edge profile's ``[link]``).
+        edge_timing: ``pad`` or ``quota`` (see the module doc; default ``pad``
+            where the edge profile has ``[timing]`` tables, else ``quota``).
+        throttle: emulate CPU frequency with a cgroup quota (when possible) in
+            ``quota`` timing.
         log_dir: folder for the workers' logs (default: a new temp folder).
         edge_meter, cloud_meter: optional real meters (e.g. RAPL) instead of the model.
         name: the testbed's name in results (distinct names for the testbeds of a
@@ -81,7 +108,8 @@ class LocalTestbed(Testbed):
                  cloud_profile: str | DeviceProfile = "cloud-gpu-server", *,
                  model: str = "digits-cnn", input_size: int | None = None,
                  data: str | os.PathLike | None = None,
-                 link: Link = DEFAULT_LINK, throttle: bool = True,
+                 link: Link | None = None, edge_timing: str | None = None,
+                 throttle: bool = True,
                  log_dir: str | os.PathLike | None = None,
                  edge_meter: Meter | None = None, cloud_meter: Meter | None = None,
                  name: str = "local") -> None:
@@ -96,19 +124,52 @@ class LocalTestbed(Testbed):
         self.model_name = model
         self.input_size = input_size
         self.data = str(Path(data).resolve()) if data else None
-        self.link = link
+        self.link = link if link is not None else Link.of_profile(edge)
+        timing = edge.timing
+        if edge_timing is None:
+            edge_timing = "pad" if timing is not None and timing.has("int8") else "quota"
+        if edge_timing not in EDGE_TIMINGS:
+            raise ConfigError(f"unknown edge timing {edge_timing!r}; valid: "
+                              f"{choices(EDGE_TIMINGS)}")
+        if edge_timing == "pad" and (timing is None or not timing.has("int8")):
+            raise ConfigError(f"edge timing 'pad' needs a [timing.int8] table in profile "
+                              f"{edge.name!r}; use edge_timing='quota'")
+        self.edge_timing = edge_timing
         self.throttle = throttle
+        self._calibration = None
+        self._costs: dict[tuple[str, int], object] = {}
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="dynasplit-"))
         self._edge: WorkerProcess | None = None
         self._cloud: WorkerProcess | None = None
         self._client: EdgeClient | None = None
         self._quota: CpuQuota | None = None
-        self._freq: int | None = None
+        self._freq: tuple[int, str] | None = None
         self._cgroup = f"{name}-edge-{next(_INSTANCES)}"
 
     @property
     def edge_accels(self) -> tuple[str, ...]:
-        return ("none", "int8")
+        timing = self.edge_profile.timing
+        tpus = tuple(a for a in ("tpu-std", "tpu-max") if timing is not None and timing.has(a))
+        return ("none", "int8", *tpus)
+
+    @property
+    def latency_source(self) -> str | None:
+        """How edge times are made: the timing model (pad), or None for a quota."""
+        name = self.edge_profile.name
+        if self.edge_timing == "pad":
+            return (f"model:{name} (edge: heads run on the host, padded to the profile's "
+                    "[timing] fit to DynaSplit's Pi; link emulated)")
+        if any(a.startswith("tpu-") for a in self.edge_accels):
+            return f"model:{name} (Edge TPU timing only; CPU edge throttled by a cgroup quota)"
+        return None
+
+    def calibration(self):
+        """The host calibration against the edge profile (measured once per machine)."""
+        if self._calibration is None:
+            from toolkit.devices.calibration import host_calibration, report
+
+            self._calibration = report(self.edge_profile, host_calibration())
+        return self._calibration
 
     @property
     def cloud_accels(self) -> tuple[str, ...]:
@@ -116,8 +177,13 @@ class LocalTestbed(Testbed):
 
     @property
     def throttled(self) -> bool:
-        """True when CPU frequency is emulated by a cgroup quota."""
-        return self._quota is not None
+        """True when CPU frequency takes effect (padded timing, or a cgroup quota)."""
+        return self.edge_timing == "pad" or self._quota is not None
+
+    @property
+    def cloud_threads(self) -> int:
+        """Compute threads of the cloud worker: the cloud profile's cores, at most the host's."""
+        return max(1, min(self.cloud_profile.cores, os.cpu_count() or 1))
 
     @property
     def edge_pid(self) -> int | None:
@@ -135,8 +201,9 @@ class LocalTestbed(Testbed):
             return
         threads = self.edge_profile.emulated_cores
         edge_cmd = worker_command("edge", self.model_name, threads=threads,
-                                  input_size=self.input_size, data=self.data)
-        cloud_cmd = worker_command("cloud", self.model_name, threads=1,
+                                  input_size=self.input_size, data=self.data,
+                                  emulate_tpu=len(self.edge_accels) > 2)
+        cloud_cmd = worker_command("cloud", self.model_name, threads=self.cloud_threads,
                                    input_size=self.input_size)
         try:
             self._cloud, self._edge = await asyncio.gather(
@@ -146,7 +213,7 @@ class LocalTestbed(Testbed):
         except BaseException:
             await self.aclose()
             raise
-        if self.throttle:
+        if self.throttle and self.edge_timing == "quota":
             self._quota = open_cpu_quota(self._cgroup)
             if self._quota is not None:
                 self._quota.add(self._edge.pid)
@@ -172,18 +239,45 @@ class LocalTestbed(Testbed):
             self.model_name = model
             await self.astart()
 
-    def quota_cores(self, freq: int) -> float:
-        """Host cores given to the edge at ``freq``: emulated_cores × f / f_max."""
+    def quota_cores(self, freq: int, accel: str = "int8") -> float | None:
+        """Host cores given to the edge at ``freq`` in ``quota`` timing.
+
+        Calibrated (device / host throughput for ``accel``'s ops) where the profile
+        has a timing model, otherwise ``emulated_cores × f / f_max``; None
+        (unlimited) for an emulated Edge TPU, whose time is always padded.
+        """
+        if accel.startswith("tpu-"):
+            return None
+        timing = self.edge_profile.timing
+        if timing is not None and timing.has("int8"):
+            kind = "none" if accel == "none" else "int8"
+            return self.calibration().quota_cores(freq, kind)
         return self.edge_profile.emulated_cores * freq / self.edge_profile.max_freq
+
+    async def edge_target_ms(self, config: Config) -> float | None:
+        """The device's time for the configuration's head (None: not padded)."""
+        timing = self.edge_profile.timing
+        padded = self.edge_timing == "pad" or config.edge_accel.startswith("tpu-")
+        if timing is None or not padded or config.split == 0:
+            return None
+        key = (config.model, config.split)
+        if key not in self._costs:
+            self._costs[key] = head_cost(await self.split_model_for(config.model), config.split)
+        cost = self._costs[key]
+        if config.edge_accel == "none":
+            fp32 = self.calibration().host.fp32_per_int8
+            return timing.time_ms(cost, config.cpu_freq, "int8") * fp32
+        return timing.time_ms(cost, config.cpu_freq, config.edge_accel)
 
     async def aapply(self, config: Config) -> list[KnobChange]:
         """Emulate the edge CPU frequency; accelerators need no hardware change here."""
         await self._ensure_model(config.model)
         t0 = time.perf_counter()
-        changed = config.cpu_freq != self._freq
-        if changed and self._quota is not None:
-            self._quota.set_cores(self.quota_cores(config.cpu_freq))
-        self._freq = config.cpu_freq
+        state = (config.cpu_freq, config.edge_accel)
+        changed = config.cpu_freq != (self._freq[0] if self._freq else None)
+        if state != self._freq and self._quota is not None:
+            self._quota.set_cores(self.quota_cores(config.cpu_freq, config.edge_accel))
+        self._freq = state
         return [KnobChange("local", "cpu_freq", str(config.cpu_freq),
                            (time.perf_counter() - t0) * 1e3, changed=changed,
                            verified=self._quota is not None)]
@@ -197,4 +291,6 @@ class LocalTestbed(Testbed):
             config.split, edge_accel=config.edge_accel, cloud_accel=config.cloud_accel,
             codec=codec, samples=samples, warmup=warmup, offset=offset,
             cloud=self.cloud_address, link=self.link.as_message(),
+            edge_target_ms=await self.edge_target_ms(config),
+            edge_time_modelled=config.edge_accel.startswith("tpu-"),
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.devices.edge_timing import EdgeTimingModel
 from toolkit.errors import ConfigError, choices
 from toolkit.paths import PROFILES_DIR
 
@@ -57,6 +58,10 @@ class DeviceProfile:
         reconfiguration: knob-change costs (``*_ms`` and ``*_j``).
         settings: the remaining tables (``cpu``, ``tpu``...) for device controllers.
         path: the file it was loaded from.
+        timing: how long the device runs a head per accelerator (its ``[timing]``
+            tables, see :mod:`toolkit.devices.edge_timing`), or None.
+        link: the emulated edge-cloud link ``{"mbps", "rtt_ms", "source"}`` (its
+            ``[link]`` table), or None.
     """
 
     name: str
@@ -70,6 +75,8 @@ class DeviceProfile:
     reconfiguration: dict[str, float]
     settings: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    timing: EdgeTimingModel | None = None
+    link: dict[str, Any] | None = None
 
     @property
     def max_freq(self) -> int | None:
@@ -199,8 +206,18 @@ def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
     reconf = {k: float(v) for k, v in r.get("reconfiguration", dict, {}).items()}
     cores = r.get("cpu.cores", int)
     settings = {k: v for k, v in data.items() if k not in ("profile", "power", "reconfiguration")}
+    name = r.get("profile.name", str)
+    timing = EdgeTimingModel.from_settings(settings, max(freqs) if freqs else None, name,
+                                           where=str(path))
+    link = r.get("link", dict, None)
+    if link is not None:
+        mbps, rtt = link.get("mbps"), link.get("rtt_ms")
+        if not (isinstance(mbps, int | float) and mbps > 0 and isinstance(rtt, int | float)
+                and rtt >= 0):
+            raise ConfigError(f"{path}: table 'link' needs mbps > 0 and rtt_ms >= 0, "
+                              f"got mbps={mbps!r}, rtt_ms={rtt!r}")
     return DeviceProfile(
-        name=r.get("profile.name", str),
+        name=name,
         role=role,
         description=r.get("profile.description", str, ""),
         frequencies_mhz=freqs,
@@ -211,4 +228,6 @@ def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
         reconfiguration=reconf,
         settings=settings,
         path=path,
+        timing=timing,
+        link=link,
     )

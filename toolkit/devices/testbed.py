@@ -120,6 +120,11 @@ class Testbed(BlockingLifecycle, abc.ABC):
         """Whether the edge CPU frequency really takes effect."""
         return True
 
+    @property
+    def latency_source(self) -> str | None:
+        """Where timing comes from a model rather than a clock (None: all measured)."""
+        return None
+
     @abc.abstractmethod
     async def astart(self) -> None:
         """Start workers and connect to devices."""
@@ -244,6 +249,21 @@ class Testbed(BlockingLifecycle, abc.ABC):
         record.execute_s = execute_s
         return record
 
+    async def atime_run(self, config: Config | Mapping[str, Any], *, samples: int = 10,
+                    codec: str = "fp32", warmup: int = 1, offset: int = 0) -> RunResult:
+        """Apply ``config`` and run it for its timings only: no meter, no accuracy.
+
+        For timing studies of models whose reference labels are costly to
+        compute (e.g. VGG16 at 224x224 on a laptop); :meth:`arun` for records.
+        """
+        config = await self.validate(config)
+        check_codec(codec)
+        if samples < 1:
+            raise ConfigError(f"samples must be at least 1, got {samples}")
+        await self.aapply(config)
+        return await self._execute(config, samples=samples, codec=codec, warmup=warmup,
+                                   offset=offset)
+
     def _record(self, config: Config, r: RunResult, changes: list[KnobChange],
                 measured: dict[int, Any], labels: np.ndarray, label_source: str) -> RunRecord:
         t = r.timings
@@ -287,4 +307,8 @@ class Testbed(BlockingLifecycle, abc.ABC):
     def run(self, config: Config | Mapping[str, Any], **kwargs: Any) -> RunRecord:
         """Blocking :meth:`arun`."""
         return self._sync(self.arun(config, **kwargs))
+
+    def time_run(self, config: Config | Mapping[str, Any], **kwargs: Any) -> RunResult:
+        """Blocking :meth:`atime_run`."""
+        return self._sync(self.atime_run(config, **kwargs))
 

@@ -1,6 +1,7 @@
 """Evaluation data for a model: inputs, calibration samples and reference labels.
 
-The digits CNN is evaluated against the true labels of the held-out digits.
+The shipped digits models (``digits-cnn`` on 8x8, ``digits-vgg`` on the digits
+upsampled to 64x64) are evaluated against the true labels of the held-out digits.
 The ``keras.applications`` architectures have no trained weights here (nothing
 can be downloaded) and no dataset of their own, so they are fed the real digits
 images resized to their input size, and their "accuracy" is the top-1
@@ -73,9 +74,17 @@ def _resize(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out.astype("float32")
 
 
+#: Keras names of the models trained on the digits (scored against true labels)
+DIGITS_KERAS_NAMES = ("digits_cnn", "digits_vgg")
+
+
 def _native(model) -> bool:
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     return shape == (8, 8, 1)
+
+
+def _trained_on_digits(model) -> bool:
+    return _native(model) or model.name in DIGITS_KERAS_NAMES
 
 
 def eval_inputs(model, n_calib: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -94,10 +103,11 @@ def eval_inputs(model, n_calib: int = 200) -> tuple[np.ndarray, np.ndarray]:
 def reference_labels(model, x_eval: np.ndarray) -> tuple[np.ndarray, str]:
     """Reference labels of ``x_eval`` and where they come from.
 
-    True digit labels for an 8x8x1 model; otherwise the unsplit fp32 model's own
-    top-1 predictions (``fp32-model``: accuracy then means agreement).
+    True digit labels for a model trained on the digits (8x8x1 input, or a
+    shipped digits model at its larger input); otherwise the unsplit fp32
+    model's own top-1 predictions (``fp32-model``: accuracy then means agreement).
     """
-    if _native(model):
+    if _trained_on_digits(model):
         return load_digits_data().y_test, "labels"
     return np.argmax(model.predict(x_eval, batch_size=32, verbose=0), axis=-1), "fp32-model"
 

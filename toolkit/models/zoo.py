@@ -1,6 +1,8 @@
 """Model names the toolkit knows, and loading them.
 
 * ``digits-cnn``: the shipped CNN trained on scikit-learn's digits (real labels).
+* ``digits-vgg``: the shipped VGG-style CNN on the digits upsampled to 64x64
+  (real labels; the demo's model, slow enough on a Pi for splits to matter).
 * ``vgg16``, ``resnet50``, ``mobilenetv2``: ``keras.applications`` architectures
   built with ``weights=None`` (nothing can be downloaded), or with a local
   weights file.
@@ -22,7 +24,7 @@ from pathlib import Path
 import keras
 
 from toolkit.errors import ToolkitError, choices
-from toolkit.models.digits import DIGITS_MODEL_PATH
+from toolkit.models.digits import DIGITS_MODELS
 
 __all__ = ["APPLICATIONS", "MODEL_NAMES", "load_model", "model_name"]
 
@@ -32,7 +34,7 @@ APPLICATIONS = {
     "mobilenetv2": "MobileNetV2",
 }
 VIT_MODELS = ("vit-b16",)
-MODEL_NAMES: tuple[str, ...] = ("digits-cnn", *APPLICATIONS, *VIT_MODELS)
+MODEL_NAMES: tuple[str, ...] = (*DIGITS_MODELS, *APPLICATIONS, *VIT_MODELS)
 DEFAULT_INPUT_SIZE = 224
 
 
@@ -96,10 +98,10 @@ def load_model(
         ToolkitError: unknown name, missing or unreadable file.
     """
     name_str, variant = _split_variant(model_name(name, gelu))
-    if name_str == "digits-cnn":
+    if name_str in DIGITS_MODELS:
         return _load_file(
-            DIGITS_MODEL_PATH,
-            hint="the trained digits model is missing; run `dynasplit train-digits`",
+            DIGITS_MODELS[name_str][1],
+            hint=f"the trained model is missing; run `dynasplit train-digits --model {name_str}`",
         )
     if name_str in APPLICATIONS or name_str in VIT_MODELS:
         size = input_size or DEFAULT_INPUT_SIZE

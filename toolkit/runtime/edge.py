@@ -7,7 +7,8 @@ The controller connects to it and sends JSON requests:
 * ``{"op": "prepare", "split", "edge_accel"}`` -> ``{"op": "prepared"}`` (builds
   and warms the head; int8 conversion happens here, outside any measurement)
 * ``{"op": "run", "split", "edge_accel", "codec", "samples", "warmup", "offset",
-  "cloud": {"host", "port"} | null, "cloud_accel", "link": {"mbps", "rtt_ms"} | null}``
+  "cloud": {"host", "port"} | null, "cloud_accel", "link": {"mbps", "rtt_ms"} | null,
+  "edge_target_ms": float | null, "edge_time_modelled": bool}``
   -> ``{"op": "result", ...}``
   with per-sample timings (ms) ``latency_ms, edge_ms, encode_ms, network_ms,
   decode_ms, cloud_ms, transfer_ms``, ``predictions``, ``sample_index``,
@@ -17,8 +18,20 @@ The controller connects to it and sends JSON requests:
 Errors come back as ``{"op": "error", "message": ...}``; the connection stays up.
 
 ``link`` emulates a slower network than the real one in user space (``netem``
-is not always available): each direction waits ``rtt_ms / 2`` plus the frame's
-serialisation time at ``mbps`` before the frame is written or after it is read.
+is not always available): the real transfer of each tensor (encoding, loopback,
+framing, scheduling, decoding; the tail's own work excluded) is padded to
+``rtt_ms`` plus both frames' serialisation time at ``mbps`` -- what DynaSplit's
+measured transfer time covers, and what the profile's ``[link]`` is fitted to.
+Where the real transfer is already longer (a loaded host), it is kept as it is.
+
+``edge_target_ms`` emulates a slower edge device (the local testbed's ``pad``
+timing, see :mod:`toolkit.devices.calibration`): the head runs for real, then
+the worker sleeps until the head's time reaches the target. A head that takes
+longer than the target on this host is not shortened (``edge_ms`` then exceeds
+the target; ``pad_ms``, the time waited, is negative for that sample), unless
+``edge_time_modelled`` is set (an emulated Edge TPU, faster than any host CPU):
+then ``edge_ms`` is the target, and the sample's latency counts the target, not
+the host's longer time.
 """
 
 from __future__ import annotations
@@ -41,7 +54,6 @@ from toolkit.runtime.framing import (
     KIND_JSON,
     KIND_TENSOR,
     read_frame,
-    tensor_frame_size,
     write_json,
     write_tensor,
 )
@@ -110,12 +122,12 @@ class _Link:
         mbps = link.get("mbps")
         return cls(None if mbps is None else float(mbps), float(link.get("rtt_ms", 0.0)))
 
-    async def delay(self, nbytes: int) -> None:
-        seconds = self.rtt_ms / 2000.0
+    def seconds(self, nbytes: int) -> float:
+        """The link's time for a round trip carrying ``nbytes`` in total."""
+        seconds = self.rtt_ms / 1000.0
         if self.mbps:
             seconds += nbytes * 8 / (self.mbps * 1e6)
-        if seconds > 0:
-            await asyncio.sleep(seconds)
+        return seconds
 
 
 class EdgeWorker:
@@ -126,6 +138,8 @@ class EdgeWorker:
         self.x_eval = x_eval
         self.cloud = _CloudLink()
         self._link = _Link()
+        self._target_s: float | None = None
+        self._modelled = False
         self._lock = asyncio.Lock()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -191,12 +205,16 @@ class EdgeWorker:
             if ready.get("op") != "ready":
                 raise ToolkitError(f"cloud worker refused: {ready.get('message', ready)}")
         self._link = _Link.from_message(msg.get("link"))
+        target = msg.get("edge_target_ms")
+        self._target_s = None if target is None or head is None else float(target) / 1e3
+        self._modelled = bool(msg.get("edge_time_modelled", False))
         n = len(self.x_eval)
         for i in range(warmup):
             await self._one(head, codec, needs_cloud, self.x_eval[(offset + i) % n][None], i)
         cols: dict[str, list] = {k: [] for k in (
             "latency_ms", "edge_ms", "encode_ms", "network_ms", "decode_ms", "cloud_ms",
-            "transfer_ms", "predictions", "sample_index", "payload_bytes", "frame_bytes")}
+            "transfer_ms", "pad_ms", "predictions", "sample_index", "payload_bytes",
+            "frame_bytes")}
         proc_t0, wall_t0 = time.process_time(), time.perf_counter()
         for i in range(samples):
             idx = (offset + i) % n
@@ -213,19 +231,30 @@ class EdgeWorker:
         t0 = time.perf_counter()
         h = head(x) if head is not None else x
         t1 = time.perf_counter()
+        pad = 0.0
+        if self._target_s is not None:
+            pad = self._target_s - (t1 - t0)
+            if pad > 0:
+                time.sleep(pad)  # the run holds the worker anyway; keeps sub-ms precision
+                t1 = time.perf_counter()
+            elif self._modelled:
+                t0 -= pad  # the host was slower than the model: report the model's time
         if needs_cloud:
             enc = encode(h, codec)
             t2 = time.perf_counter()
             link = self.cloud
-            # the emulated link delays the frame before it leaves, so the cloud's
-            # work never overlaps the emulated transfer
-            await self._link.delay(tensor_frame_size(enc))
             frame_bytes = write_tensor(link.writer, enc, rid)
             await link.writer.drain()
             reply = await read_frame(link.reader)
-            if reply is not None:
-                await self._link.delay(reply.nbytes)
             t3 = time.perf_counter()
+            if reply is not None:
+                # pad the real transfer (encoding, loopback, framing, scheduling,
+                # decoding) to the emulated link's; the tail's work is not part of it
+                cloud_s = float(reply.message.get("cloud_ms", 0.0)) / 1e3
+                wait = self._link.seconds(frame_bytes + reply.nbytes) - (t3 - t1 - cloud_s)
+                if wait > 0:
+                    time.sleep(wait)  # blocking: sub-ms precision; one run at a time
+                    t3 = time.perf_counter()
             if reply is None or reply.kind != KIND_TENSOR or reply.id != rid:
                 raise ProtocolError("cloud worker sent no matching tensor reply")
             y = decode(reply.tensor)
@@ -248,6 +277,7 @@ class EdgeWorker:
             "decode_ms": decode_ms,
             "cloud_ms": cloud_ms,
             "transfer_ms": max(latency - edge - cloud_ms, 0.0),
+            "pad_ms": pad * 1e3,
             "predictions": pred,
             "payload_bytes": payload,
             "frame_bytes": frame_bytes,
@@ -264,7 +294,8 @@ async def _amain(args: argparse.Namespace) -> None:
     else:
         x_calib, x_eval = eval_inputs(split_model.model)
     worker = EdgeWorker(StageCache(split_model, x_calib, threads=args.threads,
-                                   edgetpu_dir=args.edgetpu_dir), x_eval)
+                                   edgetpu_dir=args.edgetpu_dir,
+                                   emulate_tpu=args.emulate_tpu), x_eval)
     try:
         await serve("edge", worker.handle, args.host, args.port)
     finally:
@@ -276,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m toolkit.runtime.edge",
                                      description=__doc__.splitlines()[0])
     add_model_arguments(parser)
+    parser.add_argument("--emulate-tpu", action="store_true",
+                        help="run tpu-std/tpu-max heads as int8 on the CPU (modelled timing)")
     args = parser.parse_args(argv)
     return run_worker("edge", lambda: _amain(args))
 

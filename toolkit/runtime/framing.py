@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ProtocolError
-from toolkit.models.codecs import CODECS, Encoded
+from toolkit.models.codecs import CODECS, Encoded, payload_nbytes
 from toolkit.runtime.streams import FrameReader
 
 __all__ = [
@@ -216,11 +216,10 @@ def _tensor_frame(header: bytes, payload: memoryview | bytes) -> Frame:
         raise ProtocolError("tensor header shorter than its dimensions")
     shape = struct.unpack_from(f"!{ndim}I", header, _TENSOR.size)
     codec = CODECS[codec_id]
-    itemsize = {"fp32": 4, "fp16": 2, "int8": 1}[codec]
-    expected = itemsize
+    n = 1
     for d in shape:
-        expected *= d
-    if expected != len(payload):
+        n *= d
+    if payload_nbytes(codec, n) != len(payload):
         raise ProtocolError(
             f"payload of {len(payload)} bytes does not match shape {shape} in {codec}"
         )

@@ -34,7 +34,7 @@ TIMING_KEYS = ("latency_ms", "edge_ms", "encode_ms", "network_ms", "decode_ms", 
 def worker_command(role: str, model: str, *, threads: int = 1, host: str = "127.0.0.1",
                    port: int = 0, input_size: int | None = None,
                    data: str | os.PathLike | None = None,
-                   python: str = sys.executable) -> list[str]:
+                   python: str = sys.executable, emulate_tpu: bool = False) -> list[str]:
     """The argv that starts a worker (``role`` = ``edge`` or ``cloud``)."""
     cmd = [python, "-m", f"toolkit.runtime.{role}", "--model", str(model),
            "--threads", str(threads), "--host", host, "--port", str(port)]
@@ -42,6 +42,8 @@ def worker_command(role: str, model: str, *, threads: int = 1, host: str = "127.
         cmd += ["--input-size", str(input_size)]
     if data:
         cmd += ["--data", str(data)]
+    if emulate_tpu:
+        cmd.append("--emulate-tpu")
     return cmd
 
 
@@ -202,6 +204,7 @@ class EdgeClient:
     async def run(self, split: int, *, edge_accel: str = "none", cloud_accel: str = "none",
                   codec: str = "fp32", samples: int = 100, warmup: int = 3, offset: int = 0,
                   cloud: tuple[str, int] | None = None, link: dict[str, float] | None = None,
+                  edge_target_ms: float | None = None, edge_time_modelled: bool = False,
                   timeout: float | None = None) -> RunResult:
         """Run split inference on ``samples`` evaluation samples.
 
@@ -213,13 +216,17 @@ class EdgeClient:
             offset: index of the first evaluation sample.
             cloud: (host, port) of the cloud worker (not needed edge-only).
             link: optional user-space link emulation ``{"mbps", "rtt_ms"}``.
+            edge_target_ms: pad each head's time to this (emulated slower edge).
+            edge_time_modelled: report ``edge_target_ms`` as the head's time even
+                where the host took longer (an emulated accelerator).
             timeout: seconds to wait for the whole run.
         """
         reply = await self.request(
             {"op": "run", "split": split, "edge_accel": edge_accel, "cloud_accel": cloud_accel,
              "codec": codec, "samples": samples, "warmup": warmup, "offset": offset,
              "cloud": {"host": cloud[0], "port": cloud[1]} if cloud else None,
-             "link": link},
+             "link": link, "edge_target_ms": edge_target_ms,
+             "edge_time_modelled": edge_time_modelled},
             timeout,
         )
         return RunResult(
@@ -230,6 +237,7 @@ class EdgeClient:
             payload_bytes=np.asarray(reply["payload_bytes"], dtype=float),
             frame_bytes=np.asarray(reply["frame_bytes"], dtype=float),
             cpu_s=float(reply["cpu_s"]), wall_s=float(reply["wall_s"]),
+            extra={"pad_ms": np.asarray(reply.get("pad_ms", []), dtype=float)},
         )
 
     async def close(self) -> None:

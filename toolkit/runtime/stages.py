@@ -62,14 +62,18 @@ class StageCache:
         threads: threads for the int8 interpreter.
         edgetpu_dir: folder of the deployed Edge-TPU-compiled heads
             (``tpu-std``/``tpu-max``; see :mod:`toolkit.models.edgetpu`).
+        emulate_tpu: run ``tpu-std``/``tpu-max`` heads as the int8 flatbuffer on
+            the CPU (the local emulated testbed, whose TPU timing is modelled).
     """
 
     def __init__(self, split_model: SplitModel, x_calib: np.ndarray | None = None,
-                 threads: int = 1, edgetpu_dir: str | os.PathLike | None = None) -> None:
+                 threads: int = 1, edgetpu_dir: str | os.PathLike | None = None,
+                 emulate_tpu: bool = False) -> None:
         self.split_model = split_model
         self.x_calib = x_calib
         self.threads = threads
         self.edgetpu_dir = edgetpu_dir
+        self.emulate_tpu = emulate_tpu
         self._runners: dict[tuple[str, int, str], Runner | None] = {}
 
     def head(self, split: int, edge_accel: str) -> Runner | None:
@@ -81,7 +85,7 @@ class StageCache:
                 runner = None
             elif edge_accel == "none":
                 runner = keras_runner(model)
-            elif edge_accel == "int8":
+            elif edge_accel == "int8" or (self.emulate_tpu and edge_accel.startswith("tpu-")):
                 from toolkit.models.quantize import Int8Runner, quantize_int8_cached
 
                 if self.x_calib is None:

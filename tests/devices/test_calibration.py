@@ -1,0 +1,76 @@
+"""Calibration of the emulated edge: the profile's fit to DynaSplit, the host's measurement."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from toolkit.devices.calibration import calibration_path, host_calibration, report
+from toolkit.devices.profile import load_profile
+from toolkit.devices.splinter_fit import fit_splinter, splinter_edge_medians, vgg16_costs
+from toolkit.errors import ConfigError
+from toolkit.paths import SPLINTER_DIR
+
+POOL = SPLINTER_DIR / "simulation_pool_vgg16.csv"
+
+
+@pytest.fixture(scope="module")
+def costs():
+    return vgg16_costs()
+
+
+@pytest.mark.parametrize("accel", ["int8", "tpu-std", "tpu-max"])
+def test_profile_timing_is_the_fit_to_dynasplits_pi(costs, accel):
+    fit = fit_splinter(POOL, accel, costs)
+    shipped = load_profile("raspberry-pi-4").timing.tables[accel]
+    assert set(shipped.terms) == set(fit.terms.terms)
+    for name, (a, b) in fit.terms.terms.items():
+        assert shipped.terms[name] == pytest.approx((a, b), rel=0.01, abs=0.01), name
+    assert fit.kept >= 0.9 * fit.cells
+    # the shipped model reproduces DynaSplit's measured edge latency per cell
+    med = splinter_edge_medians(POOL, accel)
+    timing = load_profile("raspberry-pi-4").timing
+    errors = sorted(abs(timing.time_ms(costs[row.layer], row.cpu_freq, accel) - row.edge_ms)
+                    / row.edge_ms for row in med.itertuples())
+    assert errors[len(errors) // 2] < 0.1
+
+
+def test_host_calibration_is_measured_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNASPLIT_CACHE", str(tmp_path))
+    first = host_calibration(rounds=3)
+    assert calibration_path().parent == tmp_path and calibration_path().is_file()
+    assert first.int8_gmacs > 0 and first.fp32_gmacs > 0 and first.rounds == 3
+    assert host_calibration() == first  # cached: not measured again
+    rep = report(load_profile("raspberry-pi-4"), first)
+    freqs = [row["cpu_freq"] for row in rep.as_dict()["per_freq"]]
+    assert freqs == [600, 800, 1000, 1200, 1400, 1600, 1800]
+    assert rep.device_int8_gmacs[600] < rep.device_int8_gmacs[1800]
+    assert rep.quota_cores(600) < rep.quota_cores(1800)
+
+
+def test_calibrate_command_prints_and_refuses(tmp_path):
+    env = {**os.environ, "DYNASPLIT_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "toolkit", "calibrate", "--rounds", "3",
+                          "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    assert data["schema"] == "dynasplit.calibration/1" and data["profile"] == "raspberry-pi-4"
+    assert (tmp_path / data["cache"].rsplit("/", 1)[-1]).is_file()
+    bad = subprocess.run([sys.executable, "-m", "toolkit", "calibrate", "--rounds", "1"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "dynasplit: error: --rounds must be at least 3, got 1")
+
+
+def test_timing_tables_are_validated(tmp_path):
+    text = (load_profile("raspberry-pi-4").path.read_text()
+            .replace("mact = [9.57, 4.70]", "flops = [1.0, 2.0]"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=r"timing.int8.flops is not a known count; valid: one"):
+        load_profile(bad)

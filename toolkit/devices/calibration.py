@@ -1,0 +1,272 @@
+"""Host calibration for the emulated edge: how fast this machine runs the edge's ops.
+
+The local emulated testbed makes the edge take the time a Raspberry Pi takes
+(the profile's ``[timing]`` model, fitted to DynaSplit's measurements). To do
+that it must know how fast *this* host is: :func:`measure_host` times a
+reference convolution block -- the operations a CNN head consists of -- as a
+full-int8 LiteRT model and as an fp32 Keras model, on one thread, several
+rounds, and keeps the medians (robust to other load on a shared machine). The
+result is cached per machine under ``~/.cache/dynasplit/`` (``DYNASPLIT_CACHE``)
+and redone by ``dynasplit calibrate``.
+
+What the figures are used for:
+
+* ``pad`` emulation (the default): the head runs at host speed and the edge
+  worker waits out the rest of the device's time. The host must be faster than
+  the device (:attr:`CalibrationReport.pad_ok`). The Pi's fp32 (Keras) time is
+  not in DynaSplit's data; it is taken as its int8 time × the host's measured
+  fp32/int8 time ratio (:attr:`HostCalibration.fp32_per_int8`).
+* ``quota`` emulation: the edge worker's cgroup gets ``device throughput / host
+  throughput`` host cores at each frequency (:meth:`CalibrationReport.quota_cores`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit.devices.edge_timing import HeadCost
+from toolkit.devices.profile import DeviceProfile
+from toolkit.errors import ToolkitError
+
+__all__ = ["CalibrationReport", "HostCalibration", "calibration_path", "host_calibration",
+           "measure_host", "report"]
+
+#: the reference block: 28x28x64 input, two 3x3 convolutions with 64 filters
+REF_SHAPE = (28, 28, 64)
+REF_COST = HeadCost(macs=2 * 28 * 28 * 64 * 9 * 64, activations=2 * 28 * 28 * 64,
+                    weights=2 * (9 * 64 * 64 + 64), out_elements=28 * 28 * 64)
+SCHEMA = "dynasplit.calibration/1"
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("DYNASPLIT_CACHE", Path.home() / ".cache" / "dynasplit"))
+
+
+def calibration_path() -> Path:
+    """The cache file of this machine's calibration."""
+    return _cache_dir() / f"calibration-{socket.gethostname()}.json"
+
+
+@dataclass(frozen=True)
+class HostCalibration:
+    """This host's measured throughput for the edge's ops, one thread.
+
+    Attributes:
+        host: host name; cpu: CPU model.
+        int8_gmacs, fp32_gmacs: median throughput (10⁹ MAC/s) of the reference
+            block as int8 LiteRT and fp32 Keras.
+        int8_spread, fp32_spread: (max - min) / median over the rounds.
+        rounds: timing rounds per kind; loadavg: 1-minute load when measured.
+        measured_at: ISO time; tensorflow: its version.
+    """
+
+    host: str
+    cpu: str
+    int8_gmacs: float
+    fp32_gmacs: float
+    int8_spread: float
+    fp32_spread: float
+    rounds: int
+    loadavg: float
+    measured_at: str
+    tensorflow: str
+    schema: str = SCHEMA
+
+    @property
+    def fp32_per_int8(self) -> float:
+        """Host fp32 time per MAC over int8 time per MAC (> 1: int8 is faster)."""
+        return self.int8_gmacs / self.fp32_gmacs
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _time_rounds(fn, x, rounds: int, min_round_s: float = 0.15) -> list[float]:
+    """Seconds per call, one figure per round (each round at least ``min_round_s``)."""
+    fn(x)
+    t0 = time.perf_counter()
+    fn(x)
+    per = max(time.perf_counter() - t0, 1e-5)
+    n = max(3, int(min_round_s / per))
+    out = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn(x)
+        out.append((time.perf_counter() - t0) / n)
+    return out
+
+
+def _reference_block():
+    import keras
+
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input(REF_SHAPE),
+                             layers.Conv2D(64, 3, padding="same", activation="relu"),
+                             layers.Conv2D(64, 3, padding="same", activation="relu")],
+                            name="calibration_block")
+
+
+def measure_host(rounds: int = 9) -> HostCalibration:
+    """Measure this host in this process (call with TensorFlow limited to one thread).
+
+    :func:`host_calibration` runs it in a fresh one-thread process; call this
+    directly only from such a process.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from toolkit.models.quantize import Int8Runner, quantize_int8
+    from toolkit.runtime.stages import keras_runner
+
+    if rounds < 3:
+        raise ToolkitError(f"calibration needs at least 3 rounds, got {rounds}")
+    model = _reference_block()
+    rng = np.random.default_rng(0)
+    x = rng.random((64, *REF_SHAPE), dtype=np.float32)
+    int8 = Int8Runner(quantize_int8(model, x, n_calib=32), num_threads=1)
+    fp32 = keras_runner(model)
+    sample = x[:1]
+    timings = {"int8": _time_rounds(int8, sample, rounds),
+               "fp32": _time_rounds(fp32, sample, rounds)}
+    gmacs = {k: REF_COST.macs / statistics.median(v) / 1e9 for k, v in timings.items()}
+    spread = {k: (max(v) - min(v)) / statistics.median(v) for k, v in timings.items()}
+    return HostCalibration(
+        host=socket.gethostname(), cpu=_cpu_name(),
+        int8_gmacs=round(gmacs["int8"], 3), fp32_gmacs=round(gmacs["fp32"], 3),
+        int8_spread=round(spread["int8"], 3), fp32_spread=round(spread["fp32"], 3),
+        rounds=rounds, loadavg=round(os.getloadavg()[0], 2),
+        measured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        tensorflow=tf.__version__,
+    )
+
+
+def _load(path: Path) -> HostCalibration | None:
+    try:
+        data = json.loads(path.read_text())
+        if data.get("schema") != SCHEMA:
+            return None
+        return HostCalibration(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def host_calibration(refresh: bool = False, rounds: int = 9) -> HostCalibration:
+    """This machine's calibration: the cached one, or measured now (and cached).
+
+    The measurement runs in a separate process limited to one thread, so that
+    it is the same whichever process asks (a notebook's TensorFlow may already
+    use every core).
+
+    Args:
+        refresh: measure again even where a cached calibration exists.
+        rounds: timing rounds per kind (medians are kept).
+    """
+    path = calibration_path()
+    if not refresh:
+        cached = _load(path)
+        if cached is not None and cached.host == socket.gethostname():
+            return cached
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "toolkit.devices.calibration",
+                           "--rounds", str(rounds)], capture_output=True, text=True,
+                          env=env, stdin=subprocess.DEVNULL, timeout=600)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise ToolkitError(f"host calibration failed: {tail[0]}")
+    cal = HostCalibration(**json.loads(proc.stdout.strip().splitlines()[-1]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(cal), indent=2) + "\n")
+    os.replace(tmp, path)
+    return cal
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """The host against a device profile, per CPU frequency, for the reference block."""
+
+    host: HostCalibration
+    profile: str
+    device_int8_gmacs: dict[int, float]
+
+    def device_fp32_gmacs(self, freq: int) -> float:
+        """Device fp32 throughput: int8 throughput / the host's fp32-per-int8 ratio."""
+        return self.device_int8_gmacs[freq] / self.host.fp32_per_int8
+
+    def slowdown(self, freq: int, accel: str = "int8") -> float:
+        """How many times slower the device is than the host (one thread)."""
+        if accel == "none":
+            return self.host.fp32_gmacs / self.device_fp32_gmacs(freq)
+        return self.host.int8_gmacs / self.device_int8_gmacs[freq]
+
+    def quota_cores(self, freq: int, accel: str = "int8") -> float:
+        """Host cores that run the edge's ops at the device's speed."""
+        return 1.0 / self.slowdown(freq, accel)
+
+    @property
+    def pad_ok(self) -> bool:
+        """Whether the host is faster than the device at every frequency (padding works)."""
+        return all(self.slowdown(f, a) > 1.0 for f in self.device_int8_gmacs
+                   for a in ("int8", "none"))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (what ``dynasplit calibrate --json`` prints)."""
+        return {
+            "schema": SCHEMA, "host": asdict(self.host), "profile": self.profile,
+            "cache": str(calibration_path()),
+            "fp32_per_int8": round(self.host.fp32_per_int8, 3),
+            "per_freq": [{"cpu_freq": f, "device_int8_gmacs": round(g, 3),
+                          "device_fp32_gmacs": round(self.device_fp32_gmacs(f), 3),
+                          "slowdown_int8": round(self.slowdown(f), 2),
+                          "slowdown_fp32": round(self.slowdown(f, "none"), 2),
+                          "quota_cores_int8": round(self.quota_cores(f), 4)}
+                         for f, g in self.device_int8_gmacs.items()],
+            "pad_ok": self.pad_ok,
+        }
+
+
+def report(profile: DeviceProfile, host: HostCalibration) -> CalibrationReport:
+    """Compare the host with ``profile``'s timing model on the reference block."""
+    if profile.timing is None or not profile.timing.has("int8"):
+        raise ToolkitError(f"profile {profile.name!r} has no [timing.int8] table to "
+                           "calibrate against")
+    dev = {f: REF_COST.macs / (profile.timing.time_ms(REF_COST, f, "int8") / 1e3) / 1e9
+           for f in profile.frequencies_mhz}
+    return CalibrationReport(host, profile.name, dev)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m toolkit.devices.calibration")
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args(argv)
+    from toolkit.runtime.stages import configure_threads
+
+    configure_threads(1)
+    print(json.dumps(asdict(measure_host(args.rounds))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

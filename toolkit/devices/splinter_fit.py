@@ -1,0 +1,147 @@
+"""Fit the edge timing model to DynaSplit's measured Raspberry Pi edge latencies.
+
+DynaSplit's simulation pool (SPLINTER, ``simulation_pool_vgg16.csv``) holds the
+measured ``avg latency edge (ms)`` of VGG16 heads at 224x224 for every layer,
+CPU frequency (600..1800 MHz) and edge accelerator (``off`` = full-int8 TFLite
+on the Pi's CPU, ``std``/``max`` = Coral Edge TPU). :func:`fit_splinter` takes
+the median per (layer, frequency), computes each head's :class:`HeadCost` from
+the toolkit's own VGG16 (DynaSplit's layer index equals the toolkit's split
+index for VGG16) and fits the ``[timing.<accel>]`` terms with non-negative
+least squares, dropping cells more than 30 % off the fit (DynaSplit's pool has
+a few runs whose frequency did not take: e.g. 800 MHz runs faster than 1000).
+The shipped profile's numbers are this function's output, rounded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from toolkit.devices.edge_timing import HeadCost, TimingTerms
+from toolkit.errors import ToolkitError, choices
+
+__all__ = ["FORMS", "SplinterFit", "fit_splinter", "fit_splinter_link", "splinter_edge_medians",
+           "vgg16_costs"]
+
+#: DynaSplit edge-accelerator value -> the toolkit accelerator it is timed as
+DYNASPLIT_ACCEL = {"int8": "off", "tpu-std": "std", "tpu-max": "max"}
+#: per accelerator: (count, frequency-scaled part fitted?) -- the CPU's work scales
+#: with the clock; the Edge TPU's compute and weight streaming do not
+FORMS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "int8": (("one", True), ("gmac", True), ("mact", True), ("mweight", True)),
+    "tpu-std": (("one", True), ("mout", True), ("mweight_over_sram", False), ("gmac", False)),
+    "tpu-max": (("one", True), ("mout", True), ("mweight_over_sram", False), ("gmac", False)),
+}
+#: Coral Edge TPU on-chip memory for parameters, in 10^6 int8 weights (8 MB)
+CORAL_SRAM_MWEIGHTS = 8.0
+MAX_FREQ = 1800
+
+
+@dataclass(frozen=True)
+class SplinterFit:
+    """A fitted timing table with its fit error on DynaSplit's medians."""
+
+    accel: str
+    terms: TimingTerms
+    cells: int
+    kept: int
+    median_rel_error: float
+    max_rel_error: float
+
+
+def vgg16_costs() -> dict[int, HeadCost]:
+    """Head costs of the toolkit's VGG16 at 224x224 by split (= DynaSplit layer)."""
+    from toolkit.devices.edge_timing import head_cost
+    from toolkit.models.split import SplitModel
+    from toolkit.models.zoo import load_model
+
+    sm = SplitModel(load_model("vgg16", input_size=224), name="vgg16")
+    return {s: c for s in range(1, sm.n_splits) if (c := head_cost(sm, s)) is not None}
+
+
+def splinter_edge_medians(pool_csv: str | os.PathLike, accel: str):
+    """DynaSplit's median ``avg latency edge (ms)`` per (layer, cpu-freq), layers > 0.
+
+    Returns:
+        A DataFrame with columns ``layer``, ``cpu_freq``, ``edge_ms``, ``runs``.
+    """
+    import pandas as pd
+
+    if accel not in DYNASPLIT_ACCEL:
+        raise ToolkitError(f"no DynaSplit data for accelerator {accel!r}; valid: "
+                           f"{choices(DYNASPLIT_ACCEL)}")
+    try:
+        pool = pd.read_csv(pool_csv)
+    except (OSError, ValueError) as exc:
+        raise ToolkitError(f"cannot read DynaSplit pool {pool_csv}: {exc}") from None
+    rows = pool[(pool["edge-accelerator"] == DYNASPLIT_ACCEL[accel]) & (pool["layer"] > 0)]
+    med = rows.groupby(["layer", "cpu-freq"])["avg latency edge (ms)"].agg(["median", "size"])
+    med = med.reset_index().rename(columns={"cpu-freq": "cpu_freq", "median": "edge_ms",
+                                            "size": "runs"})
+    med["layer"] = med["layer"].astype(int)
+    med["cpu_freq"] = med["cpu_freq"].astype(int)
+    return med
+
+
+def fit_splinter(pool_csv: str | os.PathLike, accel: str,
+                 costs: dict[int, HeadCost] | None = None) -> SplinterFit:
+    """Fit ``[timing.<accel>]`` to DynaSplit's VGG16 edge latencies (see module doc)."""
+    from scipy.optimize import nnls
+
+    costs = costs or vgg16_costs()
+    med = splinter_edge_medians(pool_csv, accel)
+    med = med[med["layer"].isin(list(costs))]
+    form = FORMS[accel]
+    sram = CORAL_SRAM_MWEIGHTS if accel.startswith("tpu") else 0.0
+    cols = []
+    for layer, freq in zip(med["layer"], med["cpu_freq"], strict=True):
+        counts = costs[layer].counts(sram)
+        r = MAX_FREQ / freq
+        row = []
+        for name, scaled in form:
+            row.append(counts[name])
+            if scaled:
+                row.append(counts[name] * r)
+        cols.append(row)
+    x = np.asarray(cols)
+    y = med["edge_ms"].to_numpy(float)
+    keep = np.ones(len(y), bool)
+    for _ in range(4):
+        coef, _ = nnls(x[keep], y[keep])
+        rel = np.abs(x @ coef - y) / y
+        keep = rel < 0.3
+    terms, i = {}, 0
+    for name, scaled in form:
+        fixed, per = float(coef[i]), float(coef[i + 1]) if scaled else 0.0
+        i += 2 if scaled else 1
+        terms[name] = (fixed, per)
+    return SplinterFit(accel, TimingTerms(terms, sram), len(y), int(keep.sum()),
+                       float(np.median(rel)), float(rel.max()))
+
+
+def fit_splinter_link(pool_csv: str | os.PathLike) -> dict[str, float]:
+    """Fit DynaSplit's transfer time to ``rtt_ms + KiB × 8 × 1024 / (mbps × 1000)``.
+
+    Over every split run (0 < layer < 22) of the pool, minimising the relative
+    error (least squares weighted by 1 / transfer time).
+
+    Returns:
+        ``{"rtt_ms", "mbps", "ms_per_kib", "median_rel_error", "runs"}``.
+    """
+    import pandas as pd
+
+    try:
+        pool = pd.read_csv(pool_csv)
+    except (OSError, ValueError) as exc:
+        raise ToolkitError(f"cannot read DynaSplit pool {pool_csv}: {exc}") from None
+    runs = pool[(pool["layer"] > 0) & (pool["layer"] < pool["layer"].max())]
+    kib = runs["tensor size (KB)"].to_numpy(float)
+    y = runs["avg latency transfer (ms)"].to_numpy(float)
+    a = np.c_[np.ones_like(kib), kib]
+    (rtt, per_kib), *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
+    rel = np.abs(a @ np.array([rtt, per_kib]) - y) / y
+    return {"rtt_ms": float(rtt), "mbps": float(8 * 1024 / per_kib / 1000),
+            "ms_per_kib": float(per_kib), "median_rel_error": float(np.median(rel)),
+            "runs": len(y)}
