@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ProtocolError, ToolkitError
-from toolkit.runtime.framing import KIND_JSON, read_frame, write_json
+from toolkit.runtime.framing import KIND_JSON, read_frame, write_json, write_tensor
 from toolkit.runtime.worker import PARENT_ENV
 
 __all__ = ["EdgeClient", "RunResult", "WorkerProcess", "worker_command"]
@@ -142,8 +142,13 @@ class RunResult:
         return len(self.predictions)
 
     def accuracy(self, labels: np.ndarray) -> float:
-        """Top-1 accuracy against reference labels indexed like the evaluation set."""
-        return float(np.mean(self.predictions == np.asarray(labels)[self.sample_index]))
+        """Top-1 accuracy against reference labels indexed like the evaluation set
+        (NaN when no sample is an evaluation sample: an input given by the caller)."""
+        known = self.sample_index >= 0
+        if not known.any():
+            return float("nan")
+        return float(np.mean(self.predictions[known]
+                             == np.asarray(labels)[self.sample_index[known]]))
 
     def mean(self, key: str) -> float:
         """Mean of one per-sample timing."""
@@ -172,10 +177,15 @@ class EdgeClient:
             raise ToolkitError(f"cannot reach the edge worker at {host}:{port}: {exc}") from None
         return cls(reader, writer)
 
-    async def request(self, message: dict[str, Any], timeout: float | None = None
-                      ) -> dict[str, Any]:
-        """Send one request and return the reply; raises ToolkitError on an error reply."""
+    async def request(self, message: dict[str, Any], timeout: float | None = None,
+                      tensor: np.ndarray | None = None) -> dict[str, Any]:
+        """Send one request (and the tensor frame that follows it, if any) and return the
+        reply; raises ToolkitError on an error reply."""
         write_json(self._writer, message)
+        if tensor is not None:
+            from toolkit.models.codecs import encode
+
+            write_tensor(self._writer, encode(np.ascontiguousarray(tensor, np.float32), "fp32"))
         await self._writer.drain()
         frame = await asyncio.wait_for(read_frame(self._reader), timeout)
         if frame is None:
@@ -197,7 +207,8 @@ class EdgeClient:
     async def run(self, split: int, *, edge_accel: str = "none", cloud_accel: str = "none",
                   codec: str = "fp32", samples: int = 100, warmup: int = 3, offset: int = 0,
                   cloud: tuple[str, int] | None = None, link: dict[str, float] | None = None,
-                  timeout: float | None = None) -> RunResult:
+                  timeout: float | None = None, inputs: np.ndarray | None = None,
+                  top_k: int = 0) -> RunResult:
         """Run split inference on ``samples`` evaluation samples.
 
         Args:
@@ -209,14 +220,21 @@ class EdgeClient:
             cloud: (host, port) of the cloud worker (not needed edge-only).
             link: optional user-space link emulation ``{"mbps", "rtt_ms"}``.
             timeout: seconds to wait for the whole run.
+            inputs: run once on this model-ready input (a batch of one) instead
+                of evaluation samples (``samples``, ``warmup``, ``offset`` unused).
+            top_k: also return the ``top_k`` best classes with their scores per
+                sample (``extra["top_k"]``).
         """
-        reply = await self.request(
-            {"op": "run", "split": split, "edge_accel": edge_accel, "cloud_accel": cloud_accel,
-             "codec": codec, "samples": samples, "warmup": warmup, "offset": offset,
-             "cloud": {"host": cloud[0], "port": cloud[1]} if cloud else None,
-             "link": link},
-            timeout,
-        )
+        message = {"op": "run", "split": split, "edge_accel": edge_accel,
+                   "cloud_accel": cloud_accel, "codec": codec, "samples": samples,
+                   "warmup": warmup, "offset": offset,
+                   "cloud": {"host": cloud[0], "port": cloud[1]} if cloud else None,
+                   "link": link}
+        if top_k:
+            message["top_k"] = int(top_k)
+        if inputs is not None:
+            message["op"] = "infer"
+        reply = await self.request(message, timeout, tensor=inputs)
         return RunResult(
             split=split, edge_accel=edge_accel, cloud_accel=cloud_accel, codec=codec,
             timings={k: np.asarray(reply[k], dtype=float) for k in TIMING_KEYS},
@@ -225,6 +243,7 @@ class EdgeClient:
             payload_bytes=np.asarray(reply["payload_bytes"], dtype=float),
             frame_bytes=np.asarray(reply["frame_bytes"], dtype=float),
             cpu_s=float(reply["cpu_s"]), wall_s=float(reply["wall_s"]),
+            extra={"top_k": reply["top_k"]} if "top_k" in reply else {},
         )
 
     async def close(self) -> None:
