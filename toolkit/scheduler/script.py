@@ -24,7 +24,11 @@ policy at start.
 ``--dry-run`` only decides: latency and energy are then the policy's
 predictions (``"measured": false``). Without ``--listen`` the scheduler reads
 stdin until EOF, finishes every accepted request and exits 0;
-SIGINT/SIGTERM stop it gracefully. Needs Python and the ``toolkit`` package.
+SIGINT/SIGTERM stop it within ``--grace`` seconds. Every answer carries the
+request's ``line``; a malformed line gets one ``{"error", "line"}`` line, and
+an ``id`` still in flight on the same connection is refused. Exit status: 0,
+1 when stdout went away or answers could not be delivered, 2 on a start error.
+Needs Python and the ``toolkit`` package.
 
 Usage::
 
@@ -138,7 +142,7 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         if testbed is not None:
             await testbed.aclose()
-    return 0
+    return server.exit_status
 
 
 def build_parser(default_policy: Path | None = None) -> argparse.ArgumentParser:

@@ -1,23 +1,33 @@
 """The scheduler's asyncio machinery: input, bounded queue, worker, shutdown.
 
-:class:`Server` reads request lines from stdin or from TCP connections, puts
-each valid request into a bounded :class:`asyncio.Queue` (a full queue stops the
-readers, so a fast client is slowed down instead of buffered without limit),
-and one worker answers them in order by awaiting ``handle(request)`` — the
-online phase itself (decide, apply, run), supplied by the caller.
+:class:`Server` reads request lines from stdin or from TCP connections, each a
+:class:`~toolkit.scheduler.channel.Channel`, puts each valid request into a
+bounded :class:`asyncio.Queue` (a full queue stops the readers, so a fast
+client is slowed down instead of buffered without limit), and one worker
+answers them in order by awaiting ``handle(request)`` — the online phase
+itself (decide, apply, run), supplied by the caller.
 
-Guarantees:
+Guarantees (the limits are in :mod:`toolkit.scheduler.limits`):
 
-- every line read gets exactly one answer: an outcome (``status`` ``ok``,
-  ``timeout``, ``failed``, ``cancelled``) for a valid request, an error line for
-  a malformed one; the server keeps serving after either;
+- every non-blank line read gets exactly one answer: an outcome (``status``
+  ``ok``, ``timeout``, ``failed``, ``cancelled``) for a valid request, an error
+  line naming the problem for a malformed one (too long, not UTF-8, not JSON,
+  too deep, a number out of range, a bad field, an id already in flight on the
+  same connection); reading goes on with the next line;
+- memory is bounded per client: a client with ``max_pending`` answers it has
+  not read is not read from until it reads, and at most ``max_clients`` TCP
+  connections are served at once;
 - a request whose handling exceeds ``timeout_s`` is answered ``timeout``; its
   run is allowed to finish in the background (the testbed connection stays
   consistent) and the next request waits for it;
 - SIGINT/SIGTERM (or :meth:`Server.shutdown`) stops reading, lets the worker
-  finish the queued requests for up to ``grace_s`` seconds, and answers what is
-  left ``cancelled``; in stdin mode EOF ends the input the same way, without the
-  grace limit.
+  finish the queued requests until shortly before ``grace_s`` ends, answers the
+  rest ``cancelled`` and, when the grace period ends, drops any output a client
+  has not taken: the server always returns within ``grace_s``. A second signal
+  ends it at once. In stdin mode EOF ends the input the same way, without the
+  grace limit;
+- in stdin mode a dead stdout (the consumer exited) stops everything at once,
+  and :attr:`Server.exit_status` is then 1.
 """
 
 from __future__ import annotations
@@ -28,26 +38,32 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
 from toolkit.errors import ToolkitError
+from toolkit.scheduler.channel import Channel, Source, StreamSink, open_input, open_output
+from toolkit.scheduler.limits import (
+    FINAL_FLUSH_S,
+    MAX_CLIENTS,
+    MAX_LINE_BYTES,
+    MAX_PENDING_ANSWERS,
+    READ_CHUNK,
+)
+from toolkit.scheduler.lines import LineSplitter, LineTooLong
 from toolkit.scheduler.protocol import Request, RequestError, encode, error_line, parse_request
 
 __all__ = ["Handler", "Server", "ServerStats", "parse_listen"]
 
 #: the online phase: a request in, an outcome dict out
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
-#: writes one answer line; the flag says whether it settles a queued request
-Reply = Callable[[bytes, bool], None]
-
-_READ_LIMIT = 1 << 20
 
 
 @dataclass
 class ServerStats:
-    """What a server did: lines answered by kind."""
+    """What a server did: lines answered by kind, and answers a client never took."""
 
     accepted: int = 0
     malformed: int = 0
@@ -56,6 +72,7 @@ class ServerStats:
     timeout: int = 0
     failed: int = 0
     cancelled: int = 0
+    undelivered: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a JSON-ready dict."""
@@ -81,45 +98,90 @@ class Server:
         handle: the online phase, ``await handle(request) -> outcome dict``.
         queue_size: bound of the request queue (backpressure beyond it).
         timeout_s: per-request limit on ``handle``.
-        grace_s: how long a signalled shutdown lets queued requests finish.
+        grace_s: how long a signalled shutdown may take, at most.
         log: where the start/stop lines and the final statistics go.
+        max_pending: answers one client may leave unread before it is not read.
+        max_clients: concurrent TCP connections.
     """
 
     def __init__(self, handle: Handler, *, queue_size: int = 1024, timeout_s: float = 60.0,
-                 grace_s: float = 30.0, log: Any = None) -> None:
+                 grace_s: float = 30.0, log: Any = None,
+                 max_pending: int = MAX_PENDING_ANSWERS, max_clients: int = MAX_CLIENTS) -> None:
         if queue_size < 1:
             raise ToolkitError(f"queue size must be at least 1, got {queue_size}")
         if timeout_s <= 0:
             raise ToolkitError(f"timeout must be > 0 s, got {timeout_s}")
+        if grace_s < 0:
+            raise ToolkitError(f"grace period must be >= 0 s, got {grace_s}")
         self.handle = handle
         self.queue_size = queue_size
         self.timeout_s = timeout_s
         self.grace_s = grace_s
         self.log = log if log is not None else sys.stderr
+        self.max_pending = max_pending
+        self.max_clients = max_clients
         self.stats = ServerStats()
         self._queue: asyncio.Queue | None = None
         self._stopping: asyncio.Event | None = None
         self._cancel_rest = False
         self._inflight: asyncio.Future | None = None
-        self._readers: set[asyncio.Task] = set()
+        self._channels: set[Channel] = set()
+        self._connections: set[asyncio.Task] = set()
+        self._timers: list[asyncio.TimerHandle] = []
         self._signalled = False
+        self._output: Channel | None = None     # stdin mode: the one output that must live
+        self._crashed = False
+
+    @property
+    def exit_status(self) -> int:
+        """0 when served to the end; 1 when stdout went away, answers were not
+        delivered on stdout, or the server met an internal error."""
+        out = self._output
+        lost = out is not None and (out.peer_gone or out.undelivered > 0)
+        return 1 if lost or self._crashed else 0
 
     # -- shutdown ----------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop reading; finish queued requests within the grace period."""
-        if self._stopping is None or self._stopping.is_set():
+        """Stop reading; finish queued requests within the grace period.
+
+        A second call (a second signal) ends everything at once.
+        """
+        if self._stopping is None:
+            return
+        if self._stopping.is_set():
+            self._expire()
+            self._abort_all()
             return
         self._signalled = True
-        self._stopping.set()
-        for task in list(self._readers):
-            task.cancel()
+        self._stop_reading()
         loop = asyncio.get_running_loop()
-        loop.call_later(self.grace_s, self._expire)
+        self._timers.append(loop.call_later(
+            max(0.0, self.grace_s - min(FINAL_FLUSH_S, self.grace_s / 2)), self._expire))
+        self._timers.append(loop.call_later(self.grace_s, self._abort_all))
+
+    def _stop_reading(self) -> None:
+        assert self._stopping is not None
+        self._stopping.set()
+        for channel in list(self._channels):
+            if channel.reader is not None:
+                channel.reader.cancel()
 
     def _expire(self) -> None:
+        """Answer what is left ``cancelled`` (and stop the run in progress)."""
         self._cancel_rest = True
         if self._inflight is not None and not self._inflight.done():
             self._inflight.cancel()
+
+    def _abort_all(self) -> None:
+        for channel in list(self._channels):
+            channel.abort("shutdown grace period ended")
+
+    def _output_gone(self, channel: Channel) -> None:
+        """Stdin mode: stdout is gone, so nothing can be answered; stop now."""
+        if channel.peer_gone:
+            self._note(f"{channel.lost}; stopping")
+            self._stop_reading()
+            self._expire()
 
     def _install_signals(self) -> list[int]:
         loop = asyncio.get_running_loop()
@@ -130,15 +192,25 @@ class Server:
                 installed.append(sig)
         return installed
 
+    def _note(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            print(f"scheduler: {text}", file=self.log, flush=True)
+
     # -- answering -------------------------------------------------------------------
-    def _answer(self, request: Request, outcome: dict[str, Any], reply: Reply) -> None:
+    def _answer(self, request: Request, channel: Channel, outcome: dict[str, Any]) -> None:
         status = outcome.get("status", "ok")
         if status == "ok":
             self.stats.ok += 1
             self.stats.met += bool(outcome.get("met"))
         elif status in ("timeout", "failed", "cancelled"):
             setattr(self.stats, status, getattr(self.stats, status) + 1)
-        reply(encode({"id": request.id, **outcome}), True)
+        head = {"id": request.id, "line": request.line}
+        try:
+            data = encode({**head, **outcome})
+        except Exception as exc:  # an outcome we cannot write is still answered
+            data = encode({**head, "status": "failed",
+                           "error": f"the outcome could not be encoded ({type(exc).__name__})"})
+        channel.answer(request.id, data)
 
     async def _run_one(self, request: Request) -> dict[str, Any]:
         if self._inflight is not None and not self._inflight.done():
@@ -166,183 +238,193 @@ class Server:
             item = await self._queue.get()
             if item is None:
                 return
-            request, reply, accepted = item
-            outcome = await self._run_one(request)
+            request, channel, accepted = item
+            if channel.lost is not None:        # nobody to answer: do not run it
+                outcome = {"status": "cancelled", "error": f"not run: {channel.lost}"}
+            else:
+                outcome = await self._run_one(request)
             outcome["queue_ms"] = round((time.perf_counter() - accepted) * 1e3, 3)
-            self._answer(request, outcome, reply)
+            self._answer(request, channel, outcome)
 
-    async def _accept(self, raw: bytes, line: int, reply: Reply) -> bool:
-        """Parse one line; queue it (waiting while the queue is full) or answer an error.
-
-        Returns:
-            True when the request was queued (the worker will answer it).
-        """
-        assert self._queue is not None
-        if not raw.strip():
-            return False
+    # -- reading -----------------------------------------------------------------------
+    async def _read(self, channel: Channel, source: Source) -> None:
+        """Read a client's lines to its end, answering or queueing each in order."""
+        splitter = LineSplitter(MAX_LINE_BYTES)
         try:
-            request = parse_request(raw, line)
+            while chunk := await source():
+                for item in splitter.feed(chunk):
+                    await self._take(channel, item)
+            for item in splitter.finish():
+                await self._take(channel, item)
+        except (ConnectionError, OSError) as exc:      # the client's input broke off
+            self._note(f"{channel.name}: input closed ({type(exc).__name__}: {exc})")
+
+    def _check(self, channel: Channel, item: bytes | LineTooLong, line: int,
+               duplicates: bool = True) -> Request | RequestError:
+        """The request on a line, or the error that answers it."""
+        if isinstance(item, LineTooLong):
+            return RequestError(f"request line longer than {MAX_LINE_BYTES} bytes "
+                                f"({item.size} bytes); skipped to its end")
+        try:
+            request = parse_request(item, line)
         except RequestError as exc:
-            self.stats.malformed += 1
-            reply(error_line(exc, line), False)
-            return False
+            return exc
+        except Exception as exc:  # never stop reading over one line
+            return RequestError(f"could not read the request ({type(exc).__name__})")
+        earlier = channel.inflight_line(request.id) if duplicates else None
+        if earlier is not None:
+            return RequestError(f"duplicate id {json.dumps(request.id)}: the request on line "
+                                f"{earlier} with this id is not answered yet; ids must be unique "
+                                "among a client's unanswered requests", request.id)
+        return request
+
+    async def _take(self, channel: Channel, item: bytes | LineTooLong) -> None:
+        """Answer or queue one line (waiting for the client's slot and queue room)."""
+        assert self._queue is not None
+        channel.line += 1
+        line = channel.line
+        if isinstance(item, bytes) and not item.strip():
+            return
         try:
-            await self._queue.put((request, reply, time.perf_counter()))
+            await channel.reserve()
+        except asyncio.CancelledError:  # shutdown while the client had no room: answer it
+            checked = self._check(channel, item, line, duplicates=False)
+            self._refuse(channel, checked, "shutdown before it was queued")
+            raise
+        checked = self._check(channel, item, line)
+        if isinstance(checked, RequestError):
+            self.stats.malformed += 1
+            channel.send(error_line(checked, line))
+            return
+        channel.begin(checked.id, line)
+        try:
+            await self._queue.put((checked, channel, time.perf_counter()))
         except asyncio.CancelledError:  # shutdown while waiting for room: answer it
-            self.stats.cancelled += 1
-            reply(encode({"id": request.id, "status": "cancelled",
-                          "error": "shutdown before it was queued"}), False)
+            self._refuse(channel, checked, "shutdown before it was queued")
             raise
         self.stats.accepted += 1
-        return True
 
-    async def _read_lines(self, reader: asyncio.StreamReader, reply: Reply) -> None:
-        line = 0
-        while True:
-            try:
-                raw = await reader.readline()
-            except ValueError:  # a line beyond the read limit: skip to its end
-                line += 1
-                self.stats.malformed += 1
-                reply(error_line(RequestError("request line too long"), line), False)
-                with contextlib.suppress(asyncio.IncompleteReadError, ValueError):
-                    while not (await reader.read(_READ_LIMIT)).endswith(b"\n"):
-                        pass
-                continue
-            if not raw:
-                return
-            line += 1
-            await self._accept(raw, line, reply)
+    def _refuse(self, channel: Channel, checked: Request | RequestError, why: str) -> None:
+        if isinstance(checked, RequestError):
+            self.stats.malformed += 1
+            channel.send(error_line(checked, channel.line))
+            return
+        self.stats.cancelled += 1
+        channel.answer(checked.id, encode({"id": checked.id, "line": checked.line,
+                                           "status": "cancelled", "error": why}))
 
-    # -- stdin ----------------------------------------------------------------------
+    async def _serve_channel(self, channel: Channel, source: Source) -> None:
+        """Read a client until its end (or shutdown), then deliver its answers and close."""
+        self._channels.add(channel)
+        try:
+            channel.reader = asyncio.create_task(self._read(channel, source))
+            if self._stopping is not None and self._stopping.is_set():
+                channel.reader.cancel()
+            await asyncio.wait([channel.reader])
+            if not channel.reader.cancelled() and channel.reader.exception() is not None:
+                self._crashed = True
+                exc = channel.reader.exception()
+                self._note(f"{channel.name}: internal error while reading:\n"
+                           + "".join(traceback.format_exception(exc)))
+            await channel.close()
+        finally:
+            self._channels.discard(channel)
+            self.stats.undelivered += channel.undelivered
+
+    # -- stdin -------------------------------------------------------------------------
     async def run_stdin(self, stdin: BinaryIO | None = None,
                         stdout: BinaryIO | None = None) -> ServerStats:
         """Serve JSON lines from ``stdin`` until EOF or a signal; outcomes to ``stdout``."""
         stdin = stdin if stdin is not None else sys.stdin.buffer
         stdout = stdout if stdout is not None else sys.stdout.buffer
+        async with self._serving():
+            sink = await open_output(stdout)
+            channel = Channel(sink, "stdin", max_pending=self.max_pending,
+                              on_lost=self._output_gone)
+            self._output = channel
+            await self._serve_channel(channel, await open_input(stdin))
+        if self.exit_status and channel.peer_gone:
+            self._note(f"error: {channel.lost}: {channel.undelivered} answer(s) not delivered")
+        return self.stats
 
-        def reply(data: bytes, queued: bool) -> None:
-            stdout.write(data)
-            stdout.flush()
-
-        async def read() -> None:
-            reader = await _stream_reader(stdin)
-            if reader is not None:
-                await self._read_lines(reader, reply)
-                return
-            line = 0  # a regular file or a terminal: read it on a thread
-            while True:
-                raw = await asyncio.to_thread(stdin.readline)
-                if not raw:
-                    return
-                line += 1
-                await self._accept(raw, line, reply)
-
-        return await self._serve([read()])
-
-    # -- TCP ----------------------------------------------------------------------
+    # -- TCP ---------------------------------------------------------------------------
     async def run_tcp(self, host: str, port: int,
                       on_listen: Callable[[str, int], None] | None = None) -> ServerStats:
         """Serve JSON lines on TCP connections until a signal or :meth:`shutdown`.
 
         Outcomes go back on the connection a request came from; a connection
         that sends EOF gets its outstanding outcomes before it is closed.
+
+        Raises:
+            ToolkitError: the address cannot be listened on.
         """
-        open_writers: set[asyncio.StreamWriter] = set()
-
-        async def connection(reader: asyncio.StreamReader,
-                             writer: asyncio.StreamWriter) -> None:
-            pending = 0
-            settled = asyncio.Event()
-            settled.set()
-
-            def reply(data: bytes, queued: bool) -> None:
-                nonlocal pending
-                if not writer.is_closing():
-                    writer.write(data)
-                if queued:
-                    pending -= 1
-                    if pending == 0:
-                        settled.set()
-
-            open_writers.add(writer)
-            task = asyncio.current_task()
-            self._readers.add(task)
-            try:
-                line = 0
-                while True:
-                    raw = await reader.readline()
-                    if not raw:
-                        break
-                    line += 1
-                    if await self._accept(raw, line, reply):
-                        pending += 1
-                        settled.clear()
-            except (asyncio.CancelledError, ConnectionError, ValueError):
-                pass
-            finally:
-                self._readers.discard(task)
-            await settled.wait()  # every queued request of this client answered
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            writer.close()
-            open_writers.discard(writer)
-
-        server = await asyncio.start_server(connection, host, port, limit=_READ_LIMIT)
-        bound = server.sockets[0].getsockname()
-        if on_listen is not None:
-            on_listen(bound[0], bound[1])
-        assert self._stopping is None
-
-        async def until_stopped() -> None:
+        try:
+            server = await asyncio.start_server(self._connection, host, port, limit=READ_CHUNK,
+                                                start_serving=False)
+        except OSError as exc:
+            raise ToolkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        async with self._serving():
+            await server.start_serving()
+            bound = server.sockets[0].getsockname()
+            if on_listen is not None:
+                on_listen(bound[0], bound[1])
             assert self._stopping is not None
             try:
                 await self._stopping.wait()
             finally:
                 server.close()
+            while self._connections:
+                await asyncio.wait(set(self._connections))
+        return self.stats
 
-        stats = await self._serve([until_stopped()], wait_readers=True)
-        for writer in list(open_writers):
-            writer.close()
-        return stats
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            if len(self._channels) >= self.max_clients:
+                writer.write(encode({"error": f"too many connections (at most "
+                                     f"{self.max_clients}); try again later", "line": 0}))
+                writer.close()
+                return
+            peer = writer.get_extra_info("peername")
+            name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            channel = Channel(StreamSink(writer), name, max_pending=self.max_pending)
+            await self._serve_channel(channel, lambda: reader.read(READ_CHUNK))
+        finally:
+            self._connections.discard(task)
 
     # -- common ----------------------------------------------------------------------
-    async def _serve(self, sources: list[Awaitable[None]],
-                     wait_readers: bool = False) -> ServerStats:
+    @contextlib.asynccontextmanager
+    async def _serving(self) -> AsyncIterator[None]:
+        """Queue, worker and signal handlers around serving; the stats line after it."""
         self._queue = asyncio.Queue(self.queue_size)
         self._stopping = asyncio.Event()
         installed = self._install_signals()
         worker = asyncio.create_task(self._worker())
-        tasks = [asyncio.ensure_future(s) for s in sources]
-        self._readers.update(tasks)
         try:
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if wait_readers:  # connections still sending when the server stopped
-                while pending := [t for t in self._readers if not t.done()]:
-                    await asyncio.gather(*pending, return_exceptions=True)
-            await self._queue.put(None)
-            await worker
+            yield
+            if not worker.done():
+                await self._queue.put(None)
+            await asyncio.wait([worker])
+            if not worker.cancelled() and worker.exception() is not None:
+                self._crashed = True
+                self._note("internal error in the worker:\n"
+                           + "".join(traceback.format_exception(worker.exception())))
         finally:
+            worker.cancel()
             loop = asyncio.get_running_loop()
             for sig in installed:
                 loop.remove_signal_handler(sig)
-        print(json.dumps({"scheduler": "stopped", "signalled": self._signalled,
-                          **self.stats.as_dict()}), file=self.log, flush=True)
-        return self.stats
+            for timer in self._timers:
+                timer.cancel()
+        with contextlib.suppress(OSError, ValueError):
+            print(json.dumps({"scheduler": "stopped", "signalled": self._signalled,
+                              **self.stats.as_dict()}), file=self.log, flush=True)
 
 
 def _consume(task: asyncio.Future) -> None:
     """Retrieve a background task's exception so it is not reported as lost."""
     if not task.cancelled():
         task.exception()
-
-
-async def _stream_reader(stream: BinaryIO) -> asyncio.StreamReader | None:
-    """An asyncio reader over a pipe or socket; None for files the loop cannot poll."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=_READ_LIMIT)
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stream)
-    except (ValueError, OSError, PermissionError):
-        return None
-    return reader
