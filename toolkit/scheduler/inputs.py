@@ -37,7 +37,7 @@ __all__ = ["IMAGE_FORMATS", "MAX_IMAGE_PIXELS", "MAX_NDIM", "MAX_TENSOR_BYTES",
            "decode_npy", "parse_inline"]
 
 #: largest raw tensor accepted in a binary frame (bytes)
-MAX_TENSOR_BYTES = 64 * 1024 * 1024
+MAX_TENSOR_BYTES = 4 * 1024 * 1024
 #: largest image accepted (width × height, read from the header before decoding)
 MAX_IMAGE_PIXELS = 4096 * 4096
 #: most dimensions an inline array may have
@@ -93,9 +93,14 @@ def parse_inline(raw: dict[str, Any]) -> InlineInput:
                          f"got keys {sorted(raw)}")
     (kind, text), = raw.items()
     data = _b64(text, kind)
-    if kind == "npy":
-        return InlineInput("npy", decode_npy(data))
-    return InlineInput("image", decode_image(data))
+    try:
+        if kind == "npy":
+            return InlineInput("npy", decode_npy(data))
+        return InlineInput("image", decode_image(data))
+    except InputError:
+        raise
+    except Exception as exc:  # whatever a decoder meets is the input's fault
+        raise InputError(f"'input.{kind}' cannot be decoded ({type(exc).__name__})") from None
 
 
 def decode_npy(data: bytes) -> np.ndarray:
@@ -137,7 +142,7 @@ def decode_image(data: bytes) -> np.ndarray:
 
     try:
         image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         raise InputError(f"'input.image' is not an image; valid formats: "
                          f"{', '.join(IMAGE_FORMATS)}") from None
     width, height = image.size

@@ -41,10 +41,11 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from toolkit.errors import ToolkitError
 from toolkit.scheduler.channel import Channel, Source, StreamSink, open_input, open_output
+from toolkit.scheduler.frames import BadFrame, RequestSplitter, TensorRequest, request_from_frame
 from toolkit.scheduler.limits import (
     FINAL_FLUSH_S,
     MAX_CLIENTS,
@@ -52,10 +53,18 @@ from toolkit.scheduler.limits import (
     MAX_PENDING_ANSWERS,
     READ_CHUNK,
 )
-from toolkit.scheduler.lines import LineSplitter, LineTooLong
+from toolkit.scheduler.lines import LineTooLong
+from toolkit.scheduler.metrics import log_event
 from toolkit.scheduler.protocol import Request, RequestError, encode, error_line, parse_request
 
+if TYPE_CHECKING:
+    from toolkit.scheduler.auth import Guard
+    from toolkit.scheduler.metrics import Metrics
+
 __all__ = ["Handler", "Server", "ServerStats", "parse_listen"]
+
+#: one message of a client: a line, an overlong line, or a tensor frame
+Item = bytes | LineTooLong | TensorRequest | BadFrame
 
 #: the online phase: a request in, an outcome dict out
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -102,11 +111,18 @@ class Server:
         log: where the start/stop lines and the final statistics go.
         max_pending: answers one client may leave unread before it is not read.
         max_clients: concurrent TCP connections.
+        guard: authenticates each TCP connection first (token, TLS); None: open.
+        observer: told of each queued, malformed and answered request (the
+            Prometheus :class:`~toolkit.scheduler.metrics.Metrics`); None: nobody.
+
+    A handler with an ``immediate(request)`` method (the dry run) is called
+    through it, without a task per request: it returns the outcome at once.
     """
 
     def __init__(self, handle: Handler, *, queue_size: int = 1024, timeout_s: float = 60.0,
                  grace_s: float = 30.0, log: Any = None,
-                 max_pending: int = MAX_PENDING_ANSWERS, max_clients: int = MAX_CLIENTS) -> None:
+                 max_pending: int = MAX_PENDING_ANSWERS, max_clients: int = MAX_CLIENTS,
+                 guard: Guard | None = None, observer: Metrics | None = None) -> None:
         if queue_size < 1:
             raise ToolkitError(f"queue size must be at least 1, got {queue_size}")
         if timeout_s <= 0:
@@ -120,6 +136,9 @@ class Server:
         self.log = log if log is not None else sys.stderr
         self.max_pending = max_pending
         self.max_clients = max_clients
+        self.guard = guard
+        self.observer = observer
+        self.started = time.time()
         self.stats = ServerStats()
         self._queue: asyncio.Queue | None = None
         self._stopping: asyncio.Event | None = None
@@ -192,9 +211,18 @@ class Server:
                 installed.append(sig)
         return installed
 
-    def _note(self, text: str) -> None:
+    def _note(self, text: str, **fields: Any) -> None:
         with contextlib.suppress(OSError, ValueError):
-            print(f"scheduler: {text}", file=self.log, flush=True)
+            log_event("warning", text, **fields)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(serving, details) for ``/healthz``: not healthy once stopping."""
+        stopping = self._stopping is not None and self._stopping.is_set()
+        return not stopping, {
+            "status": "stopping" if stopping else "serving",
+            "uptime_s": round(time.time() - self.started, 3),
+            "queue_depth": self._queue.qsize() if self._queue is not None else 0,
+            "connections": len(self._channels), **self.stats.as_dict()}
 
     # -- answering -------------------------------------------------------------------
     def _answer(self, request: Request, channel: Channel, outcome: dict[str, Any]) -> None:
@@ -217,6 +245,12 @@ class Server:
             await asyncio.wait([self._inflight])  # a timed-out run still holds the testbed
         if self._cancel_rest:
             return {"status": "cancelled", "error": "shutdown before it ran"}
+        immediate = getattr(self.handle, "immediate", None)
+        if immediate is not None:  # decides at once: no task, no timer
+            try:
+                return {"status": "ok", **immediate(request)}
+            except Exception as exc:
+                return {"status": "failed", "error": str(exc) or type(exc).__name__}
         task = asyncio.ensure_future(self.handle(request))
         self._inflight = task
         try:
@@ -243,13 +277,16 @@ class Server:
                 outcome = {"status": "cancelled", "error": f"not run: {channel.lost}"}
             else:
                 outcome = await self._run_one(request)
-            outcome["queue_ms"] = round((time.perf_counter() - accepted) * 1e3, 3)
+            seconds = time.perf_counter() - accepted
+            outcome["queue_ms"] = round(seconds * 1e3, 3)
             self._answer(request, channel, outcome)
+            if self.observer is not None:
+                self.observer.answered(outcome, seconds)
 
     # -- reading -----------------------------------------------------------------------
     async def _read(self, channel: Channel, source: Source) -> None:
         """Read a client's lines to its end, answering or queueing each in order."""
-        splitter = LineSplitter(MAX_LINE_BYTES)
+        splitter = RequestSplitter(MAX_LINE_BYTES)
         try:
             while chunk := await source():
                 for item in splitter.feed(chunk):
@@ -259,14 +296,17 @@ class Server:
         except (ConnectionError, OSError) as exc:      # the client's input broke off
             self._note(f"{channel.name}: input closed ({type(exc).__name__}: {exc})")
 
-    def _check(self, channel: Channel, item: bytes | LineTooLong, line: int,
+    def _check(self, channel: Channel, item: Item, line: int,
                duplicates: bool = True) -> Request | RequestError:
-        """The request on a line, or the error that answers it."""
+        """The request on a line (or in a tensor frame), or the error that answers it."""
         if isinstance(item, LineTooLong):
             return RequestError(f"request line longer than {MAX_LINE_BYTES} bytes "
                                 f"({item.size} bytes); skipped to its end")
+        if isinstance(item, BadFrame):
+            return RequestError(item.reason)
         try:
-            request = parse_request(item, line)
+            request = (request_from_frame(item, line) if isinstance(item, TensorRequest)
+                       else parse_request(item, line))
         except RequestError as exc:
             return exc
         except Exception as exc:  # never stop reading over one line
@@ -278,7 +318,7 @@ class Server:
                                 "among a client's unanswered requests", request.id)
         return request
 
-    async def _take(self, channel: Channel, item: bytes | LineTooLong) -> None:
+    async def _take(self, channel: Channel, item: Item) -> None:
         """Answer or queue one line (waiting for the client's slot and queue room)."""
         assert self._queue is not None
         channel.line += 1
@@ -294,9 +334,13 @@ class Server:
         checked = self._check(channel, item, line)
         if isinstance(checked, RequestError):
             self.stats.malformed += 1
+            if self.observer is not None:
+                self.observer.malformed()
             channel.send(error_line(checked, line))
             return
         channel.begin(checked.id, line)
+        if self.observer is not None:
+            self.observer.queued(self._queue.qsize())
         try:
             await self._queue.put((checked, channel, time.perf_counter()))
         except asyncio.CancelledError:  # shutdown while waiting for room: answer it
@@ -388,10 +432,18 @@ class Server:
                                      f"{self.max_clients}); try again later", "line": 0}))
                 writer.close()
                 return
+            if self.guard is not None and not await self.guard.admit(reader, writer):
+                return
             peer = writer.get_extra_info("peername")
             name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
             channel = Channel(StreamSink(writer), name, max_pending=self.max_pending)
-            await self._serve_channel(channel, lambda: reader.read(READ_CHUNK))
+            if self.observer is not None:
+                self.observer.connections.inc()
+            try:
+                await self._serve_channel(channel, lambda: reader.read(READ_CHUNK))
+            finally:
+                if self.observer is not None:
+                    self.observer.connections.dec()
         finally:
             self._connections.discard(task)
 
