@@ -37,7 +37,7 @@ from typing import Any
 from toolkit.errors import ToolkitError
 
 __all__ = ["MIN_TOKEN_CHARS", "TOKEN_ENV", "AuthStats", "Guard", "is_loopback", "load_token",
-           "server_context"]
+           "server_context", "start_server"]
 
 #: environment variable holding the token when no ``--token-file`` is given
 TOKEN_ENV = "DYNASPLIT_SCHEDULER_TOKEN"
@@ -115,6 +115,30 @@ def server_context(cert: str | os.PathLike, key: str | os.PathLike | None = None
             raise ToolkitError(f"cannot load the TLS client CA file {ca}: {exc}") from None
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+class _HoldingProtocol(asyncio.StreamReaderProtocol):
+    """Reads nothing until the TLS handshake takes the connection over: bytes of the
+    client's hello must reach the TLS layer, not the plain stream's buffer."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()
+        super().connection_made(transport)
+
+
+async def start_server(client_connected: Callable[..., Any], host: str, port: int, *,
+                       limit: int, tls: bool = False, **kwargs: Any) -> asyncio.Server:
+    """:func:`asyncio.start_server`; with ``tls``, each connection waits unread for
+    :meth:`Guard.admit` to run the handshake (``StreamWriter.start_tls``)."""
+    if not tls:
+        return await asyncio.start_server(client_connected, host, port, limit=limit, **kwargs)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        return _HoldingProtocol(reader, client_connected, loop=loop)
+
+    return await loop.create_server(factory, host, port, **kwargs)
 
 
 @dataclass

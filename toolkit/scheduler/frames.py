@@ -109,7 +109,8 @@ class RequestSplitter:
             magic, version, kind, header_len, payload_len = _PREFIX.unpack(bytes(frame))
             if magic != MAGIC:          # a line that happens to start with "D"
                 self._frame = None
-                return self.lines.feed(bytes(frame))
+                cut = frame.find(b"\n") + 1 or len(frame)
+                return self.lines.feed(bytes(frame[:cut])) + self.feed(bytes(frame[cut:]))
             problem = None
             if version != VERSION:
                 problem = f"frame version {version}; this scheduler speaks {VERSION}"

@@ -142,7 +142,9 @@ def decode_image(data: bytes) -> np.ndarray:
 
     try:
         image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise InputError(f"'input.image' has more than {MAX_IMAGE_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InputError(f"'input.image' is not an image; valid formats: "
                          f"{', '.join(IMAGE_FORMATS)}") from None
     width, height = image.size

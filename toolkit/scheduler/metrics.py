@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["LOGGER", "LOG_LEVELS", "Metrics", "log_event", "setup_logging", "start_http"]
+__all__ = ["LOGGER", "LOG_LEVELS", "Metrics", "json_record", "log_event", "setup_logging",
+           "start_http"]
 
 #: the scheduler's logger
 LOGGER = logging.getLogger("toolkit.scheduler")
@@ -40,20 +41,26 @@ _DEPTH_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 _ENERGY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0)
 
 
+def json_record(level: str, event: str, created: float | None = None, **fields: Any) -> str:
+    """One log line: ``{"ts", "level", "event", **fields}`` as compact JSON."""
+    created = time.time() if created is None else created
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    doc = {"ts": f"{ts}.{int(created * 1000) % 1000:03d}Z", "level": level, "event": event,
+           **fields}
+    return json.dumps(doc, default=str, separators=(",", ":"))
+
+
 class _JsonFormatter(logging.Formatter):
     """One JSON object per record: ts, level, event, then the record's extra fields."""
 
     _PLAIN = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
     def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "event": record.getMessage()}
-        doc.update((k, v) for k, v in vars(record).items() if k not in self._PLAIN)
+        doc: dict[str, Any] = {k: v for k, v in vars(record).items() if k not in self._PLAIN}
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str, separators=(",", ":"))
+        return json_record(record.levelname.lower(), record.getMessage(), record.created,
+                           **doc)
 
 
 def setup_logging(level: str = "info", stream: TextIO | None = None) -> logging.Logger:

@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from toolkit.errors import ToolkitError
+from toolkit.scheduler.auth import start_server
 from toolkit.scheduler.channel import Channel, Source, StreamSink, open_input, open_output
 from toolkit.scheduler.frames import BadFrame, RequestSplitter, TensorRequest, request_from_frame
 from toolkit.scheduler.limits import (
@@ -54,7 +55,7 @@ from toolkit.scheduler.limits import (
     READ_CHUNK,
 )
 from toolkit.scheduler.lines import LineTooLong
-from toolkit.scheduler.metrics import log_event
+from toolkit.scheduler.metrics import json_record, log_event
 from toolkit.scheduler.protocol import Request, RequestError, encode, error_line, parse_request
 
 if TYPE_CHECKING:
@@ -403,8 +404,9 @@ class Server:
             ToolkitError: the address cannot be listened on.
         """
         try:
-            server = await asyncio.start_server(self._connection, host, port, limit=READ_CHUNK,
-                                                start_serving=False)
+            server = await start_server(self._connection, host, port, limit=READ_CHUNK,
+                                        tls=self.guard is not None and self.guard.tls is not None,
+                                        start_serving=False)
         except OSError as exc:
             raise ToolkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         async with self._serving():
@@ -472,8 +474,8 @@ class Server:
             for timer in self._timers:
                 timer.cancel()
         with contextlib.suppress(OSError, ValueError):
-            print(json.dumps({"scheduler": "stopped", "signalled": self._signalled,
-                              **self.stats.as_dict()}), file=self.log, flush=True)
+            print(json_record("info", "stopped", scheduler="stopped", signalled=self._signalled,
+                              **self.stats.as_dict()), file=self.log, flush=True)
 
 
 def _consume(task: asyncio.Future) -> None:
