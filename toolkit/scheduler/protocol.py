@@ -25,6 +25,7 @@ the line holds: sizes, number ranges and nesting are bounded by
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -154,8 +155,7 @@ def _load(text: str | bytes) -> Any:
     if _depth(text) > MAX_DEPTH:
         raise RequestError(f"JSON nested more than {MAX_DEPTH} levels deep (arrays/objects)")
     try:
-        return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant,
-                          object_pairs_hook=_object)
+        return _decoder().decode(text)
     except RequestError:
         raise
     except json.JSONDecodeError as exc:
@@ -245,10 +245,21 @@ def _show_text(text: str) -> str:
     return text if len(text) <= SHOW_CHARS else text[:SHOW_CHARS] + "..."
 
 
+@functools.cache
+def _decoder() -> json.JSONDecoder:
+    """The bounded decoder, made once (``json.loads`` with hooks makes one per call)."""
+    return json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant,
+                            object_pairs_hook=_object)
+
+
+#: the compact encoder, made once (``json.dumps`` with options makes one per call)
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False).encode
+
+
 def encode(obj: dict[str, Any]) -> bytes:
     """One JSON line (compact, newline-terminated; non-finite floats become null)."""
     try:
-        text = json.dumps(obj, separators=(",", ":"), default=str, allow_nan=False)
+        text = _ENCODE(obj)
     except ValueError:
         text = json.dumps(_finite(obj), separators=(",", ":"), default=str)
     return (text + "\n").encode()
