@@ -361,6 +361,9 @@ def test_mutual_tls_and_token(script, tmp_path):
     assert all(e["peer"].startswith("127.0.0.1:") for e in failures)
     assert any("wrong bearer token" in e["detail"] for e in failures)
     assert all(set(e) >= {"ts", "level", "event"} for e in server.events())
+    answered = [e for e in server.events() if e.get("event") == "answered"]   # --log-level debug
+    assert len(answered) == 21 and all(e["request_id"].startswith("127.0.0.1:")
+                                       for e in answered)
 
 
 def test_token_from_environment_tensor_frames_and_metrics(script, tmp_path):

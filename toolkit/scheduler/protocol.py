@@ -52,6 +52,7 @@ __all__ = ["DEFAULT_TOP_K", "FIELDS", "MAX_LINE_BYTES", "Request", "RequestError
 
 #: the fields of a request
 FIELDS = ("id", "deadline_ms", "input", "top_k")
+_FIELD_SET = frozenset(FIELDS)
 #: classes listed in a live answer when the request does not say
 DEFAULT_TOP_K = 5
 
@@ -136,8 +137,8 @@ def request_from_doc(doc: Any, line: int = 0, inline: InlineInput | None = None)
     k = doc.get("top_k", DEFAULT_TOP_K)
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_TOP_K:
         raise RequestError(f"'top_k' must be an integer 0..{MAX_TOP_K}, got {_show(k)}", rid)
-    unknown = sorted(set(doc) - set(FIELDS))
-    if unknown:
+    if len(doc) > 2 and not _FIELD_SET.issuperset(doc):
+        unknown = sorted(set(doc) - _FIELD_SET)
         names = ", ".join(_show(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise RequestError(f"unknown request field(s) {names}; valid: {', '.join(FIELDS)}", rid)
     return Request(rid, float(deadline), sample, path, line, inline, k)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
@@ -55,7 +56,7 @@ from toolkit.scheduler.limits import (
     READ_CHUNK,
 )
 from toolkit.scheduler.lines import LineTooLong
-from toolkit.scheduler.metrics import json_record, log_event
+from toolkit.scheduler.metrics import LOGGER, json_record, log_event
 from toolkit.scheduler.protocol import Request, RequestError, encode, error_line, parse_request
 
 if TYPE_CHECKING:
@@ -233,6 +234,12 @@ class Server:
             self.stats.met += bool(outcome.get("met"))
         elif status in ("timeout", "failed", "cancelled"):
             setattr(self.stats, status, getattr(self.stats, status) + 1)
+            log_event("warning", f"request {status}", request_id=f"{channel.name}/{request.line}",
+                      id=request.id, error=outcome.get("error"))
+        if LOGGER.isEnabledFor(logging.DEBUG):
+            log_event("debug", "answered", request_id=f"{channel.name}/{request.line}",
+                      id=request.id, status=status, config=outcome.get("config"),
+                      latency_ms=outcome.get("latency_ms"), met=outcome.get("met"))
         head = {"id": request.id, "line": request.line}
         try:
             data = encode({**head, **outcome})
@@ -337,6 +344,9 @@ class Server:
             self.stats.malformed += 1
             if self.observer is not None:
                 self.observer.malformed()
+            if LOGGER.isEnabledFor(logging.DEBUG):
+                log_event("debug", "malformed", request_id=f"{channel.name}/{line}",
+                          error=str(checked))
             channel.send(error_line(checked, line))
             return
         channel.begin(checked.id, line)
