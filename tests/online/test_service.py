@@ -401,6 +401,17 @@ def test_token_from_environment_tensor_frames_and_metrics(script, tmp_path):
         assert server.stop() == 0
 
 
+def test_sigterm_does_not_wait_for_a_client_that_never_authenticates(script):
+    server = Running([sys.executable, str(script), "--dry-run", "--listen", "127.0.0.1:0",
+                      "--grace", "1"], env={**ENV, TOKEN_ENV: TOKEN})
+    port = server.wait_ready()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as silent:
+        assert talk(port, f"Bearer {TOKEN}\n".encode() + requests(1), 1)[0]["status"] == "ok"
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(5) == 0        # well before the 10 s authentication limit
+        assert silent.recv(10) == b""          # the silent client was cut off
+
+
 def test_non_loopback_bind_needs_authentication(script, tmp_path):
     proc = subprocess.run([sys.executable, str(script), "--dry-run", "--listen", "0.0.0.0:0"],
                           capture_output=True, text=True, timeout=120, env=ENV)

@@ -148,6 +148,7 @@ class Server:
         self._inflight: asyncio.Future | None = None
         self._channels: set[Channel] = set()
         self._connections: set[asyncio.Task] = set()
+        self._admitting: set[asyncio.Task] = set()    # connections still authenticating
         self._timers: list[asyncio.TimerHandle] = []
         self._signalled = False
         self._output: Channel | None = None     # stdin mode: the one output that must live
@@ -183,6 +184,8 @@ class Server:
     def _stop_reading(self) -> None:
         assert self._stopping is not None
         self._stopping.set()
+        for task in list(self._admitting):
+            task.cancel()
         for channel in list(self._channels):
             if channel.reader is not None:
                 channel.reader.cancel()
@@ -444,7 +447,7 @@ class Server:
                                      f"{self.max_clients}); try again later", "line": 0}))
                 writer.close()
                 return
-            if self.guard is not None and not await self.guard.admit(reader, writer):
+            if self.guard is not None and not await self._admit(task, reader, writer):
                 return
             peer = writer.get_extra_info("peername")
             name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -458,6 +461,22 @@ class Server:
                     self.observer.connections.dec()
         finally:
             self._connections.discard(task)
+
+    async def _admit(self, task: asyncio.Task, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> bool:
+        """Authenticate a connection; a shutdown cancels it (it has nothing to answer)."""
+        assert self.guard is not None
+        if self._stopping is not None and self._stopping.is_set():
+            writer.transport.abort()
+            return False
+        self._admitting.add(task)
+        try:
+            return await self.guard.admit(reader, writer)
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            return False
+        finally:
+            self._admitting.discard(task)
 
     # -- common ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
