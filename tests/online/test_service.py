@@ -490,3 +490,26 @@ def test_metrics_render_in_prometheus_text_format():
     active = {k[1]: v for k, v in values.items()
               if k[0] == "dynasplit_scheduler_active_configuration"}
     assert list(active.values()) == [1.0] and dict(next(iter(active)))["split"] == "2"
+
+
+def test_dynasplit_schedule_shares_the_service_options(toy, tmp_path, capsys):
+    from toolkit.cli import main
+
+    _, _, _, policy_path = toy
+    assert main(["schedule", str(policy_path), "--dry-run", "--listen", "0.0.0.0:0"]) == 2
+    assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
+    assert main(["schedule", str(policy_path), "--dry-run", "--tls-ca", "ca.pem",
+                 "--listen", "127.0.0.1:0"]) == 2
+    assert "need --tls-cert" in capsys.readouterr().err
+    assert main(["schedule", str(policy_path), "--dry-run", "--listen", "127.0.0.1:0",
+                 "--tls-cert", str(tmp_path / "missing.pem")]) == 2
+    assert "cannot load the TLS certificate" in capsys.readouterr().err
+    server = Running([sys.executable, "-m", "toolkit", "schedule", str(policy_path),
+                      "--dry-run", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+    try:
+        port = server.wait_ready()
+        assert talk(port, requests(3), 3)[2]["status"] == "ok"      # loopback: no token
+        status, body = scrape(server.ports["metrics"], "/healthz")
+        assert status == 200 and json.loads(body)["ok"] == 3
+    finally:
+        assert server.stop() == 0
