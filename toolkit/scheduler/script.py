@@ -91,10 +91,10 @@ class Online:
         """--dry-run: the decision with the policy's predictions, at once."""
         decision, outcome = self._decide(request)
         self.state = decision.state
-        return {**outcome, "latency_ms": round(decision.predicted_ms, 3),
-                "energy_j": decision.energy_j, "switch_j": decision.switch_j,
-                "energy_source": self.policy.energy_source, "measured": False,
-                "met": decision.meets}
+        outcome.update(latency_ms=outcome["predicted_ms"], energy_j=decision.energy_j,
+                       switch_j=decision.switch_j, energy_source=self.policy.energy_source,
+                       measured=False, met=decision.meets)
+        return outcome
 
     async def __call__(self, request: Request) -> dict[str, Any]:
         if self.testbed is None:

@@ -132,6 +132,8 @@ class Server:
         if grace_s < 0:
             raise ToolkitError(f"grace period must be >= 0 s, got {grace_s}")
         self.handle = handle
+        self._immediate: Callable[[Request], dict[str, Any]] | None = getattr(
+            handle, "immediate", None)
         self.queue_size = queue_size
         self.timeout_s = timeout_s
         self.grace_s = grace_s
@@ -251,17 +253,30 @@ class Server:
                            "error": f"the outcome could not be encoded ({type(exc).__name__})"})
         channel.answer(request.id, data)
 
+    def _decide_now(self, request: Request) -> dict[str, Any]:
+        """The outcome of an immediate handler (the dry run)."""
+        assert self._immediate is not None
+        try:
+            return {"status": "ok", **self._immediate(request)}
+        except Exception as exc:
+            return {"status": "failed", "error": str(exc) or type(exc).__name__}
+
+    def _settle(self, request: Request, channel: Channel, accepted: float,
+                outcome: dict[str, Any]) -> None:
+        """Answer a request with its outcome and tell the observer."""
+        seconds = time.perf_counter() - accepted
+        outcome["queue_ms"] = round(seconds * 1e3, 3)
+        self._answer(request, channel, outcome)
+        if self.observer is not None:
+            self.observer.answered(outcome, seconds)
+
     async def _run_one(self, request: Request) -> dict[str, Any]:
         if self._inflight is not None and not self._inflight.done():
             await asyncio.wait([self._inflight])  # a timed-out run still holds the testbed
         if self._cancel_rest:
             return {"status": "cancelled", "error": "shutdown before it ran"}
-        immediate = getattr(self.handle, "immediate", None)
-        if immediate is not None:  # decides at once: no task, no timer
-            try:
-                return {"status": "ok", **immediate(request)}
-            except Exception as exc:
-                return {"status": "failed", "error": str(exc) or type(exc).__name__}
+        if self._immediate is not None:  # decides at once: no task, no timer
+            return self._decide_now(request)
         task = asyncio.ensure_future(self.handle(request))
         self._inflight = task
         try:
@@ -288,11 +303,7 @@ class Server:
                 outcome = {"status": "cancelled", "error": f"not run: {channel.lost}"}
             else:
                 outcome = await self._run_one(request)
-            seconds = time.perf_counter() - accepted
-            outcome["queue_ms"] = round(seconds * 1e3, 3)
-            self._answer(request, channel, outcome)
-            if self.observer is not None:
-                self.observer.answered(outcome, seconds)
+            self._settle(request, channel, accepted, outcome)
 
     # -- reading -----------------------------------------------------------------------
     async def _read(self, channel: Channel, source: Source) -> None:
