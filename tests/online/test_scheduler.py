@@ -323,11 +323,18 @@ def test_sigterm_finishes_or_reports_every_accepted_request(grace_s):
 
 def test_dynasplit_schedule_runs_the_same_code(toy, capsys):
     _, _, _, policy_path = toy
+    lines = [*requests(10), requests(1, start=9)[0],     # r9 again while still in flight
+             "x" * (2 << 20), '{"id": 1, "deadline_ms": ' + "9" * 400 + "}", "[" * 50_000,
+             *requests(1, start=10)]
     proc = subprocess.run([sys.executable, "-m", "toolkit", "schedule", str(policy_path),
-                           "--dry-run"], input="\n".join(requests(10)), capture_output=True,
+                           "--dry-run"], input="\n".join(lines), capture_output=True,
                           text=True, timeout=120, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    done, _ = outcomes(proc.stdout)
-    assert sorted(o["id"] for o in done) == sorted(f"r{i}" for i in range(10))
+    done, errors = outcomes(proc.stdout)
+    assert sorted(o["id"] for o in done) == sorted(f"r{i}" for i in range(11))
+    errors = {e["line"]: e["error"] for e in errors}
+    assert sorted(errors) == [11, 12, 13, 14]
+    assert 'duplicate id "r9"' in errors[11] and "longer than" in errors[12]
+    assert "400 digits" in errors[13] and "nested" in errors[14]
     assert main(["schedule", "missing.json", "--dry-run"]) == 2
     assert "policy file missing.json does not exist" in capsys.readouterr().err

@@ -1,6 +1,11 @@
 """The online scheduler: serve requests with a policy, live or as a dry run.
 
-- :mod:`toolkit.scheduler.protocol` — request and outcome JSON lines;
+- :mod:`toolkit.scheduler.limits` — every bound on input and clients, named;
+- :mod:`toolkit.scheduler.protocol` — request and outcome JSON lines (parsing
+  raises :class:`RequestError` only, whatever the line holds);
+- :mod:`toolkit.scheduler.lines` — splitting a byte stream into bounded lines;
+- :mod:`toolkit.scheduler.channel` — one client: its input, its output with
+  flow control, its in-flight ids and bounded outstanding answers;
 - :mod:`toolkit.scheduler.inputs` and :mod:`toolkit.scheduler.frames` — inputs a
   request carries (base64 ``.npy`` or image, or a raw tensor frame), their
   limits and the model's preprocessing;
@@ -9,7 +14,7 @@
 - :mod:`toolkit.scheduler.metrics` — Prometheus metrics, ``/healthz``, JSON logs;
 - :mod:`toolkit.scheduler.service` — the options and set-up the script and
   ``dynasplit schedule`` share;
-- :mod:`toolkit.scheduler.server` — stdin/TCP input, bounded queue with
+- :mod:`toolkit.scheduler.server` — stdin/TCP serving, bounded queue with
   backpressure, per-request timeout, graceful shutdown;
 - :mod:`toolkit.scheduler.script` — the online phase itself (decide, apply,
   run) and the command line; ``dynasplit export --script`` writes a copy of it

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import selectors
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
@@ -153,11 +154,13 @@ async def open_output(stream: BinaryIO | Any) -> Sink:
     except (AttributeError, OSError, ValueError):
         return FileSink(stream)
     stream.flush()
+    if not _pollable(fd):               # a regular file or /dev/null: writes never wait
+        return FileSink(stream)
     loop = asyncio.get_running_loop()
     pipe = open(os.dup(fd), "wb", buffering=0)  # noqa: SIM115 - the transport owns it
     try:
         transport, protocol = await loop.connect_write_pipe(_OutputProtocol, pipe)
-    except (ValueError, OSError):       # a regular file: writes never wait on a reader
+    except (ValueError, OSError):
         pipe.close()
         return FileSink(stream)
     sink = StreamSink(asyncio.StreamWriter(transport, protocol, None, loop), restore_fd=fd)
@@ -170,11 +173,24 @@ async def open_input(stream: BinaryIO | Any) -> Source:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=READ_CHUNK)
     try:
+        if not _pollable(stream.fileno()):
+            raise ValueError("not pollable")
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stream)
-    except (ValueError, OSError):       # a regular file: read it on a thread
+    except (AttributeError, ValueError, OSError):  # a regular file, /dev/null: on a thread
         read = getattr(stream, "read1", stream.read)
         return lambda: asyncio.to_thread(read, READ_CHUNK)
     return lambda: reader.read(READ_CHUNK)
+
+
+def _pollable(fd: int) -> bool:
+    """Whether the event loop can wait on ``fd`` (pipes, sockets, terminals; not
+    regular files or devices such as /dev/null, which epoll refuses)."""
+    with selectors.DefaultSelector() as selector:
+        try:
+            selector.register(fd, selectors.EVENT_READ)
+        except (OSError, ValueError):
+            return False
+    return True
 
 
 class Channel:

@@ -24,7 +24,8 @@ Guarantees (the limits are in :mod:`toolkit.scheduler.limits`):
   finish the queued requests until shortly before ``grace_s`` ends, answers the
   rest ``cancelled`` and, when the grace period ends, drops any output a client
   has not taken: the server always returns within ``grace_s``. A second signal
-  ends it at once. In stdin mode EOF ends the input the same way, without the
+  cancels what is left at once and drops what is not taken within
+  ``FINAL_FLUSH_S``. In stdin mode EOF ends the input the same way, without the
   grace limit;
 - in stdin mode a dead stdout (the consumer exited) stops everything at once,
   and :attr:`Server.exit_status` is then 1.
@@ -172,13 +173,13 @@ class Server:
         """
         if self._stopping is None:
             return
-        if self._stopping.is_set():
+        loop = asyncio.get_running_loop()
+        if self._stopping.is_set():         # again: cancel now, drop what is not taken soon
             self._expire()
-            self._abort_all()
+            self._timers.append(loop.call_later(FINAL_FLUSH_S, self._abort_all))
             return
         self._signalled = True
         self._stop_reading()
-        loop = asyncio.get_running_loop()
         self._timers.append(loop.call_later(
             max(0.0, self.grace_s - min(FINAL_FLUSH_S, self.grace_s / 2)), self._expire))
         self._timers.append(loop.call_later(self.grace_s, self._abort_all))
@@ -205,7 +206,6 @@ class Server:
     def _output_gone(self, channel: Channel) -> None:
         """Stdin mode: stdout is gone, so nothing can be answered; stop now."""
         if channel.peer_gone:
-            self._note(f"{channel.lost}; stopping")
             self._stop_reading()
             self._expire()
 
@@ -315,8 +315,8 @@ class Server:
                     await self._take(channel, item)
             for item in splitter.finish():
                 await self._take(channel, item)
-        except (ConnectionError, OSError) as exc:      # the client's input broke off
-            self._note(f"{channel.name}: input closed ({type(exc).__name__}: {exc})")
+        except (ConnectionError, OSError):     # the client's input broke off: its end
+            pass
 
     def _check(self, channel: Channel, item: Item, line: int,
                duplicates: bool = True) -> Request | RequestError:
