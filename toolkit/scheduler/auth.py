@@ -35,17 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError
+from toolkit.scheduler.limits import AUTH_TIMEOUT_S, MAX_AUTH_LINE, MIN_TOKEN_CHARS
 
 __all__ = ["MIN_TOKEN_CHARS", "TOKEN_ENV", "AuthStats", "Guard", "is_loopback", "load_token",
            "server_context", "start_server"]
 
 #: environment variable holding the token when no ``--token-file`` is given
 TOKEN_ENV = "DYNASPLIT_SCHEDULER_TOKEN"
-#: shortest token accepted (a shared secret, not a password to remember)
-MIN_TOKEN_CHARS = 16
-#: seconds a new connection has to finish the TLS handshake and send its token
-AUTH_TIMEOUT_S = 10.0
-_MAX_AUTH_LINE = 4096
 _FAILED = b'{"error":"authentication failed"}\n'
 
 
@@ -265,7 +261,7 @@ class Guard:
             self._fail("token", peer, "connection closed before a token was sent")
             writer.close()
             return False
-        sent = _bearer(line[:_MAX_AUTH_LINE])
+        sent = _bearer(line[:MAX_AUTH_LINE])
         assert self.token is not None
         if sent is None or not hmac.compare_digest(sent, self.token):
             self._fail("token", peer, "no bearer token on the first line" if sent is None

@@ -13,7 +13,7 @@ A request's ``input`` is one of:
 On TCP the input can also travel as a raw tensor in the runtime's binary
 framing (:mod:`toolkit.runtime.framing`), see :func:`request_from_frame`.
 
-Limits: an inline input is bounded by the request line limit
+Limits (:mod:`toolkit.scheduler.limits`): an inline input is bounded by the request line limit
 (:data:`toolkit.scheduler.protocol.MAX_LINE_BYTES`); a framed tensor by
 :data:`MAX_TENSOR_BYTES`; an image by :data:`MAX_IMAGE_PIXELS` (checked from its
 header before it is decoded, so a decompression bomb is refused cheaply); an
@@ -31,19 +31,12 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ToolkitError
+from toolkit.scheduler.limits import MAX_IMAGE_PIXELS, MAX_NDIM, MAX_TENSOR_BYTES, MAX_TOP_K
 
 __all__ = ["IMAGE_FORMATS", "MAX_IMAGE_PIXELS", "MAX_NDIM", "MAX_TENSOR_BYTES",
            "MAX_TOP_K", "InlineInput", "InputError", "Preprocessor", "decode_image",
            "decode_npy", "parse_inline"]
 
-#: largest raw tensor accepted in a binary frame (bytes)
-MAX_TENSOR_BYTES = 4 * 1024 * 1024
-#: largest image accepted (width × height, read from the header before decoding)
-MAX_IMAGE_PIXELS = 4096 * 4096
-#: most dimensions an inline array may have
-MAX_NDIM = 8
-#: largest ``top_k`` a request may ask for
-MAX_TOP_K = 100
 #: image formats accepted inline
 IMAGE_FORMATS = ("PNG", "JPEG")
 

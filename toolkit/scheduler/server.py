@@ -218,9 +218,9 @@ class Server:
                 installed.append(sig)
         return installed
 
-    def _note(self, text: str, **fields: Any) -> None:
+    def _note(self, text: str, level: str = "error", **fields: Any) -> None:
         with contextlib.suppress(OSError, ValueError):
-            log_event("warning", text, **fields)
+            log_event(level, text, **fields)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(serving, details) for ``/healthz``: not healthy once stopping."""
