@@ -19,20 +19,20 @@ deadline); live ones also the ``codec`` the run used and the ``tensor_kb`` it
 sent to the cloud, and ``top_k``: the best classes as ``[[class, score], ...]``.
 Inline inputs (``{"npy": ...}``, ``{"image": ...}``, or a raw tensor frame) get
 the model's preprocessing and a shape check. A candidate's codec is its
-configuration's ``codec``, else the policy's ``codec``, else ``fp32``; it reaches the
-testbed as ``testbed.arun(config, codec=...)``. Candidates of multi-device
-partitioning (with ``strategy`` or ``devices``) are served with ``--dry-run``
-only: the testbeds run single edge/cloud splits, so live serving refuses such a
-policy at start.
-``--dry-run`` only decides: latency and energy are then the policy's
+configuration's ``codec``, else the policy's, else ``fp32``. Multi-device
+partition candidates (``strategy``, ``devices``) are served with ``--dry-run``
+only. ``--dry-run`` only decides: latency and energy are then the policy's
 predictions (``"measured": false``). Without ``--listen`` the scheduler reads
-stdin until EOF, finishes every accepted request and exits 0;
-SIGINT/SIGTERM stop it within ``--grace`` seconds. A non-loopback ``--listen``
-needs ``--token-file`` (or the environment) or mutual TLS; ``--metrics`` serves
-Prometheus metrics and ``/healthz``; logs are JSON lines on stderr. Every answer carries the
-request's ``line``; a malformed line gets one ``{"error", "line"}`` line, and
-an ``id`` still in flight on the same connection is refused. Exit status: 0,
-1 when stdout went away or answers could not be delivered, 2 on a start error.
+stdin until EOF, finishes every accepted request and exits 0; SIGINT/SIGTERM
+stop it within ``--grace`` seconds. Every answer carries the request's
+``line``; a malformed line gets one ``{"error", "line"}`` line; an ``id`` still
+in flight on the same connection is refused. Exit status: 0; 1 when stdout went
+away or answers could not be delivered; 2 on a start error.
+
+A non-loopback ``--listen`` needs a bearer token (``--token-file`` or
+``$DYNASPLIT_SCHEDULER_TOKEN``) or mutual TLS (``--tls-ca``), else ``--insecure``;
+``--metrics`` serves Prometheus ``/metrics`` and ``/healthz``; logs are JSON
+lines on stderr. The options and this set-up live in ``toolkit.scheduler.service``.
 Needs Python and the ``toolkit`` package.
 
 Usage::
@@ -56,7 +56,7 @@ from toolkit.adapt import DriftTracker
 from toolkit.errors import ToolkitError
 from toolkit.policy import Policy
 from toolkit.scheduler.inputs import Preprocessor
-from toolkit.scheduler.metrics import log_event
+from toolkit.scheduler.metrics import json_record, log_event
 from toolkit.scheduler.protocol import Request
 from toolkit.scheduler.server import Server
 from toolkit.scheduler.service import Service, add_options
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(serve(args))
     except ToolkitError as exc:
-        print(f"scheduler: error: {exc}", file=sys.stderr)
+        print(json_record("error", "start failed", error=str(exc)), file=sys.stderr)
         return 2
 
 
