@@ -9,15 +9,18 @@ asserts how fast something happens, only that it ends and what it answered.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import json
 import os
 import random
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -123,24 +126,45 @@ class Listening:
             self.proc.wait()
 
 
-def blocked(pid: int, progress) -> bool:
-    """Wait until process ``pid`` waits on I/O while ``progress()`` stands still.
+def unread(fd: int) -> int:
+    """Bytes written to a pipe or socket ``fd`` that the other end has not read yet."""
+    request = termios.FIONREAD if stat.S_ISFIFO(os.fstat(fd).st_mode) else termios.TIOCOUTQ
+    return struct.unpack("i", fcntl.ioctl(fd, request, b"\0" * 4))[0]
 
-    Blocked means: over half a second, no progress, no CPU time used, and the
-    process asleep (a process starved of CPU on a loaded machine is runnable,
-    not asleep), so a slow machine is not mistaken for backpressure. False
-    when that does not happen within WAIT_S.
+
+def blocked(pid: int, progress, fd: int) -> bool:
+    """Wait until process ``pid`` stops reading ``fd`` although data is waiting there.
+
+    Blocked means: over half a second, bytes wait unread in ``fd``, ``progress()``
+    stands still, the process uses no CPU time and is asleep (a process starved
+    of CPU on a loaded machine is runnable, not asleep), so a slow machine is not
+    mistaken for backpressure. False when that does not happen within WAIT_S.
     """
-    def sample() -> tuple[int, str, int]:
+    def sample() -> tuple[int, str, int, bool]:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return progress(), fields[0], int(fields[11]) + int(fields[12])
+        return progress(), fields[0], int(fields[11]) + int(fields[12]), unread(fd) > 0
 
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         first = sample()
         time.sleep(0.5)
         last = sample()
-        if last == first and last[1] == "S":
+        if last == first and last[1] == "S" and last[3]:
+            return True
+    return False
+
+
+def idle(pid: int) -> bool:
+    """Wait until process ``pid`` sleeps and uses no CPU for half a second (WAIT_S at most)."""
+    def sample() -> tuple[str, int]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[11]) + int(fields[12])
+
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        first = sample()
+        time.sleep(0.5)
+        if sample() == first and first[0] == "S":
             return True
     return False
 
@@ -298,7 +322,8 @@ def test_endless_line_does_not_spin_and_sigterm_ends_it(script):
     try:
         writer.join(WAIT_S)
         assert not writer.is_alive()        # the scheduler read the 10 MB, skipping them
-        assert blocked(proc.pid, lambda: 0)             # then waits for input: no spinning
+        assert idle(proc.pid)                           # waits for more: no spinning,
+        assert unread(proc.stdin.fileno()) == 0         # having read all 10 MB
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=WAIT_S) == 0
         time.sleep(0.1)
@@ -407,7 +432,7 @@ def test_stdout_nobody_reads_slows_the_input_and_sigterm_ends_it(script):
 
     threading.Thread(target=feed, daemon=True).start()
     try:
-        assert blocked(proc.pid, lambda: written[0])
+        assert blocked(proc.pid, lambda: written[0], proc.stdin.fileno())
         assert written[0] < total           # the scheduler stopped reading: backpressure
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=WAIT_S) == 1          # answers could not be delivered
@@ -444,7 +469,7 @@ def test_client_that_never_reads_is_slowed_not_buffered_and_sigterm_ends(script)
                 pass
 
         threading.Thread(target=send, daemon=True).start()
-        assert blocked(server.proc.pid, lambda: sent[0])
+        assert blocked(server.proc.pid, lambda: sent[0], lazy.fileno())
         assert sent[0] < cap                # the server stopped reading from this client
         grown_mib = (rss_kib(server.proc.pid) - before) / 1024
         assert grown_mib < 64, f"server memory grew {grown_mib:.0f} MiB"
@@ -485,6 +510,14 @@ def test_port_in_use_is_a_clear_start_error(script):
                               timeout=WAIT_S, env=ENV, cwd=script.parent)
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_closed_stdout_is_a_clear_start_error(script):
+    proc = subprocess.run(["sh", "-c", f'exec "{sys.executable}" "{script}" --dry-run >&-'],
+                          input=req("x"), capture_output=True, timeout=WAIT_S, env=ENV,
+                          cwd=script.parent)
+    assert proc.returncode == 2
+    assert b"stdout is closed" in proc.stderr and b"Traceback" not in proc.stderr
 
 
 # --------------------------------------------------------------------------- the server in-process

@@ -200,7 +200,7 @@ class Channel:
         sink: where the answers go.
         name: for log lines (``stdin``, or the peer's address).
         max_pending: answers the client may have outstanding before reading stops.
-        on_lost: called once, with the reason, when the output is gone.
+        on_lost: called once, with this channel, when its output is gone.
     """
 
     def __init__(self, sink: Sink, name: str = "stdin", *,

@@ -73,7 +73,9 @@ def setup_logging(level: str = "info", stream: TextIO | None = None) -> logging.
         raise ValueError(f"log level {level!r}; valid: {', '.join(LOG_LEVELS)}")
     for handler in list(LOGGER.handlers):
         LOGGER.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    stream = stream if stream is not None else sys.stderr
+    handler: logging.Handler = (logging.NullHandler() if stream is None    # 2>&-
+                                else logging.StreamHandler(stream))
     handler.setFormatter(_JsonFormatter())
     LOGGER.addHandler(handler)
     LOGGER.setLevel(level.upper())

@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(serve(args))
     except ToolkitError as exc:
-        print(json_record("error", "start failed", error=str(exc)), file=sys.stderr)
+        if sys.stderr is not None:                  # 2>&-: nowhere to say it
+            print(json_record("error", "start failed", error=str(exc)), file=sys.stderr)
         return 2
 
 

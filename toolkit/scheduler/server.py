@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import signal
@@ -138,7 +139,7 @@ class Server:
         self.queue_size = queue_size
         self.timeout_s = timeout_s
         self.grace_s = grace_s
-        self.log = log if log is not None else sys.stderr
+        self.log = log if log is not None else (sys.stderr or io.StringIO())  # 2>&- : no log
         self.max_pending = max_pending
         self.max_clients = max_clients
         self.guard = guard
@@ -404,6 +405,10 @@ class Server:
     async def run_stdin(self, stdin: BinaryIO | None = None,
                         stdout: BinaryIO | None = None) -> ServerStats:
         """Serve JSON lines from ``stdin`` until EOF or a signal; outcomes to ``stdout``."""
+        for name, given in (("stdin", stdin), ("stdout", stdout)):
+            if given is None and getattr(sys, name) is None:
+                raise ToolkitError(f"{name} is closed: the scheduler serves JSON lines on "
+                                   "stdin/stdout, or on TCP with --listen HOST:PORT")
         stdin = stdin if stdin is not None else sys.stdin.buffer
         stdout = stdout if stdout is not None else sys.stdout.buffer
         async with self._serving():
