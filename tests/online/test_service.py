@@ -379,6 +379,10 @@ def test_token_from_environment_tensor_frames_and_metrics(script, tmp_path):
                    + tensor_frame({"id": "frame2", "deadline_ms": 70, "input": 3}, x)
                    + b"garbage\n")
         answers = talk(port, payload, 6)
+        huge = np.zeros((1, 1200, 1200, 1), np.float32)        # 5.5 MiB > MAX_TENSOR_BYTES
+        after = talk(port, f"Bearer {TOKEN}\n".encode()
+                     + tensor_frame({"id": "huge", "deadline_ms": 70}, huge) + requests(1), 2)
+        assert "at most 4194304" in after[0]["error"] and after[1]["id"] == "r0"
         by_id = {a.get("id"): a for a in answers}
         assert by_id["frame"]["status"] == "ok" and by_id["png"]["status"] == "ok"
         assert "no 'input' field" in by_id["frame2"]["error"]
@@ -387,11 +391,11 @@ def test_token_from_environment_tensor_frames_and_metrics(script, tmp_path):
         status, text = scrape(server.ports["metrics"])
         assert status == 200
         values = samples(text)
-        assert values[("dynasplit_scheduler_requests_total", (("outcome", "ok"),))] == 4
-        assert values[("dynasplit_scheduler_requests_total", (("outcome", "malformed"),))] == 2
-        assert values[("dynasplit_scheduler_decision_seconds_count", ())] == 4
-        assert values[("dynasplit_scheduler_queue_depth_count", ())] == 4
-        assert values[("dynasplit_scheduler_energy_joules_count", ())] == 4
+        assert values[("dynasplit_scheduler_requests_total", (("outcome", "ok"),))] == 5
+        assert values[("dynasplit_scheduler_requests_total", (("outcome", "malformed"),))] == 3
+        assert values[("dynasplit_scheduler_decision_seconds_count", ())] == 5
+        assert values[("dynasplit_scheduler_queue_depth_count", ())] == 5
+        assert values[("dynasplit_scheduler_energy_joules_count", ())] == 5
         assert values[("dynasplit_scheduler_thresholds_met_total", ())] >= 0
         active = [k for k, v in values.items()
                   if k[0] == "dynasplit_scheduler_active_configuration" and v == 1]
