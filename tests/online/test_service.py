@@ -358,6 +358,8 @@ def test_mutual_tls_and_token(script, tmp_path):
     assert TOKEN not in log and "x" * len(TOKEN) not in log
     failures = [e for e in server.events() if e.get("event") == "auth_failed"]
     assert {e["reason"] for e in failures} == {"token", "tls"}
+    stopped = next(e for e in server.events() if e.get("event") == "stopped")
+    assert stopped["auth_failed"] == len(failures) and stopped["ok"] == 21
     assert all(e["peer"].startswith("127.0.0.1:") for e in failures)
     assert any("wrong bearer token" in e["detail"] for e in failures)
     assert all(set(e) >= {"ts", "level", "event"} for e in server.events())

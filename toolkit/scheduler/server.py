@@ -519,8 +519,9 @@ class Server:
             for timer in self._timers:
                 timer.cancel()
         with contextlib.suppress(OSError, ValueError):
+            auth = {"auth_failed": self.guard.stats.failed} if self.guard is not None else {}
             print(json_record("info", "stopped", scheduler="stopped", signalled=self._signalled,
-                              **self.stats.as_dict()), file=self.log, flush=True)
+                              **self.stats.as_dict(), **auth), file=self.log, flush=True)
 
 
 def _consume(task: asyncio.Future) -> None:
