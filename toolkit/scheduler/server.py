@@ -240,8 +240,9 @@ class Server:
             self.stats.met += bool(outcome.get("met"))
         elif status in ("timeout", "failed", "cancelled"):
             setattr(self.stats, status, getattr(self.stats, status) + 1)
-            log_event("warning", f"request {status}", request_id=f"{channel.name}/{request.line}",
-                      id=request.id, error=outcome.get("error"))
+            log_event("info" if status == "cancelled" else "warning", f"request {status}",
+                      request_id=f"{channel.name}/{request.line}", id=request.id,
+                      error=outcome.get("error"))
         if LOGGER.isEnabledFor(logging.DEBUG):
             log_event("debug", "answered", request_id=f"{channel.name}/{request.line}",
                       id=request.id, status=status, config=outcome.get("config"),
