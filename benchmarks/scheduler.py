@@ -16,9 +16,23 @@ rises, with noise, so that the rules have real work to do), then measures
   changing hardware state, and a full :meth:`~toolkit.policy.Policy.decide`.
 
 Goals (issue 5): ≥ 100 000 decisions/s, p99 ≤ 20 µs, load ≤ 100 ms.
+
+The service end to end (issue 18): the exported scheduler as its own process in
+``--dry-run`` with this policy, on loopback TCP with TLS (a certificate made
+here) and a bearer token, driven by ``--clients`` concurrent connections that
+each keep ``--window`` requests in flight (pipelining), from this process:
+
+- ``service_requests_per_s``: answers per second over the whole run;
+- ``service_p99_ms`` (and ``service_p50_ms``): time from writing a request to
+  reading its answer, per request;
+- the same over plain TCP without a token beside them (``plain_tcp``).
+
+Goals: ≥ 20 000 requests/s and p99 ≤ 5 ms on a quiet 2-core machine (the
+client shares the machine: its cost is in the figures).
 Prints one JSON object. Run::
 
     .venv/bin/python benchmarks/scheduler.py [--candidates 10000] [--decisions 200000]
+        [--clients 50] [--window 2] [--service-requests 200000]
 """
 
 from __future__ import annotations
@@ -36,6 +50,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from service_load import service_figures
 
 from toolkit.policy import POLICY_SCHEMA, Policy, candidate_columns
 
@@ -101,6 +117,12 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=200_000)
     parser.add_argument("--loads", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--window", type=int, default=2,
+                        help="requests each client keeps in flight")
+    parser.add_argument("--service-requests", type=int, default=200_000)
+    parser.add_argument("--no-service", action="store_true",
+                        help="skip the end-to-end service figures")
     args = parser.parse_args()
 
     rule = {"name": "mean", "target": 0.99, "confidence": 0.9, "accuracy_floor": None,
@@ -121,6 +143,9 @@ def main() -> None:
         t0 = time.perf_counter()
         tail = Policy.load(Path(tmp) / "tail.json")
         tail_load = (time.perf_counter() - t0) * 1e3
+        service = {} if args.no_service else service_figures(
+            path, Path(tmp), clients=args.clients, window=args.window,
+            requests=args.service_requests)
 
     rng = np.random.default_rng(args.seed + 1)
     thresholds = rng.uniform(40.0, 2500.0, args.decisions)
@@ -138,6 +163,7 @@ def main() -> None:
     full_rate, full_p50, full_p99 = timed(lambda t: reconf.decide(t, states[3]), thresholds)
 
     print(json.dumps({
+        **{k: v for k, v in service.items() if k.startswith("service_")},
         "decisions_per_s": round(rate),
         "p50_decision_us": round(p50, 3),
         "p99_decision_us": round(p99, 3),
@@ -158,7 +184,9 @@ def main() -> None:
                                   "states": len(set(states))},
         "full_decide": {"decisions_per_s": round(full_rate), "p50_decision_us": round(full_p50, 3),
                         "p99_decision_us": round(full_p99, 3)},
-        "goals": {"decisions_per_s": 100_000, "p99_decision_us": 20, "policy_load_ms": 100},
+        "service": service,
+        "goals": {"decisions_per_s": 100_000, "p99_decision_us": 20, "policy_load_ms": 100,
+                  "service_requests_per_s": 20_000, "service_p99_ms": 5},
         "python": platform.python_version(),
     }, indent=1))
 

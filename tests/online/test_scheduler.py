@@ -45,6 +45,16 @@ MALFORMED = [
 ]
 
 
+def listening_port(proc: subprocess.Popen) -> int:
+    """The port a scheduler announced in its JSON log ("listening")."""
+    while line := proc.stderr.readline():
+        event = json.loads(line)
+        if event.get("event") == "listening":
+            assert event["host"] == "127.0.0.1", event
+            return int(event["port"])
+    raise AssertionError(f"no 'listening' log line; exit {proc.wait()}")
+
+
 def outcomes(text: str) -> tuple[list[dict], list[dict]]:
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     return [x for x in lines if "status" in x], [x for x in lines if "error" in x
@@ -90,7 +100,8 @@ def test_exported_script_is_standalone_and_uses_its_policy(exported):
     assert 'POLICY_FILE = "policy.json"' in text
     imports = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
     assert all(line.split()[1].split(".")[0] in {"__future__", "argparse", "asyncio", "sys",
-                                                "pathlib", "typing", "toolkit"}
+                                                "pathlib", "typing", "time",
+                                                "toolkit"}
                for line in imports), imports
     assert len(text.splitlines()) < 200
     assert os.access(exported, os.X_OK)
@@ -136,9 +147,7 @@ def test_tcp_serves_and_stops_on_sigterm(exported):
                              "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=ENV)
     try:
-        line = proc.stderr.readline()
-        assert line.startswith("listening on 127.0.0.1:"), line
-        port = int(line.rsplit(":", 1)[1])
+        port = listening_port(proc)
         answers = []
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             payload = "\n".join([*requests(100), "garbage"]) + "\n"

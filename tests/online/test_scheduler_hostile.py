@@ -88,12 +88,14 @@ class Listening:
         self.proc = subprocess.Popen(
             [sys.executable, str(script), "--dry-run", "--listen", "127.0.0.1:0", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=script.parent)
-        for _ in range(100):
+        event: dict = {}
+        for _ in range(100):      # the JSON log line {"event": "listening", "host", "port"}
             line = self.proc.stderr.readline().decode()
-            if line.startswith("listening on ") or not line:
+            event = json.loads(line) if line.startswith("{") else {}
+            if event.get("event") == "listening" or not line:
                 break
-        assert line.startswith("listening on 127.0.0.1:"), line
-        self.port = int(line.rsplit(":", 1)[1])
+        assert event.get("event") == "listening" and event["host"] == "127.0.0.1", line
+        self.port = int(event["port"])
         self.stderr = drain_in_thread(self.proc.stderr)
 
     def connect(self, **opts: int) -> socket.socket:

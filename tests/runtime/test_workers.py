@@ -96,6 +96,28 @@ def test_link_emulation_adds_delay(workers):
     assert (r.timings["transfer_ms"] >= floor_ms * 0.999).all()
 
 
+@pytest.mark.parametrize("split", [0, 3, 9])
+def test_infer_runs_the_callers_input_and_reports_top_k(workers, split):
+    edge, cloud = workers
+    digits = load_digits_data()
+    named = asyncio.run(_run(edge, cloud, split=split, samples=4, warmup=0, top_k=3))
+    assert [len(k) for k in named.extra["top_k"]] == [3] * 4
+    assert [k[0][0] for k in named.extra["top_k"]] == named.predictions.tolist()
+    for i in range(4):
+        own = asyncio.run(_run(edge, cloud, split=split, inputs=digits.x_test[i][None],
+                               top_k=10))
+        assert own.samples == 1 and own.sample_index.tolist() == [-1]
+        assert np.isnan(own.accuracy(digits.y_test))
+        classes = [c for c, _ in own.extra["top_k"][0]]
+        scores = [s for _, s in own.extra["top_k"][0]]
+        assert sorted(classes) == list(range(10)) and scores == sorted(scores, reverse=True)
+        assert classes[0] == own.predictions[0] == named.predictions[i]
+        assert abs(sum(scores) - 1.0) < 1e-4          # the digits CNN ends in softmax
+        assert (own.timings["latency_ms"] > 0).all()
+    with pytest.raises(ToolkitError, match="does not fit the model's input"):
+        asyncio.run(_run(edge, cloud, split=split, inputs=np.zeros((1, 9, 9, 1), np.float32)))
+
+
 def test_bad_requests_get_error_replies_and_the_connection_survives(workers):
     edge, cloud = workers
 

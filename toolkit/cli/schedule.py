@@ -4,6 +4,8 @@
 
     dynasplit schedule POLICY.json [--testbed local|FILE.toml] [--listen HOST:PORT]
               [--dry-run] [--queue N] [--timeout S] [--grace S] [--adapt]
+              [--token-file F] [--tls-cert C [--tls-key K] [--tls-ca CA]] [--insecure]
+              [--metrics HOST:PORT] [--log-level debug|info|warning|error]
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``schedule`` sub-command."""
-    from toolkit.scheduler.script import add_options
+    from toolkit.scheduler.service import add_options
 
     p = subparsers.add_parser(
         "schedule", help="serve inference requests with a policy (JSON lines, stdin or TCP)",

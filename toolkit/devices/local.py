@@ -39,6 +39,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from toolkit.config import Config
 from toolkit.devices.base import KnobChange
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
@@ -103,6 +105,9 @@ class LocalTestbed(Testbed):
     Several local testbeds may live in one process: each has its own worker
     processes (ports chosen by the OS), its own cgroup and its own log folder.
     """
+
+    name = "local"
+    runs_inputs = True
 
     def __init__(self, edge_profile: str | DeviceProfile = "raspberry-pi-4",
                  cloud_profile: str | DeviceProfile = "cloud-gpu-server", *,
@@ -283,13 +288,15 @@ class LocalTestbed(Testbed):
                            verified=self._quota is not None)]
 
     async def _execute(self, config: Config, *, samples: int, codec: str, warmup: int,
-                       offset: int) -> RunResult:
+                       offset: int, inputs: np.ndarray | None = None,
+                       top_k: int = 0) -> RunResult:
         if self._client is None:
             raise ToolkitError("the local testbed is not started; call start() first")
         await self._client.prepare(config.split, config.edge_accel)
         return await self._client.run(
             config.split, edge_accel=config.edge_accel, cloud_accel=config.cloud_accel,
-            codec=codec, samples=samples, warmup=warmup, offset=offset,
+            codec=codec, samples=samples, warmup=warmup, offset=offset, inputs=inputs,
+            top_k=top_k,
             cloud=self.cloud_address, link=self.link.as_message(),
             edge_target_ms=await self.edge_target_ms(config),
             edge_time_modelled=config.edge_accel.startswith("tpu-"),

@@ -56,6 +56,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from toolkit.config import Config
 from toolkit.devices.base import KnobChange
 from toolkit.devices.cloud import CloudController
@@ -119,6 +121,8 @@ class SshTestbed(Testbed):
         ConfigError: the inventory is not of kind ``ssh``, lacks exactly one edge
             or cloud host, or lists more than one meter for a host.
     """
+
+    runs_inputs = True
 
     def __init__(self, inventory: Inventory | str | os.PathLike, *,
                  model: str = "digits-cnn", input_size: int | None = None,
@@ -355,13 +359,15 @@ class SshTestbed(Testbed):
         return change
 
     async def _execute(self, config: Config, *, samples: int, codec: str, warmup: int,
-                       offset: int) -> RunResult:
+                       offset: int, inputs: np.ndarray | None = None,
+                       top_k: int = 0) -> RunResult:
         if self._client is None:
             raise ToolkitError(f"the ssh testbed {self.name!r} is not started; call start()")
         await self._client.prepare(config.split, config.edge_accel)
         return await self._client.run(
             config.split, edge_accel=config.edge_accel, cloud_accel=config.cloud_accel,
-            codec=codec, samples=samples, warmup=warmup, offset=offset,
+            codec=codec, samples=samples, warmup=warmup, offset=offset, inputs=inputs,
+            top_k=top_k,
             cloud=self._cloud_addr, link=self.link.as_message() if self.link else None,
             timeout=self.run_timeout_s,
         )

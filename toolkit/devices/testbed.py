@@ -29,7 +29,7 @@ from toolkit.devices.base import KnobChange
 from toolkit.devices.profile import DeviceProfile
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
-from toolkit.errors import ConfigError, choices
+from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.models.codecs import check_codec
 from toolkit.runtime.session import RunResult
 
@@ -91,6 +91,8 @@ class Testbed(BlockingLifecycle, abc.ABC):
     input_size: int | None = None
     #: image folder of the evaluation samples and their real labels (None: built-in)
     data: str | None = None
+    #: whether ``arun`` takes a caller's input and ``top_k`` (``_execute`` accepts them)
+    runs_inputs: bool = False
 
     def __init__(self, edge_profile: DeviceProfile, cloud_profile: DeviceProfile,
                  edge_meter: Meter | None = None, cloud_meter: Meter | None = None) -> None:
@@ -227,12 +229,24 @@ class Testbed(BlockingLifecycle, abc.ABC):
         return labels, source
 
     async def arun(self, config: Config | Mapping[str, Any], *, samples: int = 100,
-                   codec: str = "fp32", warmup: int = 3, offset: int = 0) -> RunRecord:
-        """Apply ``config``, run ``samples`` samples and return the run's record."""
+                   codec: str = "fp32", warmup: int = 3, offset: int = 0,
+                   inputs: np.ndarray | None = None, top_k: int = 0) -> RunRecord:
+        """Apply ``config``, run ``samples`` samples and return the run's record.
+
+        With ``inputs`` (a model-ready batch of one), the run is one inference on
+        it instead of evaluation samples (its accuracy is NaN); ``top_k`` > 0 puts
+        the best classes with their scores in ``record.result.extra["top_k"]``.
+        """
         config = await self.validate(config)
         check_codec(codec)
         if samples < 1:
             raise ConfigError(f"samples must be at least 1, got {samples}")
+        extra: dict[str, Any] = {}
+        if inputs is not None or top_k:
+            if not self.runs_inputs:
+                raise ToolkitError(f"the {self.name} testbed runs evaluation samples only "
+                                   "(no caller inputs or top-k)")
+            extra = {"inputs": inputs, "top_k": int(top_k)}
         changes = await self.aapply(config)
         meters = [m for m in (self.edge_meter, self.cloud_meter) if m is not None]
         for m in meters:
@@ -240,7 +254,7 @@ class Testbed(BlockingLifecycle, abc.ABC):
         t0 = time.perf_counter()
         try:
             result = await self._execute(config, samples=samples, codec=codec, warmup=warmup,
-                                         offset=offset)
+                                         offset=offset, **extra)
         finally:
             measured = {id(m): m.end_window() for m in meters}
         execute_s = time.perf_counter() - t0

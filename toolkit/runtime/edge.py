@@ -15,6 +15,13 @@ The controller connects to it and sends JSON requests:
   ``payload_bytes`` and ``frame_bytes`` per sample, and the worker's CPU time and
   wall time over the measured samples.
 
+``run`` also takes ``"top_k": K``: the result then has ``top_k``, per sample
+the K best classes of the model's output as ``[[class, score], ...]``.
+``{"op": "infer", ...}`` takes the fields of ``run`` (but ``samples``,
+``warmup`` and ``offset``) and is followed by one tensor frame: the input
+itself (a batch of one, model-ready); it runs once on it and answers like
+``run`` with ``sample_index`` -1.
+
 Errors come back as ``{"op": "error", "message": ...}``; the connection stays up.
 
 ``link`` emulates a slower network than the real one in user space (``netem``
@@ -151,9 +158,15 @@ class EdgeWorker:
             if frame.kind != KIND_JSON:
                 raise ProtocolError("the edge control connection takes JSON frames only")
             msg = frame.message
+            inputs = None
+            if msg.get("op") == "infer":  # the input follows as a tensor frame
+                data = await read_frame(reader)
+                if data is None or data.kind != KIND_TENSOR:
+                    raise ProtocolError("'infer' must be followed by the input tensor frame")
+                inputs = decode(data.tensor)
             try:
                 async with self._lock:
-                    reply = await self._dispatch(msg)
+                    reply = await self._dispatch(msg, inputs)
             except (ToolkitError, ValueError, TypeError, KeyError) as exc:
                 reply = {"op": "error", "message": str(exc)}
             except (ConnectionError, ProtocolError, asyncio.IncompleteReadError) as exc:
@@ -162,7 +175,8 @@ class EdgeWorker:
             write_json(writer, reply)
             await writer.drain()
 
-    async def _dispatch(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def _dispatch(self, msg: dict[str, Any], inputs: np.ndarray | None = None
+                        ) -> dict[str, Any]:
         op = msg.get("op")
         sm = self.stages.split_model
         if op == "ping":
@@ -174,7 +188,9 @@ class EdgeWorker:
             return {"op": "prepared"}
         if op == "run":
             return await self._run(msg)
-        raise ToolkitError(f"unknown op {op!r}; valid: ping, prepare, run")
+        if op == "infer":
+            return await self._run({**msg, "samples": 1, "warmup": 0}, inputs)
+        raise ToolkitError(f"unknown op {op!r}; valid: ping, prepare, run, infer")
 
     def _prepare(self, split: int, edge_accel: str):
         split = self.stages.split_model.check_split(split)
@@ -183,14 +199,21 @@ class EdgeWorker:
             head(self.x_eval[:1])  # trace / allocate outside measurements
         return head
 
-    async def _run(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def _run(self, msg: dict[str, Any], inputs: np.ndarray | None = None
+                   ) -> dict[str, Any]:
         split = int(msg["split"])
+        k = int(msg.get("top_k") or 0)
         codec = check_codec(str(msg.get("codec", "fp32")))
         samples = int(msg.get("samples", 100))
         warmup = int(msg.get("warmup", 3))
         offset = int(msg.get("offset", 0))
         if samples < 1:
             raise ToolkitError("samples must be at least 1")
+        if inputs is not None:
+            want = (1, *self.x_eval.shape[1:])
+            if inputs.shape != want:
+                raise ToolkitError(f"input shape {inputs.shape} does not fit the model's "
+                                   f"input {want}")
         head = self._prepare(split, str(msg.get("edge_accel", "none")))
         needs_cloud = split < self.stages.split_model.last_split
         if needs_cloud:
@@ -215,19 +238,22 @@ class EdgeWorker:
             "latency_ms", "edge_ms", "encode_ms", "network_ms", "decode_ms", "cloud_ms",
             "transfer_ms", "pad_ms", "predictions", "sample_index", "payload_bytes",
             "frame_bytes")}
+        if k:
+            cols["top_k"] = []
         proc_t0, wall_t0 = time.process_time(), time.perf_counter()
         for i in range(samples):
-            idx = (offset + i) % n
-            rec = await self._one(head, codec, needs_cloud, self.x_eval[idx][None], i)
+            idx = -1 if inputs is not None else (offset + i) % n
+            x = inputs if inputs is not None else self.x_eval[idx][None]
+            rec = await self._one(head, codec, needs_cloud, x, i, k)
             rec["sample_index"] = idx
-            for k, v in rec.items():
-                cols[k].append(v)
+            for key, v in rec.items():
+                cols[key].append(v)
         return {"op": "result", "split": split, "codec": codec, "samples": samples,
                 "cpu_s": time.process_time() - proc_t0,
                 "wall_s": time.perf_counter() - wall_t0, **cols}
 
     async def _one(self, head, codec: str, needs_cloud: bool, x: np.ndarray,
-                   rid: int) -> dict[str, Any]:
+                   rid: int, k: int = 0) -> dict[str, Any]:
         t0 = time.perf_counter()
         h = head(x) if head is not None else x
         t1 = time.perf_counter()
@@ -267,6 +293,7 @@ class EdgeWorker:
             payload = frame_bytes = 0
         pred = int(np.argmax(y))
         t4 = time.perf_counter()
+        extra = {"top_k": _top_k(y, k)} if k else {}
         latency = (t4 - t0) * 1e3
         edge = (t1 - t0) * 1e3
         return {
@@ -281,7 +308,15 @@ class EdgeWorker:
             "predictions": pred,
             "payload_bytes": payload,
             "frame_bytes": frame_bytes,
+            **extra,
         }
+
+
+def _top_k(scores: np.ndarray, k: int) -> list[list[float]]:
+    """The ``k`` best classes of one output, ``[[class, score], ...]``, best first."""
+    flat = np.asarray(scores, dtype=np.float64).reshape(-1)
+    best = np.argsort(-flat, kind="stable")[:k]
+    return [[int(i), float(flat[i])] for i in best]
 
 
 async def _amain(args: argparse.Namespace) -> None:

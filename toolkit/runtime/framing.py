@@ -34,14 +34,17 @@ from toolkit.models.codecs import CODECS, Encoded, payload_nbytes
 from toolkit.runtime.streams import FrameReader
 
 __all__ = [
+    "FRAME_PREFIX",
     "KIND_JSON",
     "KIND_TENSOR",
     "MAGIC",
     "MAX_HEADER",
     "MAX_PAYLOAD",
+    "TENSOR_HEADER",
     "VERSION",
     "Frame",
     "read_frame",
+    "tensor_frame",
     "tensor_frame_size",
     "write_json",
     "write_tensor",
@@ -54,8 +57,8 @@ KIND_TENSOR = 2
 MAX_HEADER = 64 * 1024
 MAX_PAYLOAD = 1 << 30
 
-_PREFIX = struct.Struct("!2sBBIQ")
-_TENSOR = struct.Struct("!QBBxxfi")
+FRAME_PREFIX = struct.Struct("!2sBBIQ")
+TENSOR_HEADER = struct.Struct("!QBBxxfi")
 _CODEC_ID = {name: i for i, name in enumerate(CODECS)}
 _INPLACE_MIN = 64 * 1024  # smaller payloads are read with readexactly
 _JOIN_MAX = 16 * 1024  # smaller payloads are joined to their header and written at once
@@ -77,7 +80,7 @@ class Frame:
 
 
 def _prefix(kind: int, header_len: int, payload_len: int) -> bytes:
-    return _PREFIX.pack(MAGIC, VERSION, kind, header_len, payload_len)
+    return FRAME_PREFIX.pack(MAGIC, VERSION, kind, header_len, payload_len)
 
 
 def write_json(writer: asyncio.StreamWriter, message: dict[str, Any]) -> int:
@@ -88,13 +91,13 @@ def write_json(writer: asyncio.StreamWriter, message: dict[str, Any]) -> int:
     """
     body = json.dumps(message, separators=(",", ":")).encode()
     writer.write(_prefix(KIND_JSON, 0, len(body)) + body)
-    return _PREFIX.size + len(body)
+    return FRAME_PREFIX.size + len(body)
 
 
 def tensor_frame_size(tensor: Encoded, meta: dict[str, Any] | None = None) -> int:
     """Bytes :func:`write_tensor` puts on the wire for ``tensor`` (and ``meta``)."""
     extra = len(json.dumps(meta, separators=(",", ":")).encode()) if meta else 0
-    return _PREFIX.size + _TENSOR.size + 4 * len(tensor.shape) + extra + tensor.nbytes
+    return FRAME_PREFIX.size + TENSOR_HEADER.size + 4 * len(tensor.shape) + extra + tensor.nbytes
 
 
 def write_tensor(
@@ -106,7 +109,7 @@ def write_tensor(
     """Queue a tensor frame (header, then the payload buffer without a copy)."""
     extra = json.dumps(meta, separators=(",", ":")).encode() if meta else b""
     header = (
-        _TENSOR.pack(id, _CODEC_ID[tensor.codec], len(tensor.shape), tensor.scale,
+        TENSOR_HEADER.pack(id, _CODEC_ID[tensor.codec], len(tensor.shape), tensor.scale,
                      tensor.zero_point)
         + struct.pack(f"!{len(tensor.shape)}I", *tensor.shape)
         + extra
@@ -120,7 +123,7 @@ def write_tensor(
     else:
         writer.write(head)
         writer.write(payload)
-    return _PREFIX.size + len(header) + payload.nbytes
+    return FRAME_PREFIX.size + len(header) + payload.nbytes
 
 
 def _gathers(writer: asyncio.StreamWriter) -> bool:
@@ -168,15 +171,15 @@ async def read_frame(
             stream ending inside a frame, or a malformed header.
     """
     try:
-        raw = await reader.readexactly(_PREFIX.size)
+        raw = await reader.readexactly(FRAME_PREFIX.size)
     except asyncio.IncompleteReadError as exc:
         if not exc.partial:
             return None
         raise ProtocolError(
-            f"truncated frame: stream ended after {len(exc.partial)} of {_PREFIX.size} "
+            f"truncated frame: stream ended after {len(exc.partial)} of {FRAME_PREFIX.size} "
             "prefix bytes"
         ) from None
-    magic, version, kind, header_len, payload_len = _PREFIX.unpack(raw)
+    magic, version, kind, header_len, payload_len = FRAME_PREFIX.unpack(raw)
     if magic != MAGIC:
         raise ProtocolError(f"bad magic {magic!r}: not a DynaSplit frame")
     if version != VERSION:
@@ -198,23 +201,23 @@ async def read_frame(
             raise ProtocolError("JSON frame is not an object")
         frame = Frame(KIND_JSON, message=message)
     elif kind == KIND_TENSOR:
-        frame = _tensor_frame(header, await _payload(reader, payload_len))
+        frame = tensor_frame(header, await _payload(reader, payload_len))
     else:
         raise ProtocolError(f"unknown frame kind {kind}")
-    frame.__dict__["_nbytes"] = _PREFIX.size + header_len + payload_len
+    frame.__dict__["_nbytes"] = FRAME_PREFIX.size + header_len + payload_len
     return frame
 
 
-def _tensor_frame(header: bytes, payload: memoryview | bytes) -> Frame:
-    if len(header) < _TENSOR.size:
+def tensor_frame(header: bytes, payload: memoryview | bytes) -> Frame:
+    if len(header) < TENSOR_HEADER.size:
         raise ProtocolError("tensor header too short")
-    id_, codec_id, ndim, scale, zero_point = _TENSOR.unpack_from(header)
+    id_, codec_id, ndim, scale, zero_point = TENSOR_HEADER.unpack_from(header)
     if codec_id >= len(CODECS):
         raise ProtocolError(f"unknown codec id {codec_id}")
-    end = _TENSOR.size + 4 * ndim
+    end = TENSOR_HEADER.size + 4 * ndim
     if len(header) < end:
         raise ProtocolError("tensor header shorter than its dimensions")
-    shape = struct.unpack_from(f"!{ndim}I", header, _TENSOR.size)
+    shape = struct.unpack_from(f"!{ndim}I", header, TENSOR_HEADER.size)
     codec = CODECS[codec_id]
     n = 1
     for d in shape:

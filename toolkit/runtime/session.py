@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ProtocolError, ToolkitError
-from toolkit.runtime.framing import KIND_JSON, read_frame, write_json
+from toolkit.runtime.framing import KIND_JSON, read_frame, write_json, write_tensor
 from toolkit.runtime.worker import PARENT_ENV
 
 __all__ = ["EdgeClient", "RunResult", "WorkerProcess", "worker_command"]
@@ -149,8 +149,13 @@ class RunResult:
         return len(self.predictions)
 
     def accuracy(self, labels: np.ndarray) -> float:
-        """Top-1 accuracy against reference labels indexed like the evaluation set."""
-        return float(np.mean(self.predictions == np.asarray(labels)[self.sample_index]))
+        """Top-1 accuracy against reference labels indexed like the evaluation set
+        (NaN when no sample is an evaluation sample: an input given by the caller)."""
+        known = self.sample_index >= 0
+        if not known.any():
+            return float("nan")
+        return float(np.mean(self.predictions[known]
+                             == np.asarray(labels)[self.sample_index[known]]))
 
     def mean(self, key: str) -> float:
         """Mean of one per-sample timing."""
@@ -179,10 +184,15 @@ class EdgeClient:
             raise ToolkitError(f"cannot reach the edge worker at {host}:{port}: {exc}") from None
         return cls(reader, writer)
 
-    async def request(self, message: dict[str, Any], timeout: float | None = None
-                      ) -> dict[str, Any]:
-        """Send one request and return the reply; raises ToolkitError on an error reply."""
+    async def request(self, message: dict[str, Any], timeout: float | None = None,
+                      tensor: np.ndarray | None = None) -> dict[str, Any]:
+        """Send one request (and the tensor frame that follows it, if any) and return the
+        reply; raises ToolkitError on an error reply."""
         write_json(self._writer, message)
+        if tensor is not None:
+            from toolkit.models.codecs import encode
+
+            write_tensor(self._writer, encode(np.ascontiguousarray(tensor, np.float32), "fp32"))
         await self._writer.drain()
         frame = await asyncio.wait_for(read_frame(self._reader), timeout)
         if frame is None:
@@ -205,7 +215,8 @@ class EdgeClient:
                   codec: str = "fp32", samples: int = 100, warmup: int = 3, offset: int = 0,
                   cloud: tuple[str, int] | None = None, link: dict[str, float] | None = None,
                   edge_target_ms: float | None = None, edge_time_modelled: bool = False,
-                  timeout: float | None = None) -> RunResult:
+                  timeout: float | None = None, inputs: np.ndarray | None = None,
+                  top_k: int = 0) -> RunResult:
         """Run split inference on ``samples`` evaluation samples.
 
         Args:
@@ -220,15 +231,22 @@ class EdgeClient:
             edge_time_modelled: report ``edge_target_ms`` as the head's time even
                 where the host took longer (an emulated accelerator).
             timeout: seconds to wait for the whole run.
+            inputs: run once on this model-ready input (a batch of one) instead
+                of evaluation samples (``samples``, ``warmup``, ``offset`` unused).
+            top_k: also return the ``top_k`` best classes with their scores per
+                sample (``extra["top_k"]``).
         """
-        reply = await self.request(
-            {"op": "run", "split": split, "edge_accel": edge_accel, "cloud_accel": cloud_accel,
-             "codec": codec, "samples": samples, "warmup": warmup, "offset": offset,
-             "cloud": {"host": cloud[0], "port": cloud[1]} if cloud else None,
-             "link": link, "edge_target_ms": edge_target_ms,
-             "edge_time_modelled": edge_time_modelled},
-            timeout,
-        )
+        message = {"op": "run", "split": split, "edge_accel": edge_accel,
+                   "cloud_accel": cloud_accel, "codec": codec, "samples": samples,
+                   "warmup": warmup, "offset": offset,
+                   "cloud": {"host": cloud[0], "port": cloud[1]} if cloud else None,
+                   "link": link, "edge_target_ms": edge_target_ms,
+                   "edge_time_modelled": edge_time_modelled}
+        if top_k:
+            message["top_k"] = int(top_k)
+        if inputs is not None:
+            message["op"] = "infer"
+        reply = await self.request(message, timeout, tensor=inputs)
         return RunResult(
             split=split, edge_accel=edge_accel, cloud_accel=cloud_accel, codec=codec,
             timings={k: np.asarray(reply[k], dtype=float) for k in TIMING_KEYS},
@@ -237,7 +255,8 @@ class EdgeClient:
             payload_bytes=np.asarray(reply["payload_bytes"], dtype=float),
             frame_bytes=np.asarray(reply["frame_bytes"], dtype=float),
             cpu_s=float(reply["cpu_s"]), wall_s=float(reply["wall_s"]),
-            extra={"pad_ms": np.asarray(reply.get("pad_ms", []), dtype=float)},
+            extra={"pad_ms": np.asarray(reply.get("pad_ms", []), dtype=float),
+                   **({"top_k": reply["top_k"]} if "top_k" in reply else {})},
         )
 
     async def close(self) -> None:

@@ -6,6 +6,14 @@
 - :mod:`toolkit.scheduler.lines` — splitting a byte stream into bounded lines;
 - :mod:`toolkit.scheduler.channel` — one client: its input, its output with
   flow control, its in-flight ids and bounded outstanding answers;
+- :mod:`toolkit.scheduler.inputs` and :mod:`toolkit.scheduler.frames` — inputs a
+  request carries (base64 ``.npy`` or image, or a raw tensor frame), their
+  limits and the model's preprocessing;
+- :mod:`toolkit.scheduler.auth` — bearer token and (mutual) TLS, the
+  non-loopback bind check;
+- :mod:`toolkit.scheduler.metrics` — Prometheus metrics, ``/healthz``, JSON logs;
+- :mod:`toolkit.scheduler.service` — the options and set-up the script and
+  ``dynasplit schedule`` share;
 - :mod:`toolkit.scheduler.server` — stdin/TCP serving, bounded queue with
   backpressure, per-request timeout, graceful shutdown;
 - :mod:`toolkit.scheduler.script` — the online phase itself (decide, apply,

@@ -10,18 +10,25 @@ documents them under "Input handling".
 from __future__ import annotations
 
 __all__ = [
+    "AUTH_TIMEOUT_S",
     "FINAL_FLUSH_S",
+    "MAX_AUTH_LINE",
     "MAX_CLIENTS",
     "MAX_DEADLINE_MS",
     "MAX_DEPTH",
     "MAX_FLOAT_CHARS",
     "MAX_ID_CHARS",
     "MAX_ID_INT",
+    "MAX_IMAGE_PIXELS",
     "MAX_INT_DIGITS",
     "MAX_LINE_BYTES",
+    "MAX_NDIM",
     "MAX_PATH_CHARS",
     "MAX_PENDING_ANSWERS",
     "MAX_SAMPLE",
+    "MAX_TENSOR_BYTES",
+    "MAX_TOP_K",
+    "MIN_TOKEN_CHARS",
     "READ_CHUNK",
     "SHOW_CHARS",
     "WRITE_HIGH_WATER",
@@ -51,6 +58,25 @@ MAX_SAMPLE = 2**31 - 1
 MAX_PATH_CHARS = 4096
 #: longest excerpt of a bad value quoted in an error message, in characters
 SHOW_CHARS = 40
+
+# -- inputs a request carries (toolkit.scheduler.inputs, toolkit.scheduler.frames) ----
+#: largest raw tensor payload in a tensor frame, in bytes (an inline base64 input
+#: is bounded by MAX_LINE_BYTES)
+MAX_TENSOR_BYTES = 4 * 1024 * 1024
+#: largest inline image, width × height, read from its header before decoding
+MAX_IMAGE_PIXELS = 4096 * 4096
+#: most dimensions of an inline array
+MAX_NDIM = 8
+#: largest ``top_k`` a request may ask for
+MAX_TOP_K = 100
+
+# -- authentication (toolkit.scheduler.auth) -----------------------------------------
+#: seconds a new connection has to finish its TLS handshake and send its token
+AUTH_TIMEOUT_S = 10.0
+#: longest first line read for the bearer token, in bytes
+MAX_AUTH_LINE = 4096
+#: shortest token accepted, in characters
+MIN_TOKEN_CHARS = 16
 
 # -- clients -----------------------------------------------------------------------
 #: bytes read from a client at a time

@@ -39,6 +39,11 @@ class LineSplitter:
         self._partial = bytearray()
         self._skipped = 0          # > 0 while dropping an overlong line
 
+    @property
+    def idle(self) -> bool:
+        """True between lines (no partial line kept or being skipped)."""
+        return not self._partial and not self._skipped
+
     def feed(self, data: bytes) -> list[bytes | LineTooLong]:
         """The lines completed by ``data`` (without their newlines), in order."""
         pieces = data.split(b"\n")

@@ -4,10 +4,14 @@ A request is one JSON object per line::
 
     {"id": "r1", "deadline_ms": 250, "input": 17}
     {"id": 2, "deadline_ms": 90.5, "input": "images/cat.npy"}
+    {"id": 3, "deadline_ms": 250, "input": {"image": "iVBORw0KGgo..."}, "top_k": 3}
 
 ``id`` (string or integer) is echoed on the outcome; ``deadline_ms`` is the
 latency threshold in ms (a positive number); ``input`` names an evaluation
-sample by index (an integer ≥ 0, default 0) or a ``.npy`` file. Every accepted
+sample by index (an integer ≥ 0, default 0) or a ``.npy`` file, or carries the
+input inline as ``{"npy": BASE64}`` or ``{"image": BASE64}`` (see
+:mod:`toolkit.scheduler.inputs`); ``top_k`` (0..100, default 5) is how many of
+the best classes a live answer lists. Every accepted
 request gets exactly one outcome line carrying its ``id``, its ``line`` and a
 ``status``: ``ok``, ``timeout``, ``failed`` or ``cancelled`` (shutdown before it
 ran). A line that is not a valid request gets one error line
@@ -21,6 +25,7 @@ the line holds: sizes, number ranges and nesting are bounded by
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError
+from toolkit.scheduler.inputs import MAX_TOP_K, InlineInput, InputError, parse_inline
 from toolkit.scheduler.limits import (
     MAX_DEADLINE_MS,
     MAX_DEPTH,
@@ -41,11 +47,14 @@ from toolkit.scheduler.limits import (
     SHOW_CHARS,
 )
 
-__all__ = ["FIELDS", "MAX_LINE_BYTES", "Request", "RequestError", "encode", "error_line",
-           "parse_request"]
+__all__ = ["DEFAULT_TOP_K", "FIELDS", "MAX_LINE_BYTES", "Request", "RequestError", "encode",
+           "error_line", "load_document", "parse_request", "request_from_doc"]
 
 #: the fields of a request
-FIELDS = ("id", "deadline_ms", "input")
+FIELDS = ("id", "deadline_ms", "input", "top_k")
+_FIELD_SET = frozenset(FIELDS)
+#: classes listed in a live answer when the request does not say
+DEFAULT_TOP_K = 5
 
 
 class RequestError(ToolkitError):
@@ -66,6 +75,8 @@ class Request:
         sample: evaluation sample index, or None when ``path`` is given.
         path: a ``.npy`` input file, or None.
         line: the input line number (1-based, per connection).
+        inline: an input the request carries itself, or None.
+        top_k: how many of the best classes a live answer lists (0: none).
     """
 
     id: str | int
@@ -73,6 +84,8 @@ class Request:
     sample: int | None
     path: Path | None
     line: int
+    inline: InlineInput | None = None
+    top_k: int = DEFAULT_TOP_K
 
 
 def parse_request(text: str | bytes, line: int = 0) -> Request:
@@ -83,7 +96,16 @@ def parse_request(text: str | bytes, line: int = 0) -> Request:
             out of range, not an object, or a missing/invalid/unknown field; the
             message says which and what is valid. No other exception escapes.
     """
-    doc = _load(text)
+    return request_from_doc(load_document(text), line)
+
+
+def request_from_doc(doc: Any, line: int = 0, inline: InlineInput | None = None) -> Request:
+    """Check a decoded request object; ``inline`` is an input that came beside it
+    (a framed tensor), in which case the object has no ``input``.
+
+    Raises:
+        RequestError: as :func:`parse_request`.
+    """
     if not isinstance(doc, dict):
         raise RequestError("a request is a JSON object {\"id\", \"deadline_ms\", \"input\"}, "
                            f"got {type(doc).__name__ if doc is not None else 'null'}")
@@ -95,23 +117,34 @@ def parse_request(text: str | bytes, line: int = 0) -> Request:
                            f"got {_show(deadline)}", rid)
     raw = doc.get("input", 0)
     sample, path = None, None
-    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_SAMPLE:
+    if inline is not None:
+        if "input" in doc:
+            raise RequestError("a request sent with a tensor frame has no 'input' field", rid)
+    elif isinstance(raw, dict):
+        try:
+            inline = parse_inline(raw)
+        except InputError as exc:
+            raise RequestError(str(exc), rid) from None
+    elif isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_SAMPLE:
         sample = raw
     elif (isinstance(raw, str) and raw.endswith(".npy") and len(raw) <= MAX_PATH_CHARS
           and "\x00" not in raw):
         path = Path(raw)
     else:
-        raise RequestError(f"'input' must be a sample index (integer 0..{MAX_SAMPLE}) or a .npy "
-                           f"file path (at most {MAX_PATH_CHARS} characters), got {_show(raw)}",
-                           rid)
-    unknown = sorted(set(doc) - set(FIELDS))
-    if unknown:
+        raise RequestError(f"'input' must be a sample index (integer 0..{MAX_SAMPLE}), a .npy "
+                           f"file path (at most {MAX_PATH_CHARS} characters), {{\"npy\": "
+                           f"BASE64}} or {{\"image\": BASE64}}, got {_show(raw)}", rid)
+    k = doc.get("top_k", DEFAULT_TOP_K)
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_TOP_K:
+        raise RequestError(f"'top_k' must be an integer 0..{MAX_TOP_K}, got {_show(k)}", rid)
+    if len(doc) > 2 and not _FIELD_SET.issuperset(doc):
+        unknown = sorted(set(doc) - _FIELD_SET)
         names = ", ".join(_show(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise RequestError(f"unknown request field(s) {names}; valid: {', '.join(FIELDS)}", rid)
-    return Request(rid, float(deadline), sample, path, line)
+    return Request(rid, float(deadline), sample, path, line, inline, k)
 
 
-def _load(text: str | bytes) -> Any:
+def load_document(text: str | bytes) -> Any:
     """JSON with bounded size, depth and numbers; any failure as RequestError."""
     if len(text) > MAX_LINE_BYTES:
         raise RequestError(f"request line longer than {MAX_LINE_BYTES} bytes")
@@ -123,8 +156,7 @@ def _load(text: str | bytes) -> Any:
     if _depth(text) > MAX_DEPTH:
         raise RequestError(f"JSON nested more than {MAX_DEPTH} levels deep (arrays/objects)")
     try:
-        return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant,
-                          object_pairs_hook=_object)
+        return _decoder().decode(text)
     except RequestError:
         raise
     except json.JSONDecodeError as exc:
@@ -214,10 +246,21 @@ def _show_text(text: str) -> str:
     return text if len(text) <= SHOW_CHARS else text[:SHOW_CHARS] + "..."
 
 
+@functools.cache
+def _decoder() -> json.JSONDecoder:
+    """The bounded decoder, made once (``json.loads`` with hooks makes one per call)."""
+    return json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant,
+                            object_pairs_hook=_object)
+
+
+#: the compact encoder, made once (``json.dumps`` with options makes one per call)
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False).encode
+
+
 def encode(obj: dict[str, Any]) -> bytes:
     """One JSON line (compact, newline-terminated; non-finite floats become null)."""
     try:
-        text = json.dumps(obj, separators=(",", ":"), default=str, allow_nan=False)
+        text = _ENCODE(obj)
     except ValueError:
         text = json.dumps(_finite(obj), separators=(",", ":"), default=str)
     return (text + "\n").encode()

@@ -10,30 +10,37 @@ Requests are JSON lines on stdin, or on a TCP socket with ``--listen``
 (loopback unless a host is named)::
 
     {"id": "r1", "deadline_ms": 250, "input": 17}    # evaluation sample 17
+    {"id": "r2", "deadline_ms": 250, "input": {"image": "<base64 PNG/JPEG>"}}
 
 Outcome lines carry the request's ``id``, ``status`` (``ok``, ``timeout``,
 ``failed``, ``cancelled``), the chosen ``config``, ``latency_ms``,
 ``energy_j`` with its ``energy_source``, and ``met`` (latency within the
 deadline); live ones also the ``codec`` the run used and the ``tensor_kb`` it
-sent to the cloud. A candidate's codec is its configuration's ``codec``, else
-the policy's ``codec``, else ``fp32`` (``Policy.codec``); it reaches the
-testbed as ``testbed.arun(config, codec=...)``. Candidates of multi-device
-partitioning (with ``strategy`` or ``devices``) are served with ``--dry-run``
-only: the testbeds run single edge/cloud splits, so live serving refuses such a
-policy at start.
-``--dry-run`` only decides: latency and energy are then the policy's
+sent to the cloud, and ``top_k``: the best classes as ``[[class, score], ...]``.
+Inline inputs (``{"npy": ...}``, ``{"image": ...}``, or a raw tensor frame) get
+the model's preprocessing and a shape check. A candidate's codec is its
+configuration's ``codec``, else the policy's, else ``fp32``. Multi-device
+partition candidates (``strategy``, ``devices``) are served with ``--dry-run``
+only. ``--dry-run`` only decides: latency and energy are then the policy's
 predictions (``"measured": false``). Without ``--listen`` the scheduler reads
-stdin until EOF, finishes every accepted request and exits 0;
-SIGINT/SIGTERM stop it within ``--grace`` seconds. Every answer carries the
-request's ``line``; a malformed line gets one ``{"error", "line"}`` line, and
-an ``id`` still in flight on the same connection is refused. Exit status: 0,
-1 when stdout went away or answers could not be delivered, 2 on a start error.
+stdin until EOF, finishes every accepted request and exits 0; SIGINT/SIGTERM
+stop it within ``--grace`` seconds. Every answer carries the request's
+``line``; a malformed line gets one ``{"error", "line"}`` line; an ``id`` still
+in flight on the same connection is refused. Exit status: 0; 1 when stdout went
+away or answers could not be delivered; 2 on a start error.
+
+A non-loopback ``--listen`` needs a bearer token (``--token-file`` or
+``$DYNASPLIT_SCHEDULER_TOKEN``) or mutual TLS (``--tls-ca``), else ``--insecure``;
+``--metrics`` serves Prometheus ``/metrics`` and ``/healthz``; logs are JSON
+lines on stderr. The options and this set-up live in ``toolkit.scheduler.service``.
 Needs Python and the ``toolkit`` package.
 
 Usage::
 
     python scheduler.py [--policy POLICY.json] [--dry-run]
                         [--listen 127.0.0.1:PORT] [--testbed local|FILE.toml]
+                        [--token-file F] [--tls-cert C --tls-key K [--tls-ca CA]]
+                        [--metrics HOST:PORT] [--log-level info]
 """
 
 from __future__ import annotations
@@ -41,14 +48,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from toolkit.adapt import DriftTracker
 from toolkit.errors import ToolkitError
 from toolkit.policy import Policy
+from toolkit.scheduler.inputs import Preprocessor
+from toolkit.scheduler.metrics import json_record, log_event
 from toolkit.scheduler.protocol import Request
-from toolkit.scheduler.server import Server, parse_listen
+from toolkit.scheduler.server import Server
+from toolkit.scheduler.service import Service, add_options
 from toolkit.switching import HardwareState
 
 #: the policy exported with this script (resolved beside it)
@@ -63,25 +74,44 @@ class Online:
         self.testbed = testbed            # None: --dry-run, decide only
         self.state: HardwareState | None = None   # unknown until the first apply
         self.drift = DriftTracker() if adapt else None
+        self.prepare: Preprocessor | None = None   # the model's, loaded on first use
+        self.immediate = self.decide_only if testbed is None else None
 
-    async def __call__(self, request: Request) -> dict[str, Any]:
+    def _decide(self, request: Request):
         if request.path is not None and not request.path.is_file():
             raise ToolkitError(f"input file {request.path} does not exist")
         factor = self.drift.grid_factor if self.drift else 1.0
+        t0 = time.perf_counter()
         decision = self.policy.decide(request.deadline_ms, self.state, factor)
-        outcome = {"config": decision.config, "deadline_ms": request.deadline_ms,
-                   "predicted_ms": round(decision.predicted_ms, 3)}
+        return decision, {"config": decision.config, "deadline_ms": request.deadline_ms,
+                          "predicted_ms": round(decision.predicted_ms, 3),
+                          "decide_us": round((time.perf_counter() - t0) * 1e6, 1)}
+
+    def decide_only(self, request: Request) -> dict[str, Any]:
+        """--dry-run: the decision with the policy's predictions, at once."""
+        decision, outcome = self._decide(request)
+        self.state = decision.state
+        outcome.update(latency_ms=outcome["predicted_ms"], energy_j=decision.energy_j,
+                       switch_j=decision.switch_j, energy_source=self.policy.energy_source,
+                       measured=False, met=decision.meets)
+        return outcome
+
+    async def __call__(self, request: Request) -> dict[str, Any]:
         if self.testbed is None:
-            self.state = decision.state
-            return {**outcome, "latency_ms": round(decision.predicted_ms, 3),
-                    "energy_j": decision.energy_j, "switch_j": decision.switch_j,
-                    "energy_source": self.policy.energy_source, "measured": False,
-                    "met": decision.meets}
+            return self.decide_only(request)
+        decision, outcome = self._decide(request)
         if request.path is not None:
-            raise ToolkitError("this testbed runs evaluation samples only; send the input "
-                               "as a sample index")
+            raise ToolkitError("a live request carries its input inline ({\"npy\": BASE64} "
+                               "or {\"image\": BASE64}) or names a sample index; not a file")
+        inputs = None
+        if request.inline is not None:
+            if self.prepare is None:
+                model = await self.testbed.split_model_for(decision.config["model"])
+                self.prepare = Preprocessor.for_model(model.model)
+            inputs = self.prepare(request.inline)
         record = await self.testbed.arun(decision.config, samples=1, warmup=0,
-                                         offset=request.sample,
+                                         offset=request.sample or 0, inputs=inputs,
+                                         top_k=request.top_k,
                                          codec=self.policy.codec(decision.index))
         self.state = decision.state
         switch_ms = sum(k.duration_ms for k in record.knob_changes if k.changed)
@@ -93,7 +123,8 @@ class Online:
                 "inference_ms": round(record.latency_ms, 3), "switch_ms": round(switch_ms, 3),
                 "energy_j": record.energy_j, "energy_source": record.energy_source,
                 "codec": record.codec, "tensor_kb": round(record.tensor_kb, 3),
-                "measured": True, "met": latency <= request.deadline_ms}
+                "measured": True, "met": latency <= request.deadline_ms,
+                "top_k": record.result.extra.get("top_k", [[]])[0]}
 
 
 def live_problem(config: dict[str, Any]) -> str | None:
@@ -114,6 +145,7 @@ def live_problem(config: dict[str, Any]) -> str | None:
 
 async def serve(args: argparse.Namespace) -> int:
     """Load the policy, start the testbed (unless --dry-run) and serve until done."""
+    service = Service.from_args(args)           # refuse bad options before anything starts
     policy = Policy.load(args.policy)
     testbed = None
     if not args.dry_run:
@@ -125,20 +157,15 @@ async def serve(args: argparse.Namespace) -> int:
                 raise ToolkitError(problem)
 
         testbed = open_testbed(args.testbed, model=policy.doc.get("model") or "digits-cnn")
-        print(f"starting testbed {args.testbed}...", file=sys.stderr, flush=True)
+        log_event("info", "starting testbed", testbed=str(args.testbed))
         await testbed.astart()
     try:
         if testbed is not None:
             for config in policy.configs:         # refuse a policy this testbed cannot run
                 await testbed.validate(config)
         server = Server(Online(policy, testbed, args.adapt), queue_size=args.queue,
-                        timeout_s=args.timeout, grace_s=args.grace)
-        if args.listen is None:
-            await server.run_stdin()
-        else:
-            host, port = parse_listen(args.listen)
-            await server.run_tcp(host, port, on_listen=lambda h, p: print(
-                f"listening on {h}:{p}", file=sys.stderr, flush=True))
+                        timeout_s=args.timeout, grace_s=args.grace, **service.server_options())
+        await service.serve(server)
     finally:
         if testbed is not None:
             await testbed.aclose()
@@ -155,31 +182,14 @@ def build_parser(default_policy: Path | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def add_options(parser: argparse.ArgumentParser) -> None:
-    """Options other than the policy file."""
-    parser.add_argument("--dry-run", action="store_true",
-                        help="decide only: no testbed, predicted latency and energy")
-    parser.add_argument("--listen", metavar="HOST:PORT",
-                        help="serve TCP (loopback unless a host is named) instead of stdin")
-    parser.add_argument("--testbed", default="local", metavar="local|FILE.toml",
-                        help="where to run (default: the local emulated testbed)")
-    parser.add_argument("--queue", type=int, default=1024, metavar="N",
-                        help="bounded request queue size (default 1024)")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                        help="per-request time limit in seconds (default 60)")
-    parser.add_argument("--grace", type=float, default=30.0, metavar="S",
-                        help="on SIGINT/SIGTERM, seconds to finish queued requests (default 30)")
-    parser.add_argument("--adapt", action="store_true",
-                        help="correct predicted latency online from observed transfer times")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the scheduler; returns the exit status (2 on a user error)."""
     args = build_parser(Path(__file__).resolve().parent / POLICY_FILE).parse_args(argv)
     try:
         return asyncio.run(serve(args))
     except ToolkitError as exc:
-        print(f"scheduler: error: {exc}", file=sys.stderr)
+        if sys.stderr is not None:                  # 2>&-: nowhere to say it
+            print(json_record("error", "start failed", error=str(exc)), file=sys.stderr)
         return 2
 
 

@@ -37,16 +37,19 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import signal
 import sys
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from toolkit.errors import ToolkitError
+from toolkit.scheduler.auth import start_server
 from toolkit.scheduler.channel import Channel, Source, StreamSink, open_input, open_output
+from toolkit.scheduler.frames import BadFrame, RequestSplitter, TensorRequest, request_from_frame
 from toolkit.scheduler.limits import (
     FINAL_FLUSH_S,
     MAX_CLIENTS,
@@ -54,10 +57,18 @@ from toolkit.scheduler.limits import (
     MAX_PENDING_ANSWERS,
     READ_CHUNK,
 )
-from toolkit.scheduler.lines import LineSplitter, LineTooLong
+from toolkit.scheduler.lines import LineTooLong
+from toolkit.scheduler.metrics import LOGGER, json_record, log_event
 from toolkit.scheduler.protocol import Request, RequestError, encode, error_line, parse_request
 
+if TYPE_CHECKING:
+    from toolkit.scheduler.auth import Guard
+    from toolkit.scheduler.metrics import Metrics
+
 __all__ = ["Handler", "Server", "ServerStats", "parse_listen"]
+
+#: one message of a client: a line, an overlong line, or a tensor frame
+Item = bytes | LineTooLong | TensorRequest | BadFrame
 
 #: the online phase: a request in, an outcome dict out
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -104,11 +115,18 @@ class Server:
         log: where the start/stop lines and the final statistics go.
         max_pending: answers one client may leave unread before it is not read.
         max_clients: concurrent TCP connections.
+        guard: authenticates each TCP connection first (token, TLS); None: open.
+        observer: told of each queued, malformed and answered request (the
+            Prometheus :class:`~toolkit.scheduler.metrics.Metrics`); None: nobody.
+
+    A handler with an ``immediate(request)`` method (the dry run) is called
+    through it, without a task per request: it returns the outcome at once.
     """
 
     def __init__(self, handle: Handler, *, queue_size: int = 1024, timeout_s: float = 60.0,
                  grace_s: float = 30.0, log: Any = None,
-                 max_pending: int = MAX_PENDING_ANSWERS, max_clients: int = MAX_CLIENTS) -> None:
+                 max_pending: int = MAX_PENDING_ANSWERS, max_clients: int = MAX_CLIENTS,
+                 guard: Guard | None = None, observer: Metrics | None = None) -> None:
         if queue_size < 1:
             raise ToolkitError(f"queue size must be at least 1, got {queue_size}")
         if timeout_s <= 0:
@@ -116,12 +134,17 @@ class Server:
         if grace_s < 0:
             raise ToolkitError(f"grace period must be >= 0 s, got {grace_s}")
         self.handle = handle
+        self._immediate: Callable[[Request], dict[str, Any]] | None = getattr(
+            handle, "immediate", None)
         self.queue_size = queue_size
         self.timeout_s = timeout_s
         self.grace_s = grace_s
         self.log = log if log is not None else (sys.stderr or io.StringIO())  # 2>&- : no log
         self.max_pending = max_pending
         self.max_clients = max_clients
+        self.guard = guard
+        self.observer = observer
+        self.started = time.time()
         self.stats = ServerStats()
         self._queue: asyncio.Queue | None = None
         self._stopping: asyncio.Event | None = None
@@ -129,6 +152,7 @@ class Server:
         self._inflight: asyncio.Future | None = None
         self._channels: set[Channel] = set()
         self._connections: set[asyncio.Task] = set()
+        self._admitting: set[asyncio.Task] = set()    # connections still authenticating
         self._timers: list[asyncio.TimerHandle] = []
         self._signalled = False
         self._output: Channel | None = None     # stdin mode: the one output that must live
@@ -164,6 +188,8 @@ class Server:
     def _stop_reading(self) -> None:
         assert self._stopping is not None
         self._stopping.set()
+        for task in list(self._admitting):
+            task.cancel()
         for channel in list(self._channels):
             if channel.reader is not None:
                 channel.reader.cancel()
@@ -193,9 +219,18 @@ class Server:
                 installed.append(sig)
         return installed
 
-    def _note(self, text: str) -> None:
+    def _note(self, text: str, level: str = "error", **fields: Any) -> None:
         with contextlib.suppress(OSError, ValueError):
-            print(f"scheduler: {text}", file=self.log, flush=True)
+            log_event(level, text, **fields)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(serving, details) for ``/healthz``: not healthy once stopping."""
+        stopping = self._stopping is not None and self._stopping.is_set()
+        return not stopping, {
+            "status": "stopping" if stopping else "serving",
+            "uptime_s": round(time.time() - self.started, 3),
+            "queue_depth": self._queue.qsize() if self._queue is not None else 0,
+            "connections": len(self._channels), **self.stats.as_dict()}
 
     # -- answering -------------------------------------------------------------------
     def _answer(self, request: Request, channel: Channel, outcome: dict[str, Any]) -> None:
@@ -205,6 +240,13 @@ class Server:
             self.stats.met += bool(outcome.get("met"))
         elif status in ("timeout", "failed", "cancelled"):
             setattr(self.stats, status, getattr(self.stats, status) + 1)
+            log_event("info" if status == "cancelled" else "warning", f"request {status}",
+                      request_id=f"{channel.name}/{request.line}", id=request.id,
+                      error=outcome.get("error"))
+        if LOGGER.isEnabledFor(logging.DEBUG):
+            log_event("debug", "answered", request_id=f"{channel.name}/{request.line}",
+                      id=request.id, status=status, config=outcome.get("config"),
+                      latency_ms=outcome.get("latency_ms"), met=outcome.get("met"))
         head = {"id": request.id, "line": request.line}
         try:
             data = encode({**head, **outcome})
@@ -213,11 +255,30 @@ class Server:
                            "error": f"the outcome could not be encoded ({type(exc).__name__})"})
         channel.answer(request.id, data)
 
+    def _decide_now(self, request: Request) -> dict[str, Any]:
+        """The outcome of an immediate handler (the dry run)."""
+        assert self._immediate is not None
+        try:
+            return {"status": "ok", **self._immediate(request)}
+        except Exception as exc:
+            return {"status": "failed", "error": str(exc) or type(exc).__name__}
+
+    def _settle(self, request: Request, channel: Channel, accepted: float,
+                outcome: dict[str, Any]) -> None:
+        """Answer a request with its outcome and tell the observer."""
+        seconds = time.perf_counter() - accepted
+        outcome["queue_ms"] = round(seconds * 1e3, 3)
+        self._answer(request, channel, outcome)
+        if self.observer is not None:
+            self.observer.answered(outcome, seconds)
+
     async def _run_one(self, request: Request) -> dict[str, Any]:
         if self._inflight is not None and not self._inflight.done():
             await asyncio.wait([self._inflight])  # a timed-out run still holds the testbed
         if self._cancel_rest:
             return {"status": "cancelled", "error": "shutdown before it ran"}
+        if self._immediate is not None:  # decides at once: no task, no timer
+            return self._decide_now(request)
         task = asyncio.ensure_future(self.handle(request))
         self._inflight = task
         try:
@@ -244,13 +305,12 @@ class Server:
                 outcome = {"status": "cancelled", "error": f"not run: {channel.lost}"}
             else:
                 outcome = await self._run_one(request)
-            outcome["queue_ms"] = round((time.perf_counter() - accepted) * 1e3, 3)
-            self._answer(request, channel, outcome)
+            self._settle(request, channel, accepted, outcome)
 
     # -- reading -----------------------------------------------------------------------
     async def _read(self, channel: Channel, source: Source) -> None:
         """Read a client's lines to its end, answering or queueing each in order."""
-        splitter = LineSplitter(MAX_LINE_BYTES)
+        splitter = RequestSplitter(MAX_LINE_BYTES)
         try:
             while chunk := await source():
                 for item in splitter.feed(chunk):
@@ -260,14 +320,17 @@ class Server:
         except (ConnectionError, OSError):     # the client's input broke off: its end
             pass
 
-    def _check(self, channel: Channel, item: bytes | LineTooLong, line: int,
+    def _check(self, channel: Channel, item: Item, line: int,
                duplicates: bool = True) -> Request | RequestError:
-        """The request on a line, or the error that answers it."""
+        """The request on a line (or in a tensor frame), or the error that answers it."""
         if isinstance(item, LineTooLong):
             return RequestError(f"request line longer than {MAX_LINE_BYTES} bytes "
                                 f"({item.size} bytes); skipped to its end")
+        if isinstance(item, BadFrame):
+            return RequestError(item.reason)
         try:
-            request = parse_request(item, line)
+            request = (request_from_frame(item, line) if isinstance(item, TensorRequest)
+                       else parse_request(item, line))
         except RequestError as exc:
             return exc
         except Exception as exc:  # never stop reading over one line
@@ -279,7 +342,7 @@ class Server:
                                 "among a client's unanswered requests", request.id)
         return request
 
-    async def _take(self, channel: Channel, item: bytes | LineTooLong) -> None:
+    async def _take(self, channel: Channel, item: Item) -> None:
         """Answer or queue one line (waiting for the client's slot and queue room)."""
         assert self._queue is not None
         channel.line += 1
@@ -295,9 +358,16 @@ class Server:
         checked = self._check(channel, item, line)
         if isinstance(checked, RequestError):
             self.stats.malformed += 1
+            if self.observer is not None:
+                self.observer.malformed()
+            if LOGGER.isEnabledFor(logging.DEBUG):
+                log_event("debug", "malformed", request_id=f"{channel.name}/{line}",
+                          error=str(checked))
             channel.send(error_line(checked, line))
             return
         channel.begin(checked.id, line)
+        if self.observer is not None:
+            self.observer.queued(self._queue.qsize())
         try:
             await self._queue.put((checked, channel, time.perf_counter()))
         except asyncio.CancelledError:  # shutdown while waiting for room: answer it
@@ -364,8 +434,9 @@ class Server:
             ToolkitError: the address cannot be listened on.
         """
         try:
-            server = await asyncio.start_server(self._connection, host, port, limit=READ_CHUNK,
-                                                start_serving=False)
+            server = await start_server(self._connection, host, port, limit=READ_CHUNK,
+                                        tls=self.guard is not None and self.guard.tls is not None,
+                                        start_serving=False)
         except OSError as exc:
             raise ToolkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         async with self._serving():
@@ -393,12 +464,36 @@ class Server:
                                      f"{self.max_clients}); try again later", "line": 0}))
                 writer.close()
                 return
+            if self.guard is not None and not await self._admit(task, reader, writer):
+                return
             peer = writer.get_extra_info("peername")
             name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
             channel = Channel(StreamSink(writer), name, max_pending=self.max_pending)
-            await self._serve_channel(channel, lambda: reader.read(READ_CHUNK))
+            if self.observer is not None:
+                self.observer.connections.inc()
+            try:
+                await self._serve_channel(channel, lambda: reader.read(READ_CHUNK))
+            finally:
+                if self.observer is not None:
+                    self.observer.connections.dec()
         finally:
             self._connections.discard(task)
+
+    async def _admit(self, task: asyncio.Task, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> bool:
+        """Authenticate a connection; a shutdown cancels it (it has nothing to answer)."""
+        assert self.guard is not None
+        if self._stopping is not None and self._stopping.is_set():
+            writer.transport.abort()
+            return False
+        self._admitting.add(task)
+        try:
+            return await self.guard.admit(reader, writer)
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            return False
+        finally:
+            self._admitting.discard(task)
 
     # -- common ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -425,8 +520,9 @@ class Server:
             for timer in self._timers:
                 timer.cancel()
         with contextlib.suppress(OSError, ValueError):
-            print(json.dumps({"scheduler": "stopped", "signalled": self._signalled,
-                              **self.stats.as_dict()}), file=self.log, flush=True)
+            auth = {"auth_failed": self.guard.stats.failed} if self.guard is not None else {}
+            print(json_record("info", "stopped", scheduler="stopped", signalled=self._signalled,
+                              **self.stats.as_dict(), **auth), file=self.log, flush=True)
 
 
 def _consume(task: asyncio.Future) -> None:

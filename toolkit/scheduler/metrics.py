@@ -1,0 +1,222 @@
+"""Watching the scheduler: Prometheus metrics, a health check and JSON-lines logs.
+
+- :class:`Metrics` holds the scheduler's Prometheus metrics (official
+  ``prometheus_client``, in a registry of its own): requests by outcome,
+  thresholds met, energy, decision time, time to answer and queue depth as
+  histograms, failed authentications, open connections, and the active
+  configuration.
+- :func:`start_http` serves ``GET /metrics`` (Prometheus text format) and
+  ``GET /healthz`` (a small JSON document; 200 while serving, 503 when
+  stopping) on a port of its own, off by default (``--metrics HOST:PORT``).
+- :func:`setup_logging` makes the ``toolkit.scheduler`` logger write one JSON
+  object per line on stderr (``ts``, ``level``, ``event`` and the record's
+  fields, e.g. ``request_id``); ``--log-level`` sets its level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+__all__ = ["LOGGER", "LOG_LEVELS", "Metrics", "json_record", "log_event", "setup_logging",
+           "start_http"]
+
+#: the scheduler's logger
+LOGGER = logging.getLogger("toolkit.scheduler")
+#: valid ``--log-level`` values
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+_CANONICAL = ("model", "split", "cpu_freq", "edge_accel", "cloud_accel")
+_OUTCOMES = ("ok", "timeout", "failed", "cancelled", "malformed")
+_MS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+               0.5, 1.0, 2.5, 5.0, 10.0)
+_DECIDE_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2)
+_DEPTH_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+_ENERGY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0)
+
+
+def json_record(level: str, event: str, created: float | None = None, **fields: Any) -> str:
+    """One log line: ``{"ts", "level", "event", **fields}`` as compact JSON."""
+    created = time.time() if created is None else created
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    doc = {"ts": f"{ts}.{int(created * 1000) % 1000:03d}Z", "level": level, "event": event,
+           **fields}
+    return json.dumps(doc, default=str, separators=(",", ":"))
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per record: ts, level, event, then the record's extra fields."""
+
+    _PLAIN = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {k: v for k, v in vars(record).items() if k not in self._PLAIN}
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json_record(record.levelname.lower(), record.getMessage(), record.created,
+                           **doc)
+
+
+def setup_logging(level: str = "info", stream: TextIO | None = None) -> logging.Logger:
+    """JSON lines on ``stream`` (default stderr) for the scheduler's logger.
+
+    Raises:
+        ValueError: ``level`` is not one of :data:`LOG_LEVELS`.
+    """
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log level {level!r}; valid: {', '.join(LOG_LEVELS)}")
+    for handler in list(LOGGER.handlers):
+        LOGGER.removeHandler(handler)
+    stream = stream if stream is not None else sys.stderr
+    handler: logging.Handler = (logging.NullHandler() if stream is None    # 2>&-
+                                else logging.StreamHandler(stream))
+    handler.setFormatter(_JsonFormatter())
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(level.upper())
+    LOGGER.propagate = False
+    return LOGGER
+
+
+def log_event(level: str, event: str, **fields: Any) -> None:
+    """Log ``event`` with ``fields`` (e.g. ``request_id``) at ``level`` on the scheduler logger."""
+    number = logging.getLevelName(level.upper())
+    if LOGGER.isEnabledFor(number):
+        LOGGER.log(number, event, extra=fields)
+
+
+class Metrics:
+    """The scheduler's Prometheus metrics, in their own registry.
+
+    Args:
+        namespace: prefix of every metric name.
+    """
+
+    def __init__(self, namespace: str = "dynasplit_scheduler") -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        r, ns = self.registry, namespace
+        self.requests = Counter("requests", "Request lines answered, by outcome",
+                                ["outcome"], namespace=ns, registry=r)
+        self._by_outcome = {o: self.requests.labels(o) for o in _OUTCOMES}
+        self.met = Counter("thresholds_met", "Requests answered within their deadline_ms",
+                           namespace=ns, registry=r)
+        self.energy = Histogram("energy_joules", "Energy per answered request (J), measured "
+                                "or predicted (see the outcome's energy_source)",
+                                namespace=ns, registry=r, buckets=_ENERGY_BUCKETS)
+        self.decision = Histogram("decision_seconds", "Time to choose a configuration",
+                                  namespace=ns, registry=r, buckets=_DECIDE_BUCKETS)
+        self.answer = Histogram("answer_seconds", "Time from accepting a request to its "
+                                "answer (queue wait included)", namespace=ns, registry=r,
+                                buckets=_MS_BUCKETS)
+        self.queue = Histogram("queue_depth", "Requests waiting, seen by each new request",
+                               namespace=ns, registry=r, buckets=_DEPTH_BUCKETS)
+        self.auth_failures = Counter("auth_failures", "Failed authentications, by reason",
+                                     ["reason"], namespace=ns, registry=r)
+        self.connections = Gauge("connections", "Open client connections", namespace=ns,
+                                 registry=r)
+        self.active = Gauge("active_configuration", "1 for the configuration the testbed "
+                            "holds now (the last one chosen)", [*_CANONICAL, "extra"],
+                            namespace=ns, registry=r)
+        self._active: tuple[str, ...] | None = None
+
+    def queued(self, depth: int) -> None:
+        """A request was accepted with ``depth`` requests already waiting."""
+        self.queue.observe(depth)
+
+    def malformed(self) -> None:
+        """A line was answered with an error."""
+        self._by_outcome["malformed"].inc()
+
+    def auth_failed(self, reason: str) -> None:
+        """A connection failed to authenticate (``token``, ``tls``, ``timeout``)."""
+        self.auth_failures.labels(reason).inc()
+
+    def answered(self, outcome: dict[str, Any], seconds: float) -> None:
+        """Record one outcome and the time from acceptance to answer."""
+        status = outcome.get("status", "ok")
+        counter = self._by_outcome.get(status)
+        if counter is not None:
+            counter.inc()
+        self.answer.observe(seconds)
+        if status != "ok":
+            return
+        if outcome.get("met"):
+            self.met.inc()
+        energy = outcome.get("energy_j")
+        if isinstance(energy, (int, float)):
+            self.energy.observe(energy)
+        decide_us = outcome.get("decide_us")
+        if isinstance(decide_us, (int, float)):
+            self.decision.observe(decide_us / 1e6)
+        config = outcome.get("config")
+        if isinstance(config, dict):
+            self._set_active(config)
+
+    def _set_active(self, config: dict[str, Any]) -> None:
+        extra = {k: v for k, v in config.items() if k not in _CANONICAL}
+        labels = (*(str(config.get(k, "")) for k in _CANONICAL),
+                  json.dumps(extra, sort_keys=True, separators=(",", ":")) if extra else "")
+        if labels == self._active:
+            return
+        if self._active is not None:
+            with contextlib.suppress(KeyError):
+                self.active.remove(*self._active)
+        self.active.labels(*labels).set(1)
+        self._active = labels
+
+    def render(self) -> bytes:
+        """The metrics in the Prometheus text exposition format."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            503: "Service Unavailable"}
+
+
+async def start_http(host: str, port: int, metrics: Metrics,
+                     health: Callable[[], tuple[bool, dict[str, Any]]]) -> asyncio.Server:
+    """Serve ``GET /metrics`` and ``GET /healthz`` (HTTP/1.0, one request per connection).
+
+    Args:
+        host, port: where to listen (port 0: any free port).
+        metrics: what ``/metrics`` renders.
+        health: returns (healthy, details); ``/healthz`` answers 200 or 503 with
+            the details as JSON.
+    """
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            method, path, *_ = [*head.split(b"\r\n", 1)[0].decode("latin-1").split(" "), ""]
+            path = path.split("?", 1)[0]
+            if method not in ("GET", "HEAD"):
+                code, ctype, body = 405, "text/plain", b"only GET\n"
+            elif path == "/metrics":
+                code, ctype, body = 200, CONTENT_TYPE_LATEST, metrics.render()
+            elif path == "/healthz":
+                healthy, details = health()
+                code, ctype = (200 if healthy else 503), "application/json"
+                body = json.dumps(details).encode() + b"\n"
+            else:
+                code, ctype, body = 404, "text/plain", b"try /metrics or /healthz\n"
+            writer.write(f"HTTP/1.0 {code} {_REASONS[code]}\r\nContent-Type: {ctype}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + (b"" if method == "HEAD" else body))
+            await writer.drain()
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(serve, host, port, limit=16 * 1024)
