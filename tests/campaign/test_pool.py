@@ -95,8 +95,9 @@ class _AlwaysFailing(LocalTestbed):
 
 
 def test_a_testbed_that_keeps_failing_leaves_the_pool_and_the_others_finish(tmp_path, caplog):
-    good = LocalTestbed(name="good", log_dir=tmp_path / "good")
-    broken = _AlwaysFailing(name="broken", log_dir=tmp_path / "broken")
+    # quota timing, so that each testbed's own cgroup is checked below
+    good = LocalTestbed(name="good", log_dir=tmp_path / "good", edge_timing="quota")
+    broken = _AlwaysFailing(name="broken", log_dir=tmp_path / "broken", edge_timing="quota")
     pool = TestbedPool([good, broken])
     configs, _ = grid(["digits-cnn"], [1, 2, 3, 4, 5, 6, 7, 8], [1800], ["none"], ["none"],
                       n_splits={"digits-cnn": 10})
