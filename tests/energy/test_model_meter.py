@@ -22,8 +22,18 @@ def pi4() -> PowerModel:
 
 @pytest.fixture
 def workers():
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # each says "ready" once the interpreter has started, so that the start-up's
+    # CPU time (20-30 ms) falls before the window, not in it
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "print('ready', flush=True)\nwhile True: pass"],
+        stdout=subprocess.PIPE,
+    )
+    idle = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    for p in (busy, idle):
+        assert p.stdout.readline().strip() == b"ready"
     yield busy, idle
     for p in (busy, idle):
         p.kill()
@@ -46,7 +56,7 @@ def test_busy_process_draws_busy_power_idle_one_waiting_power(pi4, workers):
     assert (m_busy.busy_w, m_busy.wait_w) == (4.5, 3.8)
     # bracket the window's CPU time: the machine is shared, so the spinner gets
     # some of a core, and the test runs until it has had 0.2 s of CPU
-    cpu_a = _cpu(busy.pid)
+    cpu_a, idle_a = _cpu(busy.pid), _cpu(idle.pid)
     m_busy.begin_window()
     cpu_b = _cpu(busy.pid)
     m_idle.begin_window()
@@ -55,7 +65,7 @@ def test_busy_process_draws_busy_power_idle_one_waiting_power(pi4, workers):
         time.sleep(0.02)
     cpu_c = _cpu(busy.pid)
     busy_m, idle_m = m_busy.end_window(), m_idle.end_window()
-    cpu_d = _cpu(busy.pid)
+    cpu_d, idle_d = _cpu(busy.pid), _cpu(idle.pid)
     span = 4.5 - 3.8
     for m in (busy_m, idle_m):
         assert m.source == "model:raspberry-pi-4"
@@ -70,6 +80,8 @@ def test_busy_process_draws_busy_power_idle_one_waiting_power(pi4, workers):
     assert cpu_c - cpu_b - TICKS_S <= surplus_cpu_s <= cpu_d - cpu_a + TICKS_S
     assert surplus_cpu_s > 0.15
     idle_surplus_cpu_s = (idle_m.joules - 3.8 * idle_m.duration_s) / span
+    # the sleeper used (next to) no CPU: its surplus is what /proc counted for it
+    assert idle_surplus_cpu_s <= idle_d - idle_a + TICKS_S
     assert idle_surplus_cpu_s < 0.03
 
 

@@ -10,6 +10,7 @@ paths run here. Executed copies are written to
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def test_every_notebook_is_executed_here() -> None:
 
 @pytest.mark.parametrize("path", _stored(), ids=lambda p: p.stem)
 def test_notebook_is_stored_without_outputs_and_says_what_and_how_long(path: Path) -> None:
+    raw = json.loads(path.read_text())
+    ids = [cell.get("id") for cell in raw["cells"]]
+    # nbformat would silently renumber these (with a warning) on every read
+    assert None not in ids, f"{path.name}: a cell has no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: cell ids repeat: {sorted(ids)}"
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     first = nb.cells[0]
