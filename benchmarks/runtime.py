@@ -371,7 +371,7 @@ async def measure_size(label: str, shape: tuple[int, ...], repeats: int, warmup:
                 t = methods[name](i)
                 if asyncio.iscoroutine(t):
                     t = await t
-                if name.startswith("framing_fp") or name == "framing_int8":
+                if name.removeprefix("framing_") in CODECS:
                     frame_bytes[name.removeprefix("framing_")] = framing.frame_bytes
                 if i >= warmup:
                     times[name].append(t)
