@@ -372,10 +372,14 @@ def _write_digit_folders(root: Path, n: int) -> list[int]:
 
 
 @end_to_end
-def test_data_folder_is_deployed_to_the_edge_and_scored_against_its_labels(bed, tmp_path):
+def test_data_folder_is_deployed_to_the_edge_and_scored_against_its_labels(bed, tmp_path,
+                                                                           monkeypatch):
     """The folder's order (class by class) differs from the built-in digits' order, so
     a high accuracy needs the edge worker to read the deployed images and the
     controller to score them against the folder's labels."""
+    import toolkit.devices.ssh_testbed as ssh_testbed
+
+    monkeypatch.setattr(ssh_testbed, "_DATA_BATCH", 25)  # 60 images: three deploys
     data = tmp_path / "digits"
     labels = _write_digit_folders(data, 60)
     inventory = write_inventory(tmp_path / "bed.toml", bed.edge_sshd, bed.cloud_sshd, bed.fake,

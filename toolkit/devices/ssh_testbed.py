@@ -102,6 +102,8 @@ _CLOUD_ACCELS = ("none", "gpu")
 _EDGE, _CLOUD = "edge-worker", "cloud-worker"
 _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 _TPU_ACCELS = ("tpu-std", "tpu-max")
+#: image files per deploy of a data folder
+_DATA_BATCH = 400
 #: the edge worker's folder of compiled heads, relative to its models folder (its cwd)
 _EDGETPU_SUBDIR = "edgetpu"
 
@@ -304,9 +306,13 @@ class SshTestbed(Testbed):
 
             self._data_remote = f"{root.name}-{await asyncio.to_thread(digest)}"
         target = posixpath.join(self.edge_host.workdir, "data", self._data_remote)
-        await deploy(self.pi.transport,
-                     {root / rel: posixpath.join(target, rel) for rel in self._data_files},
-                     progress=self.progress)
+        # in batches: one deploy asks for all its checksums in one command line,
+        # which sshd hands to the shell as one argument (at most 128 KiB on Linux)
+        for start in range(0, len(self._data_files), _DATA_BATCH):
+            batch = self._data_files[start:start + _DATA_BATCH]
+            await deploy(self.pi.transport,
+                         {root / rel: posixpath.join(target, rel) for rel in batch},
+                         progress=self.progress)
 
     # -- Edge TPU heads -----------------------------------------------------------
 
