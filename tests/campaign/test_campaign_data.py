@@ -42,8 +42,19 @@ def test_measure_scores_against_the_folders_labels(tmp_path, capsys, monkeypatch
     assert accuracy["true"] > 0.9 and accuracy["shifted"] < 0.1
 
 
-def test_data_is_refused_on_an_ssh_testbed(capsys):
-    assert main(["measure", "--testbed", "pi-coral-gpu", "--model", "digits-cnn", "--data", "x",
-                 "-o", "never.nc"]) == 2
+def test_a_malformed_folder_is_refused_in_one_line_on_an_ssh_testbed(tmp_path, capsys):
+    """Checked before any host is contacted (the shipped inventory's hosts are TEST-NET)."""
+    (tmp_path / "flat").mkdir()
+    _png(tmp_path / "flat" / "0.png", np.zeros((8, 8, 1)))  # no class subfolder
+    assert main(["measure", "--testbed", "pi-coral-gpu", "--model", "digits-cnn", "--data",
+                 str(tmp_path / "flat"), "-o", str(tmp_path / "never.nc")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "works on the local testbed only" in err[0]
+    assert len(err) == 1 and "has no subfolders; it needs one subfolder of images" in err[0]
+    assert not (tmp_path / "never.nc").exists()
+
+
+def test_edgetpu_dir_is_refused_on_the_local_testbed(tmp_path, capsys):
+    assert main(["measure", "--model", "digits-cnn", "--edgetpu-dir", str(tmp_path),
+                 "-o", str(tmp_path / "never.nc")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is for SSH testbeds" in err[0]

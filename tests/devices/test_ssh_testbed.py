@@ -4,6 +4,9 @@ Two OpenSSH servers on loopback play the edge and the cloud host. The edge
 profile points the Pi controller at a fake cpufreq tree and fake uhubctl,
 dpkg-query, apt-get and sudo (``tests/fake_pi.py``); the workers are this
 checkout's real edge and cloud workers, started over SSH with this venv's Python.
+The Edge TPU tests compile with a stand-in ``edgetpu_compiler`` script (Coral's
+compiler cannot be installed here) and end at the real refusal of the missing
+``libedgetpu.so.1`` on the edge; the data test deploys PNG class folders.
 """
 
 from __future__ import annotations
@@ -55,13 +58,30 @@ exec {real} "$@"
 """
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def checkout_python(folder: Path) -> Path:
+    """The hosts' ``python``: this venv's Python running *this checkout's* toolkit.
+
+    The venv's own ``toolkit`` may be an editable install of another checkout; an
+    SSH session does not inherit this process's ``PYTHONPATH``, so the workers
+    would otherwise run that checkout's code.
+    """
+    wrapper = folder / "python"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO}${{PYTHONPATH:+:$PYTHONPATH}}" '
+                       f'exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 def host_table(name: str, role: str, server: SshServer, profile: str, workdir: Path,
-               **extra: object) -> str:
+               python: Path | str = sys.executable, **extra: object) -> str:
     lines = [
         "[[hosts]]", f'name = "{name}"', 'address = "127.0.0.1"', f"port = {server.port}",
         f'user = "{server.user}"', f'identity_file = "{server.client_key}"',
         f'known_hosts = "{server.known_hosts}"', f'roles = ["{role}"]',
-        f'profile = "{profile}"', f'workdir = "{workdir}"', f'python = "{sys.executable}"',
+        f'profile = "{profile}"', f'workdir = "{workdir}"', f'python = "{python}"',
         "connect_timeout_s = 5",
     ]
     lines += [f"{k} = {v}" for k, v in extra.items()]
@@ -70,11 +90,12 @@ def host_table(name: str, role: str, server: SshServer, profile: str, workdir: P
 
 def write_inventory(path: Path, edge: SshServer, cloud: SshServer, fake: FakePi,
                     workdir: Path, meters: str = "", name: str = "loopback-pi") -> Path:
+    python = checkout_python(path.parent)
     path.write_text(
         f'[testbed]\nname = "{name}"\nkind = "ssh"\n\n'
-        + host_table("pi", "edge", edge, str(fake.profile_path), workdir / "pi",
+        + host_table("pi", "edge", edge, str(fake.profile_path), workdir / "pi", python,
                      command_timeout_s=3)
-        + host_table("gpu", "cloud", cloud, "cloud-gpu-server", workdir / "gpu",
+        + host_table("gpu", "cloud", cloud, "cloud-gpu-server", workdir / "gpu", python,
                      worker_port=free_port())
         + meters
     )
@@ -91,6 +112,56 @@ def fake_pi_for_testbed(root: Path) -> FakePi:
     wrapper.write_text(HANG_ONCE.format(state=fake.state, real=real))
     wrapper.chmod(0o755)
     return fake
+
+
+# what Coral's `edgetpu_compiler -s -o OUT IN.tflite` leaves behind, for the test double
+COMPILER_DOUBLE = """#!/bin/sh
+echo "$@" >> {calls}
+if [ "$#" -ne 4 ] || [ "$1" != "-s" ] || [ "$2" != "-o" ]; then
+    echo "unexpected arguments: $*" >&2; exit 2
+fi
+stem=$(basename "$4" .tflite)
+{{ printf 'EDGETPU-DOUBLE\\n'; cat "$4"; }} > "$3/${{stem}}_edgetpu.tflite" || exit 1
+echo "Edge TPU Compiler (test double): compiled $4" > "$3/${{stem}}_edgetpu.log"
+"""
+
+
+def install_compiler_double(folder: Path, calls: Path) -> Path:
+    """A real executable named ``edgetpu_compiler`` in ``folder``: a test double.
+
+    Coral's compiler is an external x86-64 tool that cannot be installed here
+    (no network, no Coral apt repository), so this shell script stands in for it:
+    it takes the real compiler's command line (``-s -o OUT IN.tflite``), writes
+    ``OUT/<IN stem>_edgetpu.tflite`` (a marker line followed by the int8 input)
+    and a ``.log`` beside it where the real one would, and appends its arguments
+    to ``calls``. Everything around it (the int8 head it is given, the deploy,
+    the edge worker's delegate) is the toolkit's real code.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = folder / "edgetpu_compiler"
+    exe.write_text(COMPILER_DOUBLE.format(calls=calls))
+    exe.chmod(0o755)
+    return exe
+
+
+def without_compiler(monkeypatch) -> None:
+    """PATH without any ``edgetpu_compiler`` (this machine has none, but be sure)."""
+    keep = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+            if d and not (Path(d) / "edgetpu_compiler").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(keep))
+
+
+def remote_head(bed: Bed, name: str) -> Path:
+    """Where the edge host's worker looks for a compiled head (sshd is on loopback)."""
+    return bed.root / "work" / "pi" / "models" / "edgetpu" / name
+
+
+def one_line_delegate_refusal(info: pytest.ExceptionInfo) -> None:
+    text = str(info.value)
+    assert "\n" not in text, text
+    assert "cannot load the Edge TPU delegate libedgetpu.so.1 (" in text
+    assert "install the Coral runtime (apt-get install libedgetpu1-std or libedgetpu1-max)" \
+        in text
 
 
 def kill_workers_under(folder: Path) -> None:
@@ -218,6 +289,149 @@ def test_tpu_knobs_switch_and_a_worker_without_coral_refuses(bed, tmp_path):
     assert bed.fake.read("pkg") == "libedgetpu1-max"  # the knobs were set before the refusal
     assert bed.testbed.edge_accels == ("none", "int8", "tpu-std", "tpu-max")
     assert bed.testbed.cloud_accels == ("none", "gpu")
+
+
+@end_to_end
+def test_tpu_head_without_compiler_or_artifact_is_refused_in_one_line(bed, tmp_path,
+                                                                       monkeypatch):
+    without_compiler(monkeypatch)
+    monkeypatch.setattr(bed.testbed, "edgetpu_dir", str(tmp_path))  # an empty artifacts folder
+    with pytest.raises(ToolkitError) as info:
+        bed.testbed.run(Config("digits-cnn", 4, 600, "tpu-std", "none"), samples=1)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(
+        "no Edge TPU head digits-cnn-8-split4_edgetpu.tflite: edgetpu_compiler is not on PATH "
+        f"and {tmp_path / 'digits-cnn-8-split4_edgetpu.tflite'} does not exist; install Coral's "
+        "compiler on an x86-64 Linux host (apt-get install edgetpu-compiler)")
+    assert not remote_head(bed, "digits-cnn-8-split4_edgetpu.tflite").exists()
+
+
+@end_to_end
+def test_tpu_head_compiled_on_the_controller_is_deployed_to_the_edge(bed, tmp_path, monkeypatch):
+    calls = tmp_path / "compiler-calls"
+    install_compiler_double(tmp_path / "bin", calls)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(ToolkitError) as info:
+        bed.testbed.run(Config("digits-cnn", 1, 600, "tpu-std", "none"), samples=1)
+    # the head was compiled and deployed; the worker found it and then needed the
+    # delegate, which no machine here has
+    one_line_delegate_refusal(info)
+    (argv,) = calls.read_text().splitlines()
+    flag_s, flag_o, out, source = argv.split()
+    assert (flag_s, flag_o) == ("-s", "-o")
+    assert Path(source) == Path(out) / "digits-cnn-8-split1.tflite"
+    int8 = Path(source).read_bytes()
+    assert int8[4:8] == b"TFL3"  # the int8 head's flatbuffer went in
+    compiled = Path(out) / "digits-cnn-8-split1_edgetpu.tflite"
+    assert compiled.read_bytes() == b"EDGETPU-DOUBLE\n" + int8
+    deployed = remote_head(bed, compiled.name)
+    assert deployed.read_bytes() == compiled.read_bytes()  # byte-identical on the edge
+    # a second run neither compiles nor copies again
+    mtime = deployed.stat().st_mtime_ns
+    with pytest.raises(ToolkitError, match="cannot load the Edge TPU delegate"):
+        bed.testbed.run(Config("digits-cnn", 1, 1200, "tpu-max", "none"), samples=1)
+    assert len(calls.read_text().splitlines()) == 1 and deployed.stat().st_mtime_ns == mtime
+
+
+@end_to_end
+def test_a_precompiled_tpu_head_is_deployed_and_the_missing_delegate_refused(bed, tmp_path,
+                                                                              monkeypatch):
+    without_compiler(monkeypatch)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    head = artifacts / "digits-cnn-8-split3_edgetpu.tflite"
+    head.write_bytes(os.urandom(3000))
+    monkeypatch.setattr(bed.testbed, "edgetpu_dir", str(artifacts))
+    campaign = Campaign(bed.testbed, CampaignSpec([Config("digits-cnn", 3, 600, "tpu-max",
+                                                          "none")], samples=2),
+                        tmp_path / "tpu.nc", retries=0, progress=False)
+    campaign.run()
+    (failure,) = campaign.summary.failures  # recorded as a failed run, with its reason
+    assert "cannot load the Edge TPU delegate libedgetpu.so.1" in failure["reason"]
+    assert remote_head(bed, head.name).read_bytes() == head.read_bytes()
+    with pytest.raises(ToolkitError) as info:
+        bed.testbed.run(Config("digits-cnn", 3, 600, "tpu-std", "none"), samples=1)
+    one_line_delegate_refusal(info)
+
+
+def _write_digit_folders(root: Path, n: int) -> list[int]:
+    """The first ``n`` held-out digits as 8x8 PNGs in class folders; their labels in
+    the folder's order (class by class)."""
+    import tensorflow as tf
+
+    from toolkit.models.digits import load_digits_data
+
+    digits = load_digits_data()
+    for i, (x, y) in enumerate(zip(digits.x_test[:n], digits.y_test[:n], strict=True)):
+        folder = root / f"digit_{int(y)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:03d}.png").write_bytes(
+            tf.io.encode_png(np.rint(x * 255).astype(np.uint8)).numpy())
+    return sorted(int(y) for y in digits.y_test[:n])
+
+
+@end_to_end
+def test_data_folder_is_deployed_to_the_edge_and_scored_against_its_labels(bed, tmp_path,
+                                                                           monkeypatch):
+    """The folder's order (class by class) differs from the built-in digits' order, so
+    a high accuracy needs the edge worker to read the deployed images and the
+    controller to score them against the folder's labels."""
+    import toolkit.devices.ssh_testbed as ssh_testbed
+
+    monkeypatch.setattr(ssh_testbed, "_DATA_BATCH", 25)  # 60 images: three deploys
+    data = tmp_path / "digits"
+    labels = _write_digit_folders(data, 60)
+    inventory = write_inventory(tmp_path / "bed.toml", bed.edge_sshd, bed.cloud_sshd, bed.fake,
+                                tmp_path / "work")  # its own workdir: its own workers
+    testbed = open_testbed(inventory, model="digits-cnn", data=str(data), progress=False,
+                           reconnect=FAST, startup_timeout_s=180)
+    try:
+        testbed.start()
+        record = testbed.run(Config("digits-cnn", 3, 800, "none", "none"), samples=60)
+        int8 = testbed.run(Config("digits-cnn", 3, 800, "int8", "none"), samples=60)
+        folder_labels, source = testbed._sync(testbed.labels("digits-cnn"))
+    finally:
+        testbed.close()
+        kill_workers_under(tmp_path / "work")
+    assert source == "labels" and folder_labels.tolist() == labels
+    assert record.label_source == "labels" and record.samples == 60
+    assert record.accuracy > 0.9 and int8.accuracy > 0.85
+    (copy,) = (tmp_path / "work" / "pi" / "data").iterdir()
+    assert copy.name.startswith("digits-")
+    sent = sorted(p.relative_to(data) for p in data.rglob("*.png"))
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*.png")) == sent
+    assert all((copy / p).read_bytes() == (data / p).read_bytes() for p in sent)
+    assert not (tmp_path / "work" / "gpu" / "data").exists()  # the cloud needs no images
+
+
+def test_malformed_data_and_artifacts_are_refused_before_connecting(tmp_path):
+    fake = make_fake_pi(tmp_path / "pi")
+    inventory = tmp_path / "x.toml"
+    inventory.write_text(
+        f'[testbed]\nname = "x"\nkind = "ssh"\n'
+        f'[[hosts]]\nname = "pi"\naddress = "192.0.2.10"\nuser = "u"\nagent = true\n'
+        f'roles = ["edge"]\nprofile = "{fake.profile_path}"\n'
+        f'[[hosts]]\nname = "gpu"\naddress = "192.0.2.20"\nuser = "u"\nagent = true\n'
+        f'roles = ["cloud"]\nprofile = "cloud-gpu-server"\n')
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "0001.png").write_bytes(b"not read")
+    with pytest.raises(ToolkitError, match=r"data folder .*flat has no subfolders; it needs "
+                                           r"one subfolder of images"):
+        open_testbed(inventory, data=flat)
+    (flat / "cats").mkdir()
+    (flat / "cats" / "notes.txt").write_text("no image")
+    with pytest.raises(ToolkitError, match=r"data folder .*flat holds no images in its class "
+                                           r"subfolders \(cats\); allowed: .bmp"):
+        open_testbed(inventory, data=flat)
+    with pytest.raises(ToolkitError, match="missing does not exist; give a folder with one"):
+        open_testbed(inventory, data=tmp_path / "missing")
+    with pytest.raises(ConfigError, match=r"Edge TPU artifacts folder .*nowhere does not exist"):
+        open_testbed(inventory, edgetpu_dir=tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match=r"--edgetpu-dir .* is for SSH testbeds"):
+        open_testbed("local", edgetpu_dir=tmp_path)
+    assert open_testbed(inventory, edgetpu_dir=tmp_path).edgetpu_dir == str(tmp_path)
 
 
 @end_to_end

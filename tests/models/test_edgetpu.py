@@ -19,6 +19,7 @@ from toolkit.models.edgetpu import (
     compiled_name,
     compiler_command,
     find_compiled,
+    head_source,
     head_stem,
     load_edgetpu_delegate,
 )
@@ -65,6 +66,17 @@ def test_no_compiler_and_no_artifact_is_one_line_naming_both(digits, tmp_path, m
     assert "edgetpu_compiler is not on PATH" in text
     assert str(tmp_path / "digits-cnn-8-split3_edgetpu.tflite") in text
     assert "apt-get install edgetpu-compiler" in text
+
+
+def test_head_source_is_checked_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolkitError, match=r"no Edge TPU head m-8-split3_edgetpu\.tflite: "
+                                           r"edgetpu_compiler is not on PATH and an artifacts "
+                                           r"folder \(m-8-split3_edgetpu\.tflite\) does not"):
+        head_source("m-8-split3")
+    (tmp_path / "m-8-split3_edgetpu.tflite").write_bytes(b"x")
+    assert head_source("m-8-split3", tmp_path) == tmp_path / "m-8-split3_edgetpu.tflite"
+    assert head_source("m-8-split4", tmp_path, compiler="/bin/true") is None  # can compile
 
 
 def test_a_failing_compiler_is_reported_with_its_exit_status(digits, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from toolkit.errors import ToolkitError
 from toolkit.models import SplitModel, accuracy_table, eval_data, folder_data, load_model
-from toolkit.models.data import preprocess
+from toolkit.models.data import image_files, preprocess
 from toolkit.models.digits import load_digits_data
 
 
@@ -62,3 +62,29 @@ def test_bad_folders_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ToolkitError, match=r"data folder .*empty"):
         folder_data(tmp_path / "empty", model, "digits-cnn")
+    with pytest.raises(ToolkitError, match=r"empty has no subfolders; it needs one subfolder "
+                                           r"of images \(.bmp, .gif, .jpeg, .jpg, .png\) per "
+                                           r"class"):
+        image_files(tmp_path / "empty")
+    (tmp_path / "empty" / "a").mkdir()
+    with pytest.raises(ToolkitError, match=r"holds no images in its class subfolders \(a\)"):
+        image_files(tmp_path / "empty")
+    with pytest.raises(ToolkitError, match="does not exist; give a folder with one subfolder"):
+        image_files(tmp_path / "missing")
+
+
+def test_image_files_lists_what_the_loader_reads(tmp_path):
+    import keras
+
+    _write_digits(tmp_path / "digits")
+    (tmp_path / "digits" / "README.txt").write_text("not an image, not in a class")
+    (tmp_path / "digits" / "3" / "deeper").mkdir()
+    _png(tmp_path / "digits" / "3" / "deeper" / "x.PNG", np.zeros((8, 8, 1)))
+    (tmp_path / "digits" / "3" / "notes.txt").write_text("skipped")
+    files = image_files(tmp_path / "digits")
+    ds = keras.utils.image_dataset_from_directory(tmp_path / "digits", shuffle=False,
+                                                  color_mode="grayscale", image_size=(8, 8),
+                                                  verbose=False)
+    root = str(tmp_path / "digits") + "/"
+    assert files == [p.removeprefix(root) for p in ds.file_paths]
+    assert "3/deeper/x.PNG" in files and len(files) == len(load_digits_data().y_test) + 1

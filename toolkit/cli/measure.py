@@ -48,7 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="GELU variant of vit-b16 (the model is then named e.g. vit-b16:igelu)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="image folder, one subfolder per class: accuracy against its real "
-                   "labels (local testbed; default: the built-in data)")
+                   "labels (deployed to the edge host of an SSH testbed; default: the "
+                   "built-in data)")
+    p.add_argument("--edgetpu-dir", default=None, metavar="DIR",
+                   help="SSH testbeds: folder of precompiled *_edgetpu.tflite heads for "
+                   "tpu-std/tpu-max, used where edgetpu_compiler is not on PATH")
     p.add_argument("-o", "--out", required=True, help="output cube (.nc)")
     p.set_defaults(func=run)
 
@@ -98,6 +102,8 @@ def open_testbeds(args: argparse.Namespace):
     options = {"model": args.model[0], "input_size": args.input_size}
     if args.data:
         options["data"] = args.data
+    if args.edgetpu_dir:
+        options["edgetpu_dir"] = args.edgetpu_dir
     if args.testbeds is None and len(specs) == 1:
         return open_testbed(specs[0], **options)
     copies = 1 if args.testbeds is None else _whole(args.testbeds, "--testbeds", 1)

@@ -20,16 +20,22 @@ def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
         spec: ``local`` (the embedded default) or a testbed inventory TOML
             (name under ``hardware/testbeds`` or a path).
         options: passed to the testbed's constructor (e.g. ``model``,
-            ``input_size``; ``log_dir`` for the local testbed, ``startup_timeout_s``
-            for the SSH testbed).
+            ``input_size``, ``data``; ``log_dir`` for the local testbed,
+            ``startup_timeout_s`` and ``edgetpu_dir`` for the SSH testbed).
 
     Raises:
-        ConfigError: an unreadable or invalid inventory.
+        ConfigError: an unreadable or invalid inventory; ``edgetpu_dir`` for a
+            local testbed.
     """
     from toolkit.devices.inventory import load_inventory
     from toolkit.devices.local import LocalTestbed
     from toolkit.devices.ssh_testbed import SshTestbed
 
+    if not options.get("edgetpu_dir"):
+        options.pop("edgetpu_dir", None)
+    elif _is_local(spec):
+        raise ConfigError("--edgetpu-dir (compiled Edge TPU heads) is for SSH testbeds; the "
+                          "local testbed runs tpu-std/tpu-max as int8 heads on the CPU")
     if str(spec) == "local":
         return LocalTestbed(**options)
     inventory = load_inventory(spec)
@@ -40,10 +46,6 @@ def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
             raise ConfigError(f"{inventory.path}: a local testbed needs exactly one edge and one "
                               f"cloud host (found {len(edge)} and {len(cloud)})")
         return LocalTestbed(edge[0].profile, cloud[0].profile, **options)
-    if options.get("data"):
-        raise ConfigError("--data (an image folder) works on the local testbed only; the SSH "
-                          "testbed's workers use the built-in evaluation data")
-    options.pop("data", None)
     return SshTestbed(inventory, **options)
 
 

@@ -25,6 +25,23 @@ Starting it (:meth:`~SshTestbed.astart`):
    remote log (or its error, or gives up after ``startup_timeout_s``), and
    connects an :class:`~toolkit.runtime.session.EdgeClient` to the edge worker.
 
+Real data (``data``: a folder with one subfolder of images per class): the
+folder is checked when the testbed is made, its images are deployed to the
+edge host into ``<workdir>/data/<folder>-<digest>/`` (the digest of the images'
+names and contents, so a changed folder never mixes with an older copy), and
+the edge worker reads them with ``--data`` through the same loader and
+preprocessing as on the local testbed; the controller scores against the
+folder's labels (``label_source = labels``).
+
+Edge TPU heads (``tpu-std`` / ``tpu-max``): before such a run the controller
+makes the head's Edge-TPU-compiled file (:mod:`toolkit.models.edgetpu`): the
+precompiled ``<model>-<size>-split<k>_edgetpu.tflite`` from ``edgetpu_dir``
+where it is there, else the int8 head (as for ``int8``, calibrated on the same
+inputs as the edge worker's) compiled with ``edgetpu_compiler`` from PATH. It
+is deployed to ``<workdir>/models/edgetpu/`` on the edge host, whose worker
+(``--edgetpu-dir``) loads it through the ``libedgetpu.so.1`` delegate. Whatever
+is missing is refused with one line.
+
 Applying a configuration sets the edge knobs with ``PiController.apply`` (CPU
 frequency, TPU power and runtime mode: one remote command) and, at the same
 time, the cloud accelerator with ``CloudController.set_cloud_accel`` (the cloud
@@ -47,6 +64,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import ipaddress
 import json
 import logging
@@ -67,7 +85,7 @@ from toolkit.devices.local import Link
 from toolkit.devices.pi import PiController
 from toolkit.devices.profile import load_profile
 from toolkit.devices.remote import RemoteProcess
-from toolkit.devices.ssh import ReconnectPolicy, SshTransport
+from toolkit.devices.ssh import ReconnectPolicy, SshTransport, file_sha256
 from toolkit.devices.testbed import Testbed
 from toolkit.energy.meter import Meter, MeterUnavailableError
 from toolkit.energy.model import PowerModel
@@ -83,6 +101,11 @@ _EDGE_ACCELS = ("none", "int8", "tpu-std", "tpu-max")
 _CLOUD_ACCELS = ("none", "gpu")
 _EDGE, _CLOUD = "edge-worker", "cloud-worker"
 _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+_TPU_ACCELS = ("tpu-std", "tpu-max")
+#: image files per deploy of a data folder
+_DATA_BATCH = 400
+#: the edge worker's folder of compiled heads, relative to its models folder (its cwd)
+_EDGETPU_SUBDIR = "edgetpu"
 
 
 def _one_host(inventory: Inventory, role: str) -> Host:
@@ -116,10 +139,16 @@ class SshTestbed(Testbed):
         run_timeout_s: limit for one run's inference (None: no limit).
         reconnect: SSH reconnect backoff for both hosts.
         progress: show progress bars (model deploys).
+        data: image folder, one subfolder per class: the evaluation samples and
+            real labels, deployed to the edge host (default: the built-in data).
+        edgetpu_dir: folder of precompiled ``*_edgetpu.tflite`` heads, taken
+            before compiling with ``edgetpu_compiler``.
 
     Raises:
         ConfigError: the inventory is not of kind ``ssh``, lacks exactly one edge
-            or cloud host, or lists more than one meter for a host.
+            or cloud host, or lists more than one meter for a host;
+            ``edgetpu_dir`` is not a folder.
+        ToolkitError: ``data`` is not a folder of class subfolders with images.
     """
 
     runs_inputs = True
@@ -128,7 +157,9 @@ class SshTestbed(Testbed):
                  model: str = "digits-cnn", input_size: int | None = None,
                  link: Link | None = None, startup_timeout_s: float = 300.0,
                  run_timeout_s: float | None = None,
-                 reconnect: ReconnectPolicy | None = None, progress: bool = True) -> None:
+                 reconnect: ReconnectPolicy | None = None, progress: bool = True,
+                 data: str | os.PathLike | None = None,
+                 edgetpu_dir: str | os.PathLike | None = None) -> None:
         inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
         if inv.kind != "ssh":
             raise ConfigError(f"{inv.path}: testbed kind is {inv.kind!r}; SshTestbed needs "
@@ -157,6 +188,20 @@ class SshTestbed(Testbed):
         self._cloud_accel = "none"
         self._model_files: dict[str, Path] = {}
         self._tmp: tempfile.TemporaryDirectory | None = None
+        self.data = str(Path(data).expanduser().resolve()) if data else None
+        self._data_files: list[str] = []
+        self._data_remote: str | None = None  # the folder's name under <workdir>/data
+        if self.data:
+            from toolkit.models.data import image_files
+
+            self._data_files = image_files(self.data)  # refused here, before connecting
+        self.edgetpu_dir = str(Path(edgetpu_dir).expanduser().resolve()) if edgetpu_dir \
+            else None
+        if self.edgetpu_dir and not Path(self.edgetpu_dir).is_dir():
+            raise ConfigError(f"Edge TPU artifacts folder {self.edgetpu_dir} does not exist; "
+                              "give the folder that holds the *_edgetpu.tflite heads")
+        self._compiled: dict[tuple[str, int], Path] = {}  # (model, split) -> local file
+        self._deployed_heads: set[tuple[str, int]] = set()
 
     # -- devices and energy -------------------------------------------------------
 
@@ -234,10 +279,99 @@ class SshTestbed(Testbed):
         return posixpath.join(host.workdir, "models")
 
     def _worker_argv(self, role: str, host: Host, file_name: str, threads: int) -> list[str]:
-        # run from the models folder with a bare file name (no '/' in cache keys)
-        return [host.python, "-m", f"toolkit.runtime.{role}", "--model", file_name,
-                "--host", host.address, "--port", str(host.worker_port),
-                "--threads", str(max(1, threads))]
+        # run from the models folder with a bare file name (no '/' in cache keys);
+        # --name keeps the model's own name (its preprocessing, its Edge TPU heads)
+        argv = [host.python, "-m", f"toolkit.runtime.{role}", "--model", file_name,
+                "--name", self.model_name, "--host", host.address,
+                "--port", str(host.worker_port), "--threads", str(max(1, threads))]
+        if role == "edge":
+            argv += ["--edgetpu-dir", _EDGETPU_SUBDIR]
+            if self._data_remote:
+                argv += ["--data", posixpath.join("..", "data", self._data_remote)]
+        return argv
+
+    # -- real data ----------------------------------------------------------------
+
+    async def _deploy_data(self) -> None:
+        """Copy the image folder to ``<workdir>/data/<name>-<digest>/`` on the edge host."""
+        if not self.data:
+            return
+        root = Path(self.data)
+        if self._data_remote is None:
+            def digest() -> str:
+                h = hashlib.sha256()
+                for rel in self._data_files:
+                    h.update(f"{rel}\0{file_sha256(root / rel)}\n".encode())
+                return h.hexdigest()[:12]
+
+            self._data_remote = f"{root.name}-{await asyncio.to_thread(digest)}"
+        target = posixpath.join(self.edge_host.workdir, "data", self._data_remote)
+        # in batches: one deploy asks for all its checksums in one command line,
+        # which sshd hands to the shell as one argument (at most 128 KiB on Linux)
+        for start in range(0, len(self._data_files), _DATA_BATCH):
+            batch = self._data_files[start:start + _DATA_BATCH]
+            await deploy(self.pi.transport,
+                         {root / rel: posixpath.join(target, rel) for rel in batch},
+                         progress=self.progress)
+
+    # -- Edge TPU heads -----------------------------------------------------------
+
+    async def _prepare(self, config: Config) -> None:
+        """Compile (or find) and deploy the Edge TPU head a ``tpu-*`` run needs."""
+        if config.edge_accel in _TPU_ACCELS:
+            await self.edgetpu_head(config.model, config.split)
+
+    async def edgetpu_head(self, model: str, split: int) -> Path | None:
+        """The compiled head of ``split``, deployed to the edge host's worker.
+
+        Taken from ``edgetpu_dir`` where it is there, else compiled from the int8
+        head with ``edgetpu_compiler``; copied to ``<workdir>/models/edgetpu/``
+        (checked by sha256). None at split 0 (no head).
+
+        Raises:
+            ToolkitError: neither the artifact nor the compiler is there, or the
+                compiler failed (one line).
+        """
+        from toolkit.models.edgetpu import compile_head, compiled_name, head_source, head_stem
+
+        sm = await self.split_model_for(model)
+        if sm.head(split) is None:
+            return None
+        key = (model, split)
+        stem = head_stem(model, split, sm.model.inputs[0].shape[1])
+        path = self._compiled.get(key)
+        if path is None:
+            path = head_source(stem, self.edgetpu_dir)  # refuses before any work
+            if path is None:
+                flat = await self._int8_head(model, split)
+                if self._tmp is None:
+                    self._tmp = tempfile.TemporaryDirectory(prefix="dynasplit-models-")
+                path = await asyncio.to_thread(compile_head, flat, stem,
+                                               Path(self._tmp.name) / "edgetpu",
+                                               artifacts=self.edgetpu_dir)
+            self._compiled[key] = path
+        if key not in self._deployed_heads:
+            remote = posixpath.join(self._models_dir(self.edge_host), _EDGETPU_SUBDIR,
+                                    compiled_name(stem))
+            await deploy(self.pi.transport, {path: remote}, progress=self.progress)
+            self._deployed_heads.add(key)
+        return path
+
+    async def _int8_head(self, model: str, split: int) -> bytes:
+        """The head's int8 flatbuffer, calibrated on the edge worker's inputs."""
+        from toolkit.models.data import eval_inputs, folder_data
+        from toolkit.models.quantize import quantize_int8
+
+        sm = await self.split_model_for(model)
+
+        def build() -> bytes:
+            if self.data:
+                x_calib = folder_data(self.data, sm.model, model).x_calib
+            else:
+                x_calib = eval_inputs(sm.model)[0]
+            return quantize_int8(sm.head(split), x_calib)
+
+        return await asyncio.to_thread(build)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -249,10 +383,11 @@ class SshTestbed(Testbed):
         try:
             await asyncio.gather(self.pi.transport.connect(), self.cloud.transport.connect())
             local = await self.model_file(self.model_name)
+            self._deployed_heads.clear()  # checked again (by sha256) in this session
             await asyncio.gather(*(
                 deploy(t, {local: posixpath.join(self._models_dir(t.host), local.name)},
                        progress=self.progress)
-                for t in (self.pi.transport, self.cloud.transport)))
+                for t in (self.pi.transport, self.cloud.transport)), self._deploy_data())
             edge_argv = self._worker_argv("edge", self.edge_host, local.name,
                                           self.edge_profile.cores)
             edge_proc, _ = await asyncio.gather(

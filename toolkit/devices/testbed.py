@@ -144,6 +144,10 @@ class Testbed(BlockingLifecycle, abc.ABC):
                        offset: int) -> RunResult:
         """Run split inference for an applied configuration."""
 
+    async def _prepare(self, config: Config) -> None:
+        """Make what a run of the applied ``config`` needs before it is timed and
+        metered (the SSH testbed: Edge TPU heads); nothing by default."""
+
     async def split_model_for(self, model: str):
         """The controller-side :class:`~toolkit.models.SplitModel` of a model name
         (built once per name, at the testbed's ``input_size``)."""
@@ -248,6 +252,7 @@ class Testbed(BlockingLifecycle, abc.ABC):
                                    "(no caller inputs or top-k)")
             extra = {"inputs": inputs, "top_k": int(top_k)}
         changes = await self.aapply(config)
+        await self._prepare(config)
         meters = [m for m in (self.edge_meter, self.cloud_meter) if m is not None]
         for m in meters:
             m.begin_window()
@@ -275,6 +280,7 @@ class Testbed(BlockingLifecycle, abc.ABC):
         if samples < 1:
             raise ConfigError(f"samples must be at least 1, got {samples}")
         await self.aapply(config)
+        await self._prepare(config)
         return await self._execute(config, samples=samples, codec=codec, warmup=warmup,
                                    offset=offset)
 

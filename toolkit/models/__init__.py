@@ -11,7 +11,7 @@ from toolkit.lazy import lazy_exports
 _MODULES = {
     "Encoded": "codecs", "decode": "codecs", "encode": "codecs",
     "EvalData": "data", "eval_data": "data", "eval_inputs": "data", "folder_data": "data",
-    "reference_labels": "data",
+    "image_files": "data", "reference_labels": "data",
     "build_digits_cnn": "digits", "load_digits_data": "digits", "train_digits": "digits",
     "accuracy_table": "evaluate",
     "model_macs": "macs",

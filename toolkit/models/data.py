@@ -27,8 +27,11 @@ import numpy as np
 from toolkit.errors import ToolkitError
 from toolkit.models.digits import load_digits_data
 
-__all__ = ["PREPROCESSING", "EvalData", "eval_data", "eval_inputs", "folder_data",
-           "reference_labels"]
+__all__ = ["IMAGE_FORMATS", "PREPROCESSING", "EvalData", "eval_data", "eval_inputs",
+           "folder_data", "image_files", "reference_labels"]
+
+#: the file endings ``keras.utils.image_dataset_from_directory`` reads (any case)
+IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 #: model name -> how its images (float pixels 0..255) are preprocessed:
 #: ``scale:<divisor>``, ``vit`` (to -1..1, as vit_keras) or a keras.applications
@@ -133,6 +136,46 @@ def preprocess(name: str, images: np.ndarray) -> np.ndarray:
                       dtype="float32")
 
 
+def _no_folder(root: Path) -> ToolkitError:
+    return ToolkitError(f"data folder {root} does not exist; give a folder with one "
+                        "subfolder of images per class")
+
+
+def image_files(path: str | os.PathLike) -> list[str]:
+    """The images of a class-folder tree that :func:`folder_data` reads, without reading them.
+
+    The same walk as ``keras.utils.image_dataset_from_directory``: every
+    subfolder of ``path`` is a class, and every file under it (at any depth)
+    ending in one of :data:`IMAGE_FORMATS` is one of its images; files directly
+    in ``path`` are not. Used to check a folder and to copy it to another host.
+
+    Returns:
+        The images' paths relative to ``path`` (``/``-separated), in class and
+        file order.
+
+    Raises:
+        ToolkitError: the folder is missing, has no class subfolders, or they hold
+            no images (one line naming the folder and what it needs).
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise _no_folder(root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise ToolkitError(f"data folder {root} has no subfolders; it needs one subfolder of "
+                           f"images ({', '.join(IMAGE_FORMATS)}) per class")
+    found = []
+    for name in classes:
+        for folder, _, files in sorted(os.walk(root / name), key=lambda x: x[0]):
+            rel = Path(folder).relative_to(root).as_posix()
+            found += [f"{rel}/{f}" for f in sorted(files) if f.lower().endswith(IMAGE_FORMATS)]
+    if not found:
+        raise ToolkitError(f"data folder {root} holds no images in its class subfolders "
+                           f"({', '.join(classes[:3])}{', ...' if len(classes) > 3 else ''}); "
+                           f"allowed: {', '.join(IMAGE_FORMATS)}")
+    return found
+
+
 def folder_data(path: str | os.PathLike, model, name: str, n_calib: int = 200) -> EvalData:
     """Evaluation data from a folder of images, one subfolder per class.
 
@@ -154,8 +197,7 @@ def folder_data(path: str | os.PathLike, model, name: str, n_calib: int = 200) -
 
     root = Path(path)
     if not root.is_dir():
-        raise ToolkitError(f"data folder {root} does not exist; give a folder with one "
-                           "subfolder of images per class")
+        raise _no_folder(root)
     h, w, c = (int(d) for d in model.inputs[0].shape[1:])
     try:
         ds = keras.utils.image_dataset_from_directory(

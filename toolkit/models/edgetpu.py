@@ -36,6 +36,7 @@ __all__ = [
     "compiled_name",
     "compiler_command",
     "find_compiled",
+    "head_source",
     "head_stem",
     "load_edgetpu_delegate",
 ]
@@ -79,6 +80,27 @@ def find_compiled(artifacts: str | os.PathLike | None, stem: str) -> Path | None
     return path if path.is_file() else None
 
 
+def head_source(stem: str, artifacts: str | os.PathLike | None = None,
+                compiler: str | None = None) -> Path | None:
+    """Where the compiled head of ``stem`` will come from, checked before any work.
+
+    Returns:
+        The precompiled ``<stem>_edgetpu.tflite`` in ``artifacts``, or None where
+        it is not there but the compiler is on PATH (it can be compiled).
+
+    Raises:
+        ToolkitError: neither is there (one line naming both and how to get them).
+    """
+    found = find_compiled(artifacts, stem)
+    if found is not None or shutil.which(compiler or COMPILER) is not None:
+        return found
+    where = f"{Path(artifacts) / compiled_name(stem)}" if artifacts else \
+        f"an artifacts folder ({compiled_name(stem)})"
+    raise ToolkitError(f"no Edge TPU head {compiled_name(stem)}: {compiler or COMPILER} "
+                       f"is not on PATH and {where} does not exist; {_INSTALL_COMPILER}, "
+                       "or compile it elsewhere and put it there")
+
+
 def compile_head(flatbuffer: bytes, stem: str, out_dir: str | os.PathLike, *,
                  artifacts: str | os.PathLike | None = None,
                  compiler: str | None = None, timeout_s: float = 600.0) -> Path:
@@ -99,16 +121,10 @@ def compile_head(flatbuffer: bytes, stem: str, out_dir: str | os.PathLike, *,
         ToolkitError: neither the artifact nor the compiler is there, or the
             compiler failed (its last output line is quoted).
     """
-    found = find_compiled(artifacts, stem)
+    found = head_source(stem, artifacts, compiler)
     if found is not None:
         return found
-    exe = shutil.which(compiler or COMPILER)
-    if exe is None:
-        where = f"{Path(artifacts) / compiled_name(stem)}" if artifacts else \
-            f"an artifacts folder ({compiled_name(stem)})"
-        raise ToolkitError(f"no Edge TPU head {compiled_name(stem)}: {compiler or COMPILER} "
-                           f"is not on PATH and {where} does not exist; {_INSTALL_COMPILER}, "
-                           "or compile it elsewhere and put it there")
+    exe = shutil.which(compiler or COMPILER) or (compiler or COMPILER)  # checked above
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     source = out / f"{stem}.tflite"

@@ -324,7 +324,7 @@ async def _amain(args: argparse.Namespace) -> None:
     if args.data:
         from toolkit.models.data import folder_data
 
-        data = folder_data(args.data, split_model.model, str(args.model))
+        data = folder_data(args.data, split_model.model, split_model.name)
         x_calib, x_eval = data.x_calib, data.x_eval
     else:
         x_calib, x_eval = eval_inputs(split_model.model)

@@ -39,6 +39,9 @@ PARENT_ENV = "DYNASPLIT_PARENT_PID"
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model options both workers take."""
     parser.add_argument("--model", required=True, help="model name or .keras path")
+    parser.add_argument("--name", default=None,
+                        help="the model's name when --model is a file saved from it (picks "
+                        "the preprocessing and the Edge TPU head names; default: --model)")
     parser.add_argument("--input-size", type=int, default=None)
     parser.add_argument("--weights", default=None)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
@@ -58,7 +61,7 @@ def load_split_model(args: argparse.Namespace):
 
     configure_threads(args.threads)
     model = load_model(args.model, input_size=args.input_size, weights=args.weights)
-    return SplitModel(model, name=str(args.model))
+    return SplitModel(model, name=str(args.name or args.model))
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
