@@ -20,6 +20,14 @@ Prints one JSON object: ``median_rel_error_edge_ms`` (goal <= 0.25, int8),
 600/1800 MHz edge-time ratio), the per-configuration table, the host's
 calibration and the load average.
 
+``cloud`` holds the emulated cloud's validation (no runs needed): per cloud
+accelerator (``none``: DynaSplit's server CPU, ``gpu``) the error of the cloud
+profile's ``[tail_timing]`` fit against DynaSplit's measured ``avg latency
+cloud (ms)`` (medians per layer, and every run), with their per-request cost
+(``dynasplit_request_ms``) and with the toolkit's (``request_ms``, what the
+emulated cloud charges), and the modelled cloud energy (profile power × the
+fitted time) against their ``avg energy cloud (J)``.
+
 Run::
 
     .venv/bin/python benchmarks/emulation.py [--samples 4] [--splits 3,10,18]
@@ -42,6 +50,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.devices.local import LocalTestbed
+from toolkit.devices.profile import load_profile
+from toolkit.devices.splinter_fit import fit_splinter_cloud, vgg16_tail_costs
 from toolkit.errors import ToolkitError
 from toolkit.paths import SPLINTER_DIR
 
@@ -61,6 +71,40 @@ def their_figures(pool: pd.DataFrame, split: int, freq: int, accel: str) -> dict
             "their_transfer_ms": float(rows["avg latency transfer (ms)"].median()),
             "their_tensor_kb": float(rows["tensor size (KB)"].median()),
             "their_runs": len(rows)}
+
+
+def cloud_validation(pool: pd.DataFrame, pool_path) -> dict:
+    """The cloud profile's tail timing and energy against DynaSplit's server, per accelerator."""
+    profile = load_profile("cloud-gpu-server")
+    timing = profile.tail_timing
+    costs = vgg16_tail_costs()
+    out = {"request_ms": timing.request_ms, "source": timing.source}
+    for accel, server in (("none", False), ("gpu", True)):
+        fit = fit_splinter_cloud(pool_path, accel, costs)
+        runs = pool[(pool["server-accelerator"] == server) & pool["layer"].isin(list(costs))]
+        med = runs.groupby("layer")[["avg latency cloud (ms)", "avg energy cloud (J)"]].median()
+        theirs = med["avg latency cloud (ms)"].to_numpy(float)
+        intercept = timing.dynasplit_request_ms[accel]
+        model = [timing.time_ms(costs[int(lay)], accel, intercept) for lay in med.index]
+        ours = [timing.time_ms(costs[int(lay)], accel) for lay in med.index]
+        watts = profile.power.accelerators.get(accel)
+        power = watts.busy_w if watts is not None and watts.busy_w else profile.power.busy_w[0]
+        rel = [abs(m / t - 1) for m, t in zip(model, theirs, strict=True)]
+        energy = [abs(power * m / 1e3 / e - 1)
+                  for m, e in zip(model, med["avg energy cloud (J)"], strict=True)]
+        out[accel] = {
+            "fit": {k: round(v, 4) for k, v in asdict(fit)["terms"].items()},
+            "dynasplit_request_ms": round(fit.request_ms, 2),
+            "layers": fit.layers, "runs": fit.runs,
+            "median_rel_error_cloud_ms": round(statistics.median(rel), 4),
+            "worst_rel_error_cloud_ms": round(max(rel), 4),
+            "median_rel_error_cloud_ms_runs": round(fit.median_rel_error_runs, 4),
+            "their_cloud_ms_range": [round(float(theirs.min()), 1), round(float(theirs.max()), 1)],
+            "emulated_cloud_ms_range": [round(min(ours), 2), round(max(ours), 2)],
+            "their_power_w": round(fit.power_w, 1), "profile_power_w": power,
+            "median_rel_error_cloud_energy_j": round(statistics.median(energy), 4),
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                    "transfer_ms": statistics.median(r.timings["transfer_ms"]),
                    "tensor_kb": float(r.payload_bytes.mean()) / 1024,
                    "target_ms": tb._sync(tb.edge_target_ms(tb._sync(tb.validate(config))))}
+            row["cloud_ms"] = statistics.median(r.timings["cloud_ms"])
+            row["cloud_host_ms"] = statistics.median(r.extra["cloud_host_ms"])
             row.update(their_figures(pool, split, freq, accel))
             if "their_edge_ms" in row:
                 row["rel_error_edge_ms"] = abs(row["edge_ms"] / row["their_edge_ms"] - 1)
@@ -136,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "median_rel_error_edge_ms_tpu": (round(float(tpu.rel_error_edge_ms.median()), 4)
                                          if len(tpu) else None),
         "frequency_dependence": freq_dep,
+        "cloud_timing": tb.cloud_timing,
+        "cloud": cloud_validation(pool, pool_path),
         "goal": {"median_rel_error_edge_ms": 0.25, "median_rel_error_transfer_ms": 0.25},
         "configs": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
                     for r in rows],

@@ -11,7 +11,13 @@ import pytest
 
 from toolkit.devices.calibration import calibration_path, host_calibration, report
 from toolkit.devices.profile import load_profile
-from toolkit.devices.splinter_fit import fit_splinter, splinter_edge_medians, vgg16_costs
+from toolkit.devices.splinter_fit import (
+    fit_splinter,
+    fit_splinter_cloud,
+    splinter_edge_medians,
+    vgg16_costs,
+    vgg16_tail_costs,
+)
 from toolkit.errors import ConfigError
 from toolkit.paths import SPLINTER_DIR
 
@@ -37,6 +43,32 @@ def test_profile_timing_is_the_fit_to_dynasplits_pi(costs, accel):
     errors = sorted(abs(timing.time_ms(costs[row.layer], row.cpu_freq, accel) - row.edge_ms)
                     / row.edge_ms for row in med.itertuples())
     assert errors[len(errors) // 2] < 0.1
+
+
+@pytest.mark.parametrize("accel", ["none", "gpu"])
+def test_profile_tail_timing_is_the_fit_to_dynasplits_server(accel):
+    costs = vgg16_tail_costs()
+    fit = fit_splinter_cloud(POOL, accel, costs)
+    timing = load_profile("cloud-gpu-server").tail_timing
+    assert timing.tables[accel] == pytest.approx(fit.terms, rel=0.01)
+    assert timing.dynasplit_request_ms[accel] == pytest.approx(fit.request_ms, rel=0.01)
+    assert fit.layers == 22 and fit.median_rel_error < 0.05 and fit.max_rel_error < 0.1
+    # with DynaSplit's per-request cost the shipped model gives their cloud latency
+    for layer in (0, 10, 21):
+        model = timing.time_ms(costs[layer], accel, timing.dynasplit_request_ms[accel])
+        assert model == pytest.approx(fit.request_ms + sum(
+            costs[layer].counts()[k] * v for k, v in fit.terms.items()), rel=0.01)
+    # the emulated cloud charges the toolkit's own per-request cost, not DynaSplit's
+    assert timing.request_ms < 5 < fit.request_ms
+    assert timing.time_ms(None, accel) == 0.0
+
+
+def test_tail_timing_tables_are_validated(tmp_path):
+    text = load_profile("cloud-gpu-server").path.read_text().replace("gmac = 2.390", "flops = 1")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=r"tail_timing.none.flops is not a known count"):
+        load_profile(bad)
 
 
 def test_host_calibration_is_measured_once_and_cached(tmp_path, monkeypatch):

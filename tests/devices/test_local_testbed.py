@@ -76,6 +76,28 @@ def test_emulated_tpu_runs_the_int8_head_with_modelled_timing(testbed):
     assert rec.edge_energy_j > 0
 
 
+def test_cloud_time_is_the_modelled_servers_and_the_tail_really_runs(testbed):
+    assert testbed.cloud_timing == "model"
+    assert "model:cloud-gpu-server (cloud:" in testbed.latency_source
+    rec = testbed.run({**CONFIG, "split": 0, "edge_accel": "none"}, samples=20)
+    target = testbed._sync(testbed.cloud_target_ms(rec.config))
+    # the profile's fit to DynaSplit's server CPU: 0.5 ms + the tail's counts
+    assert 0.5 < target < 5
+    t = rec.result.timings
+    assert np.allclose(t["cloud_ms"], target) and np.all(t["decode_ms"] == 0)
+    assert np.all(rec.result.extra["cloud_host_ms"] > 0)  # the tail ran on the host
+    assert rec.accuracy >= 0.9
+    assert rec.latency_ms == pytest.approx(rec.edge_ms + rec.transfer_ms + rec.cloud_ms)
+    # the link is still emulated: never below the profile's round trip
+    assert np.all(t["transfer_ms"] >= 2.25 * 0.99)
+    # cloud energy: the profile's 800 W over the modelled time only
+    assert rec.cloud_energy_j == pytest.approx(800 * target / 1e3, rel=1e-6)
+    host = LocalTestbed(cloud_timing="host")
+    assert host.cloud_timing == "host" and "cloud-gpu-server" not in host.latency_source
+    with pytest.raises(ConfigError, match="unknown cloud timing 'gpu'; valid: model, host"):
+        LocalTestbed(cloud_timing="gpu")
+
+
 def test_link_comes_from_the_profile():
     tb = LocalTestbed()
     assert (tb.link.mbps, tb.link.rtt_ms) == (575.0, 2.25)

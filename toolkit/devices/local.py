@@ -21,7 +21,14 @@ is emulated in user space by the edge worker (one-way delay plus serialisation
 time at the link rate), by default the profile's ``[link]`` (DynaSplit's
 fitted link). Energy comes from the device profiles' power models and is
 labelled ``model:<profile>``; modelled timing is labelled in ``latency_source``.
-The cloud runs on the CPU.
+
+The cloud's tail runs for real on the host's CPU (real outputs). Its *time*
+is, by default where the cloud profile has ``[tail_timing]`` tables
+(``cloud_timing="model"``), the modelled time of that tail on DynaSplit's
+server (:mod:`toolkit.devices.cloud_timing`, fitted to their measured cloud
+latencies), not the host's: a 2-core host that also plays the edge is neither
+as fast nor as steady as a cloud node. ``cloud_timing="host"`` reports the
+host's own tail time instead.
 
 Example:
     >>> with LocalTestbed() as tb:
@@ -44,6 +51,7 @@ import numpy as np
 from toolkit.config import Config
 from toolkit.devices.base import KnobChange
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
+from toolkit.devices.cloud_timing import tail_cost
 from toolkit.devices.edge_timing import head_cost
 from toolkit.devices.profile import DeviceProfile, load_profile
 from toolkit.devices.testbed import Testbed
@@ -51,10 +59,12 @@ from toolkit.energy.meter import Meter
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.runtime.session import EdgeClient, RunResult, WorkerProcess, worker_command
 
-__all__ = ["DEFAULT_LINK", "EDGE_TIMINGS", "Link", "LocalTestbed"]
+__all__ = ["CLOUD_TIMINGS", "DEFAULT_LINK", "EDGE_TIMINGS", "Link", "LocalTestbed"]
 
 #: how the local testbed makes the edge as slow as the device
 EDGE_TIMINGS: tuple[str, ...] = ("pad", "quota")
+#: what the local testbed reports as the cloud's time: the profile's model or the host's
+CLOUD_TIMINGS: tuple[str, ...] = ("model", "host")
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,8 @@ class LocalTestbed(Testbed):
             where the edge profile has ``[timing]`` tables, else ``quota``).
         throttle: emulate CPU frequency with a cgroup quota (when possible) in
             ``quota`` timing.
+        cloud_timing: ``model`` (the cloud profile's ``[tail_timing]``; the default
+            where it has one) or ``host`` (the host's own tail time).
         log_dir: folder for the workers' logs (default: a new temp folder).
         edge_meter, cloud_meter: optional real meters (e.g. RAPL) instead of the model.
         name: the testbed's name in results (distinct names for the testbeds of a
@@ -114,7 +126,7 @@ class LocalTestbed(Testbed):
                  model: str = "digits-cnn", input_size: int | None = None,
                  data: str | os.PathLike | None = None,
                  link: Link | None = None, edge_timing: str | None = None,
-                 throttle: bool = True,
+                 throttle: bool = True, cloud_timing: str | None = None,
                  log_dir: str | os.PathLike | None = None,
                  edge_meter: Meter | None = None, cloud_meter: Meter | None = None,
                  name: str = "local") -> None:
@@ -140,6 +152,16 @@ class LocalTestbed(Testbed):
             raise ConfigError(f"edge timing 'pad' needs a [timing.int8] table in profile "
                               f"{edge.name!r}; use edge_timing='quota'")
         self.edge_timing = edge_timing
+        if cloud_timing is None:
+            cloud_timing = "model" if cloud.tail_timing is not None else "host"
+        if cloud_timing not in CLOUD_TIMINGS:
+            raise ConfigError(f"unknown cloud timing {cloud_timing!r}; valid: "
+                              f"{choices(CLOUD_TIMINGS)}")
+        if cloud_timing == "model" and cloud.tail_timing is None:
+            raise ConfigError(f"cloud timing 'model' needs a [tail_timing] table in profile "
+                              f"{cloud.name!r}; use cloud_timing='host'")
+        self.cloud_timing = cloud_timing
+        self._tail_costs: dict[tuple[str, int], object] = {}
         self.throttle = throttle
         self._calibration = None
         self._costs: dict[tuple[str, int], object] = {}
@@ -159,14 +181,19 @@ class LocalTestbed(Testbed):
 
     @property
     def latency_source(self) -> str | None:
-        """How edge times are made: the timing model (pad), or None for a quota."""
+        """How times are made: the edge's and the cloud's timing models, or None."""
         name = self.edge_profile.name
+        cloud = ""
+        if self.cloud_timing == "model":
+            cloud = (f"+model:{self.cloud_profile.name} (cloud: tails run on the host, their "
+                     "time is the profile's [tail_timing] fit to DynaSplit's server)")
         if self.edge_timing == "pad":
             return (f"model:{name} (edge: heads run on the host, padded to the profile's "
-                    "[timing] fit to DynaSplit's Pi; link emulated)")
+                    f"[timing] fit to DynaSplit's Pi; link emulated){cloud}")
         if any(a.startswith("tpu-") for a in self.edge_accels):
-            return f"model:{name} (Edge TPU timing only; CPU edge throttled by a cgroup quota)"
-        return None
+            return (f"model:{name} (Edge TPU timing only; CPU edge throttled by a cgroup "
+                    f"quota){cloud}")
+        return cloud[1:] or None
 
     def calibration(self):
         """The host calibration against the edge profile (measured once per machine)."""
@@ -274,6 +301,18 @@ class LocalTestbed(Testbed):
             return timing.time_ms(cost, config.cpu_freq, "int8") * fp32
         return timing.time_ms(cost, config.cpu_freq, config.edge_accel)
 
+    async def cloud_target_ms(self, config: Config) -> float | None:
+        """The modelled cloud's time for the configuration's tail (None: the host's)."""
+        timing = self.cloud_profile.tail_timing
+        if self.cloud_timing != "model" or timing is None:
+            return None
+        key = (config.model, config.split)
+        if key not in self._tail_costs:
+            self._tail_costs[key] = tail_cost(await self.split_model_for(config.model),
+                                              config.split)
+        cost = self._tail_costs[key]
+        return None if cost is None else timing.time_ms(cost, config.cloud_accel)
+
     async def aapply(self, config: Config) -> list[KnobChange]:
         """Emulate the edge CPU frequency; accelerators need no hardware change here."""
         await self._ensure_model(config.model)
@@ -300,4 +339,5 @@ class LocalTestbed(Testbed):
             cloud=self.cloud_address, link=self.link.as_message(),
             edge_target_ms=await self.edge_target_ms(config),
             edge_time_modelled=config.edge_accel.startswith("tpu-"),
+            cloud_target_ms=await self.cloud_target_ms(config),
         )

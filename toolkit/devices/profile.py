@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.devices.cloud_timing import CloudTimingModel
 from toolkit.devices.edge_timing import EdgeTimingModel
 from toolkit.errors import ConfigError, choices
 from toolkit.paths import PROFILES_DIR
@@ -62,6 +63,8 @@ class DeviceProfile:
             tables, see :mod:`toolkit.devices.edge_timing`), or None.
         link: the emulated edge-cloud link ``{"mbps", "rtt_ms", "source"}`` (its
             ``[link]`` table), or None.
+        tail_timing: how long a cloud node runs a tail per accelerator (its
+            ``[tail_timing]`` tables, see :mod:`toolkit.devices.cloud_timing`), or None.
     """
 
     name: str
@@ -77,6 +80,7 @@ class DeviceProfile:
     path: Path | None = None
     timing: EdgeTimingModel | None = None
     link: dict[str, Any] | None = None
+    tail_timing: CloudTimingModel | None = None
 
     @property
     def max_freq(self) -> int | None:
@@ -205,10 +209,12 @@ def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
     )
     reconf = {k: float(v) for k, v in r.get("reconfiguration", dict, {}).items()}
     cores = r.get("cpu.cores", int)
-    settings = {k: v for k, v in data.items() if k not in ("profile", "power", "reconfiguration")}
+    settings = {k: v for k, v in data.items()
+                if k not in ("profile", "power", "reconfiguration", "tail_timing")}
     name = r.get("profile.name", str)
     timing = EdgeTimingModel.from_settings(settings, max(freqs) if freqs else None, name,
                                            where=str(path))
+    tail_timing = CloudTimingModel.from_settings(data, name, where=str(path))
     link = r.get("link", dict, None)
     if link is not None:
         mbps, rtt = link.get("mbps"), link.get("rtt_ms")
@@ -230,4 +236,5 @@ def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
         path=path,
         timing=timing,
         link=link,
+        tail_timing=tail_timing,
     )

@@ -10,6 +10,11 @@ index for VGG16) and fits the ``[timing.<accel>]`` terms with non-negative
 least squares, dropping cells more than 30 % off the fit (DynaSplit's pool has
 a few runs whose frequency did not take: e.g. 800 MHz runs faster than 1000).
 The shipped profile's numbers are this function's output, rounded.
+
+:func:`fit_splinter_cloud` fits the cloud node's tail timing the same way to
+the median ``avg latency cloud (ms)`` per layer and server accelerator (GPU or
+not): a per-request intercept plus milliseconds per GMAC, per million weights
+and per million elements received (:mod:`toolkit.devices.cloud_timing`).
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from toolkit.devices.cloud_timing import TAIL_COUNTS, TailCost, tail_cost
 from toolkit.devices.edge_timing import HeadCost, TimingTerms
 from toolkit.errors import ToolkitError, choices
 
-__all__ = ["FORMS", "SplinterFit", "fit_splinter", "fit_splinter_link", "splinter_edge_medians",
-           "vgg16_costs"]
+__all__ = ["FORMS", "CloudFit", "SplinterFit", "fit_splinter", "fit_splinter_cloud",
+           "fit_splinter_link", "splinter_edge_medians", "vgg16_costs", "vgg16_tail_costs"]
 
 #: DynaSplit edge-accelerator value -> the toolkit accelerator it is timed as
 DYNASPLIT_ACCEL = {"int8": "off", "tpu-std": "std", "tpu-max": "max"}
@@ -59,6 +65,15 @@ def vgg16_costs() -> dict[int, HeadCost]:
 
     sm = SplitModel(load_model("vgg16", input_size=224), name="vgg16")
     return {s: c for s in range(1, sm.n_splits) if (c := head_cost(sm, s)) is not None}
+
+
+def vgg16_tail_costs() -> dict[int, TailCost]:
+    """Tail costs of the toolkit's VGG16 at 224x224 by split (= DynaSplit layer)."""
+    from toolkit.models.split import SplitModel
+    from toolkit.models.zoo import load_model
+
+    sm = SplitModel(load_model("vgg16", input_size=224), name="vgg16")
+    return {s: c for s in range(sm.n_splits) if (c := tail_cost(sm, s)) is not None}
 
 
 def splinter_edge_medians(pool_csv: str | os.PathLike, accel: str):
@@ -145,3 +160,70 @@ def fit_splinter_link(pool_csv: str | os.PathLike) -> dict[str, float]:
     return {"rtt_ms": float(rtt), "mbps": float(8 * 1024 / per_kib / 1000),
             "ms_per_kib": float(per_kib), "median_rel_error": float(np.median(rel)),
             "runs": len(y)}
+
+
+#: toolkit cloud accelerator -> DynaSplit's ``server-accelerator`` value
+DYNASPLIT_SERVER = {"none": False, "gpu": True}
+
+
+@dataclass(frozen=True)
+class CloudFit:
+    """A fitted ``[tail_timing.<accel>]`` table with its error on DynaSplit's data.
+
+    Attributes:
+        accel: the cloud accelerator (``none``: the server's CPU, ``gpu``).
+        terms: ms per unit of each count of :data:`~toolkit.devices.cloud_timing.TAIL_COUNTS`.
+        request_ms: the fitted per-request intercept (DynaSplit's serving software).
+        layers: layers (medians) fitted; runs: DynaSplit runs behind them.
+        median_rel_error, max_rel_error: on the medians per layer.
+        median_rel_error_runs: on every run of the pool.
+        power_w: DynaSplit's median cloud power while the tail runs
+            (``avg energy cloud (J)`` / ``avg latency cloud (ms)``).
+    """
+
+    accel: str
+    terms: dict[str, float]
+    request_ms: float
+    layers: int
+    runs: int
+    median_rel_error: float
+    max_rel_error: float
+    median_rel_error_runs: float
+    power_w: float
+
+
+def fit_splinter_cloud(pool_csv: str | os.PathLike, accel: str,
+                       costs: dict[int, TailCost] | None = None) -> CloudFit:
+    """Fit the cloud's tail timing to DynaSplit's VGG16 ``avg latency cloud (ms)``.
+
+    Non-negative least squares of the median per layer (0..21) on
+    ``[1, gmac, mweight, min]`` of the toolkit's VGG16 tails.
+    """
+    import pandas as pd
+    from scipy.optimize import nnls
+
+    if accel not in DYNASPLIT_SERVER:
+        raise ToolkitError(f"no DynaSplit data for cloud accelerator {accel!r}; valid: "
+                           f"{choices(DYNASPLIT_SERVER)}")
+    try:
+        pool = pd.read_csv(pool_csv)
+    except (OSError, ValueError) as exc:
+        raise ToolkitError(f"cannot read DynaSplit pool {pool_csv}: {exc}") from None
+    costs = costs or vgg16_tail_costs()
+    runs = pool[(pool["server-accelerator"] == DYNASPLIT_SERVER[accel])
+                & pool["layer"].isin(list(costs))]
+    med = runs.groupby("layer")["avg latency cloud (ms)"].median()
+
+    def design(layers) -> np.ndarray:
+        return np.array([[1.0, *(costs[int(lay)].counts()[k] for k in TAIL_COUNTS)]
+                         for lay in layers])
+
+    y = med.to_numpy(float)
+    coef, _ = nnls(design(med.index), y)
+    rel = np.abs(design(med.index) @ coef - y) / y
+    y_runs = runs["avg latency cloud (ms)"].to_numpy(float)
+    rel_runs = np.abs(design(runs["layer"]) @ coef - y_runs) / y_runs
+    power = runs["avg energy cloud (J)"] / runs["avg latency cloud (ms)"] * 1e3
+    return CloudFit(accel, {k: float(v) for k, v in zip(TAIL_COUNTS, coef[1:], strict=True)},
+                    float(coef[0]), len(y), len(y_runs), float(np.median(rel)),
+                    float(rel.max()), float(np.median(rel_runs)), float(power.median()))

@@ -8,7 +8,8 @@ The controller connects to it and sends JSON requests:
   and warms the head; int8 conversion happens here, outside any measurement)
 * ``{"op": "run", "split", "edge_accel", "codec", "samples", "warmup", "offset",
   "cloud": {"host", "port"} | null, "cloud_accel", "link": {"mbps", "rtt_ms"} | null,
-  "edge_target_ms": float | null, "edge_time_modelled": bool}``
+  "edge_target_ms": float | null, "edge_time_modelled": bool,
+  "cloud_target_ms": float | null}``
   -> ``{"op": "result", ...}``
   with per-sample timings (ms) ``latency_ms, edge_ms, encode_ms, network_ms,
   decode_ms, cloud_ms, transfer_ms``, ``predictions``, ``sample_index``,
@@ -39,6 +40,14 @@ the target; ``pad_ms``, the time waited, is negative for that sample), unless
 ``edge_time_modelled`` is set (an emulated Edge TPU, faster than any host CPU):
 then ``edge_ms`` is the target, and the sample's latency counts the target, not
 the host's longer time.
+
+``cloud_target_ms`` emulates the cloud node (the local testbed's modelled
+cloud, :mod:`toolkit.devices.cloud_timing`): the tail runs for real on the
+cloud worker (real outputs), and the sample's ``cloud_ms`` is the target: where
+the tail took less, the worker waits the difference; where it took longer (the
+usual case: the host is no GPU server), the latency counts the target, not the
+host's time. ``decode_ms`` is then 0 (the model covers receiving the tensor)
+and ``cloud_host_ms`` holds the host's real tail time per sample.
 """
 
 from __future__ import annotations
@@ -147,6 +156,7 @@ class EdgeWorker:
         self._link = _Link()
         self._target_s: float | None = None
         self._modelled = False
+        self._cloud_target_s: float | None = None
         self._lock = asyncio.Lock()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -231,13 +241,15 @@ class EdgeWorker:
         target = msg.get("edge_target_ms")
         self._target_s = None if target is None or head is None else float(target) / 1e3
         self._modelled = bool(msg.get("edge_time_modelled", False))
+        cloud_target = msg.get("cloud_target_ms") if needs_cloud else None
+        self._cloud_target_s = None if cloud_target is None else float(cloud_target) / 1e3
         n = len(self.x_eval)
         for i in range(warmup):
             await self._one(head, codec, needs_cloud, self.x_eval[(offset + i) % n][None], i)
         cols: dict[str, list] = {k: [] for k in (
             "latency_ms", "edge_ms", "encode_ms", "network_ms", "decode_ms", "cloud_ms",
-            "transfer_ms", "pad_ms", "predictions", "sample_index", "payload_bytes",
-            "frame_bytes")}
+            "transfer_ms", "pad_ms", "cloud_host_ms", "predictions", "sample_index",
+            "payload_bytes", "frame_bytes")}
         if k:
             cols["top_k"] = []
         proc_t0, wall_t0 = time.process_time(), time.perf_counter()
@@ -257,7 +269,8 @@ class EdgeWorker:
         t0 = time.perf_counter()
         h = head(x) if head is not None else x
         t1 = time.perf_counter()
-        pad = 0.0
+        pad = credit = 0.0
+        host_cloud_s = 0.0
         if self._target_s is not None:
             pad = self._target_s - (t1 - t0)
             if pad > 0:
@@ -273,26 +286,32 @@ class EdgeWorker:
             await link.writer.drain()
             reply = await read_frame(link.reader)
             t3 = time.perf_counter()
-            if reply is not None:
-                # pad the real transfer (encoding, loopback, framing, scheduling,
-                # decoding) to the emulated link's; the tail's work is not part of it
-                cloud_s = float(reply.message.get("cloud_ms", 0.0)) / 1e3
-                wait = self._link.seconds(frame_bytes + reply.nbytes) - (t3 - t1 - cloud_s)
-                if wait > 0:
-                    time.sleep(wait)  # blocking: sub-ms precision; one run at a time
-                    t3 = time.perf_counter()
             if reply is None or reply.kind != KIND_TENSOR or reply.id != rid:
                 raise ProtocolError("cloud worker sent no matching tensor reply")
-            y = decode(reply.tensor)
+            host_cloud_s = float(reply.message.get("cloud_ms", 0.0)) / 1e3
+            # pad the real transfer (encoding, loopback, framing, scheduling,
+            # decoding) to the emulated link's; the tail's work is not part of it
+            wait = max(self._link.seconds(frame_bytes + reply.nbytes)
+                       - (t3 - t1 - host_cloud_s), 0.0)
             decode_ms = float(reply.message.get("decode_ms", 0.0))
-            cloud_ms = float(reply.message.get("cloud_ms", 0.0))
+            cloud_ms = host_cloud_s * 1e3
+            if self._cloud_target_s is not None:  # the modelled cloud's time
+                gap = self._cloud_target_s - host_cloud_s
+                wait += max(gap, 0.0)
+                credit = max(-gap, 0.0)
+                decode_ms, cloud_ms = 0.0, self._cloud_target_s * 1e3
+            if wait > 0:
+                time.sleep(wait)  # blocking: sub-ms precision; one run at a time
+                t3 = time.perf_counter()
+            t3 -= credit
+            y = decode(reply.tensor)
             payload = enc.nbytes
         else:
             y, t2, t3 = h, t1, t1
             decode_ms = cloud_ms = 0.0
             payload = frame_bytes = 0
         pred = int(np.argmax(y))
-        t4 = time.perf_counter()
+        t4 = time.perf_counter() - credit
         extra = {"top_k": _top_k(y, k)} if k else {}
         latency = (t4 - t0) * 1e3
         edge = (t1 - t0) * 1e3
@@ -305,6 +324,7 @@ class EdgeWorker:
             "cloud_ms": cloud_ms,
             "transfer_ms": max(latency - edge - cloud_ms, 0.0),
             "pad_ms": pad * 1e3,
+            "cloud_host_ms": host_cloud_s * 1e3,
             "predictions": pred,
             "payload_bytes": payload,
             "frame_bytes": frame_bytes,

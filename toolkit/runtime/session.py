@@ -215,7 +215,8 @@ class EdgeClient:
                   codec: str = "fp32", samples: int = 100, warmup: int = 3, offset: int = 0,
                   cloud: tuple[str, int] | None = None, link: dict[str, float] | None = None,
                   edge_target_ms: float | None = None, edge_time_modelled: bool = False,
-                  timeout: float | None = None, inputs: np.ndarray | None = None,
+                  cloud_target_ms: float | None = None, timeout: float | None = None,
+                  inputs: np.ndarray | None = None,
                   top_k: int = 0) -> RunResult:
         """Run split inference on ``samples`` evaluation samples.
 
@@ -230,6 +231,8 @@ class EdgeClient:
             edge_target_ms: pad each head's time to this (emulated slower edge).
             edge_time_modelled: report ``edge_target_ms`` as the head's time even
                 where the host took longer (an emulated accelerator).
+            cloud_target_ms: report this as the tail's time (the modelled cloud;
+                the host's own tail time goes to ``extra["cloud_host_ms"]``).
             timeout: seconds to wait for the whole run.
             inputs: run once on this model-ready input (a batch of one) instead
                 of evaluation samples (``samples``, ``warmup``, ``offset`` unused).
@@ -241,7 +244,8 @@ class EdgeClient:
                    "warmup": warmup, "offset": offset,
                    "cloud": {"host": cloud[0], "port": cloud[1]} if cloud else None,
                    "link": link, "edge_target_ms": edge_target_ms,
-                   "edge_time_modelled": edge_time_modelled}
+                   "edge_time_modelled": edge_time_modelled,
+                   "cloud_target_ms": cloud_target_ms}
         if top_k:
             message["top_k"] = int(top_k)
         if inputs is not None:
@@ -256,6 +260,7 @@ class EdgeClient:
             frame_bytes=np.asarray(reply["frame_bytes"], dtype=float),
             cpu_s=float(reply["cpu_s"]), wall_s=float(reply["wall_s"]),
             extra={"pad_ms": np.asarray(reply.get("pad_ms", []), dtype=float),
+                   "cloud_host_ms": np.asarray(reply.get("cloud_host_ms", []), dtype=float),
                    **({"top_k": reply["top_k"]} if "top_k" in reply else {})},
         )
 
