@@ -7,7 +7,7 @@ import pytest
 
 from toolkit.errors import ConfigError
 from toolkit.models import Int8Runner, SplitModel, decode, encode, eval_data, load_model
-from toolkit.models.quantize import quantize_int8
+from toolkit.models.quantize import quantize_int8, quantize_int8_cached
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +130,18 @@ def test_int8_head_keeps_the_accuracy_on_real_labels(digits):
     accuracy = float(np.mean(np.argmax(y, -1) == data.y_eval))
     assert data.label_source == "labels"
     assert accuracy >= 0.95
+
+
+def test_int8_cache_keys_on_the_calibration_samples(digits, tmp_path):
+    """A head calibrated on other data (e.g. a --data folder) is never reused."""
+    sm, data = digits
+    head = sm.head(4)
+    first = quantize_int8_cached(head, data.x_calib, tmp_path, "digits-cnn-split4")
+    again = quantize_int8_cached(head, data.x_calib, tmp_path, "digits-cnn-split4")
+    assert again == first and len(list(tmp_path.glob("*.tflite"))) == 1
+    other = data.x_calib[::-1] * 0.5  # other samples, other ranges
+    quantize_int8_cached(head, other, tmp_path, "digits-cnn-split4")
+    assert len(list(tmp_path.glob("*.tflite"))) == 2
 
 
 def test_shipped_digits_model_is_really_trained(digits):

@@ -58,20 +58,25 @@ def quantize_int8(head, representative: np.ndarray, n_calib: int = 100) -> bytes
         raise ToolkitError(f"int8 conversion of {head.name!r} failed: {exc}") from None
 
 
-def _weights_digest(model) -> str:
+def _digest(model, representative: np.ndarray) -> str:
+    """Digest of a head's weights and its calibration samples (both shape the int8 model)."""
     h = hashlib.sha256()
     for w in model.get_weights():
         h.update(np.ascontiguousarray(w).tobytes())
+    h.update(repr(representative.shape).encode())
+    h.update(np.ascontiguousarray(representative, dtype=np.float32).tobytes())
     return h.hexdigest()[:16]
 
 
 def quantize_int8_cached(
     head, representative: np.ndarray, cache_dir: str | os.PathLike, key: str
 ) -> bytes:
-    """:func:`quantize_int8` with an on-disk cache keyed by ``key`` and the weights."""
+    """:func:`quantize_int8` with an on-disk cache keyed by ``key``, the weights and
+    the calibration samples (a ``--data`` run never reuses a head calibrated on
+    other data)."""
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"{key}-{_weights_digest(head)}.tflite"
+    path = cache / f"{key}-{_digest(head, representative)}.tflite"
     if path.is_file():
         return path.read_bytes()
     data = quantize_int8(head, representative)
