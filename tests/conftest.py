@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,3 +20,19 @@ def splinter_dir() -> Path:
     """DynaSplit's published VGG16 data, shipped under ``datasets/splinter/``."""
     assert SPLINTER.is_dir(), f"{SPLINTER} is missing: it ships with the repository"
     return SPLINTER
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One ``dynasplit demo`` for the whole session: (its output folder, its stdout).
+
+    ``tests/foundation/test_demo.py`` checks it, and the notebooks' demo mode
+    resumes a copy of it (a finished demo resumes in seconds) instead of measuring
+    the same campaign again.
+    """
+    out = tmp_path_factory.mktemp("demo")
+    result = subprocess.run([sys.executable, "-m", "toolkit", "demo", "--out", str(out)],
+                            capture_output=True, text=True, timeout=1500,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout

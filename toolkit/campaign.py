@@ -427,7 +427,8 @@ class Campaign:
         t_start = self._last_save = time.perf_counter()
         self._queue = queue = WorkQueue(tasks)
         try:
-            await gather_or_cancel(self._serve(tb, queue) for tb in self.testbeds)
+            if tasks:  # a finished campaign resumed starts no testbed
+                await gather_or_cancel(self._serve(tb, queue) for tb in self.testbeds)
             for task in queue.tasks:  # put back for a testbed that left the pool since
                 self._record_failure(task, task.failed_repeat)
         finally:

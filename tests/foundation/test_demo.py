@@ -7,9 +7,6 @@ for different latency thresholds, and an accuracy that really differs.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,13 +16,9 @@ from toolkit.demo import PERCENTILES, config_means, rule_picks
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    result = subprocess.run([sys.executable, "-m", "toolkit", "demo", "--out", str(out)],
-                            capture_output=True, text=True, timeout=1500,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result.stdout
+def demo(demo_run):
+    """The session's demo run (tests/conftest.py), shared with the notebooks."""
+    return demo_run
 
 
 def test_demo_writes_cube_plot_and_table(demo):
