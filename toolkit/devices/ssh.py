@@ -40,6 +40,7 @@ from pathlib import Path
 from toolkit.devices.inventory import Host
 from toolkit.devices.sshlib import import_asyncssh
 from toolkit.errors import ConfigError, ToolkitError
+from toolkit.retry import Backoff
 
 asyncssh = import_asyncssh()
 
@@ -159,31 +160,11 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
-class ReconnectPolicy:
-    """Exponential backoff for (re)connecting.
+class ReconnectPolicy(Backoff):
+    """Backoff for (re)connecting: 0.1 s doubling to 2 s, giving up after 30 s."""
 
-    Attributes:
-        initial_s: delay after the first failed attempt.
-        factor: growth of the delay per attempt.
-        max_delay_s: longest single delay.
-        give_up_s: stop retrying once this much time has passed.
-    """
-
-    initial_s: float = 0.1
-    factor: float = 2.0
     max_delay_s: float = 2.0
     give_up_s: float = 30.0
-
-    def delays(self) -> AsyncIterator[float]:
-        """Sleep through the backoff schedule, yielding each delay after sleeping."""
-        return self._delays()
-
-    async def _delays(self) -> AsyncIterator[float]:
-        start, delay = time.monotonic(), self.initial_s
-        while time.monotonic() + delay - start <= self.give_up_s:
-            await asyncio.sleep(delay)
-            yield delay
-            delay = min(delay * self.factor, self.max_delay_s)
 
 
 @dataclass
@@ -248,8 +229,8 @@ def guarded_command(argv: Sequence[str], timeout_s: float,
     """
     guard = ["timeout", "-k", "2", f"{timeout_s + _REMOTE_GRACE_S:.1f}"]
     return remote_command([*guard, *argv], env)
-#: how long a channel refused by sshd is retried
-_OPEN_RETRY_S = 0.5
+#: how a channel refused by sshd is retried: briefly, from 5 ms doubling, for half a second
+_OPEN_RETRY = Backoff(0.005, give_up_s=0.5)
 
 _TRANSIENT = (OSError, asyncio.TimeoutError, asyncssh.DisconnectError, asyncssh.ChannelOpenError)
 
@@ -516,7 +497,7 @@ class SshTransport:
         (briefly, with backoff: sshd frees closed sessions lazily, so under churn it
         may count a few more than are open).
         """
-        reconnected, delay, waited = False, 0.005, 0.0
+        reconnected, refused = False, _OPEN_RETRY.delays()
         while True:
             conn = await self._connection()
             try:
@@ -528,15 +509,12 @@ class SshTransport:
                     continue
                 if not isinstance(exc, asyncssh.ChannelOpenError) or conn.is_closed():
                     raise self._lost(command, exc) from None
-                if waited >= _OPEN_RETRY_S:
+                if await anext(refused, None) is None:
                     raise SshError(
                         self.name, f"{self.name} refused a new session for {command}: {exc} "
                         "(more channels than sshd's MaxSessions? check the host's "
                         "max_sessions in the inventory)",
                     ) from None
-                await asyncio.sleep(delay)
-                waited += delay
-                delay *= 2
 
     async def open_channel(
         self, argv: Sequence[str], env: Mapping[str, str] | None = None

@@ -1,4 +1,4 @@
-"""retry_run: the retry loop shared by campaigns and partition studies."""
+"""toolkit.retry: the retry loop and backoff shared by campaigns, partition studies and SSH."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from toolkit.campaign import retry_run
 from toolkit.errors import ConfigError, ToolkitError
+from toolkit.retry import Backoff, retry_run
 
 
 def test_retries_with_recovery_until_success_and_counts_a_failed_recovery():
@@ -67,3 +67,23 @@ def test_a_failed_recovery_names_itself_when_it_is_the_last_attempt():
     result, reason = asyncio.run(retry_run(run, retries=1, backoff_s=0.001, what="t",
                                            recover=recover, recovering="restarting the testbed"))
     assert result is None and reason == "restarting the testbed failed: no worker"
+
+
+def test_backoff_grows_to_its_longest_delay_and_gives_up_in_time():
+    schedule = Backoff(initial_s=0.01, factor=3.0, max_delay_s=0.05)
+    assert [schedule.delay(n) for n in (1, 2, 3, 4)] == pytest.approx([0.01, 0.03, 0.05, 0.05])
+
+    async def slept(backoff: Backoff) -> list[float]:
+        return [d async for d in backoff.delays()]
+
+    assert asyncio.run(slept(Backoff(0.01, give_up_s=0.08))) == pytest.approx([0.01, 0.02, 0.04])
+    assert asyncio.run(slept(Backoff(0.5, give_up_s=0.1))) == []
+
+
+def test_the_reconnect_policy_is_a_backoff_with_the_documented_defaults():
+    from toolkit.devices.ssh import ReconnectPolicy
+
+    policy = ReconnectPolicy()
+    assert isinstance(policy, Backoff)
+    assert (policy.initial_s, policy.factor, policy.max_delay_s, policy.give_up_s) == \
+        (0.1, 2.0, 2.0, 30.0)
