@@ -3,9 +3,9 @@
 * :class:`Backoff`: an exponential delay schedule (first delay, growth, longest
   delay, when to give up). SSH reconnects (:class:`~toolkit.devices.ssh.ReconnectPolicy`
   is one), channel re-opens and retried runs all sleep through it.
-* :func:`retry_run`: awaits a run until it succeeds, retrying the errors a
-  retry can help, with an optional recovery between attempts. Campaigns and
-  partition studies use it.
+* :func:`retry_run`: awaits a run until it succeeds, retrying the errors that
+  say a retry can help (:func:`~toolkit.errors.retryable`), with an optional
+  recovery between attempts. Campaigns and partition studies use it.
 * :class:`Journal`: the append-only, ``fsync``-ed JSON-lines file that makes
   campaigns and partition studies crash-safe and resumable.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ToolkitError, retryable
 
 __all__ = ["JOURNAL_SCHEMA", "Backoff", "Journal", "retry_run"]
 
@@ -73,9 +73,10 @@ async def retry_run(
 
     Between attempts it waits ``backoff_s``, doubled each retry, then awaits
     ``recover()`` where given (a recovery that fails uses up that attempt, with
-    ``recovering`` naming it in the reason). A :class:`~toolkit.errors.ConfigError`
-    is the user's mistake and is raised at once; other toolkit errors and OS errors
-    (timeouts and lost connections included) are logged with ``what`` and retried.
+    ``recovering`` naming it in the reason). It asks the error whether a retry can
+    help (:func:`~toolkit.errors.retryable`): the user's mistakes are raised at
+    once; device errors, timeouts and lost connections are logged with ``what``
+    and retried.
 
     Returns:
         (the result, ``""``), or (None, the last failure's reason).
@@ -92,9 +93,9 @@ async def retry_run(
                     continue
         try:
             return await run(), ""
-        except ConfigError:
-            raise  # the user's mistake: retrying cannot help
-        except (ToolkitError, OSError) as exc:  # OSError: timeouts, lost connections
+        except Exception as exc:
+            if not retryable(exc):
+                raise  # the user's mistake (or a bug): trying again cannot help
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("%s failed (attempt %d/%d): %s", what, attempt + 1, retries + 1,
                         reason)

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ConfigError, DeviceError, ToolkitError, retryable
 from toolkit.retry import Backoff, retry_run
 
 
 def test_retries_with_recovery_until_success_and_counts_a_failed_recovery():
     calls: list[str] = []
-    outcomes = [ToolkitError("worker died"), "ok"]
+    outcomes = [DeviceError("worker died"), "ok"]
     recoveries = [OSError("port in use"), None]
 
     async def run() -> str:
@@ -59,7 +59,7 @@ def test_gives_up_with_the_last_reason_and_never_retries_a_config_error():
 
 def test_a_failed_recovery_names_itself_when_it_is_the_last_attempt():
     async def run() -> None:
-        raise ToolkitError("lost")
+        raise DeviceError("lost")
 
     async def recover() -> None:
         raise OSError("no worker")
@@ -87,3 +87,61 @@ def test_the_reconnect_policy_is_a_backoff_with_the_documented_defaults():
     assert isinstance(policy, Backoff)
     assert (policy.initial_s, policy.factor, policy.max_delay_s, policy.give_up_s) == \
         (0.1, 2.0, 2.0, 30.0)
+
+
+@pytest.mark.parametrize("error", [
+    ConfigError("cpu_freq 700 is not one of 600, 800"),
+    ToolkitError("unknown model 'vgg17'"),  # a plain toolkit error is the user's: not retried
+    ValueError("a bug"),
+], ids=["config", "plain", "bug"])
+def test_an_error_a_retry_cannot_help_is_raised_after_one_attempt(error):
+    attempts = 0
+
+    async def run() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise error
+
+    recovered = []
+
+    async def recover() -> None:
+        recovered.append(1)
+
+    assert not retryable(error)
+    with pytest.raises(type(error)):
+        asyncio.run(retry_run(run, retries=3, backoff_s=0.001, what="t", recover=recover))
+    assert attempts == 1 and recovered == []
+
+
+@pytest.mark.parametrize("error", [
+    DeviceError("the edge worker closed the connection"),
+    ConnectionResetError("reset by peer"),
+    TimeoutError("timed out"),
+], ids=["device", "os", "timeout"])
+def test_a_transient_error_is_retried_until_the_retries_are_used_up(error):
+    attempts = 0
+
+    async def run() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise error
+
+    assert retryable(error)
+    result, reason = asyncio.run(retry_run(run, retries=2, backoff_s=0.001, what="t"))
+    assert result is None and attempts == 3 and reason.startswith(type(error).__name__)
+
+
+def test_ssh_errors_say_whether_a_retry_can_help():
+    from toolkit.devices.ssh import (
+        AuthError,
+        CommandTimeout,
+        ConnectError,
+        ConnectionLost,
+        HostKeyError,
+    )
+
+    assert not retryable(HostKeyError("pi", "host key mismatch"))
+    assert not retryable(AuthError("pi", "key refused"))
+    for transient in (ConnectError("pi", "refused"), ConnectionLost("pi", "dropped"),
+                      CommandTimeout("pi", "sleep 9", 1.0)):
+        assert retryable(transient) and isinstance(transient, ToolkitError)

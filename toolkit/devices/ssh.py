@@ -39,7 +39,7 @@ from pathlib import Path
 
 from toolkit.devices.inventory import Host
 from toolkit.devices.sshlib import import_asyncssh
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ConfigError, DeviceError, ToolkitError
 from toolkit.retry import Backoff
 
 asyncssh = import_asyncssh()
@@ -65,8 +65,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class SshError(ToolkitError):
-    """Something went wrong talking to a host over SSH.
+class SshError(DeviceError):
+    """Something went wrong talking to a host over SSH (retrying may help, unless
+    the host key or the credentials are wrong).
 
     Attributes:
         host: the inventory name of the host.
@@ -80,9 +81,13 @@ class SshError(ToolkitError):
 class HostKeyError(SshError):
     """The server's host key is not the one known_hosts lists (or none is listed)."""
 
+    retryable = False
+
 
 class AuthError(SshError):
     """The server refused the key (or agent keys) for the user."""
+
+    retryable = False
 
 
 class ConnectError(SshError):
