@@ -14,9 +14,9 @@ from toolkit.lazy import lazy_exports
 _EXPORTS = {
     "EdgeController": "toolkit.devices.base",
     "KnobChange": "toolkit.devices.base",
-    "Blocking": "toolkit.devices.blocking",
-    "device_loop": "toolkit.devices.blocking",
-    "run_blocking": "toolkit.devices.blocking",
+    "Blocking": "toolkit.aio",
+    "device_loop": "toolkit.aio",
+    "run_blocking": "toolkit.aio",
     "CalibrationReport": "toolkit.devices.calibration",
     "HostCalibration": "toolkit.devices.calibration",
     "host_calibration": "toolkit.devices.calibration",
