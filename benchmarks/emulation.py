@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                    "pad_ms": float(r.extra["pad_ms"].mean()) if len(r.extra["pad_ms"]) else 0.0,
                    "transfer_ms": statistics.median(r.timings["transfer_ms"]),
                    "tensor_kb": float(r.payload_bytes.mean()) / 1024,
-                   "target_ms": tb._sync(tb.edge_target_ms(tb._sync(tb.validate(config))))}
+                   "target_ms": tb.run_blocking(
+                       tb.edge_target_ms(tb.run_blocking(tb.validate(config))))}
             row.update(their_figures(pool, split, freq, accel))
             if "their_edge_ms" in row:
                 row["rel_error_edge_ms"] = abs(row["edge_ms"] / row["their_edge_ms"] - 1)

@@ -143,7 +143,7 @@ class BlockingLifecycle:
     """Blocking ``start``/``close``/``with`` for an object with ``astart``/``aclose``.
 
     The coroutines run on a private :class:`BackgroundLoop`, created on first
-    use and stopped by :meth:`close`; subclasses call :meth:`_sync` for their own
+    use and stopped by :meth:`close`; subclasses call :meth:`run_blocking` for their own
     blocking twins.
     """
 
@@ -170,14 +170,20 @@ class BlockingLifecycle:
     async def aclose(self) -> None:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
 
-    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+    @property
+    def background_loop(self) -> BackgroundLoop | None:
+        """The loop this object's blocking methods run on (None until first used)."""
+        return self._loop
+
+    def run_blocking(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this object's loop (started on first use); its result."""
         if self._loop is None:
             self._loop = BackgroundLoop(self._loop_name)
         return self._loop.run(coro)
 
     def start(self):
         """Blocking :meth:`astart`; returns self."""
-        self._sync(self.astart())
+        self.run_blocking(self.astart())
         return self
 
     def close(self) -> None:

@@ -534,7 +534,7 @@ class Campaign:
 
     def run(self) -> xr.Dataset:
         """Blocking :meth:`arun` (on the testbed's, or the pool's, private event loop)."""
-        return self.runner._sync(self.arun())
+        return self.runner.run_blocking(self.arun())
 
 
 def configs_from(items: Iterable[Mapping[str, Any] | Config]) -> list[Config]:

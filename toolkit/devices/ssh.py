@@ -471,7 +471,8 @@ class SshTransport:
         async with slots:
             yield
 
-    def _lost(self, what: str, exc: BaseException) -> ConnectionLost:
+    def lost_connection(self, what: str, exc: BaseException) -> ConnectionLost:
+        """Count a connection that dropped during ``what``; the error to raise."""
         self.stats.connection_losses += 1
         self.stats.note(f"connection lost during {what}: {exc}")
         return ConnectionLost(
@@ -513,7 +514,7 @@ class SshTransport:
                     reconnected = True
                     continue
                 if not isinstance(exc, asyncssh.ChannelOpenError) or conn.is_closed():
-                    raise self._lost(command, exc) from None
+                    raise self.lost_connection(command, exc) from None
                 if await anext(refused, None) is None:
                     raise SshError(
                         self.name, f"{self.name} refused a new session for {command}: {exc} "
@@ -585,13 +586,14 @@ class SshTransport:
                 raise CommandTimeout(self.name, command, limit) from None
             except (asyncssh.Error, OSError) as exc:
                 proc.close()
-                raise self._lost(command, exc) from None
+                raise self.lost_connection(command, exc) from None
         finally:
             if release:
                 slots.release()
         status = proc.returncode
         if status is None:  # the channel closed without an exit status
-            raise self._lost(command, ConnectionError("channel closed without exit status"))
+            raise self.lost_connection(command,
+                                       ConnectionError("channel closed without exit status"))
         result = CommandResult(
             host=self.name,
             argv=tuple(str(a) for a in argv),
@@ -619,7 +621,7 @@ class SshTransport:
             while raw := await proc.stdout.readline():
                 yield raw.decode("utf-8", "replace").removesuffix("\n")
         except (asyncssh.Error, OSError) as exc:
-            raise self._lost(command, exc) from None
+            raise self.lost_connection(command, exc) from None
         finally:
             if proc.returncode is None:
                 with contextlib.suppress(Exception):
@@ -722,7 +724,7 @@ class SshTransport:
             except _TRANSIENT as exc:
                 if conn.is_closed() and attempt == 1:
                     continue  # whole-file copy: safe to redo after reconnecting
-                raise self._lost(f"{what} of {remote}", exc) from None
+                raise self.lost_connection(f"{what} of {remote}", exc) from None
 
 
 async def _put(sftp: asyncssh.SFTPClient, local: Path, remote: str, parent: str) -> None:

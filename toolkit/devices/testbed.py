@@ -310,19 +310,19 @@ class Testbed(BlockingLifecycle, abc.ABC):
     # -- blocking API (start, close and ``with`` come from BlockingLifecycle) ---------
     def split_model(self, model: str):
         """Blocking :meth:`split_model_for`."""
-        return self._sync(self.split_model_for(model))
+        return self.run_blocking(self.split_model_for(model))
 
     def apply(self, config: Config | Mapping[str, Any]) -> list[KnobChange]:
         """Blocking :meth:`aapply` (validates first)."""
         async def go():
             return await self.aapply(await self.validate(config))
-        return self._sync(go())
+        return self.run_blocking(go())
 
     def run(self, config: Config | Mapping[str, Any], **kwargs: Any) -> RunRecord:
         """Blocking :meth:`arun`."""
-        return self._sync(self.arun(config, **kwargs))
+        return self.run_blocking(self.arun(config, **kwargs))
 
     def time_run(self, config: Config | Mapping[str, Any], **kwargs: Any) -> RunResult:
         """Blocking :meth:`atime_run`."""
-        return self._sync(self.atime_run(config, **kwargs))
+        return self.run_blocking(self.atime_run(config, **kwargs))
 

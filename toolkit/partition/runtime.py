@@ -295,7 +295,7 @@ class PartitionCluster(BlockingLifecycle):
     def run(self, model: str | os.PathLike | keras.Model, strategy: str, devices: int,
             **options: Any) -> PartitionRun:
         """BlockingLifecycle :meth:`arun`."""
-        return self._sync(self.arun(model, strategy, devices, **options))
+        return self.run_blocking(self.arun(model, strategy, devices, **options))
 
     # -- models ---------------------------------------------------------------------
 

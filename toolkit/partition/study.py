@@ -289,4 +289,4 @@ class PartitionStudy:
 
     def run(self) -> xr.Dataset:
         """Blocking :meth:`arun` (on the cluster's private event loop)."""
-        return self.cluster._sync(self.arun())
+        return self.cluster.run_blocking(self.arun())
