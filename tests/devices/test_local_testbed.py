@@ -59,7 +59,7 @@ def test_padded_edge_takes_the_profiles_device_time(testbed):
         assert np.all(rec.result.extra["pad_ms"] >= 0)
     # the Pi model: the whole digits CNN at 600 MHz takes ~3x as long as at 1800
     sm = testbed.split_model("digits-cnn")
-    from toolkit.devices.edge_timing import head_cost
+    from toolkit.hardware.edge_timing import head_cost
     cost = head_cost(sm, 9)
     timing = testbed.edge_profile.timing
     assert timing.time_ms(cost, 600, "int8") / timing.time_ms(cost, 1800, "int8") > 2.5

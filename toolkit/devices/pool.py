@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.aio import BackgroundLoop, BlockingLifecycle
-from toolkit.devices.profile import DeviceProfile
 from toolkit.devices.testbed import Testbed
 from toolkit.errors import ConfigError, choices
+from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["TestbedPool", "local_start_limit"]
 

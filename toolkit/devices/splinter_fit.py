@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit.devices.edge_timing import HeadCost, TimingTerms
 from toolkit.errors import ToolkitError, choices
+from toolkit.hardware.edge_timing import HeadCost, TimingTerms
 
 __all__ = ["FORMS", "SplinterFit", "fit_splinter", "fit_splinter_link", "splinter_edge_medians",
            "vgg16_costs"]
@@ -53,7 +53,7 @@ class SplinterFit:
 
 def vgg16_costs() -> dict[int, HeadCost]:
     """Head costs of the toolkit's VGG16 at 224x224 by split (= DynaSplit layer)."""
-    from toolkit.devices.edge_timing import head_cost
+    from toolkit.hardware.edge_timing import head_cost
     from toolkit.models.split import SplitModel
     from toolkit.models.zoo import load_model
 

@@ -65,13 +65,13 @@ from toolkit.devices.deploy import deploy
 from toolkit.devices.inventory import Host, Inventory, MeterSpec, load_inventory
 from toolkit.devices.local import Link
 from toolkit.devices.pi import PiController
-from toolkit.devices.profile import load_profile
 from toolkit.devices.remote import RemoteProcess
 from toolkit.devices.ssh import ReconnectPolicy, SshTransport
 from toolkit.devices.testbed import Testbed
 from toolkit.energy.meter import Meter, MeterUnavailableError
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ConfigError, DeviceError, ToolkitError, choices
+from toolkit.hardware.profile import load_profile
 from toolkit.runtime.session import EdgeClient, RunResult
 
 __all__ = ["SshTestbed"]

@@ -26,10 +26,10 @@ import numpy as np
 from toolkit.aio import BlockingLifecycle
 from toolkit.config import Config, config_problems
 from toolkit.devices.base import KnobChange
-from toolkit.devices.profile import DeviceProfile
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.hardware.profile import DeviceProfile
 from toolkit.models.codecs import check_codec
 from toolkit.runtime.session import RunResult
 

@@ -56,10 +56,10 @@ import numpy as np
 
 from toolkit.aio import BlockingLifecycle
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
-from toolkit.devices.profile import DeviceProfile, load_profile
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
 from toolkit.errors import DeviceError, ProtocolError, ToolkitError, choices
+from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.models.codecs import decode, encode
 from toolkit.partition.cost import DEFAULT_MACS_PER_S, CostModel, PlanCost, estimate_cost
 from toolkit.partition.hybrid import (

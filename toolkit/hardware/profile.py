@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.devices.edge_timing import EdgeTimingModel
 from toolkit.errors import ConfigError, choices
+from toolkit.hardware.edge_timing import EdgeTimingModel
 from toolkit.paths import PROFILES_DIR
 
 if sys.version_info >= (3, 11):
@@ -59,7 +59,7 @@ class DeviceProfile:
         settings: the remaining tables (``cpu``, ``tpu``...) for device controllers.
         path: the file it was loaded from.
         timing: how long the device runs a head per accelerator (its ``[timing]``
-            tables, see :mod:`toolkit.devices.edge_timing`), or None.
+            tables, see :mod:`toolkit.hardware.edge_timing`), or None.
         link: the emulated edge-cloud link ``{"mbps", "rtt_ms", "source"}`` (its
             ``[link]`` table), or None.
     """
