@@ -318,19 +318,16 @@ class SshTransport:
             return conn
 
     async def _connect_with_backoff(self) -> asyncssh.SSHClientConnection:
-        start, attempts = time.monotonic(), 1
-        try:
-            return await self._connect_once()
-        except ConnectError as exc:
-            last: ConnectError = exc
-            self._failed(exc)
-        async for _ in self.reconnect.delays():
+        start, attempts, delays = time.monotonic(), 0, self.reconnect.delays()
+        while True:
             attempts += 1
             try:
                 return await self._connect_once()
             except ConnectError as exc:
                 last = exc
                 self._failed(exc)
+            if await anext(delays, None) is None:
+                break
         raise ConnectError(
             self.name,
             f"cannot connect to {self.name} ({self.endpoint}) after {attempts} attempts "
