@@ -50,9 +50,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.devices.local import LocalTestbed
-from toolkit.devices.profile import load_profile
 from toolkit.devices.splinter_fit import fit_splinter_cloud, vgg16_tail_costs
 from toolkit.errors import ToolkitError
+from toolkit.hardware.profile import load_profile
 from toolkit.paths import SPLINTER_DIR
 
 DYNASPLIT_ACCEL = {"int8": "off", "tpu-std": "std", "tpu-max": "max"}
@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                    "pad_ms": float(r.extra["pad_ms"].mean()) if len(r.extra["pad_ms"]) else 0.0,
                    "transfer_ms": statistics.median(r.timings["transfer_ms"]),
                    "tensor_kb": float(r.payload_bytes.mean()) / 1024,
-                   "target_ms": tb._sync(tb.edge_target_ms(tb._sync(tb.validate(config))))}
+                    "target_ms": tb.run_blocking(
+                        tb.edge_target_ms(tb.run_blocking(tb.validate(config))))}
             row["cloud_ms"] = statistics.median(r.timings["cloud_ms"])
             row["cloud_host_ms"] = statistics.median(r.extra["cloud_host_ms"])
             row.update(their_figures(pool, split, freq, accel))

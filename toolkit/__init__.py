@@ -42,7 +42,7 @@ _EXPORTS = {
     "RunRecord": "toolkit.devices.testbed",
     "open_testbed": "toolkit.devices.factory",
     "open_pool": "toolkit.devices.factory",
-    "load_profile": "toolkit.devices.profile",
+    "load_profile": "toolkit.hardware",
     "PowerModel": "toolkit.energy.model",
     "Campaign": "toolkit.campaign",
     "CampaignSpec": "toolkit.campaign",

@@ -8,22 +8,34 @@ asyncio loop otherwise. ``DYNASPLIT_LOOP=asyncio`` (or ``uvloop``) forces one.
 
 Notebooks already run an event loop, where ``asyncio.run`` fails, so the
 synchronous public API hands its coroutines to a :class:`BackgroundLoop`
-instead. Async callers may use the coroutines directly.
+instead: this module is the toolkit's one bridge from blocking code to async
+code. Testbeds, pools and clusters own a private loop
+(:class:`BlockingLifecycle`); the device objects (transports, controllers),
+which keep their SSH connections on the loop that opened them, share one
+(:func:`device_loop`), through :class:`Blocking` and :func:`run_blocking`::
+
+    pi = Blocking(PiController.from_host(inventory.host("pi")))
+    pi.set_cpu_freq(1200)                      # a KnobChange, no await
+    results = run_blocking(apply_all(controllers, config))
+
+Async callers may use the objects and coroutines directly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
+import inspect
 import os
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, Generic, TypeVar
 
 from toolkit.errors import ConfigError, choices
 
-__all__ = ["EVENT_LOOPS", "LOOP_ENV", "BackgroundLoop", "BlockingLifecycle", "event_loop",
-           "new_event_loop", "run", "running_loop"]
+__all__ = ["EVENT_LOOPS", "LOOP_ENV", "BackgroundLoop", "Blocking", "BlockingLifecycle",
+           "device_loop", "event_loop", "new_event_loop", "run", "run_blocking", "running_loop"]
 
 T = TypeVar("T")
 
@@ -131,7 +143,7 @@ class BlockingLifecycle:
     """Blocking ``start``/``close``/``with`` for an object with ``astart``/``aclose``.
 
     The coroutines run on a private :class:`BackgroundLoop`, created on first
-    use and stopped by :meth:`close`; subclasses call :meth:`_sync` for their own
+    use and stopped by :meth:`close`; subclasses call :meth:`run_blocking` for their own
     blocking twins.
     """
 
@@ -158,14 +170,20 @@ class BlockingLifecycle:
     async def aclose(self) -> None:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
 
-    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+    @property
+    def background_loop(self) -> BackgroundLoop | None:
+        """The loop this object's blocking methods run on (None until first used)."""
+        return self._loop
+
+    def run_blocking(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this object's loop (started on first use); its result."""
         if self._loop is None:
             self._loop = BackgroundLoop(self._loop_name)
         return self._loop.run(coro)
 
     def start(self):
         """Blocking :meth:`astart`; returns self."""
-        self._sync(self.astart())
+        self.run_blocking(self.astart())
         return self
 
     def close(self) -> None:
@@ -183,3 +201,77 @@ class BlockingLifecycle:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_device_loop: BackgroundLoop | None = None
+_device_loop_lock = threading.Lock()
+
+
+def device_loop() -> BackgroundLoop:
+    """The background loop shared by every synchronous device call (started on first use)."""
+    global _device_loop
+    with _device_loop_lock:
+        if _device_loop is None or _device_loop.loop.is_closed():
+            _device_loop = BackgroundLoop("dynasplit-devices")
+        return _device_loop
+
+
+def run_blocking(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run a device coroutine on :func:`device_loop` and return its result."""
+    return device_loop().run(coro, timeout)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _iterate(agen: AsyncIterator[T]) -> Iterator[T]:
+    loop = device_loop()
+    try:
+        while True:
+            try:
+                yield loop.run(_await(agen.__anext__()))
+            except StopAsyncIteration:
+                return
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None:
+            loop.run(_await(aclose()))
+
+
+class Blocking(Generic[T]):
+    """A synchronous view of an async device object.
+
+    Coroutine methods run on :func:`device_loop` and return their result; async
+    generator methods (such as log streams) become ordinary generators; every
+    other attribute is the wrapped object's own.
+
+    Args:
+        target: the async object (an ``SshTransport``, ``PiController``...).
+    """
+
+    def __init__(self, target: T) -> None:
+        self.__dict__["target"] = target
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.target, name)
+        if inspect.iscoroutinefunction(attr):
+            @functools.wraps(attr)
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return run_blocking(attr(*args, **kwargs))
+            return call
+        if inspect.isasyncgenfunction(attr):
+            @functools.wraps(attr)
+            def generate(*args: Any, **kwargs: Any) -> Iterator[Any]:
+                return _iterate(attr(*args, **kwargs))
+            return generate
+        return attr
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.target, name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self.target)) | {"target"})
+
+    def __repr__(self) -> str:
+        return f"Blocking({self.target!r})"

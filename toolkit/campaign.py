@@ -8,19 +8,19 @@ a cube. With adaptive repeats (:class:`~toolkit.repeats.AdaptiveRepeats`) each
 configuration is repeated until the confidence interval of its means is narrow
 enough, or up to a maximum number of runs.
 
-Persistence: an append-only journal (JSON lines) beside the output cube,
-``CUBE.nc.journal``. Its first line records the campaign's specification; each
-finished run appends one line (naming the testbed that measured it), written,
-flushed and ``fsync``-ed before that testbed's next run starts. A crash (even
-``kill -9``) can only cut the last line short; the reader drops such a torn line.
-Rerunning the same command reads the journal, skips every run it holds and
-continues. A campaign may also grow: rerun with
+Persistence: an append-only journal (:class:`~toolkit.retry.Journal`, JSON
+lines) beside the output cube, ``CUBE.nc.journal``. Its first line records the
+campaign's specification; each finished run appends one line (naming the testbed
+that measured it), written, flushed and ``fsync``-ed before that testbed's next
+run starts. A crash (even ``kill -9``) can only cut the last line short; the
+reader drops such a torn line. Rerunning the same command reads the journal,
+skips every run it holds and continues. A campaign may also grow: rerun with
 more configurations, codecs or runs and only the new runs are measured. The
 journal refuses runs measured with other settings (samples or warm-up per run),
-which could not share a cube. The output cube holds every run its journal
-holds; it is written from the journal at the end (and every ``save_every_s``
-seconds during a long campaign), atomically (temp file + rename), so it is
-never half-written.
+which could not share a cube. The output cube holds every run its journal holds;
+it is written from the journal at the end (and every ``save_every_s`` seconds
+during a long campaign), atomically (temp file + rename), so it is never
+half-written.
 
 Failures: a run that raises (device error, timeout, lost worker) is retried
 with exponential backoff after restarting the testbed's workers, up to
@@ -32,7 +32,6 @@ to one other testbed, and a testbed that keeps failing leaves the pool (see
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -40,11 +39,11 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import xarray as xr
 
@@ -55,16 +54,12 @@ from toolkit.devices.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
 from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
+from toolkit.retry import JOURNAL_SCHEMA, Journal, retry_run
 from toolkit.workqueue import Task, WorkQueue, gather_or_cancel
 
-__all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "Journal", "grid", "retry_run"]
+__all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "grid"]
 
 log = logging.getLogger("toolkit.campaign")
-
-T = TypeVar("T")
-
-JOURNAL_SCHEMA = "dynasplit.journal/1"
-
 
 def grid(
     models: Sequence[str],
@@ -222,48 +217,6 @@ class CampaignSummary:
             lines.append(f"  failed: {f['config']} codec={f['codec']} repeat={f['repeat']}: "
                          f"{f['reason']}")
         return "\n".join(lines)
-
-
-class Journal:
-    """An append-only JSON-lines journal: a header line, then one line per entry.
-
-    :meth:`append` writes, flushes and ``fsync``-s each line; :meth:`read` drops
-    (and truncates away) a last line that a crash cut short.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        if not self.path.exists():
-            return None, []
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        complete, torn = lines[:-1], lines[-1]
-        if torn:  # a crash cut the last line short: drop it from the file too
-            log.warning("journal %s: dropping a torn last line", self.path)
-            with open(self.path, "r+b") as fh:
-                fh.truncate(len(data) - len(torn))
-        entries = []
-        for n, line in enumerate(complete, 1):
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ToolkitError(f"journal {self.path} line {n} is corrupt ({exc}); "
-                                   "move it away to start over") from None
-        if not entries:
-            return None, []
-        header = entries[0]
-        if header.get("schema") != JOURNAL_SCHEMA:
-            raise ToolkitError(f"{self.path} is not a campaign journal of this toolkit")
-        return header, entries[1:]
-
-    def append(self, entry: Mapping[str, Any]) -> None:
-        line = json.dumps(entry, separators=(",", ":")) + "\n"
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 class Campaign:
@@ -582,43 +535,7 @@ class Campaign:
 
     def run(self) -> xr.Dataset:
         """Blocking :meth:`arun` (on the testbed's, or the pool's, private event loop)."""
-        return self.runner._sync(self.arun())
-
-
-async def retry_run(
-    run: Callable[[], Awaitable[T]], *, retries: int, backoff_s: float, what: str,
-    recover: Callable[[], Awaitable[None]] | None = None, recovering: str = "recovering",
-) -> tuple[T | None, str]:
-    """Await ``run()`` until it succeeds, at most ``retries + 1`` times.
-
-    Between attempts it waits ``backoff_s``, doubled each retry, then awaits
-    ``recover()`` where given (a recovery that fails uses up that attempt, with
-    ``recovering`` naming it in the reason). A :class:`~toolkit.errors.ConfigError`
-    is the user's mistake and is raised at once; other toolkit errors and OS errors
-    (timeouts and lost connections included) are logged with ``what`` and retried.
-
-    Returns:
-        (the result, ``""``), or (None, the last failure's reason).
-    """
-    reason = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
-            if recover is not None:
-                try:
-                    await recover()
-                except Exception as exc:  # recovery itself failed; count the attempt
-                    reason = f"{recovering} failed: {exc}"
-                    continue
-        try:
-            return await run(), ""
-        except ConfigError:
-            raise  # the user's mistake: retrying cannot help
-        except (ToolkitError, OSError) as exc:  # OSError: timeouts, lost connections
-            reason = f"{type(exc).__name__}: {exc}"
-            log.warning("%s failed (attempt %d/%d): %s", what, attempt + 1, retries + 1,
-                        reason)
-    return None, reason
+        return self.runner.run_blocking(self.arun())
 
 
 def configs_from(items: Iterable[Mapping[str, Any] | Config]) -> list[Config]:

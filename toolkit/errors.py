@@ -4,15 +4,35 @@ Every problem a user can cause (an unknown model, a split out of range, a bad
 profile file, a foreign cube) raises a :class:`ToolkitError` whose message names
 the problem and the valid choices. The command line prints it as one line on
 stderr and exits with status 2; notebooks show it as an ordinary exception.
+
+Every error says whether trying again can help (:func:`retryable`): the user's
+mistakes never (a retry would fail the same way), a device, worker or
+connection that failed may (:class:`DeviceError`). Retry loops
+(:func:`toolkit.retry.retry_run`) ask the error, not a list of types.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ProtocolError", "ToolkitError"]
+from typing import ClassVar
+
+__all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "retryable"]
 
 
 class ToolkitError(Exception):
-    """A problem with the user's input or environment, with a readable message."""
+    """A problem with the user's input or environment, with a readable message.
+
+    Attributes:
+        retryable: whether trying again may help (not for the user's mistakes).
+    """
+
+    retryable: ClassVar[bool] = False
+
+
+class DeviceError(ToolkitError):
+    """A device, worker or connection failed (died, timed out, went away): trying
+    again, after restarting what failed, may help."""
+
+    retryable: ClassVar[bool] = True
 
 
 class ConfigError(ToolkitError):
@@ -21,6 +41,14 @@ class ConfigError(ToolkitError):
 
 class ProtocolError(ToolkitError):
     """A peer sent something that is not a valid frame of the wire protocol."""
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether trying again may help: a toolkit error says so itself; OS errors
+    (timeouts, refused and lost connections) may pass; anything else is a bug."""
+    if isinstance(exc, ToolkitError):
+        return exc.retryable
+    return isinstance(exc, OSError)
 
 
 def choices(values) -> str:

@@ -205,7 +205,7 @@ def make_policy(
             keys the cube lacks), an unknown rule or profile, or an invalid rule
             parameter.
     """
-    from toolkit.devices.profile import load_profile
+    from toolkit.hardware.profile import load_profile
 
     df, last_split, energy_source = _runs_table(cube)
     keys = config_keys(df.columns)

@@ -8,8 +8,9 @@ import socket
 import threading
 import time
 
-from toolkit.campaign import Campaign, CampaignSpec, Journal, grid
+from toolkit.campaign import Campaign, CampaignSpec, grid
 from toolkit.devices.local import LocalTestbed
+from toolkit.retry import Journal
 
 
 def _configs(splits):

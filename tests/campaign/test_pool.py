@@ -21,8 +21,8 @@ from toolkit.cli import main
 from toolkit.cube import configurations, open_cube
 from toolkit.devices.local import LocalTestbed
 from toolkit.devices.pool import TestbedPool
-from toolkit.devices.profile import load_profile
 from toolkit.errors import ConfigError
+from toolkit.hardware.profile import load_profile
 
 POOL = {"local-1", "local-2"}
 

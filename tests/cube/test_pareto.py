@@ -1,4 +1,4 @@
-"""toolkit.pareto.pareto_mask against a plain definition of dominance."""
+"""toolkit.pareto.pareto_mask (moocore underneath) against a plain definition of dominance."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def dominance_reference(points: np.ndarray, senses: list[str]) -> np.ndarray:
     return np.array(keep, dtype=bool)
 
 
-@pytest.mark.parametrize("k", [1, 2, 3, 4])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
 def test_matches_definition_on_random_points_with_ties(k):
     rng = np.random.default_rng(k)
     for trial in range(150):
@@ -40,6 +40,37 @@ def test_matches_definition_on_random_points_with_ties(k):
         senses = [("min", "max")[int(b)] for b in rng.integers(0, 2, size=k)]
         np.testing.assert_array_equal(pareto_mask(points, senses),
                                       dominance_reference(points, senses))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_infinities_anywhere_and_duplicate_rows_match_the_definition(k):
+    rng = np.random.default_rng(10 + k)
+    for _ in range(100):
+        n = int(rng.integers(2, 30))
+        points = rng.integers(0, 4, size=(n, k)).astype(float)
+        for _ in range(3):  # ±inf in any column (moocore's own sweep cannot take -inf)
+            points[rng.integers(0, n), rng.integers(0, k)] = rng.choice([np.inf, -np.inf])
+        points[1] = points[0]  # a duplicate: both kept, or both dropped
+        senses = [("min", "max")[int(b)] for b in rng.integers(0, 2, size=k)]
+        mask = pareto_mask(points, senses)
+        np.testing.assert_array_equal(mask, dominance_reference(points, senses))
+        assert mask[0] == mask[1]
+
+
+def test_the_filter_is_moocores(monkeypatch):
+    import moocore
+
+    calls = []
+    real = moocore.is_nondominated
+
+    def spy(points, **kwargs):
+        calls.append(kwargs)
+        return real(points, **kwargs)
+
+    monkeypatch.setattr(moocore, "is_nondominated", spy)
+    assert pareto_mask(np.array([[1.0, 3.0], [1.0, 3.0], [2.0, 2.0]]),
+                       ["min", "max"]).tolist() == [True, True, False]
+    assert calls == [{"maximise": [False, True], "keep_weakly": True}]
 
 
 def test_two_objectives_small_example():

@@ -17,8 +17,8 @@ from fake_pi import FakePi, make_fake_pi
 from sshd_fixture import SshServer, sshd_available
 
 from toolkit.devices.inventory import Host
-from toolkit.devices.profile import load_profile
 from toolkit.devices.ssh import ReconnectPolicy
+from toolkit.hardware.profile import load_profile
 
 
 @pytest.hookimpl(tryfirst=True)

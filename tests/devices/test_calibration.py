@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from toolkit.devices.calibration import calibration_path, host_calibration, report
-from toolkit.devices.profile import load_profile
 from toolkit.devices.splinter_fit import (
     fit_splinter,
     fit_splinter_cloud,
@@ -19,6 +18,7 @@ from toolkit.devices.splinter_fit import (
     vgg16_tail_costs,
 )
 from toolkit.errors import ConfigError
+from toolkit.hardware.profile import load_profile
 from toolkit.paths import SPLINTER_DIR
 
 POOL = SPLINTER_DIR / "simulation_pool_vgg16.csv"

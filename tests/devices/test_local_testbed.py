@@ -53,13 +53,13 @@ def test_padded_edge_takes_the_profiles_device_time(testbed):
     slow = testbed.run({**CONFIG, "split": 9, "cpu_freq": 600}, samples=10)
     fast = testbed.run({**CONFIG, "split": 9, "cpu_freq": 1800}, samples=10)
     for rec in (slow, fast):
-        target = testbed._sync(testbed.edge_target_ms(rec.config))
+        target = testbed.run_blocking(testbed.edge_target_ms(rec.config))
         # the head really ran, then waited: never shorter than the device's time
         assert np.all(rec.result.timings["edge_ms"] >= target)
         assert np.all(rec.result.extra["pad_ms"] >= 0)
     # the Pi model: the whole digits CNN at 600 MHz takes ~3x as long as at 1800
     sm = testbed.split_model("digits-cnn")
-    from toolkit.devices.edge_timing import head_cost
+    from toolkit.hardware.edge_timing import head_cost
     cost = head_cost(sm, 9)
     timing = testbed.edge_profile.timing
     assert timing.time_ms(cost, 600, "int8") / timing.time_ms(cost, 1800, "int8") > 2.5
@@ -70,7 +70,7 @@ def test_emulated_tpu_runs_the_int8_head_with_modelled_timing(testbed):
     int8 = testbed.run(CONFIG, samples=20)
     # the same int8 flatbuffer ran: same predictions, real accuracy
     assert np.array_equal(rec.result.predictions, int8.result.predictions)
-    target = testbed._sync(testbed.edge_target_ms(rec.config))
+    target = testbed.run_blocking(testbed.edge_target_ms(rec.config))
     assert target > 0 and np.all(rec.result.timings["edge_ms"] >= target)
     # the TPU's extra power (profile: 1.9 W for tpu-max) is charged
     assert rec.edge_energy_j > 0

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from toolkit.devices.profile import load_profile
 from toolkit.energy import (
     MeterUnavailableError,
     PowerModel,
@@ -16,6 +15,7 @@ from toolkit.energy import (
     open_meter,
 )
 from toolkit.errors import ConfigError
+from toolkit.hardware.profile import load_profile
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import numpy as np
 import psutil
 import pytest
 
-from toolkit.devices.profile import load_profile
 from toolkit.energy import PowerModel, PowerModelMeter
 from toolkit.errors import ConfigError, ToolkitError
+from toolkit.hardware.profile import load_profile
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import time
 import numpy as np
 import pytest
 
-from toolkit.devices.profile import load_profile
 from toolkit.energy import MeterUnavailableError, NvmlMeter, PowerModel, open_meter
+from toolkit.hardware.profile import load_profile
 
 PERIOD = 0.3  # seconds, of the simulated GPU's power swing
 

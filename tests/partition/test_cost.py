@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from toolkit.devices.profile import load_profile
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ToolkitError
+from toolkit.hardware.profile import load_profile
 from toolkit.partition import (
     STRATEGIES,
     CostModel,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from toolkit.devices.profile import load_profile
 from toolkit.errors import ToolkitError
+from toolkit.hardware.profile import load_profile
 from toolkit.models import load_model
 from toolkit.models.data import eval_data
 from toolkit.models.split import SplitModel

@@ -10,8 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from toolkit.devices.profile import load_profile
 from toolkit.errors import ToolkitError
+from toolkit.hardware.profile import load_profile
 from toolkit.partition import STRATEGIES, LinkSpec, vgg_stack
 
 pytestmark = pytest.mark.slow

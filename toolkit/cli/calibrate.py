@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Measure (or load), print the report; with ``--fit-splinter`` also the refit."""
     from toolkit.devices.calibration import host_calibration, report
-    from toolkit.devices.profile import load_profile
     from toolkit.errors import ToolkitError
+    from toolkit.hardware.profile import load_profile
 
     if args.rounds < 3:
         raise ToolkitError(f"--rounds must be at least 3, got {args.rounds}")

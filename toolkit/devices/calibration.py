@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.devices.edge_timing import HeadCost
-from toolkit.devices.profile import DeviceProfile
 from toolkit.errors import ToolkitError
+from toolkit.hardware.edge_timing import HeadCost
+from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["CalibrationReport", "HostCalibration", "calibration_path", "host_calibration",
            "measure_host", "report"]

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from toolkit.devices.base import KnobChange
 from toolkit.devices.deploy import DeployReport, deploy
 from toolkit.devices.inventory import Host
-from toolkit.devices.profile import DeviceProfile
 from toolkit.devices.remote import RemoteProcess, StopResult
 from toolkit.devices.ssh import SshTransport
 from toolkit.errors import ConfigError
+from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["CloudController", "CloudWorker"]
 

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.devices.profile import DeviceProfile, load_profile
 from toolkit.errors import ConfigError, choices
+from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.paths import TESTBEDS_DIR
 
 if sys.version_info >= (3, 11):

@@ -7,7 +7,7 @@ host (outputs and accuracy are real); the edge's *time* is made the device's:
 * ``edge_timing="pad"`` (the default where the edge profile has ``[timing]``
   tables): the edge worker pads each head's time to the device's, from the
   profile's timing model fitted to DynaSplit's Raspberry Pi measurements
-  (:mod:`toolkit.devices.edge_timing`); fp32 heads take the int8 time × the
+  (:mod:`toolkit.hardware.edge_timing`); fp32 heads take the int8 time × the
   host's measured fp32/int8 ratio (:mod:`toolkit.devices.calibration`).
 * ``edge_timing="quota"``: a cgroup CPU quota of ``device / host throughput``
   host cores per frequency (calibrated; see :mod:`toolkit.devices.cgroups` for
@@ -25,7 +25,7 @@ labelled ``model:<profile>``; modelled timing is labelled in ``latency_source``.
 The cloud's tail runs for real on the host's CPU (real outputs). Its *time*
 is, by default where the cloud profile has ``[tail_timing]`` tables
 (``cloud_timing="model"``), the modelled time of that tail on DynaSplit's
-server (:mod:`toolkit.devices.cloud_timing`, fitted to their measured cloud
+server (:mod:`toolkit.hardware.cloud_timing`, fitted to their measured cloud
 latencies), not the host's: a 2-core host that also plays the edge is neither
 as fast nor as steady as a cloud node. ``cloud_timing="host"`` reports the
 host's own tail time instead.
@@ -51,12 +51,12 @@ import numpy as np
 from toolkit.config import Config
 from toolkit.devices.base import KnobChange
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
-from toolkit.devices.cloud_timing import tail_cost
-from toolkit.devices.edge_timing import head_cost
-from toolkit.devices.profile import DeviceProfile, load_profile
 from toolkit.devices.testbed import Testbed
 from toolkit.energy.meter import Meter
 from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.hardware.cloud_timing import tail_cost
+from toolkit.hardware.edge_timing import head_cost
+from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.runtime.session import EdgeClient, RunResult, WorkerProcess, worker_command
 
 __all__ = ["CLOUD_TIMINGS", "DEFAULT_LINK", "EDGE_TIMINGS", "Link", "LocalTestbed"]

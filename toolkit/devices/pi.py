@@ -41,7 +41,6 @@ from toolkit.devices.base import EdgeController, KnobChange
 from toolkit.devices.deploy import DeployReport, deploy
 from toolkit.devices.inventory import Host
 from toolkit.devices.pi_script import KnobScript, parse_uhubctl, runtime_mode
-from toolkit.devices.profile import DeviceProfile
 from toolkit.devices.remote import RemoteProcess
 from toolkit.devices.shell import RemoteShell
 from toolkit.devices.ssh import (
@@ -52,6 +51,7 @@ from toolkit.devices.ssh import (
     SshTransport,
 )
 from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["ACCEL_TPU", "PiController", "PiSettings", "parse_uhubctl"]
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.aio import BackgroundLoop, BlockingLifecycle
-from toolkit.devices.profile import DeviceProfile
 from toolkit.devices.testbed import Testbed
 from toolkit.errors import ConfigError, choices
+from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["TestbedPool", "local_start_limit"]
 
@@ -84,7 +84,7 @@ class TestbedPool(BlockingLifecycle):
         self._loop_name = "dynasplit-pool"
         self._loop = BackgroundLoop(self._loop_name)
         for tb in self.testbeds:
-            if tb._loop is not None:
+            if tb.background_loop is not None:
                 self._loop.close()
                 raise ConfigError(f"testbed {tb.name!r} already runs on its own event loop "
                                   "(it was started or used on its own); give the pool "
@@ -165,12 +165,12 @@ class TestbedPool(BlockingLifecycle):
 
     def split_model(self, model: str):
         """The controller-side split model of ``model`` (shared by the testbeds)."""
-        return self._sync(self.testbeds[0].split_model_for(model))
+        return self.run_blocking(self.testbeds[0].split_model_for(model))
 
     def warm(self, model: str) -> None:
         """Build the controller-side split model and reference labels of ``model`` now
         (shared by the testbeds), e.g. so that a timed campaign does not include it."""
-        self._sync(self.testbeds[0].labels(model))
+        self.run_blocking(self.testbeds[0].labels(model))
 
     # -- lifecycle --------------------------------------------------------------------
     async def astart_one(self, testbed: Testbed) -> None:

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from toolkit.devices.ssh import SshTransport, remote_command
-from toolkit.errors import ToolkitError
+from toolkit.errors import DeviceError, ToolkitError
 
 __all__ = ["RemoteProcess", "StopResult"]
 
@@ -138,7 +138,7 @@ class RemoteProcess:
         try:
             proc.pid = int(result.stdout.strip())
         except ValueError:
-            raise ToolkitError(
+            raise DeviceError(
                 f"could not start {name} on {transport.name}: {result.stdout!r} {result.stderr!r}"
             ) from None
         return proc

@@ -137,7 +137,7 @@ class RemoteShell:
                                      output=out.decode("utf-8", "replace")) from None
             except (asyncssh.Error, OSError, EOFError) as exc:
                 await self.close()
-                raise self.transport._lost(command, exc) from None
+                raise self.transport.lost_connection(command, exc) from None
         result = CommandResult(
             host=self.transport.name,
             argv=tuple(str(a) for a in argv),
@@ -160,7 +160,7 @@ class RemoteShell:
             except (asyncssh.Error, OSError) as exc:
                 await self.close()
                 if attempt == 2:
-                    raise self.transport._lost(command, exc) from None
+                    raise self.transport.lost_connection(command, exc) from None
         raise AssertionError("unreachable")
 
     @staticmethod

@@ -14,7 +14,7 @@ The shipped profile's numbers are this function's output, rounded.
 :func:`fit_splinter_cloud` fits the cloud node's tail timing the same way to
 the median ``avg latency cloud (ms)`` per layer and server accelerator (GPU or
 not): a per-request intercept plus milliseconds per GMAC, per million weights
-and per million elements received (:mod:`toolkit.devices.cloud_timing`).
+and per million elements received (:mod:`toolkit.hardware.cloud_timing`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit.devices.cloud_timing import TAIL_COUNTS, TailCost, tail_cost
-from toolkit.devices.edge_timing import HeadCost, TimingTerms
 from toolkit.errors import ToolkitError, choices
+from toolkit.hardware.cloud_timing import TAIL_COUNTS, TailCost, tail_cost
+from toolkit.hardware.edge_timing import HeadCost, TimingTerms
 
 __all__ = ["FORMS", "CloudFit", "SplinterFit", "fit_splinter", "fit_splinter_cloud",
            "fit_splinter_link", "splinter_edge_medians", "vgg16_costs", "vgg16_tail_costs"]
@@ -59,7 +59,7 @@ class SplinterFit:
 
 def vgg16_costs() -> dict[int, HeadCost]:
     """Head costs of the toolkit's VGG16 at 224x224 by split (= DynaSplit layer)."""
-    from toolkit.devices.edge_timing import head_cost
+    from toolkit.hardware.edge_timing import head_cost
     from toolkit.models.split import SplitModel
     from toolkit.models.zoo import load_model
 
@@ -172,7 +172,7 @@ class CloudFit:
 
     Attributes:
         accel: the cloud accelerator (``none``: the server's CPU, ``gpu``).
-        terms: ms per unit of each count of :data:`~toolkit.devices.cloud_timing.TAIL_COUNTS`.
+        terms: ms per unit of each count of :data:`~toolkit.hardware.cloud_timing.TAIL_COUNTS`.
         request_ms: the fitted per-request intercept (DynaSplit's serving software).
         layers: layers (medians) fitted; runs: DynaSplit runs behind them.
         median_rel_error, max_rel_error: on the medians per layer.

@@ -39,7 +39,8 @@ from pathlib import Path
 
 from toolkit.devices.inventory import Host
 from toolkit.devices.sshlib import import_asyncssh
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ConfigError, DeviceError, ToolkitError
+from toolkit.retry import Backoff
 
 asyncssh = import_asyncssh()
 
@@ -64,8 +65,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class SshError(ToolkitError):
-    """Something went wrong talking to a host over SSH.
+class SshError(DeviceError):
+    """Something went wrong talking to a host over SSH (retrying may help, unless
+    the host key or the credentials are wrong).
 
     Attributes:
         host: the inventory name of the host.
@@ -79,9 +81,13 @@ class SshError(ToolkitError):
 class HostKeyError(SshError):
     """The server's host key is not the one known_hosts lists (or none is listed)."""
 
+    retryable = False
+
 
 class AuthError(SshError):
     """The server refused the key (or agent keys) for the user."""
+
+    retryable = False
 
 
 class ConnectError(SshError):
@@ -159,31 +165,11 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
-class ReconnectPolicy:
-    """Exponential backoff for (re)connecting.
+class ReconnectPolicy(Backoff):
+    """Backoff for (re)connecting: 0.1 s doubling to 2 s, giving up after 30 s."""
 
-    Attributes:
-        initial_s: delay after the first failed attempt.
-        factor: growth of the delay per attempt.
-        max_delay_s: longest single delay.
-        give_up_s: stop retrying once this much time has passed.
-    """
-
-    initial_s: float = 0.1
-    factor: float = 2.0
     max_delay_s: float = 2.0
     give_up_s: float = 30.0
-
-    def delays(self) -> AsyncIterator[float]:
-        """Sleep through the backoff schedule, yielding each delay after sleeping."""
-        return self._delays()
-
-    async def _delays(self) -> AsyncIterator[float]:
-        start, delay = time.monotonic(), self.initial_s
-        while time.monotonic() + delay - start <= self.give_up_s:
-            await asyncio.sleep(delay)
-            yield delay
-            delay = min(delay * self.factor, self.max_delay_s)
 
 
 @dataclass
@@ -248,8 +234,8 @@ def guarded_command(argv: Sequence[str], timeout_s: float,
     """
     guard = ["timeout", "-k", "2", f"{timeout_s + _REMOTE_GRACE_S:.1f}"]
     return remote_command([*guard, *argv], env)
-#: how long a channel refused by sshd is retried
-_OPEN_RETRY_S = 0.5
+#: how a channel refused by sshd is retried: briefly, from 5 ms doubling, for half a second
+_OPEN_RETRY = Backoff(0.005, give_up_s=0.5)
 
 _TRANSIENT = (OSError, asyncio.TimeoutError, asyncssh.DisconnectError, asyncssh.ChannelOpenError)
 
@@ -332,19 +318,16 @@ class SshTransport:
             return conn
 
     async def _connect_with_backoff(self) -> asyncssh.SSHClientConnection:
-        start, attempts = time.monotonic(), 1
-        try:
-            return await self._connect_once()
-        except ConnectError as exc:
-            last: ConnectError = exc
-            self._failed(exc)
-        async for _ in self.reconnect.delays():
+        start, attempts, delays = time.monotonic(), 0, self.reconnect.delays()
+        while True:
             attempts += 1
             try:
                 return await self._connect_once()
             except ConnectError as exc:
                 last = exc
                 self._failed(exc)
+            if await anext(delays, None) is None:
+                break
         raise ConnectError(
             self.name,
             f"cannot connect to {self.name} ({self.endpoint}) after {attempts} attempts "
@@ -485,7 +468,8 @@ class SshTransport:
         async with slots:
             yield
 
-    def _lost(self, what: str, exc: BaseException) -> ConnectionLost:
+    def lost_connection(self, what: str, exc: BaseException) -> ConnectionLost:
+        """Count a connection that dropped during ``what``; the error to raise."""
         self.stats.connection_losses += 1
         self.stats.note(f"connection lost during {what}: {exc}")
         return ConnectionLost(
@@ -516,7 +500,7 @@ class SshTransport:
         (briefly, with backoff: sshd frees closed sessions lazily, so under churn it
         may count a few more than are open).
         """
-        reconnected, delay, waited = False, 0.005, 0.0
+        reconnected, refused = False, _OPEN_RETRY.delays()
         while True:
             conn = await self._connection()
             try:
@@ -527,16 +511,13 @@ class SshTransport:
                     reconnected = True
                     continue
                 if not isinstance(exc, asyncssh.ChannelOpenError) or conn.is_closed():
-                    raise self._lost(command, exc) from None
-                if waited >= _OPEN_RETRY_S:
+                    raise self.lost_connection(command, exc) from None
+                if await anext(refused, None) is None:
                     raise SshError(
                         self.name, f"{self.name} refused a new session for {command}: {exc} "
                         "(more channels than sshd's MaxSessions? check the host's "
                         "max_sessions in the inventory)",
                     ) from None
-                await asyncio.sleep(delay)
-                waited += delay
-                delay *= 2
 
     async def open_channel(
         self, argv: Sequence[str], env: Mapping[str, str] | None = None
@@ -602,13 +583,14 @@ class SshTransport:
                 raise CommandTimeout(self.name, command, limit) from None
             except (asyncssh.Error, OSError) as exc:
                 proc.close()
-                raise self._lost(command, exc) from None
+                raise self.lost_connection(command, exc) from None
         finally:
             if release:
                 slots.release()
         status = proc.returncode
         if status is None:  # the channel closed without an exit status
-            raise self._lost(command, ConnectionError("channel closed without exit status"))
+            raise self.lost_connection(command,
+                                       ConnectionError("channel closed without exit status"))
         result = CommandResult(
             host=self.name,
             argv=tuple(str(a) for a in argv),
@@ -636,7 +618,7 @@ class SshTransport:
             while raw := await proc.stdout.readline():
                 yield raw.decode("utf-8", "replace").removesuffix("\n")
         except (asyncssh.Error, OSError) as exc:
-            raise self._lost(command, exc) from None
+            raise self.lost_connection(command, exc) from None
         finally:
             if proc.returncode is None:
                 with contextlib.suppress(Exception):
@@ -739,7 +721,7 @@ class SshTransport:
             except _TRANSIENT as exc:
                 if conn.is_closed() and attempt == 1:
                     continue  # whole-file copy: safe to redo after reconnecting
-                raise self._lost(f"{what} of {remote}", exc) from None
+                raise self.lost_connection(f"{what} of {remote}", exc) from None
 
 
 async def _put(sftp: asyncssh.SFTPClient, local: Path, remote: str, parent: str) -> None:

@@ -83,13 +83,13 @@ from toolkit.devices.deploy import deploy
 from toolkit.devices.inventory import Host, Inventory, MeterSpec, load_inventory
 from toolkit.devices.local import Link
 from toolkit.devices.pi import PiController
-from toolkit.devices.profile import load_profile
 from toolkit.devices.remote import RemoteProcess
 from toolkit.devices.ssh import ReconnectPolicy, SshTransport, file_sha256
 from toolkit.devices.testbed import Testbed
 from toolkit.energy.meter import Meter, MeterUnavailableError
 from toolkit.energy.model import PowerModel
-from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.errors import ConfigError, DeviceError, ToolkitError, choices
+from toolkit.hardware.profile import load_profile
 from toolkit.runtime.session import EdgeClient, RunResult
 
 __all__ = ["SshTestbed"]
@@ -432,16 +432,16 @@ class SshTestbed(Testbed):
                     if event.get("event") == "listening":
                         return int(event["port"])
                     if event.get("event") == "error":
-                        raise ToolkitError(f"the {role} worker on {host} failed to start: "
+                        raise DeviceError(f"the {role} worker on {host} failed to start: "
                                            f"{event.get('message')}")
             tail = (await process.read_log()).strip()[-800:]
-            raise ToolkitError(f"the {role} worker on {host} exited before listening; "
+            raise DeviceError(f"the {role} worker on {host} exited before listening; "
                                f"{process.log_file} on {host} ends with: {tail}")
 
         try:
             return await asyncio.wait_for(scan(), self.startup_timeout_s)
         except asyncio.TimeoutError:
-            raise ToolkitError(
+            raise DeviceError(
                 f"the {role} worker on {host} did not listen within "
                 f"{self.startup_timeout_s:g} s; see {process.log_file} on {host}"
             ) from None

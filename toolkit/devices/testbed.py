@@ -26,10 +26,10 @@ import numpy as np
 from toolkit.aio import BlockingLifecycle
 from toolkit.config import Config, config_problems
 from toolkit.devices.base import KnobChange
-from toolkit.devices.profile import DeviceProfile
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.hardware.profile import DeviceProfile
 from toolkit.models.codecs import check_codec
 from toolkit.runtime.session import RunResult
 
@@ -316,19 +316,19 @@ class Testbed(BlockingLifecycle, abc.ABC):
     # -- blocking API (start, close and ``with`` come from BlockingLifecycle) ---------
     def split_model(self, model: str):
         """Blocking :meth:`split_model_for`."""
-        return self._sync(self.split_model_for(model))
+        return self.run_blocking(self.split_model_for(model))
 
     def apply(self, config: Config | Mapping[str, Any]) -> list[KnobChange]:
         """Blocking :meth:`aapply` (validates first)."""
         async def go():
             return await self.aapply(await self.validate(config))
-        return self._sync(go())
+        return self.run_blocking(go())
 
     def run(self, config: Config | Mapping[str, Any], **kwargs: Any) -> RunRecord:
         """Blocking :meth:`arun`."""
-        return self._sync(self.arun(config, **kwargs))
+        return self.run_blocking(self.arun(config, **kwargs))
 
     def time_run(self, config: Config | Mapping[str, Any], **kwargs: Any) -> RunResult:
         """Blocking :meth:`atime_run`."""
-        return self._sync(self.atime_run(config, **kwargs))
+        return self.run_blocking(self.atime_run(config, **kwargs))
 

@@ -53,7 +53,7 @@ def _class_of(kind: str) -> type[Meter]:
 def _build(kind: str, options: dict[str, Any]) -> Meter:
     if kind != "model":
         return _class_of(kind)(**options)
-    from toolkit.devices.profile import load_profile
+    from toolkit.hardware.profile import load_profile
 
     profile = options.pop("profile", None)
     if not profile:

@@ -21,7 +21,7 @@ from typing import Any
 
 from toolkit.energy.meter import MeterUnavailableError
 from toolkit.energy.sampling import PowerSampledMeter
-from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.errors import ConfigError, DeviceError, choices
 
 __all__ = ["Ina219Meter", "Ina260Meter", "LinuxI2CBus", "ina219_calibrations"]
 
@@ -152,7 +152,7 @@ class _InaMeter(PowerSampledMeter):
             with _DRIVER_LOCK:
                 return self._power_w()
         except OSError as exc:
-            raise ToolkitError(f"{self.chip} meter: read at {self.where} failed: {exc}") from None
+            raise DeviceError(f"{self.chip} meter: read at {self.where} failed: {exc}") from None
 
     def close(self) -> None:
         """Close the bus if this meter opened it."""

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from toolkit.devices.profile import DeviceProfile
 from toolkit.errors import ConfigError, choices
+from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["PowerModel"]
 

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from toolkit.energy.meter import Measurement, Meter, MeterUnavailableError
 from toolkit.energy.sampling import CounterMeter, PowerSampledMeter
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ConfigError, DeviceError, ToolkitError
 
 __all__ = ["NvmlDevice", "NvmlMeter", "PynvmlDevice"]
 
@@ -95,14 +95,14 @@ class PynvmlDevice:
         except nvml.NVMLError_NotSupported:
             return None
         except nvml.NVMLError as exc:
-            raise ToolkitError(f"nvml meter: GPU {self.index} energy read failed: {exc}") from None
+            raise DeviceError(f"nvml meter: GPU {self.index} energy read failed: {exc}") from None
 
     def power_mw(self) -> int:
         """Current power draw."""
         try:
             return int(self._nvml.nvmlDeviceGetPowerUsage(self._handle))
         except self._nvml.NVMLError as exc:
-            raise ToolkitError(f"nvml meter: GPU {self.index} power read failed: {exc}") from None
+            raise DeviceError(f"nvml meter: GPU {self.index} power read failed: {exc}") from None
 
     def close(self) -> None:
         """Shut NVML down (once)."""
@@ -121,7 +121,7 @@ class _CounterMode(CounterMeter):
     def read_counters(self) -> Mapping[str, float]:
         value = self._device.total_energy_mj()
         if value is None:
-            raise ToolkitError("nvml meter: the GPU's energy counter disappeared mid-window")
+            raise DeviceError("nvml meter: the GPU's energy counter disappeared mid-window")
         return {"gpu": value / 1000.0}
 
 

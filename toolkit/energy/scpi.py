@@ -26,7 +26,7 @@ from typing import Any
 
 from toolkit.energy.meter import MeterUnavailableError
 from toolkit.energy.sampling import PowerSampledMeter
-from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.errors import ConfigError, DeviceError, ToolkitError, choices
 
 __all__ = ["ScpiPowerMeter", "parse_idn", "parse_values"]
 
@@ -232,7 +232,7 @@ class ScpiPowerMeter(PowerSampledMeter):
                     f"{self._where()}: no answer to {command!r} within {self.timeout_s:g} s"
                 ) from None
             except ValueError as exc:
-                raise ToolkitError(f"{self._where()}: bad answer to {command!r}: {exc}") from None
+                raise DeviceError(f"{self._where()}: bad answer to {command!r}: {exc}") from None
             except OSError as exc:
                 raise MeterUnavailableError(
                     f"{self._where()}: link failed during {command!r}: {exc}"

@@ -43,7 +43,7 @@ from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, choices
 
 if TYPE_CHECKING:
-    from toolkit.devices.profile import DeviceProfile
+    from toolkit.hardware.profile import DeviceProfile
 
 __all__ = [
     "GENES",
@@ -330,7 +330,7 @@ class ConfigSpace:
                 accelerator subset names one the profile lacks, an unknown codec
                 or strategy, or only one of ``strategies`` and ``devices``.
         """
-        from toolkit.devices.profile import DeviceProfile, load_profile
+        from toolkit.hardware.profile import DeviceProfile, load_profile
 
         edge = edge_profile if isinstance(edge_profile, DeviceProfile) else load_profile(
             edge_profile)

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from toolkit.devices.profile import load_profile
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ToolkitError
+from toolkit.hardware.profile import load_profile
 from toolkit.partition.ops import op_weight_bytes
 from toolkit.partition.plan import INPUT, Compute, PartitionPlan, instruction_inputs, nbytes
 

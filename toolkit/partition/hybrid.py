@@ -34,9 +34,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from toolkit.devices.profile import load_profile
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ToolkitError
+from toolkit.hardware.profile import load_profile
 from toolkit.models.codecs import check_codec, decode, encode
 from toolkit.models.split import SplitModel
 from toolkit.partition.cost import DEFAULT_LINK_MBPS, CostModel, DeviceCost, estimate_cost

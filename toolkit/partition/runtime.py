@@ -56,10 +56,10 @@ import numpy as np
 
 from toolkit.aio import BlockingLifecycle
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
-from toolkit.devices.profile import DeviceProfile, load_profile
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
-from toolkit.errors import ProtocolError, ToolkitError, choices
+from toolkit.errors import DeviceError, ProtocolError, ToolkitError, choices
+from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.models.codecs import decode, encode
 from toolkit.partition.cost import DEFAULT_MACS_PER_S, CostModel, PlanCost, estimate_cost
 from toolkit.partition.hybrid import (
@@ -119,7 +119,7 @@ class _Control:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, limit=1 << 24), 10)
         except (OSError, asyncio.TimeoutError) as exc:
-            raise ToolkitError(f"cannot reach device {index} at {host}:{port}: {exc}") from None
+            raise DeviceError(f"cannot reach device {index} at {host}:{port}: {exc}") from None
         return cls(index, reader, writer)
 
     async def request(self, message: dict[str, Any], tensor: np.ndarray | None = None
@@ -130,17 +130,17 @@ class _Control:
         await self.writer.drain()
         frame = await read_frame(self.reader)
         if frame is None:
-            raise ToolkitError(f"device {self.index} closed the control connection")
+            raise DeviceError(f"device {self.index} closed the control connection")
         if frame.kind != KIND_JSON:
             raise ProtocolError(f"device {self.index} answered with a tensor frame")
         if frame.message.get("op") == "error":
-            raise ToolkitError(f"device {self.index}: {frame.message.get('message')}")
+            raise DeviceError(f"device {self.index}: {frame.message.get('message')}")
         return frame.message
 
     async def tensor(self) -> np.ndarray:
         frame = await read_frame(self.reader)
         if frame is None or frame.kind != KIND_TENSOR:
-            raise ToolkitError(f"device {self.index} sent no outputs")
+            raise DeviceError(f"device {self.index} sent no outputs")
         return np.array(decode(frame.tensor), dtype=np.float32)
 
     async def close(self) -> None:
@@ -295,7 +295,7 @@ class PartitionCluster(BlockingLifecycle):
     def run(self, model: str | os.PathLike | keras.Model, strategy: str, devices: int,
             **options: Any) -> PartitionRun:
         """BlockingLifecycle :meth:`arun`."""
-        return self._sync(self.arun(model, strategy, devices, **options))
+        return self.run_blocking(self.arun(model, strategy, devices, **options))
 
     # -- models ---------------------------------------------------------------------
 
@@ -374,7 +374,7 @@ class PartitionCluster(BlockingLifecycle):
             if control is not None:
                 await control.close()
                 self._controls[i] = None
-        raise ToolkitError(await self._failure(tasks, what))
+        raise DeviceError(await self._failure(tasks, what))
 
     async def _failure(self, tasks: Mapping[int, asyncio.Future], what: str) -> str:
         reasons = []

@@ -6,7 +6,7 @@ repeat)`` on a :class:`~toolkit.partition.runtime.PartitionCluster` and
 collects the runs into a cube with the extra dimensions ``strategy`` and
 ``devices`` (and ``codec`` when several codecs are studied).
 
-Persistence is the campaign's (:mod:`toolkit.campaign`): an append-only,
+Persistence is the campaign's (:mod:`toolkit.retry`): an append-only,
 fsync-ed JSON-lines journal beside the cube (``CUBE.nc.journal``) whose first
 line records the specification; rerunning the same study skips every run the
 journal holds, and a journal of another specification is refused. A run that
@@ -34,13 +34,13 @@ from typing import Any
 
 import xarray as xr
 
-from toolkit.campaign import JOURNAL_SCHEMA, Journal, retry_run
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
 from toolkit.partition.links import LinkSpec
 from toolkit.partition.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.spec import PlanSpec
+from toolkit.retry import JOURNAL_SCHEMA, Journal, retry_run
 
 __all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
 
@@ -289,4 +289,4 @@ class PartitionStudy:
 
     def run(self) -> xr.Dataset:
         """Blocking :meth:`arun` (on the cluster's private event loop)."""
-        return self.cluster._sync(self.arun())
+        return self.cluster.run_blocking(self.arun())

@@ -42,7 +42,7 @@ then ``edge_ms`` is the target, and the sample's latency counts the target, not
 the host's longer time.
 
 ``cloud_target_ms`` emulates the cloud node (the local testbed's modelled
-cloud, :mod:`toolkit.devices.cloud_timing`): the tail runs for real on the
+cloud, :mod:`toolkit.hardware.cloud_timing`): the tail runs for real on the
 cloud worker (real outputs), and the sample's ``cloud_ms`` is the target: where
 the tail took less, the worker waits the difference; where it took longer (the
 usual case: the host is no GPU server), the latency counts the target, not the

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ProtocolError, ToolkitError
+from toolkit.errors import DeviceError, ProtocolError
 from toolkit.runtime.framing import KIND_JSON, read_frame, write_json, write_tensor
 from toolkit.runtime.worker import PARENT_ENV
 
@@ -81,7 +81,7 @@ class WorkerProcess:
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         if not sel.select(timeout):
             self.stop()
-            raise ToolkitError(f"worker {self.argv[2]} did not start within {timeout:.0f} s; "
+            raise DeviceError(f"worker {self.argv[2]} did not start within {timeout:.0f} s; "
                                f"see {self.log_path}")
         line = self.proc.stdout.readline().decode(errors="replace").strip()
         try:
@@ -91,7 +91,7 @@ class WorkerProcess:
         if event.get("event") != "listening":
             self.stop()
             message = event.get("message") or line or "no announcement"
-            raise ToolkitError(f"worker {self.argv[2]} failed to start: {message}; "
+            raise DeviceError(f"worker {self.argv[2]} failed to start: {message}; "
                                f"see {self.log_path}")
         self.loop = event.get("loop")
         return str(event["host"]), int(event["port"])
@@ -181,13 +181,13 @@ class EdgeClient:
                 asyncio.open_connection(host, port, limit=1 << 24), timeout
             )
         except (OSError, asyncio.TimeoutError) as exc:
-            raise ToolkitError(f"cannot reach the edge worker at {host}:{port}: {exc}") from None
+            raise DeviceError(f"cannot reach the edge worker at {host}:{port}: {exc}") from None
         return cls(reader, writer)
 
     async def request(self, message: dict[str, Any], timeout: float | None = None,
                       tensor: np.ndarray | None = None) -> dict[str, Any]:
         """Send one request (and the tensor frame that follows it, if any) and return the
-        reply; raises ToolkitError on an error reply."""
+        reply; raises DeviceError on an error reply."""
         write_json(self._writer, message)
         if tensor is not None:
             from toolkit.models.codecs import encode
@@ -196,11 +196,11 @@ class EdgeClient:
         await self._writer.drain()
         frame = await asyncio.wait_for(read_frame(self._reader), timeout)
         if frame is None:
-            raise ToolkitError("the edge worker closed the connection")
+            raise DeviceError("the edge worker closed the connection")
         if frame.kind != KIND_JSON:
             raise ProtocolError("the edge worker answered with a tensor frame")
         if frame.message.get("op") == "error":
-            raise ToolkitError(f"edge worker: {frame.message.get('message')}")
+            raise DeviceError(f"edge worker: {frame.message.get('message')}")
         return frame.message
 
     async def ping(self) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.devices.cloud_timing import CloudTimingModel
-from toolkit.devices.edge_timing import EdgeTimingModel
 from toolkit.errors import ConfigError, choices
+from toolkit.hardware.cloud_timing import CloudTimingModel
+from toolkit.hardware.edge_timing import EdgeTimingModel
 from toolkit.paths import PROFILES_DIR
 
 if sys.version_info >= (3, 11):
@@ -60,11 +60,11 @@ class DeviceProfile:
         settings: the remaining tables (``cpu``, ``tpu``...) for device controllers.
         path: the file it was loaded from.
         timing: how long the device runs a head per accelerator (its ``[timing]``
-            tables, see :mod:`toolkit.devices.edge_timing`), or None.
+            tables, see :mod:`toolkit.hardware.edge_timing`), or None.
         link: the emulated edge-cloud link ``{"mbps", "rtt_ms", "source"}`` (its
             ``[link]`` table), or None.
         tail_timing: how long a cloud node runs a tail per accelerator (its
-            ``[tail_timing]`` tables, see :mod:`toolkit.devices.cloud_timing`), or None.
+            ``[tail_timing]`` tables, see :mod:`toolkit.hardware.cloud_timing`), or None.
     """
 
     name: str

@@ -1,0 +1,147 @@
+"""toolkit.retry: the retry loop and backoff shared by campaigns, partition studies and SSH."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from toolkit.errors import ConfigError, DeviceError, ToolkitError, retryable
+from toolkit.retry import Backoff, retry_run
+
+
+def test_retries_with_recovery_until_success_and_counts_a_failed_recovery():
+    calls: list[str] = []
+    outcomes = [DeviceError("worker died"), "ok"]
+    recoveries = [OSError("port in use"), None]
+
+    async def run() -> str:
+        calls.append("run")
+        out = outcomes.pop(0)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    async def recover() -> None:
+        calls.append("recover")
+        exc = recoveries.pop(0)
+        if exc is not None:
+            raise exc
+
+    result, reason = asyncio.run(retry_run(run, retries=2, backoff_s=0.001, what="t",
+                                           recover=recover, recovering="restarting"))
+    assert (result, reason) == ("ok", "")
+    # attempt 2 is used up by the failed recovery; attempt 3 recovers and runs
+    assert calls == ["run", "recover", "recover", "run"]
+
+
+def test_gives_up_with_the_last_reason_and_never_retries_a_config_error():
+    attempts = 0
+
+    async def flaky() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise TimeoutError(f"timed out {attempts}")
+
+    result, reason = asyncio.run(retry_run(flaky, retries=1, backoff_s=0.001, what="t"))
+    assert result is None and reason == "TimeoutError: timed out 2" and attempts == 2
+
+    async def wrong() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ConfigError("cpu_freq 700 is not one of 600, 800")
+
+    attempts = 0
+    with pytest.raises(ConfigError, match="cpu_freq 700"):
+        asyncio.run(retry_run(wrong, retries=3, backoff_s=0.001, what="t"))
+    assert attempts == 1
+
+
+def test_a_failed_recovery_names_itself_when_it_is_the_last_attempt():
+    async def run() -> None:
+        raise DeviceError("lost")
+
+    async def recover() -> None:
+        raise OSError("no worker")
+
+    result, reason = asyncio.run(retry_run(run, retries=1, backoff_s=0.001, what="t",
+                                           recover=recover, recovering="restarting the testbed"))
+    assert result is None and reason == "restarting the testbed failed: no worker"
+
+
+def test_backoff_grows_to_its_longest_delay_and_gives_up_in_time():
+    schedule = Backoff(initial_s=0.01, factor=3.0, max_delay_s=0.05)
+    assert [schedule.delay(n) for n in (1, 2, 3, 4)] == pytest.approx([0.01, 0.03, 0.05, 0.05])
+
+    async def slept(backoff: Backoff) -> list[float]:
+        return [d async for d in backoff.delays()]
+
+    assert asyncio.run(slept(Backoff(0.01, give_up_s=0.08))) == pytest.approx([0.01, 0.02, 0.04])
+    assert asyncio.run(slept(Backoff(0.5, give_up_s=0.1))) == []
+
+
+def test_the_reconnect_policy_is_a_backoff_with_the_documented_defaults():
+    from toolkit.devices.ssh import ReconnectPolicy
+
+    policy = ReconnectPolicy()
+    assert isinstance(policy, Backoff)
+    assert (policy.initial_s, policy.factor, policy.max_delay_s, policy.give_up_s) == \
+        (0.1, 2.0, 2.0, 30.0)
+
+
+@pytest.mark.parametrize("error", [
+    ConfigError("cpu_freq 700 is not one of 600, 800"),
+    ToolkitError("unknown model 'vgg17'"),  # a plain toolkit error is the user's: not retried
+    ValueError("a bug"),
+], ids=["config", "plain", "bug"])
+def test_an_error_a_retry_cannot_help_is_raised_after_one_attempt(error):
+    attempts = 0
+
+    async def run() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise error
+
+    recovered = []
+
+    async def recover() -> None:
+        recovered.append(1)
+
+    assert not retryable(error)
+    with pytest.raises(type(error)):
+        asyncio.run(retry_run(run, retries=3, backoff_s=0.001, what="t", recover=recover))
+    assert attempts == 1 and recovered == []
+
+
+@pytest.mark.parametrize("error", [
+    DeviceError("the edge worker closed the connection"),
+    ConnectionResetError("reset by peer"),
+    TimeoutError("timed out"),
+], ids=["device", "os", "timeout"])
+def test_a_transient_error_is_retried_until_the_retries_are_used_up(error):
+    attempts = 0
+
+    async def run() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise error
+
+    assert retryable(error)
+    result, reason = asyncio.run(retry_run(run, retries=2, backoff_s=0.001, what="t"))
+    assert result is None and attempts == 3 and reason.startswith(type(error).__name__)
+
+
+def test_ssh_errors_say_whether_a_retry_can_help():
+    from toolkit.devices.ssh import (
+        AuthError,
+        CommandTimeout,
+        ConnectError,
+        ConnectionLost,
+        HostKeyError,
+    )
+
+    assert not retryable(HostKeyError("pi", "host key mismatch"))
+    assert not retryable(AuthError("pi", "key refused"))
+    for transient in (ConnectError("pi", "refused"), ConnectionLost("pi", "dropped"),
+                      CommandTimeout("pi", "sleep 9", 1.0)):
+        assert retryable(transient) and isinstance(transient, ToolkitError)

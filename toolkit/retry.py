@@ -1,0 +1,146 @@
+"""Work that survives failures: backoff, retries, and the append-only journal.
+
+* :class:`Backoff`: an exponential delay schedule (first delay, growth, longest
+  delay, when to give up). SSH reconnects (:class:`~toolkit.devices.ssh.ReconnectPolicy`
+  is one), channel re-opens and retried runs all sleep through it.
+* :func:`retry_run`: awaits a run until it succeeds, retrying the errors that
+  say a retry can help (:func:`~toolkit.errors.retryable`), with an optional
+  recovery between attempts. Campaigns and partition studies use it.
+* :class:`Journal`: the append-only, ``fsync``-ed JSON-lines file that makes
+  campaigns and partition studies crash-safe and resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from toolkit.errors import ToolkitError, retryable
+
+__all__ = ["JOURNAL_SCHEMA", "Backoff", "Journal", "retry_run"]
+
+log = logging.getLogger("toolkit.retry")
+
+T = TypeVar("T")
+
+#: the ``schema`` of a journal's first line
+JOURNAL_SCHEMA = "dynasplit.journal/1"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff.
+
+    Attributes:
+        initial_s: delay after the first failed attempt.
+        factor: growth of the delay per attempt.
+        max_delay_s: longest single delay.
+        give_up_s: stop retrying once this much time has passed.
+    """
+
+    initial_s: float = 0.1
+    factor: float = 2.0
+    max_delay_s: float = math.inf
+    give_up_s: float = math.inf
+
+    def delay(self, retry: int) -> float:
+        """The delay before retry number ``retry`` (1 for the first)."""
+        return min(self.initial_s * self.factor ** (retry - 1), self.max_delay_s)
+
+    async def delays(self) -> AsyncIterator[float]:
+        """Sleep through the schedule, yielding each delay after sleeping; ends once
+        the next delay would pass ``give_up_s`` since the first."""
+        start, retry = time.monotonic(), 1
+        while time.monotonic() + (delay := self.delay(retry)) - start <= self.give_up_s:
+            await asyncio.sleep(delay)
+            yield delay
+            retry += 1
+
+
+async def retry_run(
+    run: Callable[[], Awaitable[T]], *, retries: int, backoff_s: float, what: str,
+    recover: Callable[[], Awaitable[None]] | None = None, recovering: str = "recovering",
+) -> tuple[T | None, str]:
+    """Await ``run()`` until it succeeds, at most ``retries + 1`` times.
+
+    Between attempts it waits ``backoff_s``, doubled each retry, then awaits
+    ``recover()`` where given (a recovery that fails uses up that attempt, with
+    ``recovering`` naming it in the reason). It asks the error whether a retry can
+    help (:func:`~toolkit.errors.retryable`): the user's mistakes are raised at
+    once; device errors, timeouts and lost connections are logged with ``what``
+    and retried.
+
+    Returns:
+        (the result, ``""``), or (None, the last failure's reason).
+    """
+    schedule, reason = Backoff(backoff_s), ""
+    for attempt in range(retries + 1):
+        if attempt:
+            await asyncio.sleep(schedule.delay(attempt))
+            if recover is not None:
+                try:
+                    await recover()
+                except Exception as exc:  # recovery itself failed; count the attempt
+                    reason = f"{recovering} failed: {exc}"
+                    continue
+        try:
+            return await run(), ""
+        except Exception as exc:
+            if not retryable(exc):
+                raise  # the user's mistake (or a bug): trying again cannot help
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("%s failed (attempt %d/%d): %s", what, attempt + 1, retries + 1,
+                        reason)
+    return None, reason
+
+
+class Journal:
+    """An append-only JSON-lines journal: a header line, then one line per entry.
+
+    :meth:`append` writes, flushes and ``fsync``-s each line; :meth:`read` drops
+    (and truncates away) a last line that a crash cut short.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """(the header, the entries after it); (None, []) for a missing or empty file."""
+        if not self.path.exists():
+            return None, []
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        complete, torn = lines[:-1], lines[-1]
+        if torn:  # a crash cut the last line short: drop it from the file too
+            log.warning("journal %s: dropping a torn last line", self.path)
+            with open(self.path, "r+b") as fh:
+                fh.truncate(len(data) - len(torn))
+        entries = []
+        for n, line in enumerate(complete, 1):
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ToolkitError(f"journal {self.path} line {n} is corrupt ({exc}); "
+                                   "move it away to start over") from None
+        if not entries:
+            return None, []
+        header = entries[0]
+        if header.get("schema") != JOURNAL_SCHEMA:
+            raise ToolkitError(f"{self.path} is not a campaign journal of this toolkit")
+        return header, entries[1:]
+
+    def append(self, entry: Mapping[str, Any]) -> None:
+        """Write one line, flushed and ``fsync``-ed."""
+        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
