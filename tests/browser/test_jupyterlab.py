@@ -36,6 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kernels import KERNEL_NAME, write_kernel_spec
 
+from toolkit.cube import open_cube
+from toolkit.plots import config_means
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO_ROOT / "notebooks" / "01-split-inference.ipynb"
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
@@ -103,16 +106,18 @@ def _stop(process: subprocess.Popen) -> None:
             p.kill()
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+@contextlib.contextmanager
+def _lab(tmp_path: Path, files: dict[str, str | bytes]) -> Iterator[Lab]:
+    """JupyterLab on a free loopback port, serving a root folder that holds ``files``."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
     root = tmp_path / "root"
     root.mkdir()
-    nb = json.loads(NOTEBOOK.read_text())
-    nb["metadata"]["kernelspec"] = {"name": KERNEL_NAME, "display_name": KERNEL_NAME,
-                                    "language": "python"}
-    (root / NOTEBOOK.name).write_text(json.dumps(nb))
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (root / name).write_bytes(content)
+        else:
+            (root / name).write_text(content)
     token = secrets.token_hex(16)
     port = _free_port()
     env = dict(os.environ,
@@ -139,7 +144,21 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     finally:
         _stop(process)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, ARTIFACTS / "jupyterlab.log")
+        shutil.copy(log, ARTIFACTS / f"jupyterlab-{tmp_path.name}.log")
+
+
+def _with_test_kernel(nb: dict) -> str:
+    nb["metadata"]["kernelspec"] = {"name": KERNEL_NAME, "display_name": KERNEL_NAME,
+                                    "language": "python"}
+    return json.dumps(nb)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """JupyterLab serving a copy of notebook 01."""
+    with _lab(tmp_path, {NOTEBOOK.name: _with_test_kernel(json.loads(NOTEBOOK.read_text()))}
+              ) as server:
+        yield server
 
 
 def _run_all_cells(page) -> None:
@@ -234,3 +253,95 @@ def test_split_inference_panel_in_jupyterlab(lab: Lab) -> None:
     timings["total_s"] = time.monotonic() - t0
     (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=1))
     assert shot.stat().st_size > 10_000
+
+
+EXPLORER_NOTEBOOK = {
+    "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+    "cells": [
+        {"cell_type": "markdown", "id": "what", "metadata": {},
+         "source": "The `TradeoffExplorer` on the demo cube (`dynasplit demo`)."},
+        {"cell_type": "code", "id": "explorer", "metadata": {}, "execution_count": None,
+         "outputs": [],
+         "source": "from toolkit import open_cube\n"
+                   "from toolkit.widgets import TradeoffExplorer\n\n"
+                   "explorer = TradeoffExplorer(open_cube('demo.nc'))\n"
+                   "explorer.widget"},
+    ],
+}
+
+#: the split DynaSplit's rule picks, read from the picks table's "dynasplit" row
+_DYNASPLIT_SPLIT_JS = """table => {
+    const heads = [...table.querySelectorAll('thead th')].map(th => th.innerText.trim());
+    const col = heads.indexOf('split');
+    for (const row of table.querySelectorAll('tbody tr')) {
+        const cells = [...row.querySelectorAll('td')].map(td => td.innerText.trim());
+        if (cells[0] === 'dynasplit') return cells[col];
+    }
+    return null;
+}"""
+
+
+@pytest.mark.slow
+def test_tradeoff_explorer_on_the_demo_cube_in_jupyterlab(
+        tmp_path: Path, demo_run: tuple[Path, str]) -> None:
+    """The explorer renders the demo cube, and moving its latency threshold from the
+    lowest to the highest value changes the split DynaSplit's rule picks."""
+    from playwright.sync_api import expect, sync_playwright
+
+    demo_out, _ = demo_run
+    latency = config_means(open_cube(demo_out / "demo.nc"))["latency_ms"].dropna()
+    limits = {"Home": float(latency.min()), "End": float(latency.max())}  # the slider's ends
+    files = {"explorer.ipynb": _with_test_kernel(EXPLORER_NOTEBOOK),
+             "demo.nc": (demo_out / "demo.nc").read_bytes()}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shots = {end: ARTIFACTS / f"jupyterlab-tradeoff-{end.lower()}.png" for end in ("Home", "End")}
+    failure = ARTIFACTS / "jupyterlab-tradeoff-failure.png"
+    failure.unlink(missing_ok=True)
+    with _lab(tmp_path, files) as lab, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                     headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        try:
+            page.goto(f"{lab.url}/lab/tree/explorer.ipynb?token={lab.token}")
+            expect(page.locator(".jp-NotebookPanel"), "the notebook did not open"
+                   ).to_be_visible(timeout=120_000)
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']"),
+                   "the kernel did not become idle").to_have_count(1, timeout=120_000)
+            _run_all_cells(page)
+            panel = page.locator(".dynasplit-tradeoff")
+            expect(panel, "the explorer did not render").to_be_visible(timeout=RUN_ALL_S * 1000)
+            picks = page.locator(".dynasplit-picks table")
+            expect(picks).to_contain_text("dynasplit", timeout=RUN_ALL_S * 1000)
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+                   ).to_have_count(1, timeout=RUN_ALL_S * 1000)
+            errors = page.locator(".jp-OutputArea-output[data-mime-type="
+                                  "'application/vnd.jupyter.stderr']")
+            assert errors.count() == 0, f"a cell wrote to stderr: {errors.first.inner_text()}"
+            assert "model:" in panel.inner_text()  # the energy says it is modelled
+
+            picked = {}
+            readout = panel.locator(".dynasplit-threshold .widget-readout")
+            handle = panel.locator(".dynasplit-threshold .noUi-handle")
+            for end, shot in shots.items():
+                before = readout.inner_text()
+                handle.scroll_into_view_if_needed()
+                handle.focus()
+                handle.press(end)  # the slider's lowest / highest threshold
+                expect(readout, f"{end} did not move the threshold").not_to_have_text(
+                    before, timeout=30_000)
+                # the summary and the picks are redrawn for the new threshold
+                expect(panel.locator(".dynasplit-summary")).to_contain_text(
+                    f"threshold of {limits[end]:.4g} ms", timeout=RUN_CLICK_S * 1000)
+                expect(picks).to_contain_text("dynasplit", timeout=60_000)
+                picked[end] = picks.evaluate(_DYNASPLIT_SPLIT_JS)
+                panel.scroll_into_view_if_needed()
+                page.screenshot(path=str(shot), full_page=True)
+        except BaseException:
+            page.screenshot(path=str(failure), full_page=True)
+            raise
+        finally:
+            browser.close()
+    # the tightest threshold needs the fastest configuration, the loosest allows the
+    # most frugal one: on a cube with a real trade-off they are different splits
+    assert picked["Home"] != picked["End"], picked
+    assert all(shot.stat().st_size > 10_000 for shot in shots.values())

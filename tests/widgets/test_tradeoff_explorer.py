@@ -92,3 +92,22 @@ def test_on_dynasplit_vgg16_pool(splinter_dir) -> None:
     assert exhaustive.energy_j < 10  # edge-only with the TPU
     assert (picks.latency_ms <= 500).all()
     assert "meter:splinter" in explorer.widget.children[0].value
+
+
+def test_works_on_the_demo_cube_with_its_codec_dimension(demo_run) -> None:
+    """The demo's cube varies the codec too: every rule's pick names one, and the
+    loosest threshold lets DynaSplit's rule pick another split than the tightest."""
+    from toolkit.cube import open_cube
+
+    cube = open_cube(demo_run[0] / "demo.nc")
+    assert "codec" in cube.dims
+    explorer = TradeoffExplorer(cube)
+    splits = {}
+    for end in ("min", "max"):
+        explorer.threshold.value = getattr(explorer.threshold, end)
+        assert "error" not in explorer.summary.value, explorer.summary.value
+        picks = explorer.picks().set_index("rule")
+        assert len(picks) == len(RULES) + 1 and picks["codec"].notna().all()
+        splits[end] = int(picks.loc["dynasplit", "split"])
+    assert splits["min"] != splits["max"], splits
+    explorer.close()

@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from toolkit.config import CONFIG_KEYS
-from toolkit.cube import pareto_configs
+from toolkit.cube import config_dims, pareto_configs
 from toolkit.errors import ToolkitError
 from toolkit.widgets._display import close_all, error_html, show_figure, show_table
 
@@ -110,6 +109,10 @@ class TradeoffExplorer:
                           self.edge_accel, self.cloud_accel, self.cpu_freq]),
             self.threshold, self.target, self.summary, self.plot, self.table,
         ])
+        self.widget.add_class("dynasplit-tradeoff")
+        self.threshold.add_class("dynasplit-threshold")
+        self.table.add_class("dynasplit-picks")
+        self.summary.add_class("dynasplit-summary")
         self.refresh()
 
     def _filter(self, key: str, label: str, style: dict[str, str]) -> widgets.SelectMultiple:
@@ -148,13 +151,14 @@ class TradeoffExplorer:
         target = float(self.target.value)
         rules = {(f"tail τ={target:.3f}" if name == "tail" else name):
                  policy.with_rule(name=name, target=target) for name in RULES}
+        keys = config_dims(cube)  # the five standard keys and any extra (codec, ...)
         rules["dynasplit-exhaustive (every configuration)"] = Policy.from_front(
-            shown[list(CONFIG_KEYS)].to_dict("records"), cube, rule="dynasplit")
+            shown[keys].to_dict("records"), cube, rule="dynasplit")
         rows = []
-        index = shown.set_index(list(CONFIG_KEYS))
+        index = shown.set_index(keys)
         for label, p in rules.items():
             decision = p.decide(t)
-            row = index.loc[tuple(decision.config[k] for k in CONFIG_KEYS)]
+            row = index.loc[tuple(decision.config[k] for k in keys)]
             rows.append({"rule": label, **decision.config,
                          "latency_ms": float(row["latency_ms"]),
                          "energy_j": float(row["energy_j"]),
