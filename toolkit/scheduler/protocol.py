@@ -337,7 +337,8 @@ class AnswerEncoder:
     def __call__(self, rid: str | int, line: int, outcome: dict[str, Any]) -> bytes:
         if "id" in outcome or "line" in outcome:
             return encode({"id": rid, "line": line, **outcome})
-        parts = ['{"id":', _ENCODE(rid), ',"line":', str(line)]
+        parts = ['{"id":', int.__repr__(rid) if type(rid) is int else _ENCODE(rid),
+                 ',"line":', int.__repr__(line)]
         items: Any = outcome.items()
         if type(outcome) is Prepared and len(outcome) >= outcome.fixed:
             if outcome.fixed:
