@@ -129,6 +129,9 @@ class Server:
 
     A handler with an ``immediate(request)`` method (the dry run) is called
     through it, without a task per request: it returns the outcome at once.
+    While nothing is queued (and no shutdown has begun) such a request is
+    decided by the reader as soon as it is read, without the queue and the
+    worker; its id stays in flight until the rest of its chunk is read.
     """
 
     def __init__(self, handle: Handler, *, queue_size: int = 1024, timeout_s: float = 60.0,
