@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["KEPT", "DryRun"]
 
-#: outcomes remembered, by (deadline, hardware state, drift factor)
-KEPT = 65536
+#: outcomes remembered, by (deadline, hardware state, drift factor): about 0.9 kB each,
+#: so a client sending a new deadline every time costs at most ~8 MB
+KEPT = 8192
 
 
 class DryRun:
