@@ -114,3 +114,17 @@ def test_dry_run_decisions_remembered_are_the_policys():
         assert got == want
         line = json.loads(encoder(request.id, request.line, got))
         assert line == {"id": i, "line": i + 1, **want}
+
+
+def test_dry_run_memory_is_bounded(monkeypatch):
+    from toolkit.scheduler import dryrun
+
+    cube = toy_cube()
+    policy = Policy.from_front(pareto_configs(cube, {"latency_ms": "min", "energy_j": "min"}),
+                               cube)
+    monkeypatch.setattr(dryrun, "KEPT", 5)
+    memo = dryrun.DryRun(policy)
+    state = None
+    for deadline in range(1, 40):                       # a new deadline every time
+        outcome, state = memo.outcome(float(deadline), state)
+        assert outcome["deadline_ms"] == float(deadline) and len(memo._known) <= 5
