@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from toolkit.aio import run
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -126,8 +128,10 @@ async def drive(port: int, clients: int, window: int, per_client: int,
 
 
 def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
-            requests: int, profile: str | None = None) -> dict[str, float]:
-    """One run against a fresh scheduler process."""
+            requests: int, profile: str | None = None,
+            client_loop: str = "asyncio") -> dict[str, float]:
+    """One run against a fresh scheduler process; the clients run on ``client_loop``
+    (``asyncio`` or ``uvloop``, see :func:`toolkit.aio.run`)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     extra, context, token = [], None, None
     if tls:
@@ -141,7 +145,8 @@ def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
     try:
         per_client = max(1, requests // clients)
         cpu0, own0 = server.cpu_times(), time.process_time()
-        seconds, lat = asyncio.run(drive(port, clients, window, per_client, context, token))
+        seconds, lat = run(drive(port, clients, window, per_client, context, token),
+                           client_loop)
         cpu1, own1 = server.cpu_times(), time.process_time()
     finally:
         proc.terminate()
@@ -156,13 +161,14 @@ def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
 
 
 def service_figures(policy: Path, folder: Path, *, clients: int = 50, window: int = 2,
-                    requests: int = 200_000) -> dict:
+                    requests: int = 200_000, client_loop: str = "asyncio") -> dict:
     """TLS + token figures (the issue's keys) with the plain-TCP ones beside them."""
     secure = measure(policy, folder, tls=True, clients=clients, window=window,
-                     requests=requests)
+                     requests=requests, client_loop=client_loop)
     plain = measure(policy, folder, tls=False, clients=clients, window=window,
-                    requests=requests)
+                    requests=requests, client_loop=client_loop)
     return {"service_requests_per_s": secure["requests_per_s"],
             "service_p99_ms": secure["p99_ms"], "service_p50_ms": secure["p50_ms"],
             "tls_token": secure, "plain_tcp": plain, "clients": clients, "window": window,
+            "client_loop": client_loop,
             "load_average": round(os.getloadavg()[0], 2)}

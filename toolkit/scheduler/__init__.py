@@ -16,6 +16,8 @@
   ``dynasplit schedule`` share;
 - :mod:`toolkit.scheduler.server` — stdin/TCP serving, bounded queue with
   backpressure, per-request timeout, graceful shutdown;
+- :mod:`toolkit.scheduler.dryrun` — dry-run outcomes, decided and encoded once
+  per deadline and hardware state;
 - :mod:`toolkit.scheduler.script` — the online phase itself (decide, apply,
   run) and the command line; ``dynasplit export --script`` writes a copy of it
   beside the policy, ``dynasplit schedule`` runs it.

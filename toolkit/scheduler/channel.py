@@ -215,8 +215,13 @@ class Channel:
         self.reader: asyncio.Task | None = None
         self._on_lost = on_lost
         self._slots = asyncio.Semaphore(max_pending)
-        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # answers not yet written, and the writer's wake-up while it waits for one: a
+        # plain list (not an asyncio.Queue) so that queueing an answer costs an append
+        self._outbox: list[bytes] = []
+        self._wake: asyncio.Future | None = None
+        self._ending = False                # close(): write what is left, then stop
         self._inflight: dict[str | int, int] = {}
+        self._held: list[str | int] = []
         self._settled = asyncio.Event()
         self._settled.set()
         self._closed = False
@@ -237,6 +242,23 @@ class Channel:
         self._inflight[request_id] = line
         self._settled.clear()
 
+    def hold(self, request_id: str | int, line: int) -> None:
+        """A request answered at once whose id stays in flight until
+        :meth:`release_held` (the end of the chunk it came in): a later line of the
+        same chunk with this id is a duplicate, as if the answer came later."""
+        self._inflight[request_id] = line
+        self._held.append(request_id)
+
+    def release_held(self) -> None:
+        """The ids :meth:`hold` kept are no longer in flight."""
+        if self._held:
+            pop = self._inflight.pop
+            for request_id in self._held:
+                pop(request_id, None)
+            self._held.clear()
+            if not self._inflight:
+                self._settled.set()
+
     def answer(self, request_id: str | int, data: bytes) -> None:
         """The answer to an accepted request (its slot was reserved)."""
         self._inflight.pop(request_id, None)
@@ -250,20 +272,35 @@ class Channel:
             self.undelivered += 1
             self._slots.release()
         else:
-            self._outbox.put_nowait(data)
+            self._outbox.append(data)
+            self._nudge()
+
+    def _nudge(self) -> None:
+        """Wake the writer if it waits (it then takes every answer queued meanwhile)."""
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
 
     # -- output ------------------------------------------------------------------
     async def _write_loop(self) -> None:
         batch: list[bytes] = []
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                item = await self._outbox.get()
-                batch = [] if item is None else [item]
-                while item is not None and len(batch) < _MAX_BATCH and not self._outbox.empty():
-                    item = self._outbox.get_nowait()
-                    if item is not None:
-                        batch.append(item)
-                if batch and self.lost is None:
+                if not self._outbox:
+                    if self._ending:
+                        return
+                    self._wake = loop.create_future()
+                    await self._wake
+                    continue
+                if len(self._outbox) <= _MAX_BATCH:
+                    batch, self._outbox = self._outbox, []
+                else:
+                    batch = self._outbox[:_MAX_BATCH]
+                    del self._outbox[:_MAX_BATCH]
+                if self.lost is None:
                     try:
                         await self.sink.write(b"".join(batch))
                     except (ConnectionError, OSError) as exc:
@@ -273,11 +310,9 @@ class Channel:
                 for _ in batch:
                     self._slots.release()
                 batch = []
-                if item is None:
-                    return
         except asyncio.CancelledError:     # aborted: what is left was not delivered
-            self.undelivered += len(batch) + sum(
-                self._outbox.get_nowait() is not None for _ in range(self._outbox.qsize()))
+            self.undelivered += len(batch) + len(self._outbox)
+            self._outbox = []
 
     def lose(self, reason: str, by_peer: bool = True) -> None:
         """The output is gone: drop answers from now on, stop reading, tell the owner.
@@ -298,7 +333,8 @@ class Channel:
     async def close(self) -> None:
         """Wait for every accepted request's answer, send them all, then close."""
         await self._settled.wait()
-        self._outbox.put_nowait(None)
+        self._ending = True
+        self._nudge()
         await asyncio.wait([self._writer])
         await self.sink.close()
         self._closed = True

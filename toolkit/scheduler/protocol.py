@@ -26,8 +26,10 @@ the line holds: sizes, number ranges and nesting are bounded by
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,8 @@ from toolkit.scheduler.limits import (
     SHOW_CHARS,
 )
 
-__all__ = ["DEFAULT_TOP_K", "FIELDS", "MAX_LINE_BYTES", "Request", "RequestError", "encode",
+__all__ = ["DEFAULT_TOP_K", "FIELDS", "MAX_LINE_BYTES", "AnswerEncoder", "Prepared", "Request",
+           "RequestError", "encode",
            "error_line", "load_document", "parse_request", "request_from_doc"]
 
 #: the fields of a request
@@ -96,7 +99,28 @@ def parse_request(text: str | bytes, line: int = 0) -> Request:
             out of range, not an object, or a missing/invalid/unknown field; the
             message says which and what is valid. No other exception escapes.
     """
+    if isinstance(text, bytes):
+        simple = _SIMPLE(text)
+        if simple is not None:
+            rid, name, deadline, sample = simple.groups()
+            value = float(deadline)
+            if 0 < value <= MAX_DEADLINE_MS:
+                return Request(int(rid) if rid is not None else name.decode(), value,
+                               int(sample) if sample is not None else 0, None, line)
     return request_from_doc(load_document(text), line)
+
+
+#: the common request, matched without a JSON decoder: ``id`` (an integer of at most
+#: 18 digits, or a plain string of at most MAX_ID_CHARS characters that needs no
+#: escapes), ``deadline_ms`` and an optional sample ``input``, in this order. A line
+#: it matches is valid JSON with valid fields (the deadline's range is checked
+#: after); anything else goes through the bounded decoder, which has the errors.
+_SIMPLE = re.compile(
+    rb'[ \t\r]*\{[ \t\r]*"id"[ \t\r]*:[ \t\r]*(?:(-?(?:0|[1-9][0-9]{0,17}))|'
+    rb'"([A-Za-z0-9_.:/+-]{1,%d})")[ \t\r]*,[ \t\r]*"deadline_ms"[ \t\r]*:[ \t\r]*'
+    rb'((?:0|[1-9][0-9]{0,8})(?:\.[0-9]{1,9})?)[ \t\r]*'
+    rb'(?:,[ \t\r]*"input"[ \t\r]*:[ \t\r]*(0|[1-9][0-9]{0,8})[ \t\r]*)?\}[ \t\r]*'
+    % MAX_ID_CHARS).fullmatch
 
 
 def request_from_doc(doc: Any, line: int = 0, inline: InlineInput | None = None) -> Request:
@@ -264,6 +288,98 @@ def encode(obj: dict[str, Any]) -> bytes:
     except ValueError:
         text = json.dumps(_finite(obj), separators=(",", ":"), default=str)
     return (text + "\n").encode()
+
+
+class Prepared(dict):
+    """An outcome whose first fields were encoded once, for many answers.
+
+    Its first ``fixed`` fields (in order) are spelled by ``text``, the JSON of
+    those members without braces; fields added after them (a measured time) are
+    encoded per answer by :class:`AnswerEncoder`. Build one with :meth:`make`
+    and copy it per answer; do not change its first fields.
+    """
+
+    __slots__ = ("fixed", "text")
+
+    @classmethod
+    def make(cls, fields: dict[str, Any]) -> Prepared:
+        """A prepared outcome of ``fields`` (all of them fixed)."""
+        out = cls(fields)
+        out.fixed = len(fields)
+        out.text = encode(fields)[1:-2].decode()     # without "{" and "}\n"
+        return out
+
+    def copy(self) -> Prepared:
+        """A copy with the same encoded fields, to add per-answer fields to."""
+        out = Prepared(self)
+        out.fixed, out.text = self.fixed, self.text
+        return out
+
+
+class AnswerEncoder:
+    """Outcome lines, byte for byte as ``encode({"id": id, "line": line, **outcome})``.
+
+    Faster for the values outcomes carry: field names are encoded once, plain
+    values with their JSON spelling directly, and a nested dict (the chosen
+    ``config``, the same object for every request choosing it) once per object:
+    a handler must not change a dict after returning it. Anything else, or a
+    value the fast way cannot spell, goes through :func:`encode`.
+
+    Args:
+        max_cached: nested dicts remembered before the memory is cleared.
+    """
+
+    def __init__(self, max_cached: int = 4096) -> None:
+        self.max_cached = max_cached
+        self._keys: dict[str, str] = {}
+        self._dicts: dict[int, tuple[dict, str]] = {}
+
+    def __call__(self, rid: str | int, line: int, outcome: dict[str, Any]) -> bytes:
+        if "id" in outcome or "line" in outcome:
+            return encode({"id": rid, "line": line, **outcome})
+        parts = ['{"id":', int.__repr__(rid) if type(rid) is int else _ENCODE(rid),
+                 ',"line":', int.__repr__(line)]
+        items: Any = outcome.items()
+        if type(outcome) is Prepared and len(outcome) >= outcome.fixed:
+            if outcome.fixed:
+                parts += (",", outcome.text)
+            items = itertools.islice(items, outcome.fixed, None)
+        keys, dicts = self._keys, self._dicts
+        for k, v in items:
+            key = keys.get(k)
+            if key is None:
+                if type(k) is not str or len(keys) >= 1024:
+                    return encode({"id": rid, "line": line, **outcome})
+                key = keys[k] = "," + _ENCODE(k) + ":"
+            kind = type(v)
+            if kind is float:
+                text = float.__repr__(v) if math.isfinite(v) else "null"
+            elif kind is str:
+                text = _ENCODE(v)
+            elif kind is bool:
+                text = "true" if v else "false"
+            elif kind is int:
+                text = int.__repr__(v)
+            elif v is None:
+                text = "null"
+            elif kind is dict:
+                known = dicts.get(id(v))
+                if known is not None and known[0] is v:
+                    text = known[1]
+                else:
+                    try:
+                        text = _ENCODE(v)
+                    except ValueError:          # a non-finite float inside
+                        return encode({"id": rid, "line": line, **outcome})
+                    if len(dicts) >= self.max_cached:
+                        dicts.clear()
+                    dicts[id(v)] = (v, text)
+            else:
+                return encode({"id": rid, "line": line, **outcome})
+            parts.append(key)
+            parts.append(text)
+        parts.append("}\n")
+        return "".join(parts).encode()
 
 
 def _finite(value: Any) -> Any:

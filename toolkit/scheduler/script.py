@@ -55,6 +55,7 @@ from typing import Any
 from toolkit.adapt import DriftTracker
 from toolkit.errors import ToolkitError
 from toolkit.policy import Policy
+from toolkit.scheduler.dryrun import DryRun
 from toolkit.scheduler.inputs import Preprocessor
 from toolkit.scheduler.metrics import json_record, log_event
 from toolkit.scheduler.protocol import Request
@@ -76,6 +77,7 @@ class Online:
         self.drift = DriftTracker() if adapt else None
         self.prepare: Preprocessor | None = None   # the model's, loaded on first use
         self.immediate = self.decide_only if testbed is None else None
+        self.dry = DryRun(policy)
 
     def _decide(self, request: Request):
         if request.path is not None and not request.path.is_file():
@@ -88,12 +90,11 @@ class Online:
                           "decide_us": round((time.perf_counter() - t0) * 1e6, 1)}
 
     def decide_only(self, request: Request) -> dict[str, Any]:
-        """--dry-run: the decision with the policy's predictions, at once."""
-        decision, outcome = self._decide(request)
-        self.state = decision.state
-        outcome.update(latency_ms=outcome["predicted_ms"], energy_j=decision.energy_j,
-                       switch_j=decision.switch_j, energy_source=self.policy.energy_source,
-                       measured=False, met=decision.meets)
+        """--dry-run: the decision with the policy's predictions, at once (see DryRun)."""
+        if request.path is not None and not request.path.is_file():
+            raise ToolkitError(f"input file {request.path} does not exist")
+        outcome, self.state = self.dry.outcome(
+            request.deadline_ms, self.state, self.drift.grid_factor if self.drift else 1.0)
         return outcome
 
     async def __call__(self, request: Request) -> dict[str, Any]:

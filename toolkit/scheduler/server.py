@@ -59,7 +59,15 @@ from toolkit.scheduler.limits import (
 )
 from toolkit.scheduler.lines import LineTooLong
 from toolkit.scheduler.metrics import LOGGER, json_record, log_event
-from toolkit.scheduler.protocol import Request, RequestError, encode, error_line, parse_request
+from toolkit.scheduler.protocol import (
+    AnswerEncoder,
+    Prepared,
+    Request,
+    RequestError,
+    encode,
+    error_line,
+    parse_request,
+)
 
 if TYPE_CHECKING:
     from toolkit.scheduler.auth import Guard
@@ -121,6 +129,9 @@ class Server:
 
     A handler with an ``immediate(request)`` method (the dry run) is called
     through it, without a task per request: it returns the outcome at once.
+    While nothing is queued (and no shutdown has begun) such a request is
+    decided by the reader as soon as it is read, without the queue and the
+    worker; its id stays in flight until the rest of its chunk is read.
     """
 
     def __init__(self, handle: Handler, *, queue_size: int = 1024, timeout_s: float = 60.0,
@@ -146,6 +157,7 @@ class Server:
         self.observer = observer
         self.started = time.time()
         self.stats = ServerStats()
+        self._encode = AnswerEncoder()
         self._queue: asyncio.Queue | None = None
         self._stopping: asyncio.Event | None = None
         self._cancel_rest = False
@@ -233,7 +245,8 @@ class Server:
             "connections": len(self._channels), **self.stats.as_dict()}
 
     # -- answering -------------------------------------------------------------------
-    def _answer(self, request: Request, channel: Channel, outcome: dict[str, Any]) -> None:
+    def _answer(self, request: Request, channel: Channel, outcome: dict[str, Any],
+                held: bool = False) -> None:
         status = outcome.get("status", "ok")
         if status == "ok":
             self.stats.ok += 1
@@ -247,28 +260,34 @@ class Server:
             log_event("debug", "answered", request_id=f"{channel.name}/{request.line}",
                       id=request.id, status=status, config=outcome.get("config"),
                       latency_ms=outcome.get("latency_ms"), met=outcome.get("met"))
-        head = {"id": request.id, "line": request.line}
         try:
-            data = encode({**head, **outcome})
+            data = self._encode(request.id, request.line, outcome)
         except Exception as exc:  # an outcome we cannot write is still answered
+            head = {"id": request.id, "line": request.line}
             data = encode({**head, "status": "failed",
                            "error": f"the outcome could not be encoded ({type(exc).__name__})"})
-        channel.answer(request.id, data)
+        if held:                            # its id leaves flight with its chunk
+            channel.send(data)
+        else:
+            channel.answer(request.id, data)
 
     def _decide_now(self, request: Request) -> dict[str, Any]:
         """The outcome of an immediate handler (the dry run)."""
         assert self._immediate is not None
         try:
-            return {"status": "ok", **self._immediate(request)}
+            outcome = self._immediate(request)
+            if type(outcome) is Prepared and outcome.get("status") == "ok":
+                return outcome                  # its status is among its encoded fields
+            return {"status": "ok", **outcome}
         except Exception as exc:
             return {"status": "failed", "error": str(exc) or type(exc).__name__}
 
     def _settle(self, request: Request, channel: Channel, accepted: float,
-                outcome: dict[str, Any]) -> None:
+                outcome: dict[str, Any], held: bool = False) -> None:
         """Answer a request with its outcome and tell the observer."""
         seconds = time.perf_counter() - accepted
         outcome["queue_ms"] = round(seconds * 1e3, 3)
-        self._answer(request, channel, outcome)
+        self._answer(request, channel, outcome, held)
         if self.observer is not None:
             self.observer.answered(outcome, seconds)
 
@@ -313,10 +332,16 @@ class Server:
         splitter = RequestSplitter(MAX_LINE_BYTES)
         try:
             while chunk := await source():
-                for item in splitter.feed(chunk):
+                try:
+                    for item in splitter.feed(chunk):
+                        await self._take(channel, item)
+                finally:
+                    channel.release_held()
+            try:
+                for item in splitter.finish():
                     await self._take(channel, item)
-            for item in splitter.finish():
-                await self._take(channel, item)
+            finally:
+                channel.release_held()
         except (ConnectionError, OSError):     # the client's input broke off: its end
             pass
 
@@ -365,6 +390,16 @@ class Server:
                           error=str(checked))
             channel.send(error_line(checked, line))
             return
+        if self._immediate is not None and self._idle() and channel.lost is None:
+            # the dry run with nothing queued before it: decide here, in line order,
+            # without the queue and the worker's wake-up (its slot is reserved)
+            if self.observer is not None:
+                self.observer.queued(0)
+            self.stats.accepted += 1
+            channel.hold(checked.id, line)
+            self._settle(checked, channel, time.perf_counter(), self._decide_now(checked),
+                         held=True)
+            return
         channel.begin(checked.id, line)
         if self.observer is not None:
             self.observer.queued(self._queue.qsize())
@@ -374,6 +409,14 @@ class Server:
             self._refuse(channel, checked, "shutdown before it was queued")
             raise
         self.stats.accepted += 1
+
+    def _idle(self) -> bool:
+        """Nothing queued or running, and no shutdown has begun: a request may be
+        decided at once without overtaking another."""
+        assert self._queue is not None and self._stopping is not None
+        return (not self._queue.qsize() and not self._cancel_rest
+                and not self._stopping.is_set()
+                and (self._inflight is None or self._inflight.done()))
 
     def _refuse(self, channel: Channel, checked: Request | RequestError, why: str) -> None:
         if isinstance(checked, RequestError):

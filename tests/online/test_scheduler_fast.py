@@ -1,0 +1,130 @@
+"""The scheduler's fast paths give exactly what the general ones give (issue 18).
+
+The common request line is matched without the JSON decoder, outcome lines are
+written by :class:`AnswerEncoder` (with :class:`Prepared` outcomes in the dry
+run, whose decisions are remembered): each is checked here against the general
+code on the same input, including inputs near the edges of the fast forms.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from toolkit.cube import pareto_configs
+from toolkit.policy import Policy
+from toolkit.scheduler.protocol import (
+    AnswerEncoder,
+    Prepared,
+    RequestError,
+    encode,
+    load_document,
+    parse_request,
+    request_from_doc,
+)
+from toolkit.scheduler.script import Online
+
+from .conftest import toy_cube
+
+
+def general(line: bytes, number: int = 3):
+    """The request (or error message) of the decoder path."""
+    try:
+        return request_from_doc(load_document(line), number)
+    except RequestError as exc:
+        return str(exc)
+
+
+def fast(line: bytes, number: int = 3):
+    try:
+        return parse_request(line, number)
+    except RequestError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("line", [
+    b'{"id":1,"deadline_ms":120}', b'{"id": "r1.2", "deadline_ms": 120.5}',
+    b' {"id":-0,"deadline_ms":86400000}\r', b'{"id":"x","deadline_ms":86400000.1}',
+    b'{"id":"a","deadline_ms":0}', b'{"id":"a","deadline_ms":0.0}',
+    b'{"id":"x","deadline_ms":5,"input":17}', b'{"id":"x","deadline_ms":5,"input":017}',
+    b'{"id":"","deadline_ms":5}', b'{"id":"' + b"a" * 256 + b'","deadline_ms":5}',
+    b'{"id":"' + b"a" * 257 + b'","deadline_ms":5}', b'{"id":999999999999999999,"deadline_ms":1}',
+    b'{"id":"a","deadline_ms":1.000000001,"input":999999999}', b'{"id":"a b","deadline_ms":1}',
+    b'{"id":"a","deadline_ms":1}x', b'{"id":"a","deadline_ms":1,"id":"b"}',
+    b'{"id":"a","deadline_ms":1\x0b}', b'{"id":"a","deadline_ms":01}', b'{"id":1,"deadline_ms":1.}',
+])
+def test_common_request_form_parses_as_the_decoder_does(line):
+    assert fast(line) == general(line)
+
+
+def test_common_request_form_fuzzed():
+    rng = random.Random(18)
+    alphabet = b'0123456789.-+eE ,:"{}\\ta_idnputlms\r\x0b'
+    base = [b'{"id":%d,"deadline_ms":%s}', b'{"id":"r%d","deadline_ms":%s,"input":3}']
+    for _ in range(4000):
+        line = bytearray(rng.choice(base) % (rng.randrange(-99, 10**6), str(
+            rng.choice([rng.uniform(0, 1e8), rng.randrange(0, 10**9)])).encode()))
+        for _ in range(rng.randrange(3)):   # a few random edits
+            i = rng.randrange(len(line) + 1)
+            if rng.random() < 0.5 and i < len(line):
+                del line[i]
+            else:
+                line.insert(i, rng.choice(alphabet))
+        assert fast(bytes(line)) == general(bytes(line)), bytes(line)
+
+
+@pytest.mark.parametrize("outcome", [
+    {"status": "ok", "x": float("nan"), "c": {"a": float("inf")}},
+    {"status": "failed", "error": "é\n\"x"}, {"id": 3, "z": 1}, {"line": 9}, {"k": [1, 2]},
+    {"b": True, "n": None, "i": -3, "f": 1e300, "g": -0.0, "h": float("-inf")},
+    {1: 2}, {"c": {"a": 1}}, {"s": "\u2603" * 5},
+])
+@pytest.mark.parametrize("rid", ["a\u2603", 5, -9])
+def test_answer_encoder_writes_what_encode_writes(outcome, rid):
+    encoder = AnswerEncoder(max_cached=2)
+    for _ in range(3):                                  # cached nested dicts too
+        assert encoder(rid, 2, outcome) == encode({"id": rid, "line": 2, **outcome})
+
+
+def test_prepared_outcome_encodes_its_fixed_and_added_fields():
+    fields = {"status": "ok", "config": {"split": 3}, "met": True, "e": float("nan")}
+    prepared = Prepared.make(fields)
+    answer = prepared.copy()
+    answer["decide_us"] = 1.5
+    answer["queue_ms"] = 0.25
+    assert type(answer) is Prepared and prepared == fields
+    assert AnswerEncoder()("r", 4, answer) == encode({"id": "r", "line": 4, **answer})
+
+
+def test_dry_run_decisions_remembered_are_the_policys():
+    cube = toy_cube()
+    policy = Policy.from_front(pareto_configs(cube, {"latency_ms": "min", "energy_j": "min"}),
+                               cube)
+    online, fresh = Online(policy), Online(policy)
+    encoder = AnswerEncoder()
+    for i, deadline in enumerate([50, 120, 50, 400, 120, 120, 3, 50] * 3):
+        request = parse_request(b'{"id":%d,"deadline_ms":%d}' % (i, deadline), i + 1)
+        got = online.decide_only(request)
+        fresh.dry._known.clear()                          # decided afresh every time
+        want = fresh.decide_only(request)
+        assert online.state == fresh.state
+        got.pop("decide_us"), want.pop("decide_us")
+        assert got == want
+        line = json.loads(encoder(request.id, request.line, got))
+        assert line == {"id": i, "line": i + 1, **want}
+
+
+def test_dry_run_memory_is_bounded(monkeypatch):
+    from toolkit.scheduler import dryrun
+
+    cube = toy_cube()
+    policy = Policy.from_front(pareto_configs(cube, {"latency_ms": "min", "energy_j": "min"}),
+                               cube)
+    monkeypatch.setattr(dryrun, "KEPT", 5)
+    memo = dryrun.DryRun(policy)
+    state = None
+    for deadline in range(1, 40):                       # a new deadline every time
+        outcome, state = memo.outcome(float(deadline), state)
+        assert outcome["deadline_ms"] == float(deadline) and len(memo._known) <= 5
