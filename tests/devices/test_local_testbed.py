@@ -80,7 +80,7 @@ def test_cloud_time_is_the_modelled_servers_and_the_tail_really_runs(testbed):
     assert testbed.cloud_timing == "model"
     assert "model:cloud-gpu-server (cloud:" in testbed.latency_source
     rec = testbed.run({**CONFIG, "split": 0, "edge_accel": "none"}, samples=20)
-    target = testbed._sync(testbed.cloud_target_ms(rec.config))
+    target = testbed.run_blocking(testbed.cloud_target_ms(rec.config))
     # the profile's fit to DynaSplit's server CPU: 0.5 ms + the tail's counts
     assert 0.5 < target < 5
     t = rec.result.timings

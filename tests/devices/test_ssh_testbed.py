@@ -390,7 +390,7 @@ def test_data_folder_is_deployed_to_the_edge_and_scored_against_its_labels(bed, 
         testbed.start()
         record = testbed.run(Config("digits-cnn", 3, 800, "none", "none"), samples=60)
         int8 = testbed.run(Config("digits-cnn", 3, 800, "int8", "none"), samples=60)
-        folder_labels, source = testbed._sync(testbed.labels("digits-cnn"))
+        folder_labels, source = testbed.run_blocking(testbed.labels("digits-cnn"))
     finally:
         testbed.close()
         kill_workers_under(tmp_path / "work")
