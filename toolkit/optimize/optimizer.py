@@ -12,7 +12,10 @@ evaluator has no value for costs nothing and is never proposed again.
    cloud-only and edge-only corners with every accelerator at the lowest and
    highest frequency, then one member per inner split (the splits decide the
    accuracy and the edge/cloud balance, so each is looked at once), capped at
-   half the budget. Unmeasured members are replaced by untried neighbours.
+   half the budget. ``initial="guided"`` (default) lets the surrogate, fitted
+   on what is measured so far, choose each inner split's other genes (in
+   batches of ``lambda``); ``"latin"`` draws them Latin-hypercube style.
+   Unmeasured members are replaced by untried neighbours.
 2. **Generations** of ``lambda = max(4, mu // 4)`` children (a (mu + lambda)
    scheme: small batches let every batch learn from the previous ones):
 
@@ -457,18 +460,25 @@ class _Run:
         while queue and not self.exhausted:
             batch, queue = queue[: self.lam], queue[self.lam:]
             model, front = self._fit_surrogate() if self.used >= 8 else (None, None)
+            rows = [np.flatnonzero((splits == split) & ~self.tried) for split in batch]
+            if model is not None and any(len(r) for r in rows):  # one prediction per batch
+                mean, std = model.predict(self.space.genes[np.concatenate(rows)])
             picks: dict[Genes, int] = {}
-            for split in batch:
-                rows = np.flatnonzero((splits == split) & ~self.tried)
-                if len(rows) == 0:
+            offset = 0
+            for split, own in zip(batch, rows, strict=True):
+                if len(own) == 0:
                     continue
-                candidates = [tuple(int(v) for v in self.space.genes[r]) for r in rows]
                 if model is None:
-                    best = int(self.rng.integers(len(candidates)))
+                    best = int(self.rng.integers(len(own)))
                 else:
-                    mean, std = model.predict(np.asarray(candidates))
-                    best = pick_by_improvement(front, mean, std, 1, kappa=self.opt.kappa)[0]
-                picks[candidates[best]] = split
+                    part = slice(offset, offset + len(own))
+                    best = pick_by_improvement(front, mean[part], std[part], 1,
+                                               kappa=self.opt.kappa)[0]
+                    # kriging believer: the pick's prediction joins the front, so the
+                    # next split's pick is worth most where this one adds nothing
+                    front = np.vstack([front, mean[part][best]])
+                offset += len(own)
+                picks[tuple(int(v) for v in self.space.genes[own[best]])] = split
             pop += self._evaluate(list(picks))
             queue += [s for g, s in picks.items() if self.cache.get(g) is None]
         return pop
