@@ -113,9 +113,10 @@ class Bench:
                 "hv_ratio_cube": self._cube_hv(values) / self.cube_hv}
 
 
-def ours(bench: Bench, algorithm: str, n: int, seed: int) -> tuple[list, np.ndarray]:
+def ours(bench: Bench, algorithm: str, n: int, seed: int,
+         initial: str = "latin") -> tuple[list, np.ndarray]:
     result = Optimizer(bench.space, bench.evaluator, objectives=bench.objectives,
-                       algorithm=algorithm, seed=seed, progress=False).run(n)
+                       algorithm=algorithm, seed=seed, initial=initial, progress=False).run(n)
     configs = [e.config for e in result.evaluated]
     return configs, np.array([[e.values[o] for o in bench.objectives]
                               for e in result.evaluated], float)
@@ -200,6 +201,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--objectives", default=None,
                         help="comma-separated subset, e.g. latency_ms,energy_j")
     parser.add_argument("--algorithms", default="nsga2,nsga3")
+    parser.add_argument("--initial", default="latin",
+                        help="our initial design: latin (the default) or guided")
     parser.add_argument("--optuna-populations", default="10,20,50")
     parser.add_argument("--drop", type=float, default=0.0,
                         help="fraction of configurations removed from the pool")
@@ -223,7 +226,7 @@ def main(argv=None) -> dict:
     algorithms = args.algorithms.split(",")
     seeds = range(args.seeds)
     searches: dict[str, Callable[[int, int], tuple[list, np.ndarray]]] = {
-        **{a: (lambda n, s, a=a: ours(bench, a, n, s)) for a in algorithms},
+        **{a: (lambda n, s, a=a: ours(bench, a, n, s, args.initial)) for a in algorithms},
         "random": lambda n, s: random_search(bench, n, s),
         **{f"optuna_nsga3_pop{p}": (lambda n, s, p=p: optuna_search(bench, n, s, p))
            for p in populations},
@@ -280,6 +283,7 @@ def main(argv=None) -> dict:
         "front_ideal": bench.reference.ideal.tolist(),
         "front_nadir": bench.reference.nadir.tolist(),
         "seeds": args.seeds,
+        "initial": args.initial,
         "optuna": optuna.__version__ if optuna else "not installed",
         "budgets": detail,
         "runtime_s": round(time.perf_counter() - start, 1),

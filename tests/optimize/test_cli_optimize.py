@@ -39,6 +39,7 @@ def test_cli_errors_are_one_line(toy_cube, tmp_path, capsys):
     out = tmp_path / "FRONT.json"
     cases = [
         (["--algorithm", "moead"], "unknown algorithm 'moead'; valid: nsga2, nsga3"),
+        (["--initial", "sobol"], "unknown initial design 'sobol'; valid: guided, latin"),
         (["--budget", "1.5"], "budget fraction must be in (0, 1]"),
         (["--budget", "lots"], "neither a fraction"),
         (["--objectives", "speed"], "unknown objective(s) speed; valid: latency_ms"),

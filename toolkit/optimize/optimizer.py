@@ -12,7 +12,12 @@ evaluator has no value for costs nothing and is never proposed again.
    cloud-only and edge-only corners with every accelerator at the lowest and
    highest frequency, then one member per inner split (the splits decide the
    accuracy and the edge/cloud balance, so each is looked at once), capped at
-   half the budget. Unmeasured members are replaced by untried neighbours.
+   half the budget. ``initial="latin"`` (default) draws each inner split's
+   other genes Latin-hypercube style; ``"guided"`` lets the surrogate, fitted
+   on what is measured so far (with ordinal genes also one-hot), choose them in
+   batches of ``lambda`` -- better at 5-10 % budgets, worse at 20 % (the
+   figures are in docs/optimizer.md).
+   Unmeasured members are replaced by untried neighbours.
 2. **Generations** of ``lambda = max(4, mu // 4)`` children (a (mu + lambda)
    scheme: small batches let every batch learn from the previous ones):
 
@@ -81,10 +86,15 @@ from toolkit.optimize.surrogate import Surrogate, pick_by_improvement
 from toolkit.optimize.variation import crossover, mutate, repair
 from toolkit.pareto import pareto_mask
 
-__all__ = ["ALGORITHMS", "Optimizer", "optimize"]
+__all__ = ["ALGORITHMS", "INITIALS", "Optimizer", "optimize"]
 
 #: supported algorithms
 ALGORITHMS: tuple[str, ...] = ("nsga2", "nsga3")
+
+#: initial-population designs: ``guided`` (corners, then every inner split with the
+#: rest of its configuration chosen by the surrogate) or ``latin`` (corners, then
+#: every inner split with the other genes drawn Latin-hypercube style)
+INITIALS: tuple[str, ...] = ("guided", "latin")
 
 for _k in (1, 2, 3):
     if not hasattr(creator, f"DynaSplitFitness{_k}"):
@@ -143,6 +153,7 @@ class Optimizer:
         kappa: float = 0.5,
         local_share: float = 0.3,
         near: float = 0.0,
+        initial: str = "latin",
         progress: bool = True,
     ) -> None:
         """Configure a run.
@@ -172,6 +183,9 @@ class Optimizer:
                 neighbourhood only (0 turns the phase off).
             near: dominated points within this distance (normalised space) of a
                 point dominating them are part of the front for the local search.
+            initial: the initial design, ``guided`` or ``latin`` (see
+                :data:`INITIALS`); ``guided`` falls back to ``latin`` without the
+                surrogate.
             progress: show a tqdm bar (evaluations / budget and hypervolume).
 
         Raises:
@@ -179,6 +193,8 @@ class Optimizer:
         """
         if algorithm not in ALGORITHMS:
             raise ConfigError(f"unknown algorithm {algorithm!r}; valid: {choices(ALGORITHMS)}")
+        if initial not in INITIALS:
+            raise ConfigError(f"unknown initial design {initial!r}; valid: {choices(INITIALS)}")
         for name, p in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob)):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {p}")
@@ -207,6 +223,7 @@ class Optimizer:
         self.kappa = kappa
         self.local_share = local_share
         self.near = near
+        self.initial = initial
         given = normalizer if normalizer is not None else evaluator.normalizer(self.objectives)
         self.normalizer = None if given is None else given.select(self.objectives)
 
@@ -380,9 +397,7 @@ class _Run:
         if not self.opt.surrogate or self.used < 8:
             return pool[:n]
         values = self._archive_matrix()
-        norm = Normalizer.from_values(self.opt.objectives, values)
-        y = norm.transform(values)
-        on_front = pareto_mask(y, ["min"] * self.k)
+        y = Normalizer.from_values(self.opt.objectives, values).transform(values)
         local = front_neighbourhood(self.archive_genes, y, self.space, self.cache,
                                     self.opt.near)
         if self.used >= (1.0 - self.opt.local_share) * self.budget and local:
@@ -392,9 +407,7 @@ class _Run:
             pool = pool + [g for g in local if g not in seen]
         if len(pool) <= n:
             return pool
-        model = Surrogate(self.space, seed=int(self.rng.integers(2**31))).fit(
-            np.asarray(self.archive_genes), y)
-        front = y[on_front]
+        model, front = self._fit_surrogate()
         mean, std = model.predict(np.asarray(pool))
         picks = pick_by_improvement(front, mean, std, n, kappa=self.opt.kappa)
         return [pool[i] for i in picks]
@@ -420,8 +433,64 @@ class _Run:
             self.bar.close()
         return self._result()
 
+    def _fit_surrogate(self) -> tuple[Surrogate, np.ndarray]:
+        """The surrogate fitted on every evaluation, and the archive's front (normalised)."""
+        values = self._archive_matrix()
+        y = Normalizer.from_values(self.opt.objectives, values).transform(values)
+        model = Surrogate(self.space, seed=int(self.rng.integers(2**31)),
+                          onehot_ordinal=self.opt.initial == "guided").fit(
+            np.asarray(self.archive_genes), y)
+        return model, y[pareto_mask(y, ["min"] * self.k)]
+
+    def _guided(self) -> list[Any]:
+        """Guided initial design: corners, then each inner split once, chosen by the surrogate.
+
+        The corners come first (as in the ``latin`` design); then the inner
+        splits, in random order, in batches of ``lambda``: for each split of a
+        batch, the surrogate fitted on everything measured so far picks, among
+        the split's untried configurations, the one with the largest optimistic
+        hypervolume gain (else the one nearest the front). What the corners
+        teach (which accelerator is fast, which frequency is frugal) so carries
+        over to the inner splits, while each split is still looked at once.
+        A split whose pick is unmeasured is tried again in the next batch.
+        """
+        n_corners = min(len(corner_genes(self.space)), self.mu)
+        pop = self._evaluate(initial_population(self.space, n_corners, self.rng))
+        n_split = self.space.gene_sizes[0]
+        queue = [int(s) for s in self.rng.permutation(np.arange(1, n_split - 1))]
+        queue = queue[: max(self.mu - len(pop), 0)]
+        splits = self.space.genes[:, 0]
+        while queue and not self.exhausted:
+            batch, queue = queue[: self.lam], queue[self.lam:]
+            model, front = self._fit_surrogate() if self.used >= 8 else (None, None)
+            rows = [np.flatnonzero((splits == split) & ~self.tried) for split in batch]
+            if model is not None and any(len(r) for r in rows):  # one prediction per batch
+                mean, std = model.predict(self.space.genes[np.concatenate(rows)])
+            picks: dict[Genes, int] = {}
+            offset = 0
+            for split, own in zip(batch, rows, strict=True):
+                if len(own) == 0:
+                    continue
+                if model is None:
+                    best = int(self.rng.integers(len(own)))
+                else:
+                    part = slice(offset, offset + len(own))
+                    best = pick_by_improvement(front, mean[part], std[part], 1,
+                                               kappa=self.opt.kappa)[0]
+                    # kriging believer: the pick's prediction joins the front, so the
+                    # next split's pick is worth most where this one adds nothing
+                    front = np.vstack([front, mean[part][best]])
+                offset += len(own)
+                picks[tuple(int(v) for v in self.space.genes[own[best]])] = split
+            pop += self._evaluate(list(picks))
+            queue += [s for g, s in picks.items() if self.cache.get(g) is None]
+        return pop
+
     def _initial(self) -> list[Any]:
-        pop = self._evaluate(initial_population(self.space, self.mu, self.rng))
+        if self.opt.initial == "guided" and self.opt.surrogate:
+            pop = self._guided()
+        else:
+            pop = self._evaluate(initial_population(self.space, self.mu, self.rng))
         # replace unmeasured members by their nearest untried neighbours
         while len(pop) < self.mu and not self.exhausted:
             missing = self.mu - len(pop)

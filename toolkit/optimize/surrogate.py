@@ -13,8 +13,12 @@ optimistically, the rest of the batch is filled with the children whose
 optimistic estimate lies nearest to the front.
 
 Features: the ordinal genes (``split``, ``cpu_freq``, ``devices``) as their
-index scaled to [0, 1] (trees can generalise across neighbouring settings), the
-categorical ones (accelerators, ``codec``, ``strategy``) one-hot.
+index scaled to [0, 1] (trees can generalise across neighbouring settings)
+*and*, where a gene has more than two values, one-hot as well (a tree can then
+isolate one setting: accuracy changes from one split to the next without any
+trend, and a one-hot column lets a single cut learn a split's accuracy from
+one measurement instead of blurring it with its neighbours'); the categorical
+ones (accelerators, ``codec``, ``strategy``) one-hot.
 """
 
 from __future__ import annotations
@@ -29,10 +33,21 @@ __all__ = ["Surrogate", "pick_by_improvement"]
 class Surrogate:
     """Per-objective tree ensembles over gene tuples."""
 
-    def __init__(self, space: ConfigSpace, n_trees: int = 48, seed: int = 0) -> None:
+    def __init__(self, space: ConfigSpace, n_trees: int = 48, seed: int = 0,
+                 onehot_ordinal: bool = False) -> None:
+        """Set up the ensembles (fitted by :meth:`fit`).
+
+        Args:
+            space: the configuration space of the gene tuples.
+            n_trees: trees per ensemble.
+            seed: random state of the ensembles.
+            onehot_ordinal: also one-hot encode ordinal genes of more than two values
+                (besides their scaled index).
+        """
         self.space = space
         self.n_trees = n_trees
         self.seed = seed
+        self.onehot_ordinal = onehot_ordinal
         self.models: list = []
 
     def features(self, genes: np.ndarray) -> np.ndarray:
@@ -43,6 +58,8 @@ class Surrogate:
                                              strict=True)):
             if ordinal:
                 cols.append(genes[:, i:i + 1] / max(n - 1, 1))
+                if self.onehot_ordinal and n > 2:
+                    cols.append(np.eye(n)[genes[:, i]])
             elif n > 1:
                 cols.append(np.eye(n)[genes[:, i]])
         return np.hstack(cols) if cols else np.zeros((len(genes), 1))
