@@ -3,7 +3,7 @@
 scikit-learn bundles the UCI optical digits (1797 grey 8x8 images of handwritten
 digits with their true labels), so training and evaluation work offline. The
 split into training and held-out test data is fixed (stratified, seed 0, 20 %
-test). Two models are shipped, each reproduced by :func:`train_digits`
+test). Three models are shipped, each reproduced by :func:`train_digits`
 (``dynasplit train-digits --model NAME``):
 
 * ``digits-cnn`` (``datasets/models/digits-cnn.keras``): a small CNN on the
