@@ -79,6 +79,13 @@ def _demo_freqs(available: tuple[int, ...]) -> list[int]:
     return list(DEMO_FREQS)
 
 
+def _dense_share(model) -> float:
+    """Share of the model's weights in its fixed dense layers."""
+    from toolkit.models.digits_fc import FIXED_LAYERS
+
+    return sum(model.get_layer(n).count_params() for n in FIXED_LAYERS) / model.count_params()
+
+
 def demo_splits(split_model) -> list[int]:
     """Cloud-only, the cuts after :data:`DEMO_LAYERS`, and edge-only."""
     inner = [split_model.split_for_layer(layer) for layer in DEMO_LAYERS]
@@ -164,6 +171,9 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
     splits = demo_splits(sm)
     print_fn(f"== {MODEL}: {sm.n_splits} splits (0 = all in the cloud, "
              f"{sm.last_split} = all on the edge); the demo measures {splits}")
+    print_fn(f"   {model.count_params() / 1e6:.1f} M weights, {_dense_share(model) * 100:.0f} % "
+             "in the dense layers fc1/fc2 (VGG16: 89 %): fixed random features regenerated "
+             "from a seed;\n   the convolutions and the classifier are trained on the digits")
     for c in sm.cut_points:
         mark = "*" if c.split in splits else " "
         print_fn(f" {mark} split {c.split:>2}: after {c.layer:<13} sends {c.shape!s:<14} "
