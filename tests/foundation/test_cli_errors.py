@@ -27,7 +27,7 @@ def _assert_one_line_error(result, *fragments):
 
 def test_unknown_model():
     _assert_one_line_error(_cli("split", "alexnet", "--list"), "unknown model 'alexnet'",
-                           "digits-cnn, digits-vgg, vgg16, resnet50, mobilenetv2")
+                           "digits-cnn, digits-vgg, digits-vgg-fc, vgg16, resnet50, mobilenetv2")
 
 
 def test_split_out_of_range_lists_the_cut_points(tmp_path):

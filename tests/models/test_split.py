@@ -101,8 +101,8 @@ def test_vgg16_total_macs_match_the_literature():
 
 
 def test_unknown_model_and_subclassed_models_are_refused():
-    with pytest.raises(ToolkitError,
-                       match="unknown model 'nope'; valid: digits-cnn, digits-vgg, vgg16"):
+    with pytest.raises(ToolkitError, match="unknown model 'nope'; valid: digits-cnn, "
+                       "digits-vgg, digits-vgg-fc, vgg16"):
         load_model("nope")
 
     class Sub(keras.Model):

@@ -8,8 +8,8 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` sub-command."""
     p = sub.add_parser("demo", help="run the embedded default end to end",
-                       description="Split the shipped digits-vgg and measure 6 splits x 3 "
-                       "emulated CPU frequencies x int8/tpu-max heads x codecs fp32/q1 on the "
+                       description="Split the shipped digits-vgg-fc and measure 5 splits x 3 "
+                       "emulated CPU frequencies x int8/tpu-std heads x codecs fp32/q1 on the "
                        "local emulated (Pi-calibrated) testbed; print a table, the Pareto "
                        "front and DynaSplit's picks, and write a cube and a plot.")
     p.add_argument("--out", default="dynasplit-demo", help="output folder (default "

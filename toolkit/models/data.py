@@ -78,7 +78,7 @@ def _resize(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 #: Keras names of the models trained on the digits (scored against true labels)
-DIGITS_KERAS_NAMES = ("digits_cnn", "digits_vgg")
+DIGITS_KERAS_NAMES = ("digits_cnn", "digits_vgg", "digits_vgg_fc")
 
 
 def _native(model) -> bool:

@@ -3,7 +3,7 @@
 scikit-learn bundles the UCI optical digits (1797 grey 8x8 images of handwritten
 digits with their true labels), so training and evaluation work offline. The
 split into training and held-out test data is fixed (stratified, seed 0, 20 %
-test). Two models are shipped, each reproduced by :func:`train_digits`
+test). Three models are shipped, each reproduced by :func:`train_digits`
 (``dynasplit train-digits --model NAME``):
 
 * ``digits-cnn`` (``datasets/models/digits-cnn.keras``): a small CNN on the
@@ -11,9 +11,12 @@ test). Two models are shipped, each reproduced by :func:`train_digits`
 * ``digits-vgg`` (``datasets/models/digits-vgg.keras``): a VGG-style CNN on the
   digits upsampled (bilinear) to 64x64 -- three blocks of two 3x3 convolutions
   and a pooling, then two dense layers, 114 MMAC: tens of milliseconds on a
-  Raspberry Pi, so that split points matter (the demo's model).
+  Raspberry Pi, so that split points matter;
+* ``digits-vgg-fc`` (``datasets/models/digits-vgg-fc.npz``): the demo's model,
+  four VGG blocks and two heavy dense layers of fixed random features
+  regenerated from a seed at load time (:mod:`toolkit.models.digits_fc`).
 
-Both are scored against the true labels (``label_source = "labels"``).
+All are scored against the true labels (``label_source = "labels"``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.models.digits_fc import DIGITS_VGG_FC_PATH, DIGITS_VGG_FC_SIZE, build_digits_vgg_fc
 from toolkit.paths import DATASETS_DIR
 
 __all__ = [
@@ -122,6 +126,7 @@ def build_digits_vgg():
 DIGITS_MODELS = {
     "digits-cnn": (build_digits_cnn, DIGITS_MODEL_PATH, 8),
     "digits-vgg": (build_digits_vgg, DIGITS_VGG_PATH, DIGITS_VGG_SIZE),
+    "digits-vgg-fc": (build_digits_vgg_fc, DIGITS_VGG_FC_PATH, DIGITS_VGG_FC_SIZE),
 }
 
 
@@ -143,7 +148,8 @@ def train_digits(
         out: the ``.keras`` file (default: the shipped one of ``model``).
         epochs: training epochs.
         seed: seeds Keras, NumPy and Python (ops are deterministic).
-        model: ``digits-cnn`` or ``digits-vgg``.
+        model: ``digits-cnn``, ``digits-vgg`` or ``digits-vgg-fc`` (whose file is an
+            ``.npz`` of the trained layers only, see :mod:`toolkit.models.digits_fc`).
 
     Returns:
         The metadata: held-out test accuracy, epochs, seed, sample counts.
@@ -185,10 +191,14 @@ def train_digits(
     _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Save the weights in an uncompiled copy: no optimizer state in the shipped file.
-    shipped = build()
-    shipped.set_weights(model.get_weights())
-    shipped.save(out)
+    if out.suffix == ".npz":  # digits-vgg-fc: the trained layers only
+        from toolkit.models.digits_fc import save_trained_weights
+
+        save_trained_weights(model, out)
+    else:  # an uncompiled copy: no optimizer state in the shipped file
+        shipped = build()
+        shipped.set_weights(model.get_weights())
+        shipped.save(out)
     meta = {
         "model": name,
         "dataset": "sklearn.datasets.load_digits (UCI optical digits), 20 % stratified test split"
@@ -202,5 +212,11 @@ def train_digits(
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
+    if out.suffix == ".npz":
+        from toolkit.models.digits_fc import FIXED_LAYERS, FIXED_SEED, fixed_digest
+
+        meta |= {"fixed_layers": list(FIXED_LAYERS), "fixed_seed": FIXED_SEED,
+                 "fixed_init": "He-uniform from numpy.random.PCG64([seed, layer]).random_raw",
+                 "fixed_digest": fixed_digest(model), "numpy": np.__version__}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta

@@ -2,7 +2,10 @@
 
 * ``digits-cnn``: the shipped CNN trained on scikit-learn's digits (real labels).
 * ``digits-vgg``: the shipped VGG-style CNN on the digits upsampled to 64x64
-  (real labels; the demo's model, slow enough on a Pi for splits to matter).
+  (real labels; slow enough on a Pi for splits to matter).
+* ``digits-vgg-fc``: the demo's model, four VGG blocks and two heavy dense
+  layers of fixed random features regenerated from a seed
+  (:mod:`toolkit.models.digits_fc`; real labels).
 * ``vgg16``, ``resnet50``, ``mobilenetv2``: ``keras.applications`` architectures
   built with ``weights=None`` (nothing can be downloaded), or with a local
   weights file.
@@ -98,6 +101,10 @@ def load_model(
         ToolkitError: unknown name, missing or unreadable file.
     """
     name_str, variant = _split_variant(model_name(name, gelu))
+    if name_str in DIGITS_MODELS and DIGITS_MODELS[name_str][1].suffix == ".npz":
+        from toolkit.models.digits_fc import load_digits_vgg_fc
+
+        return load_digits_vgg_fc(DIGITS_MODELS[name_str][1])
     if name_str in DIGITS_MODELS:
         return _load_file(
             DIGITS_MODELS[name_str][1],
