@@ -183,11 +183,10 @@ class TradeoffExplorer:
             self._picks = self._compute_picks(shown)
         except ToolkitError as exc:
             self._picks = pd.DataFrame()
-            self.summary.value = error_html(exc)
+            status = error_html(exc)
         else:
-            self.summary.value = (
-                f"{len(shown)} of {len(self.means)} configurations shown; at a latency "
-                f"threshold of {self.threshold.value:.4g} ms the rules pick:")
+            status = (f"{len(shown)} of {len(self.means)} configurations shown; at a latency "
+                      f"threshold of {self.threshold.value:.4g} ms the rules pick:")
         x, y = self.x.value, self.y.value
         marks = {}
         for row in self._picks.to_dict("records"):
@@ -203,8 +202,12 @@ class TradeoffExplorer:
                                 label="latency threshold")
             fig.axes[0].legend(loc="best", fontsize="small")
         show_figure(self.plot, fig)
-        if not self._picks.empty:
+        if self._picks.empty:
+            self.table.value = ""
+        else:
             show_table(self.table, self._picks)
+        # last: a summary naming the threshold means the plot and picks are its own
+        self.summary.value = status
 
     def close(self) -> None:
         """Close the panel's widgets."""
