@@ -57,6 +57,16 @@ class SplinterFit:
     max_rel_error: float
 
 
+def _read_pool(pool_csv: str | os.PathLike):
+    """DynaSplit's simulation pool as a DataFrame, or a one-line error."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(pool_csv)
+    except (OSError, ValueError) as exc:
+        raise ToolkitError(f"cannot read DynaSplit pool {pool_csv}: {exc}") from None
+
+
 def vgg16_costs() -> dict[int, HeadCost]:
     """Head costs of the toolkit's VGG16 at 224x224 by split (= DynaSplit layer)."""
     from toolkit.hardware.edge_timing import head_cost
@@ -82,15 +92,11 @@ def splinter_edge_medians(pool_csv: str | os.PathLike, accel: str):
     Returns:
         A DataFrame with columns ``layer``, ``cpu_freq``, ``edge_ms``, ``runs``.
     """
-    import pandas as pd
 
     if accel not in DYNASPLIT_ACCEL:
         raise ToolkitError(f"no DynaSplit data for accelerator {accel!r}; valid: "
                            f"{choices(DYNASPLIT_ACCEL)}")
-    try:
-        pool = pd.read_csv(pool_csv)
-    except (OSError, ValueError) as exc:
-        raise ToolkitError(f"cannot read DynaSplit pool {pool_csv}: {exc}") from None
+    pool = _read_pool(pool_csv)
     rows = pool[(pool["edge-accelerator"] == DYNASPLIT_ACCEL[accel]) & (pool["layer"] > 0)]
     med = rows.groupby(["layer", "cpu-freq"])["avg latency edge (ms)"].agg(["median", "size"])
     med = med.reset_index().rename(columns={"cpu-freq": "cpu_freq", "median": "edge_ms",
@@ -145,12 +151,8 @@ def fit_splinter_link(pool_csv: str | os.PathLike) -> dict[str, float]:
     Returns:
         ``{"rtt_ms", "mbps", "ms_per_kib", "median_rel_error", "runs"}``.
     """
-    import pandas as pd
 
-    try:
-        pool = pd.read_csv(pool_csv)
-    except (OSError, ValueError) as exc:
-        raise ToolkitError(f"cannot read DynaSplit pool {pool_csv}: {exc}") from None
+    pool = _read_pool(pool_csv)
     runs = pool[(pool["layer"] > 0) & (pool["layer"] < pool["layer"].max())]
     kib = runs["tensor size (KB)"].to_numpy(float)
     y = runs["avg latency transfer (ms)"].to_numpy(float)
@@ -199,16 +201,12 @@ def fit_splinter_cloud(pool_csv: str | os.PathLike, accel: str,
     Non-negative least squares of the median per layer (0..21) on
     ``[1, gmac, mweight, min]`` of the toolkit's VGG16 tails.
     """
-    import pandas as pd
     from scipy.optimize import nnls
 
     if accel not in DYNASPLIT_SERVER:
         raise ToolkitError(f"no DynaSplit data for cloud accelerator {accel!r}; valid: "
                            f"{choices(DYNASPLIT_SERVER)}")
-    try:
-        pool = pd.read_csv(pool_csv)
-    except (OSError, ValueError) as exc:
-        raise ToolkitError(f"cannot read DynaSplit pool {pool_csv}: {exc}") from None
+    pool = _read_pool(pool_csv)
     costs = costs or vgg16_tail_costs()
     runs = pool[(pool["server-accelerator"] == DYNASPLIT_SERVER[accel])
                 & pool["layer"].isin(list(costs))]
