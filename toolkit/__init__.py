@@ -55,6 +55,7 @@ _EXPORTS = {
     "summary": "toolkit.cube",
     "pareto_configs": "toolkit.cube",
     "run_demo": "toolkit.demo",
+    "demo_cube": "toolkit.demo",
     "Policy": "toolkit.policy",
     "make_policy": "toolkit.policy",
     "simulate": "toolkit.simulate",

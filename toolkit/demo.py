@@ -21,11 +21,13 @@
    configurations (latency, energy, accuracy on configuration means), which
    split DynaSplit's rule picks at the 10th/50th/90th percentile of the
    configurations' latencies, and write ``demo.nc`` (the cube), ``demo.png``
-   (energy vs latency) and ``accuracy.csv`` into the output folder.
+   (energy vs latency), ``accuracy.csv`` and, last, ``demo.json`` (the front and
+   the rule's picks; its presence marks a finished demo) into the output folder.
 
 The campaign is resumable: interrupted, the same command continues it; a finished
 demo reruns in seconds (its accuracy table is reused while the model, splits and
-codecs are unchanged: ``accuracy.key``).
+codecs are unchanged: ``accuracy.key``). :func:`demo_cube` is how notebooks and
+scripts get the demo's cube: a finished demo is opened, an unfinished one resumed.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["DEMO_CODECS", "DEMO_EDGE_ACCELS", "DEMO_FREQS", "DemoResult", "demo_splits",
-           "rule_picks", "run_demo"]
+__all__ = ["DEMO_CODECS", "DEMO_EDGE_ACCELS", "DEMO_FREQS", "DemoResult", "demo_cube",
+           "demo_splits", "rule_picks", "run_demo"]
 
 MODEL = "digits-vgg-fc"
 #: layers after which the demo cuts (besides cloud-only and edge-only)
@@ -53,6 +55,8 @@ DEMO_EDGE_ACCELS = ("int8", "tpu-std")
 DEMO_FREQS = (600, 1600, 1800)
 DEMO_CODECS = ("fp32", "q1")
 PERCENTILES = (10, 50, 90)
+#: written last by :func:`run_demo`: a folder holding it holds a finished demo
+SUMMARY = "demo.json"
 
 
 @dataclass
@@ -166,6 +170,7 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / SUMMARY).unlink(missing_ok=True)  # until this run finishes
     model = load_model(MODEL)
     sm = SplitModel(model, name=MODEL)
     splits = demo_splits(sm)
@@ -242,5 +247,55 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
     fig = energy_latency(cube)
     plot_path = out / "demo.png"
     fig.savefig(plot_path, dpi=120)
-    print_fn(f"== wrote {cube_path}, {plot_path} and {out / 'accuracy.csv'}")
+    _write_summary(out / SUMMARY, cube, front, picks)
+    print_fn(f"== wrote {cube_path}, {plot_path}, {out / 'accuracy.csv'} and {out / SUMMARY}")
     return DemoResult(cube, cube_path, plot_path, acc, table, front, picks)
+
+
+def _write_summary(path: Path, cube: xr.Dataset, front: list[dict],
+                   picks: dict[int, dict]) -> None:
+    """``demo.json``: the front, the rule's picks and where the figures come from."""
+    from toolkit.fileio import atomic_output
+
+    def plain(value):
+        return value.item() if isinstance(value, np.generic) else str(value)
+
+    summary = {"cube": "demo.nc", "model": MODEL, "front": front,
+               "picks": {f"p{p}": row for p, row in picks.items()},
+               "energy_source": cube.attrs.get("energy_source"),
+               "latency_source": cube.attrs.get("latency_source")}
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1, default=plain) + "\n")
+
+
+def _find_up(relative: str) -> Path | None:
+    """The first ``<folder>/relative`` from the working folder up to the root."""
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / relative).exists():
+            return folder / relative
+    return None
+
+
+def demo_cube(print_fn=None) -> xr.Dataset:
+    """The demo's cube, for notebooks and scripts, without measuring it twice.
+
+    Looks for ``dynasplit-demo/`` (where ``make demo`` leaves it) in the working
+    folder and the folders above it, then in the temporary folder. A finished
+    demo there (it holds ``demo.json``) is opened; an unfinished one is resumed.
+    With none, the demo runs in ``$TMPDIR/dynasplit-demo`` (about 4 minutes on
+    2 cores), or in a fresh temporary folder where that one holds a journal of
+    other settings. ``print_fn`` receives the demo's report (default: nothing).
+    """
+    import tempfile
+
+    from toolkit.cube import open_cube
+    from toolkit.errors import ToolkitError
+
+    print_fn = print_fn or (lambda *_: None)
+    folder = _find_up("dynasplit-demo") or Path(tempfile.gettempdir()) / "dynasplit-demo"
+    if (folder / SUMMARY).is_file() and (folder / "demo.nc").is_file():
+        return open_cube(folder / "demo.nc")
+    try:
+        return run_demo(folder, print_fn=print_fn).cube
+    except ToolkitError:  # a journal left there by another demo (settings, version)
+        return run_demo(tempfile.mkdtemp(prefix="dynasplit-demo-"), print_fn=print_fn).cube

@@ -7,12 +7,15 @@ for different latency thresholds, and an accuracy that really differs.
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from toolkit.cube import VARIABLES, open_cube, pareto_configs
-from toolkit.demo import PERCENTILES, config_means, rule_picks
+from toolkit.demo import PERCENTILES, config_means, demo_cube, rule_picks
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,30 @@ def test_demo_writes_cube_plot_and_table(demo):
     png = (out / "demo.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert (out / "accuracy.csv").read_text().startswith("split,layer,edge_accel,codec,accuracy")
+    summary = json.loads((out / "demo.json").read_text())
+    front = pareto_configs(cube)
+    assert [{k: str(v) for k, v in c.items()} for c in summary["front"]] == [
+        {k: str(v) for k, v in c.items()} for c in front]
+    assert set(summary["picks"]) == {f"p{p}" for p in PERCENTILES}
+    assert summary["energy_source"] == cube.attrs["energy_source"]
+
+
+def test_demo_cube_opens_a_finished_demo_and_resumes_an_unfinished_one(demo, tmp_path,
+                                                                       monkeypatch):
+    out, _ = demo
+    work = tmp_path / "project"
+    shutil.copytree(out, work / "dynasplit-demo", ignore=shutil.ignore_patterns("logs"))
+    (work / "notebooks").mkdir()
+    monkeypatch.chdir(work / "notebooks")  # found from a folder below, like a notebook's
+    lines: list[str] = []
+    cube = demo_cube(print_fn=lines.append)
+    assert lines == []  # finished: opened, not rerun
+    assert dict(cube.sizes) == dict(open_cube(out / "demo.nc").sizes)
+    (work / "dynasplit-demo" / "demo.json").unlink()  # as if interrupted before the end
+    resumed = demo_cube(print_fn=lines.append)
+    assert any("54/54 runs measured (0 now, 54 before)" in line for line in lines), lines
+    assert (work / "dynasplit-demo" / "demo.json").is_file()
+    assert float(abs(resumed.latency_ms - cube.latency_ms).max()) == 0.0
 
 
 def test_every_modelled_figure_says_so(demo):
