@@ -172,3 +172,17 @@ def test_quality_on_synthetic_cube(toy_cube):
         random_ratios.append(result.normalization.hypervolume(values[mask])
                              / _exhaustive_hv(toy_cube, result))
     assert np.median(ratios) > np.median(random_ratios)
+
+
+def test_callback_reports_each_generation_as_the_history_records_it(toy_cube):
+    reports = []
+    result = optimize(ConfigSpace.from_cube(toy_cube), CubeEvaluator(toy_cube), 0.4, seed=2,
+                      progress=False, callback=reports.append)
+    assert [g.generation for g in reports] == list(range(len(reports))) and len(reports) >= 2
+    assert [g.evaluations for g in reports] == [h["evaluations"] for h in result.history]
+    assert all(g.budget == result.budget for g in reports)
+    # the cube evaluator gives fixed ranges, so the live figures are the final ones
+    assert [g.hypervolume for g in reports] == pytest.approx(
+        [h["hypervolume"] for h in result.history])
+    assert [g.front_size for g in reports] == [h["front_size"] for h in result.history]
+    assert reports[-1].front_size == len(result.front)

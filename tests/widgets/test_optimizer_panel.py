@@ -37,7 +37,8 @@ def test_run_shows_live_hypervolume_and_the_front(toy_cube) -> None:
     result = panel.result
     assert result is not None and panel.progress.bar_style == "success"
     assert result.evaluations == resolve_budget(0.4, panel.space.size) == panel.progress.value
-    # live: one point per batch, counts and hypervolume never decrease, last = the result's
+    # live: one point per generation, counts and hypervolume never decrease, last = the
+    # result's
     counts = [n for n, _ in panel.live]
     hvs = [hv for _, hv in panel.live]
     assert len(panel.live) >= 2 and counts == sorted(counts) and counts[-1] == result.evaluations

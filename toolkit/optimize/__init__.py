@@ -12,7 +12,7 @@ from toolkit.optimize.evaluate import CubeEvaluator, DaskEvaluator, Evaluator, F
 from toolkit.optimize.initial import initial_population
 from toolkit.optimize.live import CampaignEvaluator
 from toolkit.optimize.objectives import OBJECTIVES, REFERENCE, Normalizer, resolve_objectives
-from toolkit.optimize.optimizer import ALGORITHMS, INITIALS, Optimizer, optimize
+from toolkit.optimize.optimizer import ALGORITHMS, INITIALS, Generation, Optimizer, optimize
 from toolkit.optimize.result import (
     FRONT_SCHEMA,
     Evaluation,
@@ -46,6 +46,7 @@ __all__ = [
     "Evaluator",
     "FrequencySubset",
     "FunctionEvaluator",
+    "Generation",
     "Normalizer",
     "OptimizationResult",
     "Optimizer",

@@ -68,7 +68,8 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,7 @@ from toolkit.optimize.surrogate import Surrogate, pick_by_improvement
 from toolkit.optimize.variation import crossover, mutate, repair
 from toolkit.pareto import pareto_mask
 
-__all__ = ["ALGORITHMS", "INITIALS", "Optimizer", "optimize"]
+__all__ = ["ALGORITHMS", "INITIALS", "Generation", "Optimizer", "optimize"]
 
 #: supported algorithms
 ALGORITHMS: tuple[str, ...] = ("nsga2", "nsga3")
@@ -155,6 +156,7 @@ class Optimizer:
         near: float = 0.0,
         initial: str = "latin",
         progress: bool = True,
+        callback: Callable[[Generation], None] | None = None,
     ) -> None:
         """Configure a run.
 
@@ -187,6 +189,8 @@ class Optimizer:
                 :data:`INITIALS`); ``guided`` falls back to ``latin`` without the
                 surrogate.
             progress: show a tqdm bar (evaluations / budget and hypervolume).
+            callback: called with a :class:`Generation` after the initial design
+                and after each generation (what a panel or a log displays).
 
         Raises:
             ConfigError: unknown algorithm or objectives, a bad probability or size.
@@ -218,6 +222,7 @@ class Optimizer:
         self.crossover_prob = crossover_prob
         self.mutation_prob = mutation_prob
         self.progress = progress
+        self.callback = callback
         self.surrogate = surrogate
         self.pool_factor = pool_factor
         self.kappa = kappa
@@ -251,6 +256,26 @@ class Optimizer:
         n_budget = resolve_budget(budget, self.space.size)
         with _global_rng(self.seed):
             return _Run(self, n_budget).execute()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a run reports to its ``callback`` after each generation.
+
+    Attributes:
+        generation: 0 for the initial design, then 1, 2, ...
+        evaluations: distinct configurations evaluated so far; ``budget``: how
+            many the run may evaluate.
+        hypervolume: of the front found so far, normalised as the run
+            normalises (the evaluator's ranges where it has them).
+        front_size: configurations on the front found so far.
+    """
+
+    generation: int
+    evaluations: int
+    budget: int
+    hypervolume: float
+    front_size: int
 
 
 class _Run:
@@ -323,21 +348,17 @@ class _Run:
         return np.array([[e.values[o] for o in self.opt.objectives] for e in self.evaluated],
                         float).reshape(-1, self.k)
 
-    def _hypervolume(self, normalizer: Normalizer) -> float:
-        values = self._archive_matrix()
-        if len(values) == 0:
-            return 0.0
-        mask = pareto_mask(values, [OBJECTIVES[o] for o in self.opt.objectives])
-        return normalizer.hypervolume(values[mask])
-
     def _record(self) -> None:
-        normalizer = self.opt.normalizer or Normalizer.from_values(
-            self.opt.objectives, self._archive_matrix())
-        hv = self._hypervolume(normalizer)
+        now = _Prefix(self, self.used)
+        hv = now.hypervolume(self.opt.normalizer or Normalizer.from_values(
+            self.opt.objectives, now.values))
         self.history.append({"generation": self.generation, "evaluations": self.used,
                              "hypervolume": hv})
         if self.bar is not None:
             self.bar.set_postfix(gen=self.generation, hv=f"{hv:.4f}", refresh=False)
+        if self.opt.callback is not None:
+            self.opt.callback(Generation(self.generation, self.used, self.budget, hv,
+                                         now.front_size()))
 
     # -- variation and selection ------------------------------------------------------
 

@@ -1,10 +1,11 @@
 """A panel for the offline phase: algorithm, budget and seed → live hypervolume → the front.
 
 The search is :func:`toolkit.optimize.optimize` over the cube's configuration
-space with a :class:`~toolkit.optimize.CubeEvaluator`. The panel watches the
-evaluator's batches (one per generation) to draw the hypervolume as it grows,
-with the same normalisation the optimizer reports; the exhaustive front (every
-configuration of the cube evaluated) is the dashed reference line.
+space with a :class:`~toolkit.optimize.CubeEvaluator`. The panel only displays
+what the optimizer reports to its ``callback`` after each generation (a
+:class:`~toolkit.optimize.Generation`): the hypervolume as it grows, with the
+optimizer's own normalisation; the exhaustive front (every configuration of the
+cube evaluated) is the dashed reference line.
 
 Example (in a notebook cell)::
 
@@ -16,49 +17,25 @@ Example (in a notebook cell)::
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
-import numpy as np
 import xarray as xr
 
 from toolkit.errors import ToolkitError
 from toolkit.optimize import (
     ALGORITHMS,
-    OBJECTIVES,
     ConfigSpace,
     CubeEvaluator,
-    Evaluator,
-    Normalizer,
+    Generation,
     OptimizationResult,
     optimize,
     resolve_budget,
     save_front,
 )
-from toolkit.pareto import pareto_mask
 from toolkit.widgets._display import close_all, error_html, show_figure, show_table
 
 __all__ = ["OptimizerPanel"]
-
-
-class _Watched(Evaluator):
-    """Passes batches to an inner evaluator and reports each batch's results."""
-
-    def __init__(self, inner: Evaluator,
-                 on_batch: Callable[[list[dict[str, Any]], list[Any]], None]) -> None:
-        self.inner = inner
-        self.objectives = inner.objectives
-        self.energy_source = inner.energy_source
-        self.on_batch = on_batch
-
-    def evaluate(self, configs: list[dict[str, Any]]) -> list[Any]:
-        results = self.inner.evaluate(configs)
-        self.on_batch(configs, results)
-        return results
-
-    def normalizer(self, objectives: Any) -> Normalizer | None:
-        return self.inner.normalizer(objectives)
 
 
 class OptimizerPanel:
@@ -76,7 +53,7 @@ class OptimizerPanel:
         plot: the hypervolume history (live while running).
         table: the front as a table; ``result``: the last
             :class:`~toolkit.optimize.OptimizationResult` (None before a run).
-        live: (evaluations, hypervolume) after each batch of the last run.
+        live: (evaluations, hypervolume) after each generation of the last run.
         widget: the whole panel.
     """
 
@@ -137,21 +114,11 @@ class OptimizerPanel:
                                         progress=False).hypervolume
         return self._exhaustive
 
-    def _on_batch(self, normalizer: Normalizer | None, values: list[list[float]],
-                  configs: list[dict[str, Any]], results: list[Any]) -> None:
-        objectives = list(self.evaluator.objectives)
-        for r in results:
-            if r is not None and all(np.isfinite(r.get(o, np.nan)) for o in objectives):
-                values.append([r[o] for o in objectives])
-        if not values:
-            return
-        array = np.asarray(values, float)
-        front = array[pareto_mask(array, [OBJECTIVES[o] for o in objectives])]
-        norm = normalizer or Normalizer.from_values(objectives, array)
-        self.live.append((len(values), norm.hypervolume(front)))
-        self.progress.value = min(len(values), self.progress.max)
-        self.status.value = (f"{len(values)} evaluations, hypervolume {self.live[-1][1]:.4f}, "
-                             f"front {len(front)}")
+    def _on_generation(self, gen: Generation) -> None:
+        self.live.append((gen.evaluations, gen.hypervolume))
+        self.progress.value = min(gen.evaluations, self.progress.max)
+        self.status.value = (f"generation {gen.generation}: {gen.evaluations} evaluations, "
+                             f"hypervolume {gen.hypervolume:.4f}, front {gen.front_size}")
         self._draw([{"evaluations": n, "hypervolume": hv} for n, hv in self.live],
                    title="hypervolume so far (running)")
 
@@ -172,14 +139,10 @@ class OptimizerPanel:
         self.progress.bar_style = "info"
         self.progress.value = 0
         self.live = []
-        values: list[list[float]] = []
-        normalizer = self.evaluator.normalizer(self.evaluator.objectives)
-        watched = _Watched(self.evaluator,
-                           lambda c, r: self._on_batch(normalizer, values, c, r))
         try:
-            result = optimize(self.space, watched, float(self.budget.value),
+            result = optimize(self.space, self.evaluator, float(self.budget.value),
                               algorithm=self.algorithm.value, seed=int(self.seed.value),
-                              progress=False)
+                              progress=False, callback=self._on_generation)
         except Exception as exc:
             self.progress.bar_style = "danger"
             self.status.value = error_html(exc)
