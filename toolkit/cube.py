@@ -48,6 +48,7 @@ __all__ = [
     "STATS",
     "VARIABLES",
     "config_dims",
+    "config_means",
     "configurations",
     "cube_from_runs",
     "cube_info",
@@ -363,6 +364,26 @@ def to_dataframe(cube: xr.Dataset) -> pd.DataFrame:
     df.attrs = {**cube.attrs,
                 "units": {v: cube[v].attrs.get("units", "") for v in variables}}
     return df
+
+
+def config_means(cube: xr.Dataset, variables: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per measured configuration: the mean of each variable over its runs.
+
+    Args:
+        cube: a measurement cube.
+        variables: the variables to average (default: every per-run variable).
+
+    Returns:
+        The configuration columns (:func:`config_dims`), then the means;
+        ``df.attrs`` holds the cube's attributes, as in :func:`to_dataframe`.
+    """
+    df = to_dataframe(cube)
+    keys = config_dims(cube)
+    wanted = _run_variables(cube) if variables is None else [
+        v for v in variables if v in df.columns]
+    means = df.groupby(keys, as_index=False, sort=True)[wanted].mean()
+    means.attrs = df.attrs
+    return means
 
 
 # --------------------------------------------------------------------------- statistics

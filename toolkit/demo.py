@@ -55,6 +55,9 @@ DEMO_EDGE_ACCELS = ("int8", "tpu-std")
 DEMO_FREQS = (600, 1600, 1800)
 DEMO_CODECS = ("fp32", "q1")
 PERCENTILES = (10, 50, 90)
+#: the per-configuration table's columns
+TABLE_VARIABLES = ("latency_ms", "edge_ms", "transfer_ms", "cloud_ms", "energy_j", "accuracy",
+                   "tensor_kb")
 #: written last by :func:`run_demo`: a folder holding it holds a finished demo
 SUMMARY = "demo.json"
 
@@ -94,17 +97,6 @@ def demo_splits(split_model) -> list[int]:
     """Cloud-only, the cuts after :data:`DEMO_LAYERS`, and edge-only."""
     inner = [split_model.split_for_layer(layer) for layer in DEMO_LAYERS]
     return sorted({0, *inner, split_model.last_split})
-
-
-def config_means(cube: xr.Dataset) -> pd.DataFrame:
-    """Per configuration (codec included), the mean of every variable over its runs."""
-    from toolkit.cube import config_dims, to_dataframe
-
-    df = to_dataframe(cube)
-    keys = [d for d in config_dims(cube) if d in df.columns]
-    values = ["latency_ms", "edge_ms", "transfer_ms", "cloud_ms", "energy_j", "accuracy",
-              "tensor_kb"]
-    return df.groupby(keys, as_index=False)[[v for v in values if v in df]].mean()
 
 
 def rule_picks(front: pd.DataFrame, percentiles_ms: dict[int, float]) -> dict[int, dict]:
@@ -163,7 +155,7 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
              print_fn=print) -> DemoResult:
     """Run the demo; see the module docstring. Returns what it wrote."""
     from toolkit.campaign import Campaign, CampaignSpec, grid
-    from toolkit.cube import pareto_configs
+    from toolkit.cube import config_means, pareto_configs
     from toolkit.devices.local import LocalTestbed
     from toolkit.models import SplitModel, load_model
     from toolkit.plots import energy_latency
@@ -218,7 +210,7 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
         testbed.close()
     print_fn(str(campaign.summary))
 
-    table = config_means(cube)
+    table = config_means(cube, TABLE_VARIABLES)
     table.insert(1, "layer", table["split"].map(lambda s: sm.cut_points[int(s)].layer))
     print_fn(f"== per configuration (means over {samples} samples)")
     print_fn(f"   energy is modelled: {cube.attrs.get('energy_source', '?')}")

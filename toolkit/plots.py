@@ -16,7 +16,6 @@ from toolkit.errors import ToolkitError
 
 __all__ = [
     "OBJECTIVE_LABELS",
-    "config_means",
     "energy_kind",
     "energy_label",
     "energy_latency",
@@ -41,18 +40,9 @@ def energy_label(cube: xr.Dataset, what: str = "energy per sample") -> str:
     return f"{what} [J]\n({energy_kind(source)}: {source})"
 
 
-def _means(cube: xr.Dataset) -> pd.DataFrame:
-    from toolkit.cube import to_dataframe
-
-    df = to_dataframe(cube)
-    keys = [c for c in ("model", "split", "cpu_freq", "edge_accel", "cloud_accel", "codec")
-            if c in df.columns]
-    return df.groupby(keys, as_index=False).mean(numeric_only=True)
-
-
 def energy_latency(cube: xr.Dataset, log_energy: bool = True) -> plt.Figure:
     """Energy vs latency per configuration: colour = split, marker = edge accelerator."""
-    df = _means(cube)
+    df = _as_means(cube)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     sns.scatterplot(data=df, x="latency_ms", y="energy_j", hue="split", style="edge_accel",
                     palette="viridis", s=70, ax=ax, legend="full")
@@ -69,7 +59,7 @@ def energy_latency(cube: xr.Dataset, log_energy: bool = True) -> plt.Figure:
 def latency_breakdown(cube: xr.Dataset, cpu_freq: int | None = None,
                       edge_accel: str = "none") -> plt.Figure:
     """Stacked bars per split: edge compute, transfer, cloud compute [ms]."""
-    df = _means(cube)
+    df = _as_means(cube)
     df = df[df["edge_accel"].isin([edge_accel, "none"]) & ((df["split"] == 0)
                                                             | (df["edge_accel"] == edge_accel))]
     if cpu_freq is None:
@@ -117,16 +107,11 @@ def _axis_label(name: str, source: str) -> str:
     return OBJECTIVE_LABELS.get(name, name)
 
 
-def config_means(data: xr.Dataset | pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration: means over repeats (a DataFrame is passed through).
+def _as_means(data: xr.Dataset | pd.DataFrame) -> pd.DataFrame:
+    """A cube's :func:`toolkit.cube.config_means`; a DataFrame is taken as such means."""
+    from toolkit.cube import config_means
 
-    ``attrs["energy_source"]`` carries the cube's energy source.
-    """
-    if isinstance(data, pd.DataFrame):
-        return data
-    df = _means(data)
-    df.attrs["energy_source"] = str(data.attrs.get("energy_source", "unknown"))
-    return df
+    return data if isinstance(data, pd.DataFrame) else config_means(data)
 
 
 def _front_mask(df: pd.DataFrame, objectives: list[str]) -> pd.Series:
@@ -155,7 +140,7 @@ def pareto_front_2d(data: xr.Dataset | pd.DataFrame, x: str = "latency_ms",
         energy_source: overrides the data's ``energy_source`` in axis labels.
         title: the axes title (default: ``y vs x``).
     """
-    df = config_means(data).dropna(subset=[x, y])
+    df = _as_means(data).dropna(subset=[x, y])
     source = _source_of(data, energy_source)
     front = df[_front_mask(df, [x, y])].sort_values(x)
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -192,7 +177,7 @@ def pareto_pairs(data: xr.Dataset | pd.DataFrame,
     """
     from toolkit.cube import has_objective_data
 
-    means = config_means(data)
+    means = _as_means(data)
     objectives = tuple(o for o in objectives if o in means and means[o].notna().any()
                        and (not isinstance(data, xr.Dataset) or has_objective_data(data, o)))
     if len(objectives) < 2:
@@ -243,7 +228,7 @@ def energy_vs_split(cube: xr.Dataset, by: str = "cpu_freq", *, variable: str = "
 
     if by not in ("cpu_freq", "edge_accel"):
         raise ToolkitError(f"energy_vs_split: unknown by={by!r}; valid: cpu_freq, edge_accel")
-    df = config_means(cube)
+    df = _as_means(cube)
     if variable not in df:
         raise ToolkitError(f"energy_vs_split: the cube has no variable {variable!r}; valid: "
                            f"{choices(c for c in df.columns if c in cube.data_vars)}")

@@ -53,6 +53,7 @@ __all__ = [
     "Decision",
     "Policy",
     "candidate_columns",
+    "compare_rules",
     "config_keys",
     "make_policy",
     "read_front",
@@ -547,3 +548,49 @@ def _read_columns(block: Mapping[str, Any],
         n_runs=np.asarray(lat["n"], dtype=np.int64), runs_ms=runs,
         transfer_ms=np.array([t or 0.0 for t in transfer], dtype=float), states=states)
     return candidates, config
+
+
+# --------------------------------------------------------------------------- comparing rules
+
+
+def compare_rules(cube: Any, threshold_ms: float, *, target: float = 0.99) -> Any:
+    """What each selection rule picks for one request with this latency threshold.
+
+    The rules of :data:`toolkit.rules.RULES` run on a policy made from the
+    cube's Pareto front (latency, energy, accuracy), as ``dynasplit export``
+    makes it; ``dynasplit-exhaustive`` is DynaSplit's rule over every measured
+    configuration of the cube (what DynaSplit picks after an exhaustive search).
+
+    Args:
+        cube: a measurement cube of one model.
+        threshold_ms: the request's latency threshold [ms].
+        target: the ``tail`` rule's target probability.
+
+    Returns:
+        One row per rule: ``rule``, the configuration, its mean ``latency_ms``,
+        ``energy_j`` and ``accuracy`` over its runs, the rule's
+        ``predicted_ms``, whether it predicts the threshold is met (``meets``)
+        and how many ``candidates`` it chose among.
+    """
+    import pandas as pd
+
+    from toolkit.cube import config_dims, config_means, pareto_configs
+
+    keys = config_dims(cube)
+    means = config_means(cube).dropna(subset=["latency_ms", "energy_j"])
+    front = Policy.from_front(pareto_configs(cube), cube)
+    policies = {(f"tail τ={target:.3f}" if name == "tail" else name):
+                front.with_rule(name=name, target=target) for name in RULES}
+    policies["dynasplit-exhaustive (every configuration)"] = Policy.from_front(
+        means[keys].to_dict("records"), cube, rule="dynasplit")
+    index = means.set_index(keys)
+    rows = []
+    for label, policy in policies.items():
+        decision = policy.decide(float(threshold_ms))
+        row = index.loc[tuple(decision.config[k] for k in keys)]
+        rows.append({"rule": label, **decision.config,
+                     "latency_ms": float(row["latency_ms"]), "energy_j": float(row["energy_j"]),
+                     "accuracy": float(row["accuracy"]) if "accuracy" in row else np.nan,
+                     "predicted_ms": decision.predicted_ms, "meets": decision.meets,
+                     "candidates": len(policy)})
+    return pd.DataFrame(rows)

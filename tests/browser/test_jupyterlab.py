@@ -36,8 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kernels import KERNEL_NAME, write_kernel_spec
 
-from toolkit.cube import open_cube
-from toolkit.plots import config_means
+from toolkit.cube import config_means, open_cube
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO_ROOT / "notebooks" / "01-split-inference.ipynb"

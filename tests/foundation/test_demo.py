@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.cube import VARIABLES, open_cube, pareto_configs
-from toolkit.demo import PERCENTILES, config_means, demo_cube, rule_picks
+from toolkit.cube import VARIABLES, config_means, open_cube, pareto_configs
+from toolkit.demo import PERCENTILES, demo_cube, rule_picks
 
 
 @pytest.fixture(scope="module")

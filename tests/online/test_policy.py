@@ -154,3 +154,32 @@ def test_policy_for_another_model_cube(tmp_path):
     with pytest.raises(ToolkitError, match="no measured run"):
         make_policy([{"model": "toy", "split": 0, "cpu_freq": 600, "edge_accel": "none",
                       "cloud_accel": "none"}], cube)
+
+
+@pytest.mark.parametrize("quantile", [0.1, 0.5, 0.9])
+def test_compare_rules_runs_each_rule_and_dynasplit_over_every_configuration(quantile):
+    from toolkit.cube import config_means, pareto_configs
+    from toolkit.policy import compare_rules
+    from toolkit.rules import RULES
+
+    cube = toy_cube()
+    means = config_means(cube).dropna(subset=["latency_ms", "energy_j"])
+    threshold = float(means.latency_ms.quantile(quantile))
+    table = compare_rules(cube, threshold, target=0.9)
+    assert list(table.rule) == [*(("tail τ=0.900" if r == "tail" else r) for r in RULES),
+                                "dynasplit-exhaustive (every configuration)"]
+    front = Policy.from_front(pareto_configs(cube), cube)
+    for name, row in zip(RULES, table.to_dict("records"), strict=False):
+        decision = front.with_rule(name=name, target=0.9).decide(threshold)
+        assert {k: row[k] for k in decision.config} == decision.config
+        assert row["candidates"] == len(front)
+    # DynaSplit after an exhaustive search: the least energy among the configurations
+    # whose mean latency meets the threshold (else the fastest), found here by pandas
+    meeting = means[means.latency_ms <= threshold]
+    best = (meeting.nsmallest(1, "energy_j") if len(meeting)
+            else means.nsmallest(1, "latency_ms")).iloc[0]
+    last = table.iloc[-1]
+    assert last["candidates"] == len(means)
+    assert (last["split"], last["cpu_freq"], last["edge_accel"]) == (
+        best["split"], best["cpu_freq"], best["edge_accel"])
+    assert last["energy_j"] == pytest.approx(best["energy_j"])

@@ -126,7 +126,7 @@ class PolicyExporter:
 
     def _trace(self, trace: Any) -> pd.DataFrame:
         if trace is None:
-            from toolkit.plots import config_means
+            from toolkit.cube import config_means
             from toolkit.trace import generate_trace
 
             keys = list(CONFIG_KEYS)

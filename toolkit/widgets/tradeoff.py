@@ -3,12 +3,11 @@
 Any two variables on the axes, a third as colour, the 2-D Pareto front of the
 axes drawn as a step line (:func:`toolkit.plots.pareto_front_2d`), filters by
 edge/cloud accelerator and CPU frequency, and a latency threshold: the stars
-mark the configuration each selection rule of the online phase
-(:data:`toolkit.rules.RULES`) picks for a request with that threshold. The rules
-run on a policy made from the filtered cube's 3-objective Pareto front
-(:meth:`toolkit.policy.Policy.from_front`), as ``dynasplit export`` would make
-it; ``dynasplit-exhaustive`` is DynaSplit's rule over every shown configuration
-(what DynaSplit picks after an exhaustive search; no bound on the others).
+mark the configuration each selection rule of the online phase picks for a
+request with that threshold, on the filtered cube
+(:func:`toolkit.policy.compare_rules`: the rules on a policy made from the
+front, as ``dynasplit export`` would make it, and ``dynasplit-exhaustive``,
+DynaSplit's rule over every shown configuration).
 
 Example (in a notebook cell)::
 
@@ -27,7 +26,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from toolkit.cube import config_dims, pareto_configs
 from toolkit.errors import ToolkitError
 from toolkit.widgets._display import close_all, error_html, show_figure, show_table
 
@@ -58,7 +56,7 @@ class TradeoffExplorer:
 
     def __init__(self, cube: xr.Dataset, model: str | None = None, *,
                  threshold: float | None = None, target: float = 0.99) -> None:
-        from toolkit.plots import config_means
+        from toolkit.cube import config_means
 
         models = [str(m) for m in cube["model"].values]
         if model is None and len(models) > 1:
@@ -141,31 +139,11 @@ class TradeoffExplorer:
         """What each rule picks at the current threshold (one row per rule)."""
         return self._picks
 
-    def _compute_picks(self, shown: pd.DataFrame) -> pd.DataFrame:
-        from toolkit.policy import Policy
-        from toolkit.rules import RULES
+    def _compute_picks(self) -> pd.DataFrame:
+        from toolkit.policy import compare_rules
 
-        cube = self.shown_cube()
-        t = float(self.threshold.value)
-        policy = Policy.from_front(pareto_configs(cube), cube)
-        target = float(self.target.value)
-        rules = {(f"tail τ={target:.3f}" if name == "tail" else name):
-                 policy.with_rule(name=name, target=target) for name in RULES}
-        keys = config_dims(cube)  # the five standard keys and any extra (codec, ...)
-        rules["dynasplit-exhaustive (every configuration)"] = Policy.from_front(
-            shown[keys].to_dict("records"), cube, rule="dynasplit")
-        rows = []
-        index = shown.set_index(keys)
-        for label, p in rules.items():
-            decision = p.decide(t)
-            row = index.loc[tuple(decision.config[k] for k in keys)]
-            rows.append({"rule": label, **decision.config,
-                         "latency_ms": float(row["latency_ms"]),
-                         "energy_j": float(row["energy_j"]),
-                         "accuracy": float(row["accuracy"]) if "accuracy" in row else np.nan,
-                         "predicted_ms": decision.predicted_ms, "meets": decision.meets,
-                         "candidates": len(p)})
-        return pd.DataFrame(rows)
+        return compare_rules(self.shown_cube(), float(self.threshold.value),
+                             target=float(self.target.value))
 
     def refresh(self) -> None:
         """Redraw the plot and recompute the picks (every control change calls this)."""
@@ -180,7 +158,7 @@ class TradeoffExplorer:
             self.table.value = ""
             return
         try:
-            self._picks = self._compute_picks(shown)
+            self._picks = self._compute_picks()
         except ToolkitError as exc:
             self._picks = pd.DataFrame()
             status = error_html(exc)
