@@ -31,8 +31,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +38,7 @@ from typing import Any
 from toolkit.errors import ConfigError, choices
 from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.paths import TESTBEDS_DIR
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from toolkit.tomlfile import TomlTable, read_toml
 
 __all__ = [
     "METER_KINDS",
@@ -215,11 +209,7 @@ def load_inventory(path_or_name: str | os.PathLike) -> Inventory:
             f"testbed {str(path_or_name)!r} not found ({path}); "
             f"shipped testbeds: {choices(available_testbeds())}"
         )
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read testbed {path}: {exc}") from None
-    return _parse(data, path.resolve())
+    return _parse(read_toml(path, "testbed"), path.resolve())
 
 
 def _resolve(name_or_path: str | os.PathLike) -> Path:
@@ -227,69 +217,6 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
     if p.suffix == ".toml" or p.exists() or len(p.parts) > 1:
         return p.expanduser()
     return TESTBEDS_DIR / f"{name_or_path}.toml"
-
-
-class _Table:
-    """Typed access to one TOML table, with errors naming file and key."""
-
-    def __init__(self, data: Any, path: Path, key: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: key '{key}' should be a table, got {data!r}")
-        self.data, self.path, self.key, self.used = data, path, key, set()
-
-    def name(self, sub: str) -> str:
-        return f"{self.key}.{sub}" if self.key else sub
-
-    def fail(self, sub: str, expected: str, got: Any) -> ConfigError:
-        return ConfigError(f"{self.path}: key '{self.name(sub)}' should be {expected}, got {got!r}")
-
-    def get(self, sub: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        self.used.add(sub)
-        if sub not in self.data:
-            if default is ...:
-                raise ConfigError(f"{self.path}: missing key '{self.name(sub)}'")
-            return default
-        value = self.data[sub]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            raise self.fail(sub, _kind_name(kinds), value)
-        return value
-
-    def number(self, sub: str, default: float, minimum: float = 0.0) -> float:
-        value = self.get(sub, (int, float), default)
-        if value <= minimum:
-            raise self.fail(sub, f"a number > {minimum:g}", value)
-        return float(value)
-
-    def one_of(self, sub: str, valid: Iterable[str], default: Any = ...) -> str:
-        valid = tuple(valid)
-        value = self.get(sub, str, default)
-        if value not in valid and not (value is None and default is None):
-            raise self.fail(sub, f"one of {choices(valid)}", value)
-        return value
-
-    def file(self, sub: str, default: Any = None) -> Path | None:
-        value = self.get(sub, str, default)
-        if value is None:
-            return None
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.path.parent / p)
-
-    def reject_unknown(self, allowed: Iterable[str]) -> None:
-        unknown = sorted(set(self.data) - set(allowed))
-        if unknown:
-            raise ConfigError(
-                f"{self.path}: unknown key '{self.name(unknown[0])}'; "
-                f"valid keys: {choices(sorted(allowed))}"
-            )
-
-
-def _kind_name(kinds: tuple[type, ...]) -> str:
-    if set(kinds) == {int, float}:
-        return "a number"
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
-             dict: "a table", bool: "true or false"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 _HOST_KEYS = ("name", "address", "port", "user", "identity_file", "agent", "known_hosts",
@@ -300,9 +227,9 @@ _METER_KEYS = ("name", "kind", "measures", "host")
 
 
 def _parse(data: dict[str, Any], path: Path) -> Inventory:
-    top = _Table(data, path, "")
+    top = TomlTable(data, path, "")
     top.reject_unknown(("testbed", "hosts", "meters"))
-    tb = _Table(top.get("testbed", dict), path, "testbed")
+    tb = TomlTable(top.get("testbed", dict), path, "testbed")
     tb.reject_unknown(("name", "kind", "description"))
     name = tb.get("name", str)
     kind = tb.one_of("kind", TESTBED_KINDS)
@@ -328,7 +255,7 @@ def _unique(names: list[str], path: Path, key: str) -> None:
 
 
 def _host(data: Any, path: Path, i: int, testbed_kind: str) -> Host:
-    t = _Table(data, path, f"hosts[{i}]")
+    t = TomlTable(data, path, f"hosts[{i}]")
     t.reject_unknown(_HOST_KEYS)
     port = t.get("port", int, 22)
     if not 0 < port < 65536:
@@ -390,7 +317,7 @@ def _host(data: Any, path: Path, i: int, testbed_kind: str) -> Host:
     )
 
 
-def _profile(t: _Table) -> DeviceProfile:
+def _profile(t: TomlTable) -> DeviceProfile:
     value = t.get("profile", str)
     p = Path(value).expanduser()
     is_path = p.suffix == ".toml" or len(p.parts) > 1
@@ -421,7 +348,7 @@ def _meter_parameters(kind: str, with_name: bool = False) -> dict[str, inspect.P
 def _meter(
     data: Any, path: Path, i: int, hosts: dict[str, DeviceProfile | None]
 ) -> MeterSpec:
-    t = _Table(data, path, f"meters[{i}]")
+    t = TomlTable(data, path, f"meters[{i}]")
     kind = t.one_of("kind", METER_KINDS)
     params = _meter_parameters(kind)
     t.reject_unknown(_METER_KEYS + tuple(params))

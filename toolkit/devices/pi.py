@@ -34,7 +34,6 @@ import posixpath
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from toolkit.config import Config
 from toolkit.devices.base import EdgeController, KnobChange
@@ -52,6 +51,7 @@ from toolkit.devices.ssh import (
 )
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.hardware.profile import DeviceProfile
+from toolkit.tomlfile import TomlTable
 
 __all__ = ["ACCEL_TPU", "PiController", "PiSettings", "parse_uhubctl"]
 
@@ -109,9 +109,8 @@ class PiSettings:
     @classmethod
     def from_profile(cls, profile: DeviceProfile) -> PiSettings:
         """Read and check the settings; errors name the profile file and key."""
-        cpu = _Keys(profile, "cpu")
-        tpu = _Keys(profile, "tpu")
-        install = tuple(tpu.get("install_command", list, list(_DEFAULT_INSTALL)))
+        cpu, tpu = _settings(profile, "cpu"), _settings(profile, "tpu")
+        install = tuple(tpu.strings("install_command", list(_DEFAULT_INSTALL)))
         if "{package}" not in install:
             raise ConfigError(
                 f"{profile.path}: key 'tpu.install_command' should contain a '{{package}}' "
@@ -128,8 +127,8 @@ class PiSettings:
             runtime_packages=(("std", tpu.get("runtime_std", str)),
                               ("max", tpu.get("runtime_max", str))),
             install_command=install,
-            preseed_command=tuple(tpu.get("preseed_command", list, ["debconf-set-selections"])),
-            preseed=tuple(tpu.get("preseed", list, list(_DEFAULT_PRESEED))),
+            preseed_command=tuple(tpu.strings("preseed_command", ["debconf-set-selections"])),
+            preseed=tuple(tpu.strings("preseed", list(_DEFAULT_PRESEED))),
             dpkg_query=tpu.get("dpkg_query", str, "dpkg-query"),
         )
 
@@ -138,29 +137,12 @@ class PiSettings:
         return dict(self.runtime_packages)[mode]
 
 
-class _Keys:
-    def __init__(self, profile: DeviceProfile, table: str) -> None:
-        self.profile, self.table = profile, table
-        self.data = profile.settings.get(table)
-        if not isinstance(self.data, dict):
-            raise ConfigError(f"{profile.path}: missing table [{table}] for the Pi controller")
-
-    def get(self, key: str, kind: type, default: Any = ...) -> Any:
-        if key not in self.data:
-            if default is ...:
-                raise ConfigError(f"{self.profile.path}: missing key '{self.table}.{key}'")
-            return default
-        value = self.data[key]
-        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-        if ok and kind is list:
-            ok = all(isinstance(v, str) for v in value)
-        if not ok:
-            what = {str: "a string", int: "an integer", bool: "true or false",
-                    list: "a list of strings"}[kind]
-            raise ConfigError(
-                f"{self.profile.path}: key '{self.table}.{key}' should be {what}, got {value!r}"
-            )
-        return value
+def _settings(profile: DeviceProfile, table: str) -> TomlTable:
+    """The profile's ``[table]`` for the controller, typed."""
+    data = profile.settings.get(table)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{profile.path}: missing table [{table}] for the Pi controller")
+    return TomlTable(data, profile.path, table)
 
 
 class PiController(EdgeController):

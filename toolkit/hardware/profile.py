@@ -8,7 +8,6 @@ names the file, the key and the expected value in every error.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,7 @@ from toolkit.errors import ConfigError, choices
 from toolkit.hardware.cloud_timing import CloudTimingModel
 from toolkit.hardware.edge_timing import EdgeTimingModel
 from toolkit.paths import PROFILES_DIR
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from toolkit.tomlfile import TomlTable, read_toml
 
 __all__ = ["AcceleratorPower", "DeviceProfile", "PowerSpec", "available_profiles", "load_profile"]
 
@@ -131,55 +126,11 @@ def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
             f"device profile {str(name_or_path)!r} not found ({path}); "
             f"shipped profiles: {choices(available_profiles())}"
         )
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read device profile {path}: {exc}") from None
-    return _parse(data, path)
-
-
-class _Reader:
-    def __init__(self, data: dict[str, Any], path: Path) -> None:
-        self.data, self.path = data, path
-
-    def get(self, dotted: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        node: Any = self.data
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                if default is not ...:
-                    return default
-                raise ConfigError(f"{self.path}: missing key '{dotted}'")
-            node = node[part]
-        if not isinstance(node, kind) or (isinstance(node, bool) and bool not in _tuple(kind)):
-            raise ConfigError(
-                f"{self.path}: key '{dotted}' should be {_kind_name(kind)}, got {node!r}"
-            )
-        return node
-
-    def numbers(self, dotted: str, n: int | None = None) -> tuple[float, ...]:
-        values = self.get(dotted, list)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise ConfigError(f"{self.path}: key '{dotted}' should be a list of numbers")
-        if n is not None and len(values) != n:
-            raise ConfigError(
-                f"{self.path}: key '{dotted}' should have {n} values "
-                f"(one per frequency), got {len(values)}"
-            )
-        return tuple(float(v) for v in values)
-
-
-def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
-             dict: "a table", bool: "true or false"}
-    return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
+    return _parse(read_toml(path, "device profile"), path)
 
 
 def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
-    r = _Reader(data, path)
+    r = TomlTable(data, path)
     role = r.get("profile.role", str)
     if role not in ("edge", "cloud"):
         raise ConfigError(f"{path}: key 'profile.role' should be 'edge' or 'cloud', got {role!r}")
@@ -202,8 +153,8 @@ def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
             f"accelerators.available lacks ({choices(accels)})"
         )
     power = PowerSpec(
-        busy_w=r.numbers("power.busy_w", n_power),
-        wait_w=r.numbers("power.wait_w", n_power),
+        busy_w=r.numbers("power.busy_w", n_power, "one per frequency"),
+        wait_w=r.numbers("power.wait_w", n_power, "one per frequency"),
         network_j_per_byte=float(r.get("power.network_j_per_byte", (int, float))),
         accelerators=accel_power,
     )

@@ -1,0 +1,48 @@
+"""The one typed TOML reader: every error names the file, the key and the expected value."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolkit.errors import ConfigError
+from toolkit.tomlfile import TomlTable, read_toml
+
+
+def test_read_toml_names_the_file_it_cannot_read(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cpu\n")
+    with pytest.raises(ConfigError, match=f"cannot read device profile {bad}"):
+        read_toml(bad, "device profile")
+    with pytest.raises(ConfigError, match="cannot read testbed"):
+        read_toml(tmp_path / "missing.toml", "testbed")
+
+
+def test_typed_keys_dotted_tables_and_their_errors(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[cpu]\nfreqs = [600, 1800]\ncores = 4\nfast = true\nname = "pi"\n'
+                    '[[hosts]]\nport = "22"\nfile = "keys/id"\n')
+    top = TomlTable(read_toml(path, "profile"), path)
+    assert top.numbers("cpu.freqs", 2) == (600.0, 1800.0)
+    assert top.get("cpu.cores", int) == 4 and top.get("cpu.fast", bool) is True
+    assert top.get("cpu.missing", int, 7) == 7
+    cpu = top.table("cpu")
+    assert cpu.one_of("name", ["pi", "jetson"]) == "pi"
+    host = TomlTable(top.get("hosts", list)[0], path, "hosts[0]")
+    assert host.file("file") == tmp_path / "keys" / "id"
+    cases = [
+        (lambda: top.get("cpu.fast", int), "key 'cpu.fast' should be an integer, got True"),
+        (lambda: cpu.get("cores", str), "key 'cpu.cores' should be a string, got 4"),
+        (lambda: top.get("cpu.gpu", int), "missing key 'cpu.gpu'"),
+        (lambda: top.numbers("cpu.freqs", 3, "one per frequency"),
+         r"key 'cpu.freqs' should have 3 values \(one per frequency\), got 2"),
+        (lambda: cpu.one_of("name", ["jetson"]), "key 'cpu.name' should be one of"),
+        (lambda: host.number("port", 22.0), "key 'hosts\\[0\\].port' should be a number"),
+        (lambda: top.strings("cpu.freqs"), "key 'cpu.freqs' should be a list of strings"),
+        (lambda: cpu.reject_unknown(["freqs", "cores", "name"]),
+         "unknown key 'cpu.fast'; valid keys: "),
+        (lambda: TomlTable([1], path, "meters[0]"), "key 'meters\\[0\\]' should be a table"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ConfigError, match=message) as info:
+            call()
+        assert str(path) in str(info.value)

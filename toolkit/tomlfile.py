@@ -1,0 +1,135 @@
+"""One typed reader for the toolkit's TOML files: device profiles, testbed
+inventories and the device controllers' settings tables.
+
+:func:`read_toml` reads a file (errors name it); :class:`TomlTable` gives typed
+access to one table, and every error names the file, the key (dotted, e.g.
+``power.busy_w`` or ``hosts[1].port``) and the value it expected.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ConfigError, choices
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["TomlTable", "kind_name", "read_toml"]
+
+Kind = type | tuple[type, ...]
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The parsed file; a missing, unreadable or malformed one is a ConfigError
+    that says ``cannot read <what> <path>``."""
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+
+
+def kind_name(kind: Kind) -> str:
+    """How an error names the expected type: ``an integer``, ``a number``..."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if set(kinds) == {int, float}:
+        return "a number"
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a table", bool: "true or false"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+class TomlTable:
+    """Typed access to one TOML table, with errors naming the file and the key.
+
+    Args:
+        data: the table (anything else is refused with a message).
+        path: the file it was read from.
+        key: the table's own key (``""`` for the file's top level).
+    """
+
+    def __init__(self, data: Any, path: Path | str, key: str = "") -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: key '{key}' should be a table, got {data!r}")
+        self.data, self.path, self.key = data, path, key
+
+    def name(self, sub: str) -> str:
+        """The full key of ``sub``, as errors print it."""
+        return f"{self.key}.{sub}" if self.key else sub
+
+    def fail(self, sub: str, expected: str, got: Any) -> ConfigError:
+        """The error for a value of ``sub`` that is not what was ``expected``."""
+        return ConfigError(f"{self.path}: key '{self.name(sub)}' should be {expected}, "
+                           f"got {got!r}")
+
+    def get(self, sub: str, kind: Kind, default: Any = ...) -> Any:
+        """The value at ``sub`` (dots walk into sub-tables), checked to be ``kind``
+        (``bool`` only where ``kind`` names it); ``default`` where it is absent,
+        else a ConfigError naming the missing key."""
+        node: Any = self.data
+        for part in sub.split("."):
+            if not isinstance(node, dict) or part not in node:
+                if default is ...:
+                    raise ConfigError(f"{self.path}: missing key '{self.name(sub)}'")
+                return default
+            node = node[part]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(node, bool) and bool not in kinds) or not isinstance(node, kinds):
+            raise self.fail(sub, kind_name(kinds), node)
+        return node
+
+    def table(self, sub: str, default: Any = ...) -> TomlTable:
+        """The sub-table at ``sub`` (``default``, a dict, where it is absent)."""
+        return TomlTable(self.get(sub, dict, default), self.path, self.name(sub))
+
+    def number(self, sub: str, default: float, minimum: float = 0.0) -> float:
+        """A number above ``minimum``."""
+        value = self.get(sub, (int, float), default)
+        if value <= minimum:
+            raise self.fail(sub, f"a number > {minimum:g}", value)
+        return float(value)
+
+    def numbers(self, sub: str, n: int | None = None, what: str = "") -> tuple[float, ...]:
+        """A list of numbers (``n`` of them where given; ``what`` says per what)."""
+        values = self.get(sub, list)
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            raise self.fail(sub, "a list of numbers", values)
+        if n is not None and len(values) != n:
+            raise ConfigError(f"{self.path}: key '{self.name(sub)}' should have {n} values"
+                              f"{f' ({what})' if what else ''}, got {len(values)}")
+        return tuple(float(v) for v in values)
+
+    def strings(self, sub: str, default: Any = ...) -> list[str]:
+        """A list of strings."""
+        values = self.get(sub, list, default)
+        if not all(isinstance(v, str) for v in values):
+            raise self.fail(sub, "a list of strings", values)
+        return values
+
+    def one_of(self, sub: str, valid: Iterable[str], default: Any = ...) -> str:
+        """A string among ``valid`` (``None`` allowed only as the default)."""
+        valid = tuple(valid)
+        value = self.get(sub, str, default)
+        if value not in valid and not (value is None and default is None):
+            raise self.fail(sub, f"one of {choices(valid)}", value)
+        return value
+
+    def file(self, sub: str, default: Any = None) -> Path | None:
+        """A path; a relative one is taken relative to the file's folder."""
+        value = self.get(sub, str, default)
+        if value is None:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (Path(self.path).parent / p)
+
+    def reject_unknown(self, allowed: Iterable[str]) -> None:
+        """Refuse a key outside ``allowed``, naming the valid ones."""
+        unknown = sorted(set(self.data) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{self.path}: unknown key '{self.name(unknown[0])}'; "
+                              f"valid keys: {choices(sorted(allowed))}")
