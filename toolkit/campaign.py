@@ -134,7 +134,7 @@ class CampaignSpec:
         for codec in self.codecs:
             check_codec(codec)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, as written to the journal's first line."""
         d = asdict(self)
         d["configs"] = [c.as_dict() for c in self.configs]
@@ -275,7 +275,7 @@ class Campaign:
         header, entries = self.journal.read()
         if header is None:
             self.out.parent.mkdir(parents=True, exist_ok=True)
-            self.journal.append({"schema": JOURNAL_SCHEMA, "spec": self.spec.as_json(),
+            self.journal.append({"schema": JOURNAL_SCHEMA, "spec": self.spec.as_dict(),
                                  "settings": self.spec.settings(),
                                  "fingerprint": self.spec.fingerprint(),
                                  "testbed": self.runner.name})

@@ -397,14 +397,14 @@ class Policy:
         configs = read_front(front) if isinstance(front, (str, os.PathLike)) else front
         return cls.from_dict(make_policy(configs, cube, **options))
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """The policy document."""
         return dict(self.doc)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the document atomically (indented header, one line per candidate column)."""
         path = Path(path)
-        doc = self.to_dict()
+        doc = self.as_dict()
         head = {k: v for k, v in doc.items() if k != "candidates"}
         lines = []
         for name, column in doc["candidates"].items():

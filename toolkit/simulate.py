@@ -207,7 +207,7 @@ class Simulation:
         out.attrs["energy_source"] = self.energy_source
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """The ``simulate --json`` document (schema ``dynasplit.simulation/1``)."""
         table = self.table()
         return {
@@ -228,7 +228,7 @@ class Simulation:
 
     def to_json(self) -> str:
         """:meth:`to_dict` as indented JSON."""
-        return json.dumps(self.to_dict(), indent=2)
+        return json.dumps(self.as_dict(), indent=2)
 
 
 def _fixed(runs: _Runs, split: int, notes: list[str], name: str) -> int | None:

@@ -144,7 +144,7 @@ def test_policy_and_replay_over_strategy_and_devices(tmp_path):
     assert policy.configs == front
     sim = simulate(cube, policy, np.linspace(20, 400, 300), seed=1, progress=False)
     assert len(sim.configs) == 3 * 2 * 2
-    assert sim.to_dict()["strategies"]["policy"]["qos_met"] > 0
+    assert sim.as_dict()["strategies"]["policy"]["qos_met"] > 0
     # one strategy and device count: fronts without those keys are completed from the cube
     one = partition_cube(strategies=("spatial",), devices=(4,))
     bare = [{k: v for k, v in c.items() if k not in ("strategy", "devices")}

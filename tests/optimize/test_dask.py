@@ -56,6 +56,6 @@ def test_optimizer_with_dask_equals_serial(client, toy_cube):
     serial = Optimizer(space, CubeEvaluator(toy_cube), seed=5, progress=False).run(40)
     parallel = Optimizer(space, DaskEvaluator(CubeEvaluator(toy_cube), client), seed=5,
                          progress=False).run(40)
-    a, b = serial.to_dict(), parallel.to_dict()
+    a, b = serial.as_dict(), parallel.as_dict()
     a.pop("created_at"), b.pop("created_at")
     assert a == b

@@ -76,7 +76,7 @@ def test_budget_errors(toy_cube):
 
 
 def _result_doc(result):
-    doc = result.to_dict()
+    doc = result.as_dict()
     doc.pop("created_at")
     return doc
 

@@ -52,7 +52,7 @@ def test_front_json_schema(result, tmp_path):
 def test_round_trip(result, tmp_path):
     path = save_front(result, tmp_path / "front.json")
     back = load_front(path)
-    assert back.to_dict() == result.to_dict()
+    assert back.as_dict() == result.as_dict()
     assert back.hypervolume == pytest.approx(result.hypervolume)
 
 

@@ -60,7 +60,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
         simulation_summary(sim).savefig(args.plot, dpi=120)
     if args.json:
-        print_json(sim.to_dict())
+        print_json(sim.as_dict())
         return 0
     table = sim.table()
     print(f"{len(trace)} requests, seed {args.seed}, energy source {sim.energy_source}")

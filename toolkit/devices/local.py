@@ -74,7 +74,7 @@ class Link:
     mbps: float | None = 100.0
     rtt_ms: float = 2.0
 
-    def as_message(self) -> dict[str, float | None]:
+    def as_dict(self) -> dict[str, float | None]:
         """The ``link`` field of an edge run request."""
         return {"mbps": self.mbps, "rtt_ms": self.rtt_ms}
 
@@ -336,7 +336,7 @@ class LocalTestbed(Testbed):
             config.split, edge_accel=config.edge_accel, cloud_accel=config.cloud_accel,
             codec=codec, samples=samples, warmup=warmup, offset=offset, inputs=inputs,
             top_k=top_k,
-            cloud=self.cloud_address, link=self.link.as_message(),
+            cloud=self.cloud_address, link=self.link.as_dict(),
             edge_target_ms=await self.edge_target_ms(config),
             edge_time_modelled=config.edge_accel.startswith("tpu-"),
             cloud_target_ms=await self.cloud_target_ms(config),

@@ -503,6 +503,6 @@ class SshTestbed(Testbed):
             config.split, edge_accel=config.edge_accel, cloud_accel=config.cloud_accel,
             codec=codec, samples=samples, warmup=warmup, offset=offset, inputs=inputs,
             top_k=top_k,
-            cloud=self._cloud_addr, link=self.link.as_message() if self.link else None,
+            cloud=self._cloud_addr, link=self.link.as_dict() if self.link else None,
             timeout=self.run_timeout_s,
         )

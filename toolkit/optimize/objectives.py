@@ -129,7 +129,7 @@ class Normalizer:
         ref = np.full(len(self.objectives), self.reference)
         return float(moocore.hypervolume(points, ref=ref))
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored in FRONT.json under ``normalization``)."""
         return {"objectives": list(self.objectives), "low": list(self.low),
                 "high": list(self.high), "reference": self.reference, "source": self.source}

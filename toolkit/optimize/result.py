@@ -171,7 +171,7 @@ class OptimizationResult:
                          "energy_source": self.energy_source or "unknown"})
         return ds
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """The FRONT.json document."""
         return {
             "schema": FRONT_SCHEMA,
@@ -189,7 +189,7 @@ class OptimizationResult:
             "front": [e.front_entry() for e in self.front],
             "hypervolume": self.hypervolume,
             "history": [dict(h) for h in self.history],
-            "normalization": self.normalization.to_dict(),
+            "normalization": self.normalization.as_dict(),
             "energy_source": self.energy_source,
             "toolkit_version": __version__,
             "created_at": self.created_at,
@@ -244,7 +244,7 @@ def save_front(result: OptimizationResult, path: str | os.PathLike) -> Path:
     The result's ``cube`` is written relative to FRONT.json's folder when the
     cube lies in or below it, else as an absolute path.
     """
-    doc = result.to_dict()
+    doc = result.as_dict()
     if result.cube is not None:
         cube = Path(result.cube).resolve()
         try:

@@ -49,7 +49,7 @@ class LinkSpec:
         """Serialisation time of ``nbytes`` on this link."""
         return nbytes * 8 / (self.mbps * 1e6) if self.mbps else 0.0
 
-    def as_message(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"mbps": self.mbps, "rtt_ms": self.rtt_ms}
 

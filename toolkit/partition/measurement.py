@@ -165,7 +165,7 @@ class PartitionRun:
         return {
             "model": self.model, "strategy": self.strategy, "devices": self.n_devices,
             "split": self.split, "codec": self.codec, "cpu_freq": self.cpu_freq,
-            "link": self.link.as_message(), "samples": self.samples,
+            "link": self.link.as_dict(), "samples": self.samples,
             "latency_ms": float(np.mean(self.latency_ms)),
             "energy_j": float(np.mean(self.energy_j)),
             "edge_energy_j": float(np.mean(self.edge_energy_j)),

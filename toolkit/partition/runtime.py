@@ -516,9 +516,9 @@ class PartitionCluster(BlockingLifecycle):
         session = uuid.uuid4().hex
         peers = [[self._workers[i].host, self._workers[i].port] for i in range(devices)]
         configure = {"op": "configure", "session": session, "model": entry.ref,
-                     "input_size": entry.input_size, "plan": spec.as_message(),
+                     "input_size": entry.input_size, "plan": spec.as_dict(),
                      "fingerprint": plan_fingerprint(built), "peers": peers,
-                     "link": link.as_message(), "cloud_link": cloud_link.as_message(),
+                     "link": link.as_dict(), "cloud_link": cloud_link.as_dict(),
                      "cloud": [cloud.host, cloud.port] if cloud else None,
                      "cloud_accel": cloud_accel}
         await self._gather({i: self._controls[i].request(configure) for i in range(devices)},

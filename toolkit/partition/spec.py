@@ -94,7 +94,7 @@ class PlanSpec:
                                split_model=split_model, model_name=model_name, **self.options)
         return partition(model, self.devices, self.strategy, **self.options)
 
-    def as_message(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"strategy": self.strategy, "devices": self.devices, "fuse": self.fuse,
                 "split": self.split, "codec": self.codec}

@@ -113,15 +113,15 @@ class StudySpec:
             out += [(strategy, n, freq, codec, repeat) for codec in codecs]
         return out
 
-    def as_json(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, as the journal's first line records it."""
         d = asdict(self)
-        d["link"], d["cloud_link"] = self.link.as_message(), self.cloud_link.as_message()
+        d["link"], d["cloud_link"] = self.link.as_dict(), self.cloud_link.as_dict()
         return d
 
     def fingerprint(self) -> str:
         """A digest identifying the specification."""
-        return hashlib.sha256(json.dumps(self.as_json(), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -183,7 +183,7 @@ class PartitionStudy:
         if header is None:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             self.journal.append({"schema": JOURNAL_SCHEMA, "study": "partition",
-                                 "spec": self.spec.as_json(),
+                                 "spec": self.spec.as_dict(),
                                  "fingerprint": self.spec.fingerprint(),
                                  "testbed": "local-partition"})
             return []

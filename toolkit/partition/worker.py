@@ -236,7 +236,7 @@ class DeviceWorker:
                 raise ToolkitError(f"device {self.index} cannot reach device {dst} at "
                                    f"{host}:{port}: {exc}") from None
             write_json(w, {"op": "peer", "from": self.index, "session": session_id,
-                           "link": link.as_message()})
+                           "link": link.as_dict()})
             session.writers[dst] = w
         if hybrid is not None and self.index == 0:
             await self._connect_cloud(session, msg)
