@@ -5,8 +5,10 @@ connection is admitted (:class:`~toolkit.scheduler.auth.Guard`) the server
 hands its transport to a :class:`DirectClient`: each read is split into lines
 (and tensor frames) in ``data_received``, each line is answered at once by the
 server's ``take`` callback, and the chunk's answers go out in one
-``transport.write``. No reader or writer task, no queue, no wake-ups: one
-callback per read.
+``transport.write`` -- after the other reads of the same event-loop round
+(:class:`WriteRound`: a write per read would wake the clients once per
+connection instead of once per round, which costs both sides more). No reader
+or writer task, no queue: one callback per read.
 
 The guarantees of :class:`~toolkit.scheduler.channel.Channel` hold:
 
@@ -32,7 +34,7 @@ from toolkit.scheduler.limits import MAX_LINE_BYTES, WRITE_HIGH_WATER
 if TYPE_CHECKING:
     from toolkit.scheduler.frames import Item
 
-__all__ = ["DirectClient", "take_buffered"]
+__all__ = ["DirectClient", "WriteRound", "take_buffered"]
 
 #: answers gathered before they are written (so a full buffer is noticed early)
 _BATCH = 64
@@ -50,6 +52,25 @@ def take_buffered(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
     return data, reader.at_eof()
 
 
+class WriteRound:
+    """Writes the answers of the clients that have some, once per event-loop round,
+    after that round's reads."""
+
+    def __init__(self) -> None:
+        self._due: list[DirectClient] = []
+
+    def add(self, client: DirectClient) -> None:
+        """``client`` has answers to write at the end of this round."""
+        if not self._due:
+            asyncio.get_running_loop().call_soon(self._write)
+        self._due.append(client)
+
+    def _write(self) -> None:
+        due, self._due = self._due, []
+        for client in due:
+            client.flush()
+
+
 class DirectClient(asyncio.Protocol):
     """One dry-run client on a transport; see the module docstring.
 
@@ -58,10 +79,12 @@ class DirectClient(asyncio.Protocol):
         take: answers one message of this client at once (through :meth:`send`,
             :meth:`hold` and :meth:`answer`), as the server's ``_take`` does.
         failed: called with an exception ``take`` raised; the client is then aborted.
+        writes: where the answers of a read wait for the end of the round.
     """
 
     def __init__(self, name: str, take: Callable[[DirectClient, Item], None],
-                 failed: Callable[[DirectClient, BaseException], None]) -> None:
+                 failed: Callable[[DirectClient, BaseException], None],
+                 writes: WriteRound) -> None:
         self.name = name
         self.line = 0
         self.lost: str | None = None
@@ -69,6 +92,8 @@ class DirectClient(asyncio.Protocol):
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._take = take
         self._failed = failed
+        self._writes = writes
+        self._due = False                       # in the write round
         self._splitter = RequestSplitter(MAX_LINE_BYTES)
         self._items: deque[Item] = deque()      # read, not yet answered (one chunk at most)
         self._inflight: dict[str | int, int] = {}
@@ -148,26 +173,37 @@ class DirectClient(asyncio.Protocol):
 
     # -- serving ---------------------------------------------------------------------
     def _serve(self, everything: bool = False) -> None:
-        """Answer the messages read, in order, until the transport's buffer is full."""
+        """Answer the messages read, in order, until the transport's buffer is full;
+        ``everything``: all of them, written at once (the end of input, shutdown)."""
         items, out = self._items, self._out
         try:
             while items and (everything or not self._full):
                 self._take(self, items.popleft())
                 if len(out) >= _BATCH:
-                    self._flush()
+                    self.flush()
         except Exception as exc:  # a bug, not the client's doing: say so, drop the client
-            self._flush()
+            self.flush()
             self._failed(self, exc)
             self.abort("internal error")
             return
-        self._flush()
+        if everything:
+            self.flush()
+        elif out and not self._due:
+            self._due = True
+            self._writes.add(self)
         if not items:                           # the chunk is done: its ids leave flight
             self._inflight.clear()
 
-    def _flush(self) -> None:
-        if self._out and self._transport is not None:
+    def flush(self) -> None:
+        """Write the answers waiting (at once, or at the end of the round)."""
+        self._due = False
+        if not self._out or self._transport is None:
+            return
+        if self._transport.is_closing():        # aborted meanwhile
+            self.undelivered += len(self._out)
+        else:
             self._transport.write(b"".join(self._out))
-            self._out.clear()
+        self._out.clear()
 
     # -- shutdown --------------------------------------------------------------------
     def stop(self) -> None:

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from toolkit.errors import ToolkitError
 from toolkit.scheduler.auth import start_server
 from toolkit.scheduler.channel import Channel, Source, StreamSink, open_input, open_output
-from toolkit.scheduler.direct import DirectClient, take_buffered
+from toolkit.scheduler.direct import DirectClient, WriteRound, take_buffered
 from toolkit.scheduler.frames import BadFrame, RequestSplitter, TensorRequest, request_from_frame
 from toolkit.scheduler.limits import (
     FINAL_FLUSH_S,
@@ -167,6 +167,7 @@ class Server:
         self._inflight: asyncio.Future | None = None
         self._channels: set[Channel] = set()
         self._direct: set[DirectClient] = set()   # dry-run TCP clients (no tasks)
+        self._writes = WriteRound()
         self._connections: set[asyncio.Task] = set()
         self._admitting: set[asyncio.Task] = set()    # connections still authenticating
         self._timers: list[asyncio.TimerHandle] = []
@@ -561,7 +562,7 @@ class Server:
                             writer: asyncio.StreamWriter) -> None:
         """Serve a dry-run client from its transport's callbacks until it is closed."""
         assert self._stopping is not None
-        client = DirectClient(name, self._take_now, self._direct_failed)
+        client = DirectClient(name, self._take_now, self._direct_failed, self._writes)
         self._direct.add(client)
         try:
             client.attach(writer.transport, *take_buffered(reader))  # type: ignore[arg-type]
