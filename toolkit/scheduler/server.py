@@ -511,8 +511,7 @@ class Server:
         """
         try:
             server = await start_server(self._connection, host, port, limit=READ_CHUNK,
-                                        tls=self.guard is not None and self.guard.tls is not None,
-                                        start_serving=False)
+                                        guard=self.guard, start_serving=False)
         except OSError as exc:
             raise ToolkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         async with self._serving():
