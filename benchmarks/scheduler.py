@@ -33,6 +33,7 @@ Prints one JSON object. Run::
 
     .venv/bin/python benchmarks/scheduler.py [--candidates 10000] [--decisions 200000]
         [--clients 50] [--window 2] [--service-requests 200000] [--client-loop asyncio]
+        [--client streams|protocol]
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ def main() -> None:
     parser.add_argument("--client-loop", choices=("asyncio", "uvloop"), default="asyncio",
                         help="event loop of the load generator (default asyncio: the "
                              "figures of docs/online.md; uvloop costs the client less)")
+    parser.add_argument("--client", choices=("streams", "protocol"), default="streams",
+                        help="load generator connections: asyncio streams (default: the "
+                             "figures of docs/online.md) or protocol callbacks (leaner)")
     parser.add_argument("--no-service", action="store_true",
                         help="skip the end-to-end service figures")
     args = parser.parse_args()
@@ -148,7 +152,7 @@ def main() -> None:
         tail_load = (time.perf_counter() - t0) * 1e3
         service = {} if args.no_service else service_figures(
             path, Path(tmp), clients=args.clients, window=args.window,
-            requests=args.service_requests, client_loop=args.client_loop)
+            requests=args.service_requests, client_loop=args.client_loop, client=args.client)
 
     rng = np.random.default_rng(args.seed + 1)
     thresholds = rng.uniform(40.0, 2500.0, args.decisions)

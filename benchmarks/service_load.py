@@ -71,6 +71,78 @@ def start(policy: Path, extra: list[str], env: dict[str, str], profile: str | No
     raise RuntimeError(f"the scheduler did not start (exit {proc.wait()})")
 
 
+class Pipelining(asyncio.Protocol):
+    """One client connection on callbacks (``--client protocol``): for each answer
+    line read, the time since its request was written, and one more request sent.
+
+    Leaner than the stream client (no task, no reader): the load generator shares
+    the cores with the server, so what it spends is taken from the server.
+    """
+
+    def __init__(self, c: int, per_client: int, deadlines: list[str]) -> None:
+        self.c, self.per_client, self.deadlines = c, per_client, deadlines
+        self.done = asyncio.get_running_loop().create_future()
+        self.latencies = np.empty(per_client)
+        self.sent: deque[float] = deque()
+        self.n_sent = self.n_done = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, k: int) -> None:
+        """Write the next ``k`` requests (fewer at the end), stamped now."""
+        k = min(k, self.per_client - self.n_sent)
+        if k <= 0 or self.transport is None:
+            return
+        n, c, deadlines = self.n_sent, self.c, self.deadlines
+        now = time.perf_counter()
+        self.transport.write("".join(f'{{"id":{n + i},' + deadlines[(n + i + c) % 97]
+                                     for i in range(k)).encode())
+        self.sent.extend([now] * k)
+        self.n_sent += k
+
+    def data_received(self, data: bytes) -> None:
+        k = data.count(b"\n")
+        now = time.perf_counter()
+        popleft, mine = self.sent.popleft, self.latencies
+        for i in range(self.n_done, self.n_done + k):
+            mine[i] = now - popleft()
+        self.n_done += k
+        if self.n_done >= self.per_client:
+            if not self.done.done():
+                self.done.set_result(mine)
+            if self.transport is not None:
+                self.transport.close()
+        else:
+            self.send(k)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(RuntimeError("the scheduler closed a connection"))
+
+
+async def drive_protocol(port: int, clients: int, window: int, per_client: int,
+                         context: ssl.SSLContext | None, token: str | None
+                         ) -> tuple[float, np.ndarray]:
+    """As :func:`drive`, with :class:`Pipelining` connections."""
+    loop = asyncio.get_running_loop()
+    deadlines = [f'"deadline_ms":{d}}}\n' for d in np.linspace(60, 2400, 97).round(1)]
+    conns: list[Pipelining] = []
+    for c in range(clients):
+        transport, conn = await loop.create_connection(
+            lambda c=c: Pipelining(c, per_client, deadlines), "127.0.0.1", port, ssl=context,
+            server_hostname="127.0.0.1" if context else None)
+        if token:
+            transport.write(f"Bearer {token}\n".encode())
+        conns.append(conn)
+    t0 = time.perf_counter()
+    for conn in conns:
+        conn.send(window)
+    latencies = await asyncio.gather(*(conn.done for conn in conns))
+    return time.perf_counter() - t0, np.concatenate(latencies)
+
+
 async def drive(port: int, clients: int, window: int, per_client: int,
                 context: ssl.SSLContext | None, token: str | None) -> tuple[float, np.ndarray]:
     """(seconds, per-request latencies in s) of ``clients`` pipelining connections."""
@@ -129,9 +201,10 @@ async def drive(port: int, clients: int, window: int, per_client: int,
 
 def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
             requests: int, profile: str | None = None,
-            client_loop: str = "asyncio") -> dict[str, float]:
+            client_loop: str = "asyncio", client: str = "streams") -> dict[str, float]:
     """One run against a fresh scheduler process; the clients run on ``client_loop``
-    (``asyncio`` or ``uvloop``, see :func:`toolkit.aio.run`)."""
+    (``asyncio`` or ``uvloop``, see :func:`toolkit.aio.run`), as stream clients
+    (:func:`drive`) or ``protocol`` ones (:func:`drive_protocol`)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     extra, context, token = [], None, None
     if tls:
@@ -145,7 +218,8 @@ def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
     try:
         per_client = max(1, requests // clients)
         cpu0, own0 = server.cpu_times(), time.process_time()
-        seconds, lat = run(drive(port, clients, window, per_client, context, token),
+        driver = drive_protocol if client == "protocol" else drive
+        seconds, lat = run(driver(port, clients, window, per_client, context, token),
                            client_loop)
         cpu1, own1 = server.cpu_times(), time.process_time()
     finally:
@@ -161,14 +235,15 @@ def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
 
 
 def service_figures(policy: Path, folder: Path, *, clients: int = 50, window: int = 2,
-                    requests: int = 200_000, client_loop: str = "asyncio") -> dict:
+                    requests: int = 200_000, client_loop: str = "asyncio",
+                    client: str = "streams") -> dict:
     """TLS + token figures (the issue's keys) with the plain-TCP ones beside them."""
     secure = measure(policy, folder, tls=True, clients=clients, window=window,
-                     requests=requests, client_loop=client_loop)
+                     requests=requests, client_loop=client_loop, client=client)
     plain = measure(policy, folder, tls=False, clients=clients, window=window,
-                    requests=requests, client_loop=client_loop)
+                    requests=requests, client_loop=client_loop, client=client)
     return {"service_requests_per_s": secure["requests_per_s"],
             "service_p99_ms": secure["p99_ms"], "service_p50_ms": secure["p50_ms"],
             "tls_token": secure, "plain_tcp": plain, "clients": clients, "window": window,
-            "client_loop": client_loop,
+            "client_loop": client_loop, "client": client,
             "load_average": round(os.getloadavg()[0], 2)}

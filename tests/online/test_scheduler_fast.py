@@ -8,6 +8,7 @@ code on the same input, including inputs near the edges of the fast forms.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
@@ -128,3 +129,75 @@ def test_dry_run_memory_is_bounded(monkeypatch):
     for deadline in range(1, 40):                       # a new deadline every time
         outcome, state = memo.outcome(float(deadline), state)
         assert outcome["deadline_ms"] == float(deadline) and len(memo._known) <= 5
+
+
+class _Transport:
+    """Enough of a transport for a DirectClient: records writes; ``full_after``
+    writes, it reports a full buffer (``pause_writing``)."""
+
+    def __init__(self, full_after: int | None = None) -> None:
+        self.written: list[bytes] = []
+        self.reading, self.closed, self.protocol = True, False, None
+        self.full_after = full_after
+
+    def set_protocol(self, protocol) -> None:
+        self.protocol = protocol
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+        if self.full_after is not None and len(self.written) >= self.full_after:
+            self.full_after = None
+            self.protocol.pause_writing()
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def test_direct_client_answers_in_order_and_waits_for_a_full_buffer():
+    from toolkit.scheduler.direct import DirectClient, WriteRound
+
+    stopping = []
+
+    def take(client, item) -> None:                     # echo each line, refuse it once stopping
+        client.line += 1
+        client.send(item + (b" cancelled" if stopping else b"") + b"\n")
+
+    async def run() -> None:
+        client = DirectClient("t", take, lambda c, e: None, WriteRound())
+        transport = _Transport(full_after=1)
+        client.attach(transport, b"a\nb", False)        # bytes read with the token line
+        client.data_received(b"\n" + b"".join(b"%d\n" % i for i in range(100)))
+        # the first 64 answers are written at once (a batch), the buffer is then
+        # full: the rest of the chunk waits and the client is not read
+        assert transport.written == [b"a\nb\n" + b"".join(b"%d\n" % i for i in range(62))]
+        assert not transport.reading and client.line == 64
+        client.data_received(b"late\n")                  # (a loop would not call it now)
+        client.resume_writing()
+        assert transport.reading and client.line == 103
+        await asyncio.sleep(0)                           # the round's writes
+        assert b"".join(transport.written).split(b"\n")[:-1] == (
+            [b"a", b"b"] + [b"%d" % i for i in range(100)] + [b"late"])
+        stopping.append(True)
+        client.data_received(b"x\ny")                    # shutdown: x refused, y incomplete
+        client.stop()
+        assert transport.closed and transport.written[-1] == b"x cancelled\n"
+
+    asyncio.run(run())

@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    import asyncio
-
+    from toolkit.aio import run
     from toolkit.scheduler.script import serve
+    from toolkit.scheduler.service import loop_for
 
-    return asyncio.run(serve(args))
+    return run(serve(args), loop_for(args))

@@ -12,7 +12,10 @@ prove themselves, by either or both of:
   or repository. A wrong or missing token gets one line
   ``{"error": "authentication failed"}`` and the connection is closed.
 - **TLS** (``--tls-cert``/``--tls-key``), mutual with ``--tls-ca``: the client
-  must present a certificate signed by that CA (``ssl.CERT_REQUIRED``).
+  must present a certificate signed by that CA (``ssl.CERT_REQUIRED``). The
+  handshake runs as the connection is accepted (:class:`TlsListener`, through
+  ``loop.connect_accepted_socket(ssl=...)``, on asyncio or uvloop), so that a
+  failed one is counted; the token is checked after it.
 
 ``--insecure`` allows a non-loopback address without either, with a loud
 warning. Every failed authentication is counted (:class:`AuthStats`) and logged
@@ -26,6 +29,7 @@ import contextlib
 import hmac
 import ipaddress
 import os
+import socket
 import ssl
 import stat
 import sys
@@ -37,8 +41,8 @@ from typing import Any
 from toolkit.errors import ToolkitError
 from toolkit.scheduler.limits import AUTH_TIMEOUT_S, MAX_AUTH_LINE, MIN_TOKEN_CHARS
 
-__all__ = ["MIN_TOKEN_CHARS", "TOKEN_ENV", "AuthStats", "Guard", "is_loopback", "load_token",
-           "server_context", "start_server"]
+__all__ = ["MIN_TOKEN_CHARS", "TOKEN_ENV", "AuthStats", "Guard", "TlsListener", "is_loopback",
+           "load_token", "server_context", "start_server"]
 
 #: environment variable holding the token when no ``--token-file`` is given
 TOKEN_ENV = "DYNASPLIT_SCHEDULER_TOKEN"
@@ -96,8 +100,7 @@ def server_context(cert: str | os.PathLike, key: str | os.PathLike | None = None
         ToolkitError: a file is missing or not a valid certificate/key.
     """
     if sys.version_info < (3, 11):
-        raise ToolkitError("TLS for the scheduler needs Python 3.11 or newer "
-                           "(asyncio's StreamWriter.start_tls)")
+        raise ToolkitError("TLS for the scheduler needs Python 3.11 or newer")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -113,28 +116,92 @@ def server_context(cert: str | os.PathLike, key: str | os.PathLike | None = None
     return ctx
 
 
-class _HoldingProtocol(asyncio.StreamReaderProtocol):
-    """Reads nothing until the TLS handshake takes the connection over: bytes of the
-    client's hello must reach the TLS layer, not the plain stream's buffer."""
+class TlsListener:
+    """A TCP listener that hands each connection over after its TLS handshake.
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.pause_reading()
-        super().connection_made(transport)
+    It accepts on its own socket and runs the handshake with
+    ``loop.connect_accepted_socket(ssl=...)``, so that a failed or slow one
+    raises here and is counted (``guard.tls_failed``), on asyncio and on uvloop
+    alike (uvloop's ``start_tls`` after accepting hangs: it reads the client's
+    hello into the plain stream). ``client_connected(reader, writer)`` then runs
+    in the same task. Its interface is the part of :class:`asyncio.Server` the
+    scheduler uses: :attr:`sockets`, :meth:`start_serving`, :meth:`close`;
+    closing it also cancels the handshakes in progress.
+    """
+
+    def __init__(self, sock: socket.socket, guard: Guard,
+                 client_connected: Callable[..., Any], limit: int) -> None:
+        self.sockets = [sock]
+        self._guard = guard
+        self._connected = client_connected
+        self._limit = limit
+        self._accepting: asyncio.Task | None = None
+        self._handshaking: set[asyncio.Task] = set()
+
+    async def start_serving(self) -> None:
+        """Start accepting connections."""
+        self._accepting = asyncio.create_task(self._accept())
+
+    def close(self) -> None:
+        """Stop accepting; cancel the handshakes in progress."""
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for task in list(self._handshaking):
+            task.cancel()
+        self.sockets[0].close()
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        sock = self.sockets[0]
+        while True:
+            try:
+                conn, peer = await loop.sock_accept(sock)
+            except OSError as exc:          # out of descriptors, say: try again soon
+                if self._guard._log is not None:
+                    self._guard._log("error", "accept failed", error=str(exc))
+                await asyncio.sleep(0.1)
+                continue
+            task = asyncio.create_task(self._serve(conn, peer))
+            self._handshaking.add(task)
+
+    async def _serve(self, conn: socket.socket, peer: Any) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        reader = asyncio.StreamReader(limit=self._limit)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await asyncio.wait_for(loop.connect_accepted_socket(
+                lambda: protocol, conn, ssl=self._guard.tls,
+                ssl_handshake_timeout=self._guard.timeout_s + 1), self._guard.timeout_s)
+        except (ssl.SSLError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            self._guard.tls_failed(peer, exc)
+            conn.close()
+            return
+        except asyncio.CancelledError:      # the listener closed: shutdown
+            conn.close()
+            return
+        finally:
+            self._handshaking.discard(task)  # type: ignore[arg-type]
+        await self._connected(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
 
 
 async def start_server(client_connected: Callable[..., Any], host: str, port: int, *,
-                       limit: int, tls: bool = False, **kwargs: Any) -> asyncio.Server:
-    """:func:`asyncio.start_server`; with ``tls``, each connection waits unread for
-    :meth:`Guard.admit` to run the handshake (``StreamWriter.start_tls``)."""
-    if not tls:
+                       limit: int, guard: Guard | None = None,
+                       **kwargs: Any) -> asyncio.Server | TlsListener:
+    """:func:`asyncio.start_server`; with a TLS ``guard``, a :class:`TlsListener`
+    (its connections reach ``client_connected`` after their handshake)."""
+    if guard is None or guard.tls is None:
         return await asyncio.start_server(client_connected, host, port, limit=limit, **kwargs)
-    loop = asyncio.get_running_loop()
+    sock = socket.create_server((host, port), family=_family(host), backlog=1024)
+    sock.setblocking(False)
+    return TlsListener(sock, guard, client_connected, limit)
 
-    def factory() -> asyncio.StreamReaderProtocol:
-        reader = asyncio.StreamReader(limit=limit, loop=loop)
-        return _HoldingProtocol(reader, client_connected, loop=loop)
 
-    return await loop.create_server(factory, host, port, **kwargs)
+def _family(host: str) -> socket.AddressFamily:
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:                       # a name: what it resolves to first
+        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
 
 
 @dataclass
@@ -212,6 +279,14 @@ class Guard:
         return (f"INSECURE: listening on {host} with no authentication and no client "
                 "certificates; anyone who can reach this port can drive the testbed")
 
+    def tls_failed(self, peer: Any, exc: BaseException) -> None:
+        """Count and log a failed (or too slow) TLS handshake."""
+        if isinstance(exc, asyncio.TimeoutError):
+            self._fail("timeout", peer, f"no TLS handshake within {self.timeout_s:g} s")
+            return
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        self._fail("tls", peer, f"TLS handshake failed: {reason}")
+
     def _fail(self, reason: str, peer: Any, detail: str) -> None:
         self.stats.failures[reason] = self.stats.failures.get(reason, 0) + 1
         if self._on_failure is not None:
@@ -220,34 +295,16 @@ class Guard:
             self._log("warning", "auth_failed", reason=reason, peer=_peer(peer), detail=detail)
 
     async def admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Authenticate a new connection; False (and the connection closed) if it fails.
-
-        With TLS, the handshake runs here, so that a failed one is counted; the
-        same ``reader``/``writer`` then carry the decrypted stream.
-        """
+        """Check the bearer token of a new connection (its TLS handshake is done:
+        :class:`TlsListener`); False (and the connection closed) if it fails."""
         peer = writer.get_extra_info("peername")
         try:
-            return await asyncio.wait_for(self._admit(reader, writer, peer), self.timeout_s)
+            return self.token is None or await asyncio.wait_for(
+                self._check_token(reader, writer, peer), self.timeout_s)
         except asyncio.TimeoutError:
             self._fail("timeout", peer, f"no authentication within {self.timeout_s:g} s")
             writer.transport.abort()
             return False
-
-    async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     peer: Any) -> bool:
-        if self.tls is not None and not await self._handshake(writer, peer):
-            return False
-        return self.token is None or await self._check_token(reader, writer, peer)
-
-    async def _handshake(self, writer: asyncio.StreamWriter, peer: Any) -> bool:
-        try:
-            await writer.start_tls(self.tls)
-        except (ssl.SSLError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or type(exc).__name__
-            self._fail("tls", peer, f"TLS handshake failed: {reason}")
-            writer.transport.abort()
-            return False
-        return True
 
     async def _check_token(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                            peer: Any) -> bool:

@@ -46,13 +46,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from toolkit.adapt import DriftTracker
+from toolkit.aio import run
 from toolkit.errors import ToolkitError
 from toolkit.policy import Policy
 from toolkit.scheduler.dryrun import DryRun
@@ -60,7 +60,7 @@ from toolkit.scheduler.inputs import Preprocessor
 from toolkit.scheduler.metrics import json_record, log_event
 from toolkit.scheduler.protocol import Request
 from toolkit.scheduler.server import Server
-from toolkit.scheduler.service import Service, add_options
+from toolkit.scheduler.service import Service, add_options, loop_for
 from toolkit.switching import HardwareState
 
 #: the policy exported with this script (resolved beside it)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the scheduler; returns the exit status (2 on a user error)."""
     args = build_parser(Path(__file__).resolve().parent / POLICY_FILE).parse_args(argv)
     try:
-        return asyncio.run(serve(args))
+        return run(serve(args), loop_for(args))
     except ToolkitError as exc:
         if sys.stderr is not None:                  # 2>&-: nowhere to say it
             print(json_record("error", "start failed", error=str(exc)), file=sys.stderr)

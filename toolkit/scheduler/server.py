@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from toolkit.errors import ToolkitError
 from toolkit.scheduler.auth import start_server
 from toolkit.scheduler.channel import Channel, Source, StreamSink, open_input, open_output
+from toolkit.scheduler.direct import DirectClient, WriteRound, take_buffered
 from toolkit.scheduler.frames import BadFrame, RequestSplitter, TensorRequest, request_from_frame
 from toolkit.scheduler.limits import (
     FINAL_FLUSH_S,
@@ -131,7 +132,9 @@ class Server:
     through it, without a task per request: it returns the outcome at once.
     While nothing is queued (and no shutdown has begun) such a request is
     decided by the reader as soon as it is read, without the queue and the
-    worker; its id stays in flight until the rest of its chunk is read.
+    worker; its id stays in flight until the rest of its chunk is read. A TCP
+    client of such a handler is served by a
+    :class:`~toolkit.scheduler.direct.DirectClient` once admitted (no tasks).
     """
 
     def __init__(self, handle: Handler, *, queue_size: int = 1024, timeout_s: float = 60.0,
@@ -163,6 +166,8 @@ class Server:
         self._cancel_rest = False
         self._inflight: asyncio.Future | None = None
         self._channels: set[Channel] = set()
+        self._direct: set[DirectClient] = set()   # dry-run TCP clients (no tasks)
+        self._writes = WriteRound()
         self._connections: set[asyncio.Task] = set()
         self._admitting: set[asyncio.Task] = set()    # connections still authenticating
         self._timers: list[asyncio.TimerHandle] = []
@@ -205,6 +210,8 @@ class Server:
         for channel in list(self._channels):
             if channel.reader is not None:
                 channel.reader.cancel()
+        for client in list(self._direct):
+            client.stop()
 
     def _expire(self) -> None:
         """Answer what is left ``cancelled`` (and stop the run in progress)."""
@@ -213,8 +220,8 @@ class Server:
             self._inflight.cancel()
 
     def _abort_all(self) -> None:
-        for channel in list(self._channels):
-            channel.abort("shutdown grace period ended")
+        for client in [*self._channels, *self._direct]:
+            client.abort("shutdown grace period ended")
 
     def _output_gone(self, channel: Channel) -> None:
         """Stdin mode: stdout is gone, so nothing can be answered; stop now."""
@@ -242,11 +249,14 @@ class Server:
             "status": "stopping" if stopping else "serving",
             "uptime_s": round(time.time() - self.started, 3),
             "queue_depth": self._queue.qsize() if self._queue is not None else 0,
-            "connections": len(self._channels), **self.stats.as_dict()}
+            "connections": self._clients(), **self.stats.as_dict()}
+
+    def _clients(self) -> int:
+        return len(self._channels) + len(self._direct)
 
     # -- answering -------------------------------------------------------------------
-    def _answer(self, request: Request, channel: Channel, outcome: dict[str, Any],
-                held: bool = False) -> None:
+    def _answer(self, request: Request, channel: Channel | DirectClient,
+                outcome: dict[str, Any], held: bool = False) -> None:
         status = outcome.get("status", "ok")
         if status == "ok":
             self.stats.ok += 1
@@ -282,7 +292,7 @@ class Server:
         except Exception as exc:
             return {"status": "failed", "error": str(exc) or type(exc).__name__}
 
-    def _settle(self, request: Request, channel: Channel, accepted: float,
+    def _settle(self, request: Request, channel: Channel | DirectClient, accepted: float,
                 outcome: dict[str, Any], held: bool = False) -> None:
         """Answer a request with its outcome and tell the observer."""
         seconds = time.perf_counter() - accepted
@@ -345,7 +355,7 @@ class Server:
         except (ConnectionError, OSError):     # the client's input broke off: its end
             pass
 
-    def _check(self, channel: Channel, item: Item, line: int,
+    def _check(self, channel: Channel | DirectClient, item: Item, line: int,
                duplicates: bool = True) -> Request | RequestError:
         """The request on a line (or in a tensor frame), or the error that answers it."""
         if isinstance(item, LineTooLong):
@@ -381,25 +391,9 @@ class Server:
             self._refuse(channel, checked, "shutdown before it was queued")
             raise
         checked = self._check(channel, item, line)
-        if isinstance(checked, RequestError):
-            self.stats.malformed += 1
-            if self.observer is not None:
-                self.observer.malformed()
-            if LOGGER.isEnabledFor(logging.DEBUG):
-                log_event("debug", "malformed", request_id=f"{channel.name}/{line}",
-                          error=str(checked))
-            channel.send(error_line(checked, line))
+        if self._answer_now(channel, checked, line):
             return
-        if self._immediate is not None and self._idle() and channel.lost is None:
-            # the dry run with nothing queued before it: decide here, in line order,
-            # without the queue and the worker's wake-up (its slot is reserved)
-            if self.observer is not None:
-                self.observer.queued(0)
-            self.stats.accepted += 1
-            channel.hold(checked.id, line)
-            self._settle(checked, channel, time.perf_counter(), self._decide_now(checked),
-                         held=True)
-            return
+        assert isinstance(checked, Request)
         channel.begin(checked.id, line)
         if self.observer is not None:
             self.observer.queued(self._queue.qsize())
@@ -410,6 +404,44 @@ class Server:
             raise
         self.stats.accepted += 1
 
+    def _answer_now(self, channel: Channel | DirectClient, checked: Request | RequestError,
+                    line: int) -> bool:
+        """Answer a malformed line, or decide a dry-run request when nothing is queued
+        before it (in line order, without the queue and the worker's wake-up; its id
+        is held to the end of its chunk); False: the request must be queued."""
+        if isinstance(checked, RequestError):
+            self.stats.malformed += 1
+            if self.observer is not None:
+                self.observer.malformed()
+            if LOGGER.isEnabledFor(logging.DEBUG):
+                log_event("debug", "malformed", request_id=f"{channel.name}/{line}",
+                          error=str(checked))
+            channel.send(error_line(checked, line))
+            return True
+        if self._immediate is None or not self._idle() or channel.lost is not None:
+            return False
+        if self.observer is not None:
+            self.observer.queued(0)
+        self.stats.accepted += 1
+        channel.hold(checked.id, line)
+        self._settle(checked, channel, time.perf_counter(), self._decide_now(checked),
+                     held=True)
+        return True
+
+    def _take_now(self, client: DirectClient, item: Item) -> None:
+        """A direct client's message, answered at once (``cancelled`` once stopping)."""
+        client.line += 1
+        if isinstance(item, bytes) and not item.strip():
+            return
+        checked = self._check(client, item, client.line)
+        if not self._answer_now(client, checked, client.line):
+            self._refuse(client, checked, "shutdown before it was queued")
+
+    def _direct_failed(self, client: DirectClient, exc: BaseException) -> None:
+        self._crashed = True
+        self._note(f"{client.name}: internal error while reading:\n"
+                   + "".join(traceback.format_exception(exc)))
+
     def _idle(self) -> bool:
         """Nothing queued or running, and no shutdown has begun: a request may be
         decided at once without overtaking another."""
@@ -418,7 +450,8 @@ class Server:
                 and not self._stopping.is_set()
                 and (self._inflight is None or self._inflight.done()))
 
-    def _refuse(self, channel: Channel, checked: Request | RequestError, why: str) -> None:
+    def _refuse(self, channel: Channel | DirectClient, checked: Request | RequestError,
+                why: str) -> None:
         if isinstance(checked, RequestError):
             self.stats.malformed += 1
             channel.send(error_line(checked, channel.line))
@@ -478,8 +511,7 @@ class Server:
         """
         try:
             server = await start_server(self._connection, host, port, limit=READ_CHUNK,
-                                        tls=self.guard is not None and self.guard.tls is not None,
-                                        start_serving=False)
+                                        guard=self.guard, start_serving=False)
         except OSError as exc:
             raise ToolkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         async with self._serving():
@@ -502,7 +534,7 @@ class Server:
         assert task is not None
         self._connections.add(task)
         try:
-            if len(self._channels) >= self.max_clients:
+            if self._clients() >= self.max_clients:
                 writer.write(encode({"error": f"too many connections (at most "
                                      f"{self.max_clients}); try again later", "line": 0}))
                 writer.close()
@@ -511,16 +543,34 @@ class Server:
                 return
             peer = writer.get_extra_info("peername")
             name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-            channel = Channel(StreamSink(writer), name, max_pending=self.max_pending)
             if self.observer is not None:
                 self.observer.connections.inc()
             try:
-                await self._serve_channel(channel, lambda: reader.read(READ_CHUNK))
+                if self._immediate is not None and not writer.transport.is_closing():
+                    await self._serve_direct(name, reader, writer)
+                else:
+                    channel = Channel(StreamSink(writer), name, max_pending=self.max_pending)
+                    await self._serve_channel(channel, lambda: reader.read(READ_CHUNK))
             finally:
                 if self.observer is not None:
                     self.observer.connections.dec()
         finally:
             self._connections.discard(task)
+
+    async def _serve_direct(self, name: str, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        """Serve a dry-run client from its transport's callbacks until it is closed."""
+        assert self._stopping is not None
+        client = DirectClient(name, self._take_now, self._direct_failed, self._writes)
+        self._direct.add(client)
+        try:
+            client.attach(writer.transport, *take_buffered(reader))  # type: ignore[arg-type]
+            if self._stopping.is_set():
+                client.stop()
+            await client.closed
+        finally:
+            self._direct.discard(client)
+            self.stats.undelivered += client.undelivered
 
     async def _admit(self, task: asyncio.Task, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> bool:

@@ -20,7 +20,7 @@ from toolkit.scheduler.auth import TOKEN_ENV, Guard, load_token, server_context
 from toolkit.scheduler.metrics import LOG_LEVELS, Metrics, log_event, setup_logging, start_http
 from toolkit.scheduler.server import Server, parse_listen
 
-__all__ = ["Service", "add_options"]
+__all__ = ["Service", "add_options", "loop_for"]
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +56,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                        help="serve /metrics (Prometheus) and /healthz there (default: off)")
     watch.add_argument("--log-level", choices=LOG_LEVELS, default="info",
                        help="JSON-lines log level on stderr (default info)")
+
+
+def loop_for(args: argparse.Namespace) -> str | None:
+    """The event loop to serve ``args`` on (for :func:`toolkit.aio.run`): TCP on uvloop
+    where it is installed (compiled transports and TLS) unless ``DYNASPLIT_LOOP``
+    names another; stdin on asyncio."""
+    return None if args.listen else "asyncio"
 
 
 @dataclass
