@@ -26,7 +26,7 @@ _EXPORTS = {
     "CpuQuota": "toolkit.devices.cgroups",
     "open_cpu_quota": "toolkit.devices.cgroups",
     "CloudController": "toolkit.devices.cloud",
-    "CloudWorker": "toolkit.devices.cloud",
+    "RemoteCloudWorker": "toolkit.devices.cloud",
     "DeployReport": "toolkit.devices.deploy",
     "deploy": "toolkit.devices.deploy",
     "open_pool": "toolkit.devices.factory",

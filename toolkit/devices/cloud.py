@@ -24,11 +24,11 @@ from toolkit.devices.ssh import SshTransport
 from toolkit.errors import ConfigError
 from toolkit.hardware.profile import DeviceProfile
 
-__all__ = ["CloudController", "CloudWorker"]
+__all__ = ["CloudController", "RemoteCloudWorker"]
 
 
 @dataclass(frozen=True)
-class CloudWorker:
+class RemoteCloudWorker:
     """A running cloud worker.
 
     Attributes:
@@ -63,7 +63,7 @@ class CloudController:
         self.nvidia_smi = nvidia_smi
         gpu = profile.settings.get("gpu", {})
         self.gpu_index = str(gpu.get("index", 0)) if isinstance(gpu, dict) else "0"
-        self.workers: dict[str, CloudWorker] = {}
+        self.workers: dict[str, RemoteCloudWorker] = {}
 
     @classmethod
     def from_host(cls, host: Host) -> CloudController:
@@ -105,7 +105,7 @@ class CloudController:
         name: str = "cloud-worker",
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
-    ) -> CloudWorker:
+    ) -> RemoteCloudWorker:
         """Start ``argv`` in the background with or without the GPU (replacing ``name``).
 
         Args:
@@ -118,7 +118,7 @@ class CloudController:
         full_env = {**(env or {}), **self.worker_env(cloud_accel)}
         device = await self.device_for(cloud_accel)
         process = await RemoteProcess.start(self.transport, name, argv, env=full_env, cwd=cwd)
-        worker = CloudWorker(process, cloud_accel, device, tuple(str(a) for a in argv))
+        worker = RemoteCloudWorker(process, cloud_accel, device, tuple(str(a) for a in argv))
         self.workers[name] = worker
         return worker
 
