@@ -110,6 +110,10 @@ class CampaignSpec:
         repeats: adaptive repeats: each configuration (and codec) is repeated
             until this rule is met or its ``max_runs`` are measured; ``runs`` is
             then not used.
+        n_splits: per model, its number of splits. Where given, a model's last
+            split (edge-only: nothing is sent, so a codec changes nothing) is
+            measured with the first codec only; its other codecs' cells stay
+            empty rather than repeat the same configuration.
     """
 
     configs: list[Config]
@@ -120,6 +124,7 @@ class CampaignSpec:
     order: str = "grid"
     seed: int = 0
     repeats: AdaptiveRepeats | None = None
+    n_splits: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         if not self.configs:
@@ -149,17 +154,24 @@ class CampaignSpec:
         blob = json.dumps(self.settings(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def codecs_for(self, config: Config) -> list[str]:
+        """The codecs measured for ``config``: one at a model's last split (see
+        ``n_splits``), else all."""
+        last = None if self.n_splits is None else self.n_splits.get(config.model)
+        return self.codecs[:1] if last is not None and config.split == last - 1 \
+            else self.codecs
+
     def plan(self) -> list[tuple[Config, str, int]]:
         """Every run, as (configuration, codec, repeat), in execution order."""
         runs = [(c, codec, r) for r in range(self.runs) for c in self.configs
-                for codec in self.codecs]
+                for codec in self.codecs_for(c)]
         if self.order == "shuffle":
             random.Random(self.seed).shuffle(runs)
         return runs
 
     def cells(self) -> list[tuple[Config, str]]:
         """Every (configuration, codec), in execution order (adaptive repeats)."""
-        cells = [(c, codec) for c in self.configs for codec in self.codecs]
+        cells = [(c, codec) for c in self.configs for codec in self.codecs_for(c)]
         if self.order == "shuffle":
             random.Random(self.seed).shuffle(cells)
         return cells

@@ -198,13 +198,15 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
              f"int8 {cal.host.int8_gmacs:.1f} GMAC/s, fp32 {cal.host.fp32_gmacs:.1f} GMAC/s "
              f"on one thread; the Pi is {cal.slowdown(freqs[0]):.0f}x-"
              f"{cal.slowdown(freqs[-1]):.0f}x slower")
-    print_fn(f"== campaign: {len(configs)} configurations x {len(DEMO_CODECS)} codecs x "
+    spec = CampaignSpec(configs, samples=samples, codecs=list(DEMO_CODECS),
+                        n_splits={MODEL: sm.n_splits})
+    print_fn(f"== campaign: {len(spec.plan())} runs ({len(configs)} configurations x "
+             f"{len(DEMO_CODECS)} codecs, edge-only with fp32 only: it sends nothing) x "
              f"{samples} samples on the local emulated testbed (frequencies {freqs} MHz; "
              f"link {testbed.link.rtt_ms} ms + {testbed.link.mbps:g} Mbit/s)")
     cube_path = out / "demo.nc"
     try:
-        campaign = Campaign(testbed, CampaignSpec(configs, samples=samples,
-                                                  codecs=list(DEMO_CODECS)), cube_path)
+        campaign = Campaign(testbed, spec, cube_path)
         cube = campaign.run()
     finally:
         testbed.close()

@@ -116,3 +116,14 @@ def test_a_campaign_repeats_each_configuration_until_the_rule_holds(tmp_path):
     assert json.loads(cube.attrs["stopping_rule"])["configurations_unmet"] == unmet
     assert grown.summary.done_before == n_loose
     assert int(cube.latency_ms.notnull().sum()) == sum(len(r) for r in rows.values())
+
+
+def test_edge_only_is_measured_with_one_codec_where_the_splits_are_known():
+    configs, _ = grid(["digits-cnn"], [0, 4, 9], [600], ["none"], ["none"],
+                      n_splits={"digits-cnn": 10})
+    plain = CampaignSpec(configs, codecs=["fp32", "q1"], runs=2)
+    spec = CampaignSpec(configs, codecs=["fp32", "q1"], runs=2, n_splits={"digits-cnn": 10})
+    assert len(plain.plan()) == 3 * 2 * 2
+    assert sorted((c.split, codec) for c, codec, r in spec.plan() if r == 0) == [
+        (0, "fp32"), (0, "q1"), (4, "fp32"), (4, "q1"), (9, "fp32")]
+    assert [(c.split, codec) for c, codec in spec.cells()].count((9, "q1")) == 0

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from toolkit.cube import VARIABLES, config_means, open_cube, pareto_configs
-from toolkit.demo import PERCENTILES, demo_cube, rule_picks
+from toolkit.demo import DEMO_EDGE_ACCELS, PERCENTILES, demo_cube, rule_picks
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,18 @@ def demo(demo_run):
 
 def test_demo_writes_cube_plot_and_table(demo):
     out, stdout = demo
-    # (split 0 without a head + 4 splits x int8/tpu-std) x 3 freqs x 2 codecs
-    runs = (1 + 4 * 2) * 3 * 2
+    # (split 0 without a head + 3 inner splits x int8/tpu-std) x 2 codecs, plus edge-only
+    # x int8/tpu-std with fp32 only (it sends nothing), all x 3 freqs
+    runs = ((1 + 3 * 2) * 2 + 2) * 3
     assert f"{runs}/{runs} runs measured" in stdout
     assert "Pareto-optimal configurations" in stdout
     cube = open_cube(out / "demo.nc")
     assert dict(cube.sizes) == {"model": 1, "split": 5, "cpu_freq": 3, "edge_accel": 3,
                                 "cloud_accel": 1, "codec": 2, "repeat": 1}
     assert cube.attrs["samples_per_run"] == 60
+    edge_only = cube.latency_ms.sel(split=int(cube.split.max()),
+                                    edge_accel=list(DEMO_EDGE_ACCELS))
+    assert edge_only.sel(codec="fp32").notnull().all() and edge_only.sel(codec="q1").isnull().all()
     assert cube.attrs["label_source"] == "labels"
     for var, (units, _) in VARIABLES.items():
         assert cube[var].attrs["units"] == units
@@ -62,7 +66,7 @@ def test_demo_cube_opens_a_finished_demo_and_resumes_an_unfinished_one(demo, tmp
     assert dict(cube.sizes) == dict(open_cube(out / "demo.nc").sizes)
     (work / "dynasplit-demo" / "demo.json").unlink()  # as if interrupted before the end
     resumed = demo_cube(print_fn=lines.append)
-    assert any("54/54 runs measured (0 now, 54 before)" in line for line in lines), lines
+    assert any("48/48 runs measured (0 now, 48 before)" in line for line in lines), lines
     assert (work / "dynasplit-demo" / "demo.json").is_file()
     assert float(abs(resumed.latency_ms - cube.latency_ms).max()) == 0.0
 
