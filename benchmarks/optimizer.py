@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/optimizer.py CUBE.nc [--seeds 10] [--budgets 0.05,0.1,0.2]
+    python benchmarks/optimizer.py CUBE.nc [--seeds 10] [--first-seed 0] [--budgets 0.05,0.1,0.2]
         [--objectives latency_ms,energy_j] [--drop 0.2] [--noise 0.05] [--pool-seed 0]
 
 For each budget (a fraction of the valid space) and seed it runs our optimizer
@@ -197,6 +197,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cube", help="cube file (e.g. from dynasplit cube import-splinter)")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (another sample)")
     parser.add_argument("--budgets", default="0.05,0.1,0.2")
     parser.add_argument("--objectives", default=None,
                         help="comma-separated subset, e.g. latency_ms,energy_j")
@@ -224,7 +226,7 @@ def main(argv=None) -> dict:
 
     budgets = [float(b) for b in args.budgets.split(",")]
     algorithms = args.algorithms.split(",")
-    seeds = range(args.seeds)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     searches: dict[str, Callable[[int, int], tuple[list, np.ndarray]]] = {
         **{a: (lambda n, s, a=a: ours(bench, a, n, s, args.initial)) for a in algorithms},
         "random": lambda n, s: random_search(bench, n, s),
@@ -283,6 +285,7 @@ def main(argv=None) -> dict:
         "front_ideal": bench.reference.ideal.tolist(),
         "front_nadir": bench.reference.nadir.tolist(),
         "seeds": args.seeds,
+        "first_seed": args.first_seed,
         "initial": args.initial,
         "optuna": optuna.__version__ if optuna else "not installed",
         "budgets": detail,
