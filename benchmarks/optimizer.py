@@ -114,7 +114,7 @@ class Bench:
 
 
 def ours(bench: Bench, algorithm: str, n: int, seed: int,
-         initial: str = "latin") -> tuple[list, np.ndarray]:
+         initial: str = "guided") -> tuple[list, np.ndarray]:
     result = Optimizer(bench.space, bench.evaluator, objectives=bench.objectives,
                        algorithm=algorithm, seed=seed, initial=initial, progress=False).run(n)
     configs = [e.config for e in result.evaluated]
@@ -203,7 +203,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--objectives", default=None,
                         help="comma-separated subset, e.g. latency_ms,energy_j")
     parser.add_argument("--algorithms", default="nsga2,nsga3")
-    parser.add_argument("--initial", default="latin",
+    parser.add_argument("--initial", default="guided",
                         help="our initial design: latin (the default) or guided")
     parser.add_argument("--optuna-populations", default="10,20,50")
     parser.add_argument("--drop", type=float, default=0.0,

@@ -18,7 +18,7 @@ def _first(result, n):
 def test_guided_design_covers_the_corners_then_every_inner_split(toy_cube):
     space = ConfigSpace.from_cube(toy_cube)
     assert INITIALS == ("guided", "latin")
-    assert Optimizer(space, CubeEvaluator(toy_cube)).initial == "latin"  # the default
+    assert Optimizer(space, CubeEvaluator(toy_cube)).initial == "guided"  # the default
     opt = Optimizer(space, CubeEvaluator(toy_cube), seed=4, initial="guided", progress=False)
     n_corners = len(corner_genes(space))
     result = opt.run(0.3)

@@ -23,11 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "distinct evaluations (e.g. 150); default 0.2")
     p.add_argument("--algorithm", default="nsga2", help="nsga2 (default) or nsga3")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--initial", default="latin",
-                   help="initial design: latin (default: corners, then each inner split "
-                        "with the other genes drawn evenly) or guided (corners, then each "
-                        "inner split with its other genes chosen by the surrogate; better "
-                        "at 5-10 %% budgets, worse at 20 %%)")
+    p.add_argument("--initial", default="guided",
+                   help="initial design: guided (default: corners, then each inner split "
+                        "with its other genes chosen by the surrogate) or latin (corners, "
+                        "then each inner split with the other genes drawn evenly; the "
+                        "design before issue 17)")
     p.add_argument("--objectives", default=None,
                    help="comma-separated subset of latency_ms,energy_j,accuracy "
                         "(default: all the cube has)")
