@@ -42,12 +42,9 @@ def energy_label(cube: xr.Dataset, what: str = "energy per sample") -> str:
 
 
 def _means(cube: xr.Dataset) -> pd.DataFrame:
-    from toolkit.cube import to_dataframe
+    from toolkit.cube import config_dims, to_dataframe
 
-    df = to_dataframe(cube)
-    keys = [c for c in ("model", "split", "cpu_freq", "edge_accel", "cloud_accel", "codec")
-            if c in df.columns]
-    return df.groupby(keys, as_index=False).mean(numeric_only=True)
+    return to_dataframe(cube).groupby(config_dims(cube), as_index=False).mean(numeric_only=True)
 
 
 def energy_latency(cube: xr.Dataset, log_energy: bool = True) -> plt.Figure:
@@ -130,10 +127,10 @@ def config_means(data: xr.Dataset | pd.DataFrame) -> pd.DataFrame:
 
 
 def _front_mask(df: pd.DataFrame, objectives: list[str]) -> pd.Series:
-    from toolkit.cube import DEFAULT_OBJECTIVES
+    from toolkit.config import OBJECTIVES
     from toolkit.pareto import pareto_mask
 
-    senses = [DEFAULT_OBJECTIVES.get(o, "min") for o in objectives]
+    senses = [OBJECTIVES.get(o, "min") for o in objectives]
     if df.empty:
         return pd.Series([], dtype=bool, index=df.index)
     return pd.Series(pareto_mask(df[objectives].to_numpy(float), senses), index=df.index)
@@ -147,7 +144,7 @@ def pareto_front_2d(data: xr.Dataset | pd.DataFrame, x: str = "latency_ms",
 
     Args:
         data: a cube (means over repeats are plotted) or a per-configuration table.
-        x, y: objective columns (senses from :data:`toolkit.cube.DEFAULT_OBJECTIVES`;
+        x, y: objective columns (senses from :data:`toolkit.config.OBJECTIVES`;
             other columns are minimised).
         hue: column that colours the points (the third objective), or None.
         log_y: logarithmic y axis.
