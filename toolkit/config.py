@@ -1,35 +1,173 @@
-"""Canonical configuration names shared by every part of the toolkit.
+"""The one home of configuration names; every other part of the toolkit asks it.
 
-A *configuration* is a mapping with the keys :data:`CONFIG_KEYS`; they are also
-the dimensions of a measurement cube (see :mod:`toolkit.cube`). Optional extra
-keys (:data:`EXTRA_KEYS`) appear only where a study varies them: the activation
-``codec`` and, for multi-device partitioning, ``strategy`` and ``devices``.
+A *configuration* is a mapping with the keys :data:`CONFIG_KEYS`, the dimensions
+of a measurement cube too (:mod:`toolkit.cube`); extra keys (:data:`EXTRA_KEYS`:
+``codec``, and ``strategy``, ``devices`` for multi-device partitioning) appear
+only where a study varies them. :data:`KEYS` holds every key's type and domain,
+:func:`config_problems` the rules across keys, :data:`ACCELERATORS` what each
+accelerator value means, :data:`OBJECTIVES` the objectives with their senses,
+:data:`VARIABLES` the cube's variables with units. A new key goes into :data:`KEYS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from toolkit.errors import ConfigError, choices
 
-__all__ = [
-    "CLOUD_ACCELS",
-    "CODECS",
-    "CONFIG_KEYS",
-    "EDGE_ACCELS",
-    "EXTRA_KEYS",
-    "Config",
-    "config_problems",
-]
+__all__ = ["ACCELERATORS", "CLOUD_ACCELS", "CODECS", "CONFIG_KEYS", "EDGE_ACCELS", "EXTRA_KEYS",
+           "KEYS", "OBJECTIVES", "PARTITION_VARIABLES", "SENSES", "TPU_ACCELS", "VARIABLES",
+           "Accelerator", "Config", "Key", "coerce_value", "config_keys", "config_problems",
+           "domain_values", "single_extras"]
 
-CONFIG_KEYS: tuple[str, ...] = ("model", "split", "cpu_freq", "edge_accel", "cloud_accel")
-EXTRA_KEYS: tuple[str, ...] = ("codec", "strategy", "devices")
-EDGE_ACCELS: tuple[str, ...] = ("none", "int8", "tpu-std", "tpu-max")
-CLOUD_ACCELS: tuple[str, ...] = ("none", "gpu")
+
+@dataclass(frozen=True)
+class Accelerator:
+    """What one accelerator value means.
+
+    Attributes:
+        device: where the part runs: ``cpu``, ``tpu`` (the Coral Edge TPU) or ``gpu``.
+        int8: whether the part runs int8-quantised.
+        tpu_mode: the Coral runtime mode (``std``, ``max``); None: the TPU is off.
+    """
+
+    device: str = "cpu"
+    int8: bool = False
+    tpu_mode: str | None = None
+
+    @property
+    def tpu(self) -> str:
+        """The Coral TPU's state this accelerator needs: ``off``, ``std`` or ``max``."""
+        return self.tpu_mode or "off"
+
+
+#: side (``edge``/``cloud``) -> accelerator value -> its meaning, in canonical order
+ACCELERATORS: dict[str, dict[str, Accelerator]] = {
+    "edge": {"none": Accelerator(), "int8": Accelerator(int8=True),
+             "tpu-std": Accelerator("tpu", True, "std"),
+             "tpu-max": Accelerator("tpu", True, "max")},
+    "cloud": {"none": Accelerator(), "gpu": Accelerator("gpu")},
+}
+EDGE_ACCELS: tuple[str, ...] = tuple(ACCELERATORS["edge"])
+CLOUD_ACCELS: tuple[str, ...] = tuple(ACCELERATORS["cloud"])
+#: edge accelerators that run the head on the Coral Edge TPU
+TPU_ACCELS: tuple[str, ...] = tuple(a for a, m in ACCELERATORS["edge"].items() if m.tpu_mode)
 #: activation codecs: fp32/fp16/int8, lossy low-bit q4/q2/q1 (see toolkit.models.codecs)
 CODECS: tuple[str, ...] = ("fp32", "fp16", "int8", "q4", "q2", "q1")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key and its domain.
+
+    Attributes:
+        type: ``int`` or ``str``; values are coerced to it (:func:`coerce_value`).
+        label: how messages name a value of the key.
+        values: the finite domain in canonical order, or None where it is open.
+        minimum: the smallest valid value of an integer key.
+        extra: whether the key is optional (:data:`EXTRA_KEYS`).
+        ordinal: whether neighbouring values are neighbouring settings.
+    """
+
+    type: type
+    label: str
+    values: tuple[str, ...] | None = None
+    minimum: int = 0
+    extra: bool = False
+    ordinal: bool = False
+
+
+#: every configuration key: the canonical ones, then the extra ones, in canonical order
+KEYS: dict[str, Key] = {
+    "model": Key(str, "model"),
+    "split": Key(int, "split", ordinal=True),
+    "cpu_freq": Key(int, "cpu_freq", ordinal=True),
+    "edge_accel": Key(str, "edge accelerator", EDGE_ACCELS),
+    "cloud_accel": Key(str, "cloud accelerator", CLOUD_ACCELS),
+    "codec": Key(str, "codec", CODECS, extra=True),
+    "strategy": Key(str, "strategy", extra=True),
+    "devices": Key(int, "devices", minimum=1, extra=True, ordinal=True),
+}
+CONFIG_KEYS: tuple[str, ...] = tuple(k for k, v in KEYS.items() if not v.extra)
+EXTRA_KEYS: tuple[str, ...] = tuple(k for k, v in KEYS.items() if v.extra)
+
+#: valid optimisation senses
+SENSES: tuple[str, ...] = ("min", "max")
+#: every objective, with its sense
+OBJECTIVES: dict[str, str] = {"latency_ms": "min", "energy_j": "min", "accuracy": "max"}
+
+#: cube data variable -> (units, long_name)
+VARIABLES: dict[str, tuple[str, str]] = {
+    "latency_ms": ("ms", "end-to-end latency per sample"),
+    "edge_ms": ("ms", "edge compute time per sample (head)"),
+    "transfer_ms": ("ms", "transfer time per sample (encode, send, receive, decode)"),
+    "cloud_ms": ("ms", "cloud compute time per sample (tail)"),
+    "energy_j": ("J", "energy per sample, edge + cloud"),
+    "edge_energy_j": ("J", "edge energy per sample"),
+    "cloud_energy_j": ("J", "cloud energy per sample"),
+    "accuracy": ("1", "top-1 accuracy of the run"),
+    "tensor_kb": ("KiB", "size of the encoded tensor sent to the cloud per sample"),
+    "edge_cpu_util": ("%", "edge CPU utilisation during the run"),
+}
+#: variables a partition cube holds besides :data:`VARIABLES`
+PARTITION_VARIABLES: dict[str, tuple[str, str]] = {
+    "max_device_energy_j": ("J", "largest per-device energy per sample (edge devices)"),
+    "max_abs_error": ("1", "largest absolute difference from the unpartitioned model"),
+}
+
+
+def coerce_value(key: str, value: Any) -> Any:
+    """A configuration value in its key's type: int for ``split``, ``cpu_freq``
+    and ``devices``, str for the other keys (numpy scalars and JSON numbers alike)."""
+    return int(value) if key in KEYS and KEYS[key].type is int else str(value)
+
+
+def config_keys(present: Iterable[str]) -> list[str]:
+    """The configuration keys among ``present`` (columns, dimensions, a
+    configuration's keys), in canonical order: canonical keys, then extra ones."""
+    present = set(present)
+    return [k for k in KEYS if k in present]
+
+
+def single_extras(columns: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
+    """The extra keys among ``columns`` (key -> its values) that hold one value, with it."""
+    distinct = {k: list(dict.fromkeys(v)) for k, v in columns.items() if k in EXTRA_KEYS}
+    return {k: v[0] for k, v in distinct.items() if len(v) == 1}
+
+
+def domain_values(key: str, values: Iterable[Any]) -> tuple:
+    """Candidate values of a key, checked against its domain, distinct and in
+    canonical order (the domain's order, else sorted).
+
+    Raises:
+        ConfigError: an unknown key, no values, a value outside the domain, an
+            integer below the minimum or an empty name.
+    """
+    if key not in KEYS:
+        raise ConfigError(f"unknown configuration key {key!r}; valid: {choices(KEYS)}")
+    spec, values = KEYS[key], list(values)
+    if not values:
+        raise ConfigError(f"the configuration space has no values for {key!r}")
+    if spec.type is int:
+        try:
+            ints = tuple(sorted({int(v) for v in values}))
+        except (TypeError, ValueError):
+            ints = None
+        if ints is None or ints[0] < spec.minimum:
+            raise ConfigError(f"{key} must be integers >= {spec.minimum}, got "
+                              f"{values if ints is None else ints[0]!r}")
+        return ints
+    names = sorted({str(v) for v in values})
+    if spec.values is None:
+        if "" in names:
+            raise ConfigError(f"a {spec.label} name is empty")
+        return tuple(names)
+    bad = [v for v in names if v not in spec.values]
+    if bad:
+        raise ConfigError(f"unknown {spec.label}(s) {choices(bad)}; valid: {choices(spec.values)}")
+    return tuple(v for v in spec.values if v in names)
 
 
 @dataclass(frozen=True, order=True)
@@ -52,14 +190,10 @@ class Config:
     cloud_accel: str = "none"
 
     def __post_init__(self) -> None:
-        if self.edge_accel not in EDGE_ACCELS:
-            raise ConfigError(
-                f"unknown edge accelerator {self.edge_accel!r}; valid: {choices(EDGE_ACCELS)}"
-            )
-        if self.cloud_accel not in CLOUD_ACCELS:
-            raise ConfigError(
-                f"unknown cloud accelerator {self.cloud_accel!r}; valid: {choices(CLOUD_ACCELS)}"
-            )
+        for key in ("edge_accel", "cloud_accel"):
+            spec, value = KEYS[key], getattr(self, key)
+            if value not in (spec.values or ()):
+                raise ConfigError(f"unknown {spec.label} {value!r}; valid: {choices(spec.values)}")
         if int(self.split) < 0:
             raise ConfigError(f"split must be >= 0, got {self.split}")
         object.__setattr__(self, "split", int(self.split))

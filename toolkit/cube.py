@@ -12,7 +12,8 @@ not NaN; a configuration is *measured* when at least one of its runs has a
 latency. The API (see ``docs/cube.md``):
 
 - :func:`cube_from_runs`, :func:`save_cube`, :func:`open_cube`: build and store;
-- :func:`configurations`, :func:`select`, :func:`to_dataframe`: look inside;
+- :func:`configurations`, :func:`select`, :func:`to_dataframe`, :func:`config_dims`,
+  :func:`single_codec`: look inside;
 - :func:`summary`: statistics over ``repeat`` along a ``stat`` dimension;
 - :func:`merge_cubes`: concatenate the runs of several cubes;
 - :func:`pareto_configs`: the non-dominated configurations;
@@ -37,7 +38,8 @@ import pandas as pd
 import xarray as xr
 
 from toolkit import __version__
-from toolkit.config import CONFIG_KEYS, EXTRA_KEYS, Config, config_problems
+from toolkit.config import CONFIG_KEYS, KEYS, OBJECTIVES, VARIABLES, Config, config_keys
+from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.fileio import atomic_output
 from toolkit.pareto import SENSES, pareto_mask
@@ -59,35 +61,20 @@ __all__ = [
     "pareto_configs",
     "save_cube",
     "select",
+    "single_codec",
     "summary",
     "to_dataframe",
 ]
 
 SCHEMA = "dynasplit.cube/1"
 
-#: data variable -> (units, long_name)
-VARIABLES: dict[str, tuple[str, str]] = {
-    "latency_ms": ("ms", "end-to-end latency per sample"),
-    "edge_ms": ("ms", "edge compute time per sample (head)"),
-    "transfer_ms": ("ms", "transfer time per sample (encode, send, receive, decode)"),
-    "cloud_ms": ("ms", "cloud compute time per sample (tail)"),
-    "energy_j": ("J", "energy per sample, edge + cloud"),
-    "edge_energy_j": ("J", "edge energy per sample"),
-    "cloud_energy_j": ("J", "cloud energy per sample"),
-    "accuracy": ("1", "top-1 accuracy of the run"),
-    "tensor_kb": ("KiB", "size of the encoded tensor sent to the cloud per sample"),
-    "edge_cpu_util": ("%", "edge CPU utilisation during the run"),
-}
-
 #: objectives of :func:`pareto_configs` by default: variable -> sense
-DEFAULT_OBJECTIVES: dict[str, str] = {"latency_ms": "min", "energy_j": "min", "accuracy": "max"}
+DEFAULT_OBJECTIVES: dict[str, str] = OBJECTIVES
 
 #: statistics :func:`summary` computes by default; ``pNN`` is any percentile
 STATS: tuple[str, ...] = ("mean", "median", "p90", "p99", "count")
 
-_COORD_DTYPES = {"model": str, "split": np.int64, "cpu_freq": np.int64,
-                 "edge_accel": str, "cloud_accel": str, "codec": str,
-                 "strategy": str, "devices": np.int64}
+_COORD_DTYPES = {k: np.int64 if key.type is int else str for k, key in KEYS.items()}
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -119,8 +106,7 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
         The cube as an :class:`xarray.Dataset`.
     """
     runs = list(runs)
-    extra = [k for k in EXTRA_KEYS if any(k in r for r in runs)]
-    keys = [*CONFIG_KEYS, *extra]
+    keys = config_keys({*CONFIG_KEYS, *(k for r in runs for k in r)})
     coords = {k: np.asarray(_sorted_unique(r[k] for r in runs), dtype=_COORD_DTYPES[k])
               for k in keys}
     index = {k: {v: i for i, v in enumerate(coords[k].tolist())} for k in keys}
@@ -242,8 +228,18 @@ def config_dims(cube: xr.Dataset) -> list[str]:
     Canonical keys first (in :data:`~toolkit.config.CONFIG_KEYS` order), then
     extra dimensions (``codec``, ``strategy``, ``devices``, others).
     """
-    known = [k for k in (*CONFIG_KEYS, *EXTRA_KEYS) if k in cube.dims]
+    known = config_keys(cube.dims)
     return [*known, *(str(d) for d in cube.dims if d not in known and d != "repeat")]
+
+
+def single_codec(cube: xr.Dataset) -> str | None:
+    """The one codec of a cube without a ``codec`` dimension, where it records it.
+
+    A campaign cube keeps its codecs in the ``codecs`` attribute; with several
+    of them it has a ``codec`` dimension instead.
+    """
+    codecs = [c for c in str(cube.attrs.get("codecs", "")).split(",") if c]
+    return codecs[0] if len(codecs) == 1 and "codec" not in cube.dims else None
 
 
 def _run_variables(cube: xr.Dataset) -> list[str]:
@@ -627,7 +623,7 @@ def _possible(cube: xr.Dataset) -> int:
             config = Config(**dict(zip(CONFIG_KEYS, values, strict=True)))
         except ConfigError:
             continue
-        valid += not config_problems(config, n_splits)
+        valid += not _config_problems(config, n_splits)
     extra = [d for d in config_dims(cube) if d not in CONFIG_KEYS]
     return valid * math.prod(cube.sizes[d] for d in extra)
 

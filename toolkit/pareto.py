@@ -16,12 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from toolkit.config import SENSES
 from toolkit.errors import ToolkitError, choices
 
 __all__ = ["SENSES", "pareto_mask"]
-
-#: valid optimisation senses
-SENSES: tuple[str, ...] = ("min", "max")
 
 
 def pareto_mask(points: np.ndarray, senses: Sequence[str]) -> np.ndarray:

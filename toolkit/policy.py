@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from toolkit import __version__
-from toolkit.config import CONFIG_KEYS, EXTRA_KEYS
+from toolkit.config import CONFIG_KEYS, EXTRA_KEYS, config_keys, single_extras
 from toolkit.errors import ToolkitError, choices
 from toolkit.fileio import atomic_output, read_json
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
@@ -108,24 +108,6 @@ def _runs_table(cube: Any) -> tuple[Any, int, str]:
     df = df[df["latency_ms"].notna()]
     last_split = int(cube["split"].max())
     return df, last_split, str(cube.attrs.get("energy_source", "unknown"))
-
-
-def config_keys(columns: Iterable[str]) -> list[str]:
-    """The configuration keys among a runs table's columns: canonical, then extra."""
-    present = set(columns)
-    return [k for k in (*CONFIG_KEYS, *EXTRA_KEYS) if k in present]
-
-
-def _single_codec(cube: Any) -> str | None:
-    """The one codec of a cube without a ``codec`` dimension, where it records it.
-
-    A campaign cube keeps its codecs in the ``codecs`` attribute; with several
-    of them it has a ``codec`` dimension instead.
-    """
-    if "codec" in cube.dims:
-        return None
-    codecs = [c for c in str(cube.attrs.get("codecs", "")).split(",") if c]
-    return codecs[0] if len(codecs) == 1 else None
 
 
 def _front_key(config: Mapping[str, Any], keys: Sequence[str], single: Mapping[str, Any],
@@ -206,13 +188,13 @@ def make_policy(
             keys the cube lacks), an unknown rule or profile, or an invalid rule
             parameter.
     """
+    from toolkit.cube import single_codec
     from toolkit.hardware.profile import load_profile
 
     df, last_split, energy_source = _runs_table(cube)
     keys = config_keys(df.columns)
-    single = {k: df[k].iloc[0] for k in keys
-              if k in EXTRA_KEYS and len(df) and df[k].nunique() == 1}
-    codec = _single_codec(cube)
+    single = single_extras({k: df[k] for k in keys})
+    codec = single_codec(cube)
     groups = df.groupby(keys, sort=False)
     candidates = []
     for config in front:
@@ -506,8 +488,7 @@ def _read_columns(block: Mapping[str, Any],
     """Arrays and configuration columns from a ``candidates`` block (checked)."""
     energy = np.asarray(block["energy_j"], dtype=float)
     n = len(energy)
-    config = {k: list(block["config"][k]) for k in CONFIG_KEYS}
-    config.update({k: list(block["config"][k]) for k in EXTRA_KEYS if k in block["config"]})
+    config = {k: list(block["config"][k]) for k in config_keys({*CONFIG_KEYS, *block["config"]})}
     lat = block["latency_ms"]
     run_lists = block["runs_ms"]
     transfer = block.get("transfer_ms") or [0.0] * n

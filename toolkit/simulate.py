@@ -59,9 +59,9 @@ import numpy as np
 import pandas as pd
 
 from toolkit.adapt import DriftTracker
-from toolkit.config import EXTRA_KEYS
+from toolkit.config import config_keys, single_extras
 from toolkit.errors import ToolkitError
-from toolkit.policy import Policy, config_keys
+from toolkit.policy import Policy
 from toolkit.rules import Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
 
@@ -157,8 +157,7 @@ class _Runs:
         runs = cls(configs, starts, counts, lat, energy, transfer, cand)
         runs.index = {tuple(c[k] for k in keys): i for i, c in enumerate(configs)}
         runs.keys = keys
-        runs.single = {k: configs[0][k] for k in keys
-                       if k in EXTRA_KEYS and len({c[k] for c in configs}) == 1}
+        runs.single = single_extras({k: [c[k] for c in configs] for k in keys})
         return runs
 
     def lookup(self, config: Mapping[str, Any]) -> int:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from toolkit.config import ACCELERATORS
 from toolkit.cube import cube_from_runs
 from toolkit.errors import ToolkitError, choices
 from toolkit.fileio import numeric_column, read_table
@@ -63,9 +64,9 @@ __all__ = [
     "read_pool",
 ]
 
-#: DynaSplit edge-accelerator value -> canonical ``edge_accel`` (``off`` is
-#: ``int8`` above split 0: see :func:`edge_accel_of`)
-EDGE_ACCEL_MAP: dict[str, str] = {"off": "int8", "std": "tpu-std", "max": "tpu-max"}
+#: DynaSplit edge-accelerator value (the Coral TPU's state) -> canonical ``edge_accel``
+#: (``off`` is ``int8`` above split 0: see :func:`edge_accel_of`)
+EDGE_ACCEL_MAP: dict[str, str] = {m.tpu: a for a, m in ACCELERATORS["edge"].items() if m.int8}
 #: DynaSplit server-accelerator value -> canonical ``cloud_accel``
 CLOUD_ACCEL_MAP: dict[str, str] = {"True": "gpu", "False": "none"}
 #: DynaSplit column -> cube variable

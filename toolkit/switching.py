@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-__all__ = ["HardwareState", "hardware_state", "next_state", "switch_cost"]
+from toolkit.config import ACCELERATORS
 
-_TPU = {"none": "off", "int8": "off", "tpu-std": "std", "tpu-max": "max"}
+__all__ = ["HardwareState", "hardware_state", "next_state", "switch_cost"]
 
 
 class HardwareState(NamedTuple):
@@ -39,7 +39,8 @@ class HardwareState(NamedTuple):
 def hardware_state(config: Mapping[str, Any], last_split: int) -> HardwareState:
     """The hardware setting a configuration needs (see :class:`HardwareState`)."""
     uses_cloud = int(config["split"]) < last_split
-    return HardwareState(int(config["cpu_freq"]), _TPU.get(str(config["edge_accel"]), "off"),
+    accel = ACCELERATORS["edge"].get(str(config["edge_accel"]))
+    return HardwareState(int(config["cpu_freq"]), accel.tpu if accel else "off",
                          str(config["cloud_accel"]) if uses_cloud else None)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from toolkit.cli.common import print_json
+from toolkit.config import TPU_ACCELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,7 +80,7 @@ def _fit(pool: str) -> dict:
     path = pool or SPLINTER_DIR / "simulation_pool_vgg16.csv"
     costs = vgg16_costs()
     out = {}
-    for accel in ("int8", "tpu-std", "tpu-max"):
+    for accel in ("int8", *TPU_ACCELS):
         fit = fit_splinter(path, accel, costs)
         out[accel] = {"terms": {k: [round(a, 4), round(b, 4)]
                                 for k, (a, b) in fit.terms.terms.items()},

@@ -113,6 +113,7 @@ def open_testbeds(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Run the campaign and print its summary."""
     from toolkit.campaign import Campaign, CampaignSpec, grid
+    from toolkit.config import KEYS
     from toolkit.errors import ConfigError
     from toolkit.models.zoo import model_name
 
@@ -127,14 +128,11 @@ def run(args: argparse.Namespace) -> int:
             testbed.edge_profile.check_freq(f)
         edge_accels = args.edge_accels or list(testbed.edge_accels)
         cloud_accels = args.cloud_accels or list(testbed.cloud_accels)
-        for a in edge_accels:
-            if a not in testbed.edge_accels:
-                raise ConfigError(f"edge accelerator {a!r} is not available on testbed "
-                                  f"{testbed.name!r}; valid: {', '.join(testbed.edge_accels)}")
-        for a in cloud_accels:
-            if a not in testbed.cloud_accels:
-                raise ConfigError(f"cloud accelerator {a!r} is not available on testbed "
-                                  f"{testbed.name!r}; valid: {', '.join(testbed.cloud_accels)}")
+        for key, wanted, valid in (("edge_accel", edge_accels, testbed.edge_accels),
+                                   ("cloud_accel", cloud_accels, testbed.cloud_accels)):
+            for a in (a for a in wanted if a not in valid):
+                raise ConfigError(f"{KEYS[key].label} {a!r} is not available on testbed "
+                                  f"{testbed.name!r}; valid: {', '.join(valid)}")
         n_splits, splits = {}, {}
         for model in args.model:
             sm = testbed.split_model(model)

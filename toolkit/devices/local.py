@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.config import Config
+from toolkit.config import TPU_ACCELS, Config
 from toolkit.devices.base import KnobChange
 from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
 from toolkit.devices.testbed import Testbed
@@ -176,7 +176,7 @@ class LocalTestbed(Testbed):
     @property
     def edge_accels(self) -> tuple[str, ...]:
         timing = self.edge_profile.timing
-        tpus = tuple(a for a in ("tpu-std", "tpu-max") if timing is not None and timing.has(a))
+        tpus = tuple(a for a in TPU_ACCELS if timing is not None and timing.has(a))
         return ("none", "int8", *tpus)
 
     @property
@@ -190,7 +190,7 @@ class LocalTestbed(Testbed):
         if self.edge_timing == "pad":
             return (f"model:{name} (edge: heads run on the host, padded to the profile's "
                     f"[timing] fit to DynaSplit's Pi; link emulated){cloud}")
-        if any(a.startswith("tpu-") for a in self.edge_accels):
+        if any(a in TPU_ACCELS for a in self.edge_accels):
             return (f"model:{name} (Edge TPU timing only; CPU edge throttled by a cgroup "
                     f"quota){cloud}")
         return cloud[1:] or None
@@ -278,7 +278,7 @@ class LocalTestbed(Testbed):
         has a timing model, otherwise ``emulated_cores × f / f_max``; None
         (unlimited) for an emulated Edge TPU, whose time is always padded.
         """
-        if accel.startswith("tpu-"):
+        if accel in TPU_ACCELS:
             return None
         timing = self.edge_profile.timing
         if timing is not None and timing.has("int8"):
@@ -289,7 +289,7 @@ class LocalTestbed(Testbed):
     async def edge_target_ms(self, config: Config) -> float | None:
         """The device's time for the configuration's head (None: not padded)."""
         timing = self.edge_profile.timing
-        padded = self.edge_timing == "pad" or config.edge_accel.startswith("tpu-")
+        padded = self.edge_timing == "pad" or config.edge_accel in TPU_ACCELS
         if timing is None or not padded or config.split == 0:
             return None
         key = (config.model, config.split)
@@ -338,6 +338,6 @@ class LocalTestbed(Testbed):
             top_k=top_k,
             cloud=self.cloud_address, link=self.link.as_dict(),
             edge_target_ms=await self.edge_target_ms(config),
-            edge_time_modelled=config.edge_accel.startswith("tpu-"),
+            edge_time_modelled=config.edge_accel in TPU_ACCELS,
             cloud_target_ms=await self.cloud_target_ms(config),
         )

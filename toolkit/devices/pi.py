@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from toolkit.config import Config
+from toolkit.config import ACCELERATORS, Config
 from toolkit.devices.base import EdgeController, KnobChange
 from toolkit.devices.deploy import DeployReport, deploy
 from toolkit.devices.inventory import Host
@@ -59,11 +59,8 @@ log = logging.getLogger(__name__)
 
 #: edge_accel → (TPU powered, runtime mode or None to leave it)
 ACCEL_TPU: dict[str, tuple[bool, str | None]] = {
-    "none": (False, None),
-    "int8": (False, None),
-    "tpu-std": (True, "std"),
-    "tpu-max": (True, "max"),
-}
+    name: (accel.tpu_mode is not None, accel.tpu_mode)
+    for name, accel in ACCELERATORS["edge"].items()}
 
 _DEFAULT_INSTALL = ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
                     "--allow-downgrades", "{package}")

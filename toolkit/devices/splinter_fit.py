@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from toolkit.config import ACCELERATORS
 from toolkit.errors import ToolkitError, choices
 from toolkit.hardware.cloud_timing import TAIL_COUNTS, TailCost, tail_cost
 from toolkit.hardware.edge_timing import HeadCost, TimingTerms
@@ -31,8 +32,8 @@ from toolkit.hardware.edge_timing import HeadCost, TimingTerms
 __all__ = ["FORMS", "CloudFit", "SplinterFit", "fit_splinter", "fit_splinter_cloud",
            "fit_splinter_link", "splinter_edge_medians", "vgg16_costs", "vgg16_tail_costs"]
 
-#: DynaSplit edge-accelerator value -> the toolkit accelerator it is timed as
-DYNASPLIT_ACCEL = {"int8": "off", "tpu-std": "std", "tpu-max": "max"}
+#: toolkit edge accelerator of an int8 head -> DynaSplit's edge-accelerator value (the TPU state)
+DYNASPLIT_ACCEL = {a: m.tpu for a, m in ACCELERATORS["edge"].items() if m.int8}
 #: per accelerator: (count, frequency-scaled part fitted?) -- the CPU's work scales
 #: with the clock; the Edge TPU's compute and weight streaming do not
 FORMS: dict[str, tuple[tuple[str, bool], ...]] = {
@@ -165,7 +166,7 @@ def fit_splinter_link(pool_csv: str | os.PathLike) -> dict[str, float]:
 
 
 #: toolkit cloud accelerator -> DynaSplit's ``server-accelerator`` value
-DYNASPLIT_SERVER = {"none": False, "gpu": True}
+DYNASPLIT_SERVER = {a: m.device == "gpu" for a, m in ACCELERATORS["cloud"].items()}
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.config import Config
+from toolkit.config import CLOUD_ACCELS, EDGE_ACCELS, TPU_ACCELS, Config
 from toolkit.devices.base import KnobChange
 from toolkit.devices.cloud import CloudController
 from toolkit.devices.deploy import deploy
@@ -96,12 +96,8 @@ __all__ = ["SshTestbed"]
 
 log = logging.getLogger(__name__)
 
-#: edge and cloud accelerators the workers know, in the order the testbed lists them
-_EDGE_ACCELS = ("none", "int8", "tpu-std", "tpu-max")
-_CLOUD_ACCELS = ("none", "gpu")
 _EDGE, _CLOUD = "edge-worker", "cloud-worker"
 _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-_TPU_ACCELS = ("tpu-std", "tpu-max")
 #: image files per deploy of a data folder
 _DATA_BATCH = 400
 #: the edge worker's folder of compiled heads, relative to its models folder (its cwd)
@@ -208,12 +204,12 @@ class SshTestbed(Testbed):
     @property
     def edge_accels(self) -> tuple[str, ...]:
         """The edge profile's accelerators (``tpu-*`` only where it lists them)."""
-        return tuple(a for a in _EDGE_ACCELS if a in self.edge_profile.accelerators)
+        return tuple(a for a in EDGE_ACCELS if a in self.edge_profile.accelerators)
 
     @property
     def cloud_accels(self) -> tuple[str, ...]:
         """The cloud profile's accelerators (``none``, and ``gpu`` where it lists it)."""
-        return tuple(a for a in _CLOUD_ACCELS if a in self.cloud_profile.accelerators)
+        return tuple(a for a in CLOUD_ACCELS if a in self.cloud_profile.accelerators)
 
     def _meter(self, host: Host):
         """(meter or None, profile of the power model) for a host, from the inventory."""
@@ -318,7 +314,7 @@ class SshTestbed(Testbed):
 
     async def _prepare(self, config: Config) -> None:
         """Compile (or find) and deploy the Edge TPU head a ``tpu-*`` run needs."""
-        if config.edge_accel in _TPU_ACCELS:
+        if config.edge_accel in TPU_ACCELS:
             await self.edgetpu_head(config.model, config.split)
 
     async def edgetpu_head(self, model: str, split: int) -> Path | None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.aio import BlockingLifecycle
-from toolkit.config import Config, config_problems
+from toolkit.config import KEYS, VARIABLES, Config, config_problems
 from toolkit.devices.base import KnobChange
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
@@ -70,11 +70,7 @@ class RunRecord:
         row: dict[str, Any] = self.config.as_dict()
         if with_codec:
             row["codec"] = self.codec
-        for key in ("latency_ms", "edge_ms", "transfer_ms", "cloud_ms", "energy_j",
-                    "edge_energy_j", "cloud_energy_j", "accuracy", "tensor_kb",
-                    "edge_cpu_util"):
-            row[key] = getattr(self, key)
-        return row
+        return {**row, **{key: getattr(self, key) for key in VARIABLES}}
 
 
 class Testbed(BlockingLifecycle, abc.ABC):
@@ -185,12 +181,10 @@ class Testbed(BlockingLifecycle, abc.ABC):
         sm = await self.split_model_for(config.model)
         sm.check_split(config.split)
         self.edge_profile.check_freq(config.cpu_freq)
-        if config.edge_accel not in self.edge_accels:
-            raise ConfigError(f"edge accelerator {config.edge_accel!r} is not available on "
-                              f"testbed {self.name!r}; valid: {choices(self.edge_accels)}")
-        if config.cloud_accel not in self.cloud_accels:
-            raise ConfigError(f"cloud accelerator {config.cloud_accel!r} is not available on "
-                              f"testbed {self.name!r}; valid: {choices(self.cloud_accels)}")
+        for key, valid in (("edge_accel", self.edge_accels), ("cloud_accel", self.cloud_accels)):
+            if getattr(config, key) not in valid:
+                raise ConfigError(f"{KEYS[key].label} {getattr(config, key)!r} is not available "
+                                  f"on testbed {self.name!r}; valid: {choices(valid)}")
         problems = config_problems(config, sm.n_splits)
         if problems:
             raise ConfigError(f"invalid configuration {config.as_dict()}: {'; '.join(problems)}")

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.config import EXTRA_KEYS
+from toolkit.config import EXTRA_KEYS, coerce_value, single_extras
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
-from toolkit.optimize.space import GENES, coerce_value, select_model
+from toolkit.optimize.space import GENES, select_model
 
 __all__ = ["CubeEvaluator", "DaskEvaluator", "Evaluator", "FunctionEvaluator"]
 
@@ -131,24 +131,19 @@ class CubeEvaluator(Evaluator):
             ConfigError: unknown model, bad ``latency_stat``, or a cube without
                 any objective variable.
         """
-        from toolkit.cube import has_objective_data
+        from toolkit.cube import has_objective_data, single_codec
 
         self.model, data = select_model(cube, model)
         self.latency_stat = _latency_stat(latency_stat)
         self.energy_source = (str(cube.attrs["energy_source"])
                               if "energy_source" in cube.attrs else None)
-        self.fixed: dict[str, Any] = {}
-        varying = []
-        for key in EXTRA_KEYS:
-            if key in data.dims and data.sizes[key] == 1:
-                self.fixed[key] = coerce_value(key, data[key].values[0])
-                data = data.isel({key: 0}, drop=True)
-            elif key in data.dims:
-                varying.append(key)
-        codecs = str(cube.attrs.get("codecs", "")).split(",")
-        if "codec" not in data.dims and "codec" not in self.fixed and len(codecs) == 1 \
-                and codecs[0]:
-            self.fixed["codec"] = codecs[0]
+        dims = {k: data[k].values.tolist() for k in EXTRA_KEYS if k in data.dims}
+        self.fixed: dict[str, Any] = {k: coerce_value(k, v)
+                                      for k, v in single_extras(dims).items()}
+        data = data.isel({k: 0 for k in self.fixed}, drop=True)
+        varying = [k for k in dims if k not in self.fixed]
+        if single_codec(cube) is not None and "codec" not in self.fixed:
+            self.fixed["codec"] = single_codec(cube)
         #: the key of a configuration in :attr:`table`, in order
         self.keys: tuple[str, ...] = (*GENES, *varying)
         present = [o for o in OBJECTIVES

@@ -25,6 +25,7 @@ from typing import Any
 import moocore
 import numpy as np
 
+from toolkit.config import OBJECTIVES
 from toolkit.errors import ConfigError, choices
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
     "resolve_objectives",
 ]
 
-#: every objective the optimizer knows, with its sense
-OBJECTIVES: dict[str, str] = {"latency_ms": "min", "energy_j": "min", "accuracy": "max"}
 #: hypervolume reference coordinate in normalised space (the same on every axis)
 REFERENCE = 1.1
 

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit import __version__
-from toolkit.config import CONFIG_KEYS, EXTRA_KEYS
+from toolkit.config import CONFIG_KEYS, config_keys
 from toolkit.errors import ToolkitError
 from toolkit.fileio import atomic_output, read_json
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
@@ -148,8 +148,8 @@ class OptimizationResult:
         rows = [{**e.config, **{o: e.values.get(o, np.nan) for o in OBJECTIVES},
                  "generation": e.generation, "on_front": bool(m)}
                 for e, m in zip(self.evaluated, mask, strict=True)]
-        extra = [k for k in EXTRA_KEYS if any(k in e.config for e in self.evaluated)]
-        columns = [*CONFIG_KEYS, *extra, *OBJECTIVES, "generation", "on_front"]
+        keys = config_keys({*CONFIG_KEYS, *(k for e in self.evaluated for k in e.config)})
+        columns = [*keys, *OBJECTIVES, "generation", "on_front"]
         return pd.DataFrame(rows, columns=columns)
 
     def to_xarray(self) -> Any:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolkit.config import CLOUD_ACCELS, CODECS, CONFIG_KEYS, EDGE_ACCELS, EXTRA_KEYS, Config
+from toolkit.config import CONFIG_KEYS, EXTRA_KEYS, KEYS, Config, coerce_value, domain_values
 from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, choices
 
@@ -58,11 +58,9 @@ __all__ = [
 ]
 
 #: the standard genes every space has, in encoding order (extra genes follow them)
-GENES: tuple[str, ...] = ("split", "cpu_freq", "edge_accel", "cloud_accel")
+GENES: tuple[str, ...] = tuple(k for k in CONFIG_KEYS if k != "model")
 #: genes whose neighbouring indices are neighbouring settings
-ORDINAL_GENES: tuple[str, ...] = ("split", "cpu_freq", "devices")
-#: configuration keys whose values are integers
-_INT_KEYS = ("split", "cpu_freq", "devices")
+ORDINAL_GENES: tuple[str, ...] = tuple(k for k, key in KEYS.items() if key.ordinal)
 
 #: a configuration's gene tuple: one value index per gene of the space
 Genes = tuple[int, ...]
@@ -112,44 +110,6 @@ class PartitionSplits:
 
 #: the strategy-name prefix of hybrid edge/cloud partitioning (toolkit.partition)
 _HYBRID_PREFIX = "hybrid-"
-
-
-def _canonical_order(values: Iterable[str], canon: Sequence[str]) -> tuple[str, ...]:
-    rank = {v: i for i, v in enumerate(canon)}
-    return tuple(sorted(set(values), key=lambda v: (rank.get(v, len(rank)), v)))
-
-
-def _extra_values(key: str, values: Iterable[Any]) -> tuple:
-    """An extra key's candidate values, checked and in encoding order.
-
-    Raises:
-        ConfigError: an unknown key, no values, an unknown codec, an empty
-            strategy name or a device count below 1.
-    """
-    if key not in EXTRA_KEYS:
-        raise ConfigError(f"unknown extra configuration key {key!r}; valid: "
-                          f"{choices(EXTRA_KEYS)}")
-    values = list(values)
-    if not values:
-        raise ConfigError(f"the configuration space has no values for {key!r}")
-    if key == "codec":
-        codecs = _canonical_order((str(v) for v in values), CODECS)
-        bad = [c for c in codecs if c not in CODECS]
-        if bad:
-            raise ConfigError(f"unknown codec(s) {choices(bad)}; valid: {choices(CODECS)}")
-        return codecs
-    if key == "devices":
-        try:
-            counts = tuple(sorted({int(v) for v in values}))
-        except (TypeError, ValueError):
-            raise ConfigError(f"devices must be integers >= 1, got {values!r}") from None
-        if counts[0] < 1:
-            raise ConfigError(f"devices must be integers >= 1, got {counts[0]}")
-        return counts
-    names = tuple(sorted({str(v) for v in values}))
-    if "" in names:
-        raise ConfigError("a strategy name is empty")
-    return names
 
 
 class ConfigSpace:
@@ -204,28 +164,19 @@ class ConfigSpace:
                 key is unknown, or no valid configuration is left.
         """
         self.model = str(model)
-        splits = tuple(sorted({int(s) for s in splits}))
-        freqs = tuple(sorted({int(f) for f in cpu_freqs}))
-        edges = _canonical_order(edge_accels, EDGE_ACCELS)
-        clouds = _canonical_order(cloud_accels, CLOUD_ACCELS)
-        for name, vals in zip(GENES, (splits, freqs, edges, clouds), strict=True):
-            if not vals:
-                raise ConfigError(f"the configuration space has no values for {name!r}")
-        bad = [e for e in edges if e not in EDGE_ACCELS] + [c for c in clouds
-                                                            if c not in CLOUD_ACCELS]
-        if bad:
-            raise ConfigError(
-                f"unknown accelerator(s) {choices(bad)}; valid edge: {choices(EDGE_ACCELS)}; "
-                f"valid cloud: {choices(CLOUD_ACCELS)}"
-            )
+        splits, freqs, edges, clouds = (domain_values(k, v) for k, v in zip(
+            GENES, (splits, cpu_freqs, edge_accels, cloud_accels), strict=True))
         self.n_splits = int(n_splits) if n_splits is not None else splits[-1] + 1
-        if splits[0] < 0 or splits[-1] >= self.n_splits:
+        if splits[-1] >= self.n_splits:
             raise ConfigError(
                 f"splits {splits[0]}..{splits[-1]} do not fit a model with "
                 f"{self.n_splits} splits (0..{self.n_splits - 1})"
             )
-        extra = {k: _extra_values(k, v) for k, v in (extras or {}).items()}
-        extra = {k: extra[k] for k in EXTRA_KEYS if k in extra}
+        unknown = [k for k in (extras or {}) if k not in EXTRA_KEYS]
+        if unknown:
+            raise ConfigError(f"unknown extra configuration key(s) {choices(unknown)}; valid: "
+                              f"{choices(EXTRA_KEYS)}")
+        extra = {k: domain_values(k, extras[k]) for k in EXTRA_KEYS if k in (extras or {})}
         self.gene_names: tuple[str, ...] = (*GENES, *(k for k, v in extra.items() if len(v) > 1))
         self.fixed: dict[str, Any] = {k: v[0] for k, v in extra.items() if len(v) == 1}
         self.values: dict[str, tuple] = dict(zip(GENES, (splits, freqs, edges, clouds),
@@ -620,12 +571,6 @@ class _MinAccuracy:
 
     def __repr__(self) -> str:
         return f"min_accuracy({self.threshold})"
-
-
-def coerce_value(key: str, value: Any) -> Any:
-    """A configuration value in its canonical type: int for ``split``, ``cpu_freq``
-    and ``devices``, str for the other keys (numpy scalars and JSON numbers alike)."""
-    return int(value) if key in _INT_KEYS else str(value)
 
 
 def _value(mapping: Mapping[str, Any], key: str) -> Any:

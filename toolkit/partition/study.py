@@ -34,6 +34,7 @@ from typing import Any
 
 import xarray as xr
 
+from toolkit.config import PARTITION_VARIABLES
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
@@ -43,13 +44,6 @@ from toolkit.partition.spec import PlanSpec
 from toolkit.retry import JOURNAL_SCHEMA, Journal, retry_run
 
 __all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
-
-
-#: variables a partition cube holds besides :data:`toolkit.cube.VARIABLES`
-PARTITION_VARIABLES: dict[str, tuple[str, str]] = {
-    "max_device_energy_j": ("J", "largest per-device energy per sample (edge devices)"),
-    "max_abs_error": ("1", "largest absolute difference from the unpartitioned model"),
-}
 
 
 @dataclass

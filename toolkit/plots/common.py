@@ -58,10 +58,10 @@ def as_means(data: xr.Dataset | pd.DataFrame) -> pd.DataFrame:
 
 
 def front_mask(df: pd.DataFrame, objectives: list[str]) -> pd.Series:
-    from toolkit.cube import DEFAULT_OBJECTIVES
+    from toolkit.config import OBJECTIVES
     from toolkit.pareto import pareto_mask
 
-    senses = [DEFAULT_OBJECTIVES.get(o, "min") for o in objectives]
+    senses = [OBJECTIVES.get(o, "min") for o in objectives]
     if df.empty:
         return pd.Series([], dtype=bool, index=df.index)
     return pd.Series(pareto_mask(df[objectives].to_numpy(float), senses), index=df.index)

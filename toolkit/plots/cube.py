@@ -75,7 +75,7 @@ def pareto_front_2d(data: xr.Dataset | pd.DataFrame, x: str = "latency_ms",
 
     Args:
         data: a cube (means over repeats are plotted) or a per-configuration table.
-        x, y: objective columns (senses from :data:`toolkit.cube.DEFAULT_OBJECTIVES`;
+        x, y: objective columns (senses from :data:`toolkit.config.OBJECTIVES`;
             other columns are minimised).
         hue: column that colours the points (the third objective), or None.
         log_y: logarithmic y axis.

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.errors import ToolkitError
+from toolkit.config import ACCELERATORS, EDGE_ACCELS
+from toolkit.errors import ToolkitError, choices
 from toolkit.models.split import SplitModel
 
 __all__ = ["Runner", "StageCache", "configure_threads"]
@@ -80,12 +81,15 @@ class StageCache:
         """Runner of the head for ``split`` (None at split 0)."""
         key = ("head", split, edge_accel)
         if key not in self._runners:
-            model = self.split_model.head(split)
+            model, accel = self.split_model.head(split), ACCELERATORS["edge"].get(edge_accel)
             if model is None:
                 runner = None
-            elif edge_accel == "none":
+            elif accel is None:
+                raise ToolkitError(
+                    f"unknown edge accelerator {edge_accel!r}; valid: {choices(EDGE_ACCELS)}")
+            elif not accel.int8:
                 runner = keras_runner(model)
-            elif edge_accel == "int8" or (self.emulate_tpu and edge_accel.startswith("tpu-")):
+            elif accel.device != "tpu" or self.emulate_tpu:
                 from toolkit.models.quantize import Int8Runner, quantize_int8_cached
 
                 if self.x_calib is None:
@@ -95,13 +99,8 @@ class StageCache:
                     f"{self.split_model.name}-split{split}",
                 )
                 runner = Int8Runner(flat, num_threads=self.threads)
-            elif edge_accel in ("tpu-std", "tpu-max"):
-                runner = self._edgetpu_head(split)
             else:
-                raise ToolkitError(
-                    f"unknown edge accelerator {edge_accel!r}; valid: none, int8, tpu-std, "
-                    "tpu-max"
-                )
+                runner = self._edgetpu_head(split)
             self._runners[key] = runner
         return self._runners[key]
 
@@ -124,12 +123,14 @@ class StageCache:
         """Runner of the tail for ``split`` (None at the last split)."""
         key = ("tail", split, cloud_accel)
         if key not in self._runners:
-            model = self.split_model.tail(split)
+            model, accel = self.split_model.tail(split), ACCELERATORS["cloud"].get(cloud_accel)
             if model is None:
                 runner = None
-            elif cloud_accel == "none":
+            elif accel is None:
+                raise ToolkitError(f"unknown cloud accelerator {cloud_accel!r}")
+            elif accel.device == "cpu":
                 runner = keras_runner(model, device="/CPU:0")
-            elif cloud_accel == "gpu":
+            else:
                 import tensorflow as tf
 
                 if not tf.config.list_physical_devices("GPU"):
@@ -138,7 +139,5 @@ class StageCache:
                         "(check CUDA_VISIBLE_DEVICES and the TensorFlow build)"
                     )
                 runner = keras_runner(model, device="/GPU:0")
-            else:
-                raise ToolkitError(f"unknown cloud accelerator {cloud_accel!r}")
             self._runners[key] = runner
         return self._runners[key]

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from toolkit.config import CONFIG_KEYS
+
 __all__ = ["LOGGER", "LOG_LEVELS", "Metrics", "json_record", "log_event", "setup_logging",
            "start_http"]
 
@@ -32,7 +34,6 @@ LOGGER = logging.getLogger("toolkit.scheduler")
 #: valid ``--log-level`` values
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
-_CANONICAL = ("model", "split", "cpu_freq", "edge_accel", "cloud_accel")
 _OUTCOMES = ("ok", "timeout", "failed", "cancelled", "malformed")
 _MS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                0.5, 1.0, 2.5, 5.0, 10.0)
@@ -122,7 +123,7 @@ class Metrics:
         self.connections = Gauge("connections", "Open client connections", namespace=ns,
                                  registry=r)
         self.active = Gauge("active_configuration", "1 for the configuration the testbed "
-                            "holds now (the last one chosen)", [*_CANONICAL, "extra"],
+                            "holds now (the last one chosen)", [*CONFIG_KEYS, "extra"],
                             namespace=ns, registry=r)
         self._active: tuple[str, ...] | None = None
 
@@ -160,8 +161,8 @@ class Metrics:
             self._set_active(config)
 
     def _set_active(self, config: dict[str, Any]) -> None:
-        extra = {k: v for k, v in config.items() if k not in _CANONICAL}
-        labels = (*(str(config.get(k, "")) for k in _CANONICAL),
+        extra = {k: v for k, v in config.items() if k not in CONFIG_KEYS}
+        labels = (*(str(config.get(k, "")) for k in CONFIG_KEYS),
                   json.dumps(extra, sort_keys=True, separators=(",", ":")) if extra else "")
         if labels == self._active:
             return

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from toolkit.config import coerce_value
 from toolkit.errors import ToolkitError
 from toolkit.widgets._display import close_all, error_html, show_figure, show_table
 
@@ -115,7 +116,7 @@ class TradeoffExplorer:
 
     def _filter(self, key: str, label: str, style: dict[str, str]) -> widgets.SelectMultiple:
         values = sorted(self.means[key].unique().tolist())
-        values = [int(v) if key == "cpu_freq" else str(v) for v in values]
+        values = [coerce_value(key, v) for v in values]
         return widgets.SelectMultiple(options=values, value=tuple(values), description=label,
                                       rows=min(len(values), 7), style=style)
 
