@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cloud-accels", type=str_list, help="cloud accelerators (default: all "
                    "the testbed runs)")
     p.add_argument("--codecs", type=str_list, default=["fp32"],
-                   help="activation codecs (more than one adds a codec dimension)")
+                   help="activation codecs (more than one adds a codec dimension; edge-only, "
+                   "which sends nothing, is measured with the first one only)")
     p.add_argument("--runs", default="1",
                    help="runs per configuration (repeats), or 'auto': repeat until the 95%% "
                    "confidence half-width of mean latency and energy is within --rel-ci of "
@@ -143,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         if skipped:
             print(f"skipping {len(skipped)} invalid combinations (e.g. {skipped[0]})")
         spec = CampaignSpec(configs, codecs=args.codecs, runs=runs, samples=args.samples,
-                            order=args.order, seed=args.seed, repeats=repeats)
+                            order=args.order, seed=args.seed, repeats=repeats,
+                            n_splits=n_splits)
         campaign = Campaign(testbed, spec, args.out)
         campaign.run()
         print(campaign.summary)
