@@ -35,7 +35,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,6 +45,10 @@ from toolkit.errors import ToolkitError, choices
 from toolkit.fileio import atomic_output, read_json
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
+
+if TYPE_CHECKING:  # pandas and xarray are imported only where a cube is read
+    import pandas as pd
+    import xarray as xr
 
 __all__ = [
     "DEFAULT_RULE",
@@ -534,7 +538,8 @@ def _read_columns(block: Mapping[str, Any],
 # --------------------------------------------------------------------------- comparing rules
 
 
-def compare_rules(cube: Any, threshold_ms: float, *, target: float = 0.99) -> Any:
+def compare_rules(cube: xr.Dataset, threshold_ms: float, *,
+                  target: float = 0.99) -> pd.DataFrame:
     """What each selection rule picks for one request with this latency threshold.
 
     The rules of :data:`toolkit.rules.RULES` run on a policy made from the

@@ -142,8 +142,9 @@ class CubeEvaluator(Evaluator):
                                       for k, v in single_extras(dims).items()}
         data = data.isel({k: 0 for k in self.fixed}, drop=True)
         varying = [k for k in dims if k not in self.fixed]
-        if single_codec(cube) is not None and "codec" not in self.fixed:
-            self.fixed["codec"] = single_codec(cube)
+        codec = single_codec(cube)
+        if codec is not None and "codec" not in self.fixed:
+            self.fixed["codec"] = codec
         #: the key of a configuration in :attr:`table`, in order
         self.keys: tuple[str, ...] = (*GENES, *varying)
         present = [o for o in OBJECTIVES

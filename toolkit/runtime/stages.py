@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.config import ACCELERATORS, EDGE_ACCELS
+from toolkit.config import ACCELERATORS, CLOUD_ACCELS, EDGE_ACCELS
 from toolkit.errors import ToolkitError, choices
 from toolkit.models.split import SplitModel
 
@@ -127,7 +127,8 @@ class StageCache:
             if model is None:
                 runner = None
             elif accel is None:
-                raise ToolkitError(f"unknown cloud accelerator {cloud_accel!r}")
+                raise ToolkitError(f"unknown cloud accelerator {cloud_accel!r}; valid: "
+                                   f"{choices(CLOUD_ACCELS)}")
             elif accel.device == "cpu":
                 runner = keras_runner(model, device="/CPU:0")
             else:
