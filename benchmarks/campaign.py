@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 from toolkit.campaign import Campaign, CampaignSpec, grid
-from toolkit.devices.local import LocalTestbed
-from toolkit.devices.pool import TestbedPool
+from toolkit.devices.testbeds.local import LocalTestbed
+from toolkit.devices.testbeds.pool import TestbedPool
 
 MODEL = "digits-cnn"
 POOL_FREQ = 600

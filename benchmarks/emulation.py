@@ -49,8 +49,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pandas as pd
 from tqdm.auto import tqdm
 
-from toolkit.devices.local import LocalTestbed
-from toolkit.devices.splinter_fit import fit_splinter_cloud, vgg16_tail_costs
+from toolkit.devices.testbeds.local import LocalTestbed
+from toolkit.devices.testbeds.splinter_fit import fit_splinter_cloud, vgg16_tail_costs
 from toolkit.errors import ToolkitError
 from toolkit.hardware.profile import load_profile
 from toolkit.paths import SPLINTER_DIR

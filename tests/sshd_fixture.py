@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from toolkit.devices.sshlib import import_asyncssh
+from toolkit.devices.transport.sshlib import import_asyncssh
 
 asyncssh = import_asyncssh()
 

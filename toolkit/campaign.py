@@ -2,7 +2,7 @@
 
 A campaign runs a list of configurations (a grid or an explicit list), each
 ``runs`` times with ``samples`` samples per run, on a :class:`Testbed` or a
-:class:`~toolkit.devices.pool.TestbedPool` of interchangeable testbeds that
+:class:`~toolkit.devices.testbeds.pool.TestbedPool` of interchangeable testbeds that
 measure different configurations at the same time, and collects the runs into
 a cube. With adaptive repeats (:class:`~toolkit.repeats.AdaptiveRepeats`) each
 configuration is repeated until the confidence interval of its means is narrow
@@ -49,8 +49,8 @@ import xarray as xr
 
 from toolkit.config import Config, config_problems
 from toolkit.cube import cube_from_runs, save_cube
-from toolkit.devices.pool import TestbedPool
-from toolkit.devices.testbed import Testbed
+from toolkit.devices.testbeds.pool import TestbedPool
+from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
 from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
@@ -234,7 +234,7 @@ class CampaignSummary:
 class Campaign:
     """Runs a :class:`CampaignSpec` on a testbed, or a pool of testbeds, into a cube file.
 
-    With a pool (a :class:`~toolkit.devices.pool.TestbedPool` or a list of
+    With a pool (a :class:`~toolkit.devices.testbeds.pool.TestbedPool` or a list of
     testbeds), each testbed takes the next run (the next configuration, with
     adaptive repeats) as soon as it is free, so different configurations run on
     different testbeds at the same time. There is still one journal: resume,

@@ -156,7 +156,7 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
     """Run the demo; see the module docstring. Returns what it wrote."""
     from toolkit.campaign import Campaign, CampaignSpec, grid
     from toolkit.cube import config_means, pareto_configs
-    from toolkit.devices.local import LocalTestbed
+    from toolkit.devices.testbeds.local import LocalTestbed
     from toolkit.models import SplitModel, load_model
     from toolkit.plots import energy_latency
 

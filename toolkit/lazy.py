@@ -7,7 +7,7 @@ when a name is first used, so a light import (the CLI's help, the codecs, a
 cube) stays light.
 
 A public name may share its name with the submodule that defines it
-(``toolkit.simulate.simulate``, ``toolkit.devices.fanout.fanout``). Importing
+(``toolkit.simulate.simulate``). Importing
 such a submodule makes Python set the package's attribute to the submodule,
 which would hide the function; the package's module class therefore keeps the
 exported object there instead, as an eager ``from .simulate import simulate``

@@ -9,7 +9,7 @@ import threading
 import time
 
 from toolkit.campaign import Campaign, CampaignSpec, grid
-from toolkit.devices.local import LocalTestbed
+from toolkit.devices.testbeds.local import LocalTestbed
 from toolkit.retry import Journal
 
 

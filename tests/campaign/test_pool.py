@@ -19,8 +19,8 @@ import pytest
 from toolkit.campaign import Campaign, CampaignSpec, grid
 from toolkit.cli import main
 from toolkit.cube import configurations, open_cube
-from toolkit.devices.local import LocalTestbed
-from toolkit.devices.pool import TestbedPool
+from toolkit.devices.testbeds.local import LocalTestbed
+from toolkit.devices.testbeds.pool import TestbedPool
 from toolkit.errors import ConfigError
 from toolkit.hardware.profile import load_profile
 

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from toolkit.campaign import Campaign, CampaignSpec, grid
-from toolkit.devices.local import LocalTestbed
+from toolkit.devices.testbeds.local import LocalTestbed
 from toolkit.errors import ConfigError
 from toolkit.repeats import AdaptiveRepeats, ci_half_width, stopping_rule_attr, t_975
 

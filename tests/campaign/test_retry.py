@@ -81,7 +81,7 @@ def test_backoff_grows_to_its_longest_delay_and_gives_up_in_time():
 
 
 def test_the_reconnect_policy_is_a_backoff_with_the_documented_defaults():
-    from toolkit.devices.ssh import ReconnectPolicy
+    from toolkit.devices.transport.ssh import ReconnectPolicy
 
     policy = ReconnectPolicy()
     assert isinstance(policy, Backoff)
@@ -132,7 +132,7 @@ def test_a_transient_error_is_retried_until_the_retries_are_used_up(error):
 
 
 def test_ssh_errors_say_whether_a_retry_can_help():
-    from toolkit.devices.ssh import (
+    from toolkit.devices.transport.ssh import (
         AuthError,
         CommandTimeout,
         ConnectError,

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from toolkit import config, cube, pareto, switching
-from toolkit.devices.testbed import RunRecord
+from toolkit.devices.testbeds.testbed import RunRecord
 from toolkit.errors import ConfigError
 from toolkit.optimize import objectives, space
 

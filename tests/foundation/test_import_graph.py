@@ -19,7 +19,7 @@ ROOT = Path(toolkit.__file__).parent
 
 
 def _part(module: str) -> str:
-    """``toolkit.devices.ssh`` -> ``toolkit.devices``; ``toolkit.cube`` -> itself."""
+    """``toolkit.devices.transport.ssh`` -> ``toolkit.devices``; ``toolkit.cube`` -> itself."""
     return ".".join(module.split(".")[:2])
 
 
@@ -137,3 +137,39 @@ def test_the_scan_finds_a_cycle_through_a_deferred_relative_import():
     assert cycles(graph) == [["toolkit.a", "toolkit.b", "toolkit.c"]]
     del sources["toolkit.c"]
     assert cycles(import_graph(sources)) == []
+
+
+#: the layers inside ``toolkit.devices``, lowest first: each imports only those before it
+DEVICE_LAYERS = ("inventory", "transport", "controllers", "testbeds")
+
+
+def _device_layer(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[:2] != ["toolkit", "devices"] or len(parts) < 3:
+        return None
+    return parts[2] if parts[2] in DEVICE_LAYERS else None
+
+
+def test_device_layers_import_only_downwards():
+    """transport/ imports no controller or testbed, controllers/ no testbed."""
+    sources = _toolkit_sources()
+    assert {_device_layer(m) for m in sources} >= set(DEVICE_LAYERS)
+    upward = []
+    for module, (text, _) in sources.items():
+        layer = _device_layer(module)
+        if layer is None:
+            continue
+        allowed = DEVICE_LAYERS[: DEVICE_LAYERS.index(layer) + 1]
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom):
+                assert not node.level, f"{module}:{node.lineno}: devices/ uses absolute imports"
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                target = _device_layer(name)
+                if target is not None and target not in allowed:
+                    upward.append(f"{module}:{node.lineno} imports {name}")
+    assert upward == [], "\n".join(upward)

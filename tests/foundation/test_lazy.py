@@ -9,14 +9,14 @@ import sys
 def test_exported_function_wins_over_its_submodule_after_that_submodule_loads():
     code = """
 import types
-import toolkit.devices.fanout, toolkit.simulate     # Python sets package attributes here
-import toolkit, toolkit.devices
-from toolkit.devices import fanout
-assert isinstance(toolkit.devices.fanout, types.FunctionType), toolkit.devices.fanout
-assert fanout is toolkit.devices.fanout.__globals__["fanout"]
+import toolkit.simulate                      # Python sets the package attribute here
+import toolkit
 assert isinstance(toolkit.simulate, types.FunctionType), toolkit.simulate
-from toolkit.devices.fanout import HostResult       # the submodule itself still imports
-assert HostResult.__module__ == "toolkit.devices.fanout"
+assert toolkit.simulate is toolkit.simulate.__globals__["simulate"]
+from toolkit.simulate import simulate        # the submodule itself still imports
+assert simulate.__module__ == "toolkit.simulate"
+from toolkit.devices import fanout           # and a package's export from a nested module
+assert fanout.__module__ == "toolkit.devices.controllers.fanout", fanout.__module__
 print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -17,7 +17,7 @@ import pytest
 
 from toolkit.config import CONFIG_KEYS
 from toolkit.cube import configurations, cube_from_runs, pareto_configs
-from toolkit.devices.local import LocalTestbed
+from toolkit.devices.testbeds.local import LocalTestbed
 from toolkit.errors import ConfigError
 from toolkit.optimize import (
     CampaignEvaluator,

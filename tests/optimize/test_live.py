@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from toolkit.cube import configurations, open_cube
-from toolkit.devices.local import LocalTestbed
+from toolkit.devices.testbeds.local import LocalTestbed
 from toolkit.optimize import CampaignEvaluator, ConfigSpace, Optimizer
 
 

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure (or load), print the report; with ``--fit-splinter`` also the refit."""
-    from toolkit.devices.calibration import host_calibration, report
+    from toolkit.devices.testbeds.calibration import host_calibration, report
     from toolkit.errors import ToolkitError
     from toolkit.hardware.profile import load_profile
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fit(pool: str) -> dict:
-    from toolkit.devices.splinter_fit import fit_splinter, fit_splinter_link, vgg16_costs
+    from toolkit.devices.testbeds.splinter_fit import fit_splinter, fit_splinter_link, vgg16_costs
     from toolkit.paths import SPLINTER_DIR
 
     path = pool or SPLINTER_DIR / "simulation_pool_vgg16.csv"

@@ -97,7 +97,7 @@ def repeats_from(args: argparse.Namespace):
 
 def open_testbeds(args: argparse.Namespace):
     """The testbed, or the pool, that ``--testbed`` and ``--testbeds`` ask for."""
-    from toolkit.devices.factory import open_pool, open_testbed
+    from toolkit.devices.testbeds.factory import open_pool, open_testbed
 
     specs = [s.strip() for s in args.testbed.split(",") if s.strip()] or ["local"]
     options = {"model": args.model[0], "input_size": args.input_size}

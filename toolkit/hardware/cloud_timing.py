@@ -7,7 +7,7 @@ than a cloud node. Where the cloud profile has a ``[tail_timing]`` table, the
 testbed reports the *modelled* time of the tail on DynaSplit's server instead
 (``latency_source`` says so), fitted to DynaSplit's measured ``avg latency
 cloud (ms)`` of VGG16 tails (SPLINTER simulation pool; see
-:func:`toolkit.devices.splinter_fit.fit_splinter_cloud` and
+:func:`toolkit.devices.testbeds.splinter_fit.fit_splinter_cloud` and
 ``docs/calibration.md``).
 
 A tail is described by three counts (:class:`TailCost`): multiply-accumulates,

@@ -25,7 +25,7 @@ from typing import Any
 
 from toolkit.campaign import Campaign, CampaignSpec
 from toolkit.config import Config
-from toolkit.devices.testbed import Testbed
+from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError
 from toolkit.optimize.evaluate import CubeEvaluator, Evaluator, Objectives
 from toolkit.optimize.objectives import Normalizer

@@ -55,7 +55,7 @@ import keras
 import numpy as np
 
 from toolkit.aio import BlockingLifecycle
-from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
+from toolkit.devices.testbeds.cgroups import CpuQuota, open_cpu_quota
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
 from toolkit.errors import DeviceError, ProtocolError, ToolkitError, choices

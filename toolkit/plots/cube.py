@@ -211,7 +211,7 @@ def run_breakdown(record, title: str | None = None) -> plt.Figure:
     """One run's latency as a horizontal stacked bar: edge, transfer, cloud [ms].
 
     Args:
-        record: a :class:`~toolkit.devices.testbed.RunRecord` (or any object with
+        record: a :class:`~toolkit.devices.testbeds.testbed.RunRecord` (or any object with
             ``edge_ms``, ``transfer_ms``, ``cloud_ms`` and ``config``).
         title: the axes title (default: the configuration).
     """

@@ -33,7 +33,7 @@ measured transfer time covers, and what the profile's ``[link]`` is fitted to.
 Where the real transfer is already longer (a loaded host), it is kept as it is.
 
 ``edge_target_ms`` emulates a slower edge device (the local testbed's ``pad``
-timing, see :mod:`toolkit.devices.calibration`): the head runs for real, then
+timing, see :mod:`toolkit.devices.testbeds.calibration`): the head runs for real, then
 the worker sleeps until the head's time reaches the target. A head that takes
 longer than the target on this host is not shortened (``edge_ms`` then exceeds
 the target; ``pad_ms``, the time waited, is negative for that sample), unless

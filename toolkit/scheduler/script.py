@@ -150,7 +150,7 @@ async def serve(args: argparse.Namespace) -> int:
     policy = Policy.load(args.policy)
     testbed = None
     if not args.dry_run:
-        from toolkit.devices.factory import open_testbed
+        from toolkit.devices.testbeds.factory import open_testbed
 
         for config in policy.configs:             # refuse what no testbed runs live
             problem = live_problem(config)

@@ -12,7 +12,7 @@ import atexit
 import threading
 from collections.abc import Callable
 
-from toolkit.devices.testbed import Testbed
+from toolkit.devices.testbeds.testbed import Testbed
 
 __all__ = ["close_at_exit"]
 

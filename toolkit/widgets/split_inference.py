@@ -2,7 +2,7 @@
 
 The panel holds no logic of its own: the cut points come from the testbed's
 :class:`~toolkit.models.SplitModel`, a run is :meth:`Testbed.run
-<toolkit.devices.testbed.Testbed.run>`, the bar is :func:`toolkit.plots.run_breakdown`.
+<toolkit.devices.testbeds.testbed.Testbed.run>`, the bar is :func:`toolkit.plots.run_breakdown`.
 
 Example (in a notebook cell)::
 
@@ -21,7 +21,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from toolkit.config import CODECS, Config
-from toolkit.devices.testbed import RunRecord, Testbed
+from toolkit.devices.testbeds.testbed import RunRecord, Testbed
 from toolkit.errors import ToolkitError
 from toolkit.widgets._display import close_all, error_html, show_figure, show_table
 from toolkit.widgets.lifetime import close_at_exit
@@ -45,7 +45,7 @@ class SplitInferencePanel:
         model: the model selected first.
         models: the models the model menu offers.
         testbed: the testbed to run on; default a
-            :class:`~toolkit.devices.local.LocalTestbed`, created now (cheap) and
+            :class:`~toolkit.devices.testbeds.local.LocalTestbed`, created now (cheap) and
             started on the first run. A testbed the panel created is closed by
             :meth:`close` or when Python exits (:func:`close_at_exit`); one passed
             in is left to its owner.
@@ -59,7 +59,7 @@ class SplitInferencePanel:
         progress: the stage progress bar; ``status``: its text.
         result: the last run as text (HTML); ``plot``: its latency breakdown bar;
             ``table``: every run of this panel.
-        records: every :class:`~toolkit.devices.testbed.RunRecord`, oldest first.
+        records: every :class:`~toolkit.devices.testbeds.testbed.RunRecord`, oldest first.
         widget: the whole panel (what the notebook displays).
     """
 
@@ -67,7 +67,7 @@ class SplitInferencePanel:
                  testbed: Testbed | None = None, samples: int = 50,
                  split: int | None = None) -> None:
         if testbed is None:
-            from toolkit.devices.local import LocalTestbed
+            from toolkit.devices.testbeds.local import LocalTestbed
 
             testbed = LocalTestbed(model=model)
             self._close_testbed: Callable[[], None] | None = close_at_exit(testbed)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolkit.devices.local import LocalTestbed
-from toolkit.devices.splinter_fit import fit_splinter_link
+from toolkit.devices.testbeds.local import LocalTestbed
+from toolkit.devices.testbeds.splinter_fit import fit_splinter_link
 from toolkit.errors import ConfigError
 from toolkit.paths import SPLINTER_DIR
 

@@ -2,11 +2,11 @@
 
 The cloud worker is any command (an argv list; the runtime's
 ``python -m toolkit.runtime.cloud ...``) started as a
-:class:`~toolkit.devices.remote.RemoteProcess`. With ``cloud_accel="gpu"`` it sees
+:class:`~toolkit.devices.transport.remote.RemoteProcess`. With ``cloud_accel="gpu"`` it sees
 the profile's GPU (``CUDA_VISIBLE_DEVICES=<index>``, index from the profile's
 ``[gpu] index``, default 0); with ``"none"`` it sees no GPU at all
 (``CUDA_VISIBLE_DEVICES=`` empty). Switching the cloud accelerator restarts the
-worker, timed into a :class:`~toolkit.devices.base.KnobChange`.
+worker, timed into a :class:`~toolkit.devices.controllers.base.KnobChange`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from toolkit.devices.base import KnobChange
-from toolkit.devices.deploy import DeployReport, deploy
+from toolkit.devices.controllers.base import KnobChange
 from toolkit.devices.inventory import Host
-from toolkit.devices.remote import RemoteProcess, StopResult
-from toolkit.devices.ssh import SshTransport
+from toolkit.devices.transport.deploy import DeployReport, deploy
+from toolkit.devices.transport.remote import RemoteProcess, StopResult
+from toolkit.devices.transport.ssh import SshTransport
 from toolkit.errors import ConfigError
 from toolkit.hardware.profile import DeviceProfile
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from toolkit.devices.calibration import calibration_path, host_calibration, report
-from toolkit.devices.splinter_fit import (
+from toolkit.devices.testbeds.calibration import calibration_path, host_calibration, report
+from toolkit.devices.testbeds.splinter_fit import (
     fit_splinter,
     fit_splinter_cloud,
     splinter_edge_medians,

@@ -3,7 +3,7 @@
 :func:`deploy` takes ``{local_path: remote_path}``, asks the host for the sha256
 of every target in one ``sha256sum`` call, and uploads only the files whose
 remote checksum differs (each upload is itself verified, see
-:meth:`~toolkit.devices.ssh.SshTransport.upload`). Used to push split-model
+:meth:`~toolkit.devices.transport.ssh.SshTransport.upload`). Used to push split-model
 head/tail artifacts and worker code to edge and cloud hosts.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from toolkit.devices.ssh import SshTransport, file_sha256
+from toolkit.devices.transport.ssh import SshTransport, file_sha256
 from toolkit.errors import ToolkitError
 
 __all__ = ["DeployReport", "deploy"]

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit.devices.inventory import Host
-from toolkit.devices.sshlib import import_asyncssh
+from toolkit.devices.transport.sshlib import import_asyncssh
 from toolkit.errors import ConfigError, DeviceError, ToolkitError
 from toolkit.retry import Backoff
 
@@ -526,7 +526,7 @@ class SshTransport:
 
         The channel holds one of the host's session slots until it closes. Its
         command runs without the ``timeout`` guard: whoever feeds it bounds the
-        work it starts (see :class:`toolkit.devices.shell.RemoteShell`).
+        work it starts (see :class:`toolkit.devices.transport.shell.RemoteShell`).
         """
         proc, slots = await self._open_in_slot(remote_command(argv, env))
         self._release_when_closed(proc, slots, None)

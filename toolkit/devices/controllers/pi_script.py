@@ -26,7 +26,7 @@ per line), so the last line received still names a command that hangs. A
 failing command ends the script with the step's own exit code (``11`` + the
 step's index) after a ``fail`` line naming the step, the command and its exit
 status. :meth:`KnobScript.changes` turns the report into
-:class:`~toolkit.devices.base.KnobChange` records and verifies each knob from
+:class:`~toolkit.devices.controllers.base.KnobChange` records and verifies each knob from
 what was read back, with the same rules as before (:func:`parse_uhubctl`,
 :func:`runtime_mode`).
 """
@@ -41,10 +41,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from toolkit.devices.base import KnobChange
+from toolkit.devices.controllers.base import KnobChange
 
 if TYPE_CHECKING:
-    from toolkit.devices.pi import PiSettings
+    from toolkit.devices.controllers.pi import PiSettings
 
 __all__ = ["KnobScript", "ScriptReport", "StepReport", "parse_uhubctl", "runtime_mode"]
 

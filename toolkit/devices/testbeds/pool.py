@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.aio import BackgroundLoop, BlockingLifecycle
-from toolkit.devices.testbed import Testbed
+from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError, choices
 from toolkit.hardware.profile import DeviceProfile
 
@@ -102,10 +102,10 @@ class TestbedPool(BlockingLifecycle):
             n: how many (at least 1).
             log_dir: folder for the workers' logs; each testbed logs into its own
                 sub-folder named after it (default: a new temp folder each).
-            options: passed to every :class:`~toolkit.devices.local.LocalTestbed`
+            options: passed to every :class:`~toolkit.devices.testbeds.local.LocalTestbed`
                 (profiles, ``model``, ``input_size``, ``link``, ``throttle``).
         """
-        from toolkit.devices.local import LocalTestbed
+        from toolkit.devices.testbeds.local import LocalTestbed
 
         if n < 1:
             raise ConfigError(f"a pool needs at least 1 testbed, got {n}")

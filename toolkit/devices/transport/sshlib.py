@@ -8,8 +8,8 @@ with exactly that warning ignored — by category and by the warning's module
 (asyncssh's own) — and only for the duration of the import. Nothing else is
 filtered, and warnings are never switched off globally.
 
-Only the modules that really speak SSH (``toolkit.devices.ssh`` and
-``toolkit.devices.shell``) call it, so ``import toolkit.devices`` and every
+Only the modules that really speak SSH (``toolkit.devices.transport.ssh`` and
+``toolkit.devices.transport.shell``) call it, so ``import toolkit.devices`` and every
 command that does not use SSH never import asyncssh at all.
 """
 

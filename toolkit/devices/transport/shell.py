@@ -1,6 +1,6 @@
 """A long-lived remote shell: many commands over one SSH channel, one at a time.
 
-Every :meth:`SshTransport.run <toolkit.devices.ssh.SshTransport.run>` opens a new
+Every :meth:`SshTransport.run <toolkit.devices.transport.ssh.SshTransport.run>` opens a new
 SSH session, for which sshd forks a process and starts the login shell. A
 :class:`RemoteShell` opens one session running ``sh`` once and then writes each
 command to that shell's standard input, so a command costs the host only the
@@ -9,10 +9,10 @@ once cheap (see :meth:`toolkit.devices.PiController.apply`).
 
 Every command keeps the guarantees of ``SshTransport.run``: it is an argv list
 quoted with :func:`shlex.join`; it runs under the host's coreutils ``timeout``
-(:func:`~toolkit.devices.ssh.guarded_command`) with standard input from
+(:func:`~toolkit.devices.transport.ssh.guarded_command`) with standard input from
 ``/dev/null``; the client gives up after the limit with
-:class:`~toolkit.devices.ssh.CommandTimeout`; a dropped connection raises
-:class:`~toolkit.devices.ssh.ConnectionLost`. After a timeout or a loss the
+:class:`~toolkit.devices.transport.ssh.CommandTimeout`; a dropped connection raises
+:class:`~toolkit.devices.transport.ssh.ConnectionLost`. After a timeout or a loss the
 channel is discarded and the next command opens a fresh one (reconnecting with
 backoff where needed). Output ends at a random sentinel the shell prints after
 the command, with the exit status (``128 + N`` when a signal ended it).
@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 
-from toolkit.devices.ssh import (
+from toolkit.devices.transport.ssh import (
     CommandFailed,
     CommandResult,
     CommandTimeout,
@@ -34,7 +34,7 @@ from toolkit.devices.ssh import (
     guarded_command,
     remote_command,
 )
-from toolkit.devices.sshlib import import_asyncssh
+from toolkit.devices.transport.sshlib import import_asyncssh
 
 asyncssh = import_asyncssh()
 

@@ -1,10 +1,10 @@
 """The SSH testbed: a real edge device and cloud host, driven over SSH.
 
-:class:`SshTestbed` implements the :class:`~toolkit.devices.testbed.Testbed`
-interface (the one :class:`~toolkit.devices.local.LocalTestbed` implements) on an
+:class:`SshTestbed` implements the :class:`~toolkit.devices.testbeds.testbed.Testbed`
+interface (the one :class:`~toolkit.devices.testbeds.local.LocalTestbed` implements) on an
 inventory of kind ``ssh`` with one edge host (a Raspberry Pi with a Coral USB
-TPU, through :class:`~toolkit.devices.pi.PiController`) and one cloud host
-(through :class:`~toolkit.devices.cloud.CloudController`). Campaigns, the
+TPU, through :class:`~toolkit.devices.controllers.pi.PiController`) and one cloud host
+(through :class:`~toolkit.devices.controllers.cloud.CloudController`). Campaigns, the
 optimizer and the scheduler drive it exactly like the local one.
 
 Starting it (:meth:`~SshTestbed.astart`):
@@ -19,7 +19,7 @@ Starting it (:meth:`~SshTestbed.astart`):
 3. starts the cloud worker (``<python> -m toolkit.runtime.cloud``) on the cloud
    host with the current cloud accelerator, and the edge worker
    (``<python> -m toolkit.runtime.edge``) on the edge host, as background
-   :class:`~toolkit.devices.remote.RemoteProcess` es that bind the host's
+   :class:`~toolkit.devices.transport.remote.RemoteProcess` es that bind the host's
    inventory ``address`` and ``worker_port`` (0: any free port);
 4. reads each worker's ``{"event": "listening", ...}`` announcement from its
    remote log (or its error, or gives up after ``startup_timeout_s``), and
@@ -46,7 +46,7 @@ Applying a configuration sets the edge knobs with ``PiController.apply`` (CPU
 frequency, TPU power and runtime mode: one remote command) and, at the same
 time, the cloud accelerator with ``CloudController.set_cloud_accel`` (the cloud
 worker restarts, with or without the GPU, only when the accelerator changes);
-every :class:`~toolkit.devices.base.KnobChange` is returned (the
+every :class:`~toolkit.devices.controllers.base.KnobChange` is returned (the
 reconfiguration cost). Runs go through the edge client exactly like on the
 local testbed.
 
@@ -77,15 +77,15 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.config import CLOUD_ACCELS, EDGE_ACCELS, TPU_ACCELS, Config
-from toolkit.devices.base import KnobChange
-from toolkit.devices.cloud import CloudController
-from toolkit.devices.deploy import deploy
+from toolkit.devices.controllers.base import KnobChange
+from toolkit.devices.controllers.cloud import CloudController
+from toolkit.devices.controllers.pi import PiController
 from toolkit.devices.inventory import Host, Inventory, MeterSpec, load_inventory
-from toolkit.devices.local import Link
-from toolkit.devices.pi import PiController
-from toolkit.devices.remote import RemoteProcess
-from toolkit.devices.ssh import ReconnectPolicy, SshTransport, file_sha256
-from toolkit.devices.testbed import Testbed
+from toolkit.devices.testbeds.local import Link
+from toolkit.devices.testbeds.testbed import Testbed
+from toolkit.devices.transport.deploy import deploy
+from toolkit.devices.transport.remote import RemoteProcess
+from toolkit.devices.transport.ssh import ReconnectPolicy, SshTransport, file_sha256
 from toolkit.energy.meter import Meter, MeterUnavailableError
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ConfigError, DeviceError, ToolkitError, choices

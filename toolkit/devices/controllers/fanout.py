@@ -16,8 +16,8 @@ from typing import Generic, TypeVar
 from tqdm.auto import tqdm
 
 from toolkit.config import Config
-from toolkit.devices.base import EdgeController, KnobChange
-from toolkit.devices.ssh import CommandResult, SshTransport
+from toolkit.devices.controllers.base import EdgeController, KnobChange
+from toolkit.devices.transport.ssh import CommandResult, SshTransport
 
 __all__ = ["HostResult", "apply_all", "failed", "fanout", "run_all"]
 

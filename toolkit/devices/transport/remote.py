@@ -1,7 +1,7 @@
 """Long-running processes on a remote host: start, watch, stream logs, stop.
 
 A :class:`RemoteProcess` is a command started in the background on a host through
-an :class:`~toolkit.devices.ssh.SshTransport`, in its own session (``setsid``), so
+an :class:`~toolkit.devices.transport.ssh.SshTransport`, in its own session (``setsid``), so
 that it outlives the SSH channel that started it. Its PID, log and exit status
 live in files under the host's work folder::
 
@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from toolkit.devices.ssh import SshTransport, remote_command
+from toolkit.devices.transport.ssh import SshTransport, remote_command
 from toolkit.errors import DeviceError, ToolkitError
 
 __all__ = ["RemoteProcess", "StopResult"]

@@ -20,7 +20,7 @@ from toolkit.devices import (
     SshTransport,
     load_profile,
 )
-from toolkit.devices.pi_script import KnobScript
+from toolkit.devices.controllers.pi_script import KnobScript
 
 NASTY = ["a b", "$HOME", "`id`", "x; rm -rf /tmp/nothing", "it's", 'say "hi"', "*", "new\nline"]
 

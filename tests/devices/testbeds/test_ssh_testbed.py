@@ -377,7 +377,7 @@ def test_data_folder_is_deployed_to_the_edge_and_scored_against_its_labels(bed, 
     """The folder's order (class by class) differs from the built-in digits' order, so
     a high accuracy needs the edge worker to read the deployed images and the
     controller to score them against the folder's labels."""
-    import toolkit.devices.ssh_testbed as ssh_testbed
+    import toolkit.devices.testbeds.ssh_testbed as ssh_testbed
 
     monkeypatch.setattr(ssh_testbed, "_DATA_BATCH", 25)  # 60 images: three deploys
     data = tmp_path / "digits"

@@ -6,8 +6,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from toolkit.devices.pool import TestbedPool, local_start_limit
-from toolkit.devices.testbed import Testbed
+from toolkit.devices.testbeds.pool import TestbedPool, local_start_limit
+from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError
 
 __all__ = ["open_pool", "open_testbed"]
@@ -28,8 +28,8 @@ def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
             local testbed.
     """
     from toolkit.devices.inventory import load_inventory
-    from toolkit.devices.local import LocalTestbed
-    from toolkit.devices.ssh_testbed import SshTestbed
+    from toolkit.devices.testbeds.local import LocalTestbed
+    from toolkit.devices.testbeds.ssh_testbed import SshTestbed
 
     if not options.get("edgetpu_dir"):
         options.pop("edgetpu_dir", None)
@@ -69,9 +69,9 @@ def open_pool(specs: str | os.PathLike | Sequence[str | os.PathLike], copies: in
     Raises:
         ConfigError: ``copies`` below 1, or above 1 with several specs or an SSH
             inventory; testbeds that cannot share a pool (see
-            :class:`~toolkit.devices.pool.TestbedPool`).
+            :class:`~toolkit.devices.testbeds.pool.TestbedPool`).
     """
-    from toolkit.devices.local import LocalTestbed
+    from toolkit.devices.testbeds.local import LocalTestbed
 
     specs = [specs] if isinstance(specs, (str, os.PathLike)) else list(specs)
     if copies < 1:

@@ -8,9 +8,9 @@ host (outputs and accuracy are real); the edge's *time* is made the device's:
   tables): the edge worker pads each head's time to the device's, from the
   profile's timing model fitted to DynaSplit's Raspberry Pi measurements
   (:mod:`toolkit.hardware.edge_timing`); fp32 heads take the int8 time × the
-  host's measured fp32/int8 ratio (:mod:`toolkit.devices.calibration`).
+  host's measured fp32/int8 ratio (:mod:`toolkit.devices.testbeds.calibration`).
 * ``edge_timing="quota"``: a cgroup CPU quota of ``device / host throughput``
-  host cores per frequency (calibrated; see :mod:`toolkit.devices.cgroups` for
+  host cores per frequency (calibrated; see :mod:`toolkit.devices.testbeds.cgroups` for
   its limits); without ``[timing]`` tables, ``emulated_cores × f / f_max``.
 
 Edge accelerators: ``none`` (Keras fp32), ``int8`` (the quantised head on the
@@ -49,9 +49,9 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.config import TPU_ACCELS, Config
-from toolkit.devices.base import KnobChange
-from toolkit.devices.cgroups import CpuQuota, open_cpu_quota
-from toolkit.devices.testbed import Testbed
+from toolkit.devices.controllers.base import KnobChange
+from toolkit.devices.testbeds.cgroups import CpuQuota, open_cpu_quota
+from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.energy.meter import Meter
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.hardware.cloud_timing import tail_cost
@@ -198,7 +198,7 @@ class LocalTestbed(Testbed):
     def calibration(self):
         """The host calibration against the edge profile (measured once per machine)."""
         if self._calibration is None:
-            from toolkit.devices.calibration import host_calibration, report
+            from toolkit.devices.testbeds.calibration import host_calibration, report
 
             self._calibration = report(self.edge_profile, host_calibration())
         return self._calibration

@@ -25,7 +25,7 @@ import numpy as np
 
 from toolkit.aio import BlockingLifecycle
 from toolkit.config import KEYS, VARIABLES, Config, config_problems
-from toolkit.devices.base import KnobChange
+from toolkit.devices.controllers.base import KnobChange
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ConfigError, ToolkitError, choices

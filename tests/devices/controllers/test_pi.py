@@ -10,7 +10,7 @@ from fake_pi import make_fake_pi  # tests/ is on sys.path (conftest)
 
 from toolkit.config import Config
 from toolkit.devices import CommandTimeout, PiController, SshTransport, load_profile
-from toolkit.devices.pi import PiSettings, parse_uhubctl
+from toolkit.devices.controllers.pi import PiSettings, parse_uhubctl
 from toolkit.errors import ConfigError
 
 

@@ -187,7 +187,7 @@ def host_calibration(refresh: bool = False, rounds: int = 9) -> HostCalibration:
         if cached is not None and cached.host == socket.gethostname():
             return cached
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "toolkit.devices.calibration",
+    proc = subprocess.run([sys.executable, "-m", "toolkit.devices.testbeds.calibration",
                            "--rounds", str(rounds)], capture_output=True, text=True,
                           env=env, stdin=subprocess.DEVNULL, timeout=600)
     if proc.returncode != 0:
@@ -258,7 +258,7 @@ def report(profile: DeviceProfile, host: HostCalibration) -> CalibrationReport:
 def _main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m toolkit.devices.calibration")
+    parser = argparse.ArgumentParser(prog="python -m toolkit.devices.testbeds.calibration")
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
     from toolkit.runtime.stages import configure_threads

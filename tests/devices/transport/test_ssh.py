@@ -22,8 +22,8 @@ from toolkit.devices import (
     SshTransport,
     deploy,
 )
-from toolkit.devices.ssh import CIPHERS, remote_command
-from toolkit.devices.sshlib import import_asyncssh
+from toolkit.devices.transport.ssh import CIPHERS, remote_command
+from toolkit.devices.transport.sshlib import import_asyncssh
 from toolkit.errors import ConfigError, ToolkitError
 
 asyncssh = import_asyncssh()
@@ -170,7 +170,7 @@ async def test_verification_off_warns_on_connect(sshd, make_host, tmp_path, capl
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     host = make_host(sshd, known_hosts=None, verify_host_keys=False)
-    with caplog.at_level(logging.WARNING, logger="toolkit.devices.ssh"):
+    with caplog.at_level(logging.WARNING, logger="toolkit.devices.transport.ssh"):
         async with SshTransport(host) as t:
             assert (await t.run(["echo", "ok"])).stdout == "ok\n"
     assert "host key verification is OFF for pi" in caplog.text

@@ -16,12 +16,12 @@ Every knob is changed with real commands on the Pi and verified by reading it ba
 
 Privileged writes run as ``sudo -n ...`` where the profile's ``use_sudo`` says so
 (``-n``: fail at once rather than wait for a password). Each change is timed into
-a :class:`~toolkit.devices.base.KnobChange`; a knob that already has the value is
+a :class:`~toolkit.devices.controllers.base.KnobChange`; a knob that already has the value is
 left alone (``changed=False``).
 
 Changing knobs (:meth:`PiController.apply`, ``set_*``) is one remote command per
-call: a :class:`~toolkit.devices.pi_script.KnobScript` run in the controller's
-long-lived :class:`~toolkit.devices.shell.RemoteShell`, which reports every step
+call: a :class:`~toolkit.devices.controllers.pi_script.KnobScript` run in the controller's
+long-lived :class:`~toolkit.devices.transport.shell.RemoteShell`, which reports every step
 with its timing on the host.
 """
 
@@ -36,13 +36,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from toolkit.config import ACCELERATORS, Config
-from toolkit.devices.base import EdgeController, KnobChange
-from toolkit.devices.deploy import DeployReport, deploy
+from toolkit.devices.controllers.base import EdgeController, KnobChange
+from toolkit.devices.controllers.pi_script import KnobScript, parse_uhubctl, runtime_mode
 from toolkit.devices.inventory import Host
-from toolkit.devices.pi_script import KnobScript, parse_uhubctl, runtime_mode
-from toolkit.devices.remote import RemoteProcess
-from toolkit.devices.shell import RemoteShell
-from toolkit.devices.ssh import (
+from toolkit.devices.transport.deploy import DeployReport, deploy
+from toolkit.devices.transport.remote import RemoteProcess
+from toolkit.devices.transport.shell import RemoteShell
+from toolkit.devices.transport.ssh import (
     CommandFailed,
     CommandResult,
     CommandTimeout,
