@@ -17,7 +17,7 @@ from fake_pi import FakePi, make_fake_pi
 from sshd_fixture import SshServer, sshd_available
 
 from toolkit.devices.inventory import Host
-from toolkit.devices.transport.ssh import ReconnectPolicy
+from toolkit.devices.transport.connect import ReconnectPolicy
 from toolkit.hardware.profile import load_profile
 
 

@@ -22,7 +22,8 @@ from toolkit.devices import (
     SshTransport,
     deploy,
 )
-from toolkit.devices.transport.ssh import CIPHERS, remote_command
+from toolkit.devices.transport.commands import remote_command
+from toolkit.devices.transport.connect import CIPHERS
 from toolkit.devices.transport.sshlib import import_asyncssh
 from toolkit.errors import ConfigError, ToolkitError
 

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from toolkit.config import Config
 from toolkit.devices.controllers.base import EdgeController, KnobChange
-from toolkit.devices.transport.ssh import CommandResult, SshTransport
+from toolkit.devices.transport.commands import CommandResult
+from toolkit.devices.transport.ssh import SshTransport
 
 __all__ = ["HostResult", "apply_all", "failed", "fanout", "run_all"]
 

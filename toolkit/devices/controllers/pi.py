@@ -39,16 +39,12 @@ from toolkit.config import ACCELERATORS, Config
 from toolkit.devices.controllers.base import EdgeController, KnobChange
 from toolkit.devices.controllers.pi_script import KnobScript, parse_uhubctl, runtime_mode
 from toolkit.devices.inventory import Host
+from toolkit.devices.transport.commands import CommandResult
 from toolkit.devices.transport.deploy import DeployReport, deploy
+from toolkit.devices.transport.errors import CommandFailed, CommandTimeout, ConnectionLost
 from toolkit.devices.transport.remote import RemoteProcess
 from toolkit.devices.transport.shell import RemoteShell
-from toolkit.devices.transport.ssh import (
-    CommandFailed,
-    CommandResult,
-    CommandTimeout,
-    ConnectionLost,
-    SshTransport,
-)
+from toolkit.devices.transport.ssh import SshTransport
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.hardware.profile import DeviceProfile
 from toolkit.tomlfile import TomlTable

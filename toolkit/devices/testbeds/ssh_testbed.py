@@ -83,9 +83,11 @@ from toolkit.devices.controllers.pi import PiController
 from toolkit.devices.inventory import Host, Inventory, MeterSpec, load_inventory
 from toolkit.devices.testbeds.local import Link
 from toolkit.devices.testbeds.testbed import Testbed
+from toolkit.devices.transport.connect import ReconnectPolicy
 from toolkit.devices.transport.deploy import deploy
+from toolkit.devices.transport.files import file_sha256
 from toolkit.devices.transport.remote import RemoteProcess
-from toolkit.devices.transport.ssh import ReconnectPolicy, SshTransport, file_sha256
+from toolkit.devices.transport.ssh import SshTransport
 from toolkit.energy.meter import Meter, MeterUnavailableError
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ConfigError, DeviceError, ToolkitError, choices

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from toolkit.devices.transport.ssh import SshTransport, file_sha256
+from toolkit.devices.transport.files import file_sha256
+from toolkit.devices.transport.ssh import SshTransport
 from toolkit.errors import ToolkitError
 
 __all__ = ["DeployReport", "deploy"]

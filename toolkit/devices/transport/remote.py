@@ -23,7 +23,8 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from toolkit.devices.transport.ssh import SshTransport, remote_command
+from toolkit.devices.transport.commands import remote_command
+from toolkit.devices.transport.ssh import SshTransport
 from toolkit.errors import DeviceError, ToolkitError
 
 __all__ = ["RemoteProcess", "StopResult"]

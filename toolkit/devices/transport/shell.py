@@ -9,10 +9,10 @@ once cheap (see :meth:`toolkit.devices.PiController.apply`).
 
 Every command keeps the guarantees of ``SshTransport.run``: it is an argv list
 quoted with :func:`shlex.join`; it runs under the host's coreutils ``timeout``
-(:func:`~toolkit.devices.transport.ssh.guarded_command`) with standard input from
+(:func:`~toolkit.devices.transport.commands.guarded_command`) with standard input from
 ``/dev/null``; the client gives up after the limit with
-:class:`~toolkit.devices.transport.ssh.CommandTimeout`; a dropped connection raises
-:class:`~toolkit.devices.transport.ssh.ConnectionLost`. After a timeout or a loss the
+:class:`~toolkit.devices.transport.errors.CommandTimeout`; a dropped connection raises
+:class:`~toolkit.devices.transport.errors.ConnectionLost`. After a timeout or a loss the
 channel is discarded and the next command opens a fresh one (reconnecting with
 backoff where needed). Output ends at a random sentinel the shell prints after
 the command, with the exit status (``128 + N`` when a signal ended it).
@@ -26,14 +26,9 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 
-from toolkit.devices.transport.ssh import (
-    CommandFailed,
-    CommandResult,
-    CommandTimeout,
-    SshTransport,
-    guarded_command,
-    remote_command,
-)
+from toolkit.devices.transport.commands import CommandResult, guarded_command, remote_command
+from toolkit.devices.transport.errors import CommandFailed, CommandTimeout
+from toolkit.devices.transport.ssh import SshTransport
 from toolkit.devices.transport.sshlib import import_asyncssh
 
 asyncssh = import_asyncssh()

@@ -4,172 +4,61 @@ One :class:`SshTransport` holds one SSH connection to one inventory
 :class:`~toolkit.devices.inventory.Host` and reuses it for every command and file
 transfer. It
 
-- verifies the server's host key against the host's known_hosts file (turning
-  this off needs ``verify_host_keys = false`` in the inventory, and logs a
-  warning on every connect);
-- authenticates with a key file or the ssh-agent only: password and
-  keyboard-interactive authentication are never offered;
-- sends keepalives, and limits connecting and every command in time;
-- takes commands as argv lists and builds the remote command line with
-  :func:`shlex.join`, so no argument is ever interpreted by the remote shell;
+- connects as :mod:`toolkit.devices.transport.connect` describes (host keys
+  verified, keys or agent only, keepalives) and reconnects with exponential
+  backoff when the connection has dropped;
+- limits every command in time, and takes commands as argv lists
+  (:mod:`toolkit.devices.transport.commands`);
 - opens at most ``max_sessions - 2`` channels at once (sshd's ``MaxSessions``,
   default 10, bounds channels per connection);
-- reconnects with exponential backoff when the connection has dropped;
-- copies files with SFTP and verifies them with the remote ``sha256sum``.
+- copies files with SFTP and verifies them with the remote ``sha256sum``
+  (:mod:`toolkit.devices.transport.files`).
 
-Errors are :class:`SshError` subclasses (all :class:`~toolkit.errors.ToolkitError`)
-whose messages name the host. The methods are coroutines; notebooks use them
-through :class:`toolkit.devices.Blocking`.
+Errors are :mod:`toolkit.devices.transport.errors` (all
+:class:`~toolkit.errors.ToolkitError`) whose messages name the host. The methods
+are coroutines; notebooks use them through :class:`toolkit.devices.Blocking`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import posixpath
-import shlex
-import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit.devices.inventory import Host
+from toolkit.devices.transport import files
+from toolkit.devices.transport.commands import (
+    REMOTE_GRACE_S,
+    CommandResult,
+    guarded_command,
+    remote_command,
+)
+from toolkit.devices.transport.connect import (
+    TRANSIENT_ERRORS,
+    ReconnectPolicy,
+    connect_once,
+    endpoint,
+)
+from toolkit.devices.transport.errors import (
+    CommandFailed,
+    CommandTimeout,
+    ConnectError,
+    ConnectionLost,
+    SshError,
+)
 from toolkit.devices.transport.sshlib import import_asyncssh
-from toolkit.errors import ConfigError, DeviceError, ToolkitError
+from toolkit.errors import ConfigError, ToolkitError
 from toolkit.retry import Backoff
 
 asyncssh = import_asyncssh()
 
-__all__ = [
-    "AuthError",
-    "ChecksumMismatch",
-    "CommandFailed",
-    "CommandResult",
-    "CommandTimeout",
-    "ConnectError",
-    "ConnectionLost",
-    "HostKeyError",
-    "ReconnectPolicy",
-    "SshError",
-    "SshTransport",
-    "TransportStats",
-    "file_sha256",
-    "guarded_command",
-    "remote_command",
-]
+__all__ = ["SshTransport", "TransportStats"]
 
 log = logging.getLogger(__name__)
-
-
-class SshError(DeviceError):
-    """Something went wrong talking to a host over SSH (retrying may help, unless
-    the host key or the credentials are wrong).
-
-    Attributes:
-        host: the inventory name of the host.
-    """
-
-    def __init__(self, host: str, message: str) -> None:
-        super().__init__(message)
-        self.host = host
-
-
-class HostKeyError(SshError):
-    """The server's host key is not the one known_hosts lists (or none is listed)."""
-
-    retryable = False
-
-
-class AuthError(SshError):
-    """The server refused the key (or agent keys) for the user."""
-
-    retryable = False
-
-
-class ConnectError(SshError):
-    """The host could not be reached (refused, unreachable, handshake timed out)."""
-
-
-class ConnectionLost(SshError):
-    """The connection dropped while a command or transfer was running."""
-
-
-class CommandTimeout(SshError):
-    """A remote command ran longer than its timeout; it was signalled and abandoned.
-
-    Attributes:
-        command: the remote command line (or the part of a script that hung).
-        timeout_s: the limit it exceeded.
-        output: standard output received before giving up (where it was kept).
-    """
-
-    def __init__(self, host: str, command: str, timeout_s: float, output: str = "") -> None:
-        super().__init__(host, f"command on {host} timed out after {timeout_s:g} s: {command}")
-        self.command, self.timeout_s, self.output = command, timeout_s, output
-
-
-class CommandFailed(SshError):
-    """A remote command exited with a non-zero status (when ``check=True``).
-
-    Attributes:
-        result: the command's :class:`CommandResult`.
-    """
-
-    def __init__(self, result: CommandResult) -> None:
-        detail = (result.stderr.strip() or result.stdout.strip())[-500:]
-        super().__init__(
-            result.host,
-            f"command on {result.host} failed with exit status {result.exit_status}: "
-            f"{result.command}" + (f": {detail}" if detail else ""),
-        )
-        self.result = result
-
-
-class ChecksumMismatch(SshError):
-    """A copied file's sha256 differs between the two ends."""
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """The outcome of one remote command.
-
-    Attributes:
-        host: host name.
-        argv: the arguments as given.
-        exit_status: exit status (negative signal number when killed by a signal).
-        stdout: standard output, decoded as UTF-8 (invalid bytes replaced).
-        stderr: standard error, decoded likewise.
-        duration_ms: wall time from opening the channel to the exit status.
-    """
-
-    host: str
-    argv: tuple[str, ...]
-    exit_status: int
-    stdout: str
-    stderr: str
-    duration_ms: float
-
-    @property
-    def ok(self) -> bool:
-        """True when the command exited with status 0."""
-        return self.exit_status == 0
-
-    @property
-    def command(self) -> str:
-        """The remote command line as sent."""
-        return shlex.join(self.argv)
-
-
-@dataclass(frozen=True)
-class ReconnectPolicy(Backoff):
-    """Backoff for (re)connecting: 0.1 s doubling to 2 s, giving up after 30 s."""
-
-    max_delay_s: float = 2.0
-    give_up_s: float = 30.0
 
 
 @dataclass
@@ -200,51 +89,10 @@ class TransportStats:
         del self.events[:-200]
 
 
-def remote_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
-    """The remote command line for ``argv``: every part quoted with :func:`shlex.join`.
 
-    ``env`` becomes a leading ``env NAME=VALUE ...`` so that no shell syntax is
-    needed. A plain string is refused: it would be interpreted by the remote shell.
-    """
-    if isinstance(argv, (str, bytes)):
-        raise TypeError("argv must be a list of arguments, not a shell string")
-    parts = [str(a) for a in argv]
-    if not parts:
-        raise ValueError("argv is empty")
-    if env:
-        bad = [k for k in env if not k.isidentifier()]
-        if bad:
-            raise ValueError(f"invalid environment variable names: {bad}")
-        parts = ["env", *(f"{k}={v}" for k, v in env.items()), *parts]
-    return shlex.join(parts)
-
-
-#: the remote `timeout` guard fires this long after the client-side timeout
-_REMOTE_GRACE_S = 1.0
-
-
-def guarded_command(argv: Sequence[str], timeout_s: float,
-                    env: Mapping[str, str] | None = None) -> str:
-    """The remote command line for ``argv`` under the host's coreutils ``timeout``.
-
-    The guard ends the command's whole process group shortly after the client
-    gives up on it (``timeout_s`` plus a second, SIGKILL two seconds later), so
-    nothing lingers on the host even where sshd ignores signal requests (root
-    logins) or the connection is gone.
-    """
-    guard = ["timeout", "-k", "2", f"{timeout_s + _REMOTE_GRACE_S:.1f}"]
-    return remote_command([*guard, *argv], env)
 #: how a channel refused by sshd is retried: briefly, from 5 ms doubling, for half a second
 _OPEN_RETRY = Backoff(0.005, give_up_s=0.5)
 
-_TRANSIENT = (OSError, asyncio.TimeoutError, asyncssh.DisconnectError, asyncssh.ChannelOpenError)
-
-#: Ciphers offered to the host, most wanted first: AES-GCM costs asyncssh one AEAD
-#: call per packet where chacha20-poly1305 builds three cipher contexts, a quarter
-#: of the controller's CPU per command at fan-out (``benchmarks/fanout.py``).
-#: asyncssh's other defaults follow, for hosts that lack AES-GCM.
-CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
-           "chacha20-poly1305@openssh.com", "aes256-ctr", "aes192-ctr", "aes128-ctr")
 
 
 class SshTransport:
@@ -277,7 +125,7 @@ class SshTransport:
     @property
     def endpoint(self) -> str:
         """``address:port``, for messages."""
-        return f"{self.host.address}:{self.host.port}"
+        return endpoint(self.host)
 
     @property
     def connected(self) -> bool:
@@ -322,7 +170,7 @@ class SshTransport:
         while True:
             attempts += 1
             try:
-                return await self._connect_once()
+                return await connect_once(self.host)
             except ConnectError as exc:
                 last = exc
                 self._failed(exc)
@@ -338,96 +186,6 @@ class SshTransport:
         self.stats.failed_attempts += 1
         self.stats.note(f"connect failed: {exc}")
         log.debug("connect to %s failed: %s", self.name, exc)
-
-    def _options(self) -> dict:
-        h = self.host
-        opts: dict = dict(
-            port=h.port,
-            username=h.user,
-            config=[],  # the inventory is the whole truth, not ~/.ssh/config
-            connect_timeout=h.connect_timeout_s,
-            keepalive_interval=h.keepalive_s,
-            keepalive_count_max=3,
-            password_auth=False,
-            kbdint_auth=False,
-            host_based_auth=False,
-            gss_auth=False,
-            gss_kex=False,
-            public_key_auth=True,
-            encryption_algs=list(CIPHERS),
-        )
-        if h.agent:
-            # the agent's keys (SSH_AUTH_SOCK), then unencrypted ~/.ssh/id_* as OpenSSH does
-            opts.update(client_keys=(), agent_path=())
-        else:
-            if h.identity_file is None or not h.identity_file.is_file():
-                raise ConfigError(
-                    f"{h.where}: key 'identity_file' names {h.identity_file}, which is not "
-                    "a readable private key file"
-                )
-            opts.update(client_keys=[str(h.identity_file)], agent_path=None)
-        if h.verify_host_keys:
-            if h.known_hosts is None or not h.known_hosts.is_file():
-                raise ConfigError(
-                    f"{h.where}: key 'known_hosts' names {h.known_hosts}, which does not "
-                    f"exist; add the host with `ssh-keyscan -p {h.port} {h.address}` (and "
-                    "check the fingerprint), or set verify_host_keys = false"
-                )
-            opts.update(known_hosts=str(h.known_hosts))
-        else:
-            log.warning(
-                "host key verification is OFF for %s (%s): verify_host_keys = false in %s",
-                self.name, self.endpoint, h.where,
-            )
-            opts.update(known_hosts=None)
-        return opts
-
-    async def _connect_once(self) -> asyncssh.SSHClientConnection:
-        h = self.host
-        opts = self._options()
-        try:
-            return await asyncssh.connect(h.address, **opts)
-        except asyncssh.HostKeyNotVerifiable:
-            raise self._host_key_error() from None
-        except asyncssh.PermissionDenied:
-            how = "the ssh-agent's keys" if h.agent else f"key {h.identity_file}"
-            raise AuthError(
-                self.name,
-                f"authentication failed for user {h.user!r} on {self.name} ({self.endpoint}) "
-                f"with {how}: the server refused it (is the public key in the user's "
-                "authorized_keys?)",
-            ) from None
-        except socket.gaierror as exc:
-            raise ConfigError(
-                f"{h.where}: key 'address' = {h.address!r} cannot be resolved: {exc}"
-            ) from None
-        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
-            raise ConfigError(
-                f"{h.where}: key 'identity_file' = {h.identity_file}: cannot use it ({exc}); "
-                "encrypted keys need the ssh-agent (agent = true)"
-            ) from None
-        except _TRANSIENT as exc:
-            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc)
-            raise ConnectError(
-                self.name, f"cannot connect to {self.name} ({self.endpoint}): {reason}"
-            ) from None
-
-    def _host_key_error(self) -> HostKeyError:
-        h = self.host
-        try:
-            known = asyncssh.read_known_hosts(str(h.known_hosts))
-            listed = any(known.match(h.address, h.address, h.port)[:2])
-        except (OSError, ValueError):
-            listed = False
-        if listed:
-            msg = (f"host key for {self.name} ({self.endpoint}) does not match known_hosts "
-                   f"{h.known_hosts}: the host was reinstalled or someone is in the middle; "
-                   "check its fingerprint out of band before updating known_hosts")
-        else:
-            msg = (f"host key for {self.name} ({self.endpoint}) is not in known_hosts "
-                   f"{h.known_hosts}; add it with `ssh-keyscan -p {h.port} {h.address}` "
-                   "after checking the fingerprint")
-        return HostKeyError(self.name, msg)
 
     async def close(self) -> None:
         """Close the connection (a later command opens a new one)."""
@@ -505,7 +263,7 @@ class SshTransport:
             conn = await self._connection()
             try:
                 return await conn.create_process(wire, encoding=None)
-            except _TRANSIENT as exc:
+            except TRANSIENT_ERRORS as exc:
                 if conn.is_closed() and not reconnected:
                     self.stats.note(f"connection found dead before {command!r}: {exc}")
                     reconnected = True
@@ -579,7 +337,7 @@ class SshTransport:
                 proc.close()
                 # the session lives on at sshd until the command dies: keep its slot
                 release = False
-                self._release_when_closed(proc, slots, _REMOTE_GRACE_S + 5.0)
+                self._release_when_closed(proc, slots, REMOTE_GRACE_S + 5.0)
                 raise CommandTimeout(self.name, command, limit) from None
             except (asyncssh.Error, OSError) as exc:
                 proc.close()
@@ -629,111 +387,35 @@ class SshTransport:
 
     # -- files ----------------------------------------------------------------------
 
+    async def sftp(self, what: str, remote: str, action) -> None:
+        """Run ``action(sftp_client)`` in one of the host's session slots.
+
+        A whole-file copy is safe to redo, so a connection found dead is reopened
+        and the action run once more. ``what`` and ``remote`` name it in errors.
+        """
+        async with self._slot():
+            for attempt in (1, 2):
+                conn = await self._connection()
+                try:
+                    async with conn.start_sftp_client() as client:
+                        await action(client)
+                    return
+                except asyncssh.SFTPError as exc:
+                    raise ToolkitError(
+                        f"{what} {self.name}:{remote} failed: {exc.reason}") from None
+                except TRANSIENT_ERRORS as exc:
+                    if conn.is_closed() and attempt == 1:
+                        continue
+                    raise self.lost_connection(f"{what} of {remote}", exc) from None
+
     async def sha256(self, paths: Sequence[str]) -> dict[str, str | None]:
-        """Remote sha256 of each path (None where the file is missing or unreadable)."""
-        out: dict[str, str | None] = dict.fromkeys(paths)
-        if not paths:
-            return out
-        result = await self.run(["sha256sum", "--", *paths], check=False)
-        for line in result.stdout.splitlines():
-            digest, sep, name = line.partition("  ")
-            if not sep:
-                continue
-            if digest.startswith("\\"):  # sha256sum escapes names with \\ or newline
-                digest = digest[1:]
-                name = name.replace("\\n", "\n").replace("\\\\", "\\")
-            if name in out:
-                out[name] = digest
-        return out
+        """The host's sha256 of each path (:func:`.files.remote_sha256`)."""
+        return await files.remote_sha256(self, paths)
 
     async def upload(self, local: str | Path, remote: str, *, verify: bool = True) -> str:
-        """Copy a local file to the host with SFTP and return its sha256.
-
-        The file is written beside ``remote`` under a temporary name, checked with
-        the remote ``sha256sum`` and then renamed, so ``remote`` is never half-written.
-        Missing remote folders are created. Remote relative paths start at the
-        login folder.
-
-        Raises:
-            ChecksumMismatch: the remote copy's sha256 differs (it is removed).
-        """
-        local = Path(local)
-        if not local.is_file():
-            raise ToolkitError(f"cannot upload {local}: no such file")
-        digest = await asyncio.to_thread(file_sha256, local)
-        tmp = f"{remote}.part-{uuid.uuid4().hex[:8]}"
-        parent = posixpath.dirname(remote)
-        try:
-            async with self._slot():
-                await self._sftp("upload", remote, lambda sftp: _put(sftp, local, tmp, parent))
-            got = (await self.sha256([tmp]))[tmp] if verify else digest
-            if got != digest:
-                raise ChecksumMismatch(
-                    self.name,
-                    f"upload of {local} to {self.name}:{remote} is corrupt: "
-                    f"sha256 {got} on the host, {digest} here",
-                )
-            await self.run(["mv", "-f", "--", tmp, remote])
-        except Exception:
-            with contextlib.suppress(Exception):  # best effort: the connection may be gone
-                await self.run(["rm", "-f", "--", tmp], check=False, timeout=10)
-            raise
-        return digest
+        """Copy a local file to the host, verified (:func:`.files.upload`)."""
+        return await files.upload(self, local, remote, verify=verify)
 
     async def download(self, remote: str, local: str | Path, *, verify: bool = True) -> str:
-        """Copy a file from the host with SFTP, verify its sha256 and return it.
-
-        Raises:
-            ChecksumMismatch: the local copy's sha256 differs (it is removed).
-        """
-        local = Path(local)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f"{local.name}.part-{uuid.uuid4().hex[:8]}")
-        want = (await self.sha256([remote]))[remote] if verify else None
-        if verify and want is None:
-            raise ToolkitError(f"cannot download {self.name}:{remote}: no such readable file")
-        try:
-            async with self._slot():
-                await self._sftp("download", remote, lambda sftp: sftp.get(remote, str(tmp)))
-            digest = await asyncio.to_thread(file_sha256, tmp)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if verify and digest != want:
-            tmp.unlink(missing_ok=True)
-            raise ChecksumMismatch(
-                self.name,
-                f"download of {self.name}:{remote} to {local} is corrupt: "
-                f"sha256 {digest} here, {want} on the host",
-            )
-        tmp.replace(local)
-        return digest
-
-    async def _sftp(self, what: str, remote: str, action) -> None:
-        for attempt in (1, 2):
-            conn = await self._connection()
-            try:
-                async with conn.start_sftp_client() as sftp:
-                    await action(sftp)
-                return
-            except asyncssh.SFTPError as exc:
-                raise ToolkitError(f"{what} {self.name}:{remote} failed: {exc.reason}") from None
-            except _TRANSIENT as exc:
-                if conn.is_closed() and attempt == 1:
-                    continue  # whole-file copy: safe to redo after reconnecting
-                raise self.lost_connection(f"{what} of {remote}", exc) from None
-
-
-async def _put(sftp: asyncssh.SFTPClient, local: Path, remote: str, parent: str) -> None:
-    if parent:
-        await sftp.makedirs(parent, exist_ok=True)
-    await sftp.put(str(local), remote)
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 hex digest of a local file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        """Copy a file from the host, verified (:func:`.files.download`)."""
+        return await files.download(self, remote, local, verify=verify)
