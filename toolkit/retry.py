@@ -1,8 +1,9 @@
 """Work that survives failures: backoff, retries, and the append-only journal.
 
 * :class:`Backoff`: an exponential delay schedule (first delay, growth, longest
-  delay, when to give up). SSH reconnects (:class:`~toolkit.devices.transport.connect.ReconnectPolicy`
-  is one), channel re-opens and retried runs all sleep through it.
+  delay, when to give up). SSH reconnects
+  (:class:`~toolkit.devices.transport.connect.ReconnectPolicy` is one), channel
+  re-opens and retried runs all sleep through it.
 * :func:`retry_run`: awaits a run until it succeeds, retrying the errors that
   say a retry can help (:func:`~toolkit.errors.retryable`), with an optional
   recovery between attempts. Campaigns and partition studies use it.

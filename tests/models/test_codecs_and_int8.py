@@ -121,6 +121,15 @@ def test_unknown_codec_names_the_valid_ones():
         encode(np.zeros(3, np.float32), "bf16")
 
 
+def test_accuracy_of_an_unknown_edge_accelerator_names_the_valid_ones(digits):
+    from toolkit.models import accuracy_table
+
+    sm, data = digits
+    with pytest.raises(ConfigError,
+                       match="unknown edge_accel 'gpu'; valid: none, int8, tpu-std, tpu-max"):
+        accuracy_table(sm, data, splits=[1], edge_accels=("int8", "gpu"), progress=False)
+
+
 def test_int8_head_keeps_the_accuracy_on_real_labels(digits):
     sm, data = digits
     split = 4  # after conv3

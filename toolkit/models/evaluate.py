@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from toolkit.config import CODECS
+from toolkit.config import ACCELERATORS, CODECS
+from toolkit.errors import ConfigError, choices
 from toolkit.models.codecs import decode, encode
 from toolkit.models.data import EvalData
 from toolkit.models.quantize import Int8Runner, quantize_int8
@@ -32,6 +33,9 @@ def accuracy_table(
 ) -> pd.DataFrame:
     """Top-1 accuracy per (split, edge_accel, codec) against ``data``'s labels.
 
+    An accelerator that runs the head int8-quantised (``int8`` and the Edge TPU's
+    ``tpu-*``, :data:`toolkit.config.ACCELERATORS`) is scored with the int8 head.
+
     Returns:
         A DataFrame with columns ``split, layer, edge_accel, codec, accuracy,
         label_source``; combinations that do not exist (an int8 head at split 0,
@@ -40,6 +44,10 @@ def accuracy_table(
     from tqdm.auto import tqdm
 
     splits = list(range(split_model.n_splits)) if splits is None else list(splits)
+    unknown = [a for a in edge_accels if a not in ACCELERATORS["edge"]]
+    if unknown:
+        raise ConfigError(f"unknown edge_accel {unknown[0]!r}; "
+                          f"valid: {choices(ACCELERATORS['edge'])}")
     rows = []
     combos = [(s, a) for s in splits for a in edge_accels if not (s == 0 and a != "none")]
     for split, accel in tqdm(combos, desc="accuracy", disable=not progress):
@@ -47,7 +55,7 @@ def accuracy_table(
         tail_model = split_model.tail(split)
         if head_model is None:
             h = data.x_eval
-        elif accel == "int8":
+        elif ACCELERATORS["edge"][accel].int8:
             runner = Int8Runner(quantize_int8(head_model, data.x_calib))
             h = np.concatenate([runner(x[None]) for x in data.x_eval])
         else:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from toolkit.config import ACCELERATORS
 from toolkit.devices.controllers.base import KnobChange
 from toolkit.devices.inventory import Host
 from toolkit.devices.transport.deploy import DeployReport, deploy
@@ -85,7 +86,7 @@ class CloudController:
     async def device_for(self, cloud_accel: str) -> str:
         """What a worker with ``cloud_accel`` runs on: ``cpu`` or its GPU's line."""
         self.profile.check_accel(cloud_accel)
-        if cloud_accel == "none":
+        if not _on_gpu(cloud_accel):
             return "cpu"
         for line in await self.gpus():
             if line.split(":")[0] == f"GPU {self.gpu_index}":
@@ -95,7 +96,7 @@ class CloudController:
     def worker_env(self, cloud_accel: str) -> dict[str, str]:
         """The environment that gives a worker the GPU (``gpu``) or none (``none``)."""
         self.profile.check_accel(cloud_accel)
-        return {"CUDA_VISIBLE_DEVICES": self.gpu_index if cloud_accel == "gpu" else ""}
+        return {"CUDA_VISIBLE_DEVICES": self.gpu_index if _on_gpu(cloud_accel) else ""}
 
     async def start_worker(
         self,
@@ -144,7 +145,7 @@ class CloudController:
         running = await worker.process.is_running()
         return KnobChange(self.name, "cloud_accel", cloud_accel,
                           (time.perf_counter() - start) * 1000.0, changed=True,
-                          verified=running and (cloud_accel == "none") == (worker.device == "cpu"))
+                          verified=running and _on_gpu(cloud_accel) == (worker.device != "cpu"))
 
     async def deploy(self, files: Mapping[str | os.PathLike, str],
                      progress: bool = True) -> DeployReport:
@@ -154,3 +155,8 @@ class CloudController:
     async def close(self) -> None:
         """Close the SSH connection (workers keep running on the host)."""
         await self.transport.close()
+
+
+def _on_gpu(cloud_accel: str) -> bool:
+    """Whether a tail with ``cloud_accel`` runs on the GPU (:data:`toolkit.config.ACCELERATORS`)."""
+    return ACCELERATORS["cloud"][cloud_accel].device == "gpu"
