@@ -158,5 +158,6 @@ def test_profiles_are_validated_with_file_and_key(tmp_path):
     unreadable.write_text("[profile\n")
     with pytest.raises(ConfigError, match="cannot read device profile"):
         LocalTestbed(unreadable)
-    with pytest.raises(ConfigError, match="shipped profiles: cloud-gpu-server, raspberry-pi-4"):
+    with pytest.raises(ConfigError, match="shipped profiles: cloud-gpu-server, jetson-nano, "
+                                          "raspberry-pi-3b, raspberry-pi-4"):
         LocalTestbed(Path("no-such-profile"))

@@ -189,7 +189,7 @@ class LocalTestbed(Testbed):
                      "time is the profile's [tail_timing] fit to DynaSplit's server)")
         if self.edge_timing == "pad":
             return (f"model:{name} (edge: heads run on the host, padded to the profile's "
-                    f"[timing] fit to DynaSplit's Pi; link emulated){cloud}")
+                    f"[timing]: {self.edge_profile.timing.source}; link emulated){cloud}")
         if any(a in TPU_ACCELS for a in self.edge_accels):
             return (f"model:{name} (Edge TPU timing only; CPU edge throttled by a cgroup "
                     f"quota){cloud}")
