@@ -358,7 +358,7 @@ class DeviceWorker:
         reply = await read_frame(reader)
         if reply is None or reply.kind != KIND_TENSOR or reply.id != rid:
             raise ProtocolError("the cloud worker sent no matching tensor reply")
-        await asyncio.sleep(link.rtt_ms / 1e3 + link.seconds(reply.tensor.nbytes))
+        await asyncio.sleep(link.round_trip_s(reply.tensor.nbytes))  # the RTT and the reply
         rec["encode_ms"] = (t1 - t0) * 1e3
         rec["cloud_wait_ms"] = (time.monotonic() - t1) * 1e3
         rec["cloud_ms"] = float(reply.message.get("cloud_ms", 0.0)) + float(
