@@ -36,7 +36,7 @@ _EXPORTS = {
     "accuracy_table": "toolkit.models",
     "train_digits": "toolkit.models",
     "LocalTestbed": "toolkit.devices.testbeds.local",
-    "Link": "toolkit.devices.testbeds.local",
+    "Link": "toolkit.runtime.link",
     "Testbed": "toolkit.devices.testbeds.testbed",
     "TestbedPool": "toolkit.devices.testbeds.pool",
     "RunRecord": "toolkit.devices.testbeds.testbed",

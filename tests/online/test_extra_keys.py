@@ -231,11 +231,11 @@ def test_live_schedule_passes_each_candidate_codec_to_the_testbed(tmp_path):
 def test_offline_and_online_phase_on_a_real_partition_study(tmp_path):
     """A measured study (strategy, devices, codec dims): optimise, export, replay, decide."""
     from toolkit.cube import open_cube
-    from toolkit.partition import LinkSpec, PartitionCluster, PartitionStudy, StudySpec
+    from toolkit.partition import Link, PartitionCluster, PartitionStudy, StudySpec
 
     spec = StudySpec("digits-cnn", ["spatial", "hybrid-spatial"], [1, 2], split=3,
                      codecs=["fp32", "int8"], samples=2, warmup=0, runs=2, inputs="random",
-                     link=LinkSpec(200.0, 0.5))
+                     link=Link(200.0, 0.5))
     with PartitionCluster(workers=2) as cluster:
         PartitionStudy(cluster, spec, tmp_path / "study.nc", progress=False).run()
     cube = open_cube(tmp_path / "study.nc")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-from toolkit.partition import STRATEGIES, execute_plan, partition
+from toolkit.partition import STRATEGIES, chain_from_model, execute_plan, partition
 
 TOLERANCE = 1e-4
 MODELS = ["vgg-stack", "vgg-stack-logits", "mobilenet-stack", "mobilenet-stack-logits",
@@ -50,3 +51,18 @@ def test_outputs_are_not_trivially_small(models):
     for name in ("vgg-stack-logits", "mobilenet-stack-logits", "digits-cnn-logits"):
         _, _, expected = models(name)
         assert np.std(expected) > 100 * TOLERANCE
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_layer_called_twice_in_the_chain_runs_at_both_places(strategy):
+    """The core's walker yields one node per call, so a shared layer is two ops."""
+    layers = keras.layers
+    shared = layers.ReLU(name="shared")
+    inputs = keras.Input((8, 8, 3))
+    x = shared(layers.Conv2D(4, 3, name="c1")(inputs))
+    x = layers.Flatten()(shared(layers.Conv2D(4, 3, name="c2")(x)))
+    model = keras.Model(inputs, x)
+    batch = np.random.default_rng(2).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    assert [op.name for op in chain_from_model(model).ops].count("shared") == 2
+    plan = partition(model, 2, strategy)
+    assert np.max(np.abs(execute_plan(plan, batch) - np.asarray(model(batch)))) <= TOLERANCE

@@ -12,7 +12,7 @@ import pytest
 
 from toolkit.errors import ToolkitError
 from toolkit.hardware.profile import load_profile
-from toolkit.partition import STRATEGIES, LinkSpec, vgg_stack
+from toolkit.partition import STRATEGIES, Link, vgg_stack
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def test_energy_follows_the_power_model_of_the_measured_times(cluster, models):
 
 def test_emulated_link_delays_every_transfer(cluster, models):
     model, x, _ = models("digits-cnn")
-    link = LinkSpec(mbps=2.0, rtt_ms=4.0)
+    link = Link(mbps=2.0, rtt_ms=4.0)
     run = cluster.run(model, "layer-wise", 2, inputs=x, link=link, warmup=0)
     transfers = [t for s in cluster.plan(model, "layer-wise", 2).stages for t in s.transfers]
     assert len(transfers) == 2  # the activation to device 1, the result back
@@ -91,7 +91,7 @@ def test_a_worker_killed_mid_run_gives_a_clear_error_then_recovers(cluster, mode
         with pytest.raises(ToolkitError, match=rf"device 1 \(pid {victim}\) exited with "
                                                r"status -9 during (the run|configuration)"):
             cluster.run(model, "layer-wise", 3, samples=400, inputs="random",
-                        link=LinkSpec(1.0, 10.0), warmup=0)
+                        link=Link(1.0, 10.0), warmup=0)
     finally:
         timer.cancel()
     run = cluster.run(model, "layer-wise", 3, inputs=x, warmup=0)  # the worker is restarted

@@ -11,7 +11,7 @@ import pytest
 import toolkit.cli as cli
 from toolkit.cube import configurations, cube_info, open_cube, select, to_dataframe
 from toolkit.errors import ToolkitError
-from toolkit.partition import PARTITION_VARIABLES, LinkSpec, PartitionStudy, StudySpec
+from toolkit.partition import PARTITION_VARIABLES, Link, PartitionStudy, StudySpec
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ def test_study_writes_a_cube_and_resumes(cluster, tmp_path):
     out = tmp_path / "partition.nc"
     spec = StudySpec("digits-cnn", ["spatial", "hybrid-spatial"], [2, 3], split=3,
                      codecs=["fp32", "int8"], samples=2, warmup=0, inputs="random",
-                     link=LinkSpec(200.0, 0.5))
+                     link=Link(200.0, 0.5))
     study = PartitionStudy(cluster, spec, out, progress=False)
     study.run()
     assert study.summary.done_now == 6 and not study.summary.failures

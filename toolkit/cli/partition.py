@@ -118,7 +118,7 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
 
     from toolkit.partition import (
         HYBRID_PREFIX,
-        LinkSpec,
+        Link,
         PartitionCluster,
         PartitionStudy,
         StudySpec,
@@ -128,8 +128,8 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
     names = {k: (f"{HYBRID_PREFIX}{args.hybrid_strategy}" if k == "hybrid" else k)
              for k in keys}
     hybrid = report["strategies"].get("hybrid")
-    link = LinkSpec(report["cost_model"]["link_mbps"], args.rtt_ms)
-    cloud_link = LinkSpec(args.cloud_mbps, args.cloud_rtt_ms)
+    link = Link(report["cost_model"]["link_mbps"], args.rtt_ms)
+    cloud_link = Link(args.cloud_mbps, args.cloud_rtt_ms)
     with PartitionCluster(args.devices, profile=cluster_profile,
                           throttle=not args.no_throttle) as cluster:
         if args.output:

@@ -25,7 +25,7 @@ import keras
 
 from toolkit.errors import ToolkitError
 from toolkit.models.graph import Graph
-from toolkit.models.macs import node_macs
+from toolkit.models.macs import graph_macs
 
 __all__ = ["CutPoint", "SplitModel"]
 
@@ -97,10 +97,7 @@ class SplitModel:
     def cut_points(self) -> list[CutPoint]:
         """Every split of the model; ``cut_points[k].split == k``."""
         g = self._graph
-        per_node = []
-        for n in g.nodes:
-            in_shape = tuple(n.node.input_tensors[0].shape) if n.node.input_tensors else ()
-            per_node.append(node_macs(n.operation, in_shape, tuple(n.node.outputs[0].shape)))
+        per_node = graph_macs(g)
         total = sum(per_node)
         producer = {t: n.name for n in g.nodes for t in n.outputs}
         points = []

@@ -47,7 +47,6 @@ from toolkit.partition.hybrid import (
     hybrid_splits,
 )
 from toolkit.partition.layerwise import layer_wise
-from toolkit.partition.links import LinkSpec
 from toolkit.partition.measurement import DeviceMeasurement, PartitionRun
 from toolkit.partition.ops import Activation, Op
 from toolkit.partition.plan import (
@@ -75,6 +74,7 @@ from toolkit.partition.stacks import (
 from toolkit.partition.strategies import STRATEGIES, partition
 from toolkit.partition.study import PARTITION_VARIABLES, PartitionStudy, StudySpec, StudySummary
 from toolkit.partition.sweep import crossovers, device_table, hybrid_table, predict_table
+from toolkit.runtime.link import Link
 
 __all__ = [
     "CODEC_BYTES",
@@ -99,7 +99,7 @@ __all__ = [
     "DeviceMeasurement",
     "HybridCost",
     "HybridPlan",
-    "LinkSpec",
+    "Link",
     "Op",
     "PartitionCluster",
     "PartitionPlan",

@@ -3,10 +3,11 @@
 The partitioning strategies work on models whose layers form a chain: each
 layer takes the previous layer's output and nothing else (Sequential models,
 chain-shaped functional models, nested Sequential blocks). :func:`chain_from_model`
-walks such a model once, reads its weights, makes every ``same`` padding
-explicit for the model's input size and checks each layer's output shape against
-Keras' own. A layer the toolkit cannot partition is refused with its name, its
-type, the strategy asking and the supported types.
+walks such a model once with the core's walker (:class:`toolkit.models.graph.Graph`),
+reads its weights, makes every ``same`` padding explicit for the model's input
+size and checks each layer's output shape against Keras' own. A layer the
+toolkit cannot partition is refused with its name, its type, the strategy
+asking and the supported types.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import keras
 import numpy as np
 
 from toolkit.errors import ToolkitError, choices
+from toolkit.models.graph import Graph
 from toolkit.partition.ops import (
     CHANNEL_GLOBAL_ACTIVATIONS,
     ELEMENTWISE_ACTIVATIONS,
@@ -236,36 +238,22 @@ def _convert(layer, in_shape, refuse: _Refuse) -> list[Op]:
 
 
 def _layers(model, refuse: _Refuse) -> list:
-    """The model's layers in chain order, nested models flattened."""
-    if isinstance(model, keras.Sequential):
-        layers = list(model.layers)
-    else:
-        layers = [la for la in model.layers if not isinstance(la, keras.layers.InputLayer)]
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
-            raise ToolkitError(
-                f"{refuse.who} needs a single-input, single-output chain model; "
-                f"{model.name!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs"
-            )
-        current = model.inputs[0]
-        for layer in layers:
-            try:
-                inp = layer.input
-            except Exception:
-                inp = None
-            if isinstance(inp, (list, tuple, dict)) or inp is not current:
-                raise refuse.layer(layer, "not part of a chain: its input is not the previous "
-                                   "layer's output")
-            current = layer.output
-        if model.outputs[0] is not current:
-            raise ToolkitError(
-                f"{refuse.who}: the output of {model.name!r} is not its last layer's"
-            )
+    """The model's layers in chain order (the core's graph walk), nested models flattened."""
+    try:
+        graph = Graph(model)
+    except ToolkitError as exc:
+        raise ToolkitError(f"{refuse.who} cannot read {model.name!r} as a chain: {exc}") from None
     out = []
-    for layer in layers:
-        if isinstance(layer, keras.Model):
-            out.extend(_layers(layer, refuse))
-        else:
-            out.append(layer)
+    current = (id(graph.input),)
+    for node in graph.nodes:
+        layer = node.operation
+        if node.inputs != current:
+            raise refuse.layer(layer, "not part of a chain: its input is not the previous "
+                               "layer's output")
+        current = node.outputs
+        out.extend(_layers(layer, refuse) if isinstance(layer, keras.Model) else [layer])
+    if current != (id(graph.output),):
+        raise ToolkitError(f"{refuse.who}: the output of {model.name!r} is not its last layer's")
     return out
 
 

@@ -21,8 +21,8 @@ from toolkit.energy.meter import Measurement
 from toolkit.energy.model import PowerModel
 from toolkit.partition.cost import PlanCost
 from toolkit.partition.hybrid import HybridCost
-from toolkit.partition.links import LinkSpec
 from toolkit.partition.plan import PartitionPlan
+from toolkit.runtime.link import Link
 
 __all__ = ["DeviceMeasurement", "PartitionRun", "assemble_run"]
 
@@ -112,7 +112,7 @@ class PartitionRun:
     split: int
     codec: str
     cpu_freq: int
-    link: LinkSpec
+    link: Link
     samples: int
     devices: list[DeviceMeasurement]
     latency_ms: np.ndarray

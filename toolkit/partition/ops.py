@@ -11,9 +11,10 @@ whole-image op computes on those rows.
 Shapes here exclude the batch dimension; tensors passed to :func:`apply_op`
 carry it.
 
-MACs follow :mod:`toolkit.models.macs`: convolutions (standard and depthwise)
-and dense layers count multiply-accumulates; element-wise work (batch
-normalisation, activations, pooling, padding) counts 0.
+MACs are counted with the core's rule (:func:`toolkit.models.macs.conv_macs`):
+convolutions (standard and depthwise) and dense layers count
+multiply-accumulates; element-wise work (batch normalisation, activations,
+pooling, padding) counts 0.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 import tensorflow as tf
+
+from toolkit.models.macs import conv_macs
 
 __all__ = [
     "BYTES_PER_ELEMENT",
@@ -160,10 +163,6 @@ class Op:
         return max(lo, 0), min(hi, in_rows), max(0, -lo), max(0, hi - in_rows)
 
 
-def _prod(shape) -> int:
-    return math.prod(int(d) for d in shape)
-
-
 def _window_out(size: int, window: int, stride: int, pad: int) -> int:
     return (size + pad - window) // stride + 1
 
@@ -188,21 +187,18 @@ def op_output_shape(op: Op, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     if op.kind in ("global_avgpool", "global_maxpool"):
         return (1, 1, in_shape[-1]) if op.keepdims else (in_shape[-1],)
     if op.kind == "flatten":
-        return (_prod(in_shape),)
+        return (math.prod(int(d) for d in in_shape),)
     return tuple(in_shape)
 
 
 def op_macs(op: Op, in_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of ``op`` on one sample of ``in_shape``."""
     out = op_output_shape(op, in_shape)
-    if op.kind == "conv2d":
+    if op.kind in ("conv2d", "depthwise"):
         kh, kw, cin, _ = op.kernel.shape
-        return _prod(out) * kh * kw * cin
-    if op.kind == "depthwise":
-        kh, kw = op.kernel.shape[:2]
-        return _prod(out) * kh * kw
+        return conv_macs(out, (kh, kw), 1 if op.kind == "depthwise" else cin)
     if op.kind == "dense":
-        return _prod(out) * int(op.kernel.shape[0])
+        return conv_macs(out, (), op.kernel.shape[0])
     return 0
 
 

@@ -17,7 +17,7 @@ Emulation on the local testbed:
   local testbed throttles its edge worker; without cgroup access the devices
   run at full speed and the run says ``throttled = False``);
 * the links between devices and to the cloud are emulated in user space
-  (:mod:`toolkit.partition.links`).
+  (:mod:`toolkit.runtime.link`).
 
 Energy per device and sample, from :class:`~toolkit.energy.model.PowerModel`
 of the edge profile at the emulated frequency, labelled ``model:<profile>``:
@@ -69,12 +69,12 @@ from toolkit.partition.hybrid import (
     HybridPlan,
     estimate_hybrid_cost,
 )
-from toolkit.partition.links import LinkSpec
 from toolkit.partition.measurement import PartitionRun, assemble_run
 from toolkit.partition.plan import PartitionPlan
 from toolkit.partition.spec import PlanSpec, plan_fingerprint
 from toolkit.partition.stacks import load_partition_model
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
+from toolkit.runtime.link import Link
 from toolkit.runtime.session import WorkerProcess
 
 __all__ = [
@@ -437,8 +437,8 @@ class PartitionCluster(BlockingLifecycle):
         split: int | None = None,
         codec: str = "fp32",
         cpu_freq: int | None = None,
-        link: LinkSpec | None = None,
-        cloud_link: LinkSpec | None = None,
+        link: Link | None = None,
+        cloud_link: Link | None = None,
         cloud_accel: str = "none",
         warmup: int = 2,
         seed: int = 0,
@@ -479,8 +479,8 @@ class PartitionCluster(BlockingLifecycle):
             ToolkitError: a bad argument, a plan the strategy refuses, or a device
                 that failed, died or timed out (the message names it).
         """
-        link = LinkSpec() if link is None else link
-        cloud_link = LinkSpec(100.0, 2.0) if cloud_link is None else cloud_link
+        link = Link() if link is None else link
+        cloud_link = Link(100.0, 2.0) if cloud_link is None else cloud_link
         if not isinstance(inputs, str):
             samples = len(inputs)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:

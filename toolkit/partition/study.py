@@ -38,10 +38,10 @@ from toolkit.config import PARTITION_VARIABLES
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
-from toolkit.partition.links import LinkSpec
 from toolkit.partition.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.spec import PlanSpec
 from toolkit.retry import JOURNAL_SCHEMA, Journal, retry_run
+from toolkit.runtime.link import Link
 
 __all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
 
@@ -76,8 +76,8 @@ class StudySpec:
     fuse: int | str = "all"
     split: int | None = None
     codecs: list[str] = field(default_factory=lambda: ["fp32"])
-    link: LinkSpec = field(default_factory=LinkSpec)
-    cloud_link: LinkSpec = field(default_factory=lambda: LinkSpec(100.0, 2.0))
+    link: Link = field(default_factory=Link)
+    cloud_link: Link = field(default_factory=lambda: Link(100.0, 2.0))
     samples: int = 20
     runs: int = 1
     warmup: int = 2

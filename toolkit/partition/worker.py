@@ -7,7 +7,7 @@ to stderr and stops on SIGTERM. A connection's first frame says what it is:
 * ``{"op": "peer", "from": j, "session": s, "link": {...}}``: a data connection
   from device ``j``; every following frame is a tensor that device sends this
   one (id = sample, metadata ``{"name": <tensor name>}``). The receiving side
-  emulates its downlink (:class:`~toolkit.partition.links.Downlink`).
+  emulates its downlink (:class:`~toolkit.runtime.link.Downlink`).
 * anything else: the controller's control connection, which sends JSON requests:
 
   - ``{"op": "ping"}`` -> ``{"op": "pong", "index", "pid"}``
@@ -44,9 +44,9 @@ import numpy as np
 
 from toolkit.errors import ProtocolError, ToolkitError
 from toolkit.models.codecs import decode, encode
-from toolkit.partition.links import Downlink, LinkSpec, Uplink
 from toolkit.runtime import streams
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
+from toolkit.runtime.link import Downlink, Link, Uplink
 from toolkit.runtime.worker import run_worker, serve
 
 __all__ = ["DeviceWorker", "main"]
@@ -76,7 +76,7 @@ class _Session:
     uplink: Uplink
     writers: dict[int, asyncio.StreamWriter] = field(default_factory=dict)
     cloud: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-    cloud_link: LinkSpec = field(default_factory=LinkSpec)
+    cloud_link: Link = field(default_factory=Link)
     broken: str = ""
 
     async def close(self) -> None:
@@ -125,7 +125,7 @@ class DeviceWorker:
     async def _peer(self, hello: dict[str, Any], reader: asyncio.StreamReader) -> None:
         try:
             src, session = int(hello["from"]), str(hello["session"])
-            link = LinkSpec.from_message(hello.get("link"))
+            link = Link.from_message(hello.get("link"))
         except (KeyError, TypeError, ValueError, ToolkitError) as exc:
             raise ProtocolError(f"malformed peer hello {hello!r}: {exc}") from None
         inbox = self._inbox(session, src)
@@ -222,9 +222,9 @@ class DeviceWorker:
         session_id = str(msg["session"])
         for key in [k for k in self._inboxes if k[0] != session_id]:
             del self._inboxes[key]
-        link = LinkSpec.from_message(msg.get("link"))
+        link = Link.from_message(msg.get("link"))
         session = _Session(session_id, plan, hybrid, Uplink(link),
-                           cloud_link=LinkSpec.from_message(msg.get("cloud_link")))
+                           cloud_link=Link.from_message(msg.get("cloud_link")))
         self._session = session
         peers = [tuple(p) for p in msg["peers"]]
         targets = sorted({t.dst for st in plan.stages for t in st.outgoing(self.index)})
@@ -358,7 +358,7 @@ class DeviceWorker:
         reply = await read_frame(reader)
         if reply is None or reply.kind != KIND_TENSOR or reply.id != rid:
             raise ProtocolError("the cloud worker sent no matching tensor reply")
-        await asyncio.sleep(link.rtt_ms / 1e3 + link.seconds(reply.tensor.nbytes))
+        await asyncio.sleep(link.round_trip_s(reply.tensor.nbytes))  # the RTT and the reply
         rec["encode_ms"] = (t1 - t0) * 1e3
         rec["cloud_wait_ms"] = (time.monotonic() - t1) * 1e3
         rec["cloud_ms"] = float(reply.message.get("cloud_ms", 0.0)) + float(

@@ -25,11 +25,12 @@ itself (a batch of one, model-ready); it runs once on it and answers like
 
 Errors come back as ``{"op": "error", "message": ...}``; the connection stays up.
 
-``link`` emulates a slower network than the real one in user space (``netem``
-is not always available): the real transfer of each tensor (encoding, loopback,
-framing, scheduling, decoding; the tail's own work excluded) is padded to
-``rtt_ms`` plus both frames' serialisation time at ``mbps`` -- what DynaSplit's
-measured transfer time covers, and what the profile's ``[link]`` is fitted to.
+``link`` (:class:`~toolkit.runtime.link.Link`) emulates a slower network than
+the real one in user space (``netem`` is not always available): the real
+transfer of each tensor (encoding, loopback, framing, scheduling, decoding; the
+tail's own work excluded) is padded to ``rtt_ms`` plus both frames'
+serialisation time at ``mbps`` -- what DynaSplit's measured transfer time
+covers, and what the profile's ``[link]`` is fitted to.
 Where the real transfer is already longer (a loaded host), it is kept as it is.
 
 ``edge_target_ms`` emulates a slower edge device (the local testbed's ``pad``
@@ -73,6 +74,7 @@ from toolkit.runtime.framing import (
     write_json,
     write_tensor,
 )
+from toolkit.runtime.link import Link
 from toolkit.runtime.stages import StageCache
 from toolkit.runtime.worker import add_model_arguments, load_split_model, run_worker, serve
 
@@ -121,31 +123,6 @@ class _CloudLink:
         self.addr = None
 
 
-class _Link:
-    """User-space link emulation: one-way delay plus serialisation time."""
-
-    def __init__(self, mbps: float | None = None, rtt_ms: float = 0.0) -> None:
-        if mbps is not None and mbps <= 0:
-            raise ToolkitError(f"link rate must be positive, got {mbps} Mbit/s")
-        if rtt_ms < 0:
-            raise ToolkitError(f"link RTT must be >= 0, got {rtt_ms} ms")
-        self.mbps, self.rtt_ms = mbps, rtt_ms
-
-    @classmethod
-    def from_message(cls, link: dict[str, Any] | None) -> _Link:
-        if not link:
-            return cls()
-        mbps = link.get("mbps")
-        return cls(None if mbps is None else float(mbps), float(link.get("rtt_ms", 0.0)))
-
-    def seconds(self, nbytes: int) -> float:
-        """The link's time for a round trip carrying ``nbytes`` in total."""
-        seconds = self.rtt_ms / 1000.0
-        if self.mbps:
-            seconds += nbytes * 8 / (self.mbps * 1e6)
-        return seconds
-
-
 class EdgeWorker:
     """Serves controller requests: prepare heads, run split inference."""
 
@@ -153,7 +130,7 @@ class EdgeWorker:
         self.stages = stages
         self.x_eval = x_eval
         self.cloud = _CloudLink()
-        self._link = _Link()
+        self._link = Link.from_message(None)
         self._target_s: float | None = None
         self._modelled = False
         self._cloud_target_s: float | None = None
@@ -237,7 +214,7 @@ class EdgeWorker:
             )
             if ready.get("op") != "ready":
                 raise ToolkitError(f"cloud worker refused: {ready.get('message', ready)}")
-        self._link = _Link.from_message(msg.get("link"))
+        self._link = Link.from_message(msg.get("link"))
         target = msg.get("edge_target_ms")
         self._target_s = None if target is None or head is None else float(target) / 1e3
         self._modelled = bool(msg.get("edge_time_modelled", False))
@@ -291,7 +268,7 @@ class EdgeWorker:
             host_cloud_s = float(reply.message.get("cloud_ms", 0.0)) / 1e3
             # pad the real transfer (encoding, loopback, framing, scheduling,
             # decoding) to the emulated link's; the tail's work is not part of it
-            wait = max(self._link.seconds(frame_bytes + reply.nbytes)
+            wait = max(self._link.round_trip_s(frame_bytes + reply.nbytes)
                        - (t3 - t1 - host_cloud_s), 0.0)
             decode_ms = float(reply.message.get("decode_ms", 0.0))
             cloud_ms = host_cloud_s * 1e3

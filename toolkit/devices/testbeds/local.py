@@ -43,7 +43,6 @@ import itertools
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,37 +56,16 @@ from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.hardware.cloud_timing import tail_cost
 from toolkit.hardware.edge_timing import head_cost
 from toolkit.hardware.profile import DeviceProfile, load_profile
+from toolkit.runtime.link import Link
 from toolkit.runtime.session import EdgeClient, RunResult, WorkerProcess, worker_command
 
-__all__ = ["CLOUD_TIMINGS", "DEFAULT_LINK", "EDGE_TIMINGS", "Link", "LocalTestbed"]
+__all__ = ["CLOUD_TIMINGS", "EDGE_TIMINGS", "LocalTestbed"]
 
 #: how the local testbed makes the edge as slow as the device
 EDGE_TIMINGS: tuple[str, ...] = ("pad", "quota")
 #: what the local testbed reports as the cloud's time: the profile's model or the host's
 CLOUD_TIMINGS: tuple[str, ...] = ("model", "host")
 
-
-@dataclass(frozen=True)
-class Link:
-    """The emulated edge-cloud link: rate in Mbit/s (None = loopback speed) and RTT."""
-
-    mbps: float | None = 100.0
-    rtt_ms: float = 2.0
-
-    def as_dict(self) -> dict[str, float | None]:
-        """The ``link`` field of an edge run request."""
-        return {"mbps": self.mbps, "rtt_ms": self.rtt_ms}
-
-    @classmethod
-    def of_profile(cls, profile: DeviceProfile) -> Link:
-        """The profile's ``[link]`` table, or :data:`DEFAULT_LINK` where it has none."""
-        if profile.link is None:
-            return DEFAULT_LINK
-        return cls(float(profile.link["mbps"]), float(profile.link["rtt_ms"]))
-
-
-#: Wired Ethernet to a nearby cloud node (used where an edge profile has no [link]).
-DEFAULT_LINK = Link(100.0, 2.0)
 
 #: numbers local testbeds of this process, so their cgroups never collide
 _INSTANCES = itertools.count(1)

@@ -81,7 +81,6 @@ from toolkit.devices.controllers.base import KnobChange
 from toolkit.devices.controllers.cloud import CloudController
 from toolkit.devices.controllers.pi import PiController
 from toolkit.devices.inventory import Host, Inventory, MeterSpec, load_inventory
-from toolkit.devices.testbeds.local import Link
 from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.devices.transport.connect import ReconnectPolicy
 from toolkit.devices.transport.deploy import deploy
@@ -92,6 +91,7 @@ from toolkit.energy.meter import Meter, MeterUnavailableError
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ConfigError, DeviceError, ToolkitError, choices
 from toolkit.hardware.profile import load_profile
+from toolkit.runtime.link import Link
 from toolkit.runtime.session import EdgeClient, RunResult
 
 __all__ = ["SshTestbed"]
