@@ -8,19 +8,19 @@ a cube. With adaptive repeats (:class:`~toolkit.repeats.AdaptiveRepeats`) each
 configuration is repeated until the confidence interval of its means is narrow
 enough, or up to a maximum number of runs.
 
-Persistence: an append-only journal (:class:`~toolkit.retry.Journal`, JSON
-lines) beside the output cube, ``CUBE.nc.journal``. Its first line records the
-campaign's specification; each finished run appends one line (naming the testbed
-that measured it), written, flushed and ``fsync``-ed before that testbed's next
-run starts. A crash (even ``kill -9``) can only cut the last line short; the
-reader drops such a torn line. Rerunning the same command reads the journal,
-skips every run it holds and continues. A campaign may also grow: rerun with
-more configurations, codecs or runs and only the new runs are measured. The
-journal refuses runs measured with other settings (samples or warm-up per run),
-which could not share a cube. The output cube holds every run its journal holds;
-it is written from the journal at the end (and every ``save_every_s`` seconds
-during a long campaign), atomically (temp file + rename), so it is never
-half-written.
+Persistence (shared with partitioning studies): an append-only journal
+(:class:`~toolkit.retry.Journal`, JSON lines) beside the output cube,
+``CUBE.nc.journal``. Its first line records the campaign's specification; each
+finished run appends one line (naming the testbed that measured it), written,
+flushed and ``fsync``-ed before that testbed's next run starts. A crash (even
+``kill -9``) can only cut the last line short; the reader drops such a torn
+line. Rerunning the same command reads the journal, skips every run it holds and
+continues. A campaign may also grow: rerun with more configurations, codecs or
+runs and only the new runs are measured. The journal refuses runs measured with
+other settings (samples or warm-up per run), which could not share a cube. The
+output cube holds every run its journal holds; it is written from the journal at
+the end (and every ``save_every_s`` seconds during a long campaign), atomically
+(temp file + rename), so it is never half-written.
 
 Failures: a run that raises (device error, timeout, lost worker) is retried
 with exponential backoff after restarting the testbed's workers, up to
@@ -32,7 +32,6 @@ to one other testbed, and a testbed that keeps failing leaves the pool (see
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -54,7 +53,7 @@ from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
 from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
-from toolkit.retry import JOURNAL_SCHEMA, Journal, retry_run
+from toolkit.retry import Journal, retry_run
 from toolkit.workqueue import Task, WorkQueue, gather_or_cancel
 
 __all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "grid"]
@@ -149,11 +148,6 @@ class CampaignSpec:
         """How each run is measured: what must match for runs to share a cube."""
         return {"samples": self.samples, "warmup": self.warmup}
 
-    def fingerprint(self) -> str:
-        """A digest of :meth:`settings`."""
-        blob = json.dumps(self.settings(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
     def codecs_for(self, config: Config) -> list[str]:
         """The codecs measured for ``config``: one at a model's last split (see
         ``n_splits``), else all."""
@@ -193,7 +187,9 @@ class CampaignSummary:
     or failed). ``inference_s`` sums split-inference time over all testbeds;
     ``per_testbed`` (pools only) counts the runs each measured now, ``dropped``
     says why a testbed left the pool, ``unmet`` counts configurations that
-    reached ``max_runs`` before the adaptive rule was met.
+    reached ``max_runs`` before the adaptive rule was met, ``refused`` lists the
+    configurations refused before measuring (a partitioning strategy that does not
+    fit the model).
     """
 
     planned: int
@@ -201,11 +197,12 @@ class CampaignSummary:
     done_now: int
     failures: list[dict[str, Any]]
     wall_s: float
-    inference_s: float
+    inference_s: float = 0.0
     testbeds: int = 1
     per_testbed: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
     unmet: int = 0
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def overhead_fraction(self) -> float:
@@ -214,9 +211,10 @@ class CampaignSummary:
         return 1.0 - self.inference_s / wall if wall > 0 else 0.0
 
     def __str__(self) -> str:
+        refused = f"{len(self.refused)} refused, " if self.refused else ""
         lines = [f"{self.done_before + self.done_now}/{self.planned} runs measured "
                  f"({self.done_now} now, {self.done_before} before), "
-                 f"{len(self.failures)} failed"]
+                 f"{refused}{len(self.failures)} failed"]
         if self.per_testbed:
             lines.append("  runs per testbed: " + ", ".join(
                 f"{name} {n}" for name, n in self.per_testbed.items()))
@@ -225,9 +223,9 @@ class CampaignSummary:
         if self.unmet:
             lines.append(f"  {self.unmet} configurations reached max-runs before their "
                          "confidence interval was narrow enough")
-        for f in self.failures:
-            lines.append(f"  failed: {f['config']} codec={f['codec']} repeat={f['repeat']}: "
-                         f"{f['reason']}")
+        for what, entries in (("refused", self.refused), ("failed", self.failures)):
+            lines += [f"  {what}: {e['config']} codec={e['codec']} repeat={e['repeat']}: "
+                      f"{e['reason']}" for e in entries]
         return "\n".join(lines)
 
 
@@ -273,49 +271,19 @@ class Campaign:
         self.testbed = self.testbeds[0]
         self.spec = spec
         self.out = Path(out)
-        self.journal = Journal(Path(str(self.out) + ".journal"))
+        self.journal = Journal(Path(f"{out}.journal"), "campaign", spec.settings(),
+                               progress=progress)
         self.retries = retries
         self.backoff_s = backoff_s
         self.attrs = dict(attrs or {})
-        self.progress = progress
         self.save_every_s = save_every_s
         self.drop_after = drop_after
         self.summary: CampaignSummary | None = None
         self.records: list[Any] = []
 
-    def _load(self) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-        header, entries = self.journal.read()
-        if header is None:
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-            self.journal.append({"schema": JOURNAL_SCHEMA, "spec": self.spec.as_dict(),
-                                 "settings": self.spec.settings(),
-                                 "fingerprint": self.spec.fingerprint(),
-                                 "testbed": self.runner.name})
-            self._first_testbed = self.runner.name
-            return {}, []
-        if header.get("fingerprint") != self.spec.fingerprint():
-            theirs = header.get("settings", {})
-            differ = ", ".join(f"{k} {theirs.get(k)} -> {v}"
-                               for k, v in self.spec.settings().items() if theirs.get(k) != v)
-            raise ToolkitError(
-                f"{self.journal.path} belongs to a different campaign, measured with other "
-                f"settings ({differ}); its runs cannot share a cube with these. Give another "
-                "output file, or delete the journal to start over"
-            )
-        self._first_testbed = str(header.get("testbed", self.runner.name))
-        done = {e["key"]: e for e in entries if e.get("type") == "run"}
-        failures = [e for e in entries if e.get("type") == "failure" and e["key"] not in done]
-        return done, failures
-
-    def _cube(self, done: Mapping[str, dict[str, Any]], label_source: str | None) -> xr.Dataset:
+    def _cube(self, label_source: str | None) -> xr.Dataset:
+        done = self.journal.done
         codecs = sorted({e["row"]["codec"] for e in done.values()} or set(self.spec.codecs))
-        with_codec = len(codecs) > 1
-        rows = []
-        for entry in sorted(done.values(), key=lambda e: e["repeat"]):
-            row = dict(entry["row"])
-            if not with_codec:
-                row.pop("codec", None)
-            rows.append(row)
         throttled = (all(e.get("throttled", True) for e in done.values()) if done
                      else self.runner.throttled)
         runs_by_testbed = Counter(e.get("testbed", self._first_testbed) for e in done.values())
@@ -338,7 +306,7 @@ class Campaign:
             attrs["label_source"] = label_source
         if self.testbed.latency_source:
             attrs["latency_source"] = self.testbed.latency_source
-        return cube_from_runs(rows, attrs)
+        return cube_from_runs(self.journal.rows(with_codec=len(codecs) > 1), attrs)
 
     def _unmet(self) -> int:
         """Configurations that reached ``max_runs`` without meeting the adaptive rule."""
@@ -353,10 +321,9 @@ class Campaign:
 
     async def arun(self) -> xr.Dataset:
         """Run (or resume) the campaign; returns the cube, also saved to ``out``."""
-        from tqdm.auto import tqdm
-
-        done, old_failures = self._load()
-        self._done = done
+        header = self.journal.open({"spec": self.spec.as_dict(), "testbed": self.runner.name})
+        self._first_testbed = str(header.get("testbed", self.runner.name))
+        done = self.journal.done
         self._cells: dict[str, dict[int, dict[str, Any]]] = {}
         for e in done.values():
             row = e["row"]
@@ -369,19 +336,16 @@ class Campaign:
                      not in done]
             planned = len(plan)
             done_before = planned - len(tasks)
-            self._bar = tqdm(total=planned, initial=done_before, desc="campaign", unit="run",
-                             disable=not self.progress)
+            self._bar = self.journal.bar(planned, done_before, desc="campaign")
         else:
             cells = self.spec.cells()
             done_before = sum(len(self._rows(c, codec)) for c, codec in cells)
             tasks = [Task(c, codec) for c, codec in cells if not rule.done(self._rows(c, codec))]
-            self._bar = tqdm(total=len(cells), initial=len(cells) - len(tasks),
-                             desc="campaign", unit="config", disable=not self.progress)
+            self._bar = self.journal.bar(len(cells), len(cells) - len(tasks), desc="campaign",
+                                     unit="config")
         pooled = len(self.testbeds) > 1
-        self._tb_bars = {tb.name: tqdm(desc=tb.name, unit="run", position=i + 1,
-                                       disable=not (self.progress and pooled))
+        self._tb_bars = {tb.name: self.journal.bar(desc=tb.name, position=i + 1, show=pooled)
                          for i, tb in enumerate(self.testbeds)}
-        self._failures: list[dict[str, Any]] = []
         self._label_source = next((e.get("label_source") for e in done.values()), None)
         self._live = [tb.name for tb in self.testbeds]
         self._strikes = dict.fromkeys(self._live, 0)
@@ -399,15 +363,12 @@ class Campaign:
         finally:
             for bar in (self._bar, *self._tb_bars.values()):
                 bar.close()
-        cube = self._cube(done, self._label_source)
+        cube = self._cube(self._label_source)
         save_cube(cube, self.out)
-        now = {x["key"] for x in self._failures}
-        all_failures = self._failures + [f for f in old_failures
-                                         if f["key"] not in done and f["key"] not in now]
         if rule is not None:
-            planned = done_before + self._done_now + len(self._failures)
+            planned = done_before + self._done_now + len(self.journal.failures)
         self.summary = CampaignSummary(
-            planned, done_before, self._done_now, all_failures,
+            planned, done_before, self._done_now, self.journal.all_failures(),
             time.perf_counter() - t_start, self._inference_s, testbeds=len(self.testbeds),
             per_testbed=self._per_testbed if pooled else {}, dropped=self._dropped,
             unmet=self._unmet())
@@ -473,8 +434,7 @@ class Campaign:
         entry = {"type": "run", "key": key, "repeat": repeat, "row": row,
                  "label_source": record.label_source, "throttled": record.throttled,
                  "testbed": testbed}
-        self.journal.append(entry)
-        self._done[key] = entry
+        self.journal.record(entry)
         self._cells.setdefault(_cell_key(config, codec), {})[repeat] = row
         self._label_source = record.label_source
         self.records.append(record)
@@ -482,7 +442,7 @@ class Campaign:
         self._per_testbed[testbed] += 1
         self._tb_bars[testbed].update(1)
         if time.perf_counter() - self._last_save > self.save_every_s:
-            save_cube(self._cube(self._done, self._label_source), self.out)
+            save_cube(self._cube(self._label_source), self.out)
             self._last_save = time.perf_counter()
 
     def _failed(self, testbed: str, task: Task, repeat: int, reason: str) -> Task | None:
@@ -513,8 +473,7 @@ class Campaign:
                  "reason": task.reason, "testbed": task.tried[-1] if task.tried else None}
         if len(task.tried) > 1:
             entry["tried"] = list(task.tried)
-        self.journal.append(entry)
-        self._failures.append(entry)
+        self.journal.record(entry)
         task.failed = True
         if task.repeat is not None:
             self._bar.update(1)

@@ -8,12 +8,13 @@
   say a retry can help (:func:`~toolkit.errors.retryable`), with an optional
   recovery between attempts. Campaigns and partition studies use it.
 * :class:`Journal`: the append-only, ``fsync``-ed JSON-lines file that makes
-  campaigns and partition studies crash-safe and resumable.
+  campaigns and partition studies crash-safe and resumable, and their resume rule.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -104,14 +105,27 @@ async def retry_run(
 
 
 class Journal:
-    """An append-only JSON-lines journal: a header line, then one line per entry.
+    """A campaign's append-only JSON-lines journal, and the resume rule.
 
-    :meth:`append` writes, flushes and ``fsync``-s each line; :meth:`read` drops
-    (and truncates away) a last line that a crash cut short.
+    A header line (the specification, the *settings* each run is measured with),
+    then one entry per line (``type`` ``run``, ``failure`` or ``refused``, with its
+    ``key``), each flushed and ``fsync``-ed; :meth:`read` drops (and truncates
+    away) a last line that a crash cut short. The resume rule (:meth:`open`): a
+    journal with the same ``settings`` is reopened with every run it holds, so a
+    campaign may grow and measure only its new runs; other settings are refused.
+    ``kind`` names the campaign in messages; ``progress`` shows :meth:`bar`-s.
+    ``done`` and ``refused`` map keys to entries; ``failures`` holds this
+    session's failures, ``failed_before`` the journal's.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, kind: str = "campaign",
+                 settings: Mapping[str, Any] | None = None, *, progress: bool = True) -> None:
+        self.path, self.kind, self.progress = Path(path), kind, progress
+        self.settings = dict(settings or {})
+        self.done: dict[str, dict[str, Any]] = {}
+        self.refused: dict[str, dict[str, Any]] = {}
+        self.failures: list[dict[str, Any]] = []
+        self.failed_before: list[dict[str, Any]] = []
 
     def read(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """(the header, the entries after it); (None, []) for a missing or empty file."""
@@ -145,3 +159,61 @@ class Journal:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
+
+    def open(self, header: Mapping[str, Any]) -> dict[str, Any]:
+        """Read the journal's entries, or start it with ``header`` and the settings;
+        returns its first line. Raises :class:`ToolkitError` where it was written with
+        other settings or by another kind of campaign (another ``study``)."""
+        first, entries = self.read()
+        digest = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
+        if first is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            first = {"schema": JOURNAL_SCHEMA, **header, "settings": self.settings,
+                     "fingerprint": digest[:16]}
+            self.append(first)
+            return first
+        if first.get("fingerprint") != digest[:16] or \
+                first.get("study") != header.get("study"):
+            theirs = first.get("settings", {})
+            differ = ", ".join(f"{k} {theirs.get(k)} -> {v}"
+                               for k, v in self.settings.items() if theirs.get(k) != v)
+            raise ToolkitError(
+                f"{self.path} belongs to a different {self.kind}, measured with other "
+                f"settings ({differ}); its runs cannot share a cube with these. Give another "
+                "output file, or delete the journal to start over")
+        self.done = {e["key"]: e for e in entries if e.get("type") == "run"}
+        self.refused = {e["key"]: e for e in entries if e.get("type") == "refused"}
+        self.failed_before = [e for e in entries
+                              if e.get("type") == "failure" and e["key"] not in self.done]
+        return first
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append one entry and keep it in ``done``, ``refused`` or ``failures``."""
+        self.append(entry)
+        if entry["type"] == "run":
+            self.done[entry["key"]] = entry
+        elif entry["type"] == "refused":
+            self.refused[entry["key"]] = entry
+        else:
+            self.failures.append(entry)
+
+    def all_failures(self) -> list[dict[str, Any]]:
+        """This session's failures, then the journal's neither measured nor failed since."""
+        now = {e["key"] for e in self.failures}
+        return self.failures + [e for e in self.failed_before
+                                if e["key"] not in self.done and e["key"] not in now]
+
+    def rows(self, with_codec: bool) -> list[dict[str, Any]]:
+        """The measured runs' cube rows by repeat (``codec`` dropped unless ``with_codec``)."""
+        rows = [dict(e["row"]) for e in sorted(self.done.values(), key=lambda e: e["repeat"])]
+        for row in rows if not with_codec else ():
+            row.pop("codec", None)
+        return rows
+
+    def bar(self, total: int | None = None, initial: int = 0, *, desc: str, unit: str = "run",
+            position: int | None = None, show: bool = True) -> Any:
+        """A tqdm progress bar (shown where ``progress`` and ``show``)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, position=position,
+                    disable=not (self.progress and show))

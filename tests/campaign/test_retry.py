@@ -1,4 +1,5 @@
-"""toolkit.retry: the retry loop and backoff shared by campaigns, partition studies and SSH."""
+"""toolkit.retry: the retry loop, backoff and run log shared by campaigns, partition studies
+and SSH."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import asyncio
 
 import pytest
 
+from toolkit.campaign import CampaignSummary
 from toolkit.errors import ConfigError, DeviceError, ToolkitError, retryable
-from toolkit.retry import Backoff, retry_run
+from toolkit.retry import Backoff, Journal, retry_run
 
 
 def test_retries_with_recovery_until_success_and_counts_a_failed_recovery():
@@ -147,3 +149,48 @@ def test_ssh_errors_say_whether_a_retry_can_help():
     for transient in (ConnectError("pi", "refused"), ConnectionLost("pi", "dropped"),
                       CommandTimeout("pi", "sleep 9", 1.0)):
         assert retryable(transient) and isinstance(transient, ToolkitError)
+
+
+def _run(key: str, repeat: int, codec: str = "fp32") -> dict:
+    return {"type": "run", "key": key, "repeat": repeat,
+            "row": {"model": "m", "split": 1, "codec": codec, "latency_ms": float(repeat)}}
+
+
+def test_a_journal_reopens_with_the_same_settings_and_keeps_its_runs(tmp_path):
+    out = tmp_path / "sub" / "c.nc.journal"
+    log = Journal(out, "campaign", {"samples": 5, "warmup": 1})
+    header = log.open({"spec": {"configs": [1]}, "testbed": "a"})
+    assert header["settings"] == {"samples": 5, "warmup": 1} and header["testbed"] == "a"
+    log.record(_run("r1", 1))
+    log.record(_run("r0", 0, "int8"))
+    log.record({"type": "failure", "key": "f", "config": {"split": 2}, "codec": "fp32",
+                "repeat": 0, "reason": "boom"})
+
+    again = Journal(out, "campaign", {"warmup": 1, "samples": 5})  # key order is irrelevant
+    assert again.open({"spec": {"configs": [1, 2]}, "testbed": "b"})["testbed"] == "a"
+    assert set(again.done) == {"r0", "r1"} and [f["key"] for f in again.failed_before] == ["f"]
+    assert [r["latency_ms"] for r in again.rows(with_codec=False)] == [0.0, 1.0]
+    assert "codec" not in again.rows(with_codec=False)[0]
+    assert again.rows(with_codec=True)[0]["codec"] == "int8"
+    again.record(_run("f", 0))  # measured since: no longer a failure
+    assert again.all_failures() == []
+
+
+def test_other_settings_or_another_kind_are_refused(tmp_path):
+    out = tmp_path / "c.nc.journal"
+    Journal(out, "campaign", {"samples": 5, "warmup": 1}).open({"testbed": "a"})
+    with pytest.raises(ToolkitError, match=r"belongs to a different campaign, measured with "
+                       r"other settings \(samples 5 -> 6\)"):
+        Journal(out, "campaign", {"samples": 6, "warmup": 1}).open({"testbed": "a"})
+    with pytest.raises(ToolkitError, match="belongs to a different study"):
+        Journal(out, "study", {"samples": 5, "warmup": 1}).open({"study": "partition"})
+
+
+def test_the_summary_lists_refusals_only_where_there_are_some():
+    refused = {"config": {"strategy": "spatial", "devices": 2}, "codec": "fp32", "repeat": 0,
+               "reason": "must start with spatial layers"}
+    assert str(CampaignSummary(2, 1, 1, [], 1.0)).splitlines() == [
+        "2/2 runs measured (1 now, 1 before), 0 failed"]
+    text = str(CampaignSummary(2, 0, 1, [], 1.0, refused=[refused]))
+    assert text.startswith("1/2 runs measured (1 now, 0 before), 1 refused, 0 failed")
+    assert "refused: {'strategy': 'spatial', 'devices': 2} codec=fp32 repeat=0: must start" in text

@@ -53,6 +53,39 @@ def test_study_writes_a_cube_and_resumes(cluster, tmp_path):
         PartitionStudy(cluster, other, out, progress=False).run()
 
 
+def test_a_grown_study_measures_only_its_new_runs(cluster, tmp_path):
+    """The campaign's resume rule: a larger grid keeps the runs measured before."""
+    out = tmp_path / "grow.nc"
+    small = StudySpec("digits-cnn", ["spatial"], [2], samples=2, warmup=0, inputs="random")
+    PartitionStudy(cluster, small, out, progress=False).run()
+    before = open_cube(out)
+    journal = (tmp_path / "grow.nc.journal").read_text().splitlines()
+
+    grown = StudySpec("digits-cnn", ["spatial", "output-channel"], [2, 3], samples=2, warmup=0,
+                      inputs="random")
+    study = PartitionStudy(cluster, grown, out, progress=False)
+    cube = study.run()
+    assert (study.summary.done_before, study.summary.done_now, study.summary.planned) == (1, 3, 4)
+    assert "4/4 runs measured (3 now, 1 before)" in str(study.summary)
+    now = (tmp_path / "grow.nc.journal").read_text().splitlines()
+    assert now[:len(journal)] == journal  # the earlier runs are kept, not measured again
+    keys = [json.loads(line)["key"] for line in now[1:]]
+    assert len(keys) == len(set(keys)) == 4
+    assert cube["strategy"].values.tolist() == ["output-channel", "spatial"]
+    assert cube["devices"].values.tolist() == [2, 3]
+    old = {"strategy": "spatial", "devices": 2}
+    np.testing.assert_array_equal(select(cube, old)["latency_ms"].values,
+                                  select(before, old)["latency_ms"].values)
+    assert [r["config"]["devices"] for r in study.measured()] == [2, 3, 2, 3]
+
+    slower = StudySpec("digits-cnn", ["spatial"], [2], samples=3, warmup=0, inputs="random",
+                       link=Link(10.0, 1.0))
+    with pytest.raises(ToolkitError, match=r"belongs to a different study, measured with other "
+                       r"settings \(link .* samples 2 -> 3\)") as refused:
+        PartitionStudy(cluster, slower, out, progress=False).run()
+    assert "model" not in str(refused.value) and "strategies" not in str(refused.value)
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras saving
 def test_a_refused_strategy_is_recorded_not_retried(cluster, tmp_path):
     L = keras.layers
@@ -65,7 +98,7 @@ def test_a_refused_strategy_is_recorded_not_retried(cluster, tmp_path):
     cube = study.run()
     assert cube["strategy"].values.tolist() == ["output-channel"]
     [refused] = study.summary.refused
-    assert refused["strategy"] == "spatial" and "must start with spatial layers" in \
+    assert refused["config"]["strategy"] == "spatial" and "must start with spatial layers" in \
         refused["reason"]
 
 

@@ -140,7 +140,7 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
                 args.samples, 1, 2, args.inputs, args.seed)
             study = PartitionStudy(cluster, spec, args.output, progress=not args.json)
             study.run()
-            done = {r["strategy"]: r["run"] for r in study.records}
+            done = {r["config"]["strategy"]: r["run"] for r in study.measured()}
             return {k: done[names[k]] for k in keys if names[k] in done}
         runs = {}
         for k in tqdm(keys, desc="measuring", unit="strategy", disable=args.json or None):

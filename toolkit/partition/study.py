@@ -6,13 +6,13 @@ repeat)`` on a :class:`~toolkit.partition.runtime.PartitionCluster` and
 collects the runs into a cube with the extra dimensions ``strategy`` and
 ``devices`` (and ``codec`` when several codecs are studied).
 
-Persistence is the campaign's (:mod:`toolkit.retry`): an append-only,
-fsync-ed JSON-lines journal beside the cube (``CUBE.nc.journal``) whose first
-line records the specification; rerunning the same study skips every run the
-journal holds, and a journal of another specification is refused. A run that
-fails (a device died or timed out) is retried (dead workers are restarted),
-then recorded as failed; a plan the strategy refuses for the model is recorded
-as refused, with the reason, and not retried.
+A study is a campaign over partition configurations, with the campaign's
+journal (``CUBE.nc.journal``), resume rule, progress and retry
+(:mod:`toolkit.retry`; dead workers are restarted): a study may grow (more
+strategies, device counts, frequencies, codecs or runs) and measures only its
+new runs; other settings (:meth:`StudySpec.settings`) are refused. A run that
+still fails is recorded as failed; a plan the strategy refuses for the model is
+recorded as refused, with the reason, and not retried.
 
 The cube holds one row per run (per-sample means; see ``docs/partitioning.md``,
 "Cubes"): the standard variables aggregated over the devices, plus
@@ -22,7 +22,6 @@ journal and in :attr:`PartitionStudy.records`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -34,16 +33,25 @@ from typing import Any
 
 import xarray as xr
 
+from toolkit.campaign import CampaignSummary
 from toolkit.config import PARTITION_VARIABLES
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
+from toolkit.partition.hybrid import HYBRID_PREFIX
 from toolkit.partition.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.spec import PlanSpec
-from toolkit.retry import JOURNAL_SCHEMA, Journal, retry_run
+from toolkit.retry import Journal, retry_run
 from toolkit.runtime.link import Link
 
 __all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
+
+#: the :class:`StudySpec` fields that list what is measured (a study may grow in them);
+#: every other field is a setting (:meth:`StudySpec.settings`)
+GRID_FIELDS = ("strategies", "devices", "cpu_freqs", "codecs", "runs")
+
+#: what a study did (a campaign's summary, with its ``refused``)
+StudySummary = CampaignSummary
 
 
 @dataclass
@@ -89,7 +97,7 @@ class StudySpec:
         if not self.strategies or not self.devices:
             raise ConfigError("a partitioning study needs at least one strategy and device count")
         for strategy, n in product(self.strategies, self.devices):  # validates names and counts
-            PlanSpec(strategy, n, self.fuse, self.split if strategy.startswith("hybrid-")
+            PlanSpec(strategy, n, self.fuse, self.split if strategy.startswith(HYBRID_PREFIX)
                      else None)
         for codec in self.codecs:
             check_codec(codec)
@@ -103,7 +111,7 @@ class StudySpec:
         out = []
         for repeat, strategy, n, freq in product(range(self.runs), self.strategies,
                                                  self.devices, self.cpu_freqs or [None]):
-            codecs = self.codecs if strategy.startswith("hybrid-") else ["fp32"]
+            codecs = self.codecs if strategy.startswith(HYBRID_PREFIX) else ["fp32"]
             out += [(strategy, n, freq, codec, repeat) for codec in codecs]
         return out
 
@@ -113,31 +121,10 @@ class StudySpec:
         d["link"], d["cloud_link"] = self.link.as_dict(), self.cloud_link.as_dict()
         return d
 
-    def fingerprint(self) -> str:
-        """A digest identifying the specification."""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass
-class StudySummary:
-    """What a study did: runs done now and before, refusals and failures with reasons."""
-
-    planned: int
-    done_before: int
-    done_now: int
-    refused: list[dict[str, Any]]
-    failures: list[dict[str, Any]]
-    wall_s: float
-
-    def __str__(self) -> str:
-        lines = [f"{self.done_before + self.done_now}/{self.planned} runs measured "
-                 f"({self.done_now} now, {self.done_before} before), {len(self.refused)} "
-                 f"refused, {len(self.failures)} failed"]
-        lines += [f"  refused: {e['strategy']} on {e['devices']} devices: {e['reason']}"
-                  for e in self.refused]
-        lines += [f"  failed: {e['strategy']} on {e['devices']} devices: {e['reason']}"
-                  for e in self.failures]
-        return "\n".join(lines)
+    def settings(self) -> dict[str, Any]:
+        """How each run is measured (the model, its options, the links, samples...):
+        what must match for runs to share a cube. Everything but :data:`GRID_FIELDS`."""
+        return {k: v for k, v in self.as_dict().items() if k not in GRID_FIELDS}
 
 
 def _key(strategy: str, devices: int, freq: int | None, codec: str, repeat: int) -> str:
@@ -155,6 +142,11 @@ class PartitionStudy:
         backoff_s: first retry delay, doubled each retry.
         attrs: extra cube attributes.
         progress: show a tqdm progress bar.
+
+    Attributes:
+        records: the journal entry of every measured run (``config``, ``codec``,
+            ``repeat``, the cube ``row`` and the ``run``'s JSON form).
+        runs: the :class:`~toolkit.partition.PartitionRun` of each run measured now.
     """
 
     def __init__(self, cluster: PartitionCluster, spec: StudySpec, out: str | os.PathLike, *,
@@ -163,40 +155,21 @@ class PartitionStudy:
         self.cluster = cluster
         self.spec = spec
         self.out = Path(out)
-        self.journal = Journal(Path(str(self.out) + ".journal"))
+        self.journal = Journal(Path(f"{out}.journal"), "study", spec.settings(),
+                               progress=progress)
         self.retries = retries
         self.backoff_s = backoff_s
         self.attrs = dict(attrs or {})
-        self.progress = progress
         self.records: list[dict[str, Any]] = []
         self.runs: list[Any] = []
         self.summary: StudySummary | None = None
 
-    def _load(self) -> list[dict[str, Any]]:
-        header, entries = self.journal.read()
-        if header is None:
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-            self.journal.append({"schema": JOURNAL_SCHEMA, "study": "partition",
-                                 "spec": self.spec.as_dict(),
-                                 "fingerprint": self.spec.fingerprint(),
-                                 "testbed": "local-partition"})
-            return []
-        if header.get("study") != "partition" or header.get("fingerprint") != \
-                self.spec.fingerprint():
-            raise ToolkitError(
-                f"{self.journal.path} belongs to a different study (other model, strategies, "
-                "devices, frequencies, link, samples or runs); give another output file, or "
-                "delete the journal to start over")
-        return entries
+    def measured(self) -> list[dict[str, Any]]:
+        """The records of this specification's runs (of a grown journal, only those),
+        in plan order."""
+        return [e for p in self.spec.plan() if (e := self.journal.done.get(_key(*p)))]
 
     def _cube(self) -> xr.Dataset:
-        with_codec = len(self.spec.codecs) > 1
-        rows = []
-        for record in sorted(self.records, key=lambda r: r["repeat"]):
-            row = dict(record["row"])
-            if not with_codec:
-                row.pop("codec", None)
-            rows.append(row)
         sources = list(dict.fromkeys(part for r in self.records
                                      for part in r["run"]["energy_source"].split("+")))
         labels = list(dict.fromkeys(r["run"]["label_source"] for r in self.records))
@@ -219,40 +192,32 @@ class PartitionStudy:
         }
         if labels:
             attrs["label_source"] = labels[0] if len(labels) == 1 else labels
-        return cube_from_runs(rows, attrs, PARTITION_VARIABLES)
+        codecs = {*self.spec.codecs, *(r["codec"] for r in self.records
+                                       if r["config"]["strategy"].startswith(HYBRID_PREFIX))}
+        return cube_from_runs(self.journal.rows(len(codecs) > 1), attrs, PARTITION_VARIABLES)
 
     async def arun(self) -> xr.Dataset:
-        """Run (or resume) the study; returns the cube, also saved to ``out``."""
-        from tqdm.auto import tqdm
-
-        entries = self._load()
-        done = {e["key"]: e for e in entries if e.get("type") == "run"}
-        refused = {e["key"]: e for e in entries if e.get("type") == "refused"}
-        self.records = list(done.values())
+        """Run (or resume, or grow) the study; returns the cube, also saved to ``out``."""
+        journal = self.journal
+        journal.open({"study": "partition", "spec": self.spec.as_dict(),
+                      "testbed": "local-partition"})
         plan = self.spec.plan()
-        todo = [p for p in plan if _key(*p) not in done and _key(*p) not in refused]
+        done_before = sum(_key(*p) in journal.done for p in plan)
+        todo = [p for p in plan if _key(*p) not in journal.done and _key(*p) not in journal.refused]
         t0 = time.perf_counter()
-        failures = []
-        bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="partition study",
-                   unit="run", disable=not self.progress or None)
+        bar = journal.bar(len(plan), len(plan) - len(todo), desc="partition study")
         for strategy, n, freq, codec, repeat in todo:
-            key = _key(strategy, n, freq, codec, repeat)
             bar.set_postfix_str(f"{strategy} N={n} f={freq or 'max'} {codec}")
             entry = await self._attempt(strategy, n, freq, codec)
-            entry.update({"key": key, "strategy": strategy, "devices": n, "cpu_freq": freq,
-                          "codec": codec, "repeat": repeat})
-            self.journal.append(entry)
-            if entry["type"] == "run":
-                done[key] = entry
-                self.records.append(entry)
-            elif entry["type"] == "refused":
-                refused[key] = entry
-            else:
-                failures.append(entry)
+            journal.record({**entry, "key": _key(strategy, n, freq, codec, repeat), "config": {
+                "strategy": strategy, "devices": n, "cpu_freq": freq}, "codec": codec,
+                "repeat": repeat})
             bar.update(1)
         bar.close()
-        self.summary = StudySummary(len(plan), len(done) - len(self.runs), len(self.runs),
-                                    list(refused.values()), failures, time.perf_counter() - t0)
+        self.records = list(journal.done.values())
+        self.summary = StudySummary(len(plan), done_before, len(self.runs),
+                                    journal.all_failures(), time.perf_counter() - t0,
+                                    refused=list(journal.refused.values()))
         if not self.records:
             raise ToolkitError(f"no run of the study succeeded: {self.summary}")
         cube = self._cube()
@@ -262,7 +227,7 @@ class PartitionStudy:
     async def _attempt(self, strategy: str, n: int, freq: int | None, codec: str
                        ) -> dict[str, Any]:
         s = self.spec
-        split = s.split if strategy.startswith("hybrid-") else None
+        split = s.split if strategy.startswith(HYBRID_PREFIX) else None
         try:
             self.cluster.plan(s.model, strategy, n, input_size=s.input_size, fuse=s.fuse,
                               split=split, codec=codec)
