@@ -56,7 +56,7 @@ from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
 from toolkit.retry import Journal, retry_run
 from toolkit.workqueue import Task, WorkQueue, gather_or_cancel
 
-__all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "grid"]
+__all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "grid", "progress_bar"]
 
 log = logging.getLogger("toolkit.campaign")
 
@@ -271,11 +271,11 @@ class Campaign:
         self.testbed = self.testbeds[0]
         self.spec = spec
         self.out = Path(out)
-        self.journal = Journal(Path(f"{out}.journal"), "campaign", spec.settings(),
-                               progress=progress)
+        self.journal = Journal(Path(f"{out}.journal"), "campaign", spec.settings())
         self.retries = retries
         self.backoff_s = backoff_s
         self.attrs = dict(attrs or {})
+        self.progress = progress
         self.save_every_s = save_every_s
         self.drop_after = drop_after
         self.summary: CampaignSummary | None = None
@@ -336,15 +336,16 @@ class Campaign:
                      not in done]
             planned = len(plan)
             done_before = planned - len(tasks)
-            self._bar = self.journal.bar(planned, done_before, desc="campaign")
+            self._bar = progress_bar(planned, done_before, desc="campaign", show=self.progress)
         else:
             cells = self.spec.cells()
             done_before = sum(len(self._rows(c, codec)) for c, codec in cells)
             tasks = [Task(c, codec) for c, codec in cells if not rule.done(self._rows(c, codec))]
-            self._bar = self.journal.bar(len(cells), len(cells) - len(tasks), desc="campaign",
-                                     unit="config")
+            self._bar = progress_bar(len(cells), len(cells) - len(tasks), desc="campaign",
+                                     unit="config", show=self.progress)
         pooled = len(self.testbeds) > 1
-        self._tb_bars = {tb.name: self.journal.bar(desc=tb.name, position=i + 1, show=pooled)
+        self._tb_bars = {tb.name: progress_bar(desc=tb.name, position=i + 1,
+                                               show=self.progress and pooled)
                          for i, tb in enumerate(self.testbeds)}
         self._label_source = next((e.get("label_source") for e in done.values()), None)
         self._live = [tb.name for tb in self.testbeds]
@@ -507,6 +508,15 @@ class Campaign:
     def run(self) -> xr.Dataset:
         """Blocking :meth:`arun` (on the testbed's, or the pool's, private event loop)."""
         return self.runner.run_blocking(self.arun())
+
+
+def progress_bar(total: int | None = None, initial: int = 0, *, desc: str, unit: str = "run",
+                 position: int | None = None, show: bool = True) -> Any:
+    """A campaign's (or a partition study's) tqdm progress bar, hidden unless ``show``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, position=position,
+                disable=not show)
 
 
 def configs_from(items: Iterable[Mapping[str, Any] | Config]) -> list[Config]:

@@ -113,14 +113,14 @@ class Journal:
     away) a last line that a crash cut short. The resume rule (:meth:`open`): a
     journal with the same ``settings`` is reopened with every run it holds, so a
     campaign may grow and measure only its new runs; other settings are refused.
-    ``kind`` names the campaign in messages; ``progress`` shows :meth:`bar`-s.
+    ``kind`` names the campaign in messages.
     ``done`` and ``refused`` map keys to entries; ``failures`` holds this
     session's failures, ``failed_before`` the journal's.
     """
 
     def __init__(self, path: Path, kind: str = "campaign",
-                 settings: Mapping[str, Any] | None = None, *, progress: bool = True) -> None:
-        self.path, self.kind, self.progress = Path(path), kind, progress
+                 settings: Mapping[str, Any] | None = None) -> None:
+        self.path, self.kind = Path(path), kind
         self.settings = dict(settings or {})
         self.done: dict[str, dict[str, Any]] = {}
         self.refused: dict[str, dict[str, Any]] = {}
@@ -209,11 +209,3 @@ class Journal:
         for row in rows if not with_codec else ():
             row.pop("codec", None)
         return rows
-
-    def bar(self, total: int | None = None, initial: int = 0, *, desc: str, unit: str = "run",
-            position: int | None = None, show: bool = True) -> Any:
-        """A tqdm progress bar (shown where ``progress`` and ``show``)."""
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=initial, desc=desc, unit=unit, position=position,
-                    disable=not (self.progress and show))

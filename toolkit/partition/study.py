@@ -33,7 +33,7 @@ from typing import Any
 
 import xarray as xr
 
-from toolkit.campaign import CampaignSummary
+from toolkit.campaign import CampaignSummary, progress_bar
 from toolkit.config import PARTITION_VARIABLES
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError
@@ -155,11 +155,11 @@ class PartitionStudy:
         self.cluster = cluster
         self.spec = spec
         self.out = Path(out)
-        self.journal = Journal(Path(f"{out}.journal"), "study", spec.settings(),
-                               progress=progress)
+        self.journal = Journal(Path(f"{out}.journal"), "study", spec.settings())
         self.retries = retries
         self.backoff_s = backoff_s
         self.attrs = dict(attrs or {})
+        self.progress = progress
         self.records: list[dict[str, Any]] = []
         self.runs: list[Any] = []
         self.summary: StudySummary | None = None
@@ -205,7 +205,8 @@ class PartitionStudy:
         done_before = sum(_key(*p) in journal.done for p in plan)
         todo = [p for p in plan if _key(*p) not in journal.done and _key(*p) not in journal.refused]
         t0 = time.perf_counter()
-        bar = journal.bar(len(plan), len(plan) - len(todo), desc="partition study")
+        bar = progress_bar(len(plan), len(plan) - len(todo), desc="partition study",
+                           show=self.progress)
         for strategy, n, freq, codec, repeat in todo:
             bar.set_postfix_str(f"{strategy} N={n} f={freq or 'max'} {codec}")
             entry = await self._attempt(strategy, n, freq, codec)
