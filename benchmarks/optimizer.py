@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/optimizer.py CUBE.nc [--seeds 10] [--first-seed 0] [--budgets 0.05,0.1,0.2]
         [--objectives latency_ms,energy_j] [--drop 0.2] [--noise 0.05] [--pool-seed 0]
+        [--set offspring_size=2 --set near=0.05 ...]
 
 For each budget (a fraction of the valid space) and seed it runs our optimizer
 (NSGA-II and NSGA-III), random search (distinct configurations drawn uniformly)
@@ -23,6 +24,10 @@ own ideal and nadir points), **IGD+** in that space, the **front share** (the
 fraction of the exhaustive front's configurations found) and, for comparison
 with earlier figures, the hypervolume ratio in the cube-normalised space of
 :mod:`toolkit.optimize.objectives` (which compresses ratios towards 1).
+
+``--set KEY=VALUE`` passes an option to our :class:`~toolkit.optimize.Optimizer`
+(the value read as JSON, else as a string), so that a variant is measured with
+the same command as the default.
 
 ``--drop`` and ``--noise`` make another pool from the cube (seeded by
 ``--pool-seed``): a fraction of the configurations removed, and every
@@ -113,10 +118,11 @@ class Bench:
                 "hv_ratio_cube": self._cube_hv(values) / self.cube_hv}
 
 
-def ours(bench: Bench, algorithm: str, n: int, seed: int,
-         initial: str = "guided") -> tuple[list, np.ndarray]:
+def ours(bench: Bench, algorithm: str, n: int, seed: int, initial: str = "guided",
+         options: dict | None = None) -> tuple[list, np.ndarray]:
     result = Optimizer(bench.space, bench.evaluator, objectives=bench.objectives,
-                       algorithm=algorithm, seed=seed, initial=initial, progress=False).run(n)
+                       algorithm=algorithm, seed=seed, initial=initial, progress=False,
+                       **(options or {})).run(n)
     configs = [e.config for e in result.evaluated]
     return configs, np.array([[e.values[o] for o in bench.objectives]
                               for e in result.evaluated], float)
@@ -180,6 +186,17 @@ def optuna_search(bench: Bench, n: int, seed: int, population: int) -> tuple[lis
     return [c for c, _ in seen.values()], np.asarray([v for _, v in seen.values()], float)
 
 
+def option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--set``: the value as JSON where it parses, else the string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set needs KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def summary(scores: list[dict]) -> dict:
     """Median (and worst) of each figure over seeds."""
     out = {}
@@ -204,7 +221,9 @@ def main(argv=None) -> dict:
                         help="comma-separated subset, e.g. latency_ms,energy_j")
     parser.add_argument("--algorithms", default="nsga2,nsga3")
     parser.add_argument("--initial", default="guided",
-                        help="our initial design: latin (the default) or guided")
+                        help="our initial design: guided (the default) or latin")
+    parser.add_argument("--set", type=option, action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of our Optimizer, e.g. offspring_size=2 (repeatable)")
     parser.add_argument("--optuna-populations", default="10,20,50")
     parser.add_argument("--drop", type=float, default=0.0,
                         help="fraction of configurations removed from the pool")
@@ -224,11 +243,13 @@ def main(argv=None) -> dict:
     except ImportError:
         optuna, populations = None, []
 
+    options = dict(args.set)
     budgets = [float(b) for b in args.budgets.split(",")]
     algorithms = args.algorithms.split(",")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     searches: dict[str, Callable[[int, int], tuple[list, np.ndarray]]] = {
-        **{a: (lambda n, s, a=a: ours(bench, a, n, s, args.initial)) for a in algorithms},
+        **{a: (lambda n, s, a=a: ours(bench, a, n, s, args.initial, options))
+           for a in algorithms},
         "random": lambda n, s: random_search(bench, n, s),
         **{f"optuna_nsga3_pop{p}": (lambda n, s, p=p: optuna_search(bench, n, s, p))
            for p in populations},
@@ -287,6 +308,7 @@ def main(argv=None) -> dict:
         "seeds": args.seeds,
         "first_seed": args.first_seed,
         "initial": args.initial,
+        "options": options,
         "optuna": optuna.__version__ if optuna else "not installed",
         "budgets": detail,
         "runtime_s": round(time.perf_counter() - start, 1),
