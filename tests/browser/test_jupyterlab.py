@@ -5,8 +5,10 @@ and runtime folders, a kernel spec for this interpreter), opens a copy of
 ``notebooks/01-split-inference.ipynb`` in Debian's Chromium driven by
 Playwright, runs all cells from the Run menu, moves the panel's split slider
 with the keyboard, clicks the panel's Run button and checks that the result now
-shows the new split. Screenshots go to ``test-artifacts/browser/``. The server,
-its kernels and their worker processes are always stopped.
+shows the new split; then the TradeoffExplorer on the demo cube. One server and
+one browser serve both tests (a page each; a test's kernels are shut down after
+it). Screenshots go to ``test-artifacts/browser/``. The server, its kernels and
+their worker processes are always stopped.
 
 Needs ``chromium`` (``apt-get install chromium``) and ``playwright`` (pip; no
 ``playwright install``: the system browser is used).
@@ -56,6 +58,7 @@ class Lab:
     token: str
     process: subprocess.Popen
     log: Path
+    root: Path
 
 
 def _free_port() -> int:
@@ -136,7 +139,7 @@ def _lab(tmp_path: Path, files: dict[str, str | bytes]) -> Iterator[Lab]:
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
                                    cwd=root)
-    server = Lab(f"http://127.0.0.1:{port}", token, process, log)
+    server = Lab(f"http://127.0.0.1:{port}", token, process, log, root)
     try:
         _wait_until_up(server)
         yield server
@@ -152,12 +155,47 @@ def _with_test_kernel(nb: dict) -> str:
     return json.dumps(nb)
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    """JupyterLab serving a copy of notebook 01."""
-    with _lab(tmp_path, {NOTEBOOK.name: _with_test_kernel(json.loads(NOTEBOOK.read_text()))}
-              ) as server:
+def _api(lab: Lab, path: str, method: str = "GET"):
+    """JupyterLab's REST API (token-authenticated), the answer decoded."""
+    request = urllib.request.Request(f"{lab.url}/api/{path}", method=method,
+                                     headers={"Authorization": f"token {lab.token}"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One JupyterLab for the module's tests, serving a copy of notebook 01 (a test may add
+    files to its root)."""
+    with _lab(tmp_path_factory.mktemp("lab"),
+              {NOTEBOOK.name: _with_test_kernel(json.loads(NOTEBOOK.read_text()))}) as server:
         yield server
+
+
+@pytest.fixture
+def lab(lab_server: Lab) -> Iterator[Lab]:
+    """The module's JupyterLab; the kernels a test started (and with them notebook 01's
+    testbed workers) are shut down after it, so the next test starts on a quiet server."""
+    yield lab_server
+    for session in _api(lab_server, "sessions"):
+        _api(lab_server, f"sessions/{session['id']}", "DELETE")
+    for kernel in _api(lab_server, "kernels"):
+        _api(lab_server, f"kernels/{kernel['id']}", "DELETE")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium, driven by Playwright, for the module's tests (a page each)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                     headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def _run_all_cells(page) -> None:
@@ -200,62 +238,60 @@ def _result_text(page) -> str:
 
 
 @pytest.mark.slow
-def test_split_inference_panel_in_jupyterlab(lab: Lab) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_split_inference_panel_in_jupyterlab(lab: Lab, chromium) -> None:
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "jupyterlab-split-inference.png"
     (ARTIFACTS / "jupyterlab-failure.png").unlink(missing_ok=True)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                     headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            page.goto(f"{lab.url}/lab/tree/{NOTEBOOK.name}?token={lab.token}")
-            notebook = page.locator(".jp-NotebookPanel")
-            expect(notebook, "the notebook did not open").to_be_visible(timeout=120_000)
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']"),
-                   "the kernel did not become idle").to_have_count(1, timeout=120_000)
-            timings["open_s"] = time.monotonic() - t0
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{lab.url}/lab/workspaces/split-inference/tree/{NOTEBOOK.name}"
+                  f"?token={lab.token}")  # a workspace of its own: no tabs restored
+        notebook = page.locator(".jp-NotebookPanel")
+        expect(notebook, "the notebook did not open").to_be_visible(timeout=120_000)
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']"),
+               "the kernel did not become idle").to_have_count(1, timeout=120_000)
+        timings["open_s"] = time.monotonic() - t0
 
-            _run_all_cells(page)
-            panel = page.locator(".dynasplit-split-inference")
-            expect(panel, "the panel did not render (is jupyterlab_widgets installed?)"
-                   ).to_be_visible(timeout=RUN_ALL_S * 1000)
-            # the notebook's last code cell runs the panel by code at split 2
-            result = page.locator(".dynasplit-result")
-            expect(result).to_contain_text("split 2", timeout=RUN_ALL_S * 1000)
-            _expect_idle_without_stderr(page)
-            timings["run_all_s"] = time.monotonic() - t0 - timings["open_s"]
-            before = _result_text(page)
+        _run_all_cells(page)
+        panel = page.locator(".dynasplit-split-inference")
+        expect(panel, "the panel did not render (is jupyterlab_widgets installed?)"
+               ).to_be_visible(timeout=RUN_ALL_S * 1000)
+        # the notebook's last code cell runs the panel by code at split 2
+        result = page.locator(".dynasplit-result")
+        expect(result).to_contain_text("split 2", timeout=RUN_ALL_S * 1000)
+        _expect_idle_without_stderr(page)
+        timings["run_all_s"] = time.monotonic() - t0 - timings["open_s"]
+        before = _result_text(page)
 
-            handle = panel.locator(".dynasplit-split .noUi-handle")
-            handle.scroll_into_view_if_needed()
-            handle.focus()
-            handle.press("ArrowRight")
-            handle.press("ArrowRight")
-            readout = panel.locator(".dynasplit-split .widget-readout")
-            expect(readout, "the keyboard did not move the split slider").to_contain_text(
-                "4 · conv3", timeout=30_000)
+        handle = panel.locator(".dynasplit-split .noUi-handle")
+        handle.scroll_into_view_if_needed()
+        handle.focus()
+        handle.press("ArrowRight")
+        handle.press("ArrowRight")
+        readout = panel.locator(".dynasplit-split .widget-readout")
+        expect(readout, "the keyboard did not move the split slider").to_contain_text(
+            "4 · conv3", timeout=30_000)
 
-            t1 = time.monotonic()
-            panel.locator("button.dynasplit-run").click()
-            expect(result, "the run button did not update the result").to_contain_text(
-                "split 4", timeout=RUN_CLICK_S * 1000)
-            expect(panel.locator("button.dynasplit-run")).to_be_enabled(timeout=60_000)
-            timings["click_run_s"] = time.monotonic() - t1
-            after = _result_text(page)
-            assert after != before and "split 4" in after and "split 2" in before
-            assert "energy" in after and "model:" in after and "accuracy" in after
-            panel.scroll_into_view_if_needed()
-            page.screenshot(path=str(shot), full_page=False)
-        except BaseException:
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab-failure.png"), full_page=False)
-            raise
-        finally:
-            browser.close()
+        t1 = time.monotonic()
+        panel.locator("button.dynasplit-run").click()
+        expect(result, "the run button did not update the result").to_contain_text(
+            "split 4", timeout=RUN_CLICK_S * 1000)
+        expect(panel.locator("button.dynasplit-run")).to_be_enabled(timeout=60_000)
+        timings["click_run_s"] = time.monotonic() - t1
+        after = _result_text(page)
+        assert after != before and "split 4" in after and "split 2" in before
+        assert "energy" in after and "model:" in after and "accuracy" in after
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=str(shot), full_page=False)
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab-failure.png"), full_page=False)
+        raise
+    finally:
+        page.close()
     timings["total_s"] = time.monotonic() - t0
     (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=1))
     assert shot.stat().st_size > 10_000
@@ -289,10 +325,10 @@ _DYNASPLIT_SPLIT_JS = """table => {
 
 @pytest.mark.slow
 def test_tradeoff_explorer_on_the_demo_cube_in_jupyterlab(
-        tmp_path: Path, demo_run: tuple[Path, str]) -> None:
+        lab: Lab, chromium, demo_run: tuple[Path, str]) -> None:
     """The explorer renders the demo cube, and moving its latency threshold from the
     lowest to the highest value changes the split DynaSplit's rule picks."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     demo_out, _ = demo_run
     means = config_means(open_cube(demo_out / "demo.nc")).dropna(subset=["latency_ms"])
@@ -301,52 +337,51 @@ def test_tradeoff_explorer_on_the_demo_cube_in_jupyterlab(
     limits = {"Home": float(means.latency_ms.min()), "End": float(means.latency_ms.max())}
     expected = {"Home": str(int(means.loc[means.latency_ms.idxmin(), "split"])),
                 "End": str(int(means.loc[means.energy_j.idxmin(), "split"]))}
-    files = {"explorer.ipynb": _with_test_kernel(EXPLORER_NOTEBOOK),
+    files = {"explorer.ipynb": _with_test_kernel(EXPLORER_NOTEBOOK).encode(),
              "demo.nc": (demo_out / "demo.nc").read_bytes()}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shots = {end: ARTIFACTS / f"jupyterlab-tradeoff-{end.lower()}.png" for end in ("Home", "End")}
     failure = ARTIFACTS / "jupyterlab-tradeoff-failure.png"
     failure.unlink(missing_ok=True)
-    with _lab(tmp_path, files) as lab, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                     headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        try:
-            page.goto(f"{lab.url}/lab/tree/explorer.ipynb?token={lab.token}")
-            expect(page.locator(".jp-NotebookPanel"), "the notebook did not open"
-                   ).to_be_visible(timeout=120_000)
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']"),
-                   "the kernel did not become idle").to_have_count(1, timeout=120_000)
-            _run_all_cells(page)
-            panel = page.locator(".dynasplit-tradeoff")
-            expect(panel, "the explorer did not render").to_be_visible(timeout=RUN_ALL_S * 1000)
-            picks = page.locator(".dynasplit-picks table")
-            expect(picks).to_contain_text("dynasplit", timeout=RUN_ALL_S * 1000)
-            _expect_idle_without_stderr(page)
-            assert "model:" in panel.inner_text()  # the energy says it is modelled
+    for name, content in files.items():
+        (lab.root / name).write_bytes(content)
+    page = chromium.new_page(viewport={"width": 1400, "height": 1400})
+    try:
+        page.goto(f"{lab.url}/lab/workspaces/tradeoff/tree/explorer.ipynb?token={lab.token}")
+        expect(page.locator(".jp-NotebookPanel"), "the notebook did not open"
+               ).to_be_visible(timeout=120_000)
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']"),
+               "the kernel did not become idle").to_have_count(1, timeout=120_000)
+        _run_all_cells(page)
+        panel = page.locator(".dynasplit-tradeoff")
+        expect(panel, "the explorer did not render").to_be_visible(timeout=RUN_ALL_S * 1000)
+        picks = page.locator(".dynasplit-picks table")
+        expect(picks).to_contain_text("dynasplit", timeout=RUN_ALL_S * 1000)
+        _expect_idle_without_stderr(page)
+        assert "model:" in panel.inner_text()  # the energy says it is modelled
 
-            picked = {}
-            readout = panel.locator(".dynasplit-threshold .widget-readout")
-            handle = panel.locator(".dynasplit-threshold .noUi-handle")
-            for end, shot in shots.items():
-                before = readout.inner_text()
-                handle.scroll_into_view_if_needed()
-                handle.focus()
-                handle.press(end)  # the slider's lowest / highest threshold
-                expect(readout, f"{end} did not move the threshold").not_to_have_text(
-                    before, timeout=30_000)
-                # the picks and the plot are redrawn, then the summary names the threshold
-                expect(panel.locator(".dynasplit-summary")).to_contain_text(
-                    f"threshold of {limits[end]:.4g} ms", timeout=RUN_CLICK_S * 1000)
-                expect(picks).to_contain_text("dynasplit", timeout=60_000)
-                picked[end] = picks.evaluate(_DYNASPLIT_SPLIT_JS)
-                panel.scroll_into_view_if_needed()
-                page.screenshot(path=str(shot), full_page=True)
-        except BaseException:
-            page.screenshot(path=str(failure), full_page=True)
-            raise
-        finally:
-            browser.close()
+        picked = {}
+        readout = panel.locator(".dynasplit-threshold .widget-readout")
+        handle = panel.locator(".dynasplit-threshold .noUi-handle")
+        for end, shot in shots.items():
+            before = readout.inner_text()
+            handle.scroll_into_view_if_needed()
+            handle.focus()
+            handle.press(end)  # the slider's lowest / highest threshold
+            expect(readout, f"{end} did not move the threshold").not_to_have_text(
+                before, timeout=30_000)
+            # the picks and the plot are redrawn, then the summary names the threshold
+            expect(panel.locator(".dynasplit-summary")).to_contain_text(
+                f"threshold of {limits[end]:.4g} ms", timeout=RUN_CLICK_S * 1000)
+            expect(picks).to_contain_text("dynasplit", timeout=60_000)
+            picked[end] = picks.evaluate(_DYNASPLIT_SPLIT_JS)
+            panel.scroll_into_view_if_needed()
+            page.screenshot(path=str(shot), full_page=True)
+    except BaseException:
+        page.screenshot(path=str(failure), full_page=True)
+        raise
+    finally:
+        page.close()
     # on a cube with a real trade-off the fastest and the most frugal configurations
     # are different splits (the summary is written after the picks: they are current)
     assert picked == expected and picked["Home"] != picked["End"], (picked, expected)

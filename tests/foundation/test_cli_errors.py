@@ -15,6 +15,15 @@ def _cli(*args):
                           text=True, timeout=300, stdin=subprocess.DEVNULL)
 
 
+def _in_process(capsys, *args):
+    """:func:`_cli`'s result from :func:`toolkit.cli.main` in this process (the exit
+    status and stderr of ``python -m toolkit`` are checked by ``test_unknown_model``),
+    without starting another interpreter that imports TensorFlow."""
+    capsys.readouterr()
+    status = main(list(args))
+    return subprocess.CompletedProcess(args, status, "", capsys.readouterr().err)
+
+
 def _assert_one_line_error(result, *fragments):
     assert result.returncode == 2, result
     lines = [x for x in result.stderr.splitlines() if x.strip()]
@@ -30,28 +39,29 @@ def test_unknown_model():
                            "digits-cnn, digits-vgg, digits-vgg-fc, vgg16, resnet50, mobilenetv2")
 
 
-def test_split_out_of_range_lists_the_cut_points(tmp_path):
+def test_split_out_of_range_lists_the_cut_points(tmp_path, capsys):
     _assert_one_line_error(
-        _cli("measure", "--model", "digits-cnn", "--splits", "12", "-o", str(tmp_path / "c.nc")),
+        _in_process(capsys, "measure", "--model", "digits-cnn", "--splits", "12", "-o",
+                    str(tmp_path / "c.nc")),
         "split 12 is out of range", "0=image, 1=conv1")
 
 
-def test_frequency_not_in_the_profile(tmp_path):
+def test_frequency_not_in_the_profile(tmp_path, capsys):
     _assert_one_line_error(
-        _cli("measure", "--model", "digits-cnn", "--cpu-freqs", "700", "-o",
-             str(tmp_path / "c.nc")),
+        _in_process(capsys, "measure", "--model", "digits-cnn", "--cpu-freqs", "700", "-o",
+                    str(tmp_path / "c.nc")),
         "frequency 700 MHz is not in profile 'raspberry-pi-4'", "600, 800, 1000")
 
 
-def test_unreadable_profile_file(tmp_path):
+def test_unreadable_profile_file(tmp_path, capsys):
     testbed = tmp_path / "tb.toml"
     testbed.write_text('[testbed]\nname = "t"\nkind = "local"\n[[hosts]]\nname = "e"\n'
                        'address = "127.0.0.1"\nroles = ["edge"]\nprofile = "broken.toml"\n'
                        '[[hosts]]\nname = "c"\naddress = "127.0.0.1"\nroles = ["cloud"]\n'
                        'profile = "cloud-gpu-server"\n')
     (tmp_path / "broken.toml").write_text("[profile\nname=")
-    result = _cli("measure", "--testbed", str(testbed), "--model", "digits-cnn", "-o",
-                  str(tmp_path / "c.nc"))
+    result = _in_process(capsys, "measure", "--testbed", str(testbed), "--model", "digits-cnn",
+                         "-o", str(tmp_path / "c.nc"))
     _assert_one_line_error(result, "broken.toml")
 
 
