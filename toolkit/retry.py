@@ -149,7 +149,7 @@ class Journal:
             return None, []
         header = entries[0]
         if header.get("schema") != JOURNAL_SCHEMA:
-            raise ToolkitError(f"{self.path} is not a campaign journal of this toolkit")
+            raise ToolkitError(f"{self.path} is not a {self.kind} journal of this toolkit")
         return header, entries[1:]
 
     def append(self, entry: Mapping[str, Any]) -> None:

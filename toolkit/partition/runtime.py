@@ -74,7 +74,7 @@ from toolkit.partition.plan import PartitionPlan
 from toolkit.partition.spec import PlanSpec, plan_fingerprint
 from toolkit.partition.stacks import load_partition_model
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
-from toolkit.runtime.link import Link
+from toolkit.runtime.link import DEFAULT_LINK, Link
 from toolkit.runtime.session import WorkerProcess
 
 __all__ = [
@@ -480,7 +480,7 @@ class PartitionCluster(BlockingLifecycle):
                 that failed, died or timed out (the message names it).
         """
         link = Link() if link is None else link
-        cloud_link = Link(100.0, 2.0) if cloud_link is None else cloud_link
+        cloud_link = DEFAULT_LINK if cloud_link is None else cloud_link
         if not isinstance(inputs, str):
             samples = len(inputs)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:

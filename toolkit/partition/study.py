@@ -42,7 +42,7 @@ from toolkit.partition.hybrid import HYBRID_PREFIX
 from toolkit.partition.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.spec import PlanSpec
 from toolkit.retry import Journal, retry_run
-from toolkit.runtime.link import Link
+from toolkit.runtime.link import DEFAULT_LINK, Link
 
 __all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
 
@@ -85,7 +85,7 @@ class StudySpec:
     split: int | None = None
     codecs: list[str] = field(default_factory=lambda: ["fp32"])
     link: Link = field(default_factory=Link)
-    cloud_link: Link = field(default_factory=lambda: Link(100.0, 2.0))
+    cloud_link: Link = DEFAULT_LINK
     samples: int = 20
     runs: int = 1
     warmup: int = 2
