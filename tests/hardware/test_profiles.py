@@ -90,3 +90,9 @@ def test_derived_power_follows_its_sources():
     # the boards draw less than the Pi 4 while waiting, as measured
     pi4 = load_profile("raspberry-pi-4").power
     assert jetson.wait_w[0] < pi3.wait_w[0] < pi4.wait_w[0]
+
+
+def test_scaled_cores_follow_the_frequency_from_the_emulated_cores_at_the_top():
+    pi = load_profile("raspberry-pi-4")
+    assert pi.scaled_cores(pi.max_freq) == pi.emulated_cores
+    assert pi.scaled_cores(600) == pytest.approx(pi.emulated_cores * 600 / 1800)

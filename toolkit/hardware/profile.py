@@ -82,6 +82,12 @@ class DeviceProfile:
         """Highest settable frequency, or None where frequency is not settable."""
         return max(self.frequencies_mhz) if self.frequencies_mhz else None
 
+    def scaled_cores(self, freq: int) -> float:
+        """Host cores an uncalibrated emulation gives this device at ``freq``:
+        ``emulated_cores × f / f_max`` (the local testbed without a timing model,
+        the partition cluster's device workers)."""
+        return self.emulated_cores * freq / self.max_freq
+
     def check_freq(self, freq: int) -> int:
         """Return ``freq`` if this profile offers it, else raise a ConfigError."""
         if freq not in self.frequencies_mhz:

@@ -352,7 +352,7 @@ class PartitionCluster(BlockingLifecycle):
         return self.profile.max_freq if cpu_freq is None else self.profile.check_freq(cpu_freq)
 
     def _set_quotas(self, n: int, freq: int) -> None:
-        cores = self.profile.emulated_cores * freq / self.profile.max_freq
+        cores = self.profile.scaled_cores(freq)
         for quota in self._quotas[:n]:
             if quota is not None:
                 quota.set_cores(cores)

@@ -262,7 +262,7 @@ class LocalTestbed(Testbed):
         if timing is not None and timing.has("int8"):
             kind = "none" if accel == "none" else "int8"
             return self.calibration().quota_cores(freq, kind)
-        return self.edge_profile.emulated_cores * freq / self.edge_profile.max_freq
+        return self.edge_profile.scaled_cores(freq)
 
     async def edge_target_ms(self, config: Config) -> float | None:
         """The device's time for the configuration's head (None: not padded)."""
