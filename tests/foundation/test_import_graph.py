@@ -139,37 +139,58 @@ def test_the_scan_finds_a_cycle_through_a_deferred_relative_import():
     assert cycles(import_graph(sources)) == []
 
 
-#: the layers inside ``toolkit.devices``, lowest first: each imports only those before it
-DEVICE_LAYERS = ("inventory", "transport", "controllers", "testbeds")
+#: packages whose sub-folders are layers, lowest first: each imports only those before it
+#: (a module at the package's top level may import every layer)
+LAYERS = {
+    "toolkit.devices": ("inventory", "transport", "controllers", "testbeds"),
+    "toolkit.partition": ("model", "strategies", "cost", "execution"),
+}
 
 
-def _device_layer(module: str) -> str | None:
-    parts = module.split(".")
-    if parts[:2] != ["toolkit", "devices"] or len(parts) < 3:
+def _layer(package: str, module: str) -> str | None:
+    rest = module.removeprefix(package + ".").split(".")
+    if not module.startswith(package + ".") or rest[0] not in LAYERS[package]:
         return None
-    return parts[2] if parts[2] in DEVICE_LAYERS else None
+    return rest[0]
 
 
-def test_device_layers_import_only_downwards():
-    """transport/ imports no controller or testbed, controllers/ no testbed."""
-    sources = _toolkit_sources()
-    assert {_device_layer(m) for m in sources} >= set(DEVICE_LAYERS)
+def upward_imports(package: str, sources: dict[str, tuple[str, bool]]) -> list[str]:
+    """Imports from a layer of ``package`` into a layer above it, as ``module:line``."""
+    layers = LAYERS[package]
     upward = []
     for module, (text, _) in sources.items():
-        layer = _device_layer(module)
+        layer = _layer(package, module)
         if layer is None:
             continue
-        allowed = DEVICE_LAYERS[: DEVICE_LAYERS.index(layer) + 1]
+        allowed = layers[: layers.index(layer) + 1]
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.ImportFrom):
-                assert not node.level, f"{module}:{node.lineno}: devices/ uses absolute imports"
+                assert not node.level, f"{module}:{node.lineno}: {package} uses absolute imports"
                 names = [node.module or ""]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             else:
                 continue
             for name in names:
-                target = _device_layer(name)
+                target = _layer(package, name)
                 if target is not None and target not in allowed:
                     upward.append(f"{module}:{node.lineno} imports {name}")
-    assert upward == [], "\n".join(upward)
+    return upward
+
+
+def test_layers_import_only_downwards():
+    """devices: transport/ imports no controller or testbed, controllers/ no testbed;
+    partition: model/ imports no strategy, strategies/ no cost, cost/ no execution."""
+    sources = _toolkit_sources()
+    for package, layers in LAYERS.items():
+        assert {_layer(package, m) for m in sources} >= set(layers), package
+        assert upward_imports(package, sources) == [], package
+
+
+def test_the_layer_scan_finds_an_upward_import():
+    sources = {"toolkit.partition.model.plan": ("", False),
+               "toolkit.partition.cost.per_device": ("", False),
+               "toolkit.partition.model.ops":
+                   ("def f():\n    from toolkit.partition.cost.per_device import x\n", False)}
+    assert upward_imports("toolkit.partition", sources) == [
+        "toolkit.partition.model.ops:2 imports toolkit.partition.cost.per_device"]

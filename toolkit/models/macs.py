@@ -4,7 +4,7 @@ Counted: convolutions (``Conv1D/2D/3D`` and transposed, depthwise, separable),
 ``Dense`` and ``MultiHeadAttention`` (projections and both attention products,
 with keys as long as the queries: self-attention); a nested model counts as the
 sum of its layers. Convolutions and dense layers share one formula,
-:func:`conv_macs`, which partitioning's ops (:func:`toolkit.partition.ops.op_macs`)
+:func:`conv_macs`, which partitioning's ops (:func:`toolkit.partition.model.ops.op_macs`)
 use too. Element-wise layers (activations, batch normalisation, pooling,
 additions) count 0: they are memory-bound and small next to the convolutions,
 and excluding them keeps the figure comparable with the literature's MAC counts.

@@ -579,7 +579,7 @@ def _value(mapping: Mapping[str, Any], key: str) -> Any:
 
 def _check_strategies(strategies: Iterable[str]) -> list[str]:
     """Strategy names, checked against :func:`toolkit.partition.strategy_names`."""
-    from toolkit.partition.spec import strategy_names  # Keras: only when partitioning
+    from toolkit.partition.execution.spec import strategy_names  # Keras: only when partitioning
 
     names = [str(s) for s in strategies]
     valid = strategy_names()

@@ -21,8 +21,13 @@ local device-worker processes over TCP (per-device latency and energy), and
 resumably. See ``docs/partitioning.md``.
 """
 
-from toolkit.partition.channels import input_channel, output_channel
-from toolkit.partition.cost import (
+from toolkit.partition.cost.hybrid import (
+    DEFAULT_CLOUD_MACS_PER_S,
+    CloudModel,
+    HybridCost,
+    estimate_hybrid_cost,
+)
+from toolkit.partition.cost.per_device import (
     DEFAULT_LINK_MBPS,
     DEFAULT_MACS_PER_S,
     CostModel,
@@ -30,26 +35,19 @@ from toolkit.partition.cost import (
     PlanCost,
     estimate_cost,
 )
-from toolkit.partition.execute import execute_plan, run_steps, transfer_payload
-from toolkit.partition.graph import SUPPORTED_LAYERS, Chain, chain_from_model, chain_head
-from toolkit.partition.hybrid import (
-    CODEC_BYTES,
-    DEFAULT_CLOUD_MACS_PER_S,
-    HYBRID_PREFIX,
-    CloudModel,
-    HybridCost,
-    HybridPlan,
-    codec_roundtrip,
-    default_hybrid_split,
-    estimate_hybrid_cost,
-    execute_hybrid,
-    hybrid_plan,
-    hybrid_splits,
+from toolkit.partition.execution.measurement import DeviceMeasurement, PartitionRun
+from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
+from toolkit.partition.execution.spec import PlanSpec, plan_fingerprint, strategy_names
+from toolkit.partition.execution.study import (
+    PARTITION_VARIABLES,
+    PartitionStudy,
+    StudySpec,
+    StudySummary,
 )
-from toolkit.partition.layerwise import layer_wise
-from toolkit.partition.measurement import DeviceMeasurement, PartitionRun
-from toolkit.partition.ops import Activation, Op
-from toolkit.partition.plan import (
+from toolkit.partition.model.execute import execute_plan, run_steps, transfer_payload
+from toolkit.partition.model.graph import SUPPORTED_LAYERS, Chain, chain_from_model, chain_head
+from toolkit.partition.model.ops import Activation, Op
+from toolkit.partition.model.plan import (
     Assemble,
     Compute,
     Concat,
@@ -60,19 +58,28 @@ from toolkit.partition.plan import (
     Stage,
     Transfer,
 )
-from toolkit.partition.report import HYBRID, add_measurements, evaluate, format_table, max_abs_error
-from toolkit.partition.runtime import INPUT_KINDS, PartitionCluster
-from toolkit.partition.spatial import check_fuse, spatial
-from toolkit.partition.spec import PlanSpec, plan_fingerprint, strategy_names
-from toolkit.partition.stacks import (
+from toolkit.partition.model.stacks import (
     STACKS,
     load_partition_model,
     mobilenet_stack,
     randomize_weights,
     vgg_stack,
 )
-from toolkit.partition.strategies import STRATEGIES, partition
-from toolkit.partition.study import PARTITION_VARIABLES, PartitionStudy, StudySpec, StudySummary
+from toolkit.partition.report import HYBRID, add_measurements, evaluate, format_table, max_abs_error
+from toolkit.partition.strategies.channels import input_channel, output_channel
+from toolkit.partition.strategies.hybrid import (
+    CODEC_BYTES,
+    HYBRID_PREFIX,
+    HybridPlan,
+    codec_roundtrip,
+    default_hybrid_split,
+    execute_hybrid,
+    hybrid_plan,
+    hybrid_splits,
+)
+from toolkit.partition.strategies.layerwise import layer_wise
+from toolkit.partition.strategies.registry import STRATEGIES, partition
+from toolkit.partition.strategies.spatial import check_fuse, spatial
 from toolkit.partition.sweep import crossovers, device_table, hybrid_table, predict_table
 from toolkit.runtime.link import Link
 

@@ -19,18 +19,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from toolkit.errors import ToolkitError, choices
-from toolkit.partition.cost import CostModel, estimate_cost
-from toolkit.partition.execute import execute_plan
-from toolkit.partition.graph import chain_from_model
-from toolkit.partition.hybrid import (
-    CloudModel,
-    default_hybrid_split,
-    estimate_hybrid_cost,
-    execute_hybrid,
-    hybrid_plan,
-)
-from toolkit.partition.plan import PartitionPlan
-from toolkit.partition.strategies import STRATEGIES, check_strategy, partition
+from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
+from toolkit.partition.cost.per_device import CostModel, estimate_cost
+from toolkit.partition.model.execute import execute_plan
+from toolkit.partition.model.graph import chain_from_model
+from toolkit.partition.model.plan import PartitionPlan
+from toolkit.partition.strategies.hybrid import default_hybrid_split, execute_hybrid, hybrid_plan
+from toolkit.partition.strategies.registry import STRATEGIES, check_strategy, partition
 
 __all__ = ["HYBRID", "add_measurements", "evaluate", "format_table", "max_abs_error"]
 

@@ -22,16 +22,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.errors import ToolkitError
-from toolkit.partition.cost import CostModel, estimate_cost
-from toolkit.partition.hybrid import (
-    CloudModel,
-    estimate_hybrid_cost,
-    execute_hybrid,
-    hybrid_plan,
-    hybrid_splits,
-)
-from toolkit.partition.measurement import PartitionRun
-from toolkit.partition.strategies import STRATEGIES, partition
+from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
+from toolkit.partition.cost.per_device import CostModel, estimate_cost
+from toolkit.partition.execution.measurement import PartitionRun
+from toolkit.partition.strategies.hybrid import execute_hybrid, hybrid_plan, hybrid_splits
+from toolkit.partition.strategies.registry import STRATEGIES, partition
 
 __all__ = ["crossovers", "device_table", "hybrid_table", "predict_table"]
 

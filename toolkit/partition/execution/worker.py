@@ -1,6 +1,6 @@
 """The partition device worker: one edge device of a multi-device plan, as an OS process.
 
-Run it as ``python -m toolkit.partition.worker --index I [--threads 1]``. It
+Run it as ``python -m toolkit.partition.execution.worker --index I [--threads 1]``. It
 announces its port like the runtime's workers (one JSON line on stdout), logs
 to stderr and stops on SIGTERM. A connection's first frame says what it is:
 
@@ -186,7 +186,7 @@ class DeviceWorker:
     def _model(self, name: str, input_size: int | None):
         key = (name, input_size)
         if key not in self._models:
-            from toolkit.partition.stacks import load_partition_model
+            from toolkit.partition.model.stacks import load_partition_model
 
             self._models[key] = load_partition_model(name, input_size)
         return self._models[key]
@@ -201,8 +201,8 @@ class DeviceWorker:
         return self._split_models[key]
 
     async def _configure(self, msg: dict[str, Any]) -> dict[str, Any]:
-        from toolkit.partition.hybrid import HybridPlan
-        from toolkit.partition.spec import PlanSpec, plan_fingerprint
+        from toolkit.partition.execution.spec import PlanSpec, plan_fingerprint
+        from toolkit.partition.strategies.hybrid import HybridPlan
 
         spec = PlanSpec.from_message(msg["plan"])
         if not 0 <= self.index < spec.devices:
@@ -310,7 +310,7 @@ class DeviceWorker:
     async def _sample(self, session: _Session, rid: int, x) -> tuple[dict[str, Any], Any]:
         import tensorflow as tf
 
-        from toolkit.partition.execute import run_steps, transfer_payload
+        from toolkit.partition.model.execute import run_steps, transfer_payload
 
         rec = dict.fromkeys(SAMPLE_FIELDS, 0.0)
         rec["t_start"] = time.monotonic()
@@ -382,8 +382,8 @@ async def _amain(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m toolkit.partition.worker``."""
-    parser = argparse.ArgumentParser(prog="python -m toolkit.partition.worker",
+    """Entry point of ``python -m toolkit.partition.execution.worker``."""
+    parser = argparse.ArgumentParser(prog="python -m toolkit.partition.execution.worker",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=int, required=True, help="this device's index")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")

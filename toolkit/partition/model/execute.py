@@ -16,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.errors import ToolkitError
-from toolkit.partition.ops import apply_op
-from toolkit.partition.plan import (
+from toolkit.partition.model.ops import apply_op
+from toolkit.partition.model.plan import (
     INPUT,
     Assemble,
     Compute,

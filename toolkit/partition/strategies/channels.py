@@ -32,9 +32,9 @@ from dataclasses import dataclass, replace
 import keras
 import numpy as np
 
-from toolkit.partition.graph import Chain, as_chain
-from toolkit.partition.ops import LINEAR, Op, op_macs
-from toolkit.partition.plan import (
+from toolkit.partition.model.graph import Chain, as_chain
+from toolkit.partition.model.ops import LINEAR, Op, op_macs
+from toolkit.partition.model.plan import (
     INPUT,
     PartitionPlan,
     PlanBuilder,
@@ -151,7 +151,7 @@ def output_channel(
     """Partition every channel-mixing layer by output channels (filters or units).
 
     Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.graph.Chain`.
+        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
         n_devices: number of devices; a layer with fewer output channels than
             devices leaves the rest idle for that layer.
         input_shape: one sample's input shape, where the model leaves it open.
@@ -193,7 +193,7 @@ def input_channel(
     """Partition every channel-mixing layer by input channels, reducing partial sums.
 
     Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.graph.Chain`.
+        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
         n_devices: number of devices; a layer with fewer input channels than
             devices leaves the rest without a partial sum to compute.
         input_shape: one sample's input shape, where the model leaves it open.

@@ -6,7 +6,7 @@ host's monotonic clock, shared by the local worker processes).
 :func:`assemble_run` turns those reports into a :class:`PartitionRun`: the
 request's latency (device 0, inputs to outputs), each device's finish time
 relative to the request's start, and per-device energy (see
-:mod:`toolkit.partition.runtime` for the energy formula and its labels).
+:mod:`toolkit.partition.execution.runtime` for the energy formula and its labels).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 
 from toolkit.energy.meter import Measurement
 from toolkit.energy.model import PowerModel
-from toolkit.partition.cost import PlanCost
-from toolkit.partition.hybrid import HybridCost
-from toolkit.partition.plan import PartitionPlan
+from toolkit.partition.cost.hybrid import HybridCost
+from toolkit.partition.cost.per_device import PlanCost
+from toolkit.partition.model.plan import PartitionPlan
 from toolkit.runtime.link import Link
 
 __all__ = ["DeviceMeasurement", "PartitionRun", "assemble_run"]

@@ -1,4 +1,4 @@
-"""Reading a Keras conv stack as a chain of :class:`~toolkit.partition.ops.Op`.
+"""Reading a Keras conv stack as a chain of :class:`~toolkit.partition.model.ops.Op`.
 
 The partitioning strategies work on models whose layers form a chain: each
 layer takes the previous layer's output and nothing else (Sequential models,
@@ -21,7 +21,7 @@ import numpy as np
 
 from toolkit.errors import ToolkitError, choices
 from toolkit.models.graph import Graph
-from toolkit.partition.ops import (
+from toolkit.partition.model.ops import (
     CHANNEL_GLOBAL_ACTIVATIONS,
     ELEMENTWISE_ACTIVATIONS,
     Activation,

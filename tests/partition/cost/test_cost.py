@@ -16,8 +16,8 @@ from toolkit.partition import (
     estimate_cost,
     partition,
 )
-from toolkit.partition.layerwise import balance_blocks
-from toolkit.partition.spatial import fusion_groups
+from toolkit.partition.strategies.layerwise import balance_blocks
+from toolkit.partition.strategies.spatial import fusion_groups
 
 MODELS = ["vgg-stack", "mobilenet-stack", "digits-cnn"]
 

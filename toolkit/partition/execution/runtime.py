@@ -1,8 +1,8 @@
 """Real execution of partition plans on N local device-worker processes.
 
 A :class:`PartitionCluster` starts ``workers`` device workers
-(:mod:`toolkit.partition.worker`, one OS process each) and, for hybrid plans,
-a cloud worker (:mod:`toolkit.partition.cloud`) per model. For each run it
+(:mod:`toolkit.partition.execution.worker`, one OS process each) and, for hybrid plans,
+a cloud worker (:mod:`toolkit.partition.execution.cloud`) per model. For each run it
 builds the plan, tells every device which plan to build (they rebuild it from
 the same model and check its fingerprint), connects the devices over TCP with
 the runtime's framing, sends the inputs to device 0 and collects, per device,
@@ -61,18 +61,18 @@ from toolkit.energy.model import PowerModel
 from toolkit.errors import DeviceError, ProtocolError, ToolkitError, choices
 from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.models.codecs import decode, encode
-from toolkit.partition.cost import DEFAULT_MACS_PER_S, CostModel, PlanCost, estimate_cost
-from toolkit.partition.hybrid import (
+from toolkit.partition.cost.hybrid import (
     DEFAULT_CLOUD_MACS_PER_S,
     CloudModel,
     HybridCost,
-    HybridPlan,
     estimate_hybrid_cost,
 )
-from toolkit.partition.measurement import PartitionRun, assemble_run
-from toolkit.partition.plan import PartitionPlan
-from toolkit.partition.spec import PlanSpec, plan_fingerprint
-from toolkit.partition.stacks import load_partition_model
+from toolkit.partition.cost.per_device import DEFAULT_MACS_PER_S, CostModel, PlanCost, estimate_cost
+from toolkit.partition.execution.measurement import PartitionRun, assemble_run
+from toolkit.partition.execution.spec import PlanSpec, plan_fingerprint
+from toolkit.partition.model.plan import PartitionPlan
+from toolkit.partition.model.stacks import load_partition_model
+from toolkit.partition.strategies.hybrid import HybridPlan
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
 from toolkit.runtime.link import DEFAULT_LINK, Link
 from toolkit.runtime.session import WorkerProcess
@@ -96,7 +96,7 @@ _uids = itertools.count()
 def device_worker_command(index: int, *, threads: int = 1, host: str = "127.0.0.1",
                           python: str = sys.executable) -> list[str]:
     """The argv that starts device worker ``index``."""
-    return [python, "-m", "toolkit.partition.worker", "--index", str(index),
+    return [python, "-m", "toolkit.partition.execution.worker", "--index", str(index),
             "--threads", str(threads), "--host", host]
 
 
@@ -337,7 +337,7 @@ class PartitionCluster(BlockingLifecycle):
     async def _cloud(self, entry: _Model) -> WorkerProcess:
         worker = self._clouds.get((entry.ref, entry.input_size))
         if worker is None or not worker.alive():
-            argv = [sys.executable, "-m", "toolkit.partition.cloud", "--model", entry.ref,
+            argv = [sys.executable, "-m", "toolkit.partition.execution.cloud", "--model", entry.ref,
                     "--threads", "1"]
             if entry.input_size:
                 argv += ["--input-size", str(entry.input_size)]

@@ -10,7 +10,7 @@ point. Tensors are named per device; a device only ever reads names it holds.
 The request's input arrives at device 0 under the name ``"input"``; the answer
 is due at device 0 (:attr:`PartitionPlan.output`). The plan holds everything a
 device needs: its ops carry their (sliced) weights. Running a plan in one
-process is :func:`toolkit.partition.execute.execute_plan`; a worker process
+process is :func:`toolkit.partition.model.execute.execute_plan`; a worker process
 runs ``stage.steps[device]`` and then its ``stage.outgoing(device)`` /
 ``stage.incoming(device)`` for each stage in turn.
 
@@ -27,7 +27,7 @@ from typing import Any, Union
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.partition.ops import BYTES_PER_ELEMENT, Op, op_macs, op_output_shape
+from toolkit.partition.model.ops import BYTES_PER_ELEMENT, Op, op_macs, op_output_shape
 
 __all__ = [
     "INPUT",

@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ToolkitError
 from toolkit.hardware.profile import load_profile
-from toolkit.partition.ops import op_weight_bytes
-from toolkit.partition.plan import INPUT, Compute, PartitionPlan, instruction_inputs, nbytes
+from toolkit.partition.model.ops import op_weight_bytes
+from toolkit.partition.model.plan import INPUT, Compute, PartitionPlan, instruction_inputs, nbytes
 
 __all__ = [
     "DEFAULT_LINK_MBPS",

@@ -18,10 +18,10 @@ import keras
 from toolkit.errors import ToolkitError, choices
 from toolkit.models.codecs import check_codec
 from toolkit.models.split import SplitModel
-from toolkit.partition.hybrid import HYBRID_PREFIX, HybridPlan, hybrid_plan
-from toolkit.partition.plan import PartitionPlan
-from toolkit.partition.spatial import check_fuse
-from toolkit.partition.strategies import STRATEGIES, check_strategy, partition
+from toolkit.partition.model.plan import PartitionPlan
+from toolkit.partition.strategies.hybrid import HYBRID_PREFIX, HybridPlan, hybrid_plan
+from toolkit.partition.strategies.registry import STRATEGIES, check_strategy, partition
+from toolkit.partition.strategies.spatial import check_fuse
 
 __all__ = ["PlanSpec", "plan_fingerprint", "strategy_names"]
 

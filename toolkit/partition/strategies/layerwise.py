@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 import keras
 
 from toolkit.errors import ToolkitError, choices
-from toolkit.partition.graph import Chain, as_chain
-from toolkit.partition.plan import INPUT, PartitionPlan, PlanBuilder, check_devices, nbytes
+from toolkit.partition.model.graph import Chain, as_chain
+from toolkit.partition.model.plan import INPUT, PartitionPlan, PlanBuilder, check_devices, nbytes
 
 __all__ = ["balance_blocks", "layer_wise"]
 
@@ -106,7 +106,7 @@ def layer_wise(
     """Partition a chain model into consecutive blocks, one per device.
 
     Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.graph.Chain`.
+        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
         n_devices: number of devices (at most the number of ops).
         layer_costs: measured time (or any cost) per Keras layer name, to
             balance by instead of MACs.

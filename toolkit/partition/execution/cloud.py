@@ -1,6 +1,6 @@
 """The cloud of hybrid partition plans: the runtime's cloud worker on a partitioning model.
 
-Run it as ``python -m toolkit.partition.cloud --model M [--input-size S]``.
+Run it as ``python -m toolkit.partition.execution.cloud --model M [--input-size S]``.
 It serves :class:`toolkit.runtime.cloud.CloudWorker`'s protocol (``configure``
 with a split, then one tensor in, the tail's output back, with ``cloud_ms`` and
 ``decode_ms``) for any model :func:`~toolkit.partition.load_partition_model`
@@ -19,7 +19,7 @@ __all__ = ["main"]
 
 async def _amain(args: argparse.Namespace) -> None:
     from toolkit.models.split import SplitModel
-    from toolkit.partition.stacks import load_partition_model
+    from toolkit.partition.model.stacks import load_partition_model
     from toolkit.runtime.cloud import CloudWorker
     from toolkit.runtime.stages import StageCache, configure_threads
 
@@ -30,8 +30,8 @@ async def _amain(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m toolkit.partition.cloud``."""
-    parser = argparse.ArgumentParser(prog="python -m toolkit.partition.cloud",
+    """Entry point of ``python -m toolkit.partition.execution.cloud``."""
+    parser = argparse.ArgumentParser(prog="python -m toolkit.partition.execution.cloud",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="partitioning model name or .keras path")
     parser.add_argument("--input-size", type=int, default=None)

@@ -2,7 +2,7 @@
 
 A :class:`StudySpec` lists what to measure for one model on one emulated link;
 :class:`PartitionStudy` runs every ``(strategy, devices, cpu_freq, codec,
-repeat)`` on a :class:`~toolkit.partition.runtime.PartitionCluster` and
+repeat)`` on a :class:`~toolkit.partition.execution.runtime.PartitionCluster` and
 collects the runs into a cube with the extra dimensions ``strategy`` and
 ``devices`` (and ``codec`` when several codecs are studied).
 
@@ -38,9 +38,9 @@ from toolkit.config import PARTITION_VARIABLES
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
-from toolkit.partition.hybrid import HYBRID_PREFIX
-from toolkit.partition.runtime import INPUT_KINDS, PartitionCluster
-from toolkit.partition.spec import PlanSpec
+from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
+from toolkit.partition.execution.spec import PlanSpec
+from toolkit.partition.strategies.hybrid import HYBRID_PREFIX
 from toolkit.retry import Journal, retry_run
 from toolkit.runtime.link import DEFAULT_LINK, Link
 

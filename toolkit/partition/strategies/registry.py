@@ -8,11 +8,11 @@ from typing import Any
 import keras
 
 from toolkit.errors import ToolkitError, choices
-from toolkit.partition.channels import input_channel, output_channel
-from toolkit.partition.graph import Chain
-from toolkit.partition.layerwise import layer_wise
-from toolkit.partition.plan import PartitionPlan
-from toolkit.partition.spatial import spatial
+from toolkit.partition.model.graph import Chain
+from toolkit.partition.model.plan import PartitionPlan
+from toolkit.partition.strategies.channels import input_channel, output_channel
+from toolkit.partition.strategies.layerwise import layer_wise
+from toolkit.partition.strategies.spatial import spatial
 
 __all__ = ["STRATEGIES", "check_strategy", "partition"]
 
@@ -45,7 +45,7 @@ def partition(
     """Partition ``model`` over ``n_devices`` devices with the named strategy.
 
     Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.graph.Chain`.
+        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
         n_devices: number of devices.
         strategy: one of :data:`STRATEGIES`.
         input_shape: one sample's input shape, where the model leaves it open.

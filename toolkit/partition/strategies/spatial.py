@@ -27,9 +27,9 @@ from dataclasses import replace
 import keras
 
 from toolkit.errors import ToolkitError, choices
-from toolkit.partition.graph import Chain, as_chain
-from toolkit.partition.ops import Op
-from toolkit.partition.plan import (
+from toolkit.partition.model.graph import Chain, as_chain
+from toolkit.partition.model.ops import Op
+from toolkit.partition.model.plan import (
     INPUT,
     PartitionPlan,
     PlanBuilder,
@@ -134,7 +134,7 @@ def spatial(
     """Partition a chain model into horizontal stripes, one per device.
 
     Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.graph.Chain`.
+        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
         n_devices: number of devices.
         fuse: ``"all"`` exchanges halos once, at the input; ``"none"`` before
             every windowed op; an integer ``k`` every ``k`` windowed ops.

@@ -1,0 +1,137 @@
+"""The predicted costs of a hybrid plan: the edge devices' and the cloud's.
+
+:func:`estimate_hybrid_cost` predicts, with the multi-device cost model of
+:mod:`toolkit.partition.cost.per_device` for the head and :class:`CloudModel`
+for the edge-cloud link and the cloud: the request's latency is the head's
+latency on device 0, plus the encoded activation at the cloud link's rate, the
+round-trip time, the tail's MACs at the cloud's throughput and the fp32 output
+at the link rate. Edge devices are powered for the whole request (busy while
+computing, waiting otherwise; device 0 also pays J/byte for the activation);
+the cloud is charged its busy power while the tail runs (its profile's waiting
+power is 0). Every figure is a prediction labelled ``model:<profile>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from toolkit.energy.model import PowerModel
+from toolkit.errors import ToolkitError
+from toolkit.hardware.profile import load_profile
+from toolkit.partition.cost.per_device import (
+    DEFAULT_LINK_MBPS,
+    CostModel,
+    DeviceCost,
+    estimate_cost,
+)
+from toolkit.partition.strategies.hybrid import HybridPlan
+
+__all__ = ["DEFAULT_CLOUD_MACS_PER_S", "CloudModel", "HybridCost", "estimate_hybrid_cost"]
+
+#: assumed cloud throughput: 50 GMAC/s (a many-core server running TensorFlow fp32)
+DEFAULT_CLOUD_MACS_PER_S = 5e10
+
+
+@dataclass(frozen=True)
+class CloudModel:
+    """The edge-cloud link and the cloud of a hybrid prediction.
+
+    Attributes:
+        macs_per_s: the cloud's throughput on the tail.
+        link_mbps: rate of device 0's link to the cloud, Mbit/s.
+        rtt_ms: round-trip time between device 0 and the cloud.
+        profile: the cloud's device profile (power model).
+        accel: the cloud accelerator of the power model (``none``, ``gpu``).
+    """
+
+    macs_per_s: float = DEFAULT_CLOUD_MACS_PER_S
+    link_mbps: float = DEFAULT_LINK_MBPS
+    rtt_ms: float = 2.0
+    profile: str = "cloud-gpu-server"
+    accel: str = "none"
+
+    def __post_init__(self) -> None:
+        for key in ("macs_per_s", "link_mbps"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ToolkitError(f"cloud {key} must be a positive number, got {value!r}")
+        if not isinstance(self.rtt_ms, (int, float)) or not self.rtt_ms >= 0:
+            raise ToolkitError(f"cloud rtt_ms must be a number >= 0, got {self.rtt_ms!r}")
+
+    def power_model(self) -> PowerModel:
+        """The cloud's power model (validates the accelerator)."""
+        model = PowerModel(load_profile(self.profile))
+        model.busy_w(None, self.accel)
+        return model
+
+
+@dataclass(frozen=True)
+class HybridCost:
+    """Predicted costs of a hybrid plan, per sample.
+
+    Attributes:
+        strategy: ``hybrid-<head strategy>``.
+        n_devices: edge devices.
+        devices: per edge device (device 0's ``sent_bytes`` include the activation,
+            its ``received_bytes`` the output).
+        latency_ms: the request's latency (output back on device 0).
+        energy_j: edge devices + cloud.
+        edge_energy_j: the edge devices' energy.
+        cloud_energy_j: the cloud's energy.
+        cloud_ms: the tail's compute time.
+        cloud_bytes: encoded activation bytes sent to the cloud.
+        sync_points: exchanges between edge devices.
+        energy_source: ``model:<edge profile>+model:<cloud profile>``.
+    """
+
+    strategy: str
+    n_devices: int
+    devices: tuple[DeviceCost, ...]
+    latency_ms: float
+    energy_j: float
+    edge_energy_j: float
+    cloud_energy_j: float
+    cloud_ms: float
+    cloud_bytes: int
+    sync_points: int
+    energy_source: str
+
+
+def estimate_hybrid_cost(
+    plan: HybridPlan,
+    model: CostModel | None = None,
+    cloud: CloudModel | None = None,
+) -> HybridCost:
+    """Predict a hybrid plan's per-device and cloud costs (see the module docstring).
+
+    Args:
+        plan: the hybrid plan.
+        model: the edge devices' cost model (defaults: :class:`CostModel`).
+        cloud: the edge-cloud link and the cloud (defaults: :class:`CloudModel`).
+    """
+    model = model or CostModel()
+    cloud = cloud or CloudModel()
+    head = estimate_cost(plan.head, model)
+    edge_power, cloud_power = model.power_model(), cloud.power_model()
+    rate = cloud.link_mbps * 1e6 / 8.0
+    cloud_s = plan.tail_macs / cloud.macs_per_s
+    latency = (head.latency_ms / 1e3 + plan.activation_bytes / rate + cloud.rtt_ms / 1e3
+               + cloud_s + plan.output_bytes / rate)
+    devices = []
+    for d in head.devices:
+        busy = d.compute_ms / 1e3
+        sent = d.sent_bytes + (plan.activation_bytes if d.device == 0 else 0)
+        energy = edge_power.energy_j(busy, latency - busy, freq=model.freq_mhz,
+                                     accel=model.accel, bytes_sent=sent)
+        first = d.device == 0
+        devices.append(replace(
+            d, sent_bytes=sent, latency_ms=latency * 1e3 if first else d.latency_ms,
+            received_bytes=d.received_bytes + (plan.output_bytes if first else 0),
+            energy_j=energy))
+    edge_j = sum(d.energy_j for d in devices)
+    cloud_j = cloud_power.energy_j(cloud_s, accel=cloud.accel)
+    source = edge_power.source if edge_power.source == cloud_power.source else (
+        f"{edge_power.source}+{cloud_power.source}")
+    return HybridCost(plan.strategy, plan.n_devices, tuple(devices), latency * 1e3,
+                      edge_j + cloud_j, edge_j, cloud_j, cloud_s * 1e3, plan.activation_bytes,
+                      head.sync_points, source)
