@@ -108,7 +108,29 @@ def test_errors_are_one_line(dynasplit, argv, message):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_devices_as_a_list_of_profiles(dynasplit):
+    boards = ["raspberry-pi-4", "raspberry-pi-4", "raspberry-pi-3b", "jetson-nano"]
+    status, out, _ = dynasplit("partition", "vgg-stack", "--devices", ",".join(boards),
+                               "--strategy", "all", "--json")
+    assert status == 0
+    report = json.loads(out)
+    assert report["devices"] == 4 and report["cost_model"]["device_profiles"] == boards
+    assert report["energy_source"] == (
+        "model:raspberry-pi-4+model:raspberry-pi-3b+model:jetson-nano")
+    assert list(report["strategies"]) == [*STRATEGIES, "hybrid"]
+    for entry in report["strategies"].values():
+        assert [d["profile"] for d in entry["per_device"]] == boards
+        assert 0 <= entry["max_abs_error"] <= 1e-4
+    # equal output-channel shares: the Pi 3B+ takes the longest, the Pi 4s the shortest
+    times = [d["compute_ms"] for d in report["strategies"]["output-channel"]["per_device"]]
+    assert times[2] == max(times) and times[0] == min(times)
+    status, out, err = dynasplit("partition", "vgg-stack", "--devices", ",".join(boards),
+                                 "--measure")
+    assert status == 2 and out == "" and "predicted only" in err
+
+
 def test_bad_device_count_is_a_usage_error(dynasplit):
-    with pytest.raises(SystemExit) as exit_:
-        dynasplit("partition", "vgg-stack", "--devices", "0")
-    assert exit_.value.code == 2
+    for bad in ("0", "raspberry-pi-4,,jetson-nano"):
+        with pytest.raises(SystemExit) as exit_:
+            dynasplit("partition", "vgg-stack", "--devices", bad)
+        assert exit_.value.code == 2

@@ -18,6 +18,17 @@ STRATEGY_CHOICES = ("all", "layer-wise", "spatial", "output-channel", "input-cha
 HEAD_CHOICES = ("layer-wise", "spatial", "output-channel", "input-channel")
 
 
+def _devices(text: str) -> int | tuple[str, ...]:
+    """``--devices``: a count, or a comma-separated list of device profiles."""
+    if text.strip().isdigit():
+        return _positive_int(text)
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of devices or profile names separated by commas, got {text!r}")
+    return names
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -62,8 +73,10 @@ def register(subparsers) -> None:
     p.add_argument("model", metavar="MODEL",
                    help="vgg-stack, mobilenet-stack, a model-zoo name (digits-cnn...) or a "
                    ".keras path")
-    p.add_argument("--devices", type=_positive_int, required=True, metavar="N",
-                   help="number of devices")
+    p.add_argument("--devices", type=_devices, required=True, metavar="N|P1,P2,...",
+                   help="number of devices (each a --profile), or one device profile per "
+                        "device, e.g. raspberry-pi-4,raspberry-pi-4,raspberry-pi-3b,jetson-nano "
+                        "(predicted only: --measure takes a number)")
     p.add_argument("--strategy", choices=STRATEGY_CHOICES, default="all",
                    help="strategy to run (default: all, which includes hybrid at its "
                    "default cut or at --split)")
@@ -172,12 +185,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output and not args.measure:
         raise ToolkitError("-o/--output writes measured runs: add --measure")
+    profiles: tuple[str, ...] = ()
+    if isinstance(args.devices, tuple):
+        profiles, args.devices = args.devices, len(args.devices)
+        if args.measure:
+            raise ToolkitError(
+                "--measure runs every device worker as --profile; a list of profiles in "
+                "--devices is predicted only for now: give --devices a number to measure")
     cost_model = CostModel(
         macs_per_s=args.gmacs * 1e9 if args.gmacs else DEFAULT_MACS_PER_S,
         link_mbps=args.link_mbps or DEFAULT_LINK_MBPS,
         rtt_ms=args.rtt_ms,
         profile=args.profile,
         freq_mhz=args.cpu_freq,
+        device_profiles=profiles,
     )
     cost_model.power_model()  # a bad profile or frequency fails before the model loads
     fuse = check_fuse(args.fuse)

@@ -31,7 +31,7 @@ from typing import Any
 
 from toolkit.errors import ConfigError, choices
 
-__all__ = ["COUNTS", "EdgeTimingModel", "HeadCost", "TimingTerms", "head_cost"]
+__all__ = ["COUNTS", "REFERENCE_BLOCK", "EdgeTimingModel", "HeadCost", "TimingTerms", "head_cost"]
 
 #: the counts a timing table may use
 COUNTS: tuple[str, ...] = ("one", "gmac", "mact", "mweight", "mout", "mweight_over_sram")
@@ -63,6 +63,12 @@ class HeadCost:
             "mout": self.out_elements / 1e6,
             "mweight_over_sram": max(self.weights / 1e6 - sram_mweights, 0.0),
         }
+
+
+#: the reference block: a 28x28x64 input through two 3x3 convolutions with 64 filters
+#: (host calibration times it; profiles are compared on it)
+REFERENCE_BLOCK = HeadCost(macs=2 * 28 * 28 * 64 * 9 * 64, activations=2 * 28 * 28 * 64,
+                           weights=2 * (9 * 64 * 64 + 64), out_elements=28 * 28 * 64)
 
 
 def head_cost(split_model: Any, split: int) -> HeadCost | None:

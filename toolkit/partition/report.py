@@ -52,7 +52,7 @@ def max_abs_error(plan: PartitionPlan, model: keras.Model, x: np.ndarray) -> flo
 def _per_device(cost) -> list[dict[str, Any]]:
     return [{**{k: getattr(d, k) for k in _DEVICE_KEYS}, "device": d.device,
              "compute_ms": d.compute_ms, "sync_points": d.sync_points,
-             "energy_source": d.energy_source} for d in cost.devices]
+             "energy_source": d.energy_source, "profile": d.profile} for d in cost.devices]
 
 
 def _hybrid_entry(model: keras.Model, n_devices: int, x: np.ndarray, reference: np.ndarray,
@@ -136,7 +136,8 @@ def evaluate(
     chain = chain_from_model(model)  # refuses unsupported layers once, for every strategy
     x = np.random.default_rng(seed).standard_normal((1, *chain.input_shape)).astype(np.float32)
     reference = np.asarray(model(x, training=False))
-    source = cost_model.power_model().source
+    cost_model.check_devices(n_devices)
+    source = cost_model.energy_source(n_devices)
     report: dict[str, Any] = {
         "model": model_name or model.name,
         "devices": n_devices,
@@ -144,7 +145,9 @@ def evaluate(
         "energy_source": source,
         "cost_model": {"macs_per_s": cost_model.macs_per_s, "link_mbps": cost_model.link_mbps,
                        "rtt_ms": cost_model.rtt_ms, "profile": cost_model.profile,
-                       "freq_mhz": cost_model.freq_mhz, "predicted": True},
+                       "freq_mhz": cost_model.freq_mhz,
+                       "device_profiles": [cost_model.profile_of(d) for d in range(n_devices)],
+                       "predicted": True},
         "strategies": {},
         "refused": {},
     }

@@ -98,6 +98,55 @@ def test_cost_model_parameters_are_checked():
         CostModel(profile="no-such-board").power_model()
 
 
+def _reference_ms(name: str) -> float:
+    from toolkit.hardware.edge_timing import REFERENCE_BLOCK
+
+    profile = load_profile(name)
+    return profile.timing.time_ms(REFERENCE_BLOCK, profile.max_freq, "int8")
+
+
+def test_devices_of_one_profile_predict_what_equal_devices_do(models):
+    model, _, _ = models("vgg-stack")
+    plan = partition(model, 3, "output-channel")
+    listed = estimate_cost(plan, CostModel(device_profiles=("raspberry-pi-4",) * 3))
+    assert listed.devices == estimate_cost(plan).devices
+    assert listed.energy_source == "model:raspberry-pi-4"
+
+
+def test_unequal_devices_compute_at_their_profiles_speed_and_power(models):
+    model, _, _ = models("vgg-stack")
+    plan = partition(model, 2, "output-channel")  # equal filter shares: equal MACs
+    boards = ("raspberry-pi-4", "raspberry-pi-3b")
+    cost = estimate_cost(plan, CostModel(device_profiles=boards))
+    pi4, pi3 = cost.devices
+    assert (pi4.profile, pi3.profile) == boards
+    assert pi4.macs == pi3.macs
+    slower = _reference_ms("raspberry-pi-3b") / _reference_ms("raspberry-pi-4")
+    assert slower > 3  # the sources' ratio, and the Pi 3B+'s lower top clock
+    assert pi3.compute_ms == pytest.approx(pi4.compute_ms * slower)
+    assert pi4.compute_ms == pytest.approx(pi4.macs / 1e9 * 1e3)  # the Pi 4 is the reference
+    assert cost.latency_ms > estimate_cost(plan).latency_ms  # the request waits for the Pi 3B+
+    pi3_power = PowerModel(load_profile("raspberry-pi-3b"))
+    busy, wait = pi3.compute_ms / 1e3, (cost.latency_ms - pi3.compute_ms) / 1e3
+    assert pi3.energy_j == pytest.approx(pi3_power.energy_j(busy, wait, bytes_sent=pi3.sent_bytes))
+    assert pi3.energy_source == "model:raspberry-pi-3b"
+    assert cost.energy_source == "model:raspberry-pi-4+model:raspberry-pi-3b"
+
+
+def test_device_profiles_are_checked(models):
+    with pytest.raises(ToolkitError, match="device profile 'no-such-board' not found"):
+        CostModel(device_profiles=("raspberry-pi-4", "no-such-board"))
+    with pytest.raises(ToolkitError, match=r"no \[timing\.int8\] table"):
+        CostModel(device_profiles=("raspberry-pi-4", "cloud-gpu-server"))
+    model, _, _ = models("vgg-stack")
+    plan = partition(model, 3, "spatial")
+    with pytest.raises(ToolkitError, match=r"2 device profiles \(.*\) for a plan over 3 devices"):
+        estimate_cost(plan, CostModel(device_profiles=("raspberry-pi-4", "jetson-nano")))
+    jetson_at_1800 = CostModel(freq_mhz=1800, device_profiles=("raspberry-pi-4", "jetson-nano"))
+    with pytest.raises(ToolkitError, match="frequency 1800 MHz is not in profile 'jetson-nano'"):
+        estimate_cost(partition(model, 2, "spatial"), jetson_at_1800)
+
+
 def test_balance_blocks():
     assert balance_blocks([1, 1, 1, 1], [0, 5, 5, 5], 2) == [(0, 2), (2, 4)]
     assert balance_blocks([4, 1, 1, 1, 1], [0, 1, 1, 1, 1], 2) == [(0, 1), (1, 5)]

@@ -36,16 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError
-from toolkit.hardware.edge_timing import HeadCost
+from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["CalibrationReport", "HostCalibration", "calibration_path", "host_calibration",
            "measure_host", "report"]
 
-#: the reference block: 28x28x64 input, two 3x3 convolutions with 64 filters
+#: the reference block (:data:`~toolkit.hardware.edge_timing.REFERENCE_BLOCK`): its input shape
 REF_SHAPE = (28, 28, 64)
-REF_COST = HeadCost(macs=2 * 28 * 28 * 64 * 9 * 64, activations=2 * 28 * 28 * 64,
-                    weights=2 * (9 * 64 * 64 + 64), out_elements=28 * 28 * 64)
+REF_COST = REFERENCE_BLOCK
 SCHEMA = "dynasplit.calibration/1"
 
 

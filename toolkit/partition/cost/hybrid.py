@@ -112,7 +112,7 @@ def estimate_hybrid_cost(
     model = model or CostModel()
     cloud = cloud or CloudModel()
     head = estimate_cost(plan.head, model)
-    edge_power, cloud_power = model.power_model(), cloud.power_model()
+    cloud_power = cloud.power_model()
     rate = cloud.link_mbps * 1e6 / 8.0
     cloud_s = plan.tail_macs / cloud.macs_per_s
     latency = (head.latency_ms / 1e3 + plan.activation_bytes / rate + cloud.rtt_ms / 1e3
@@ -121,8 +121,8 @@ def estimate_hybrid_cost(
     for d in head.devices:
         busy = d.compute_ms / 1e3
         sent = d.sent_bytes + (plan.activation_bytes if d.device == 0 else 0)
-        energy = edge_power.energy_j(busy, latency - busy, freq=model.freq_mhz,
-                                     accel=model.accel, bytes_sent=sent)
+        energy = model.power_model(d.device).energy_j(busy, latency - busy, freq=model.freq_mhz,
+                                                      accel=model.accel, bytes_sent=sent)
         first = d.device == 0
         devices.append(replace(
             d, sent_bytes=sent, latency_ms=latency * 1e3 if first else d.latency_ms,
@@ -130,8 +130,9 @@ def estimate_hybrid_cost(
             energy_j=energy))
     edge_j = sum(d.energy_j for d in devices)
     cloud_j = cloud_power.energy_j(cloud_s, accel=cloud.accel)
-    source = edge_power.source if edge_power.source == cloud_power.source else (
-        f"{edge_power.source}+{cloud_power.source}")
+    edge_source = model.energy_source(plan.n_devices)
+    source = edge_source if edge_source == cloud_power.source else (
+        f"{edge_source}+{cloud_power.source}")
     return HybridCost(plan.strategy, plan.n_devices, tuple(devices), latency * 1e3,
                       edge_j + cloud_j, edge_j, cloud_j, cloud_s * 1e3, plan.activation_bytes,
                       head.sync_points, source)

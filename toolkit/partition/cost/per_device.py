@@ -15,8 +15,10 @@ Counted exactly from the plan (per sample, float32):
 Predicted with a simple model (every figure is a prediction, never a
 measurement; energies carry ``energy_source = "model:<profile>"``):
 
-* compute time of a step = MACs / ``macs_per_s`` (element-wise work, slicing,
-  concatenation and the additions of a reduction are not timed);
+* compute time of a step = MACs / the device's throughput (``macs_per_s``,
+  scaled by each device's profile where the devices differ, see
+  :class:`CostModel`; element-wise work, slicing, concatenation and the
+  additions of a reduction are not timed);
 * each device has a full-duplex link of ``link_mbps``; a transfer takes
   ``rtt_ms / 2 + bytes × 8 / (link_mbps × 10⁶)`` seconds (the one-way delay
   does not occupy the links) and starts when its sender has
@@ -36,7 +38,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from toolkit.energy.model import PowerModel
-from toolkit.errors import ToolkitError
+from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import load_profile
 from toolkit.partition.model.ops import op_weight_bytes
 from toolkit.partition.model.plan import INPUT, Compute, PartitionPlan, instruction_inputs, nbytes
@@ -62,12 +65,19 @@ class CostModel:
     """Parameters of the predicted latency and energy.
 
     Attributes:
-        macs_per_s: throughput of every device.
+        macs_per_s: throughput of a device of ``profile``.
         link_mbps: link rate of every device, Mbit/s (10⁶ bit/s).
         rtt_ms: round-trip time between two devices; each transfer adds half.
-        profile: device profile name or path for the power model.
-        freq_mhz: CPU frequency for the power model (None: the profile's highest).
+        profile: device profile name or path: the power model, and the device
+            ``macs_per_s`` describes.
+        freq_mhz: CPU frequency for the power model (None: each profile's highest).
         accel: accelerator setting for the power model.
+        device_profiles: one profile per device, for unequal devices (empty: every
+            device is a ``profile``). A device of another profile computes at
+            ``macs_per_s`` times its speed relative to ``profile``: the ratio of
+            the two profiles' int8 times for the reference block at their highest
+            frequencies (:data:`~toolkit.hardware.edge_timing.REFERENCE_BLOCK`;
+            the frequency changes power only, as for equal devices).
     """
 
     macs_per_s: float = DEFAULT_MACS_PER_S
@@ -76,6 +86,7 @@ class CostModel:
     profile: str = "raspberry-pi-4"
     freq_mhz: int | None = None
     accel: str = "none"
+    device_profiles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for key in ("macs_per_s", "link_mbps"):
@@ -84,12 +95,51 @@ class CostModel:
                 raise ToolkitError(f"{key} must be a positive number, got {value!r}")
         if not isinstance(self.rtt_ms, (int, float)) or not self.rtt_ms >= 0:
             raise ToolkitError(f"rtt_ms must be a number >= 0, got {self.rtt_ms!r}")
+        object.__setattr__(self, "device_profiles", tuple(self.device_profiles))
+        for name in self.device_profiles:  # unknown names and missing timing tables fail here
+            self._speed(name)
 
-    def power_model(self) -> PowerModel:
-        """The power model of the profile (validates frequency and accelerator)."""
-        model = PowerModel(load_profile(self.profile))
+    def profile_of(self, device: int) -> str:
+        """The profile of ``device``."""
+        return self.device_profiles[device] if self.device_profiles else self.profile
+
+    def check_devices(self, n_devices: int) -> None:
+        """Refuse a plan whose device count differs from ``device_profiles``' length."""
+        if self.device_profiles and len(self.device_profiles) != n_devices:
+            raise ConfigError(
+                f"the cost model has {len(self.device_profiles)} device profiles "
+                f"({choices(self.device_profiles)}) for a plan over {n_devices} devices")
+
+    def macs_per_s_of(self, device: int) -> float:
+        """The throughput of ``device`` (see ``device_profiles``)."""
+        return self.macs_per_s * self._speed(self.profile_of(device))
+
+    def power_model(self, device: int | None = None) -> PowerModel:
+        """The power model of ``device``'s profile (None: of ``profile``); validates the
+        frequency and the accelerator against it."""
+        name = self.profile if device is None else self.profile_of(device)
+        model = PowerModel(load_profile(name))
         model.busy_w(self.freq_mhz, self.accel)
         return model
+
+    def energy_source(self, n_devices: int) -> str:
+        """The ``energy_source`` of a plan over ``n_devices``: each profile's model, once."""
+        return "+".join(dict.fromkeys(self.power_model(d).source for d in range(n_devices)))
+
+    def _speed(self, name: str) -> float:
+        """How much faster a device of profile ``name`` is than one of ``profile``."""
+        if name == self.profile:
+            return 1.0
+        return _reference_ms(self.profile) / _reference_ms(name)
+
+
+def _reference_ms(name: str) -> float:
+    """A profile's int8 time for the reference block at its highest frequency."""
+    profile = load_profile(name)
+    if profile.timing is None or not profile.timing.has("int8"):
+        raise ConfigError(f"profile {profile.name!r} has no [timing.int8] table, so its speed "
+                          "relative to another device is unknown")
+    return profile.timing.time_ms(REFERENCE_BLOCK, profile.max_freq, "int8")
 
 
 @dataclass(frozen=True)
@@ -107,6 +157,7 @@ class DeviceCost:
     latency_ms: float
     energy_j: float
     energy_source: str
+    profile: str = ""
 
     def as_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -168,8 +219,9 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
         model: throughput, link rate and power profile (defaults: :class:`CostModel`).
     """
     model = model or CostModel()
-    power = model.power_model()
     n = plan.n_devices
+    model.check_devices(n)
+    powers = [model.power_model(d) for d in range(n)]
     rate = model.link_mbps * 1e6 / 8.0
     ready = [0.0] * n
     busy = [0.0] * n
@@ -181,7 +233,8 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
     for stage in plan.stages:
         end = list(ready)
         for d, steps in enumerate(stage.steps):
-            seconds = sum(st.macs for st in steps if isinstance(st, Compute)) / model.macs_per_s
+            seconds = (sum(st.macs for st in steps if isinstance(st, Compute))
+                       / model.macs_per_s_of(d))
             end[d] += seconds
             busy[d] += seconds
         done = list(end)
@@ -199,8 +252,8 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
     latency = ready[plan.output[0]]
     devices = []
     for d in range(n):
-        energy = power.energy_j(busy[d], latency - busy[d], freq=model.freq_mhz,
-                                accel=model.accel, bytes_sent=sent[d])
+        energy = powers[d].energy_j(busy[d], latency - busy[d], freq=model.freq_mhz,
+                                    accel=model.accel, bytes_sent=sent[d])
         devices.append(DeviceCost(
             device=d,
             macs=sum(c.macs for c in plan.computes(d)),
@@ -212,7 +265,9 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
             compute_ms=busy[d] * 1e3,
             latency_ms=ready[d] * 1e3,
             energy_j=energy,
-            energy_source=power.source,
+            energy_source=powers[d].source,
+            profile=model.profile_of(d),
         ))
     return PlanCost(plan.strategy, n, tuple(devices), latency * 1e3,
-                    sum(d.energy_j for d in devices), plan.sync_points, power.source, model)
+                    sum(d.energy_j for d in devices), plan.sync_points,
+                    model.energy_source(n), model)
