@@ -124,6 +124,9 @@ def test_devices_as_a_list_of_profiles(dynasplit):
     # equal output-channel shares: the Pi 3B+ takes the longest, the Pi 4s the shortest
     times = [d["compute_ms"] for d in report["strategies"]["output-channel"]["per_device"]]
     assert times[2] == max(times) and times[0] == min(times)
+    status, out, _ = dynasplit("partition", "vgg-stack", "--devices", ",".join(boards),
+                               "--strategy", "spatial")
+    assert status == 0 and f"on 4 devices ({', '.join(boards)})" in out.splitlines()[0]
     status, out, err = dynasplit("partition", "vgg-stack", "--devices", ",".join(boards),
                                  "--measure")
     assert status == 2 and out == "" and "predicted only" in err

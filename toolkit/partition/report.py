@@ -220,9 +220,13 @@ def format_table(report: dict[str, Any]) -> str:
     cm = report["cost_model"]
     shape = "x".join(str(d) for d in report["input_shape"])
     rtt = f", {cm['rtt_ms']:g} ms RTT" if cm.get("rtt_ms") else ""
+    boards = cm.get("device_profiles") or []
+    listed = f" ({', '.join(boards)})" if len(set(boards)) > 1 else ""
+    speed = f" for a {cm['profile']}" if listed else ""
     lines = [
-        f"model {report['model']} (input {shape}) on {report['devices']} devices; latency and "
-        f"energy predicted at {cm['macs_per_s'] / 1e9:g} GMAC/s and {cm['link_mbps']:g} Mbit/s "
+        f"model {report['model']} (input {shape}) on {report['devices']} devices{listed}; "
+        f"latency and energy predicted at {cm['macs_per_s'] / 1e9:g} GMAC/s{speed} and "
+        f"{cm['link_mbps']:g} Mbit/s "
         f"links{rtt}, energy source {report['energy_source']} (modelled, not measured)",
     ]
     measured_any = any("measured" in s for s in report["strategies"].values())
