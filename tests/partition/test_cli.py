@@ -121,9 +121,18 @@ def test_devices_as_a_list_of_profiles(dynasplit):
     for entry in report["strategies"].values():
         assert [d["profile"] for d in entry["per_device"]] == boards
         assert 0 <= entry["max_abs_error"] <= 1e-4
-    # equal output-channel shares: the Pi 3B+ takes the longest, the Pi 4s the shortest
-    times = [d["compute_ms"] for d in report["strategies"]["output-channel"]["per_device"]]
+    # shares follow each device's speed by default; --equal-shares gives equal ones, and
+    # then the Pi 3B+ computes longest and every device waits for it
+    status, out, _ = dynasplit("partition", "vgg-stack", "--devices", ",".join(boards),
+                               "--strategy", "output-channel", "--equal-shares", "--json")
+    equal = json.loads(out)["strategies"]["output-channel"]
+    balanced = report["strategies"]["output-channel"]
+    assert "speeds" not in equal["options"]
+    assert balanced["options"]["speeds"][2] < 0.3 < 1 == balanced["options"]["speeds"][0]
+    times = [d["compute_ms"] for d in equal["per_device"]]
     assert times[2] == max(times) and times[0] == min(times)
+    assert max(d["compute_ms"] for d in balanced["per_device"]) < max(times)
+    assert balanced["latency_ms"] < equal["latency_ms"]
     status, out, _ = dynasplit("partition", "vgg-stack", "--devices", ",".join(boards),
                                "--strategy", "spatial")
     assert status == 0 and f"on 4 devices ({', '.join(boards)})" in out.splitlines()[0]

@@ -87,6 +87,9 @@ def register(subparsers) -> None:
                    help="round-trip time between devices (default 0)")
     p.add_argument("--gmacs", type=_positive_float, default=None, metavar="G",
                    help="throughput of each device in GMAC/s (default 1)")
+    p.add_argument("--equal-shares", action="store_true",
+                   help="with a list of profiles in --devices: give every device an equal "
+                        "share (default: shares in proportion to each device's speed)")
     p.add_argument("--input-size", type=_positive_int, default=None, metavar="S",
                    help="square input size of the built-in stacks and zoo models (stacks: 32)")
     p.add_argument("--fuse", default="all", metavar="all|none|K",
@@ -210,9 +213,10 @@ def run(args: argparse.Namespace) -> int:
         hybrid = {"split": args.split, "strategy": args.hybrid_strategy, "codec": args.codec,
                   "cloud": CloudModel(args.cloud_gmacs * 1e9, args.cloud_mbps,
                                       args.cloud_rtt_ms)}
+    speeds = cost_model.speeds(args.devices) if profiles and not args.equal_shares else None
     report = evaluate(model, args.devices, strategies, cost_model=cost_model, fuse=fuse,
                       seed=args.seed, model_name=str(args.model), progress=not args.json,
-                      hybrid=hybrid)
+                      hybrid=hybrid, speeds=speeds)
     if args.measure:
         add_measurements(report, _measure(args, report, args.profile))
     if args.json:

@@ -66,6 +66,8 @@ def _hybrid_entry(model: keras.Model, n_devices: int, x: np.ndarray, reference: 
     split = default_hybrid_split(sm) if split is None else split
     strategy = options.get("strategy", "spatial")
     extra = {"fuse": fuse} if strategy == "spatial" else {}
+    if options.get("speeds") is not None:
+        extra["speeds"] = options["speeds"]
     plan = hybrid_plan(model, n_devices, split, strategy, options.get("codec", "fp32"),
                        split_model=sm, model_name=model_name, **extra)
     cost = estimate_hybrid_cost(plan, cost_model, options.get("cloud") or CloudModel())
@@ -98,6 +100,7 @@ def evaluate(
     model_name: str | None = None,
     progress: bool = True,
     hybrid: Mapping[str, Any] | None = None,
+    speeds: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Partition ``model`` with each strategy; error against the model and costs.
 
@@ -118,6 +121,9 @@ def evaluate(
             ``codec`` (default ``fp32``), ``cloud`` (a :class:`CloudModel`),
             ``accuracy_samples`` (digits inputs its accuracy is measured on,
             in this process; default 100).
+        speeds: each device's relative speed, given to every strategy (and the
+            hybrid plan's head) so that faster devices take larger shares
+            (default: equal shares; see :meth:`CostModel.speeds`).
 
     Returns:
         ``{"model", "devices", "input_shape", "energy_source", "cost_model",
@@ -155,11 +161,12 @@ def evaluate(
         try:
             if name == HYBRID:
                 report["strategies"][name] = _hybrid_entry(
-                    model, n_devices, x, reference, cost_model, hybrid or {}, fuse,
-                    report["model"])
+                    model, n_devices, x, reference, cost_model,
+                    {**(hybrid or {}), "speeds": speeds}, fuse, report["model"])
                 continue
-            plan = partition(model, n_devices, name, **({"fuse": fuse} if name == "spatial"
-                                                        else {}))
+            extra = {"fuse": fuse} if name == "spatial" else {}
+            plan = partition(model, n_devices, name, **extra,
+                             **({"speeds": speeds} if speeds is not None else {}))
         except ToolkitError as exc:
             if not everything:
                 raise

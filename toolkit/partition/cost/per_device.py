@@ -114,6 +114,12 @@ class CostModel:
         """The throughput of ``device`` (see ``device_profiles``)."""
         return self.macs_per_s * self._speed(self.profile_of(device))
 
+    def speeds(self, n_devices: int) -> list[float]:
+        """Each device's speed relative to a ``profile`` device: the strategies'
+        ``speeds`` option, to give faster devices larger shares."""
+        self.check_devices(n_devices)
+        return [self._speed(self.profile_of(d)) for d in range(n_devices)]
+
     def power_model(self, device: int | None = None) -> PowerModel:
         """The power model of ``device``'s profile (None: of ``profile``); validates the
         frequency and the accelerator against it."""

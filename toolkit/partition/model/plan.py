@@ -43,9 +43,11 @@ __all__ = [
     "Stage",
     "Transfer",
     "check_devices",
+    "check_speeds",
     "instruction_inputs",
     "nbytes",
     "split_evenly",
+    "split_shares",
 ]
 
 #: the name of the request's input on device 0
@@ -72,6 +74,39 @@ def split_evenly(size: int, parts: int) -> list[tuple[int, int]]:
         out.append((start, stop))
         start = stop
     return out
+
+
+def split_shares(size: int, parts: int,
+                 speeds: Sequence[float] | None = None) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges cutting ``range(size)`` into ``parts`` pieces, each in
+    proportion to its device's speed (largest remainders round; the earlier piece
+    wins a tie); :func:`split_evenly` where ``speeds`` is None."""
+    if speeds is None:
+        return split_evenly(size, parts)
+    total = float(sum(speeds))
+    quotas = [size * float(w) / total for w in speeds]
+    counts = [math.floor(q) for q in quotas]
+    for i in sorted(range(parts), key=lambda i: (counts[i] - quotas[i], i))[:size - sum(counts)]:
+        counts[i] += 1
+    out, start = [], 0
+    for c in counts:
+        out.append((start, start + c))
+        start += c
+    return out
+
+
+def check_speeds(speeds: Sequence[float] | None, n_devices: int,
+                 strategy: str) -> tuple[float, ...] | None:
+    """Validate per-device speeds (one positive, finite number per device) or None."""
+    if speeds is None:
+        return None
+    values = tuple(speeds)
+    if len(values) != n_devices or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            for v in values):
+        raise ToolkitError(f"strategy {strategy!r} needs one speed > 0 per device "
+                           f"({n_devices}), got {list(values)!r}")
+    return tuple(float(v) for v in values)
 
 
 def check_devices(n_devices: int, strategy: str) -> int:

@@ -27,6 +27,7 @@ is gathered on device 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import keras
@@ -40,7 +41,8 @@ from toolkit.partition.model.plan import (
     PlanBuilder,
     Region,
     check_devices,
-    split_evenly,
+    check_speeds,
+    split_shares,
 )
 
 __all__ = ["input_channel", "output_channel"]
@@ -62,10 +64,15 @@ def _region(start: int, stop: int, size: int) -> Region | None:
     return None if (start, stop) == (0, size) else Region(-1, start, stop)
 
 
+def _shares(b: PlanBuilder, size: int) -> list[tuple[int, int]]:
+    """Channel ranges per device: in proportion to the plan's ``speeds``, else even."""
+    return split_shares(size, b.n, b.options.get("speeds"))
+
+
 def _scatter(b: PlanBuilder, layout: _Layout, size: int) -> _Layout:
     """Send even channel ranges of device 0's whole tensor to every device."""
     src = layout.names[0]
-    parts = split_evenly(size, b.n)
+    parts = _shares(b, size)
     names: dict[int, str] = {}
     for d, (s, t) in enumerate(parts):
         if t > s and d != 0:
@@ -147,6 +154,7 @@ def output_channel(
     n_devices: int,
     *,
     input_shape: tuple[int, ...] | None = None,
+    speeds: Sequence[float] | None = None,
 ) -> PartitionPlan:
     """Partition every channel-mixing layer by output channels (filters or units).
 
@@ -155,19 +163,23 @@ def output_channel(
         n_devices: number of devices; a layer with fewer output channels than
             devices leaves the rest idle for that layer.
         input_shape: one sample's input shape, where the model leaves it open.
+        speeds: each device's relative speed: channel shares in proportion
+            (default: equal shares).
 
     Raises:
         ToolkitError: an unsupported layer.
     """
     strategy = "output-channel"
     n = check_devices(n_devices, strategy)
+    speeds = check_speeds(speeds, n, strategy)
     chain = as_chain(model, strategy, input_shape)
-    b = PlanBuilder(strategy, chain.name, n, chain.input_shape)
+    b = PlanBuilder(strategy, chain.name, n, chain.input_shape,
+                    {"speeds": list(speeds)} if speeds else None)
     layout = _Layout({0: INPUT})
     for i, op in enumerate(chain.ops):
         if op.mixes_channels:
             cout = chain.shapes[i + 1][-1]
-            parts = split_evenly(cout, n)
+            parts = _shares(b, cout)
             workers = [d for d, (s, t) in enumerate(parts) if t > s]
             whole = _gather(b, layout, workers)
             names, index = {}, {}
@@ -189,6 +201,7 @@ def input_channel(
     n_devices: int,
     *,
     input_shape: tuple[int, ...] | None = None,
+    speeds: Sequence[float] | None = None,
 ) -> PartitionPlan:
     """Partition every channel-mixing layer by input channels, reducing partial sums.
 
@@ -197,14 +210,18 @@ def input_channel(
         n_devices: number of devices; a layer with fewer input channels than
             devices leaves the rest without a partial sum to compute.
         input_shape: one sample's input shape, where the model leaves it open.
+        speeds: each device's relative speed: channel shares in proportion
+            (default: equal shares).
 
     Raises:
         ToolkitError: an unsupported layer.
     """
     strategy = "input-channel"
     n = check_devices(n_devices, strategy)
+    speeds = check_speeds(speeds, n, strategy)
     chain = as_chain(model, strategy, input_shape)
-    b = PlanBuilder(strategy, chain.name, n, chain.input_shape)
+    b = PlanBuilder(strategy, chain.name, n, chain.input_shape,
+                    {"speeds": list(speeds)} if speeds else None)
     layout = _Layout({0: INPUT})
     for i, op in enumerate(chain.ops):
         if op.mixes_channels:
@@ -217,7 +234,7 @@ def input_channel(
                 local = replace(op, kernel=kernel, bias=None, activation=LINEAR)
                 partial[d] = b.compute(d, local, name)
             cout = chain.shapes[i + 1][-1]
-            parts = split_evenly(cout, n)
+            parts = _shares(b, cout)
             received: dict[int, list[str]] = {e: [] for e in range(n)}
             for e, (s, t) in enumerate(parts):  # reduce-scatter: one sync point
                 for c, name in partial.items():

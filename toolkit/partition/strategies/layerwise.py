@@ -17,7 +17,14 @@ import keras
 
 from toolkit.errors import ToolkitError, choices
 from toolkit.partition.model.graph import Chain, as_chain
-from toolkit.partition.model.plan import INPUT, PartitionPlan, PlanBuilder, check_devices, nbytes
+from toolkit.partition.model.plan import (
+    INPUT,
+    PartitionPlan,
+    PlanBuilder,
+    check_devices,
+    check_speeds,
+    nbytes,
+)
 
 __all__ = ["balance_blocks", "layer_wise"]
 
@@ -25,7 +32,8 @@ STRATEGY = "layer-wise"
 
 
 def balance_blocks(
-    costs: Sequence[float], cut_bytes: Sequence[int], n_blocks: int
+    costs: Sequence[float], cut_bytes: Sequence[int], n_blocks: int,
+    speeds: Sequence[float] | None = None,
 ) -> list[tuple[int, int]]:
     """Cut ``costs`` into ``n_blocks`` non-empty consecutive blocks.
 
@@ -34,11 +42,14 @@ def balance_blocks(
         cut_bytes: ``cut_bytes[i]`` is what a cut before item ``i`` sends
             (``i`` from 1 to ``len(costs) - 1``; index 0 unused).
         n_blocks: number of blocks, at most ``len(costs)``.
+        speeds: the speed of the device running each block (default: equal):
+            a block's time is its cost divided by its device's speed.
 
     Returns:
-        ``[start, stop)`` ranges of the blocks: the largest block cost is
+        ``[start, stop)`` ranges of the blocks: the largest block time is
         minimal and, among such partitions, the bytes sent at the cuts too.
     """
+    speed = [1.0] * n_blocks if speeds is None else [float(v) for v in speeds]
     n = len(costs)
     prefix = [0.0]
     for c in costs:
@@ -50,7 +61,8 @@ def balance_blocks(
     for k in range(1, n_blocks + 1):
         for j in range(k, n + 1):
             best[k][j] = min(
-                (max(best[k - 1][i], prefix[j] - prefix[i]) for i in range(k - 1, j)),
+                (max(best[k - 1][i], (prefix[j] - prefix[i]) / speed[k - 1])
+                 for i in range(k - 1, j)),
                 default=inf,
             )
     bound = best[n_blocks][n] * (1 + 1e-9) + 1e-12
@@ -61,7 +73,7 @@ def balance_blocks(
     for k in range(1, n_blocks + 1):
         for j in range(k, n + 1):
             for i in range(k - 1, j):
-                if prefix[j] - prefix[i] > bound or sent[k - 1][i] == inf:
+                if (prefix[j] - prefix[i]) / speed[k - 1] > bound or sent[k - 1][i] == inf:
                     continue
                 value = sent[k - 1][i] + (cut_bytes[i] if i > 0 else 0)
                 if value < sent[k][j]:
@@ -102,6 +114,7 @@ def layer_wise(
     *,
     layer_costs: Mapping[str, float] | None = None,
     input_shape: tuple[int, ...] | None = None,
+    speeds: Sequence[float] | None = None,
 ) -> PartitionPlan:
     """Partition a chain model into consecutive blocks, one per device.
 
@@ -111,11 +124,14 @@ def layer_wise(
         layer_costs: measured time (or any cost) per Keras layer name, to
             balance by instead of MACs.
         input_shape: one sample's input shape, where the model leaves it open.
+        speeds: each device's relative speed: block ``k``'s time is its cost
+            over device ``k``'s speed (default: equal devices).
 
     Raises:
         ToolkitError: an unsupported layer, more devices than ops, or bad costs.
     """
     n = check_devices(n_devices, STRATEGY)
+    speeds = check_speeds(speeds, n, STRATEGY)
     chain = as_chain(model, STRATEGY, input_shape)
     if n > len(chain.ops):
         raise ToolkitError(
@@ -124,9 +140,11 @@ def layer_wise(
         )
     costs = _op_costs(chain, layer_costs)
     cuts = [nbytes(s) for s in chain.shapes[:-1]]
-    blocks = balance_blocks(costs, cuts, n)
+    blocks = balance_blocks(costs, cuts, n, speeds)
     options = {"balance": "layer_costs" if layer_costs is not None else "macs",
                "blocks": [[chain.ops[i].name, chain.ops[j - 1].name] for i, j in blocks]}
+    if speeds is not None:
+        options["speeds"] = list(speeds)
     b = PlanBuilder(STRATEGY, chain.name, n, chain.input_shape, options)
     current = INPUT
     for device, (start, stop) in enumerate(blocks):

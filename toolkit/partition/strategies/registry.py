@@ -24,7 +24,8 @@ _BUILDERS: dict[str, Callable[..., PartitionPlan]] = {
 }
 #: strategy names, in the order tables list them
 STRATEGIES: tuple[str, ...] = tuple(_BUILDERS)
-_OPTIONS = {"layer-wise": {"layer_costs"}, "spatial": {"fuse"}}
+_OPTIONS = {"layer-wise": {"layer_costs", "speeds"}, "spatial": {"fuse", "speeds"},
+            "output-channel": {"speeds"}, "input-channel": {"speeds"}}
 
 
 def check_strategy(name: str) -> str:
@@ -50,7 +51,8 @@ def partition(
         strategy: one of :data:`STRATEGIES`.
         input_shape: one sample's input shape, where the model leaves it open.
         **options: the strategy's own options: ``fuse`` (spatial),
-            ``layer_costs`` (layer-wise).
+            ``layer_costs`` (layer-wise), and ``speeds`` (every strategy: each
+            device's relative speed, shares in proportion; default equal).
 
     Raises:
         ToolkitError: unknown strategy or option, or the strategy refuses the model.

@@ -22,6 +22,7 @@ on its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import keras
@@ -35,7 +36,8 @@ from toolkit.partition.model.plan import (
     PlanBuilder,
     Region,
     check_devices,
-    split_evenly,
+    check_speeds,
+    split_shares,
 )
 
 __all__ = ["SPATIAL_KINDS", "check_fuse", "fusion_groups", "spatial", "spatial_prefix"]
@@ -130,6 +132,7 @@ def spatial(
     *,
     fuse: int | str = "all",
     input_shape: tuple[int, ...] | None = None,
+    speeds: Sequence[float] | None = None,
 ) -> PartitionPlan:
     """Partition a chain model into horizontal stripes, one per device.
 
@@ -139,12 +142,15 @@ def spatial(
         fuse: ``"all"`` exchanges halos once, at the input; ``"none"`` before
             every windowed op; an integer ``k`` every ``k`` windowed ops.
         input_shape: one sample's input shape, where the model leaves it open.
+        speeds: each device's relative speed: stripes in proportion (default:
+            equal stripes).
 
     Raises:
         ToolkitError: an unsupported layer, a model that does not start with
             spatial layers, or a bad ``fuse``.
     """
     n = check_devices(n_devices, STRATEGY)
+    speeds = check_speeds(speeds, n, STRATEGY)
     chain = as_chain(model, STRATEGY, input_shape)
     end = spatial_prefix(chain)
     if end == 0:
@@ -155,13 +161,15 @@ def spatial(
             f"({choices(_SPATIAL_LAYERS)}) on an image (rows, columns, channels)"
         )
     groups = fusion_groups(chain.ops[:end], fuse)
-    b = PlanBuilder(STRATEGY, chain.name, n, chain.input_shape,
-                    {"fuse": fuse, "groups": [[chain.ops[i].name, chain.ops[j - 1].name]
-                                              for i, j in groups]})
+    options: dict = {"fuse": fuse, "groups": [[chain.ops[i].name, chain.ops[j - 1].name]
+                                              for i, j in groups]}
+    if speeds is not None:
+        options["speeds"] = list(speeds)
+    b = PlanBuilder(STRATEGY, chain.name, n, chain.input_shape, options)
     # rows of the current tensor each device holds: device -> (start, stop, name)
     held = {0: (0, chain.input_shape[0], INPUT)}
     for start, stop in groups:
-        owned = split_evenly(chain.shapes[stop][0], n)
+        owned = split_shares(chain.shapes[stop][0], n, speeds)
         work = {}
         for d, rows in enumerate(owned):
             if rows[1] > rows[0]:
