@@ -117,12 +117,13 @@ def estimate_hybrid_cost(
     cloud_s = plan.tail_macs / cloud.macs_per_s
     latency = (head.latency_ms / 1e3 + plan.activation_bytes / rate + cloud.rtt_ms / 1e3
                + cloud_s + plan.output_bytes / rate)
+    edge_powers = [model.power_model(d.device) for d in head.devices]
     devices = []
     for d in head.devices:
         busy = d.compute_ms / 1e3
         sent = d.sent_bytes + (plan.activation_bytes if d.device == 0 else 0)
-        energy = model.power_model(d.device).energy_j(busy, latency - busy, freq=model.freq_mhz,
-                                                      accel=model.accel, bytes_sent=sent)
+        energy = edge_powers[d.device].energy_j(busy, latency - busy, freq=model.freq_mhz,
+                                                accel=model.accel, bytes_sent=sent)
         first = d.device == 0
         devices.append(replace(
             d, sent_bytes=sent, latency_ms=latency * 1e3 if first else d.latency_ms,
@@ -130,7 +131,7 @@ def estimate_hybrid_cost(
             energy_j=energy))
     edge_j = sum(d.energy_j for d in devices)
     cloud_j = cloud_power.energy_j(cloud_s, accel=cloud.accel)
-    edge_source = model.energy_source(plan.n_devices)
+    edge_source = head.energy_source
     source = edge_source if edge_source == cloud_power.source else (
         f"{edge_source}+{cloud_power.source}")
     return HybridCost(plan.strategy, plan.n_devices, tuple(devices), latency * 1e3,

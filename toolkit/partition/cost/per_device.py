@@ -227,7 +227,8 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
     model = model or CostModel()
     n = plan.n_devices
     model.check_devices(n)
-    powers = [model.power_model(d) for d in range(n)]
+    powers = [model.power_model(d) for d in range(n)]  # each profile read once per call
+    rates = [model.macs_per_s_of(d) for d in range(n)]
     rate = model.link_mbps * 1e6 / 8.0
     ready = [0.0] * n
     busy = [0.0] * n
@@ -239,8 +240,7 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
     for stage in plan.stages:
         end = list(ready)
         for d, steps in enumerate(stage.steps):
-            seconds = (sum(st.macs for st in steps if isinstance(st, Compute))
-                       / model.macs_per_s_of(d))
+            seconds = sum(st.macs for st in steps if isinstance(st, Compute)) / rates[d]
             end[d] += seconds
             busy[d] += seconds
         done = list(end)
@@ -276,4 +276,4 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
         ))
     return PlanCost(plan.strategy, n, tuple(devices), latency * 1e3,
                     sum(d.energy_j for d in devices), plan.sync_points,
-                    model.energy_source(n), model)
+                    "+".join(dict.fromkeys(p.source for p in powers)), model)

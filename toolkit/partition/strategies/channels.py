@@ -64,6 +64,17 @@ def _region(start: int, stop: int, size: int) -> Region | None:
     return None if (start, stop) == (0, size) else Region(-1, start, stop)
 
 
+def _builder(model: keras.Model | Chain, n_devices: int, strategy: str,
+             input_shape: tuple[int, ...] | None,
+             speeds: Sequence[float] | None) -> tuple[Chain, PlanBuilder]:
+    """The checked chain and an empty plan of a channel strategy (``speeds`` recorded)."""
+    n = check_devices(n_devices, strategy)
+    speeds = check_speeds(speeds, n, strategy)
+    chain = as_chain(model, strategy, input_shape)
+    return chain, PlanBuilder(strategy, chain.name, n, chain.input_shape,
+                              {"speeds": list(speeds)} if speeds else None)
+
+
 def _shares(b: PlanBuilder, size: int) -> list[tuple[int, int]]:
     """Channel ranges per device: in proportion to the plan's ``speeds``, else even."""
     return split_shares(size, b.n, b.options.get("speeds"))
@@ -169,12 +180,7 @@ def output_channel(
     Raises:
         ToolkitError: an unsupported layer.
     """
-    strategy = "output-channel"
-    n = check_devices(n_devices, strategy)
-    speeds = check_speeds(speeds, n, strategy)
-    chain = as_chain(model, strategy, input_shape)
-    b = PlanBuilder(strategy, chain.name, n, chain.input_shape,
-                    {"speeds": list(speeds)} if speeds else None)
+    chain, b = _builder(model, n_devices, "output-channel", input_shape, speeds)
     layout = _Layout({0: INPUT})
     for i, op in enumerate(chain.ops):
         if op.mixes_channels:
@@ -216,12 +222,8 @@ def input_channel(
     Raises:
         ToolkitError: an unsupported layer.
     """
-    strategy = "input-channel"
-    n = check_devices(n_devices, strategy)
-    speeds = check_speeds(speeds, n, strategy)
-    chain = as_chain(model, strategy, input_shape)
-    b = PlanBuilder(strategy, chain.name, n, chain.input_shape,
-                    {"speeds": list(speeds)} if speeds else None)
+    chain, b = _builder(model, n_devices, "input-channel", input_shape, speeds)
+    n = b.n
     layout = _Layout({0: INPUT})
     for i, op in enumerate(chain.ops):
         if op.mixes_channels:
