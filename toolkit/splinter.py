@@ -110,10 +110,15 @@ _CLOUD_NOTE = (
 )
 
 
-def _check_model(model: str) -> str:
+def _read(path: str | os.PathLike, model: str, kind: str, extra: tuple[str, ...] = ()
+          ) -> tuple[Path, str, pd.DataFrame]:
+    """The file's path, the checked model name and the table (every run column
+    but accuracy, the configuration columns and ``extra`` required)."""
     if not isinstance(model, str) or not model.strip():
         raise ToolkitError("a model name is needed, e.g. vgg16")
-    return model.strip()
+    path = Path(path)
+    required = [c for c in POOL_VARIABLES if c != "accuracy"]
+    return path, model.strip(), read_table(path, kind, [*required, *_CONFIG_COLUMNS, *extra])
 
 
 def _integral(df: pd.DataFrame, column: str, path: Path, minimum: int) -> pd.Series:
@@ -225,10 +230,7 @@ def read_pool(path: str | os.PathLike, model: str = "vgg16",
         ToolkitError: the file is not such a CSV (missing columns are named), or
             a value cannot be mapped (its line is named).
     """
-    path = Path(path)
-    model = _check_model(model)
-    required = [c for c in POOL_VARIABLES if c != "accuracy"]
-    df = read_table(path, _POOL_KIND, [*required, *_CONFIG_COLUMNS])
+    path, model, df = _read(path, model, _POOL_KIND)
     mode = _accuracy_mode(df, accuracy, path)
     runs = _canonical(df, path, model, accuracy)
     records = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
@@ -268,11 +270,7 @@ def read_experiment(path: str | os.PathLike, model: str = "vgg16") -> pd.DataFra
         ToolkitError: the file is not such a CSV (missing columns are named), or
             a value cannot be mapped (its line is named).
     """
-    path = Path(path)
-    model = _check_model(model)
-    required = [c for c in POOL_VARIABLES if c != "accuracy"]
-    df = read_table(path, _EXPERIMENT_KIND,
-                    [*required, *_CONFIG_COLUMNS, "index", "qos", "strategy"])
+    path, model, df = _read(path, model, _EXPERIMENT_KIND, ("index", "qos", "strategy"))
     config = _canonical(df, path, model)
     table = pd.DataFrame({
         "request": _integral(df, "index", path, 0),

@@ -7,22 +7,19 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from commands import measure_command  # tests/ is on sys.path (conftest)
 
 from toolkit.cube import configurations, open_cube
 
 
 def _measure(out, *extra):
-    return [sys.executable, "-m", "toolkit", "measure", "--testbed", "local",
-            "--model", "digits-cnn", "--splits", "0,3,9", "--cpu-freqs", "600,1800",
-            "--edge-accels", "none,int8", "--runs", "2", "--samples", "30", "--order", "shuffle",
-            "--seed", "7", "-o", str(out), *extra]
+    return measure_command(out, *extra)
 
 
 def _runs_in_journal(journal):

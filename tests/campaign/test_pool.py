@@ -10,11 +10,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
+from commands import measure_command  # tests/ is on sys.path (conftest)
 
 from toolkit.campaign import Campaign, CampaignSpec, grid
 from toolkit.cli import main
@@ -28,10 +28,7 @@ POOL = {"local-1", "local-2"}
 
 
 def _measure(out, *extra):
-    return [sys.executable, "-m", "toolkit", "measure", "--testbeds", "2",
-            "--model", "digits-cnn", "--splits", "0,3,9", "--cpu-freqs", "600,1800",
-            "--edge-accels", "none,int8", "--runs", "2", "--samples", "60", "--order", "shuffle",
-            "--seed", "7", "-o", str(out), *extra]
+    return measure_command(out, *extra, testbeds=("--testbeds", "2"), samples=60)
 
 
 def _runs(journal):

@@ -6,25 +6,13 @@ import keras
 import numpy as np
 import pytest
 
+from toolkit.models.digits import build_digits_cnn
 from toolkit.partition import PartitionCluster, mobilenet_stack, randomize_weights, vgg_stack
 
 
 def digits_cnn() -> keras.Model:
     """The shipped digits CNN's architecture, built fresh (the trained file is not needed)."""
-    L = keras.layers
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        L.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
-        L.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
-        L.MaxPooling2D(name="pool1"),
-        L.Conv2D(64, 3, padding="same", activation="relu", name="conv3"),
-        L.MaxPooling2D(name="pool2"),
-        L.Flatten(name="flatten"),
-        L.Dense(64, activation="relu", name="fc1"),
-        L.Dropout(0.3, name="dropout"),
-        L.Dense(10, activation="softmax", name="predictions"),
-    ], name="digits_cnn")
-    return randomize_weights(model, seed=3)
+    return randomize_weights(build_digits_cnn(), seed=3)
 
 
 def coverage_model() -> keras.Model:

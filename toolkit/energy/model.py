@@ -42,12 +42,7 @@ class PowerModel:
             return 0
         if freq is None:
             return len(freqs) - 1
-        if freq not in freqs:
-            raise ConfigError(
-                f"frequency {freq} MHz is not in profile {self.profile.name!r}; "
-                f"valid: {choices(freqs)}"
-            )
-        return freqs.index(freq)
+        return freqs.index(self.profile.check_freq(freq))
 
     def _accel(self, accel: str):
         spec = self.profile.power.accelerators.get(accel)

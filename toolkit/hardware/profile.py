@@ -90,21 +90,16 @@ class DeviceProfile:
 
     def check_freq(self, freq: int) -> int:
         """Return ``freq`` if this profile offers it, else raise a ConfigError."""
-        if freq not in self.frequencies_mhz:
-            raise ConfigError(
-                f"frequency {freq} MHz is not in profile {self.name!r}; "
-                f"valid: {choices(self.frequencies_mhz)}"
-            )
-        return freq
+        return self._offered(freq, self.frequencies_mhz, f"frequency {freq} MHz")
 
     def check_accel(self, accel: str) -> str:
         """Return ``accel`` if this profile offers it, else raise a ConfigError."""
-        if accel not in self.accelerators:
-            raise ConfigError(
-                f"accelerator {accel!r} is not in profile {self.name!r}; "
-                f"valid: {choices(self.accelerators)}"
-            )
-        return accel
+        return self._offered(accel, self.accelerators, f"accelerator {accel!r}")
+
+    def _offered(self, value, offered, what: str):
+        if value not in offered:
+            raise ConfigError(f"{what} is not in profile {self.name!r}; valid: {choices(offered)}")
+        return value
 
 
 def available_profiles() -> list[str]:

@@ -75,50 +75,39 @@ def load_digits_data(test_size: float = 0.2, seed: int = 0) -> DigitsData:
 
 def build_digits_cnn():
     """The digits CNN architecture (untrained): three convolutions, two dense layers."""
-    import keras
-
-    layers = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input((8, 8, 1), name="image"),
-            layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
-            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
-            layers.MaxPooling2D(name="pool1"),
-            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3"),
-            layers.MaxPooling2D(name="pool2"),
-            layers.Flatten(name="flatten"),
-            layers.Dense(64, activation="relu", name="fc1"),
-            layers.Dropout(0.3, name="dropout"),
-            layers.Dense(10, activation="softmax", name="predictions"),
-        ],
-        name="digits_cnn",
-    )
+    return _digits_classifier("digits_cnn", 8, [
+        ("conv1", 16), ("conv2", 32), ("pool1", None), ("conv3", 64), ("pool2", None)])
 
 
 def build_digits_vgg():
     """The digits-vgg architecture (untrained): VGG-style blocks on 64x64 digits."""
+    features = []
+    for block, filters in enumerate((16, 64, 128), start=1):
+        features += [(f"block{block}_conv1", filters), (f"block{block}_conv2", filters),
+                     (f"block{block}_pool", None)]
+    return _digits_classifier("digits_vgg", DIGITS_VGG_SIZE, features)
+
+
+def _digits_classifier(name: str, size: int, features: list[tuple[str, int | None]]):
+    """A Sequential classifier of ``size``² grey digits: the named feature layers
+    (3×3 same-padded ReLU convolutions of the given filters, or 2×2 max pooling
+    where filters is None), then flatten, a 64-unit ReLU layer, dropout and a
+    10-class softmax."""
     import keras
 
     layers = keras.layers
-    size = DIGITS_VGG_SIZE
     return keras.Sequential(
         [
             keras.Input((size, size, 1), name="image"),
-            layers.Conv2D(16, 3, padding="same", activation="relu", name="block1_conv1"),
-            layers.Conv2D(16, 3, padding="same", activation="relu", name="block1_conv2"),
-            layers.MaxPooling2D(name="block1_pool"),
-            layers.Conv2D(64, 3, padding="same", activation="relu", name="block2_conv1"),
-            layers.Conv2D(64, 3, padding="same", activation="relu", name="block2_conv2"),
-            layers.MaxPooling2D(name="block2_pool"),
-            layers.Conv2D(128, 3, padding="same", activation="relu", name="block3_conv1"),
-            layers.Conv2D(128, 3, padding="same", activation="relu", name="block3_conv2"),
-            layers.MaxPooling2D(name="block3_pool"),
+            *(layers.MaxPooling2D(name=n) if f is None
+              else layers.Conv2D(f, 3, padding="same", activation="relu", name=n)
+              for n, f in features),
             layers.Flatten(name="flatten"),
             layers.Dense(64, activation="relu", name="fc1"),
             layers.Dropout(0.3, name="dropout"),
             layers.Dense(10, activation="softmax", name="predictions"),
         ],
-        name="digits_vgg",
+        name=name,
     )
 
 

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from toolkit.config import Config
+from toolkit.errors import ConfigError
 
-__all__ = ["EdgeController", "KnobChange"]
+if TYPE_CHECKING:  # asyncssh is imported only where SSH is used
+    from typing_extensions import Self
+
+    from toolkit.devices.inventory import Host
+    from toolkit.devices.transport.ssh import SshTransport
+    from toolkit.hardware.profile import DeviceProfile
+
+__all__ = ["EdgeController", "HostController", "KnobChange"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +65,35 @@ class EdgeController(abc.ABC):
         changes = [await self.set_cpu_freq(config.cpu_freq)]
         changes += await self.set_edge_accel(config.edge_accel)
         return changes
+
+
+class HostController:
+    """What the controller of an inventory host has: its SSH transport, its
+    device profile (default: the host's) and its name.
+
+    Args:
+        transport: the host's SSH transport.
+        profile: its device profile (default: the host's profile).
+    """
+
+    #: the host's role, for the error of a host without a profile
+    role = "device"
+
+    def __init__(self, transport: SshTransport, profile: DeviceProfile | None = None) -> None:
+        profile = profile or transport.host.profile
+        if profile is None:
+            raise ConfigError(f"{transport.host.where}: the {self.role} host needs a 'profile'")
+        self.transport = transport
+        self.profile = profile
+
+    @classmethod
+    def from_host(cls, host: Host) -> Self:
+        """A controller with its own transport for an inventory host."""
+        from toolkit.devices.transport.ssh import SshTransport
+
+        return cls(SshTransport(host))
+
+    @property
+    def name(self) -> str:
+        """The host's inventory name."""
+        return self.transport.name

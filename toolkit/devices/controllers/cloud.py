@@ -17,12 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from toolkit.config import ACCELERATORS
-from toolkit.devices.controllers.base import KnobChange
-from toolkit.devices.inventory import Host
+from toolkit.devices.controllers.base import HostController, KnobChange
 from toolkit.devices.transport.deploy import DeployReport, deploy
 from toolkit.devices.transport.remote import RemoteProcess, StopResult
 from toolkit.devices.transport.ssh import SshTransport
-from toolkit.errors import ConfigError
 from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["CloudController", "RemoteCloudWorker"]
@@ -45,7 +43,7 @@ class RemoteCloudWorker:
     argv: tuple[str, ...]
 
 
-class CloudController:
+class CloudController(HostController):
     """Starts, watches and stops the cloud worker on a (GPU) host.
 
     Args:
@@ -54,27 +52,15 @@ class CloudController:
         nvidia_smi: the nvidia-smi program on the host.
     """
 
+    role = "cloud"
+
     def __init__(self, transport: SshTransport, profile: DeviceProfile | None = None,
                  nvidia_smi: str = "nvidia-smi") -> None:
-        profile = profile or transport.host.profile
-        if profile is None:
-            raise ConfigError(f"{transport.host.where}: the cloud host needs a 'profile'")
-        self.transport = transport
-        self.profile = profile
+        super().__init__(transport, profile)
         self.nvidia_smi = nvidia_smi
-        gpu = profile.settings.get("gpu", {})
+        gpu = self.profile.settings.get("gpu", {})
         self.gpu_index = str(gpu.get("index", 0)) if isinstance(gpu, dict) else "0"
         self.workers: dict[str, RemoteCloudWorker] = {}
-
-    @classmethod
-    def from_host(cls, host: Host) -> CloudController:
-        """A controller with its own transport for an inventory host."""
-        return cls(SshTransport(host))
-
-    @property
-    def name(self) -> str:
-        """The host's inventory name."""
-        return self.transport.name
 
     async def gpus(self) -> list[str]:
         """The host's GPUs as ``nvidia-smi -L`` lists them (empty without nvidia-smi)."""

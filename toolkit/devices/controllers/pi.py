@@ -36,9 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from toolkit.config import ACCELERATORS, Config
-from toolkit.devices.controllers.base import EdgeController, KnobChange
+from toolkit.devices.controllers.base import EdgeController, HostController, KnobChange
 from toolkit.devices.controllers.pi_script import KnobScript, parse_uhubctl, runtime_mode
-from toolkit.devices.inventory import Host
 from toolkit.devices.transport.commands import CommandResult
 from toolkit.devices.transport.deploy import DeployReport, deploy
 from toolkit.devices.transport.errors import CommandFailed, CommandTimeout, ConnectionLost
@@ -138,7 +137,7 @@ def _settings(profile: DeviceProfile, table: str) -> TomlTable:
     return TomlTable(data, profile.path, table)
 
 
-class PiController(EdgeController):
+class PiController(HostController, EdgeController):
     """Sets the knobs of a Raspberry Pi with a Coral USB TPU over SSH.
 
     Knob changes run as one script per call in a reused remote shell (see the
@@ -150,26 +149,14 @@ class PiController(EdgeController):
         profile: its device profile (default: the host's profile).
     """
 
+    role = "edge"
+
     def __init__(self, transport: SshTransport, profile: DeviceProfile | None = None) -> None:
-        profile = profile or transport.host.profile
-        if profile is None:
-            raise ConfigError(f"{transport.host.where}: the edge host needs a 'profile'")
-        self.transport = transport
-        self.profile = profile
-        self.settings = PiSettings.from_profile(profile)
+        super().__init__(transport, profile)
+        self.settings = PiSettings.from_profile(self.profile)
         self.shell = RemoteShell(transport)
         self._freqs: list[int] | None = None
         self._interpreter: list[str] | None = None
-
-    @classmethod
-    def from_host(cls, host: Host) -> PiController:
-        """A controller with its own transport for an inventory host."""
-        return cls(SshTransport(host))
-
-    @property
-    def name(self) -> str:
-        """The host's inventory name."""
-        return self.transport.name
 
     def _sysfs(self, leaf: str) -> str:
         return posixpath.join(self.settings.sysfs_cpufreq, leaf)
