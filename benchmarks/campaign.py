@@ -32,12 +32,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from toolkit.campaign import Campaign, CampaignSpec, grid
+from toolkit.campaign import Campaign, CampaignSpec, CampaignSummary, grid
 from toolkit.devices.testbeds.local import LocalTestbed
 from toolkit.devices.testbeds.pool import TestbedPool
 
 MODEL = "digits-cnn"
 POOL_FREQ = 600
+
+
+def timed_campaign(testbed, spec: CampaignSpec, out: Path) -> tuple[CampaignSummary, float]:
+    """Run a campaign of ``spec`` on ``testbed`` into ``out``: its summary and wall seconds."""
+    campaign = Campaign(testbed, spec, out, progress=False)
+    t0 = time.perf_counter()
+    campaign.run()
+    return campaign.summary, time.perf_counter() - t0
 
 
 def overhead(args: argparse.Namespace, tmp: Path) -> dict:
@@ -48,14 +56,10 @@ def overhead(args: argparse.Namespace, tmp: Path) -> dict:
         configs, _ = grid([MODEL], range(sm.n_splits), [600, 1200, 1800],
                           ["none", "int8"], ["none"], n_splits={MODEL: sm.n_splits})
         spec = CampaignSpec(configs, samples=args.samples, runs=args.runs)
-        campaign = Campaign(tb, spec, tmp / "bench.nc", progress=False)
-        t0 = time.perf_counter()
-        campaign.run()
-        wall = time.perf_counter() - t0
+        s, wall = timed_campaign(tb, spec, tmp / "bench.nc")
         throttled = tb.throttled
     finally:
         tb.close()
-    s = campaign.summary
     return {
         "configurations": len(configs),
         "runs": s.planned,
@@ -76,14 +80,10 @@ def pooled(n: int, spec: CampaignSpec, tmp: Path) -> dict:
         pool.start()
         pool.warm(MODEL)
         start_s = time.perf_counter() - t0
-        campaign = Campaign(pool, spec, tmp / f"pool-{n}.nc", progress=False)
-        t0 = time.perf_counter()
-        campaign.run()
-        wall = time.perf_counter() - t0
+        s, wall = timed_campaign(pool, spec, tmp / f"pool-{n}.nc")
         throttled = pool.throttled
     finally:
         pool.close()
-    s = campaign.summary
     assert s.done_now == s.planned and not s.failures, str(s)
     return {"testbeds": n, "start_s": round(start_s, 2), "wall_s": round(wall, 3),
             "runs_per_testbed": s.per_testbed or {"local-1": s.done_now},

@@ -38,7 +38,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
@@ -517,8 +517,3 @@ def progress_bar(total: int | None = None, initial: int = 0, *, desc: str, unit:
 
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, position=position,
                 disable=not show)
-
-
-def configs_from(items: Iterable[Mapping[str, Any] | Config]) -> list[Config]:
-    """Configurations from mappings (e.g. read from JSON)."""
-    return [c if isinstance(c, Config) else Config.from_mapping(c) for c in items]

@@ -49,7 +49,6 @@ arrays); only sequential strategies (reconfiguration-aware, adaptive) loop.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -224,10 +223,6 @@ class Simulation:
                          for s, row in table.iterrows()},
             **self.options,
         }
-
-    def to_json(self) -> str:
-        """:meth:`to_dict` as indented JSON."""
-        return json.dumps(self.as_dict(), indent=2)
 
 
 def _fixed(runs: _Runs, split: int, notes: list[str], name: str) -> int | None:

@@ -26,7 +26,7 @@ def replay(toy):
 
 def test_json_has_the_design_schema(replay):
     _, _, trace, sim = replay
-    doc = json.loads(sim.to_json())
+    doc = json.loads(json.dumps(sim.as_dict()))
     assert doc["schema"] == SIMULATION_SCHEMA
     assert doc["requests"] == len(trace) and doc["seed"] == 3
     assert doc["energy_source"] == "model:test"

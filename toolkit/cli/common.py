@@ -8,8 +8,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from toolkit.errors import ToolkitError
-
 __all__ = ["int_list", "print_json", "str_list"]
 
 T = TypeVar("T")
@@ -41,11 +39,3 @@ def print_json(obj: Any) -> None:
     """Print one JSON document to stdout."""
     json.dump(obj, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
-
-
-def require_choice(value: T, valid: list[T] | tuple[T, ...], what: str) -> T:
-    """Raise a ToolkitError unless ``value`` is one of ``valid``."""
-    if value not in valid:
-        raise ToolkitError(f"{what} {value!r} is not valid; valid: "
-                           + ", ".join(str(v) for v in valid))
-    return value
