@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,16 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
+
+
+@pytest.fixture(scope="session")
+def local_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One started local emulated testbed (default settings) for the session's tests that
+    only measure on it (campaigns, live evaluators): starting one costs its two worker
+    processes (about 15 s on 2 cores), so they share it. A test may reconfigure it (every
+    run applies its configuration) but must not stop or break it; closed at the end."""
+    from toolkit.devices.testbeds.local import LocalTestbed
+
+    tb = LocalTestbed(log_dir=tmp_path_factory.mktemp("local-testbed")).start()
+    yield tb
+    tb.close()

@@ -1,11 +1,15 @@
 """End to end in a real browser: JupyterLab 4 + headless Chromium + the split-inference panel.
 
 Starts JupyterLab on a free loopback port with a token (its own config, data
-and runtime folders, a kernel spec for this interpreter), opens a copy of
-``notebooks/01-split-inference.ipynb`` in Debian's Chromium driven by
+and runtime folders, a kernel spec for this interpreter), opens notebook 01's
+panel section (``notebooks/01-split-inference.ipynb``'s cells that start the
+testbed and show the panel: :data:`PANEL_CELLS`) in Debian's Chromium driven by
 Playwright, runs all cells from the Run menu, moves the panel's split slider
 with the keyboard, clicks the panel's Run button and checks that the result now
-shows the new split; then the TradeoffExplorer on the demo cube. One server and
+shows the new split; then the TradeoffExplorer on the demo cube. The whole of
+notebook 01 runs once, in ``tests/notebooks/`` (which also checks that no cell
+writes to stderr); its other cells (tables, figures, the accuracy table) need no
+browser. One server and
 one browser serve both tests (a page each; a test's kernels are shut down after
 it). Screenshots go to ``test-artifacts/browser/``. The server, its kernels and
 their worker processes are always stopped.
@@ -48,9 +52,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SERVER_START_S = 120
-RUN_ALL_S = 420          # the notebook takes about a minute alone; the machine may be busy
+RUN_ALL_S = 420          # the panel section takes under a minute alone; the machine may be busy
 RUN_CLICK_S = 180
 RUN_ALL_ATTEMPTS = 4
+#: notebook 01's cells (by id) that the panel needs: imports and settings, the testbed
+#: started and one run, the panel, and the panel driven by code (with their markdown)
+PANEL_CELLS = ("cell-00", "cell-01", "cell-04", "cell-05", "cell-10", "cell-11", "cell-12",
+               "cell-13", "cell-14")
 
 @dataclass
 class Lab:
@@ -149,6 +157,14 @@ def _lab(tmp_path: Path, files: dict[str, str | bytes]) -> Iterator[Lab]:
         shutil.copy(log, ARTIFACTS / f"jupyterlab-{tmp_path.name}.log")
 
 
+def _panel_section(nb: dict) -> dict:
+    """Notebook 01 reduced to its :data:`PANEL_CELLS`, in the notebook's order."""
+    cells = [c for c in nb["cells"] if c.get("id") in PANEL_CELLS]
+    missing = set(PANEL_CELLS) - {c["id"] for c in cells}
+    assert not missing, f"{NOTEBOOK.name} has no cells {sorted(missing)}: update PANEL_CELLS"
+    return {**nb, "cells": cells}
+
+
 def _with_test_kernel(nb: dict) -> str:
     nb["metadata"]["kernelspec"] = {"name": KERNEL_NAME, "display_name": KERNEL_NAME,
                                     "language": "python"}
@@ -166,10 +182,11 @@ def _api(lab: Lab, path: str, method: str = "GET"):
 
 @pytest.fixture(scope="module")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """One JupyterLab for the module's tests, serving a copy of notebook 01 (a test may add
-    files to its root)."""
+    """One JupyterLab for the module's tests, serving notebook 01's panel section (a test
+    may add files to its root)."""
+    section = _panel_section(json.loads(NOTEBOOK.read_text()))
     with _lab(tmp_path_factory.mktemp("lab"),
-              {NOTEBOOK.name: _with_test_kernel(json.loads(NOTEBOOK.read_text()))}) as server:
+              {NOTEBOOK.name: _with_test_kernel(section)}) as server:
         yield server
 
 

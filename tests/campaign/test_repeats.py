@@ -8,7 +8,6 @@ import math
 import pytest
 
 from toolkit.campaign import Campaign, CampaignSpec, grid
-from toolkit.devices.testbeds.local import LocalTestbed
 from toolkit.errors import ConfigError
 from toolkit.repeats import AdaptiveRepeats, ci_half_width, stopping_rule_attr, t_975
 
@@ -81,35 +80,32 @@ def _check_stopped_by_the_rule(journal, rule: AdaptiveRepeats, configs) -> dict:
     return rows
 
 
-def test_a_campaign_repeats_each_configuration_until_the_rule_holds(tmp_path):
+def test_a_campaign_repeats_each_configuration_until_the_rule_holds(tmp_path, local_testbed):
     configs, _ = grid(["digits-cnn"], [3, 9], [600, 1800], ["none"], ["none"],
                       n_splits={"digits-cnn": 10})
     out = tmp_path / "auto.nc"
     loose = AdaptiveRepeats(rel_ci=0.5, max_runs=5)
-    tb = LocalTestbed(log_dir=tmp_path / "logs")
-    try:
-        campaign = Campaign(tb, CampaignSpec(configs, samples=20, repeats=loose), out,
-                            progress=False)
-        cube = campaign.run()
-        rows = _check_stopped_by_the_rule(out.with_suffix(".nc.journal"), loose, configs)
-        n_loose = sum(len(r) for r in rows.values())
-        assert campaign.summary.done_now == n_loose == campaign.summary.planned
-        assert json.loads(cube.attrs["stopping_rule"]) == stopping_rule_attr(
-            loose, 1, campaign.summary.unmet)
-        assert int(cube.latency_ms.notnull().sum()) == n_loose
+    tb = local_testbed  # started once for the session; the campaigns leave it running
+    campaign = Campaign(tb, CampaignSpec(configs, samples=20, repeats=loose), out,
+                        progress=False)
+    cube = campaign.run()
+    rows = _check_stopped_by_the_rule(out.with_suffix(".nc.journal"), loose, configs)
+    n_loose = sum(len(r) for r in rows.values())
+    assert campaign.summary.done_now == n_loose == campaign.summary.planned
+    assert json.loads(cube.attrs["stopping_rule"]) == stopping_rule_attr(
+        loose, 1, campaign.summary.unmet)
+    assert int(cube.latency_ms.notnull().sum()) == n_loose
 
-        # the same command again measures nothing; a tighter rule measures more of the
-        # same configurations, continuing their repeats
-        again = Campaign(tb, CampaignSpec(configs, samples=20, repeats=loose), out,
-                         progress=False)
-        again.run()
-        assert again.summary.done_now == 0 and again.summary.done_before == n_loose
-        tight = AdaptiveRepeats(rel_ci=0.001, max_runs=6)
-        grown = Campaign(tb, CampaignSpec(configs, samples=20, repeats=tight), out,
-                         progress=False)
-        cube = grown.run()
-    finally:
-        tb.close()
+    # the same command again measures nothing; a tighter rule measures more of the
+    # same configurations, continuing their repeats
+    again = Campaign(tb, CampaignSpec(configs, samples=20, repeats=loose), out,
+                     progress=False)
+    again.run()
+    assert again.summary.done_now == 0 and again.summary.done_before == n_loose
+    tight = AdaptiveRepeats(rel_ci=0.001, max_runs=6)
+    grown = Campaign(tb, CampaignSpec(configs, samples=20, repeats=tight), out,
+                     progress=False)
+    cube = grown.run()
     rows = _check_stopped_by_the_rule(out.with_suffix(".nc.journal"), tight, configs)
     unmet = sum(1 for r in rows.values() if len(r) == tight.max_runs and not tight.met(r))
     assert grown.summary.unmet == unmet

@@ -1,4 +1,5 @@
-"""Every notebook runs top to bottom in a real kernel (nbclient) without a cell error.
+"""Every notebook runs top to bottom in a real kernel (nbclient) without a cell error
+(nor a write to stderr).
 
 Notebooks 03, 04 and 05 read DynaSplit's VGG16 pool (shipped under
 ``datasets/splinter/``), or the embedded default with
@@ -201,6 +202,9 @@ def test_notebook_runs_top_to_bottom(name: str, data: str, kernel_path: Path, ke
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
+    stderr = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "stream" and o.get("name") == "stderr"]
+    assert not stderr, f"a cell wrote to stderr: {stderr[0][:2000]}"
     shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert any("image/png" in o.get("data", {}) for o in shown), "no figure was shown"
     if name in MEASURED:

@@ -1,8 +1,15 @@
-"""Cubes, fronts and policies shared by the online-phase tests."""
+"""Cubes, fronts and policies shared by the online-phase tests, request builders, and the
+one live run of the exported scheduler on the local testbed."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +105,83 @@ def digits_policy(path: Path) -> Path:
     Policy.from_front(pareto_configs(cube, {"latency_ms": "min", "energy_j": "min"}),
                       cube).save(path)
     return path
+
+
+def requests(n: int, start: int = 0) -> list[str]:
+    """``n`` request lines ``r{start}``... for sample indices, deadlines 60 to 900 ms."""
+    return [json.dumps({"id": f"r{i}", "deadline_ms": [60, 120, 400, 900][i % 4],
+                        "input": i}) for i in range(start, start + n)]
+
+
+def npy_b64(array: np.ndarray) -> str:
+    """``array`` as a base64 ``.npy`` (an inline input)."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def png_b64(pixels: np.ndarray, fmt: str = "PNG") -> str:
+    """``pixels`` as a base64 image file (an inline input)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format=fmt)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def inline_requests(n: int = 3) -> list[str]:
+    """The first ``n`` held-out digits three ways each (a PNG with ``top_k`` 3, a ``.npy``,
+    a sample index: ``img{i}``, ``npy{i}``, ``sample{i}``), and an array of the wrong shape
+    (``wrong-shape``)."""
+    from toolkit.models.digits import load_digits_data
+
+    digits = load_digits_data()
+    lines = []
+    for i in range(n):
+        pixels = np.round(digits.x_test[i, ..., 0] * 255).astype(np.uint8)
+        lines.append({"id": f"img{i}", "deadline_ms": 500, "top_k": 3,
+                      "input": {"image": png_b64(pixels)}})
+        lines.append({"id": f"npy{i}", "deadline_ms": 500,
+                      "input": {"npy": npy_b64(digits.x_test[i])}})
+        lines.append({"id": f"sample{i}", "deadline_ms": 500, "input": i})
+    lines.append({"id": "wrong-shape", "deadline_ms": 500,
+                  "input": {"npy": npy_b64(np.zeros((9, 9, 1), np.float32))}})
+    return [json.dumps(x) for x in lines]
+
+
+@dataclass
+class LiveRun:
+    """The exported scheduler's run on the local testbed: its policy, what it was sent
+    (one request a line), its exit status and output; :attr:`answers` by request id."""
+
+    policy: Path
+    sent: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def answers(self) -> dict[str, dict]:
+        return {a["id"]: a for a in map(json.loads, self.stdout.splitlines()) if "id" in a}
+
+
+@pytest.fixture(scope="session")
+def live_run(tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
+    """One exported scheduler on the local testbed (its own edge and cloud workers) for
+    the session, serving :func:`digits_policy`: a batch of sample indices with a missing
+    file among them (``r0``...``r19``, ``file``; ``test_scheduler.py``) and the inline
+    inputs of :func:`inline_requests` (``test_service.py``). One process answers both,
+    so the testbed starts once."""
+    from toolkit.scheduler import export_script
+
+    tmp_path = tmp_path_factory.mktemp("live")
+    policy = digits_policy(tmp_path / "digits.json")
+    script = export_script(tmp_path / "scheduler.py", policy)
+    batch = requests(20)
+    batch.insert(5, json.dumps({"id": "file", "deadline_ms": 100, "input": "nowhere.npy"}))
+    sent = [*batch, *inline_requests()]
+    proc = subprocess.run([sys.executable, str(script), "--log-level", "warning"],
+                          input="\n".join(sent) + "\n", capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                          cwd=tmp_path)
+    return LiveRun(policy, sent, proc.returncode, proc.stdout, proc.stderr)

@@ -20,17 +20,12 @@ import pytest
 from toolkit.cli import main
 from toolkit.errors import ToolkitError
 from toolkit.policy import Policy
-from toolkit.scheduler import Server, export_script, parse_listen, parse_request
+from toolkit.scheduler import Server, parse_listen, parse_request
 from toolkit.scheduler.protocol import Request, RequestError
 
-from .conftest import digits_policy
+from .conftest import requests
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def requests(n: int, start: int = 0) -> list[str]:
-    return [json.dumps({"id": f"r{i}", "deadline_ms": [60, 120, 400, 900][i % 4],
-                        "input": i}) for i in range(start, start + n)]
 
 
 MALFORMED = [
@@ -170,20 +165,15 @@ def test_tcp_serves_and_stops_on_sigterm(exported):
 
 
 @pytest.mark.slow
-def test_live_batch_on_the_local_testbed(tmp_path):
-    policy = digits_policy(tmp_path / "digits.json")
-    script = export_script(tmp_path / "scheduler.py", policy)
-    lines = requests(20)
-    lines.insert(5, json.dumps({"id": "file", "deadline_ms": 100, "input": "nowhere.npy"}))
-    proc = subprocess.run([sys.executable, str(script)], input="\n".join(lines),
-                          capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    done, errors = outcomes(proc.stdout)
+def test_live_batch_on_the_local_testbed(live_run):
+    assert live_run.returncode == 0, live_run.stderr[-2000:]
+    done, errors = outcomes(live_run.stdout)
     assert not errors
-    assert sorted(o["id"] for o in done) == sorted(["file", *(f"r{i}" for i in range(20))])
-    by_id = {o["id"]: o for o in done}
+    # every request answered once (the inline inputs of test_service.py were sent too)
+    assert sorted(o["id"] for o in done) == sorted(json.loads(x)["id"] for x in live_run.sent)
+    by_id = live_run.answers
     assert by_id["file"]["status"] == "failed" and "does not exist" in by_id["file"]["error"]
-    configs = Policy.load(policy).configs
+    configs = Policy.load(live_run.policy).configs
     for i in range(20):
         o = by_id[f"r{i}"]
         assert o["status"] == "ok", o

@@ -36,27 +36,13 @@ from toolkit.scheduler.metrics import Metrics
 from toolkit.scheduler.protocol import RequestError, parse_request
 
 from .certs import make_pki
-from .conftest import digits_policy
+from .conftest import npy_b64, png_b64
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 TOKEN = "s3cret-token-" + "7f" * 16
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def npy_b64(array: np.ndarray) -> str:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def png_b64(pixels: np.ndarray, fmt: str = "PNG") -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format=fmt)
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def tensor_frame(meta: dict, array: np.ndarray) -> bytes:
@@ -442,27 +428,9 @@ def test_non_loopback_bind_needs_authentication(script, tmp_path):
 
 
 @pytest.mark.slow
-def test_live_inline_image_is_classified_with_top_k(tmp_path):
-    from toolkit.models.digits import load_digits_data
-
-    policy = digits_policy(tmp_path / "digits.json")
-    script = export_script(tmp_path / "scheduler.py", policy)
-    digits = load_digits_data()
-    lines = []
-    for i in range(3):
-        pixels = np.round(digits.x_test[i, ..., 0] * 255).astype(np.uint8)
-        lines.append({"id": f"img{i}", "deadline_ms": 500, "top_k": 3,
-                      "input": {"image": png_b64(pixels)}})
-        lines.append({"id": f"npy{i}", "deadline_ms": 500,
-                      "input": {"npy": npy_b64(digits.x_test[i])}})
-        lines.append({"id": f"sample{i}", "deadline_ms": 500, "input": i})
-    lines.append({"id": "wrong-shape", "deadline_ms": 500,
-                  "input": {"npy": npy_b64(np.zeros((9, 9, 1), np.float32))}})
-    proc = subprocess.run([sys.executable, str(script), "--log-level", "warning"],
-                          input="".join(json.dumps(x) + "\n" for x in lines),
-                          capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    by_id = {a["id"]: a for a in map(json.loads, proc.stdout.splitlines())}
+def test_live_inline_image_is_classified_with_top_k(live_run):
+    assert live_run.returncode == 0, live_run.stderr[-2000:]
+    by_id = live_run.answers
     for i in range(3):
         image, array, sample = by_id[f"img{i}"], by_id[f"npy{i}"], by_id[f"sample{i}"]
         for answer in (image, array, sample):

@@ -340,21 +340,18 @@ def test_four_gene_profile_space_is_unchanged(toy_objectives):
 
 
 @pytest.mark.slow
-def test_live_optimisation_over_codecs_measures_each_with_its_codec(tmp_path):
+def test_live_optimisation_over_codecs_measures_each_with_its_codec(tmp_path, local_testbed):
     out = tmp_path / "live.nc"
-    testbed = LocalTestbed(log_dir=tmp_path / "logs")
+    testbed = local_testbed  # started once for the session; the evaluators leave it running
     space = ConfigSpace.from_profiles("digits-cnn", 10, testbed.edge_profile,
                                       testbed.cloud_profile, edge_accels=("none",),
                                       cloud_accels=("none",), cpu_freqs=[1800],
                                       codecs=("fp32", "int8"))
     assert space.gene_names[-1] == "codec" and len(space) == 20
-    try:
-        evaluator = CampaignEvaluator(testbed, out, samples=5)
-        result = Optimizer(space, evaluator, seed=2, progress=False).run(8)
-        again = CampaignEvaluator(testbed, out, samples=5)
-        replay = Optimizer(space, again, seed=2, progress=False).run(8)
-    finally:
-        testbed.close()
+    evaluator = CampaignEvaluator(testbed, out, samples=5)
+    result = Optimizer(space, evaluator, seed=2, progress=False).run(8)
+    again = CampaignEvaluator(testbed, out, samples=5)
+    replay = Optimizer(space, again, seed=2, progress=False).run(8)
     assert result.evaluations == 8
     codecs = {e.config["codec"] for e in result.evaluated}
     assert codecs == {"fp32", "int8"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from toolkit.cube import configurations, open_cube
-from toolkit.devices.testbeds.local import LocalTestbed
 from toolkit.optimize import CampaignEvaluator, ConfigSpace, Optimizer
 
 
@@ -17,18 +16,15 @@ def _optimize(testbed, out, budget):
     return result, evaluator
 
 
-def test_live_optimisation_measures_into_a_cube_and_resumes(tmp_path):
+def test_live_optimisation_measures_into_a_cube_and_resumes(tmp_path, local_testbed):
     out = tmp_path / "live.nc"
-    tb = LocalTestbed(log_dir=tmp_path / "logs")
-    try:
-        first, ev1 = _optimize(tb, out, budget=10)
-        measured = {tuple(sorted(c.items())) for c in configurations(open_cube(out))}
-        assert len(measured) == 10
-        assert {tuple(sorted(e.config.items())) for e in first.evaluated} <= measured
-        assert ev1.energy_source == "model:raspberry-pi-4+model:cloud-gpu-server"
-        # the same optimisation again: every configuration comes from the journal
-        second, ev2 = _optimize(tb, out, budget=10)
-    finally:
-        tb.close()
+    tb = local_testbed  # started once for the session; the evaluators leave it running
+    first, ev1 = _optimize(tb, out, budget=10)
+    measured = {tuple(sorted(c.items())) for c in configurations(open_cube(out))}
+    assert len(measured) == 10
+    assert {tuple(sorted(e.config.items())) for e in first.evaluated} <= measured
+    assert ev1.energy_source == "model:raspberry-pi-4+model:cloud-gpu-server"
+    # the same optimisation again: every configuration comes from the journal
+    second, ev2 = _optimize(tb, out, budget=10)
     assert sum(c.summary.done_now for c in ev2.campaigns) == 0
     assert [e.config for e in second.evaluated] == [e.config for e in first.evaluated]
