@@ -11,7 +11,7 @@ import pytest
 import toolkit.cli as cli
 from toolkit.cube import configurations, cube_info, open_cube, select, to_dataframe
 from toolkit.errors import ToolkitError
-from toolkit.partition import PARTITION_VARIABLES, Link, PartitionStudy, StudySpec
+from toolkit.partition import PARTITION_VARIABLES, Link, PartitionStudy, StudySpec, format_table
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +126,9 @@ def test_cli_measures_and_writes_a_cube(tmp_path, capsys):
         assert measured["compute_energy_j"] + measured["comm_energy_j"] == measured["energy_j"]
     assert entry["measured"]["idle_accounting"] == "busy"
     assert entry["measured"]["idle_energy_j"] == 0 < entry["measured"]["comm_energy_j"]
+    line = next(x for x in format_table(report).splitlines() if "energy split" in x)
+    assert line.startswith("  energy split mJ pred/meas (busy accounting): compute ")
+    assert line.endswith("idle 0.000/0.000")
     cube = open_cube(out)
     assert cube["strategy"].values.tolist() == ["spatial"] and cube["devices"].values.tolist() \
         == [2]
