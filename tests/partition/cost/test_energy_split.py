@@ -110,3 +110,11 @@ def test_hybrid_devices_and_cloud_split(models, idle):
 def test_idle_accounting_is_checked():
     with pytest.raises(ConfigError, match=r"unknown idle accounting 'idle'; valid: request, busy"):
         CostModel(idle="idle")
+
+
+def test_the_split_keys_and_accountings_have_one_home():
+    from toolkit import config
+    from toolkit.partition import ENERGY_SPLIT_KEYS, IDLE_ACCOUNTINGS, PARTITION_VARIABLES
+
+    assert IDLE_ACCOUNTINGS is config.IDLE_ACCOUNTINGS and IDLE_ACCOUNTINGS[0] == "request"
+    assert all(PARTITION_VARIABLES[k][0] == "J" for k in ENERGY_SPLIT_KEYS)  # cube variables
