@@ -18,7 +18,8 @@ from typing import Any
 from toolkit.errors import ConfigError, choices
 
 __all__ = ["ACCELERATORS", "CLOUD_ACCELS", "CODECS", "CONFIG_KEYS", "EDGE_ACCELS", "EXTRA_KEYS",
-           "KEYS", "OBJECTIVES", "PARTITION_VARIABLES", "SENSES", "TPU_ACCELS", "VARIABLES",
+           "IDLE_ACCOUNTINGS", "KEYS", "OBJECTIVES", "PARTITION_VARIABLES", "SENSES", "TPU_ACCELS",
+           "VARIABLES",
            "Accelerator", "Config", "Key", "coerce_value", "config_keys", "config_problems",
            "domain_values", "single_extras"]
 
@@ -56,6 +57,10 @@ CLOUD_ACCELS: tuple[str, ...] = tuple(ACCELERATORS["cloud"])
 TPU_ACCELS: tuple[str, ...] = tuple(a for a, m in ACCELERATORS["edge"].items() if m.tpu_mode)
 #: activation codecs: fp32/fp16/int8, lossy low-bit q4/q2/q1 (see toolkit.models.codecs)
 CODECS: tuple[str, ...] = ("fp32", "fp16", "int8", "q4", "q2", "q1")
+#: how a partitioned device's idle energy is counted (the first is the default):
+#: ``request``, powered from the request's start to its end; ``busy``, only while it
+#: computes and by the bytes it moves (see ``toolkit.partition.cost.energy``)
+IDLE_ACCOUNTINGS: tuple[str, ...] = ("request", "busy")
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
 PARTITION_VARIABLES: dict[str, tuple[str, str]] = {
     "max_device_energy_j": ("J", "largest per-device energy per sample (edge devices)"),
     "max_abs_error": ("1", "largest absolute difference from the unpartitioned model"),
+    "compute_energy_j": ("J", "compute energy per sample, edge devices + cloud"),
+    "comm_energy_j": ("J", "communication energy per sample (bytes sent and received)"),
+    "idle_energy_j": ("J", "idle (waiting) energy per sample, by the cube's idle_accounting"),
 }
 
 

@@ -146,3 +146,44 @@ def test_bad_device_count_is_a_usage_error(dynasplit):
         with pytest.raises(SystemExit) as exit_:
             dynasplit("partition", "vgg-stack", "--devices", bad)
         assert exit_.value.code == 2
+
+
+SPLIT_KEYS = ("compute_energy_j", "comm_energy_j", "idle_energy_j")
+
+
+def test_energy_split_per_device_for_every_strategy(dynasplit):
+    boards = ["raspberry-pi-4", "raspberry-pi-4", "raspberry-pi-3b", "jetson-nano"]
+    reports = {}
+    for idle in ("request", "busy"):
+        status, out, _ = dynasplit("partition", "digits-cnn", "--devices", ",".join(boards),
+                                   "--strategy", "all", "--json", "--idle-accounting", idle)
+        assert status == 0
+        reports[idle] = report = json.loads(out)
+        assert report["cost_model"]["idle"] == idle
+        assert list(report["strategies"]) == [*STRATEGIES, "hybrid"]
+        for entry in report["strategies"].values():
+            for d in entry["per_device"]:
+                compute, comm, idle_j = (d[k] for k in SPLIT_KEYS)
+                assert compute + comm + idle_j == d["energy_j"]  # exactly, through JSON too
+                assert comm == 5e-8 * (d["sent_bytes"] + d["received_bytes"])  # every board's
+                assert (idle_j == 0) == (idle == "busy")
+            assert sum(entry[k] for k in SPLIT_KEYS) == pytest.approx(entry["energy_j"],
+                                                                      rel=1e-12)
+            cloud = entry.get("cloud_energy_j", 0.0)
+            assert entry["compute_energy_j"] == pytest.approx(
+                sum(d["compute_energy_j"] for d in entry["per_device"]) + cloud)
+    for name, request in reports["request"]["strategies"].items():
+        busy = reports["busy"]["strategies"][name]
+        assert busy["energy_j"] == pytest.approx(request["energy_j"] - request["idle_energy_j"])
+        assert busy["comm_energy_j"] == request["comm_energy_j"]
+    status, out, _ = dynasplit("partition", "digits-cnn", "--devices", "2", "--strategy",
+                               "spatial", "--idle-accounting", "busy")
+    split = next(line for line in out.splitlines() if "energy split" in line)
+    assert "(busy accounting)" in split and split.endswith("idle 0.000")
+
+
+def test_bad_idle_accounting_names_the_choices(dynasplit, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        dynasplit("partition", "vgg-stack", "--devices", "2", "--idle-accounting", "waiting")
+    assert exit_.value.code == 2
+    assert "invalid choice: 'waiting' (choose from 'request', 'busy')" in capsys.readouterr().err

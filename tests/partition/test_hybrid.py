@@ -98,6 +98,14 @@ def test_hybrid_runs_on_device_workers_and_a_cloud_worker(cluster):
     busy = load_profile("cloud-gpu-server").power.busy_w[0]
     np.testing.assert_allclose(run.cloud_energy_j, busy * run.cloud_ms / 1e3)
     np.testing.assert_allclose(run.energy_j, run.edge_energy_j + run.cloud_energy_j)
+    split = run.energy_split  # the cloud's energy is compute energy
+    assert split.total_j == pytest.approx(float(np.mean(run.energy_j)), rel=1e-12)
+    assert split.compute_j == pytest.approx(sum(d.compute_energy_j for d in run.devices)
+                                            + float(np.mean(run.cloud_energy_j)))
+    first = run.devices[0]  # sent the activation to the cloud, received the output
+    assert first.comm_energy_j == pytest.approx(
+        load_profile("raspberry-pi-4").power.network_j_per_byte
+        * (first.frame_bytes + first.received_bytes), rel=1e-9)
     assert run.energy_source == "model:raspberry-pi-4+model:cloud-gpu-server"
     assert 0 < run.max_abs_error < 0.05  # int8 rounding of the activation, not a wrong plan
     exact = cluster.run("digits-cnn", "hybrid-input-channel", 2, split=5, codec="fp32",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from toolkit.config import IDLE_ACCOUNTINGS
+
 __all__ = ["register"]
 
 STRATEGY_CHOICES = ("all", "layer-wise", "spatial", "output-channel", "input-channel", "hybrid")
@@ -99,6 +101,11 @@ def register(subparsers) -> None:
                    help="device profile of the power model (default raspberry-pi-4)")
     p.add_argument("--cpu-freq", type=_positive_int, default=None, metavar="MHZ",
                    help="CPU frequency of every device (default: the profile's highest)")
+    p.add_argument("--idle-accounting", choices=IDLE_ACCOUNTINGS, default=IDLE_ACCOUNTINGS[0],
+                   help="idle energy of a device, predicted and measured: request (default: "
+                        "powered from the request's start to its end, waiting power while "
+                        "not computing) or busy (idle energy 0: only compute and the bytes "
+                        "it sends and receives count)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random test input")
     hybrid = p.add_argument_group("hybrid edge/cloud partitioning")
     hybrid.add_argument("--split", type=_positive_int, default=None, metavar="K",
@@ -153,7 +160,7 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
                 str(args.model), [names[k] for k in keys], [args.devices],
                 [args.cpu_freq] if args.cpu_freq else None, args.input_size, args.fuse,
                 hybrid["split"] if hybrid else None, [args.codec], link, cloud_link,
-                args.samples, 1, 2, args.inputs, args.seed)
+                args.samples, 1, 2, args.inputs, args.seed, idle=args.idle_accounting)
             study = PartitionStudy(cluster, spec, args.output, progress=not args.json)
             study.run()
             done = {r["config"]["strategy"]: r["run"] for r in study.measured()}
@@ -166,7 +173,7 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
                 split=hybrid["split"] if k == "hybrid" else None, codec=args.codec,
                 cpu_freq=args.cpu_freq, link=link, cloud_link=cloud_link, seed=args.seed,
                 macs_per_s=report["cost_model"]["macs_per_s"],
-                cloud_macs_per_s=args.cloud_gmacs * 1e9)
+                cloud_macs_per_s=args.cloud_gmacs * 1e9, idle=args.idle_accounting)
             runs[k] = run.as_dict()
         return runs
 
@@ -202,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         profile=args.profile,
         freq_mhz=args.cpu_freq,
         device_profiles=profiles,
+        idle=args.idle_accounting,
     )
     cost_model.power_model()  # a bad profile or frequency fails before the model loads
     fuse = check_fuse(args.fuse)

@@ -21,6 +21,12 @@ local device-worker processes over TCP (per-device latency and energy), and
 resumably. See ``docs/partitioning.md``.
 """
 
+from toolkit.partition.cost.energy import (
+    ENERGY_SPLIT_KEYS,
+    IDLE_ACCOUNTINGS,
+    EnergySplit,
+    split_energy,
+)
 from toolkit.partition.cost.hybrid import (
     DEFAULT_CLOUD_MACS_PER_S,
     CloudModel,
@@ -88,8 +94,10 @@ __all__ = [
     "DEFAULT_CLOUD_MACS_PER_S",
     "DEFAULT_LINK_MBPS",
     "DEFAULT_MACS_PER_S",
+    "ENERGY_SPLIT_KEYS",
     "HYBRID",
     "HYBRID_PREFIX",
+    "IDLE_ACCOUNTINGS",
     "INPUT_KINDS",
     "PARTITION_VARIABLES",
     "STACKS",
@@ -104,6 +112,7 @@ __all__ = [
     "CostModel",
     "DeviceCost",
     "DeviceMeasurement",
+    "EnergySplit",
     "HybridCost",
     "HybridPlan",
     "Link",
@@ -150,6 +159,7 @@ __all__ = [
     "randomize_weights",
     "run_steps",
     "spatial",
+    "split_energy",
     "strategy_names",
     "transfer_payload",
     "vgg_stack",

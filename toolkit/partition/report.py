@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from toolkit.errors import ToolkitError, choices
+from toolkit.partition.cost.energy import ENERGY_SPLIT_KEYS
 from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
 from toolkit.partition.model.execute import execute_plan
@@ -33,11 +34,13 @@ __all__ = ["HYBRID", "add_measurements", "evaluate", "format_table", "max_abs_er
 HYBRID = "hybrid"
 
 _DEVICE_KEYS = ("macs", "weight_bytes", "peak_activation_bytes", "sent_bytes",
-                "received_bytes", "latency_ms", "energy_j")
+                "received_bytes", "latency_ms", "energy_j", *ENERGY_SPLIT_KEYS)
 _MEASURED_DEVICE_KEYS = ("latency_ms", "compute_ms", "send_ms", "recv_ms", "encode_ms",
                          "energy_j", "energy_source", "sent_bytes", "frame_bytes",
-                         "received_bytes", "cpu_util")
+                         "received_bytes", "cpu_util", *ENERGY_SPLIT_KEYS,
+                         "energy_split_source")
 _MEASURED_KEYS = ("samples", "latency_ms", "energy_j", "edge_energy_j", "cloud_energy_j",
+                  *ENERGY_SPLIT_KEYS, "idle_accounting",
                   "cloud_ms", "cloud_bytes", "max_abs_error", "accuracy", "label_source",
                   "energy_source", "throttled", "cpu_freq", "link", "strategy")
 
@@ -83,7 +86,8 @@ def _hybrid_entry(model: keras.Model, n_devices: int, x: np.ndarray, reference: 
         "accuracy": accuracy, "label_source": label_source, "accuracy_samples": len(x_eval),
         "sync_points": cost.sync_points, "latency_ms": cost.latency_ms,
         "energy_j": cost.energy_j, "edge_energy_j": cost.edge_energy_j,
-        "cloud_energy_j": cost.cloud_energy_j, "cloud_ms": cost.cloud_ms,
+        "cloud_energy_j": cost.cloud_energy_j, **cost.energy_split.as_dict(),
+        "cloud_ms": cost.cloud_ms,
         "cloud_bytes": cost.cloud_bytes, "energy_source": cost.energy_source,
         "predicted": True, "options": plan.head.options, "per_device": _per_device(cost),
     }
@@ -128,7 +132,8 @@ def evaluate(
     Returns:
         ``{"model", "devices", "input_shape", "energy_source", "cost_model",
         "strategies": {name: {"max_abs_error", "sync_points", "latency_ms",
-        "energy_j", "energy_source", "predicted", "per_device": [...]}},
+        "energy_j", "compute_energy_j", "comm_energy_j", "idle_energy_j",
+        "energy_source", "predicted", "per_device": [...]}},
         "refused": {name: reason}}``; the ``hybrid`` entry also has
         ``head_strategy, split, layer, codec, accuracy, label_source,
         edge_energy_j, cloud_energy_j, cloud_ms, cloud_bytes``.
@@ -153,7 +158,7 @@ def evaluate(
                        "rtt_ms": cost_model.rtt_ms, "profile": cost_model.profile,
                        "freq_mhz": cost_model.freq_mhz,
                        "device_profiles": [cost_model.profile_of(d) for d in range(n_devices)],
-                       "predicted": True},
+                       "idle": cost_model.idle, "predicted": True},
         "strategies": {},
         "refused": {},
     }
@@ -179,6 +184,7 @@ def evaluate(
             "sync_points": cost.sync_points,
             "latency_ms": cost.latency_ms,
             "energy_j": cost.energy_j,
+            **cost.energy_split.as_dict(),
             "energy_source": cost.energy_source,
             "predicted": True,
             "options": plan.options,
@@ -196,9 +202,10 @@ def add_measurements(report: dict[str, Any], runs: Mapping[str, Mapping[str, Any
         runs: report key (a strategy name or ``hybrid``) -> the run's
             :meth:`~toolkit.partition.PartitionRun.as_dict`.
 
-    Each strategy entry gains ``measured`` (latency, energies, error, accuracy,
-    samples, energy source...), each of its devices ``measured`` (latency,
-    compute, send and receive-wait times, energy, bytes, CPU use).
+    Each strategy entry gains ``measured`` (latency, energies and their split,
+    error, accuracy, samples, energy source...), each of its devices ``measured``
+    (latency, compute, send and receive-wait times, energy and its split, bytes,
+    CPU use).
 
     Raises:
         ToolkitError: a run for a strategy the report does not hold.
@@ -220,6 +227,17 @@ def _pair(predicted: float, measured: dict | None, key: str, scale: float, width
     if measured is not None:
         text += f"/{measured[key] * scale:.{digits}f}"
     return f"{text:>{width}}"
+
+
+def _split_line(entry: dict[str, Any], idle: str) -> str:
+    """The strategy's energy in its compute, communication and idle parts, in mJ."""
+    m = entry.get("measured")
+    measured = m is not None and ENERGY_SPLIT_KEYS[0] in m
+    parts = ", ".join(
+        f"{key.split('_')[0]} {_pair(entry[key], m if measured else None, key, 1e3, 0, 3)}"
+        for key in ENERGY_SPLIT_KEYS)
+    return (f"  energy split mJ{' pred/meas' if measured else ''} ({idle} accounting): "
+            f"{parts}")
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -257,6 +275,8 @@ def format_table(report: dict[str, Any]) -> str:
                 f"  measured over {m['samples']} samples: latency {m['latency_ms']:.3f} ms, "
                 f"energy {m['energy_j'] * 1e3:.3f} mJ ({m['energy_source']}), max |error| "
                 f"{m['max_abs_error']:.2e}{acc}, throttled {bool(m['throttled'])}")
+        if ENERGY_SPLIT_KEYS[0] in s:
+            lines.append(_split_line(s, cm.get("idle", "request")))
         wide = 17 if m is not None else 9
         lines.append(f"{'device':>6} {'MMACs':>9} {'weights KiB':>11} {'peak act KiB':>12} "
                      f"{'sent KiB':>{wide}} {'recv KiB':>{wide}} {'syncs':>5} "

@@ -83,7 +83,7 @@ def test_link_rate_and_energy(models):
     power = PowerModel(load_profile("raspberry-pi-4"))
     for d in slow.devices:
         busy_s, wait_s = d.compute_ms / 1e3, (slow.latency_ms - d.compute_ms) / 1e3
-        expected = power.energy_j(busy_s, wait_s, bytes_sent=d.sent_bytes)
+        expected = power.energy_j(busy_s, wait_s, bytes_sent=d.sent_bytes + d.received_bytes)
         assert math.isclose(d.energy_j, expected)
         assert d.latency_ms <= slow.latency_ms + 1e-9
     assert math.isclose(slow.energy_j, sum(d.energy_j for d in slow.devices))
@@ -128,7 +128,8 @@ def test_unequal_devices_compute_at_their_profiles_speed_and_power(models):
     assert cost.latency_ms > estimate_cost(plan).latency_ms  # the request waits for the Pi 3B+
     pi3_power = PowerModel(load_profile("raspberry-pi-3b"))
     busy, wait = pi3.compute_ms / 1e3, (cost.latency_ms - pi3.compute_ms) / 1e3
-    assert pi3.energy_j == pytest.approx(pi3_power.energy_j(busy, wait, bytes_sent=pi3.sent_bytes))
+    assert pi3.energy_j == pytest.approx(pi3_power.energy_j(
+        busy, wait, bytes_sent=pi3.sent_bytes + pi3.received_bytes))
     assert pi3.energy_source == "model:raspberry-pi-3b"
     assert cost.energy_source == "model:raspberry-pi-4+model:raspberry-pi-3b"
 

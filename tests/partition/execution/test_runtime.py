@@ -10,6 +10,8 @@ import threading
 import numpy as np
 import pytest
 
+from toolkit.energy.model import PowerModel
+from toolkit.energy.model_meter import PowerModelMeter
 from toolkit.errors import ToolkitError
 from toolkit.hardware.profile import load_profile
 from toolkit.partition import STRATEGIES, Link, vgg_stack
@@ -60,15 +62,53 @@ def test_energy_follows_the_power_model_of_the_measured_times(cluster, models):
     latency = float(np.mean(run.latency_ms))
     for d in run.devices:
         compute = d.compute_ms + d.encode_ms
+        moved = d.frame_bytes + d.received_bytes
         expected = (busy * compute + wait * (latency - compute)) / 1e3 \
-            + profile.power.network_j_per_byte * d.frame_bytes
+            + profile.power.network_j_per_byte * moved
         assert d.energy_j == pytest.approx(expected, rel=1e-6)
-        assert d.energy_source == "model:raspberry-pi-4"
+        assert d.energy_source == d.energy_split_source == "model:raspberry-pi-4"
+        # the split: compute, bytes on the wire and received, idle until the request ends
+        assert d.compute_energy_j == pytest.approx(busy * compute / 1e3, rel=1e-9)
+        assert d.comm_energy_j == pytest.approx(profile.power.network_j_per_byte * moved,
+                                                rel=1e-9)
+        assert d.received_bytes > 0 and d.comm_energy_j > 0
+        assert d.idle_energy_j == pytest.approx(wait * (latency - compute) / 1e3, rel=1e-6)
+        assert d.compute_energy_j + d.comm_energy_j + d.idle_energy_j == d.energy_j
     assert float(np.mean(run.energy_j)) == pytest.approx(sum(d.energy_j for d in run.devices))
     assert run.cpu_freq == 1200 and run.cloud_energy_j.sum() == 0
     row = run.cube_row()
     assert row["strategy"] == "output-channel" and row["devices"] == 2
     assert row["max_device_energy_j"] == max(d.energy_j for d in run.devices)
+    parts = [row[k] for k in ("compute_energy_j", "comm_energy_j", "idle_energy_j")]
+    assert sum(parts) == pytest.approx(row["energy_j"], rel=1e-12)
+    assert parts[1] == pytest.approx(sum(d.comm_energy_j for d in run.devices))
+
+
+def test_busy_accounting_and_metered_devices_split_the_measured_energy(cluster, models):
+    model, x, _ = models("digits-cnn")
+    profile = load_profile("raspberry-pi-4")
+    busy = cluster.run(model, "spatial", 2, inputs=x, warmup=1, idle="busy")
+    assert busy.idle == "busy" and busy.as_dict()["idle_accounting"] == "busy"
+    for d, predicted in zip(busy.devices, busy.predicted.devices, strict=True):
+        assert d.idle_energy_j == predicted.idle_energy_j == 0
+        assert d.energy_j == d.compute_energy_j + d.comm_energy_j > 0
+        assert d.energy_j == pytest.approx(
+            profile.power.busy_w[-1] * (d.compute_ms + d.encode_ms) / 1e3
+            + profile.power.network_j_per_byte * (d.frame_bytes + d.received_bytes), rel=1e-9)
+
+    power = PowerModel(profile)
+    metered = cluster.run(model, "spatial", 2, inputs=x, warmup=1, idle="busy",
+                          meters=lambda i, pid: PowerModelMeter(power, pid, period_s=0.01))
+    latency = float(np.mean(metered.latency_ms))
+    for d in metered.devices:
+        # the meter's total, shared in the power model's request proportions (a meter
+        # counts whatever the device drew, whatever the accounting)
+        assert d.energy_split_source == "model:raspberry-pi-4 split by model:raspberry-pi-4"
+        compute = power.busy_w(None) * (d.compute_ms + d.encode_ms) / 1e3
+        comm = profile.power.network_j_per_byte * (d.frame_bytes + d.received_bytes)
+        assert d.compute_energy_j / d.comm_energy_j == pytest.approx(compute / comm, rel=1e-9)
+        assert d.idle_energy_j > 0 and latency > d.compute_ms
+        assert d.compute_energy_j + d.comm_energy_j + d.idle_energy_j == d.energy_j > 0
 
 
 def test_emulated_link_delays_every_transfer(cluster, models):

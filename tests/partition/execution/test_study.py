@@ -11,7 +11,7 @@ import pytest
 import toolkit.cli as cli
 from toolkit.cube import configurations, cube_info, open_cube, select, to_dataframe
 from toolkit.errors import ToolkitError
-from toolkit.partition import PARTITION_VARIABLES, Link, PartitionStudy, StudySpec
+from toolkit.partition import PARTITION_VARIABLES, Link, PartitionStudy, StudySpec, format_table
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +35,10 @@ def test_study_writes_a_cube_and_resumes(cluster, tmp_path):
     assert len(df) == 6 and set(df["codec"]) == {"fp32", "int8"}
     assert (df.loc[df["codec"] == "fp32", "max_abs_error"] <= 1e-4).all()
     assert (df["energy_j"] >= df["max_device_energy_j"]).all()
+    split = df["compute_energy_j"] + df["comm_energy_j"] + df["idle_energy_j"]
+    np.testing.assert_allclose(split, df["energy_j"], rtol=1e-12)
+    assert (df["comm_energy_j"] > 0).all() and (df["idle_energy_j"] > 0).all()
+    assert cube.attrs["idle_accounting"] == "request"
     hybrid = select(cube, {"strategy": "hybrid-spatial", "devices": 2, "codec": "int8",
                            "split": 3})
     assert float(hybrid["cloud_energy_j"].sel(repeat=0).squeeze()) > 0
@@ -106,7 +110,7 @@ def test_cli_measures_and_writes_a_cube(tmp_path, capsys):
     out = tmp_path / "cli.nc"
     status = cli.main(["partition", "digits-cnn", "--devices", "2", "--strategy", "spatial",
                        "--measure", "--samples", "3", "--link-mbps", "50", "--json",
-                       "-o", str(out)])
+                       "--idle-accounting", "busy", "-o", str(out)])
     report = json.loads(capsys.readouterr().out)
     assert status == 0
     entry = report["strategies"]["spatial"]
@@ -118,9 +122,20 @@ def test_cli_measures_and_writes_a_cube(tmp_path, capsys):
         assert measured["received_bytes"] == device["received_bytes"]
         assert measured["energy_source"] == "model:raspberry-pi-4"
         assert measured["latency_ms"] > 0 and measured["energy_j"] > 0
+        assert measured["idle_energy_j"] == device["idle_energy_j"] == 0  # busy accounting
+        assert measured["compute_energy_j"] + measured["comm_energy_j"] == measured["energy_j"]
+    assert entry["measured"]["idle_accounting"] == "busy"
+    assert entry["measured"]["idle_energy_j"] == 0 < entry["measured"]["comm_energy_j"]
+    line = next(x for x in format_table(report).splitlines() if "energy split" in x)
+    assert line.startswith("  energy split mJ pred/meas (busy accounting): compute ")
+    assert line.endswith("idle 0.000/0.000")
     cube = open_cube(out)
     assert cube["strategy"].values.tolist() == ["spatial"] and cube["devices"].values.tolist() \
         == [2]
+    assert cube.attrs["idle_accounting"] == "busy"
+    assert float(cube["idle_energy_j"].max()) == 0
+    np.testing.assert_allclose(cube["compute_energy_j"] + cube["comm_energy_j"],
+                               cube["energy_j"], rtol=1e-12)
 
 
 def test_cli_output_needs_measure(capsys):

@@ -5,10 +5,13 @@
 for the edge-cloud link and the cloud: the request's latency is the head's
 latency on device 0, plus the encoded activation at the cloud link's rate, the
 round-trip time, the tail's MACs at the cloud's throughput and the fp32 output
-at the link rate. Edge devices are powered for the whole request (busy while
-computing, waiting otherwise; device 0 also pays J/byte for the activation);
-the cloud is charged its busy power while the tail runs (its profile's waiting
-power is 0). Every figure is a prediction labelled ``model:<profile>``.
+at the link rate. Edge devices' energy is split as the head's
+(:mod:`toolkit.partition.cost.energy`): compute, J/byte of the bytes sent and
+received (device 0's include the activation and the output) and idle, over the
+whole request under ``request`` accounting (busy while computing, waiting
+otherwise) and 0 under ``busy``; the cloud is charged its busy power while the
+tail runs (its profile's waiting power is 0), all of it compute energy. Every
+figure is a prediction labelled ``model:<profile>``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, replace
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ToolkitError
 from toolkit.hardware.profile import load_profile
+from toolkit.partition.cost.energy import EnergySplit, split_energy
 from toolkit.partition.cost.per_device import (
     DEFAULT_LINK_MBPS,
     CostModel,
@@ -96,6 +100,13 @@ class HybridCost:
     sync_points: int
     energy_source: str
 
+    @property
+    def energy_split(self) -> EnergySplit:
+        """``energy_j`` in its compute, communication and idle parts: the edge
+        devices' summed, the cloud's all compute."""
+        return EnergySplit.sum(d.energy_split for d in self.devices) + EnergySplit(
+            self.cloud_energy_j)
+
 
 def estimate_hybrid_cost(
     plan: HybridPlan,
@@ -122,13 +133,14 @@ def estimate_hybrid_cost(
     for d in head.devices:
         busy = d.compute_ms / 1e3
         sent = d.sent_bytes + (plan.activation_bytes if d.device == 0 else 0)
-        energy = edge_powers[d.device].energy_j(busy, latency - busy, freq=model.freq_mhz,
-                                                accel=model.accel, bytes_sent=sent)
         first = d.device == 0
+        received = d.received_bytes + (plan.output_bytes if first else 0)
+        energy = split_energy(edge_powers[d.device], compute_s=busy, request_s=latency,
+                              bytes_moved=sent + received, idle=model.idle,
+                              freq=model.freq_mhz, accel=model.accel)
         devices.append(replace(
             d, sent_bytes=sent, latency_ms=latency * 1e3 if first else d.latency_ms,
-            received_bytes=d.received_bytes + (plan.output_bytes if first else 0),
-            energy_j=energy))
+            received_bytes=received, energy_j=energy.total_j, **energy.as_dict()))
     edge_j = sum(d.energy_j for d in devices)
     cloud_j = cloud_power.energy_j(cloud_s, accel=cloud.accel)
     edge_source = head.energy_source

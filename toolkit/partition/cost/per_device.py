@@ -28,9 +28,12 @@ measurement; energies carry ``energy_source = "model:<profile>"``):
 * a device's ``latency_ms`` is when it finishes its part; the plan's
   ``latency_ms`` is when the result is complete on device 0;
 * a device's energy, with :class:`toolkit.energy.model.PowerModel` of the
-  profile (default ``raspberry-pi-4`` at its highest frequency):
-  ``P_busy × compute time + P_wait × (plan latency − compute time) +
-  network J/byte × bytes sent``: every device is powered for the whole request.
+  profile (default ``raspberry-pi-4`` at its highest frequency), is the sum of
+  ``compute_energy_j = P_busy × compute time``, ``comm_energy_j = network J/byte
+  × (bytes sent + bytes received)`` and ``idle_energy_j``: ``P_wait × (plan
+  latency − compute time)`` under the default ``request`` accounting (every
+  device is powered for the whole request), 0 under ``busy`` accounting
+  (:class:`CostModel` ``idle``; see :mod:`toolkit.partition.cost.energy`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from toolkit.energy.model import PowerModel
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import load_profile
+from toolkit.partition.cost.energy import EnergySplit, check_idle, split_energy
 from toolkit.partition.model.ops import op_weight_bytes
 from toolkit.partition.model.plan import INPUT, Compute, PartitionPlan, instruction_inputs, nbytes
 
@@ -78,6 +82,9 @@ class CostModel:
             the two profiles' int8 times for the reference block at their highest
             frequencies (:data:`~toolkit.hardware.edge_timing.REFERENCE_BLOCK`;
             the frequency changes power only, as for equal devices).
+        idle: the idle accounting of the energy: ``request`` (default: every
+            device is powered from the request's start to its end) or ``busy``
+            (idle energy 0); see :mod:`toolkit.partition.cost.energy`.
     """
 
     macs_per_s: float = DEFAULT_MACS_PER_S
@@ -87,8 +94,10 @@ class CostModel:
     freq_mhz: int | None = None
     accel: str = "none"
     device_profiles: tuple[str, ...] = ()
+    idle: str = "request"
 
     def __post_init__(self) -> None:
+        check_idle(self.idle)
         for key in ("macs_per_s", "link_mbps"):
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or not value > 0:
@@ -150,7 +159,11 @@ def _reference_ms(name: str) -> float:
 
 @dataclass(frozen=True)
 class DeviceCost:
-    """Costs of one device of a plan (per sample); times and energy are predicted."""
+    """Costs of one device of a plan (per sample); times and energy are predicted.
+
+    ``energy_j`` is ``compute_energy_j + comm_energy_j + idle_energy_j`` (see the
+    module docstring).
+    """
 
     device: int
     macs: int
@@ -164,6 +177,14 @@ class DeviceCost:
     energy_j: float
     energy_source: str
     profile: str = ""
+    compute_energy_j: float = 0.0
+    comm_energy_j: float = 0.0
+    idle_energy_j: float = 0.0
+
+    @property
+    def energy_split(self) -> EnergySplit:
+        """``energy_j`` in its compute, communication and idle parts."""
+        return EnergySplit(self.compute_energy_j, self.comm_energy_j, self.idle_energy_j)
 
     def as_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -187,6 +208,11 @@ class PlanCost:
     def macs(self) -> int:
         """MACs summed over the devices."""
         return sum(d.macs for d in self.devices)
+
+    @property
+    def energy_split(self) -> EnergySplit:
+        """``energy_j`` in its compute, communication and idle parts, summed over devices."""
+        return EnergySplit.sum(d.energy_split for d in self.devices)
 
 
 def _peak_bytes(plan: PartitionPlan, device: int) -> int:
@@ -258,8 +284,9 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
     latency = ready[plan.output[0]]
     devices = []
     for d in range(n):
-        energy = powers[d].energy_j(busy[d], latency - busy[d], freq=model.freq_mhz,
-                                    accel=model.accel, bytes_sent=sent[d])
+        energy = split_energy(powers[d], compute_s=busy[d], request_s=latency,
+                              bytes_moved=sent[d] + received[d], idle=model.idle,
+                              freq=model.freq_mhz, accel=model.accel)
         devices.append(DeviceCost(
             device=d,
             macs=sum(c.macs for c in plan.computes(d)),
@@ -270,9 +297,10 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
             sync_points=syncs[d],
             compute_ms=busy[d] * 1e3,
             latency_ms=ready[d] * 1e3,
-            energy_j=energy,
+            energy_j=energy.total_j,
             energy_source=powers[d].source,
             profile=model.profile_of(d),
+            **energy.as_dict(),
         ))
     return PlanCost(plan.strategy, n, tuple(devices), latency * 1e3,
                     sum(d.energy_j for d in devices), plan.sync_points,

@@ -7,6 +7,17 @@ host's monotonic clock, shared by the local worker processes).
 request's latency (device 0, inputs to outputs), each device's finish time
 relative to the request's start, and per-device energy (see
 :mod:`toolkit.partition.execution.runtime` for the energy formula and its labels).
+
+Each device's energy is split as the prediction's
+(:mod:`toolkit.partition.cost.energy`), from the measured times per sample:
+compute energy ``P_busy × (compute + encode)``, communication energy ``J/byte ×
+(bytes it put on the wire + tensor bytes it received)`` and idle energy ``P_wait
+× (latency − compute − encode)`` under ``request`` accounting (0 under
+``busy``); its send and receive-wait times are idle time. A metered device's
+energy is its meter's; its split is that total shared in the proportions of
+the power model's ``request`` split of its measured times (a meter measures
+whatever the device drew, so ``busy`` accounting does not change it), and
+``energy_split_source`` says so.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import numpy as np
 
 from toolkit.energy.meter import Measurement
 from toolkit.energy.model import PowerModel
+from toolkit.partition.cost.energy import EnergySplit, split_energy
 from toolkit.partition.cost.hybrid import HybridCost
 from toolkit.partition.cost.per_device import PlanCost
 from toolkit.partition.model.plan import PartitionPlan
@@ -43,9 +55,16 @@ class DeviceMeasurement:
         sent_bytes: tensor payload bytes it sent (to devices and the cloud).
         frame_bytes: bytes it put on the wire (payloads and frame headers).
         received_bytes: tensor payload bytes it received.
-        energy_j: its energy per sample.
+        energy_j: its energy per sample (``compute_energy_j + comm_energy_j +
+            idle_energy_j``).
         energy_source: where ``energy_j`` comes from.
         cpu_util: its worker's CPU time over wall time during the run, % of a core.
+        compute_energy_j: energy while computing (and encoding) per sample.
+        comm_energy_j: energy per byte sent and received per sample.
+        idle_energy_j: energy while powered and not computing per sample.
+        energy_split_source: where the split comes from: ``energy_source`` for
+            a modelled device; for a metered one, its meter's total in the
+            power model's proportions (``<meter> split by model:<profile>``).
     """
 
     device: int
@@ -62,6 +81,15 @@ class DeviceMeasurement:
     energy_j: float
     energy_source: str
     cpu_util: float
+    compute_energy_j: float = 0.0
+    comm_energy_j: float = 0.0
+    idle_energy_j: float = 0.0
+    energy_split_source: str = ""
+
+    @property
+    def energy_split(self) -> EnergySplit:
+        """``energy_j`` in its compute, communication and idle parts."""
+        return EnergySplit(self.compute_energy_j, self.comm_energy_j, self.idle_energy_j)
 
     @property
     def macs_per_s(self) -> float:
@@ -104,6 +132,7 @@ class PartitionRun:
         throttled: whether the devices ran under cgroup CPU quotas.
         sync_points: exchanges between devices per sample.
         cloud_bytes: encoded activation bytes sent to the cloud per sample.
+        idle: the idle accounting of the modelled energies (``request`` or ``busy``).
     """
 
     model: str
@@ -129,6 +158,14 @@ class PartitionRun:
     throttled: bool
     sync_points: int
     cloud_bytes: float = 0.0
+    idle: str = "request"
+
+    @property
+    def energy_split(self) -> EnergySplit:
+        """The mean energy per sample in its compute, communication and idle parts:
+        the devices' summed, the cloud's all compute."""
+        return EnergySplit.sum(d.energy_split for d in self.devices) + EnergySplit(
+            float(np.mean(self.cloud_energy_j)))
 
     @property
     def max_device_energy_j(self) -> float:
@@ -158,6 +195,7 @@ class PartitionRun:
             "edge_cpu_util": float(np.mean([d.cpu_util for d in self.devices])),
             "max_device_energy_j": self.max_device_energy_j,
             "max_abs_error": self.max_abs_error,
+            **self.energy_split.as_dict(),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -170,6 +208,7 @@ class PartitionRun:
             "energy_j": float(np.mean(self.energy_j)),
             "edge_energy_j": float(np.mean(self.edge_energy_j)),
             "cloud_energy_j": float(np.mean(self.cloud_energy_j)),
+            **self.energy_split.as_dict(), "idle_accounting": self.idle,
             "cloud_ms": float(np.mean(self.cloud_ms)), "cloud_bytes": self.cloud_bytes,
             "max_abs_error": self.max_abs_error, "accuracy": self.accuracy,
             "label_source": self.label_source, "energy_source": self.energy_source,
@@ -178,11 +217,23 @@ class PartitionRun:
             "predicted": {
                 "latency_ms": self.predicted.latency_ms, "energy_j": self.predicted.energy_j,
                 "energy_source": self.predicted.energy_source,
+                **self.predicted.energy_split.as_dict(),
                 "per_device": [{"latency_ms": d.latency_ms, "energy_j": d.energy_j,
-                                "compute_ms": d.compute_ms, "sent_bytes": d.sent_bytes}
+                                "compute_ms": d.compute_ms, "sent_bytes": d.sent_bytes,
+                                **d.energy_split.as_dict()}
                                for d in self.predicted.devices],
             },
         }
+
+
+def _sample_splits(power: PowerModel, freq: int, col: Mapping[str, np.ndarray],
+                   latency_ms: np.ndarray, idle: str) -> list[EnergySplit]:
+    """One device's modelled energy split per sample, from its measured times and bytes."""
+    busy_ms = col["compute_ms"] + col["encode_ms"]
+    moved = col["frame_bytes"] + col["received_bytes"]
+    return [split_energy(power, compute_s=float(b) / 1e3, request_s=float(t) / 1e3,
+                         bytes_moved=float(m), idle=idle, freq=freq)
+            for b, t, m in zip(busy_ms, latency_ms, moved, strict=True)]
 
 
 def assemble_run(
@@ -200,6 +251,7 @@ def assemble_run(
     labels: np.ndarray,
     label_source: str,
     run: Mapping[str, Any],
+    idle: str = "request",
 ) -> PartitionRun:
     """A :class:`PartitionRun` from the devices' result replies.
 
@@ -219,9 +271,8 @@ def assemble_run(
         run: the remaining :class:`PartitionRun` fields (``model``, ``strategy``,
             ``n_devices``, ``split``, ``codec``, ``cpu_freq``, ``link``,
             ``predicted``, ``throttled``).
+        idle: the idle accounting of modelled energies (``request`` or ``busy``).
     """
-    p_busy, p_wait = power.busy_w(freq), power.wait_w(freq)
-    per_byte = power.profile.power.network_j_per_byte
     col = {i: {k: np.asarray(v, dtype=float) for k, v in r.items() if isinstance(v, list)}
            for i, r in replies.items()}
     start = col[0]["t_start"]
@@ -231,14 +282,20 @@ def assemble_run(
     edge_j = np.zeros(samples)
     for i in sorted(col):
         c, r = col[i], replies[i]
-        busy = c["compute_ms"] + c["encode_ms"]
         if i in measured:
-            energy = np.full(samples, measured[i].joules / samples)
+            modelled = EnergySplit.sum(_sample_splits(power, freq, c, latency, "request"))
+            metered = measured[i].joules / samples
+            # a device the model sees neither compute nor move bytes only waited
+            split = (modelled.scaled(metered / modelled.total_j) if modelled.total_j > 0
+                     else EnergySplit(idle_j=metered))
+            energy = np.full(samples, split.total_j)
             sources.append(measured[i].source)
+            split_source = f"{measured[i].source} split by {power.source}"
         else:
-            energy = (p_busy * busy + p_wait * np.maximum(latency - busy, 0.0)) / 1e3 \
-                + per_byte * c["frame_bytes"]
-            sources.append(power.source)
+            splits = _sample_splits(power, freq, c, latency, idle)
+            split = EnergySplit.sum(splits).scaled(1 / samples)
+            energy = np.asarray([sp.total_j for sp in splits])
+            sources.append(split_source := power.source)
         edge_j += energy
         devices.append(DeviceMeasurement(
             device=i, pid=int(pids[i]), macs=sum(s.macs for s in plan.computes(i)),
@@ -250,8 +307,9 @@ def assemble_run(
             sent_bytes=float(np.mean(c["sent_bytes"])),
             frame_bytes=float(np.mean(c["frame_bytes"])),
             received_bytes=float(np.mean(c["received_bytes"])),
-            energy_j=float(np.mean(energy)), energy_source=sources[-1],
+            energy_j=split.total_j, energy_source=sources[-1],
             cpu_util=100.0 * r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else float("nan"),
+            **split.as_dict(), energy_split_source=split_source,
         ))
     source = "+".join(dict.fromkeys(sources))
     cloud_ms = col[0]["cloud_ms"]
@@ -267,5 +325,5 @@ def assemble_run(
         max_abs_error=float(np.max(np.abs(outputs - reference))),
         accuracy=float(np.mean(np.argmax(outputs, axis=-1) == labels)),
         label_source=label_source, energy_source=source, sync_points=plan.sync_points,
-        cloud_bytes=float(np.mean(col[0]["cloud_bytes"])),
+        cloud_bytes=float(np.mean(col[0]["cloud_bytes"])), idle=idle,
     )

@@ -21,13 +21,14 @@ Emulation on the local testbed:
 
 Energy per device and sample, from :class:`~toolkit.energy.model.PowerModel`
 of the edge profile at the emulated frequency, labelled ``model:<profile>``:
-``P_busy × (compute + encode) + P_wait × (latency − compute − encode) +
-J/byte × bytes on the wire``, where ``latency`` is the request's end-to-end
-latency on device 0 (every device is powered for the whole request, as in
-the cost model). With ``meters``, each device's energy is its meter's window
-over the measured samples divided by the samples, labelled with the meter's
-source. The cloud is charged its profile's busy power while it decodes and
-runs the tail.
+``P_busy × (compute + encode) + J/byte × (bytes it put on the wire + bytes it
+received) + P_wait × (latency − compute − encode)``, where ``latency`` is the
+request's end-to-end latency on device 0 (every device is powered for the whole
+request, as in the cost model; ``idle="busy"`` leaves the last, idle, term
+out). :mod:`toolkit.partition.execution.measurement` reports the three terms
+apart. With ``meters``, each device's energy is its meter's window over the
+measured samples divided by the samples, labelled with the meter's source. The
+cloud is charged its profile's busy power while it decodes and runs the tail.
 
 Example:
     >>> with PartitionCluster(workers=4) as cluster:
@@ -445,6 +446,7 @@ class PartitionCluster(BlockingLifecycle):
         macs_per_s: float = DEFAULT_MACS_PER_S,
         cloud_macs_per_s: float = DEFAULT_CLOUD_MACS_PER_S,
         meters: Callable[[int, int], Meter] | None = None,
+        idle: str = "request",
     ) -> PartitionRun:
         """Run ``model`` partitioned by ``strategy`` over ``devices`` worker processes.
 
@@ -474,6 +476,9 @@ class PartitionCluster(BlockingLifecycle):
             cloud_macs_per_s: the prediction's cloud throughput.
             meters: ``meters(device, pid)`` -> a :class:`~toolkit.energy.meter.Meter`
                 for that device's energy, instead of the power model.
+            idle: the idle accounting of the modelled energies, measured and
+                predicted: ``request`` (default) or ``busy``
+                (:mod:`toolkit.partition.cost.energy`).
 
         Raises:
             ToolkitError: a bad argument, a plan the strategy refuses, or a device
@@ -495,7 +500,7 @@ class PartitionCluster(BlockingLifecycle):
         cost_model = CostModel(macs_per_s=macs_per_s, link_mbps=link.mbps or LOOPBACK_MBPS,
                                rtt_ms=link.rtt_ms, profile=str(self.profile.path or
                                                                self.profile.name),
-                               freq_mhz=freq)
+                               freq_mhz=freq, idle=idle)
         if hybrid is not None:
             cloud_model = CloudModel(cloud_macs_per_s, cloud_link.mbps or LOOPBACK_MBPS,
                                      cloud_link.rtt_ms, str(self.cloud_profile.path or
@@ -536,7 +541,7 @@ class PartitionCluster(BlockingLifecycle):
             power=PowerModel(self.profile), freq=freq,
             cloud_power=PowerModel(self.cloud_profile) if hybrid is not None else None,
             cloud_accel=cloud_accel, measured=measured, reference=reference, labels=labels,
-            label_source=label_source,
+            label_source=label_source, idle=idle,
             run={"model": entry.name, "strategy": spec.strategy, "n_devices": devices,
                  "split": split, "codec": spec.codec, "cpu_freq": freq, "link": link,
                  "predicted": predicted, "throttled": self.throttled},

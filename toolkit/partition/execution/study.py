@@ -38,6 +38,7 @@ from toolkit.config import PARTITION_VARIABLES
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.models.codecs import check_codec
+from toolkit.partition.cost.energy import check_idle
 from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.execution.spec import PlanSpec
 from toolkit.partition.strategies.hybrid import HYBRID_PREFIX
@@ -74,6 +75,8 @@ class StudySpec:
         warmup: unmeasured samples before each run.
         inputs: ``digits`` or ``random``.
         seed: seed of random inputs.
+        idle: the idle accounting of the runs' modelled energies (``request`` or
+            ``busy``; a setting, recorded as the cube's ``idle_accounting``).
     """
 
     model: str
@@ -91,9 +94,11 @@ class StudySpec:
     warmup: int = 2
     inputs: str = "digits"
     seed: int = 0
+    idle: str = "request"
 
     def __post_init__(self) -> None:
         self.model = str(self.model)
+        check_idle(self.idle)
         if not self.strategies or not self.devices:
             raise ConfigError("a partitioning study needs at least one strategy and device count")
         for strategy, n in product(self.strategies, self.devices):  # validates names and counts
@@ -184,10 +189,13 @@ class PartitionStudy:
             "link_mbps": self.spec.link.mbps if self.spec.link.mbps else "loopback",
             "link_rtt_ms": self.spec.link.rtt_ms,
             "fuse": str(self.spec.fuse),
+            "idle_accounting": self.spec.idle,
             "throttled": int(all(r["run"]["throttled"] for r in self.records)),
             "device_profiles": {"edge": cp.profile.name, "cloud": cp.cloud_profile.name},
             "aggregation": "per run: latency on device 0; edge_ms the busiest device's "
-                           "compute; energies summed over devices; tensor_kb all bytes sent",
+                           "compute; energies summed over devices (compute_energy_j, "
+                           "comm_energy_j and idle_energy_j sum to energy_j, the cloud's "
+                           "all compute); tensor_kb all bytes sent",
             **self.attrs,
         }
         if labels:
@@ -239,7 +247,7 @@ class PartitionStudy:
                 s.model, strategy, n, samples=s.samples, inputs=s.inputs,
                 input_size=s.input_size, fuse=s.fuse, split=split, codec=codec,
                 cpu_freq=freq, link=s.link, cloud_link=s.cloud_link, warmup=s.warmup,
-                seed=s.seed),
+                seed=s.seed, idle=s.idle),
             retries=self.retries, backoff_s=self.backoff_s,
             what=f"partition run {strategy} N={n}")
         if run is None:
