@@ -146,3 +146,19 @@ def test_bad_device_count_is_a_usage_error(dynasplit):
         with pytest.raises(SystemExit) as exit_:
             dynasplit("partition", "vgg-stack", "--devices", bad)
         assert exit_.value.code == 2
+
+
+def test_residual_model_by_name_at_a_small_default_size(dynasplit):
+    """``mobilenetv2`` (weights=None) partitions at 32x32 unless --input-size says otherwise:
+    layer-wise and spatial exactly, the channel strategies refused naming the Add."""
+    status, out, _ = dynasplit("partition", "mobilenetv2", "--devices", "3", "--json",
+                               "--fuse", "none")
+    assert status == 0
+    report = json.loads(out)
+    assert report["input_shape"] == [32, 32, 3]
+    assert set(report["strategies"]) == {"layer-wise", "spatial"}
+    for entry in report["strategies"].values():
+        assert entry["max_abs_error"] <= 1e-4
+        assert all(d["macs"] > 0 for d in entry["per_device"])
+    for name in ("output-channel", "input-channel"):
+        assert f"{name} cannot partition residual Add 'block_2_add'" in report["refused"][name]

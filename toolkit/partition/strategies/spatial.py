@@ -28,7 +28,8 @@ from dataclasses import replace
 import keras
 
 from toolkit.errors import ToolkitError, choices
-from toolkit.partition.model.graph import Chain, as_chain
+from toolkit.partition.model.graph import Chain
+from toolkit.partition.model.network import Network, read_model
 from toolkit.partition.model.ops import Op
 from toolkit.partition.model.plan import (
     INPUT,
@@ -39,6 +40,7 @@ from toolkit.partition.model.plan import (
     check_speeds,
     split_shares,
 )
+from toolkit.partition.strategies.spatial_network import network_spatial
 
 __all__ = ["SPATIAL_KINDS", "check_fuse", "fusion_groups", "spatial", "spatial_prefix"]
 
@@ -127,17 +129,19 @@ def _stripe_ops(chain: Chain, start: int, stop: int, rows: tuple[int, int],
 
 
 def spatial(
-    model: keras.Model | Chain,
+    model: keras.Model | Chain | Network,
     n_devices: int,
     *,
     fuse: int | str = "all",
     input_shape: tuple[int, ...] | None = None,
     speeds: Sequence[float] | None = None,
 ) -> PartitionPlan:
-    """Partition a chain model into horizontal stripes, one per device.
+    """Partition a model into horizontal stripes, one per device.
 
     Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
+        model: a Keras model, a :class:`~toolkit.partition.model.graph.Chain` or a
+            :class:`~toolkit.partition.model.network.Network` (residual blocks:
+            see :mod:`toolkit.partition.strategies.spatial_network`).
         n_devices: number of devices.
         fuse: ``"all"`` exchanges halos once, at the input; ``"none"`` before
             every windowed op; an integer ``k`` every ``k`` windowed ops.
@@ -151,7 +155,9 @@ def spatial(
     """
     n = check_devices(n_devices, STRATEGY)
     speeds = check_speeds(speeds, n, STRATEGY)
-    chain = as_chain(model, STRATEGY, input_shape)
+    chain = read_model(model, STRATEGY, input_shape)
+    if isinstance(chain, Network):
+        return network_spatial(chain, n, fuse, _parse_fuse(fuse), speeds)
     end = spatial_prefix(chain)
     if end == 0:
         op = chain.ops[0]
