@@ -44,7 +44,7 @@ def test_branches_may_join_only_in_an_add():
     a = L.Conv2D(3, 3, padding="same", name="a")(inputs)
     b = L.Conv2D(3, 3, padding="same", name="b")(inputs)  # reads the input, not a
     c = L.Conv2D(3, 3, padding="same", name="c")(L.Concatenate(name="cat")([a, b]))
-    with pytest.raises(ToolkitError, match="'cat' of type Concatenate.*only join in an Add"):
+    with pytest.raises(ToolkitError, match=r"'cat' of type Concatenate.*only join in an Add"):
         partition(keras.Model(inputs, c), 2, "layer-wise")
 
 

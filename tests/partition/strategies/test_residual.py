@@ -9,8 +9,14 @@ import pytest
 
 from toolkit.errors import ToolkitError
 from toolkit.models.split import SplitModel
-from toolkit.partition import estimate_cost, execute_plan, partition, randomize_weights
-from toolkit.partition.model.network import Network, read_model
+from toolkit.partition import (
+    Network,
+    estimate_cost,
+    execute_plan,
+    partition,
+    randomize_weights,
+    read_model,
+)
 
 TOLERANCE = 1e-4
 APPS = {"resnet50": keras.applications.ResNet50, "mobilenetv2": keras.applications.MobileNetV2}
