@@ -139,3 +139,21 @@ def test_a_join_other_than_add_is_refused_by_name():
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
     with pytest.raises(ToolkitError, match="layer 'join' of type Concatenate"):
         partition(model, 2, "layer-wise")
+
+
+def test_layer_wise_on_a_network_takes_layer_costs_and_caps_devices():
+    model = _uneven_branches()
+    x = np.random.default_rng(3).standard_normal((2, 13, 11, 3)).astype(np.float32)
+    names = list(dict.fromkeys(node.name for node in read_model(model).nodes))
+    assert "join" in names and "join2" in names  # the adds are layers with a cost too
+    costs = {name: 0.0 for name in names}
+    costs["logits"] = 10.0  # all the cost at the end: the last device takes only the head
+    plan = partition(model, 2, "layer-wise", layer_costs=costs)
+    assert plan.options["balance"] == "layer_costs"
+    assert plan.options["blocks"][1][-1] == "logits"
+    assert np.max(np.abs(execute_plan(plan, x) - np.asarray(model(x)))) <= TOLERANCE
+    parts = len(read_model(model).cuts) - 1
+    with pytest.raises(ToolkitError, match=f"at most one device per part.*{parts} parts"):
+        partition(model, parts + 1, "layer-wise")
+    with pytest.raises(ToolkitError, match=r"missing: .*join"):
+        partition(model, 2, "layer-wise", layer_costs={n: 1.0 for n in names if n != "join"})

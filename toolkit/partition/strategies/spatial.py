@@ -35,12 +35,11 @@ from toolkit.partition.model.plan import (
     INPUT,
     PartitionPlan,
     PlanBuilder,
-    Region,
     check_devices,
     check_speeds,
     split_shares,
 )
-from toolkit.partition.strategies.spatial_network import network_spatial
+from toolkit.partition.strategies.spatial_network import gather_bands, network_spatial
 
 __all__ = ["SPATIAL_KINDS", "check_fuse", "fusion_groups", "spatial", "spatial_prefix"]
 
@@ -180,21 +179,10 @@ def spatial(
         for d, rows in enumerate(owned):
             if rows[1] > rows[0]:
                 work[d] = _stripe_ops(chain, start, stop, rows, d)
-        pieces: dict[int, list[tuple[int, str]]] = {d: [] for d in work}
-        for d, ((lo, hi), _) in work.items():  # halo exchange first: one sync point
-            for e, (s, t, name) in held.items():
-                a, z = max(lo, s), min(hi, t)
-                if e != d and z > a:
-                    pieces[d].append((a, b.send(e, d, name, Region(0, a - s, z - s))))
+        inputs = gather_bands(b, held, {d: rows for d, (rows, _) in work.items()})
         new_held = {}
-        for d, ((lo, hi), ops) in work.items():
-            if d in held:
-                s, t, name = held[d]
-                a, z = max(lo, s), min(hi, t)
-                if z > a:
-                    own = name if (a, z) == (s, t) else b.slice(d, name, Region(0, a - s, z - s))
-                    pieces[d].append((a, own))
-            current = b.concat(d, [nm for _, nm in sorted(pieces[d])], axis=0)
+        for d, (_, ops) in work.items():
+            current = inputs[d]
             for op in ops:
                 current = b.compute(d, op, current)
             new_held[d] = (*owned[d], current)

@@ -41,7 +41,7 @@ from toolkit.partition.model.plan import (
 )
 from toolkit.partition.strategies.layerwise import run_nodes
 
-__all__ = ["network_groups", "network_spatial", "network_spatial_prefix"]
+__all__ = ["gather_bands", "network_groups", "network_spatial", "network_spatial_prefix"]
 
 STRATEGY = "spatial"
 _SPATIAL_KINDS = ("conv2d", "depthwise", "maxpool", "avgpool", "zeropad", "affine", "dense")
@@ -132,6 +132,34 @@ def _bands(net: Network, first: int, stop: int, out: int,
                     break
 
 
+def gather_bands(b: PlanBuilder, held: dict[int, tuple[int, int, str]],
+                 wanted: dict[int, Rows]) -> dict[int, str]:
+    """Give each device the rows it wants of a tensor held in bands, in one exchange.
+
+    Args:
+        b: the plan being built.
+        held: device -> ``(first row, stop row, name)`` of its band of the tensor.
+        wanted: device -> ``(first row, stop row)`` it needs (its band and halo).
+
+    Returns:
+        device -> the name of the wanted rows on it: the rows other devices hold
+        arrive first (the halo exchange), then each device joins them to its own.
+    """
+    pieces: dict[int, list[tuple[int, str]]] = {d: [] for d in wanted}
+    for d, (lo, hi) in wanted.items():
+        for e, (s, t, name) in held.items():
+            a, z = max(lo, s), min(hi, t)
+            if e != d and z > a:
+                pieces[d].append((a, b.send(e, d, name, Region(0, a - s, z - s))))
+    for d, (lo, hi) in wanted.items():
+        if d in held:
+            s, t, name = held[d]
+            a, z = max(lo, s), min(hi, t)
+            if z > a:
+                pieces[d].append((a, _rows_of(b, d, name, (s, t), (a, z))))
+    return {d: b.concat(d, [nm for _, nm in sorted(p)], axis=0) for d, p in pieces.items()}
+
+
 def _rows_of(b: PlanBuilder, device: int, name: str, held: Rows, wanted: Rows) -> str:
     """``name`` (rows ``held`` of a tensor) cut down to rows ``wanted``."""
     if held == wanted:
@@ -172,21 +200,10 @@ def network_spatial(net: Network, n: int, fuse: int | str, limit: int | None,
         (first, source), (stop, out) = net.cuts[g], net.cuts[h]
         owned = split_shares(net.shapes[out][0], n, speeds)
         work = _bands(net, first, stop, out, owned)
-        pieces: dict[int, list[tuple[int, str]]] = {d: [] for d in work}
-        for d, (need, _) in work.items():  # the halo exchange first: one sync point
-            lo, hi = need[source]
-            for e, (s, t, name) in held.items():
-                a, z = max(lo, s), min(hi, t)
-                if e != d and z > a:
-                    pieces[d].append((a, b.send(e, d, name, Region(0, a - s, z - s))))
+        current = gather_bands(b, held, {d: need[source] for d, (need, _) in work.items()})
         new_held = {}
         for d, (need, local) in work.items():
-            if d in held:
-                s, t, name = held[d]
-                a, z = max(need[source][0], s), min(need[source][1], t)
-                if z > a:
-                    pieces[d].append((a, _rows_of(b, d, name, (s, t), (a, z))))
-            names = {source: b.concat(d, [nm for _, nm in sorted(pieces[d])], axis=0)}
+            names = {source: current[d]}
             for i in range(first, stop):
                 if i not in local:
                     continue
