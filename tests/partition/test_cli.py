@@ -150,13 +150,14 @@ def test_bad_device_count_is_a_usage_error(dynasplit):
 
 def test_residual_model_by_name_at_a_small_default_size(dynasplit):
     """``mobilenetv2`` (weights=None) partitions at 32x32 unless --input-size says otherwise:
-    layer-wise and spatial exactly, the channel strategies refused naming the Add."""
+    layer-wise, spatial and hybrid (spatial head) exactly, the channel strategies refused
+    naming the Add."""
     status, out, _ = dynasplit("partition", "mobilenetv2", "--devices", "3", "--json",
                                "--fuse", "none")
     assert status == 0
     report = json.loads(out)
     assert report["input_shape"] == [32, 32, 3]
-    assert set(report["strategies"]) == {"layer-wise", "spatial"}
+    assert set(report["strategies"]) == {"layer-wise", "spatial", "hybrid"}
     for entry in report["strategies"].values():
         assert entry["max_abs_error"] <= 1e-4
         assert all(d["macs"] > 0 for d in entry["per_device"])

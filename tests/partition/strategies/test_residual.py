@@ -157,3 +157,21 @@ def test_layer_wise_on_a_network_takes_layer_costs_and_caps_devices():
         partition(model, parts + 1, "layer-wise")
     with pytest.raises(ToolkitError, match=r"missing: .*join"):
         partition(model, 2, "layer-wise", layer_costs={n: 1.0 for n in names if n != "join"})
+
+
+@pytest.mark.parametrize("head", ["layer-wise", "spatial"])
+def test_hybrid_plan_partitions_a_residual_head(residual, head):
+    """The head up to a cut point after residual blocks runs on the devices, the tail in the
+    cloud (the split engine's tail model); fp32 on the wire is exact."""
+    from toolkit.partition import execute_hybrid, hybrid_plan
+
+    model, x, expected = residual("mobilenetv2")
+    sm = SplitModel(model)
+    split = next(c.split for c in sm.cut_points if c.layer == "block_5_add")
+    plan = hybrid_plan(model, 3, split, head, "fp32", split_model=sm)
+    assert plan.layer == "block_5_add"
+    assert plan.head.output_shape == sm.cut_points[split].shape
+    assert all(plan.head.computes(d) for d in range(3))
+    assert np.max(np.abs(execute_hybrid(plan, sm, x) - expected)) <= TOLERANCE
+    with pytest.raises(ToolkitError, match="output-channel cannot partition residual Add"):
+        hybrid_plan(model, 3, split, "output-channel", "fp32", split_model=sm)

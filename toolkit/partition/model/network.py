@@ -30,10 +30,17 @@ import keras
 
 from toolkit.errors import ToolkitError
 from toolkit.models.graph import Graph
-from toolkit.partition.model.graph import Chain, as_chain, chain_from_model, layer_ops
+from toolkit.models.split import SplitModel
+from toolkit.partition.model.graph import (
+    Chain,
+    as_chain,
+    chain_from_model,
+    chain_head,
+    layer_ops,
+)
 from toolkit.partition.model.ops import Op, op_macs, op_output_shape
 
-__all__ = ["Network", "Node", "chain_only", "network_from_model", "read_model"]
+__all__ = ["Network", "Node", "chain_only", "head_model", "network_from_model", "read_model"]
 
 Shape = tuple[int, ...]
 
@@ -235,3 +242,16 @@ def chain_only(model: keras.Model | Chain | Network, strategy: str,
             "channel strategies split chain models only (the branches an Add joins would "
             "need their channels exchanged apart); use layer-wise or spatial")
     return read
+
+
+def head_model(split_model: SplitModel, split: int, strategy: str | None = None) -> Chain | Network:
+    """The edge part of a split model up to cut point ``split``, read for partitioning.
+
+    A chain model's head is :func:`chain_head`; a branching model's is the split
+    engine's head model (:meth:`SplitModel.head`) read with :func:`read_model`
+    (a chain where the head holds no residual block).
+    """
+    model = split_model.model
+    if isinstance(model, keras.Sequential) or _is_chain(_graph(model, strategy)):
+        return chain_head(model, split_model.cut_points[split].layer)
+    return read_model(split_model.head(split), strategy)
