@@ -47,7 +47,13 @@ from toolkit.partition.execution.study import (
 )
 from toolkit.partition.model.execute import execute_plan, run_steps, transfer_payload
 from toolkit.partition.model.graph import SUPPORTED_LAYERS, Chain, chain_from_model, chain_head
-from toolkit.partition.model.network import Network, Node, network_from_model, read_model
+from toolkit.partition.model.network import (
+    Network,
+    Node,
+    head_model,
+    network_from_model,
+    read_model,
+)
 from toolkit.partition.model.ops import Activation, Op
 from toolkit.partition.model.plan import (
     Assemble,
@@ -139,6 +145,7 @@ __all__ = [
     "execute_hybrid",
     "execute_plan",
     "format_table",
+    "head_model",
     "hybrid_plan",
     "hybrid_splits",
     "hybrid_table",
