@@ -127,7 +127,7 @@ def layer_wise(
     input_shape: tuple[int, ...] | None = None,
     speeds: Sequence[float] | None = None,
 ) -> PartitionPlan:
-    """Partition a chain model into consecutive blocks, one per device.
+    """Partition a model into consecutive blocks, one per device.
 
     Args:
         model: a Keras model, a :class:`~toolkit.partition.model.graph.Chain` or
