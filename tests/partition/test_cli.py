@@ -187,3 +187,20 @@ def test_bad_idle_accounting_names_the_choices(dynasplit, capsys):
         dynasplit("partition", "vgg-stack", "--devices", "2", "--idle-accounting", "waiting")
     assert exit_.value.code == 2
     assert "invalid choice: 'waiting' (choose from 'request', 'busy')" in capsys.readouterr().err
+
+
+def test_residual_model_by_name_at_a_small_default_size(dynasplit):
+    """``mobilenetv2`` (weights=None) partitions at 32x32 unless --input-size says otherwise:
+    layer-wise, spatial and hybrid (spatial head) exactly, the channel strategies refused
+    naming the Add."""
+    status, out, _ = dynasplit("partition", "mobilenetv2", "--devices", "3", "--json",
+                               "--fuse", "none")
+    assert status == 0
+    report = json.loads(out)
+    assert report["input_shape"] == [32, 32, 3]
+    assert set(report["strategies"]) == {"layer-wise", "spatial", "hybrid"}
+    for entry in report["strategies"].values():
+        assert entry["max_abs_error"] <= 1e-4
+        assert all(d["macs"] > 0 for d in entry["per_device"])
+    for name in ("output-channel", "input-channel"):
+        assert f"{name} cannot partition residual Add 'block_2_add'" in report["refused"][name]

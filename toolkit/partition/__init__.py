@@ -1,6 +1,7 @@
 """Multi-device partitioning strategies for chain CNNs, with per-device costs.
 
-Four strategies split a chain-shaped Keras model over N devices, each into a
+Four strategies split a chain-shaped Keras model over N devices (layer-wise and
+spatial also a residual one, read as a :class:`Network`), each into a
 :class:`PartitionPlan` that lists, stage by stage, what every device computes
 (its ops, with their weight slices) and which tensors it sends and receives:
 
@@ -52,6 +53,13 @@ from toolkit.partition.execution.study import (
 )
 from toolkit.partition.model.execute import execute_plan, run_steps, transfer_payload
 from toolkit.partition.model.graph import SUPPORTED_LAYERS, Chain, chain_from_model, chain_head
+from toolkit.partition.model.network import (
+    Network,
+    Node,
+    head_model,
+    network_from_model,
+    read_model,
+)
 from toolkit.partition.model.ops import Activation, Op
 from toolkit.partition.model.plan import (
     Assemble,
@@ -116,6 +124,8 @@ __all__ = [
     "HybridCost",
     "HybridPlan",
     "Link",
+    "Network",
+    "Node",
     "Op",
     "PartitionCluster",
     "PartitionPlan",
@@ -144,6 +154,7 @@ __all__ = [
     "execute_hybrid",
     "execute_plan",
     "format_table",
+    "head_model",
     "hybrid_plan",
     "hybrid_splits",
     "hybrid_table",
@@ -152,11 +163,13 @@ __all__ = [
     "load_partition_model",
     "max_abs_error",
     "mobilenet_stack",
+    "network_from_model",
     "output_channel",
     "partition",
     "plan_fingerprint",
     "predict_table",
     "randomize_weights",
+    "read_model",
     "run_steps",
     "spatial",
     "split_energy",

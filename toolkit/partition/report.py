@@ -23,7 +23,7 @@ from toolkit.partition.cost.energy import ENERGY_SPLIT_KEYS
 from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
 from toolkit.partition.model.execute import execute_plan
-from toolkit.partition.model.graph import chain_from_model
+from toolkit.partition.model.network import read_model
 from toolkit.partition.model.plan import PartitionPlan
 from toolkit.partition.strategies.hybrid import default_hybrid_split, execute_hybrid, hybrid_plan
 from toolkit.partition.strategies.registry import STRATEGIES, check_strategy, partition
@@ -144,7 +144,7 @@ def evaluate(
         names = [*STRATEGIES, *([HYBRID] if hybrid is not None else [])]
     else:
         names = [s if s == HYBRID else check_strategy(s) for s in strategies]
-    chain = chain_from_model(model)  # refuses unsupported layers once, for every strategy
+    chain = read_model(model)  # refuses unsupported layers once, for every strategy
     x = np.random.default_rng(seed).standard_normal((1, *chain.input_shape)).astype(np.float32)
     reference = np.asarray(model(x, training=False))
     cost_model.check_devices(n_devices)

@@ -160,3 +160,17 @@ def test_a_malformed_connection_is_closed_and_the_device_keeps_serving(cluster, 
         assert sock.recv(1024) == b""  # bad magic: the worker closes this connection only
     run = cluster.run(model, "spatial", 2, inputs=x, warmup=0)
     assert np.max(np.abs(run.outputs - reference)) <= 1e-4
+
+
+@pytest.mark.parametrize("strategy", ["layer-wise", "spatial"])
+def test_a_residual_network_runs_on_the_workers(cluster, strategy):
+    """mobilenetv2 (weights=None, seeded, 32x32 by default) by name: every worker builds the
+    same network and the plan's residual adds run where the plan puts them."""
+    from toolkit.partition import load_partition_model
+
+    x = np.random.default_rng(5).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    run = cluster.run("mobilenetv2", strategy, 3, inputs=x, fuse="none", warmup=1)
+    reference = np.asarray(load_partition_model("mobilenetv2")(x, training=False))
+    assert np.max(np.abs(run.outputs - reference)) <= 1e-4
+    assert [d.sent_bytes for d in run.devices] == [d.sent_bytes for d in run.predicted.devices]
+    assert all(d.macs > 0 for d in run.devices)

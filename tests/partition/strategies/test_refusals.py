@@ -30,20 +30,21 @@ def test_unsupported_layer_names_layer_type_strategy_and_choices(strategy):
         assert part in text
 
 
-def test_residual_model_is_not_a_chain():
+@pytest.mark.parametrize("strategy", ["output-channel", "input-channel"])
+def test_channel_strategies_refuse_a_residual_add_by_name(strategy):
     inputs = keras.Input((8, 8, 3))
     x = L.Conv2D(3, 3, padding="same")(inputs)
     x = L.Add(name="skip")([x, inputs])
-    with pytest.raises(ToolkitError, match=r"'skip' of type Add.*not part of a chain"):
-        partition(keras.Model(inputs, x), 2, "output-channel")
+    with pytest.raises(ToolkitError, match=rf"{strategy} cannot partition residual Add 'skip'"):
+        partition(keras.Model(inputs, x), 2, strategy)
 
 
-def test_branch_of_supported_layers_is_not_a_chain():
+def test_branches_may_join_only_in_an_add():
     inputs = keras.Input((8, 8, 3))
     a = L.Conv2D(3, 3, padding="same", name="a")(inputs)
     b = L.Conv2D(3, 3, padding="same", name="b")(inputs)  # reads the input, not a
-    c = L.Conv2D(3, 3, padding="same", name="c")(L.Concatenate()([a, b]))
-    with pytest.raises(ToolkitError, match="not part of a chain"):
+    c = L.Conv2D(3, 3, padding="same", name="c")(L.Concatenate(name="cat")([a, b]))
+    with pytest.raises(ToolkitError, match=r"'cat' of type Concatenate.*only join in an Add"):
         partition(keras.Model(inputs, c), 2, "layer-wise")
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "as_chain",
     "chain_from_model",
     "chain_head",
+    "layer_ops",
 ]
 
 #: layers that are the identity at inference; the chain leaves them out
@@ -235,6 +236,12 @@ def _convert(layer, in_shape, refuse: _Refuse) -> list[Op]:
         _channels_last(layer, refuse)
         return [Op("flatten", name, tname)]
     raise refuse.layer(layer)
+
+
+def layer_ops(layer: Any, in_shape: tuple[int, ...], strategy: str | None = None) -> list[Op]:
+    """The ops of one single-input Keras layer on an input of ``in_shape`` (none for an
+    identity layer); refusals name ``strategy``, the layer and the supported types."""
+    return _convert(layer, in_shape, _Refuse(strategy))
 
 
 def _layers(model, refuse: _Refuse) -> list:

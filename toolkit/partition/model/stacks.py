@@ -136,7 +136,10 @@ def load_partition_model(name: str | os.PathLike, input_size: int | None = None)
 
     ``vgg-stack`` and ``mobilenet-stack`` are built here (``input_size``,
     default 32); the model zoo's names and ``.keras`` paths go to
-    ``toolkit.models.load_model`` (``input_size`` passed on where given); without
+    ``toolkit.models.load_model`` (``input_size`` passed on where given; the
+    ``keras.applications`` architectures -- ``resnet50``, ``mobilenetv2``,
+    ``vgg16``, built with ``weights=None`` from a seed -- default to 32 here, not
+    the zoo's 224, so that every strategy's check against Keras stays fast); without
     the zoo, only a ``.keras`` path is accepted besides the stacks.
 
     Raises:
@@ -153,6 +156,10 @@ def load_partition_model(name: str | os.PathLike, input_size: int | None = None)
         import toolkit.models
 
         zoo_names = tuple(getattr(toolkit.models, "MODEL_NAMES", ()))
+        from toolkit.models.zoo import APPLICATIONS
+
+        if input_size is None and text in APPLICATIONS:
+            input_size = DEFAULT_INPUT_SIZE  # resnet50, mobilenetv2...: small by default
     if load_model is not None and (text in zoo_names or text.endswith(".keras")):
         kwargs = {"input_size": input_size} if input_size is not None else {}
         return load_model(text, **kwargs)

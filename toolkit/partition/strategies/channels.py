@@ -18,6 +18,7 @@ Per-channel ops run on each device's own channels with no exchange in both
 strategies: ``DepthwiseConv2D`` (a channel subset with its filters), batch
 normalisation, element-wise activations, pooling, ``ZeroPadding2D``, global
 pooling and ``Flatten`` (which turns channel subsets into feature subsets).
+Both refuse a branching model, naming its first residual ``Add``.
 Where the whole tensor sits on device 0, a depthwise convolution is scattered
 by channels; cheaper per-channel ops (no MACs) stay on device 0. A
 channel-global activation (softmax) gathers its input on device 0. The result
@@ -33,7 +34,8 @@ from dataclasses import dataclass, replace
 import keras
 import numpy as np
 
-from toolkit.partition.model.graph import Chain, as_chain
+from toolkit.partition.model.graph import Chain
+from toolkit.partition.model.network import chain_only
 from toolkit.partition.model.ops import LINEAR, Op, op_macs
 from toolkit.partition.model.plan import (
     INPUT,
@@ -70,7 +72,7 @@ def _builder(model: keras.Model | Chain, n_devices: int, strategy: str,
     """The checked chain and an empty plan of a channel strategy (``speeds`` recorded)."""
     n = check_devices(n_devices, strategy)
     speeds = check_speeds(speeds, n, strategy)
-    chain = as_chain(model, strategy, input_shape)
+    chain = chain_only(model, strategy, input_shape)
     return chain, PlanBuilder(strategy, chain.name, n, chain.input_shape,
                               {"speeds": list(speeds)} if speeds else None)
 

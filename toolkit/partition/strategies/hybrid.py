@@ -29,7 +29,7 @@ from toolkit.errors import ToolkitError
 from toolkit.models.codecs import check_codec, decode, encode
 from toolkit.models.split import SplitModel
 from toolkit.partition.model.execute import execute_plan
-from toolkit.partition.model.graph import chain_head
+from toolkit.partition.model.network import head_model
 from toolkit.partition.model.plan import PartitionPlan
 from toolkit.partition.strategies.registry import partition
 
@@ -134,7 +134,7 @@ def hybrid_plan(
     """Partition the head of ``model`` at ``split`` over ``n_devices`` edge devices.
 
     Args:
-        model: a chain Keras model.
+        model: a Keras model (residual ones: the head strategy must take them).
         n_devices: number of edge devices.
         split: cut point of the edge/cloud split (``1 .. last split - 1``: the
             head and the tail each hold at least one layer).
@@ -159,7 +159,7 @@ def hybrid_plan(
         )
     split = int(split)
     cut = sm.cut_points[split]
-    chain = chain_head(sm.model, cut.layer)
+    chain = head_model(sm, split, strategy)
     if chain.output_shape != tuple(cut.shape):
         raise ToolkitError(f"the head of {sm.name!r} up to {cut.layer!r} gives shape "
                            f"{chain.output_shape}, the cut point {tuple(cut.shape)}")

@@ -6,17 +6,25 @@ Blocks are balanced: first the largest block cost is made as small as possible
 (by MACs, or by per-layer times the caller measured), then, among the
 partitions with that largest block, the one sending the fewest bytes is taken.
 Every supported layer type can be placed on any device.
+
+A branching model (a :class:`~toolkit.partition.model.network.Network`: residual
+blocks) is cut only at its cut points, the split engine's places where exactly
+one tensor crosses: the blocks are runs of the parts between consecutive cut
+points, balanced the same way, and each device sends the one tensor crossing
+its last cut.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
 import keras
 
 from toolkit.errors import ToolkitError, choices
-from toolkit.partition.model.graph import Chain, as_chain
+from toolkit.partition.model.graph import Chain
+from toolkit.partition.model.network import Network, read_model
 from toolkit.partition.model.plan import (
     INPUT,
     PartitionPlan,
@@ -26,7 +34,7 @@ from toolkit.partition.model.plan import (
     nbytes,
 )
 
-__all__ = ["balance_blocks", "layer_wise"]
+__all__ = ["balance_blocks", "layer_wise", "run_nodes"]
 
 STRATEGY = "layer-wise"
 
@@ -86,10 +94,13 @@ def balance_blocks(
     return blocks[::-1]
 
 
-def _op_costs(chain: Chain, layer_costs: Mapping[str, float] | None) -> list[float]:
+def _op_costs(chain: Chain | Network, layer_costs: Mapping[str, float] | None) -> list[float]:
+    """Cost of each op (node): its MACs, or its layer's figure charged to the layer's first."""
+    items = chain.ops if isinstance(chain, Chain) else chain.nodes
     if layer_costs is None:
-        return [float(m) for m in chain.op_macs()]
-    names = list(dict.fromkeys(op.name for op in chain.ops))
+        return [float(m) for m in (chain.op_macs() if isinstance(chain, Chain)
+                                   else chain.node_macs())]
+    names = list(dict.fromkeys(op.name for op in items))
     missing = [n for n in names if n not in layer_costs]
     unknown = [n for n in layer_costs if n not in names]
     if missing or unknown:
@@ -102,25 +113,27 @@ def _op_costs(chain: Chain, layer_costs: Mapping[str, float] | None) -> list[flo
         raise ToolkitError(f"layer_costs must be finite and >= 0; bad: {choices(bad)}")
     seen: set[str] = set()
     costs = []
-    for op in chain.ops:  # a layer made of several ops charges its first op
+    for op in items:  # a layer made of several ops charges its first op
         costs.append(0.0 if op.name in seen else float(layer_costs[op.name]))
         seen.add(op.name)
     return costs
 
 
 def layer_wise(
-    model: keras.Model | Chain,
+    model: keras.Model | Chain | Network,
     n_devices: int,
     *,
     layer_costs: Mapping[str, float] | None = None,
     input_shape: tuple[int, ...] | None = None,
     speeds: Sequence[float] | None = None,
 ) -> PartitionPlan:
-    """Partition a chain model into consecutive blocks, one per device.
+    """Partition a model into consecutive blocks, one per device.
 
     Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
-        n_devices: number of devices (at most the number of ops).
+        model: a Keras model, a :class:`~toolkit.partition.model.graph.Chain` or
+            a :class:`~toolkit.partition.model.network.Network`.
+        n_devices: number of devices (at most the number of ops, or of the
+            parts between a network's cut points).
         layer_costs: measured time (or any cost) per Keras layer name, to
             balance by instead of MACs.
         input_shape: one sample's input shape, where the model leaves it open.
@@ -132,7 +145,9 @@ def layer_wise(
     """
     n = check_devices(n_devices, STRATEGY)
     speeds = check_speeds(speeds, n, STRATEGY)
-    chain = as_chain(model, STRATEGY, input_shape)
+    chain = read_model(model, STRATEGY, input_shape)
+    if isinstance(chain, Network):
+        return _network_layer_wise(chain, n, layer_costs, speeds)
     if n > len(chain.ops):
         raise ToolkitError(
             f"strategy {STRATEGY!r} needs at most one device per op: {chain.name!r} has "
@@ -153,3 +168,42 @@ def layer_wise(
         for op in chain.ops[start:stop]:
             current = b.compute(device, op, current)
     return b.build(n - 1, current)
+
+
+def _network_layer_wise(net: Network, n: int, layer_costs: Mapping[str, float] | None,
+                        speeds: tuple[float, ...] | None) -> PartitionPlan:
+    """Layer-wise blocks of a network, cut only at its cut points."""
+    if n > len(net.cuts) - 1:
+        raise ToolkitError(
+            f"strategy {STRATEGY!r} needs at most one device per part between cut points: "
+            f"{net.name!r} has {len(net.cuts) - 1} parts, {n} devices asked")
+    node_costs = _op_costs(net, layer_costs)
+    positions = [p for p, _ in net.cuts]
+    costs = [sum(node_costs[a:z]) for a, z in itertools.pairwise(positions)]
+    sent = [nbytes(net.shapes[t]) for _, t in net.cuts[:-1]]
+    blocks = [(positions[i], positions[j]) for i, j in balance_blocks(costs, sent, n, speeds)]
+    options = {"balance": "layer_costs" if layer_costs is not None else "macs",
+               "blocks": [[net.nodes[i].name, net.nodes[j - 1].name] for i, j in blocks]}
+    if speeds is not None:
+        options["speeds"] = list(speeds)
+    b = PlanBuilder(STRATEGY, net.name, n, net.input_shape, options)
+    crossing = dict(net.cuts)
+    names = {0: INPUT}
+    for device, (start, stop) in enumerate(blocks):
+        if device > 0:
+            tensor = crossing[start]
+            names = {tensor: b.send(device - 1, device, names[tensor])}
+        run_nodes(b, device, net, range(start, stop), names)
+    return b.build(n - 1, names[net.output])
+
+
+def run_nodes(b: PlanBuilder, device: int, net: Network, positions: range,
+              names: dict[int, str]) -> None:
+    """``device`` computes the network's nodes at ``positions`` whole; ``names`` maps
+    tensor indices to the device's names and receives each node's output."""
+    for i in positions:
+        node = net.nodes[i]
+        if node.is_add:
+            names[i + 1] = b.reduce(device, [names[t] for t in node.inputs], b.fresh(node.name))
+        else:
+            names[i + 1] = b.compute(device, node.op, names[node.inputs[0]])

@@ -28,17 +28,18 @@ from dataclasses import replace
 import keras
 
 from toolkit.errors import ToolkitError, choices
-from toolkit.partition.model.graph import Chain, as_chain
+from toolkit.partition.model.graph import Chain
+from toolkit.partition.model.network import Network, read_model
 from toolkit.partition.model.ops import Op
 from toolkit.partition.model.plan import (
     INPUT,
     PartitionPlan,
     PlanBuilder,
-    Region,
     check_devices,
     check_speeds,
     split_shares,
 )
+from toolkit.partition.strategies.spatial_network import gather_bands, network_spatial
 
 __all__ = ["SPATIAL_KINDS", "check_fuse", "fusion_groups", "spatial", "spatial_prefix"]
 
@@ -127,17 +128,19 @@ def _stripe_ops(chain: Chain, start: int, stop: int, rows: tuple[int, int],
 
 
 def spatial(
-    model: keras.Model | Chain,
+    model: keras.Model | Chain | Network,
     n_devices: int,
     *,
     fuse: int | str = "all",
     input_shape: tuple[int, ...] | None = None,
     speeds: Sequence[float] | None = None,
 ) -> PartitionPlan:
-    """Partition a chain model into horizontal stripes, one per device.
+    """Partition a model into horizontal stripes, one per device.
 
     Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
+        model: a Keras model, a :class:`~toolkit.partition.model.graph.Chain` or a
+            :class:`~toolkit.partition.model.network.Network` (residual blocks:
+            see :mod:`toolkit.partition.strategies.spatial_network`).
         n_devices: number of devices.
         fuse: ``"all"`` exchanges halos once, at the input; ``"none"`` before
             every windowed op; an integer ``k`` every ``k`` windowed ops.
@@ -151,7 +154,9 @@ def spatial(
     """
     n = check_devices(n_devices, STRATEGY)
     speeds = check_speeds(speeds, n, STRATEGY)
-    chain = as_chain(model, STRATEGY, input_shape)
+    chain = read_model(model, STRATEGY, input_shape)
+    if isinstance(chain, Network):
+        return network_spatial(chain, n, fuse, _parse_fuse(fuse), speeds)
     end = spatial_prefix(chain)
     if end == 0:
         op = chain.ops[0]
@@ -174,21 +179,10 @@ def spatial(
         for d, rows in enumerate(owned):
             if rows[1] > rows[0]:
                 work[d] = _stripe_ops(chain, start, stop, rows, d)
-        pieces: dict[int, list[tuple[int, str]]] = {d: [] for d in work}
-        for d, ((lo, hi), _) in work.items():  # halo exchange first: one sync point
-            for e, (s, t, name) in held.items():
-                a, z = max(lo, s), min(hi, t)
-                if e != d and z > a:
-                    pieces[d].append((a, b.send(e, d, name, Region(0, a - s, z - s))))
+        inputs = gather_bands(b, held, {d: rows for d, (rows, _) in work.items()})
         new_held = {}
-        for d, ((lo, hi), ops) in work.items():
-            if d in held:
-                s, t, name = held[d]
-                a, z = max(lo, s), min(hi, t)
-                if z > a:
-                    own = name if (a, z) == (s, t) else b.slice(d, name, Region(0, a - s, z - s))
-                    pieces[d].append((a, own))
-            current = b.concat(d, [nm for _, nm in sorted(pieces[d])], axis=0)
+        for d, (_, ops) in work.items():
+            current = inputs[d]
             for op in ops:
                 current = b.compute(d, op, current)
             new_held[d] = (*owned[d], current)
