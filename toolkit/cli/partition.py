@@ -76,7 +76,7 @@ def register(subparsers) -> None:
     p.add_argument("--devices", type=_devices, required=True, metavar="N|P1,P2,...",
                    help="number of devices (each a --profile), or one device profile per "
                         "device, e.g. raspberry-pi-4,raspberry-pi-4,raspberry-pi-3b,jetson-nano "
-                        "(predicted only: --measure takes a number)")
+                        "(--measure throttles each worker to its own device)")
     p.add_argument("--strategy", choices=STRATEGY_CHOICES, default="all",
                    help="strategy to run (default: all, which includes hybrid at its "
                    "default cut or at --split)")
@@ -86,7 +86,8 @@ def register(subparsers) -> None:
     p.add_argument("--rtt-ms", type=_non_negative_float, default=0.0, metavar="MS",
                    help="round-trip time between devices (default 0)")
     p.add_argument("--gmacs", type=_positive_float, default=None, metavar="G",
-                   help="throughput of each device in GMAC/s (default 1)")
+                   help="throughput of each device in GMAC/s (default 1; with --measure, "
+                        "the throughput the workers are throttled to)")
     p.add_argument("--equal-shares", action="store_true",
                    help="with a list of profiles in --devices: give every device an equal "
                         "share (default: shares in proportion to each device's speed)")
@@ -128,7 +129,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> dict:
+def _measure(args: argparse.Namespace, report: dict, cluster_profile: str,
+             profiles: tuple[str, ...] = ()) -> dict:
     """Run every strategy of ``report`` for real; returns report key -> run dict."""
     from tqdm.auto import tqdm
 
@@ -146,7 +148,7 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
     hybrid = report["strategies"].get("hybrid")
     link = Link(report["cost_model"]["link_mbps"], args.rtt_ms)
     cloud_link = Link(args.cloud_mbps, args.cloud_rtt_ms)
-    with PartitionCluster(args.devices, profile=cluster_profile,
+    with PartitionCluster(args.devices, profile=cluster_profile, device_profiles=profiles,
                           throttle=not args.no_throttle) as cluster:
         if args.output:
             spec = StudySpec(
@@ -166,7 +168,7 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
                 split=hybrid["split"] if k == "hybrid" else None, codec=args.codec,
                 cpu_freq=args.cpu_freq, link=link, cloud_link=cloud_link, seed=args.seed,
                 macs_per_s=report["cost_model"]["macs_per_s"],
-                cloud_macs_per_s=args.cloud_gmacs * 1e9)
+                cloud_macs_per_s=args.cloud_gmacs * 1e9, equal_shares=args.equal_shares)
             runs[k] = run.as_dict()
         return runs
 
@@ -191,12 +193,18 @@ def run(args: argparse.Namespace) -> int:
     profiles: tuple[str, ...] = ()
     if isinstance(args.devices, tuple):
         profiles, args.devices = args.devices, len(args.devices)
-        if args.measure:
+        if args.output:
             raise ToolkitError(
-                "--measure runs every device worker as --profile; a list of profiles in "
-                "--devices is predicted only for now: give --devices a number to measure")
+                "-o/--output records studies of equal devices; a list of profiles in "
+                "--devices is measured without a cube for now: leave out -o")
+    macs_per_s = args.gmacs * 1e9 if args.gmacs else DEFAULT_MACS_PER_S
+    if args.measure and not args.gmacs:  # predict the devices the workers emulate
+        from toolkit.partition import emulated_macs_per_s
+
+        macs_per_s = emulated_macs_per_s(args.profile, args.cpu_freq,
+                                         throttled=not args.no_throttle)
     cost_model = CostModel(
-        macs_per_s=args.gmacs * 1e9 if args.gmacs else DEFAULT_MACS_PER_S,
+        macs_per_s=macs_per_s,
         link_mbps=args.link_mbps or DEFAULT_LINK_MBPS,
         rtt_ms=args.rtt_ms,
         profile=args.profile,
@@ -218,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed, model_name=str(args.model), progress=not args.json,
                       hybrid=hybrid, speeds=speeds)
     if args.measure:
-        add_measurements(report, _measure(args, report, args.profile))
+        add_measurements(report, _measure(args, report, args.profile, profiles))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -46,6 +46,10 @@ class DeviceMeasurement:
         energy_j: its energy per sample.
         energy_source: where ``energy_j`` comes from.
         cpu_util: its worker's CPU time over wall time during the run, % of a core.
+        profile: the device profile it emulated (its power model and speed).
+        quota_cores: the host cores its cgroup quota gave it (None: unthrottled).
+        capped: whether its profile is faster than one host core, so that its
+            quota was capped at one core (it ran slower than its profile).
     """
 
     device: int
@@ -62,6 +66,9 @@ class DeviceMeasurement:
     energy_j: float
     energy_source: str
     cpu_util: float
+    profile: str = ""
+    quota_cores: float | None = None
+    capped: bool = False
 
     @property
     def macs_per_s(self) -> float:
@@ -191,8 +198,8 @@ def assemble_run(
     *,
     plan: PartitionPlan,
     pids: Sequence[int],
-    power: PowerModel,
-    freq: int,
+    power: PowerModel | Sequence[PowerModel],
+    freq: int | Sequence[int],
     cloud_power: PowerModel | None,
     cloud_accel: str,
     measured: Mapping[int, Measurement],
@@ -208,8 +215,8 @@ def assemble_run(
         outputs: the outputs device 0 returned.
         plan: the plan the devices ran (the head's, for a hybrid plan).
         pids: the device workers' process ids.
-        power: the edge devices' power model.
-        freq: their emulated CPU frequency.
+        power: the edge devices' power model, or one per device.
+        freq: their emulated CPU frequency, or one per device.
         cloud_power: the cloud's power model (None without a cloud).
         cloud_accel: the cloud power model's accelerator.
         measured: a meter window per metered device (the rest use ``power``).
@@ -220,8 +227,6 @@ def assemble_run(
             ``n_devices``, ``split``, ``codec``, ``cpu_freq``, ``link``,
             ``predicted``, ``throttled``).
     """
-    p_busy, p_wait = power.busy_w(freq), power.wait_w(freq)
-    per_byte = power.profile.power.network_j_per_byte
     col = {i: {k: np.asarray(v, dtype=float) for k, v in r.items() if isinstance(v, list)}
            for i, r in replies.items()}
     start = col[0]["t_start"]
@@ -231,6 +236,10 @@ def assemble_run(
     edge_j = np.zeros(samples)
     for i in sorted(col):
         c, r = col[i], replies[i]
+        pw = power[i] if isinstance(power, Sequence) else power
+        f = freq[i] if isinstance(freq, Sequence) else freq
+        p_busy, p_wait = pw.busy_w(f), pw.wait_w(f)
+        per_byte = pw.profile.power.network_j_per_byte
         busy = c["compute_ms"] + c["encode_ms"]
         if i in measured:
             energy = np.full(samples, measured[i].joules / samples)
@@ -238,7 +247,7 @@ def assemble_run(
         else:
             energy = (p_busy * busy + p_wait * np.maximum(latency - busy, 0.0)) / 1e3 \
                 + per_byte * c["frame_bytes"]
-            sources.append(power.source)
+            sources.append(pw.source)
         edge_j += energy
         devices.append(DeviceMeasurement(
             device=i, pid=int(pids[i]), macs=sum(s.macs for s in plan.computes(i)),
@@ -252,6 +261,7 @@ def assemble_run(
             received_bytes=float(np.mean(c["received_bytes"])),
             energy_j=float(np.mean(energy)), energy_source=sources[-1],
             cpu_util=100.0 * r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else float("nan"),
+            profile=pw.profile.name,
         ))
     source = "+".join(dict.fromkeys(sources))
     cloud_ms = col[0]["cloud_ms"]
