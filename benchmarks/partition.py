@@ -16,8 +16,13 @@ Two predictions are compared with the same measured runs:
   Pi 4; what ``dynasplit partition`` predicts without ``--measure``);
 * ``calibrated``: the throughput the workers are throttled to
   (:func:`~toolkit.partition.emulated_macs_per_s`: the host's calibrated fp32
-  throughput × the Pi 4's quota; what ``dynasplit partition --measure``
-  predicts). Nothing is fitted to the measured runs.
+  throughput × the Pi 4's quota);
+* ``emulated``: that throughput and the workers' fixed costs per instruction
+  and per transfer, measured on this host by a separate micro-benchmark and
+  scaled by the same quota (:func:`~toolkit.partition.emulated_cost_model`;
+  what ``dynasplit partition --measure`` predicts).
+
+Nothing is fitted to the measured runs.
 
 Ranking agreement, per prediction and figure, over the settings:
 
@@ -38,7 +43,7 @@ Run::
 
     .venv/bin/python benchmarks/partition.py [--samples 5] [--models digits-cnn,vgg-stack]
         [--devices 4 --devices raspberry-pi-4,raspberry-pi-4,raspberry-pi-3b,jetson-nano]
-        [--link-mbps 100] [--rtt-ms 0] [--baseline]
+        [--links 100] [--rtt-ms 0] [--baseline]
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from toolkit.partition import STRATEGIES, CostModel, Link, PartitionCluster, estimate_cost
+from toolkit.partition import STRATEGIES, Link, PartitionCluster, estimate_cost
 
 UNEQUAL = "raspberry-pi-4,raspberry-pi-4,raspberry-pi-3b,jetson-nano"
 FIGURES = ("latency_ms", "energy_j", "max_device_energy_j")
@@ -99,19 +104,21 @@ def agreement(settings: list[dict], prediction: str) -> dict[str, float]:
     return out
 
 
-def _setting(model: str, devices: str, args: argparse.Namespace) -> dict:
+def _setting(model: str, devices: str, mbps: float, args: argparse.Namespace) -> dict:
     profiles = () if devices.isdigit() else tuple(devices.split(","))
     n = int(devices) if devices.isdigit() else len(profiles)
-    link = Link(args.link_mbps, args.rtt_ms)
+    link = Link(mbps, args.rtt_ms)
     options = {"device_profiles": profiles} if profiles else {}
     if profiles and args.baseline:
-        return {"model": model, "devices": devices, "skipped": "baseline: equal devices only"}
+        return {"model": model, "devices": devices, "link_mbps": mbps,
+                "skipped": "baseline: equal devices only"}
     size = INPUT_SIZES.get(model)
-    out: dict = {"model": model, "devices": devices, "input_size": size, "strategies": {}}
+    out: dict = {"model": model, "devices": devices, "input_size": size, "link_mbps": mbps,
+                 "strategies": {}}
     with PartitionCluster(n, run_timeout=600, **options) as cluster:
         calibrated = None
         if not args.baseline:
-            from toolkit.partition import emulated_macs_per_s
+            from toolkit.partition import emulated_cost_model, emulated_macs_per_s
 
             calibrated = emulated_macs_per_s(cluster.profile)
         for strategy in STRATEGIES:
@@ -122,10 +129,12 @@ def _setting(model: str, devices: str, args: argparse.Namespace) -> dict:
                      "energy_source": run.energy_source,
                      "compute_ms": [round(d.compute_ms, 3) for d in run.devices]}
             if calibrated is not None:
-                model_: CostModel = dataclasses.replace(run.predicted.model,
-                                                        macs_per_s=calibrated)
                 plan = cluster.plan(model, strategy, n, input_size=size)
-                entry["predicted"]["calibrated"] = _figures(estimate_cost(plan, model_))
+                assumed = run.predicted.model
+                for name, cm in (
+                        ("calibrated", dataclasses.replace(assumed, macs_per_s=calibrated)),
+                        ("emulated", emulated_cost_model(assumed, cluster.profile))):
+                    entry["predicted"][name] = _figures(estimate_cost(plan, cm))
                 entry["quota_cores"] = [d.quota_cores for d in run.devices]
             out["strategies"][strategy] = entry
         if calibrated is not None:
@@ -141,16 +150,16 @@ def main(argv: list[str] | None = None) -> int:
                              f"{UNEQUAL})")
     parser.add_argument("--samples", type=int, default=5, help="measured samples per run")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--link-mbps", type=float, default=100.0)
+    parser.add_argument("--links", default="100", help="link rates, Mbit/s, comma-separated")
     parser.add_argument("--rtt-ms", type=float, default=0.0)
     parser.add_argument("--baseline", action="store_true",
                         help="equal devices and the assumed prediction only (older code)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    settings = [_setting(m, d, args) for m in args.models.split(",")
-                for d in (args.devices or ["4", UNEQUAL])]
+    settings = [_setting(m, d, float(mbps), args) for m in args.models.split(",")
+                for d in (args.devices or ["4", UNEQUAL]) for mbps in args.links.split(",")]
     ran = [s for s in settings if "strategies" in s]
-    predictions = ["assumed"] if args.baseline else ["assumed", "calibrated"]
+    predictions = ["assumed"] if args.baseline else ["assumed", "calibrated", "emulated"]
     result = {
         "agreement": {p: agreement(ran, p) for p in predictions},
         "agreement_equal_devices": {p: agreement([s for s in ran if s["devices"].isdigit()], p)
@@ -164,16 +173,24 @@ def main(argv: list[str] | None = None) -> int:
                               "(Kendall-style concordance)",
             "assumed": "cost model at its default 1 GMAC/s per Raspberry Pi 4",
             "calibrated": "cost model at the throughput the workers are throttled to",
+            "emulated": "calibrated, with the workers' fixed costs per instruction and "
+                        "transfer measured on this host and scaled by the quota",
         },
         "settings": settings,
         "samples": args.samples,
-        "link": {"mbps": args.link_mbps, "rtt_ms": args.rtt_ms},
+        "rtt_ms": args.rtt_ms,
         "loadavg": os.getloadavg()[0],
         "elapsed_s": round(time.perf_counter() - t0, 1),
     }
     from toolkit.devices.testbeds.calibration import host_calibration
 
     result["host"] = dataclasses.asdict(host_calibration())
+    if not args.baseline:
+        from toolkit.partition.execution.emulation import host_overheads
+
+        step_s, transfer_s = host_overheads()
+        result["host_overheads_ms"] = {"per_instruction": step_s * 1e3,
+                                       "per_transfer_both_ends": transfer_s * 1e3}
     json.dump(result, sys.stdout, indent=2)
     print()
     return 0

@@ -35,8 +35,9 @@ from toolkit.partition.cost.per_device import (
     PlanCost,
     estimate_cost,
 )
+from toolkit.partition.execution.emulation import emulated_cost_model, emulated_macs_per_s
 from toolkit.partition.execution.measurement import DeviceMeasurement, PartitionRun
-from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster, emulated_macs_per_s
+from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.execution.spec import PlanSpec, plan_fingerprint, strategy_names
 from toolkit.partition.execution.study import (
     PARTITION_VARIABLES,
@@ -129,6 +130,7 @@ __all__ = [
     "crossovers",
     "default_hybrid_split",
     "device_table",
+    "emulated_cost_model",
     "emulated_macs_per_s",
     "estimate_cost",
     "estimate_hybrid_cost",

@@ -37,6 +37,8 @@ _DEVICE_KEYS = ("macs", "weight_bytes", "peak_activation_bytes", "sent_bytes",
 _MEASURED_DEVICE_KEYS = ("latency_ms", "compute_ms", "send_ms", "recv_ms", "encode_ms",
                          "energy_j", "energy_source", "sent_bytes", "frame_bytes",
                          "received_bytes", "cpu_util")
+#: how each measured device was emulated (absent from runs recorded before them)
+_EMULATION_KEYS = ("profile", "quota_cores", "capped")
 _MEASURED_KEYS = ("samples", "latency_ms", "energy_j", "edge_energy_j", "cloud_energy_j",
                   "cloud_ms", "cloud_bytes", "max_abs_error", "accuracy", "label_source",
                   "energy_source", "throttled", "cpu_freq", "link", "strategy")
@@ -211,6 +213,7 @@ def add_measurements(report: dict[str, Any], runs: Mapping[str, Mapping[str, Any
         entry["measured"] = {k: run[k] for k in _MEASURED_KEYS if k in run}
         for device, measured in zip(entry["per_device"], run["per_device"], strict=True):
             device["measured"] = {k: measured[k] for k in _MEASURED_DEVICE_KEYS}
+            device["measured"].update({k: measured[k] for k in _EMULATION_KEYS if k in measured})
     return report
 
 

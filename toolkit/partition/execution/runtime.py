@@ -90,7 +90,6 @@ __all__ = [
     "LOOPBACK_MBPS",
     "PartitionCluster",
     "device_worker_command",
-    "emulated_macs_per_s",
 ]
 
 #: where run inputs come from: the digits images (resized to the model's input)
@@ -108,24 +107,6 @@ def device_worker_command(index: int, *, threads: int = 1, host: str = "127.0.0.
     """The argv that starts device worker ``index``."""
     return [python, "-m", "toolkit.partition.execution.worker", "--index", str(index),
             "--threads", str(threads), "--host", host]
-
-
-def emulated_macs_per_s(profile: str | DeviceProfile, cpu_freq: int | None = None, *,
-                        throttled: bool = True) -> float:
-    """The fp32 throughput a device worker emulating ``profile`` runs at, MAC/s.
-
-    The host's calibrated fp32 throughput (the reference block on one thread,
-    :func:`~toolkit.devices.testbeds.calibration.host_calibration`) times the
-    host cores its quota gives it (capped at one core, as
-    :meth:`PartitionCluster.quota_cores`); unthrottled, one host core's. A
-    prediction of a measured run at this throughput describes the emulated
-    device rather than an assumed one.
-    """
-    profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
-    freq = profile.max_freq if cpu_freq is None else profile.check_freq(cpu_freq)
-    host = host_calibration()
-    cores = min(quota_cores(profile, freq, "none", host), 1.0) if throttled else 1.0
-    return host.fp32_gmacs * 1e9 * cores
 
 
 def _profile_ref(profile: DeviceProfile) -> str:
