@@ -41,7 +41,7 @@ that the same script gives today's figure from an older checkout.
 
 Run::
 
-    .venv/bin/python benchmarks/partition.py [--samples 5] [--models digits-cnn,vgg-stack]
+    .venv/bin/python benchmarks/partition.py [--samples 3] [--models digits-cnn,vgg-stack]
         [--devices 4 --devices raspberry-pi-4,raspberry-pi-4,raspberry-pi-3b,jetson-nano]
         [--links 100] [--rtt-ms 0] [--baseline]
 """
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", action="append", default=None,
                         help=f"a device count or a profile list (repeatable; default 4 and "
                              f"{UNEQUAL})")
-    parser.add_argument("--samples", type=int, default=5, help="measured samples per run")
+    parser.add_argument("--samples", type=int, default=3, help="measured samples per run")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--links", default="100", help="link rates, Mbit/s, comma-separated")
     parser.add_argument("--rtt-ms", type=float, default=0.0)

@@ -87,7 +87,8 @@ def register(subparsers) -> None:
                    help="round-trip time between devices (default 0)")
     p.add_argument("--gmacs", type=_positive_float, default=None, metavar="G",
                    help="throughput of each device in GMAC/s (default 1; with --measure, "
-                        "the throughput the workers are throttled to)")
+                        "the throughput the workers are throttled to, with their fixed "
+                        "costs per instruction and transfer measured on this host)")
     p.add_argument("--equal-shares", action="store_true",
                    help="with a list of profiles in --devices: give every device an equal "
                         "share (default: shares in proportion to each device's speed)")
@@ -197,14 +198,8 @@ def run(args: argparse.Namespace) -> int:
             raise ToolkitError(
                 "-o/--output records studies of equal devices; a list of profiles in "
                 "--devices is measured without a cube for now: leave out -o")
-    macs_per_s = args.gmacs * 1e9 if args.gmacs else DEFAULT_MACS_PER_S
-    if args.measure and not args.gmacs:  # predict the devices the workers emulate
-        from toolkit.partition import emulated_macs_per_s
-
-        macs_per_s = emulated_macs_per_s(args.profile, args.cpu_freq,
-                                         throttled=not args.no_throttle)
     cost_model = CostModel(
-        macs_per_s=macs_per_s,
+        macs_per_s=args.gmacs * 1e9 if args.gmacs else DEFAULT_MACS_PER_S,
         link_mbps=args.link_mbps or DEFAULT_LINK_MBPS,
         rtt_ms=args.rtt_ms,
         profile=args.profile,
@@ -212,6 +207,11 @@ def run(args: argparse.Namespace) -> int:
         device_profiles=profiles,
     )
     cost_model.power_model()  # a bad profile or frequency fails before the model loads
+    if args.measure and not args.gmacs:  # predict the devices the workers emulate
+        from toolkit.partition import emulated_cost_model
+
+        cost_model = emulated_cost_model(cost_model, args.profile, args.cpu_freq,
+                                         throttled=not args.no_throttle)
     fuse = check_fuse(args.fuse)
     model = load_partition_model(args.model, args.input_size)
     strategies = "all" if args.strategy == "all" else [args.strategy]

@@ -155,6 +155,8 @@ def evaluate(
                        "rtt_ms": cost_model.rtt_ms, "profile": cost_model.profile,
                        "freq_mhz": cost_model.freq_mhz,
                        "device_profiles": [cost_model.profile_of(d) for d in range(n_devices)],
+                       "step_overhead_ms": cost_model.step_overhead_ms,
+                       "transfer_overhead_ms": cost_model.transfer_overhead_ms,
                        "predicted": True},
         "strategies": {},
         "refused": {},
@@ -233,6 +235,9 @@ def format_table(report: dict[str, Any]) -> str:
     boards = cm.get("device_profiles") or []
     listed = f" ({', '.join(boards)})" if len(set(boards)) > 1 else ""
     speed = f" for a {cm['profile']}" if listed else ""
+    if cm.get("step_overhead_ms") or cm.get("transfer_overhead_ms"):
+        speed += (f" (+{cm['step_overhead_ms']:.3g} ms per instruction, "
+                  f"{cm['transfer_overhead_ms']:.3g} ms per tensor sent or received)")
     lines = [
         f"model {report['model']} (input {shape}) on {report['devices']} devices{listed}; "
         f"latency and energy predicted at {cm['macs_per_s'] / 1e9:g} GMAC/s{speed} and "

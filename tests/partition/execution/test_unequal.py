@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from toolkit.devices.testbeds.calibration import host_calibration, report
 from toolkit.hardware.profile import load_profile
-from toolkit.partition import PartitionCluster, vgg_stack
+from toolkit.partition import PartitionCluster, emulated_macs_per_s, vgg_stack
 
 pytestmark = pytest.mark.slow
 
@@ -83,3 +85,23 @@ def test_unthrottled_runs_say_so(tmp_path):
     assert not run.throttled
     assert [d.quota_cores for d in run.devices] == [None, None]
     assert [d.energy_source for d in run.devices] == [f"model:{b}" for b in BOARDS]
+
+
+def test_cli_measures_a_list_of_profiles(capsys):
+    from toolkit import cli
+
+    status = cli.main(["partition", "digits-cnn", "--devices", ",".join(BOARDS),
+                       "--strategy", "output-channel", "--measure", "--samples", "2", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    entry = report["strategies"]["output-channel"]
+    assert entry["measured"]["max_abs_error"] <= 1e-4
+    assert entry["options"]["speeds"][1] < 0.5  # shares by speed, as predicted
+    # predicted at the throughput the workers are throttled to, not the assumed 1 GMAC/s
+    assert report["cost_model"]["macs_per_s"] == pytest.approx(
+        emulated_macs_per_s("raspberry-pi-4"))
+    for device, board in zip(entry["per_device"], BOARDS, strict=True):
+        measured = device["measured"]
+        assert device["profile"] == measured["profile"] == board
+        assert measured["energy_source"] == f"model:{board}"
+        assert (measured["quota_cores"] is not None) == entry["measured"]["throttled"]

@@ -83,10 +83,13 @@ async def _transfer_s(rounds: int) -> float:
     from toolkit.runtime.framing import read_frame, write_tensor
 
     got: asyncio.Queue = asyncio.Queue()
+    served = asyncio.Event()
 
     async def serve(reader, writer):
         while (frame := await read_frame(reader)) is not None:
             got.put_nowait(tf.convert_to_tensor(decode(frame.tensor)))
+        writer.close()
+        served.set()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -107,6 +110,8 @@ async def _transfer_s(rounds: int) -> float:
             per_round.append((time.perf_counter() - t0) / 100)
     finally:
         writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(served.wait(), 10)
         server.close()
         await server.wait_closed()
     return statistics.median(per_round[1:])
