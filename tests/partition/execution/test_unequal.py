@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -105,3 +106,15 @@ def test_cli_measures_a_list_of_profiles(capsys):
         assert device["profile"] == measured["profile"] == board
         assert measured["energy_source"] == f"model:{board}"
         assert (measured["quota_cores"] is not None) == entry["measured"]["throttled"]
+
+
+def test_a_device_faster_than_one_host_core_is_capped(tmp_path):
+    # no timing model: emulated_cores × f / f_max host cores, here 2 at the top frequency
+    fast = dataclasses.replace(load_profile("raspberry-pi-4"), name="fast-board", timing=None,
+                               emulated_cores=2)
+    cluster = PartitionCluster(2, device_profiles=[fast, "raspberry-pi-3b"], log_dir=tmp_path)
+    assert cluster.quota_cores(0, fast.max_freq) == (1.0, True)  # one worker thread's worth
+    half = fast.frequencies_mhz[0]
+    assert cluster.quota_cores(0, half) == (pytest.approx(2 * half / fast.max_freq), False)
+    cores, capped = cluster.quota_cores(1, 1400)
+    assert 0 < cores < 0.2 and not capped

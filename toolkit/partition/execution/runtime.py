@@ -546,8 +546,9 @@ class PartitionCluster(BlockingLifecycle):
             fuse: the spatial strategy's fusion.
             split: the hybrid plan's edge/cloud cut.
             codec: the hybrid plan's activation codec.
-            cpu_freq: emulated CPU frequency of every device (default: the
-                profile's highest).
+            cpu_freq: emulated CPU frequency of every device (default: each
+                device profile's highest; a given one must be offered by every
+                device's profile).
             link: the emulated link between devices (default 100 Mbit/s, 0 ms RTT).
             cloud_link: the emulated link from device 0 to the cloud (default
                 100 Mbit/s, 2 ms RTT).
