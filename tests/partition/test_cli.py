@@ -137,8 +137,8 @@ def test_devices_as_a_list_of_profiles(dynasplit):
                                "--strategy", "spatial")
     assert status == 0 and f"on 4 devices ({', '.join(boards)})" in out.splitlines()[0]
     status, out, err = dynasplit("partition", "vgg-stack", "--devices", ",".join(boards),
-                                 "--measure")
-    assert status == 2 and out == "" and "predicted only" in err
+                                 "--measure", "-o", "study.nc")
+    assert status == 2 and out == "" and "leave out -o" in err
 
 
 def test_bad_device_count_is_a_usage_error(dynasplit):

@@ -78,7 +78,7 @@ def register(subparsers) -> None:
     p.add_argument("--devices", type=_devices, required=True, metavar="N|P1,P2,...",
                    help="number of devices (each a --profile), or one device profile per "
                         "device, e.g. raspberry-pi-4,raspberry-pi-4,raspberry-pi-3b,jetson-nano "
-                        "(predicted only: --measure takes a number)")
+                        "(--measure throttles each worker to its own device)")
     p.add_argument("--strategy", choices=STRATEGY_CHOICES, default="all",
                    help="strategy to run (default: all, which includes hybrid at its "
                    "default cut or at --split)")
@@ -88,7 +88,9 @@ def register(subparsers) -> None:
     p.add_argument("--rtt-ms", type=_non_negative_float, default=0.0, metavar="MS",
                    help="round-trip time between devices (default 0)")
     p.add_argument("--gmacs", type=_positive_float, default=None, metavar="G",
-                   help="throughput of each device in GMAC/s (default 1)")
+                   help="throughput of each device in GMAC/s (default 1; with --measure, "
+                        "the throughput the workers are throttled to, with their fixed "
+                        "costs per instruction and transfer measured on this host)")
     p.add_argument("--equal-shares", action="store_true",
                    help="with a list of profiles in --devices: give every device an equal "
                         "share (default: shares in proportion to each device's speed)")
@@ -135,7 +137,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> dict:
+def _measure(args: argparse.Namespace, report: dict, cluster_profile: str,
+             profiles: tuple[str, ...] = ()) -> dict:
     """Run every strategy of ``report`` for real; returns report key -> run dict."""
     from tqdm.auto import tqdm
 
@@ -153,7 +156,7 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
     hybrid = report["strategies"].get("hybrid")
     link = Link(report["cost_model"]["link_mbps"], args.rtt_ms)
     cloud_link = Link(args.cloud_mbps, args.cloud_rtt_ms)
-    with PartitionCluster(args.devices, profile=cluster_profile,
+    with PartitionCluster(args.devices, profile=cluster_profile, device_profiles=profiles,
                           throttle=not args.no_throttle) as cluster:
         if args.output:
             spec = StudySpec(
@@ -173,7 +176,8 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
                 split=hybrid["split"] if k == "hybrid" else None, codec=args.codec,
                 cpu_freq=args.cpu_freq, link=link, cloud_link=cloud_link, seed=args.seed,
                 macs_per_s=report["cost_model"]["macs_per_s"],
-                cloud_macs_per_s=args.cloud_gmacs * 1e9, idle=args.idle_accounting)
+                cloud_macs_per_s=args.cloud_gmacs * 1e9, idle=args.idle_accounting,
+                equal_shares=args.equal_shares)
             runs[k] = run.as_dict()
         return runs
 
@@ -198,10 +202,10 @@ def run(args: argparse.Namespace) -> int:
     profiles: tuple[str, ...] = ()
     if isinstance(args.devices, tuple):
         profiles, args.devices = args.devices, len(args.devices)
-        if args.measure:
+        if args.output:
             raise ToolkitError(
-                "--measure runs every device worker as --profile; a list of profiles in "
-                "--devices is predicted only for now: give --devices a number to measure")
+                "-o/--output records studies of equal devices; a list of profiles in "
+                "--devices is measured without a cube for now: leave out -o")
     cost_model = CostModel(
         macs_per_s=args.gmacs * 1e9 if args.gmacs else DEFAULT_MACS_PER_S,
         link_mbps=args.link_mbps or DEFAULT_LINK_MBPS,
@@ -212,6 +216,11 @@ def run(args: argparse.Namespace) -> int:
         idle=args.idle_accounting,
     )
     cost_model.power_model()  # a bad profile or frequency fails before the model loads
+    if args.measure and not args.gmacs:  # predict the devices the workers emulate
+        from toolkit.partition import emulated_cost_model
+
+        cost_model = emulated_cost_model(cost_model, args.profile, args.cpu_freq,
+                                         throttled=not args.no_throttle)
     fuse = check_fuse(args.fuse)
     model = load_partition_model(args.model, args.input_size)
     strategies = "all" if args.strategy == "all" else [args.strategy]
@@ -226,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed, model_name=str(args.model), progress=not args.json,
                       hybrid=hybrid, speeds=speeds)
     if args.measure:
-        add_measurements(report, _measure(args, report, args.profile))
+        add_measurements(report, _measure(args, report, args.profile, profiles))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

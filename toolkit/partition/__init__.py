@@ -42,6 +42,7 @@ from toolkit.partition.cost.per_device import (
     PlanCost,
     estimate_cost,
 )
+from toolkit.partition.execution.emulation import emulated_cost_model, emulated_macs_per_s
 from toolkit.partition.execution.measurement import DeviceMeasurement, PartitionRun
 from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.execution.spec import PlanSpec, plan_fingerprint, strategy_names
@@ -148,6 +149,8 @@ __all__ = [
     "crossovers",
     "default_hybrid_split",
     "device_table",
+    "emulated_cost_model",
+    "emulated_macs_per_s",
     "estimate_cost",
     "estimate_hybrid_cost",
     "evaluate",

@@ -39,6 +39,8 @@ _MEASURED_DEVICE_KEYS = ("latency_ms", "compute_ms", "send_ms", "recv_ms", "enco
                          "energy_j", "energy_source", "sent_bytes", "frame_bytes",
                          "received_bytes", "cpu_util", *ENERGY_SPLIT_KEYS,
                          "energy_split_source")
+#: how each measured device was emulated (absent from runs recorded before them)
+_EMULATION_KEYS = ("profile", "quota_cores", "capped")
 _MEASURED_KEYS = ("samples", "latency_ms", "energy_j", "edge_energy_j", "cloud_energy_j",
                   *ENERGY_SPLIT_KEYS, "idle_accounting",
                   "cloud_ms", "cloud_bytes", "max_abs_error", "accuracy", "label_source",
@@ -158,7 +160,10 @@ def evaluate(
                        "rtt_ms": cost_model.rtt_ms, "profile": cost_model.profile,
                        "freq_mhz": cost_model.freq_mhz,
                        "device_profiles": [cost_model.profile_of(d) for d in range(n_devices)],
-                       "idle": cost_model.idle, "predicted": True},
+                       "idle": cost_model.idle,
+                       "step_overhead_ms": cost_model.step_overhead_ms,
+                       "transfer_overhead_ms": cost_model.transfer_overhead_ms,
+                       "predicted": True},
         "strategies": {},
         "refused": {},
     }
@@ -218,6 +223,7 @@ def add_measurements(report: dict[str, Any], runs: Mapping[str, Mapping[str, Any
         entry["measured"] = {k: run[k] for k in _MEASURED_KEYS if k in run}
         for device, measured in zip(entry["per_device"], run["per_device"], strict=True):
             device["measured"] = {k: measured[k] for k in _MEASURED_DEVICE_KEYS}
+            device["measured"].update({k: measured[k] for k in _EMULATION_KEYS if k in measured})
     return report
 
 
@@ -248,6 +254,9 @@ def format_table(report: dict[str, Any]) -> str:
     boards = cm.get("device_profiles") or []
     listed = f" ({', '.join(boards)})" if len(set(boards)) > 1 else ""
     speed = f" for a {cm['profile']}" if listed else ""
+    if cm.get("step_overhead_ms") or cm.get("transfer_overhead_ms"):
+        speed += (f" (+{cm['step_overhead_ms']:.3g} ms per instruction, "
+                  f"{cm['transfer_overhead_ms']:.3g} ms per tensor sent or received)")
     lines = [
         f"model {report['model']} (input {shape}) on {report['devices']} devices{listed}; "
         f"latency and energy predicted at {cm['macs_per_s'] / 1e9:g} GMAC/s{speed} and "

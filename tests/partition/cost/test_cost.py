@@ -89,6 +89,31 @@ def test_link_rate_and_energy(models):
     assert math.isclose(slow.energy_j, sum(d.energy_j for d in slow.devices))
 
 
+def test_fixed_costs_per_instruction_and_transfer(models):
+    model, _, _ = models("digits-cnn")
+    plan = partition(model, 2, "layer-wise")  # one device after the other: the costs add up
+    steps = sum(len(st) for stage in plan.stages for st in stage.steps)
+    transfers = sum(len(stage.transfers) for stage in plan.stages)
+    assert steps > 2 and transfers == 2
+    bare = estimate_cost(plan, CostModel())
+    cost = estimate_cost(plan, CostModel(step_overhead_ms=0.5, transfer_overhead_ms=2.0))
+    # each transfer costs its sender and its receiver
+    assert cost.latency_ms == pytest.approx(bare.latency_ms + 0.5 * steps + 2 * 2.0 * transfers)
+    for d, b in zip(cost.devices, bare.devices, strict=True):
+        own = sum(len(stage.steps[d.device]) for stage in plan.stages)
+        assert d.compute_ms == pytest.approx(b.compute_ms + 0.5 * own)  # busy: the steps only
+    # a slower device pays them slower, like its MACs
+    boards = ("raspberry-pi-4", "raspberry-pi-3b")
+    slow = estimate_cost(plan, CostModel(device_profiles=boards, step_overhead_ms=0.5))
+    bare_slow = estimate_cost(plan, CostModel(device_profiles=boards))
+    speed = CostModel(device_profiles=boards).speeds(2)[1]
+    own = sum(len(stage.steps[1]) for stage in plan.stages)
+    assert slow.devices[1].compute_ms == pytest.approx(
+        bare_slow.devices[1].compute_ms + 0.5 * own / speed)
+    with pytest.raises(ToolkitError, match="step_overhead_ms must be a number >= 0"):
+        CostModel(step_overhead_ms=-1)
+
+
 def test_cost_model_parameters_are_checked():
     with pytest.raises(ToolkitError, match="link_mbps must be a positive number"):
         CostModel(link_mbps=0)

@@ -40,7 +40,7 @@ from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["CalibrationReport", "HostCalibration", "calibration_path", "host_calibration",
-           "measure_host", "report"]
+           "measure_host", "quota_cores", "report"]
 
 #: the reference block (:data:`~toolkit.hardware.edge_timing.REFERENCE_BLOCK`): its input shape
 REF_SHAPE = (28, 28, 64)
@@ -252,6 +252,29 @@ def report(profile: DeviceProfile, host: HostCalibration) -> CalibrationReport:
     dev = {f: REF_COST.macs / (profile.timing.time_ms(REF_COST, f, "int8") / 1e3) / 1e9
            for f in profile.frequencies_mhz}
     return CalibrationReport(host, profile.name, dev)
+
+
+def quota_cores(profile: DeviceProfile, freq: int, accel: str = "int8",
+                host: HostCalibration | None = None) -> float:
+    """Host cores that run ``profile``'s ops at its speed at ``freq``: the emulation rule.
+
+    Calibrated (device / host throughput for ``accel``'s ops: fp32 for ``none``,
+    int8 otherwise; :meth:`CalibrationReport.quota_cores`) where the profile has a
+    ``[timing.int8]`` table, otherwise ``emulated_cores × f / f_max``
+    (:meth:`~toolkit.hardware.profile.DeviceProfile.scaled_cores`). The local
+    testbed's quota timing and the partition cluster's device workers use it.
+
+    Args:
+        profile: the emulated device.
+        freq: its CPU frequency, MHz.
+        accel: ``none`` (fp32 Keras ops) or an int8 accelerator.
+        host: this host's calibration (default: :func:`host_calibration`).
+    """
+    timing = profile.timing
+    if timing is None or not timing.has("int8"):
+        return profile.scaled_cores(freq)
+    calibration = report(profile, host or host_calibration())
+    return calibration.quota_cores(freq, "none" if accel == "none" else "int8")
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,7 @@ import numpy as np
 
 from toolkit.config import TPU_ACCELS, Config
 from toolkit.devices.controllers.base import KnobChange
+from toolkit.devices.testbeds.calibration import quota_cores
 from toolkit.devices.testbeds.cgroups import CpuQuota, open_cpu_quota
 from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.energy.meter import Meter
@@ -259,10 +260,8 @@ class LocalTestbed(Testbed):
         if accel in TPU_ACCELS:
             return None
         timing = self.edge_profile.timing
-        if timing is not None and timing.has("int8"):
-            kind = "none" if accel == "none" else "int8"
-            return self.calibration().quota_cores(freq, kind)
-        return self.edge_profile.scaled_cores(freq)
+        host = self.calibration().host if timing is not None and timing.has("int8") else None
+        return quota_cores(self.edge_profile, freq, accel, host)
 
     async def edge_target_ms(self, config: Config) -> float | None:
         """The device's time for the configuration's head (None: not padded)."""

@@ -18,12 +18,15 @@ measurement; energies carry ``energy_source = "model:<profile>"``):
 * compute time of a step = MACs / the device's throughput (``macs_per_s``,
   scaled by each device's profile where the devices differ, see
   :class:`CostModel`; element-wise work, slicing, concatenation and the
-  additions of a reduction are not timed);
+  additions of a reduction are not timed), plus ``step_overhead_ms`` per
+  instruction (a framework's fixed cost per op; 0 by default);
 * each device has a full-duplex link of ``link_mbps``; a transfer takes
   ``rtt_ms / 2 + bytes × 8 / (link_mbps × 10⁶)`` seconds (the one-way delay
   does not occupy the links) and starts when its sender has
   finished the stage's compute and both the sender's uplink and the receiver's
-  downlink are free, in the plan's order. A device starts a stage's compute when
+  downlink are free, in the plan's order; ``transfer_overhead_ms`` (0 by
+  default) is the sender's fixed CPU time per transfer before it reaches the
+  link, and the receiver's after. A device starts a stage's compute when
   it has finished the previous stage and received what that stage sent it;
 * a device's ``latency_ms`` is when it finishes its part; the plan's
   ``latency_ms`` is when the result is complete on device 0;
@@ -85,6 +88,10 @@ class CostModel:
         idle: the idle accounting of the energy: ``request`` (default: every
             device is powered from the request's start to its end) or ``busy``
             (idle energy 0); see :mod:`toolkit.partition.cost.energy`.
+        step_overhead_ms: fixed time a ``profile`` device spends per instruction
+            besides its MACs (scaled by speed like the MACs); 0: not modelled.
+        transfer_overhead_ms: fixed CPU time a ``profile`` device spends to send
+            one tensor, and to receive one (scaled by speed); 0: not modelled.
     """
 
     macs_per_s: float = DEFAULT_MACS_PER_S
@@ -95,6 +102,8 @@ class CostModel:
     accel: str = "none"
     device_profiles: tuple[str, ...] = ()
     idle: str = "request"
+    step_overhead_ms: float = 0.0
+    transfer_overhead_ms: float = 0.0
 
     def __post_init__(self) -> None:
         check_idle(self.idle)
@@ -102,8 +111,10 @@ class CostModel:
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ToolkitError(f"{key} must be a positive number, got {value!r}")
-        if not isinstance(self.rtt_ms, (int, float)) or not self.rtt_ms >= 0:
-            raise ToolkitError(f"rtt_ms must be a number >= 0, got {self.rtt_ms!r}")
+        for key in ("rtt_ms", "step_overhead_ms", "transfer_overhead_ms"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not value >= 0:
+                raise ToolkitError(f"{key} must be a number >= 0, got {value!r}")
         object.__setattr__(self, "device_profiles", tuple(self.device_profiles))
         for name in self.device_profiles:  # unknown names and missing timing tables fail here
             self._speed(name)
@@ -255,6 +266,8 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
     model.check_devices(n)
     powers = [model.power_model(d) for d in range(n)]  # each profile read once per call
     rates = [model.macs_per_s_of(d) for d in range(n)]
+    slowness = [model.macs_per_s / r for r in rates]  # a profile device's times scale by it
+    step_s, transfer_s = model.step_overhead_ms / 1e3, model.transfer_overhead_ms / 1e3
     rate = model.link_mbps * 1e6 / 8.0
     ready = [0.0] * n
     busy = [0.0] * n
@@ -266,16 +279,19 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
     for stage in plan.stages:
         end = list(ready)
         for d, steps in enumerate(stage.steps):
-            seconds = sum(st.macs for st in steps if isinstance(st, Compute)) / rates[d]
+            seconds = sum(st.macs for st in steps if isinstance(st, Compute)) / rates[d] \
+                + step_s * len(steps) * slowness[d]
             end[d] += seconds
             busy[d] += seconds
         done = list(end)
         for t in stage.transfers:
+            end[t.src] += transfer_s * slowness[t.src]
             start = max(end[t.src], uplink[t.src], downlink[t.dst])
             finish = start + t.nbytes / rate
             uplink[t.src] = downlink[t.dst] = finish
             done[t.src] = max(done[t.src], finish)
-            done[t.dst] = max(done[t.dst], finish + model.rtt_ms / 2e3)
+            done[t.dst] = max(done[t.dst], finish + model.rtt_ms / 2e3) \
+                + transfer_s * slowness[t.dst]
             sent[t.src] += t.nbytes
             received[t.dst] += t.nbytes
         for d in {t.src for t in stage.transfers} | {t.dst for t in stage.transfers}:

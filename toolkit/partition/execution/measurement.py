@@ -65,6 +65,10 @@ class DeviceMeasurement:
         energy_split_source: where the split comes from: ``energy_source`` for
             a modelled device; for a metered one, its meter's total in the
             power model's proportions (``<meter> split by model:<profile>``).
+        profile: the device profile it emulated (its power model and speed).
+        quota_cores: the host cores its cgroup quota gave it (None: unthrottled).
+        capped: whether its profile is faster than one host core, so that its
+            quota was capped at one core (it ran slower than its profile).
     """
 
     device: int
@@ -90,6 +94,9 @@ class DeviceMeasurement:
     def energy_split(self) -> EnergySplit:
         """``energy_j`` in its compute, communication and idle parts."""
         return EnergySplit(self.compute_energy_j, self.comm_energy_j, self.idle_energy_j)
+    profile: str = ""
+    quota_cores: float | None = None
+    capped: bool = False
 
     @property
     def macs_per_s(self) -> float:
@@ -242,8 +249,8 @@ def assemble_run(
     *,
     plan: PartitionPlan,
     pids: Sequence[int],
-    power: PowerModel,
-    freq: int,
+    power: PowerModel | Sequence[PowerModel],
+    freq: int | Sequence[int],
     cloud_power: PowerModel | None,
     cloud_accel: str,
     measured: Mapping[int, Measurement],
@@ -260,8 +267,8 @@ def assemble_run(
         outputs: the outputs device 0 returned.
         plan: the plan the devices ran (the head's, for a hybrid plan).
         pids: the device workers' process ids.
-        power: the edge devices' power model.
-        freq: their emulated CPU frequency.
+        power: the edge devices' power model, or one per device.
+        freq: their emulated CPU frequency, or one per device.
         cloud_power: the cloud's power model (None without a cloud).
         cloud_accel: the cloud power model's accelerator.
         measured: a meter window per metered device (the rest use ``power``).
@@ -282,20 +289,22 @@ def assemble_run(
     edge_j = np.zeros(samples)
     for i in sorted(col):
         c, r = col[i], replies[i]
+        pw = power[i] if isinstance(power, Sequence) else power
+        f = freq[i] if isinstance(freq, Sequence) else freq
         if i in measured:
-            modelled = EnergySplit.sum(_sample_splits(power, freq, c, latency, "request"))
+            modelled = EnergySplit.sum(_sample_splits(pw, f, c, latency, "request"))
             metered = measured[i].joules / samples
             # a device the model sees neither compute nor move bytes only waited
             split = (modelled.scaled(metered / modelled.total_j) if modelled.total_j > 0
                      else EnergySplit(idle_j=metered))
             energy = np.full(samples, split.total_j)
             sources.append(measured[i].source)
-            split_source = f"{measured[i].source} split by {power.source}"
+            split_source = f"{measured[i].source} split by {pw.source}"
         else:
-            splits = _sample_splits(power, freq, c, latency, idle)
+            splits = _sample_splits(pw, f, c, latency, idle)
             split = EnergySplit.sum(splits).scaled(1 / samples)
             energy = np.asarray([sp.total_j for sp in splits])
-            sources.append(split_source := power.source)
+            sources.append(split_source := pw.source)
         edge_j += energy
         devices.append(DeviceMeasurement(
             device=i, pid=int(pids[i]), macs=sum(s.macs for s in plan.computes(i)),
@@ -310,6 +319,7 @@ def assemble_run(
             energy_j=split.total_j, energy_source=sources[-1],
             cpu_util=100.0 * r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else float("nan"),
             **split.as_dict(), energy_split_source=split_source,
+            profile=pw.profile.name,
         ))
     source = "+".join(dict.fromkeys(sources))
     cloud_ms = col[0]["cloud_ms"]

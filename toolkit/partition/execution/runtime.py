@@ -12,15 +12,21 @@ outputs, which are compared with the unpartitioned model.
 
 Emulation on the local testbed:
 
-* each device worker can be throttled to an emulated CPU frequency ``f`` by its
-  own cgroup CPU quota of ``emulated_cores × f / f_max`` host cores (as the
-  local testbed throttles its edge worker; without cgroup access the devices
-  run at full speed and the run says ``throttled = False``);
+* each device worker is throttled to its own device (its profile, at the
+  emulated CPU frequency ``f``) by its own cgroup CPU quota, by the local
+  testbed's rule (:func:`toolkit.devices.testbeds.calibration.quota_cores`):
+  the device's fp32 throughput over the host's calibrated throughput, in host
+  cores, where the profile has a timing model (else ``emulated_cores × f /
+  f_max``). A device faster than one host core is capped at one core (its
+  worker runs one thread), logged and reported per device (``capped``); without
+  cgroup access the devices run at full speed and the run says
+  ``throttled = False``;
 * the links between devices and to the cloud are emulated in user space
   (:mod:`toolkit.runtime.link`).
 
 Energy per device and sample, from :class:`~toolkit.energy.model.PowerModel`
-of the edge profile at the emulated frequency, labelled ``model:<profile>``:
+of the device's own profile at the emulated frequency, labelled
+``model:<profile>`` (measured times, modelled power):
 ``P_busy × (compute + encode) + J/byte × (bytes it put on the wire + bytes it
 received) + P_wait × (latency − compute − encode)``, where ``latency`` is the
 request's end-to-end latency on device 0 (every device is powered for the whole
@@ -41,13 +47,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +63,7 @@ import keras
 import numpy as np
 
 from toolkit.aio import BlockingLifecycle
+from toolkit.devices.testbeds.calibration import HostCalibration, host_calibration, quota_cores
 from toolkit.devices.testbeds.cgroups import CpuQuota, open_cpu_quota
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
@@ -91,6 +99,7 @@ INPUT_KINDS = ("digits", "random")
 #: link rate the predictions assume for an unemulated (loopback) link, Mbit/s
 LOOPBACK_MBPS = 10_000.0
 
+log = logging.getLogger("toolkit.partition")
 _uids = itertools.count()
 
 
@@ -99,6 +108,16 @@ def device_worker_command(index: int, *, threads: int = 1, host: str = "127.0.0.
     """The argv that starts device worker ``index``."""
     return [python, "-m", "toolkit.partition.execution.worker", "--index", str(index),
             "--threads", str(threads), "--host", host]
+
+
+def _profile_ref(profile: DeviceProfile) -> str:
+    """How a cost model names ``profile``: by name where that finds the same file."""
+    try:
+        if profile.path is None or load_profile(profile.name).path == profile.path:
+            return profile.name
+    except ToolkitError:
+        pass
+    return str(profile.path)
 
 
 def _reap(worker: WorkerProcess, timeout: float = 1.0) -> None:
@@ -173,7 +192,12 @@ class PartitionCluster(BlockingLifecycle):
 
     Args:
         workers: device worker processes to start (runs use the first N).
-        profile: the edge devices' profile (frequencies, power model, cores).
+        profile: the edge devices' profile (frequencies, power model, cores), and
+            the device the prediction's ``macs_per_s`` describes.
+        device_profiles: one profile per worker, for unequal devices (empty: every
+            worker is a ``profile``). Each worker is throttled to its own
+            device and its energy comes from its own power model; a run over N
+            devices uses the first N.
         cloud_profile: the cloud's profile (power model of hybrid runs).
         throttle: emulate CPU frequency with a cgroup quota per device.
         log_dir: folder for the workers' logs and saved models (default: a new
@@ -183,6 +207,7 @@ class PartitionCluster(BlockingLifecycle):
     """
 
     def __init__(self, workers: int = 4, *, profile: str | DeviceProfile = "raspberry-pi-4",
+                 device_profiles: Sequence[str | DeviceProfile] = (),
                  cloud_profile: str | DeviceProfile = "cloud-gpu-server", throttle: bool = True,
                  log_dir: str | os.PathLike | None = None, startup_timeout: float = 120.0,
                  run_timeout: float = 600.0) -> None:
@@ -192,8 +217,15 @@ class PartitionCluster(BlockingLifecycle):
         self.profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
         self.cloud_profile = (cloud_profile if isinstance(cloud_profile, DeviceProfile)
                               else load_profile(cloud_profile))
-        if not self.profile.frequencies_mhz:
-            raise ToolkitError(f"edge profile {self.profile.name!r} lists no CPU frequencies")
+        self.unequal = bool(device_profiles)
+        if self.unequal and len(device_profiles) != workers:
+            raise ToolkitError(f"device_profiles names {len(device_profiles)} profiles for "
+                               f"{workers} workers; give one per worker")
+        self.device_profiles = [p if isinstance(p, DeviceProfile) else load_profile(p)
+                                for p in device_profiles] or [self.profile] * workers
+        for p in {id(p): p for p in (self.profile, *self.device_profiles)}.values():
+            if not p.frequencies_mhz:
+                raise ToolkitError(f"edge profile {p.name!r} lists no CPU frequencies")
         self.throttle = throttle
         self.log_dir = Path(log_dir) if log_dir else Path(
             tempfile.mkdtemp(prefix="dynasplit-partition-"))
@@ -203,6 +235,7 @@ class PartitionCluster(BlockingLifecycle):
         self._workers: list[WorkerProcess | None] = [None] * workers
         self._controls: list[_Control | None] = [None] * workers
         self._quotas: list[CpuQuota | None] = [None] * workers
+        self._host: HostCalibration | None = None
         self._clouds: dict[tuple, WorkerProcess] = {}
         self._models: dict[Any, _Model] = {}
         self._runs = itertools.count(1)
@@ -245,7 +278,7 @@ class PartitionCluster(BlockingLifecycle):
         old = self._workers[i]
         if old is not None:
             await asyncio.to_thread(old.stop)
-        argv = device_worker_command(i, threads=self.profile.emulated_cores)
+        argv = device_worker_command(i, threads=self.device_profiles[i].emulated_cores)
         worker = await asyncio.to_thread(WorkerProcess, argv, self.log_dir / f"device{i}.log",
                                          self.startup_timeout)
         self._workers[i] = worker
@@ -324,16 +357,41 @@ class PartitionCluster(BlockingLifecycle):
 
     def plan(self, model: str | os.PathLike | keras.Model, strategy: str, devices: int, *,
              input_size: int | None = None, fuse: int | str = "all", split: int | None = None,
-             codec: str = "fp32") -> PartitionPlan | HybridPlan:
+             codec: str = "fp32", equal_shares: bool = False) -> PartitionPlan | HybridPlan:
         """The plan :meth:`arun` would execute with these arguments (no process involved).
 
         Raises:
             ToolkitError: the strategy refuses the model, or a bad argument.
         """
-        spec = PlanSpec(strategy, devices, fuse, split, codec)
+        spec = self._spec(strategy, devices, fuse, split, codec, equal_shares)
         entry = self._resolve(model, input_size)
         return spec.build(entry.model, entry.splits() if spec.hybrid else None,
                           model_name=entry.name)
+
+    def cost_model(self, devices: int, *, macs_per_s: float = DEFAULT_MACS_PER_S,
+                   link: Link | None = None, cpu_freq: int | None = None,
+                   idle: str = "request") -> CostModel:
+        """The cost model :meth:`arun` predicts with: devices 0..devices-1 with their
+        profiles, ``macs_per_s`` for a ``profile`` device, ``link`` between them,
+        ``idle`` the idle accounting."""
+        if devices > self.size:
+            raise ToolkitError(f"the plan needs {devices} devices; this cluster has "
+                               f"{self.size} workers (PartitionCluster(workers=...))")
+        link = Link() if link is None else link
+        names = tuple(_profile_ref(p) for p in self.device_profiles[:devices])
+        return CostModel(macs_per_s=macs_per_s, link_mbps=link.mbps or LOOPBACK_MBPS,
+                         rtt_ms=link.rtt_ms, profile=str(self.profile.path or self.profile.name),
+                         freq_mhz=cpu_freq if self.unequal else self._freq(cpu_freq),
+                         device_profiles=names if self.unequal else (), idle=idle)
+
+    def _spec(self, strategy: str, devices: int, fuse: int | str, split: int | None,
+              codec: str, equal_shares: bool) -> PlanSpec:
+        """The plan by name; on unequal devices, shares by speed unless ``equal_shares``."""
+        speeds = None
+        if self.unequal and not equal_shares:
+            speeds = self.cost_model(devices).speeds(devices)
+            speeds = None if len(set(speeds)) == 1 else tuple(speeds)
+        return PlanSpec(strategy, devices, fuse, split, codec, speeds)
 
     async def _cloud(self, entry: _Model) -> WorkerProcess:
         worker = self._clouds.get((entry.ref, entry.input_size))
@@ -352,11 +410,38 @@ class PartitionCluster(BlockingLifecycle):
     def _freq(self, cpu_freq: int | None) -> int:
         return self.profile.max_freq if cpu_freq is None else self.profile.check_freq(cpu_freq)
 
-    def _set_quotas(self, n: int, freq: int) -> None:
-        cores = self.profile.scaled_cores(freq)
-        for quota in self._quotas[:n]:
-            if quota is not None:
-                quota.set_cores(cores)
+    def _device_freq(self, device: int, cpu_freq: int | None) -> int:
+        profile = self.device_profiles[device]
+        return profile.max_freq if cpu_freq is None else profile.check_freq(cpu_freq)
+
+    def quota_cores(self, device: int, freq: int) -> tuple[float, bool]:
+        """Host cores that emulate ``device`` at ``freq``, and whether they were capped.
+
+        The local testbed's rule for fp32 ops
+        (:func:`~toolkit.devices.testbeds.calibration.quota_cores`; the host's
+        calibration is measured once per machine), capped at one core: a device
+        faster than one host core runs at one core's speed.
+        """
+        profile = self.device_profiles[device]
+        timing = profile.timing
+        if timing is not None and timing.has("int8") and self._host is None:
+            self._host = host_calibration()
+        cores = quota_cores(profile, freq, "none", self._host)
+        return min(cores, 1.0), cores > 1.0
+
+    def _set_quotas(self, n: int, cpu_freq: int | None) -> dict[int, tuple[float, bool]]:
+        """Throttle devices 0..n-1 to their own devices; their (cores, capped)."""
+        set_to = {}
+        for i, quota in enumerate(self._quotas[:n]):
+            if quota is None:
+                continue
+            cores, capped = self.quota_cores(i, self._device_freq(i, cpu_freq))
+            if capped:
+                log.warning("device %d (%s) is faster than one host core: its quota is "
+                            "capped at one core", i, self.device_profiles[i].name)
+            quota.set_cores(cores)
+            set_to[i] = cores, capped
+        return set_to
 
     async def _gather(self, calls: Mapping[int, Awaitable[Any]], what: str) -> dict[int, Any]:
         """Await one call per device; on any failure, say which device failed and why."""
@@ -447,6 +532,7 @@ class PartitionCluster(BlockingLifecycle):
         cloud_macs_per_s: float = DEFAULT_CLOUD_MACS_PER_S,
         meters: Callable[[int, int], Meter] | None = None,
         idle: str = "request",
+        equal_shares: bool = False,
     ) -> PartitionRun:
         """Run ``model`` partitioned by ``strategy`` over ``devices`` worker processes.
 
@@ -464,21 +550,27 @@ class PartitionCluster(BlockingLifecycle):
             fuse: the spatial strategy's fusion.
             split: the hybrid plan's edge/cloud cut.
             codec: the hybrid plan's activation codec.
-            cpu_freq: emulated CPU frequency of every device (default: the
-                profile's highest).
+            cpu_freq: emulated CPU frequency of every device (default: each
+                device profile's highest; a given one must be offered by every
+                device's profile).
             link: the emulated link between devices (default 100 Mbit/s, 0 ms RTT).
             cloud_link: the emulated link from device 0 to the cloud (default
                 100 Mbit/s, 2 ms RTT).
             cloud_accel: the cloud power model's accelerator.
             warmup: unmeasured samples run first.
             seed: seed of random inputs.
-            macs_per_s: the prediction's device throughput.
+            macs_per_s: the prediction's throughput of a ``profile`` device
+                (devices of other profiles scale it by their speed, see
+                :class:`~toolkit.partition.CostModel`).
             cloud_macs_per_s: the prediction's cloud throughput.
             meters: ``meters(device, pid)`` -> a :class:`~toolkit.energy.meter.Meter`
                 for that device's energy, instead of the power model.
             idle: the idle accounting of the modelled energies, measured and
                 predicted: ``request`` (default) or ``busy``
                 (:mod:`toolkit.partition.cost.energy`).
+            equal_shares: on a cluster of unequal devices, give every device an
+                equal share (default: shares in proportion to each device's
+                speed, :meth:`~toolkit.partition.CostModel.speeds`).
 
         Raises:
             ToolkitError: a bad argument, a plan the strategy refuses, or a device
@@ -491,16 +583,15 @@ class PartitionCluster(BlockingLifecycle):
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise ToolkitError(f"samples must be an integer >= 1, got {samples!r}")
         freq = self._freq(cpu_freq)
-        spec = PlanSpec(strategy, devices, fuse, split, codec)
+        freqs = [self._device_freq(i, cpu_freq) for i in range(min(devices, self.size))]
+        cost_model = self.cost_model(devices, macs_per_s=macs_per_s, link=link,
+                                     cpu_freq=cpu_freq, idle=idle)
+        spec = self._spec(strategy, devices, fuse, split, codec, equal_shares)
         entry = self._resolve(model, input_size)
         built = spec.build(entry.model, entry.splits() if spec.hybrid else None,
                            model_name=entry.name)
         hybrid = built if isinstance(built, HybridPlan) else None
         plan: PartitionPlan = hybrid.head if hybrid is not None else built
-        cost_model = CostModel(macs_per_s=macs_per_s, link_mbps=link.mbps or LOOPBACK_MBPS,
-                               rtt_ms=link.rtt_ms, profile=str(self.profile.path or
-                                                               self.profile.name),
-                               freq_mhz=freq, idle=idle)
         if hybrid is not None:
             cloud_model = CloudModel(cloud_macs_per_s, cloud_link.mbps or LOOPBACK_MBPS,
                                      cloud_link.rtt_ms, str(self.cloud_profile.path or
@@ -517,7 +608,7 @@ class PartitionCluster(BlockingLifecycle):
             await self.astart()
         await self._ensure(devices)
         cloud = await self._cloud(entry) if hybrid is not None else None
-        self._set_quotas(devices, freq)
+        quotas = self._set_quotas(devices, cpu_freq if self.unequal else freq)
         session = uuid.uuid4().hex
         peers = [[self._workers[i].host, self._workers[i].port] for i in range(devices)]
         configure = {"op": "configure", "session": session, "model": entry.ref,
@@ -536,9 +627,9 @@ class PartitionCluster(BlockingLifecycle):
         for m in windows.values():
             m.close()
         split = built.split if hybrid is not None else entry.splits().last_split
-        return assemble_run(
+        done = assemble_run(
             results, outputs, plan=plan, pids=[self._workers[i].pid for i in range(devices)],
-            power=PowerModel(self.profile), freq=freq,
+            power=[PowerModel(p) for p in self.device_profiles[:devices]], freq=freqs,
             cloud_power=PowerModel(self.cloud_profile) if hybrid is not None else None,
             cloud_accel=cloud_accel, measured=measured, reference=reference, labels=labels,
             label_source=label_source, idle=idle,
@@ -546,6 +637,9 @@ class PartitionCluster(BlockingLifecycle):
                  "split": split, "codec": spec.codec, "cpu_freq": freq, "link": link,
                  "predicted": predicted, "throttled": self.throttled},
         )
+        for d in done.devices:
+            d.quota_cores, d.capped = quotas.get(d.device, (None, False))
+        return done
 
     def _begin_meters(self, meters: Callable[[int, int], Meter] | None, n: int
                       ) -> dict[int, Meter]:

@@ -43,6 +43,8 @@ class PlanSpec:
         fuse: the spatial strategy's fusion (ignored by the others).
         split: the hybrid plan's cut point (required for, and only for, hybrid).
         codec: the hybrid plan's activation codec.
+        speeds: each device's relative speed, shares in proportion (None: equal
+            shares; see :meth:`~toolkit.partition.CostModel.speeds`).
 
     Raises:
         ToolkitError: an unknown strategy or codec, a bad ``fuse`` or device
@@ -54,6 +56,7 @@ class PlanSpec:
     fuse: int | str = "all"
     split: int | None = None
     codec: str = "fp32"
+    speeds: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in strategy_names():
@@ -64,6 +67,8 @@ class PlanSpec:
         object.__setattr__(self, "fuse", check_fuse(self.fuse))
         if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 1:
             raise ToolkitError(f"devices must be an integer >= 1, got {self.devices!r}")
+        if self.speeds is not None:
+            object.__setattr__(self, "speeds", tuple(float(s) for s in self.speeds))
         if self.hybrid and self.split is None:
             raise ToolkitError(f"strategy {self.strategy!r} needs a split (the edge/cloud cut)")
         if not self.hybrid and self.split is not None:
@@ -84,7 +89,10 @@ class PlanSpec:
     @property
     def options(self) -> dict[str, Any]:
         """The strategy's keyword options."""
-        return {"fuse": self.fuse} if self.head_strategy == "spatial" else {}
+        options: dict[str, Any] = {"fuse": self.fuse} if self.head_strategy == "spatial" else {}
+        if self.speeds is not None:
+            options["speeds"] = list(self.speeds)
+        return options
 
     def build(self, model: keras.Model, split_model: SplitModel | None = None,
               model_name: str | None = None) -> PartitionPlan | HybridPlan:
@@ -97,16 +105,18 @@ class PlanSpec:
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"strategy": self.strategy, "devices": self.devices, "fuse": self.fuse,
-                "split": self.split, "codec": self.codec}
+                "split": self.split, "codec": self.codec,
+                "speeds": None if self.speeds is None else list(self.speeds)}
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> PlanSpec:
         """Read the JSON form."""
         try:
-            split = message.get("split")
+            split, speeds = message.get("split"), message.get("speeds")
             return cls(str(message["strategy"]), int(message["devices"]),
                        message.get("fuse", "all"), None if split is None else int(split),
-                       str(message.get("codec", "fp32")))
+                       str(message.get("codec", "fp32")),
+                       None if speeds is None else tuple(float(v) for v in speeds))
         except (KeyError, TypeError, ValueError) as exc:
             raise ToolkitError(f"malformed plan specification {message!r}: {exc}") from None
 
