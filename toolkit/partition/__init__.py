@@ -35,6 +35,13 @@ from toolkit.partition.cost.per_device import (
     PlanCost,
     estimate_cost,
 )
+from toolkit.partition.cost.stream import (
+    PIPELINED_STRATEGIES,
+    StreamCost,
+    estimate_stream,
+    pipelines,
+    stream_figures,
+)
 from toolkit.partition.execution.measurement import DeviceMeasurement, PartitionRun
 from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.execution.spec import PlanSpec, plan_fingerprint, strategy_names
@@ -92,6 +99,7 @@ __all__ = [
     "HYBRID_PREFIX",
     "INPUT_KINDS",
     "PARTITION_VARIABLES",
+    "PIPELINED_STRATEGIES",
     "STACKS",
     "STRATEGIES",
     "SUPPORTED_LAYERS",
@@ -118,6 +126,7 @@ __all__ = [
     "Region",
     "Slice",
     "Stage",
+    "StreamCost",
     "StudySpec",
     "StudySummary",
     "Transfer",
@@ -131,6 +140,7 @@ __all__ = [
     "device_table",
     "estimate_cost",
     "estimate_hybrid_cost",
+    "estimate_stream",
     "evaluate",
     "execute_hybrid",
     "execute_plan",
@@ -145,12 +155,14 @@ __all__ = [
     "mobilenet_stack",
     "output_channel",
     "partition",
+    "pipelines",
     "plan_fingerprint",
     "predict_table",
     "randomize_weights",
     "run_steps",
     "spatial",
     "strategy_names",
+    "stream_figures",
     "transfer_payload",
     "vgg_stack",
 ]
