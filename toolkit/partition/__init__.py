@@ -39,6 +39,7 @@ from toolkit.partition.cost.stream import (
     PIPELINED_STRATEGIES,
     StreamCost,
     estimate_stream,
+    estimate_turns,
     pipelines,
     stream_figures,
 )
@@ -141,6 +142,7 @@ __all__ = [
     "estimate_cost",
     "estimate_hybrid_cost",
     "estimate_stream",
+    "estimate_turns",
     "evaluate",
     "execute_hybrid",
     "execute_plan",

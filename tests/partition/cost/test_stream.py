@@ -12,6 +12,7 @@ from toolkit.partition import (
     CostModel,
     estimate_cost,
     estimate_stream,
+    estimate_turns,
     partition,
     pipelines,
     stream_figures,
@@ -97,6 +98,30 @@ def test_slow_arrivals_do_not_queue_and_fast_ones_do(models):
     fast = estimate_stream(plan, 6, 0.0, MODEL, pipelined=False)
     assert list(fast.latency_ms) == sorted(fast.latency_ms)  # each waits for those before
     assert fast.as_dict()["p99_ms"] > fast.as_dict()["p50_ms"] > cost.latency_ms
+
+
+@pytest.mark.parametrize("interval", [0.0, 0.3, 3.0])
+def test_turns_from_one_request_cost_match_the_schedule(models, interval):
+    model, _, _ = models("digits-cnn")
+    for strategy in ("spatial", "output-channel", "layer-wise"):
+        plan = partition(model, 3, strategy)
+        turns = estimate_turns(estimate_cost(plan, MODEL), 7, interval, MODEL)
+        schedule = estimate_stream(plan, 7, interval, MODEL, pipelined=False)
+        assert turns.finish_ms == pytest.approx(schedule.finish_ms, rel=1e-9)
+        assert turns.energy_j == pytest.approx(schedule.energy_j, rel=1e-9)
+        assert turns.busy_ms == pytest.approx(schedule.busy_ms, rel=1e-9)
+
+
+def test_hybrid_turns_charge_the_cloud_per_request(models):
+    from toolkit.partition import CloudModel, estimate_hybrid_cost, hybrid_plan
+
+    model, _, _ = models("digits-cnn")
+    cost = estimate_hybrid_cost(hybrid_plan(model, 2, 2, "spatial"), MODEL, CloudModel())
+    turns = estimate_turns(cost, 3, 0.0, MODEL)
+    assert turns.finish_ms == pytest.approx([cost.latency_ms * r for r in (1, 2, 3)])
+    assert cost.cloud_energy_j > 0
+    assert turns.cloud_energy_j == pytest.approx(3 * cost.cloud_energy_j)
+    assert turns.as_dict()["energy_per_request_j"] == pytest.approx(cost.energy_j)
 
 
 def test_only_layer_wise_pipelines():

@@ -15,6 +15,9 @@ stream:
   the previous one has finished on every device.
 
 With one request both give :func:`estimate_cost`'s latency exactly.
+:func:`estimate_turns` serves a stream in turn from any one-request cost
+(:class:`~toolkit.partition.cost.hybrid.HybridCost` included: the hybrid
+plan's requests take turns, the cloud charged per request as in its cost).
 
 Figures (all predicted, never measured):
 
@@ -36,7 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.partition.cost.per_device import CostModel
+from toolkit.partition.cost.hybrid import HybridCost
+from toolkit.partition.cost.per_device import CostModel, PlanCost
 from toolkit.partition.model.plan import Compute, PartitionPlan
 
 __all__ = [
@@ -45,6 +49,7 @@ __all__ = [
     "StreamCost",
     "check_stream",
     "estimate_stream",
+    "estimate_turns",
     "pipelines",
     "stream_figures",
 ]
@@ -87,6 +92,7 @@ class StreamCost:
         energy_j: each device's energy over the stream (see ``accounting``).
         energy_source: the power models', ``+``-joined.
         accounting: how the energy is counted.
+        cloud_energy_j: the cloud's energy over the stream (hybrid plans).
     """
 
     strategy: str
@@ -101,6 +107,7 @@ class StreamCost:
     energy_j: tuple[float, ...]
     energy_source: str
     accounting: str = STREAM_ACCOUNTING
+    cloud_energy_j: float = 0.0
 
     @property
     def latency_ms(self) -> np.ndarray:
@@ -109,8 +116,8 @@ class StreamCost:
 
     def as_dict(self) -> dict:
         """The stream's JSON figures (see :func:`stream_figures`), ``predicted: True``."""
-        return {**stream_figures(self.arrival_ms, self.finish_ms, sum(self.energy_j),
-                                 self.interval_ms),
+        return {**stream_figures(self.arrival_ms, self.finish_ms,
+                                 sum(self.energy_j) + self.cloud_energy_j, self.interval_ms),
                 "pipelined": self.pipelined, "energy_source": self.energy_source,
                 "energy_accounting": self.accounting,
                 "busy_ms": list(self.busy_ms), "predicted": True}
@@ -199,3 +206,39 @@ def estimate_stream(plan: PartitionPlan, requests: int, interval_ms: float,
         arrival_ms=tuple(a * 1e3 for a in arrivals), finish_ms=tuple(f * 1e3 for f in finish),
         busy_ms=tuple(b * 1e3 for b in busy), sent_bytes=tuple(sent), end_ms=last * 1e3,
         energy_j=energy, energy_source="+".join(dict.fromkeys(p.source for p in powers)))
+
+
+def estimate_turns(cost: PlanCost | HybridCost, requests: int, interval_ms: float,
+                   model: CostModel | None = None) -> StreamCost:
+    """Serve a stream in turn from one request's predicted cost.
+
+    Request ``r`` starts when it has arrived and request ``r − 1``'s result is
+    back on device 0, and takes the cost's latency. Energy: ``requests`` times
+    the cost's energy (every device powered for each request) plus each
+    device's waiting power between requests, the same accounting as
+    :func:`estimate_stream`.
+
+    Args:
+        cost: one request's cost (:func:`estimate_cost` or the hybrid plan's).
+        requests: requests in the stream (>= 1).
+        interval_ms: time between two arrivals (>= 0).
+        model: the edge devices' cost model (their waiting power).
+    """
+    requests, interval_ms = check_stream(requests, interval_ms)
+    model = model or CostModel()
+    n = cost.n_devices
+    arrivals = [r * interval_ms for r in range(requests)]
+    finish: list[float] = []
+    for arrival in arrivals:
+        finish.append(max(arrival, finish[-1] if finish else 0.0) + cost.latency_ms)
+    gaps_s = (finish[-1] - arrivals[0] - requests * cost.latency_ms) / 1e3
+    waits = [model.power_model(d).wait_w(model.freq_mhz, model.accel) for d in range(n)]
+    energy = tuple(requests * d.energy_j + w * gaps_s
+                   for d, w in zip(cost.devices, waits, strict=True))
+    extra = requests * getattr(cost, "cloud_energy_j", 0.0)
+    return StreamCost(
+        strategy=cost.strategy, requests=requests, interval_ms=interval_ms, pipelined=False,
+        arrival_ms=tuple(arrivals), finish_ms=tuple(finish),
+        busy_ms=tuple(requests * d.compute_ms for d in cost.devices),
+        sent_bytes=tuple(requests * d.sent_bytes for d in cost.devices), end_ms=finish[-1],
+        energy_j=energy, energy_source=cost.energy_source, cloud_energy_j=extra)
