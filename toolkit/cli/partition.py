@@ -100,6 +100,13 @@ def register(subparsers) -> None:
     p.add_argument("--cpu-freq", type=_positive_int, default=None, metavar="MHZ",
                    help="CPU frequency of every device (default: the profile's highest)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random test input")
+    p.add_argument("--requests", type=_positive_int, default=None, metavar="K",
+                   help="a stream of K requests: report throughput, p50/p99 latency and "
+                        "energy per request (layer-wise pipelines them, the others serve "
+                        "them in turn)")
+    p.add_argument("--interval-ms", type=_non_negative_float, default=None, metavar="T",
+                   help="time between two requests of the stream (with --requests; "
+                        "default 0: all at once)")
     hybrid = p.add_argument_group("hybrid edge/cloud partitioning")
     hybrid.add_argument("--split", type=_positive_int, default=None, metavar="K",
                         help="cut point of the hybrid plan (default: the cut sending the "
@@ -188,6 +195,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output and not args.measure:
         raise ToolkitError("-o/--output writes measured runs: add --measure")
+    if args.interval_ms is not None and args.requests is None:
+        raise ToolkitError("--interval-ms sets the time between a stream's requests: "
+                           "add --requests K")
+    stream = None if args.requests is None else (args.requests, args.interval_ms or 0.0)
+    if stream is not None and args.measure:
+        raise ToolkitError("--requests is predicted only for now: drop --measure, or "
+                           "--requests to measure one request at a time")
     profiles: tuple[str, ...] = ()
     if isinstance(args.devices, tuple):
         profiles, args.devices = args.devices, len(args.devices)
@@ -216,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     speeds = cost_model.speeds(args.devices) if profiles and not args.equal_shares else None
     report = evaluate(model, args.devices, strategies, cost_model=cost_model, fuse=fuse,
                       seed=args.seed, model_name=str(args.model), progress=not args.json,
-                      hybrid=hybrid, speeds=speeds)
+                      hybrid=hybrid, speeds=speeds, stream=stream)
     if args.measure:
         add_measurements(report, _measure(args, report, args.profile))
     if args.json:

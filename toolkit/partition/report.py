@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from toolkit.errors import ToolkitError, choices
 from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
+from toolkit.partition.cost.stream import estimate_stream, estimate_turns
 from toolkit.partition.model.execute import execute_plan
 from toolkit.partition.model.graph import chain_from_model
 from toolkit.partition.model.plan import PartitionPlan
@@ -86,6 +87,8 @@ def _hybrid_entry(model: keras.Model, n_devices: int, x: np.ndarray, reference: 
         "cloud_energy_j": cost.cloud_energy_j, "cloud_ms": cost.cloud_ms,
         "cloud_bytes": cost.cloud_bytes, "energy_source": cost.energy_source,
         "predicted": True, "options": plan.head.options, "per_device": _per_device(cost),
+        **({"stream": estimate_turns(cost, *options["stream"], cost_model).as_dict()}
+           if options.get("stream") else {}),
     }
 
 
@@ -101,6 +104,7 @@ def evaluate(
     progress: bool = True,
     hybrid: Mapping[str, Any] | None = None,
     speeds: Sequence[float] | None = None,
+    stream: tuple[int, float] | None = None,
 ) -> dict[str, Any]:
     """Partition ``model`` with each strategy; error against the model and costs.
 
@@ -124,6 +128,9 @@ def evaluate(
         speeds: each device's relative speed, given to every strategy (and the
             hybrid plan's head) so that faster devices take larger shares
             (default: equal shares; see :meth:`CostModel.speeds`).
+        stream: ``(requests, interval_ms)``: add each strategy's predicted
+            ``stream`` (:func:`~toolkit.partition.cost.stream.estimate_stream`;
+            the hybrid plan's requests in turn, :func:`estimate_turns`).
 
     Returns:
         ``{"model", "devices", "input_shape", "energy_source", "cost_model",
@@ -162,7 +169,8 @@ def evaluate(
             if name == HYBRID:
                 report["strategies"][name] = _hybrid_entry(
                     model, n_devices, x, reference, cost_model,
-                    {**(hybrid or {}), "speeds": speeds}, fuse, report["model"])
+                    {**(hybrid or {}), "speeds": speeds, "stream": stream}, fuse,
+                    report["model"])
                 continue
             extra = {"fuse": fuse} if name == "spatial" else {}
             plan = partition(model, n_devices, name, **extra,
@@ -184,6 +192,9 @@ def evaluate(
             "options": plan.options,
             "per_device": _per_device(cost),
         }
+        if stream is not None:
+            report["strategies"][name]["stream"] = estimate_stream(
+                plan, *stream, cost_model).as_dict()
     return report
 
 
@@ -198,7 +209,8 @@ def add_measurements(report: dict[str, Any], runs: Mapping[str, Mapping[str, Any
 
     Each strategy entry gains ``measured`` (latency, energies, error, accuracy,
     samples, energy source...), each of its devices ``measured`` (latency,
-    compute, send and receive-wait times, energy, bytes, CPU use).
+    compute, send and receive-wait times, energy, bytes, CPU use), and its
+    ``stream`` (where the report and the run have one) ``measured``.
 
     Raises:
         ToolkitError: a run for a strategy the report does not hold.
@@ -209,6 +221,8 @@ def add_measurements(report: dict[str, Any], runs: Mapping[str, Mapping[str, Any
             raise ToolkitError(f"no strategy {name!r} in the report; it has "
                                f"{choices(report['strategies'])}")
         entry["measured"] = {k: run[k] for k in _MEASURED_KEYS if k in run}
+        if run.get("stream") is not None and "stream" in entry:
+            entry["stream"]["measured"] = run["stream"]
         for device, measured in zip(entry["per_device"], run["per_device"], strict=True):
             device["measured"] = {k: measured[k] for k in _MEASURED_DEVICE_KEYS}
     return report
@@ -220,6 +234,20 @@ def _pair(predicted: float, measured: dict | None, key: str, scale: float, width
     if measured is not None:
         text += f"/{measured[key] * scale:.{digits}f}"
     return f"{text:>{width}}"
+
+
+def _stream_line(stream: dict[str, Any]) -> str:
+    """A stream's figures, predicted (/measured where measured)."""
+    m = stream.get("measured")
+    served = "pipelined" if stream["pipelined"] else "in turn"
+    meas = "/measured" if m is not None else ""
+    return (f"  stream of {stream['requests']} requests every {stream['interval_ms']:g} ms "
+            f"({served}; predicted{meas}): throughput "
+            f"{_pair(stream['throughput_rps'], m, 'throughput_rps', 1.0, 0, 1).strip()} req/s, "
+            f"p50 {_pair(stream['p50_ms'], m, 'p50_ms', 1.0, 0, 3).strip()} ms, "
+            f"p99 {_pair(stream['p99_ms'], m, 'p99_ms', 1.0, 0, 3).strip()} ms, energy/request "
+            f"{_pair(stream['energy_per_request_j'], m, 'energy_per_request_j', 1e3, 0, 3)} mJ "
+            f"({stream['energy_source']}, {stream['energy_accounting']})")
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -257,6 +285,8 @@ def format_table(report: dict[str, Any]) -> str:
                 f"  measured over {m['samples']} samples: latency {m['latency_ms']:.3f} ms, "
                 f"energy {m['energy_j'] * 1e3:.3f} mJ ({m['energy_source']}), max |error| "
                 f"{m['max_abs_error']:.2e}{acc}, throttled {bool(m['throttled'])}")
+        if "stream" in s:
+            lines.append(_stream_line(s["stream"]))
         wide = 17 if m is not None else 9
         lines.append(f"{'device':>6} {'MMACs':>9} {'weights KiB':>11} {'peak act KiB':>12} "
                      f"{'sent KiB':>{wide}} {'recv KiB':>{wide}} {'syncs':>5} "
