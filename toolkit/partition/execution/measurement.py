@@ -21,6 +21,7 @@ from toolkit.energy.meter import Measurement
 from toolkit.energy.model import PowerModel
 from toolkit.partition.cost.hybrid import HybridCost
 from toolkit.partition.cost.per_device import PlanCost
+from toolkit.partition.cost.stream import StreamCost
 from toolkit.partition.model.plan import PartitionPlan
 from toolkit.runtime.link import Link
 
@@ -104,6 +105,9 @@ class PartitionRun:
         throttled: whether the devices ran under cgroup CPU quotas.
         sync_points: exchanges between devices per sample.
         cloud_bytes: encoded activation bytes sent to the cloud per sample.
+        stream: a stream run's measured figures (``PartitionCluster.run(...,
+            interval_ms=...)``; None otherwise).
+        predicted_stream: the prediction of that stream.
     """
 
     model: str
@@ -129,6 +133,8 @@ class PartitionRun:
     throttled: bool
     sync_points: int
     cloud_bytes: float = 0.0
+    stream: dict[str, Any] | None = None
+    predicted_stream: StreamCost | None = None
 
     @property
     def max_device_energy_j(self) -> float:
@@ -181,7 +187,10 @@ class PartitionRun:
                 "per_device": [{"latency_ms": d.latency_ms, "energy_j": d.energy_j,
                                 "compute_ms": d.compute_ms, "sent_bytes": d.sent_bytes}
                                for d in self.predicted.devices],
+                **({"stream": self.predicted_stream.as_dict()}
+                   if self.predicted_stream is not None else {}),
             },
+            **({"stream": self.stream} if self.stream is not None else {}),
         }
 
 
