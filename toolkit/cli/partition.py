@@ -4,7 +4,10 @@ Prints, per strategy, the error against the unpartitioned model and per-device
 MACs, memory, traffic and *predicted* latency and energy (``--json``: the
 design page's format). ``--measure`` also runs every plan on N local device
 worker processes and prints predicted vs measured; ``-o CUBE.nc`` writes those
-runs to a cube (resumable: rerunning the command continues).
+runs to a cube (resumable: rerunning the command continues). ``--requests K
+--interval-ms T`` adds each strategy's stream of K requests, one every T ms
+(layer-wise pipelines them, the others serve them in turn): throughput, p50/p99
+latency and energy per request, predicted and, with ``--measure``, measured.
 """
 
 from __future__ import annotations
@@ -125,7 +128,8 @@ def register(subparsers) -> None:
     real.add_argument("--measure", action="store_true",
                       help="also run every plan on N local device worker processes")
     real.add_argument("--samples", type=_positive_int, default=20, metavar="S",
-                      help="measured samples per strategy (default 20)")
+                      help="measured samples per strategy (default 20; with --requests, "
+                           "the stream's K requests are the samples)")
     real.add_argument("--inputs", choices=("digits", "random"), default="digits",
                       help="inputs of the measured runs (default: the digits images)")
     real.add_argument("--no-throttle", action="store_true",
@@ -166,9 +170,11 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str) -> di
             done = {r["config"]["strategy"]: r["run"] for r in study.measured()}
             return {k: done[names[k]] for k in keys if names[k] in done}
         runs = {}
+        stream = {} if args.requests is None else {"interval_ms": args.interval_ms or 0.0}
         for k in tqdm(keys, desc="measuring", unit="strategy", disable=args.json or None):
             run = cluster.run(
-                str(args.model), names[k], args.devices, samples=args.samples,
+                str(args.model), names[k], args.devices,
+                samples=args.samples if args.requests is None else args.requests, **stream,
                 inputs=args.inputs, input_size=args.input_size, fuse=args.fuse,
                 split=hybrid["split"] if k == "hybrid" else None, codec=args.codec,
                 cpu_freq=args.cpu_freq, link=link, cloud_link=cloud_link, seed=args.seed,
@@ -199,9 +205,9 @@ def run(args: argparse.Namespace) -> int:
         raise ToolkitError("--interval-ms sets the time between a stream's requests: "
                            "add --requests K")
     stream = None if args.requests is None else (args.requests, args.interval_ms or 0.0)
-    if stream is not None and args.measure:
-        raise ToolkitError("--requests is predicted only for now: drop --measure, or "
-                           "--requests to measure one request at a time")
+    if stream is not None and args.output:
+        raise ToolkitError("-o/--output writes one-request runs to a cube; a stream "
+                           "(--requests) is reported, not stored: drop one of them")
     profiles: tuple[str, ...] = ()
     if isinstance(args.devices, tuple):
         profiles, args.devices = args.devices, len(args.devices)
