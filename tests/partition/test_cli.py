@@ -189,3 +189,6 @@ def test_bad_stream_flags(dynasplit):
     status, out, err = dynasplit("partition", "digits-cnn", "--devices", "2",
                                  "--interval-ms", "5")
     assert status == 2 and out == "" and "add --requests K" in err
+    status, out, err = dynasplit("partition", "digits-cnn", "--devices", "2", "--requests", "3",
+                                 "--measure", "-o", "never.nc")
+    assert status == 2 and out == "" and "drop one of them" in err
