@@ -204,3 +204,49 @@ def test_residual_model_by_name_at_a_small_default_size(dynasplit):
         assert all(d["macs"] > 0 for d in entry["per_device"])
     for name in ("output-channel", "input-channel"):
         assert f"{name} cannot partition residual Add 'block_2_add'" in report["refused"][name]
+
+
+STREAM_KEYS = {"requests", "interval_ms", "throughput_rps", "p50_ms", "p99_ms",
+               "energy_per_request_j", "energy_source", "predicted"}
+
+
+def test_stream_of_requests(dynasplit):
+    status, out, _ = dynasplit("partition", "digits-cnn", "--devices", "4", "--json",
+                               "--requests", "20", "--interval-ms", "0.2")
+    assert status == 0
+    report = json.loads(out)
+    assert list(report["strategies"]) == [*STRATEGIES, "hybrid"]
+    for name, entry in report["strategies"].items():
+        stream = entry["stream"]
+        assert set(stream) >= STREAM_KEYS and stream["predicted"] is True
+        assert stream["requests"] == 20 and stream["interval_ms"] == 0.2
+        assert stream["pipelined"] == (name == "layer-wise")
+        assert stream["p99_ms"] >= stream["p50_ms"] >= entry["latency_ms"] - 1e-9
+        assert stream["energy_source"] == entry["energy_source"]
+    # requests arrive faster than any strategy serves one: layer-wise, slowest on one
+    # request, pipelines them and serves the stream fastest
+    s = report["strategies"]
+    assert s["layer-wise"]["latency_ms"] > s["spatial"]["latency_ms"]
+    assert s["layer-wise"]["stream"]["throughput_rps"] == max(
+        e["stream"]["throughput_rps"] for e in s.values())
+    status, out, _ = dynasplit("partition", "digits-cnn", "--devices", "4", "--strategy",
+                               "layer-wise", "--requests", "3")
+    assert status == 0
+    assert "stream of 3 requests every 0 ms (pipelined; predicted): throughput" in out
+    status, out, _ = dynasplit("partition", "digits-cnn", "--devices", "4", "--strategy",
+                               "spatial", "--json")
+    assert "stream" not in json.loads(out)["strategies"]["spatial"]  # only when asked
+
+
+def test_bad_stream_flags(dynasplit):
+    for flag, bad in (("--requests", "0"), ("--requests", "1.5"), ("--interval-ms", "-1"),
+                      ("--interval-ms", "soon")):
+        with pytest.raises(SystemExit) as exit_:
+            dynasplit("partition", "digits-cnn", "--devices", "2", "--requests", "2", flag, bad)
+        assert exit_.value.code == 2
+    status, out, err = dynasplit("partition", "digits-cnn", "--devices", "2",
+                                 "--interval-ms", "5")
+    assert status == 2 and out == "" and "add --requests K" in err
+    status, out, err = dynasplit("partition", "digits-cnn", "--devices", "2", "--requests", "3",
+                                 "--measure", "-o", "never.nc")
+    assert status == 2 and out == "" and "drop one of them" in err

@@ -4,7 +4,10 @@ Prints, per strategy, the error against the unpartitioned model and per-device
 MACs, memory, traffic and *predicted* latency and energy (``--json``: the
 design page's format). ``--measure`` also runs every plan on N local device
 worker processes and prints predicted vs measured; ``-o CUBE.nc`` writes those
-runs to a cube (resumable: rerunning the command continues).
+runs to a cube (resumable: rerunning the command continues). ``--requests K
+--interval-ms T`` adds each strategy's stream of K requests, one every T ms
+(layer-wise pipelines them, the others serve them in turn): throughput, p50/p99
+latency and energy per request, predicted and, with ``--measure``, measured.
 """
 
 from __future__ import annotations
@@ -109,6 +112,13 @@ def register(subparsers) -> None:
                         "not computing) or busy (idle energy 0: only compute and the bytes "
                         "it sends and receives count)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random test input")
+    p.add_argument("--requests", type=_positive_int, default=None, metavar="K",
+                   help="a stream of K requests: report throughput, p50/p99 latency and "
+                        "energy per request (layer-wise pipelines them, the others serve "
+                        "them in turn)")
+    p.add_argument("--interval-ms", type=_non_negative_float, default=None, metavar="T",
+                   help="time between two requests of the stream (with --requests; "
+                        "default 0: all at once)")
     hybrid = p.add_argument_group("hybrid edge/cloud partitioning")
     hybrid.add_argument("--split", type=_positive_int, default=None, metavar="K",
                         help="cut point of the hybrid plan (default: the cut sending the "
@@ -127,7 +137,8 @@ def register(subparsers) -> None:
     real.add_argument("--measure", action="store_true",
                       help="also run every plan on N local device worker processes")
     real.add_argument("--samples", type=_positive_int, default=20, metavar="S",
-                      help="measured samples per strategy (default 20)")
+                      help="measured samples per strategy (default 20; with --requests, "
+                           "the stream's K requests are the samples)")
     real.add_argument("--inputs", choices=("digits", "random"), default="digits",
                       help="inputs of the measured runs (default: the digits images)")
     real.add_argument("--no-throttle", action="store_true",
@@ -169,9 +180,11 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str,
             done = {r["config"]["strategy"]: r["run"] for r in study.measured()}
             return {k: done[names[k]] for k in keys if names[k] in done}
         runs = {}
+        stream = {} if args.requests is None else {"interval_ms": args.interval_ms or 0.0}
         for k in tqdm(keys, desc="measuring", unit="strategy", disable=args.json or None):
             run = cluster.run(
-                str(args.model), names[k], args.devices, samples=args.samples,
+                str(args.model), names[k], args.devices,
+                samples=args.samples if args.requests is None else args.requests, **stream,
                 inputs=args.inputs, input_size=args.input_size, fuse=args.fuse,
                 split=hybrid["split"] if k == "hybrid" else None, codec=args.codec,
                 cpu_freq=args.cpu_freq, link=link, cloud_link=cloud_link, seed=args.seed,
@@ -199,6 +212,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output and not args.measure:
         raise ToolkitError("-o/--output writes measured runs: add --measure")
+    if args.interval_ms is not None and args.requests is None:
+        raise ToolkitError("--interval-ms sets the time between a stream's requests: "
+                           "add --requests K")
+    stream = None if args.requests is None else (args.requests, args.interval_ms or 0.0)
+    if stream is not None and args.output:
+        raise ToolkitError("-o/--output writes one-request runs to a cube; a stream "
+                           "(--requests) is reported, not stored: drop one of them")
     profiles: tuple[str, ...] = ()
     if isinstance(args.devices, tuple):
         profiles, args.devices = args.devices, len(args.devices)
@@ -233,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     speeds = cost_model.speeds(args.devices) if profiles and not args.equal_shares else None
     report = evaluate(model, args.devices, strategies, cost_model=cost_model, fuse=fuse,
                       seed=args.seed, model_name=str(args.model), progress=not args.json,
-                      hybrid=hybrid, speeds=speeds)
+                      hybrid=hybrid, speeds=speeds, stream=stream)
     if args.measure:
         add_measurements(report, _measure(args, report, args.profile, profiles))
     if args.json:

@@ -42,6 +42,14 @@ from toolkit.partition.cost.per_device import (
     PlanCost,
     estimate_cost,
 )
+from toolkit.partition.cost.stream import (
+    PIPELINED_STRATEGIES,
+    StreamCost,
+    estimate_stream,
+    estimate_turns,
+    pipelines,
+    stream_figures,
+)
 from toolkit.partition.execution.emulation import emulated_cost_model, emulated_macs_per_s
 from toolkit.partition.execution.measurement import DeviceMeasurement, PartitionRun
 from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
@@ -109,6 +117,7 @@ __all__ = [
     "IDLE_ACCOUNTINGS",
     "INPUT_KINDS",
     "PARTITION_VARIABLES",
+    "PIPELINED_STRATEGIES",
     "STACKS",
     "STRATEGIES",
     "SUPPORTED_LAYERS",
@@ -138,6 +147,7 @@ __all__ = [
     "Region",
     "Slice",
     "Stage",
+    "StreamCost",
     "StudySpec",
     "StudySummary",
     "Transfer",
@@ -153,6 +163,8 @@ __all__ = [
     "emulated_macs_per_s",
     "estimate_cost",
     "estimate_hybrid_cost",
+    "estimate_stream",
+    "estimate_turns",
     "evaluate",
     "execute_hybrid",
     "execute_plan",
@@ -169,6 +181,7 @@ __all__ = [
     "network_from_model",
     "output_channel",
     "partition",
+    "pipelines",
     "plan_fingerprint",
     "predict_table",
     "randomize_weights",
@@ -177,6 +190,7 @@ __all__ = [
     "spatial",
     "split_energy",
     "strategy_names",
+    "stream_figures",
     "transfer_payload",
     "vgg_stack",
 ]

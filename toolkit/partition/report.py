@@ -22,6 +22,7 @@ from toolkit.errors import ToolkitError, choices
 from toolkit.partition.cost.energy import ENERGY_SPLIT_KEYS
 from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
+from toolkit.partition.cost.stream import estimate_stream, estimate_turns
 from toolkit.partition.model.execute import execute_plan
 from toolkit.partition.model.network import read_model
 from toolkit.partition.model.plan import PartitionPlan
@@ -92,6 +93,8 @@ def _hybrid_entry(model: keras.Model, n_devices: int, x: np.ndarray, reference: 
         "cloud_ms": cost.cloud_ms,
         "cloud_bytes": cost.cloud_bytes, "energy_source": cost.energy_source,
         "predicted": True, "options": plan.head.options, "per_device": _per_device(cost),
+        **({"stream": estimate_turns(cost, *options["stream"], cost_model).as_dict()}
+           if options.get("stream") else {}),
     }
 
 
@@ -107,6 +110,7 @@ def evaluate(
     progress: bool = True,
     hybrid: Mapping[str, Any] | None = None,
     speeds: Sequence[float] | None = None,
+    stream: tuple[int, float] | None = None,
 ) -> dict[str, Any]:
     """Partition ``model`` with each strategy; error against the model and costs.
 
@@ -130,6 +134,9 @@ def evaluate(
         speeds: each device's relative speed, given to every strategy (and the
             hybrid plan's head) so that faster devices take larger shares
             (default: equal shares; see :meth:`CostModel.speeds`).
+        stream: ``(requests, interval_ms)``: add each strategy's predicted
+            ``stream`` (:func:`~toolkit.partition.cost.stream.estimate_stream`;
+            the hybrid plan's requests in turn, :func:`estimate_turns`).
 
     Returns:
         ``{"model", "devices", "input_shape", "energy_source", "cost_model",
@@ -172,7 +179,8 @@ def evaluate(
             if name == HYBRID:
                 report["strategies"][name] = _hybrid_entry(
                     model, n_devices, x, reference, cost_model,
-                    {**(hybrid or {}), "speeds": speeds}, fuse, report["model"])
+                    {**(hybrid or {}), "speeds": speeds, "stream": stream}, fuse,
+                    report["model"])
                 continue
             extra = {"fuse": fuse} if name == "spatial" else {}
             plan = partition(model, n_devices, name, **extra,
@@ -195,6 +203,9 @@ def evaluate(
             "options": plan.options,
             "per_device": _per_device(cost),
         }
+        if stream is not None:
+            report["strategies"][name]["stream"] = estimate_stream(
+                plan, *stream, cost_model).as_dict()
     return report
 
 
@@ -210,7 +221,7 @@ def add_measurements(report: dict[str, Any], runs: Mapping[str, Mapping[str, Any
     Each strategy entry gains ``measured`` (latency, energies and their split,
     error, accuracy, samples, energy source...), each of its devices ``measured``
     (latency, compute, send and receive-wait times, energy and its split, bytes,
-    CPU use).
+    CPU use), and its ``stream`` (where the report and the run have one) ``measured``.
 
     Raises:
         ToolkitError: a run for a strategy the report does not hold.
@@ -221,6 +232,8 @@ def add_measurements(report: dict[str, Any], runs: Mapping[str, Mapping[str, Any
             raise ToolkitError(f"no strategy {name!r} in the report; it has "
                                f"{choices(report['strategies'])}")
         entry["measured"] = {k: run[k] for k in _MEASURED_KEYS if k in run}
+        if run.get("stream") is not None and "stream" in entry:
+            entry["stream"]["measured"] = run["stream"]
         for device, measured in zip(entry["per_device"], run["per_device"], strict=True):
             device["measured"] = {k: measured[k] for k in _MEASURED_DEVICE_KEYS}
             device["measured"].update({k: measured[k] for k in _EMULATION_KEYS if k in measured})
@@ -244,6 +257,20 @@ def _split_line(entry: dict[str, Any], idle: str) -> str:
         for key in ENERGY_SPLIT_KEYS)
     return (f"  energy split mJ{' pred/meas' if measured else ''} ({idle} accounting): "
             f"{parts}")
+
+
+def _stream_line(stream: dict[str, Any]) -> str:
+    """A stream's figures, predicted (/measured where measured)."""
+    m = stream.get("measured")
+    served = "pipelined" if stream["pipelined"] else "in turn"
+    meas = "/measured" if m is not None else ""
+    return (f"  stream of {stream['requests']} requests every {stream['interval_ms']:g} ms "
+            f"({served}; predicted{meas}): throughput "
+            f"{_pair(stream['throughput_rps'], m, 'throughput_rps', 1.0, 0, 1).strip()} req/s, "
+            f"p50 {_pair(stream['p50_ms'], m, 'p50_ms', 1.0, 0, 3).strip()} ms, "
+            f"p99 {_pair(stream['p99_ms'], m, 'p99_ms', 1.0, 0, 3).strip()} ms, energy/request "
+            f"{_pair(stream['energy_per_request_j'], m, 'energy_per_request_j', 1e3, 0, 3)} mJ "
+            f"({stream['energy_source']}, {stream['energy_accounting']})")
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -286,6 +313,8 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{m['max_abs_error']:.2e}{acc}, throttled {bool(m['throttled'])}")
         if ENERGY_SPLIT_KEYS[0] in s:
             lines.append(_split_line(s, cm.get("idle", "request")))
+        if "stream" in s:
+            lines.append(_stream_line(s["stream"]))
         wide = 17 if m is not None else 9
         lines.append(f"{'device':>6} {'MMACs':>9} {'weights KiB':>11} {'peak act KiB':>12} "
                      f"{'sent KiB':>{wide}} {'recv KiB':>{wide}} {'syncs':>5} "

@@ -1,2 +1,2 @@
 """Predicted costs of partition plans: per device (MACs, memory, traffic, latency,
-energy) and, for hybrid plans, the cloud's."""
+energy), for hybrid plans the cloud's, and a stream of requests' schedule."""

@@ -33,6 +33,7 @@ from toolkit.energy.model import PowerModel
 from toolkit.partition.cost.energy import EnergySplit, split_energy
 from toolkit.partition.cost.hybrid import HybridCost
 from toolkit.partition.cost.per_device import PlanCost
+from toolkit.partition.cost.stream import StreamCost
 from toolkit.partition.model.plan import PartitionPlan
 from toolkit.runtime.link import Link
 
@@ -140,6 +141,9 @@ class PartitionRun:
         sync_points: exchanges between devices per sample.
         cloud_bytes: encoded activation bytes sent to the cloud per sample.
         idle: the idle accounting of the modelled energies (``request`` or ``busy``).
+        stream: a stream run's measured figures (``PartitionCluster.run(...,
+            interval_ms=...)``; None otherwise).
+        predicted_stream: the prediction of that stream.
     """
 
     model: str
@@ -173,6 +177,8 @@ class PartitionRun:
         the devices' summed, the cloud's all compute."""
         return EnergySplit.sum(d.energy_split for d in self.devices) + EnergySplit(
             float(np.mean(self.cloud_energy_j)))
+    stream: dict[str, Any] | None = None
+    predicted_stream: StreamCost | None = None
 
     @property
     def max_device_energy_j(self) -> float:
@@ -229,7 +235,10 @@ class PartitionRun:
                                 "compute_ms": d.compute_ms, "sent_bytes": d.sent_bytes,
                                 **d.energy_split.as_dict()}
                                for d in self.predicted.devices],
+                **({"stream": self.predicted_stream.as_dict()}
+                   if self.predicted_stream is not None else {}),
             },
+            **({"stream": self.stream} if self.stream is not None else {}),
         }
 
 

@@ -77,8 +77,10 @@ from toolkit.partition.cost.hybrid import (
     estimate_hybrid_cost,
 )
 from toolkit.partition.cost.per_device import DEFAULT_MACS_PER_S, CostModel, PlanCost, estimate_cost
+from toolkit.partition.cost.stream import check_stream, estimate_stream, estimate_turns, pipelines
 from toolkit.partition.execution.measurement import PartitionRun, assemble_run
 from toolkit.partition.execution.spec import PlanSpec, plan_fingerprint
+from toolkit.partition.execution.stream import measure_stream
 from toolkit.partition.model.plan import PartitionPlan
 from toolkit.partition.model.stacks import load_partition_model
 from toolkit.partition.strategies.hybrid import HybridPlan
@@ -533,6 +535,7 @@ class PartitionCluster(BlockingLifecycle):
         meters: Callable[[int, int], Meter] | None = None,
         idle: str = "request",
         equal_shares: bool = False,
+        interval_ms: float | None = None,
     ) -> PartitionRun:
         """Run ``model`` partitioned by ``strategy`` over ``devices`` worker processes.
 
@@ -571,6 +574,12 @@ class PartitionCluster(BlockingLifecycle):
             equal_shares: on a cluster of unequal devices, give every device an
                 equal share (default: shares in proportion to each device's
                 speed, :meth:`~toolkit.partition.CostModel.speeds`).
+            interval_ms: run the measured samples as a stream of requests, one
+                arriving every ``interval_ms`` on device 0: layer-wise plans
+                pipeline them, the others serve them in turn. The run's
+                ``stream`` holds the measured figures
+                (:func:`~toolkit.partition.execution.stream.measure_stream`),
+                its ``predicted_stream`` the prediction.
 
         Raises:
             ToolkitError: a bad argument, a plan the strategy refuses, or a device
@@ -601,6 +610,14 @@ class PartitionCluster(BlockingLifecycle):
                                                                     cloud_model)
         else:
             predicted = estimate_cost(plan, cost_model)
+        stream, predicted_stream = None, None
+        if interval_ms is not None:
+            samples, interval_ms = check_stream(samples, interval_ms)
+            stream = {"interval_ms": interval_ms,
+                      "pipelined": hybrid is None and pipelines(plan.strategy)}
+            predicted_stream = (estimate_turns(predicted, samples, interval_ms, cost_model)
+                                if hybrid is not None else
+                                estimate_stream(plan, samples, interval_ms, cost_model))
         x, labels, label_source = self._inputs(entry, inputs, samples, seed)
         reference = np.asarray(entry.model(x, training=False), dtype=np.float32)
 
@@ -622,12 +639,12 @@ class PartitionCluster(BlockingLifecycle):
         if warmup > 0:
             await self._run_once(session, devices, x[np.arange(warmup) % len(x)])
         windows = self._begin_meters(meters, devices)
-        results, outputs = await self._run_once(session, devices, x)
+        results, outputs = await self._run_once(session, devices, x, stream)
         measured = {i: m.end_window() for i, m in windows.items()}
         for m in windows.values():
             m.close()
         split = built.split if hybrid is not None else entry.splits().last_split
-        done = assemble_run(
+        run = assemble_run(
             results, outputs, plan=plan, pids=[self._workers[i].pid for i in range(devices)],
             power=[PowerModel(p) for p in self.device_profiles[:devices]], freq=freqs,
             cloud_power=PowerModel(self.cloud_profile) if hybrid is not None else None,
@@ -637,9 +654,16 @@ class PartitionCluster(BlockingLifecycle):
                  "split": split, "codec": spec.codec, "cpu_freq": freq, "link": link,
                  "predicted": predicted, "throttled": self.throttled},
         )
-        for d in done.devices:
+        for d in run.devices:
             d.quota_cores, d.capped = quotas.get(d.device, (None, False))
-        return done
+        if stream is not None:
+            run.stream = measure_stream(
+                results, interval_ms=interval_ms, pipelined=stream["pipelined"],
+                power=PowerModel(self.profile), freq=freq,
+                cloud_power=PowerModel(self.cloud_profile) if hybrid is not None else None,
+                cloud_accel=cloud_accel, measured=measured)
+            run.predicted_stream = predicted_stream
+        return run
 
     def _begin_meters(self, meters: Callable[[int, int], Meter] | None, n: int
                       ) -> dict[int, Meter]:
@@ -650,9 +674,12 @@ class PartitionCluster(BlockingLifecycle):
             m.begin_window()
         return out
 
-    async def _run_once(self, session: str, n: int, x: np.ndarray
+    async def _run_once(self, session: str, n: int, x: np.ndarray,
+                        stream: dict[str, Any] | None = None
                         ) -> tuple[dict[int, dict[str, Any]], np.ndarray]:
         message = {"op": "run", "session": session, "run": next(self._runs), "samples": len(x)}
+        if stream is not None:
+            message["stream"] = stream
 
         async def device(i: int):
             reply = await self._controls[i].request(message, x if i == 0 else None)

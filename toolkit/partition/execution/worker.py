@@ -21,6 +21,12 @@ to stderr and stops on SIGTERM. A connection's first frame says what it is:
     tensor frame with the ``samples`` inputs -> the device runs its part of
     every sample, then answers ``{"op": "result", ...}`` with per-sample
     timings and byte counts (device 0 then sends the outputs as one tensor).
+    With ``"stream": {"interval_ms", "pipelined"}`` the samples are a stream of
+    requests: device 0 admits request ``k`` at ``t0 + k × interval`` (``t0``,
+    when it read the inputs, comes back as ``t_stream0``), in turn (each after
+    the previous one's result) or pipelined (every device works on a request as
+    soon as its data is there, while later devices still work on earlier ones;
+    frames are matched to requests by their id and tensor name).
 
 Errors come back as ``{"op": "error", "message"}``. A device whose run fails
 (a peer closed its connection, a malformed frame) closes its data connections,
@@ -64,6 +70,85 @@ class _PeerClosed:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
+
+class _Router:
+    """One peer's frames for a pipelined stream: each goes to the request waiting for
+    it (by sample id and tensor name), whatever order the requests wait in."""
+
+    def __init__(self, inbox: asyncio.Queue) -> None:
+        self._inbox = inbox
+        self._arrived: dict[tuple[int, Any], Any] = {}
+        self._waiting: dict[tuple[int, Any], asyncio.Future] = {}
+        self._closed: _PeerClosed | None = None
+        self._pump = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            if isinstance(item, _PeerClosed):
+                self._closed = item
+                for future in self._waiting.values():
+                    if not future.done():
+                        future.set_result(item)
+                self._waiting.clear()
+                return
+            key = (item.id, item.message.get("name"))
+            future = self._waiting.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(item)
+            else:
+                self._arrived[key] = item
+
+    async def take(self, rid: int, name: str):
+        """The frame of sample ``rid`` named ``name`` (or the peer's :class:`_PeerClosed`)."""
+        key = (rid, name)
+        if key in self._arrived:
+            return self._arrived.pop(key)
+        if self._closed is not None:
+            return self._closed
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[key] = future
+        return await future
+
+    def close(self) -> None:
+        """Stop taking frames; a closed peer stays visible to later runs."""
+        self._pump.cancel()
+        if self._closed is not None:
+            self._inbox.put_nowait(self._closed)
+
+
+class _Pipe:
+    """What the requests of a pipelined stream share on one device: each peer's frames
+    routed to the request they belong to, and one compute at a time, run off the event
+    loop so that sends and receives go on meanwhile (as a network interface's do)."""
+
+    def __init__(self, index: int, inboxes: dict[int, asyncio.Queue]) -> None:
+        self.index = index
+        self._routers = {src: _Router(inbox) for src, inbox in inboxes.items()}
+        self._compute = asyncio.Lock()
+
+    async def receive(self, transfer, rid: int):
+        """The frame ``transfer`` brings for sample ``rid``."""
+        item = await self._routers[transfer.src].take(rid, transfer.as_name)
+        if isinstance(item, _PeerClosed):
+            raise ToolkitError(f"device {self.index} waited for {transfer.as_name!r}: "
+                               f"{item.reason}")
+        return item
+
+    async def compute(self, run_steps, steps, store: dict[str, Any]) -> float:
+        """Run ``steps`` once the device is free; their compute time, ms."""
+        if not steps:
+            return 0.0
+        async with self._compute:
+            t0 = time.monotonic()
+            await asyncio.to_thread(run_steps, steps, store)
+            return (time.monotonic() - t0) * 1e3
+
+    def close(self) -> None:
+        """Stop routing frames."""
+        for router in self._routers.values():
+            router.close()
 
 
 @dataclass
@@ -284,17 +369,48 @@ class DeviceWorker:
         cols: dict[str, list] = {k: [] for k in SAMPLE_FIELDS}
         outputs = []
         cpu0, wall0 = time.process_time(), time.monotonic()
-        for k in range(samples):
-            sample = None if x is None else x[k:k + 1]
-            rec, out = await self._sample(session, (run << 32) | k, sample)
+        stream = msg.get("stream")
+        if stream is not None:
+            results = await self._stream(session, run, x, samples, stream, wall0)
+        else:
+            results = [await self._sample(session, (run << 32) | k,
+                                          None if x is None else x[k:k + 1])
+                       for k in range(samples)]
+        for rec, out in results:
             for key, value in rec.items():
                 cols[key].append(value)
             if out is not None:
                 outputs.append(out)
         reply = {"op": "result", "index": self.index, "samples": samples,
                  "cpu_s": time.process_time() - cpu0, "wall_s": time.monotonic() - wall0,
-                 **cols}
+                 **cols, **({"t_stream0": wall0} if stream is not None else {})}
         return reply, (np.concatenate(outputs) if outputs else None)
+
+    async def _stream(self, session: _Session, run: int, x, samples: int,
+                      stream: dict[str, Any], t0: float) -> list[tuple[dict[str, Any], Any]]:
+        """Run ``samples`` requests as a stream (see the module's docstring)."""
+        interval = float(stream["interval_ms"]) / 1e3
+        if not interval >= 0:
+            raise ToolkitError(f"interval_ms must be >= 0, got {stream['interval_ms']!r}")
+        pipe: _Pipe | None = None
+
+        async def one(k: int):
+            if x is not None:  # device 0: request k arrives at t0 + k × interval
+                await asyncio.sleep(max(0.0, t0 + k * interval - time.monotonic()))
+            return await self._sample(session, (run << 32) | k,
+                                      None if x is None else x[k:k + 1], pipe)
+
+        if not stream.get("pipelined"):
+            return [await one(k) for k in range(samples)]
+        sources = {t.src for st in session.plan.stages for t in st.incoming(self.index)}
+        pipe = _Pipe(self.index, {src: self._inbox(session.id, src) for src in sources})
+        tasks = [asyncio.ensure_future(one(k)) for k in range(samples)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            pipe.close()
 
     async def _receive(self, session: _Session, transfer, rid: int):
         item = await self._inbox(session.id, transfer.src).get()
@@ -307,7 +423,8 @@ class DeviceWorker:
                                 f"{rid} from device {transfer.src}, got {name!r} of {item.id}")
         return item
 
-    async def _sample(self, session: _Session, rid: int, x) -> tuple[dict[str, Any], Any]:
+    async def _sample(self, session: _Session, rid: int, x, pipe: _Pipe | None = None
+                      ) -> tuple[dict[str, Any], Any]:
         import tensorflow as tf
 
         from toolkit.partition.model.execute import run_steps, transfer_payload
@@ -318,9 +435,12 @@ class DeviceWorker:
         if x is not None:
             store["input"] = tf.convert_to_tensor(x)
         for stage in session.plan.stages:
-            t0 = time.monotonic()
-            run_steps(stage.steps[self.index], store)
-            rec["compute_ms"] += (time.monotonic() - t0) * 1e3
+            if pipe is not None:
+                rec["compute_ms"] += await pipe.compute(run_steps, stage.steps[self.index], store)
+            else:
+                t0 = time.monotonic()
+                run_steps(stage.steps[self.index], store)
+                rec["compute_ms"] += (time.monotonic() - t0) * 1e3
             for t in stage.outgoing(self.index):
                 t0 = time.monotonic()
                 enc = encode(np.asarray(transfer_payload(t, store)), "fp32")
@@ -332,7 +452,8 @@ class DeviceWorker:
                 rec["send_ms"] += (time.monotonic() - t0) * 1e3
             for t in stage.incoming(self.index):
                 t0 = time.monotonic()
-                frame = await self._receive(session, t, rid)
+                frame = await (pipe.receive(t, rid) if pipe is not None
+                               else self._receive(session, t, rid))
                 store[t.as_name] = tf.convert_to_tensor(decode(frame.tensor))
                 rec["received_bytes"] += frame.tensor.nbytes
                 rec["recv_ms"] += (time.monotonic() - t0) * 1e3

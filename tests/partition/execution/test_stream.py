@@ -1,0 +1,50 @@
+"""A measured stream on real device workers: layer-wise pipelines, the others take turns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.partition import CostModel, Link, estimate_stream
+
+pytestmark = pytest.mark.slow
+
+#: slow enough that the emulated transfers, not the host's (shared, busy) CPUs, set the pace
+LINK = Link(mbps=0.25, rtt_ms=0.0)
+
+
+def test_layer_wise_pipelines_a_stream(cluster, models):
+    model, x, reference = models("digits-cnn")
+    xs = np.concatenate([x, x, x])  # 6 requests, all at once
+    run = cluster.run(model, "layer-wise", 4, inputs=xs, link=LINK, interval_ms=0.0, warmup=1)
+    assert np.max(np.abs(run.outputs - np.concatenate([reference] * 3))) <= 1e-4  # in order
+    stream = run.stream
+    assert stream["measured"] and stream["pipelined"] and stream["requests"] == 6
+    assert stream["energy_source"] == "model:raspberry-pi-4" and stream["energy_per_request_j"] > 0
+    assert run.as_dict()["stream"] == stream
+    plan = cluster.plan(model, "layer-wise", 4)
+    cost_model = CostModel(link_mbps=LINK.mbps)
+    pipelined = estimate_stream(plan, 6, 0.0, cost_model).as_dict()
+    in_turn = estimate_stream(plan, 6, 0.0, cost_model, pipelined=False).as_dict()
+    assert run.as_dict()["predicted"]["stream"] == pipelined
+    assert pipelined["throughput_rps"] > 1.5 * in_turn["throughput_rps"]
+    # measured: the same requests one at a time take longer than the pipelined stream
+    one_by_one = cluster.run(model, "layer-wise", 4, inputs=xs, link=LINK, warmup=0)
+    assert stream["throughput_rps"] > 1.25 * 1e3 / float(np.mean(one_by_one.latency_ms))
+    assert stream["throughput_rps"] == pytest.approx(pipelined["throughput_rps"], rel=0.3)
+
+
+def test_other_strategies_take_turns_at_the_arrival_rate(cluster, models):
+    model, x, reference = models("digits-cnn")
+    interval = 150.0
+    xs = np.concatenate([x, x])[:3]
+    run = cluster.run(model, "spatial", 2, inputs=xs, link=LINK, interval_ms=interval, warmup=1)
+    assert np.max(np.abs(run.outputs - np.concatenate([reference] * 2)[:3])) <= 1e-4
+    stream = run.stream
+    assert not stream["pipelined"] and stream["requests"] == 3
+    assert stream["duration_ms"] >= 2 * interval  # the last request arrives at 2 intervals
+    assert stream["p50_ms"] < interval  # one request is served before the next arrives
+    assert stream["throughput_rps"] < 1e3 / interval * 3 / 2
+    with pytest.raises(ToolkitError, match="interval_ms must be"):
+        cluster.run(model, "spatial", 2, inputs=xs, interval_ms=-1.0)
