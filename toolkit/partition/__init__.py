@@ -10,7 +10,10 @@ Four strategies split a chain-shaped Keras model over N devices, each into a
 * :func:`input_channel`: input-channel subsets, partial sums reduced.
 
 :func:`hybrid_plan` partitions the head of a vertical edge/cloud split over the
-devices (the tail runs in the cloud, the activation travels through a codec).
+devices (the tail runs in the cloud, the activation travels through a codec);
+:func:`choose_hybrid` picks its cut, head strategy and codec for the least
+predicted energy above an accuracy floor, and :func:`hybrid_curve` draws the
+energy–accuracy trade-off.
 
 :func:`execute_plan` runs a plan in one process (numerically equivalent to the
 model); :func:`estimate_cost` counts per-device MACs, memory and traffic and
@@ -43,6 +46,15 @@ from toolkit.partition.execution.study import (
     PartitionStudy,
     StudySpec,
     StudySummary,
+)
+from toolkit.partition.hybrid_choice import (
+    HYBRID_OBJECTIVES,
+    AccuracyFloorError,
+    HybridAccuracy,
+    HybridChoice,
+    choose_hybrid,
+    hybrid_candidates,
+    hybrid_curve,
 )
 from toolkit.partition.model.execute import execute_plan, run_steps, transfer_payload
 from toolkit.partition.model.graph import SUPPORTED_LAYERS, Chain, chain_from_model, chain_head
@@ -89,12 +101,14 @@ __all__ = [
     "DEFAULT_LINK_MBPS",
     "DEFAULT_MACS_PER_S",
     "HYBRID",
+    "HYBRID_OBJECTIVES",
     "HYBRID_PREFIX",
     "INPUT_KINDS",
     "PARTITION_VARIABLES",
     "STACKS",
     "STRATEGIES",
     "SUPPORTED_LAYERS",
+    "AccuracyFloorError",
     "Activation",
     "Assemble",
     "Chain",
@@ -104,6 +118,8 @@ __all__ = [
     "CostModel",
     "DeviceCost",
     "DeviceMeasurement",
+    "HybridAccuracy",
+    "HybridChoice",
     "HybridCost",
     "HybridPlan",
     "Link",
@@ -125,6 +141,7 @@ __all__ = [
     "chain_from_model",
     "chain_head",
     "check_fuse",
+    "choose_hybrid",
     "codec_roundtrip",
     "crossovers",
     "default_hybrid_split",
@@ -135,6 +152,8 @@ __all__ = [
     "execute_hybrid",
     "execute_plan",
     "format_table",
+    "hybrid_candidates",
+    "hybrid_curve",
     "hybrid_plan",
     "hybrid_splits",
     "hybrid_table",
