@@ -70,6 +70,22 @@ class AccuracyFloorError(ToolkitError):
     """No hybrid candidate reaches the accuracy floor."""
 
 
+def _check_objective(objective: str) -> str:
+    if objective not in HYBRID_OBJECTIVES:
+        raise ToolkitError(f"unknown hybrid objective {objective!r}; valid: "
+                           f"{choices(HYBRID_OBJECTIVES)}")
+    return objective
+
+
+def _head_options(strategy: str, fuse: int | str, speeds: Sequence[float] | None
+                  ) -> dict[str, Any]:
+    """The head strategy's options: ``fuse`` (spatial) and ``speeds`` (where given)."""
+    options: dict[str, Any] = {"fuse": fuse} if strategy == "spatial" else {}
+    if speeds is not None:
+        options["speeds"] = speeds
+    return options
+
+
 class HybridAccuracy:
     """Top-1 accuracy of a model split at a cut with a codec, cached per (cut, codec).
 
@@ -174,12 +190,9 @@ def hybrid_candidates(
     refused: dict[str, str] = {}
     for split in splits:
         for strategy in strategies:
-            extra: dict[str, Any] = {"fuse": fuse} if strategy == "spatial" else {}
-            if speeds is not None:
-                extra["speeds"] = speeds
             try:
                 plan = hybrid_plan(model, n_devices, split, strategy, codecs[0], split_model=sm,
-                                   model_name=model_name, **extra)
+                                   model_name=model_name, **_head_options(strategy, fuse, speeds))
             except ToolkitError as exc:
                 refused[f"{split}/{strategy}"] = str(exc)
                 continue
@@ -290,9 +303,7 @@ def choose_hybrid(
         ToolkitError: an unknown objective, strategy or codec, a bad cut or
             floor, or no head strategy accepts the model.
     """
-    if objective not in HYBRID_OBJECTIVES:
-        raise ToolkitError(f"unknown hybrid objective {objective!r}; valid: "
-                           f"{choices(HYBRID_OBJECTIVES)}")
+    _check_objective(objective)
     if min_accuracy is not None and not (isinstance(min_accuracy, (int, float))
                                          and 0 <= min_accuracy <= 1):
         raise ToolkitError(f"min_accuracy must be a number in [0, 1], got {min_accuracy!r}")
@@ -317,11 +328,9 @@ def choose_hybrid(
     pick = _ranked(feasible, objective, strategies, codecs).index[0]
     df.loc[pick, "chosen"] = True
     row = df.loc[pick]
-    extra: dict[str, Any] = {"fuse": fuse} if row["head_strategy"] == "spatial" else {}
-    if speeds is not None:
-        extra["speeds"] = speeds
     plan = hybrid_plan(model, n_devices, int(row["split"]), row["head_strategy"], row["codec"],
-                       split_model=sm, model_name=model_name, **extra)
+                       split_model=sm, model_name=model_name,
+                       **_head_options(row["head_strategy"], fuse, speeds))
     pinned = {k: v for k, v in (("split", split), ("strategy", strategy), ("codec", codec))
               if v is not None}
     return HybridChoice(plan, estimate_hybrid_cost(plan, cost_model or CostModel(),
@@ -344,9 +353,7 @@ def hybrid_curve(candidates: pd.DataFrame, objective: str = "total") -> pd.DataF
         True where no other row has at most its energy and at least its
         accuracy with one of them strictly better. ``df.attrs`` is kept.
     """
-    if objective not in HYBRID_OBJECTIVES:
-        raise ToolkitError(f"unknown hybrid objective {objective!r}; valid: "
-                           f"{choices(HYBRID_OBJECTIVES)}")
+    _check_objective(objective)
     column = HYBRID_OBJECTIVES[objective]
     codecs = list(dict.fromkeys(candidates["codec"]))
     strategies = list(dict.fromkeys(candidates["head_strategy"]))

@@ -187,7 +187,7 @@ def partition_hybrid_curve(df: pd.DataFrame, *, chosen: pd.DataFrame | None = No
         df: :func:`toolkit.partition.hybrid_curve` rows, one curve per
             ``objective`` (several curves concatenated: one panel each); the
             energy axis is the objective's column (``energy_j`` for ``total``,
-            ``max_device_energy_j`` for ``max``).
+            ``max_device_energy_j`` for ``max``; logarithmic).
         chosen: rows of the chosen plans (e.g. the candidates' ``chosen`` row of
             :func:`toolkit.partition.choose_hybrid` for each objective, with an
             ``objective`` column), marked with a star.
@@ -211,6 +211,7 @@ def partition_hybrid_curve(df: pd.DataFrame, *, chosen: pd.DataFrame | None = No
             here = chosen[chosen["objective"] == objective] if "objective" in chosen else chosen
             ax.scatter(here[column], here["accuracy"], marker="*", s=260, facecolor="none",
                        edgecolor="black", linewidth=1.2, label="chosen", zorder=5)
+        ax.set_xscale("log")
         ax.set_xlabel(_energy_axis(column))
         ax.set_ylabel(f"top-1 accuracy [1] ({df.attrs.get('label_source', 'labels')})")
         ax.set_title(f"objective: {objective} energy", fontsize="medium")
