@@ -199,3 +199,16 @@ def test_bad_accuracy_floor_is_a_usage_error(dynasplit, bad, capsys):
     with pytest.raises(SystemExit) as exc:
         dynasplit("partition", "digits-cnn", "--devices", "2", "--min-accuracy", bad)
     assert exc.value.code == 2 and "expected a number in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_measured_hybrid_runs_the_chosen_plan(dynasplit):
+    status, out, _ = dynasplit("partition", "digits-cnn", "--devices", "2", "--strategy",
+                               "hybrid", "--json", "--measure", "--samples", "3",
+                               "--min-accuracy", "0.97")
+    assert status == 0
+    hybrid = json.loads(out)["strategies"]["hybrid"]
+    measured = hybrid["measured"]
+    assert hybrid["codec"] not in ("fp32", "fp16") and hybrid["accuracy"] >= 0.97
+    assert measured["strategy"] == f"hybrid-{hybrid['head_strategy']}"
+    assert measured["cloud_bytes"] == hybrid["cloud_bytes"]  # the chosen codec's payload
