@@ -108,18 +108,19 @@ class HybridAccuracy:
         labels, self.label_source = reference_labels(split_model.model, self._x)
         self._labels = np.asarray(labels)[:len(self._x)]
         self.samples = len(self._x)
-        self._heads: dict[int, np.ndarray] = {}
+        self._head: tuple[int, np.ndarray] | None = None  # the last cut's activations
         self._cache: dict[tuple[int, str], float] = {}
 
     def __call__(self, split: int, codec: str) -> float:
-        """Accuracy with the activation at ``split`` sent through ``codec``."""
+        """Accuracy with the activation at ``split`` sent through ``codec`` (the head's
+        activations are kept for the last cut asked only: ask cut by cut)."""
         key = (int(split), check_codec(codec))
         if key not in self._cache:
-            if key[0] not in self._heads:
+            if self._head is None or self._head[0] != key[0]:
                 head = self._sm.head(key[0])
-                self._heads[key[0]] = np.asarray(head(self._x, training=False), np.float32)
+                self._head = key[0], np.asarray(head(self._x, training=False), np.float32)
             tail = self._sm.tail(key[0])
-            out = tail(codec_roundtrip(self._heads[key[0]], codec), training=False)
+            out = tail(codec_roundtrip(self._head[1], codec), training=False)
             self._cache[key] = float(np.mean(np.argmax(np.asarray(out), -1) == self._labels))
         return self._cache[key]
 
