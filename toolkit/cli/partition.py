@@ -8,6 +8,9 @@ runs to a cube (resumable: rerunning the command continues). ``--requests K
 --interval-ms T`` adds each strategy's stream of K requests, one every T ms
 (layer-wise pipelines them, the others serve them in turn): throughput, p50/p99
 latency and energy per request, predicted and, with ``--measure``, measured.
+The hybrid plan's cut, head strategy and codec are those of least predicted
+energy (``--hybrid-objective``) above ``--min-accuracy``, unless pinned
+(``toolkit.partition.choose_hybrid``).
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from toolkit.config import IDLE_ACCOUNTINGS
+from toolkit.config import CODECS, IDLE_ACCOUNTINGS
 
 __all__ = ["register"]
 
 STRATEGY_CHOICES = ("all", "layer-wise", "spatial", "output-channel", "input-channel", "hybrid")
 HEAD_CHOICES = ("layer-wise", "spatial", "output-channel", "input-channel")
+#: ``--hybrid-objective`` choices (the keys of ``toolkit.partition.HYBRID_OBJECTIVES``)
+OBJECTIVE_CHOICES = ("total", "max")
 
 
 def _devices(text: str) -> int | tuple[str, ...]:
@@ -64,6 +69,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
 def register(subparsers) -> None:
     """Add the ``partition`` sub-command."""
     p = subparsers.add_parser(
@@ -83,8 +98,8 @@ def register(subparsers) -> None:
                         "device, e.g. raspberry-pi-4,raspberry-pi-4,raspberry-pi-3b,jetson-nano "
                         "(--measure throttles each worker to its own device)")
     p.add_argument("--strategy", choices=STRATEGY_CHOICES, default="all",
-                   help="strategy to run (default: all, which includes hybrid at its "
-                   "default cut or at --split)")
+                   help="strategy to run (default: all, which includes the hybrid plan "
+                   "of least energy)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--link-mbps", type=_positive_float, default=None, metavar="R",
                    help="link rate between devices in Mbit/s (default 100)")
@@ -120,13 +135,21 @@ def register(subparsers) -> None:
                    help="time between two requests of the stream (with --requests; "
                         "default 0: all at once)")
     hybrid = p.add_argument_group("hybrid edge/cloud partitioning")
+    hybrid.add_argument("--hybrid-objective", choices=OBJECTIVE_CHOICES, default="total",
+                        help="the hybrid plan's cut, head strategy and codec minimise the "
+                        "predicted total energy (edge devices + cloud) or the most loaded "
+                        "edge device's energy (max); default total")
+    hybrid.add_argument("--min-accuracy", type=_fraction, default=None, metavar="A",
+                        help="accuracy floor of the hybrid plan in [0, 1] (top-1 on the "
+                        "digits evaluation split: true labels for the digits models, else "
+                        "agreement with the fp32 model); exit 2 if no plan reaches it")
     hybrid.add_argument("--split", type=_positive_int, default=None, metavar="K",
-                        help="cut point of the hybrid plan (default: the cut sending the "
-                        "fewest bytes)")
-    hybrid.add_argument("--hybrid-strategy", choices=HEAD_CHOICES, default="spatial",
-                        help="strategy of the head over the devices (default spatial)")
-    hybrid.add_argument("--codec", choices=("fp32", "fp16", "int8"), default="fp32",
-                        help="codec of the activation sent to the cloud (default fp32)")
+                        help="pin the cut point of the hybrid plan (default: chosen)")
+    hybrid.add_argument("--hybrid-strategy", choices=HEAD_CHOICES, default=None,
+                        help="pin the strategy of the head over the devices (default: chosen)")
+    hybrid.add_argument("--codec", choices=CODECS, default=None,
+                        help="pin the codec of the activation sent to the cloud (default: "
+                        "chosen)")
     hybrid.add_argument("--cloud-mbps", type=_positive_float, default=100.0, metavar="R",
                         help="link rate from device 0 to the cloud (default 100)")
     hybrid.add_argument("--cloud-rtt-ms", type=_non_negative_float, default=2.0, metavar="MS",
@@ -162,9 +185,10 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str,
     )
 
     keys = list(report["strategies"])
-    names = {k: (f"{HYBRID_PREFIX}{args.hybrid_strategy}" if k == "hybrid" else k)
-             for k in keys}
     hybrid = report["strategies"].get("hybrid")
+    names = {k: (f"{HYBRID_PREFIX}{hybrid['head_strategy']}" if k == "hybrid" else k)
+             for k in keys}
+    codec = hybrid["codec"] if hybrid else "fp32"
     link = Link(report["cost_model"]["link_mbps"], args.rtt_ms)
     cloud_link = Link(args.cloud_mbps, args.cloud_rtt_ms)
     with PartitionCluster(args.devices, profile=cluster_profile, device_profiles=profiles,
@@ -173,7 +197,7 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str,
             spec = StudySpec(
                 str(args.model), [names[k] for k in keys], [args.devices],
                 [args.cpu_freq] if args.cpu_freq else None, args.input_size, args.fuse,
-                hybrid["split"] if hybrid else None, [args.codec], link, cloud_link,
+                hybrid["split"] if hybrid else None, [codec], link, cloud_link,
                 args.samples, 1, 2, args.inputs, args.seed, idle=args.idle_accounting)
             study = PartitionStudy(cluster, spec, args.output, progress=not args.json)
             study.run()
@@ -186,7 +210,7 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str,
                 str(args.model), names[k], args.devices,
                 samples=args.samples if args.requests is None else args.requests, **stream,
                 inputs=args.inputs, input_size=args.input_size, fuse=args.fuse,
-                split=hybrid["split"] if k == "hybrid" else None, codec=args.codec,
+                split=hybrid["split"] if k == "hybrid" else None, codec=codec,
                 cpu_freq=args.cpu_freq, link=link, cloud_link=cloud_link, seed=args.seed,
                 macs_per_s=report["cost_model"]["macs_per_s"],
                 cloud_macs_per_s=args.cloud_gmacs * 1e9, idle=args.idle_accounting,
@@ -248,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
     hybrid = None
     if wants_hybrid:
         hybrid = {"split": args.split, "strategy": args.hybrid_strategy, "codec": args.codec,
+                  "objective": args.hybrid_objective, "min_accuracy": args.min_accuracy,
                   "cloud": CloudModel(args.cloud_gmacs * 1e9, args.cloud_mbps,
                                       args.cloud_rtt_ms)}
     speeds = cost_model.speeds(args.devices) if profiles and not args.equal_shares else None

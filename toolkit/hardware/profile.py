@@ -7,6 +7,7 @@ names the file, the key and the expected value in every error.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,14 @@ def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
             f"device profile {str(name_or_path)!r} not found ({path}); "
             f"shipped profiles: {choices(available_profiles())}"
         )
+    stat = path.stat()
+    return _load(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(path: Path, mtime_ns: int, size: int) -> DeviceProfile:
+    """A profile file parsed once per version (its modification time and size): cost
+    predictions read profiles hundreds of times per search."""
     return _parse(read_toml(path, "device profile"), path)
 
 

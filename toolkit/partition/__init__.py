@@ -11,7 +11,10 @@ spatial also a residual one, read as a :class:`Network`), each into a
 * :func:`input_channel`: input-channel subsets, partial sums reduced.
 
 :func:`hybrid_plan` partitions the head of a vertical edge/cloud split over the
-devices (the tail runs in the cloud, the activation travels through a codec).
+devices (the tail runs in the cloud, the activation travels through a codec);
+:func:`choose_hybrid` picks its cut, head strategy and codec for the least
+predicted energy above an accuracy floor, and :func:`hybrid_curve` draws the
+energy–accuracy trade-off.
 
 :func:`execute_plan` runs a plan in one process (numerically equivalent to the
 model); :func:`estimate_cost` counts per-device MACs, memory and traffic and
@@ -59,6 +62,15 @@ from toolkit.partition.execution.study import (
     PartitionStudy,
     StudySpec,
     StudySummary,
+)
+from toolkit.partition.hybrid_choice import (
+    HYBRID_OBJECTIVES,
+    AccuracyFloorError,
+    HybridAccuracy,
+    HybridChoice,
+    choose_hybrid,
+    hybrid_candidates,
+    hybrid_curve,
 )
 from toolkit.partition.model.execute import execute_plan, run_steps, transfer_payload
 from toolkit.partition.model.graph import SUPPORTED_LAYERS, Chain, chain_from_model, chain_head
@@ -113,6 +125,7 @@ __all__ = [
     "DEFAULT_MACS_PER_S",
     "ENERGY_SPLIT_KEYS",
     "HYBRID",
+    "HYBRID_OBJECTIVES",
     "HYBRID_PREFIX",
     "IDLE_ACCOUNTINGS",
     "INPUT_KINDS",
@@ -121,6 +134,7 @@ __all__ = [
     "STACKS",
     "STRATEGIES",
     "SUPPORTED_LAYERS",
+    "AccuracyFloorError",
     "Activation",
     "Assemble",
     "Chain",
@@ -131,6 +145,8 @@ __all__ = [
     "DeviceCost",
     "DeviceMeasurement",
     "EnergySplit",
+    "HybridAccuracy",
+    "HybridChoice",
     "HybridCost",
     "HybridPlan",
     "Link",
@@ -155,6 +171,7 @@ __all__ = [
     "chain_from_model",
     "chain_head",
     "check_fuse",
+    "choose_hybrid",
     "codec_roundtrip",
     "crossovers",
     "default_hybrid_split",
@@ -170,6 +187,8 @@ __all__ = [
     "execute_plan",
     "format_table",
     "head_model",
+    "hybrid_candidates",
+    "hybrid_curve",
     "hybrid_plan",
     "hybrid_splits",
     "hybrid_table",

@@ -20,13 +20,14 @@ from tqdm.auto import tqdm
 
 from toolkit.errors import ToolkitError, choices
 from toolkit.partition.cost.energy import ENERGY_SPLIT_KEYS
-from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
+from toolkit.partition.cost.hybrid import CloudModel
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
 from toolkit.partition.cost.stream import estimate_stream, estimate_turns
+from toolkit.partition.hybrid_choice import AccuracyFloorError, choose_hybrid
 from toolkit.partition.model.execute import execute_plan
 from toolkit.partition.model.network import read_model
 from toolkit.partition.model.plan import PartitionPlan
-from toolkit.partition.strategies.hybrid import default_hybrid_split, execute_hybrid, hybrid_plan
+from toolkit.partition.strategies.hybrid import execute_hybrid
 from toolkit.partition.strategies.registry import STRATEGIES, check_strategy, partition
 
 __all__ = ["HYBRID", "add_measurements", "evaluate", "format_table", "max_abs_error"]
@@ -64,29 +65,23 @@ def _per_device(cost) -> list[dict[str, Any]]:
 def _hybrid_entry(model: keras.Model, n_devices: int, x: np.ndarray, reference: np.ndarray,
                   cost_model: CostModel, options: Mapping[str, Any], fuse: int | str,
                   model_name: str) -> dict[str, Any]:
-    from toolkit.models.data import eval_inputs, reference_labels
     from toolkit.models.split import SplitModel
 
     sm = SplitModel(model, name=model.name)
-    split = options.get("split")
-    split = default_hybrid_split(sm) if split is None else split
-    strategy = options.get("strategy", "spatial")
-    extra = {"fuse": fuse} if strategy == "spatial" else {}
-    if options.get("speeds") is not None:
-        extra["speeds"] = options["speeds"]
-    plan = hybrid_plan(model, n_devices, split, strategy, options.get("codec", "fp32"),
-                       split_model=sm, model_name=model_name, **extra)
-    cost = estimate_hybrid_cost(plan, cost_model, options.get("cloud") or CloudModel())
-    samples = int(options.get("accuracy_samples", 100))
-    x_eval = eval_inputs(model)[1][:samples]
-    labels, label_source = reference_labels(model, x_eval)
-    outputs = execute_hybrid(plan, sm, x_eval)
-    accuracy = float(np.mean(np.argmax(outputs, -1) == np.asarray(labels)[:len(x_eval)]))
+    choice = choose_hybrid(
+        model, n_devices, objective=options.get("objective", "total"),
+        min_accuracy=options.get("min_accuracy"), split=options.get("split"),
+        strategy=options.get("strategy"), codec=options.get("codec"), cost_model=cost_model,
+        cloud=options.get("cloud") or CloudModel(), fuse=fuse, speeds=options.get("speeds"),
+        split_model=sm, accuracy_samples=options.get("accuracy_samples"),
+        model_name=model_name)
+    plan, cost = choice.plan, choice.cost
     return {
-        "head_strategy": strategy, "split": plan.split, "layer": plan.layer,
+        "head_strategy": plan.head.strategy, "split": plan.split, "layer": plan.layer,
         "codec": plan.codec,
         "max_abs_error": float(np.max(np.abs(execute_hybrid(plan, sm, x) - reference))),
-        "accuracy": accuracy, "label_source": label_source, "accuracy_samples": len(x_eval),
+        "accuracy": choice.accuracy, "label_source": choice.label_source,
+        "accuracy_samples": choice.accuracy_samples, **choice.as_dict(),
         "sync_points": cost.sync_points, "latency_ms": cost.latency_ms,
         "energy_j": cost.energy_j, "edge_energy_j": cost.edge_energy_j,
         "cloud_energy_j": cost.cloud_energy_j, **cost.energy_split.as_dict(),
@@ -126,11 +121,14 @@ def evaluate(
         seed: seed of the random input the error is measured on.
         model_name: the name to report (default: the Keras model's).
         progress: show a progress bar over the strategies.
-        hybrid: the hybrid plan's options: ``split`` (default: the cut sending
-            the fewest bytes), ``strategy`` of the head (default ``spatial``),
-            ``codec`` (default ``fp32``), ``cloud`` (a :class:`CloudModel`),
-            ``accuracy_samples`` (digits inputs its accuracy is measured on,
-            in this process; default 100).
+        hybrid: the hybrid plan's options (see
+            :func:`~toolkit.partition.hybrid_choice.choose_hybrid`): ``objective``
+            (``total`` or ``max`` energy, default ``total``), ``min_accuracy``
+            (the accuracy floor, default none), ``split``, ``strategy`` of the
+            head and ``codec`` (each None or absent: chosen for the least
+            energy), ``cloud`` (a :class:`CloudModel`), ``accuracy_samples``
+            (digits evaluation inputs its accuracy is measured on, in this
+            process; default all).
         speeds: each device's relative speed, given to every strategy (and the
             hybrid plan's head) so that faster devices take larger shares
             (default: equal shares; see :meth:`CostModel.speeds`).
@@ -145,7 +143,13 @@ def evaluate(
         "energy_source", "predicted", "per_device": [...]}},
         "refused": {name: reason}}``; the ``hybrid`` entry also has
         ``head_strategy, split, layer, codec, accuracy, label_source,
-        edge_energy_j, cloud_energy_j, cloud_ms, cloud_bytes``.
+        accuracy_samples, objective, objective_column, min_accuracy, pinned,
+        candidates, feasible_candidates, edge_energy_j, cloud_energy_j,
+        cloud_ms, cloud_bytes``.
+
+    Raises:
+        AccuracyFloorError: no hybrid plan reaches ``hybrid["min_accuracy"]``
+            (also with ``"all"``: the floor is the caller's request).
     """
     cost_model = cost_model or CostModel()
     everything = strategies == "all"
@@ -186,7 +190,7 @@ def evaluate(
             plan = partition(model, n_devices, name, **extra,
                              **({"speeds": speeds} if speeds is not None else {}))
         except ToolkitError as exc:
-            if not everything:
+            if not everything or isinstance(exc, AccuracyFloorError):
                 raise
             report["refused"][name] = str(exc)
             continue
@@ -304,6 +308,11 @@ def format_table(report: dict[str, Any]) -> str:
             title += (f"; head {s['head_strategy']}, split {s['split']} ({s['layer']}), "
                       f"{s['codec']}, {s['cloud_bytes']} B to the cloud, accuracy "
                       f"{s['accuracy']:.3f} ({s['label_source']})")
+            if "objective" in s:
+                floor = s["min_accuracy"]
+                title += (f"; least {s['objective']} energy of {s['feasible_candidates']}/"
+                          f"{s['candidates']} candidates"
+                          + (f" with accuracy >= {floor:g}" if floor is not None else ""))
         lines += ["", title]
         if m is not None:
             acc = f", accuracy {m['accuracy']:.3f}" if "accuracy" in m else ""

@@ -25,6 +25,7 @@ from toolkit.plots.partition import (
     partition_crossover,
     partition_energy,
     partition_hybrid,
+    partition_hybrid_curve,
     partition_predicted_vs_measured,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "partition_crossover",
     "partition_energy",
     "partition_hybrid",
+    "partition_hybrid_curve",
     "partition_predicted_vs_measured",
     "run_breakdown",
     "simulation_summary",

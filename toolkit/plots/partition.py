@@ -1,5 +1,6 @@
 """Figures of multi-device partitioning: per-device energy by strategy, the
-crossover between strategies, predicted vs measured, and hybrid plans.
+crossover between strategies, predicted vs measured, hybrid plans and their
+energy–accuracy curve.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ __all__ = [
     "partition_crossover",
     "partition_energy",
     "partition_hybrid",
+    "partition_hybrid_curve",
     "partition_predicted_vs_measured",
 ]
 
@@ -174,3 +176,47 @@ def partition_hybrid(df: pd.DataFrame, *, energy: tuple[str, ...] = ("edge_energ
     fig.tight_layout()
     return fig
 
+
+
+def partition_hybrid_curve(df: pd.DataFrame, *, chosen: pd.DataFrame | None = None,
+                           energy_source: str | None = None, title: str | None = None
+                           ) -> plt.Figure:
+    """The energy–accuracy curve of hybrid plans (cut × codec), its front and the choice.
+
+    Args:
+        df: :func:`toolkit.partition.hybrid_curve` rows, one curve per
+            ``objective`` (several curves concatenated: one panel each); the
+            energy axis is the objective's column (``energy_j`` for ``total``,
+            ``max_device_energy_j`` for ``max``; logarithmic).
+        chosen: rows of the chosen plans (e.g. the candidates' ``chosen`` row of
+            :func:`toolkit.partition.choose_hybrid` for each objective, with an
+            ``objective`` column), marked with a star.
+        energy_source: where the energies come from (default ``df.attrs``).
+        title: the figure title.
+    """
+    from toolkit.partition import HYBRID_OBJECTIVES
+
+    objectives = list(dict.fromkeys(df["objective"]))
+    fig, axes = plt.subplots(1, len(objectives), figsize=(5.6 * len(objectives), 4.4),
+                             squeeze=False)
+    for ax, objective in zip(axes[0], objectives, strict=True):
+        column = HYBRID_OBJECTIVES[objective]
+        part = df[df["objective"] == objective]
+        sns.scatterplot(data=part, x=column, y="accuracy", hue="codec", style="layer", s=55,
+                        ax=ax, legend=ax is axes[0][-1])
+        front = part[part["front"]].sort_values(column)
+        ax.plot(front[column], front["accuracy"], color="grey", linestyle="--", linewidth=1,
+                drawstyle="steps-post", label="front")
+        if chosen is not None:
+            here = chosen[chosen["objective"] == objective] if "objective" in chosen else chosen
+            ax.scatter(here[column], here["accuracy"], marker="*", s=260, facecolor="none",
+                       edgecolor="black", linewidth=1.2, label="chosen", zorder=5)
+        ax.set_xscale("log")
+        ax.set_xlabel(_energy_axis(column))
+        ax.set_ylabel(f"top-1 accuracy [1] ({df.attrs.get('label_source', 'labels')})")
+        ax.set_title(f"objective: {objective} energy", fontsize="medium")
+    axes[0][-1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(f"{title or 'hybrid plans: energy against accuracy (cut x codec)'}"
+                 f"\n({_energy_note(df, energy_source)})")
+    fig.tight_layout()
+    return fig

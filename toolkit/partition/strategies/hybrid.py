@@ -5,7 +5,7 @@ A :class:`HybridPlan` combines the vertical edge/cloud split of
 head: the head (the model up to cut point ``split``) is partitioned over the
 edge devices by a strategy (usually a horizontal one: ``spatial``,
 ``output-channel`` or ``input-channel``), its result is gathered on device 0,
-encoded with a codec (``fp32``, ``fp16``, ``int8``, see
+encoded with a codec (``fp32``, ``fp16``, ``int8``, ``q4``, ``q2``, ``q1``, see
 :mod:`toolkit.models.codecs`) and sent to the cloud, which runs the tail and
 returns the output to device 0.
 
@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.models.codecs import check_codec, decode, encode
+from toolkit.models.codecs import check_codec, decode, encode, payload_nbytes
 from toolkit.models.split import SplitModel
 from toolkit.partition.model.execute import execute_plan
 from toolkit.partition.model.network import head_model
@@ -44,7 +44,8 @@ __all__ = [
     "hybrid_splits",
 ]
 
-#: bytes per element of each codec on the wire
+#: bytes per element of the byte-aligned codecs on the wire (the packed ``q4``/``q2``/``q1``
+#: take a fraction of a byte: :func:`toolkit.models.codecs.payload_nbytes`)
 CODEC_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "int8": 1}
 #: a hybrid plan's strategy name is this prefix and the head's strategy
 HYBRID_PREFIX = "hybrid-"
@@ -95,7 +96,7 @@ class HybridPlan:
     @property
     def activation_bytes(self) -> int:
         """Encoded activation bytes per sample (payload, no frame header)."""
-        return CODEC_BYTES[self.codec] * math.prod(self.activation_shape)
+        return payload_nbytes(self.codec, math.prod(self.activation_shape))
 
     @property
     def output_bytes(self) -> int:
@@ -139,7 +140,7 @@ def hybrid_plan(
         split: cut point of the edge/cloud split (``1 .. last split - 1``: the
             head and the tail each hold at least one layer).
         strategy: the head's strategy (see :data:`~toolkit.partition.STRATEGIES`).
-        codec: the activation's codec (``fp32``, ``fp16``, ``int8``).
+        codec: the activation's codec (one of :data:`~toolkit.models.codecs.CODECS`).
         split_model: the model's :class:`SplitModel`, where one exists already.
         model_name: the name to report (default: the Keras model's).
         **options: the strategy's options (``fuse``...).
