@@ -83,7 +83,7 @@ def test_energy_is_the_stream_accounting(models):
         busy = k * dev.compute_ms / 1e3
         assert energy == pytest.approx(
             power.busy_w(None) * busy + power.wait_w(None) * (duration - busy)
-            + power.profile.power.network_j_per_byte * k * dev.sent_bytes)
+            + power.profile.power.network_j_per_byte * k * (dev.sent_bytes + dev.received_bytes))
     figures = stream.as_dict()
     assert figures["energy_per_request_j"] == pytest.approx(sum(stream.energy_j) / k)
     assert figures["energy_per_request_j"] > cost.energy_j  # the gaps between requests cost

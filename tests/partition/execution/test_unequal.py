@@ -61,7 +61,7 @@ def test_the_slower_device_is_throttled_more_and_computes_longer(unequal):
         power, at = profile.power, profile.frequencies_mhz.index(profile.max_freq)
         busy = d.compute_ms + d.encode_ms
         expected = (power.busy_w[at] * busy + power.wait_w[at] * (latency - busy)) / 1e3 \
-            + power.network_j_per_byte * d.frame_bytes
+            + power.network_j_per_byte * (d.frame_bytes + d.received_bytes)
         assert d.energy_source == f"model:{board}"
         assert d.energy_j == pytest.approx(expected, rel=1e-6)
     assert run.energy_source == "model:raspberry-pi-4+model:raspberry-pi-3b"

@@ -27,7 +27,8 @@ Figures (all predicted, never measured):
 * energy (accounting :data:`STREAM_ACCOUNTING`): every device is powered from
   the first arrival until the stream's last work ends, busy at ``P_busy`` while
   it computes and at ``P_wait`` otherwise (waiting between requests included),
-  plus its network energy per byte sent; ``energy_per_request_j`` is the
+  plus its network energy per byte sent and received (as
+  :mod:`toolkit.partition.cost.energy` counts it); ``energy_per_request_j`` is the
   devices' total divided by ``K``.
 """
 
@@ -176,6 +177,7 @@ def estimate_stream(plan: PartitionPlan, requests: int, interval_ms: float,
     downlink = [0.0] * n
     busy = [0.0] * n
     sent = [0] * n
+    received = [0] * n
     arrivals = [r * interval_ms / 1e3 for r in range(requests)]
     finish: list[float] = []
     last = 0.0  # when the previous request's last work ended
@@ -195,12 +197,14 @@ def estimate_stream(plan: PartitionPlan, requests: int, interval_ms: float,
                 done[t.src] = max(done[t.src], uplink[t.src])
                 done[t.dst] = max(done[t.dst], uplink[t.src] + half_rtt)
                 sent[t.src] += t.nbytes
+                received[t.dst] += t.nbytes
             ready = done
         finish.append(ready[plan.output[0]])
         last = max(last, *ready)
     duration = last - arrivals[0]
     energy = tuple(powers[d].energy_j(busy[d], duration - busy[d], freq=model.freq_mhz,
-                                      accel=model.accel, bytes_sent=sent[d]) for d in range(n))
+                                      accel=model.accel, bytes_sent=sent[d] + received[d])
+                   for d in range(n))
     return StreamCost(
         strategy=plan.strategy, requests=requests, interval_ms=interval_ms, pipelined=pipelined,
         arrival_ms=tuple(a * 1e3 for a in arrivals), finish_ms=tuple(f * 1e3 for f in finish),

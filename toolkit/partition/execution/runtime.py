@@ -659,7 +659,7 @@ class PartitionCluster(BlockingLifecycle):
         if stream is not None:
             run.stream = measure_stream(
                 results, interval_ms=interval_ms, pipelined=stream["pipelined"],
-                power=PowerModel(self.profile), freq=freq,
+                power=[PowerModel(p) for p in self.device_profiles[:devices]], freq=freqs,
                 cloud_power=PowerModel(self.cloud_profile) if hybrid is not None else None,
                 cloud_accel=cloud_accel, measured=measured)
             run.predicted_stream = predicted_stream

@@ -8,14 +8,14 @@ The figures are those of :func:`~toolkit.partition.cost.stream.stream_figures`,
 as predicted; the energy uses the same accounting as the prediction (every
 device powered from the first arrival until the last device finished, at
 ``P_busy`` while computing or encoding and ``P_wait`` otherwise, plus its
-network energy per byte on the wire; the cloud at its busy power while it
+network energy per byte it put on the wire and received; the cloud at its busy power while it
 works), from :class:`~toolkit.energy.model.PowerModel` of the measured times,
 or each device's meter window over the stream where metered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,8 @@ __all__ = ["measure_stream"]
 
 
 def measure_stream(replies: Mapping[int, Mapping[str, Any]], *, interval_ms: float,
-                   pipelined: bool, power: PowerModel, freq: int,
+                   pipelined: bool, power: PowerModel | Sequence[PowerModel],
+                   freq: int | Sequence[int],
                    cloud_power: PowerModel | None = None, cloud_accel: str = "none",
                    measured: Mapping[int, Measurement] | None = None) -> dict[str, Any]:
     """The measured figures of a stream run.
@@ -37,8 +38,8 @@ def measure_stream(replies: Mapping[int, Mapping[str, Any]], *, interval_ms: flo
         replies: each device's ``result`` reply of the stream run.
         interval_ms: time between two arrivals.
         pipelined: whether the workers pipelined the requests.
-        power: the edge devices' power model.
-        freq: their emulated CPU frequency.
+        power: the edge devices' power model, or one per device.
+        freq: their emulated CPU frequency, or one per device.
         cloud_power: the cloud's power model (hybrid runs).
         cloud_accel: the cloud power model's accelerator.
         measured: a meter window per metered device (the rest use ``power``).
@@ -53,20 +54,20 @@ def measure_stream(replies: Mapping[int, Mapping[str, Any]], *, interval_ms: flo
     arrival = np.arange(len(finish)) * float(interval_ms)
     end = max(float(np.max(r["t_end"])) for r in replies.values())
     duration_s = end - t0
-    p_busy, p_wait = power.busy_w(freq), power.wait_w(freq)
-    per_byte = power.profile.power.network_j_per_byte
     total, busy_ms, sources = 0.0, [], []
     for i in sorted(replies):
         r = replies[i]
+        pw = power[i] if isinstance(power, Sequence) else power
+        f = freq[i] if isinstance(freq, Sequence) else freq
         busy = float(np.sum(r["compute_ms"]) + np.sum(r["encode_ms"]))
         busy_ms.append(busy)
         if i in measured:
             total += measured[i].joules
             sources.append(measured[i].source)
         else:
-            total += (p_busy * busy / 1e3 + p_wait * max(duration_s - busy / 1e3, 0.0)
-                      + per_byte * float(np.sum(r["frame_bytes"])))
-            sources.append(power.source)
+            total += pw.energy_j(busy / 1e3, duration_s - busy / 1e3, freq=f, bytes_sent=float(
+                np.sum(r["frame_bytes"]) + np.sum(r["received_bytes"])))
+            sources.append(pw.source)
     if cloud_power is not None:
         total += cloud_power.busy_w(None, cloud_accel) * float(np.sum(replies[0]["cloud_ms"])) / 1e3
         sources.append(cloud_power.source)
