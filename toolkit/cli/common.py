@@ -1,4 +1,4 @@
-"""Small helpers shared by the sub-commands: list parsing, tables, JSON output."""
+"""Small helpers shared by the sub-commands: list and number parsing, JSON output."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["int_list", "print_json", "str_list"]
+__all__ = [
+    "fraction",
+    "int_list",
+    "non_negative_float",
+    "positive_float",
+    "positive_int",
+    "print_json",
+    "str_list",
+]
 
 T = TypeVar("T")
 
@@ -23,6 +31,29 @@ def _parse_list(text: str, convert: Callable[[str], T], what: str) -> list[T]:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of {what}"
         ) from None
+
+
+def _number(convert: Callable[[str], T], ok: Callable[[T], bool],
+            expected: str) -> Callable[[str], T]:
+    """An argparse type: ``convert(text)`` where ``ok`` holds, else "expected <expected>"."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+#: argparse types of numbers in a range (the message names the range)
+positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+positive_float = _number(float, lambda v: v > 0, "a positive number")
+non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 def int_list(text: str) -> list[int]:

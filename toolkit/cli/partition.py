@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from toolkit.cli.common import fraction, non_negative_float, positive_float, positive_int
 from toolkit.config import CODECS, IDLE_ACCOUNTINGS
 
 __all__ = ["register"]
@@ -31,52 +32,12 @@ OBJECTIVE_CHOICES = ("total", "max")
 def _devices(text: str) -> int | tuple[str, ...]:
     """``--devices``: a count, or a comma-separated list of device profiles."""
     if text.strip().isdigit():
-        return _positive_int(text)
+        return positive_int(text)
     names = tuple(name.strip() for name in text.split(","))
     if not all(names):
         raise argparse.ArgumentTypeError(
             f"expected a number of devices or profile names separated by commas, got {text!r}")
     return names
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -101,25 +62,25 @@ def register(subparsers) -> None:
                    help="strategy to run (default: all, which includes the hybrid plan "
                    "of least energy)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--link-mbps", type=_positive_float, default=None, metavar="R",
+    p.add_argument("--link-mbps", type=positive_float, default=None, metavar="R",
                    help="link rate between devices in Mbit/s (default 100)")
-    p.add_argument("--rtt-ms", type=_non_negative_float, default=0.0, metavar="MS",
+    p.add_argument("--rtt-ms", type=non_negative_float, default=0.0, metavar="MS",
                    help="round-trip time between devices (default 0)")
-    p.add_argument("--gmacs", type=_positive_float, default=None, metavar="G",
+    p.add_argument("--gmacs", type=positive_float, default=None, metavar="G",
                    help="throughput of each device in GMAC/s (default 1; with --measure, "
                         "the throughput the workers are throttled to, with their fixed "
                         "costs per instruction and transfer measured on this host)")
     p.add_argument("--equal-shares", action="store_true",
                    help="with a list of profiles in --devices: give every device an equal "
                         "share (default: shares in proportion to each device's speed)")
-    p.add_argument("--input-size", type=_positive_int, default=None, metavar="S",
+    p.add_argument("--input-size", type=positive_int, default=None, metavar="S",
                    help="square input size of the built-in stacks and zoo models (stacks: 32)")
     p.add_argument("--fuse", default="all", metavar="all|none|K",
                    help="spatial: exchange halos once (all), before every windowed layer "
                    "(none) or every K windowed layers")
     p.add_argument("--profile", default="raspberry-pi-4",
                    help="device profile of the power model (default raspberry-pi-4)")
-    p.add_argument("--cpu-freq", type=_positive_int, default=None, metavar="MHZ",
+    p.add_argument("--cpu-freq", type=positive_int, default=None, metavar="MHZ",
                    help="CPU frequency of every device (default: the profile's highest)")
     p.add_argument("--idle-accounting", choices=IDLE_ACCOUNTINGS, default=IDLE_ACCOUNTINGS[0],
                    help="idle energy of a device, predicted and measured: request (default: "
@@ -127,11 +88,11 @@ def register(subparsers) -> None:
                         "not computing) or busy (idle energy 0: only compute and the bytes "
                         "it sends and receives count)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random test input")
-    p.add_argument("--requests", type=_positive_int, default=None, metavar="K",
+    p.add_argument("--requests", type=positive_int, default=None, metavar="K",
                    help="a stream of K requests: report throughput, p50/p99 latency and "
                         "energy per request (layer-wise pipelines them, the others serve "
                         "them in turn)")
-    p.add_argument("--interval-ms", type=_non_negative_float, default=None, metavar="T",
+    p.add_argument("--interval-ms", type=non_negative_float, default=None, metavar="T",
                    help="time between two requests of the stream (with --requests; "
                         "default 0: all at once)")
     hybrid = p.add_argument_group("hybrid edge/cloud partitioning")
@@ -139,27 +100,27 @@ def register(subparsers) -> None:
                         help="the hybrid plan's cut, head strategy and codec minimise the "
                         "predicted total energy (edge devices + cloud) or the most loaded "
                         "edge device's energy (max); default total")
-    hybrid.add_argument("--min-accuracy", type=_fraction, default=None, metavar="A",
+    hybrid.add_argument("--min-accuracy", type=fraction, default=None, metavar="A",
                         help="accuracy floor of the hybrid plan in [0, 1] (top-1 on the "
                         "digits evaluation split: true labels for the digits models, else "
                         "agreement with the fp32 model); exit 2 if no plan reaches it")
-    hybrid.add_argument("--split", type=_positive_int, default=None, metavar="K",
+    hybrid.add_argument("--split", type=positive_int, default=None, metavar="K",
                         help="pin the cut point of the hybrid plan (default: chosen)")
     hybrid.add_argument("--hybrid-strategy", choices=HEAD_CHOICES, default=None,
                         help="pin the strategy of the head over the devices (default: chosen)")
     hybrid.add_argument("--codec", choices=CODECS, default=None,
                         help="pin the codec of the activation sent to the cloud (default: "
                         "chosen)")
-    hybrid.add_argument("--cloud-mbps", type=_positive_float, default=100.0, metavar="R",
+    hybrid.add_argument("--cloud-mbps", type=positive_float, default=100.0, metavar="R",
                         help="link rate from device 0 to the cloud (default 100)")
-    hybrid.add_argument("--cloud-rtt-ms", type=_non_negative_float, default=2.0, metavar="MS",
+    hybrid.add_argument("--cloud-rtt-ms", type=non_negative_float, default=2.0, metavar="MS",
                         help="round-trip time to the cloud (default 2)")
-    hybrid.add_argument("--cloud-gmacs", type=_positive_float, default=50.0, metavar="G",
+    hybrid.add_argument("--cloud-gmacs", type=positive_float, default=50.0, metavar="G",
                         help="throughput of the cloud in GMAC/s (default 50)")
     real = p.add_argument_group("real execution")
     real.add_argument("--measure", action="store_true",
                       help="also run every plan on N local device worker processes")
-    real.add_argument("--samples", type=_positive_int, default=20, metavar="S",
+    real.add_argument("--samples", type=positive_int, default=20, metavar="S",
                       help="measured samples per strategy (default 20; with --requests, "
                            "the stream's K requests are the samples)")
     real.add_argument("--inputs", choices=("digits", "random"), default="digits",
