@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.config import ACCELERATORS, CLOUD_ACCELS, EDGE_ACCELS
+from toolkit.config import ACCELERATORS, Accelerator
 from toolkit.errors import ToolkitError, choices
 from toolkit.models.split import SplitModel
 
@@ -79,30 +79,57 @@ class StageCache:
 
     def head(self, split: int, edge_accel: str) -> Runner | None:
         """Runner of the head for ``split`` (None at split 0)."""
-        key = ("head", split, edge_accel)
+        return self._runner("edge", split, edge_accel)
+
+    def tail(self, split: int, cloud_accel: str) -> Runner | None:
+        """Runner of the tail for ``split`` (None at the last split)."""
+        return self._runner("cloud", split, cloud_accel)
+
+    def _runner(self, side: str, split: int, accel_name: str) -> Runner | None:
+        """The cached runner of ``split``'s part on ``side`` (``edge``: the head,
+        ``cloud``: the tail) with accelerator ``accel_name``; None where that part is empty."""
+        key = (side, split, accel_name)
         if key not in self._runners:
-            model, accel = self.split_model.head(split), ACCELERATORS["edge"].get(edge_accel)
+            part = self.split_model.head if side == "edge" else self.split_model.tail
+            model, accel = part(split), ACCELERATORS[side].get(accel_name)
             if model is None:
                 runner = None
             elif accel is None:
-                raise ToolkitError(
-                    f"unknown edge accelerator {edge_accel!r}; valid: {choices(EDGE_ACCELS)}")
-            elif not accel.int8:
-                runner = keras_runner(model)
-            elif accel.device != "tpu" or self.emulate_tpu:
-                from toolkit.models.quantize import Int8Runner, quantize_int8_cached
-
-                if self.x_calib is None:
-                    raise ToolkitError("int8 heads need representative inputs")
-                flat = quantize_int8_cached(
-                    model, self.x_calib, CACHE_DIR / "int8",
-                    f"{self.split_model.name}-split{split}",
-                )
-                runner = Int8Runner(flat, num_threads=self.threads)
+                raise ToolkitError(f"unknown {side} accelerator {accel_name!r}; valid: "
+                                   f"{choices(ACCELERATORS[side])}")
+            elif side == "edge":
+                runner = self._head_runner(model, accel, split)
             else:
-                runner = self._edgetpu_head(split)
+                runner = self._tail_runner(model, accel)
             self._runners[key] = runner
         return self._runners[key]
+
+    def _head_runner(self, model, accel: Accelerator, split: int) -> Runner:
+        if not accel.int8:
+            return keras_runner(model)
+        if accel.device == "tpu" and not self.emulate_tpu:
+            return self._edgetpu_head(split)
+        from toolkit.models.quantize import Int8Runner, quantize_int8_cached
+
+        if self.x_calib is None:
+            raise ToolkitError("int8 heads need representative inputs")
+        flat = quantize_int8_cached(
+            model, self.x_calib, CACHE_DIR / "int8", f"{self.split_model.name}-split{split}",
+        )
+        return Int8Runner(flat, num_threads=self.threads)
+
+    @staticmethod
+    def _tail_runner(model, accel: Accelerator) -> Runner:
+        if accel.device == "cpu":
+            return keras_runner(model, device="/CPU:0")
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            raise ToolkitError(
+                "cloud_accel 'gpu' requested but this cloud worker sees no GPU "
+                "(check CUDA_VISIBLE_DEVICES and the TensorFlow build)"
+            )
+        return keras_runner(model, device="/GPU:0")
 
     def _edgetpu_head(self, split: int) -> Runner:
         """The deployed compiled head of ``split`` on the Edge TPU (the TPU's
@@ -118,27 +145,3 @@ class StageCache:
                                "compiled heads (toolkit.models.edgetpu.compile_head) with the "
                                "other artifacts")
         return EdgeTpuRunner(path)
-
-    def tail(self, split: int, cloud_accel: str) -> Runner | None:
-        """Runner of the tail for ``split`` (None at the last split)."""
-        key = ("tail", split, cloud_accel)
-        if key not in self._runners:
-            model, accel = self.split_model.tail(split), ACCELERATORS["cloud"].get(cloud_accel)
-            if model is None:
-                runner = None
-            elif accel is None:
-                raise ToolkitError(f"unknown cloud accelerator {cloud_accel!r}; valid: "
-                                   f"{choices(CLOUD_ACCELS)}")
-            elif accel.device == "cpu":
-                runner = keras_runner(model, device="/CPU:0")
-            else:
-                import tensorflow as tf
-
-                if not tf.config.list_physical_devices("GPU"):
-                    raise ToolkitError(
-                        "cloud_accel 'gpu' requested but this cloud worker sees no GPU "
-                        "(check CUDA_VISIBLE_DEVICES and the TensorFlow build)"
-                    )
-                runner = keras_runner(model, device="/GPU:0")
-            self._runners[key] = runner
-        return self._runners[key]
