@@ -28,7 +28,7 @@ is gathered on device 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import keras
@@ -64,17 +64,6 @@ class _Layout:
 
 def _region(start: int, stop: int, size: int) -> Region | None:
     return None if (start, stop) == (0, size) else Region(-1, start, stop)
-
-
-def _builder(model: keras.Model | Chain, n_devices: int, strategy: str,
-             input_shape: tuple[int, ...] | None,
-             speeds: Sequence[float] | None) -> tuple[Chain, PlanBuilder]:
-    """The checked chain and an empty plan of a channel strategy (``speeds`` recorded)."""
-    n = check_devices(n_devices, strategy)
-    speeds = check_speeds(speeds, n, strategy)
-    chain = chain_only(model, strategy, input_shape)
-    return chain, PlanBuilder(strategy, chain.name, n, chain.input_shape,
-                              {"speeds": list(speeds)} if speeds else None)
 
 
 def _shares(b: PlanBuilder, size: int) -> list[tuple[int, int]]:
@@ -149,17 +138,76 @@ def _run_per_channel(b: PlanBuilder, chain: Chain, i: int, layout: _Layout) -> _
     return _Layout(names, index)
 
 
-def _run_global(b: PlanBuilder, op: Op, layout: _Layout) -> _Layout:
-    whole = _gather(b, layout, [0])[0]
-    return _Layout({0: b.compute(0, op, whole)})
+def _mix_outputs(b: PlanBuilder, chain: Chain, i: int, layout: _Layout) -> _Layout:
+    """Output-channel: the whole input on every device that computes a share of the filters."""
+    op = chain.ops[i]
+    parts = _shares(b, chain.shapes[i + 1][-1])
+    workers = [d for d, (s, t) in enumerate(parts) if t > s]
+    whole = _gather(b, layout, workers)
+    names, index = {}, {}
+    for d in workers:
+        s, t = parts[d]
+        bias = op.bias[s:t] if op.bias is not None else None
+        local = replace(op, kernel=op.kernel[..., s:t], bias=bias)
+        names[d], index[d] = b.compute(d, local, whole[d]), np.arange(s, t)
+    return _Layout(names, index)
 
 
-def _finish(b: PlanBuilder, layout: _Layout) -> PartitionPlan:
+def _mix_inputs(b: PlanBuilder, chain: Chain, i: int, layout: _Layout) -> _Layout:
+    """Input-channel: partial sums of every output channel, reduce-scattered."""
+    op = chain.ops[i]
+    if not layout.split:
+        layout = _scatter(b, layout, chain.shapes[i][-1])
+    partial = {}
+    for d, name in layout.names.items():
+        idx = layout.index[d]
+        kernel = op.kernel[:, :, idx, :] if op.kind == "conv2d" else op.kernel[idx, :]
+        local = replace(op, kernel=kernel, bias=None, activation=LINEAR)
+        partial[d] = b.compute(d, local, name)
+    cout = chain.shapes[i + 1][-1]
+    parts = _shares(b, cout)
+    received: dict[int, list[str]] = {e: [] for e in range(b.n)}
+    for e, (s, t) in enumerate(parts):  # reduce-scatter: one sync point
+        for c, name in partial.items():
+            if t > s and c != e:
+                received[e].append(b.send(c, e, name, _region(s, t, cout)))
+    names, index = {}, {}
+    for e, (s, t) in enumerate(parts):
+        if t <= s:
+            continue
+        own = []
+        if e in partial:
+            region = _region(s, t, cout)
+            own = [partial[e] if region is None else b.slice(e, partial[e], region)]
+        total = b.reduce(e, own + received[e])
+        post = Op("affine", op.name, op.layer_type, activation=op.activation,
+                  bias=op.bias[s:t] if op.bias is not None else None)
+        if post.bias is not None or not post.activation.is_linear:
+            total = b.compute(e, post, total)
+        names[e], index[e] = total, np.arange(s, t)
+    return _Layout(names, index)
+
+
+def _partition(model: keras.Model | Chain, n_devices: int, strategy: str,
+               input_shape: tuple[int, ...] | None, speeds: Sequence[float] | None,
+               mix: Callable[[PlanBuilder, Chain, int, _Layout], _Layout]) -> PartitionPlan:
+    """The plan of a channel strategy: ``mix(b, chain, i, layout)`` places channel-mixing
+    layer ``i``; both strategies place the other layers alike (``speeds`` recorded)."""
+    n = check_devices(n_devices, strategy)
+    speeds = check_speeds(speeds, n, strategy)
+    chain = chain_only(model, strategy, input_shape)
+    b = PlanBuilder(strategy, chain.name, n, chain.input_shape,
+                    {"speeds": list(speeds)} if speeds else None)
+    layout = _Layout({0: INPUT})
+    for i, op in enumerate(chain.ops):
+        if op.mixes_channels:
+            layout = mix(b, chain, i, layout)
+        elif op.kind == "affine" and op.activation.channel_global:
+            whole = _gather(b, layout, [0])[0]
+            layout = _Layout({0: b.compute(0, op, whole)})
+        else:
+            layout = _run_per_channel(b, chain, i, layout)
     return b.build(0, _gather(b, layout, [0])[0])
-
-
-def _is_global(op: Op) -> bool:
-    return op.kind == "affine" and op.activation.channel_global
 
 
 def output_channel(
@@ -182,26 +230,7 @@ def output_channel(
     Raises:
         ToolkitError: an unsupported layer.
     """
-    chain, b = _builder(model, n_devices, "output-channel", input_shape, speeds)
-    layout = _Layout({0: INPUT})
-    for i, op in enumerate(chain.ops):
-        if op.mixes_channels:
-            cout = chain.shapes[i + 1][-1]
-            parts = _shares(b, cout)
-            workers = [d for d, (s, t) in enumerate(parts) if t > s]
-            whole = _gather(b, layout, workers)
-            names, index = {}, {}
-            for d in workers:
-                s, t = parts[d]
-                bias = op.bias[s:t] if op.bias is not None else None
-                local = replace(op, kernel=op.kernel[..., s:t], bias=bias)
-                names[d], index[d] = b.compute(d, local, whole[d]), np.arange(s, t)
-            layout = _Layout(names, index)
-        elif _is_global(op):
-            layout = _run_global(b, op, layout)
-        else:
-            layout = _run_per_channel(b, chain, i, layout)
-    return _finish(b, layout)
+    return _partition(model, n_devices, "output-channel", input_shape, speeds, _mix_outputs)
 
 
 def input_channel(
@@ -213,54 +242,10 @@ def input_channel(
 ) -> PartitionPlan:
     """Partition every channel-mixing layer by input channels, reducing partial sums.
 
-    Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
-        n_devices: number of devices; a layer with fewer input channels than
-            devices leaves the rest without a partial sum to compute.
-        input_shape: one sample's input shape, where the model leaves it open.
-        speeds: each device's relative speed: channel shares in proportion
-            (default: equal shares).
+    Takes the arguments of :func:`output_channel`; a layer with fewer input
+    channels than devices leaves the rest without a partial sum to compute.
 
     Raises:
         ToolkitError: an unsupported layer.
     """
-    chain, b = _builder(model, n_devices, "input-channel", input_shape, speeds)
-    n = b.n
-    layout = _Layout({0: INPUT})
-    for i, op in enumerate(chain.ops):
-        if op.mixes_channels:
-            if not layout.split:
-                layout = _scatter(b, layout, chain.shapes[i][-1])
-            partial = {}
-            for d, name in layout.names.items():
-                idx = layout.index[d]
-                kernel = op.kernel[:, :, idx, :] if op.kind == "conv2d" else op.kernel[idx, :]
-                local = replace(op, kernel=kernel, bias=None, activation=LINEAR)
-                partial[d] = b.compute(d, local, name)
-            cout = chain.shapes[i + 1][-1]
-            parts = _shares(b, cout)
-            received: dict[int, list[str]] = {e: [] for e in range(n)}
-            for e, (s, t) in enumerate(parts):  # reduce-scatter: one sync point
-                for c, name in partial.items():
-                    if t > s and c != e:
-                        received[e].append(b.send(c, e, name, _region(s, t, cout)))
-            names, index = {}, {}
-            for e, (s, t) in enumerate(parts):
-                if t <= s:
-                    continue
-                own = []
-                if e in partial:
-                    region = _region(s, t, cout)
-                    own = [partial[e] if region is None else b.slice(e, partial[e], region)]
-                total = b.reduce(e, own + received[e])
-                post = Op("affine", op.name, op.layer_type, activation=op.activation,
-                          bias=op.bias[s:t] if op.bias is not None else None)
-                if post.bias is not None or not post.activation.is_linear:
-                    total = b.compute(e, post, total)
-                names[e], index[e] = total, np.arange(s, t)
-            layout = _Layout(names, index)
-        elif _is_global(op):
-            layout = _run_global(b, op, layout)
-        else:
-            layout = _run_per_channel(b, chain, i, layout)
-    return _finish(b, layout)
+    return _partition(model, n_devices, "input-channel", input_shape, speeds, _mix_inputs)
