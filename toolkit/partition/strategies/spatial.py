@@ -34,12 +34,16 @@ from toolkit.partition.model.ops import Op
 from toolkit.partition.model.plan import (
     INPUT,
     PartitionPlan,
-    PlanBuilder,
     check_devices,
     check_speeds,
     split_shares,
 )
-from toolkit.partition.strategies.spatial_network import gather_bands, network_spatial
+from toolkit.partition.strategies.spatial_network import (
+    band_builder,
+    gather_bands,
+    network_spatial,
+    not_spatial,
+)
 
 __all__ = ["SPATIAL_KINDS", "check_fuse", "fusion_groups", "spatial", "spatial_prefix"]
 
@@ -160,17 +164,12 @@ def spatial(
     end = spatial_prefix(chain)
     if end == 0:
         op = chain.ops[0]
-        raise ToolkitError(
-            f"strategy {STRATEGY!r} cannot split layer {op.name!r} of type {op.layer_type} "
-            f"on input shape {chain.shapes[0]}: the model must start with spatial layers "
-            f"({choices(_SPATIAL_LAYERS)}) on an image (rows, columns, channels)"
-        )
+        raise not_spatial(op.name, op.layer_type, chain.shapes[0],
+                          f"spatial layers ({choices(_SPATIAL_LAYERS)}) on an image "
+                          "(rows, columns, channels)")
     groups = fusion_groups(chain.ops[:end], fuse)
-    options: dict = {"fuse": fuse, "groups": [[chain.ops[i].name, chain.ops[j - 1].name]
-                                              for i, j in groups]}
-    if speeds is not None:
-        options["speeds"] = list(speeds)
-    b = PlanBuilder(STRATEGY, chain.name, n, chain.input_shape, options)
+    b = band_builder(chain.name, n, chain.input_shape, fuse,
+                     [[chain.ops[i].name, chain.ops[j - 1].name] for i, j in groups], speeds)
     # rows of the current tensor each device holds: device -> (start, stop, name)
     held = {0: (0, chain.input_shape[0], INPUT)}
     for start, stop in groups:

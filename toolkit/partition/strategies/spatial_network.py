@@ -27,6 +27,7 @@ network.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from toolkit.errors import ToolkitError, choices
@@ -41,12 +42,31 @@ from toolkit.partition.model.plan import (
 )
 from toolkit.partition.strategies.layerwise import run_nodes
 
-__all__ = ["gather_bands", "network_groups", "network_spatial", "network_spatial_prefix"]
+__all__ = ["band_builder", "gather_bands", "network_groups", "network_spatial",
+           "network_spatial_prefix", "not_spatial"]
 
 STRATEGY = "spatial"
 _SPATIAL_KINDS = ("conv2d", "depthwise", "maxpool", "avgpool", "zeropad", "affine", "dense")
 
 Rows = tuple[int, int]
+
+
+def not_spatial(name: str, layer_type: str, shape: tuple[int, ...], start: str) -> ToolkitError:
+    """The error of a model whose first layer ``name`` the spatial strategy cannot split;
+    ``start``: the layers it must start with."""
+    return ToolkitError(f"strategy {STRATEGY!r} cannot split layer {name!r} of type "
+                        f"{layer_type} on input shape {shape}: the model must start with "
+                        f"{start}")
+
+
+def band_builder(name: str, n: int, input_shape: tuple[int, ...], fuse: int | str,
+                 groups: list[list[str]], speeds: Sequence[float] | None) -> PlanBuilder:
+    """An empty spatial plan recording ``fuse``, its fusion ``groups`` (first and last
+    layer names) and ``speeds``."""
+    options: dict = {"fuse": fuse, "groups": groups}
+    if speeds is not None:
+        options["speeds"] = list(speeds)
+    return PlanBuilder(STRATEGY, name, n, input_shape, options)
 
 
 def network_spatial_prefix(net: Network) -> int:
@@ -185,16 +205,12 @@ def network_spatial(net: Network, n: int, fuse: int | str, limit: int | None,
     last = network_spatial_prefix(net)
     if last == 0:
         node = net.nodes[0]
-        raise ToolkitError(
-            f"strategy {STRATEGY!r} cannot split layer {node.name!r} of type {node.layer_type} "
-            f"on input shape {net.shapes[node.inputs[0]]}: the model must start with "
-            f"spatial layers ({choices(_SPATIAL_KINDS)}, Add) on an image")
+        raise not_spatial(node.name, node.layer_type, net.shapes[node.inputs[0]],
+                          f"spatial layers ({choices(_SPATIAL_KINDS)}, Add) on an image")
     groups = network_groups(net, last, limit)
-    options: dict = {"fuse": fuse, "groups": [
-        [net.nodes[net.cuts[g][0]].name, net.nodes[net.cuts[h][0] - 1].name] for g, h in groups]}
-    if speeds is not None:
-        options["speeds"] = list(speeds)
-    b = PlanBuilder(STRATEGY, net.name, n, net.input_shape, options)
+    b = band_builder(net.name, n, net.input_shape, fuse, [
+        [net.nodes[net.cuts[g][0]].name, net.nodes[net.cuts[h][0] - 1].name] for g, h in groups],
+        speeds)
     held: dict[int, tuple[int, int, str]] = {0: (0, net.input_shape[0], INPUT)}
     for g, h in groups:
         (first, source), (stop, out) = net.cuts[g], net.cuts[h]
