@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -84,3 +86,14 @@ def cluster(tmp_path_factory):
     with PartitionCluster(4, log_dir=tmp_path_factory.mktemp("partition"),
                           run_timeout=120) as c:
         yield c
+
+
+@pytest.fixture
+def mlp_file(tmp_path) -> Path:
+    """A saved Keras MLP (``tmp_path/mlp.keras``), which spatial partitioning refuses."""
+    L = keras.layers
+    mlp = keras.Sequential([keras.Input((6, 6, 2)), L.Flatten(), L.Dense(8, activation="relu"),
+                            L.Dense(3)], name="mlp")
+    path = tmp_path / "mlp.keras"
+    mlp.save(path)
+    return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import keras
 import pytest
 
 import toolkit.cli as cli
@@ -88,21 +87,16 @@ def test_table(dynasplit):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras saving
-def test_keras_file_and_refused_strategy(dynasplit, tmp_path):
-    L = keras.layers
-    mlp = keras.Sequential([keras.Input((6, 6, 2)), L.Flatten(), L.Dense(8, activation="relu"),
-                            L.Dense(3)], name="mlp")
-    path = tmp_path / "mlp.keras"
-    mlp.save(path)
-    status, out, _ = dynasplit("partition", str(path), "--devices", "2", "--json")
+def test_keras_file_and_refused_strategy(dynasplit, mlp_file):
+    status, out, _ = dynasplit("partition", str(mlp_file), "--devices", "2", "--json")
     assert status == 0
     report = json.loads(out)
-    assert report["model"] == str(path)
+    assert report["model"] == str(mlp_file)
     assert "must start with spatial layers" in report["refused"]["spatial"]
     assert set(report["strategies"]) == {"layer-wise", "output-channel", "input-channel",
                                          "hybrid"}
     assert report["strategies"]["hybrid"]["head_strategy"] != "spatial"
-    status, out, _ = dynasplit("partition", str(path), "--devices", "2", "--json",
+    status, out, _ = dynasplit("partition", str(mlp_file), "--devices", "2", "--json",
                                "--hybrid-strategy", "spatial")
     assert "must start with spatial layers" in json.loads(out)["refused"]["hybrid"]
 

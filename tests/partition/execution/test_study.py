@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import keras
 import numpy as np
 import pytest
 
@@ -91,13 +90,8 @@ def test_a_grown_study_measures_only_its_new_runs(cluster, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras saving
-def test_a_refused_strategy_is_recorded_not_retried(cluster, tmp_path):
-    L = keras.layers
-    mlp = keras.Sequential([keras.Input((6, 6, 2)), L.Flatten(), L.Dense(8, activation="relu"),
-                            L.Dense(3)], name="mlp")
-    path = tmp_path / "mlp.keras"
-    mlp.save(path)
-    spec = StudySpec(str(path), ["spatial", "output-channel"], [2], samples=2, inputs="random")
+def test_a_refused_strategy_is_recorded_not_retried(cluster, mlp_file, tmp_path):
+    spec = StudySpec(str(mlp_file), ["spatial", "output-channel"], [2], samples=2, inputs="random")
     study = PartitionStudy(cluster, spec, tmp_path / "mlp.nc", progress=False)
     cube = study.run()
     assert cube["strategy"].values.tolist() == ["output-channel"]
