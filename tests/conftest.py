@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,20 @@ def local_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     tb = LocalTestbed(log_dir=tmp_path_factory.mktemp("local-testbed")).start()
     yield tb
     tb.close()
+
+
+@contextmanager
+def _alongside(target: Callable[[], None]) -> Iterator[None]:
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+@pytest.fixture
+def alongside() -> Callable[[Callable[[], None]], AbstractContextManager[None]]:
+    """``with alongside(fault): ...`` runs ``fault`` in a thread while the block runs (a
+    crash or kill during a campaign) and joins it when the block ends."""
+    return _alongside

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import time
 
 from toolkit.campaign import Campaign, CampaignSpec, grid
@@ -19,7 +18,7 @@ def _configs(splits):
     return configs
 
 
-def test_a_killed_cloud_worker_is_recovered_by_retry(tmp_path):
+def test_a_killed_cloud_worker_is_recovered_by_retry(tmp_path, alongside):
     tb = LocalTestbed(log_dir=tmp_path / "logs")
     spec = CampaignSpec(_configs([0, 1, 2, 3, 4, 5]), samples=40, runs=2)
     campaign = Campaign(tb, spec, tmp_path / "c.nc", backoff_s=0.1, progress=False)
@@ -33,12 +32,10 @@ def test_a_killed_cloud_worker_is_recovered_by_retry(tmp_path):
                 return
             time.sleep(0.02)
 
-    killer = threading.Thread(target=kill_cloud_once)
-    killer.start()
     try:
-        cube = campaign.run()
+        with alongside(kill_cloud_once):
+            cube = campaign.run()
     finally:
-        killer.join()
         tb.close()
     assert campaign.summary.failures == []
     assert campaign.summary.done_now == 12

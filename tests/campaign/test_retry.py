@@ -4,12 +4,24 @@ and SSH."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from toolkit.campaign import CampaignSummary
 from toolkit.errors import ConfigError, DeviceError, ToolkitError, retryable
 from toolkit.retry import Backoff, Journal, retry_run
+
+
+def _failing(error: BaseException) -> tuple[Callable[[], Awaitable[None]], list[int]]:
+    """A run that always raises ``error``, and the list that counts its attempts."""
+    attempts: list[int] = []
+
+    async def run() -> None:
+        attempts.append(1)
+        raise error
+
+    return run, attempts
 
 
 def test_retries_with_recovery_until_success_and_counts_a_failed_recovery():
@@ -48,20 +60,14 @@ def test_gives_up_with_the_last_reason_and_never_retries_a_config_error():
     result, reason = asyncio.run(retry_run(flaky, retries=1, backoff_s=0.001, what="t"))
     assert result is None and reason == "TimeoutError: timed out 2" and attempts == 2
 
-    async def wrong() -> None:
-        nonlocal attempts
-        attempts += 1
-        raise ConfigError("cpu_freq 700 is not one of 600, 800")
-
-    attempts = 0
+    wrong, tries = _failing(ConfigError("cpu_freq 700 is not one of 600, 800"))
     with pytest.raises(ConfigError, match="cpu_freq 700"):
         asyncio.run(retry_run(wrong, retries=3, backoff_s=0.001, what="t"))
-    assert attempts == 1
+    assert len(tries) == 1
 
 
 def test_a_failed_recovery_names_itself_when_it_is_the_last_attempt():
-    async def run() -> None:
-        raise DeviceError("lost")
+    run, _ = _failing(DeviceError("lost"))
 
     async def recover() -> None:
         raise OSError("no worker")
@@ -99,13 +105,7 @@ def test_the_reconnect_policy_is_a_backoff_with_the_documented_defaults():
     ValueError("a bug"),
 ], ids=["config", "plain", "bug"])
 def test_an_error_a_retry_cannot_help_is_raised_after_one_attempt(error):
-    attempts = 0
-
-    async def run() -> None:
-        nonlocal attempts
-        attempts += 1
-        raise error
-
+    run, attempts = _failing(error)
     recovered = []
 
     async def recover() -> None:
@@ -114,7 +114,7 @@ def test_an_error_a_retry_cannot_help_is_raised_after_one_attempt(error):
     assert not retryable(error)
     with pytest.raises(type(error)):
         asyncio.run(retry_run(run, retries=3, backoff_s=0.001, what="t", recover=recover))
-    assert attempts == 1 and recovered == []
+    assert len(attempts) == 1 and recovered == []
 
 
 @pytest.mark.parametrize("error", [
@@ -123,16 +123,10 @@ def test_an_error_a_retry_cannot_help_is_raised_after_one_attempt(error):
     TimeoutError("timed out"),
 ], ids=["device", "os", "timeout"])
 def test_a_transient_error_is_retried_until_the_retries_are_used_up(error):
-    attempts = 0
-
-    async def run() -> None:
-        nonlocal attempts
-        attempts += 1
-        raise error
-
+    run, attempts = _failing(error)
     assert retryable(error)
     result, reason = asyncio.run(retry_run(run, retries=2, backoff_s=0.001, what="t"))
-    assert result is None and attempts == 3 and reason.startswith(type(error).__name__)
+    assert result is None and len(attempts) == 3 and reason.startswith(type(error).__name__)
 
 
 def test_ssh_errors_say_whether_a_retry_can_help():

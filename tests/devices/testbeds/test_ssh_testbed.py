@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,7 +204,7 @@ def bed(tmp_path_factory):
 
 
 @end_to_end
-def test_campaign_changes_the_pi_and_resumes_after_sshd_crash(bed, tmp_path):
+def test_campaign_changes_the_pi_and_resumes_after_sshd_crash(bed, tmp_path, alongside):
     configs = [Config("digits-cnn", split, freq, "none", "none")
                for split in (1, 2, 3) for freq in (600, 1800)]
     campaign = Campaign(bed.testbed, CampaignSpec(configs, samples=4, warmup=1),
@@ -221,12 +220,8 @@ def test_campaign_changes_the_pi_and_resumes_after_sshd_crash(bed, tmp_path):
         time.sleep(0.6)
         bed.edge_sshd.start()  # same port, same host key
 
-    crasher = threading.Thread(target=crash_mid_campaign)
-    crasher.start()
-    try:
+    with alongside(crash_mid_campaign):
         cube = campaign.run()
-    finally:
-        crasher.join()
     summary = campaign.summary
     assert summary.failures == [] and summary.done_now == 6
     assert int(np.isfinite(cube["latency_ms"].values).sum()) == 6
