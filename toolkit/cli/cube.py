@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 __all__ = ["register"]
 
@@ -99,8 +98,9 @@ def _splinter_table(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from toolkit.cli.common import print_json
     from toolkit.cube import cube_info, format_cube_info, open_cube
 
     info = cube_info(open_cube(args.cube))
-    print(json.dumps(info, indent=2) if args.json else format_cube_info(info))
+    print_json(info) if args.json else print(format_cube_info(info))
     return 0

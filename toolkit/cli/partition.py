@@ -16,9 +16,14 @@ energy (``--hybrid-objective``) above ``--min-accuracy``, unless pinned
 from __future__ import annotations
 
 import argparse
-import json
 
-from toolkit.cli.common import fraction, non_negative_float, positive_float, positive_int
+from toolkit.cli.common import (
+    fraction,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    print_json,
+)
 from toolkit.config import CODECS, IDLE_ACCOUNTINGS
 
 __all__ = ["register"]
@@ -243,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     if args.measure:
         add_measurements(report, _measure(args, report, args.profile, profiles))
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_json(report)
     else:
         print(format_table(report))
     return 0
