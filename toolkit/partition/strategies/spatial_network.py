@@ -52,17 +52,14 @@ Rows = tuple[int, int]
 
 
 def not_spatial(name: str, layer_type: str, shape: tuple[int, ...], start: str) -> ToolkitError:
-    """The error of a model whose first layer ``name`` the spatial strategy cannot split;
-    ``start``: the layers it must start with."""
+    """Why spatial partitioning refuses a model whose first layer ``name`` is not spatial."""
     return ToolkitError(f"strategy {STRATEGY!r} cannot split layer {name!r} of type "
-                        f"{layer_type} on input shape {shape}: the model must start with "
-                        f"{start}")
+                        f"{layer_type} on input shape {shape}: the model must start with {start}")
 
 
 def band_builder(name: str, n: int, input_shape: tuple[int, ...], fuse: int | str,
                  groups: list[list[str]], speeds: Sequence[float] | None) -> PlanBuilder:
-    """An empty spatial plan recording ``fuse``, its fusion ``groups`` (first and last
-    layer names) and ``speeds``."""
+    """An empty spatial plan recording ``fuse``, its ``groups`` and ``speeds``."""
     options: dict = {"fuse": fuse, "groups": groups}
     if speeds is not None:
         options["speeds"] = list(speeds)
