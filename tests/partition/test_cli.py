@@ -203,9 +203,11 @@ def test_bad_idle_accounting_names_the_choices(dynasplit, capsys):
 def test_residual_model_by_name_at_a_small_default_size(dynasplit):
     """``mobilenetv2`` (weights=None) partitions at 32x32 unless --input-size says otherwise:
     layer-wise, spatial and hybrid (spatial head) exactly, the channel strategies refused
-    naming the Add."""
+    naming the Add. The hybrid is pinned (its search over every cut and codec is
+    tested on digits-cnn) to a spatial head cut after three residual Adds."""
     status, out, _ = dynasplit("partition", "mobilenetv2", "--devices", "3", "--json",
-                               "--fuse", "none")
+                               "--fuse", "none", "--split", "30",
+                               "--hybrid-strategy", "spatial", "--codec", "fp32")
     assert status == 0
     report = json.loads(out)
     assert report["input_shape"] == [32, 32, 3]
@@ -213,6 +215,8 @@ def test_residual_model_by_name_at_a_small_default_size(dynasplit):
     for entry in report["strategies"].values():
         assert entry["max_abs_error"] <= 1e-4
         assert all(d["macs"] > 0 for d in entry["per_device"])
+    hybrid = report["strategies"]["hybrid"]
+    assert (hybrid["layer"], hybrid["head_strategy"]) == ("block_6_expand", "spatial")
     for name in ("output-channel", "input-channel"):
         assert f"{name} cannot partition residual Add 'block_2_add'" in report["refused"][name]
 
