@@ -27,7 +27,7 @@ import numpy as np
 
 from toolkit.optimize.space import ConfigSpace
 
-__all__ = ["Surrogate", "pick_by_improvement"]
+__all__ = ["Surrogate", "distance_to_front", "pick_by_improvement"]
 
 
 class Surrogate:
@@ -77,15 +77,16 @@ class Surrogate:
             self.models.append(model)
         return self
 
+    def draws(self, genes: np.ndarray) -> np.ndarray:
+        """Every tree's prediction: shape (trees, rows, target columns)."""
+        x = self.features(genes)
+        return np.stack([np.stack([t.predict(x) for t in model.estimators_])
+                         for model in self.models], axis=2)
+
     def predict(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and spread (standard deviation over trees) per target column."""
-        x = self.features(genes)
-        means, stds = [], []
-        for model in self.models:
-            per_tree = np.stack([t.predict(x) for t in model.estimators_])
-            means.append(per_tree.mean(axis=0))
-            stds.append(per_tree.std(axis=0))
-        return np.column_stack(means), np.column_stack(stds)
+        per_tree = self.draws(genes)
+        return per_tree.mean(axis=0), per_tree.std(axis=0)
 
 
 def _hv(points: np.ndarray, ref: np.ndarray) -> float:
@@ -103,6 +104,7 @@ def pick_by_improvement(
     *,
     kappa: float = 1.0,
     reference: float = 1.1,
+    fill: bool = True,
 ) -> list[int]:
     """Greedy batch of candidate indices by optimistic hypervolume improvement.
 
@@ -112,6 +114,8 @@ def pick_by_improvement(
         n: how many to pick.
         kappa: optimism (how many spreads below the mean).
         reference: hypervolume reference coordinate.
+        fill: when fewer than ``n`` add anything, fill up with those nearest the
+            front (else return only the ones that add).
 
     Returns:
         Up to ``n`` distinct candidate indices, best first.
@@ -132,13 +136,13 @@ def pick_by_improvement(
         left.remove(best)
         current = np.vstack([current, mean[best]])
         base = _hv(current, ref)
-    if len(chosen) < n and left:  # no predicted gain: nearest to the front first
-        dist = np.array([_distance_to_front(optimistic[i], current) for i in left])
+    if fill and len(chosen) < n and left:  # no predicted gain: nearest to the front first
+        dist = np.array([distance_to_front(optimistic[i], current) for i in left])
         chosen += [left[i] for i in np.argsort(dist, kind="stable")[: n - len(chosen)]]
     return chosen
 
 
-def _distance_to_front(point: np.ndarray, front: np.ndarray) -> float:
+def distance_to_front(point: np.ndarray, front: np.ndarray) -> float:
     """How far ``point`` would have to move to be non-dominated (0 if it already is)."""
     if len(front) == 0:
         return 0.0
