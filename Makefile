@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# test processes (pytest-xdist); whole files go to one process, slowest first (tests/conftest.py)
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test lint clean venv system-packages
 
@@ -33,7 +35,7 @@ system-packages:
 	@sh scripts/system-packages.sh test
 
 test: system-packages $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check toolkit tests benchmarks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
@@ -25,20 +27,56 @@ def splinter_dir() -> Path:
     return SPLINTER
 
 
+#: test files that take minutes: collected first, so that ``make test`` (pytest-xdist,
+#: ``-n 2 --dist loadfile``: each file runs whole in one process, files handed out in
+#: collection order) starts them early and the two processes finish together
+SLOW_FILES = ("notebooks/test_notebooks.py", "browser/test_jupyterlab.py",
+              "partition/test_cli.py", "campaign/test_pool.py",
+              "devices/testbeds/test_ssh_testbed.py", "campaign/test_campaign_resume.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slowest files first (:data:`SLOW_FILES`); the order inside each file is kept."""
+    def rank(item: pytest.Item) -> int:
+        path = Path(item.path).relative_to(REPO_ROOT / "tests").as_posix()
+        return SLOW_FILES.index(path) if path in SLOW_FILES else len(SLOW_FILES)
+
+    items.sort(key=rank)
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on file ``lock`` (one test process at a time)."""
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """One ``dynasplit demo`` for the whole session: (its output folder, its stdout).
+    """One ``dynasplit demo`` for the whole run: (its output folder, its stdout).
 
     ``tests/foundation/test_demo.py`` checks it, and the notebooks' demo mode
     resumes a copy of it (a finished demo resumes in seconds) instead of measuring
-    the same campaign again.
+    the same campaign again. Under pytest-xdist the run's test processes share it:
+    the first to ask runs it, the others wait for it and read it (they only read).
     """
-    out = tmp_path_factory.mktemp("demo")
-    result = subprocess.run([sys.executable, "-m", "toolkit", "demo", "--out", str(out)],
-                            capture_output=True, text=True, timeout=1500,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result.stdout
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    out, stdout = shared / "demo", shared / "demo.stdout"
+    with _exclusive(shared / "demo.lock"):
+        if not stdout.exists():
+            out.mkdir(exist_ok=True)
+            result = subprocess.run([sys.executable, "-m", "toolkit", "demo", "--out", str(out)],
+                                    capture_output=True, text=True, timeout=1500,
+                                    stdin=subprocess.DEVNULL)
+            assert result.returncode == 0, result.stderr[-3000:]
+            stdout.write_text(result.stdout)
+    return out, stdout.read_text()
 
 
 @pytest.fixture(scope="session")
