@@ -254,6 +254,17 @@ def _result_text(page) -> str:
     return page.locator(".dynasplit-result").inner_text()
 
 
+def _new_page(chromium, height: int):
+    """A page that answers JupyterLab's "Select Kernel" dialog as a user would, with the
+    notebook's own kernel (preselected): on a loaded machine JupyterLab sometimes asks
+    although the kernel has started, and the dialog then blocks every click."""
+    page = chromium.new_page(viewport={"width": 1400, "height": height})
+    dialog = page.locator(".jp-Dialog").filter(has_text="Select Kernel")
+    page.add_locator_handler(
+        dialog, lambda d: d.get_by_role("button", name="Select", exact=True).click())
+    return page
+
+
 @pytest.mark.slow
 def test_split_inference_panel_in_jupyterlab(lab: Lab, chromium) -> None:
     from playwright.sync_api import expect
@@ -263,7 +274,7 @@ def test_split_inference_panel_in_jupyterlab(lab: Lab, chromium) -> None:
     (ARTIFACTS / "jupyterlab-failure.png").unlink(missing_ok=True)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
-    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    page = _new_page(chromium, height=1000)
     try:
         page.goto(f"{lab.url}/lab/workspaces/split-inference/tree/{NOTEBOOK.name}"
                   f"?token={lab.token}")  # a workspace of its own: no tabs restored
@@ -362,7 +373,7 @@ def test_tradeoff_explorer_on_the_demo_cube_in_jupyterlab(
     failure.unlink(missing_ok=True)
     for name, content in files.items():
         (lab.root / name).write_bytes(content)
-    page = chromium.new_page(viewport={"width": 1400, "height": 1400})
+    page = _new_page(chromium, height=1400)
     try:
         page.goto(f"{lab.url}/lab/workspaces/tradeoff/tree/explorer.ipynb?token={lab.token}")
         expect(page.locator(".jp-NotebookPanel"), "the notebook did not open"
