@@ -6,7 +6,9 @@ Notebooks 03, 04 and 05 read DynaSplit's VGG16 pool (shipped under
 ``DYNASPLIT_NOTEBOOK_DATA=demo`` (the demo cube; 05: a cube it measures); both
 paths run here. The campaigns 02 and 05 measure on the local emulated testbed
 must show the trade-off (issue 14): edge-only, cloud-only and an interior split
-all on the Pareto front; they run alone. The others measure nothing that is
+all on the Pareto front; they run one at a time (under ``make test`` another
+test file may run in the second test process: the emulated times are padded
+to the profiles', which absorbs that). The others measure nothing that is
 checked, so they run two at a time (:data:`SIDE_BY_SIDE`, the CI machine's
 cores), each kernel with a TMPDIR of its own. Executed copies are written to
 ``test-artifacts/notebooks/`` for inspection.
