@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import subprocess
@@ -44,7 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
-@contextlib.contextmanager
+@contextmanager
 def _exclusive(lock: Path) -> Iterator[None]:
     """Hold an exclusive lock on file ``lock`` (one test process at a time)."""
     with open(lock, "a") as handle:
