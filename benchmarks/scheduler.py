@@ -19,21 +19,24 @@ Goals (issue 5): ≥ 100 000 decisions/s, p99 ≤ 20 µs, load ≤ 100 ms.
 
 The service end to end (issue 18): the exported scheduler as its own process in
 ``--dry-run`` with this policy, on loopback TCP with TLS (a certificate made
-here) and a bearer token, driven by ``--clients`` concurrent connections that
-each keep ``--window`` requests in flight (pipelining), from this process:
+here) and a bearer token, driven by ``--clients`` concurrent connections from
+this process; each sends a request and waits for its answer before the next
+(``--window 1``; a larger window pipelines that many requests per client):
 
 - ``service_requests_per_s``: answers per second over the whole run;
 - ``service_p99_ms`` (and ``service_p50_ms``): time from writing a request to
   reading its answer, per request;
-- the same over plain TCP without a token beside them (``plain_tcp``).
+- the same over plain TCP without a token beside them (``plain_tcp``);
+- each measured ``--service-repeats`` times on a fresh server (TLS and plain
+  taking turns), medians reported, every run listed.
 
 Goals: ≥ 20 000 requests/s and p99 ≤ 5 ms on a quiet 2-core machine (the
 client shares the machine: its cost is in the figures).
 Prints one JSON object. Run::
 
     .venv/bin/python benchmarks/scheduler.py [--candidates 10000] [--decisions 200000]
-        [--clients 50] [--window 2] [--service-requests 200000] [--client-loop asyncio]
-        [--client streams|protocol]
+        [--clients 50] [--window 1] [--service-requests 100000] [--service-repeats 3]
+        [--client-loop asyncio|uvloop] [--client protocol|streams]
 """
 
 from __future__ import annotations
@@ -119,15 +122,19 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--window", type=int, default=2,
-                        help="requests each client keeps in flight")
-    parser.add_argument("--service-requests", type=int, default=200_000)
+    parser.add_argument("--window", type=int, default=1,
+                        help="requests each client keeps in flight (1: each client waits "
+                             "for its answer before the next request; more: pipelining)")
+    parser.add_argument("--service-requests", type=int, default=100_000,
+                        help="requests per service run")
+    parser.add_argument("--service-repeats", type=int, default=3,
+                        help="service runs each for TLS and plain TCP; medians reported")
     parser.add_argument("--client-loop", choices=("asyncio", "uvloop"), default="asyncio",
-                        help="event loop of the load generator (default asyncio: the "
-                             "figures of docs/online.md; uvloop costs the client less)")
-    parser.add_argument("--client", choices=("streams", "protocol"), default="streams",
-                        help="load generator connections: asyncio streams (default: the "
-                             "figures of docs/online.md) or protocol callbacks (leaner)")
+                        help="event loop of the load generator (uvloop costs the client less)")
+    parser.add_argument("--client", choices=("streams", "protocol"), default="protocol",
+                        help="load generator connections: protocol callbacks (default, "
+                             "leaner) or asyncio streams (the figures of the earlier rounds "
+                             "in docs/online.md)")
     parser.add_argument("--no-service", action="store_true",
                         help="skip the end-to-end service figures")
     args = parser.parse_args()
@@ -152,7 +159,8 @@ def main() -> None:
         tail_load = (time.perf_counter() - t0) * 1e3
         service = {} if args.no_service else service_figures(
             path, Path(tmp), clients=args.clients, window=args.window,
-            requests=args.service_requests, client_loop=args.client_loop, client=args.client)
+            requests=args.service_requests, repeats=args.service_repeats,
+            client_loop=args.client_loop, client=args.client)
 
     rng = np.random.default_rng(args.seed + 1)
     thresholds = rng.uniform(40.0, 2500.0, args.decisions)
