@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from toolkit.aio import run
+from toolkit.aio import event_loop, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,9 +201,10 @@ async def drive(port: int, clients: int, window: int, per_client: int,
 
 def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
             requests: int, profile: str | None = None,
-            client_loop: str = "asyncio", client: str = "streams") -> dict[str, float]:
+            client_loop: str = "auto", client: str = "protocol") -> dict[str, float]:
     """One run against a fresh scheduler process; the clients run on ``client_loop``
-    (``asyncio`` or ``uvloop``, see :func:`toolkit.aio.run`), as stream clients
+    (``auto``: uvloop where installed, or ``asyncio``/``uvloop``; see
+    :func:`toolkit.aio.run`), as stream clients
     (:func:`drive`) or ``protocol`` ones (:func:`drive_protocol`)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     extra, context, token = [], None, None
@@ -235,7 +236,7 @@ def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
 
 
 def service_figures(policy: Path, folder: Path, *, clients: int = 50, window: int = 1,
-                    requests: int = 100_000, repeats: int = 3, client_loop: str = "asyncio",
+                    requests: int = 100_000, repeats: int = 3, client_loop: str = "auto",
                     client: str = "protocol") -> dict:
     """TLS + token figures (the issue's keys) with the plain-TCP ones beside them.
 
@@ -258,5 +259,5 @@ def service_figures(policy: Path, folder: Path, *, clients: int = 50, window: in
             "tls_token": {**median["tls_token"], "runs": runs["tls_token"]},
             "plain_tcp": {**median["plain_tcp"], "runs": runs["plain_tcp"]},
             "clients": clients, "window": window, "repeats": repeats,
-            "client_loop": client_loop, "client": client,
+            "client_loop": event_loop(client_loop), "client": client,
             "load_average": round(os.getloadavg()[0], 2)}
