@@ -195,6 +195,11 @@ def test_line_splitter_keeps_what_follows_an_overlong_line_at_any_chunking():
     splitter = LineSplitter(4)
     assert splitter.feed(b"x" * 100) == [] and splitter.finish() == [LineTooLong(100)]
     assert splitter.finish() == []
+    whole = LineSplitter(10)             # whole short lines in one read, then a partial one
+    assert whole.feed(b"ab\n\ncd\n") == [b"ab", b"", b"cd"]
+    assert whole.feed(b"ab") == [] and whole.feed(b"c\n") == [b"abc"]
+    for size, want in ((9, b"x" * 9), (10, b"x" * 10), (11, LineTooLong(11))):  # the limit
+        assert whole.feed(b"x" * size + b"\n") == [want]
 
 
 # --------------------------------------------------------------------------- malformed lines

@@ -78,6 +78,9 @@ class RequestSplitter:
 
     def feed(self, data: bytes) -> list[Item]:
         """The messages completed by ``data``, in order."""
+        if (self._frame is None and not self._skip and b"\n" + _D not in data
+                and not (data[:1] == _D and self.lines.idle)):
+            return self.lines.feed(data)  # type: ignore[return-value]  # lines only
         out: list[Item] = []
         pos, end = 0, len(data)
         while pos < end:
