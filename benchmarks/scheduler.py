@@ -129,9 +129,10 @@ def main() -> None:
                         help="requests per service run")
     parser.add_argument("--service-repeats", type=int, default=3,
                         help="service runs each for TLS and plain TCP; medians reported")
-    parser.add_argument("--client-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
-                        help="event loop of the load generator (default auto: uvloop where "
-                             "installed, which takes the client ~30 %% less CPU)")
+    parser.add_argument("--client-loop", choices=("auto", "asyncio", "uvloop"), default=None,
+                        help="event loop of the load generator (default: DYNASPLIT_LOOP, else "
+                             "auto: uvloop where installed, which takes the client ~30 %% "
+                             "less CPU)")
     parser.add_argument("--client", choices=("streams", "protocol"), default="protocol",
                         help="load generator connections: protocol callbacks (default, "
                              "leaner) or asyncio streams (the figures of the earlier rounds "

@@ -201,9 +201,10 @@ async def drive(port: int, clients: int, window: int, per_client: int,
 
 def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
             requests: int, profile: str | None = None,
-            client_loop: str = "auto", client: str = "protocol") -> dict[str, float]:
+            client_loop: str | None = None, client: str = "protocol") -> dict[str, float]:
     """One run against a fresh scheduler process; the clients run on ``client_loop``
-    (``auto``: uvloop where installed, or ``asyncio``/``uvloop``; see
+    (``auto``: uvloop where installed, ``asyncio`` or ``uvloop``; None: the
+    ``DYNASPLIT_LOOP`` environment variable, else ``auto``; see
     :func:`toolkit.aio.run`), as stream clients
     (:func:`drive`) or ``protocol`` ones (:func:`drive_protocol`)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -236,7 +237,7 @@ def measure(policy: Path, folder: Path, *, tls: bool, clients: int, window: int,
 
 
 def service_figures(policy: Path, folder: Path, *, clients: int = 50, window: int = 1,
-                    requests: int = 100_000, repeats: int = 3, client_loop: str = "auto",
+                    requests: int = 100_000, repeats: int = 3, client_loop: str | None = None,
                     client: str = "protocol") -> dict:
     """TLS + token figures (the issue's keys) with the plain-TCP ones beside them.
 
