@@ -9,7 +9,7 @@ import pytest
 from fake_pi import make_fake_pi  # tests/ is on sys.path (conftest)
 
 from toolkit.config import Config
-from toolkit.devices import CommandTimeout, PiController, SshTransport, load_profile
+from toolkit.devices import CommandFailed, CommandTimeout, PiController, SshTransport, load_profile
 from toolkit.devices.controllers.pi import PiSettings, parse_uhubctl
 from toolkit.errors import ConfigError
 
@@ -65,6 +65,19 @@ async def test_frequency_not_reading_back_is_unverified(pi_host, fake_pi, caplog
     change = await pi.set_cpu_freq(1400)
     assert change.changed and not change.verified
     assert "cpu_freq on pi: set to 1400 but reading it back disagrees" in caplog.text
+    await pi.close()
+
+
+async def test_a_frequency_write_cut_short_is_repaired_by_the_next_apply(pi_host, fake_pi):
+    # sshd killed between the shell's truncation and printf leaves the plain file empty
+    (fake_pi.sysfs / "scaling_setspeed").write_text("")
+    (fake_pi.sysfs / "scaling_governor").write_text("userspace")  # and no newline
+    pi = PiController(SshTransport(pi_host))
+    change = await pi.set_cpu_freq(800)
+    assert change.changed and change.verified and fake_pi.cur_khz == 800_000
+    (fake_pi.sysfs / "scaling_setspeed").unlink()  # a file that cannot be read still fails
+    with pytest.raises(CommandFailed, match="scaling_cur_freq: No such file"):
+        await pi.set_cpu_freq(1000)
     await pi.close()
 
 

@@ -89,6 +89,12 @@ def runtime_mode(output: str, packages: dict[str, str]) -> str | None:
 # per line, and the last record received still names the command that hung.
 # Every record starts with a newline so that it is always at the start of a line,
 # whatever a tool printed before it.
+# `rd FILE` reads FILE's first line into $v. A last line without a newline still
+# counts, and so does an empty file that can be read (v is then empty): a plain
+# file left empty by a write cut short (the connection died between the shell's
+# truncation and printf) then reads as "unknown", so the step writes the wanted
+# value again instead of failing every later try. A file that cannot be opened
+# fails.
 _PRELUDE = r"""now() { t=$EPOCHREALTIME; [ -n "$t" ] || read -r t _ < /proc/uptime || t=0; }
 R=
 NL='
@@ -98,7 +104,7 @@ blob() { R="$R$NL$T blob $1$NL$2$NL$T endblob$NL"; }
 flush() { printf '%s' "$R"; R=; }
 announce() { rec run "$1"; flush; }
 fail() { rec fail "$STEP" "$1" "$2"; flush; exit "$CODE"; }
-rd() { v=; read -r v < "$1" || [ -n "$v" ]; }
+rd() { v=; read -r v < "$1" && return 0; [ -n "$v" ] && return 0; [ -r "$1" ] && [ ! -s "$1" ]; }
 """
 
 def _mode_of(std: str, max_: str) -> str:
