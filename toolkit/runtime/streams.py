@@ -101,6 +101,16 @@ class FrameReader(asyncio.StreamReader):
         sock = transport.get_extra_info("socket")
         return None if sock is None else sock.fileno()
 
+    @property
+    def task_waiting(self) -> bool:
+        """Whether a read is waiting for data (feeding the reader wakes it)."""
+        return self._waiter is not None
+
+    @property
+    def paused(self) -> bool:
+        """Whether the reader paused its transport (its buffer is over the limit)."""
+        return self._paused
+
     def _target_filled(self, nbytes: int) -> None:
         rest = self._target[nbytes:]
         if len(rest):
@@ -163,7 +173,7 @@ class _FrameProtocol(asyncio.BufferedProtocol):
         if self._last_target:
             self._reader._target_filled(nbytes)
             return
-        wakes = self._reader._waiter is not None
+        wakes = self._reader.task_waiting
         self._reader.feed_data(self._staging[:nbytes])
         if wakes and self._greedy and nbytes == len(self._staging) and not self._held:
             # more is waiting (libuv reads on only after a full buffer): let the woken
@@ -175,7 +185,7 @@ class _FrameProtocol(asyncio.BufferedProtocol):
     def _release(self) -> None:
         self._held = False
         transport = self._transport
-        if transport is not None and not transport.is_closing() and not self._reader._paused:
+        if transport is not None and not transport.is_closing() and not self._reader.paused:
             transport.resume_reading()
 
 

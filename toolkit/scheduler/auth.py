@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError
+from toolkit.scheduler.direct import HandoverReader
 from toolkit.scheduler.limits import AUTH_TIMEOUT_S, MAX_AUTH_LINE, MIN_TOKEN_CHARS
 
 __all__ = ["MIN_TOKEN_CHARS", "TOKEN_ENV", "AuthStats", "Guard", "TlsListener", "is_loopback",
@@ -167,7 +168,7 @@ class TlsListener:
     async def _serve(self, conn: socket.socket, peer: Any) -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
-        reader = asyncio.StreamReader(limit=self._limit)
+        reader = HandoverReader(limit=self._limit)
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
             transport, _ = await asyncio.wait_for(loop.connect_accepted_socket(
@@ -189,9 +190,13 @@ async def start_server(client_connected: Callable[..., Any], host: str, port: in
                        limit: int, guard: Guard | None = None,
                        **kwargs: Any) -> asyncio.Server | TlsListener:
     """:func:`asyncio.start_server`; with a TLS ``guard``, a :class:`TlsListener`
-    (its connections reach ``client_connected`` after their handshake)."""
+    (its connections reach ``client_connected`` after their handshake). Either
+    way each connection's reader is a :class:`~toolkit.scheduler.direct.HandoverReader`."""
     if guard is None or guard.tls is None:
-        return await asyncio.start_server(client_connected, host, port, limit=limit, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: asyncio.StreamReaderProtocol(HandoverReader(limit=limit), client_connected),
+            host, port, **kwargs)
     sock = socket.create_server((host, port), family=_family(host), backlog=1024)
     sock.setblocking(False)
     return TlsListener(sock, guard, client_connected, limit)

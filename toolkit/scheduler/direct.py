@@ -34,22 +34,36 @@ from toolkit.scheduler.limits import MAX_LINE_BYTES, WRITE_HIGH_WATER
 if TYPE_CHECKING:
     from toolkit.scheduler.frames import Item
 
-__all__ = ["DirectClient", "WriteRound", "take_buffered"]
+__all__ = ["DirectClient", "HandoverReader", "WriteRound"]
 
 #: answers gathered before they are written (so a full buffer is noticed early)
 _BATCH = 64
 
 
-def take_buffered(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
-    """(the bytes ``reader`` holds, whether it saw the end) -- emptying it.
+class HandoverReader(asyncio.StreamReader):
+    """A StreamReader that can hand what it holds to the transport's next protocol.
 
     Reading the token line may read past it; those bytes belong to the
-    connection that takes the transport over. (``StreamReader`` has no public
-    way to take its buffer without waiting.)
+    :class:`DirectClient` that takes the transport over. The listeners
+    (:func:`~toolkit.scheduler.auth.start_server`) give every connection one.
     """
-    data = bytes(reader._buffer)
-    reader._buffer.clear()
-    return data, reader.at_eof()
+
+    ended = False
+    """Whether the peer's end of stream arrived."""
+
+    def feed_eof(self) -> None:
+        self.ended = True
+        super().feed_eof()
+
+    async def hand_over(self) -> tuple[bytes, bool]:
+        """(the bytes held, whether the peer ended) -- emptying the reader for good.
+
+        Never waits: the reader is ended first, so reading returns at once what
+        it holds. Call it just before the transport gets its new protocol.
+        """
+        ended = self.ended
+        super().feed_eof()
+        return await self.read(), ended
 
 
 class WriteRound:

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from toolkit.errors import ToolkitError
 from toolkit.scheduler.auth import start_server
 from toolkit.scheduler.channel import Channel, Source, StreamSink, open_input, open_output
-from toolkit.scheduler.direct import DirectClient, WriteRound, take_buffered
+from toolkit.scheduler.direct import DirectClient, HandoverReader, WriteRound
 from toolkit.scheduler.frames import BadFrame, RequestSplitter, TensorRequest, request_from_frame
 from toolkit.scheduler.limits import (
     FINAL_FLUSH_S,
@@ -564,7 +564,8 @@ class Server:
         client = DirectClient(name, self._take_now, self._direct_failed, self._writes)
         self._direct.add(client)
         try:
-            client.attach(writer.transport, *take_buffered(reader))  # type: ignore[arg-type]
+            assert isinstance(reader, HandoverReader)  # the listeners make them
+            client.attach(writer.transport, *await reader.hand_over())  # type: ignore[arg-type]
             if self._stopping.is_set():
                 client.stop()
             await client.closed
