@@ -284,7 +284,7 @@ def main(argv=None) -> dict:
     goal_row = detail.get(str(GOAL_BUDGET), {}).get(DEFAULT_ALGORITHM)
     out = {
         "median_hv_ratio": {b: detail[b][DEFAULT_ALGORITHM]["hv_ratio"]["median"]
-                            for b in detail},
+                            for b in detail if DEFAULT_ALGORITHM in detail[b]},
         "goal": None if goal_row is None else {
             "budget": GOAL_BUDGET, "hv_ratio_at_least": GOAL_HV,
             "front_share_at_least": GOAL_SHARE,

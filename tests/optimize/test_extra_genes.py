@@ -317,11 +317,12 @@ def test_four_gene_results_are_unchanged(toy_cube, algorithm, seed, digest, hype
                                          front):
     """Pinned: same evaluations, order and front (re-pinned when the final local
     search came, issue 17: the nsga3 run now finds the whole front, 13 of 13; the
-    Latin start named since ``guided`` became the default)."""
+    Latin start named since ``guided`` became the default, and the one-step
+    frequency neighbourhood since whole frequency lines did)."""
     space = ConfigSpace.from_cube(toy_cube)
     assert space.gene_names == ("split", "cpu_freq", "edge_accel", "cloud_accel")
     result = Optimizer(space, CubeEvaluator(toy_cube), algorithm=algorithm, seed=seed,
-                       initial="latin", progress=False).run(0.3)
+                       initial="latin", line_genes=(), progress=False).run(0.3)
     assert all(list(e.config) == list(CONFIG_KEYS) for e in result.evaluated)
     assert _digest(e.config for e in result.evaluated) == digest
     assert result.hypervolume == pytest.approx(hypervolume, rel=1e-12)
@@ -333,7 +334,8 @@ def test_four_gene_profile_space_is_unchanged(toy_objectives):
                                       edge_accels=["none", "tpu-std", "tpu-max"])
     evaluator = FunctionEvaluator(lambda c: None if c["cpu_freq"] == 1400 else toy_objectives(
         c["split"], c["cpu_freq"], c["edge_accel"], c["cloud_accel"]))
-    result = Optimizer(space, evaluator, seed=3, initial="latin", progress=False).run(60)
+    result = Optimizer(space, evaluator, seed=3, initial="latin", line_genes=(),
+                       progress=False).run(60)
     assert _digest(e.config for e in result.evaluated) == (
         "d6b61f4d7c13e172bfb1ce4032b384e8bd009c2145bc47e722e6607164b948f3")
     assert len(result.unmeasured) == 4

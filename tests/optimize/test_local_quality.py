@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from toolkit.errors import ConfigError
 from toolkit.optimize import ConfigSpace, CubeEvaluator, Optimizer
 from toolkit.optimize.local import dominance_gap, front_neighbourhood
 from toolkit.optimize.quality import ReferenceFront
@@ -52,13 +53,36 @@ def test_reference_front_scores(toy_cube):
     assert part.front_share == pytest.approx(len(half) / len(ref))
 
 
-def test_final_phase_searches_the_front_neighbourhood(toy_cube):
+def test_a_line_gene_moves_to_every_other_valid_value(toy_cube):
+    space = ConfigSpace.from_cube(toy_cube)
+    f = space.gene_names.index("cpu_freq")
+    g = tuple(int(x) for x in space.genes[len(space.genes) // 2])
+
+    def on_line(c):
+        return c[:f] + c[f + 1:] == g[:f] + g[f + 1:]
+
+    whole = {c for c in ((*g[:f], v, *g[f + 1:]) for v in range(space.gene_sizes[f]))
+             if c != g and space.is_valid(c)}
+    step, line = neighbours(g, space), neighbours(g, space, [f])
+    assert {c for c in line if on_line(c)} == whole and len(whole) > 2
+    assert {c for c in step if on_line(c)} < whole          # one step either way
+    assert {c for c in line if not on_line(c)} == {c for c in step if not on_line(c)}
+
+
+@pytest.mark.parametrize("line_genes", [(), ("cpu_freq",)])
+def test_final_phase_searches_the_front_neighbourhood(toy_cube, line_genes):
     """In the local phase every evaluation is a neighbour of an earlier one."""
     space = ConfigSpace.from_cube(toy_cube)
     result = Optimizer(space, CubeEvaluator(toy_cube), seed=0, local_share=1.0,
-                       progress=False).run(0.3)
+                       line_genes=line_genes, progress=False).run(0.3)
+    lines = [space.gene_names.index(g) for g in line_genes]
     genes = [tuple(int(x) for x in space.encode(e.config)) for e in result.evaluated]
     later = [i for i, e in enumerate(result.evaluated) if e.generation > 0]
     assert later
     for i in later:
-        assert any(genes[i] in neighbours(g, space) for g in genes[:i]), genes[i]
+        assert any(genes[i] in neighbours(g, space, lines) for g in genes[:i]), genes[i]
+
+
+def test_unknown_line_genes_are_refused(toy_cube):
+    with pytest.raises(ConfigError, match=r"unknown line_genes \['freq'\]; valid: split, "):
+        Optimizer(ConfigSpace.from_cube(toy_cube), CubeEvaluator(toy_cube), line_genes=["freq"])

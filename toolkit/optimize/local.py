@@ -11,6 +11,15 @@ Measurements are noisy, so a configuration just behind the front is often one
 repeat away from being on it, and its neighbours are as promising: points
 within a distance ``near`` of a point that dominates them (in the normalised
 space) are expanded too.
+
+Inside a cluster the CPU frequency trades latency for energy, and the front
+often holds several frequencies of one cluster with dominated near-ties
+between them (split 15 with the TPU and the GPU on the VGG16 pool: on the
+front at 600, 1000, 1600 and 1800 MHz, not at 800, 1200, 1400). A step to
+the nearest frequency either way stops at the first near-tie, so the
+optimizer's ``line_genes`` (default ``cpu_freq``) make a gene's whole line
+the neighbourhood: a device offers a handful of frequencies, so the line is
+short.
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ def dominance_gap(points: np.ndarray) -> np.ndarray:
 
 
 def front_neighbourhood(genes: Sequence[Genes], points: np.ndarray, space: ConfigSpace,
-                        tried: Container[Genes], near: float = 0.0) -> list[Genes]:
+                        tried: Container[Genes], near: float = 0.0,
+                        lines: Container[int] = ()) -> list[Genes]:
     """Untried neighbours of the points on, or within ``near`` of, the front.
 
     Args:
@@ -55,6 +65,8 @@ def front_neighbourhood(genes: Sequence[Genes], points: np.ndarray, space: Confi
         tried: gene tuples not to propose again.
         near: dominated points this close to a point dominating them are
             expanded too.
+        lines: indices of the genes whose whole line is one move away
+            (:func:`~toolkit.optimize.variation.neighbours`).
 
     Returns:
         Distinct untried gene tuples, neighbours of the closest points first.
@@ -68,7 +80,7 @@ def front_neighbourhood(genes: Sequence[Genes], points: np.ndarray, space: Confi
     for i in np.argsort(gap, kind="stable"):
         if gap[i] > near:
             break
-        for g in neighbours(genes[i], space):
+        for g in neighbours(genes[i], space, lines):
             if g not in tried:
                 out[g] = None
     return list(out)

@@ -15,9 +15,9 @@ evaluator has no value for costs nothing and is never proposed again.
    half the budget. ``initial="guided"`` (default) lets the surrogate, fitted
    on what is measured so far (with ordinal genes also one-hot), choose each
    inner split's other genes in batches of ``lambda``; ``"latin"`` draws them
-   Latin-hypercube style (better at 5-10 % budgets on 14 of 16 pools x budgets
-   x seed samples; at 20 % the two trade places by seed sample: the figures
-   are in docs/optimizer.md).
+   Latin-hypercube style (``guided`` is better at 5-10 % budgets on 14 of 16
+   pools x budgets x seed samples; at 20 % the two trade places by seed
+   sample: the figures are in docs/optimizer.md).
    Unmeasured members are replaced by untried neighbours.
 2. **Generations** of ``lambda = max(4, mu // 4)`` children (a (mu + lambda)
    scheme: small batches let every batch learn from the previous ones):
@@ -28,8 +28,9 @@ evaluator has no value for costs nothing and is never proposed again.
       (:mod:`toolkit.optimize.variation`) make ``8 * lambda`` candidates, each
       repaired onto the nearest valid configuration *not tried yet*.
    b. *Front neighbourhood* (:mod:`toolkit.optimize.local`): every untried
-      configuration one elementary move (the nearest measured split, frequency
-      or device count either way, another accelerator, codec or strategy)
+      configuration one elementary move (the nearest measured split or device
+      count either way, every other measured frequency -- ``line_genes`` --,
+      another accelerator, codec or strategy)
       away from a member of the archive's front joins the candidates: a local
       search around the front that exploits the ordinal structure of the genes.
       In the final phase (the last ``local_share`` of the budget, 30 % by
@@ -80,6 +81,7 @@ from typing import Any
 import numpy as np
 from deap import base, creator, tools
 
+from toolkit.config import EXTRA_KEYS
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.optimize.budget import resolve_budget
 from toolkit.optimize.complete import (
@@ -92,7 +94,7 @@ from toolkit.optimize.initial import corner_genes, initial_population
 from toolkit.optimize.local import front_neighbourhood
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer, resolve_objectives
 from toolkit.optimize.result import Evaluation, OptimizationResult
-from toolkit.optimize.space import ConfigSpace, Genes
+from toolkit.optimize.space import GENES, ConfigSpace, Genes
 from toolkit.optimize.surrogate import Surrogate, distance_to_front, pick_by_improvement
 from toolkit.optimize.variation import crossover, mutate, repair
 from toolkit.pareto import pareto_mask
@@ -165,6 +167,7 @@ class Optimizer:
         local_share: float = 0.3,
         near: float = 0.0,
         complete_fill: bool = False,
+        line_genes: Sequence[str] = ("cpu_freq",),
         initial: str = "guided",
         progress: bool = True,
         callback: Callable[[Generation], None] | None = None,
@@ -201,6 +204,10 @@ class Optimizer:
                 configurations on the front's lines most likely non-dominated
                 (:mod:`toolkit.optimize.complete`) instead of those predicted
                 nearest the front (off by default: docs/optimizer.md).
+            line_genes: ordinal genes whose whole line (every other value) is
+                one move away in the front's neighbourhood, not only the
+                nearest value either way (:mod:`toolkit.optimize.local`); genes
+                the space does not vary are ignored.
             initial: the initial design, ``guided`` or ``latin`` (see
                 :data:`INITIALS`); ``guided`` falls back to ``latin`` without the
                 surrogate.
@@ -225,6 +232,10 @@ class Optimizer:
         if not 0.0 <= local_share <= 1.0 or near < 0:
             raise ConfigError(f"local_share must be in [0, 1] and near >= 0, got "
                               f"{local_share} and {near}")
+        unknown = sorted(set(line_genes) - set(GENES) - set(EXTRA_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown line_genes {unknown}; valid: "
+                              f"{choices([*GENES, *EXTRA_KEYS])}")
         if pool_factor < 1 or kappa < 0:
             raise ConfigError(f"pool_factor must be >= 1 and kappa >= 0, got {pool_factor} "
                               f"and {kappa}")
@@ -245,6 +256,7 @@ class Optimizer:
         self.local_share = local_share
         self.near = near
         self.complete_fill = complete_fill
+        self.line_genes = tuple(line_genes)
         self.initial = initial
         given = normalizer if normalizer is not None else evaluator.normalizer(self.objectives)
         self.normalizer = None if given is None else given.select(self.objectives)
@@ -436,8 +448,9 @@ class _Run:
             return pool[:n]
         values = self._archive_matrix()
         y = Normalizer.from_values(self.opt.objectives, values).transform(values)
+        lines = [i for i, g in enumerate(self.space.gene_names) if g in self.opt.line_genes]
         local = front_neighbourhood(self.archive_genes, y, self.space, self.cache,
-                                    self.opt.near)
+                                    self.opt.near, lines)
         if self.used >= (1.0 - self.opt.local_share) * self.budget and local:
             pool = local  # final phase: Pareto local search around the front
         else:

@@ -21,7 +21,7 @@ four standard genes and any extra ``codec``, ``strategy``, ``devices`` gene).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 import numpy as np
 
@@ -119,19 +119,21 @@ def crossover(
     return child_a, child_b
 
 
-def neighbours(genes: Sequence[int], space: ConfigSpace) -> list[Genes]:
+def neighbours(genes: Sequence[int], space: ConfigSpace,
+               lines: Container[int] = ()) -> list[Genes]:
     """Valid configurations one elementary move away from ``genes``.
 
     A move steps one ordinal gene to the nearest lower or higher index at which
     the configuration is valid (skipping the holes of a measured space, e.g. a
     frequency not measured at this split), or gives one categorical gene
     another value. Categorical moves that land on an invalid configuration are
-    dropped (not repaired).
+    dropped (not repaired). A gene whose index is in ``lines`` moves to every
+    other valid value: its whole line is one move away.
     """
     out: list[Genes] = []
     base = [int(g) for g in genes]
     for i, (ordinal, n) in enumerate(zip(space.ordinal, space.gene_sizes, strict=True)):
-        if ordinal:
+        if ordinal and i not in lines:
             for direction in (-1, 1):
                 v = base[i] + direction
                 while 0 <= v < n:
