@@ -319,6 +319,8 @@ class _Run:
         self.individual = getattr(creator, f"DynaSplitIndividual{self.k}")
         self.sign = np.array([1.0 if OBJECTIVES[o] == "min" else -1.0 for o in opt.objectives])
         self.tried = np.zeros(self.space.size, bool)
+        # the genes whose whole line is one move in the front's neighbourhood
+        self.lines = [i for i, g in enumerate(self.space.gene_names) if g in opt.line_genes]
         self.cache: dict[Genes, np.ndarray | None] = {}
         self.evaluated: list[Evaluation] = []
         self.archive_genes: list[Genes] = []
@@ -448,9 +450,8 @@ class _Run:
             return pool[:n]
         values = self._archive_matrix()
         y = Normalizer.from_values(self.opt.objectives, values).transform(values)
-        lines = [i for i, g in enumerate(self.space.gene_names) if g in self.opt.line_genes]
         local = front_neighbourhood(self.archive_genes, y, self.space, self.cache,
-                                    self.opt.near, lines)
+                                    self.opt.near, self.lines)
         if self.used >= (1.0 - self.opt.local_share) * self.budget and local:
             pool = local  # final phase: Pareto local search around the front
         else:

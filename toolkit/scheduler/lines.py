@@ -46,8 +46,8 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> list[bytes | LineTooLong]:
         """The lines completed by ``data`` (without their newlines), in order."""
-        if (not self._partial and not self._skipped and data[-1:] == b"\n"
-                and len(data) <= self.max_bytes):      # whole lines, none too long
+        if self.idle and data[-1:] == b"\n" and len(data) <= self.max_bytes:
+            # whole lines, none too long
             return data[:-1].split(b"\n")  # type: ignore[return-value]
         pieces = data.split(b"\n")
         rest = pieces.pop()
