@@ -81,6 +81,9 @@ def generate_trace(
         raise ToolkitError(f"trace max ({max_ms} ms) must be greater than min ({min_ms} ms)")
     if shape <= 0:
         raise ToolkitError(f"Weibull shape must be > 0, got {shape}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise ToolkitError(f"trace seed must be None or an integer >= 0, got {seed!r}")
     draws = np.random.default_rng(seed).weibull(shape, int(n))
     lo, hi = draws.min(), draws.max()
     if hi == lo:

@@ -52,6 +52,7 @@ def test_shape_sets_the_distribution(shape, ratio):
     ({"shape": 0.0}, "shape must be > 0"),
     ({"max_ms": float("inf")}, "finite number"),
     ({"model": ""}, "invalid model name"),
+    ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
 ])
 def test_bad_arguments(kwargs, message):
     args = {"model": "vgg16", "min_ms": 1.0, "max_ms": 10.0, "n": 10, "seed": 0, **kwargs}

@@ -88,3 +88,36 @@ def test_split_list_json_format(capsys):
         {"split", "layer", "shape", "bytes", "head_macs", "tail_macs"}] * 10
     assert table[1] == {"split": 1, "layer": "conv1", "shape": [8, 8, 16], "bytes": 4096,
                         "head_macs": 9216, "tail_macs": table[0]["tail_macs"] - 9216}
+
+
+@pytest.mark.parametrize("argv", [
+    ["optimize", "cube.nc", "-o", "FRONT.json", "--seed", "-5"],
+    ["trace", "generate", "--model", "vgg16", "--min", "1", "--max", "5", "-n", "10",
+     "--seed", "-1", "-o", "t.csv"],
+    ["simulate", "cube.nc", "--policy", "p.json", "--trace", "t.csv", "--seed", "-3"],
+    ["measure", "--model", "digits-cnn", "--seed", "-1", "-o", "c.nc"],
+    ["partition", "digits-cnn", "--devices", "raspberry-pi-4,raspberry-pi-4", "--seed", "-2"],
+    ["train-digits", "--seed", "-1", "-o", "m.keras"],
+])
+def test_a_negative_seed_is_refused_before_anything_runs(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --seed: expected an integer >= 0, got '-" in err
+    assert "Traceback" not in err
+
+
+def test_an_input_size_is_refused_where_no_model_takes_one(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["split", "vgg16", "--input-size", "0"])
+    assert info.value.code == 2
+    assert "argument --input-size: expected an integer >= 1, got '0'" in capsys.readouterr().err
+    _assert_one_line_error(_in_process(capsys, "split", "digits-cnn", "--input-size", "64"),
+                           "--input-size applies to vgg16, resnet50, mobilenetv2, vit-b16 only",
+                           "digits-cnn has a fixed input")
+    _assert_one_line_error(
+        _in_process(capsys, "measure", "--model", "digits-cnn", "--input-size", "64",
+                    "--splits", "0", "-o", str(tmp_path / "c.nc")),
+        "--input-size applies to", "digits-cnn has a fixed input")
+    assert not (tmp_path / "c.nc").exists()

@@ -91,6 +91,8 @@ def test_seeded_runs_are_reproducible(toy_cube):
         assert _result_doc(a) == _result_doc(b)
     c = optimize(space, CubeEvaluator(toy_cube), 0.25, seed=8, progress=False)
     assert [e.config for e in c.evaluated] != [e.config for e in a.evaluated]
+    with pytest.raises(ConfigError, match="seed must be None or an integer >= 0, got -1"):
+        optimize(space, CubeEvaluator(toy_cube), 0.25, seed=-1, progress=False)
 
 
 def test_global_random_state_is_restored(toy_cube):

@@ -12,6 +12,7 @@ __all__ = [
     "fraction",
     "int_list",
     "non_negative_float",
+    "non_negative_int",
     "positive_float",
     "positive_int",
     "print_json",
@@ -51,6 +52,7 @@ def _number(convert: Callable[[str], T], ok: Callable[[T], bool],
 
 #: argparse types of numbers in a range (the message names the range)
 positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")  # seeds
 positive_float = _number(float, lambda v: v > 0, "a positive number")
 non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")

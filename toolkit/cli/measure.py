@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import int_list, str_list
+from toolkit.cli.common import int_list, non_negative_int, positive_int, str_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default 10)")
     p.add_argument("--samples", type=int, default=100, help="samples per run")
     p.add_argument("--order", choices=("grid", "shuffle"), default="grid")
-    p.add_argument("--seed", type=int, default=0, help="seed of the shuffled order")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the shuffled order")
+    p.add_argument("--input-size", type=positive_int, default=None,
                    help="input size of keras.applications models and vit-b16")
     p.add_argument("--gelu", choices=("exact", "tanh", "igelu"), default=None,
                    help="GELU variant of vit-b16 (the model is then named e.g. vit-b16:igelu)")
@@ -116,9 +116,10 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.campaign import Campaign, CampaignSpec, grid
     from toolkit.config import KEYS
     from toolkit.errors import ConfigError
-    from toolkit.models.zoo import model_name
+    from toolkit.models.zoo import check_input_size, model_name
 
     args.model = [model_name(m, args.gelu) for m in args.model]
+    check_input_size(args.model, args.input_size)
     runs, repeats = repeats_from(args)
     if args.testbeds is not None:
         _whole(args.testbeds, "--testbeds", 1)  # before any testbed is opened

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from toolkit.cli.common import non_negative_int
+
 __all__ = ["register"]
 
 
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fraction of the valid space in (0, 1] (e.g. 0.2) or a count of "
                         "distinct evaluations (e.g. 150); default 0.2")
     p.add_argument("--algorithm", default="nsga2", help="nsga2 (default) or nsga3")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--initial", default="guided",
                    help="initial design: guided (default: corners, then each inner split "
                         "with its other genes chosen by the surrogate) or latin (corners, "

@@ -20,6 +20,7 @@ import argparse
 from toolkit.cli.common import (
     fraction,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     print_json,
@@ -92,7 +93,7 @@ def register(subparsers) -> None:
                         "powered from the request's start to its end, waiting power while "
                         "not computing) or busy (idle energy 0: only compute and the bytes "
                         "it sends and receives count)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random test input")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random test input")
     p.add_argument("--requests", type=positive_int, default=None, metavar="K",
                    help="a stream of K requests: report throughput, p50/p99 latency and "
                         "energy per request (layer-wise pipelines them, the others serve "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from toolkit.cli.common import non_negative_int
+
 __all__ = ["register"]
 
 
@@ -29,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", required=True, metavar="POLICY.json")
     p.add_argument("--trace", required=True, metavar="TRACE.csv",
                    help="thresholds in DynaSplit's Index,Network,Latency format")
-    p.add_argument("--seed", type=int, default=0, help="seed of the run draws (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the run draws (default 0)")
     p.add_argument("--json", action="store_true", help="print the JSON result")
     p.add_argument("--drift", default=None, metavar="START:END:FACTOR",
                    help="multiply transfer times by FACTOR for requests START..END-1")

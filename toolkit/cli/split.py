@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import print_json
+from toolkit.cli.common import positive_int, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--layer", help="show the split that sends this layer's output, or why "
                    "it cannot be cut there")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--input-size", type=positive_int, default=None,
                    help="input size of keras.applications models and vit-b16 (default 224; "
                    "a multiple of 16 for vit-b16)")
     p.add_argument("--gelu", choices=("exact", "tanh", "igelu"), default=None,
@@ -29,9 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the cut points."""
     from toolkit.models import SplitModel, load_model
-    from toolkit.models.zoo import model_name
+    from toolkit.models.zoo import check_input_size, model_name
 
     name = model_name(args.model, args.gelu)
+    check_input_size([name], args.input_size)
     sm = SplitModel(load_model(name, input_size=args.input_size), name=name)
     if args.layer:
         split = sm.split_for_layer(args.layer)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from toolkit.cli.common import non_negative_int
+
 __all__ = ["register"]
 
 
@@ -33,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="largest threshold, ms")
     gen.add_argument("-n", dest="n", required=True, type=int, metavar="N",
                      help="number of requests")
-    gen.add_argument("--seed", required=True, type=int, metavar="S", help="random seed")
+    gen.add_argument("--seed", required=True, type=non_negative_int, metavar="S",
+                     help="random seed")
     gen.add_argument("--shape", type=float, default=1.0, metavar="K",
                      help="Weibull shape (default 1)")
     gen.add_argument("-o", "--output", required=True, metavar="TRACE.csv")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from toolkit.cli.common import non_negative_int
 from toolkit.models.digits import DIGITS_MODELS
 
 
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "file, datasets/models/)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs (default 40 for digits-cnn, 8 for the others)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.set_defaults(func=run)
 
 

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -29,7 +30,7 @@ import keras
 from toolkit.errors import ToolkitError, choices
 from toolkit.models.digits import DIGITS_MODELS
 
-__all__ = ["APPLICATIONS", "MODEL_NAMES", "load_model", "model_name"]
+__all__ = ["APPLICATIONS", "MODEL_NAMES", "check_input_size", "load_model", "model_name"]
 
 APPLICATIONS = {
     "vgg16": "VGG16",
@@ -69,6 +70,23 @@ def model_name(name: str | os.PathLike, gelu: str | None = None) -> str:
     if gelu not in GELU_VARIANTS:
         raise ToolkitError(f"unknown GELU variant {gelu!r}; valid: {choices(GELU_VARIANTS)}")
     return base if gelu == "exact" else f"{base}:{gelu}"
+
+
+def check_input_size(names: Sequence[str], input_size: int | None) -> None:
+    """Refuse an input size that none of ``names`` can take.
+
+    Only the ``keras.applications`` models and ``vit-b16`` are built for an
+    input size; the digits models and ``.keras`` files have a fixed input,
+    which an input size would silently leave as it is.
+
+    Raises:
+        ToolkitError: ``input_size`` is given and no model of ``names`` takes one.
+    """
+    sized = (*APPLICATIONS, *VIT_MODELS)
+    if input_size is None or any(_split_variant(str(n))[0] in sized for n in names):
+        return
+    raise ToolkitError(f"--input-size applies to {choices(sized)} only; "
+                       f"{', '.join(map(str, names))} has a fixed input")
 
 
 def load_model(
@@ -111,7 +129,7 @@ def load_model(
             hint=f"the trained model is missing; run `dynasplit train-digits --model {name_str}`",
         )
     if name_str in APPLICATIONS or name_str in VIT_MODELS:
-        size = input_size or DEFAULT_INPUT_SIZE
+        size = DEFAULT_INPUT_SIZE if input_size is None else input_size
         if name_str in VIT_MODELS:
             from toolkit.models.vit import build_vit_b16
 

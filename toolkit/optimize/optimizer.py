@@ -216,7 +216,7 @@ class Optimizer:
                 and after each generation (what a panel or a log displays).
 
         Raises:
-            ConfigError: unknown algorithm or objectives, a bad probability or size.
+            ConfigError: unknown algorithm or objectives, a bad probability, size or seed.
         """
         if algorithm not in ALGORITHMS:
             raise ConfigError(f"unknown algorithm {algorithm!r}; valid: {choices(ALGORITHMS)}")
@@ -225,6 +225,9 @@ class Optimizer:
         for name, p in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob)):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {p}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
+                                 or seed < 0):
+            raise ConfigError(f"seed must be None or an integer >= 0, got {seed!r}")
         if population_size is not None and population_size < 4:
             raise ConfigError(f"population_size must be >= 4, got {population_size}")
         if offspring_size is not None and offspring_size < 1:
