@@ -7,15 +7,15 @@ so ``import toolkit`` and ``dynasplit --help`` stay fast.
 
 from __future__ import annotations
 
-import os
-
 from toolkit.lazy import lazy_exports
+from toolkit.quiet import silence_tensorflow_import
 
-# TensorFlow's C++ core logs INFO notices (the CPU-feature guard, absl's
-# "before InitializeLog" line) to file descriptor 2 at import, before Python can
-# configure anything. Level 1 drops those INFO lines only; its warnings and
-# errors still show, and a level the user set is kept.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# TensorFlow's C++ core logs notices to file descriptor 2 at import, before
+# Python can configure anything (the oneDNN notice on AVX-512/AMX hosts even
+# ignores TF_CPP_MIN_LOG_LEVEL): the first TensorFlow import, from whichever
+# module, runs with fd 2 silenced, and TF_CPP_MIN_LOG_LEVEL defaults to 1
+# (INFO lines dropped; warnings and errors show; a level the user set is kept).
+silence_tensorflow_import()
 
 __version__ = "0.1.0"
 

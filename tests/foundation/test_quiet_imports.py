@@ -43,6 +43,36 @@ def test_package_import_is_silent_and_light(package):
     assert tf_loaded == str(package in NEEDS_TF), "TensorFlow loads on first use"
 
 
+def test_the_first_tensorflow_import_is_silenced_wherever_it_comes_from(tmp_path):
+    """TensorFlow 2.21 prints its oneDNN notice on fd 2 at import on AVX-512/AMX hosts,
+    whatever TF_CPP_MIN_LOG_LEVEL says, so the check above passes on other hosts only.
+    Here a package named ``tensorflow`` that writes to fd 2 when loaded, first on the
+    path, stands in for TensorFlow's C++ core on any host: after ``import toolkit``
+    its load is silent, its errors still raise, and the hook is gone afterwards."""
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os\nos.write(2, b'I0000 port.cc:153] oneDNN custom operations are on\\n')\n"
+        "LOADED = True\n")
+    script = f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import toolkit
+        import tensorflow
+        from toolkit.quiet import _QuietTensorFlowFinder
+        assert tensorflow.LOADED and type(tensorflow.__loader__).__name__ == "SourceFileLoader"
+        assert not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path)
+        import os
+        os.write(2, b"after\\n")     # fd 2 is back
+    """
+    proc = run_strict(script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "after\n"
+    (fake / "__init__.py").write_text("raise ImportError('no TensorFlow here')\n")
+    proc = run_strict(script)
+    assert proc.returncode == 1 and "ImportError: no TensorFlow here" in proc.stderr
+
+
 @pytest.mark.slow
 def test_every_module_and_public_name_imports_silently():
     proc = run_strict("""

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
           f"fp32/int8 time ratio {host.fp32_per_int8:.2f}")
     print(f"  cached in {out['cache']}")
     print(f"{profile.name} (timing model: {profile.timing.source}):")
+    print(f"  fp32/int8 time ratio {rep.fp32_per_int8:.2f} (from the "
+          f"{out['device_fp32_per_int8_source']}; fp32 heads take the int8 time x this)")
     print("  MHz   device int8 GMAC/s   slowdown int8   slowdown fp32   quota cores")
     for row in out["per_freq"]:
         print(f"  {row['cpu_freq']:>4}   {row['device_int8_gmacs']:>18.2f}   "

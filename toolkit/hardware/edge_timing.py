@@ -116,12 +116,16 @@ class EdgeTimingModel:
         max_freq: the device's highest CPU frequency (the reference of ``scaled``).
         source: where the figures come from (the profile's ``timing.source``).
         profile: the profile's name (for ``model:<profile>`` labels).
+        fp32_per_int8: the device's fp32 head time over its int8 head time
+            (``timing.fp32_per_int8``), or None where the profile gives none (the
+            emulation then takes the host's measured ratio).
     """
 
     tables: dict[str, TimingTerms]
     max_freq: int
     source: str
     profile: str
+    fp32_per_int8: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], max_freq: int | None,
@@ -149,7 +153,13 @@ class EdgeTimingModel:
                                       "[fixed_ms, scaled_ms]")
                 terms[key] = (float(value[0]), float(value[1]))
             tables[accel] = TimingTerms(terms, float(spec.get("sram_mweights", 0.0)))
-        return cls(tables, int(max_freq), str(timing.get("source", "")), profile)
+        ratio = timing.get("fp32_per_int8")
+        if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, int | float)
+                                  or not ratio > 0):
+            raise ConfigError(f"{where}: timing.fp32_per_int8 should be a positive number, "
+                              f"got {ratio!r}")
+        return cls(tables, int(max_freq), str(timing.get("source", "")), profile,
+                   None if ratio is None else float(ratio))
 
     def has(self, accel: str) -> bool:
         """Whether this model times ``accel``."""

@@ -108,3 +108,36 @@ def test_timing_tables_are_validated(tmp_path):
     bad.write_text(text)
     with pytest.raises(ConfigError, match=r"timing.int8.flops is not a known count; valid: one"):
         load_profile(bad)
+    text = load_profile("raspberry-pi-4").path.read_text()
+    bad.write_text(text.replace("fp32_per_int8 = 1.565", "fp32_per_int8 = 0"))
+    with pytest.raises(ConfigError, match=r"timing\.fp32_per_int8 should be a positive number"):
+        load_profile(bad)
+
+
+def test_fp32_heads_take_the_devices_ratio_not_the_hosts():
+    """A host with int8 matrix units (here 512 int8 against 60 fp32 GMAC/s, the AMX
+    host this was found on) must not make the emulated Pi's fp32 heads slower: they take
+    the profile's fp32/int8 ratio, and only a profile without one takes the host's."""
+    from dataclasses import replace
+
+    from toolkit.devices.testbeds.calibration import HostCalibration
+
+    host = HostCalibration(host="h", cpu="c", int8_gmacs=512.0, fp32_gmacs=60.0,
+                           int8_spread=0.1, fp32_spread=0.1, rounds=3, loadavg=0.0,
+                           measured_at="2026-12-06T00:00:00+00:00", tensorflow="2.21.0")
+    pi4 = load_profile("raspberry-pi-4")
+    rep = report(pi4, host)
+    assert rep.fp32_per_int8 == pytest.approx(199.5 / 127.47, abs=1e-3)  # DeepEdgeBench
+    assert rep.slowdown(1800, "none") == pytest.approx(
+        60.0 * rep.fp32_per_int8 / rep.device_int8_gmacs[1800])
+    assert rep.slowdown(1800, "none") < rep.slowdown(1800) / 5  # the host's ratio: equal
+    assert rep.as_dict()["device_fp32_per_int8_source"] == "profile"
+    # the Jetson's own ratio reproduces DeepEdgeBench's float Jetson/Pi 4 ratio (0.914)
+    nano = report(load_profile("jetson-nano"), host)
+    assert nano.device_fp32_gmacs(1479) > 0
+    jetson_over_pi = (load_profile("jetson-nano").timing.fp32_per_int8 * 1.030
+                      / pi4.timing.fp32_per_int8)
+    assert jetson_over_pi == pytest.approx(182.4 / 199.5, rel=0.01)
+    bare = replace(pi4, timing=replace(pi4.timing, fp32_per_int8=None))
+    assert report(bare, host).fp32_per_int8 == pytest.approx(512.0 / 60.0)
+    assert report(bare, host).as_dict()["device_fp32_per_int8_source"] == "host"

@@ -14,8 +14,14 @@ What the figures are used for:
 * ``pad`` emulation (the default): the head runs at host speed and the edge
   worker waits out the rest of the device's time. The host must be faster than
   the device (:attr:`CalibrationReport.pad_ok`). The Pi's fp32 (Keras) time is
-  not in DynaSplit's data; it is taken as its int8 time × the host's measured
-  fp32/int8 time ratio (:attr:`HostCalibration.fp32_per_int8`).
+  not in DynaSplit's data; it is taken as its int8 time × the *device's*
+  fp32/int8 time ratio, the profile's ``timing.fp32_per_int8`` (for the Pi 4,
+  1.565 from DeepEdgeBench's TFLite MobileNetV2 runs); only a profile without
+  one falls back to the host's measured ratio
+  (:attr:`HostCalibration.fp32_per_int8`). The host's ratio says little about a
+  Pi: a host with int8 matrix units (AMX, VNNI) runs int8 8-9 times faster
+  than fp32, and with its ratio the emulated Pi's fp32 heads were 5 times
+  slower than with the Pi's own.
 * ``quota`` emulation: the edge worker's cgroup gets ``device throughput / host
   throughput`` host cores at each frequency (:meth:`CalibrationReport.quota_cores`).
 """
@@ -207,10 +213,18 @@ class CalibrationReport:
     host: HostCalibration
     profile: str
     device_int8_gmacs: dict[int, float]
+    device_fp32_per_int8: float | None = None
+
+    @property
+    def fp32_per_int8(self) -> float:
+        """The device's fp32 time over its int8 time: its profile's, else the host's."""
+        if self.device_fp32_per_int8 is not None:
+            return self.device_fp32_per_int8
+        return self.host.fp32_per_int8
 
     def device_fp32_gmacs(self, freq: int) -> float:
-        """Device fp32 throughput: int8 throughput / the host's fp32-per-int8 ratio."""
-        return self.device_int8_gmacs[freq] / self.host.fp32_per_int8
+        """Device fp32 throughput: int8 throughput / :attr:`fp32_per_int8`."""
+        return self.device_int8_gmacs[freq] / self.fp32_per_int8
 
     def slowdown(self, freq: int, accel: str = "int8") -> float:
         """How many times slower the device is than the host (one thread)."""
@@ -234,6 +248,9 @@ class CalibrationReport:
             "schema": SCHEMA, "host": asdict(self.host), "profile": self.profile,
             "cache": str(calibration_path()),
             "fp32_per_int8": round(self.host.fp32_per_int8, 3),
+            "device_fp32_per_int8": round(self.fp32_per_int8, 3),
+            "device_fp32_per_int8_source": ("profile" if self.device_fp32_per_int8
+                                            is not None else "host"),
             "per_freq": [{"cpu_freq": f, "device_int8_gmacs": round(g, 3),
                           "device_fp32_gmacs": round(self.device_fp32_gmacs(f), 3),
                           "slowdown_int8": round(self.slowdown(f), 2),
@@ -251,7 +268,7 @@ def report(profile: DeviceProfile, host: HostCalibration) -> CalibrationReport:
                            "calibrate against")
     dev = {f: REF_COST.macs / (profile.timing.time_ms(REF_COST, f, "int8") / 1e3) / 1e9
            for f in profile.frequencies_mhz}
-    return CalibrationReport(host, profile.name, dev)
+    return CalibrationReport(host, profile.name, dev, profile.timing.fp32_per_int8)
 
 
 def quota_cores(profile: DeviceProfile, freq: int, accel: str = "int8",

@@ -8,7 +8,8 @@ host (outputs and accuracy are real); the edge's *time* is made the device's:
   tables): the edge worker pads each head's time to the device's, from the
   profile's timing model fitted to DynaSplit's Raspberry Pi measurements
   (:mod:`toolkit.hardware.edge_timing`); fp32 heads take the int8 time × the
-  host's measured fp32/int8 ratio (:mod:`toolkit.devices.testbeds.calibration`).
+  device's fp32/int8 ratio, the profile's ``timing.fp32_per_int8``
+  (:mod:`toolkit.devices.testbeds.calibration`).
 * ``edge_timing="quota"``: a cgroup CPU quota of ``device / host throughput``
   host cores per frequency (calibrated; see :mod:`toolkit.devices.testbeds.cgroups` for
   its limits); without ``[timing]`` tables, ``emulated_cores × f / f_max``.
@@ -274,7 +275,7 @@ class LocalTestbed(Testbed):
             self._costs[key] = head_cost(await self.split_model_for(config.model), config.split)
         cost = self._costs[key]
         if config.edge_accel == "none":
-            fp32 = self.calibration().host.fp32_per_int8
+            fp32 = self.calibration().fp32_per_int8
             return timing.time_ms(cost, config.cpu_freq, "int8") * fp32
         return timing.time_ms(cost, config.cpu_freq, config.edge_accel)
 
