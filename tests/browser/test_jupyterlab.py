@@ -260,8 +260,8 @@ def _new_page(chromium, height: int):
     although the kernel has started, and the dialog then blocks every click."""
     page = chromium.new_page(viewport={"width": 1400, "height": height})
     dialog = page.locator(".jp-Dialog").filter(has_text="Select Kernel")
-    page.add_locator_handler(
-        dialog, lambda d: d.get_by_role("button", name="Select", exact=True).click())
+    # the dialog's accept button ("Select"; its accessible name is not always the label)
+    page.add_locator_handler(dialog, lambda d: d.locator(".jp-Dialog-button.jp-mod-accept").click())
     return page
 
 
