@@ -303,6 +303,11 @@ def test_split_inference_panel_in_jupyterlab(lab: Lab, chromium) -> None:
         readout = panel.locator(".dynasplit-split .widget-readout")
         expect(readout, "the keyboard did not move the split slider").to_contain_text(
             "4 · conv3", timeout=30_000)
+        # the kernel's own description of the cut: the kernel has split 4. ipywidgets holds
+        # back a model's next update until the kernel has taken the previous one, so a
+        # click right after the readout moved can reach the kernel before the split does
+        expect(panel.locator(".dynasplit-cut"), "the kernel did not get split 4"
+               ).to_contain_text("split 4 of", timeout=30_000)
 
         t1 = time.monotonic()
         panel.locator("button.dynasplit-run").click()

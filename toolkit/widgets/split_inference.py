@@ -114,6 +114,7 @@ class SplitInferencePanel:
 
         self.run_button.add_class("dynasplit-run")
         self.split.add_class("dynasplit-split")
+        self.cut_info.add_class("dynasplit-cut")
         self.result.add_class("dynasplit-result")
         self.widget = widgets.VBox([
             widgets.HTML(f"<b>Split inference</b> on testbed <code>{html.escape(testbed.name)}"
