@@ -34,6 +34,16 @@ the same command as the default.
 configuration's latency and energy multiplied by a log-normal factor, to check
 that the figures do not depend on one pool.
 
+On such a pool the benchmark also runs a **clairvoyant** search, a ceiling for
+every search rather than a competitor: it is told each configuration's value
+before the noise (the cube's own) and the noise's law, but must measure a
+configuration to see its value in the pool. Each step it measures the
+configuration most often on the pool's front in Monte Carlo draws of the
+unmeasured ones' noise (the measured ones at their values). Its figures, and
+``clairvoyant.evaluations_for_goal`` (how many measurements it needs for the
+10 % goal's figures), bound what a search that must learn the pool's structure
+from its own measurements can expect.
+
 Prints one JSON object; ``median_hv_ratio`` maps each budget to the median
 front-normalised hypervolume ratio of our default algorithm; ``goal`` checks
 the 10 % goal (median ratio ≥ 0.99 and median front share ≥ 0.9).
@@ -53,9 +63,12 @@ import numpy as np
 from toolkit.cube import cube_from_runs, open_cube, to_dataframe
 from toolkit.optimize import ConfigSpace, CubeEvaluator, Optimizer, resolve_budget
 from toolkit.optimize.quality import ReferenceFront
+from toolkit.pareto import pareto_mask
 
 DEFAULT_ALGORITHM = "nsga2"
 GOAL_BUDGET, GOAL_HV, GOAL_SHARE = 0.1, 0.99, 0.9
+#: Monte Carlo seeds of the clairvoyant search, and its noise draws per step
+CLAIRVOYANT_SEEDS, CLAIRVOYANT_DRAWS = 3, 200
 
 
 def perturbed(cube, drop: float, noise: float, seed: int):
@@ -89,11 +102,14 @@ class Bench:
         self.senses = ["max" if o == "accuracy" else "min" for o in self.objectives]
         self.normalizer = self.evaluator.normalizer(self.objectives)
         keys, values = [], []
+        self.configs: list[dict] = []          # the measured configurations, rows of table
         for genes in self.space.genes:
-            found = self.measured(self.space.decode(genes))
+            config = self.space.decode(genes)
+            found = self.measured(config)
             if found is not None:
                 keys.append(tuple(int(g) for g in genes))
                 values.append(found)
+                self.configs.append(config)
         self.table = np.asarray(values, float)
         self.reference = ReferenceFront(self.table, self.senses, keys)
         self.cube_hv = self._cube_hv(self.table)
@@ -105,11 +121,14 @@ class Bench:
         return [float(found[o]) for o in self.objectives]
 
     def _cube_hv(self, values: np.ndarray) -> float:
-        from toolkit.pareto import pareto_mask
-
         if len(values) == 0:
             return 0.0
         return self.normalizer.hypervolume(values[pareto_mask(values, self.senses)])
+
+    def prefix(self, order: list[int], n: int) -> tuple[list[dict], np.ndarray]:
+        """The configurations and values of the first ``n`` rows of ``order``."""
+        rows = order[:n]
+        return [self.configs[i] for i in rows], self.table[rows]
 
     def score(self, configs: list[dict], values: np.ndarray) -> dict:
         keys = [tuple(int(g) for g in self.space.encode(c)) for c in configs]
@@ -140,6 +159,31 @@ def random_search(bench: Bench, n: int, seed: int) -> tuple[list, np.ndarray]:
         if len(values) == n:
             break
     return configs, np.asarray(values, float)
+
+
+def clairvoyant_order(bench: Bench, prior: np.ndarray, noise: float, n: int,
+                      seed: int) -> list[int]:
+    """The rows of ``bench.table`` a clairvoyant search measures, in order (``n`` of them).
+
+    It knows ``prior`` (each row's latency and energy before the pool's
+    log-normal ``noise``, and its accuracy) but sees a row's value in the pool
+    only once it measured it. Each step it measures the unmeasured row most
+    often non-dominated in :data:`CLAIRVOYANT_DRAWS` draws of the noise on the
+    unmeasured rows, the measured ones at their pool values.
+    """
+    rng = np.random.default_rng(seed)
+    noisy = [k for k, o in enumerate(bench.objectives) if o in ("latency_ms", "energy_j")]
+    measured = np.zeros(len(prior), bool)
+    order: list[int] = []
+    for _ in range(min(n, len(prior))):
+        draws = np.repeat(prior[None], CLAIRVOYANT_DRAWS, axis=0)
+        draws[..., noisy] *= np.exp(rng.normal(0.0, noise, draws[..., noisy].shape))
+        draws[:, measured] = bench.table[measured]
+        on_front = sum(pareto_mask(d, bench.senses).astype(int) for d in draws)
+        on_front[measured] = -1
+        order.append(int(np.argmax(on_front)))
+        measured[order[-1]] = True
+    return order
 
 
 def optuna_search(bench: Bench, n: int, seed: int, population: int) -> tuple[list, np.ndarray]:
@@ -184,6 +228,16 @@ def optuna_search(bench: Bench, n: int, seed: int, population: int) -> tuple[lis
                                     sampler=sampler)
         study.optimize(objective, n_trials=50 * n)
     return [c for c, _ in seen.values()], np.asarray([v for _, v in seen.values()], float)
+
+
+def evaluations_for_goal(bench: Bench, order: list[int]) -> int | None:
+    """The fewest first measurements of ``order`` that meet the 10 % goal's figures
+    (None: not within ``order``)."""
+    for k in range(1, len(order) + 1):
+        score = bench.score(*bench.prefix(order, k))
+        if score["hv_ratio"] >= GOAL_HV and score["front_share"] >= GOAL_SHARE:
+            return k
+    return None
 
 
 def option(text: str) -> tuple[str, object]:
@@ -234,7 +288,8 @@ def main(argv=None) -> dict:
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    cube = perturbed(open_cube(args.cube), args.drop, args.noise, args.pool_seed)
+    original = open_cube(args.cube)
+    cube = perturbed(original, args.drop, args.noise, args.pool_seed)
     bench = Bench(cube, args.objectives.split(",") if args.objectives else None)
     try:
         import optuna
@@ -255,8 +310,17 @@ def main(argv=None) -> dict:
            for p in populations},
     }
     detail: dict = {}
-    bar = tqdm(total=len(budgets) * len(seeds) * len(searches), desc="optimizer benchmark",
-               file=sys.stderr)
+    clairvoyant_runs = CLAIRVOYANT_SEEDS if args.noise > 0 else 0
+    bar = tqdm(total=len(budgets) * len(seeds) * len(searches) + clairvoyant_runs,
+               desc="optimizer benchmark", file=sys.stderr)
+    orders: list[list[int]] = []
+    if clairvoyant_runs:
+        base = Bench(original, bench.objectives)
+        prior = np.asarray([base.measured(c) for c in bench.configs], float)
+        longest = max(resolve_budget(b, len(bench.space)) for b in budgets)
+        for seed in range(clairvoyant_runs):
+            orders.append(clairvoyant_order(bench, prior, args.noise, longest, seed))
+            bar.update()
     for budget in budgets:
         n = resolve_budget(budget, len(bench.space))
         row: dict = {"evaluations": n}
@@ -268,6 +332,8 @@ def main(argv=None) -> dict:
                 bar.update()
             row[name] = summary(scores)
             timing[name] = round((time.perf_counter() - t0) / len(seeds), 3)
+        if orders:
+            row["clairvoyant"] = summary([bench.score(*bench.prefix(o, n)) for o in orders])
         if populations:
             best = max((f"optuna_nsga3_pop{p}" for p in populations),
                        key=lambda k: row[k]["hv_ratio"]["median"])
@@ -278,7 +344,8 @@ def main(argv=None) -> dict:
 
     def medians(key: str) -> dict:
         return {b: {name: detail[b][name][key]["median"]
-                    for name in (*algorithms, "optuna_best", "random") if name in detail[b]}
+                    for name in (*algorithms, "optuna_best", "random", "clairvoyant")
+                    if name in detail[b]}
                 for b in detail}
 
     goal_row = detail.get(str(GOAL_BUDGET), {}).get(DEFAULT_ALGORITHM)
@@ -292,6 +359,12 @@ def main(argv=None) -> dict:
             "front_share": goal_row["front_share"]["median"],
             "met": bool(goal_row["hv_ratio"]["median"] >= GOAL_HV
                         and goal_row["front_share"]["median"] >= GOAL_SHARE)},
+        "clairvoyant": {
+            "seeds": len(orders), "draws": CLAIRVOYANT_DRAWS,
+            "evaluations_for_goal": [evaluations_for_goal(bench, o) for o in orders],
+            "searched": len(orders[0]),
+        } if orders else "not run: it needs a pool made with --noise (its prior is the cube "
+                         "before the noise)",
         "hv_ratio": medians("hv_ratio"),
         "igd_plus": medians("igd_plus"),
         "front_share": medians("front_share"),
