@@ -61,6 +61,9 @@ MEASURED = {"02-measurement-campaign": "dynasplit-nb02-*/cube.nc",
 READS_DEMO = ("03-", "04-")
 #: how many of the notebooks that measure no campaign run at once (the CI machine's cores)
 SIDE_BY_SIDE = 2
+#: the slowest of those, started first so that none of them runs alone at the end
+#: (06 takes about 3 minutes on 2 cores, as long as the others together)
+SLOWEST_FIRST = ("06-partitioning", "01-split-inference")
 
 
 def _stored() -> list[Path]:
@@ -166,11 +169,14 @@ def side_by_side(kernel_path: Path, tmp_path_factory: pytest.TempPathFactory,
     time, each in a kernel with a TMPDIR of its own; case id -> :class:`Executed`.
 
     Their figures are not checked against timings, so they may share the cores;
-    the measuring notebooks (:data:`MEASURED`) run alone in their own tests.
+    the measuring notebooks (:data:`MEASURED`) run alone in their own tests. The
+    slowest start first (:data:`SLOWEST_FIRST`).
     """
     selected = {item.callspec.id for item in request.session.items
                 if getattr(item, "originalname", "") == "test_notebook_runs_top_to_bottom"}
     cases = [(n, d) for n, d in CASES if n not in MEASURED and _case_id(n, d) in selected]
+    cases.sort(key=lambda case: SLOWEST_FIRST.index(case[0]) if case[0] in SLOWEST_FIRST
+               else len(SLOWEST_FIRST))
 
     tmpdirs = [_kernel_tmpdir(n, tmp_path_factory.mktemp(f"kernel-tmp-{_case_id(n, d)}"),
                               request) for n, d in cases]
