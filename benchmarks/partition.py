@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import os
 import sys
@@ -58,7 +57,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from toolkit.partition import STRATEGIES, Link, PartitionCluster, estimate_cost
+from toolkit.partition import STRATEGIES, Link, PartitionCluster, concordance, estimate_cost
 
 UNEQUAL = "raspberry-pi-4,raspberry-pi-4,raspberry-pi-3b,jetson-nano"
 FIGURES = ("latency_ms", "energy_j", "max_device_energy_j")
@@ -74,15 +73,6 @@ def _figures(cost) -> dict[str, float]:
 def _measured(run) -> dict[str, float]:
     return {"latency_ms": float(run.latency_ms.mean()), "energy_j": float(run.energy_j.mean()),
             "max_device_energy_j": run.max_device_energy_j}
-
-
-def concordance(predicted: dict[str, float], measured: dict[str, float]) -> tuple[int, int]:
-    """(pairs ordered the same way, pairs) over the strategies both rank."""
-    same = pairs = 0
-    for a, b in itertools.combinations(sorted(set(predicted) & set(measured)), 2):
-        pairs += 1
-        same += (predicted[a] - predicted[b]) * (measured[a] - measured[b]) > 0
-    return same, pairs
 
 
 def agreement(settings: list[dict], prediction: str) -> dict[str, float]:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from toolkit import plots
+from toolkit.errors import ToolkitError
 from toolkit.partition import (
     STRATEGIES,
     CostModel,
@@ -17,6 +18,7 @@ from toolkit.partition import (
     hybrid_table,
     partition,
     predict_table,
+    ranking_agreement,
 )
 
 
@@ -37,6 +39,56 @@ def test_predict_table_matches_the_cost_model(models):
     slow = df[df["link_mbps"] == 10.0].set_index(["strategy", "devices"])["energy_j"]
     fast = df[df["link_mbps"] == 1000.0].set_index(["strategy", "devices"])["energy_j"]
     assert (slow >= fast).all()
+
+
+def test_predict_table_keeps_every_setting_of_the_cost_model(models):
+    """Fixed costs, idle accounting and unequal devices reach the prediction: only the
+    link rate is swept."""
+    model, _, _ = models("digits-cnn")
+    boards = ("raspberry-pi-4", "raspberry-pi-3b")
+    cm = CostModel(rtt_ms=0.5, step_overhead_ms=0.3, transfer_overhead_ms=0.2, idle="busy",
+                   device_profiles=boards)
+    df = predict_table(model, [2], [10.0], progress=False, cost_model=cm)
+    for strategy in STRATEGIES:
+        plan = partition(model, 2, strategy, speeds=cm.speeds(2))
+        cost = estimate_cost(plan, CostModel(link_mbps=10.0, rtt_ms=0.5, step_overhead_ms=0.3,
+                                             transfer_overhead_ms=0.2, idle="busy",
+                                             device_profiles=boards))
+        row = df[df["strategy"] == strategy].iloc[0]
+        assert row["latency_ms"] == pytest.approx(cost.latency_ms)
+        assert row["energy_j"] == pytest.approx(cost.energy_j)
+    plain = predict_table(model, [2], [10.0], progress=False, cost_model=CostModel(rtt_ms=0.5))
+    assert (df["latency_ms"].to_numpy() > plain["latency_ms"].to_numpy()).all()
+    with pytest.raises(ToolkitError, match="2 device profiles"):
+        predict_table(model, [4], [10.0], progress=False, cost_model=cm)
+
+
+def _figures(rows: list[tuple[float, str, float]]) -> pd.DataFrame:
+    """A tidy table of (link rate, strategy, max device energy) rows of one model on 2 devices."""
+    return pd.DataFrame([{"model": "m", "devices": 2, "link_mbps": rate, "strategy": strategy,
+                          "max_device_energy_j": energy} for rate, strategy, energy in rows])
+
+
+def test_ranking_agreement_counts_winners_and_pairs():
+    predicted = _figures([(10.0, "a", 1.0), (10.0, "b", 2.0), (10.0, "c", 3.0),
+                          (1000.0, "a", 1.0), (1000.0, "b", 2.0), (50.0, "a", 1.0)])
+    # two repeats of a at 10 Mbit/s: their mean (2.5) counts
+    measured = _figures([(10.0, "a", 2.0), (10.0, "a", 3.0), (10.0, "b", 1.0), (10.0, "c", 4.0),
+                         (1000.0, "a", 5.0), (1000.0, "b", 6.0), (1000.0, "d", 0.1),
+                         (50.0, "a", 1.0)])
+    df = ranking_agreement(predicted, measured)
+    # 50 Mbit/s: one strategy only; d at 1000 Mbit/s: not predicted, left out
+    assert df["link_mbps"].tolist() == [10.0, 1000.0]
+    assert df[["predicted", "measured", "winner_agrees"]].values.tolist() == [
+        ["a", "b", False], ["a", "a", True]]
+    # 10 Mbit/s: (a,b) reversed, (a,c) and (b,c) kept; 1000 Mbit/s: (a,b) kept
+    assert df["pairs_same"].tolist() == [2, 1] and df["pairs"].tolist() == [3, 1]
+    assert df.attrs["winner"] == 0.5 and df.attrs["pairs"] == 0.75
+    # a prediction equal to the measurement agrees everywhere
+    same = ranking_agreement(measured, measured)
+    assert same.attrs["winner"] == 1.0 and same.attrs["pairs"] == 1.0
+    with pytest.raises(ToolkitError, match="the measured table has no column link_mbps"):
+        ranking_agreement(predicted, measured.drop(columns="link_mbps"))
 
 
 def test_crossovers_find_where_the_winner_changes():

@@ -115,7 +115,14 @@ from toolkit.partition.strategies.hybrid import (
 from toolkit.partition.strategies.layerwise import layer_wise
 from toolkit.partition.strategies.registry import STRATEGIES, partition
 from toolkit.partition.strategies.spatial import check_fuse, spatial
-from toolkit.partition.sweep import crossovers, device_table, hybrid_table, predict_table
+from toolkit.partition.sweep import (
+    concordance,
+    crossovers,
+    device_table,
+    hybrid_table,
+    predict_table,
+    ranking_agreement,
+)
 from toolkit.runtime.link import Link
 
 __all__ = [
@@ -173,6 +180,7 @@ __all__ = [
     "check_fuse",
     "choose_hybrid",
     "codec_roundtrip",
+    "concordance",
     "crossovers",
     "default_hybrid_split",
     "device_table",
@@ -204,6 +212,7 @@ __all__ = [
     "plan_fingerprint",
     "predict_table",
     "randomize_weights",
+    "ranking_agreement",
     "read_model",
     "run_steps",
     "spatial",

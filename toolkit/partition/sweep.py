@@ -13,6 +13,8 @@ battery runs out first) and ``mean_device_energy_j`` the average over devices.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,7 +30,8 @@ from toolkit.partition.execution.measurement import PartitionRun
 from toolkit.partition.strategies.hybrid import execute_hybrid, hybrid_plan, hybrid_splits
 from toolkit.partition.strategies.registry import STRATEGIES, partition
 
-__all__ = ["crossovers", "device_table", "hybrid_table", "predict_table"]
+__all__ = ["concordance", "crossovers", "device_table", "hybrid_table", "predict_table",
+           "ranking_agreement"]
 
 
 def _cost_row(cost) -> dict[str, Any]:
@@ -65,8 +68,8 @@ def predict_table(
             listed in ``df.attrs["refused"]``).
         model_name: the ``model`` column (default: the Keras name).
         fuse: the spatial strategy's fusion.
-        cost_model: everything but the link rate (throughput, RTT, profile,
-            frequency); default :class:`CostModel`.
+        cost_model: everything but the link rate (throughput, RTT, profiles,
+            frequency, idle accounting, fixed costs); default :class:`CostModel`.
         progress: show a progress bar.
 
     Returns:
@@ -78,15 +81,16 @@ def predict_table(
     rows, refused = [], {}
     cases = [(s, n) for s in strategies for n in devices]
     for strategy, n in tqdm(cases, desc="plans", unit="plan", disable=not progress or None):
+        options = {"fuse": fuse} if strategy == "spatial" else {}
+        if base.device_profiles:  # unequal devices get shares by speed, as on a cluster
+            options["speeds"] = base.speeds(n)
         try:
-            plan = partition(model, n, strategy, **({"fuse": fuse} if strategy == "spatial"
-                                                    else {}))
+            plan = partition(model, n, strategy, **options)
         except ToolkitError as exc:
             refused[f"{strategy}/{n}"] = str(exc)
             continue
         for rate in link_mbps:
-            cost = estimate_cost(plan, CostModel(base.macs_per_s, float(rate), base.rtt_ms,
-                                                 base.profile, base.freq_mhz, base.accel))
+            cost = estimate_cost(plan, dataclasses.replace(base, link_mbps=float(rate)))
             rows.append({"model": model_name or model.name, "strategy": strategy,
                          "devices": n, "link_mbps": float(rate), **_cost_row(cost)})
     df = pd.DataFrame(rows)
@@ -124,6 +128,70 @@ def crossovers(df: pd.DataFrame, x: str = "link_mbps", y: str = "max_device_ener
                              "at": float(np.sqrt(xs[i - 1] * xs[i])) if xs[i - 1] > 0
                              else xs[i]})
     return pd.DataFrame(rows, columns=[*by, "below", "above", "from", "to", "at"])
+
+
+def concordance(predicted: Mapping[str, float], measured: Mapping[str, float]) -> tuple[int, int]:
+    """(pairs ordered the same way, pairs) of the strategies both rank.
+
+    A pair counts as the same way when prediction and measurement order its two
+    strategies alike, a tie on either side as not (Kendall-style concordance;
+    ``same / pairs`` is ``(1 + tau) / 2`` without ties).
+    """
+    same = pairs = 0
+    for a, b in itertools.combinations(sorted(set(predicted) & set(measured)), 2):
+        pairs += 1
+        same += (predicted[a] - predicted[b]) * (measured[a] - measured[b]) > 0
+    return same, pairs
+
+
+def ranking_agreement(predicted: pd.DataFrame, measured: pd.DataFrame,
+                      y: str = "max_device_energy_j",
+                      by: Sequence[str] = ("model", "devices", "link_mbps")) -> pd.DataFrame:
+    """Does a prediction rank the strategies as the measurement does, per setting?
+
+    Args:
+        predicted: a table such as :func:`predict_table`'s (one row per strategy
+            and setting).
+        measured: measured rows with the same columns (several rows of one
+            strategy and setting, such as repeats, are averaged).
+        y: the figure to rank by (lowest wins).
+        by: the columns that identify a setting.
+
+    Returns:
+        One row per setting both tables hold with at least two strategies: the
+        ``by`` columns, ``predicted`` and ``measured`` (each one's lowest-``y``
+        strategy), ``winner_agrees``, ``pairs_same`` and ``pairs`` (see
+        :func:`concordance`). ``df.attrs`` holds the shares over the settings:
+        ``winner`` (settings whose predicted winner is the measured one) and
+        ``pairs`` (pairs ordered alike, pooled).
+    """
+    by, need = list(by), [*by, "strategy", y]
+    for name, table in (("predicted", predicted), ("measured", measured)):
+        if missing := [c for c in need if c not in table.columns]:
+            raise ToolkitError(f"ranking_agreement: the {name} table has no column "
+                               f"{', '.join(missing)}; both need {', '.join(need)}")
+    pred_t, meas_t = (t.groupby([*by, "strategy"])[y].mean().unstack("strategy")
+                      for t in (predicted, measured))
+    rows = []
+    for key in pred_t.index.intersection(meas_t.index).sort_values():
+        pred = pred_t.loc[key].dropna().to_dict()
+        meas = {k: v for k, v in meas_t.loc[key].dropna().items() if k in pred}
+        pred = {k: v for k, v in pred.items() if k in meas}
+        if len(pred) < 2:
+            continue
+        key = key if isinstance(key, tuple) else (key,)
+        same, pairs = concordance(pred, meas)
+        winners = min(pred, key=pred.get), min(meas, key=meas.get)
+        rows.append({**dict(zip(by, key, strict=True)), "predicted": winners[0],
+                     "measured": winners[1], "winner_agrees": winners[0] == winners[1],
+                     "pairs_same": same, "pairs": pairs})
+    df = pd.DataFrame(rows, columns=[*by, "predicted", "measured", "winner_agrees",
+                                     "pairs_same", "pairs"])
+    df.attrs = {"y": y,
+                "winner": float(df["winner_agrees"].mean()) if len(df) else float("nan"),
+                "pairs": (float(df["pairs_same"].sum() / df["pairs"].sum()) if len(df)
+                          else float("nan"))}
+    return df
 
 
 def hybrid_table(

@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from toolkit.aio import BackgroundLoop
 from toolkit.devices.testbeds.calibration import host_calibration, quota_cores
 from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.partition.cost.per_device import CostModel
@@ -123,9 +124,12 @@ def host_overheads(rounds: int = 7) -> tuple[float, float]:
 
     The transfer figure covers both ends (the sender's encoding and framing and
     the receiver's reading and decoding); the cost model charges half to each.
-    Measured once per process (medians of ``rounds`` rounds).
+    Measured once per process (medians of ``rounds`` rounds), on a private event
+    loop, so that it works where one is already running (a notebook).
     """
-    return _step_s(rounds), asyncio.run(_transfer_s(rounds))
+    with BackgroundLoop("dynasplit-overheads") as loop:
+        transfer_s = loop.run(_transfer_s(rounds))
+    return _step_s(rounds), transfer_s
 
 
 def emulated_cost_model(model: CostModel, profile: str | DeviceProfile,
