@@ -63,16 +63,17 @@ def test_energy_follows_the_power_model_of_the_measured_times(cluster, models):
     for d in run.devices:
         compute = d.compute_ms + d.encode_ms
         moved = d.frame_bytes + d.received_bytes
-        expected = (busy * compute + wait * (latency - compute)) / 1e3 \
-            + profile.power.network_j_per_byte * moved
-        assert d.energy_j == pytest.approx(expected, rel=1e-6)
         assert d.energy_source == d.energy_split_source == "model:raspberry-pi-4"
         # the split: compute, bytes on the wire and received, idle until the request ends
         assert d.compute_energy_j == pytest.approx(busy * compute / 1e3, rel=1e-9)
         assert d.comm_energy_j == pytest.approx(profile.power.network_j_per_byte * moved,
                                                 rel=1e-9)
         assert d.received_bytes > 0 and d.comm_energy_j > 0
-        assert d.idle_energy_j == pytest.approx(wait * (latency - compute) / 1e3, rel=1e-6)
+        # idle is counted per sample and never negative: a sample whose measured compute
+        # outlasts its request (timers on a loaded host) adds none, so the mean times give
+        # a lower bound; being powered all request long, the upper one
+        idle_from_means = wait * (latency - compute) / 1e3
+        assert idle_from_means * (1 - 1e-6) <= d.idle_energy_j <= wait * latency / 1e3
         assert d.compute_energy_j + d.comm_energy_j + d.idle_energy_j == d.energy_j
     assert float(np.mean(run.energy_j)) == pytest.approx(sum(d.energy_j for d in run.devices))
     assert run.cpu_freq == 1200 and run.cloud_energy_j.sum() == 0
