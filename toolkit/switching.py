@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 from toolkit.config import ACCELERATORS
 
-__all__ = ["HardwareState", "hardware_state", "next_state", "switch_cost"]
+__all__ = ["HardwareState", "SwitchStep", "hardware_state", "next_state", "switch_cost",
+           "switch_steps"]
 
 
 class HardwareState(NamedTuple):
@@ -50,6 +51,55 @@ def next_state(current: HardwareState | None, needed: HardwareState) -> Hardware
     return HardwareState(needed.cpu_freq, needed.tpu, cloud)
 
 
+class SwitchStep(NamedTuple):
+    """One hardware change of a switch (see :func:`switch_steps`).
+
+    Attributes:
+        side: ``edge`` or ``cloud`` (edge steps run one after another, the cloud's
+            in parallel with them).
+        knob: ``cpu_freq``, ``tpu_power``, ``tpu_mode`` or ``cloud_accel``.
+        value: the value set (``on``/``off`` for ``tpu_power``).
+        ms, j: its time and energy from the profiles' ``[reconfiguration]``.
+    """
+
+    side: str
+    knob: str
+    value: str
+    ms: float
+    j: float
+
+
+def switch_steps(costs: Mapping[str, float], current: HardwareState | None,
+                 needed: HardwareState) -> list[SwitchStep]:
+    """The hardware changes that go from ``current`` to ``needed``, in order.
+
+    Args:
+        costs: the profiles' ``[reconfiguration]`` entries (missing ones cost 0).
+        current: the present state; None (unknown) needs no step.
+        needed: the state a configuration needs.
+    """
+    if current is None:
+        return []
+
+    def step(side: str, knob: str, value: str, name: str) -> SwitchStep:
+        return SwitchStep(side, knob, value, costs.get(f"{name}_ms", 0.0),
+                          costs.get(f"{name}_j", 0.0))
+
+    steps = []
+    if current.cpu_freq != needed.cpu_freq:
+        steps.append(step("edge", "cpu_freq", str(needed.cpu_freq), "cpu_freq"))
+    if current.tpu != needed.tpu:
+        if current.tpu == "off":
+            steps.append(step("edge", "tpu_power", "on", "tpu_power_on"))
+        elif needed.tpu == "off":
+            steps.append(step("edge", "tpu_power", "off", "tpu_power_off"))
+        else:
+            steps.append(step("edge", "tpu_mode", needed.tpu, "tpu_mode_switch"))
+    if needed.cloud is not None and current.cloud is not None and needed.cloud != current.cloud:
+        steps.append(step("cloud", "cloud_accel", needed.cloud, "gpu_switch"))
+    return steps
+
+
 def switch_cost(costs: Mapping[str, float], current: HardwareState | None,
                 needed: HardwareState) -> tuple[float, float]:
     """Time (ms) and energy (J) to go from ``current`` to ``needed``.
@@ -59,26 +109,6 @@ def switch_cost(costs: Mapping[str, float], current: HardwareState | None,
         current: the present state; None (unknown) costs nothing.
         needed: the state a configuration needs.
     """
-    if current is None:
-        return 0.0, 0.0
-    edge_ms = edge_j = cloud_ms = cloud_j = 0.0
-
-    def add(name: str) -> tuple[float, float]:
-        return costs.get(f"{name}_ms", 0.0), costs.get(f"{name}_j", 0.0)
-
-    steps = []
-    if current.cpu_freq != needed.cpu_freq:
-        steps.append(add("cpu_freq"))
-    if current.tpu != needed.tpu:
-        if current.tpu == "off":
-            steps.append(add("tpu_power_on"))
-        elif needed.tpu == "off":
-            steps.append(add("tpu_power_off"))
-        else:
-            steps.append(add("tpu_mode_switch"))
-    for ms, j in steps:
-        edge_ms += ms
-        edge_j += j
-    if needed.cloud is not None and current.cloud is not None and needed.cloud != current.cloud:
-        cloud_ms, cloud_j = add("gpu_switch")
-    return max(edge_ms, cloud_ms), edge_j + cloud_j
+    steps = switch_steps(costs, current, needed)
+    return (max(sum((s.ms for s in steps if s.side == side), 0.0) for side in ("edge", "cloud")),
+            sum((s.j for s in steps), 0.0))

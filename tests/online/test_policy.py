@@ -9,9 +9,16 @@ import pytest
 
 from toolkit.adapt import DriftTracker
 from toolkit.cube import select
+from toolkit.devices.controllers.base import KnobChange, switch_time_ms
 from toolkit.errors import ToolkitError
 from toolkit.policy import POLICY_SCHEMA, Policy, make_policy, read_front
-from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
+from toolkit.switching import (
+    HardwareState,
+    hardware_state,
+    next_state,
+    switch_cost,
+    switch_steps,
+)
 
 from .conftest import front_doc, toy_cube
 
@@ -132,6 +139,23 @@ def test_hardware_states_and_switch_costs():
     assert switch_cost(costs, after, std) == (350.0, 1.2)
     cpu_cloud = HardwareState(1800, "off", "none")
     assert switch_cost(costs, cloud, cpu_cloud) == (2500.0, 500.0)   # in parallel with edge
+    # the steps behind the costs, edge ones in order, the cloud's on its own side
+    assert [s[:4] for s in switch_steps(costs, cloud, edge)] == [
+        ("edge", "cpu_freq", "600", 5.0), ("edge", "tpu_power", "on", 450.0)]
+    assert [s[:4] for s in switch_steps(costs, after, HardwareState(1800, "off", "none"))] == [
+        ("edge", "cpu_freq", "1800", 5.0), ("edge", "tpu_power", "off", 120.0),
+        ("cloud", "cloud_accel", "none", 2500.0)]
+    assert switch_steps(costs, after, std)[0][:3] == ("edge", "tpu_mode", "std")
+    assert switch_steps(costs, None, edge) == [] == switch_steps(costs, edge, edge)
+
+
+def test_switch_time_is_per_host_in_sequence_and_hosts_in_parallel():
+    pi = [KnobChange("pi", "cpu_freq", "600", 5.0), KnobChange("pi", "tpu_power", "on", 450.0),
+          KnobChange("pi", "tpu_mode", "std", 9.0, changed=False)]
+    assert switch_time_ms(pi) == 455.0
+    assert switch_time_ms([*pi, KnobChange("cloud", "cloud_accel", "gpu", 300.0)]) == 455.0
+    assert switch_time_ms([*pi, KnobChange("cloud", "cloud_accel", "gpu", 2500.0)]) == 2500.0
+    assert switch_time_ms([]) == 0.0
 
 
 def test_drift_tracker_follows_transfer_and_decays_when_idle():

@@ -173,14 +173,24 @@ def test_live_batch_on_the_local_testbed(live_run):
     assert sorted(o["id"] for o in done) == sorted(json.loads(x)["id"] for x in live_run.sent)
     by_id = live_run.answers
     assert by_id["file"]["status"] == "failed" and "does not exist" in by_id["file"]["error"]
-    configs = Policy.load(live_run.policy).configs
+    policy = Policy.load(live_run.policy)
+    freqs = []
     for i in range(20):
         o = by_id[f"r{i}"]
         assert o["status"] == "ok", o
-        assert o["measured"] is True and o["config"] in configs
+        assert o["measured"] is True and o["config"] in policy.configs
         assert o["energy_source"].startswith("model:raspberry-pi-4")
         assert o["latency_ms"] > 0 and o["energy_j"] > 0
         assert o["met"] == (o["latency_ms"] <= o["deadline_ms"])
+        # the emulated testbed takes the profile's time to change the frequency, and the
+        # request pays it (served in order, one at a time)
+        assert o["latency_ms"] == pytest.approx(o["inference_ms"] + o["switch_ms"], abs=0.01)
+        freqs.append(o["config"]["cpu_freq"])
+        if i and freqs[-1] != freqs[-2]:
+            assert o["switch_ms"] >= policy.costs["cpu_freq_ms"], o
+        elif i:
+            assert o["switch_ms"] < policy.costs["cpu_freq_ms"], o
+    assert len(set(freqs)) > 1, "the batch should make the policy change frequency"
 
 
 # --------------------------------------------------------------------------- server machinery

@@ -115,7 +115,7 @@ class Online:
                                          top_k=request.top_k,
                                          codec=self.policy.codec(decision.index))
         self.state = decision.state
-        switch_ms = sum(k.duration_ms for k in record.knob_changes if k.changed)
+        switch_ms = record.switch_ms
         latency = record.latency_ms + switch_ms
         if self.drift is not None:
             expected = float(self.policy.candidates.transfer_ms[decision.index])
@@ -157,7 +157,8 @@ async def serve(args: argparse.Namespace) -> int:
             if problem:
                 raise ToolkitError(problem)
 
-        testbed = open_testbed(args.testbed, model=policy.doc.get("model") or "digits-cnn")
+        testbed = open_testbed(args.testbed, model=policy.doc.get("model") or "digits-cnn",
+                               emulate_switching=True)
         log_event("info", "starting testbed", testbed=str(args.testbed))
         await testbed.astart()
     try:

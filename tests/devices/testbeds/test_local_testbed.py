@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from toolkit.devices.controllers.base import switch_time_ms
 from toolkit.devices.testbeds.local import LocalTestbed
 from toolkit.devices.testbeds.splinter_fit import fit_splinter_link
 from toolkit.errors import ConfigError
@@ -96,6 +98,39 @@ def test_cloud_time_is_the_modelled_servers_and_the_tail_really_runs(testbed):
     assert host.cloud_timing == "host" and "cloud-gpu-server" not in host.latency_source
     with pytest.raises(ConfigError, match="unknown cloud timing 'gpu'; valid: model, host"):
         LocalTestbed(cloud_timing="gpu")
+
+
+def test_profile_switching_waits_the_profiles_reconfiguration_time(testbed):
+    """An online phase pays for hardware changes: with ``switching="profile"`` each change
+    waits its time from the profile (one after another) and is reported; by default (a
+    campaign's steady state) they take no time. (This testbed's cloud has no GPU to
+    switch; test_policy.py checks the cloud's steps.)"""
+    costs = {**testbed.edge_profile.reconfiguration, **testbed.cloud_profile.reconfiguration}
+    testbed.run(CONFIG, samples=1)                               # TPU off, 1800 MHz
+    instant = testbed.run({**CONFIG, "edge_accel": "tpu-std"}, samples=1)
+    assert switch_time_ms(instant.knob_changes) < costs["tpu_power_on_ms"] / 10
+    testbed.switching = "profile"
+    try:
+        def switch(change: dict) -> dict[str, float]:
+            t0 = time.perf_counter()
+            rec = testbed.run({**CONFIG, **change}, samples=1)
+            took = (time.perf_counter() - t0) * 1e3
+            assert took >= switch_time_ms(rec.knob_changes)     # really waited
+            return {c.knob: c.duration_ms for c in rec.knob_changes if c.changed}
+
+        mode = switch({"edge_accel": "tpu-max", "cpu_freq": 600})     # from tpu-std
+        assert mode["cpu_freq"] >= costs["cpu_freq_ms"]
+        assert costs["tpu_mode_switch_ms"] <= mode["tpu_mode"] < costs["tpu_mode_switch_ms"] + 200
+        assert "tpu_power" not in mode
+        assert switch({"edge_accel": "tpu-max", "cpu_freq": 600}) == {}   # nothing changes
+        off = switch({"edge_accel": "int8", "cpu_freq": 1800})
+        assert costs["tpu_power_off_ms"] + costs["cpu_freq_ms"] <= sum(off.values()) \
+            < costs["tpu_power_off_ms"] + costs["cpu_freq_ms"] + 200   # one after the other
+        assert set(off) == {"cpu_freq", "tpu_power"}
+    finally:
+        testbed.switching = "instant"
+    with pytest.raises(ConfigError, match="unknown switching 'slow'; valid: instant, profile"):
+        LocalTestbed(switching="slow")
 
 
 def test_link_comes_from_the_profile():

@@ -8,6 +8,7 @@ duration: this is the reconfiguration cost the online scheduler weighs.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # asyncssh is imported only where SSH is used
     from toolkit.devices.transport.ssh import SshTransport
     from toolkit.hardware.profile import DeviceProfile
 
-__all__ = ["EdgeController", "HostController", "KnobChange"]
+__all__ = ["EdgeController", "HostController", "KnobChange", "switch_time_ms"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,17 @@ class KnobChange:
     duration_ms: float
     changed: bool = True
     verified: bool = True
+
+
+def switch_time_ms(changes: Iterable[KnobChange]) -> float:
+    """How long a set of knob changes took: each host changes its knobs one after
+    another, the hosts at the same time (the edge and the cloud; unchanged knobs
+    cost nothing)."""
+    per_host: dict[str, float] = {}
+    for change in changes:
+        if change.changed:
+            per_host[change.host] = per_host.get(change.host, 0.0) + change.duration_ms
+    return max(per_host.values(), default=0.0)
 
 
 class EdgeController(abc.ABC):

@@ -13,12 +13,16 @@ from toolkit.errors import ConfigError
 __all__ = ["open_pool", "open_testbed"]
 
 
-def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
+def open_testbed(spec: str | os.PathLike = "local", *, emulate_switching: bool = False,
+                 **options: Any) -> Testbed:
     """A testbed (not yet started) for ``spec``.
 
     Args:
         spec: ``local`` (the embedded default) or a testbed inventory TOML
             (name under ``hardware/testbeds`` or a path).
+        emulate_switching: a local testbed waits the profiles' hardware-change
+            times (``LocalTestbed(switching="profile")``; an online phase wants
+            them, a campaign does not); an SSH testbed's changes take their own.
         options: passed to the testbed's constructor (e.g. ``model``,
             ``input_size``, ``data``; ``log_dir`` for the local testbed,
             ``startup_timeout_s`` and ``edgetpu_dir`` for the SSH testbed).
@@ -36,8 +40,9 @@ def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
     elif _is_local(spec):
         raise ConfigError("--edgetpu-dir (compiled Edge TPU heads) is for SSH testbeds; the "
                           "local testbed runs tpu-std/tpu-max as int8 heads on the CPU")
+    local = {"switching": "profile"} if emulate_switching else {}
     if str(spec) == "local":
-        return LocalTestbed(**options)
+        return LocalTestbed(**options, **local)
     inventory = load_inventory(spec)
     if inventory.kind == "local":
         edge = inventory.with_role("edge")
@@ -45,7 +50,7 @@ def open_testbed(spec: str | os.PathLike = "local", **options: Any) -> Testbed:
         if len(edge) != 1 or len(cloud) != 1:
             raise ConfigError(f"{inventory.path}: a local testbed needs exactly one edge and one "
                               f"cloud host (found {len(edge)} and {len(cloud)})")
-        return LocalTestbed(edge[0].profile, cloud[0].profile, **options)
+        return LocalTestbed(edge[0].profile, cloud[0].profile, **options, **local)
     return SshTestbed(inventory, **options)
 
 

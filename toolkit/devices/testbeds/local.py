@@ -23,6 +23,15 @@ time at the link rate), by default the profile's ``[link]`` (DynaSplit's
 fitted link). Energy comes from the device profiles' power models and is
 labelled ``model:<profile>``; modelled timing is labelled in ``latency_source``.
 
+Hardware changes (CPU frequency, the TPU's power and runtime mode, the cloud's
+accelerator) take no time here by default (``switching="instant"``): a
+campaign measures each configuration in steady state. With
+``switching="profile"`` (what ``dynasplit schedule --testbed local`` uses), each
+change waits the edge profile's ``[reconfiguration]`` time (the steps of
+:mod:`toolkit.switching`, one after another) and reports it in the run's
+``knob_changes``, so that an online phase on the emulated testbed
+pays for switching as one on the real testbed does.
+
 The cloud's tail runs for real on the host's CPU (real outputs). Its *time*
 is, by default where the cloud profile has ``[tail_timing]`` tables
 (``cloud_timing="model"``), the modelled time of that tail on DynaSplit's
@@ -40,6 +49,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import tempfile
@@ -60,13 +70,22 @@ from toolkit.hardware.edge_timing import head_cost
 from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.runtime.link import Link
 from toolkit.runtime.session import EdgeClient, RunResult, WorkerProcess, worker_command
+from toolkit.switching import (
+    HardwareState,
+    SwitchStep,
+    hardware_state,
+    next_state,
+    switch_steps,
+)
 
-__all__ = ["CLOUD_TIMINGS", "EDGE_TIMINGS", "LocalTestbed"]
+__all__ = ["CLOUD_TIMINGS", "EDGE_TIMINGS", "SWITCHINGS", "LocalTestbed"]
 
 #: how the local testbed makes the edge as slow as the device
 EDGE_TIMINGS: tuple[str, ...] = ("pad", "quota")
 #: what the local testbed reports as the cloud's time: the profile's model or the host's
 CLOUD_TIMINGS: tuple[str, ...] = ("model", "host")
+#: how long the local testbed's hardware changes take: no time, or the profiles' time
+SWITCHINGS: tuple[str, ...] = ("instant", "profile")
 
 
 #: numbers local testbeds of this process, so their cgroups never collide
@@ -93,6 +112,9 @@ class LocalTestbed(Testbed):
         edge_meter, cloud_meter: optional real meters (e.g. RAPL) instead of the model.
         name: the testbed's name in results (distinct names for the testbeds of a
             pool, e.g. ``local-1``, ``local-2``).
+        switching: ``instant`` (default: hardware changes take no time) or
+            ``profile`` (each change waits the profile's ``[reconfiguration]``
+            time; see the module doc).
 
     Several local testbeds may live in one process: each has its own worker
     processes (ports chosen by the OS), its own cgroup and its own log folder.
@@ -109,8 +131,12 @@ class LocalTestbed(Testbed):
                  throttle: bool = True, cloud_timing: str | None = None,
                  log_dir: str | os.PathLike | None = None,
                  edge_meter: Meter | None = None, cloud_meter: Meter | None = None,
-                 name: str = "local") -> None:
+                 name: str = "local", switching: str = "instant") -> None:
+        if switching not in SWITCHINGS:
+            raise ConfigError(f"unknown switching {switching!r}; valid: {choices(SWITCHINGS)}")
         self.name = name
+        self.switching = switching
+        self._hardware: HardwareState | None = None
         edge = edge_profile if isinstance(edge_profile, DeviceProfile) else load_profile(
             edge_profile)
         cloud = cloud_profile if isinstance(cloud_profile, DeviceProfile) else load_profile(
@@ -229,7 +255,7 @@ class LocalTestbed(Testbed):
             self._quota = open_cpu_quota(self._cgroup)
             if self._quota is not None:
                 self._quota.add(self._edge.pid)
-        self._freq = None
+        self._freq = self._hardware = None     # a fresh start: the first apply sets both
         self._client = await EdgeClient.connect(self._edge.host, self._edge.port)
 
     async def aclose(self) -> None:
@@ -292,7 +318,8 @@ class LocalTestbed(Testbed):
         return None if cost is None else timing.time_ms(cost, config.cloud_accel)
 
     async def aapply(self, config: Config) -> list[KnobChange]:
-        """Emulate the edge CPU frequency; accelerators need no hardware change here."""
+        """Emulate the edge CPU frequency (the quota); with ``switching="profile"`` also
+        wait each hardware change's time from the profiles."""
         await self._ensure_model(config.model)
         t0 = time.perf_counter()
         state = (config.cpu_freq, config.edge_accel)
@@ -300,9 +327,30 @@ class LocalTestbed(Testbed):
         if state != self._freq and self._quota is not None:
             self._quota.set_cores(self.quota_cores(config.cpu_freq, config.edge_accel))
         self._freq = state
-        return [KnobChange("local", "cpu_freq", str(config.cpu_freq),
+        quota = KnobChange("local", "cpu_freq", str(config.cpu_freq),
                            (time.perf_counter() - t0) * 1e3, changed=changed,
-                           verified=self._quota is not None)]
+                           verified=self._quota is not None)
+        last_split = (await self.split_model_for(config.model)).n_splits - 1
+        needed = hardware_state(config.as_dict(), last_split)
+        costs = {**self.edge_profile.reconfiguration, **self.cloud_profile.reconfiguration}
+        steps = switch_steps(costs, self._hardware, needed)
+        self._hardware = next_state(self._hardware, needed)   # tracked in either mode
+        if self.switching == "instant":
+            return [quota]
+        return await self._switch(steps, quota)
+
+    async def _switch(self, steps: list[SwitchStep], quota: KnobChange) -> list[KnobChange]:
+        """Wait the switch ``steps`` one after another (edge steps: this testbed's cloud
+        has no accelerator to switch); the frequency's time joins the quota's change."""
+        changes = []
+        for step in steps:
+            t0 = time.perf_counter()
+            await asyncio.sleep(step.ms / 1e3)
+            changes.append(KnobChange("local", step.knob, step.value,
+                                      (time.perf_counter() - t0) * 1e3))
+        waited = sum(c.duration_ms for c in changes if c.knob == "cpu_freq")
+        quota = dataclasses.replace(quota, duration_ms=quota.duration_ms + waited)
+        return [quota, *(c for c in changes if c.knob != "cpu_freq")]
 
     async def _execute(self, config: Config, *, samples: int, codec: str, warmup: int,
                        offset: int, inputs: np.ndarray | None = None,

@@ -25,7 +25,7 @@ import numpy as np
 
 from toolkit.aio import BlockingLifecycle
 from toolkit.config import KEYS, VARIABLES, Config, config_problems
-from toolkit.devices.controllers.base import KnobChange
+from toolkit.devices.controllers.base import KnobChange, switch_time_ms
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
 from toolkit.errors import ConfigError, ToolkitError, choices
@@ -64,6 +64,11 @@ class RunRecord:
     execute_s: float = 0.0
     knob_changes: list[KnobChange] = field(default_factory=list)
     result: RunResult | None = None
+
+    @property
+    def switch_ms(self) -> float:
+        """How long the run's hardware changes took (:func:`switch_time_ms`)."""
+        return switch_time_ms(self.knob_changes)
 
     def cube_row(self, with_codec: bool = False) -> dict[str, Any]:
         """The record as a cube run: configuration keys plus the cube's variables."""
