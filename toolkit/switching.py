@@ -109,6 +109,8 @@ def switch_cost(costs: Mapping[str, float], current: HardwareState | None,
         current: the present state; None (unknown) costs nothing.
         needed: the state a configuration needs.
     """
+    if current is None or current == needed:   # the common case, kept fast (decisions)
+        return 0.0, 0.0
     steps = switch_steps(costs, current, needed)
     return (max(sum((s.ms for s in steps if s.side == side), 0.0) for side in ("edge", "cloud")),
             sum((s.j for s in steps), 0.0))

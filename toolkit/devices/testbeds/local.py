@@ -23,9 +23,9 @@ time at the link rate), by default the profile's ``[link]`` (DynaSplit's
 fitted link). Energy comes from the device profiles' power models and is
 labelled ``model:<profile>``; modelled timing is labelled in ``latency_source``.
 
-Hardware changes (CPU frequency, the TPU's power and runtime mode, the cloud's
-accelerator) take no time here by default (``switching="instant"``): a
-campaign measures each configuration in steady state. With
+Hardware changes (CPU frequency, the TPU's power and runtime mode) take no
+time here by default (``switching="instant"``): a campaign measures each
+configuration in steady state. With
 ``switching="profile"`` (what ``dynasplit schedule --testbed local`` uses), each
 change waits the edge profile's ``[reconfiguration]`` time (the steps of
 :mod:`toolkit.switching`, one after another) and reports it in the run's
