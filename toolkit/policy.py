@@ -324,6 +324,8 @@ class Policy:
         self.costs: dict[str, float] = dict(doc.get("hardware", {}).get("costs", {}))
         self.energy_source = str(doc.get("energy_source", "unknown"))
         self._selectors: dict[tuple, Selector] = {}
+        self._switches: dict[tuple[HardwareState | None, HardwareState],
+                             tuple[float, float]] = {}
         self.selector = self.selector_for()
 
     # -- construction ------------------------------------------------------------
@@ -456,13 +458,24 @@ class Policy:
             selector = Selector(
                 self.candidates, spec["name"], target=spec["target"],
                 confidence=spec["confidence"], accuracy_floor=spec["accuracy_floor"],
-                switch=lambda a, b: switch_cost(self.costs, a, b), shift_ms=shift)
+                switch=self.switch_cost, shift_ms=shift)
             self._selectors[key] = selector
         return selector
 
     def choose(self, threshold_ms: float) -> int:
         """The candidate index the policy's rule picks for a threshold (stateless)."""
         return self.selector.choose(threshold_ms)
+
+    def switch_cost(self, state: HardwareState | None,
+                    needed: HardwareState) -> tuple[float, float]:
+        """Time (ms) and energy (J) to switch from ``state`` to ``needed`` with this
+        policy's costs (:func:`toolkit.switching.switch_cost`, kept per pair: there are
+        few hardware states)."""
+        key = (state, needed)
+        cost = self._switches.get(key)
+        if cost is None:
+            cost = self._switches[key] = switch_cost(self.costs, state, needed)
+        return cost
 
     def decide(self, threshold_ms: float, state: HardwareState | None = None,
                factor: float = 1.0) -> Decision:
@@ -479,7 +492,7 @@ class Policy:
         else:
             i = selector.choose(threshold_ms)
         needed = self.candidates.states[i]
-        ms, j = switch_cost(self.costs, state, needed)
+        ms, j = self.switch_cost(state, needed)
         predicted = float(selector.keys[i]) + ms
         if not math.isfinite(predicted):
             predicted = float(self.candidates.mean_ms[i]) + ms

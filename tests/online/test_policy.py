@@ -79,6 +79,11 @@ def test_decide_reports_switch_costs_and_state(toy):
         assert fast.switch_ms == policy.costs["cpu_freq_ms"]
     assert fast.predicted_ms == pytest.approx(policy.candidates.mean_ms[fast.index]
                                               + fast.switch_ms)
+    # the policy keeps each pair's cost: the same figures as the switching module's
+    on = HardwareState(first.state.cpu_freq, "std", first.state.cloud)
+    for _ in range(2):
+        assert policy.switch_cost(first.state, on) == switch_cost(policy.costs, first.state, on)
+    assert policy.switch_cost(first.state, on)[0] >= policy.costs["tpu_power_on_ms"]
 
 
 def test_refusals_name_the_problem(toy, tmp_path):
