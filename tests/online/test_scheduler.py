@@ -186,10 +186,10 @@ def test_live_batch_on_the_local_testbed(live_run):
         # request pays it (served in order, one at a time)
         assert o["latency_ms"] == pytest.approx(o["inference_ms"] + o["switch_ms"], abs=0.01)
         freqs.append(o["config"]["cpu_freq"])
-        if i and freqs[-1] != freqs[-2]:
-            assert o["switch_ms"] >= policy.costs["cpu_freq_ms"], o
+        if i and freqs[-1] != freqs[-2]:   # (a timer may fire a clock tick early)
+            assert o["switch_ms"] > policy.costs["cpu_freq_ms"] - 0.5, o
         elif i:
-            assert o["switch_ms"] < policy.costs["cpu_freq_ms"], o
+            assert o["switch_ms"] == 0.0, o
     assert len(set(freqs)) > 1, "the batch should make the policy change frequency"
 
 

@@ -118,14 +118,16 @@ def test_profile_switching_waits_the_profiles_reconfiguration_time(testbed):
             assert took >= switch_time_ms(rec.knob_changes)     # really waited
             return {c.knob: c.duration_ms for c in rec.knob_changes if c.changed}
 
+        # an event loop's timer may fire up to its clock's resolution early: 1 ms of slack
         mode = switch({"edge_accel": "tpu-max", "cpu_freq": 600})     # from tpu-std
-        assert mode["cpu_freq"] >= costs["cpu_freq_ms"]
-        assert costs["tpu_mode_switch_ms"] <= mode["tpu_mode"] < costs["tpu_mode_switch_ms"] + 200
+        assert mode["cpu_freq"] > costs["cpu_freq_ms"] - 1
+        assert costs["tpu_mode_switch_ms"] - 1 < mode["tpu_mode"] \
+            < costs["tpu_mode_switch_ms"] + 200
         assert "tpu_power" not in mode
         assert switch({"edge_accel": "tpu-max", "cpu_freq": 600}) == {}   # nothing changes
         off = switch({"edge_accel": "int8", "cpu_freq": 1800})
-        assert costs["tpu_power_off_ms"] + costs["cpu_freq_ms"] <= sum(off.values()) \
-            < costs["tpu_power_off_ms"] + costs["cpu_freq_ms"] + 200   # one after the other
+        both = costs["tpu_power_off_ms"] + costs["cpu_freq_ms"]
+        assert both - 1 < sum(off.values()) < both + 200                  # one after the other
         assert set(off) == {"cpu_freq", "tpu_power"}
     finally:
         testbed.switching = "instant"
