@@ -62,7 +62,7 @@ from toolkit.config import config_keys, single_extras
 from toolkit.errors import ToolkitError
 from toolkit.policy import Policy
 from toolkit.rules import Candidates, Selector
-from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
+from toolkit.switching import HardwareState, hardware_state, next_state
 
 __all__ = ["SIMULATION_SCHEMA", "STRATEGIES", "Drift", "Simulation", "simulate"]
 
@@ -319,7 +319,6 @@ def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
         picks["policy-adaptive"] = to_cube[_sequential(policy, thresholds, to_cube, runs, draw,
                                                        factors, tracker, progress)]
 
-    costs = policy.costs
     frames = []
     for name, pick in picks.items():
         run = runs.start[pick] + (draw * runs.count[pick]).astype(np.int64)
@@ -327,7 +326,7 @@ def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
         energy = runs.energy[run].copy()
         ms = j = np.zeros(n)
         if switching:
-            ms, j = _switching(runs, pick, policy.last_split, costs)
+            ms, j = _switching(runs, pick, policy)
             latency = latency + ms
             energy = energy + j
         p_met = _met_probability(runs, pick, thresholds - ms, factors)
@@ -393,20 +392,16 @@ def _met_probability(runs: _Runs, pick: np.ndarray, budget_ms: np.ndarray,
     return out
 
 
-def _switching(runs: _Runs, pick: np.ndarray, last_split: int,
-               costs: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-request switch time and energy of a sequence of configurations."""
-    needed = [hardware_state(cfg, last_split) for cfg in runs.configs]
+def _switching(runs: _Runs, pick: np.ndarray, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """Per-request switch time and energy of a sequence of configurations (the policy's
+    costs, :meth:`Policy.switch_cost`)."""
+    needed = [hardware_state(cfg, policy.last_split) for cfg in runs.configs]
     ms = np.zeros(len(pick))
     j = np.zeros(len(pick))
     state: HardwareState | None = None
-    cache: dict[tuple, tuple[float, float]] = {}
     for r, i in enumerate(pick.tolist()):
         want = needed[i]
-        key = (state, want)
-        if key not in cache:
-            cache[key] = switch_cost(costs, state, want)
-        ms[r], j[r] = cache[key]
+        ms[r], j[r] = policy.switch_cost(state, want)
         state = next_state(state, want)
     return ms, j
 

@@ -332,12 +332,11 @@ class LocalTestbed(Testbed):
                            verified=self._quota is not None)
         last_split = (await self.split_model_for(config.model)).n_splits - 1
         needed = hardware_state(config.as_dict(), last_split)
-        costs = {**self.edge_profile.reconfiguration, **self.cloud_profile.reconfiguration}
-        steps = switch_steps(costs, self._hardware, needed)
-        self._hardware = next_state(self._hardware, needed)   # tracked in either mode
-        if self.switching == "instant":
+        before, self._hardware = self._hardware, next_state(self._hardware, needed)
+        if self.switching == "instant":   # the state is kept anyway: switching may change
             return [quota]
-        return await self._switch(steps, quota)
+        return await self._switch(switch_steps(self.edge_profile.reconfiguration, before,
+                                               needed), quota)
 
     async def _switch(self, steps: list[SwitchStep], quota: KnobChange) -> list[KnobChange]:
         """Wait the switch ``steps`` one after another (edge steps: this testbed's cloud
