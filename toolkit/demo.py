@@ -157,6 +157,7 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
     from toolkit.campaign import Campaign, CampaignSpec, grid
     from toolkit.cube import config_means, pareto_configs
     from toolkit.devices.testbeds.local import LocalTestbed
+    from toolkit.fileio import save_figure
     from toolkit.models import SplitModel, load_model
     from toolkit.plots import energy_latency
 
@@ -240,7 +241,7 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
 
     fig = energy_latency(cube)
     plot_path = out / "demo.png"
-    fig.savefig(plot_path, dpi=120)
+    save_figure(fig, plot_path, dpi=120)
     _write_summary(out / SUMMARY, cube, front, picks)
     print_fn(f"== wrote {cube_path}, {plot_path}, {out / 'accuracy.csv'} and {out / SUMMARY}")
     return DemoResult(cube, cube_path, plot_path, acc, table, front, picks)

@@ -5,7 +5,10 @@
 :class:`~toolkit.errors.ToolkitError` that names the file, the expected kind and
 the missing columns. :func:`atomic_output` and :func:`write_table` write through
 a temporary file renamed over the target, so a failed or interrupted write never
-leaves a half-written file and never destroys an existing one.
+leaves a half-written file and never destroys an existing one; :func:`save_figure`
+does the same for a matplotlib figure. :func:`check_writable` tells, before any
+long work, whether an output can be written at all, so that a mistyped output
+path costs nothing already measured.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from toolkit.errors import ToolkitError, choices
 if TYPE_CHECKING:  # pandas loads only where a table is read
     import pandas as pd
 
-__all__ = ["atomic_output", "numeric_column", "read_json", "read_table", "write_table"]
+__all__ = ["atomic_output", "check_writable", "figure_format", "numeric_column", "read_json",
+           "read_table", "save_figure", "write_table"]
 
 
 @contextlib.contextmanager
@@ -50,10 +54,74 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
-        raise ToolkitError(f"cannot write {path}: {exc}") from None
+        raise ToolkitError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """``path``, if a file (with ``folder``: a folder's files) can be written there.
+
+    For checking an output before the work that fills it. It creates and removes
+    a temporary file, or a temporary folder where folders are still missing (the
+    writers create them), in the nearest existing folder on the way to ``path``,
+    and leaves the tree as it was.
+
+    Raises:
+        ToolkitError: ``path`` is a folder (a file with ``folder``), a file stands
+            where a folder is needed, or the system refuses to write there (one
+            line naming the path and the reason).
+    """
+    path = Path(path)
+    if path.is_dir() and not folder:
+        raise ToolkitError(f"cannot write {path}: it is a folder; give a file name")
+    where = path if folder else path.parent
+    nearest = where
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise ToolkitError(f"cannot write {path}: {nearest} is a file, not a folder")
+    try:
+        if nearest == where:
+            fd, tmp = tempfile.mkstemp(prefix=".dynasplit-check.", dir=nearest)
+            os.close(fd)
+            os.unlink(tmp)
+        else:
+            os.rmdir(tempfile.mkdtemp(prefix=".dynasplit-check.", dir=nearest))
+    except OSError as exc:
+        raise ToolkitError(f"cannot write {path}: {exc.strerror or exc} (in {nearest})"
+                           ) from None
+    return path
+
+
+def figure_format(path: str | os.PathLike) -> str:
+    """The image format a figure file's suffix names (``png``, ``pdf``, ``svg``...).
+
+    Raises:
+        ToolkitError: a suffix matplotlib does not write (the valid ones named).
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if suffix.lstrip(".").lower() not in formats:
+        raise ToolkitError(f"cannot write figure {path}: unknown image format "
+                           f"{suffix or '(no suffix)'}; valid: {choices(formats)}")
+    return suffix.lstrip(".").lower()
+
+
+def save_figure(fig: Any, path: str | os.PathLike, **savefig: Any) -> Path:
+    """Save a matplotlib figure atomically, in the format its file name says.
+
+    Raises:
+        ToolkitError: an image format matplotlib does not write, or the file
+            cannot be written.
+    """
+    fmt = figure_format(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=fmt, **savefig)
+    return Path(path)
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:

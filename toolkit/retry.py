@@ -155,10 +155,14 @@ class Journal:
     def append(self, entry: Mapping[str, Any]) -> None:
         """Write one line, flushed and ``fsync``-ed."""
         line = json.dumps(entry, separators=(",", ":")) + "\n"
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # what is journalled so far stays; a rerun resumes from it
+            raise ToolkitError(f"cannot write the {self.kind} journal {self.path}: "
+                               f"{exc.strerror or exc}") from None
 
     def open(self, header: Mapping[str, Any]) -> dict[str, Any]:
         """Read the journal's entries, or start it with ``header`` and the settings;
@@ -167,7 +171,11 @@ class Journal:
         first, entries = self.read()
         digest = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
         if first is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ToolkitError(f"cannot write the {self.kind} journal {self.path}: "
+                                   f"{exc.strerror or exc}") from None
             first = {"schema": JOURNAL_SCHEMA, **header, "settings": self.settings,
                      "fingerprint": digest[:16]}
             self.append(first)

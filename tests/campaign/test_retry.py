@@ -180,6 +180,21 @@ def test_other_settings_or_another_kind_are_refused(tmp_path):
         Journal(out, "study", {"samples": 5, "warmup": 1}).open({"study": "partition"})
 
 
+def test_a_journal_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(ToolkitError, match=r"cannot write the study journal .*file/c.nc."
+                                           r"journal: "):
+        Journal(tmp_path / "file" / "c.nc.journal", "study").open({"study": "partition"})
+    out = tmp_path / "c.nc.journal"
+    log = Journal(out, "campaign")
+    log.open({"testbed": "a"})
+    out.unlink()
+    out.mkdir()  # appending fails from now on, for root too
+    with pytest.raises(ToolkitError, match=r"cannot write the campaign journal .*c.nc.journal: "
+                                           r"Is a directory"):
+        log.record(_run("r1", 1))
+
+
 def test_the_summary_lists_refusals_only_where_there_are_some():
     refused = {"config": {"strategy": "spatial", "devices": 2}, "codec": "fp32", "repeat": 0,
                "reason": "must start with spatial layers"}

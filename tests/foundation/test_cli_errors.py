@@ -121,3 +121,60 @@ def test_an_input_size_is_refused_where_no_model_takes_one(tmp_path, capsys):
                     "--splits", "0", "-o", str(tmp_path / "c.nc")),
         "--input-size applies to", "digits-cnn has a fixed input")
     assert not (tmp_path / "c.nc").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["measure", "--model", "digits-cnn", "-o", "{bad}/c.nc"],
+    ["optimize", "cube.nc", "-o", "{bad}/FRONT.json"],
+    ["export", "FRONT.json", "-o", "{bad}/policy.json"],
+    ["export", "FRONT.json", "-o", "policy.json", "--script", "{bad}/scheduler.py"],
+    ["simulate", "cube.nc", "--policy", "p.json", "--trace", "t.csv", "--plot", "{bad}/s.png"],
+    ["trace", "generate", "--model", "vgg16", "--min", "1", "--max", "5", "-n", "10",
+     "--seed", "1", "-o", "{bad}/t.csv"],
+    ["cube", "import-splinter", "pool.csv", "--model", "vgg16", "-o", "{bad}/c.nc"],
+    ["partition", "digits-cnn", "--devices", "2", "--measure", "-o", "{bad}/c.nc"],
+    ["train-digits", "-o", "{bad}/m.keras"],
+    ["demo", "--out", "{bad}/demo"],
+])
+def test_an_output_that_cannot_be_written_is_refused_before_anything_runs(argv, tmp_path,
+                                                                        capsys):
+    """Where a file stands in the way of an output's folder, the command stops at once (a
+    measurement would otherwise be lost when its results were written)."""
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(SystemExit) as info:
+        main([a.replace("{bad}", str(tmp_path / "file")) for a in argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'file'}/" in err and "is a file, not a folder" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_figure_format_matplotlib_does_not_write_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "cube.nc", "--policy", "p.json", "--trace", "t.csv", "--plot",
+              "summary.jpg2000"])
+    assert ("argument --plot: cannot write figure summary.jpg2000: unknown image format "
+            ".jpg2000; valid: ") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e400"])
+def test_an_infinite_or_undefined_number_is_refused(value, capsys):
+    with pytest.raises(SystemExit):
+        main(["partition", "digits-cnn", "--devices", "2", "--link-mbps", value])
+    assert f"argument --link-mbps: expected a positive number, got '{value}'" in \
+        capsys.readouterr().err
+
+
+def test_a_negative_device_count_is_a_bad_count_not_a_profile_name(capsys):
+    with pytest.raises(SystemExit):
+        main(["partition", "digits-cnn", "--devices", "-1"])
+    assert "argument --devices: expected an integer >= 1, got '-1'" in capsys.readouterr().err
+
+
+def test_a_missing_data_folder_is_said_before_any_worker_starts(tmp_path, capsys):
+    _assert_one_line_error(
+        _in_process(capsys, "measure", "--model", "digits-cnn", "--splits", "0",
+                    "--data", str(tmp_path / "images"), "-o", str(tmp_path / "c.nc")),
+        f"data folder {tmp_path / 'images'} does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 
 import pytest
 
@@ -201,3 +202,23 @@ def test_direct_client_answers_in_order_and_waits_for_a_full_buffer():
         assert transport.closed and transport.written[-1] == b"x cancelled\n"
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("timeout_s", float("nan"), "timeout must be a number of seconds > 0, got nan"),
+    ("timeout_s", float("inf"), "timeout must be a number of seconds > 0, got inf"),
+    ("timeout_s", 0.0, "timeout must be a number of seconds > 0, got 0.0"),
+    ("grace_s", float("nan"), "grace period must be a number of seconds >= 0, got nan"),
+    ("grace_s", float("inf"), "grace period must be a number of seconds >= 0, got inf"),
+    ("grace_s", -1.0, "grace period must be a number of seconds >= 0, got -1.0"),
+])
+def test_time_limits_must_be_finite_numbers(option, value, message):
+    """A NaN limit compared false with every bound and was taken (``--timeout nan``)."""
+    from toolkit.errors import ToolkitError
+    from toolkit.scheduler.server import Server
+
+    async def handle(request):
+        return {"met": True}
+
+    with pytest.raises(ToolkitError, match=re.escape(message)):
+        Server(handle, **{option: value})

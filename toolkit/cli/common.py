@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 __all__ = [
+    "figure_file",
     "fraction",
     "int_list",
     "non_negative_float",
     "non_negative_int",
+    "output_file",
+    "output_folder",
     "positive_float",
     "positive_int",
     "print_json",
@@ -43,7 +47,7 @@ def _number(convert: Callable[[str], T], ok: Callable[[T], bool],
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if not ok(value):
+        if not (ok(value) and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
@@ -56,6 +60,37 @@ non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")  # seeds
 positive_float = _number(float, lambda v: v > 0, "a positive number")
 non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def _checked_output(text: str, check: Callable[[str], Any]) -> str:
+    from toolkit.errors import ToolkitError
+
+    try:
+        check(text)
+    except ToolkitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def output_file(text: str) -> str:
+    """An output file that can be written (argparse type; checked before any work)."""
+    from toolkit.fileio import check_writable
+
+    return _checked_output(text, check_writable)
+
+
+def output_folder(text: str) -> str:
+    """An output folder whose files can be written (argparse type)."""
+    from toolkit.fileio import check_writable
+
+    return _checked_output(text, lambda t: check_writable(t, folder=True))
+
+
+def figure_file(text: str) -> str:
+    """An image file matplotlib can write, by its suffix (argparse type)."""
+    from toolkit.fileio import check_writable, figure_format
+
+    return _checked_output(text, lambda t: (figure_format(t), check_writable(t)))
 
 
 def int_list(text: str) -> list[int]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from toolkit.cli.common import output_file
+
 __all__ = ["register"]
 
 
@@ -29,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "has been read without error.",
     )
     imp.add_argument("pool", metavar="POOL.csv", help="DynaSplit simulation-pool CSV")
-    imp.add_argument("-o", "--output", required=True, metavar="CUBE.nc", help="cube to write")
+    imp.add_argument("-o", "--output", required=True, type=output_file, metavar="CUBE.nc",
+                     help="cube to write")
     imp.add_argument("--model", required=True, metavar="NAME",
                      help="model the pool was measured with, e.g. vgg16 or vit-b16 (whose "
                      "DynaSplit layer index 0-19 is mapped to the toolkit's split)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from toolkit.cli.common import output_folder
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` sub-command."""
@@ -12,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "emulated CPU frequencies x int8/tpu-std heads x codecs fp32/q1 on the "
                        "local emulated (Pi-calibrated) testbed; print a table, the Pareto "
                        "front and DynaSplit's picks, and write a cube and a plot.")
-    p.add_argument("--out", default="dynasplit-demo", help="output folder (default "
-                   "./dynasplit-demo)")
+    p.add_argument("--out", default="dynasplit-demo", type=output_folder,
+                   help="output folder (default ./dynasplit-demo)")
     p.add_argument("--samples", type=int, default=60, help="samples per configuration")
     p.set_defaults(func=run)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 
+from toolkit.cli.common import output_file
+
 __all__ = ["register"]
 
 
@@ -36,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cube", default=None, metavar="CUBE.nc",
                    help="the cube the front was made from (gives the latency distributions; "
                         "default: the cube FRONT.json records)")
-    p.add_argument("-o", "--output", required=True, metavar="POLICY.json")
+    p.add_argument("-o", "--output", required=True, type=output_file, metavar="POLICY.json")
     p.add_argument("--rule", default=DEFAULT_RULE["name"], choices=RULES,
                    help=f"selection rule (default {DEFAULT_RULE['name']})")
     p.add_argument("--target", type=float, default=DEFAULT_RULE["target"], metavar="TAU",
@@ -54,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cloud-profile", default=None, metavar="P",
                    help="cloud profile for switch costs (default: the cube's, else "
                         "cloud-gpu-server)")
-    p.add_argument("--script", default=None, metavar="scheduler.py",
+    p.add_argument("--script", default=None, type=output_file, metavar="scheduler.py",
                    help="also write the standalone scheduler script here")
     p.set_defaults(func=_export)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import int_list, non_negative_int, positive_int, str_list
+from toolkit.cli.common import int_list, non_negative_int, output_file, positive_int, str_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edgetpu-dir", default=None, metavar="DIR",
                    help="SSH testbeds: folder of precompiled *_edgetpu.tflite heads for "
                    "tpu-std/tpu-max, used where edgetpu_compiler is not on PATH")
-    p.add_argument("-o", "--out", required=True, help="output cube (.nc)")
+    p.add_argument("-o", "--out", required=True, type=output_file, help="output cube (.nc)")
     p.set_defaults(func=run)
 
 
@@ -102,6 +102,9 @@ def open_testbeds(args: argparse.Namespace):
     specs = [s.strip() for s in args.testbed.split(",") if s.strip()] or ["local"]
     options = {"model": args.model[0], "input_size": args.input_size}
     if args.data:
+        from toolkit.models.data import image_files
+
+        image_files(args.data)  # a missing or empty folder is said before any worker starts
         options["data"] = args.data
     if args.edgetpu_dir:
         options["edgetpu_dir"] = args.edgetpu_dir

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolkit.cli.common import non_negative_int
+from toolkit.cli.common import non_negative_int, output_file
 
 __all__ = ["register"]
 
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model to optimise when the cube has several")
     p.add_argument("--latency-stat", default="mean",
                    help="latency over repeats: mean (default), median or a quantile like 0.99")
-    p.add_argument("-o", "--output", required=True, metavar="FRONT.json",
+    p.add_argument("-o", "--output", required=True, type=output_file, metavar="FRONT.json",
                    help="where to write the front")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

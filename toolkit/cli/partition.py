@@ -21,6 +21,7 @@ from toolkit.cli.common import (
     fraction,
     non_negative_float,
     non_negative_int,
+    output_file,
     positive_float,
     positive_int,
     print_json,
@@ -37,7 +38,7 @@ OBJECTIVE_CHOICES = ("total", "max")
 
 def _devices(text: str) -> int | tuple[str, ...]:
     """``--devices``: a count, or a comma-separated list of device profiles."""
-    if text.strip().isdigit():
+    if text.strip().lstrip("+-").isdigit():  # a count; -1 is a bad count, not a profile
         return positive_int(text)
     names = tuple(name.strip() for name in text.split(","))
     if not all(names):
@@ -133,7 +134,7 @@ def register(subparsers) -> None:
                       help="inputs of the measured runs (default: the digits images)")
     real.add_argument("--no-throttle", action="store_true",
                       help="do not emulate the CPU frequency with cgroup quotas")
-    real.add_argument("-o", "--output", default=None, metavar="CUBE.nc",
+    real.add_argument("-o", "--output", default=None, type=output_file, metavar="CUBE.nc",
                       help="write the measured runs to a cube (with --measure; resumable)")
     p.set_defaults(func=run)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import non_negative_int
+from toolkit.cli.common import figure_file, non_negative_int
 
 __all__ = ["register"]
 
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also score policy-adaptive (EWMA correction of transfer times)")
     p.add_argument("--switching", action="store_true",
                    help="charge hardware-change time and energy between requests")
-    p.add_argument("--plot", default=None, metavar="FILE.png",
+    p.add_argument("--plot", default=None, type=figure_file, metavar="FILE.png",
                    help="save a figure of energy and misses per strategy")
     p.set_defaults(func=_simulate)
 
@@ -59,9 +59,10 @@ def _simulate(args: argparse.Namespace) -> int:
     sim = simulate(cube, policy, trace, seed=args.seed, drift=drift, adapt=args.adapt,
                    switching=args.switching, progress=not args.json)
     if args.plot:
+        from toolkit.fileio import save_figure
         from toolkit.plots import simulation_summary
 
-        simulation_summary(sim).savefig(args.plot, dpi=120)
+        save_figure(simulation_summary(sim), args.plot, dpi=120)
     if args.json:
         print_json(sim.as_dict())
         return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import non_negative_int
+from toolkit.cli.common import non_negative_int, output_file
 
 __all__ = ["register"]
 
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="random seed")
     gen.add_argument("--shape", type=float, default=1.0, metavar="K",
                      help="Weibull shape (default 1)")
-    gen.add_argument("-o", "--output", required=True, metavar="TRACE.csv")
+    gen.add_argument("-o", "--output", required=True, type=output_file, metavar="TRACE.csv")
     gen.set_defaults(func=_generate)
 
 

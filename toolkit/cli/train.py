@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import non_negative_int
+from toolkit.cli.common import non_negative_int, output_file
 from toolkit.models.digits import DIGITS_MODELS
 
 
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "deterministic) and save it with a metadata JSON beside it.")
     p.add_argument("--model", default="digits-cnn",
                    help=f"which: {', '.join(DIGITS_MODELS)} (default digits-cnn)")
-    p.add_argument("-o", "--out", default=None,
+    p.add_argument("-o", "--out", default=None, type=output_file,
                    help="output file: .keras, or .npz for digits-vgg-fc (default: the shipped "
                    "file, datasets/models/)")
     p.add_argument("--epochs", type=int, default=None,

@@ -38,6 +38,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -143,10 +144,10 @@ class Server:
                  guard: Guard | None = None, observer: Metrics | None = None) -> None:
         if queue_size < 1:
             raise ToolkitError(f"queue size must be at least 1, got {queue_size}")
-        if timeout_s <= 0:
-            raise ToolkitError(f"timeout must be > 0 s, got {timeout_s}")
-        if grace_s < 0:
-            raise ToolkitError(f"grace period must be >= 0 s, got {grace_s}")
+        if not 0 < timeout_s < math.inf:
+            raise ToolkitError(f"timeout must be a number of seconds > 0, got {timeout_s}")
+        if not 0 <= grace_s < math.inf:
+            raise ToolkitError(f"grace period must be a number of seconds >= 0, got {grace_s}")
         self.handle = handle
         self._immediate: Callable[[Request], dict[str, Any]] | None = getattr(
             handle, "immediate", None)

@@ -1,0 +1,64 @@
+"""Outputs checked before the work that fills them, and figures written atomically."""
+
+from __future__ import annotations
+
+import sys
+
+import matplotlib.pyplot as plt
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.fileio import check_writable, figure_format, save_figure
+
+
+def _tree(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+def test_a_writable_output_passes_and_the_tree_stays_as_it_was(tmp_path):
+    (tmp_path / "old.nc").write_text("kept")
+    before = _tree(tmp_path)
+    assert check_writable(tmp_path / "new.nc") == tmp_path / "new.nc"
+    assert check_writable(tmp_path / "old.nc") == tmp_path / "old.nc"  # replaced later
+    assert check_writable(tmp_path / "a" / "b" / "c.json").name == "c.json"  # folders to come
+    assert check_writable(tmp_path / "out", folder=True) == tmp_path / "out"
+    assert check_writable(tmp_path, folder=True) == tmp_path
+    assert _tree(tmp_path) == before and (tmp_path / "old.nc").read_text() == "kept"
+
+
+def test_what_cannot_be_written_is_one_line_naming_the_path_and_the_reason(tmp_path):
+    (tmp_path / "file.csv").write_text("x")
+    with pytest.raises(ToolkitError, match=r"cannot write .*file.csv/x.nc: .*file.csv is a "
+                                           r"file, not a folder"):
+        check_writable(tmp_path / "file.csv" / "x.nc")
+    with pytest.raises(ToolkitError, match=r"file.csv is a file, not a folder"):
+        check_writable(tmp_path / "file.csv" / "deeper" / "x.nc")
+    with pytest.raises(ToolkitError, match="it is a folder; give a file name"):
+        check_writable(tmp_path)
+    with pytest.raises(ToolkitError, match="is a file, not a folder"):
+        check_writable(tmp_path / "file.csv", folder=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_a_folder_that_refuses_files_is_named_with_the_systems_reason(tmp_path):
+    with pytest.raises(ToolkitError, match=r"cannot write /proc/x.nc: No such file or "
+                                           r"directory \(in /proc\)"):
+        check_writable("/proc/x.nc")
+
+
+def test_a_figure_is_saved_in_the_format_its_name_says_and_atomically(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert save_figure(fig, tmp_path / "f.png", dpi=50).read_bytes()[:4] == b"\x89PNG"
+    assert save_figure(fig, tmp_path / "f.PDF").read_bytes()[:4] == b"%PDF"
+    assert figure_format("a/b.svg") == "svg"
+    for bad in ("f.xyz", "f"):
+        with pytest.raises(ToolkitError, match=r"unknown image format .*; valid: .*pdf, .*png"):
+            save_figure(fig, tmp_path / bad)
+    target = tmp_path / "kept.png"
+    target.write_bytes(b"old")
+    with pytest.raises(TypeError):  # a failing savefig leaves the old file and no temporary
+        save_figure(fig, target, no_such_option=1)
+    assert target.read_bytes() == b"old"
+    assert _tree(tmp_path) == ["f.PDF", "f.png", "kept.png"]
+    plt.close(fig)
