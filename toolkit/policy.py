@@ -40,11 +40,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit import __version__
-from toolkit.config import CONFIG_KEYS, EXTRA_KEYS, config_keys, single_extras
-from toolkit.errors import ToolkitError, choices
+from toolkit.config import (
+    CONFIG_KEYS,
+    EXTRA_KEYS,
+    KEYS,
+    config_keys,
+    domain_values,
+    single_extras,
+)
+from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.fileio import atomic_output, read_json
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
+from toolkit.tomlfile import TypedTable
 
 if TYPE_CHECKING:  # pandas and xarray are imported only where a cube is read
     import pandas as pd
@@ -351,10 +359,23 @@ class Policy:
         if not isinstance(rule, Mapping) or rule.get("name") not in RULES:
             name = rule.get("name") if isinstance(rule, Mapping) else rule
             raise ToolkitError(f"{origin}: unknown rule {name!r}; valid: {choices(RULES)}")
+        t = TypedTable(dict(doc), origin)
+        last_split = t.get("last_split", int)
+        if last_split < 0:
+            raise t.fail("last_split", "an integer >= 0", last_split)
+        t.get("energy_source", (str, type(None)), None)
+        t.get("model", (str, type(None)), None)
+        costs = t.table("hardware", {}).table("costs", {})
+        for knob in costs.data:  # a time (ms) or an energy (J)
+            value = costs.get(knob, (int, float))
+            if not 0 <= value < math.inf:
+                raise costs.fail(knob, "a number >= 0", value)
+        t.table("rule").get("reconfiguration", bool, False)
         block = doc["candidates"]
-        last_split = int(doc["last_split"])
         try:
             candidates, columns = _read_columns(block, last_split)
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: candidates: {exc}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ToolkitError(
                 f"{origin}: malformed candidates block ({exc!r}); it needs the columns "
@@ -363,7 +384,10 @@ class Policy:
                 "energy_j (and transfer_ms, accuracy)") from None
         if len(candidates) == 0:
             raise ToolkitError(f"{origin} has no candidates")
-        return cls(dict(doc), candidates, columns)
+        try:
+            return cls(dict(doc), candidates, columns)
+        except ConfigError as exc:  # the rule's parameters
+            raise ConfigError(f"{origin}: {exc}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Policy:
@@ -506,6 +530,16 @@ def _read_columns(block: Mapping[str, Any],
     energy = np.asarray(block["energy_j"], dtype=float)
     n = len(energy)
     config = {k: list(block["config"][k]) for k in config_keys({*CONFIG_KEYS, *block["config"]})}
+    for key, column in config.items():
+        kind = KEYS[key].type
+        bad = [v for v in column if not isinstance(v, kind) or isinstance(v, bool)]
+        if bad:
+            raise ConfigError(f"config.{key} holds {bad[0]!r}, not "
+                              f"{'an integer' if kind is int else 'a name'}")
+        try:
+            domain_values(key, column)
+        except ConfigError as exc:
+            raise ConfigError(f"config.{key}: {exc}") from None
     lat = block["latency_ms"]
     run_lists = block["runs_ms"]
     transfer = block.get("transfer_ms") or [0.0] * n

@@ -1,9 +1,10 @@
-"""One typed reader for the toolkit's TOML files: device profiles, testbed
-inventories and the device controllers' settings tables.
+"""One typed reader for the toolkit's TOML files (device profiles, testbed
+inventories, the device controllers' settings tables) and for the keys of its
+JSON documents (FRONT.json, POLICY.json).
 
-:func:`read_toml` reads a file (errors name it); :class:`TomlTable` gives typed
-access to one table, and every error names the file, the key (dotted, e.g.
-``power.busy_w`` or ``hosts[1].port``) and the value it expected.
+:func:`read_toml` reads a file (errors name it); :class:`TypedTable` gives typed
+access to one table (a JSON object), and every error names the file, the key
+(dotted, e.g. ``power.busy_w`` or ``hosts[1].port``) and the value it expected.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["TomlTable", "kind_name", "read_toml"]
+__all__ = ["TypedTable", "kind_name", "read_toml"]
 
 Kind = type | tuple[type, ...]
 
@@ -36,16 +37,16 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
 
 def kind_name(kind: Kind) -> str:
     """How an error names the expected type: ``an integer``, ``a number``..."""
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if set(kinds) == {int, float}:
-        return "a number"
+    kinds = list(kind if isinstance(kind, tuple) else (kind,))
+    if int in kinds and float in kinds:  # an integer is a number too
+        kinds.remove(int)
     names = {int: "an integer", float: "a number", str: "a string", list: "a list",
-             dict: "a table", bool: "true or false"}
+             dict: "a table", bool: "true or false", type(None): "null"}
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-class TomlTable:
-    """Typed access to one TOML table, with errors naming the file and the key.
+class TypedTable:
+    """Typed access to one TOML table or JSON object, with errors naming the file and the key.
 
     Args:
         data: the table (anything else is refused with a message).
@@ -83,9 +84,17 @@ class TomlTable:
             raise self.fail(sub, kind_name(kinds), node)
         return node
 
-    def table(self, sub: str, default: Any = ...) -> TomlTable:
+    def table(self, sub: str, default: Any = ...) -> TypedTable:
         """The sub-table at ``sub`` (``default``, a dict, where it is absent)."""
-        return TomlTable(self.get(sub, dict, default), self.path, self.name(sub))
+        return TypedTable(self.get(sub, dict, default), self.path, self.name(sub))
+
+    def tables(self, sub: str, default: Any = ...) -> list[TypedTable] | None:
+        """The list of tables at ``sub`` (``hosts[0]``, ``hosts[1]``... in errors);
+        ``default`` where it is absent."""
+        values = self.get(sub, list, default)
+        if values is None:
+            return None
+        return [TypedTable(v, self.path, f"{self.name(sub)}[{i}]") for i, v in enumerate(values)]
 
     def number(self, sub: str, default: float, minimum: float = 0.0) -> float:
         """A number above ``minimum``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from toolkit.errors import ConfigError
-from toolkit.tomlfile import TomlTable, read_toml
+from toolkit.tomlfile import TypedTable, read_toml
 
 
 def test_read_toml_names_the_file_it_cannot_read(tmp_path):
@@ -21,13 +21,13 @@ def test_typed_keys_dotted_tables_and_their_errors(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text('[cpu]\nfreqs = [600, 1800]\ncores = 4\nfast = true\nname = "pi"\n'
                     '[[hosts]]\nport = "22"\nfile = "keys/id"\n')
-    top = TomlTable(read_toml(path, "profile"), path)
+    top = TypedTable(read_toml(path, "profile"), path)
     assert top.numbers("cpu.freqs", 2) == (600.0, 1800.0)
     assert top.get("cpu.cores", int) == 4 and top.get("cpu.fast", bool) is True
     assert top.get("cpu.missing", int, 7) == 7
     cpu = top.table("cpu")
     assert cpu.one_of("name", ["pi", "jetson"]) == "pi"
-    host = TomlTable(top.get("hosts", list)[0], path, "hosts[0]")
+    host = TypedTable(top.get("hosts", list)[0], path, "hosts[0]")
     assert host.file("file") == tmp_path / "keys" / "id"
     cases = [
         (lambda: top.get("cpu.fast", int), "key 'cpu.fast' should be an integer, got True"),
@@ -40,7 +40,7 @@ def test_typed_keys_dotted_tables_and_their_errors(tmp_path):
         (lambda: top.strings("cpu.freqs"), "key 'cpu.freqs' should be a list of strings"),
         (lambda: cpu.reject_unknown(["freqs", "cores", "name"]),
          "unknown key 'cpu.fast'; valid keys: "),
-        (lambda: TomlTable([1], path, "meters[0]"), "key 'meters\\[0\\]' should be a table"),
+        (lambda: TypedTable([1], path, "meters[0]"), "key 'meters\\[0\\]' should be a table"),
     ]
     for call, message in cases:
         with pytest.raises(ConfigError, match=message) as info:

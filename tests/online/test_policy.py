@@ -86,6 +86,43 @@ def test_decide_reports_switch_costs_and_state(toy):
     assert policy.switch_cost(first.state, on)[0] >= policy.costs["tpu_power_on_ms"]
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.update(last_split="x"), "key 'last_split' should be an integer, got 'x'"),
+    (lambda d: d.update(last_split=-2), "key 'last_split' should be an integer >= 0, got -2"),
+    (lambda d: d.update(model=3), "key 'model' should be a string or null, got 3"),
+    (lambda d: d.update(hardware="x"), "key 'hardware' should be a table, got 'x'"),
+    (lambda d: d["hardware"].update(costs=[]), "key 'hardware.costs' should be a table"),
+    (lambda d: d["hardware"]["costs"].update(tpu_power_on_ms="slow"),
+     "key 'hardware.costs.tpu_power_on_ms' should be a number, got 'slow'"),
+    (lambda d: d["hardware"]["costs"].update(cpu_freq_j=-1),
+     "key 'hardware.costs.cpu_freq_j' should be a number >= 0, got -1"),
+    (lambda d: d["rule"].update(target=None),
+     r"the tail target must be a number in \(0, 1\), got None"),
+    (lambda d: d["rule"].update(confidence="high"),
+     r"confidence must be a number in \[0.5, 1\), got 'high'"),
+    (lambda d: d["rule"].update(accuracy_floor="x"),
+     "the accuracy floor must be a number or none, got 'x'"),
+    (lambda d: d["rule"].update(reconfiguration="yes"),
+     "key 'rule.reconfiguration' should be true or false, got 'yes'"),
+    (lambda d: d["candidates"]["config"]["edge_accel"].__setitem__(0, "gpu"),
+     "candidates: config.edge_accel: unknown edge accelerator.*gpu; valid: none, int8"),
+    (lambda d: d["candidates"]["config"]["split"].__setitem__(0, "1"),
+     "candidates: config.split holds '1', not an integer"),
+    (lambda d: d["candidates"]["config"]["model"].__setitem__(0, None),
+     "candidates: config.model holds None, not a name"),
+])
+def test_a_policy_file_with_a_value_of_the_wrong_type_is_refused_naming_it(toy, tmp_path,
+                                                                           change, message):
+    """POLICY.json is read by the scheduler on its own: a hand-edited one is checked, not
+    read into a traceback (or, for a configuration, applied to a testbed)."""
+    doc = json.loads(toy[3].read_text())
+    change(doc)
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ToolkitError, match=f"{path}: " + message):
+        Policy.load(path)
+
+
 def test_refusals_name_the_problem(toy, tmp_path):
     cube, _, front_path, policy_path = toy
     with pytest.raises(ToolkitError, match="does not exist"):
@@ -111,7 +148,7 @@ def test_refusals_name_the_problem(toy, tmp_path):
         read_front(tmp_path / "f.json")
     with pytest.raises(ToolkitError, match=r"accuracy floor 0\.99"):
         make_policy(read_front(front_path), cube, accuracy_floor=0.99)
-    with pytest.raises(ToolkitError, match="target must be in"):
+    with pytest.raises(ToolkitError, match=r"target must be a number in \(0, 1\), got 1.5"):
         make_policy(read_front(front_path), cube, rule="tail", target=1.5)
 
 

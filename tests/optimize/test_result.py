@@ -71,6 +71,60 @@ def test_load_refuses_other_schemas(tmp_path):
         load_front(tmp_path / "partial.json")
 
 
+def _edited(doc, change):
+    doc = json.loads(json.dumps(doc))
+    change(doc)
+    return doc
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.update(model=7), "key 'model' should be a string, got 7"),
+    (lambda d: d.update(objectives=["latency_ms"]), "key 'objectives' should be a table"),
+    (lambda d: d.update(objectives={}), "key 'objectives' should be a table of objectives"),
+    (lambda d: d["objectives"].update(power_w="min"),
+     "unknown key 'objectives.power_w'; valid keys: accuracy, energy_j, latency_ms"),
+    (lambda d: d["objectives"].update(accuracy="min"),
+     "key 'objectives.accuracy' should be one of max, got 'min'"),
+    (lambda d: d.update(space_size="x"), "key 'space_size' should be an integer, got 'x'"),
+    (lambda d: d.update(space_size=0), "key 'space_size' should be an integer >= 1, got 0"),
+    (lambda d: d.update(evaluated="x"), "key 'evaluated' should be a list, got 'x'"),
+    (lambda d: d["evaluated"].__setitem__(0, 5), r"key 'evaluated\[0\]' should be a table"),
+    (lambda d: d["values"].pop(), "key 'values' should be one entry per entry of 'evaluated'"),
+    (lambda d: d["values"][1].update(energy_j="x"),
+     r"key 'values\[1\].energy_j' should be a number or null, got 'x'"),
+    (lambda d: d["values"][0].update(generation=None),
+     r"key 'values\[0\].generation' should be an integer, got None"),
+    (lambda d: d.update(history=7), "key 'history' should be a list, got 7"),
+    (lambda d: d.update(normalization="x"), "key 'normalization' should be a table, got 'x'"),
+    (lambda d: d["normalization"].update(low=[0, 0]),
+     r"key 'normalization.low' should have 3 values \(one per objective\), got 2"),
+    (lambda d: d["normalization"].update(reference=None),
+     "key 'normalization.reference' should be a number, got None"),
+    (lambda d: d.update(cube=[]), "key 'cube' should be a string or null, got"),
+])
+def test_a_front_file_with_a_key_of_the_wrong_type_is_refused_naming_it(result, tmp_path,
+                                                                        change, message):
+    """FRONT.json is a documented format that users script against: a hand-edited or
+    generated one is checked key by key, not read into a traceback."""
+    path = save_front(result, tmp_path / "FRONT.json")
+    path.write_text(json.dumps(_edited(json.loads(path.read_text()), change)))
+    with pytest.raises(ToolkitError, match=f"{path}: " + message):
+        load_front(path)
+
+
+def test_a_minimal_front_file_is_read_from_its_front_entries(result, tmp_path):
+    doc = json.loads(save_front(result, tmp_path / "FRONT.json").read_text())
+    minimal = {k: doc[k] for k in ("schema", "model", "algorithm", "objectives", "space_size",
+                                   "evaluated", "front")}
+    (tmp_path / "minimal.json").write_text(json.dumps(minimal))
+    back = load_front(tmp_path / "minimal.json")
+    assert [e.config for e in back.front] == [e.config for e in result.front]
+    minimal["front"][0]["config"] = "split 3"
+    (tmp_path / "minimal.json").write_text(json.dumps(minimal))
+    with pytest.raises(ToolkitError, match=r"key 'front\[0\].config' should be a table"):
+        load_front(tmp_path / "minimal.json")
+
+
 def test_table_views(result):
     df = result.to_dataframe()
     assert len(df) == result.evaluations

@@ -38,7 +38,7 @@ from typing import Any
 from toolkit.errors import ConfigError, choices
 from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.paths import TESTBEDS_DIR
-from toolkit.tomlfile import TomlTable, read_toml
+from toolkit.tomlfile import TypedTable, read_toml
 
 __all__ = [
     "METER_KINDS",
@@ -227,9 +227,9 @@ _METER_KEYS = ("name", "kind", "measures", "host")
 
 
 def _parse(data: dict[str, Any], path: Path) -> Inventory:
-    top = TomlTable(data, path, "")
+    top = TypedTable(data, path, "")
     top.reject_unknown(("testbed", "hosts", "meters"))
-    tb = TomlTable(top.get("testbed", dict), path, "testbed")
+    tb = TypedTable(top.get("testbed", dict), path, "testbed")
     tb.reject_unknown(("name", "kind", "description"))
     name = tb.get("name", str)
     kind = tb.one_of("kind", TESTBED_KINDS)
@@ -255,7 +255,7 @@ def _unique(names: list[str], path: Path, key: str) -> None:
 
 
 def _host(data: Any, path: Path, i: int, testbed_kind: str) -> Host:
-    t = TomlTable(data, path, f"hosts[{i}]")
+    t = TypedTable(data, path, f"hosts[{i}]")
     t.reject_unknown(_HOST_KEYS)
     port = t.get("port", int, 22)
     if not 0 < port < 65536:
@@ -317,7 +317,7 @@ def _host(data: Any, path: Path, i: int, testbed_kind: str) -> Host:
     )
 
 
-def _profile(t: TomlTable) -> DeviceProfile:
+def _profile(t: TypedTable) -> DeviceProfile:
     value = t.get("profile", str)
     p = Path(value).expanduser()
     is_path = p.suffix == ".toml" or len(p.parts) > 1
@@ -348,7 +348,7 @@ def _meter_parameters(kind: str, with_name: bool = False) -> dict[str, inspect.P
 def _meter(
     data: Any, path: Path, i: int, hosts: dict[str, DeviceProfile | None]
 ) -> MeterSpec:
-    t = TomlTable(data, path, f"meters[{i}]")
+    t = TypedTable(data, path, f"meters[{i}]")
     kind = t.one_of("kind", METER_KINDS)
     params = _meter_parameters(kind)
     t.reject_unknown(_METER_KEYS + tuple(params))

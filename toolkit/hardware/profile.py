@@ -17,7 +17,7 @@ from toolkit.errors import ConfigError, choices
 from toolkit.hardware.cloud_timing import CloudTimingModel
 from toolkit.hardware.edge_timing import EdgeTimingModel
 from toolkit.paths import PROFILES_DIR
-from toolkit.tomlfile import TomlTable, read_toml
+from toolkit.tomlfile import TypedTable, read_toml
 
 __all__ = ["AcceleratorPower", "DeviceProfile", "PowerSpec", "available_profiles", "load_profile"]
 
@@ -140,7 +140,7 @@ def _load(path: Path, mtime_ns: int, size: int) -> DeviceProfile:
 
 
 def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
-    r = TomlTable(data, path)
+    r = TypedTable(data, path)
     role = r.get("profile.role", str)
     if role not in ("edge", "cloud"):
         raise ConfigError(f"{path}: key 'profile.role' should be 'edge' or 'cloud', got {role!r}")

@@ -27,6 +27,7 @@ import numpy as np
 
 from toolkit.config import OBJECTIVES
 from toolkit.errors import ConfigError, choices
+from toolkit.tomlfile import TypedTable
 
 __all__ = [
     "OBJECTIVES",
@@ -134,8 +135,15 @@ class Normalizer:
                 "high": list(self.high), "reference": self.reference, "source": self.source}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Normalizer:
-        """Inverse of :meth:`to_dict`."""
-        return cls(tuple(data["objectives"]), tuple(float(x) for x in data["low"]),
-                   tuple(float(x) for x in data["high"]), float(data["reference"]),
-                   str(data.get("source", "cube")))
+    def from_dict(cls, data: Mapping[str, Any], origin: str = "normalization") -> Normalizer:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ToolkitError: a key missing or of the wrong type, named with ``origin``
+                (the file it was read from).
+        """
+        table = data if isinstance(data, TypedTable) else TypedTable(data, origin)
+        names = tuple(table.strings("objectives"))
+        return cls(names, table.numbers("low", len(names), "one per objective"),
+                   table.numbers("high", len(names), "one per objective"),
+                   table.number("reference", ...), table.get("source", str, "cube"))

@@ -41,10 +41,11 @@ import pandas as pd
 
 from toolkit import __version__
 from toolkit.config import CONFIG_KEYS, config_keys
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, choices
 from toolkit.fileio import atomic_output, read_json
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
 from toolkit.pareto import pareto_mask
+from toolkit.tomlfile import TypedTable
 
 __all__ = ["FRONT_SCHEMA", "Evaluation", "OptimizationResult", "front_cube", "load_front",
            "save_front"]
@@ -200,7 +201,8 @@ class OptimizationResult:
         """Rebuild a result from a FRONT.json document.
 
         Raises:
-            ToolkitError: another schema, or a required key is missing.
+            ToolkitError: another schema, or a key that is missing or of the wrong
+                type (named, with what it should be).
         """
         schema = doc.get("schema") if isinstance(doc, dict) else None
         if schema != FRONT_SCHEMA:
@@ -212,30 +214,61 @@ class OptimizationResult:
         missing = [k for k in required if k not in doc]
         if missing:
             raise ToolkitError(f"{origin} lacks the front key(s) {', '.join(missing)}")
-        values = doc.get("values")
-        if values is None:  # a minimal front file: recover values from the front
-            by_config = {json.dumps(f["config"], sort_keys=True): f for f in doc["front"]}
+        t = TypedTable(doc, origin)
+        objectives = _objectives(t)
+        configs = [c.data for c in t.tables("evaluated")]
+        front = t.tables("front")
+        rows = t.tables("values", None)
+        if rows is None:  # a minimal front file: recover values from the front
+            by_config = {json.dumps(f.table("config").data, sort_keys=True): f.data
+                         for f in front}
             values = [{o: v for o, v in by_config.get(json.dumps(c, sort_keys=True), {}).items()
-                       if o in OBJECTIVES and v is not None} for c in doc["evaluated"]]
-        evaluated = [Evaluation(dict(c), {k: float(x) for k, x in v.items()
-                                          if k in OBJECTIVES and x is not None},
-                                int(v.get("generation", 0)))
-                     for c, v in zip(doc["evaluated"], values, strict=True)]
-        objectives = {str(k): str(v) for k, v in doc["objectives"].items()}
-        norm = doc.get("normalization")
-        normalizer = (Normalizer.from_dict(norm) if norm else Normalizer.from_values(
+                       if o in OBJECTIVES and v is not None} for c in configs]
+            rows = [TypedTable(v, origin, f"front entry of evaluated[{i}]")
+                    for i, v in enumerate(values)]
+        elif len(rows) != len(configs):
+            raise t.fail("values", f"one entry per entry of 'evaluated' ({len(configs)})",
+                         f"{len(rows)} entries")
+        evaluated = [Evaluation(dict(c), _values(row), row.get("generation", int, 0))
+                     for c, row in zip(configs, rows, strict=True)]
+        norm = t.table("normalization", None) if doc.get("normalization") else None
+        normalizer = (Normalizer.from_dict(norm) if norm is not None else Normalizer.from_values(
             list(objectives), np.array([[e.values.get(o, np.nan) for o in objectives]
                                         for e in evaluated])))
+        space_size = t.get("space_size", int)
+        if space_size < 1:
+            raise t.fail("space_size", "an integer >= 1", space_size)
         return cls(
-            model=str(doc["model"]), algorithm=str(doc["algorithm"]), seed=doc.get("seed"),
-            objectives=objectives, space_size=int(doc["space_size"]),
-            budget=int(doc.get("budget", len(evaluated))), evaluated=evaluated,
-            unmeasured=[dict(c) for c in doc.get("unmeasured", [])],
-            history=[dict(h) for h in doc.get("history", [])], normalization=normalizer,
-            energy_source=doc.get("energy_source"),
+            model=t.get("model", str), algorithm=t.get("algorithm", str),
+            seed=t.get("seed", (int, type(None)), None),
+            objectives=objectives, space_size=space_size,
+            budget=t.get("budget", int, len(evaluated)), evaluated=evaluated,
+            unmeasured=[u.data for u in t.tables("unmeasured", [])],
+            history=[h.data for h in t.tables("history", [])], normalization=normalizer,
+            energy_source=t.get("energy_source", (str, type(None)), None),
             created_at=str(doc.get("created_at", "")),
-            cube=None if doc.get("cube") is None else str(doc["cube"]),
+            cube=t.get("cube", (str, type(None)), None),
         )
+
+
+def _objectives(front: TypedTable) -> dict[str, str]:
+    """FRONT.json's ``objectives``: known objectives, each with its sense."""
+    table = front.table("objectives")
+    table.reject_unknown(OBJECTIVES)
+    if not table.data:
+        raise front.fail("objectives", f"a table of objectives among {choices(OBJECTIVES)} "
+                         "with their senses", table.data)
+    return {o: table.one_of(o, (OBJECTIVES[o],)) for o in table.data}
+
+
+def _values(row: TypedTable) -> dict[str, float]:
+    """One ``values`` entry: its objectives as numbers (``null`` where not provided)."""
+    out = {}
+    for o in OBJECTIVES:
+        value = row.get(o, (int, float, type(None)), None)
+        if value is not None:
+            out[o] = float(value)
+    return out
 
 
 def save_front(result: OptimizationResult, path: str | os.PathLike) -> Path:

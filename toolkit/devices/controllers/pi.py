@@ -46,7 +46,7 @@ from toolkit.devices.transport.shell import RemoteShell
 from toolkit.devices.transport.ssh import SshTransport
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.hardware.profile import DeviceProfile
-from toolkit.tomlfile import TomlTable
+from toolkit.tomlfile import TypedTable
 
 __all__ = ["ACCEL_TPU", "PiController", "PiSettings", "parse_uhubctl"]
 
@@ -129,12 +129,12 @@ class PiSettings:
         return dict(self.runtime_packages)[mode]
 
 
-def _settings(profile: DeviceProfile, table: str) -> TomlTable:
+def _settings(profile: DeviceProfile, table: str) -> TypedTable:
     """The profile's ``[table]`` for the controller, typed."""
     data = profile.settings.get(table)
     if not isinstance(data, dict):
         raise ConfigError(f"{profile.path}: missing table [{table}] for the Pi controller")
-    return TomlTable(data, profile.path, table)
+    return TypedTable(data, profile.path, table)
 
 
 class PiController(HostController, EdgeController):
