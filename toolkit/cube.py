@@ -56,6 +56,7 @@ __all__ = [
     "cube_info",
     "format_cube_info",
     "has_objective_data",
+    "measured_runs",
     "merge_cubes",
     "open_cube",
     "pareto_configs",
@@ -360,6 +361,23 @@ def to_dataframe(cube: xr.Dataset) -> pd.DataFrame:
     df.attrs = {**cube.attrs,
                 "units": {v: cube[v].attrs.get("units", "") for v in variables}}
     return df
+
+
+def measured_runs(cube: xr.Dataset, needs: Sequence[str] = ("latency_ms", "energy_j"),
+                  purpose: str = "this") -> pd.DataFrame:
+    """The runs with a measured latency (:func:`to_dataframe`'s rows), where the cube
+    has every variable in ``needs``.
+
+    Raises:
+        ToolkitError: a variable of ``needs`` is missing, named with what needs
+            it (``purpose``).
+    """
+    missing = [v for v in needs if v not in cube.data_vars]
+    if missing:
+        raise ToolkitError(f"the cube has no {choices(missing)}; {purpose} needs "
+                           f"{choices(needs)} per run")
+    df = to_dataframe(cube)
+    return df[df["latency_ms"].notna()]
 
 
 def config_means(cube: xr.Dataset, variables: Sequence[str] | None = None) -> pd.DataFrame:

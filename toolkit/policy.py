@@ -114,10 +114,9 @@ def read_front(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _runs_table(cube: Any) -> tuple[Any, int, str]:
-    from toolkit.cube import to_dataframe
+    from toolkit.cube import measured_runs
 
-    df = to_dataframe(cube)
-    df = df[df["latency_ms"].notna()]
+    df = measured_runs(cube, purpose="a policy")
     last_split = int(cube["split"].max())
     return df, last_split, str(cube.attrs.get("energy_source", "unknown"))
 
@@ -217,6 +216,9 @@ def make_policy(
             raise ToolkitError(f"the cube has no measured run of the front configuration "
                                f"{dict(config)}; give the cube the front was made from") from None
         lat = runs["latency_ms"].to_numpy(float)
+        if np.isnan(runs["energy_j"].to_numpy(float)).all():
+            raise ToolkitError(f"the cube has latency but no energy for the front "
+                               f"configuration {dict(config)}; a policy needs both")
         transfer = runs["transfer_ms"].to_numpy(float) if "transfer_ms" in runs else []
         accuracy = runs["accuracy"].to_numpy(float) if "accuracy" in runs else []
         candidates.append({

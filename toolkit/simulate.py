@@ -117,10 +117,9 @@ class _Runs:
 
     @classmethod
     def from_cube(cls, cube: Any, model: str | None) -> _Runs:
-        from toolkit.cube import to_dataframe
+        from toolkit.cube import measured_runs
 
-        df = to_dataframe(cube)
-        df = df[df["latency_ms"].notna()]
+        df = measured_runs(cube, purpose="a trace replay")
         if model is not None and "model" in df.columns:
             df = df[df["model"] == model]
         if df.empty:

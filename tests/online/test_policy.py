@@ -150,6 +150,11 @@ def test_refusals_name_the_problem(toy, tmp_path):
         make_policy(read_front(front_path), cube, accuracy_floor=0.99)
     with pytest.raises(ToolkitError, match=r"target must be a number in \(0, 1\), got 1.5"):
         make_policy(read_front(front_path), cube, rule="tail", target=1.5)
+    with pytest.raises(ToolkitError, match="the cube has no latency_ms; a policy needs "
+                                           "latency_ms, energy_j per run"):
+        make_policy(read_front(front_path), cube.drop_vars("latency_ms"))
+    with pytest.raises(ToolkitError, match="latency but no energy for the front configuration"):
+        make_policy(read_front(front_path), cube.assign(energy_j=cube.energy_j * np.nan))
 
 
 def test_accuracy_floor_from_the_document(toy):

@@ -149,6 +149,9 @@ def test_refusals():
                              "cloud_accel": "none", "latency_ms": 1.0, "energy_j": 1.0}], {})
     with pytest.raises(ToolkitError, match="not measured in the cube"):
         simulate(other, policy, np.full(10, 100.0), progress=False)
+    with pytest.raises(ToolkitError, match="the cube has no energy_j; a trace replay needs "
+                                           "latency_ms, energy_j per run"):
+        simulate(cube.drop_vars("energy_j"), policy, np.full(10, 100.0), progress=False)
 
 
 def test_cli_export_then_simulate_json(toy, tmp_path, capsys):
