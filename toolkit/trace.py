@@ -119,16 +119,20 @@ def read_trace(path: str | os.PathLike, model: str | None = None) -> pd.DataFram
     path = Path(path)
     df = read_table(path, _KIND, TRACE_COLUMNS)
     latency = numeric_column(df, "Latency", path)
-    bad = latency.isna() | (latency < 0)
+    bad = ~(np.isfinite(latency) & (latency >= 0))
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         raise ToolkitError(
-            f"{path} line {row + 2}: latency threshold {df['Latency'].iloc[row]!r} "
-            "is missing or negative"
+            f"{path} line {row + 2}: latency threshold {str(df['Latency'].iloc[row])!r} "
+            "is missing, negative or not finite; a threshold is a number of ms >= 0"
         )
     index = numeric_column(df, "Index", path)
     if index.isna().any() or (index != index.round()).any():
         raise ToolkitError(f"{path}: column 'Index' must hold integers")
+    unnamed = df["Network"].isna().to_numpy().nonzero()[0]
+    if len(unnamed):
+        raise ToolkitError(f"{path} line {int(unnamed[0]) + 2}: the Network column is empty; "
+                           "each request names its network, e.g. vgg16")
     trace = pd.DataFrame({
         "Index": index.astype(np.int64),
         "Network": df["Network"].astype(str),

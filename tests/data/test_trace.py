@@ -102,3 +102,11 @@ def test_read_refuses_what_is_not_a_trace(tmp_path):
     negative.write_text("Index,Network,Latency\n0,vgg16,10\n1,vgg16,-3\n")
     with pytest.raises(ToolkitError, match="line 3: latency threshold"):
         read_trace(negative)
+    for value in ("inf", "1e309", "nan", ""):
+        negative.write_text(f"Index,Network,Latency\n0,vgg16,10\n1,vgg16,{value}\n")
+        with pytest.raises(ToolkitError, match=r"line 3: latency threshold '(inf|nan)' is "
+                                               r"missing, negative or not finite"):
+            read_trace(negative)
+    negative.write_text("Index,Network,Latency\n0,vgg16,10\n1,,10\n")
+    with pytest.raises(ToolkitError, match="line 3: the Network column is empty"):
+        read_trace(negative)
