@@ -105,9 +105,17 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
 
     Returns:
         The cube as an :class:`xarray.Dataset`.
+
+    Raises:
+        ConfigError: a run lacks a configuration key that the cube has.
     """
     runs = list(runs)
     keys = config_keys({*CONFIG_KEYS, *(k for r in runs for k in r)})
+    for i, r in enumerate(runs):
+        missing = [k for k in keys if k not in r]
+        if missing:
+            raise ConfigError(f"run {i} lacks the configuration key(s) {choices(missing)}; "
+                              f"every run of this cube needs {choices(keys)}")
     coords = {k: np.asarray(_sorted_unique(r[k] for r in runs), dtype=_COORD_DTYPES[k])
               for k in keys}
     index = {k: {v: i for i, v in enumerate(coords[k].tolist())} for k in keys}
@@ -390,11 +398,18 @@ def config_means(cube: xr.Dataset, variables: Sequence[str] | None = None) -> pd
     Returns:
         The configuration columns (:func:`config_dims`), then the means;
         ``df.attrs`` holds the cube's attributes, as in :func:`to_dataframe`.
+
+    Raises:
+        ConfigError: a variable the cube does not have (the valid ones named).
     """
     df = to_dataframe(cube)
     keys = config_dims(cube)
-    wanted = _run_variables(cube) if variables is None else [
-        v for v in variables if v in df.columns]
+    measured = _run_variables(cube)
+    unknown = [v for v in variables or () if v not in measured]
+    if unknown:
+        raise ConfigError(f"the cube has no variable(s) {choices(unknown)}; "
+                          f"valid: {choices(measured)}")
+    wanted = measured if variables is None else list(variables)
     means = df.groupby(keys, as_index=False, sort=True)[wanted].mean()
     means.attrs = df.attrs
     return means

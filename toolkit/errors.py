@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-__all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "retryable"]
+__all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "check_seed", "retryable"]
 
 
 class ToolkitError(Exception):
@@ -49,6 +49,19 @@ def retryable(exc: BaseException) -> bool:
     if isinstance(exc, ToolkitError):
         return exc.retryable
     return isinstance(exc, OSError)
+
+
+def check_seed(seed: object, what: str = "seed") -> None:
+    """Refuse a random seed that is not None or an integer >= 0 (numpy's rule), naming it.
+
+    Raises:
+        ConfigError: ``"<what> must be None or an integer >= 0, got <seed>"``.
+    """
+    import numbers
+
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or seed < 0):
+        raise ConfigError(f"{what} must be None or an integer >= 0, got {seed!r}")
 
 
 def choices(values) -> str:

@@ -202,6 +202,8 @@ def make_policy(
     from toolkit.cube import single_codec
     from toolkit.hardware.profile import load_profile
 
+    if len(front) == 0:
+        raise ToolkitError("the front is empty; a policy needs at least one configuration")
     df, last_split, energy_source = _runs_table(cube)
     keys = config_keys(df.columns)
     single = single_extras({k: df[k] for k in keys})
@@ -490,6 +492,7 @@ class Policy:
 
     def choose(self, threshold_ms: float) -> int:
         """The candidate index the policy's rule picks for a threshold (stateless)."""
+        _check_threshold(threshold_ms)
         return self.selector.choose(threshold_ms)
 
     def switch_cost(self, state: HardwareState | None,
@@ -512,6 +515,7 @@ class Policy:
             state: the current hardware state (None: unknown; no switch cost).
             factor: online transfer-time correction (see :class:`DriftTracker`).
         """
+        _check_threshold(threshold_ms)
         selector = self.selector if factor == 1.0 else self.selector_for(factor)
         if self.rule["reconfiguration"]:
             i = selector.choose_from(threshold_ms, state)
@@ -524,6 +528,16 @@ class Policy:
             predicted = float(self.candidates.mean_ms[i]) + ms
         return Decision(i, self.configs[i], predicted, float(self.candidates.energy_j[i]),
                         ms, j, next_state(state, needed), predicted <= threshold_ms)
+
+
+def _check_threshold(threshold_ms: Any) -> None:
+    """Refuse a threshold that is NaN, negative or not a number (cheap: decisions are hot)."""
+    try:
+        if threshold_ms >= 0:
+            return
+    except TypeError:
+        pass
+    raise ConfigError(f"a latency threshold is a number of ms >= 0, got {threshold_ms!r}")
 
 
 def _read_columns(block: Mapping[str, Any],

@@ -59,7 +59,7 @@ import pandas as pd
 
 from toolkit.adapt import DriftTracker
 from toolkit.config import config_keys, single_extras
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, check_seed
 from toolkit.policy import Policy
 from toolkit.rules import Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state
@@ -279,14 +279,23 @@ def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
         A :class:`Simulation`.
 
     Raises:
-        ToolkitError: an empty trace, a drift beyond it, or a policy candidate
-            not measured in the cube.
+        ToolkitError: an empty trace, a threshold that is not a finite number >= 0,
+            a bad seed, a drift beyond the trace, or a policy candidate not measured
+            in the cube.
     """
-    thresholds = np.asarray(trace["Latency"] if isinstance(trace, pd.DataFrame) else trace,
-                            dtype=float)
+    check_seed(seed)
+    try:
+        thresholds = np.asarray(trace["Latency"] if isinstance(trace, pd.DataFrame) else trace,
+                                dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise ToolkitError(f"the trace's thresholds are not numbers ({exc})") from None
     n = len(thresholds)
     if n == 0:
         raise ToolkitError("the trace has no requests")
+    bad = np.flatnonzero(~(np.isfinite(thresholds) & (thresholds >= 0)))
+    if len(bad):
+        raise ToolkitError(f"request {int(bad[0])} of the trace has the threshold "
+                           f"{thresholds[bad[0]]}; a threshold is a number of ms >= 0")
     if drift is not None and drift.start >= n:
         raise ToolkitError(f"drift starts at request {drift.start} but the trace has {n}")
     runs = _Runs.from_cube(cube, policy.doc.get("model") or None)

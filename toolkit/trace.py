@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from toolkit.errors import ToolkitError, choices
+from toolkit.errors import ToolkitError, check_seed, choices
 from toolkit.fileio import numeric_column, read_table, write_table
 
 __all__ = ["NETWORK_MODELS", "TRACE_COLUMNS", "generate_trace", "network_of", "read_trace",
@@ -81,9 +81,7 @@ def generate_trace(
         raise ToolkitError(f"trace max ({max_ms} ms) must be greater than min ({min_ms} ms)")
     if shape <= 0:
         raise ToolkitError(f"Weibull shape must be > 0, got {shape}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or seed < 0):
-        raise ToolkitError(f"trace seed must be None or an integer >= 0, got {seed!r}")
+    check_seed(seed, "trace seed")
     draws = np.random.default_rng(seed).weibull(shape, int(n))
     lo, hi = draws.min(), draws.max()
     if hi == lo:

@@ -10,10 +10,12 @@ import pytest
 
 from toolkit.config import Config
 from toolkit.cube import (
+    config_means,
     configurations,
     cube_from_runs,
     cube_info,
     format_cube_info,
+    measured_runs,
     merge_cubes,
     pareto_configs,
     select,
@@ -146,6 +148,25 @@ def test_to_dataframe_is_tidy_one_row_per_run():
     assert len(e) == 1 and np.isnan(e["latency_ms"].iloc[0]) and e["energy_j"].iloc[0] == 2.0
     assert df.attrs["energy_source"] == "meter:test"
     assert df.attrs["units"]["latency_ms"] == "ms"
+
+
+def test_measured_runs_and_means_name_what_the_cube_lacks():
+    cube = make_cube()
+    assert len(measured_runs(cube)) == 7  # E has energy but no latency
+    with pytest.raises(ToolkitError, match="the cube has no energy_j; a replay needs "
+                                           "latency_ms, energy_j per run"):
+        measured_runs(cube.drop_vars("energy_j"), purpose="a replay")
+    assert list(config_means(cube, ["energy_j"]).columns)[-1] == "energy_j"
+    with pytest.raises(ToolkitError, match=r"the cube has no variable\(s\) power_w; valid: "
+                                           r"latency_ms, edge_ms"):
+        config_means(cube, ["energy_j", "power_w"])
+
+
+def test_a_run_without_a_configuration_key_is_named():
+    with pytest.raises(ToolkitError, match=r"run 1 lacks the configuration key\(s\) cpu_freq, "
+                                           r"edge_accel, cloud_accel; every run of this cube "
+                                           r"needs model, split"):
+        cube_from_runs([run(A, 1.0, 1.0), {"model": "m", "split": 1, "latency_ms": 2.0}], {})
 
 
 def test_merge_concatenates_repeats_and_records_sources():

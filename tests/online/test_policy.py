@@ -150,6 +150,15 @@ def test_refusals_name_the_problem(toy, tmp_path):
         make_policy(read_front(front_path), cube, accuracy_floor=0.99)
     with pytest.raises(ToolkitError, match=r"target must be a number in \(0, 1\), got 1.5"):
         make_policy(read_front(front_path), cube, rule="tail", target=1.5)
+    with pytest.raises(ToolkitError, match="the front is empty; a policy needs at least one"):
+        make_policy([], cube)
+    policy = Policy.load(policy_path)
+    for bad in (float("nan"), -1.0, "soon", None):
+        with pytest.raises(ToolkitError, match=r"a latency threshold is a number of ms >= 0"):
+            policy.choose(bad)
+        with pytest.raises(ToolkitError, match=r"a latency threshold is a number of ms >= 0"):
+            policy.decide(bad)
+    assert policy.choose(0.0) == policy.choose(0)  # nothing met: the fastest, as for any miss
     with pytest.raises(ToolkitError, match="the cube has no latency_ms; a policy needs "
                                            "latency_ms, energy_j per run"):
         make_policy(read_front(front_path), cube.drop_vars("latency_ms"))

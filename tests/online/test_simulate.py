@@ -149,6 +149,14 @@ def test_refusals():
                              "cloud_accel": "none", "latency_ms": 1.0, "energy_j": 1.0}], {})
     with pytest.raises(ToolkitError, match="not measured in the cube"):
         simulate(other, policy, np.full(10, 100.0), progress=False)
+    for bad in ([100.0, np.nan], [100.0, -1.0], [np.inf]):
+        with pytest.raises(ToolkitError, match=r"request \d of the trace has the threshold "
+                                               r"(nan|-1.0|inf); a threshold is a number"):
+            simulate(cube, policy, np.array(bad), progress=False)
+    with pytest.raises(ToolkitError, match="the trace's thresholds are not numbers"):
+        simulate(cube, policy, [100.0, "soon"], progress=False)
+    with pytest.raises(ToolkitError, match="seed must be None or an integer >= 0, got -1"):
+        simulate(cube, policy, np.full(10, 100.0), seed=-1, progress=False)
     with pytest.raises(ToolkitError, match="the cube has no energy_j; a trace replay needs "
                                            "latency_ms, energy_j per run"):
         simulate(cube.drop_vars("energy_j"), policy, np.full(10, 100.0), progress=False)

@@ -82,7 +82,7 @@ import numpy as np
 from deap import base, creator, tools
 
 from toolkit.config import EXTRA_KEYS
-from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.errors import ConfigError, ToolkitError, check_seed, choices
 from toolkit.optimize.budget import resolve_budget
 from toolkit.optimize.complete import (
     front_lines,
@@ -225,9 +225,7 @@ class Optimizer:
         for name, p in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob)):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {p}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
-                                 or seed < 0):
-            raise ConfigError(f"seed must be None or an integer >= 0, got {seed!r}")
+        check_seed(seed)
         if population_size is not None and population_size < 4:
             raise ConfigError(f"population_size must be >= 4, got {population_size}")
         if offspring_size is not None and offspring_size < 1:
