@@ -492,7 +492,8 @@ class Policy:
 
     def choose(self, threshold_ms: float) -> int:
         """The candidate index the policy's rule picks for a threshold (stateless)."""
-        _check_threshold(threshold_ms)
+        if not _valid_threshold(threshold_ms):
+            raise _bad_threshold(threshold_ms)
         return self.selector.choose(threshold_ms)
 
     def switch_cost(self, state: HardwareState | None,
@@ -515,7 +516,8 @@ class Policy:
             state: the current hardware state (None: unknown; no switch cost).
             factor: online transfer-time correction (see :class:`DriftTracker`).
         """
-        _check_threshold(threshold_ms)
+        if not _valid_threshold(threshold_ms):
+            raise _bad_threshold(threshold_ms)
         selector = self.selector if factor == 1.0 else self.selector_for(factor)
         if self.rule["reconfiguration"]:
             i = selector.choose_from(threshold_ms, state)
@@ -530,14 +532,16 @@ class Policy:
                         ms, j, next_state(state, needed), predicted <= threshold_ms)
 
 
-def _check_threshold(threshold_ms: Any) -> None:
-    """Refuse a threshold that is NaN, negative or not a number (cheap: decisions are hot)."""
+def _valid_threshold(threshold_ms: Any) -> bool:
+    """Whether a threshold is a number of ms >= 0 (not NaN), cheaply: decisions are hot."""
     try:
-        if threshold_ms >= 0:
-            return
+        return threshold_ms >= 0
     except TypeError:
-        pass
-    raise ConfigError(f"a latency threshold is a number of ms >= 0, got {threshold_ms!r}")
+        return False
+
+
+def _bad_threshold(threshold_ms: Any) -> ConfigError:
+    return ConfigError(f"a latency threshold is a number of ms >= 0, got {threshold_ms!r}")
 
 
 def _read_columns(block: Mapping[str, Any],
