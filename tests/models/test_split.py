@@ -113,6 +113,23 @@ def test_unknown_model_and_subclassed_models_are_refused():
         SplitModel(Sub())
 
 
+def test_a_file_that_is_not_a_keras_model_is_named_with_what_it_is(tmp_path):
+    from toolkit.partition import load_partition_model
+
+    (tmp_path / "noise.keras").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "empty.keras").write_bytes(b"")
+    (tmp_path / "folder.keras").mkdir()
+    for load in (load_model, load_partition_model):  # the partition CLI reads models alike
+        for name in ("noise.keras", "empty.keras"):
+            with pytest.raises(ToolkitError, match=f"model file .*{name} is not a .keras file: "
+                                                   "a .keras file is the zip archive"):
+                load(str(tmp_path / name))
+        with pytest.raises(ToolkitError, match=r"folder\.keras is a folder; give a \.keras file"):
+            load(str(tmp_path / "folder.keras"))
+        with pytest.raises(ToolkitError, match=r"missing\.keras does not exist"):
+            load(str(tmp_path / "missing.keras"))
+
+
 def test_architectures_without_weights_are_identical_in_every_process():
     import hashlib
     import subprocess

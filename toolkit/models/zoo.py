@@ -182,8 +182,16 @@ def _imagenet(name: str, size: int) -> keras.Model:
 
 
 def _load_file(path: Path, hint: str = "") -> keras.Model:
+    import zipfile
+
+    if path.is_dir():
+        raise ToolkitError(f"model file {path} is a folder; give a .keras file "
+                           "(`model.save('name.keras')` writes one)")
     if not path.is_file():
         raise ToolkitError(f"model file {path} does not exist" + (f"; {hint}" if hint else ""))
+    if not zipfile.is_zipfile(path):
+        raise ToolkitError(f"model file {path} is not a .keras file: a .keras file is the zip "
+                           "archive `model.save('name.keras')` writes")
     import toolkit.models.vit  # noqa: F401  (registers ViT's layers and activations)
 
     try:

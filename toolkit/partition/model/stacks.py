@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -122,15 +121,6 @@ def _check_size(size: int, least: int) -> None:
         raise ToolkitError(f"input size must be an integer >= {least}, got {size!r}")
 
 
-def _load_keras_file(path: Path) -> keras.Model:
-    if not path.is_file():
-        raise ToolkitError(f"model file {path} does not exist")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as exc:
-        raise ToolkitError(f"cannot load model file {path}: {exc}") from None
-
-
 def load_partition_model(name: str | os.PathLike, input_size: int | None = None) -> keras.Model:
     """Resolve a model for partitioning.
 
@@ -145,25 +135,16 @@ def load_partition_model(name: str | os.PathLike, input_size: int | None = None)
     Raises:
         ToolkitError: an unknown name or an unreadable file.
     """
+    from toolkit.models import MODEL_NAMES, load_model
+    from toolkit.models.zoo import APPLICATIONS
+
     text = str(name)
     if text in STACKS:
         return STACKS[text](input_size or DEFAULT_INPUT_SIZE)
-    try:
-        from toolkit.models import load_model
-    except ImportError:
-        load_model, zoo_names = None, ()
-    else:
-        import toolkit.models
-
-        zoo_names = tuple(getattr(toolkit.models, "MODEL_NAMES", ()))
-        from toolkit.models.zoo import APPLICATIONS
-
-        if input_size is None and text in APPLICATIONS:
-            input_size = DEFAULT_INPUT_SIZE  # resnet50, mobilenetv2...: small by default
-    if load_model is not None and (text in zoo_names or text.endswith(".keras")):
+    if input_size is None and text in APPLICATIONS:
+        input_size = DEFAULT_INPUT_SIZE  # resnet50, mobilenetv2...: small by default
+    if text in MODEL_NAMES or text.endswith(".keras"):
         kwargs = {"input_size": input_size} if input_size is not None else {}
         return load_model(text, **kwargs)
-    if text.endswith(".keras"):
-        return _load_keras_file(Path(text))
-    valid = choices((*STACKS, *zoo_names))
+    valid = choices((*STACKS, *MODEL_NAMES))
     raise ToolkitError(f"unknown model {text!r}; valid: {valid} or a path to a .keras file")
