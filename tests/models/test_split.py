@@ -130,6 +130,14 @@ def test_a_file_that_is_not_a_keras_model_is_named_with_what_it_is(tmp_path):
             load(str(tmp_path / "missing.keras"))
 
 
+def test_an_input_size_whose_weights_cannot_fit_in_memory_is_one_line():
+    """VGG16's first dense layer grows with the input: at 100 000 pixels a side its
+    weights would take 80 TB, which TensorFlow refuses to allocate."""
+    with pytest.raises(ToolkitError, match="vgg16 at input size 100000 needs more memory than "
+                                           "this machine can give its weights; use a smaller"):
+        load_model("vgg16", input_size=100_000)
+
+
 def test_architectures_without_weights_are_identical_in_every_process():
     import hashlib
     import subprocess

@@ -147,7 +147,14 @@ def load_model(
             return _imagenet(name_str, size)
         if weights is None:
             keras.utils.set_random_seed(seed)
-        model = builder()
+        try:
+            model = builder()
+        except Exception as exc:  # TensorFlow's ResourceExhaustedError, or MemoryError
+            if not isinstance(exc, MemoryError) and "ResourceExhausted" not in type(exc).__name__:
+                raise
+            raise ToolkitError(f"{name_str} at input size {size} needs more memory than this "
+                               f"machine can give its weights; use a smaller --input-size "
+                               f"(default {DEFAULT_INPUT_SIZE})") from None
         if weights is not None:
             try:
                 model.load_weights(weights)
