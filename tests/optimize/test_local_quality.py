@@ -86,3 +86,24 @@ def test_final_phase_searches_the_front_neighbourhood(toy_cube, line_genes):
 def test_unknown_line_genes_are_refused(toy_cube):
     with pytest.raises(ConfigError, match=r"unknown line_genes \['freq'\]; valid: split, "):
         Optimizer(ConfigSpace.from_cube(toy_cube), CubeEvaluator(toy_cube), line_genes=["freq"])
+
+
+def test_front_quality_of_results_is_the_reference_fronts_score(toy_cube):
+    """``front_quality(found, exhaustive)``, what notebook 03 and the panel show, is the
+    benchmark's score of the found configurations against the exhaustive front."""
+    from toolkit.optimize import front_quality, optimize
+
+    space, evaluator = ConfigSpace.from_cube(toy_cube), CubeEvaluator(toy_cube)
+    exhaustive = optimize(space, evaluator, 1.0, surrogate=False, progress=False)
+    whole = front_quality(exhaustive, exhaustive)
+    assert (whole.hv_ratio, whole.igd_plus, whole.front_share) == (1.0, 0.0, 1.0)
+    found = optimize(space, evaluator, 0.1, seed=2, progress=False)
+    objectives = list(exhaustive.objectives)
+    senses = [exhaustive.objectives[o] for o in objectives]
+    keys = [tuple(sorted(e.config.items())) for e in exhaustive.evaluated]
+    ref = ReferenceFront([[e.values[o] for o in objectives] for e in exhaustive.evaluated],
+                         senses, keys)
+    direct = ref.score([[e.values[o] for o in objectives] for e in found.evaluated],
+                       [tuple(sorted(e.config.items())) for e in found.evaluated])
+    assert front_quality(found, exhaustive) == direct
+    assert direct.front_share < 1.0  # a tenth of the space misses some of the front

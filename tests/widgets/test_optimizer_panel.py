@@ -11,6 +11,7 @@ from toolkit.errors import ToolkitError
 from toolkit.optimize import (
     ConfigSpace,
     CubeEvaluator,
+    front_quality,
     load_front,
     optimize,
     resolve_budget,
@@ -45,7 +46,11 @@ def test_run_shows_live_hypervolume_and_the_front(toy_cube) -> None:
     assert all(b >= a - 1e-12 for a, b in itertools.pairwise(hvs))
     assert hvs[-1] == pytest.approx(result.hypervolume)
     assert result.hypervolume <= panel.exhaustive_hypervolume + 1e-12
-    assert "of the exhaustive front" in panel.status.value
+    quality = front_quality(result, panel.exhaustive_result)
+    n_front = len(panel.exhaustive_result.front)
+    assert (f"against the exhaustive front: hypervolume {quality.hv_ratio:.1%} "
+            f"(front-normalised), {round(quality.front_share * n_front)} of its {n_front} "
+            "configurations found") in panel.status.value
     assert "image/png" in panel.plot.outputs[0]["data"]
     assert _rows(panel.table.value) == len(result.front)
 

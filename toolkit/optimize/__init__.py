@@ -13,6 +13,7 @@ from toolkit.optimize.initial import initial_population
 from toolkit.optimize.live import CampaignEvaluator
 from toolkit.optimize.objectives import OBJECTIVES, REFERENCE, Normalizer, resolve_objectives
 from toolkit.optimize.optimizer import ALGORITHMS, INITIALS, Generation, Optimizer, optimize
+from toolkit.optimize.quality import FrontQuality, front_quality
 from toolkit.optimize.result import (
     FRONT_SCHEMA,
     Evaluation,
@@ -45,6 +46,7 @@ __all__ = [
     "Evaluation",
     "Evaluator",
     "FrequencySubset",
+    "FrontQuality",
     "FunctionEvaluator",
     "Generation",
     "Normalizer",
@@ -53,6 +55,7 @@ __all__ = [
     "PartitionSplits",
     "crossover",
     "front_cube",
+    "front_quality",
     "initial_population",
     "load_front",
     "mutate",

@@ -21,8 +21,10 @@ of a cube):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import moocore
 import numpy as np
@@ -30,7 +32,10 @@ import numpy as np
 from toolkit.optimize.objectives import REFERENCE
 from toolkit.pareto import pareto_mask
 
-__all__ = ["FrontQuality", "ReferenceFront"]
+if TYPE_CHECKING:
+    from toolkit.optimize.result import OptimizationResult
+
+__all__ = ["FrontQuality", "ReferenceFront", "front_quality"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +108,23 @@ class ReferenceFront:
         igd = float(moocore.igd_plus(found, ref=self.front))
         share = len(self.keys & set(keys)) / len(self.keys)
         return FrontQuality(float(hv), igd, float(share))
+
+
+def front_quality(found: OptimizationResult, reference: OptimizationResult) -> FrontQuality:
+    """How close ``found``'s front is to ``reference``'s, on ``reference``'s objectives.
+
+    ``reference`` is typically the exhaustive search of the same space
+    (``optimize(space, evaluator, 1.0, surrogate=False)``); configurations are
+    matched by their keys and values.
+    """
+    objectives = list(reference.objectives)
+    senses = [reference.objectives[o] for o in objectives]
+
+    def table(result: OptimizationResult) -> tuple[np.ndarray, list[str]]:
+        rows = [e for e in result.evaluated if all(o in e.values for o in objectives)]
+        values = np.array([[e.values[o] for o in objectives] for e in rows], float)
+        return (values.reshape(-1, len(objectives)),
+                [json.dumps(e.config, sort_keys=True, default=str) for e in rows])
+
+    values, keys = table(reference)
+    return ReferenceFront(values, senses, keys).score(*table(found))

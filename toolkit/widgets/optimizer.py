@@ -29,6 +29,7 @@ from toolkit.optimize import (
     CubeEvaluator,
     Generation,
     OptimizationResult,
+    front_quality,
     optimize,
     resolve_budget,
     save_front,
@@ -64,7 +65,7 @@ class OptimizerPanel:
         self.energy_source = self.evaluator.energy_source or "unknown"
         self.result: OptimizationResult | None = None
         self.live: list[tuple[int, float]] = []
-        self._exhaustive: float | None = None
+        self._exhaustive: OptimizationResult | None = None
         style = {"description_width": "90px"}
 
         self.algorithm = widgets.ToggleButtons(options=list(ALGORITHMS), value=algorithm,
@@ -109,9 +110,14 @@ class OptimizerPanel:
     @property
     def exhaustive_hypervolume(self) -> float:
         """Hypervolume of the exhaustive front (every configuration evaluated; cached)."""
+        return self.exhaustive_result.hypervolume
+
+    @property
+    def exhaustive_result(self) -> OptimizationResult:
+        """The exhaustive search of the space (every configuration evaluated; cached)."""
         if self._exhaustive is None:
             self._exhaustive = optimize(self.space, self.evaluator, 1.0, surrogate=False,
-                                        progress=False).hypervolume
+                                        progress=False)
         return self._exhaustive
 
     def _on_generation(self, gen: Generation) -> None:
@@ -157,8 +163,11 @@ class OptimizerPanel:
                    "hypervolume of the front found so far")
         extra = ""
         if self.exhaustive.value:
-            ratio = result.hypervolume / self.exhaustive_hypervolume
-            extra = f", {ratio:.1%} of the exhaustive front's"
+            quality = front_quality(result, self.exhaustive_result)
+            found = round(quality.front_share * len(self.exhaustive_result.front))
+            extra = (f"; against the exhaustive front: hypervolume {quality.hv_ratio:.1%} "
+                     f"(front-normalised), {found} of its "
+                     f"{len(self.exhaustive_result.front)} configurations found")
         self.status.value = (f"done: {result.evaluations} evaluations, front of "
                              f"{len(result.front)}, hypervolume {result.hypervolume:.4f}{extra}")
         front = result.to_dataframe()
