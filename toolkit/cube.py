@@ -38,7 +38,15 @@ import pandas as pd
 import xarray as xr
 
 from toolkit import __version__
-from toolkit.config import CONFIG_KEYS, KEYS, OBJECTIVES, VARIABLES, Config, config_keys
+from toolkit.config import (
+    CONFIG_KEYS,
+    KEYS,
+    OBJECTIVES,
+    PARTITION_VARIABLES,
+    VARIABLES,
+    Config,
+    config_keys,
+)
 from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.fileio import atomic_output
@@ -225,7 +233,27 @@ def open_cube(path: str | os.PathLike) -> xr.Dataset:
     missing = [d for d in (*CONFIG_KEYS, "repeat") if d not in cube.dims]
     if missing:
         raise ToolkitError(f"{path} lacks the cube dimensions {', '.join(missing)}")
+    _check_values(cube, path)
     return cube
+
+
+def _check_values(cube: xr.Dataset, path: Path) -> None:
+    """Integer configuration coordinates, and measured values that are finite and >= 0
+    (latencies, energies, sizes, shares: none is negative); NaN marks "not measured"."""
+    for key in config_dims(cube):
+        coord = cube[key].values
+        if key in KEYS and KEYS[key].type is int and coord.dtype.kind not in "iu":
+            shown = f"{coord[:3].tolist()}{'...' if len(coord) > 3 else ''}"
+            raise ToolkitError(f"{path}: the {key} coordinate holds {shown}, not integers")
+    for name in (v for v in cube.data_vars if v in VARIABLES or v in PARTITION_VARIABLES):
+        values = cube[name].values
+        bad = ~np.isnan(values) & ~((values >= 0) & np.isfinite(values))
+        if bad.any():
+            where = np.unravel_index(int(np.flatnonzero(bad)[0]), values.shape)
+            config = {d: _plain(cube[d].values[i]) for d, i in
+                      zip(cube[name].dims, where, strict=True) if d != "repeat"}
+            raise ToolkitError(f"{path}: {name} holds {float(values[where])} at {config}; "
+                               "measured values are finite and >= 0 (NaN: not measured)")
 
 
 # --------------------------------------------------------------------------- looking inside

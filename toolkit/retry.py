@@ -161,8 +161,11 @@ class Journal:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:  # what is journalled so far stays; a rerun resumes from it
-            raise ToolkitError(f"cannot write the {self.kind} journal {self.path}: "
-                               f"{exc.strerror or exc}") from None
+            raise self._unwritable(exc) from None
+
+    def _unwritable(self, exc: OSError) -> ToolkitError:
+        return ToolkitError(f"cannot write the {self.kind} journal {self.path}: "
+                            f"{exc.strerror or exc}")
 
     def open(self, header: Mapping[str, Any]) -> dict[str, Any]:
         """Read the journal's entries, or start it with ``header`` and the settings;
@@ -174,8 +177,7 @@ class Journal:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ToolkitError(f"cannot write the {self.kind} journal {self.path}: "
-                                   f"{exc.strerror or exc}") from None
+                raise self._unwritable(exc) from None
             first = {"schema": JOURNAL_SCHEMA, **header, "settings": self.settings,
                      "fingerprint": digest[:16]}
             self.append(first)

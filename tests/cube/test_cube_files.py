@@ -105,6 +105,29 @@ def test_schema_without_the_dims_is_refused(tmp_path):
         open_cube(path)
 
 
+@pytest.mark.parametrize(("variable", "value", "shown"), [
+    ("latency_ms", -2.5, "-2.5"), ("energy_j", np.inf, "inf"), ("accuracy", -np.inf, "-inf")])
+def test_a_measured_value_that_is_negative_or_infinite_is_refused_naming_where(
+        tmp_path, variable, value, shown):
+    """A hand-made or converted cube with impossible values would give a meaningless front;
+    it is refused when opened, with the configuration that holds the value."""
+    cube = small_cube()
+    cube[variable].values[0, 1, 1, 0, 0, 1] = value
+    path = save_cube(cube, tmp_path / "odd.nc")
+    with pytest.raises(ToolkitError, match=rf"odd.nc: {variable} holds {shown} at \{{'model': "
+                                           r"'m', 'split': 1, 'cpu_freq': 1200.*finite and >= 0"):
+        open_cube(path)
+
+
+def test_a_configuration_coordinate_that_is_not_integer_is_refused(tmp_path):
+    cube = small_cube()
+    cube = cube.assign_coords(cpu_freq=[str(f) for f in cube.cpu_freq.values])
+    path = save_cube(cube, tmp_path / "text.nc")
+    with pytest.raises(ToolkitError, match=r"the cpu_freq coordinate holds \['600', '1200'\], "
+                                           r"not integers"):
+        open_cube(path)
+
+
 def test_failed_save_leaves_the_existing_file_untouched(tmp_path):
     path = save_cube(small_cube(), tmp_path / "c.nc")
     before = path.read_bytes()
