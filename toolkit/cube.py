@@ -238,8 +238,10 @@ def open_cube(path: str | os.PathLike) -> xr.Dataset:
 
 
 def _check_values(cube: xr.Dataset, path: Path) -> None:
-    """Integer configuration coordinates, and measured values that are finite and >= 0
-    (latencies, energies, sizes, shares: none is negative); NaN marks "not measured"."""
+    """Integer configuration coordinates, finite measured values, and objectives >= 0
+    (a negative latency, energy or accuracy would make a meaningless front; other
+    variables, e.g. an energy split read from a noisy meter, are left as measured).
+    NaN marks "not measured"."""
     for key in config_dims(cube):
         coord = cube[key].values
         if key in KEYS and KEYS[key].type is int and coord.dtype.kind not in "iu":
@@ -247,13 +249,14 @@ def _check_values(cube: xr.Dataset, path: Path) -> None:
             raise ToolkitError(f"{path}: the {key} coordinate holds {shown}, not integers")
     for name in (v for v in cube.data_vars if v in VARIABLES or v in PARTITION_VARIABLES):
         values = cube[name].values
-        bad = ~np.isnan(values) & ~((values >= 0) & np.isfinite(values))
+        bad = ~np.isnan(values) & (np.isinf(values) | ((values < 0) & (name in OBJECTIVES)))
         if bad.any():
             where = np.unravel_index(int(np.flatnonzero(bad)[0]), values.shape)
             config = {d: _plain(cube[d].values[i]) for d, i in
                       zip(cube[name].dims, where, strict=True) if d != "repeat"}
+            rule = "finite and >= 0" if name in OBJECTIVES else "finite"
             raise ToolkitError(f"{path}: {name} holds {float(values[where])} at {config}; "
-                               "measured values are finite and >= 0 (NaN: not measured)")
+                               f"its values are {rule} (NaN: not measured)")
 
 
 # --------------------------------------------------------------------------- looking inside

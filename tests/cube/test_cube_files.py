@@ -106,7 +106,8 @@ def test_schema_without_the_dims_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(("variable", "value", "shown"), [
-    ("latency_ms", -2.5, "-2.5"), ("energy_j", np.inf, "inf"), ("accuracy", -np.inf, "-inf")])
+    ("latency_ms", -2.5, "-2.5"), ("energy_j", np.inf, "inf"), ("accuracy", -0.1, "-0.1"),
+    ("edge_energy_j", -np.inf, "-inf")])
 def test_a_measured_value_that_is_negative_or_infinite_is_refused_naming_where(
         tmp_path, variable, value, shown):
     """A hand-made or converted cube with impossible values would give a meaningless front;
@@ -115,8 +116,11 @@ def test_a_measured_value_that_is_negative_or_infinite_is_refused_naming_where(
     cube[variable].values[0, 1, 1, 0, 0, 1] = value
     path = save_cube(cube, tmp_path / "odd.nc")
     with pytest.raises(ToolkitError, match=rf"odd.nc: {variable} holds {shown} at \{{'model': "
-                                           r"'m', 'split': 1, 'cpu_freq': 1200.*finite and >= 0"):
+                                           r"'m', 'split': 1, 'cpu_freq': 1200.*values are finite"):
         open_cube(path)
+    cube[variable].values[0, 1, 1, 0, 0, 1] = -1.0  # the energy split may read below 0
+    if variable not in ("latency_ms", "energy_j", "accuracy"):
+        assert open_cube(save_cube(cube, tmp_path / "odd.nc"))[variable].min() == -1.0
 
 
 def test_a_configuration_coordinate_that_is_not_integer_is_refused(tmp_path):
