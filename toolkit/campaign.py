@@ -50,7 +50,7 @@ from toolkit.config import Config, config_problems
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.devices.testbeds.pool import TestbedPool
 from toolkit.devices.testbeds.testbed import Testbed
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ConfigError, ToolkitError, check_count
 from toolkit.models.codecs import check_codec
 from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
 from toolkit.retry import Journal, retry_run
@@ -130,8 +130,8 @@ class CampaignSpec:
             raise ConfigError("the campaign has no configurations to measure")
         if self.order not in ("grid", "shuffle"):
             raise ConfigError(f"unknown order {self.order!r}; valid: grid, shuffle")
-        if self.runs < 1 or self.samples < 1:
-            raise ConfigError("runs and samples must be at least 1")
+        check_count(self.runs, "runs")
+        check_count(self.samples, "samples")
         if isinstance(self.repeats, Mapping):  # read back from a journal
             self.repeats = AdaptiveRepeats(**{k: tuple(v) if isinstance(v, list) else v
                                               for k, v in self.repeats.items()})

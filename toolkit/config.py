@@ -210,6 +210,9 @@ class Config:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> Config:
         """Build a configuration from a mapping with (at least) :data:`CONFIG_KEYS`."""
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"a configuration is a mapping of {choices(CONFIG_KEYS)}, "
+                              f"got {mapping!r}")
         missing = [k for k in CONFIG_KEYS if k not in mapping]
         if missing:
             raise ConfigError(

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-__all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "check_seed", "retryable"]
+__all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "check_count",
+           "check_seed", "retryable"]
 
 
 class ToolkitError(Exception):
@@ -51,16 +52,30 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
+def _whole(value: object, minimum: int) -> bool:
+    import numbers
+
+    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and value >= minimum)
+
+
+def check_count(value: object, what: str, minimum: int = 1) -> None:
+    """Refuse a count (samples, runs...) that is not an integer >= ``minimum``, naming it.
+
+    Raises:
+        ConfigError: ``"<what> must be an integer >= <minimum>, got <value>"``.
+    """
+    if not _whole(value, minimum):
+        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
+
+
 def check_seed(seed: object, what: str = "seed") -> None:
     """Refuse a random seed that is not None or an integer >= 0 (numpy's rule), naming it.
 
     Raises:
         ConfigError: ``"<what> must be None or an integer >= 0, got <seed>"``.
     """
-    import numbers
-
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or seed < 0):
+    if seed is not None and not _whole(seed, 0):
         raise ConfigError(f"{what} must be None or an integer >= 0, got {seed!r}")
 
 

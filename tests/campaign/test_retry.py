@@ -203,3 +203,21 @@ def test_the_summary_lists_refusals_only_where_there_are_some():
     text = str(CampaignSummary(2, 0, 1, [], 1.0, refused=[refused]))
     assert text.startswith("1/2 runs measured (1 now, 0 before), 1 refused, 0 failed")
     assert "refused: {'strategy': 'spatial', 'devices': 2} codec=fp32 repeat=0: must start" in text
+
+
+@pytest.mark.parametrize(("runs", "samples", "message"), [
+    (0, 10, "runs must be an integer >= 1, got 0"),
+    (1, 0, "samples must be an integer >= 1, got 0"),
+    (1, 2.5, "samples must be an integer >= 1, got 2.5"),
+    (1, "10", "samples must be an integer >= 1, got '10'"),
+    (True, 10, "runs must be an integer >= 1, got True"),
+])
+def test_a_campaign_refuses_counts_that_are_not_whole_numbers(runs, samples, message):
+    """One rule (``toolkit.errors.check_count``) for campaigns, studies, testbeds and the
+    workers; a float or a string of samples used to reach the workers or fail there."""
+    from toolkit.campaign import CampaignSpec
+
+    config = {"model": "m", "split": 1, "cpu_freq": 600, "edge_accel": "none",
+              "cloud_accel": "none"}
+    with pytest.raises(ConfigError, match=message):
+        CampaignSpec([config], runs=runs, samples=samples)

@@ -226,3 +226,14 @@ def test_empty_cube_is_described_not_crashed():
     assert info["pareto_front_size"] == 0
     assert configurations(cube) == [] and to_dataframe(cube).empty
     assert "no objective has data" in format_cube_info(info)
+
+
+@pytest.mark.parametrize(("mapping", "message"), [
+    (None, "a configuration is a mapping of model, split, cpu_freq, edge_accel, cloud_accel, "
+           "got None"),
+    ([1, 2], r"a configuration is a mapping of .*, got \[1, 2\]"),
+    ({"model": "m"}, "configuration is missing split, cpu_freq, edge_accel, cloud_accel"),
+])
+def test_a_configuration_that_is_not_a_mapping_of_the_keys_is_named(mapping, message):
+    with pytest.raises(ToolkitError, match=message):
+        Config.from_mapping(mapping)

@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ProtocolError, ToolkitError
+from toolkit.errors import ProtocolError, ToolkitError, check_count
 from toolkit.models.codecs import check_codec, decode, encode
 from toolkit.models.data import eval_inputs
 from toolkit.runtime import streams
@@ -194,8 +194,7 @@ class EdgeWorker:
         samples = int(msg.get("samples", 100))
         warmup = int(msg.get("warmup", 3))
         offset = int(msg.get("offset", 0))
-        if samples < 1:
-            raise ToolkitError("samples must be at least 1")
+        check_count(samples, "samples")
         if inputs is not None:
             want = (1, *self.x_eval.shape[1:])
             if inputs.shape != want:

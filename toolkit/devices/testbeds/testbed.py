@@ -28,7 +28,7 @@ from toolkit.config import KEYS, VARIABLES, Config, config_problems
 from toolkit.devices.controllers.base import KnobChange, switch_time_ms
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
-from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.errors import ConfigError, ToolkitError, check_count, choices
 from toolkit.hardware.profile import DeviceProfile
 from toolkit.models.codecs import check_codec
 from toolkit.runtime.session import RunResult
@@ -242,8 +242,7 @@ class Testbed(BlockingLifecycle, abc.ABC):
         """
         config = await self.validate(config)
         check_codec(codec)
-        if samples < 1:
-            raise ConfigError(f"samples must be at least 1, got {samples}")
+        check_count(samples, "samples")
         extra: dict[str, Any] = {}
         if inputs is not None or top_k:
             if not self.runs_inputs:
@@ -276,8 +275,7 @@ class Testbed(BlockingLifecycle, abc.ABC):
         """
         config = await self.validate(config)
         check_codec(codec)
-        if samples < 1:
-            raise ConfigError(f"samples must be at least 1, got {samples}")
+        check_count(samples, "samples")
         await self.aapply(config)
         await self._prepare(config)
         return await self._execute(config, samples=samples, codec=codec, warmup=warmup,

@@ -36,7 +36,7 @@ import xarray as xr
 from toolkit.campaign import CampaignSummary, progress_bar
 from toolkit.config import PARTITION_VARIABLES
 from toolkit.cube import cube_from_runs, save_cube
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ConfigError, ToolkitError, check_count
 from toolkit.models.codecs import check_codec
 from toolkit.partition.cost.energy import check_idle
 from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
@@ -108,8 +108,8 @@ class StudySpec:
             check_codec(codec)
         if self.inputs not in INPUT_KINDS:
             raise ConfigError(f"unknown inputs {self.inputs!r}; valid: {', '.join(INPUT_KINDS)}")
-        if self.runs < 1 or self.samples < 1:
-            raise ConfigError("runs and samples must be at least 1")
+        check_count(self.runs, "runs")
+        check_count(self.samples, "samples")
 
     def plan(self) -> list[tuple[str, int, int | None, str, int]]:
         """Every run as ``(strategy, devices, cpu_freq, codec, repeat)``, in order."""

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ProtocolError, ToolkitError
+from toolkit.errors import ProtocolError, ToolkitError, check_count
 from toolkit.models.codecs import decode, encode
 from toolkit.runtime import streams
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
@@ -361,8 +361,7 @@ class DeviceWorker:
         if session.broken:
             raise ToolkitError(f"the session failed earlier ({session.broken}); configure again")
         samples, run = int(msg["samples"]), int(msg.get("run", 0))
-        if samples < 1:
-            raise ToolkitError("samples must be at least 1")
+        check_count(samples, "samples")
         if x is not None and x.shape != (samples, *session.plan.input_shape):
             raise ToolkitError(f"inputs of shape {x.shape} do not match "
                                f"{(samples, *session.plan.input_shape)}")
