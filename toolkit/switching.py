@@ -13,13 +13,13 @@ the switch time is ``max(edge, cloud)`` and its energy the sum.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from toolkit.config import ACCELERATORS
 
-__all__ = ["HardwareState", "SwitchStep", "hardware_state", "next_state", "switch_cost",
-           "switch_steps"]
+__all__ = ["HardwareState", "SwitchStep", "elapsed_ms", "hardware_state", "next_state",
+           "switch_cost", "switch_steps"]
 
 
 class HardwareState(NamedTuple):
@@ -100,6 +100,15 @@ def switch_steps(costs: Mapping[str, float], current: HardwareState | None,
     return steps
 
 
+def elapsed_ms(durations: Iterable[tuple[str, float]]) -> float:
+    """How long changes take, from ``(side, ms)`` pairs: the changes of one side (a host:
+    the edge, the cloud) one after another, the sides at the same time."""
+    per_side: dict[str, float] = {}
+    for side, ms in durations:
+        per_side[side] = per_side.get(side, 0.0) + ms
+    return max(per_side.values(), default=0.0)
+
+
 def switch_cost(costs: Mapping[str, float], current: HardwareState | None,
                 needed: HardwareState) -> tuple[float, float]:
     """Time (ms) and energy (J) to go from ``current`` to ``needed``.
@@ -112,5 +121,4 @@ def switch_cost(costs: Mapping[str, float], current: HardwareState | None,
     if current is None or current == needed:   # the common case, kept fast (decisions)
         return 0.0, 0.0
     steps = switch_steps(costs, current, needed)
-    return (max(sum((s.ms for s in steps if s.side == side), 0.0) for side in ("edge", "cloud")),
-            sum((s.j for s in steps), 0.0))
+    return elapsed_ms((s.side, s.ms) for s in steps), sum((s.j for s in steps), 0.0)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from toolkit.config import Config
 from toolkit.errors import ConfigError
+from toolkit.switching import elapsed_ms
 
 if TYPE_CHECKING:  # asyncssh is imported only where SSH is used
     from typing_extensions import Self
@@ -49,12 +50,8 @@ class KnobChange:
 def switch_time_ms(changes: Iterable[KnobChange]) -> float:
     """How long a set of knob changes took: each host changes its knobs one after
     another, the hosts at the same time (the edge and the cloud; unchanged knobs
-    cost nothing)."""
-    per_host: dict[str, float] = {}
-    for change in changes:
-        if change.changed:
-            per_host[change.host] = per_host.get(change.host, 0.0) + change.duration_ms
-    return max(per_host.values(), default=0.0)
+    cost nothing; :func:`toolkit.switching.elapsed_ms`, the rule predictions use)."""
+    return elapsed_ms((c.host, c.duration_ms) for c in changes if c.changed)
 
 
 class EdgeController(abc.ABC):
