@@ -46,6 +46,7 @@ from toolkit.config import ACCELERATORS
 from toolkit.cube import cube_from_runs
 from toolkit.errors import ToolkitError, choices
 from toolkit.fileio import numeric_column, read_table
+from toolkit.models.names import GELU_NAMES, MODEL_NAMES, split_variant
 from toolkit.trace import NETWORK_MODELS
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "experiment_model",
     "experiment_summary",
     "experiment_table",
+    "pool_model",
     "read_experiment",
     "read_pool",
 ]
@@ -114,11 +116,38 @@ def _read(path: str | os.PathLike, model: str, kind: str, extra: tuple[str, ...]
           ) -> tuple[Path, str, pd.DataFrame]:
     """The file's path, the checked model name and the table (every run column
     but accuracy, the configuration columns and ``extra`` required)."""
-    if not isinstance(model, str) or not model.strip():
-        raise ToolkitError("a model name is needed, e.g. vgg16")
+    model = pool_model(model)
     path = Path(path)
     required = [c for c in POOL_VARIABLES if c != "accuracy"]
-    return path, model.strip(), read_table(path, kind, [*required, *_CONFIG_COLUMNS, *extra])
+    return path, model, read_table(path, kind, [*required, *_CONFIG_COLUMNS, *extra])
+
+
+def pool_model(model: str) -> str:
+    """The toolkit's name of the model a DynaSplit file was measured with.
+
+    DynaSplit's network names become the toolkit's (``vit`` -> ``vit-b16``,
+    :data:`~toolkit.trace.NETWORK_MODELS`), in any case (``VGG16`` -> ``vgg16``);
+    a GELU variant is kept (``vit-b16:igelu``).
+
+    Raises:
+        ToolkitError: no name, or not a model of the zoo: the cube's ``split``
+            is the toolkit's cut-point index of the model (mapped from their
+            ``layer`` by :data:`SPLIT_MAPS`), which only a known model has.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise ToolkitError(f"a model name is needed; valid: {choices(MODEL_NAMES)}")
+    network, sep, variant = model.strip().partition(":")
+    key = network.lower()  # their file names and traces spell networks in any case
+    name = NETWORK_MODELS.get(key, key if key in MODEL_NAMES else network) + sep + variant
+    base, gelu = split_variant(name)
+    if base not in MODEL_NAMES:
+        raise ToolkitError(
+            f"unknown model {model.strip()!r}; valid: {choices(MODEL_NAMES)} (DynaSplit's "
+            f"{choices(NETWORK_MODELS)} read as {choices(sorted(set(NETWORK_MODELS.values())))})")
+    if gelu is not None and gelu not in GELU_NAMES[1:]:
+        raise ToolkitError(f"unknown GELU variant {gelu!r} in {model.strip()!r}; valid: "
+                           f"{choices(GELU_NAMES[1:])} (exact GELU is plain {base})")
+    return name
 
 
 def _integral(df: pd.DataFrame, column: str, path: Path, minimum: int) -> pd.Series:
@@ -148,7 +177,7 @@ def _mapped(df: pd.DataFrame, column: str, mapping: dict[str, str], path: Path) 
 def _splits(df: pd.DataFrame, path: Path, model: str) -> pd.Series:
     """Their ``layer`` column as the toolkit's split index for ``model``."""
     layers = _integral(df, "layer", path, 0)
-    table = SPLIT_MAPS.get(model)
+    table = SPLIT_MAPS.get(split_variant(model)[0])
     if table is None:
         return layers
     bad = layers >= len(table)
@@ -359,7 +388,7 @@ def experiment_summary(path: str | os.PathLike, model: str | None = None) -> dic
         "energy_saving_vs_cloud"}}}``, fractions in 0..1 and null where a
         figure does not exist (no accuracy column, no cloud strategy).
     """
-    model = model or experiment_model(path)
+    model = pool_model(model or experiment_model(path))
     table = experiment_table(read_experiment(path, model=model))
     strategies = {
         str(name): {

@@ -126,11 +126,11 @@ def test_small_pool_without_shared_data(tmp_path):
                     "0.6,100,3,1,50,40,10,2,10,50,600,1,std,True\n"
                     "0.6,110,3,1,50,40,20,2,10,50,600,1,std,True\n"
                     "0.6,400,2,2,400,0,0,0,0,30,1800.0,2,off,False\n")
-    cube = read_pool(path, model="tiny")
+    cube = read_pool(path, model="resnet50")
     assert configurations(cube) == [
-        {"model": "tiny", "split": 1, "cpu_freq": 600, "edge_accel": "tpu-std",
+        {"model": "resnet50", "split": 1, "cpu_freq": 600, "edge_accel": "tpu-std",
          "cloud_accel": "gpu"},
-        {"model": "tiny", "split": 2, "cpu_freq": 1800, "edge_accel": "int8",
+        {"model": "resnet50", "split": 2, "cpu_freq": 1800, "edge_accel": "int8",
          "cloud_accel": "none"},
     ]
     runs = select(cube, configurations(cube)[0])

@@ -73,8 +73,32 @@ def test_vit_layer_index_maps_to_toolkit_splits(vit_pool):
                         "cloud_accel": "none"}).sel(model="vit-b16")
     assert float(run["latency_ms"].values[0]) == 900
     # the same file read as another model keeps DynaSplit's index
-    assert sorted({c["split"] for c in configurations(read_pool(vit_pool, model="m"))}) == \
+    assert sorted({c["split"] for c in configurations(read_pool(vit_pool, model="vgg16"))}) == \
         [0, 5, 16, 19]
+
+
+@pytest.mark.parametrize(("name", "model"), [("vit", "vit-b16"), ("ViT", "vit-b16"),
+                                             ("vit_b16", "vit-b16"), ("vit:igelu", "vit-b16:igelu"),
+                                             ("vit-b16:tanh", "vit-b16:tanh")])
+def test_dynasplit_names_and_gelu_variants_get_the_vit_mapping(vit_pool, name, model):
+    cube = read_pool(vit_pool, model=name)
+    assert [str(m) for m in cube["model"].values] == [model]
+    assert sorted({c["split"] for c in configurations(cube)}) == [0, 6, 28, 31]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("vgg-16", r"unknown model 'vgg-16'; valid: .*vgg16.*vit-b16 \(DynaSplit's vit, "),
+    ("m", "unknown model 'm'"),
+    ("vit-b16:fast", r"unknown GELU variant 'fast' in 'vit-b16:fast'; valid: tanh, igelu"),
+    ("", "a model name is needed; valid: .*vgg16"),
+])
+def test_a_model_the_toolkit_does_not_know_is_refused(vit_pool, tmp_path, capsys, name, message):
+    with pytest.raises(ToolkitError, match=message):
+        read_pool(vit_pool, model=name)
+    out = tmp_path / "c.nc"
+    assert main(["cube", "import-splinter", str(vit_pool), "-o", str(out), "--model", name]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and not out.exists()
 
 
 def test_vit_layer_beyond_19_is_refused(tmp_path):
@@ -135,3 +159,4 @@ def test_splinter_table_model_from_the_file_name(splinter_dir, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pass --model NAME" in err[0]
     assert experiment_summary(odd, "vgg16")["strategies"]["cloud"]["requests"] == 50
+    assert experiment_summary(odd, "VGG16")["model"] == "vgg16"

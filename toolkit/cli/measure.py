@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from toolkit.cli.common import int_list, non_negative_int, output_file, positive_int, str_list
+from toolkit.models.names import GELU_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the shuffled order")
     p.add_argument("--input-size", type=positive_int, default=None,
                    help="input size of keras.applications models and vit-b16")
-    p.add_argument("--gelu", choices=("exact", "tanh", "igelu"), default=None,
+    p.add_argument("--gelu", choices=GELU_NAMES, default=None,
                    help="GELU variant of vit-b16 (the model is then named e.g. vit-b16:igelu)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="image folder, one subfolder per class: accuracy against its real "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from toolkit.cli.common import positive_int, print_json
+from toolkit.models.names import GELU_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=positive_int, default=None,
                    help="input size of keras.applications models and vit-b16 (default 224; "
                    "a multiple of 16 for vit-b16)")
-    p.add_argument("--gelu", choices=("exact", "tanh", "igelu"), default=None,
+    p.add_argument("--gelu", choices=GELU_NAMES, default=None,
                    help="GELU variant of vit-b16 (default exact; igelu is DynaSplit's I-GELU)")
     p.set_defaults(func=run)
 

@@ -17,7 +17,7 @@ _MODULES = {
     "model_macs": "macs",
     "Int8Runner": "quantize", "quantize_int8": "quantize",
     "CutPoint": "split", "SplitModel": "split",
-    "MODEL_NAMES": "zoo", "load_model": "zoo",
+    "MODEL_NAMES": "names", "load_model": "zoo",
 }
 
 #: public name -> module that defines it

@@ -31,6 +31,7 @@ import keras
 from keras import ops
 
 from toolkit.errors import ToolkitError, choices
+from toolkit.models.names import GELU_NAMES
 
 __all__ = [
     "GELU_VARIANTS",
@@ -71,7 +72,7 @@ def igelu(x):
 
 
 #: GELU variant name -> activation for the MLP blocks
-GELU_VARIANTS = {"exact": "gelu", "tanh": gelu_tanh, "igelu": igelu}
+GELU_VARIANTS = dict(zip(GELU_NAMES, ("gelu", gelu_tanh, igelu), strict=True))
 
 
 @keras.saving.register_keras_serializable(package="toolkit")

@@ -29,25 +29,11 @@ import keras
 
 from toolkit.errors import ToolkitError, choices
 from toolkit.models.digits import DIGITS_MODELS
+from toolkit.models.names import APPLICATIONS, MODEL_NAMES, VIT_MODELS, split_variant
 
 __all__ = ["APPLICATIONS", "MODEL_NAMES", "check_input_size", "load_model", "model_name"]
 
-APPLICATIONS = {
-    "vgg16": "VGG16",
-    "resnet50": "ResNet50",
-    "mobilenetv2": "MobileNetV2",
-}
-VIT_MODELS = ("vit-b16",)
-MODEL_NAMES: tuple[str, ...] = (*DIGITS_MODELS, *APPLICATIONS, *VIT_MODELS)
 DEFAULT_INPUT_SIZE = 224
-
-
-def _split_variant(name: str) -> tuple[str, str | None]:
-    """``"vit-b16:igelu"`` -> ``("vit-b16", "igelu")``; other names unchanged."""
-    base, sep, variant = name.partition(":")
-    if sep and base in VIT_MODELS and not name.endswith(".keras"):
-        return base, variant
-    return name, None
 
 
 def model_name(name: str | os.PathLike, gelu: str | None = None) -> str:
@@ -60,7 +46,7 @@ def model_name(name: str | os.PathLike, gelu: str | None = None) -> str:
     from toolkit.models.vit import GELU_VARIANTS
 
     text = str(name)
-    base, variant = _split_variant(text)
+    base, variant = split_variant(text)
     if gelu is None:
         return text
     if base not in VIT_MODELS:
@@ -83,7 +69,7 @@ def check_input_size(names: Sequence[str], input_size: int | None) -> None:
         ToolkitError: ``input_size`` is given and no model of ``names`` takes one.
     """
     sized = (*APPLICATIONS, *VIT_MODELS)
-    if input_size is None or any(_split_variant(str(n))[0] in sized for n in names):
+    if input_size is None or any(split_variant(str(n))[0] in sized for n in names):
         return
     raise ToolkitError(f"--input-size applies to {choices(sized)} only; "
                        f"{', '.join(map(str, names))} has a fixed input")
@@ -118,7 +104,7 @@ def load_model(
     Raises:
         ToolkitError: unknown name, missing or unreadable file.
     """
-    name_str, variant = _split_variant(model_name(name, gelu))
+    name_str, variant = split_variant(model_name(name, gelu))
     if name_str in DIGITS_MODELS and DIGITS_MODELS[name_str][1].suffix == ".npz":
         from toolkit.models.digits_fc import load_digits_vgg_fc
 
