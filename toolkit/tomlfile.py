@@ -9,6 +9,7 @@ access to one table (a JSON object), and every error names the file, the key
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,6 +44,15 @@ def kind_name(kind: Kind) -> str:
     names = {int: "an integer", float: "a number", str: "a string", list: "a list",
              dict: "a table", bool: "true or false", type(None): "null"}
     return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _in_range(value: float, minimum: float, strict: bool) -> bool:
+    """Whether ``value`` is finite and above (``strict``) or at least ``minimum``."""
+    return math.isfinite(value) and (value > minimum if strict else value >= minimum)
 
 
 class TypedTable:
@@ -96,18 +106,31 @@ class TypedTable:
             return None
         return [TypedTable(v, self.path, f"{self.name(sub)}[{i}]") for i, v in enumerate(values)]
 
-    def number(self, sub: str, default: float, minimum: float = 0.0) -> float:
-        """A number above ``minimum``."""
+    def number(self, sub: str, default: Any = ..., minimum: float = 0.0, *,
+               strict: bool = True) -> float:
+        """A finite number above ``minimum`` (at least ``minimum`` where not
+        ``strict``); TOML's ``nan`` and ``inf`` are refused."""
         value = self.get(sub, (int, float), default)
-        if value <= minimum:
-            raise self.fail(sub, f"a number > {minimum:g}", value)
+        if not _in_range(value, minimum, strict):
+            raise self.fail(sub, f"a number {'>' if strict else '>='} {minimum:g}", value)
         return float(value)
 
-    def numbers(self, sub: str, n: int | None = None, what: str = "") -> tuple[float, ...]:
-        """A list of numbers (``n`` of them where given; ``what`` says per what)."""
+    def integer(self, sub: str, default: Any = ..., minimum: int = 1) -> int:
+        """An integer of at least ``minimum``."""
+        value = self.get(sub, int, default)
+        if value < minimum:
+            raise self.fail(sub, f"an integer >= {minimum}", value)
+        return value
+
+    def numbers(self, sub: str, n: int | None = None, what: str = "",
+                minimum: float | None = None) -> tuple[float, ...]:
+        """A list of finite numbers (``n`` of them where given; ``what`` says per
+        what), each at least ``minimum`` where given."""
         values = self.get(sub, list)
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        if not all(_is_number(v) and math.isfinite(v) for v in values):
             raise self.fail(sub, "a list of numbers", values)
+        if minimum is not None and not all(v >= minimum for v in values):
+            raise self.fail(sub, f"a list of numbers >= {minimum:g}", values)
         if n is not None and len(values) != n:
             raise ConfigError(f"{self.path}: key '{self.name(sub)}' should have {n} values"
                               f"{f' ({what})' if what else ''}, got {len(values)}")

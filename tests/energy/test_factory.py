@@ -74,3 +74,17 @@ def test_configuration_mistakes_are_never_hidden_by_the_fallback(tmp_path, pi4):
         open_meter("model")
     with pytest.raises(ConfigError, match=r"a mapping with 'kind'"):
         open_meter(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"kind": "model", "profile": 3}, "needs 'profile' .*got 3"),
+    ({"kind": "model", "profile": "raspberry-pi-4", "pid": "x"}, "pid must be a process id"),
+    ({"kind": "model", "profile": "raspberry-pi-4", "pid": -1}, "pid must be a process id"),
+    ({"kind": "model", "profile": "raspberry-pi-4", "accel": ["tpu-std"]},
+     "no power figures for accelerator \\['tpu-std'\\]; it has: none, int8"),
+    ({"kind": "rapl", "root": 3}, "root must be a folder path, got 3"),
+])
+def test_a_bad_option_type_is_a_config_error(spec, message):
+    """Inventory meter options of the wrong type (TOML values) are named, not a TypeError."""
+    with pytest.raises(ConfigError, match=message):
+        open_meter(spec)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,9 +57,10 @@ def _build(kind: str, options: dict[str, Any]) -> Meter:
     from toolkit.hardware.profile import load_profile
 
     profile = options.pop("profile", None)
-    if not profile:
+    if not profile or not isinstance(profile, str | os.PathLike):
         raise ConfigError(
-            "meter kind 'model' needs 'profile' (a shipped profile name or a .toml path)"
+            "meter kind 'model' needs 'profile' (a shipped profile name or a .toml path), "
+            f"got {profile!r}"
         )
     return PowerModelMeter(PowerModel(load_profile(profile)), **options)
 

@@ -45,7 +45,7 @@ class PowerModel:
         return freqs.index(self.profile.check_freq(freq))
 
     def _accel(self, accel: str):
-        spec = self.profile.power.accelerators.get(accel)
+        spec = self.profile.power.accelerators.get(accel) if isinstance(accel, str) else None
         if spec is None:
             raise ConfigError(
                 f"profile {self.profile.name!r} has no power figures for accelerator "

@@ -65,6 +65,9 @@ class PowerModelMeter(CounterMeter):
         if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
             raise ConfigError(f"model meter: cores must be an integer >= 1, got {cores!r}")
         self.cores = cores
+        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 1):
+            raise ConfigError(f"model meter: pid must be a process id (an integer >= 1), "
+                              f"got {pid!r}")
         self.pid = os.getpid() if pid is None else pid
         try:
             self._process = psutil.Process(self.pid)

@@ -153,6 +153,8 @@ class RaplMeter(CounterMeter):
         period_s: float = 0.1,
     ) -> None:
         super().__init__(period_s, "rapl")
+        if not isinstance(root, str | os.PathLike):
+            raise ConfigError(f"rapl meter: root must be a folder path, got {root!r}")
         self.root = Path(root)
         available = discover_rapl_zones(self.root)
         by_label = {z.label: z for z in available}

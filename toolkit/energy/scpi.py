@@ -163,8 +163,10 @@ class ScpiPowerMeter(PowerSampledMeter):
             )
         if not isinstance(address, str) or not address:
             raise ConfigError(f"scpi meter: address must be a non-empty string, got {address!r}")
-        if not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
-            raise ConfigError(f"scpi meter: timeout_s must be > 0 seconds, got {timeout_s!r}")
+        if (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+                or not 0 < timeout_s <= 3600):
+            raise ConfigError(f"scpi meter: timeout_s must be in (0, 3600] seconds, "
+                              f"got {timeout_s!r}")
         self.address = address
         self.transport = transport
         self.timeout_s = float(timeout_s)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.errors import ConfigError, choices
+from toolkit.tomlfile import TypedTable
 
 __all__ = ["TAIL_COUNTS", "CloudTimingModel", "TailCost", "tail_cost"]
 
@@ -94,30 +95,33 @@ class CloudTimingModel:
     def from_settings(cls, settings: Mapping[str, Any], profile: str,
                       where: str = "profile") -> CloudTimingModel | None:
         """Parse a profile's ``tail_timing`` table; None where the profile has none."""
-        timing = settings.get("tail_timing")
-        if timing is None:
+        if settings.get("tail_timing") is None:
             return None
-        request = timing.get("request_ms")
-        if not isinstance(request, int | float) or request < 0:
-            raise ConfigError(f"{where}: tail_timing.request_ms should be a number >= 0")
+        timing = TypedTable(settings["tail_timing"], where, "tail_timing")
+        request = timing.number("request_ms", ..., 0.0, strict=False)
         tables, intercepts = {}, {}
-        for accel, spec in timing.items():
-            if not isinstance(spec, dict):
+        for accel in timing.data:
+            if accel in ("request_ms", "source"):
                 continue
+            spec = timing.table(accel)
             terms = {}
-            for key, value in spec.items():
-                if not isinstance(value, int | float) or value < 0:
-                    raise ConfigError(f"{where}: tail_timing.{accel}.{key} should be a "
-                                      "number >= 0")
+            for key in spec.data:
+                value = spec.number(key, ..., 0.0, strict=False)
                 if key == "dynasplit_request_ms":
-                    intercepts[accel] = float(value)
+                    intercepts[accel] = value
                 elif key in TAIL_COUNTS:
-                    terms[key] = float(value)
+                    terms[key] = value
                 else:
                     raise ConfigError(f"{where}: tail_timing.{accel}.{key} is not a known "
                                       f"count; valid: {choices(TAIL_COUNTS)}")
+            if not terms:
+                raise ConfigError(f"{where}: tail_timing.{accel} should have at least one "
+                                  f"count of {choices(TAIL_COUNTS)}")
             tables[accel] = terms
-        return cls(tables, float(request), intercepts, str(timing.get("source", "")), profile)
+        if not tables:
+            raise ConfigError(f"{where}: [tail_timing] should have a table per cloud "
+                              "accelerator it times, e.g. [tail_timing.none]")
+        return cls(tables, request, intercepts, timing.get("source", str, ""), profile)
 
     def has(self, accel: str) -> bool:
         """Whether this model times ``accel``."""

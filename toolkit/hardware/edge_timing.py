@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.errors import ConfigError, choices
+from toolkit.tomlfile import TypedTable
 
 __all__ = ["COUNTS", "REFERENCE_BLOCK", "EdgeTimingModel", "HeadCost", "TimingTerms", "head_cost"]
 
@@ -131,35 +132,35 @@ class EdgeTimingModel:
     def from_settings(cls, settings: Mapping[str, Any], max_freq: int | None,
                       profile: str, where: str = "profile") -> EdgeTimingModel | None:
         """Parse a profile's ``timing`` table; None where the profile has none."""
-        timing = settings.get("timing")
-        if timing is None:
+        if settings.get("timing") is None:
             return None
         if not max_freq:
             raise ConfigError(f"{where}: a [timing] table needs cpu.frequencies_mhz")
+        timing = TypedTable(settings["timing"], where, "timing")
         tables = {}
-        for accel, spec in timing.items():
-            if not isinstance(spec, dict):
+        for accel in timing.data:
+            if accel in ("source", "fp32_per_int8"):
                 continue
+            spec = timing.table(accel)
             terms = {}
-            for key, value in spec.items():
+            for key in spec.data:
                 if key == "sram_mweights":
                     continue
                 if key not in COUNTS:
                     raise ConfigError(f"{where}: timing.{accel}.{key} is not a known count; "
                                       f"valid: {choices(COUNTS)}")
-                if (not isinstance(value, list) or len(value) != 2
-                        or not all(isinstance(v, int | float) for v in value)):
-                    raise ConfigError(f"{where}: timing.{accel}.{key} should be "
-                                      "[fixed_ms, scaled_ms]")
-                terms[key] = (float(value[0]), float(value[1]))
-            tables[accel] = TimingTerms(terms, float(spec.get("sram_mweights", 0.0)))
-        ratio = timing.get("fp32_per_int8")
-        if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, int | float)
-                                  or not ratio > 0):
-            raise ConfigError(f"{where}: timing.fp32_per_int8 should be a positive number, "
-                              f"got {ratio!r}")
-        return cls(tables, int(max_freq), str(timing.get("source", "")), profile,
-                   None if ratio is None else float(ratio))
+                fixed, scaled = spec.numbers(key, 2, "[fixed_ms, scaled_ms]", minimum=0)
+                terms[key] = (fixed, scaled)
+            if not terms:
+                raise ConfigError(f"{where}: timing.{accel} should have at least one count of "
+                                  f"{choices(COUNTS)}")
+            tables[accel] = TimingTerms(terms, spec.number("sram_mweights", 0.0, 0.0,
+                                                           strict=False))
+        if not tables:
+            raise ConfigError(f"{where}: [timing] should have a table per accelerator it "
+                              "times, e.g. [timing.int8]")
+        ratio = timing.number("fp32_per_int8") if "fp32_per_int8" in timing.data else None
+        return cls(tables, int(max_freq), timing.get("source", str, ""), profile, ratio)
 
     def has(self, accel: str) -> bool:
         """Whether this model times ``accel``."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.config import ACCELERATORS
 from toolkit.errors import ConfigError, choices
 from toolkit.hardware.cloud_timing import CloudTimingModel
 from toolkit.hardware.edge_timing import EdgeTimingModel
@@ -115,6 +116,17 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
     return PROFILES_DIR / f"{name_or_path}.toml"
 
 
+def _accelerator_power(table: TypedTable) -> dict[str, AcceleratorPower]:
+    """The ``[power.accelerators]`` entries: ``extra_w`` >= 0 added, or ``busy_w`` > 0."""
+    power = {}
+    for name in table.data:
+        spec = table.table(name)
+        spec.reject_unknown(("extra_w", "busy_w"))
+        busy = None if "busy_w" not in spec.data else spec.number("busy_w")
+        power[name] = AcceleratorPower(spec.number("extra_w", 0.0, 0.0, strict=False), busy)
+    return power
+
+
 def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
     """Load and validate a device profile by shipped name or by path.
 
@@ -141,21 +153,18 @@ def _load(path: Path, mtime_ns: int, size: int) -> DeviceProfile:
 
 def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
     r = TypedTable(data, path)
-    role = r.get("profile.role", str)
-    if role not in ("edge", "cloud"):
-        raise ConfigError(f"{path}: key 'profile.role' should be 'edge' or 'cloud', got {role!r}")
-    freqs = tuple(int(f) for f in r.numbers("cpu.frequencies_mhz"))
-    if list(freqs) != sorted(set(freqs)):
-        raise ConfigError(f"{path}: key 'cpu.frequencies_mhz' should be ascending and unique")
+    role = r.one_of("profile.role", ACCELERATORS)
+    freqs = tuple(int(f) for f in r.numbers("cpu.frequencies_mhz", minimum=1))
+    if list(freqs) != sorted(set(r.get("cpu.frequencies_mhz", list))):
+        raise ConfigError(f"{path}: key 'cpu.frequencies_mhz' should be whole MHz, ascending "
+                          "and unique")
     n_power = max(len(freqs), 1)
-    accels = tuple(r.get("accelerators.available", list))
-    accel_power = {}
-    for name, spec in r.get("power.accelerators", dict, {}).items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{path}: key 'power.accelerators.{name}' should be a table")
-        busy = spec.get("busy_w")
-        accel_power[name] = AcceleratorPower(float(spec.get("extra_w", 0.0)),
-                                             None if busy is None else float(busy))
+    accels = tuple(r.strings("accelerators.available"))
+    valid = ACCELERATORS[role]
+    if not accels or not set(accels) <= set(valid):
+        raise r.fail("accelerators.available", f"a non-empty list of {choices(valid)} "
+                     f"(the {role}'s accelerators)", list(accels))
+    accel_power = _accelerator_power(r.table("power.accelerators", {}))
     unknown = sorted(set(accel_power) - set(accels))
     if unknown:
         raise ConfigError(
@@ -163,33 +172,33 @@ def _parse(data: dict[str, Any], path: Path) -> DeviceProfile:
             f"accelerators.available lacks ({choices(accels)})"
         )
     power = PowerSpec(
-        busy_w=r.numbers("power.busy_w", n_power, "one per frequency"),
-        wait_w=r.numbers("power.wait_w", n_power, "one per frequency"),
-        network_j_per_byte=float(r.get("power.network_j_per_byte", (int, float))),
+        busy_w=r.numbers("power.busy_w", n_power, "one per frequency", minimum=0),
+        wait_w=r.numbers("power.wait_w", n_power, "one per frequency", minimum=0),
+        network_j_per_byte=r.number("power.network_j_per_byte", ..., 0.0, strict=False),
         accelerators=accel_power,
     )
-    reconf = {k: float(v) for k, v in r.get("reconfiguration", dict, {}).items()}
-    cores = r.get("cpu.cores", int)
+    costs = r.table("reconfiguration", {})
+    reconf = {k: costs.number(k, ..., 0.0, strict=False) for k in costs.data}
+    cores = r.integer("cpu.cores")
     settings = {k: v for k, v in data.items()
                 if k not in ("profile", "power", "reconfiguration", "tail_timing")}
     name = r.get("profile.name", str)
     timing = EdgeTimingModel.from_settings(settings, max(freqs) if freqs else None, name,
                                            where=str(path))
     tail_timing = CloudTimingModel.from_settings(data, name, where=str(path))
-    link = r.get("link", dict, None)
-    if link is not None:
-        mbps, rtt = link.get("mbps"), link.get("rtt_ms")
-        if not (isinstance(mbps, int | float) and mbps > 0 and isinstance(rtt, int | float)
-                and rtt >= 0):
-            raise ConfigError(f"{path}: table 'link' needs mbps > 0 and rtt_ms >= 0, "
-                              f"got mbps={mbps!r}, rtt_ms={rtt!r}")
+    link = None
+    if "link" in data:
+        table = r.table("link")
+        table.number("mbps")
+        table.number("rtt_ms", ..., 0.0, strict=False)
+        link = dict(table.data)
     return DeviceProfile(
         name=name,
         role=role,
         description=r.get("profile.description", str, ""),
         frequencies_mhz=freqs,
         cores=cores,
-        emulated_cores=r.get("cpu.emulated_cores", int, 1),
+        emulated_cores=r.integer("cpu.emulated_cores", 1),
         accelerators=accels,
         power=power,
         reconfiguration=reconf,

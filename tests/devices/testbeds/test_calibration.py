@@ -110,7 +110,8 @@ def test_timing_tables_are_validated(tmp_path):
         load_profile(bad)
     text = load_profile("raspberry-pi-4").path.read_text()
     bad.write_text(text.replace("fp32_per_int8 = 1.565", "fp32_per_int8 = 0"))
-    with pytest.raises(ConfigError, match=r"timing\.fp32_per_int8 should be a positive number"):
+    with pytest.raises(ConfigError,
+                       match=r"key 'timing\.fp32_per_int8' should be a number > 0, got 0"):
         load_profile(bad)
 
 

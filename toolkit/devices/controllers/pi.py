@@ -114,7 +114,7 @@ class PiSettings:
             cpu_sudo=cpu.get("sudo", str, "sudo") if cpu.get("use_sudo", bool, True) else None,
             uhubctl=tpu.get("uhubctl", str, "uhubctl"),
             hub_location=tpu.get("hub_location", str),
-            hub_port=tpu.get("port", int),
+            hub_port=tpu.integer("port", ..., 1),
             tpu_sudo=tpu.get("sudo", str, "sudo") if tpu.get("use_sudo", bool, True) else None,
             runtime_packages=(("std", tpu.get("runtime_std", str)),
                               ("max", tpu.get("runtime_max", str))),
