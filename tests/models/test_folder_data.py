@@ -73,6 +73,19 @@ def test_bad_folders_are_refused(tmp_path):
         image_files(tmp_path / "missing")
 
 
+def test_a_broken_image_is_named(tmp_path):
+    """TensorFlow's decode error names no file; the loader finds and names it."""
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            _png(tmp_path / label / f"{i}.png", rng.random((8, 8, 1)))
+    (tmp_path / "b" / "broken.jpg").write_bytes(b"not an image at all")
+    with pytest.raises(ToolkitError, match=r"data folder .*: cannot read image b/broken.jpg "
+                                           r"\(UnidentifiedImageError: .*\); remove or replace"):
+        folder_data(tmp_path, load_model("digits-cnn"), "digits-cnn")
+
+
 def test_image_files_lists_what_the_loader_reads(tmp_path):
     import keras
 

@@ -176,6 +176,21 @@ def image_files(path: str | os.PathLike) -> list[str]:
     return found
 
 
+def _unreadable_image(root: Path) -> str | None:
+    """The message naming the first image under ``root`` that cannot be decoded."""
+    from PIL import Image
+
+    for rel in image_files(root):
+        try:
+            with Image.open(root / rel) as image:
+                image.load()
+        except Exception as exc:  # PIL raises several kinds for a broken file
+            return (f"data folder {root}: cannot read image {rel} ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else 'broken file'}); remove or "
+                    "replace it")
+    return None
+
+
 def folder_data(path: str | os.PathLike, model, name: str, n_calib: int = 200) -> EvalData:
     """Evaluation data from a folder of images, one subfolder per class.
 
@@ -191,7 +206,8 @@ def folder_data(path: str | os.PathLike, model, name: str, n_calib: int = 200) -
         subfolder (sorted names) in ``y_eval``, ``label_source = "labels"``.
 
     Raises:
-        ToolkitError: the folder is missing or holds no images in class subfolders.
+        ToolkitError: the folder is missing or holds no images in class subfolders,
+            or an image cannot be decoded (named).
     """
     import keras
 
@@ -206,9 +222,13 @@ def folder_data(path: str | os.PathLike, model, name: str, n_calib: int = 200) -
     except ValueError as exc:
         raise ToolkitError(f"data folder {root}: {str(exc).splitlines()[0]}") from None
     xs, ys = [], []
-    for x, y in ds:
-        xs.append(np.asarray(x))
-        ys.append(np.asarray(y))
+    try:
+        for x, y in ds:
+            xs.append(np.asarray(x))
+            ys.append(np.asarray(y))
+    except Exception as exc:  # TensorFlow's decode error names no file
+        raise ToolkitError(_unreadable_image(root) or f"data folder {root}: cannot read its "
+                           f"images: {str(exc).splitlines()[0]}") from None
     if not xs:
         raise ToolkitError(f"data folder {root} holds no images in class subfolders")
     x = preprocess(name, np.concatenate(xs))
