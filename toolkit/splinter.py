@@ -35,6 +35,7 @@ are the cloud CPU/GPU utilisations.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -215,10 +216,25 @@ def _canonical(df: pd.DataFrame, path: Path, model: str,
     }, index=df.index)
     for column, var in POOL_VARIABLES.items():
         if column in df.columns:
-            out[var] = numeric_column(df, column, path)
+            out[var] = _measured(df, column, path, 1.0 if var == "accuracy" else math.inf)
         elif var == "accuracy" and accuracy is not None:
             out[var] = float(accuracy)
     return out
+
+
+def _measured(df: pd.DataFrame, column: str, path: Path, high: float) -> pd.Series:
+    """A run's measured value: a finite number in ``0..high`` on every line (an
+    empty cell, ``nan``, ``inf`` or a negative time or energy is no measurement)."""
+    values = numeric_column(df, column, path)
+    bad = ~(np.isfinite(values) & (values >= 0) & (values <= high))
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        valid = "a number >= 0" if math.isinf(high) else f"a number in 0..{high:g}"
+        raw = df[column].iloc[row]
+        shown = "nothing" if pd.isna(raw) else repr(getattr(raw, "item", lambda: raw)())
+        raise ToolkitError(f"{path} line {row + 2}: column {column!r} holds {shown}; every "
+                           f"run needs {valid}")
+    return values
 
 
 def _accuracy_mode(df: pd.DataFrame, accuracy: float | None, path: Path) -> str:

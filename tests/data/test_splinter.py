@@ -143,6 +143,15 @@ def test_small_pool_without_shared_data(tmp_path):
     ("0.6,100,3,1,50,40,10,2,10,50,600,1,std,maybe", "valid: True, False"),
     ("0.6,100,3,1,50,40,10,2,10,50,600,1.5,std,True", "expected an integer >= 0"),
     ("0.6,fast,3,1,50,40,10,2,10,50,600,1,std,True", "column 'latency' holds 'fast'"),
+    # values the cube could not hold: its reader refuses inf and negative objectives
+    ("0.6,inf,3,1,50,40,10,2,10,50,600,1,std,True",
+     r"line 2: column 'latency' holds inf; every run needs a number >= 0"),
+    ("0.6,100,-3,1,50,40,10,2,10,50,600,1,std,True", "column 'energy' holds -3; every run"),
+    ("0.6,100,3,1,50,40,10,2,10,1e309,600,1,std,True", "column 'utilization edge cpu"),
+    ("0.6,100,3,1,,40,10,2,10,50,600,1,std,True",
+     r"column 'avg latency edge \(ms\)' holds nothing; every run needs"),
+    ("61.1,100,3,1,50,40,10,2,10,50,600,1,std,True",
+     r"column 'accuracy' holds 61.1; every run needs a number in 0..1"),
 ])
 def test_bad_values_name_their_line(tmp_path, row, message):
     path = tmp_path / "pool.csv"
