@@ -78,11 +78,27 @@ def test_host_calibration_is_measured_once_and_cached(tmp_path, monkeypatch):
     assert calibration_path().parent == tmp_path and calibration_path().is_file()
     assert first.int8_gmacs > 0 and first.fp32_gmacs > 0 and first.rounds == 3
     assert host_calibration() == first  # cached: not measured again
+    # a damaged or hand-edited cache is not trusted: measured again, and replaced
+    for damaged in ("[]", json.dumps({**json.loads(calibration_path().read_text()),
+                                      "int8_gmacs": float("nan")})):
+        calibration_path().write_text(damaged)
+        again = host_calibration(rounds=3)
+        assert again.int8_gmacs > 0 and again.measured_at >= first.measured_at
+        assert json.loads(calibration_path().read_text())["int8_gmacs"] == again.int8_gmacs
     rep = report(load_profile("raspberry-pi-4"), first)
     freqs = [row["cpu_freq"] for row in rep.as_dict()["per_freq"]]
     assert freqs == [600, 800, 1000, 1200, 1400, 1600, 1800]
     assert rep.device_int8_gmacs[600] < rep.device_int8_gmacs[1800]
     assert rep.quota_cores(600) < rep.quota_cores(1800)
+
+
+def test_an_unwritable_cache_loses_only_the_cache(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("DYNASPLIT_CACHE", str(blocker / "cache"))
+    cal = host_calibration(rounds=3)
+    assert cal.int8_gmacs > 0 and cal.fp32_gmacs > 0
+    assert "cannot cache the host calibration" in caplog.text and "DYNASPLIT_CACHE" in caplog.text
 
 
 def test_calibrate_command_prints_and_refuses(tmp_path, capsys):

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
+import math
 import os
 import platform
 import socket
@@ -47,6 +49,8 @@ from toolkit.hardware.profile import DeviceProfile
 
 __all__ = ["CalibrationReport", "HostCalibration", "calibration_path", "host_calibration",
            "measure_host", "quota_cores", "report"]
+
+log = logging.getLogger(__name__)
 
 #: the reference block (:data:`~toolkit.hardware.edge_timing.REFERENCE_BLOCK`): its input shape
 REF_SHAPE = (28, 28, 64)
@@ -166,13 +170,18 @@ def measure_host(rounds: int = 9) -> HostCalibration:
 
 
 def _load(path: Path) -> HostCalibration | None:
+    """The cached calibration, or None where there is none or it is not one this
+    version wrote (another schema, a damaged or hand-edited file): measure again."""
     try:
         data = json.loads(path.read_text())
-        if data.get("schema") != SCHEMA:
-            return None
-        return HostCalibration(**data)
+        cal = HostCalibration(**data) if isinstance(data, dict) else None
     except (OSError, ValueError, TypeError):
         return None
+    if cal is None or cal.schema != SCHEMA or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            for v in (cal.int8_gmacs, cal.fp32_gmacs)):
+        return None
+    return cal
 
 
 def host_calibration(refresh: bool = False, rounds: int = 9) -> HostCalibration:
@@ -199,10 +208,14 @@ def host_calibration(refresh: bool = False, rounds: int = 9) -> HostCalibration:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise ToolkitError(f"host calibration failed: {tail[0]}")
     cal = HostCalibration(**json.loads(proc.stdout.strip().splitlines()[-1]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(cal), indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(cal), indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:  # the measurement stands; only the cache is lost
+        log.warning("cannot cache the host calibration in %s (%s); set DYNASPLIT_CACHE to a "
+                    "writable folder", path.parent, exc.strerror or exc)
     return cal
 
 
