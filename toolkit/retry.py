@@ -104,6 +104,13 @@ async def retry_run(
     return None, reason
 
 
+def _is_entry(entry: Any) -> bool:
+    """Whether a journal line after the header is an entry :class:`Journal` wrote."""
+    return (isinstance(entry, dict) and entry.get("type") in ("run", "failure", "refused")
+            and isinstance(entry.get("key"), str)
+            and (entry["type"] != "run" or isinstance(entry.get("row"), dict)))
+
+
 class Journal:
     """A campaign's append-only JSON-lines journal, and the resume rule.
 
@@ -141,16 +148,22 @@ class Journal:
         entries = []
         for n, line in enumerate(complete, 1):
             try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ToolkitError(f"journal {self.path} line {n} is corrupt ({exc}); "
-                                   "move it away to start over") from None
+                entry = json.loads(line)  # bad JSON and bad UTF-8 are ValueErrors
+            except ValueError as exc:
+                raise self._corrupt(n, str(exc)) from None
+            if n == 1 and not (isinstance(entry, dict)
+                               and entry.get("schema") == JOURNAL_SCHEMA):
+                raise ToolkitError(f"{self.path} is not a {self.kind} journal of this toolkit")
+            if n > 1 and not _is_entry(entry):
+                raise self._corrupt(n, "not a run, failure or refusal with its key")
+            entries.append(entry)
         if not entries:
             return None, []
-        header = entries[0]
-        if header.get("schema") != JOURNAL_SCHEMA:
-            raise ToolkitError(f"{self.path} is not a {self.kind} journal of this toolkit")
-        return header, entries[1:]
+        return entries[0], entries[1:]
+
+    def _corrupt(self, n: int, why: str) -> ToolkitError:
+        return ToolkitError(f"journal {self.path} line {n} is corrupt ({why}); move it away "
+                            "to start over")
 
     def append(self, entry: Mapping[str, Any]) -> None:
         """Write one line, flushed and ``fsync``-ed."""

@@ -180,6 +180,32 @@ def test_other_settings_or_another_kind_are_refused(tmp_path):
         Journal(out, "study", {"samples": 5, "warmup": 1}).open({"study": "partition"})
 
 
+@pytest.mark.parametrize(("line", "why"), [
+    (b"{not json", "line 2 is corrupt"),
+    (b"\xff\xfe binary", "line 2 is corrupt"),
+    (b"[1, 2]", r"line 2 is corrupt \(not a run, failure or refusal with its key\)"),
+    (b'{"type": "run", "row": {}}', "line 2 is corrupt"),
+    (b'{"type": "run", "key": "k", "row": 3}', "line 2 is corrupt"),
+    (b'{"type": "party", "key": "k"}', "line 2 is corrupt"),
+])
+def test_a_damaged_journal_line_is_named_not_a_traceback(tmp_path, line, why):
+    out = tmp_path / "c.nc.journal"
+    Journal(out, "campaign").open({"testbed": "a"})
+    with open(out, "ab") as fh:
+        fh.write(line + b"\n")
+    with pytest.raises(ToolkitError, match=rf"journal .*c.nc.journal {why}.*move it away"):
+        Journal(out, "campaign").open({"testbed": "a"})
+
+
+@pytest.mark.parametrize("first", [b"[]", b"7", b'{"schema": "other"}'])
+def test_a_file_that_is_no_journal_is_refused(tmp_path, first):
+    out = tmp_path / "c.nc.journal"
+    out.write_bytes(first + b"\n")
+    with pytest.raises(ToolkitError, match=r"c.nc.journal is not a campaign journal of this "
+                                           r"toolkit"):
+        Journal(out, "campaign").open({"testbed": "a"})
+
+
 def test_a_journal_that_cannot_be_written_is_one_line_naming_it(tmp_path):
     (tmp_path / "file").write_text("in the way")
     with pytest.raises(ToolkitError, match=r"cannot write the study journal .*file/c.nc."
