@@ -106,6 +106,26 @@ class TypedTable:
             return None
         return [TypedTable(v, self.path, f"{self.name(sub)}[{i}]") for i, v in enumerate(values)]
 
+    def subtables(self, scalars: Iterable[str] = (), example: str = "") -> dict[str, TypedTable]:
+        """This table's sub-tables by name (e.g. one per accelerator), every key but
+        ``scalars`` being one; at least one (``example`` shows one in the error)."""
+        tables = {name: self.table(name) for name in self.data if name not in scalars}
+        if not tables:
+            raise ConfigError(f"{self.path}: [{self.key}] should have at least one sub-table"
+                              f"{f', e.g. {example}' if example else ''}")
+        return tables
+
+    def counts(self, known: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+        """The keys of this table among ``known`` (at least one); a key neither
+        ``known`` nor ``extra`` is refused."""
+        known = tuple(known)
+        self.reject_unknown((*known, *extra))
+        keys = [k for k in self.data if k in known]
+        if not keys:
+            raise ConfigError(f"{self.path}: [{self.key}] should have at least one of "
+                              f"{choices(known)}")
+        return keys
+
     def number(self, sub: str, default: Any = ..., minimum: float = 0.0, *,
                strict: bool = True) -> float:
         """A finite number above ``minimum`` (at least ``minimum`` where not

@@ -104,7 +104,7 @@ def test_an_empty_timing_table_is_refused(tmp_path):
     head, _, _ = text.partition("\n[timing.int8]\n")
     path = tmp_path / "jetson.toml"
     path.write_text(head + "\n[timing.int8]\n")
-    with pytest.raises(ConfigError, match=r"timing.int8 should have at least one count of one, "):
+    with pytest.raises(ConfigError, match=r"\[timing.int8\] should have at least one of one, gmac"):
         load_profile(path)
 
 

@@ -100,27 +100,11 @@ class CloudTimingModel:
         timing = TypedTable(settings["tail_timing"], where, "tail_timing")
         request = timing.number("request_ms", ..., 0.0, strict=False)
         tables, intercepts = {}, {}
-        for accel in timing.data:
-            if accel in ("request_ms", "source"):
-                continue
-            spec = timing.table(accel)
-            terms = {}
-            for key in spec.data:
-                value = spec.number(key, ..., 0.0, strict=False)
-                if key == "dynasplit_request_ms":
-                    intercepts[accel] = value
-                elif key in TAIL_COUNTS:
-                    terms[key] = value
-                else:
-                    raise ConfigError(f"{where}: tail_timing.{accel}.{key} is not a known "
-                                      f"count; valid: {choices(TAIL_COUNTS)}")
-            if not terms:
-                raise ConfigError(f"{where}: tail_timing.{accel} should have at least one "
-                                  f"count of {choices(TAIL_COUNTS)}")
-            tables[accel] = terms
-        if not tables:
-            raise ConfigError(f"{where}: [tail_timing] should have a table per cloud "
-                              "accelerator it times, e.g. [tail_timing.none]")
+        for accel, spec in timing.subtables(("request_ms", "source"), "[tail_timing.none]").items():
+            tables[accel] = {key: spec.number(key, ..., 0.0, strict=False)
+                             for key in spec.counts(TAIL_COUNTS, extra=("dynasplit_request_ms",))}
+            if "dynasplit_request_ms" in spec.data:
+                intercepts[accel] = spec.number("dynasplit_request_ms", ..., 0.0, strict=False)
         return cls(tables, request, intercepts, timing.get("source", str, ""), profile)
 
     def has(self, accel: str) -> bool:

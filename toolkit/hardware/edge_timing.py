@@ -138,27 +138,11 @@ class EdgeTimingModel:
             raise ConfigError(f"{where}: a [timing] table needs cpu.frequencies_mhz")
         timing = TypedTable(settings["timing"], where, "timing")
         tables = {}
-        for accel in timing.data:
-            if accel in ("source", "fp32_per_int8"):
-                continue
-            spec = timing.table(accel)
-            terms = {}
-            for key in spec.data:
-                if key == "sram_mweights":
-                    continue
-                if key not in COUNTS:
-                    raise ConfigError(f"{where}: timing.{accel}.{key} is not a known count; "
-                                      f"valid: {choices(COUNTS)}")
-                fixed, scaled = spec.numbers(key, 2, "[fixed_ms, scaled_ms]", minimum=0)
-                terms[key] = (fixed, scaled)
-            if not terms:
-                raise ConfigError(f"{where}: timing.{accel} should have at least one count of "
-                                  f"{choices(COUNTS)}")
+        for accel, spec in timing.subtables(("source", "fp32_per_int8"), "[timing.int8]").items():
+            terms = {key: spec.numbers(key, 2, "[fixed_ms, scaled_ms]", minimum=0)
+                     for key in spec.counts(COUNTS, extra=("sram_mweights",))}
             tables[accel] = TimingTerms(terms, spec.number("sram_mweights", 0.0, 0.0,
                                                            strict=False))
-        if not tables:
-            raise ConfigError(f"{where}: [timing] should have a table per accelerator it "
-                              "times, e.g. [timing.int8]")
         ratio = timing.number("fp32_per_int8") if "fp32_per_int8" in timing.data else None
         return cls(tables, int(max_freq), timing.get("source", str, ""), profile, ratio)
 
