@@ -9,6 +9,7 @@ import pytest
 from toolkit.devices import available_testbeds, load_inventory
 from toolkit.energy import open_meter
 from toolkit.errors import ConfigError
+from toolkit.hardware import load_profile
 from toolkit.paths import PROFILES_DIR
 
 SSH_HOST = """
@@ -149,6 +150,11 @@ def test_verify_host_keys_off_is_explicit(tmp_path):
          "meters[0].address' should be an integer"),
         ('kind = "rapl"\nmeasures = "pi"\nhost = "pi"\nperiod_s = "fast"',
          "meters[0].period_s' should be a number, got 'fast'"),
+        # a model meter's own profile is loaded with the inventory, as a host's is
+        ('kind = "model"\nmeasures = "pi"\nprofile = 3',
+         "meters[0].profile' should be a string, got 3"),
+        ('kind = "model"\nmeasures = "pi"\nprofile = "raspbery-pi-4"',
+         "key 'meters[0].profile': device profile 'raspbery-pi-4' not found"),
     ],
 )
 def test_bad_meters(tmp_path, meter, message):
@@ -168,6 +174,17 @@ def test_meter_specs_open_with_the_energy_factory(tmp_path):
     assert est.open_spec() == {"kind": "model", "profile": "raspberry-pi-4"}
     meter = open_meter(est.open_spec())  # the model meter needs no hardware
     assert meter.source == "model:raspberry-pi-4"
+
+
+def test_a_model_meter_profile_path_is_relative_to_the_inventory(tmp_path, monkeypatch):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.toml").write_text(
+        load_profile("raspberry-pi-3b").path.read_text())
+    text = SSH_HOST + ('\n[[meters]]\nname = "est"\nkind = "model"\nmeasures = "pi"\n'
+                       'profile = "profiles/mine.toml"\n')
+    (est,) = load_inventory(write(tmp_path, text)).meters
+    monkeypatch.chdir(tmp_path.parent)  # opened from another folder, as a testbed may be
+    assert open_meter(est.open_spec()).source == "model:raspberry-pi-3b"
 
 
 def test_unknown_testbed_names_the_shipped_ones():

@@ -318,15 +318,21 @@ def _host(data: Any, path: Path, i: int, testbed_kind: str) -> Host:
 
 
 def _profile(t: TypedTable) -> DeviceProfile:
-    value = t.get("profile", str)
-    p = Path(value).expanduser()
-    is_path = p.suffix == ".toml" or len(p.parts) > 1
-    if is_path and not p.is_absolute():
-        p = t.path.parent / p
+    """The profile ``t`` names: a shipped name, or a path relative to the inventory."""
     try:
-        return load_profile(p if is_path else value)
+        return load_profile(_profile_reference(t))
     except ConfigError as exc:
         raise ConfigError(f"{t.path}: key '{t.name('profile')}': {exc}") from None
+
+
+def _profile_reference(t: TypedTable) -> str:
+    """What ``t``'s ``profile`` key names, as :func:`load_profile` takes it from any
+    folder: a shipped name as it is, a path made absolute from the inventory's folder."""
+    value = t.get("profile", str)
+    p = Path(value).expanduser()
+    if p.suffix != ".toml" and len(p.parts) == 1:
+        return value
+    return str(p if p.is_absolute() else t.path.parent / p)
 
 
 def _meter_parameters(kind: str, with_name: bool = False) -> dict[str, inspect.Parameter]:
@@ -382,6 +388,9 @@ def _meter(
                 f"{path}: missing key '{t.name('profile')}' (host {measures!r} has no profile)"
             )
         options["profile"] = profile.name
+    elif kind == "model":  # a profile of its own, checked now as a host's is
+        _profile(t)
+        options["profile"] = _profile_reference(t)
     return MeterSpec(
         name=t.get("name", str),
         kind=kind,
