@@ -40,6 +40,7 @@ import xarray as xr
 from toolkit import __version__
 from toolkit.config import (
     CONFIG_KEYS,
+    EXTRA_KEYS,
     KEYS,
     OBJECTIVES,
     PARTITION_VARIABLES,
@@ -57,6 +58,8 @@ __all__ = [
     "SCHEMA",
     "STATS",
     "VARIABLES",
+    "CubeAccessor",
+    "as_cube",
     "config_dims",
     "config_means",
     "configurations",
@@ -70,6 +73,7 @@ __all__ = [
     "pareto_configs",
     "save_cube",
     "select",
+    "select_model",
     "single_codec",
     "summary",
     "to_dataframe",
@@ -259,6 +263,69 @@ def _check_values(cube: xr.Dataset, path: Path) -> None:
                                f"its values are {rule} (NaN: not measured)")
 
 
+def as_cube(cube: xr.Dataset | str | os.PathLike, needs: Sequence[str] = (),
+            purpose: str = "this") -> xr.Dataset:
+    """The cube to work on: a Dataset as it is, or a cube file opened with :func:`open_cube`.
+
+    Args:
+        cube: a cube, or the path of a cube file.
+        needs: data variables ``purpose`` cannot do without.
+        purpose: what needs the cube, for messages (e.g. ``"a policy"``).
+
+    Raises:
+        ToolkitError: not a cube nor a path (named with what needs it), a dataset
+            without the configuration dimensions, or a cube without a variable of
+            ``needs``; :func:`open_cube`'s errors for a path.
+    """
+    if isinstance(cube, str | os.PathLike):
+        cube = open_cube(cube)
+    if not isinstance(cube, xr.Dataset):
+        raise ToolkitError(f"{purpose} needs a cube (an xarray Dataset, e.g. from open_cube, "
+                           f"or a cube file's path), got {type(cube).__name__}")
+    lacking = [d for d in CONFIG_KEYS if d not in cube.dims]
+    if lacking:
+        raise ToolkitError(f"{purpose} needs a cube; this dataset lacks the cube dimensions "
+                           f"{choices(lacking)}")
+    missing = [v for v in needs if v not in cube.data_vars]
+    if missing:
+        raise ToolkitError(f"the cube has no {choices(missing)}; {purpose} needs "
+                           f"{choices(needs)} per run")
+    return cube
+
+
+def select_model(cube: xr.Dataset, model: str | None = None) -> tuple[str, xr.Dataset]:
+    """The model's name and its part of the cube, without the ``model`` dimension.
+
+    The extra dimensions of :data:`~toolkit.config.EXTRA_KEYS` (``codec``,
+    ``strategy``, ``devices``) are kept, whatever their size; any other
+    dimension besides the canonical ones and ``repeat`` must have one value and
+    is dropped.
+
+    Raises:
+        ConfigError: the model is not in the cube (or is needed and not given), or
+            a dimension the toolkit does not know varies.
+    """
+    models = [str(m) for m in cube["model"].values]
+    if model is None:
+        if len(models) != 1:
+            raise ConfigError(f"the cube holds several models; choose one of {choices(models)}")
+        model = models[0]
+    if model not in models:
+        raise ConfigError(f"model {model!r} is not in the cube; valid: {choices(models)}")
+    data = cube.sel(model=model)
+    known = {*CONFIG_KEYS, *EXTRA_KEYS, "repeat"}
+    for dim in [str(d) for d in data.dims if d not in known]:
+        if data.sizes[dim] != 1:
+            keys = (*(k for k in CONFIG_KEYS if k != "model"), *EXTRA_KEYS)
+            raise ConfigError(
+                f"the cube varies {dim!r} ({choices(data[dim].values)}), which is no "
+                f"configuration key the toolkit knows ({choices(keys)}); select one value "
+                f"first, e.g. cube.sel({dim}=...)"
+            )
+        data = data.isel({dim: 0}, drop=True)
+    return model, data
+
+
 # --------------------------------------------------------------------------- looking inside
 
 
@@ -411,11 +478,7 @@ def measured_runs(cube: xr.Dataset, needs: Sequence[str] = ("latency_ms", "energ
         ToolkitError: a variable of ``needs`` is missing, named with what needs
             it (``purpose``).
     """
-    missing = [v for v in needs if v not in cube.data_vars]
-    if missing:
-        raise ToolkitError(f"the cube has no {choices(missing)}; {purpose} needs "
-                           f"{choices(needs)} per run")
-    df = to_dataframe(cube)
+    df = to_dataframe(as_cube(cube, needs, purpose))
     return df[df["latency_ms"].notna()]
 
 
@@ -763,3 +826,59 @@ def format_cube_info(info: Mapping[str, Any]) -> str:
         + (f" ({objectives}, mean over repeats)" if objectives else " (no objective has data)")
     )
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the accessor
+
+
+@xr.register_dataset_accessor("dynasplit")
+class CubeAccessor:
+    """``cube.dynasplit``: this module's cube operations as methods of any cube,
+    xarray's convention for domain helpers (registered when :mod:`toolkit.cube`
+    is imported, which opening or making a cube does).
+
+    ::
+
+        cube = open_cube("cube.nc")
+        cube.dynasplit.means(["latency_ms", "energy_j"])
+        cube.dynasplit.front()
+    """
+
+    def __init__(self, cube: xr.Dataset) -> None:
+        self._cube = cube
+
+    def configurations(self) -> list[dict[str, Any]]:
+        """The measured configurations (:func:`configurations`)."""
+        return configurations(self._cube)
+
+    def select(self, config: Mapping[str, Any] | Config) -> xr.Dataset:
+        """The part that matches a configuration (:func:`select`)."""
+        return select(self._cube, config)
+
+    def model(self, name: str | None = None) -> xr.Dataset:
+        """One model's part, without the ``model`` dimension (:func:`select_model`)."""
+        return select_model(self._cube, name)[1]
+
+    def runs(self, needs: Sequence[str] = ("latency_ms", "energy_j")) -> pd.DataFrame:
+        """One row per measured run (:func:`measured_runs`)."""
+        return measured_runs(self._cube, needs)
+
+    def means(self, variables: Sequence[str] | None = None) -> pd.DataFrame:
+        """One row per configuration, each variable's mean over runs (:func:`config_means`)."""
+        return config_means(self._cube, variables)
+
+    def summary(self, stats: Sequence[str] = STATS) -> xr.Dataset:
+        """Statistics over the repeats (:func:`summary`)."""
+        return summary(self._cube, stats)
+
+    def front(self, objectives: Mapping[str, str] = DEFAULT_OBJECTIVES) -> list[dict[str, Any]]:
+        """The Pareto-optimal measured configurations (:func:`pareto_configs`)."""
+        return pareto_configs(self._cube, objectives)
+
+    def info(self) -> dict[str, Any]:
+        """Dimensions, coverage, energy source and front size (:func:`cube_info`)."""
+        return cube_info(self._cube)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the cube atomically as NetCDF (:func:`save_cube`)."""
+        return save_cube(self._cube, path)

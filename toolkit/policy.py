@@ -179,7 +179,7 @@ def make_policy(
             dimensions) except an extra dimension with a single value, which is
             filled in; a candidate carries the cube's full configuration.
         cube: the cube the front was measured in (its runs give the
-            distributions).
+            distributions), or its file's path.
         rule: ``dynasplit`` or ``tail``.
         target: the ``tail`` rule's τ (probability of meeting the threshold).
         confidence: one-sided confidence of the Wilson bound (0.5: point estimate).
@@ -199,11 +199,12 @@ def make_policy(
             keys the cube lacks), an unknown rule or profile, or an invalid rule
             parameter.
     """
-    from toolkit.cube import single_codec
+    from toolkit.cube import as_cube, single_codec
     from toolkit.hardware.profile import load_profile
 
     if len(front) == 0:
         raise ToolkitError("the front is empty; a policy needs at least one configuration")
+    cube = as_cube(cube, ("latency_ms", "energy_j"), "a policy")
     df, last_split, energy_source = _runs_table(cube)
     keys = config_keys(df.columns)
     single = single_extras({k: df[k] for k in keys})

@@ -264,7 +264,8 @@ def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
     """Replay a trace against every strategy.
 
     Args:
-        cube: the cube the policy was exported from (its runs are replayed).
+        cube: the cube the policy was exported from (its runs are replayed), or
+            its file's path.
         policy: the policy (its candidates must be measured in the cube).
         trace: a trace (:func:`toolkit.trace.read_trace`; its ``Latency``
             column) or an array of thresholds in ms.

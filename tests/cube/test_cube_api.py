@@ -10,6 +10,7 @@ import pytest
 
 from toolkit.config import Config
 from toolkit.cube import (
+    as_cube,
     config_means,
     configurations,
     cube_from_runs,
@@ -237,3 +238,40 @@ def test_empty_cube_is_described_not_crashed():
 def test_a_configuration_that_is_not_a_mapping_of_the_keys_is_named(mapping, message):
     with pytest.raises(ToolkitError, match=message):
         Config.from_mapping(mapping)
+
+
+def test_the_accessor_is_the_module_functions(tmp_path):
+    cube = make_cube()
+    acc = cube.dynasplit
+    assert acc.configurations() == configurations(cube)
+    assert acc.means().equals(config_means(cube))
+    assert acc.front() == pareto_configs(cube)
+    assert acc.info() == cube_info(cube)
+    assert acc.runs().equals(measured_runs(cube))
+    assert acc.summary().equals(summary(cube))
+    assert acc.select(A).equals(select(cube, A))
+    assert acc.model().equals(cube.sel(model="m"))
+    path = acc.save(tmp_path / "c.nc")
+    assert configurations(as_cube(path)) == configurations(cube)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (None, r"a policy needs a cube \(an xarray Dataset, e.g. from open_cube, or a cube "
+           r"file's path\), got NoneType"),
+    (3, "got int"),
+    (pd.DataFrame(), "got DataFrame"),
+])
+def test_as_cube_names_what_is_no_cube(value, message):
+    with pytest.raises(ToolkitError, match=message):
+        as_cube(value, ("latency_ms",), "a policy")
+
+
+def test_as_cube_names_missing_dimensions_and_variables():
+    import xarray as xr
+
+    with pytest.raises(ToolkitError, match=r"a replay needs a cube; this dataset lacks the "
+                                           r"cube dimensions model, split, cpu_freq"):
+        as_cube(xr.Dataset(), purpose="a replay")
+    with pytest.raises(ToolkitError, match=r"the cube has no energy_j; a replay needs "
+                                           r"latency_ms, energy_j per run"):
+        as_cube(make_cube().drop_vars("energy_j"), ("latency_ms", "energy_j"), "a replay")

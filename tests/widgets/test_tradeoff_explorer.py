@@ -84,6 +84,21 @@ def test_a_cube_with_several_models_needs_a_model(toy_cube, make_toy_runs) -> No
     assert set(TradeoffExplorer(both, model="other").means.model) == {"other"}
 
 
+def test_a_cube_file_is_taken_and_what_is_no_cube_is_named(toy_cube, tmp_path) -> None:
+    from toolkit.cube import save_cube
+
+    path = save_cube(toy_cube, tmp_path / "toy.nc")
+    assert TradeoffExplorer(str(path)).means.equals(TradeoffExplorer(toy_cube).means)
+    with pytest.raises(ToolkitError, match=r"the trade-off explorer needs a cube \(an xarray "
+                                           r"Dataset.*got NoneType"):
+        TradeoffExplorer(None)
+    with pytest.raises(ToolkitError, match=r"the cube has no energy_j; the trade-off explorer "
+                                           r"needs latency_ms, energy_j per run"):
+        TradeoffExplorer(toy_cube.drop_vars("energy_j"))
+    with pytest.raises(ToolkitError, match=r"cube file .*missing.nc does not exist"):
+        TradeoffExplorer(tmp_path / "missing.nc")
+
+
 def test_on_dynasplit_vgg16_pool(splinter_dir) -> None:
     cube: xr.Dataset = read_pool(splinter_dir / "simulation_pool_vgg16.csv")
     explorer = TradeoffExplorer(cube, threshold=500.0)

@@ -34,7 +34,7 @@ import numpy as np
 from toolkit.config import EXTRA_KEYS, coerce_value, single_extras
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
-from toolkit.optimize.space import GENES, select_model
+from toolkit.optimize.space import GENES
 
 __all__ = ["CubeEvaluator", "DaskEvaluator", "Evaluator", "FunctionEvaluator"]
 
@@ -123,7 +123,7 @@ class CubeEvaluator(Evaluator):
         """Build the look-up table.
 
         Args:
-            cube: a cube (:func:`toolkit.cube.open_cube`).
+            cube: a cube (:func:`toolkit.cube.open_cube`), or its file's path.
             model: the model to evaluate; needed when the cube holds several.
             latency_stat: ``"mean"``, ``"median"`` or a quantile in (0, 1].
 
@@ -131,8 +131,9 @@ class CubeEvaluator(Evaluator):
             ConfigError: unknown model, bad ``latency_stat``, or a cube without
                 any objective variable.
         """
-        from toolkit.cube import has_objective_data, single_codec
+        from toolkit.cube import as_cube, has_objective_data, select_model, single_codec
 
+        cube = as_cube(cube, ("latency_ms",), "a cube evaluator")
         self.model, data = select_model(cube, model)
         self.latency_stat = _latency_stat(latency_stat)
         self.energy_source = (str(cube.attrs["energy_source"])

@@ -54,7 +54,6 @@ __all__ = [
     "Genes",
     "PartitionSplits",
     "coerce_value",
-    "select_model",
 ]
 
 #: the standard genes every space has, in encoding order (extra genes follow them)
@@ -210,7 +209,7 @@ class ConfigSpace:
         have several values and fixed keys where they have one.
 
         Args:
-            cube: a cube (:func:`toolkit.cube.open_cube`).
+            cube: a cube (:func:`toolkit.cube.open_cube`), or its file's path.
             model: which model; needed when the cube holds several.
             n_splits: the model's number of splits; default the cube's largest
                 split + 1 (the largest measured split is taken as edge-only).
@@ -220,8 +219,9 @@ class ConfigSpace:
             ConfigError: unknown model, a dimension the toolkit does not know
                 with several values, or nothing measured.
         """
-        from toolkit.cube import configurations
+        from toolkit.cube import as_cube, configurations, select_model
 
+        cube = as_cube(cube, ("latency_ms",), "a configuration space from a cube")
         model, data = select_model(cube, model)
         members = [c for c in configurations(cube) if str(c["model"]) == model]
         if not members:
@@ -587,35 +587,3 @@ def _check_strategies(strategies: Iterable[str]) -> list[str]:
     if unknown:
         raise ConfigError(f"unknown strategy(ies) {choices(unknown)}; valid: {choices(valid)}")
     return names
-
-
-def select_model(cube: Any, model: str | None) -> tuple[str, Any]:
-    """The model's name and its part of the cube, without the ``model`` dimension.
-
-    The extra dimensions of :data:`~toolkit.config.EXTRA_KEYS` (``codec``,
-    ``strategy``, ``devices``) are kept, whatever their size; any other
-    dimension besides the canonical ones and ``repeat`` must have one value and
-    is dropped.
-
-    Raises:
-        ConfigError: the model is not in the cube (or is needed and not given), or
-            a dimension the toolkit does not know varies.
-    """
-    models = [str(m) for m in cube["model"].values]
-    if model is None:
-        if len(models) != 1:
-            raise ConfigError(f"the cube holds several models; choose one of {choices(models)}")
-        model = models[0]
-    if model not in models:
-        raise ConfigError(f"model {model!r} is not in the cube; valid: {choices(models)}")
-    data = cube.sel(model=model)
-    known = {*CONFIG_KEYS, *EXTRA_KEYS, "repeat"}
-    for dim in [str(d) for d in data.dims if d not in known]:
-        if data.sizes[dim] != 1:
-            raise ConfigError(
-                f"the cube varies {dim!r} ({choices(data[dim].values)}), which is no "
-                f"configuration key the optimizer knows ({choices((*GENES, *EXTRA_KEYS))}); "
-                f"select one value first, e.g. cube.sel({dim}=...)"
-            )
-        data = data.isel({dim: 0}, drop=True)
-    return model, data

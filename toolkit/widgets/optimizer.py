@@ -17,6 +17,7 @@ Example (in a notebook cell)::
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
 import ipywidgets as widgets
@@ -43,7 +44,8 @@ class OptimizerPanel:
     """Run the budgeted optimizer on a cube and show its progress and front.
 
     Args:
-        cube: a measurement cube (:func:`toolkit.open_cube`, ``read_pool``...).
+        cube: a measurement cube (:func:`toolkit.open_cube`, ``read_pool``...), or
+            its file's path.
         model: the model to optimise; needed when the cube holds several.
         algorithm, budget, seed: first values of the controls (``budget`` is a
             fraction of the valid configurations).
@@ -58,8 +60,11 @@ class OptimizerPanel:
         widget: the whole panel.
     """
 
-    def __init__(self, cube: xr.Dataset, model: str | None = None, *,
+    def __init__(self, cube: xr.Dataset | str | os.PathLike, model: str | None = None, *,
                  algorithm: str = "nsga2", budget: float = 0.2, seed: int = 0) -> None:
+        from toolkit.cube import as_cube
+
+        cube = as_cube(cube, ("latency_ms",), "the optimizer panel")
         self.space = ConfigSpace.from_cube(cube, model)
         self.evaluator = CubeEvaluator(cube, self.space.model)
         self.energy_source = self.evaluator.energy_source or "unknown"

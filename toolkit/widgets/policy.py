@@ -58,7 +58,7 @@ class PolicyExporter:
         front: the front: an :class:`~toolkit.optimize.OptimizationResult`, a
             ``FRONT.json`` path, or a list of configurations.
         cube: the cube the front was made from (its runs give the latency
-            distributions and the replay's draws).
+            distributions and the replay's draws), or its file's path.
         trace: the QoS trace (``read_trace``) or an array of thresholds [ms];
             default: a Weibull trace of 200 requests over the front's mean
             latency range (:func:`toolkit.trace.generate_trace`, seed 0).
@@ -74,11 +74,13 @@ class PolicyExporter:
         status, plot, table: the outputs; ``widget``: the whole panel.
     """
 
-    def __init__(self, front: Any, cube: xr.Dataset, *,
+    def __init__(self, front: Any, cube: xr.Dataset | str | os.PathLike, *,
                  trace: pd.DataFrame | Sequence[float] | np.ndarray | None = None,
                  folder: str | os.PathLike = "dynasplit-policy", seed: int = 0) -> None:
+        from toolkit.cube import as_cube
+
         self.configs = _front_configs(front)
-        self.cube = cube
+        self.cube = as_cube(cube, ("latency_ms", "energy_j"), "the policy exporter")
         self.trace = self._trace(trace)
         self.policy: Policy | None = None
         self.simulation: Any = None

@@ -19,6 +19,7 @@ Example (in a notebook cell)::
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
 import ipywidgets as widgets
@@ -41,7 +42,7 @@ class TradeoffExplorer:
     """Scatter any two objectives of a cube, with the front and the rules' picks.
 
     Args:
-        cube: a measurement cube.
+        cube: a measurement cube, or its file's path.
         model: the model to show; needed when the cube holds several.
         threshold: the latency threshold [ms] first shown (default: the median
             of the configurations' mean latencies).
@@ -55,17 +56,12 @@ class TradeoffExplorer:
         widget: the whole panel.
     """
 
-    def __init__(self, cube: xr.Dataset, model: str | None = None, *,
+    def __init__(self, cube: xr.Dataset | str | os.PathLike, model: str | None = None, *,
                  threshold: float | None = None, target: float = 0.99) -> None:
-        from toolkit.cube import config_means
+        from toolkit.cube import as_cube, config_means, select_model
 
-        models = [str(m) for m in cube["model"].values]
-        if model is None and len(models) > 1:
-            raise ToolkitError(f"the cube holds several models; pass model=, one of "
-                               f"{', '.join(models)}")
-        if model is not None and model not in models:
-            raise ToolkitError(f"model {model!r} is not in the cube; valid: {', '.join(models)}")
-        self.model = model or models[0]
+        cube = as_cube(cube, ("latency_ms", "energy_j"), "the trade-off explorer")
+        self.model, _ = select_model(cube, model)
         self.cube = cube.sel(model=[self.model])
         self.means = config_means(self.cube)
         self.energy_source = str(cube.attrs.get("energy_source", "unknown"))
