@@ -67,6 +67,7 @@ __all__ = [
     "candidate_columns",
     "compare_rules",
     "config_keys",
+    "front_configs",
     "make_policy",
     "read_front",
 ]
@@ -102,12 +103,32 @@ def read_front(path: str | os.PathLike) -> list[dict[str, Any]]:
     """
     from toolkit.optimize import load_front
 
-    result = load_front(path)
-    configs = list({json.dumps(e.config, sort_keys=True): dict(e.config)
-                    for e in result.front}.values())
+    configs = _unique_configs(load_front(path).front)
     if not configs:
         raise ToolkitError(f"{path}: the front is empty")
     return configs
+
+
+def front_configs(front: Any) -> list[dict[str, Any]]:
+    """The configurations of a front, given as an
+    :class:`~toolkit.optimize.OptimizationResult`, a ``FRONT.json`` path
+    (:func:`read_front`) or a list of configurations; in order, without duplicates.
+
+    Raises:
+        ToolkitError: an empty front, or a FRONT.json :func:`read_front` refuses.
+    """
+    if isinstance(front, str | os.PathLike):
+        return read_front(front)
+    configs = _unique_configs(front.front if hasattr(front, "front") else front)
+    if not configs:
+        raise ToolkitError("the front is empty")
+    return configs
+
+
+def _unique_configs(entries: Iterable[Any]) -> list[dict[str, Any]]:
+    """Front entries' (or plain mappings') configurations, in order, without duplicates."""
+    configs = [dict(getattr(e, "config", e)) for e in entries]
+    return list({json.dumps(c, sort_keys=True, default=str): c for c in configs}.values())
 
 
 # --------------------------------------------------------------------------- building

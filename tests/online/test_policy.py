@@ -11,7 +11,7 @@ from toolkit.adapt import DriftTracker
 from toolkit.cube import select
 from toolkit.devices.controllers.base import KnobChange, switch_time_ms
 from toolkit.errors import ToolkitError
-from toolkit.policy import POLICY_SCHEMA, Policy, make_policy, read_front
+from toolkit.policy import POLICY_SCHEMA, Policy, front_configs, make_policy, read_front
 from toolkit.switching import (
     HardwareState,
     hardware_state,
@@ -43,6 +43,18 @@ def test_document_holds_distributions_from_the_cube(toy):
         assert entry["latency_ms"]["p99"] == pytest.approx(np.percentile(runs, 99), abs=1e-3)
         energy = select(cube, config)["energy_j"].mean().item()
         assert entry["energy_j"] == pytest.approx(energy)
+
+
+def test_a_front_is_read_from_a_result_a_file_or_a_list(toy):
+    from toolkit.optimize import load_front
+
+    _, _, front_path, _ = toy
+    configs = read_front(front_path)
+    assert front_configs(front_path) == front_configs(str(front_path)) == configs
+    assert front_configs(load_front(front_path)) == configs
+    assert front_configs([*configs, dict(configs[0])]) == configs  # duplicates dropped
+    with pytest.raises(ToolkitError, match="the front is empty"):
+        front_configs([])
 
 
 def test_many_runs_are_kept_as_a_sorted_sample(toy):

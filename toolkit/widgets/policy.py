@@ -29,7 +29,7 @@ import xarray as xr
 
 from toolkit.config import CONFIG_KEYS
 from toolkit.errors import ToolkitError
-from toolkit.policy import DEFAULT_RULE, Policy, read_front
+from toolkit.policy import DEFAULT_RULE, Policy, front_configs
 from toolkit.rules import RULES
 from toolkit.widgets._display import close_all, error_html, show_figure, show_table
 
@@ -37,18 +37,6 @@ __all__ = ["PolicyExporter"]
 
 #: requests of the trace generated when none is given
 DEFAULT_REQUESTS = 200
-
-
-def _front_configs(front: Any) -> list[dict[str, Any]]:
-    """Configurations of a front given as a result, a FRONT.json path or a list."""
-    if isinstance(front, (str, os.PathLike)):
-        return read_front(front)
-    if hasattr(front, "front"):  # an OptimizationResult
-        return [dict(e.config) for e in front.front]
-    configs = [dict(c) for c in front]
-    if not configs:
-        raise ToolkitError("the front is empty")
-    return configs
 
 
 class PolicyExporter:
@@ -79,7 +67,7 @@ class PolicyExporter:
                  folder: str | os.PathLike = "dynasplit-policy", seed: int = 0) -> None:
         from toolkit.cube import as_cube
 
-        self.configs = _front_configs(front)
+        self.configs = front_configs(front)
         self.cube = as_cube(cube, ("latency_ms", "energy_j"), "the policy exporter")
         self.trace = self._trace(trace)
         self.policy: Policy | None = None
