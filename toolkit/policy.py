@@ -601,9 +601,16 @@ def _read_columns(block: Mapping[str, Any],
     inside = np.ones(len(step), dtype=bool)
     inside[ends[:-1][ends[:-1] > 0] - 1] = False  # steps between two candidates' runs
     mean = np.asarray(lat["mean"], dtype=float)
-    if ((step < 0) & inside).any() or np.isnan(flat).any() or np.isnan(energy).any() \
-            or np.isnan(mean).any():
-        raise ValueError("runs_ms must be sorted, mean latency and energy finite")
+    transfer_ms = np.array([t or 0.0 for t in transfer], dtype=float)
+    acc = np.array([np.nan if a is None else a for a in accuracy], dtype=float)
+    if ((step < 0) & inside).any():
+        raise ConfigError("runs_ms must be sorted per candidate")
+    for name, values in (("runs_ms", flat), ("latency_ms.mean", mean), ("energy_j", energy),
+                         ("transfer_ms", transfer_ms)):
+        if not (np.isfinite(values) & (values >= 0)).all():
+            raise ConfigError(f"{name} must hold finite numbers >= 0")
+    if ((acc < 0) | (acc > 1) | np.isinf(acc)).any():
+        raise ConfigError("accuracy must hold fractions in 0..1 (null: not measured)")
     state_of: dict[tuple, HardwareState] = {}
     states = []
     for split, freq, edge, cloud in zip(config["split"], config["cpu_freq"],
@@ -618,9 +625,8 @@ def _read_columns(block: Mapping[str, Any],
         states.append(state)
     candidates = Candidates(
         mean_ms=mean, energy_j=energy,
-        accuracy=np.array([np.nan if a is None else a for a in accuracy], dtype=float),
-        n_runs=np.asarray(lat["n"], dtype=np.int64), runs_ms=runs,
-        transfer_ms=np.array([t or 0.0 for t in transfer], dtype=float), states=states)
+        accuracy=acc, n_runs=np.asarray(lat["n"], dtype=np.int64), runs_ms=runs,
+        transfer_ms=transfer_ms, states=states)
     return candidates, config
 
 

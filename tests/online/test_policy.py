@@ -122,6 +122,17 @@ def test_decide_reports_switch_costs_and_state(toy):
      "candidates: config.split holds '1', not an integer"),
     (lambda d: d["candidates"]["config"]["model"].__setitem__(0, None),
      "candidates: config.model holds None, not a name"),
+    # numbers a decision rests on: a negative or infinite energy would win every pick
+    (lambda d: d["candidates"]["energy_j"].__setitem__(0, -1.0),
+     "candidates: energy_j must hold finite numbers >= 0"),
+    (lambda d: d["candidates"]["energy_j"].__setitem__(0, float("inf")),
+     "candidates: energy_j must hold finite numbers >= 0"),
+    (lambda d: d["candidates"]["latency_ms"]["mean"].__setitem__(0, -5.0),
+     "candidates: latency_ms.mean must hold finite numbers >= 0"),
+    (lambda d: d["candidates"]["runs_ms"].__setitem__(0, [-1.0]),
+     "candidates: runs_ms must hold finite numbers >= 0"),
+    (lambda d: d["candidates"].update(accuracy=[1.5] * len(d["candidates"]["energy_j"])),
+     r"candidates: accuracy must hold fractions in 0..1 \(null: not measured\)"),
 ])
 def test_a_policy_file_with_a_value_of_the_wrong_type_is_refused_naming_it(toy, tmp_path,
                                                                            change, message):
@@ -149,7 +160,7 @@ def test_refusals_name_the_problem(toy, tmp_path):
         Policy.from_dict({**doc, "rule": {"name": "fastest"}})
     broken = json.loads(policy_path.read_text())
     broken["candidates"]["runs_ms"][0] = [*broken["candidates"]["runs_ms"][0][::-1], 1.0]
-    with pytest.raises(ToolkitError, match="malformed candidates"):
+    with pytest.raises(ToolkitError, match="candidates: runs_ms must be sorted per candidate"):
         Policy.from_dict(broken)
     other = [{"model": "toy", "split": 1, "cpu_freq": 1000, "edge_accel": "none",
               "cloud_accel": "none"}]
