@@ -101,6 +101,17 @@ def _edited(doc, change):
     (lambda d: d["normalization"].update(reference=None),
      "key 'normalization.reference' should be a number, got None"),
     (lambda d: d.update(cube=[]), "key 'cube' should be a string or null, got"),
+    # objective values an export builds a policy on: finite, >= 0, accuracy a fraction
+    (lambda d: d["values"][1].update(energy_j=-1.0),
+     r"key 'values\[1\].energy_j' should be a number >= 0, got -1.0"),
+    (lambda d: d["values"][1].update(latency_ms=float("inf")),
+     r"key 'values\[1\].latency_ms' should be a number >= 0, got inf"),
+    (lambda d: d["values"][0].update(accuracy=float("nan")),
+     r"key 'values\[0\].accuracy' should be a number >= 0, got nan"),
+    (lambda d: d["values"][0].update(accuracy=61.0),
+     r"key 'values\[0\].accuracy' should be a fraction in 0..1, got 61.0"),
+    (lambda d: d.update(budget=-3), "key 'budget' should be an integer >= 1, got -3"),
+    (lambda d: d.update(seed=-1), "key 'seed' should be an integer >= 0 or null, got -1"),
 ])
 def test_a_front_file_with_a_key_of_the_wrong_type_is_refused_naming_it(result, tmp_path,
                                                                         change, message):

@@ -238,11 +238,13 @@ class OptimizationResult:
         space_size = t.get("space_size", int)
         if space_size < 1:
             raise t.fail("space_size", "an integer >= 1", space_size)
+        seed = t.get("seed", (int, type(None)), None)
+        if seed is not None and seed < 0:
+            raise t.fail("seed", "an integer >= 0 or null", seed)
         return cls(
-            model=t.get("model", str), algorithm=t.get("algorithm", str),
-            seed=t.get("seed", (int, type(None)), None),
+            model=t.get("model", str), algorithm=t.get("algorithm", str), seed=seed,
             objectives=objectives, space_size=space_size,
-            budget=t.get("budget", int, len(evaluated)), evaluated=evaluated,
+            budget=t.integer("budget", max(len(evaluated), 1), 1), evaluated=evaluated,
             unmeasured=[u.data for u in t.tables("unmeasured", [])],
             history=[h.data for h in t.tables("history", [])], normalization=normalizer,
             energy_source=t.get("energy_source", (str, type(None)), None),
@@ -265,9 +267,11 @@ def _values(row: TypedTable) -> dict[str, float]:
     """One ``values`` entry: its objectives as numbers (``null`` where not provided)."""
     out = {}
     for o in OBJECTIVES:
-        value = row.get(o, (int, float, type(None)), None)
-        if value is not None:
-            out[o] = float(value)
+        if row.get(o, (int, float, type(None)), None) is None:
+            continue
+        out[o] = row.number(o, ..., 0.0, strict=False)  # finite, >= 0: a time, energy, share
+        if o == "accuracy" and out[o] > 1:
+            raise row.fail(o, "a fraction in 0..1", out[o])
     return out
 
 
