@@ -320,7 +320,17 @@ class Campaign:
         return list(self._cells.get(_cell_key(config, codec), {}).values())
 
     async def arun(self) -> xr.Dataset:
-        """Run (or resume) the campaign; returns the cube, also saved to ``out``."""
+        """Run (or resume) the campaign; returns the cube, also saved to ``out``.
+
+        The journal is held (locked) while it runs: another campaign on the same
+        output is refused until this one ends.
+        """
+        try:
+            return await self._run_locked()
+        finally:
+            self.journal.close()
+
+    async def _run_locked(self) -> xr.Dataset:
         header = self.journal.open({"spec": self.spec.as_dict(), "testbed": self.runner.name})
         self._first_testbed = str(header.get("testbed", self.runner.name))
         done = self.journal.done

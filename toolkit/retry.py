@@ -27,6 +27,11 @@ from typing import Any, TypeVar
 
 from toolkit.errors import ToolkitError, retryable
 
+try:  # POSIX; elsewhere (Windows) journals are not locked
+    import fcntl
+except ImportError:  # pragma: no cover - not on the platforms the toolkit runs on
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["JOURNAL_SCHEMA", "Backoff", "Journal", "retry_run"]
 
 log = logging.getLogger("toolkit.retry")
@@ -123,6 +128,11 @@ class Journal:
     ``kind`` names the campaign in messages.
     ``done`` and ``refused`` map keys to entries; ``failures`` holds this
     session's failures, ``failed_before`` the journal's.
+
+    :meth:`open` also takes an exclusive lock on the file until :meth:`close`: a
+    second campaign writing the same output, in another process or this one, is
+    refused with a message instead of interleaving its runs and overwriting the
+    first one's cube.
     """
 
     def __init__(self, path: Path, kind: str = "campaign",
@@ -133,6 +143,35 @@ class Journal:
         self.refused: dict[str, dict[str, Any]] = {}
         self.failures: list[dict[str, Any]] = []
         self.failed_before: list[dict[str, Any]] = []
+        self._held: Any = None  # the open file that holds the lock
+
+    def _lock(self) -> None:
+        """Hold the file (creating it) until :meth:`close`; refuse a journal that
+        another campaign holds."""
+        if self._held is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            held = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held until close
+        except OSError as exc:
+            raise self._unwritable(exc) from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.close()
+            raise ToolkitError(
+                f"another {self.kind} is writing {self.path} (the same output) right now; "
+                "wait for it to finish, or give another output file") from None
+        except OSError as exc:  # a file system without locks: go on unlocked
+            log.debug("journal %s: cannot lock (%s)", self.path, exc)
+        self._held = held
+
+    def close(self) -> None:
+        """Release the lock :meth:`open` took (nothing else changes: entries are on disk)."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def read(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """(the header, the entries after it); (None, []) for a missing or empty file."""
@@ -181,16 +220,21 @@ class Journal:
                             f"{exc.strerror or exc}")
 
     def open(self, header: Mapping[str, Any]) -> dict[str, Any]:
-        """Read the journal's entries, or start it with ``header`` and the settings;
-        returns its first line. Raises :class:`ToolkitError` where it was written with
-        other settings or by another kind of campaign (another ``study``)."""
+        """Lock the journal, then read its entries, or start it with ``header`` and the
+        settings; returns its first line. Raises :class:`ToolkitError` where another
+        campaign holds it, or it was written with other settings or by another kind
+        of campaign (another ``study``)."""
+        self._lock()
+        try:
+            return self._open(header)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, header: Mapping[str, Any]) -> dict[str, Any]:
         first, entries = self.read()
         digest = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
         if first is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise self._unwritable(exc) from None
             first = {"schema": JOURNAL_SCHEMA, **header, "settings": self.settings,
                      "fingerprint": digest[:16]}
             self.append(first)

@@ -159,6 +159,10 @@ def test_a_journal_reopens_with_the_same_settings_and_keeps_its_runs(tmp_path):
     log.record(_run("r0", 0, "int8"))
     log.record({"type": "failure", "key": "f", "config": {"split": 2}, "codec": "fp32",
                 "repeat": 0, "reason": "boom"})
+    with pytest.raises(ToolkitError, match=r"another campaign is writing .*c.nc.journal \(the "
+                                           r"same output\) right now; wait for it"):
+        Journal(out, "campaign", {"samples": 5, "warmup": 1}).open({"testbed": "b"})
+    log.close()
 
     again = Journal(out, "campaign", {"warmup": 1, "samples": 5})  # key order is irrelevant
     assert again.open({"spec": {"configs": [1, 2]}, "testbed": "b"})["testbed"] == "a"
@@ -178,6 +182,28 @@ def test_other_settings_or_another_kind_are_refused(tmp_path):
         Journal(out, "campaign", {"samples": 6, "warmup": 1}).open({"testbed": "a"})
     with pytest.raises(ToolkitError, match="belongs to a different study"):
         Journal(out, "study", {"samples": 5, "warmup": 1}).open({"study": "partition"})
+
+
+def test_a_journal_held_by_another_process_is_refused_until_it_ends(tmp_path):
+    """Two terminals running the same command: the second is told, not interleaved."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "c.nc.journal"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from toolkit.retry import Journal; "
+         f"j = Journal(__import__('pathlib').Path({str(out)!r}), 'campaign'); j.open({{}}); "
+         "print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ToolkitError, match="another campaign is writing"):
+            Journal(out, "campaign").open({})
+    finally:
+        holder.communicate("", timeout=30)  # its end releases the lock
+    reopened = Journal(out, "campaign")
+    assert reopened.open({})["schema"] == "dynasplit.journal/1"
+    reopened.close()
 
 
 @pytest.mark.parametrize(("line", "why"), [

@@ -205,7 +205,14 @@ class PartitionStudy:
         return cube_from_runs(self.journal.rows(len(codecs) > 1), attrs, PARTITION_VARIABLES)
 
     async def arun(self) -> xr.Dataset:
-        """Run (or resume, or grow) the study; returns the cube, also saved to ``out``."""
+        """Run (or resume, or grow) the study; returns the cube, also saved to ``out``
+        (the journal is locked while it runs, as a campaign's)."""
+        try:
+            return await self._run_locked()
+        finally:
+            self.journal.close()
+
+    async def _run_locked(self) -> xr.Dataset:
         journal = self.journal
         journal.open({"study": "partition", "spec": self.spec.as_dict(),
                       "testbed": "local-partition"})
