@@ -58,17 +58,19 @@ def model_name(name: str | os.PathLike, gelu: str | None = None) -> str:
     return base if gelu == "exact" else f"{base}:{gelu}"
 
 
-def check_input_size(names: Sequence[str], input_size: int | None) -> None:
+def check_input_size(names: Sequence[str], input_size: int | None,
+                     also: Sequence[str] = ()) -> None:
     """Refuse an input size that none of ``names`` can take.
 
-    Only the ``keras.applications`` models and ``vit-b16`` are built for an
-    input size; the digits models and ``.keras`` files have a fixed input,
-    which an input size would silently leave as it is.
+    Only the ``keras.applications`` models and ``vit-b16`` (and the models of
+    ``also``, e.g. partitioning's stacks) are built for an input size; the
+    digits models and ``.keras`` files have a fixed input, which an input size
+    would silently leave as it is.
 
     Raises:
         ToolkitError: ``input_size`` is given and no model of ``names`` takes one.
     """
-    sized = (*APPLICATIONS, *VIT_MODELS)
+    sized = (*APPLICATIONS, *VIT_MODELS, *also)
     if input_size is None or any(split_variant(str(n))[0] in sized for n in names):
         return
     raise ToolkitError(f"--input-size applies to {choices(sized)} only; "

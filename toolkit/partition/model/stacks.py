@@ -133,14 +133,16 @@ def load_partition_model(name: str | os.PathLike, input_size: int | None = None)
     the zoo, only a ``.keras`` path is accepted besides the stacks.
 
     Raises:
-        ToolkitError: an unknown name or an unreadable file.
+        ToolkitError: an unknown name, an unreadable file, or ``input_size`` for a
+            model with a fixed input (the digits models, ``.keras`` files).
     """
     from toolkit.models import MODEL_NAMES, load_model
-    from toolkit.models.zoo import APPLICATIONS
+    from toolkit.models.zoo import APPLICATIONS, check_input_size
 
     text = str(name)
     if text in STACKS:
         return STACKS[text](input_size or DEFAULT_INPUT_SIZE)
+    check_input_size([text], input_size, also=tuple(STACKS))  # a fixed input would stay
     if input_size is None and text in APPLICATIONS:
         input_size = DEFAULT_INPUT_SIZE  # resnet50, mobilenetv2...: small by default
     if text in MODEL_NAMES or text.endswith(".keras"):
