@@ -52,7 +52,7 @@ from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.fileio import atomic_output, read_json
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
-from toolkit.tomlfile import TypedTable
+from toolkit.tomlfile import LARGEST_INTEGER, TypedTable
 
 if TYPE_CHECKING:  # pandas and xarray are imported only where a cube is read
     import pandas as pd
@@ -402,7 +402,7 @@ class Policy:
             candidates, columns = _read_columns(block, last_split)
         except ConfigError as exc:
             raise ConfigError(f"{origin}: candidates: {exc}") from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ToolkitError(
                 f"{origin}: malformed candidates block ({exc!r}); it needs the columns "
                 "config {model, split, cpu_freq, edge_accel, cloud_accel; and codec, "
@@ -574,14 +574,19 @@ def _read_columns(block: Mapping[str, Any],
     config = {k: list(block["config"][k]) for k in config_keys({*CONFIG_KEYS, *block["config"]})}
     for key, column in config.items():
         kind = KEYS[key].type
-        bad = [v for v in column if not isinstance(v, kind) or isinstance(v, bool)]
+        bad = [v for v in column if not isinstance(v, kind) or isinstance(v, bool)
+               or (kind is int and abs(v) > LARGEST_INTEGER)]
         if bad:
-            raise ConfigError(f"config.{key} holds {bad[0]!r}, not "
-                              f"{'an integer' if kind is int else 'a name'}")
+            shown = repr(bad[0]) if len(repr(bad[0])) <= 40 else f"{repr(bad[0])[:37]}..."
+            raise ConfigError(f"config.{key} holds {shown}, not "
+                              f"{'an integer (of at most 2**53)' if kind is int else 'a name'}")
         try:
             domain_values(key, column)
         except ConfigError as exc:
             raise ConfigError(f"config.{key}: {exc}") from None
+    beyond = [s for s in config["split"] if s > last_split]
+    if beyond:
+        raise ConfigError(f"config.split holds {beyond[0]}, beyond last_split {last_split}")
     lat = block["latency_ms"]
     run_lists = block["runs_ms"]
     transfer = block.get("transfer_ms") or [0.0] * n

@@ -46,13 +46,25 @@ def kind_name(kind: Kind) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+#: the largest integer a file may give for a count, a port, an index (2**53: exact as a float)
+LARGEST_INTEGER = 2**53
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _finite(value: float) -> bool:
+    """Whether ``value`` is a finite float (an integer too large for one is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # e.g. a 400-digit integer in a JSON file
+        return False
+
+
 def _in_range(value: float, minimum: float, strict: bool) -> bool:
     """Whether ``value`` is finite and above (``strict``) or at least ``minimum``."""
-    return math.isfinite(value) and (value > minimum if strict else value >= minimum)
+    return _finite(value) and (value > minimum if strict else value >= minimum)
 
 
 class TypedTable:
@@ -75,8 +87,10 @@ class TypedTable:
 
     def fail(self, sub: str, expected: str, got: Any) -> ConfigError:
         """The error for a value of ``sub`` that is not what was ``expected``."""
+        shown = repr(got)
+        shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
         return ConfigError(f"{self.path}: key '{self.name(sub)}' should be {expected}, "
-                           f"got {got!r}")
+                           f"got {shown}")
 
     def get(self, sub: str, kind: Kind, default: Any = ...) -> Any:
         """The value at ``sub`` (dots walk into sub-tables), checked to be ``kind``
@@ -140,6 +154,8 @@ class TypedTable:
         value = self.get(sub, int, default)
         if value < minimum:
             raise self.fail(sub, f"an integer >= {minimum}", value)
+        if value > LARGEST_INTEGER:
+            raise self.fail(sub, "an integer <= 2**53", value)
         return value
 
     def numbers(self, sub: str, n: int | None = None, what: str = "",
@@ -147,7 +163,7 @@ class TypedTable:
         """A list of finite numbers (``n`` of them where given; ``what`` says per
         what), each at least ``minimum`` where given."""
         values = self.get(sub, list)
-        if not all(_is_number(v) and math.isfinite(v) for v in values):
+        if not all(_is_number(v) and _finite(v) for v in values):
             raise self.fail(sub, "a list of numbers", values)
         if minimum is not None and not all(v >= minimum for v in values):
             raise self.fail(sub, f"a list of numbers >= {minimum:g}", values)

@@ -46,3 +46,21 @@ def test_typed_keys_dotted_tables_and_their_errors(tmp_path):
         with pytest.raises(ConfigError, match=message) as info:
             call()
         assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda t: t.number("nan"), "key 'nan' should be a number > 0, got nan"),
+    (lambda t: t.number("inf", ..., 0.0, strict=False), "key 'inf' should be a number >= 0"),
+    (lambda t: t.number("huge"), r"key 'huge' should be a number > 0, got 1000+\.\.\.$"),
+    (lambda t: t.numbers("list"), "key 'list' should be a list of numbers"),
+    (lambda t: t.numbers("negative", minimum=0), "key .negative. should be a list of numbers >= 0"),
+    (lambda t: t.integer("huge"), r"key 'huge' should be an integer <= 2\*\*53"),
+    (lambda t: t.integer("zero"), "key 'zero' should be an integer >= 1, got 0"),
+])
+def test_numbers_are_finite_and_in_range(call, message):
+    """TOML has nan and inf, JSON has integers of any length: each is named, none is taken
+    and none overflows into a traceback."""
+    table = TypedTable({"nan": float("nan"), "inf": float("inf"), "huge": 10**400,
+                        "list": [1.0, 10**400], "negative": [1.0, -2.0], "zero": 0}, "f.toml")
+    with pytest.raises(ConfigError, match=f"f.toml: {message}"):
+        call(table)

@@ -131,6 +131,12 @@ def test_decide_reports_switch_costs_and_state(toy):
      "candidates: latency_ms.mean must hold finite numbers >= 0"),
     (lambda d: d["candidates"]["runs_ms"].__setitem__(0, [-1.0]),
      "candidates: runs_ms must hold finite numbers >= 0"),
+    (lambda d: d["candidates"]["energy_j"].__setitem__(0, 10**400),
+     r"malformed candidates block \(OverflowError"),
+    (lambda d: d["candidates"]["config"]["split"].__setitem__(0, 10**400),
+     r"candidates: config.split holds 1000+\.\.\., not an integer \(of at most 2\*\*53\)"),
+    (lambda d: d["candidates"]["config"]["split"].__setitem__(0, d["last_split"] + 1),
+     "candidates: config.split holds 4, beyond last_split 3"),
     (lambda d: d["candidates"].update(accuracy=[1.5] * len(d["candidates"]["energy_j"])),
      r"candidates: accuracy must hold fractions in 0..1 \(null: not measured\)"),
 ])
