@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -26,8 +27,8 @@ from toolkit.errors import ToolkitError, choices
 if TYPE_CHECKING:  # pandas loads only where a table is read
     import pandas as pd
 
-__all__ = ["atomic_output", "check_writable", "figure_format", "numeric_column", "read_json",
-           "read_table", "save_figure", "write_table"]
+__all__ = ["atomic_output", "check_writable", "figure_format", "integer_column", "numeric_column",
+           "read_json", "read_table", "save_figure", "write_table"]
 
 
 @contextlib.contextmanager
@@ -174,11 +175,24 @@ def read_table(path: str | os.PathLike, kind: str, required: Sequence[str]) -> p
     return df
 
 
+def _as_float(value: Any) -> float:
+    """A cell as a float: ±inf for a number too large for one, NaN for no number."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if int(value) > 0 else -math.inf
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def numeric_column(df: pd.DataFrame, column: str, path: str | os.PathLike) -> pd.Series:
     """A column as floats; a value that is not a number is a ToolkitError naming its line."""
     import pandas as pd
 
-    values = pd.to_numeric(df[column], errors="coerce")
+    try:
+        values = pd.to_numeric(df[column], errors="coerce")
+    except OverflowError:  # pandas does not coerce an integer too large for a float
+        values = pd.Series([_as_float(v) for v in df[column]], index=df.index, dtype=float)
     bad = values.isna() & df[column].notna()
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
@@ -187,6 +201,26 @@ def numeric_column(df: pd.DataFrame, column: str, path: str | os.PathLike) -> pd
             "not a number"
         )
     return values.astype(float)
+
+
+def integer_column(df: pd.DataFrame, column: str, path: str | os.PathLike,
+                   minimum: int = 0) -> pd.Series:
+    """A column of whole numbers in ``minimum..2**53`` as int64; anything else (a
+    missing cell, a fraction, inf, a huge number) is a ToolkitError naming its line."""
+    import numpy as np
+
+    from toolkit.tomlfile import LARGEST_INTEGER
+
+    values = numeric_column(df, column, path)
+    bad = ~np.isfinite(values) | (values != values.round()) | (values < minimum) \
+        | (values > LARGEST_INTEGER)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        shown = repr(df[column].iloc[row])
+        shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+        raise ToolkitError(f"{path} line {row + 2}: column {column!r} holds {shown}; "
+                           f"expected an integer >= {minimum}")
+    return values.astype(np.int64)
 
 
 def read_json(path: str | os.PathLike, what: str) -> Any:

@@ -46,7 +46,7 @@ import xarray as xr
 from toolkit.config import ACCELERATORS
 from toolkit.cube import cube_from_runs
 from toolkit.errors import ToolkitError, choices
-from toolkit.fileio import numeric_column, read_table
+from toolkit.fileio import integer_column, numeric_column, read_table
 from toolkit.models.names import GELU_NAMES, MODEL_NAMES, split_variant
 from toolkit.trace import NETWORK_MODELS
 
@@ -151,18 +151,6 @@ def pool_model(model: str) -> str:
     return name
 
 
-def _integral(df: pd.DataFrame, column: str, path: Path, minimum: int) -> pd.Series:
-    values = numeric_column(df, column, path)
-    bad = values.isna() | (values != values.round()) | (values < minimum)
-    if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
-        raise ToolkitError(
-            f"{path} line {row + 2}: column {column!r} holds {df[column].iloc[row]!r}; "
-            f"expected an integer >= {minimum}"
-        )
-    return values.astype(np.int64)
-
-
 def _mapped(df: pd.DataFrame, column: str, mapping: dict[str, str], path: Path) -> pd.Series:
     raw = df[column].astype(str).str.strip()
     mapped = raw.map(mapping)
@@ -177,7 +165,7 @@ def _mapped(df: pd.DataFrame, column: str, mapping: dict[str, str], path: Path) 
 
 def _splits(df: pd.DataFrame, path: Path, model: str) -> pd.Series:
     """Their ``layer`` column as the toolkit's split index for ``model``."""
-    layers = _integral(df, "layer", path, 0)
+    layers = integer_column(df, "layer", path, 0)
     table = SPLIT_MAPS.get(split_variant(model)[0])
     if table is None:
         return layers
@@ -210,7 +198,7 @@ def _canonical(df: pd.DataFrame, path: Path, model: str,
     out = pd.DataFrame({
         "model": model,
         "split": splits,
-        "cpu_freq": _integral(df, "cpu-freq", path, 1),
+        "cpu_freq": integer_column(df, "cpu-freq", path, 1),
         "edge_accel": [edge_accel_of(v, int(s)) for v, s in zip(raw, splits, strict=True)],
         "cloud_accel": _mapped(df, "server-accelerator", CLOUD_ACCEL_MAP, path),
     }, index=df.index)
@@ -318,7 +306,7 @@ def read_experiment(path: str | os.PathLike, model: str = "vgg16") -> pd.DataFra
     path, model, df = _read(path, model, _EXPERIMENT_KIND, ("index", "qos", "strategy"))
     config = _canonical(df, path, model)
     table = pd.DataFrame({
-        "request": _integral(df, "index", path, 0),
+        "request": integer_column(df, "index", path, 0),
         "strategy": df["strategy"].astype(str),
         "energy_j": config.pop("energy_j"),
         "latency_ms": config.pop("latency_ms"),

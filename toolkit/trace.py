@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import ToolkitError, check_seed, choices
-from toolkit.fileio import numeric_column, read_table, write_table
+from toolkit.fileio import integer_column, numeric_column, read_table, write_table
 
 __all__ = ["NETWORK_MODELS", "TRACE_COLUMNS", "generate_trace", "network_of", "read_trace",
            "write_trace"]
@@ -124,15 +124,13 @@ def read_trace(path: str | os.PathLike, model: str | None = None) -> pd.DataFram
             f"{path} line {row + 2}: latency threshold {str(df['Latency'].iloc[row])!r} "
             "is missing, negative or not finite; a threshold is a number of ms >= 0"
         )
-    index = numeric_column(df, "Index", path)
-    if index.isna().any() or (index != index.round()).any():
-        raise ToolkitError(f"{path}: column 'Index' must hold integers")
+    index = integer_column(df, "Index", path)
     unnamed = df["Network"].isna().to_numpy().nonzero()[0]
     if len(unnamed):
         raise ToolkitError(f"{path} line {int(unnamed[0]) + 2}: the Network column is empty; "
                            "each request names its network, e.g. vgg16")
     trace = pd.DataFrame({
-        "Index": index.astype(np.int64),
+        "Index": index,
         "Network": df["Network"].astype(str),
         "Latency": latency,
     })

@@ -142,6 +142,9 @@ def test_small_pool_without_shared_data(tmp_path):
                                                        r"holds 'turbo'; valid: off, std, max"),
     ("0.6,100,3,1,50,40,10,2,10,50,600,1,std,maybe", "valid: True, False"),
     ("0.6,100,3,1,50,40,10,2,10,50,600,1.5,std,True", "expected an integer >= 0"),
+    ("0.6,100,3,1,50,40,10,2,10,50,600," + "9" * 400 + ",std,True",
+     r"line 2: column 'layer' holds .*\.\.\.; expected an integer >= 0"),
+    ("0.6,100,3,1,50,40,10,2,10,50,inf,1,std,True", "column 'cpu-freq' holds"),
     ("0.6,fast,3,1,50,40,10,2,10,50,600,1,std,True", "column 'latency' holds 'fast'"),
     # values the cube could not hold: its reader refuses inf and negative objectives
     ("0.6,inf,3,1,50,40,10,2,10,50,600,1,std,True",

@@ -110,3 +110,12 @@ def test_read_refuses_what_is_not_a_trace(tmp_path):
     negative.write_text("Index,Network,Latency\n0,vgg16,10\n1,,10\n")
     with pytest.raises(ToolkitError, match="line 3: the Network column is empty"):
         read_trace(negative)
+    huge = "9" * 400  # an integer too large for a float: named, not an OverflowError
+    negative.write_text(f"Index,Network,Latency\n0,vgg16,{huge}\n")
+    with pytest.raises(ToolkitError, match="line 2: latency threshold '9999"):
+        read_trace(negative)
+    for index in (huge, "inf", "1.5", "-1"):
+        negative.write_text(f"Index,Network,Latency\n{index},vgg16,10\n")
+        with pytest.raises(ToolkitError, match=r"line 2: column 'Index' holds .*; expected an "
+                                               r"integer >= 0"):
+            read_trace(negative)
