@@ -220,6 +220,7 @@ def _measured(df: pd.DataFrame, column: str, path: Path, high: float) -> pd.Seri
         valid = "a number >= 0" if math.isinf(high) else f"a number in 0..{high:g}"
         raw = df[column].iloc[row]
         shown = "nothing" if pd.isna(raw) else repr(getattr(raw, "item", lambda: raw)())
+        shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
         raise ToolkitError(f"{path} line {row + 2}: column {column!r} holds {shown}; every "
                            f"run needs {valid}")
     return values

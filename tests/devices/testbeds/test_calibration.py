@@ -14,11 +14,12 @@ from toolkit.devices.testbeds.calibration import calibration_path, host_calibrat
 from toolkit.devices.testbeds.splinter_fit import (
     fit_splinter,
     fit_splinter_cloud,
+    fit_splinter_link,
     splinter_edge_medians,
     vgg16_costs,
     vgg16_tail_costs,
 )
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, ToolkitError
 from toolkit.hardware.profile import load_profile
 from toolkit.paths import SPLINTER_DIR
 
@@ -62,6 +63,22 @@ def test_profile_tail_timing_is_the_fit_to_dynasplits_server(accel):
     # the emulated cloud charges the toolkit's own per-request cost, not DynaSplit's
     assert timing.request_ms < 5 < fit.request_ms
     assert timing.time_ms(None, accel) == 0.0
+
+
+def test_a_pool_the_fits_cannot_use_is_one_line(tmp_path, costs):
+    """`calibrate --fit-splinter POOL`: the pool is read by the one DynaSplit reader,
+    and a pool too small to fit is named, not a numpy error."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text("Index,Network,Latency\n0,vgg16,90.6\n")
+    with pytest.raises(ToolkitError, match="is not a DynaSplit simulation-pool CSV"):
+        fit_splinter_link(trace)
+    small = tmp_path / "pool.csv"
+    small.write_text("\n".join(POOL.read_text().splitlines()[:40]) + "\n")
+    with pytest.raises(ToolkitError, match=r"pool.csv has 0 \(layer, cpu-freq\) cells with "
+                                           r"int8 heads; the fit needs at least 8"):
+        fit_splinter(small, "int8", costs)
+    with pytest.raises(ToolkitError, match="layers with a gpu tail; the fit needs at least"):
+        fit_splinter_cloud(small, "gpu", {})
 
 
 def test_tail_timing_tables_are_validated(tmp_path):

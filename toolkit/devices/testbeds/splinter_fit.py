@@ -58,14 +58,25 @@ class SplinterFit:
     max_rel_error: float
 
 
-def _read_pool(pool_csv: str | os.PathLike):
-    """DynaSplit's simulation pool as a DataFrame, or a one-line error."""
-    import pandas as pd
+def _read_pool(pool_csv: str | os.PathLike, need: str = "runs"):
+    """DynaSplit's VGG16 pool as one row per run, canonical names (``split`` is their
+    ``layer``; :func:`toolkit.splinter.read_pool` checks every value), or a one-line
+    error; ``need`` names what the fit needs for the message of an empty pool."""
+    from toolkit.cube import measured_runs
+    from toolkit.splinter import read_pool
 
-    try:
-        return pd.read_csv(pool_csv)
-    except (OSError, ValueError) as exc:
-        raise ToolkitError(f"cannot read DynaSplit pool {pool_csv}: {exc}") from None
+    runs = measured_runs(read_pool(pool_csv, model="vgg16"), ("latency_ms",), "a timing fit")
+    if runs.empty:
+        raise ToolkitError(f"DynaSplit pool {pool_csv} has no runs; the fit needs {need}")
+    return runs
+
+
+def _enough(rows, pool_csv: str | os.PathLike, what: str, minimum: int):
+    """``rows``, or a one-line error where the pool has fewer than ``minimum`` of them."""
+    if len(rows) < minimum:
+        raise ToolkitError(f"DynaSplit pool {pool_csv} has {len(rows)} {what}; the fit "
+                           f"needs at least {minimum}")
+    return rows
 
 
 def vgg16_costs() -> dict[int, HeadCost]:
@@ -98,9 +109,9 @@ def splinter_edge_medians(pool_csv: str | os.PathLike, accel: str):
         raise ToolkitError(f"no DynaSplit data for accelerator {accel!r}; valid: "
                            f"{choices(DYNASPLIT_ACCEL)}")
     pool = _read_pool(pool_csv)
-    rows = pool[(pool["edge-accelerator"] == DYNASPLIT_ACCEL[accel]) & (pool["layer"] > 0)]
-    med = rows.groupby(["layer", "cpu-freq"])["avg latency edge (ms)"].agg(["median", "size"])
-    med = med.reset_index().rename(columns={"cpu-freq": "cpu_freq", "median": "edge_ms",
+    rows = pool[(pool["edge_accel"] == accel) & (pool["split"] > 0)]
+    med = rows.groupby(["split", "cpu_freq"])["edge_ms"].agg(["median", "size"])
+    med = med.reset_index().rename(columns={"split": "layer", "median": "edge_ms",
                                             "size": "runs"})
     med["layer"] = med["layer"].astype(int)
     med["cpu_freq"] = med["cpu_freq"].astype(int)
@@ -114,8 +125,9 @@ def fit_splinter(pool_csv: str | os.PathLike, accel: str,
 
     costs = costs or vgg16_costs()
     med = splinter_edge_medians(pool_csv, accel)
-    med = med[med["layer"].isin(list(costs))]
     form = FORMS[accel]
+    med = _enough(med[med["layer"].isin(list(costs))], pool_csv,
+                  f"(layer, cpu-freq) cells with {accel} heads", sum(1 + s for _, s in form))
     sram = CORAL_SRAM_MWEIGHTS if accel.startswith("tpu") else 0.0
     cols = []
     for layer, freq in zip(med["layer"], med["cpu_freq"], strict=True):
@@ -154,9 +166,10 @@ def fit_splinter_link(pool_csv: str | os.PathLike) -> dict[str, float]:
     """
 
     pool = _read_pool(pool_csv)
-    runs = pool[(pool["layer"] > 0) & (pool["layer"] < pool["layer"].max())]
-    kib = runs["tensor size (KB)"].to_numpy(float)
-    y = runs["avg latency transfer (ms)"].to_numpy(float)
+    runs = _enough(pool[(pool["split"] > 0) & (pool["split"] < pool["split"].max())
+                        & (pool["transfer_ms"] > 0)], pool_csv, "runs with a transfer", 2)
+    kib = runs["tensor_kb"].to_numpy(float)
+    y = runs["transfer_ms"].to_numpy(float)
     a = np.c_[np.ones_like(kib), kib]
     (rtt, per_kib), *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
     rel = np.abs(a @ np.array([rtt, per_kib]) - y) / y
@@ -209,9 +222,9 @@ def fit_splinter_cloud(pool_csv: str | os.PathLike, accel: str,
                            f"{choices(DYNASPLIT_SERVER)}")
     pool = _read_pool(pool_csv)
     costs = costs or vgg16_tail_costs()
-    runs = pool[(pool["server-accelerator"] == DYNASPLIT_SERVER[accel])
-                & pool["layer"].isin(list(costs))]
-    med = runs.groupby("layer")["avg latency cloud (ms)"].median()
+    runs = pool[(pool["cloud_accel"] == accel) & pool["split"].isin(list(costs))]
+    med = _enough(runs.groupby("split")["cloud_ms"].median(), pool_csv,
+                  f"layers with a {accel} tail", 1 + len(TAIL_COUNTS))
 
     def design(layers) -> np.ndarray:
         return np.array([[1.0, *(costs[int(lay)].counts()[k] for k in TAIL_COUNTS)]
@@ -220,9 +233,9 @@ def fit_splinter_cloud(pool_csv: str | os.PathLike, accel: str,
     y = med.to_numpy(float)
     coef, _ = nnls(design(med.index), y)
     rel = np.abs(design(med.index) @ coef - y) / y
-    y_runs = runs["avg latency cloud (ms)"].to_numpy(float)
-    rel_runs = np.abs(design(runs["layer"]) @ coef - y_runs) / y_runs
-    power = runs["avg energy cloud (J)"] / runs["avg latency cloud (ms)"] * 1e3
+    y_runs = runs["cloud_ms"].to_numpy(float)
+    rel_runs = np.abs(design(runs["split"]) @ coef - y_runs) / y_runs
+    power = runs["cloud_energy_j"] / runs["cloud_ms"] * 1e3
     return CloudFit(accel, {k: float(v) for k, v in zip(TAIL_COUNTS, coef[1:], strict=True)},
                     float(coef[0]), len(y), len(y_runs), float(np.median(rel)),
                     float(rel.max()), float(np.median(rel_runs)), float(power.median()))
