@@ -134,6 +134,7 @@ def _front_table(cube: xr.Dataset, table: pd.DataFrame, front: list[dict]) -> pd
 def _accuracy(sm, model, splits: list[int], out: Path) -> pd.DataFrame:
     """The accuracy table, reused from ``out/accuracy.csv`` when the model, splits and
     codecs are those it was made with (a resumed demo skips the minute it takes)."""
+    from toolkit.fileio import atomic_output
     from toolkit.models import accuracy_table, eval_data
 
     digest = hashlib.sha256()
@@ -143,10 +144,18 @@ def _accuracy(sm, model, splits: list[int], out: Path) -> pd.DataFrame:
                       "edge_accels": ["none", "int8"], "codecs": list(DEMO_CODECS)})
     csv, key_file = out / "accuracy.csv", out / "accuracy.key"
     if csv.is_file() and key_file.is_file() and key_file.read_text() == key:
-        return pd.read_csv(csv)
+        try:
+            cached = pd.read_csv(csv)
+        except (OSError, ValueError):  # damaged: measured again below
+            cached = None
+        if cached is not None and {"split", "edge_accel", "codec", "accuracy"} <= set(
+                cached.columns) and cached["accuracy"].between(0, 1).all():
+            return cached
     acc = accuracy_table(sm, eval_data(model), splits=splits, edge_accels=("none", "int8"),
                          codecs=DEMO_CODECS)
-    acc.to_csv(csv, index=False)
+    key_file.unlink(missing_ok=True)  # the key goes with a complete table only
+    with atomic_output(csv) as tmp:
+        acc.to_csv(tmp, index=False)
     key_file.write_text(key)
     return acc
 
