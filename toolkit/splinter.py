@@ -306,12 +306,16 @@ def read_experiment(path: str | os.PathLike, model: str = "vgg16") -> pd.DataFra
     """
     path, model, df = _read(path, model, _EXPERIMENT_KIND, ("index", "qos", "strategy"))
     config = _canonical(df, path, model)
+    unnamed = df["strategy"].isna().to_numpy().nonzero()[0]
+    if len(unnamed):
+        raise ToolkitError(f"{path} line {int(unnamed[0]) + 2}: column 'strategy' is empty; "
+                           "each request names the strategy that served it")
     table = pd.DataFrame({
         "request": integer_column(df, "index", path, 0),
         "strategy": df["strategy"].astype(str),
         "energy_j": config.pop("energy_j"),
         "latency_ms": config.pop("latency_ms"),
-        "qos_ms": numeric_column(df, "qos", path),
+        "qos_ms": _measured(df, "qos", path, math.inf),  # the threshold, ms
     })
     table["met"] = table["latency_ms"] <= table["qos_ms"]
     table = pd.concat([table, config], axis=1)

@@ -84,6 +84,24 @@ def test_measured_configurations_are_valid_and_coverage(pool_cube):
     assert info["runs"] == 1082 and info["pareto_front_size"] > 0
 
 
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("qos", "", r"line 2: column 'qos' holds nothing; every run needs a number >= 0"),
+    ("qos", "-5", "column 'qos' holds -5"),
+    ("qos", "inf", "column 'qos' holds inf"),
+    ("strategy", "", "line 2: column 'strategy' is empty"),
+])
+def test_an_experiment_row_without_its_threshold_or_strategy_is_named(splinter_dir, tmp_path,
+                                                                      column, value, message):
+    """A missing threshold made the request silently unmet; it is named instead."""
+    header, first, *rest = (splinter_dir / EXPERIMENT).read_text().splitlines()
+    cells = first.split(",")
+    cells[header.split(",").index(column)] = value
+    path = tmp_path / EXPERIMENT
+    path.write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
+    with pytest.raises(ToolkitError, match=message):
+        read_experiment(path)
+
+
 def test_experiment_reproduces_their_testbed_table(splinter_dir):
     df = read_experiment(splinter_dir / EXPERIMENT)
     assert len(df) == 300 and df["request"].nunique() == 50
