@@ -62,6 +62,8 @@ CASES = [
     ("partition digits-cnn --devices 2 --fuse 0", "fuse must be 'all', 'none' or a number"),
     ("partition digits-cnn --devices 2 --interval-ms 1", "add --requests K"),
     ("partition nope --devices 2", "unknown model 'nope'"),
+    ("measure --testbeds 100000 --model digits-cnn -o {tmp}/c.nc",
+     "100000 local testbeds (an edge and a cloud worker each) need 200000 worker processes"),
     ("partition digits-cnn --devices 2 --input-size 64",
      "vgg-stack, mobilenet-stack only; digits-cnn has a fixed input"),
     ("measure --model digits-cnn --runs 0 -o {tmp}/c.nc", "--runs '0' is not valid"),

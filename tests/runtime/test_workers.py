@@ -193,3 +193,16 @@ def test_cloud_refuses_tensors_before_configure(workers):
 def test_worker_failing_to_start_says_why(tmp_path):
     with pytest.raises(ToolkitError, match="unknown model 'nope'"):
         WorkerProcess(worker_command("cloud", "nope"), tmp_path / "bad.log")
+
+
+def test_workers_the_memory_cannot_hold_are_refused_before_any_starts():
+    import psutil
+
+    from toolkit.errors import ConfigError
+    from toolkit.runtime.session import WORKER_BYTES, check_worker_memory
+
+    check_worker_memory(1, "one worker")  # always fits: the machine runs this test
+    fits = psutil.virtual_memory().available // WORKER_BYTES
+    with pytest.raises(ConfigError, match=rf"two studies need {fits + 100} worker processes, at "
+                                          r"least .* GiB .*; this machine has .* available"):
+        check_worker_memory(fits + 100, "two studies")

@@ -25,7 +25,8 @@ from toolkit.errors import DeviceError, ProtocolError
 from toolkit.runtime.framing import KIND_JSON, read_frame, write_json, write_tensor
 from toolkit.runtime.worker import PARENT_ENV
 
-__all__ = ["EdgeClient", "RunResult", "WorkerProcess", "worker_command"]
+__all__ = ["WORKER_BYTES", "EdgeClient", "RunResult", "WorkerProcess", "check_worker_memory",
+           "worker_command"]
 
 TIMING_KEYS = ("latency_ms", "edge_ms", "encode_ms", "network_ms", "decode_ms", "cloud_ms",
                "transfer_ms")
@@ -45,6 +46,32 @@ def worker_command(role: str, model: str, *, threads: int = 1, host: str = "127.
     if emulate_tpu:
         cmd.append("--emulate-tpu")
     return cmd
+
+
+#: the least resident memory of one worker process, which loads TensorFlow (about
+#: 650 MB with the digits CNN, measured on the development VM; more with larger models)
+WORKER_BYTES = 512 * 2**20
+
+
+def check_worker_memory(processes: int, what: str) -> None:
+    """Refuse to start ``processes`` workers that this machine's available memory
+    cannot hold (they would swap, or be killed one by one), before any starts.
+
+    Raises:
+        ConfigError: more workers than ``available memory // WORKER_BYTES``;
+            ``what`` says what asked for them.
+    """
+    import psutil
+
+    from toolkit.errors import ConfigError
+
+    available = psutil.virtual_memory().available
+    fits = max(1, available // WORKER_BYTES)
+    if processes > fits:
+        raise ConfigError(
+            f"{what} need {processes} worker processes, at least "
+            f"{processes * WORKER_BYTES / 2**30:.1f} GiB (each loads TensorFlow); this "
+            f"machine has {available / 2**30:.1f} GiB available, enough for {fits}")
 
 
 class WorkerProcess:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from toolkit.devices.testbeds.pool import TestbedPool, local_start_limit
+from toolkit.devices.testbeds.pool import TestbedPool, check_local_pool_size, local_start_limit
 from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError
 
@@ -90,5 +90,6 @@ def open_pool(specs: str | os.PathLike | Sequence[str | os.PathLike], copies: in
             f"{copies} copies of a testbed can only be local emulated testbeds (testbed "
             f"local or a local inventory), not {', '.join(map(str, specs))}; for SSH testbeds "
             "list one inventory per device: --testbed a.toml,b.toml")
+    check_local_pool_size(copies)
     return TestbedPool([open_testbed(specs[0], name=f"local-{i}", **options)
                         for i in range(1, copies + 1)], start_limit=local_start_limit())

@@ -31,7 +31,7 @@ from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError, choices
 from toolkit.hardware.profile import DeviceProfile
 
-__all__ = ["TestbedPool", "local_start_limit"]
+__all__ = ["TestbedPool", "check_local_pool_size", "local_start_limit"]
 
 log = logging.getLogger("toolkit.devices")
 
@@ -40,6 +40,18 @@ def local_start_limit() -> int:
     """Local testbeds that start at the same time: one per two host cores, at least
     two (each starts two worker processes that load TensorFlow)."""
     return max(2, (os.cpu_count() or 1) // 2)
+
+
+def check_local_pool_size(n: int) -> None:
+    """Refuse a pool of ``n`` local testbeds: fewer than one, or more than this
+    machine's memory holds (two worker processes each, see
+    :func:`~toolkit.runtime.session.check_worker_memory`; a mistyped ``--testbeds 40``
+    would start 80 TensorFlow processes and swap)."""
+    from toolkit.runtime.session import check_worker_memory
+
+    if n < 1:
+        raise ConfigError(f"a pool needs at least 1 testbed, got {n}")
+    check_worker_memory(2 * n, f"{n} local testbeds (an edge and a cloud worker each)")
 
 
 class TestbedPool(BlockingLifecycle):
@@ -99,7 +111,8 @@ class TestbedPool(BlockingLifecycle):
         """``n`` local emulated testbeds named ``local-1`` .. ``local-n``.
 
         Args:
-            n: how many (at least 1).
+            n: how many (at least 1, and no more than the memory holds:
+                :func:`check_local_pool_size`).
             log_dir: folder for the workers' logs; each testbed logs into its own
                 sub-folder named after it (default: a new temp folder each).
             options: passed to every :class:`~toolkit.devices.testbeds.local.LocalTestbed`
@@ -107,8 +120,7 @@ class TestbedPool(BlockingLifecycle):
         """
         from toolkit.devices.testbeds.local import LocalTestbed
 
-        if n < 1:
-            raise ConfigError(f"a pool needs at least 1 testbed, got {n}")
+        check_local_pool_size(n)
         return cls([LocalTestbed(name=f"local-{i}",
                                  log_dir=Path(log_dir) / f"local-{i}" if log_dir else None,
                                  **options) for i in range(1, n + 1)],

@@ -89,7 +89,7 @@ from toolkit.partition.model.stacks import load_partition_model
 from toolkit.partition.strategies.hybrid import HybridPlan
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
 from toolkit.runtime.link import DEFAULT_LINK, Link
-from toolkit.runtime.session import WorkerProcess
+from toolkit.runtime.session import WorkerProcess, check_worker_memory
 
 __all__ = [
     "INPUT_KINDS",
@@ -272,6 +272,7 @@ class PartitionCluster(BlockingLifecycle):
         Raises:
             ToolkitError: a worker did not start (the others are stopped again).
         """
+        check_worker_memory(self.size + 1, f"{self.size} device workers and a cloud worker")
         self._started = True
         try:
             await self._ensure(self.size)
