@@ -577,7 +577,7 @@ def summary(cube: xr.Dataset, stats: Sequence[str] = STATS) -> xr.Dataset:
 # --------------------------------------------------------------------------- merging
 
 
-def merge_cubes(cubes: Iterable[xr.Dataset]) -> xr.Dataset:
+def merge_cubes(cubes: Iterable[xr.Dataset | str | os.PathLike]) -> xr.Dataset:
     """Merge cubes of several campaigns or models into one.
 
     Coordinates are the union of the inputs'. The runs of a configuration
@@ -591,10 +591,14 @@ def merge_cubes(cubes: Iterable[xr.Dataset]) -> xr.Dataset:
     becomes a JSON list of its distinct values. ``merged_from`` holds every
     input's attributes as a JSON list.
 
+    Args:
+        cubes: the cubes, or their files' paths (:func:`as_cube`).
+
     Raises:
-        ToolkitError: no cube given, or the cubes have different dimensions.
+        ToolkitError: no cube given, something that is not a cube, or the cubes
+            have different dimensions.
     """
-    cubes = list(cubes)
+    cubes = [as_cube(c, purpose=f"merge_cubes (item {i})") for i, c in enumerate(cubes)]
     if not cubes:
         raise ToolkitError("merge_cubes needs at least one cube")
     dims = config_dims(cubes[0])

@@ -266,6 +266,17 @@ def test_as_cube_names_what_is_no_cube(value, message):
         as_cube(value, ("latency_ms",), "a policy")
 
 
+def test_merge_cubes_takes_files_and_names_what_is_no_cube(tmp_path):
+    from toolkit.cube import save_cube
+
+    cube = make_cube()
+    path = save_cube(cube, tmp_path / "c.nc")
+    merged = merge_cubes([path, cube])
+    assert int(merged.sizes["repeat"]) == 2 * int(cube.sizes["repeat"])
+    with pytest.raises(ToolkitError, match=r"merge_cubes \(item 1\) needs a cube .*got int"):
+        merge_cubes([cube, 3])
+
+
 def test_as_cube_names_missing_dimensions_and_variables():
     import xarray as xr
 
