@@ -80,6 +80,20 @@ def test_split_out_of_range_lists_valid_cut_points():
         sm.check_split(10)
 
 
+def test_a_cube_coordinate_is_a_split_and_what_is_no_integer_is_named():
+    """A cube's split coordinate is a NumPy integer: it was refused as 'out of range'."""
+    sm = SplitModel(build_digits_cnn(), name="digits-cnn")
+    assert sm.check_split(np.int64(3)) == 3 and type(sm.check_split(np.int64(3))) is int
+    assert sm.head(np.int64(3)) is sm.head(3) and sm.tail(np.int32(3)) is sm.tail(3)
+    for bad in ("3", 2.5, True, None):
+        with pytest.raises(ToolkitError, match=rf"split {bad!r} is not an integer; valid "
+                                               r"splits of model 'digits-cnn' are 0\.\.9"):
+            sm.check_split(bad)
+    with pytest.raises(ToolkitError, match=r"SplitModel needs a Keras model, e\.g\. "
+                                           r"SplitModel\(load_model\('digits-cnn'\)\), got str"):
+        SplitModel("digits-cnn")
+
+
 def test_macs_and_bytes_of_known_layers():
     sm = SplitModel(build_digits_cnn(), name="digits-cnn")
     by_layer = {c.layer: c for c in sm.cut_points}

@@ -15,6 +15,7 @@ sub-graph up to the cut tensor, the tail re-calls the remaining layers on a new
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -71,6 +72,9 @@ class SplitModel:
     """
 
     def __init__(self, model: keras.Model, name: str | None = None) -> None:
+        if not isinstance(model, keras.Model):
+            raise ToolkitError(f"SplitModel needs a Keras model, e.g. "
+                               f"SplitModel(load_model({model!r})), got {type(model).__name__}")
         self.model = model
         self.name = name or model.name
         # Keras names allow no path separators: ``name`` may be a .keras path
@@ -128,14 +132,18 @@ class SplitModel:
         return self.n_splits - 1
 
     def check_split(self, split: int) -> int:
-        """Return ``split`` if valid, else raise ToolkitError listing the valid cut points."""
-        if not isinstance(split, int) or not 0 <= split < self.n_splits:
-            listing = ", ".join(f"{c.split}={c.layer}" for c in self.cut_points)
+        """Return ``split`` as an ``int`` if valid (a NumPy integer, as a cube's
+        coordinates give, counts), else raise ToolkitError listing the valid cut points."""
+        listing = ", ".join(f"{c.split}={c.layer}" for c in self.cut_points)
+        if isinstance(split, bool) or not isinstance(split, numbers.Integral):
+            raise ToolkitError(f"split {split!r} is not an integer; valid splits of model "
+                               f"{self.name!r} are 0..{self.last_split} ({listing})")
+        if not 0 <= split < self.n_splits:
             raise ToolkitError(
                 f"split {split} is out of range for model {self.name!r}: valid splits are "
                 f"0..{self.last_split} ({listing})"
             )
-        return split
+        return int(split)
 
     def split_for_layer(self, layer: str) -> int:
         """The split that sends ``layer``'s output; refuses layers inside a branch."""
@@ -156,7 +164,7 @@ class SplitModel:
 
     def head(self, split: int) -> keras.Model | None:
         """The edge part for ``split`` (None at split 0: nothing runs on the edge)."""
-        self.check_split(split)
+        split = self.check_split(split)
         if split == 0:
             return None
         if split not in self._heads:
@@ -169,7 +177,7 @@ class SplitModel:
 
     def tail(self, split: int) -> keras.Model | None:
         """The cloud part for ``split`` (None at the last split: nothing runs in the cloud)."""
-        self.check_split(split)
+        split = self.check_split(split)
         if split == self.last_split:
             return None
         if split not in self._tails:
