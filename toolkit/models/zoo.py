@@ -22,14 +22,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 
 from toolkit.errors import ToolkitError, choices
 from toolkit.models.digits import DIGITS_MODELS
-from toolkit.models.names import APPLICATIONS, MODEL_NAMES, VIT_MODELS, split_variant
+from toolkit.models.names import (
+    APPLICATIONS,
+    MODEL_NAMES,
+    VIT_MODELS,
+    check_input_size,
+    check_model_name,
+    split_variant,
+)
 
 __all__ = ["APPLICATIONS", "MODEL_NAMES", "check_input_size", "load_model", "model_name"]
 
@@ -56,25 +62,6 @@ def model_name(name: str | os.PathLike, gelu: str | None = None) -> str:
     if gelu not in GELU_VARIANTS:
         raise ToolkitError(f"unknown GELU variant {gelu!r}; valid: {choices(GELU_VARIANTS)}")
     return base if gelu == "exact" else f"{base}:{gelu}"
-
-
-def check_input_size(names: Sequence[str], input_size: int | None,
-                     also: Sequence[str] = ()) -> None:
-    """Refuse an input size that none of ``names`` can take.
-
-    Only the ``keras.applications`` models and ``vit-b16`` (and the models of
-    ``also``, e.g. partitioning's stacks) are built for an input size; the
-    digits models and ``.keras`` files have a fixed input, which an input size
-    would silently leave as it is.
-
-    Raises:
-        ToolkitError: ``input_size`` is given and no model of ``names`` takes one.
-    """
-    sized = (*APPLICATIONS, *VIT_MODELS, *also)
-    if input_size is None or any(split_variant(str(n))[0] in sized for n in names):
-        return
-    raise ToolkitError(f"--input-size applies to {choices(sized)} only; "
-                       f"{', '.join(map(str, names))} has a fixed input")
 
 
 def load_model(
@@ -151,12 +138,7 @@ def load_model(
                     f"cannot load weights {weights} into {name_str}: {exc}"
                 ) from None
         return model
-    path = Path(name_str)
-    if path.suffix == ".keras":
-        return _load_file(path)
-    raise ToolkitError(
-        f"unknown model {name_str!r}; valid: {choices(MODEL_NAMES)}, or a path to a .keras file"
-    )
+    return _load_file(Path(check_model_name(name_str)))  # a .keras path, or refused
 
 
 def _imagenet(name: str, size: int) -> keras.Model:

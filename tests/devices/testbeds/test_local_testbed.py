@@ -11,7 +11,7 @@ import pytest
 from toolkit.devices.controllers.base import switch_time_ms
 from toolkit.devices.testbeds.local import LocalTestbed
 from toolkit.devices.testbeds.splinter_fit import fit_splinter_link
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, ToolkitError
 from toolkit.paths import SPLINTER_DIR
 
 CONFIG = {"model": "digits-cnn", "split": 3, "cpu_freq": 1800, "edge_accel": "int8",
@@ -169,6 +169,20 @@ def test_quota_timing_sets_the_calibrated_cgroup_quota(tmp_path):
 def test_unknown_edge_timing_is_refused():
     with pytest.raises(ConfigError, match="unknown edge timing 'fast'; valid: pad, quota"):
         LocalTestbed(edge_timing="fast")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"model": "vgg-16"}, "unknown model 'vgg-16'; valid: digits-cnn"),
+    ({"model": None}, "unknown model None"),
+    ({"model": "vgg16", "input_size": 0}, "input_size must be an integer >= 1, got 0"),
+    ({"input_size": 64}, "digits-cnn has a fixed input"),
+    ({"data": "/no/such/folder"}, "data folder /no/such/folder does not exist"),
+])
+def test_what_a_worker_would_fail_on_is_named_before_any_starts(options, message):
+    """The constructor checks the model, its input size and the data folder: before,
+    each was found by a worker process failing to start, seconds later."""
+    with pytest.raises(ToolkitError, match=message):
+        LocalTestbed(**options)
 
 
 @pytest.mark.parametrize(("change", "message"), [
