@@ -38,7 +38,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
@@ -50,7 +50,7 @@ from toolkit.config import Config, config_problems
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.devices.testbeds.pool import TestbedPool
 from toolkit.devices.testbeds.testbed import Testbed
-from toolkit.errors import ConfigError, ToolkitError, check_count
+from toolkit.errors import ConfigError, ToolkitError, check_count, check_seed
 from toolkit.models.codecs import check_codec
 from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
 from toolkit.retry import Journal, retry_run
@@ -79,7 +79,14 @@ def grid(
 
     Returns:
         (valid configurations in grid order, one reason per skipped combination).
+
+    A single name or number stands for a list of one (``grid("vgg16", 3, 600)``),
+    not for its characters.
     """
+    models, cpu_freqs = _listed(models), _listed(cpu_freqs)
+    edge_accels, cloud_accels = _listed(edge_accels), _listed(cloud_accels)
+    if not isinstance(splits, Mapping):
+        splits = _listed(splits)
     configs, skipped = [], []
     for model in models:
         model_splits = splits[model] if isinstance(splits, Mapping) else splits
@@ -91,6 +98,13 @@ def grid(
             else:
                 configs.append(config)
     return configs, skipped
+
+
+def _listed(values: Any) -> list[Any]:
+    """``values`` as a list, where one name or number stands for a list of one."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        return [values]
+    return list(values)
 
 
 @dataclass
@@ -126,8 +140,16 @@ class CampaignSpec:
     n_splits: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.configs, str | Mapping | Config) or not isinstance(
+                self.configs, Iterable):
+            raise ConfigError(f"configs must be a list of configurations (e.g. grid(...)[0]), "
+                              f"got {self.configs!r}")
+        self.configs = [c if isinstance(c, Config) else Config.from_mapping(c)
+                        for c in self.configs]
         if not self.configs:
             raise ConfigError("the campaign has no configurations to measure")
+        check_count(self.warmup, "warmup", 0)
+        check_seed(self.seed)
         if self.order not in ("grid", "shuffle"):
             raise ConfigError(f"unknown order {self.order!r}; valid: grid, shuffle")
         check_count(self.runs, "runs")

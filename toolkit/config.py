@@ -11,6 +11,8 @@ accelerator value means, :data:`OBJECTIVES` the objectives with their senses,
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,7 +23,7 @@ __all__ = ["ACCELERATORS", "CLOUD_ACCELS", "CODECS", "CONFIG_KEYS", "EDGE_ACCELS
            "IDLE_ACCOUNTINGS", "KEYS", "OBJECTIVES", "PARTITION_VARIABLES", "SENSES", "TPU_ACCELS",
            "VARIABLES",
            "Accelerator", "Config", "Key", "coerce_value", "config_keys", "config_problems",
-           "domain_values", "single_extras"]
+           "domain_values", "single_extras", "whole_number"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,26 @@ PARTITION_VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 
+def whole_number(key: str, value: Any, minimum: int) -> int:
+    """A configuration's integer value: an ``int``, a NumPy integer, a whole float
+    (``600.0``) or a numeral (``"600"``), at least ``minimum``.
+
+    Raises:
+        ConfigError: a fraction (``600.5`` was cut to 600), NaN, a non-number, a bool
+            or a value below ``minimum``, naming the key.
+    """
+    whole = (isinstance(value, numbers.Integral)
+             or (isinstance(value, numbers.Real) and math.isfinite(value)
+                 and float(value).is_integer())
+             or (isinstance(value, str) and value.strip().lstrip("-").isdigit()))
+    if isinstance(value, bool) or not whole:
+        raise ConfigError(f"{key} must be a whole number, got {value!r}")
+    number = int(value)
+    if number < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {number}")
+    return number
+
+
 def coerce_value(key: str, value: Any) -> Any:
     """A configuration value in its key's type: int for ``split``, ``cpu_freq``
     and ``devices``, str for the other keys (numpy scalars and JSON numbers alike)."""
@@ -198,14 +220,14 @@ class Config:
     cloud_accel: str = "none"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ConfigError(f"model must be a model's name, got {self.model!r}")
         for key in ("edge_accel", "cloud_accel"):
             spec, value = KEYS[key], getattr(self, key)
             if value not in (spec.values or ()):
                 raise ConfigError(f"unknown {spec.label} {value!r}; valid: {choices(spec.values)}")
-        if int(self.split) < 0:
-            raise ConfigError(f"split must be >= 0, got {self.split}")
-        object.__setattr__(self, "split", int(self.split))
-        object.__setattr__(self, "cpu_freq", int(self.cpu_freq))
+        object.__setattr__(self, "split", whole_number("split", self.split, 0))
+        object.__setattr__(self, "cpu_freq", whole_number("cpu_freq", self.cpu_freq, 1))
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> Config:

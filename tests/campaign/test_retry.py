@@ -273,3 +273,37 @@ def test_a_campaign_refuses_counts_that_are_not_whole_numbers(runs, samples, mes
               "cloud_accel": "none"}
     with pytest.raises(ConfigError, match=message):
         CampaignSpec([config], runs=runs, samples=samples)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda s: s(CONFIG, warmup=-1), "warmup must be an integer >= 0, got -1"),
+    (lambda s: s(CONFIG, seed=-1), "seed must be None or an integer >= 0, got -1"),
+    (lambda s: s("configs.json"), r"configs must be a list of configurations \(e\.g\. grid"),
+    (lambda s: s(CONFIG[0]), "configs must be a list of configurations"),
+])
+def test_a_campaign_spec_names_what_is_no_list_of_configurations(make, message):
+    from toolkit.campaign import CampaignSpec
+
+    with pytest.raises(ConfigError, match=message):
+        make(CampaignSpec)
+
+
+CONFIG = [{"model": "m", "split": 1, "cpu_freq": 600, "edge_accel": "none",
+           "cloud_accel": "none"}]
+
+
+def test_grid_takes_one_name_as_a_list_of_one_and_refuses_fractions():
+    """``grid("vgg16", ...)`` made the models 'v', 'g', 'g', '1', '6'; a frequency of
+    600.5 was cut to 600 without a word."""
+    from toolkit.campaign import grid
+    from toolkit.config import Config
+
+    configs, _ = grid("digits-cnn", 3, 600, "int8")
+    assert configs == [Config("digits-cnn", 3, 600, "int8", "none")]
+    for freq, message in ((600.5, "cpu_freq must be a whole number, got 600.5"),
+                          (float("nan"), "cpu_freq must be a whole number, got nan"),
+                          ("fast", "cpu_freq must be a whole number, got 'fast'")):
+        with pytest.raises(ConfigError, match=message):
+            grid(["digits-cnn"], [1], [freq])
+    with pytest.raises(ConfigError, match="model must be a model's name, got None"):
+        Config(None, 1, 600)
