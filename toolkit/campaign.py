@@ -251,6 +251,26 @@ class CampaignSummary:
         return "\n".join(lines)
 
 
+def _check_campaign_arguments(testbed: Any, spec: Any, out: Any, retries: Any, backoff_s: Any,
+                              save_every_s: Any, drop_after: Any) -> None:
+    """Refuse what a :class:`Campaign` cannot run with, naming it, before anything starts."""
+    is_list = isinstance(testbed, Sequence) and not isinstance(testbed, str)
+    if not (isinstance(testbed, Testbed | TestbedPool)
+            or (is_list and testbed and all(isinstance(t, Testbed) for t in testbed))):
+        raise ConfigError("a campaign runs on a testbed (e.g. LocalTestbed() or "
+                          "open_testbed('pi.toml')), a TestbedPool or a list of testbeds, "
+                          f"got {testbed!r}")
+    if not isinstance(spec, CampaignSpec):
+        raise ConfigError(f"a campaign needs a CampaignSpec (what to measure), got {spec!r}")
+    if not isinstance(out, str | os.PathLike):
+        raise ConfigError(f"a campaign needs its output cube's path, got {out!r}")
+    check_count(retries, "retries", 0)
+    check_count(drop_after, "drop_after", 1)
+    for name, value in (("backoff_s", backoff_s), ("save_every_s", save_every_s)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
 class Campaign:
     """Runs a :class:`CampaignSpec` on a testbed, or a pool of testbeds, into a cube file.
 
@@ -284,6 +304,8 @@ class Campaign:
                  out: str | os.PathLike, *, retries: int = 2, backoff_s: float = 0.5,
                  attrs: Mapping[str, Any] | None = None, progress: bool = True,
                  save_every_s: float = 30.0, drop_after: int = 3) -> None:
+        _check_campaign_arguments(testbed, spec, out, retries, backoff_s, save_every_s,
+                                  drop_after)
         if isinstance(testbed, Testbed):
             self.runner: Testbed | TestbedPool = testbed
             self.testbeds = [testbed]

@@ -307,3 +307,25 @@ def test_grid_takes_one_name_as_a_list_of_one_and_refuses_fractions():
             grid(["digits-cnn"], [1], [freq])
     with pytest.raises(ConfigError, match="model must be a model's name, got None"):
         Config(None, 1, 600)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"testbed": "local"}, r"a campaign runs on a testbed \(e\.g\. LocalTestbed\(\)"),
+    ({"testbed": []}, "a campaign runs on a testbed"),
+    ({"spec": {"configs": CONFIG}}, "a campaign needs a CampaignSpec"),
+    ({"out": None}, "a campaign needs its output cube's path, got None"),
+    ({"retries": -1}, "retries must be an integer >= 0, got -1"),
+    ({"drop_after": 0}, "drop_after must be an integer >= 1, got 0"),
+    ({"backoff_s": float("nan")}, "backoff_s must be a number of seconds >= 0, got nan"),
+    ({"save_every_s": -1}, "save_every_s must be a number of seconds >= 0, got -1"),
+])
+def test_a_campaign_names_what_it_cannot_run_with_before_anything_starts(tmp_path, change,
+                                                                         message):
+    from toolkit.campaign import Campaign, CampaignSpec
+    from toolkit.devices.testbeds.local import LocalTestbed
+
+    args = {"testbed": LocalTestbed(), "spec": CampaignSpec(CONFIG, samples=5),
+            "out": tmp_path / "c.nc", **change}
+    with pytest.raises(ConfigError, match=message):
+        Campaign(args.pop("testbed"), args.pop("spec"), args.pop("out"), **args)
+    assert not (tmp_path / "c.nc.journal").exists()
