@@ -188,3 +188,13 @@ def test_callback_reports_each_generation_as_the_history_records_it(toy_cube):
         [h["hypervolume"] for h in result.history])
     assert [g.front_size for g in reports] == [h["front_size"] for h in result.history]
     assert reports[-1].front_size == len(result.front)
+
+
+def test_a_cube_given_as_the_evaluator_is_named_with_the_wrapper_to_use(toy_cube):
+    space = ConfigSpace.from_cube(toy_cube)
+    with pytest.raises(ConfigError, match=r"needs an Evaluator \(wrap a cube: "
+                                          r"CubeEvaluator\(cube\)\), got Dataset"):
+        optimize(space, toy_cube, 0.5, progress=False)
+    with pytest.raises(ConfigError, match=r"searches a ConfigSpace \(e\.g\. "
+                                          r"ConfigSpace\.from_cube\(cube\)\), got Dataset"):
+        optimize(toy_cube, CubeEvaluator(toy_cube), 0.5, progress=False)

@@ -218,6 +218,13 @@ class Optimizer:
         Raises:
             ConfigError: unknown algorithm or objectives, a bad probability, size or seed.
         """
+        if not isinstance(space, ConfigSpace):
+            raise ConfigError("the optimizer searches a ConfigSpace (e.g. "
+                              f"ConfigSpace.from_cube(cube)), got {type(space).__name__}")
+        if not isinstance(evaluator, Evaluator):
+            hint = " (wrap a cube: CubeEvaluator(cube))" if hasattr(evaluator, "data_vars") else ""
+            raise ConfigError(f"the optimizer needs an Evaluator{hint}, got "
+                              f"{type(evaluator).__name__}")
         if algorithm not in ALGORITHMS:
             raise ConfigError(f"unknown algorithm {algorithm!r}; valid: {choices(ALGORITHMS)}")
         if initial not in INITIALS:
