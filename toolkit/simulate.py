@@ -50,6 +50,7 @@ arrays); only sequential strategies (reconfiguration-aware, adaptive) loop.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,7 +258,20 @@ def _sequential(policy: Policy, thresholds: np.ndarray, to_cube: np.ndarray, run
     return out
 
 
-def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
+def _as_policy(policy: Policy | Mapping[str, Any] | str | os.PathLike) -> Policy:
+    """A :class:`Policy`, from itself, its POLICY.json path or its document."""
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, str | os.PathLike):
+        return Policy.load(policy)
+    if isinstance(policy, Mapping):
+        return Policy.from_dict(policy)
+    raise ToolkitError(f"simulate needs a policy (Policy.load('policy.json'), its path or its "
+                       f"document), got {type(policy).__name__}")
+
+
+def simulate(cube: Any, policy: Policy | Mapping[str, Any] | str | os.PathLike,
+             trace: pd.DataFrame | np.ndarray | str | os.PathLike, *,
              seed: int | None = 0, drift: Drift | None = None, adapt: bool = False,
              alpha: float = 0.3, switching: bool = False,
              progress: bool = True) -> Simulation:
@@ -266,9 +280,11 @@ def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
     Args:
         cube: the cube the policy was exported from (its runs are replayed), or
             its file's path.
-        policy: the policy (its candidates must be measured in the cube).
+        policy: the policy (its candidates must be measured in the cube), or its
+            POLICY.json path or document.
         trace: a trace (:func:`toolkit.trace.read_trace`; its ``Latency``
-            column) or an array of thresholds in ms.
+            column), a trace CSV's path (the policy's network's requests) or an
+            array of thresholds in ms.
         seed: seed of the run draws (same seed, same result).
         drift: network drift over a segment of the trace.
         adapt: also score ``policy-adaptive`` (EWMA transfer correction).
@@ -285,6 +301,11 @@ def simulate(cube: Any, policy: Policy, trace: pd.DataFrame | np.ndarray, *,
             in the cube.
     """
     check_seed(seed)
+    policy = _as_policy(policy)
+    if isinstance(trace, str | os.PathLike):  # a trace CSV: the policy's network's requests
+        from toolkit.trace import read_trace
+
+        trace = read_trace(trace, model=policy.doc.get("model") or None)
     try:
         thresholds = np.asarray(trace["Latency"] if isinstance(trace, pd.DataFrame) else trace,
                                 dtype=float).ravel()

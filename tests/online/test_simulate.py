@@ -13,7 +13,7 @@ from toolkit.cube import cube_from_runs
 from toolkit.errors import ToolkitError
 from toolkit.policy import Policy
 from toolkit.simulate import SIMULATION_SCHEMA, STRATEGIES, Drift, simulate
-from toolkit.trace import generate_trace, write_trace
+from toolkit.trace import generate_trace, read_trace, write_trace
 
 
 @pytest.fixture()
@@ -202,3 +202,18 @@ def test_tail_tradeoff_figure():
     ax = fig.axes[0]
     assert "measured: meter:splinter" in ax.get_xlabel()
     assert any(t.get_text() == "clairvoyant" for t in ax.texts)
+
+
+def test_files_and_documents_are_taken_as_they_are_written(toy, tmp_path):
+    """A notebook may pass what the command line writes: the cube, policy and trace
+    files, or the policy's document; each gives the replay of the loaded objects."""
+    cube, cube_path, _, policy_path = toy
+    trace_path = write_trace(generate_trace("toy", 10.0, 80.0, 50, seed=1), tmp_path / "t.csv")
+    policy = Policy.load(policy_path)
+    expected = simulate(cube, policy, read_trace(trace_path), progress=False).as_dict()
+    for args in ((cube_path, policy_path, trace_path),
+                 (cube, json.loads(policy_path.read_text()), str(trace_path))):
+        got = simulate(*args, progress=False).as_dict()
+        assert got["strategies"] == expected["strategies"]
+    with pytest.raises(ToolkitError, match=r"simulate needs a policy .*got int"):
+        simulate(cube, 3, trace_path)
