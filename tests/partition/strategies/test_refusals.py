@@ -88,3 +88,15 @@ def test_open_input_shape_needs_input_shape():
     with pytest.raises(ToolkitError, match="no fixed input shape; give input_shape"):
         partition(model, 2, "output-channel")
     assert partition(model, 2, "output-channel", input_shape=(8, 8, 3)).output_shape == (2,)
+
+
+def test_a_model_is_taken_by_name_and_what_is_no_model_is_named():
+    """``partition("vgg-stack", 2, "spatial")`` loads the model as the command line
+    does; None or a number was an AttributeError."""
+    assert partition("vgg-stack", 2, "layer-wise").strategy == "layer-wise"
+    for bad in (None, 3):
+        with pytest.raises(ToolkitError, match=r"partition needs a Keras model, a Chain or "
+                                               r"a model's name .*got"):
+            partition(bad, 2, "spatial")
+    with pytest.raises(ToolkitError, match="unknown model 'nope'; valid: vgg-stack"):
+        partition("nope", 2, "spatial")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +47,9 @@ def partition(
     """Partition ``model`` over ``n_devices`` devices with the named strategy.
 
     Args:
-        model: a chain Keras model or a :class:`~toolkit.partition.model.graph.Chain`.
+        model: a chain Keras model, a :class:`~toolkit.partition.model.graph.Chain`,
+            or a name :func:`~toolkit.partition.model.stacks.load_partition_model`
+            loads (``vgg-stack``, a zoo name, a ``.keras`` path).
         n_devices: number of devices.
         strategy: one of :data:`STRATEGIES`.
         input_shape: one sample's input shape, where the model leaves it open.
@@ -58,6 +61,13 @@ def partition(
         ToolkitError: unknown strategy or option, or the strategy refuses the model.
     """
     check_strategy(strategy)
+    if isinstance(model, str | os.PathLike):  # a name, as the command line takes it
+        from toolkit.partition.model.stacks import load_partition_model
+
+        model = load_partition_model(model)
+    if not isinstance(model, keras.Model | Chain):
+        raise ToolkitError(f"partition needs a Keras model, a Chain or a model's name "
+                           f"(e.g. 'vgg-stack', 'digits-cnn'), got {type(model).__name__}")
     allowed = _OPTIONS.get(strategy, set())
     unknown = sorted(set(options) - allowed)
     if unknown:
