@@ -158,9 +158,15 @@ def write_trace(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         The path written.
 
     Raises:
-        ToolkitError: a column is missing, or the file cannot be written.
+        ToolkitError: a column is missing, a threshold that :func:`read_trace` would
+            refuse (not a finite number >= 0), or the file cannot be written.
     """
     missing = [c for c in TRACE_COLUMNS if c not in df.columns]
     if missing:
         raise ToolkitError(f"a trace needs the columns {choices(missing)}")
+    latency = pd.to_numeric(df["Latency"], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~(np.isfinite(latency) & (latency >= 0)))
+    if len(bad):
+        raise ToolkitError(f"request {int(bad[0])} has the threshold "
+                           f"{df['Latency'].iloc[bad[0]]!r}; a threshold is a number of ms >= 0")
     return write_table(df[list(TRACE_COLUMNS)], path)

@@ -78,6 +78,12 @@ def test_write_replaces_and_a_bad_table_does_not_destroy(tmp_path):
     with pytest.raises(ToolkitError, match="columns Latency"):
         write_trace(pd.DataFrame({"Index": [0], "Network": ["b"]}), path)
     assert path.read_bytes() == before
+    for latency in (-5.0, float("nan"), "fast"):  # what read_trace would refuse
+        with pytest.raises(ToolkitError, match=r"request 1 has the threshold .*; a threshold "
+                                               r"is a number of ms >= 0"):
+            write_trace(pd.DataFrame({"Index": [0, 1], "Network": ["b", "b"],
+                                      "Latency": [3.0, latency]}), path)
+        assert path.read_bytes() == before
 
 
 def test_reads_their_multi_network_trace(splinter_dir):
