@@ -189,9 +189,12 @@ def save_cube(cube: xr.Dataset, path: str | os.PathLike) -> Path:
     inherited from an opened file are dropped.
 
     Raises:
-        ToolkitError: the cube cannot be written to ``path``.
+        ToolkitError: the cube cannot be written to ``path``, or holds values
+            :func:`open_cube` would refuse (infinite values, negative objectives,
+            fractional integer coordinates), named with ``path``; nothing is written.
     """
     path = Path(path)
+    _check_values(cube, path)  # never write what open_cube refuses to read back
     out = cube.copy(deep=False)
     for var in out.variables.values():
         var.encoding = {}
