@@ -191,7 +191,7 @@ def test_a_journal_held_by_another_process_is_refused_until_it_ends(tmp_path):
 
     out = tmp_path / "c.nc.journal"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from toolkit.retry import Journal; "
+        [sys.executable, "-c", "import sys; from toolkit.retry import Journal; "
          f"j = Journal(__import__('pathlib').Path({str(out)!r}), 'campaign'); j.open({{}}); "
          "print('held', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -275,6 +275,11 @@ def test_a_campaign_refuses_counts_that_are_not_whole_numbers(runs, samples, mes
         CampaignSpec([config], runs=runs, samples=samples)
 
 
+#: one configuration, as a mapping (what a notebook or a JSON file gives)
+CONFIG = [{"model": "m", "split": 1, "cpu_freq": 600, "edge_accel": "none",
+           "cloud_accel": "none"}]
+
+
 @pytest.mark.parametrize(("make", "message"), [
     (lambda s: s(CONFIG, warmup=-1), "warmup must be an integer >= 0, got -1"),
     (lambda s: s(CONFIG, seed=-1), "seed must be None or an integer >= 0, got -1"),
@@ -287,9 +292,6 @@ def test_a_campaign_spec_names_what_is_no_list_of_configurations(make, message):
     with pytest.raises(ConfigError, match=message):
         make(CampaignSpec)
 
-
-CONFIG = [{"model": "m", "split": 1, "cpu_freq": 600, "edge_accel": "none",
-           "cloud_accel": "none"}]
 
 
 def test_grid_takes_one_name_as_a_list_of_one_and_refuses_fractions():
