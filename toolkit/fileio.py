@@ -169,7 +169,11 @@ def read_table(path: str | os.PathLike, kind: str, required: Sequence[str]) -> p
         raise ToolkitError(f"cannot read {path}: {exc}") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise ToolkitError(f"{path} is not a {kind}: missing columns {choices(missing)}")
+        header = str(df.columns[0]) if len(df.columns) == 1 else ""
+        sep = next((s for s in (";", "\t", "|") if s in header), None)
+        hint = (f" (its first line is separated by {sep!r}; the toolkit reads "
+                "comma-separated files)" if sep else "")
+        raise ToolkitError(f"{path} is not a {kind}: missing columns {choices(missing)}{hint}")
     if df.empty:
         raise ToolkitError(f"{path} has a header but no rows; expected a {kind}")
     return df

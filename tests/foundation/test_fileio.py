@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import matplotlib.pyplot as plt
 import pytest
 
 from toolkit.errors import ToolkitError
-from toolkit.fileio import check_writable, figure_format, save_figure
+from toolkit.fileio import check_writable, figure_format, read_table, save_figure
 
 
 def _tree(root):
@@ -62,3 +63,17 @@ def test_a_figure_is_saved_in_the_format_its_name_says_and_atomically(tmp_path):
     assert target.read_bytes() == b"old"
     assert _tree(tmp_path) == ["f.PDF", "f.png", "kept.png"]
     plt.close(fig)
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_table_with_another_separator_is_named_as_such(tmp_path, sep):
+    """A spreadsheet exported with semicolons (or tabs) read as one column: the message
+    says why its columns are missing."""
+    path = tmp_path / "trace.csv"
+    path.write_text(sep.join(["Index", "Network", "Latency"]) + "\n"
+                    + sep.join(["0", "a", "1"]) + "\n")
+    with pytest.raises(ToolkitError, match=rf"missing columns Index, Network, Latency \(its "
+                                           rf"first line is separated by {re.escape(repr(sep))}; "
+                                           r"the toolkit "
+                                           r"reads comma-separated files\)"):
+        read_table(path, "trace", ["Index", "Network", "Latency"])
