@@ -551,3 +551,16 @@ def test_meters_measured_where_readable_else_modelled(tmp_path, caplog):
     assert remote.cloud_meter is None
     assert remote.energy_source == "model:fake-pi+model:cloud-gpu-server"
     assert "meter pkg is read on host gpu (192.0.2.20), which is not this machine" in caplog.text
+
+
+def test_what_a_device_would_fail_on_is_named_before_any_connection(tmp_path):
+    """An SSH testbed checks the model, its input size and the data folder when it is
+    made, as the local one does: before, a Pi found them after the deployment."""
+    from toolkit.devices.testbeds.ssh_testbed import SshTestbed
+    from toolkit.errors import ToolkitError
+
+    for options, message in (({"model": "vgg-16"}, "unknown model 'vgg-16'"),
+                             ({"input_size": 64}, "digits-cnn has a fixed input"),
+                             ({"data": tmp_path / "none"}, "data folder .* does not exist")):
+        with pytest.raises(ToolkitError, match=message):
+            SshTestbed(tmp_path / "no-inventory.toml", **options)  # never read

@@ -62,14 +62,12 @@ from toolkit.config import TPU_ACCELS, Config
 from toolkit.devices.controllers.base import KnobChange
 from toolkit.devices.testbeds.calibration import quota_cores
 from toolkit.devices.testbeds.cgroups import CpuQuota, open_cpu_quota
-from toolkit.devices.testbeds.testbed import Testbed
+from toolkit.devices.testbeds.testbed import Testbed, check_model_options
 from toolkit.energy.meter import Meter
 from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.hardware.cloud_timing import tail_cost
 from toolkit.hardware.edge_timing import head_cost
 from toolkit.hardware.profile import DeviceProfile, load_profile
-from toolkit.models.data import image_files
-from toolkit.models.names import check_input_size, check_model_name
 from toolkit.runtime.link import Link
 from toolkit.runtime.session import EdgeClient, RunResult, WorkerProcess, worker_command
 from toolkit.switching import (
@@ -146,14 +144,8 @@ class LocalTestbed(Testbed):
         super().__init__(edge, cloud, edge_meter, cloud_meter)
         if not edge.frequencies_mhz:
             raise ToolkitError(f"edge profile {edge.name!r} lists no CPU frequencies")
-        self.model_name = check_model_name(model)  # named now, not when a worker fails
-        if input_size is not None and (isinstance(input_size, bool)
-                                       or not isinstance(input_size, int) or input_size < 1):
-            raise ConfigError(f"input_size must be an integer >= 1, got {input_size!r}")
-        check_input_size([self.model_name], input_size)
+        self.model_name = check_model_options(model, input_size, data)
         self.input_size = input_size
-        if data:
-            image_files(data)  # a missing or empty folder is named before a worker starts
         self.data = str(Path(data).resolve()) if data else None
         self.link = link if link is not None else Link.of_profile(edge)
         timing = edge.timing

@@ -81,7 +81,7 @@ from toolkit.devices.controllers.base import KnobChange
 from toolkit.devices.controllers.cloud import CloudController
 from toolkit.devices.controllers.pi import PiController
 from toolkit.devices.inventory import Host, Inventory, MeterSpec, load_inventory
-from toolkit.devices.testbeds.testbed import Testbed
+from toolkit.devices.testbeds.testbed import Testbed, check_model_options
 from toolkit.devices.transport.connect import ReconnectPolicy
 from toolkit.devices.transport.deploy import deploy
 from toolkit.devices.transport.files import file_sha256
@@ -158,6 +158,7 @@ class SshTestbed(Testbed):
                  reconnect: ReconnectPolicy | None = None, progress: bool = True,
                  data: str | os.PathLike | None = None,
                  edgetpu_dir: str | os.PathLike | None = None) -> None:
+        model = check_model_options(model, input_size, data)  # before any connection
         inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
         if inv.kind != "ssh":
             raise ConfigError(f"{inv.path}: testbed kind is {inv.kind!r}; SshTestbed needs "

@@ -33,7 +33,27 @@ from toolkit.hardware.profile import DeviceProfile
 from toolkit.models.codecs import check_codec
 from toolkit.runtime.session import RunResult
 
-__all__ = ["RunRecord", "Testbed"]
+__all__ = ["RunRecord", "Testbed", "check_model_options"]
+
+
+def check_model_options(model: Any, input_size: Any, data: Any) -> str:
+    """The model's name, checked with its input size and data folder when a testbed is
+    made (an unknown name, a bad or needless input size, a missing or empty data
+    folder), so that none is found by a worker failing to start.
+
+    Raises:
+        ToolkitError: naming the problem and the valid choices.
+    """
+    from toolkit.models.data import image_files
+    from toolkit.models.names import check_input_size, check_model_name
+
+    name = check_model_name(model)
+    if input_size is not None:
+        check_count(input_size, "input_size")
+    check_input_size([name], input_size)
+    if data:
+        image_files(data)
+    return name
 
 
 @dataclass
