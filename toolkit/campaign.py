@@ -46,7 +46,7 @@ from typing import Any
 
 import xarray as xr
 
-from toolkit.config import Config, config_problems
+from toolkit.config import Config, config_problems, listed
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.devices.testbeds.pool import TestbedPool
 from toolkit.devices.testbeds.testbed import Testbed
@@ -83,10 +83,10 @@ def grid(
     A single name or number stands for a list of one (``grid("vgg16", 3, 600)``),
     not for its characters.
     """
-    models, cpu_freqs = _listed(models), _listed(cpu_freqs)
-    edge_accels, cloud_accels = _listed(edge_accels), _listed(cloud_accels)
+    models, cpu_freqs = listed(models), listed(cpu_freqs)
+    edge_accels, cloud_accels = listed(edge_accels), listed(cloud_accels)
     if not isinstance(splits, Mapping):
-        splits = _listed(splits)
+        splits = listed(splits)
     configs, skipped = [], []
     for model in models:
         model_splits = splits[model] if isinstance(splits, Mapping) else splits
@@ -98,13 +98,6 @@ def grid(
             else:
                 configs.append(config)
     return configs, skipped
-
-
-def _listed(values: Any) -> list[Any]:
-    """``values`` as a list, where one name or number stands for a list of one."""
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        return [values]
-    return list(values)
 
 
 @dataclass

@@ -23,7 +23,7 @@ __all__ = ["ACCELERATORS", "CLOUD_ACCELS", "CODECS", "CONFIG_KEYS", "EDGE_ACCELS
            "IDLE_ACCOUNTINGS", "KEYS", "OBJECTIVES", "PARTITION_VARIABLES", "SENSES", "TPU_ACCELS",
            "VARIABLES",
            "Accelerator", "Config", "Key", "coerce_value", "config_keys", "config_problems",
-           "domain_values", "single_extras", "whole_number"]
+           "domain_values", "listed", "single_extras", "whole_number"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,14 @@ def whole_number(key: str, value: Any, minimum: int) -> int:
     if number < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {number}")
     return number
+
+
+def listed(values: Any) -> list[Any]:
+    """``values`` as a list, where one name or number stands for a list of one
+    (``"vgg16"`` is ``["vgg16"]``, not its characters)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        return [values]
+    return list(values)
 
 
 def coerce_value(key: str, value: Any) -> Any:

@@ -136,3 +136,21 @@ def test_cli_output_needs_measure(capsys):
     status = cli.main(["partition", "vgg-stack", "--devices", "2", "-o", "x.nc"])
     err = capsys.readouterr().err
     assert status == 2 and "add --measure" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"model": "vgg-stak"}, r"unknown model 'vgg-stak'; valid: vgg-stack, mobilenet-stack"),
+    ({"cpu_freqs": [600.5]}, "cpu_freq must be a whole number, got 600.5"),
+    ({"warmup": -1}, "warmup must be an integer >= 0, got -1"),
+    ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
+    ({"input_size": 0}, "input_size must be an integer >= 1, got 0"),
+])
+def test_a_study_spec_names_what_it_cannot_measure(change, message):
+    """Checked when the spec is made; a typo was found when the cluster ran it."""
+    with pytest.raises(ToolkitError, match=message):
+        StudySpec(**{"model": "vgg-stack", "strategies": ["spatial"], "devices": [2], **change})
+
+
+def test_one_strategy_or_count_is_a_list_of_one():
+    spec = StudySpec("vgg-stack", "spatial", 2, cpu_freqs=600)
+    assert (spec.strategies, spec.devices, spec.cpu_freqs) == (["spatial"], [2], [600])

@@ -34,9 +34,9 @@ from typing import Any
 import xarray as xr
 
 from toolkit.campaign import CampaignSummary, progress_bar
-from toolkit.config import PARTITION_VARIABLES
+from toolkit.config import PARTITION_VARIABLES, listed, whole_number
 from toolkit.cube import cube_from_runs, save_cube
-from toolkit.errors import ConfigError, ToolkitError, check_count
+from toolkit.errors import ConfigError, ToolkitError, check_count, check_seed
 from toolkit.models.codecs import check_codec
 from toolkit.partition.cost.energy import check_idle
 from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
@@ -53,6 +53,20 @@ GRID_FIELDS = ("strategies", "devices", "cpu_freqs", "codecs", "runs")
 
 #: what a study did (a campaign's summary, with its ``refused``)
 StudySummary = CampaignSummary
+
+
+def _study_model(model: Any) -> str:
+    """A partitioning model's name: a built-in stack, a zoo name or a ``.keras`` path."""
+    from toolkit.models.names import check_model_name
+    from toolkit.partition.model.stacks import STACKS
+
+    if isinstance(model, str | os.PathLike) and str(model) in STACKS:
+        return str(model)
+    try:
+        return check_model_name(model)
+    except ToolkitError:
+        raise ToolkitError(f"unknown model {model!r}; valid: {', '.join(STACKS)}, a model of "
+                           "the zoo or a .keras path") from None
 
 
 @dataclass
@@ -97,7 +111,15 @@ class StudySpec:
     idle: str = "request"
 
     def __post_init__(self) -> None:
-        self.model = str(self.model)
+        self.model = _study_model(self.model)
+        self.strategies, self.devices, self.codecs = (
+            listed(self.strategies), listed(self.devices), listed(self.codecs))
+        if self.cpu_freqs is not None:
+            self.cpu_freqs = [whole_number("cpu_freq", f, 1) for f in listed(self.cpu_freqs)]
+        if self.input_size is not None:
+            check_count(self.input_size, "input_size")
+        check_count(self.warmup, "warmup", 0)
+        check_seed(self.seed)
         check_idle(self.idle)
         if not self.strategies or not self.devices:
             raise ConfigError("a partitioning study needs at least one strategy and device count")
