@@ -53,7 +53,7 @@ from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError, check_count, check_seed
 from toolkit.models.codecs import check_codec
 from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
-from toolkit.retry import Journal, retry_run
+from toolkit.retry import Journal, check_retry_settings, retry_run
 from toolkit.workqueue import Task, WorkQueue, gather_or_cancel
 
 __all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "grid", "progress_bar"]
@@ -257,11 +257,11 @@ def _check_campaign_arguments(testbed: Any, spec: Any, out: Any, retries: Any, b
         raise ConfigError(f"a campaign needs a CampaignSpec (what to measure), got {spec!r}")
     if not isinstance(out, str | os.PathLike):
         raise ConfigError(f"a campaign needs its output cube's path, got {out!r}")
-    check_count(retries, "retries", 0)
+    check_retry_settings(retries, backoff_s)
     check_count(drop_after, "drop_after", 1)
-    for name, value in (("backoff_s", backoff_s), ("save_every_s", save_every_s)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-            raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    if isinstance(save_every_s, bool) or not isinstance(save_every_s, int | float) \
+            or not save_every_s >= 0:
+        raise ConfigError(f"save_every_s must be a number of seconds >= 0, got {save_every_s!r}")
 
 
 class Campaign:

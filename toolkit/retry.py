@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from toolkit.errors import ToolkitError, retryable
+from toolkit.errors import ConfigError, ToolkitError, check_count, retryable
 
 try:  # POSIX; elsewhere (Windows) journals are not locked
     import fcntl
 except ImportError:  # pragma: no cover - not on the platforms the toolkit runs on
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["JOURNAL_SCHEMA", "Backoff", "Journal", "retry_run"]
+__all__ = ["JOURNAL_SCHEMA", "Backoff", "Journal", "check_retry_settings", "retry_run"]
 
 log = logging.getLogger("toolkit.retry")
 
@@ -107,6 +107,19 @@ async def retry_run(
             log.warning("%s failed (attempt %d/%d): %s", what, attempt + 1, retries + 1,
                         reason)
     return None, reason
+
+
+def check_retry_settings(retries: Any, backoff_s: Any) -> None:
+    """Refuse retries that are not an integer >= 0 and a first backoff that is not a
+    number of seconds >= 0 (campaigns and partition studies take both).
+
+    Raises:
+        ConfigError: naming the setting.
+    """
+    check_count(retries, "retries", 0)
+    if isinstance(backoff_s, bool) or not isinstance(backoff_s, int | float) \
+            or not backoff_s >= 0 or math.isinf(backoff_s):
+        raise ConfigError(f"backoff_s must be a number of seconds >= 0, got {backoff_s!r}")
 
 
 def _is_entry(entry: Any) -> bool:

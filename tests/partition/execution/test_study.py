@@ -154,3 +154,21 @@ def test_a_study_spec_names_what_it_cannot_measure(change, message):
 def test_one_strategy_or_count_is_a_list_of_one():
     spec = StudySpec("vgg-stack", "spatial", 2, cpu_freqs=600)
     assert (spec.strategies, spec.devices, spec.cpu_freqs) == (["spatial"], [2], [600])
+
+
+def test_a_study_names_what_it_cannot_run_with(tmp_path):
+    from toolkit.partition import PartitionCluster
+
+    spec = StudySpec("vgg-stack", ["spatial"], [2])
+    cluster = PartitionCluster(2)  # not started: nothing runs before the checks
+    for args, kwargs, message in (
+            (("local", spec, tmp_path / "s.nc"), {}, "a study runs on a PartitionCluster"),
+            ((cluster, {"model": "vgg-stack"}, tmp_path / "s.nc"), {}, "needs a StudySpec"),
+            ((cluster, spec, None), {}, "needs its output cube's path, got None"),
+            ((cluster, spec, tmp_path / "s.nc"), {"retries": -1}, "retries must be an "
+             "integer >= 0"),
+            ((cluster, spec, tmp_path / "s.nc"), {"backoff_s": float("inf")}, "backoff_s must "
+             "be a number of seconds >= 0, got inf")):
+        with pytest.raises(ToolkitError, match=message):
+            PartitionStudy(*args, **kwargs)
+    assert not (tmp_path / "s.nc.journal").exists()

@@ -42,7 +42,7 @@ from toolkit.partition.cost.energy import check_idle
 from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.execution.spec import PlanSpec
 from toolkit.partition.strategies.hybrid import HYBRID_PREFIX
-from toolkit.retry import Journal, retry_run
+from toolkit.retry import Journal, check_retry_settings, retry_run
 from toolkit.runtime.link import DEFAULT_LINK, Link
 
 __all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
@@ -179,6 +179,14 @@ class PartitionStudy:
     def __init__(self, cluster: PartitionCluster, spec: StudySpec, out: str | os.PathLike, *,
                  retries: int = 1, backoff_s: float = 0.5,
                  attrs: Mapping[str, Any] | None = None, progress: bool = True) -> None:
+        if not isinstance(cluster, PartitionCluster):
+            raise ConfigError(f"a study runs on a PartitionCluster (e.g. PartitionCluster(4)), "
+                              f"got {cluster!r}")
+        if not isinstance(spec, StudySpec):
+            raise ConfigError(f"a study needs a StudySpec (what to measure), got {spec!r}")
+        if not isinstance(out, str | os.PathLike):
+            raise ConfigError(f"a study needs its output cube's path, got {out!r}")
+        check_retry_settings(retries, backoff_s)
         self.cluster = cluster
         self.spec = spec
         self.out = Path(out)
