@@ -259,7 +259,7 @@ def make_policy(
     names = _profiles(cube, edge_profile, cloud_profile)
     costs: dict[str, float] = {}
     for role in ("edge", "cloud"):
-        costs.update(load_profile(names[role]).reconfiguration)
+        costs.update(load_profile(names[role]).check_role(role).reconfiguration)
     doc = {
         "schema": POLICY_SCHEMA,
         "toolkit_version": __version__,

@@ -90,6 +90,15 @@ class DeviceProfile:
         the partition cluster's device workers)."""
         return self.emulated_cores * freq / self.max_freq
 
+    def check_role(self, role: str) -> DeviceProfile:
+        """Return this profile if it is for ``role`` (``edge`` or ``cloud``), else raise
+        a ConfigError naming the shipped profiles that are."""
+        if self.role != role:
+            fitting = [n for n in available_profiles() if load_profile(n).role == role]
+            raise ConfigError(f"profile {self.name!r} has role {self.role!r}; here a profile "
+                              f"with role {role!r} is needed (shipped: {choices(fitting)})")
+        return self
+
     def check_freq(self, freq: int) -> int:
         """Return ``freq`` if this profile offers it, else raise a ConfigError."""
         return self._offered(freq, self.frequencies_mhz, f"frequency {freq} MHz")

@@ -177,6 +177,10 @@ def test_unknown_edge_timing_is_refused():
     ({"model": "vgg16", "input_size": 0}, "input_size must be an integer >= 1, got 0"),
     ({"input_size": 64}, "digits-cnn has a fixed input"),
     ({"data": "/no/such/folder"}, "data folder /no/such/folder does not exist"),
+    ({"cloud_profile": "raspberry-pi-4"}, r"profile 'raspberry-pi-4' has role 'edge'; here a "
+                                          r"profile with role 'cloud' is needed \(shipped: "
+                                          r"cloud-gpu-server\)"),
+    ({"edge_profile": "cloud-gpu-server"}, "has role 'cloud'; here a profile with role 'edge'"),
 ])
 def test_what_a_worker_would_fail_on_is_named_before_any_starts(options, message):
     """The constructor checks the model, its input size and the data folder: before,

@@ -172,3 +172,19 @@ def test_a_study_names_what_it_cannot_run_with(tmp_path):
         with pytest.raises(ToolkitError, match=message):
             PartitionStudy(*args, **kwargs)
     assert not (tmp_path / "s.nc.journal").exists()
+
+
+def test_a_cluster_names_profiles_of_the_wrong_role_and_bad_timeouts():
+    from toolkit.partition import PartitionCluster
+
+    for kwargs, message in (({"cloud_profile": "raspberry-pi-4"}, "role 'edge'; here a profile "
+                             "with role 'cloud'"),
+                            ({"workers": 1, "device_profiles": ["cloud-gpu-server"]},
+                             "role 'cloud'; here a profile with role 'edge'"),
+                            ({"workers": 2, "device_profiles": "raspberry-pi-4"},
+                             "names 1 profiles for 2 workers"),
+                            ({"startup_timeout": float("nan")}, "startup_timeout must be a "
+                             "number of seconds > 0, got nan"),
+                            ({"run_timeout": -1}, "run_timeout must be a number of seconds > 0")):
+        with pytest.raises(ToolkitError, match=message):
+            PartitionCluster(**kwargs)

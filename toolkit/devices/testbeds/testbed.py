@@ -117,8 +117,8 @@ class Testbed(BlockingLifecycle, abc.ABC):
 
     def __init__(self, edge_profile: DeviceProfile, cloud_profile: DeviceProfile,
                  edge_meter: Meter | None = None, cloud_meter: Meter | None = None) -> None:
-        self.edge_profile = edge_profile
-        self.cloud_profile = cloud_profile
+        self.edge_profile = edge_profile.check_role("edge")
+        self.cloud_profile = cloud_profile.check_role("cloud")
         self.edge_meter = edge_meter
         self.cloud_meter = cloud_meter
         self.edge_power = PowerModel(edge_profile)

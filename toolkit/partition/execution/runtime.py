@@ -66,6 +66,7 @@ import keras
 import numpy as np
 
 from toolkit.aio import BlockingLifecycle
+from toolkit.config import listed
 from toolkit.devices.testbeds.calibration import HostCalibration, host_calibration, quota_cores
 from toolkit.devices.testbeds.cgroups import CpuQuota, open_cpu_quota
 from toolkit.energy.meter import Meter
@@ -221,19 +222,24 @@ class PartitionCluster(BlockingLifecycle):
         self.size = workers
         self.profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
         self.cloud_profile = (cloud_profile if isinstance(cloud_profile, DeviceProfile)
-                              else load_profile(cloud_profile))
+                              else load_profile(cloud_profile)).check_role("cloud")
+        device_profiles = listed(device_profiles) if device_profiles else []
         self.unequal = bool(device_profiles)
         if self.unequal and len(device_profiles) != workers:
             raise ToolkitError(f"device_profiles names {len(device_profiles)} profiles for "
                                f"{workers} workers; give one per worker")
-        self.device_profiles = [p if isinstance(p, DeviceProfile) else load_profile(p)
-                                for p in device_profiles] or [self.profile] * workers
+        self.device_profiles = [(p if isinstance(p, DeviceProfile) else load_profile(p))
+                                .check_role("edge") for p in device_profiles
+                                ] or [self.profile.check_role("edge")] * workers
         for p in {id(p): p for p in (self.profile, *self.device_profiles)}.values():
             if not p.frequencies_mhz:
                 raise ToolkitError(f"edge profile {p.name!r} lists no CPU frequencies")
         self.throttle = throttle
         self.log_dir = Path(log_dir) if log_dir else Path(
             tempfile.mkdtemp(prefix="dynasplit-partition-"))
+        for name, value in (("startup_timeout", startup_timeout), ("run_timeout", run_timeout)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ToolkitError(f"{name} must be a number of seconds > 0, got {value!r}")
         self.startup_timeout = startup_timeout
         self.run_timeout = run_timeout
         self._uid = next(_uids)
