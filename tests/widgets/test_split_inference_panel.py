@@ -13,6 +13,7 @@ import pytest
 
 from toolkit import LocalTestbed, SplitModel, load_model
 from toolkit.config import Config
+from toolkit.errors import ToolkitError
 from toolkit.widgets import SplitInferencePanel
 
 
@@ -81,6 +82,17 @@ def test_an_unloadable_model_is_reported_in_the_panel(testbed) -> None:
     panel.model.value = "/nonexistent/model.keras"
     assert "does not exist" in panel.status.value and "error" in panel.status.value
     assert panel.split.options == before
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"models": ["digits-cnn", "vgg-16"]}, "unknown model 'vgg-16'; valid: digits-cnn"),
+    ({"samples": 0}, "samples must be an integer >= 1, got 0"),
+    ({"testbed": "local"}, r"testbed must be a Testbed \(e\.g\. LocalTestbed\(\)\) or None"),
+])
+def test_a_name_that_is_no_model_is_named_before_the_panel_is_built(options, message) -> None:
+    """A typo in ``models`` was found only when the user picked it in the menu."""
+    with pytest.raises(ToolkitError, match=message):
+        SplitInferencePanel(**options)
 
 
 @pytest.mark.slow

@@ -20,9 +20,10 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from toolkit.config import CODECS, Config
+from toolkit.config import CODECS, Config, listed
 from toolkit.devices.testbeds.testbed import RunRecord, Testbed
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, check_count
+from toolkit.models.names import check_model_name
 from toolkit.widgets._display import close_all, error_html, show_figure, show_table
 from toolkit.widgets.lifetime import close_at_exit
 
@@ -66,6 +67,12 @@ class SplitInferencePanel:
     def __init__(self, model: str = "digits-cnn", *, models: Sequence[str] = ("digits-cnn",),
                  testbed: Testbed | None = None, samples: int = 50,
                  split: int | None = None) -> None:
+        models = list(dict.fromkeys(check_model_name(m) for m in (model, *listed(models))))
+        model = models[0]
+        check_count(samples, "samples")
+        if testbed is not None and not isinstance(testbed, Testbed):
+            raise ToolkitError(f"testbed must be a Testbed (e.g. LocalTestbed()) or None, got "
+                               f"{type(testbed).__name__}")
         if testbed is None:
             from toolkit.devices.testbeds.local import LocalTestbed
 
@@ -76,7 +83,6 @@ class SplitInferencePanel:
         self.testbed = testbed
         self.records: list[RunRecord] = []
         self._started = False
-        models = list(dict.fromkeys([model, *models]))
         profile = testbed.edge_profile
         style = {"description_width": "110px"}
         wide = widgets.Layout(width="560px")
