@@ -95,8 +95,8 @@ def test_a_model_is_taken_by_name_and_what_is_no_model_is_named():
     does; None or a number was an AttributeError."""
     assert partition("vgg-stack", 2, "layer-wise").strategy == "layer-wise"
     for bad in (None, 3):
-        with pytest.raises(ToolkitError, match=r"partition needs a Keras model, a Chain or "
-                                               r"a model's name .*got"):
+        with pytest.raises(ToolkitError, match=r"partition needs a Keras model, a Chain, a "
+                                               r"Network or a model.s name .*got"):
             partition(bad, 2, "spatial")
     with pytest.raises(ToolkitError, match="unknown model 'nope'; valid: vgg-stack"):
         partition("nope", 2, "spatial")

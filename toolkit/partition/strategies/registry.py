@@ -10,6 +10,7 @@ import keras
 
 from toolkit.errors import ToolkitError, choices
 from toolkit.partition.model.graph import Chain
+from toolkit.partition.model.network import Network
 from toolkit.partition.model.plan import PartitionPlan
 from toolkit.partition.strategies.channels import input_channel, output_channel
 from toolkit.partition.strategies.layerwise import layer_wise
@@ -65,8 +66,8 @@ def partition(
         from toolkit.partition.model.stacks import load_partition_model
 
         model = load_partition_model(model)
-    if not isinstance(model, keras.Model | Chain):
-        raise ToolkitError(f"partition needs a Keras model, a Chain or a model's name "
+    if not isinstance(model, keras.Model | Chain | Network):
+        raise ToolkitError(f"partition needs a Keras model, a Chain, a Network or a model's name "
                            f"(e.g. 'vgg-stack', 'digits-cnn'), got {type(model).__name__}")
     allowed = _OPTIONS.get(strategy, set())
     unknown = sorted(set(options) - allowed)
