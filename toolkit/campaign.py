@@ -53,7 +53,7 @@ from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError, check_count, check_seed
 from toolkit.models.codecs import check_codec
 from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
-from toolkit.retry import Journal, check_retry_settings, retry_run
+from toolkit.retry import Journal, check_run_settings, retry_run
 from toolkit.workqueue import Task, WorkQueue, gather_or_cancel
 
 __all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "grid", "progress_bar"]
@@ -253,11 +253,7 @@ def _check_campaign_arguments(testbed: Any, spec: Any, out: Any, retries: Any, b
         raise ConfigError("a campaign runs on a testbed (e.g. LocalTestbed() or "
                           "open_testbed('pi.toml')), a TestbedPool or a list of testbeds, "
                           f"got {testbed!r}")
-    if not isinstance(spec, CampaignSpec):
-        raise ConfigError(f"a campaign needs a CampaignSpec (what to measure), got {spec!r}")
-    if not isinstance(out, str | os.PathLike):
-        raise ConfigError(f"a campaign needs its output cube's path, got {out!r}")
-    check_retry_settings(retries, backoff_s)
+    check_run_settings("campaign", spec, CampaignSpec, out, retries, backoff_s)
     check_count(drop_after, "drop_after", 1)
     if isinstance(save_every_s, bool) or not isinstance(save_every_s, int | float) \
             or not save_every_s >= 0:

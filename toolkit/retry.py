@@ -32,7 +32,7 @@ try:  # POSIX; elsewhere (Windows) journals are not locked
 except ImportError:  # pragma: no cover - not on the platforms the toolkit runs on
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["JOURNAL_SCHEMA", "Backoff", "Journal", "check_retry_settings", "retry_run"]
+__all__ = ["JOURNAL_SCHEMA", "Backoff", "Journal", "check_run_settings", "retry_run"]
 
 log = logging.getLogger("toolkit.retry")
 
@@ -109,13 +109,20 @@ async def retry_run(
     return None, reason
 
 
-def check_retry_settings(retries: Any, backoff_s: Any) -> None:
-    """Refuse retries that are not an integer >= 0 and a first backoff that is not a
-    number of seconds >= 0 (campaigns and partition studies take both).
+def check_run_settings(kind: str, spec: Any, spec_type: type, out: Any, retries: Any,
+                       backoff_s: Any) -> None:
+    """Refuse what a journalled run (a campaign, a partition study) cannot start with:
+    a spec of another type, an output that is no path, retries that are not an integer
+    >= 0, a first backoff that is not a finite number of seconds >= 0.
 
     Raises:
-        ConfigError: naming the setting.
+        ConfigError: naming the argument and what it should be.
     """
+    if not isinstance(spec, spec_type):
+        raise ConfigError(f"a {kind} needs a {spec_type.__name__} (what to measure), "
+                          f"got {spec!r}")
+    if not isinstance(out, str | os.PathLike):
+        raise ConfigError(f"a {kind} needs its output cube's path, got {out!r}")
     check_count(retries, "retries", 0)
     if isinstance(backoff_s, bool) or not isinstance(backoff_s, int | float) \
             or not backoff_s >= 0 or math.isinf(backoff_s):

@@ -42,7 +42,7 @@ from toolkit.partition.cost.energy import check_idle
 from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.execution.spec import PlanSpec
 from toolkit.partition.strategies.hybrid import HYBRID_PREFIX
-from toolkit.retry import Journal, check_retry_settings, retry_run
+from toolkit.retry import Journal, check_run_settings, retry_run
 from toolkit.runtime.link import DEFAULT_LINK, Link
 
 __all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
@@ -182,11 +182,7 @@ class PartitionStudy:
         if not isinstance(cluster, PartitionCluster):
             raise ConfigError(f"a study runs on a PartitionCluster (e.g. PartitionCluster(4)), "
                               f"got {cluster!r}")
-        if not isinstance(spec, StudySpec):
-            raise ConfigError(f"a study needs a StudySpec (what to measure), got {spec!r}")
-        if not isinstance(out, str | os.PathLike):
-            raise ConfigError(f"a study needs its output cube's path, got {out!r}")
-        check_retry_settings(retries, backoff_s)
+        check_run_settings("study", spec, StudySpec, out, retries, backoff_s)
         self.cluster = cluster
         self.spec = spec
         self.out = Path(out)
