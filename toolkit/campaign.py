@@ -50,7 +50,7 @@ from toolkit.config import Config, config_problems, listed
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.devices.testbeds.pool import TestbedPool
 from toolkit.devices.testbeds.testbed import Testbed
-from toolkit.errors import ConfigError, ToolkitError, check_count, check_seed
+from toolkit.errors import ConfigError, ToolkitError, check_count, check_seconds, check_seed
 from toolkit.models.codecs import check_codec
 from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
 from toolkit.retry import Journal, check_run_settings, retry_run
@@ -255,9 +255,7 @@ def _check_campaign_arguments(testbed: Any, spec: Any, out: Any, retries: Any, b
                           f"got {testbed!r}")
     check_run_settings("campaign", spec, CampaignSpec, out, retries, backoff_s)
     check_count(drop_after, "drop_after", 1)
-    if isinstance(save_every_s, bool) or not isinstance(save_every_s, int | float) \
-            or not save_every_s >= 0:
-        raise ConfigError(f"save_every_s must be a number of seconds >= 0, got {save_every_s!r}")
+    check_seconds(save_every_s, "save_every_s", finite=False)  # inf: only at the end
 
 
 class Campaign:

@@ -13,10 +13,11 @@ connection that failed may (:class:`DeviceError`). Retry loops
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 __all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "check_count",
-           "check_seed", "retryable"]
+           "check_seconds", "check_seed", "retryable", "short_repr"]
 
 
 class ToolkitError(Exception):
@@ -77,6 +78,28 @@ def check_seed(seed: object, what: str = "seed") -> None:
     """
     if seed is not None and not _whole(seed, 0):
         raise ConfigError(f"{what} must be None or an integer >= 0, got {seed!r}")
+
+
+def check_seconds(value: object, what: str, *, positive: bool = False,
+                  finite: bool = True) -> None:
+    """Refuse a duration that is not a number of seconds >= 0 (> 0 where ``positive``;
+    ``inf`` only where not ``finite``), naming it.
+
+    Raises:
+        ConfigError: ``"<what> must be a number of seconds >= 0, got <value>"``.
+    """
+    ok = (isinstance(value, int | float) and not isinstance(value, bool)
+          and (value > 0 if positive else value >= 0) and not (finite and math.isinf(value)))
+    if not ok:
+        raise ConfigError(f"{what} must be a number of seconds {'>' if positive else '>='} 0, "
+                          f"got {value!r}")
+
+
+def short_repr(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters with ``...`` (a 400-digit number in
+    an error message)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 def choices(values) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.errors import ToolkitError, choices
+from toolkit.errors import ToolkitError, choices, short_repr
 
 if TYPE_CHECKING:  # pandas loads only where a table is read
     import pandas as pd
@@ -220,9 +220,8 @@ def integer_column(df: pd.DataFrame, column: str, path: str | os.PathLike,
         | (values > LARGEST_INTEGER)
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
-        shown = repr(df[column].iloc[row])
-        shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
-        raise ToolkitError(f"{path} line {row + 2}: column {column!r} holds {shown}; "
+        raise ToolkitError(f"{path} line {row + 2}: column {column!r} holds "
+                           f"{short_repr(df[column].iloc[row])}; "
                            f"expected an integer >= {minimum}")
     return values.astype(np.int64)
 

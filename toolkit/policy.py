@@ -48,7 +48,7 @@ from toolkit.config import (
     domain_values,
     single_extras,
 )
-from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.errors import ConfigError, ToolkitError, choices, short_repr
 from toolkit.fileio import atomic_output, read_json
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
@@ -577,8 +577,7 @@ def _read_columns(block: Mapping[str, Any],
         bad = [v for v in column if not isinstance(v, kind) or isinstance(v, bool)
                or (kind is int and abs(v) > LARGEST_INTEGER)]
         if bad:
-            shown = repr(bad[0]) if len(repr(bad[0])) <= 40 else f"{repr(bad[0])[:37]}..."
-            raise ConfigError(f"config.{key} holds {shown}, not "
+            raise ConfigError(f"config.{key} holds {short_repr(bad[0])}, not "
                               f"{'an integer (of at most 2**53)' if kind is int else 'a name'}")
         try:
             domain_values(key, column)

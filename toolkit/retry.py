@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from toolkit.errors import ConfigError, ToolkitError, check_count, retryable
+from toolkit.errors import ConfigError, ToolkitError, check_count, check_seconds, retryable
 
 try:  # POSIX; elsewhere (Windows) journals are not locked
     import fcntl
@@ -124,9 +124,7 @@ def check_run_settings(kind: str, spec: Any, spec_type: type, out: Any, retries:
     if not isinstance(out, str | os.PathLike):
         raise ConfigError(f"a {kind} needs its output cube's path, got {out!r}")
     check_count(retries, "retries", 0)
-    if isinstance(backoff_s, bool) or not isinstance(backoff_s, int | float) \
-            or not backoff_s >= 0 or math.isinf(backoff_s):
-        raise ConfigError(f"backoff_s must be a number of seconds >= 0, got {backoff_s!r}")
+    check_seconds(backoff_s, "backoff_s")
 
 
 def _is_entry(entry: Any) -> bool:

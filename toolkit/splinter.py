@@ -45,7 +45,7 @@ import xarray as xr
 
 from toolkit.config import ACCELERATORS
 from toolkit.cube import cube_from_runs
-from toolkit.errors import ToolkitError, choices
+from toolkit.errors import ToolkitError, choices, short_repr
 from toolkit.fileio import integer_column, numeric_column, read_table
 from toolkit.models.names import GELU_NAMES, MODEL_NAMES, split_variant
 from toolkit.trace import NETWORK_MODELS
@@ -219,8 +219,7 @@ def _measured(df: pd.DataFrame, column: str, path: Path, high: float) -> pd.Seri
         row = int(bad.to_numpy().nonzero()[0][0])
         valid = "a number >= 0" if math.isinf(high) else f"a number in 0..{high:g}"
         raw = df[column].iloc[row]
-        shown = "nothing" if pd.isna(raw) else repr(getattr(raw, "item", lambda: raw)())
-        shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+        shown = "nothing" if pd.isna(raw) else short_repr(getattr(raw, "item", lambda: raw)())
         raise ToolkitError(f"{path} line {row + 2}: column {column!r} holds {shown}; every "
                            f"run needs {valid}")
     return values

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ConfigError, choices
+from toolkit.errors import ConfigError, choices, short_repr
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -87,10 +87,8 @@ class TypedTable:
 
     def fail(self, sub: str, expected: str, got: Any) -> ConfigError:
         """The error for a value of ``sub`` that is not what was ``expected``."""
-        shown = repr(got)
-        shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
         return ConfigError(f"{self.path}: key '{self.name(sub)}' should be {expected}, "
-                           f"got {shown}")
+                           f"got {short_repr(got, 80)}")
 
     def get(self, sub: str, kind: Kind, default: Any = ...) -> Any:
         """The value at ``sub`` (dots walk into sub-tables), checked to be ``kind``

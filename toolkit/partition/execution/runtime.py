@@ -71,7 +71,7 @@ from toolkit.devices.testbeds.calibration import HostCalibration, host_calibrati
 from toolkit.devices.testbeds.cgroups import CpuQuota, open_cpu_quota
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
-from toolkit.errors import DeviceError, ProtocolError, ToolkitError, choices
+from toolkit.errors import DeviceError, ProtocolError, ToolkitError, check_seconds, choices
 from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.models.codecs import decode, encode
 from toolkit.partition.cost.hybrid import (
@@ -237,9 +237,8 @@ class PartitionCluster(BlockingLifecycle):
         self.throttle = throttle
         self.log_dir = Path(log_dir) if log_dir else Path(
             tempfile.mkdtemp(prefix="dynasplit-partition-"))
-        for name, value in (("startup_timeout", startup_timeout), ("run_timeout", run_timeout)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ToolkitError(f"{name} must be a number of seconds > 0, got {value!r}")
+        check_seconds(startup_timeout, "startup_timeout", positive=True, finite=False)
+        check_seconds(run_timeout, "run_timeout", positive=True, finite=False)
         self.startup_timeout = startup_timeout
         self.run_timeout = run_timeout
         self._uid = next(_uids)
