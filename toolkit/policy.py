@@ -393,9 +393,7 @@ class Policy:
         t.get("model", (str, type(None)), None)
         costs = t.table("hardware", {}).table("costs", {})
         for knob in costs.data:  # a time (ms) or an energy (J)
-            value = costs.get(knob, (int, float))
-            if not 0 <= value < math.inf:
-                raise costs.fail(knob, "a number >= 0", value)
+            costs.number(knob, ..., 0.0, strict=False)
         t.table("rule").get("reconfiguration", bool, False)
         block = doc["candidates"]
         try:
