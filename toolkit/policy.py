@@ -386,9 +386,7 @@ class Policy:
             name = rule.get("name") if isinstance(rule, Mapping) else rule
             raise ToolkitError(f"{origin}: unknown rule {name!r}; valid: {choices(RULES)}")
         t = TypedTable(dict(doc), origin)
-        last_split = t.get("last_split", int)
-        if last_split < 0:
-            raise t.fail("last_split", "an integer >= 0", last_split)
+        last_split = t.integer("last_split", ..., 0)
         t.get("energy_source", (str, type(None)), None)
         t.get("model", (str, type(None)), None)
         costs = t.table("hardware", {}).table("costs", {})

@@ -235,9 +235,7 @@ class OptimizationResult:
         normalizer = (Normalizer.from_dict(norm) if norm is not None else Normalizer.from_values(
             list(objectives), np.array([[e.values.get(o, np.nan) for o in objectives]
                                         for e in evaluated])))
-        space_size = t.get("space_size", int)
-        if space_size < 1:
-            raise t.fail("space_size", "an integer >= 1", space_size)
+        space_size = t.integer("space_size")
         seed = t.get("seed", (int, type(None)), None)
         if seed is not None and seed < 0:
             raise t.fail("seed", "an integer >= 0 or null", seed)
