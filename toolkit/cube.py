@@ -60,6 +60,7 @@ __all__ = [
     "VARIABLES",
     "CubeAccessor",
     "as_cube",
+    "as_dataset",
     "config_dims",
     "config_means",
     "configurations",
@@ -80,6 +81,9 @@ __all__ = [
 ]
 
 SCHEMA = "dynasplit.cube/1"
+
+#: what the functions here take as a cube: a Dataset, or a cube file's path
+CubeLike = xr.Dataset | str | os.PathLike
 
 #: objectives of :func:`pareto_configs` by default: variable -> sense
 DEFAULT_OBJECTIVES: dict[str, str] = OBJECTIVES
@@ -266,7 +270,23 @@ def _check_values(cube: xr.Dataset, path: Path) -> None:
                                f"its values are {rule} (NaN: not measured)")
 
 
-def as_cube(cube: xr.Dataset | str | os.PathLike, needs: Sequence[str] = (),
+def as_dataset(cube: CubeLike, purpose: str = "this") -> xr.Dataset:
+    """A cube or a part of one (a selection) as it is, or a cube file opened with
+    :func:`open_cube`: what the functions here that also work on a selection take.
+
+    Raises:
+        ToolkitError: neither a Dataset nor a path, named with what needs it
+            (``purpose``); :func:`open_cube`'s errors for a path.
+    """
+    if isinstance(cube, str | os.PathLike):
+        cube = open_cube(cube)
+    if not isinstance(cube, xr.Dataset):
+        raise ToolkitError(f"{purpose} needs a cube (an xarray Dataset, e.g. from open_cube, "
+                           f"or a cube file's path), got {type(cube).__name__}")
+    return cube
+
+
+def as_cube(cube: CubeLike, needs: Sequence[str] = (),
             purpose: str = "this") -> xr.Dataset:
     """The cube to work on: a Dataset as it is, or a cube file opened with :func:`open_cube`.
 
@@ -280,11 +300,7 @@ def as_cube(cube: xr.Dataset | str | os.PathLike, needs: Sequence[str] = (),
             without the configuration dimensions, or a cube without a variable of
             ``needs``; :func:`open_cube`'s errors for a path.
     """
-    if isinstance(cube, str | os.PathLike):
-        cube = open_cube(cube)
-    if not isinstance(cube, xr.Dataset):
-        raise ToolkitError(f"{purpose} needs a cube (an xarray Dataset, e.g. from open_cube, "
-                           f"or a cube file's path), got {type(cube).__name__}")
+    cube = as_dataset(cube, purpose)
     lacking = [d for d in CONFIG_KEYS if d not in cube.dims]
     if lacking:
         raise ToolkitError(f"{purpose} needs a cube; this dataset lacks the cube dimensions "
@@ -296,7 +312,7 @@ def as_cube(cube: xr.Dataset | str | os.PathLike, needs: Sequence[str] = (),
     return cube
 
 
-def select_model(cube: xr.Dataset, model: str | None = None) -> tuple[str, xr.Dataset]:
+def select_model(cube: CubeLike, model: str | None = None) -> tuple[str, xr.Dataset]:
     """The model's name and its part of the cube, without the ``model`` dimension.
 
     The extra dimensions of :data:`~toolkit.config.EXTRA_KEYS` (``codec``,
@@ -308,6 +324,10 @@ def select_model(cube: xr.Dataset, model: str | None = None) -> tuple[str, xr.Da
         ConfigError: the model is not in the cube (or is needed and not given), or
             a dimension the toolkit does not know varies.
     """
+    cube = as_dataset(cube, "select_model")
+    if "model" not in cube.dims:
+        raise ToolkitError("select_model needs a cube with a 'model' dimension; this dataset "
+                           f"has {choices([str(d) for d in cube.dims])}")
     models = [str(m) for m in cube["model"].values]
     if model is None:
         if len(models) != 1:
@@ -332,22 +352,24 @@ def select_model(cube: xr.Dataset, model: str | None = None) -> tuple[str, xr.Da
 # --------------------------------------------------------------------------- looking inside
 
 
-def config_dims(cube: xr.Dataset) -> list[str]:
+def config_dims(cube: CubeLike) -> list[str]:
     """The configuration dimensions of a cube: every dimension but ``repeat``.
 
     Canonical keys first (in :data:`~toolkit.config.CONFIG_KEYS` order), then
     extra dimensions (``codec``, ``strategy``, ``devices``, others).
     """
+    cube = as_dataset(cube, "config_dims")
     known = config_keys(cube.dims)
     return [*known, *(str(d) for d in cube.dims if d not in known and d != "repeat")]
 
 
-def single_codec(cube: xr.Dataset) -> str | None:
+def single_codec(cube: CubeLike) -> str | None:
     """The one codec of a cube without a ``codec`` dimension, where it records it.
 
     A campaign cube keeps its codecs in the ``codecs`` attribute; with several
     of them it has a ``codec`` dimension instead.
     """
+    cube = as_dataset(cube, "single_codec")
     codecs = [c for c in str(cube.attrs.get("codecs", "")).split(",") if c]
     return codecs[0] if len(codecs) == 1 and "codec" not in cube.dims else None
 
@@ -382,7 +404,7 @@ def _cell_configs(cube: xr.Dataset, dims: Sequence[str], cells: np.ndarray) -> l
     return [{d: values[d][int(i)] for d, i in zip(dims, row, strict=True)} for row in rows]
 
 
-def configurations(cube: xr.Dataset) -> list[dict[str, Any]]:
+def configurations(cube: CubeLike) -> list[dict[str, Any]]:
     """The measured configurations: those with at least one non-NaN latency.
 
     Returns:
@@ -390,6 +412,7 @@ def configurations(cube: xr.Dataset) -> list[dict[str, Any]]:
         (and extra dimensions where the cube has them) as plain Python values,
         ready for :func:`select`, :class:`~toolkit.config.Config` or JSON.
     """
+    cube = as_dataset(cube, "configurations")
     dims = config_dims(cube)
     return _cell_configs(cube, dims, _measured_cells(cube, dims))
 
@@ -408,7 +431,7 @@ def _coerce(cube: xr.Dataset, key: str, value: Any) -> Any:
     return value
 
 
-def select(cube: xr.Dataset, config: Mapping[str, Any] | Config) -> xr.Dataset:
+def select(cube: CubeLike, config: Mapping[str, Any] | Config) -> xr.Dataset:
     """The part of a cube that matches a configuration mapping.
 
     Args:
@@ -424,6 +447,7 @@ def select(cube: xr.Dataset, config: Mapping[str, Any] | Config) -> xr.Dataset:
         ToolkitError: a key is not a dimension of the cube, or a value is not in
             its coordinate; the message lists the valid ones.
     """
+    cube = as_dataset(cube, "select")
     if isinstance(config, Config):
         config = config.as_dict()
     if not isinstance(config, Mapping):
@@ -445,7 +469,7 @@ def select(cube: xr.Dataset, config: Mapping[str, Any] | Config) -> xr.Dataset:
     return cube.sel(indexers)
 
 
-def to_dataframe(cube: xr.Dataset) -> pd.DataFrame:
+def to_dataframe(cube: CubeLike) -> pd.DataFrame:
     """The runs of a cube as a tidy table, e.g. for seaborn.
 
     Returns:
@@ -454,6 +478,7 @@ def to_dataframe(cube: xr.Dataset) -> pd.DataFrame:
         ``repeat``, then one column per variable. ``df.attrs`` holds the cube's
         attributes (``energy_source``...) and ``df.attrs["units"]`` the units.
     """
+    cube = as_dataset(cube, "to_dataframe")
     dims = config_dims(cube)
     variables = _run_variables(cube)
     values = _run_array(cube, dims, variables)
@@ -472,8 +497,8 @@ def to_dataframe(cube: xr.Dataset) -> pd.DataFrame:
     return df
 
 
-def measured_runs(cube: xr.Dataset, needs: Sequence[str] = ("latency_ms", "energy_j"),
-                  purpose: str = "this") -> pd.DataFrame:
+def measured_runs(cube: CubeLike, needs: Sequence[str] = ("latency_ms", "energy_j"),
+                  purpose: str = "measured_runs") -> pd.DataFrame:
     """The runs with a measured latency (:func:`to_dataframe`'s rows), where the cube
     has every variable in ``needs``.
 
@@ -485,7 +510,7 @@ def measured_runs(cube: xr.Dataset, needs: Sequence[str] = ("latency_ms", "energ
     return df[df["latency_ms"].notna()]
 
 
-def config_means(cube: xr.Dataset, variables: Sequence[str] | None = None) -> pd.DataFrame:
+def config_means(cube: CubeLike, variables: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per measured configuration: the mean of each variable over its runs.
 
     Args:
@@ -499,6 +524,7 @@ def config_means(cube: xr.Dataset, variables: Sequence[str] | None = None) -> pd
     Raises:
         ConfigError: a variable the cube does not have (the valid ones named).
     """
+    cube = as_dataset(cube, "config_means")
     df = to_dataframe(cube)
     keys = config_dims(cube)
     measured = _run_variables(cube)
@@ -535,7 +561,7 @@ def _stat_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
     )
 
 
-def summary(cube: xr.Dataset, stats: Sequence[str] = STATS) -> xr.Dataset:
+def summary(cube: CubeLike, stats: Sequence[str] = STATS) -> xr.Dataset:
     """Statistics of every variable over ``repeat``, NaN-aware.
 
     Args:
@@ -555,6 +581,7 @@ def summary(cube: xr.Dataset, stats: Sequence[str] = STATS) -> xr.Dataset:
     Raises:
         ToolkitError: an unknown statistic, or none given.
     """
+    cube = as_dataset(cube, "summary")
     stats = [stats] if isinstance(stats, str) else list(stats)
     if not stats:
         raise ToolkitError("summary needs at least one statistic, e.g. mean")
@@ -665,7 +692,7 @@ def _plain(value: Any) -> Any:
 # --------------------------------------------------------------------------- Pareto front
 
 
-def has_objective_data(cube: xr.Dataset, name: str) -> bool:
+def has_objective_data(cube: CubeLike, name: str) -> bool:
     """Whether ``name`` can serve as an objective on ``cube``.
 
     It must be a variable with at least one value, and not a constant declared
@@ -673,6 +700,7 @@ def has_objective_data(cube: xr.Dataset, name: str) -> bool:
     accuracy for every configuration, which ranks nothing). A cube without
     accuracy therefore optimises latency x energy.
     """
+    cube = as_dataset(cube, "has_objective_data")
     if name == "accuracy" and cube.attrs.get("accuracy_mode") == "constant":
         return False
     return name in cube.data_vars and bool(cube[name].notnull().any())
@@ -718,7 +746,7 @@ def _front(cube: xr.Dataset, objectives: Mapping[str, str]) -> tuple[list[dict],
 
 
 def pareto_configs(
-    cube: xr.Dataset, objectives: Mapping[str, str] = DEFAULT_OBJECTIVES
+    cube: CubeLike, objectives: Mapping[str, str] = DEFAULT_OBJECTIVES
 ) -> list[dict[str, Any]]:
     """The Pareto-optimal measured configurations, on the mean over repeats.
 
@@ -736,6 +764,7 @@ def pareto_configs(
     Raises:
         ToolkitError: an unknown objective or sense, or no objective has data.
     """
+    cube = as_dataset(cube, "pareto_configs")
     return _front(cube, objectives)[0]
 
 
@@ -762,7 +791,7 @@ def _possible(cube: xr.Dataset) -> int:
     return valid * math.prod(cube.sizes[d] for d in extra)
 
 
-def cube_info(cube: xr.Dataset) -> dict[str, Any]:
+def cube_info(cube: CubeLike) -> dict[str, Any]:
     """A JSON-ready description of a cube, as ``dynasplit cube info`` prints it.
 
     Returns:
@@ -774,6 +803,7 @@ def cube_info(cube: xr.Dataset) -> dict[str, Any]:
         largest split as the last), ``coverage`` (measured / possible, or None),
         ``pareto_objectives`` (those usable) and ``pareto_front_size``.
     """
+    cube = as_dataset(cube, "cube_info")
     dims = config_dims(cube)
     variables = _run_variables(cube)
     values = _run_array(cube, dims, variables)

@@ -286,3 +286,49 @@ def test_as_cube_names_missing_dimensions_and_variables():
     with pytest.raises(ToolkitError, match=r"the cube has no energy_j; a replay needs "
                                            r"latency_ms, energy_j per run"):
         as_cube(make_cube().drop_vars("energy_j"), ("latency_ms", "energy_j"), "a replay")
+
+
+CUBE_FUNCTIONS = {
+    "configurations": lambda c: configurations(c),
+    "select": lambda c: select(c, {"split": 1}),
+    "to_dataframe": lambda c: to_dataframe(c),
+    "measured_runs": lambda c: measured_runs(c),
+    "config_means": lambda c: config_means(c),
+    "summary": lambda c: summary(c),
+    "pareto_configs": lambda c: pareto_configs(c),
+    "cube_info": lambda c: cube_info(c),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CUBE_FUNCTIONS))
+def test_every_cube_function_takes_a_file_and_names_what_is_no_cube(name, tmp_path):
+    from toolkit.cube import save_cube
+
+    call = CUBE_FUNCTIONS[name]
+    cube = make_cube()
+    path = save_cube(cube, tmp_path / "c.nc")
+    by_path, by_cube = call(path), call(cube)
+    if hasattr(by_cube, "equals"):
+        assert by_path.equals(by_cube)
+    else:
+        assert by_path == by_cube
+    for value in (None, 3, pd.DataFrame()):
+        with pytest.raises(ToolkitError, match=rf"^{name} needs a cube \(an xarray Dataset, "
+                                               rf"e.g. from open_cube, or a cube file's path\), "
+                                               rf"got {type(value).__name__}$"):
+            call(value)
+
+
+def test_functions_that_work_on_a_selection_still_do():
+    part = make_cube().sel(model="m", split=1)
+    assert to_dataframe(part)["cpu_freq"].tolist() == [600, 1200]  # B, and E's energy
+    assert config_means(part)["energy_j"].tolist() == [3.0, 2.0]
+
+
+def test_select_model_names_a_dataset_without_models():
+    from toolkit.cube import select_model
+
+    assert select_model(make_cube())[0] == "m"
+    with pytest.raises(ToolkitError, match=r"select_model needs a cube with a 'model' "
+                                           r"dimension; this dataset has split, cpu_freq"):
+        select_model(make_cube().sel(model="m"))

@@ -4,8 +4,13 @@ means per configuration and the 2-D front mask.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 import pandas as pd
 import xarray as xr
+
+from toolkit.errors import ToolkitError, choices
 
 __all__ = [
     "OBJECTIVE_LABELS",
@@ -13,6 +18,7 @@ __all__ = [
     "axis_label",
     "energy_kind",
     "energy_label",
+    "figure_data",
     "front_mask",
     "source_of",
 ]
@@ -48,6 +54,29 @@ def axis_label(name: str, source: str) -> str:
         return energy_label(xr.Dataset(attrs={"energy_source": source}),
                             name.removesuffix("_j").replace("_", " ") + " per sample")
     return OBJECTIVE_LABELS.get(name, name)
+
+
+def figure_data(data: xr.Dataset | pd.DataFrame | str, figure: str,
+                needs: Sequence[str] = ()) -> xr.Dataset | pd.DataFrame:
+    """What a figure was given, checked: a per-configuration table as it is, a cube
+    or a cube file's path as the cube (:func:`toolkit.cube.as_cube`).
+
+    Raises:
+        ToolkitError: anything else, or a table or cube without a column or
+            variable of ``needs``, named with the figure.
+    """
+    from toolkit.cube import as_cube
+
+    if isinstance(data, pd.DataFrame):
+        missing = [c for c in needs if c not in data.columns]
+        if missing:
+            raise ToolkitError(f"{figure}: the table has no column {choices(missing)}; it "
+                               f"needs {choices(needs)} (a cube's config_means has them)")
+        return data
+    if not isinstance(data, xr.Dataset | str | os.PathLike):
+        raise ToolkitError(f"{figure} needs a cube, a cube file's path or a per-configuration "
+                           f"table (a cube's config_means), got {type(data).__name__}")
+    return as_cube(data, needs, figure)
 
 
 def as_means(data: xr.Dataset | pd.DataFrame) -> pd.DataFrame:

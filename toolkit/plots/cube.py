@@ -9,11 +9,13 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 
+from toolkit.cube import as_cube
 from toolkit.errors import ToolkitError
 from toolkit.plots.common import (
     as_means,
     axis_label,
     energy_label,
+    figure_data,
     front_mask,
     source_of,
 )
@@ -28,8 +30,12 @@ __all__ = [
 ]
 
 
-def energy_latency(cube: xr.Dataset, log_energy: bool = True) -> plt.Figure:
-    """Energy vs latency per configuration: colour = split, marker = edge accelerator."""
+def energy_latency(cube: xr.Dataset | str, log_energy: bool = True) -> plt.Figure:
+    """Energy vs latency per configuration: colour = split, marker = edge accelerator.
+
+    ``cube`` may also be a cube file's path.
+    """
+    cube = as_cube(cube, ("latency_ms", "energy_j"), "energy_latency")
     df = as_means(cube)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     sns.scatterplot(data=df, x="latency_ms", y="energy_j", hue="split", style="edge_accel",
@@ -44,9 +50,13 @@ def energy_latency(cube: xr.Dataset, log_energy: bool = True) -> plt.Figure:
     return fig
 
 
-def latency_breakdown(cube: xr.Dataset, cpu_freq: int | None = None,
+def latency_breakdown(cube: xr.Dataset | str, cpu_freq: int | None = None,
                       edge_accel: str = "none") -> plt.Figure:
-    """Stacked bars per split: edge compute, transfer, cloud compute [ms]."""
+    """Stacked bars per split: edge compute, transfer, cloud compute [ms].
+
+    ``cube`` may also be a cube file's path.
+    """
+    cube = as_cube(cube, ("edge_ms", "transfer_ms", "cloud_ms"), "latency_breakdown")
     df = as_means(cube)
     df = df[df["edge_accel"].isin([edge_accel, "none"]) & ((df["split"] == 0)
                                                             | (df["edge_accel"] == edge_accel))]
@@ -67,14 +77,15 @@ def latency_breakdown(cube: xr.Dataset, cpu_freq: int | None = None,
     return fig
 
 
-def pareto_front_2d(data: xr.Dataset | pd.DataFrame, x: str = "latency_ms",
+def pareto_front_2d(data: xr.Dataset | pd.DataFrame | str, x: str = "latency_ms",
                     y: str = "energy_j", *, hue: str | None = "accuracy", log_y: bool = False,
                     marks: dict[str, tuple[float, float]] | None = None,
                     energy_source: str | None = None, title: str | None = None) -> plt.Figure:
     """Every configuration as a point, the 2-D Pareto front of ``x``/``y`` as a step line.
 
     Args:
-        data: a cube (means over repeats are plotted) or a per-configuration table.
+        data: a cube or its file's path (means over repeats are plotted), or a
+            per-configuration table.
         x, y: objective columns (senses from :data:`toolkit.config.OBJECTIVES`;
             other columns are minimised).
         hue: column that colours the points (the third objective), or None.
@@ -83,6 +94,7 @@ def pareto_front_2d(data: xr.Dataset | pd.DataFrame, x: str = "latency_ms",
         energy_source: overrides the data's ``energy_source`` in axis labels.
         title: the axes title (default: ``y vs x``).
     """
+    data = figure_data(data, "pareto_front_2d", (x, y))
     df = as_means(data).dropna(subset=[x, y])
     source = source_of(data, energy_source)
     front = df[front_mask(df, [x, y])].sort_values(x)
@@ -108,7 +120,7 @@ def pareto_front_2d(data: xr.Dataset | pd.DataFrame, x: str = "latency_ms",
     return fig
 
 
-def pareto_pairs(data: xr.Dataset | pd.DataFrame,
+def pareto_pairs(data: xr.Dataset | pd.DataFrame | str,
                  objectives: tuple[str, str, str] = ("latency_ms", "energy_j", "accuracy"),
                  *, log_energy: bool = True, energy_source: str | None = None) -> plt.Figure:
     """The 3-objective Pareto front seen pairwise: one panel per pair of objectives.
@@ -120,6 +132,7 @@ def pareto_pairs(data: xr.Dataset | pd.DataFrame,
     """
     from toolkit.cube import has_objective_data
 
+    data = figure_data(data, "pareto_pairs")
     means = as_means(data)
     objectives = tuple(o for o in objectives if o in means and means[o].notna().any()
                        and (not isinstance(data, xr.Dataset) or has_objective_data(data, o)))
@@ -152,13 +165,13 @@ def pareto_pairs(data: xr.Dataset | pd.DataFrame,
     return fig
 
 
-def energy_vs_split(cube: xr.Dataset, by: str = "cpu_freq", *, variable: str = "energy_j",
+def energy_vs_split(cube: xr.Dataset | str, by: str = "cpu_freq", *, variable: str = "energy_j",
                     cpu_freq: int | None = None, edge_accel: str = "none",
                     cloud_accel: str | None = None, log_y: bool = True) -> plt.Figure:
     """A variable per split, one line per CPU frequency or per edge accelerator.
 
     Args:
-        cube: the cube (means over repeats).
+        cube: the cube (means over repeats), or its file's path.
         by: ``cpu_freq`` (one line per frequency at ``edge_accel``) or
             ``edge_accel`` (one line per accelerator at ``cpu_freq``, default the
             highest). Split 0 (all in the cloud) has no edge accelerator and
@@ -171,6 +184,7 @@ def energy_vs_split(cube: xr.Dataset, by: str = "cpu_freq", *, variable: str = "
 
     if by not in ("cpu_freq", "edge_accel"):
         raise ToolkitError(f"energy_vs_split: unknown by={by!r}; valid: cpu_freq, edge_accel")
+    cube = as_cube(cube, (), "energy_vs_split")
     df = as_means(cube)
     if variable not in df:
         raise ToolkitError(f"energy_vs_split: the cube has no variable {variable!r}; valid: "
