@@ -5,7 +5,8 @@ means per configuration and the 2-D front mask.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import xarray as xr
@@ -19,6 +20,8 @@ __all__ = [
     "energy_kind",
     "energy_label",
     "figure_data",
+    "figure_object",
+    "figure_table",
     "front_mask",
     "source_of",
 ]
@@ -68,15 +71,46 @@ def figure_data(data: xr.Dataset | pd.DataFrame | str, figure: str,
     from toolkit.cube import as_cube
 
     if isinstance(data, pd.DataFrame):
-        missing = [c for c in needs if c not in data.columns]
-        if missing:
-            raise ToolkitError(f"{figure}: the table has no column {choices(missing)}; it "
-                               f"needs {choices(needs)} (a cube's config_means has them)")
-        return data
+        return figure_table(data, figure, needs, "a cube's config_means")
     if not isinstance(data, xr.Dataset | str | os.PathLike):
         raise ToolkitError(f"{figure} needs a cube, a cube file's path or a per-configuration "
                            f"table (a cube's config_means), got {type(data).__name__}")
     return as_cube(data, needs, figure)
+
+
+def figure_table(data: pd.DataFrame | Sequence[Mapping[str, Any]], figure: str,
+                 needs: Sequence[str], what: str) -> pd.DataFrame:
+    """A figure's table: a DataFrame as it is, a list of dicts as one; it must have
+    the columns ``needs``.
+
+    Args:
+        data: what the figure was given.
+        figure: the figure's name, for messages.
+        needs: the columns it cannot do without.
+        what: where such a table comes from, for messages (e.g.
+            ``"toolkit.partition.hybrid_table rows"``).
+
+    Raises:
+        ToolkitError: neither a table nor a list of dicts, or a missing column,
+            named with the figure and ``what``.
+    """
+    if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
+        data = pd.DataFrame(data)
+    if not isinstance(data, pd.DataFrame):
+        raise ToolkitError(f"{figure} needs a table ({what}), got {type(data).__name__}")
+    missing = [c for c in needs if c not in data.columns]
+    if missing:
+        raise ToolkitError(f"{figure}: the table has no column {choices(missing)}; it needs "
+                           f"{choices(needs)} ({what})")
+    return data
+
+
+def figure_object(value: Any, figure: str, attributes: Sequence[str], what: str) -> Any:
+    """``value`` where it has the ``attributes`` a figure reads, else one line naming
+    ``what`` the figure needs (e.g. ``"a Simulation (toolkit.simulate.simulate)"``)."""
+    if not all(hasattr(value, a) for a in attributes):
+        raise ToolkitError(f"{figure} needs {what}, got {type(value).__name__}")
+    return value
 
 
 def as_means(data: xr.Dataset | pd.DataFrame) -> pd.DataFrame:

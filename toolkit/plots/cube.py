@@ -16,6 +16,7 @@ from toolkit.plots.common import (
     axis_label,
     energy_label,
     figure_data,
+    figure_object,
     front_mask,
     source_of,
 )
@@ -229,6 +230,9 @@ def run_breakdown(record, title: str | None = None) -> plt.Figure:
             ``edge_ms``, ``transfer_ms``, ``cloud_ms`` and ``config``).
         title: the axes title (default: the configuration).
     """
+    record = figure_object(record, "run_breakdown",
+                           ("edge_ms", "transfer_ms", "cloud_ms", "config"),
+                           "a RunRecord (a testbed's run)")
     parts = (("edge compute", record.edge_ms, "tab:green"),
              ("transfer", record.transfer_ms, "tab:orange"),
              ("cloud compute", record.cloud_ms, "tab:blue"))

@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 
-from toolkit.plots.common import energy_label
+from toolkit.plots.common import energy_label, figure_object, figure_table
 
 __all__ = ["simulation_summary", "tail_tradeoff"]
 
@@ -17,6 +17,8 @@ __all__ = ["simulation_summary", "tail_tradeoff"]
 def simulation_summary(sim) -> plt.Figure:
     """A replay (:class:`toolkit.simulate.Simulation`): mean energy and threshold
     misses per strategy, side by side."""
+    sim = figure_object(sim, "simulation_summary", ("table", "requests", "energy_source", "seed"),
+                        "a Simulation (toolkit.simulate.simulate)")
     table = sim.table().reset_index()
     table["misses"] = 1.0 - table["qos_met"]
     order = list(table["strategy"])
@@ -48,8 +50,10 @@ def tail_tradeoff(points: pd.DataFrame, energy_source: str = "unknown") -> plt.F
             curve each) and ``label`` rows for reference strategies (no target).
         energy_source: where the energy figures come from.
     """
+    points = figure_table(points, "tail_tradeoff", ("target", "energy_j_mean", "qos_met"),
+                          "one row per run of the tail rule, e.g. from benchmarks/online.py")
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    curves = points[points["target"].notna()] if "target" in points else points
+    curves = points[points["target"].notna()]
     hue = "confidence" if "confidence" in curves and curves["confidence"].nunique() > 1 \
         else None
     sns.lineplot(data=curves, x="energy_j_mean", y="qos_met", hue=hue, marker="o",

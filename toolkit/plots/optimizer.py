@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from toolkit.plots.common import figure_table
+
 __all__ = ["hypervolume_history"]
 
 
@@ -24,7 +26,8 @@ def hypervolume_history(history: list[dict] | pd.DataFrame, *,
         reference_label: its legend label.
         title: the axes title.
     """
-    df = pd.DataFrame(history)
+    df = figure_table(history, "hypervolume_history", ("evaluations", "hypervolume"),
+                      "OptimizationResult.history")
     fig, ax = plt.subplots(figsize=(8, 4.5))
     if "run" in df:
         sns.lineplot(data=df, x="evaluations", y="hypervolume", hue="run", marker="o",
