@@ -116,6 +116,24 @@ def test_pinned_choices_and_bad_arguments(digits):
             choose(digits, **kwargs)
 
 
+def test_a_model_is_given_as_a_keras_model_or_its_name(digits):
+    from toolkit.partition import hybrid_candidates, hybrid_table
+
+    _, _, accuracy = digits
+    pinned = {"split": 3, "strategy": "output-channel", "codec": "int8"}
+    by_name = choose_hybrid("digits-cnn", DEVICES, accuracy=accuracy, **pinned)
+    assert by_name.candidates.drop(columns="model").equals(
+        choose(digits, **pinned).candidates.drop(columns="model"))
+    for call in (choose_hybrid, hybrid_candidates, hybrid_table):
+        for value in (None, 3):
+            with pytest.raises(ToolkitError, match=rf"^{call.__name__} needs a Keras model or a "
+                                                   rf"model's name \(e.g. 'vgg-stack', "
+                                                   rf"'digits-cnn'\), got {type(value).__name__}$"):
+                call(value, DEVICES)
+        with pytest.raises(ToolkitError, match="unknown model 'digits-cnm'; valid: vgg-stack"):
+            call("digits-cnm", DEVICES)
+
+
 def test_packed_codecs_send_a_fraction_of_a_byte_per_value(digits):
     model, sm, _ = digits
     plan = hybrid_plan(model, 2, 3, "spatial", "q1", split_model=sm)

@@ -44,6 +44,7 @@ from toolkit.models.codecs import CODECS, check_codec
 from toolkit.models.split import SplitModel
 from toolkit.partition.cost.hybrid import CloudModel, HybridCost, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel
+from toolkit.partition.model.stacks import as_partition_model
 from toolkit.partition.strategies.hybrid import (
     HybridPlan,
     codec_roundtrip,
@@ -179,6 +180,7 @@ def hybrid_candidates(
         ToolkitError: an unknown strategy or codec, a bad cut, or no head
             strategy accepts any cut.
     """
+    model = as_partition_model(model, "hybrid_candidates")
     sm = split_model or SplitModel(model, name=model.name)
     accuracy = accuracy or HybridAccuracy(sm)
     cost_model, cloud = cost_model or CostModel(), cloud or CloudModel()
@@ -308,6 +310,7 @@ def choose_hybrid(
     if min_accuracy is not None and not (isinstance(min_accuracy, (int, float))
                                          and 0 <= min_accuracy <= 1):
         raise ToolkitError(f"min_accuracy must be a number in [0, 1], got {min_accuracy!r}")
+    model = as_partition_model(model, "choose_hybrid")
     sm = split_model or SplitModel(model, name=model.name)
     strategies = [strategy] if strategy is not None else list(strategies)
     codecs = [codec] if codec is not None else list(codecs)

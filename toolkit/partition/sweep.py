@@ -27,6 +27,7 @@ from toolkit.errors import ToolkitError
 from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
 from toolkit.partition.execution.measurement import PartitionRun
+from toolkit.partition.model.stacks import as_partition_model
 from toolkit.partition.strategies.hybrid import execute_hybrid, hybrid_plan, hybrid_splits
 from toolkit.partition.strategies.registry import STRATEGIES, partition
 
@@ -230,6 +231,7 @@ def hybrid_table(
     from toolkit.models.data import eval_inputs, reference_labels
     from toolkit.models.split import SplitModel
 
+    model = as_partition_model(model, "hybrid_table")
     sm = SplitModel(model, name=model.name)
     x = eval_inputs(model)[1][:accuracy_samples]
     labels, label_source = reference_labels(model, x)

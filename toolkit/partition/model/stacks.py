@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import keras
 import numpy as np
 
 from toolkit.errors import ToolkitError, choices
 
-__all__ = ["STACKS", "load_partition_model", "mobilenet_stack", "randomize_weights", "vgg_stack"]
+__all__ = [
+    "STACKS",
+    "as_partition_model",
+    "load_partition_model",
+    "mobilenet_stack",
+    "randomize_weights",
+    "vgg_stack",
+]
 
 DEFAULT_INPUT_SIZE = 32
 
@@ -150,3 +158,28 @@ def load_partition_model(name: str | os.PathLike, input_size: int | None = None)
         return load_model(text, **kwargs)
     valid = choices((*STACKS, *MODEL_NAMES))
     raise ToolkitError(f"unknown model {text!r}; valid: {valid} or a path to a .keras file")
+
+
+def as_partition_model(model: Any, purpose: str, also: tuple[type, ...] = (),
+                       kinds: str = "a Keras model") -> Any:
+    """What a partitioning entry point was given as its model: a Keras model (or
+    an instance of ``also``) as it is, a name or path loaded by
+    :func:`load_partition_model`.
+
+    Args:
+        model: the argument.
+        purpose: the entry point, for messages (e.g. ``"choose_hybrid"``).
+        also: other model types it takes (``partition`` takes a ``Chain`` or a
+            ``Network`` too).
+        kinds: how the message names what it takes besides a name.
+
+    Raises:
+        ToolkitError: anything else, named with ``purpose``; the errors of
+            :func:`load_partition_model` for a name.
+    """
+    if isinstance(model, str | os.PathLike):  # a name, as the command line takes it
+        return load_partition_model(model)
+    if not isinstance(model, (keras.Model, *also)):
+        raise ToolkitError(f"{purpose} needs {kinds} or a model's name (e.g. 'vgg-stack', "
+                           f"'digits-cnn'), got {type(model).__name__}")
+    return model

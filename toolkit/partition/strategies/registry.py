@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ from toolkit.errors import ToolkitError, choices
 from toolkit.partition.model.graph import Chain
 from toolkit.partition.model.network import Network
 from toolkit.partition.model.plan import PartitionPlan
+from toolkit.partition.model.stacks import as_partition_model
 from toolkit.partition.strategies.channels import input_channel, output_channel
 from toolkit.partition.strategies.layerwise import layer_wise
 from toolkit.partition.strategies.spatial import spatial
@@ -62,13 +62,8 @@ def partition(
         ToolkitError: unknown strategy or option, or the strategy refuses the model.
     """
     check_strategy(strategy)
-    if isinstance(model, str | os.PathLike):  # a name, as the command line takes it
-        from toolkit.partition.model.stacks import load_partition_model
-
-        model = load_partition_model(model)
-    if not isinstance(model, keras.Model | Chain | Network):
-        raise ToolkitError(f"partition needs a Keras model, a Chain, a Network or a model's name "
-                           f"(e.g. 'vgg-stack', 'digits-cnn'), got {type(model).__name__}")
+    model = as_partition_model(model, "partition", (Chain, Network),
+                               "a Keras model, a Chain, a Network")
     allowed = _OPTIONS.get(strategy, set())
     unknown = sorted(set(options) - allowed)
     if unknown:
