@@ -50,7 +50,7 @@ from toolkit.config import (
 )
 from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, ToolkitError, choices
-from toolkit.fileio import atomic_output
+from toolkit.fileio import as_path, atomic_output
 from toolkit.pareto import SENSES, pareto_mask
 
 __all__ = [
@@ -197,7 +197,7 @@ def save_cube(cube: xr.Dataset, path: str | os.PathLike) -> Path:
             :func:`open_cube` would refuse (infinite values, negative objectives,
             fractional integer coordinates), named with ``path``; nothing is written.
     """
-    path = Path(path)
+    path = as_path(path, "a cube file")
     _check_values(cube, path)  # never write what open_cube refuses to read back
     out = cube.copy(deep=False)
     for var in out.variables.values():
@@ -218,7 +218,7 @@ def open_cube(path: str | os.PathLike) -> xr.Dataset:
         ToolkitError: the file is missing, not NetCDF-4, damaged, not a DynaSplit
             cube, or of another schema version; the message says which.
     """
-    path = Path(path)
+    path = as_path(path, "a cube file")
     if not path.is_file():
         raise ToolkitError(f"cube file {path} does not exist")
     with open(path, "rb") as fh:

@@ -27,8 +27,25 @@ from toolkit.errors import ToolkitError, choices, short_repr
 if TYPE_CHECKING:  # pandas loads only where a table is read
     import pandas as pd
 
-__all__ = ["atomic_output", "check_writable", "figure_format", "integer_column", "numeric_column",
-           "read_json", "read_table", "save_figure", "write_table"]
+__all__ = ["as_path", "atomic_output", "check_writable", "figure_format", "integer_column",
+           "numeric_column", "read_json", "read_table", "save_figure", "write_table"]
+
+
+def as_path(path: Any, what: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path` where it is a ``str`` or path-like.
+
+    Args:
+        path: what a reader or writer was given as its file.
+        what: what the file is, for the message (e.g. ``"a front file"``).
+
+    Raises:
+        ToolkitError: anything else (``None``, a number, an open file...), one
+            line naming ``what`` and what was given.
+    """
+    if isinstance(path, str | os.PathLike):
+        return Path(path)
+    raise ToolkitError(f"{what} should be given as a str or pathlib.Path, got "
+                       f"{type(path).__name__}")
 
 
 @contextlib.contextmanager
@@ -39,7 +56,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     (0o644 for a new file) before the rename. On any error it is removed and
     ``path`` is left as it was; an :class:`OSError` becomes a ToolkitError.
     """
-    path = Path(path)
+    path = as_path(path, "an output")
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +91,7 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
             where a folder is needed, or the system refuses to write there (one
             line naming the path and the reason).
     """
-    path = Path(path)
+    path = as_path(path, "an output")
     if path.is_dir() and not folder:
         raise ToolkitError(f"cannot write {path}: it is a folder; give a file name")
     where = path if folder else path.parent
@@ -104,7 +121,7 @@ def figure_format(path: str | os.PathLike) -> str:
     """
     from matplotlib.backend_bases import FigureCanvasBase
 
-    suffix = Path(path).suffix
+    suffix = as_path(path, "a figure file").suffix
     formats = sorted(FigureCanvasBase.get_supported_filetypes())
     if suffix.lstrip(".").lower() not in formats:
         raise ToolkitError(f"cannot write figure {path}: unknown image format "
@@ -131,7 +148,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     Raises:
         ToolkitError: the file cannot be written.
     """
-    path = Path(path)
+    path = as_path(path, "a table file")
     with atomic_output(path) as tmp:
         df.to_csv(tmp, index=False)
     return path
@@ -153,7 +170,7 @@ def read_table(path: str | os.PathLike, kind: str, required: Sequence[str]) -> p
         ToolkitError: the file is missing, unreadable, not CSV, empty, or lacks
             required columns (all of them named).
     """
-    path = Path(path)
+    path = as_path(path, f"a {kind}")
     if not path.is_file():
         raise ToolkitError(f"{kind} {path} does not exist")
     try:
@@ -233,7 +250,7 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
         path: the file.
         what: what the file should hold, for the message (e.g. ``"front file"``).
     """
-    path = Path(path)
+    path = as_path(path, f"the {what}")
     if not path.is_file():
         raise ToolkitError(f"{what} {path} does not exist")
     try:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from toolkit.errors import ConfigError, ToolkitError, check_count, check_seconds, retryable
+from toolkit.fileio import as_path
 
 try:  # POSIX; elsewhere (Windows) journals are not locked
     import fcntl
@@ -155,7 +156,7 @@ class Journal:
 
     def __init__(self, path: Path, kind: str = "campaign",
                  settings: Mapping[str, Any] | None = None) -> None:
-        self.path, self.kind = Path(path), kind
+        self.path, self.kind = as_path(path, f"a {kind} journal"), kind
         self.settings = dict(settings or {})
         self.done: dict[str, dict[str, Any]] = {}
         self.refused: dict[str, dict[str, Any]] = {}

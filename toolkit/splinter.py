@@ -46,7 +46,7 @@ import xarray as xr
 from toolkit.config import ACCELERATORS
 from toolkit.cube import cube_from_runs
 from toolkit.errors import ToolkitError, choices, short_repr
-from toolkit.fileio import integer_column, numeric_column, read_table
+from toolkit.fileio import as_path, integer_column, numeric_column, read_table
 from toolkit.models.names import GELU_NAMES, MODEL_NAMES, split_variant
 from toolkit.trace import NETWORK_MODELS
 
@@ -118,7 +118,7 @@ def _read(path: str | os.PathLike, model: str, kind: str, extra: tuple[str, ...]
     """The file's path, the checked model name and the table (every run column
     but accuracy, the configuration columns and ``extra`` required)."""
     model = pool_model(model)
-    path = Path(path)
+    path = as_path(path, f"a {kind}")
     required = [c for c in POOL_VARIABLES if c != "accuracy"]
     return path, model, read_table(path, kind, [*required, *_CONFIG_COLUMNS, *extra])
 
@@ -369,7 +369,7 @@ def experiment_model(path: str | os.PathLike) -> str:
     Raises:
         ToolkitError: the name does not follow that pattern (pass the model).
     """
-    stem = Path(path).stem
+    stem = as_path(path, "a DynaSplit experiment file").stem
     prefix = "experiment_progress_"
     if not stem.startswith(prefix) or stem == prefix:
         raise ToolkitError(

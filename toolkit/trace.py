@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import ToolkitError, check_seed, choices
-from toolkit.fileio import integer_column, numeric_column, read_table, write_table
+from toolkit.fileio import as_path, integer_column, numeric_column, read_table, write_table
 
 __all__ = ["NETWORK_MODELS", "TRACE_COLUMNS", "generate_trace", "network_of", "read_trace",
            "write_trace"]
@@ -114,7 +114,7 @@ def read_trace(path: str | os.PathLike, model: str | None = None) -> pd.DataFram
             latency is missing, negative or not a number, or ``model`` is not in
             the file (the networks it holds are listed).
     """
-    path = Path(path)
+    path = as_path(path, f"a {_KIND}")
     df = read_table(path, _KIND, TRACE_COLUMNS)
     latency = numeric_column(df, "Latency", path)
     bad = ~(np.isfinite(latency) & (latency >= 0))

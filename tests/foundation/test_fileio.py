@@ -77,3 +77,51 @@ def test_a_table_with_another_separator_is_named_as_such(tmp_path, sep):
                                            r"the toolkit "
                                            r"reads comma-separated files\)"):
         read_table(path, "trace", ["Index", "Network", "Latency"])
+
+
+def _readers_and_writers():
+    """Every public reader and writer of a file, called with ``value`` as its file."""
+    from toolkit.cube import open_cube, save_cube
+    from toolkit.devices import load_inventory
+    from toolkit.fileio import check_writable, read_json, read_table, save_figure, write_table
+    from toolkit.hardware import load_profile
+    from toolkit.models.data import folder_data, image_files
+    from toolkit.optimize import load_front
+    from toolkit.policy import read_front
+    from toolkit.retry import Journal
+    from toolkit.scheduler import export_script
+    from toolkit.splinter import experiment_model, read_experiment, read_pool
+    from toolkit.trace import read_trace
+
+    return {
+        "open_cube": (open_cube, "a cube file"),
+        "save_cube": (lambda v: save_cube(None, v), "a cube file"),
+        "load_inventory": (load_inventory, "a testbed (a shipped testbed's name or an "
+                                           "inventory file)"),
+        "load_profile": (load_profile, "a device profile (a shipped profile's name or a TOML "
+                                       "file)"),
+        "load_front": (load_front, "the front file"),
+        "read_front": (read_front, "the front file"),
+        "read_pool": (read_pool, "a DynaSplit simulation-pool CSV"),
+        "read_experiment": (read_experiment, "a DynaSplit experiment-progress CSV"),
+        "experiment_model": (experiment_model, "a DynaSplit experiment file"),
+        "read_trace": (read_trace, "a QoS trace CSV (Index,Network,Latency)"),
+        "export_script": (lambda v: export_script(v, "policy.json"), "the scheduler script"),
+        "folder_data": (lambda v: folder_data(v, None, "m"), "an image folder"),
+        "image_files": (image_files, "an image folder"),
+        "Journal": (lambda v: Journal(v, "campaign"), "a campaign journal"),
+        "read_json": (lambda v: read_json(v, "policy file"), "the policy file"),
+        "read_table": (lambda v: read_table(v, "trace CSV", []), "a trace CSV"),
+        "write_table": (lambda v: write_table(None, v), "a table file"),
+        "save_figure": (lambda v: save_figure(None, v), "a figure file"),
+        "check_writable": (check_writable, "an output"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_readers_and_writers()))
+@pytest.mark.parametrize("value", [None, 3, ["a.csv"]])
+def test_a_file_that_is_no_path_is_named_with_what_it_should_be(name, value):
+    call, what = _readers_and_writers()[name]
+    with pytest.raises(ToolkitError, match=rf"^{re.escape(what)} should be given as a str or "
+                                           rf"pathlib.Path, got {type(value).__name__}$"):
+        call(value)

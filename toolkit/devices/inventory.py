@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ConfigError, choices
+from toolkit.fileio import as_path
 from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.paths import TESTBEDS_DIR
 from toolkit.tomlfile import TypedTable, read_toml
@@ -213,7 +214,7 @@ def load_inventory(path_or_name: str | os.PathLike) -> Inventory:
 
 
 def _resolve(name_or_path: str | os.PathLike) -> Path:
-    p = Path(name_or_path)
+    p = as_path(name_or_path, "a testbed (a shipped testbed's name or an inventory file)")
     if p.suffix == ".toml" or p.exists() or len(p.parts) > 1:
         return p.expanduser()
     return TESTBEDS_DIR / f"{name_or_path}.toml"

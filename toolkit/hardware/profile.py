@@ -15,6 +15,7 @@ from typing import Any
 
 from toolkit.config import ACCELERATORS
 from toolkit.errors import ConfigError, choices
+from toolkit.fileio import as_path
 from toolkit.hardware.cloud_timing import CloudTimingModel
 from toolkit.hardware.edge_timing import EdgeTimingModel
 from toolkit.paths import PROFILES_DIR
@@ -119,7 +120,7 @@ def available_profiles() -> list[str]:
 
 
 def _resolve(name_or_path: str | os.PathLike) -> Path:
-    p = Path(name_or_path)
+    p = as_path(name_or_path, "a device profile (a shipped profile's name or a TOML file)")
     if p.suffix == ".toml" or p.exists():
         return p
     return PROFILES_DIR / f"{name_or_path}.toml"

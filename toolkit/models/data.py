@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.errors import ToolkitError
+from toolkit.fileio import as_path
 from toolkit.models.digits import load_digits_data
 
 __all__ = ["IMAGE_FORMATS", "PREPROCESSING", "EvalData", "eval_data", "eval_inputs",
@@ -157,7 +158,7 @@ def image_files(path: str | os.PathLike) -> list[str]:
         ToolkitError: the folder is missing, has no class subfolders, or they hold
             no images (one line naming the folder and what it needs).
     """
-    root = Path(path)
+    root = as_path(path, "an image folder")
     if not root.is_dir():
         raise _no_folder(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -211,7 +212,7 @@ def folder_data(path: str | os.PathLike, model, name: str, n_calib: int = 200) -
     """
     import keras
 
-    root = Path(path)
+    root = as_path(path, "an image folder")
     if not root.is_dir():
         raise _no_folder(root)
     h, w, c = (int(d) for d in model.inputs[0].shape[1:])

@@ -56,9 +56,9 @@ def export_script(path: str | Path, policy_path: str | Path) -> Path:
     import json
     import os
 
-    from toolkit.fileio import atomic_output
+    from toolkit.fileio import as_path, atomic_output
 
-    path, policy_path = Path(path), Path(policy_path)
+    path, policy_path = as_path(path, "the scheduler script"), as_path(policy_path, "the policy")
     relative = os.path.relpath(policy_path.resolve(), path.resolve().parent)
     text = SCRIPT_SOURCE.read_text()
     if _POLICY_LINE not in text:  # pragma: no cover - guards edits of script.py
