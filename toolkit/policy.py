@@ -119,15 +119,25 @@ def front_configs(front: Any) -> list[dict[str, Any]]:
     """
     if isinstance(front, str | os.PathLike):
         return read_front(front)
-    configs = _unique_configs(front.front if hasattr(front, "front") else front)
+    entries = front.front if hasattr(front, "front") else front
+    if isinstance(entries, Mapping) or not isinstance(entries, Iterable):
+        raise ToolkitError(f"a front should be an OptimizationResult, a FRONT.json path or a "
+                           f"list of configurations (mappings), got {type(front).__name__}")
+    configs = _unique_configs(entries)
     if not configs:
-        raise ToolkitError("the front is empty")
+        raise ToolkitError("the front is empty; a policy needs at least one configuration")
     return configs
 
 
 def _unique_configs(entries: Iterable[Any]) -> list[dict[str, Any]]:
     """Front entries' (or plain mappings') configurations, in order, without duplicates."""
-    configs = [dict(getattr(e, "config", e)) for e in entries]
+    configs = []
+    for i, entry in enumerate(entries):
+        config = getattr(entry, "config", entry)
+        if not isinstance(config, Mapping):
+            raise ToolkitError(f"front entry {i} should be a configuration (a mapping of "
+                               f"configuration keys), got {short_repr(entry)}")
+        configs.append(dict(config))
     return list({json.dumps(c, sort_keys=True, default=str): c for c in configs}.values())
 
 
@@ -179,7 +189,7 @@ def _profiles(cube: Any, edge: str | None, cloud: str | None) -> dict[str, str]:
 
 
 def make_policy(
-    front: Sequence[Mapping[str, Any]],
+    front: Any,
     cube: Any,
     *,
     rule: str = DEFAULT_RULE["name"],
@@ -195,7 +205,9 @@ def make_policy(
     """The policy document for a front, with latency distributions from a cube.
 
     Args:
-        front: the front's configurations (e.g. :func:`read_front`). Each needs
+        front: the front's configurations (e.g. :func:`read_front`), or anything
+            :func:`front_configs` takes (a FRONT.json path, an optimisation
+            result); duplicates count once. Each needs
             every configuration key of the cube (canonical keys and extra
             dimensions) except an extra dimension with a single value, which is
             filled in; a candidate carries the cube's full configuration.
@@ -223,8 +235,7 @@ def make_policy(
     from toolkit.cube import as_cube, single_codec
     from toolkit.hardware.profile import load_profile
 
-    if len(front) == 0:
-        raise ToolkitError("the front is empty; a policy needs at least one configuration")
+    front = front_configs(front)
     cube = as_cube(cube, ("latency_ms", "energy_j"), "a policy")
     df, last_split, energy_source = _runs_table(cube)
     keys = config_keys(df.columns)

@@ -55,6 +55,25 @@ def test_a_front_is_read_from_a_result_a_file_or_a_list(toy):
     assert front_configs([*configs, dict(configs[0])]) == configs  # duplicates dropped
     with pytest.raises(ToolkitError, match="the front is empty"):
         front_configs([])
+    for value in (None, 3, {"front": configs}):
+        with pytest.raises(ToolkitError, match=r"^a front should be an OptimizationResult, a "
+                                               r"FRONT.json path or a list of configurations "
+                                               rf"\(mappings\), got {type(value).__name__}$"):
+            front_configs(value)
+    with pytest.raises(ToolkitError, match=r"^front entry 1 should be a configuration \(a "
+                                           r"mapping of configuration keys\), got 'split 3'$"):
+        front_configs([configs[0], "split 3"])
+
+
+def test_a_policy_takes_its_front_as_front_configs_does(toy):
+    cube, _, front_path, _ = toy
+    by_list = make_policy(read_front(front_path), cube)
+    by_path = make_policy(front_path, cube)
+    for doc in (by_list, by_path):
+        doc.pop("created_at")
+    assert by_path == by_list
+    with pytest.raises(ToolkitError, match=r"^a front should be an OptimizationResult"):
+        make_policy(None, cube)
 
 
 def test_many_runs_are_kept_as_a_sorted_sample(toy):
