@@ -94,6 +94,29 @@ def test_a_cube_coordinate_is_a_split_and_what_is_no_integer_is_named():
         SplitModel("digits-cnn")
 
 
+def test_what_takes_a_model_names_anything_else():
+    from toolkit.models import accuracy_table, eval_data
+    from toolkit.models.data import eval_inputs
+    from toolkit.models.graph import Graph
+    from toolkit.models.macs import model_macs
+
+    for call in (SplitModel, Graph, model_macs, eval_data, eval_inputs):
+        name = call.__name__
+        for value, hint in ((None, "'digits-cnn'"), (3, "'digits-cnn'"), ("vgg16", "'vgg16'")):
+            with pytest.raises(ToolkitError, match=rf"^{name} needs a Keras model, e\.g\. "
+                                                   rf"{name}\(load_model\({hint}\)\), got "
+                                                   rf"{type(value).__name__}$"):
+                call(value)
+    sm = SplitModel(build_digits_cnn(), name="digits-cnn")
+    with pytest.raises(ToolkitError, match=r"^accuracy_table needs a SplitModel, e\.g\. "
+                                           r"accuracy_table\(SplitModel\(load_model\("
+                                           r"'digits-cnn'\)\), data\), got str$"):
+        accuracy_table("digits-cnn", eval_data(sm.model))
+    with pytest.raises(ToolkitError, match=r"^accuracy_table needs its data as an EvalData, "
+                                           r"e\.g\. eval_data\(model\), got tuple$"):
+        accuracy_table(sm, eval_inputs(sm.model))
+
+
 def test_macs_and_bytes_of_known_layers():
     sm = SplitModel(build_digits_cnn(), name="digits-cnn")
     by_layer = {c.layer: c for c in sm.cut_points}

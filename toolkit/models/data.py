@@ -97,6 +97,9 @@ def eval_inputs(model, n_calib: int = 200) -> tuple[np.ndarray, np.ndarray]:
     The digits images as they are for an 8x8x1 model, otherwise resized (and
     repeated over channels) to the model's input shape.
     """
+    from toolkit.models.graph import check_keras_model
+
+    check_keras_model(model, "eval_inputs")
     digits = load_digits_data()
     if _native(model):
         return digits.x_train[:n_calib], digits.x_test
@@ -118,6 +121,9 @@ def reference_labels(model, x_eval: np.ndarray) -> tuple[np.ndarray, str]:
 
 def eval_data(model, n_calib: int = 200) -> EvalData:
     """Inputs and reference labels for ``model`` in one record."""
+    from toolkit.models.graph import check_keras_model
+
+    check_keras_model(model, "eval_data")
     x_calib, x_eval = eval_inputs(model, n_calib)
     y_eval, source = reference_labels(model, x_eval)
     return EvalData(x_calib, x_eval, y_eval, source)

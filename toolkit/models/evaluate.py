@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.config import ACCELERATORS, CODECS
-from toolkit.errors import ConfigError, choices
+from toolkit.errors import ConfigError, ToolkitError, choices
 from toolkit.models.codecs import decode, encode
 from toolkit.models.data import EvalData
 from toolkit.models.quantize import Int8Runner, quantize_int8
@@ -43,6 +43,13 @@ def accuracy_table(
     """
     from tqdm.auto import tqdm
 
+    if not isinstance(split_model, SplitModel):
+        raise ToolkitError(f"accuracy_table needs a SplitModel, e.g. "
+                           f"accuracy_table(SplitModel(load_model('digits-cnn')), data), got "
+                           f"{type(split_model).__name__}")
+    if not isinstance(data, EvalData):
+        raise ToolkitError(f"accuracy_table needs its data as an EvalData, e.g. "
+                           f"eval_data(model), got {type(data).__name__}")
     splits = list(range(split_model.n_splits)) if splits is None else list(splits)
     unknown = [a for a in edge_accels if a not in ACCELERATORS["edge"]]
     if unknown:

@@ -15,7 +15,7 @@ import keras
 
 from toolkit.errors import ToolkitError
 
-__all__ = ["Graph", "GraphNode"]
+__all__ = ["Graph", "GraphNode", "check_keras_model"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,24 @@ class GraphNode:
         return self.node.operation.name
 
 
+def check_keras_model(model: Any, purpose: str) -> keras.Model:
+    """``model`` where it is a Keras model, else one line naming ``purpose`` and the
+    way to get one from a name (``load_model``).
+
+    Raises:
+        ToolkitError: anything else (a model's name, None...).
+    """
+    if not isinstance(model, keras.Model):
+        hint = f"{purpose}(load_model({model!r}))" if isinstance(model, str) else \
+            f"{purpose}(load_model('digits-cnn'))"
+        raise ToolkitError(f"{purpose} needs a Keras model, e.g. {hint}, got "
+                           f"{type(model).__name__}")
+    return model
+
+
 def _functional(model: keras.Model) -> keras.Model:
     """The functional graph behind a model (Sequential models keep one)."""
+    check_keras_model(model, "Graph")
     if isinstance(model, keras.Sequential):
         inner = getattr(model, "_functional", None)
         if inner is None:

@@ -76,6 +76,6 @@ def graph_macs(graph: Any) -> list[int]:
 
 def model_macs(model: keras.Model) -> int:
     """Total MACs of one forward pass of a functional or Sequential model."""
-    from toolkit.models.graph import Graph
+    from toolkit.models.graph import Graph, check_keras_model
 
-    return sum(graph_macs(Graph(model)))
+    return sum(graph_macs(Graph(check_keras_model(model, "model_macs"))))

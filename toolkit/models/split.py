@@ -25,7 +25,7 @@ from typing import Any
 import keras
 
 from toolkit.errors import ToolkitError
-from toolkit.models.graph import Graph
+from toolkit.models.graph import Graph, check_keras_model
 from toolkit.models.macs import graph_macs
 
 __all__ = ["CutPoint", "SplitModel"]
@@ -72,10 +72,7 @@ class SplitModel:
     """
 
     def __init__(self, model: keras.Model, name: str | None = None) -> None:
-        if not isinstance(model, keras.Model):
-            raise ToolkitError(f"SplitModel needs a Keras model, e.g. "
-                               f"SplitModel(load_model({model!r})), got {type(model).__name__}")
-        self.model = model
+        self.model = check_keras_model(model, "SplitModel")
         self.name = name or model.name
         # Keras names allow no path separators: ``name`` may be a .keras path
         self._keras_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.name).stem)
