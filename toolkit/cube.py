@@ -49,7 +49,7 @@ from toolkit.config import (
     config_keys,
 )
 from toolkit.config import config_problems as _config_problems
-from toolkit.errors import ConfigError, ToolkitError, choices
+from toolkit.errors import ConfigError, ToolkitError, choices, short_repr
 from toolkit.fileio import as_path, atomic_output
 from toolkit.pareto import SENSES, pareto_mask
 
@@ -125,7 +125,14 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
     Raises:
         ConfigError: a run lacks a configuration key that the cube has.
     """
+    if isinstance(runs, str | Mapping) or not isinstance(runs, Iterable):
+        raise ToolkitError(f"cube_from_runs needs the runs as a list of mappings (configuration "
+                           f"keys and variables), got {type(runs).__name__}")
     runs = list(runs)
+    bad = next((i for i, r in enumerate(runs) if not isinstance(r, Mapping)), None)
+    if bad is not None:
+        raise ToolkitError(f"run {bad} should be a mapping of configuration keys and variables, "
+                           f"got {short_repr(runs[bad])}")
     keys = config_keys({*CONFIG_KEYS, *(k for r in runs for k in r)})
     for i, r in enumerate(runs):
         missing = [k for k in keys if k not in r]
@@ -628,6 +635,9 @@ def merge_cubes(cubes: Iterable[xr.Dataset | str | os.PathLike]) -> xr.Dataset:
         ToolkitError: no cube given, something that is not a cube, or the cubes
             have different dimensions.
     """
+    if isinstance(cubes, xr.Dataset | str | os.PathLike) or not isinstance(cubes, Iterable):
+        raise ToolkitError(f"merge_cubes needs a list of cubes or cube files' paths, got "
+                           f"{type(cubes).__name__}")
     cubes = [as_cube(c, purpose=f"merge_cubes (item {i})") for i, c in enumerate(cubes)]
     if not cubes:
         raise ToolkitError("merge_cubes needs at least one cube")

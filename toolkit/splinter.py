@@ -341,6 +341,9 @@ def experiment_table(df: pd.DataFrame) -> pd.DataFrame:
         ToolkitError: a required column is missing.
     """
     required = ["strategy", "energy_j", "latency_ms", "met"]
+    if not isinstance(df, pd.DataFrame):
+        raise ToolkitError(f"experiment_table needs a table from read_experiment, got "
+                           f"{type(df).__name__}")
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ToolkitError(f"experiment table needs columns {choices(missing)}")

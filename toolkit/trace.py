@@ -161,6 +161,10 @@ def write_trace(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         ToolkitError: a column is missing, a threshold that :func:`read_trace` would
             refuse (not a finite number >= 0), or the file cannot be written.
     """
+    if not isinstance(df, pd.DataFrame):
+        raise ToolkitError(f"write_trace needs a table (a DataFrame with the columns "
+                           f"{choices(TRACE_COLUMNS)}, e.g. from generate_trace), got "
+                           f"{type(df).__name__}")
     missing = [c for c in TRACE_COLUMNS if c not in df.columns]
     if missing:
         raise ToolkitError(f"a trace needs the columns {choices(missing)}")

@@ -332,3 +332,20 @@ def test_select_model_names_a_dataset_without_models():
     with pytest.raises(ToolkitError, match=r"select_model needs a cube with a 'model' "
                                            r"dimension; this dataset has split, cpu_freq"):
         select_model(make_cube().sel(model="m"))
+
+
+def test_merge_and_build_name_what_is_no_list_of_cubes_or_runs(tmp_path):
+    cube = make_cube()
+    for value in (cube, None, str(tmp_path / "c.nc")):
+        with pytest.raises(ToolkitError, match=r"^merge_cubes needs a list of cubes or cube "
+                                               rf"files' paths, got {type(value).__name__}$"):
+            merge_cubes(value)
+    for value in (None, {"split": 1}, "runs.csv"):
+        with pytest.raises(ToolkitError, match=r"^cube_from_runs needs the runs as a list of "
+                                               r"mappings \(configuration keys and variables\), "
+                                               rf"got {type(value).__name__}$"):
+            cube_from_runs(value, {})
+    with pytest.raises(ToolkitError, match=r"^run 1 should be a mapping of configuration keys "
+                                           r"and variables, got \('m', 1\)$"):
+        cube_from_runs([run(A, 1.0, 1.0), ("m", 1)], {})
+    assert cube_from_runs((run(c, 1.0, 1.0) for c in (A, B)), {}).sizes["split"] == 2

@@ -231,3 +231,10 @@ def test_their_10000_sample_trace_is_our_generator_with_their_seed(splinter_dir)
     assert len(theirs) == 10_000
     np.testing.assert_allclose(ours["Latency"], theirs["Latency"], rtol=1e-12)
     assert ours["Index"].tolist() == theirs["Index"].tolist()
+
+
+def test_an_experiment_table_of_something_that_is_no_table_is_named():
+    for value in (None, "experiment_progress_vgg16.csv"):
+        with pytest.raises(ToolkitError, match=r"^experiment_table needs a table from "
+                                               rf"read_experiment, got {type(value).__name__}$"):
+            experiment_table(value)

@@ -125,3 +125,12 @@ def test_read_refuses_what_is_not_a_trace(tmp_path):
         with pytest.raises(ToolkitError, match=r"line 2: column 'Index' holds .*; expected an "
                                                r"integer >= 0"):
             read_trace(negative)
+
+
+def test_writing_something_that_is_no_table_is_named(tmp_path):
+    for value in (None, [1.0, 2.0], "trace"):
+        with pytest.raises(ToolkitError, match=r"^write_trace needs a table \(a DataFrame with "
+                                               r"the columns Index, Network, Latency, e\.g\. from "
+                                               rf"generate_trace\), got {type(value).__name__}$"):
+            write_trace(value, tmp_path / "t.csv")
+    assert not (tmp_path / "t.csv").exists()

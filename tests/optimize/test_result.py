@@ -181,3 +181,12 @@ def test_load_minimal_front_document(tmp_path):
     assert [e.config for e in result.front] == [configs[0], configs[2]]
     assert result.evaluations == 3 and result.hypervolume > 0
     assert len(result.to_dataframe()) == 3
+
+
+def test_saving_something_that_is_no_result_is_named(tmp_path):
+    for value in (None, {"front": []}, "FRONT.json"):
+        with pytest.raises(ToolkitError, match=r"^save_front needs an OptimizationResult \(from "
+                                               r"optimize or Optimizer.run\), got "
+                                               rf"{type(value).__name__}$"):
+            save_front(value, tmp_path / "FRONT.json")
+    assert not (tmp_path / "FRONT.json").exists()

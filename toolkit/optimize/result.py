@@ -278,7 +278,14 @@ def save_front(result: OptimizationResult, path: str | os.PathLike) -> Path:
 
     The result's ``cube`` is written relative to FRONT.json's folder when the
     cube lies in or below it, else as an absolute path.
+
+    Raises:
+        ToolkitError: ``result`` is no optimisation result, or the file cannot be
+            written.
     """
+    if not isinstance(result, OptimizationResult):
+        raise ToolkitError(f"save_front needs an OptimizationResult (from optimize or "
+                           f"Optimizer.run), got {type(result).__name__}")
     doc = result.as_dict()
     if result.cube is not None:
         cube = Path(result.cube).resolve()
