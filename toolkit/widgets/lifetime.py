@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 from toolkit.devices.testbeds.testbed import Testbed
+from toolkit.errors import ToolkitError
 
 __all__ = ["close_at_exit"]
 
@@ -26,7 +27,14 @@ def close_at_exit(testbed: Testbed) -> Callable[[], None]:
     Returns:
         A function that closes the testbed now; each close happens at most once,
         whether by that function or at exit.
+
+    Raises:
+        ToolkitError: ``testbed`` cannot be closed (no ``close`` method), before
+            anything is registered.
     """
+    if not callable(getattr(testbed, "close", None)):
+        raise ToolkitError(f"close_at_exit needs a testbed (e.g. LocalTestbed or open_testbed's), "
+                           f"got {type(testbed).__name__}")
     lock = threading.Lock()
     closed = False
 
