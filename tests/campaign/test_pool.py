@@ -108,6 +108,23 @@ def test_testbeds_of_a_pool_must_be_interchangeable():
         TestbedPool.local(0)
 
 
+def test_what_is_no_testbed_or_spec_is_named():
+    from toolkit.devices.testbeds.factory import open_pool
+
+    for value in (None, LocalTestbed(), "local"):
+        with pytest.raises(ConfigError, match=r"^a testbed pool needs a list of testbeds, got "
+                                              rf"{type(value).__name__}$"):
+            TestbedPool(value)
+    with pytest.raises(ConfigError, match=r"^testbed 1 of the pool is no testbed \(LocalTestbed, "
+                                          r"SshTestbed, open_testbed's\), got str$"):
+        TestbedPool([LocalTestbed(), "local"])
+    for value in (None, 3, {"local": 1}):
+        with pytest.raises(ConfigError, match=r"^a pool needs testbed specs \('local', an "
+                                              r"inventory's name or path, or a list of them\), "
+                                              rf"got {type(value).__name__}$"):
+            open_pool(value)
+
+
 @pytest.mark.parametrize(("args", "fragments"), [
     (["--testbeds", "0"], ["--testbeds '0' is not valid", "valid: a whole number from 1"]),
     (["--testbeds", "two"], ["--testbeds 'two' is not valid", "valid: a whole number from 1"]),

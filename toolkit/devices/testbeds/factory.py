@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from toolkit.devices.testbeds.pool import TestbedPool, check_local_pool_size, local_start_limit
@@ -78,7 +78,12 @@ def open_pool(specs: str | os.PathLike | Sequence[str | os.PathLike], copies: in
     """
     from toolkit.devices.testbeds.local import LocalTestbed
 
-    specs = [specs] if isinstance(specs, (str, os.PathLike)) else list(specs)
+    if isinstance(specs, str | os.PathLike):
+        specs = [specs]
+    elif not isinstance(specs, Iterable) or isinstance(specs, Mapping):
+        raise ConfigError(f"a pool needs testbed specs ('local', an inventory's name or path, or "
+                          f"a list of them), got {type(specs).__name__}")
+    specs = list(specs)
     if copies < 1:
         raise ConfigError(f"a pool needs at least 1 testbed, got {copies}")
     if copies == 1:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,14 @@ class TestbedPool(BlockingLifecycle):
     __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, testbeds: Sequence[Testbed], *, start_limit: int | None = None) -> None:
+        if isinstance(testbeds, Testbed | str) or not isinstance(testbeds, Iterable):
+            raise ConfigError(f"a testbed pool needs a list of testbeds, got "
+                              f"{type(testbeds).__name__}")
         self.testbeds = list(testbeds)
+        for i, testbed in enumerate(self.testbeds):
+            if not isinstance(testbed, Testbed):
+                raise ConfigError(f"testbed {i} of the pool is no testbed (LocalTestbed, "
+                                  f"SshTestbed, open_testbed's), got {type(testbed).__name__}")
         self.start_limit = start_limit
         self._start_gate: asyncio.Semaphore | None = None
         if not self.testbeds:
