@@ -119,9 +119,12 @@ def test_energy_and_devices_share_only_the_neutral_hardware_package():
     assert "toolkit.devices" not in graph.get("toolkit.energy", {})
     assert "toolkit.hardware" in graph["toolkit.energy"]
     # config: the one home of what each accelerator value means (a leaf module)
+    # fileio: checked paths and files (a leaf module, as config is)
     assert set(graph.get("toolkit.hardware", {})) <= {"toolkit.config", "toolkit.errors",
-                                                      "toolkit.paths", "toolkit.tomlfile"}
+                                                      "toolkit.fileio", "toolkit.paths",
+                                                      "toolkit.tomlfile"}
     assert set(graph.get("toolkit.config", {})) <= {"toolkit.errors"}
+    assert set(graph.get("toolkit.fileio", {})) <= {"toolkit.errors", "toolkit.tomlfile"}
 
 
 def test_the_scan_finds_a_cycle_through_a_deferred_relative_import():
