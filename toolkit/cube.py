@@ -128,6 +128,10 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
     if isinstance(runs, str | Mapping) or not isinstance(runs, Iterable):
         raise ToolkitError(f"cube_from_runs needs the runs as a list of mappings (configuration "
                            f"keys and variables), got {type(runs).__name__}")
+    if not isinstance(attrs, Mapping):
+        raise ToolkitError(f"cube_from_runs needs the cube's attributes as a mapping (e.g. "
+                           f"{{'testbed': 'local', 'energy_source': 'model:...'}}), got "
+                           f"{type(attrs).__name__}")
     runs = list(runs)
     bad = next((i for i, r in enumerate(runs) if not isinstance(r, Mapping)), None)
     if bad is not None:

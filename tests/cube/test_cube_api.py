@@ -349,3 +349,6 @@ def test_merge_and_build_name_what_is_no_list_of_cubes_or_runs(tmp_path):
                                            r"and variables, got \('m', 1\)$"):
         cube_from_runs([run(A, 1.0, 1.0), ("m", 1)], {})
     assert cube_from_runs((run(c, 1.0, 1.0) for c in (A, B)), {}).sizes["split"] == 2
+    with pytest.raises(ToolkitError, match=r"^cube_from_runs needs the cube's attributes as a "
+                                           r"mapping .*, got list$"):
+        cube_from_runs([run(A, 1.0, 1.0)], [])
