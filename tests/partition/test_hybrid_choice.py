@@ -132,6 +132,10 @@ def test_a_model_is_given_as_a_keras_model_or_its_name(digits):
                 call(value, DEVICES)
         with pytest.raises(ToolkitError, match="unknown model 'digits-cnm'; valid: vgg-stack"):
             call("digits-cnm", DEVICES)
+    with pytest.raises(ToolkitError, match=r"^HybridAccuracy needs a SplitModel, e\.g\. "
+                                           r"HybridAccuracy\(SplitModel\(load_model\("
+                                           r"'digits-cnn'\)\)\), got str$"):
+        HybridAccuracy("digits-cnn")
 
 
 def test_packed_codecs_send_a_fraction_of_a_byte_per_value(digits):

@@ -103,6 +103,10 @@ class HybridAccuracy:
     def __init__(self, split_model: SplitModel, samples: int | None = None) -> None:
         from toolkit.models.data import eval_inputs, reference_labels
 
+        if not isinstance(split_model, SplitModel):
+            raise ToolkitError(f"HybridAccuracy needs a SplitModel, e.g. "
+                               f"HybridAccuracy(SplitModel(load_model('digits-cnn'))), got "
+                               f"{type(split_model).__name__}")
         self._sm = split_model
         x = eval_inputs(split_model.model)[1]
         self._x = x if samples is None else x[:samples]

@@ -100,3 +100,21 @@ def test_a_model_is_taken_by_name_and_what_is_no_model_is_named():
             partition(bad, 2, "spatial")
     with pytest.raises(ToolkitError, match="unknown model 'nope'; valid: vgg-stack"):
         partition("nope", 2, "spatial")
+
+
+def test_what_takes_a_plan_names_anything_else():
+    from toolkit.partition import estimate_cost, estimate_stream, execute_plan
+
+    plan = partition("digits-cnn", 2, "spatial")
+    calls = {"estimate_cost": lambda p: estimate_cost(p),
+             "estimate_stream": lambda p: estimate_stream(p, 2, 1.0),
+             "execute_plan": lambda p: execute_plan(p, [0.0])}
+    for name, call in calls.items():
+        for bad in (None, "digits-cnn", plan.stages):
+            with pytest.raises(ToolkitError, match=rf"^{name} needs a PartitionPlan, e\.g\. from "
+                                                   r"partition\(model, n_devices, strategy\), "
+                                                   rf"got {type(bad).__name__}$"):
+                call(bad)
+    with pytest.raises(ToolkitError, match=r"^execute_plan needs its input as numbers of shape "
+                                           r"\(8, 8, 1\) \(or a batch of them\), got str$"):
+        execute_plan(plan, "digits")

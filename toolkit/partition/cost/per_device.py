@@ -49,7 +49,14 @@ from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import load_profile
 from toolkit.partition.cost.energy import EnergySplit, check_idle, split_energy
 from toolkit.partition.model.ops import op_weight_bytes
-from toolkit.partition.model.plan import INPUT, Compute, PartitionPlan, instruction_inputs, nbytes
+from toolkit.partition.model.plan import (
+    INPUT,
+    Compute,
+    PartitionPlan,
+    check_plan,
+    instruction_inputs,
+    nbytes,
+)
 
 __all__ = [
     "DEFAULT_LINK_MBPS",
@@ -261,6 +268,7 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
         plan: the partition plan.
         model: throughput, link rate and power profile (defaults: :class:`CostModel`).
     """
+    check_plan(plan, "estimate_cost")
     model = model or CostModel()
     n = plan.n_devices
     model.check_devices(n)

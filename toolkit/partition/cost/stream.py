@@ -42,7 +42,7 @@ import numpy as np
 from toolkit.errors import ToolkitError
 from toolkit.partition.cost.hybrid import HybridCost
 from toolkit.partition.cost.per_device import CostModel, PlanCost
-from toolkit.partition.model.plan import Compute, PartitionPlan
+from toolkit.partition.model.plan import Compute, PartitionPlan, check_plan
 
 __all__ = [
     "PIPELINED_STRATEGIES",
@@ -161,6 +161,7 @@ def estimate_stream(plan: PartitionPlan, requests: int, interval_ms: float,
     Raises:
         ToolkitError: a bad stream.
     """
+    check_plan(plan, "estimate_stream")
     requests, interval_ms = check_stream(requests, interval_ms)
     model = model or CostModel()
     pipelined = pipelines(plan.strategy) if pipelined is None else bool(pipelined)

@@ -28,6 +28,7 @@ from toolkit.partition.model.plan import (
     Region,
     Slice,
     Transfer,
+    check_plan,
 )
 
 __all__ = ["execute_plan", "run_steps", "transfer_payload"]
@@ -81,9 +82,16 @@ def execute_plan(plan: PartitionPlan, x: np.ndarray) -> np.ndarray:
         The output batch (or sample, matching ``x``) as float32 NumPy.
 
     Raises:
-        ToolkitError: ``x`` does not have the plan's input shape.
+        ToolkitError: ``plan`` is no plan, or ``x`` is not numbers of the plan's
+            input shape.
     """
-    x = np.asarray(x, dtype=np.float32)
+    check_plan(plan, "execute_plan")
+    try:
+        x = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ToolkitError(f"execute_plan needs its input as numbers of shape "
+                           f"{tuple(plan.input_shape)} (or a batch of them), got "
+                           f"{type(x).__name__}") from None
     single = x.shape == tuple(plan.input_shape)
     if single:
         x = x[None]

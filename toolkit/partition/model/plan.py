@@ -43,6 +43,7 @@ __all__ = [
     "Stage",
     "Transfer",
     "check_devices",
+    "check_plan",
     "check_speeds",
     "instruction_inputs",
     "nbytes",
@@ -427,3 +428,16 @@ class PlanBuilder:
             raise ToolkitError("empty plan")
         return PartitionPlan(self.strategy, self.model, self.n, self.input_shape,
                              self.shape(device, name), stages, (device, name), self.options)
+
+
+def check_plan(plan: Any, purpose: str) -> PartitionPlan:
+    """``plan`` where it is a :class:`PartitionPlan`, else one line naming ``purpose``
+    and where a plan comes from.
+
+    Raises:
+        ToolkitError: anything else (a model, a strategy's name, None...).
+    """
+    if not isinstance(plan, PartitionPlan):
+        raise ToolkitError(f"{purpose} needs a PartitionPlan, e.g. from "
+                           f"partition(model, n_devices, strategy), got {type(plan).__name__}")
+    return plan
