@@ -18,7 +18,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +27,9 @@ from toolkit.errors import ToolkitError, choices, short_repr
 if TYPE_CHECKING:  # pandas loads only where a table is read
     import pandas as pd
 
-__all__ = ["as_path", "atomic_output", "check_writable", "figure_format", "integer_column",
-           "numeric_column", "read_json", "read_table", "save_figure", "write_table"]
+__all__ = ["as_path", "atomic_output", "check_table", "check_writable", "figure_format",
+           "integer_column", "numeric_column", "read_json", "read_table", "save_figure",
+           "write_table"]
 
 
 def as_path(path: Any, what: str) -> Path:
@@ -194,6 +195,34 @@ def read_table(path: str | os.PathLike, kind: str, required: Sequence[str]) -> p
     if df.empty:
         raise ToolkitError(f"{path} has a header but no rows; expected a {kind}")
     return df
+
+
+def check_table(data: Any, purpose: str, needs: Sequence[str], what: str) -> pd.DataFrame:
+    """A table a function was given: a DataFrame as it is, a list of dicts as one;
+    it must have the columns ``needs``.
+
+    Args:
+        data: the argument.
+        purpose: the function (or figure), for messages.
+        needs: the columns it cannot do without.
+        what: where such a table comes from, for messages (e.g.
+            ``"predict_table rows"``).
+
+    Raises:
+        ToolkitError: neither a table nor a list of dicts, or a missing column,
+            named with ``purpose`` and ``what``.
+    """
+    import pandas as pd
+
+    if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
+        data = pd.DataFrame(data)
+    if not isinstance(data, pd.DataFrame):
+        raise ToolkitError(f"{purpose} needs a table ({what}), got {type(data).__name__}")
+    missing = [c for c in needs if c not in data.columns]
+    if missing:
+        raise ToolkitError(f"{purpose}: the table has no column {choices(missing)}; it needs "
+                           f"{choices(needs)} ({what})")
+    return data
 
 
 def _as_float(value: Any) -> float:

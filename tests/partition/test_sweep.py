@@ -141,3 +141,33 @@ def test_device_table_puts_predictions_beside_measurements():
     fig = plots.partition_predicted_vs_measured(df)
     assert "measured" in fig.axes[0].get_ylabel()
     plt.close(fig)
+
+
+def test_tables_and_runs_of_the_wrong_kind_are_named():
+    from toolkit.partition import hybrid_curve
+
+    for value in (None, "predict.csv"):
+        with pytest.raises(ToolkitError, match=r"^crossovers needs a table \(predict_table "
+                                               rf"rows\), got {type(value).__name__}$"):
+            crossovers(value)
+        with pytest.raises(ToolkitError, match=r"^hybrid_curve needs a table \(hybrid_candidates "
+                                               r"rows or HybridChoice.candidates\), got "
+                                               rf"{type(value).__name__}$"):
+            hybrid_curve(value)
+        with pytest.raises(ToolkitError, match=r"^ranking_agreement: the predicted table "
+                                               r"should be a DataFrame"):
+            ranking_agreement(value, pd.DataFrame())
+        with pytest.raises(ToolkitError, match=r"^device_table needs a list of runs \(PartitionRun "
+                                               rf"objects or their as_dict\(\)\), got "
+                                               rf"{type(value).__name__}$"):
+            device_table(value)
+        with pytest.raises(ToolkitError, match=r"^predict_table needs a Keras model or a model's "
+                                               r"name|unknown model 'predict.csv'"):
+            predict_table(value, [2], [10.0])
+    with pytest.raises(ToolkitError, match=r"^crossovers: the table has no column strategy, "
+                                           r"link_mbps, max_device_energy_j; it needs"):
+        crossovers(pd.DataFrame({"model": ["m"]}))
+    with pytest.raises(ToolkitError, match=r"^run 1 of device_table's runs is no partition run "
+                                           r"\(a PartitionRun or its as_dict\(\)\), got 'run'$"):
+        device_table([{"per_device": []}, "run"])
+    assert predict_table("vgg-stack", [2], [10.0], progress=False)["strategy"].nunique() > 1

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import ToolkitError, choices
+from toolkit.fileio import check_table
 from toolkit.models.codecs import CODECS, check_codec
 from toolkit.models.split import SplitModel
 from toolkit.partition.cost.hybrid import CloudModel, HybridCost, estimate_hybrid_cost
@@ -363,6 +364,9 @@ def hybrid_curve(candidates: pd.DataFrame, objective: str = "total") -> pd.DataF
     """
     _check_objective(objective)
     column = HYBRID_OBJECTIVES[objective]
+    candidates = check_table(candidates, "hybrid_curve",
+                             ("split", "codec", "head_strategy", "accuracy", column),
+                             "hybrid_candidates rows or HybridChoice.candidates")
     codecs = list(dict.fromkeys(candidates["codec"]))
     strategies = list(dict.fromkeys(candidates["head_strategy"]))
     ranked = _ranked(candidates, objective, strategies, codecs)

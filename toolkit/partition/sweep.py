@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, short_repr
+from toolkit.fileio import check_table
 from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
 from toolkit.partition.execution.measurement import PartitionRun
@@ -78,6 +79,7 @@ def predict_table(
         max_device_energy_j, mean_device_energy_j, sent_kb, max_compute_ms,
         sync_points``.
     """
+    model = as_partition_model(model, "predict_table")
     base = cost_model or CostModel()
     rows, refused = [], {}
     cases = [(s, n) for s in strategies for n in devices]
@@ -115,6 +117,7 @@ def crossovers(df: pd.DataFrame, x: str = "link_mbps", y: str = "max_device_ener
         the change), ``above`` (best after it), ``from``/``to`` (the ``x``
         values around the change) and ``at`` (their geometric mean).
     """
+    df = check_table(df, "crossovers", ("strategy", x, y), "predict_table rows")
     by = [c for c in by if c in df.columns]
     rows = []
     groups = df.groupby(by, sort=True) if by else [((), df)]
@@ -168,6 +171,9 @@ def ranking_agreement(predicted: pd.DataFrame, measured: pd.DataFrame,
     """
     by, need = list(by), [*by, "strategy", y]
     for name, table in (("predicted", predicted), ("measured", measured)):
+        if not isinstance(table, pd.DataFrame):
+            raise ToolkitError(f"ranking_agreement: the {name} table should be a DataFrame "
+                               f"(e.g. predict_table rows), got {type(table).__name__}")
         if missing := [c for c in need if c not in table.columns]:
             raise ToolkitError(f"ranking_agreement: the {name} table has no column "
                                f"{', '.join(missing)}; both need {', '.join(need)}")
@@ -272,9 +278,15 @@ def device_table(runs: Iterable[PartitionRun | Mapping[str, Any]],
         predicted_energy_j, measured_latency_ms, predicted_latency_ms,
         compute_ms, send_ms, recv_ms, sent_bytes, energy_source`` (and ``extra``).
     """
+    if isinstance(runs, PartitionRun | Mapping | str) or not isinstance(runs, Iterable):
+        raise ToolkitError(f"device_table needs a list of runs (PartitionRun objects or their "
+                           f"as_dict()), got {type(runs).__name__}")
     rows = []
-    for run in runs:
+    for i, run in enumerate(runs):
         r = run.as_dict() if isinstance(run, PartitionRun) else run
+        if not isinstance(r, Mapping) or "per_device" not in r:
+            raise ToolkitError(f"run {i} of device_table's runs is no partition run (a "
+                               f"PartitionRun or its as_dict()), got {short_repr(run)}")
         predicted = r.get("predicted", {}).get("per_device", [{}] * len(r["per_device"]))
         for d, p in zip(r["per_device"], predicted, strict=True):
             rows.append({

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from toolkit.errors import ToolkitError, choices
+from toolkit.errors import ToolkitError
 
 __all__ = [
     "OBJECTIVE_LABELS",
@@ -80,29 +80,12 @@ def figure_data(data: xr.Dataset | pd.DataFrame | str, figure: str,
 
 def figure_table(data: pd.DataFrame | Sequence[Mapping[str, Any]], figure: str,
                  needs: Sequence[str], what: str) -> pd.DataFrame:
-    """A figure's table: a DataFrame as it is, a list of dicts as one; it must have
-    the columns ``needs``.
+    """A figure's table, checked by :func:`toolkit.fileio.check_table` (a DataFrame,
+    or a list of dicts as one, with the columns ``needs``; ``what`` says where such
+    a table comes from)."""
+    from toolkit.fileio import check_table
 
-    Args:
-        data: what the figure was given.
-        figure: the figure's name, for messages.
-        needs: the columns it cannot do without.
-        what: where such a table comes from, for messages (e.g.
-            ``"toolkit.partition.hybrid_table rows"``).
-
-    Raises:
-        ToolkitError: neither a table nor a list of dicts, or a missing column,
-            named with the figure and ``what``.
-    """
-    if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
-        data = pd.DataFrame(data)
-    if not isinstance(data, pd.DataFrame):
-        raise ToolkitError(f"{figure} needs a table ({what}), got {type(data).__name__}")
-    missing = [c for c in needs if c not in data.columns]
-    if missing:
-        raise ToolkitError(f"{figure}: the table has no column {choices(missing)}; it needs "
-                           f"{choices(needs)} ({what})")
-    return data
+    return check_table(data, figure, needs, what)
 
 
 def figure_object(value: Any, figure: str, attributes: Sequence[str], what: str) -> Any:
