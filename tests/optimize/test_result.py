@@ -190,3 +190,23 @@ def test_saving_something_that_is_no_result_is_named(tmp_path):
                                                rf"{type(value).__name__}$"):
             save_front(value, tmp_path / "FRONT.json")
     assert not (tmp_path / "FRONT.json").exists()
+
+
+def test_what_takes_a_result_testbed_or_evaluator_names_anything_else(result):
+    from toolkit.optimize import CampaignEvaluator, DaskEvaluator, front_quality
+
+    assert front_quality(result, result).hv_ratio == pytest.approx(1.0)
+    for value in (None, "FRONT.json"):
+        for found, reference, name in ((value, result, "found"), (result, value, "reference")):
+            with pytest.raises(ToolkitError, match=rf"^front_quality needs {name} as an "
+                                                   r"OptimizationResult \(from optimize or "
+                                                   rf"load_front\), got {type(value).__name__}$"):
+                front_quality(found, reference)
+        with pytest.raises(ToolkitError, match=r"^CampaignEvaluator needs a testbed \(LocalTestbed,"
+                                               rf" open_testbed's...\), got "
+                                               rf"{type(value).__name__}$"):
+            CampaignEvaluator(value, "c.nc")
+        with pytest.raises(ToolkitError, match=r"^DaskEvaluator needs an evaluator to run in "
+                                               r"parallel \(e\.g\. CubeEvaluator\(cube\)\), got "
+                                               rf"{type(value).__name__}$"):
+            DaskEvaluator(value, None)

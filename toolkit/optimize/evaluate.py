@@ -223,6 +223,9 @@ class DaskEvaluator(Evaluator):
             raise ToolkitError(
                 "DaskEvaluator needs dask.distributed: pip install 'dask[distributed]'"
             ) from None
+        if not isinstance(inner, Evaluator):
+            raise ToolkitError(f"DaskEvaluator needs an evaluator to run in parallel (e.g. "
+                               f"CubeEvaluator(cube)), got {type(inner).__name__}")
         self.inner = inner
         self.client = client
         self.objectives = tuple(inner.objectives)

@@ -26,7 +26,7 @@ from typing import Any
 from toolkit.campaign import Campaign, CampaignSpec
 from toolkit.config import Config
 from toolkit.devices.testbeds.testbed import Testbed
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, ToolkitError
 from toolkit.optimize.evaluate import CubeEvaluator, Evaluator, Objectives
 from toolkit.optimize.objectives import Normalizer
 
@@ -49,6 +49,9 @@ class CampaignEvaluator(Evaluator):
     def __init__(self, testbed: Testbed, out: str | os.PathLike, *, samples: int = 100,
                  runs: int = 1, codec: str = "fp32", latency_stat: str | float = "mean",
                  progress: bool = False) -> None:
+        if not isinstance(testbed, Testbed):
+            raise ToolkitError(f"CampaignEvaluator needs a testbed (LocalTestbed, "
+                               f"open_testbed's...), got {type(testbed).__name__}")
         self.testbed = testbed
         self.out = out
         self.samples = samples

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import moocore
 import numpy as np
 
+from toolkit.errors import ToolkitError
 from toolkit.optimize.objectives import REFERENCE
 from toolkit.pareto import pareto_mask
 
@@ -116,7 +117,16 @@ def front_quality(found: OptimizationResult, reference: OptimizationResult) -> F
     ``reference`` is typically the exhaustive search of the same space
     (``optimize(space, evaluator, 1.0, surrogate=False)``); configurations are
     matched by their keys and values.
+
+    Raises:
+        ToolkitError: ``found`` or ``reference`` is no optimisation result.
     """
+    from toolkit.optimize.result import OptimizationResult
+
+    for name, result in (("found", found), ("reference", reference)):
+        if not isinstance(result, OptimizationResult):
+            raise ToolkitError(f"front_quality needs {name} as an OptimizationResult (from "
+                               f"optimize or load_front), got {type(result).__name__}")
     objectives = list(reference.objectives)
     senses = [reference.objectives[o] for o in objectives]
 
