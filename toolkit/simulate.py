@@ -60,7 +60,7 @@ import pandas as pd
 
 from toolkit.adapt import DriftTracker
 from toolkit.config import config_keys, single_extras
-from toolkit.errors import ToolkitError, check_seed
+from toolkit.errors import ToolkitError, check_seed, short_repr
 from toolkit.policy import Policy
 from toolkit.rules import Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state
@@ -84,6 +84,14 @@ class Drift:
     factor: float
 
     def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            if not isinstance(getattr(self, name), int | np.integer) or isinstance(
+                    getattr(self, name), bool):
+                raise ToolkitError(f"drift {name} must be a request index (an integer), got "
+                                   f"{short_repr(getattr(self, name))}")
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int | float | np.number):
+            raise ToolkitError(f"drift factor must be a positive number, got "
+                               f"{short_repr(self.factor)}")
         if self.start < 0 or self.end <= self.start:
             raise ToolkitError(f"drift segment must satisfy 0 <= start < end, got "
                                f"{self.start}..{self.end}")

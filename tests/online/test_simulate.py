@@ -143,6 +143,12 @@ def test_refusals():
         Drift.parse("10-20")
     with pytest.raises(ToolkitError, match="0 <= start < end"):
         Drift(5, 5, 2.0)
+    for args, message in (((None, 5, 2.0), "drift start must be a request index .*got None"),
+                          ((0, 5.5, 2.0), "drift end must be a request index .*got 5.5"),
+                          ((0, 5, "x"), "drift factor must be a positive number, got 'x'"),
+                          ((0, 5, float("nan")), "drift factor must be a positive number")):
+        with pytest.raises(ToolkitError, match=message):
+            Drift(*args)
     with pytest.raises(ToolkitError, match="drift starts at request 50"):
         simulate(cube, policy, np.full(10, 100.0), drift=Drift(50, 60, 2.0), progress=False)
     other = cube_from_runs([{"model": "m", "split": 2, "cpu_freq": 1800, "edge_accel": "none",
