@@ -18,6 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPLINTER = REPO_ROOT / "datasets" / "splinter"
 
+#: the suite's helper modules (fake_pi, sshd_fixture, kernels, refusals) import by name
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
 
 @pytest.fixture(scope="session")
 def splinter_dir() -> Path:

@@ -37,9 +37,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from kernels import KERNEL_NAME, write_kernel_spec
 
 from toolkit.cube import config_means, open_cube

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from fake_pi import FakePi, make_fake_pi
 from sshd_fixture import SshServer, sshd_available
 

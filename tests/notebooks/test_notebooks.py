@@ -32,8 +32,6 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from kernels import KERNEL_NAME, processes_with_tmpdir, write_kernel_spec
 
 from toolkit import open_cube, pareto_configs

@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from refusals import assert_refused
 
 from toolkit import plots
 from toolkit.errors import ToolkitError
@@ -146,24 +147,18 @@ def test_device_table_puts_predictions_beside_measurements():
 def test_tables_and_runs_of_the_wrong_kind_are_named():
     from toolkit.partition import hybrid_curve
 
-    for value in (None, "predict.csv"):
-        with pytest.raises(ToolkitError, match=r"^crossovers needs a table \(predict_table "
-                                               rf"rows\), got {type(value).__name__}$"):
-            crossovers(value)
-        with pytest.raises(ToolkitError, match=r"^hybrid_curve needs a table \(hybrid_candidates "
-                                               r"rows or HybridChoice.candidates\), got "
-                                               rf"{type(value).__name__}$"):
-            hybrid_curve(value)
-        with pytest.raises(ToolkitError, match=r"^ranking_agreement: the predicted table "
-                                               r"should be a DataFrame"):
-            ranking_agreement(value, pd.DataFrame())
-        with pytest.raises(ToolkitError, match=r"^device_table needs a list of runs \(PartitionRun "
-                                               rf"objects or their as_dict\(\)\), got "
-                                               rf"{type(value).__name__}$"):
-            device_table(value)
-        with pytest.raises(ToolkitError, match=r"^predict_table needs a Keras model or a model's "
-                                               r"name|unknown model 'predict.csv'"):
-            predict_table(value, [2], [10.0])
+    values = (None, 3.5)
+    assert_refused(crossovers, values, r"crossovers needs a table \(predict_table rows\)")
+    assert_refused(hybrid_curve, values, r"hybrid_curve needs a table \(hybrid_candidates rows "
+                                         r"or HybridChoice.candidates\)")
+    assert_refused(lambda v: ranking_agreement(v, pd.DataFrame()), values,
+                   r"ranking_agreement: the predicted table should be a DataFrame \(e\.g\. "
+                   r"predict_table rows\)")
+    assert_refused(device_table, values, r"device_table needs a list of runs \(PartitionRun "
+                                         r"objects or their as_dict\(\)\)")
+    assert_refused(lambda v: predict_table(v, [2], [10.0]), values,
+                   r"predict_table needs a Keras model or a model's name \(e\.g\. 'vgg-stack', "
+                   r"'digits-cnn'\)")
     with pytest.raises(ToolkitError, match=r"^crossovers: the table has no column strategy, "
                                            r"link_mbps, max_device_energy_j; it needs"):
         crossovers(pd.DataFrame({"model": ["m"]}))
