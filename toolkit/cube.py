@@ -334,6 +334,8 @@ def select_model(cube: CubeLike, model: str | None = None) -> tuple[str, xr.Data
     Raises:
         ConfigError: the model is not in the cube (or is needed and not given), or
             a dimension the toolkit does not know varies.
+        ToolkitError: no cube (:func:`as_dataset`), or a dataset without the
+            ``model`` dimension.
     """
     cube = as_dataset(cube, "select_model")
     if "model" not in cube.dims:

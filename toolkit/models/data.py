@@ -120,7 +120,11 @@ def reference_labels(model, x_eval: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def eval_data(model, n_calib: int = 200) -> EvalData:
-    """Inputs and reference labels for ``model`` in one record."""
+    """Inputs and reference labels for ``model`` in one record.
+
+    Raises:
+        ToolkitError: ``model`` is no Keras model (e.g. a model's name: load it first).
+    """
     from toolkit.models.graph import check_keras_model
 
     check_keras_model(model, "eval_data")

@@ -5,7 +5,7 @@ means per configuration and the 2-D front mask.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -21,7 +21,6 @@ __all__ = [
     "energy_label",
     "figure_data",
     "figure_object",
-    "figure_table",
     "front_mask",
     "source_of",
 ]
@@ -69,23 +68,14 @@ def figure_data(data: xr.Dataset | pd.DataFrame | str, figure: str,
             variable of ``needs``, named with the figure.
     """
     from toolkit.cube import as_cube
+    from toolkit.fileio import check_table
 
     if isinstance(data, pd.DataFrame):
-        return figure_table(data, figure, needs, "a cube's config_means")
+        return check_table(data, figure, needs, "a cube's config_means")
     if not isinstance(data, xr.Dataset | str | os.PathLike):
         raise ToolkitError(f"{figure} needs a cube, a cube file's path or a per-configuration "
                            f"table (a cube's config_means), got {type(data).__name__}")
     return as_cube(data, needs, figure)
-
-
-def figure_table(data: pd.DataFrame | Sequence[Mapping[str, Any]], figure: str,
-                 needs: Sequence[str], what: str) -> pd.DataFrame:
-    """A figure's table, checked by :func:`toolkit.fileio.check_table` (a DataFrame,
-    or a list of dicts as one, with the columns ``needs``; ``what`` says where such
-    a table comes from)."""
-    from toolkit.fileio import check_table
-
-    return check_table(data, figure, needs, what)
 
 
 def figure_object(value: Any, figure: str, attributes: Sequence[str], what: str) -> Any:

@@ -9,7 +9,8 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 
-from toolkit.plots.common import energy_label, figure_object, figure_table
+from toolkit.fileio import check_table
+from toolkit.plots.common import energy_label, figure_object
 
 __all__ = ["simulation_summary", "tail_tradeoff"]
 
@@ -50,7 +51,7 @@ def tail_tradeoff(points: pd.DataFrame, energy_source: str = "unknown") -> plt.F
             curve each) and ``label`` rows for reference strategies (no target).
         energy_source: where the energy figures come from.
     """
-    points = figure_table(points, "tail_tradeoff", ("target", "energy_j_mean", "qos_met"),
+    points = check_table(points, "tail_tradeoff", ("target", "energy_j_mean", "qos_met"),
                           "one row per run of the tail rule, e.g. from benchmarks/online.py")
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     curves = points[points["target"].notna()]

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from toolkit.plots.common import figure_table
+from toolkit.fileio import check_table
 
 __all__ = ["hypervolume_history"]
 
@@ -26,7 +26,7 @@ def hypervolume_history(history: list[dict] | pd.DataFrame, *,
         reference_label: its legend label.
         title: the axes title.
     """
-    df = figure_table(history, "hypervolume_history", ("evaluations", "hypervolume"),
+    df = check_table(history, "hypervolume_history", ("evaluations", "hypervolume"),
                       "OptimizationResult.history")
     fig, ax = plt.subplots(figsize=(8, 4.5))
     if "run" in df:

@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 
 from toolkit.errors import ToolkitError, choices
-from toolkit.plots.common import energy_kind, figure_table, source_of
+from toolkit.fileio import check_table
+from toolkit.plots.common import energy_kind, source_of
 
 __all__ = [
     "partition_crossover",
@@ -61,7 +62,7 @@ def partition_energy(df: pd.DataFrame, y: str = "max_device_energy_j", *, x: str
         energy_source: where the energies come from (default ``df.attrs``).
         title: the figure title.
     """
-    df = figure_table(df, "partition_energy", ("strategy", x, y, *(c for c in (col, row) if c)),
+    df = check_table(df, "partition_energy", ("strategy", x, y, *(c for c in (col, row) if c)),
                       "predict_table rows or a partition cube's to_dataframe")
     grid = sns.catplot(data=df, kind="bar", x=x, y=y, hue="strategy", col=col, row=row,
                        height=3.4, aspect=1.25, errorbar=("pi", 100), sharey=True)
@@ -91,7 +92,7 @@ def partition_crossover(df: pd.DataFrame, y: str = "max_device_energy_j", *,
         energy_source: where the energies come from (default ``df.attrs``).
         title: the figure title.
     """
-    df = figure_table(df, "partition_crossover", ("strategy", x, y, *(c for c in (col, row) if c)),
+    df = check_table(df, "partition_crossover", ("strategy", x, y, *(c for c in (col, row) if c)),
                       "predict_table rows over several link rates")
     grid = sns.relplot(data=df, kind="line", x=x, y=y, hue="strategy", col=col, row=row,
                        height=3.2, aspect=1.3, facet_kws={"sharey": False})
@@ -126,7 +127,7 @@ def partition_predicted_vs_measured(df: pd.DataFrame, what: str = "energy_j", *,
         energy_source: where the measured energies come from (default ``df.attrs``).
     """
     xcol, ycol = f"predicted_{what}", f"measured_{what}"
-    df = figure_table(df, "partition_predicted_vs_measured",
+    df = check_table(df, "partition_predicted_vs_measured",
                       (xcol, ycol, *(c for c in (hue, style) if c)), "device_table rows")
     fig, ax = plt.subplots(figsize=(6.5, 5.2))
     sns.scatterplot(data=df, x=xcol, y=ycol, hue=hue, style=style, s=55, ax=ax)
@@ -162,7 +163,7 @@ def partition_hybrid(df: pd.DataFrame, *, energy: tuple[str, ...] = ("edge_energ
         energy_source: where the energies come from (default ``df.attrs``).
         title: the figure title.
     """
-    df = figure_table(df, "partition_hybrid", ("split", "layer", "codec", "accuracy", *energy),
+    df = check_table(df, "partition_hybrid", ("split", "layer", "codec", "accuracy", *energy),
                       "hybrid_table rows")
     fig, axes = plt.subplots(1, len(energy) + 1, figsize=(5 * (len(energy) + 1), 4.2))
     ticks = df.drop_duplicates("split")[["split", "layer"]]
@@ -205,14 +206,14 @@ def partition_hybrid_curve(df: pd.DataFrame, *, chosen: pd.DataFrame | None = No
     """
     from toolkit.partition import HYBRID_OBJECTIVES
 
-    df = figure_table(df, "partition_hybrid_curve",
+    df = check_table(df, "partition_hybrid_curve",
                       ("objective", "accuracy", "codec", "layer", "front"), "hybrid_curve rows")
     unknown = sorted(set(map(str, df["objective"])) - set(HYBRID_OBJECTIVES))
     if unknown:
         raise ToolkitError(f"partition_hybrid_curve: unknown objective {choices(unknown)}; "
                            f"valid: {choices(HYBRID_OBJECTIVES)}")
     needs = sorted({HYBRID_OBJECTIVES[o] for o in df["objective"]})
-    df = figure_table(df, "partition_hybrid_curve", needs, "hybrid_curve rows")
+    df = check_table(df, "partition_hybrid_curve", needs, "hybrid_curve rows")
     objectives = list(dict.fromkeys(df["objective"]))
     fig, axes = plt.subplots(1, len(objectives), figsize=(5.6 * len(objectives), 4.4),
                              squeeze=False)
