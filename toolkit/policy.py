@@ -31,6 +31,7 @@ import datetime as _dt
 import itertools
 import json
 import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from toolkit.config import (
     domain_values,
     single_extras,
 )
-from toolkit.errors import ConfigError, ToolkitError, choices, short_repr
+from toolkit.errors import ConfigError, ToolkitError, check_count, choices, short_repr
 from toolkit.fileio import atomic_output, read_json
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
@@ -235,6 +236,7 @@ def make_policy(
     from toolkit.cube import as_cube, single_codec
     from toolkit.hardware.profile import load_profile
 
+    check_count(max_runs, "max_runs (per-run latencies kept per candidate)")
     front = front_configs(front)
     cube = as_cube(cube, ("latency_ms", "energy_j"), "a policy")
     df, last_split, energy_source = _runs_table(cube)
@@ -278,8 +280,10 @@ def make_policy(
         "model": str(candidates[0]["config"].get("model", "")) if candidates else "",
         "energy_source": energy_source,
         "last_split": last_split,
-        "rule": {"name": rule, "target": float(target), "confidence": float(confidence),
-                 "accuracy_floor": None if accuracy_floor is None else float(accuracy_floor),
+        "rule": {"name": rule, "target": _rule_number(target, "the tail target"),
+                 "confidence": _rule_number(confidence, "the confidence"),
+                 "accuracy_floor": (None if accuracy_floor is None
+                                    else _rule_number(accuracy_floor, "the accuracy floor")),
                  "reconfiguration": bool(reconfiguration)},
         "hardware": {"profiles": names, "costs": costs},
         "source": dict(source or {}),
@@ -289,6 +293,13 @@ def make_policy(
         doc["codec"] = codec
     Policy.from_dict(doc)  # validates rule parameters and candidates
     return doc
+
+
+def _rule_number(value: Any, what: str) -> float:
+    """A rule parameter as a float; its range is the rule's to check (:mod:`toolkit.rules`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ToolkitError(f"{what} must be a number, got {short_repr(value)}")
+    return float(value)
 
 
 def candidate_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

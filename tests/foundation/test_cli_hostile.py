@@ -57,6 +57,7 @@ CASES = [
     ("schedule {front} --dry-run", "run `dynasplit export` on it"),
     ("schedule {policy} --dry-run --token-file {trace}", "stdin needs no authentication"),
     ("partition digits-cnn --devices 0", "expected an integer >= 1"),
+    ("partition digits-cnn --devices 100000", "at most 1024 devices, got 100000"),
     ("partition digits-cnn --devices 2 --strategy nope", "invalid choice: 'nope'"),
     ("partition digits-cnn --devices 2 --link-mbps inf", "expected a positive number"),
     ("partition digits-cnn --devices 2 --fuse 0", "fuse must be 'all', 'none' or a number"),

@@ -115,6 +115,10 @@ def test_what_takes_a_model_names_anything_else():
     with pytest.raises(ToolkitError, match=r"^accuracy_table needs its data as an EvalData, "
                                            r"e\.g\. eval_data\(model\), got tuple$"):
         accuracy_table(sm, eval_inputs(sm.model))
+    for bad in (0, 2.5, float("nan")):
+        with pytest.raises(ToolkitError, match=r"^n_calib \(calibration inputs\) must be an "
+                                               r"integer >= 1"):
+            eval_data(sm.model, n_calib=bad)
 
 
 def test_macs_and_bytes_of_known_layers():

@@ -73,6 +73,14 @@ def test_a_policy_takes_its_front_as_front_configs_does(toy):
     assert by_path == by_list
     with pytest.raises(ToolkitError, match=r"^a front should be an OptimizationResult"):
         make_policy(None, cube)
+    for kwargs, message in (({"rule": "tail", "target": None}, "the tail target must be a number, "
+                                                               "got None"),
+                            ({"confidence": "high"}, "the confidence must be a number, got 'high'"),
+                            ({"accuracy_floor": []}, "the accuracy floor must be a number, got"),
+                            ({"max_runs": 0}, r"max_runs \(per-run latencies kept per candidate\) "
+                                              "must be an integer >= 1, got 0")):
+        with pytest.raises(ToolkitError, match=rf"^{message}"):
+            make_policy(front_path, cube, **kwargs)
 
 
 def test_many_runs_are_kept_as_a_sorted_sample(toy):

@@ -165,4 +165,31 @@ def test_tables_and_runs_of_the_wrong_kind_are_named():
     with pytest.raises(ToolkitError, match=r"^run 1 of device_table's runs is no partition run "
                                            r"\(a PartitionRun or its as_dict\(\)\), got 'run'$"):
         device_table([{"per_device": []}, "run"])
-    assert predict_table("vgg-stack", [2], [10.0], progress=False)["strategy"].nunique() > 1
+    assert predict_table("vgg-stack", 2, 10.0, progress=False)["strategy"].nunique() > 1
+
+
+def test_device_counts_link_rates_and_samples_out_of_range_are_named():
+    from toolkit.partition import MAX_DEVICES, choose_hybrid, hybrid_table
+
+    for count, message in ((0, "needs a number of devices >= 1, got 0"),
+                           ("2", "needs a number of devices >= 1, got '2'"),
+                           (MAX_DEVICES + 1, f"spreads over at most {MAX_DEVICES} devices")):
+        with pytest.raises(ToolkitError, match=rf"^a plan {message}"):
+            predict_table("digits-cnn", [count], [10.0], progress=False)
+        with pytest.raises(ToolkitError, match=rf"^a plan {message}"):
+            choose_hybrid("digits-cnn", count)
+        with pytest.raises(ToolkitError, match=rf"^a plan {message}"):
+            hybrid_table("digits-cnn", count)
+        with pytest.raises(ToolkitError, match=rf"strategy 'spatial' {message}"):
+            partition("digits-cnn", count, "spatial")
+    for rates in ([None], ["fast"]):
+        with pytest.raises(ToolkitError, match=r"^predict_table's link rates must be numbers of "
+                                               r"Mbit/s > 0, got (None|'fast')$"):
+            predict_table("digits-cnn", [2], rates, progress=False)
+    with pytest.raises(ToolkitError, match="at least one device count and one link rate"):
+        predict_table("digits-cnn", [2], [], progress=False)
+    for samples in (0, -1, 2.5, "all"):
+        with pytest.raises(ToolkitError, match=r"accuracy.samples must be an integer >= 1"):
+            choose_hybrid("digits-cnn", 2, accuracy_samples=samples)
+        with pytest.raises(ToolkitError, match=r"accuracy.samples must be an integer >= 1"):
+            hybrid_table("digits-cnn", 2, accuracy_samples=samples)

@@ -39,7 +39,12 @@ OBJECTIVE_CHOICES = ("total", "max")
 def _devices(text: str) -> int | tuple[str, ...]:
     """``--devices``: a count, or a comma-separated list of device profiles."""
     if text.strip().lstrip("+-").isdigit():  # a count; -1 is a bad count, not a profile
-        return positive_int(text)
+        from toolkit.partition.model.plan import MAX_DEVICES
+
+        count = positive_int(text)
+        if count > MAX_DEVICES:
+            raise argparse.ArgumentTypeError(f"at most {MAX_DEVICES} devices, got {count}")
+        return count
     names = tuple(name.strip() for name in text.split(","))
     if not all(names):
         raise argparse.ArgumentTypeError(

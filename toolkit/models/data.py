@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, check_count
 from toolkit.fileio import as_path
 from toolkit.models.digits import load_digits_data
 
@@ -100,6 +100,7 @@ def eval_inputs(model, n_calib: int = 200) -> tuple[np.ndarray, np.ndarray]:
     from toolkit.models.graph import check_keras_model
 
     check_keras_model(model, "eval_inputs")
+    check_count(n_calib, "n_calib (calibration inputs)")
     digits = load_digits_data()
     if _native(model):
         return digits.x_train[:n_calib], digits.x_test

@@ -83,6 +83,7 @@ from toolkit.partition.model.network import (
 )
 from toolkit.partition.model.ops import Activation, Op
 from toolkit.partition.model.plan import (
+    MAX_DEVICES,
     Assemble,
     Compute,
     Concat,
@@ -136,6 +137,7 @@ __all__ = [
     "HYBRID_PREFIX",
     "IDLE_ACCOUNTINGS",
     "INPUT_KINDS",
+    "MAX_DEVICES",
     "PARTITION_VARIABLES",
     "PIPELINED_STRATEGIES",
     "STACKS",

@@ -39,12 +39,13 @@ import keras
 import numpy as np
 import pandas as pd
 
-from toolkit.errors import ToolkitError, choices
+from toolkit.errors import ToolkitError, check_count, choices
 from toolkit.fileio import check_table
 from toolkit.models.codecs import CODECS, check_codec
 from toolkit.models.split import SplitModel
 from toolkit.partition.cost.hybrid import CloudModel, HybridCost, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel
+from toolkit.partition.model.plan import check_devices
 from toolkit.partition.model.stacks import as_partition_model
 from toolkit.partition.strategies.hybrid import (
     HybridPlan,
@@ -108,6 +109,8 @@ class HybridAccuracy:
             raise ToolkitError(f"HybridAccuracy needs a SplitModel, e.g. "
                                f"HybridAccuracy(SplitModel(load_model('digits-cnn'))), got "
                                f"{type(split_model).__name__}")
+        if samples is not None:
+            check_count(samples, "accuracy samples")
         self._sm = split_model
         x = eval_inputs(split_model.model)[1]
         self._x = x if samples is None else x[:samples]
@@ -186,6 +189,7 @@ def hybrid_candidates(
             strategy accepts any cut.
     """
     model = as_partition_model(model, "hybrid_candidates")
+    n_devices = check_devices(n_devices)
     sm = split_model or SplitModel(model, name=model.name)
     accuracy = accuracy or HybridAccuracy(sm)
     cost_model, cloud = cost_model or CostModel(), cloud or CloudModel()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,11 +24,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from toolkit.errors import ToolkitError, short_repr
+from toolkit.config import listed
+from toolkit.errors import ToolkitError, check_count, short_repr
 from toolkit.fileio import check_table
 from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
 from toolkit.partition.execution.measurement import PartitionRun
+from toolkit.partition.model.plan import check_devices
 from toolkit.partition.model.stacks import as_partition_model
 from toolkit.partition.strategies.hybrid import execute_hybrid, hybrid_plan, hybrid_splits
 from toolkit.partition.strategies.registry import STRATEGIES, partition
@@ -80,6 +83,15 @@ def predict_table(
         sync_points``.
     """
     model = as_partition_model(model, "predict_table")
+    devices = [check_devices(n) for n in listed(devices)]
+    rates = listed(link_mbps)
+    bad = [r for r in rates if isinstance(r, bool) or not isinstance(r, numbers.Real)]
+    if bad:
+        raise ToolkitError(f"predict_table's link rates must be numbers of Mbit/s > 0, got "
+                           f"{short_repr(bad[0])}")
+    link_mbps = [float(r) for r in rates]
+    if not devices or not link_mbps:
+        raise ToolkitError("predict_table needs at least one device count and one link rate")
     base = cost_model or CostModel()
     rows, refused = [], {}
     cases = [(s, n) for s in strategies for n in devices]
@@ -238,6 +250,8 @@ def hybrid_table(
     from toolkit.models.split import SplitModel
 
     model = as_partition_model(model, "hybrid_table")
+    devices = check_devices(devices)
+    check_count(accuracy_samples, "accuracy_samples")
     sm = SplitModel(model, name=model.name)
     x = eval_inputs(model)[1][:accuracy_samples]
     labels, label_source = reference_labels(model, x)

@@ -31,6 +31,7 @@ from toolkit.partition.model.ops import BYTES_PER_ELEMENT, Op, op_macs, op_outpu
 
 __all__ = [
     "INPUT",
+    "MAX_DEVICES",
     "Assemble",
     "Compute",
     "Concat",
@@ -110,12 +111,23 @@ def check_speeds(speeds: Sequence[float] | None, n_devices: int,
     return tuple(float(v) for v in values)
 
 
-def check_devices(n_devices: int, strategy: str) -> int:
-    """Validate a device count (an integer >= 1)."""
+#: the most devices a plan spreads over: a testbed of edge devices, not a data centre;
+#: a plan, its cost and its tables grow with the count (1000 devices take half a
+#: minute to predict), so a mistyped count is refused instead of running for an hour
+MAX_DEVICES = 1024
+
+
+def check_devices(n_devices: int, strategy: str | None = None) -> int:
+    """Validate a device count (an integer in 1..:data:`MAX_DEVICES`).
+
+    Raises:
+        ToolkitError: anything else, naming ``strategy`` where one asks.
+    """
+    who = f"strategy {strategy!r}" if strategy else "a plan"
     if isinstance(n_devices, bool) or not isinstance(n_devices, (int, np.integer)) or n_devices < 1:
-        raise ToolkitError(
-            f"strategy {strategy!r} needs a number of devices >= 1, got {n_devices!r}"
-        )
+        raise ToolkitError(f"{who} needs a number of devices >= 1, got {n_devices!r}")
+    if n_devices > MAX_DEVICES:
+        raise ToolkitError(f"{who} spreads over at most {MAX_DEVICES} devices, got {n_devices}")
     return int(n_devices)
 
 
