@@ -40,6 +40,8 @@ CASES = [
      "must be greater than min"),
     ("trace generate --model vgg16 --min 1 --max 10 -n 10 --seed 0 --shape nan "
      "-o {tmp}/t.csv", "finite"),
+    ("trace generate --model vgg16 --min 1 --max 10 -n 1000000000000 --seed 0 "
+     "-o {tmp}/t.csv", "a generated trace holds at most 10000000 requests"),
     ("trace generate --model a,b --min 1 --max 10 -n 10 --seed 0 -o {tmp}/t.csv",
      "invalid model name"),
     ("simulate {cube} --policy {policy} --trace {front}", "is not a QoS trace CSV"),
