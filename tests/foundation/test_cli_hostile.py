@@ -64,6 +64,10 @@ CASES = [
     ("partition digits-cnn --devices 2 --link-mbps inf", "expected a positive number"),
     ("partition digits-cnn --devices 2 --fuse 0", "fuse must be 'all', 'none' or a number"),
     ("partition digits-cnn --devices 2 --interval-ms 1", "add --requests K"),
+    ("partition digits-cnn --devices 2 --requests 1000000000000",
+     "a stream has at most 1000000 requests"),
+    ("partition vgg-stack --devices 2 --input-size 100000",  # 960 GB: refused, not allocated
+     "out of memory ("),
     ("partition nope --devices 2", "unknown model 'nope'"),
     ("measure --testbeds 100000 --model digits-cnn -o {tmp}/c.nc",
      "100000 local testbeds (an edge and a cloud worker each) need 200000 worker processes"),
@@ -117,3 +121,14 @@ def test_bad_input_is_one_error_line_and_exit_status_2(files, capsys, argv, frag
     assert fragment in errors[0], errors[0]
     produced = {p.name for p in files["tmp"].iterdir()}
     assert produced == {"vgg16.nc", "front.json", "policy.json", "t.csv", "file"}, produced
+
+
+def test_running_out_of_memory_is_told_from_other_errors():
+    import numpy as np
+
+    from toolkit.cli import out_of_memory
+
+    with pytest.raises(MemoryError) as raised:
+        np.empty(10**15)  # 8 PB: refused by the allocator, nothing is touched
+    assert out_of_memory(raised.value) and out_of_memory(MemoryError())
+    assert not out_of_memory(ValueError("out of memory"))

@@ -6,7 +6,9 @@ import heavy libraries (TensorFlow, xarray) inside their handlers so that
 ``dynasplit --help`` stays fast.
 
 Every :class:`~toolkit.errors.ToolkitError` becomes one line on stderr and exit
-status 2, without a traceback.
+status 2, without a traceback; so does running out of memory (a ``MemoryError``,
+or TensorFlow's ``ResourceExhaustedError``), which sizes a machine cannot hold
+cause (``--input-size 100000``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dynasplit: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = reason if len(reason) <= 160 else f"{reason[:157]}..."
+        print(f"dynasplit: error: out of memory ({reason}); give smaller sizes or counts",
+              file=sys.stderr)
+        return 2
     return int(status or 0)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the machine's memory ran out: a ``MemoryError`` (NumPy's
+    too), or TensorFlow's ``ResourceExhaustedError`` where TensorFlow is loaded."""
+    if isinstance(exc, MemoryError):
+        return True
+    tf = sys.modules.get("tensorflow")
+    errors = getattr(tf, "errors", None)
+    return errors is not None and isinstance(exc, errors.ResourceExhaustedError)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -202,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         CostModel,
         add_measurements,
         check_fuse,
+        check_stream,
         evaluate,
         format_table,
         load_partition_model,
@@ -212,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
     if args.interval_ms is not None and args.requests is None:
         raise ToolkitError("--interval-ms sets the time between a stream's requests: "
                            "add --requests K")
-    stream = None if args.requests is None else (args.requests, args.interval_ms or 0.0)
+    stream = None if args.requests is None else check_stream(args.requests,
+                                                             args.interval_ms or 0.0)
     if stream is not None and args.output:
         raise ToolkitError("-o/--output writes one-request runs to a cube; a stream "
                            "(--requests) is reported, not stored: drop one of them")

@@ -46,8 +46,10 @@ from toolkit.partition.cost.per_device import (
     estimate_cost,
 )
 from toolkit.partition.cost.stream import (
+    MAX_STREAM_REQUESTS,
     PIPELINED_STRATEGIES,
     StreamCost,
+    check_stream,
     estimate_stream,
     estimate_turns,
     pipelines,
@@ -138,6 +140,7 @@ __all__ = [
     "IDLE_ACCOUNTINGS",
     "INPUT_KINDS",
     "MAX_DEVICES",
+    "MAX_STREAM_REQUESTS",
     "PARTITION_VARIABLES",
     "PIPELINED_STRATEGIES",
     "STACKS",
@@ -180,6 +183,7 @@ __all__ = [
     "chain_from_model",
     "chain_head",
     "check_fuse",
+    "check_stream",
     "choose_hybrid",
     "codec_roundtrip",
     "concordance",
