@@ -46,7 +46,7 @@ from typing import Any
 
 import xarray as xr
 
-from toolkit.config import Config, config_problems, listed
+from toolkit.config import MAX_RUNS, MAX_SAMPLES, Config, config_problems, listed
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.devices.testbeds.pool import TestbedPool
 from toolkit.devices.testbeds.testbed import Testbed
@@ -145,8 +145,8 @@ class CampaignSpec:
         check_seed(self.seed)
         if self.order not in ("grid", "shuffle"):
             raise ConfigError(f"unknown order {self.order!r}; valid: grid, shuffle")
-        check_count(self.runs, "runs")
-        check_count(self.samples, "samples")
+        check_count(self.runs, "runs", maximum=MAX_RUNS)
+        check_count(self.samples, "samples", maximum=MAX_SAMPLES)
         if isinstance(self.repeats, Mapping):  # read back from a journal
             self.repeats = AdaptiveRepeats(**{k: tuple(v) if isinstance(v, list) else v
                                               for k, v in self.repeats.items()})

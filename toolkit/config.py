@@ -20,8 +20,8 @@ from typing import Any
 from toolkit.errors import ConfigError, choices
 
 __all__ = ["ACCELERATORS", "CLOUD_ACCELS", "CODECS", "CONFIG_KEYS", "EDGE_ACCELS", "EXTRA_KEYS",
-           "IDLE_ACCOUNTINGS", "KEYS", "OBJECTIVES", "PARTITION_VARIABLES", "SENSES", "TPU_ACCELS",
-           "VARIABLES",
+           "IDLE_ACCOUNTINGS", "KEYS", "MAX_RUNS", "MAX_SAMPLES", "OBJECTIVES",
+           "PARTITION_VARIABLES", "SENSES", "TPU_ACCELS", "VARIABLES",
            "Accelerator", "Config", "Key", "coerce_value", "config_keys", "config_problems",
            "domain_values", "listed", "single_extras", "whole_number"]
 
@@ -63,6 +63,11 @@ CODECS: tuple[str, ...] = ("fp32", "fp16", "int8", "q4", "q2", "q1")
 #: ``request``, powered from the request's start to its end; ``busy``, only while it
 #: computes and by the bytes it moves (see ``toolkit.partition.cost.energy``)
 IDLE_ACCOUNTINGS: tuple[str, ...] = ("request", "busy")
+#: the most samples one run streams (DynaSplit's runs stream 1000): a run of a
+#: million digits samples takes about 20 minutes, of VGG16 on the emulated Pi days
+MAX_SAMPLES = 1_000_000
+#: the most runs of one configuration a campaign plans (each is journalled)
+MAX_RUNS = 10_000
 
 
 @dataclass(frozen=True)

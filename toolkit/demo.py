@@ -42,6 +42,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from toolkit.config import MAX_SAMPLES
+from toolkit.errors import check_count
+
 __all__ = ["DEMO_CODECS", "DEMO_EDGE_ACCELS", "DEMO_FREQS", "DemoResult", "demo_cube",
            "demo_splits", "rule_picks", "run_demo"]
 
@@ -162,7 +165,12 @@ def _accuracy(sm, model, splits: list[int], out: Path) -> pd.DataFrame:
 
 def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
              print_fn=print) -> DemoResult:
-    """Run the demo; see the module docstring. Returns what it wrote."""
+    """Run the demo; see the module docstring. Returns what it wrote.
+
+    Raises:
+        ToolkitError: ``samples`` is not a count of 1..:data:`~toolkit.config.MAX_SAMPLES`
+            (before anything runs), or what the campaign raises.
+    """
     from toolkit.campaign import Campaign, CampaignSpec, grid
     from toolkit.cube import config_means, pareto_configs
     from toolkit.devices.testbeds.local import LocalTestbed
@@ -170,6 +178,7 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
     from toolkit.models import SplitModel, load_model
     from toolkit.plots import energy_latency
 
+    check_count(samples, "samples", maximum=MAX_SAMPLES)  # before the minute of accuracy
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / SUMMARY).unlink(missing_ok=True)  # until this run finishes

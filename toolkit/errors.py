@@ -60,14 +60,18 @@ def _whole(value: object, minimum: int) -> bool:
             and value >= minimum)
 
 
-def check_count(value: object, what: str, minimum: int = 1) -> None:
-    """Refuse a count (samples, runs...) that is not an integer >= ``minimum``, naming it.
+def check_count(value: object, what: str, minimum: int = 1, maximum: int | None = None) -> None:
+    """Refuse a count (samples, runs...) that is not an integer >= ``minimum`` (and at
+    most ``maximum`` where one is given), naming it.
 
     Raises:
-        ConfigError: ``"<what> must be an integer >= <minimum>, got <value>"``.
+        ConfigError: ``"<what> must be an integer >= <minimum>, got <value>"``, or
+            ``"<what> must be at most <maximum>, got <value>"``.
     """
     if not _whole(value, minimum):
-        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"{what} must be an integer >= {minimum}, got {short_repr(value)}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{what} must be at most {maximum}, got {short_repr(value)}")
 
 
 def check_seed(seed: object, what: str = "seed") -> None:

@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.errors import ConfigError
+from toolkit.config import MAX_RUNS
+from toolkit.errors import ConfigError, check_count
 
 __all__ = ["AdaptiveRepeats", "ci_half_width", "stopping_rule_attr", "t_975"]
 
@@ -81,11 +82,8 @@ class AdaptiveRepeats:
         if not (isinstance(self.rel_ci, (int, float)) and 0 < self.rel_ci < 1):
             raise ConfigError(f"rel-ci must be a fraction between 0 and 1 (e.g. 0.05), "
                               f"got {self.rel_ci!r}")
-        if self.min_runs < 2:
-            raise ConfigError(f"min_runs must be at least 2, got {self.min_runs}")
-        if self.max_runs < self.min_runs:
-            raise ConfigError(f"max-runs must be at least {self.min_runs}, got "
-                              f"{self.max_runs}")
+        check_count(self.min_runs, "min_runs", 2, MAX_RUNS)
+        check_count(self.max_runs, "max-runs", self.min_runs, MAX_RUNS)
 
     def met(self, runs: Sequence[Mapping[str, Any]]) -> bool:
         """Whether the runs' means are precise enough (at least ``min_runs`` runs)."""

@@ -83,7 +83,12 @@ CASES = [
     ("calibrate --profile nope", "shipped profiles: "),
     ("train-digits --model nope", "unknown --model 'nope'"),
     ("train-digits --epochs 0", "--epochs must be at least 1"),
-    ("demo --samples 0", "--samples must be at least 1"),
+    ("demo --samples 0", "samples must be an integer >= 1, got 0"),
+    ("demo --samples 1000000000000", "samples must be at most 1000000"),
+    ("measure --model digits-cnn --samples 1000000000000 -o {tmp}/c.nc",
+     "samples must be at most 1000000"),
+    ("measure --model digits-cnn --runs 1000000000000 -o {tmp}/c.nc",
+     "runs must be at most 10000"),
     ("demo --out {file}", "is a file, not a folder"),
 ]
 

@@ -23,9 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo."""
     from toolkit.demo import run_demo
-    from toolkit.errors import ToolkitError
 
-    if args.samples < 1:
-        raise ToolkitError(f"--samples must be at least 1, got {args.samples}")
     run_demo(args.out, samples=args.samples)
     return 0

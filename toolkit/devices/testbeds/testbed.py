@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.aio import BlockingLifecycle
-from toolkit.config import KEYS, VARIABLES, Config, config_problems
+from toolkit.config import KEYS, MAX_SAMPLES, VARIABLES, Config, config_problems
 from toolkit.devices.controllers.base import KnobChange, switch_time_ms
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
@@ -262,7 +262,7 @@ class Testbed(BlockingLifecycle, abc.ABC):
         """
         config = await self.validate(config)
         check_codec(codec)
-        check_count(samples, "samples")
+        check_count(samples, "samples", maximum=MAX_SAMPLES)
         extra: dict[str, Any] = {}
         if inputs is not None or top_k:
             if not self.runs_inputs:
@@ -295,7 +295,7 @@ class Testbed(BlockingLifecycle, abc.ABC):
         """
         config = await self.validate(config)
         check_codec(codec)
-        check_count(samples, "samples")
+        check_count(samples, "samples", maximum=MAX_SAMPLES)
         await self.aapply(config)
         await self._prepare(config)
         return await self._execute(config, samples=samples, codec=codec, warmup=warmup,

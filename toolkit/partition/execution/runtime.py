@@ -66,12 +66,19 @@ import keras
 import numpy as np
 
 from toolkit.aio import BlockingLifecycle
-from toolkit.config import listed
+from toolkit.config import MAX_SAMPLES, listed
 from toolkit.devices.testbeds.calibration import HostCalibration, host_calibration, quota_cores
 from toolkit.devices.testbeds.cgroups import CpuQuota, open_cpu_quota
 from toolkit.energy.meter import Meter
 from toolkit.energy.model import PowerModel
-from toolkit.errors import DeviceError, ProtocolError, ToolkitError, check_seconds, choices
+from toolkit.errors import (
+    DeviceError,
+    ProtocolError,
+    ToolkitError,
+    check_count,
+    check_seconds,
+    choices,
+)
 from toolkit.hardware.profile import DeviceProfile, load_profile
 from toolkit.models.codecs import decode, encode
 from toolkit.partition.cost.hybrid import (
@@ -604,8 +611,7 @@ class PartitionCluster(BlockingLifecycle):
         cloud_link = DEFAULT_LINK if cloud_link is None else cloud_link
         if not isinstance(inputs, str):
             samples = len(inputs)
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ToolkitError(f"samples must be an integer >= 1, got {samples!r}")
+        check_count(samples, "samples", maximum=MAX_SAMPLES)
         freq = self._freq(cpu_freq)
         freqs = [self._device_freq(i, cpu_freq) for i in range(min(devices, self.size))]
         cost_model = self.cost_model(devices, macs_per_s=macs_per_s, link=link,

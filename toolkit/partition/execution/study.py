@@ -34,7 +34,7 @@ from typing import Any
 import xarray as xr
 
 from toolkit.campaign import CampaignSummary, progress_bar
-from toolkit.config import PARTITION_VARIABLES, listed, whole_number
+from toolkit.config import MAX_RUNS, MAX_SAMPLES, PARTITION_VARIABLES, listed, whole_number
 from toolkit.cube import cube_from_runs, save_cube
 from toolkit.errors import ConfigError, ToolkitError, check_count, check_seed
 from toolkit.models.codecs import check_codec
@@ -130,8 +130,8 @@ class StudySpec:
             check_codec(codec)
         if self.inputs not in INPUT_KINDS:
             raise ConfigError(f"unknown inputs {self.inputs!r}; valid: {', '.join(INPUT_KINDS)}")
-        check_count(self.runs, "runs")
-        check_count(self.samples, "samples")
+        check_count(self.runs, "runs", maximum=MAX_RUNS)
+        check_count(self.samples, "samples", maximum=MAX_SAMPLES)
 
     def plan(self) -> list[tuple[str, int, int | None, str, int]]:
         """Every run as ``(strategy, devices, cpu_freq, codec, repeat)``, in order."""
