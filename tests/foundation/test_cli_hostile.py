@@ -66,7 +66,7 @@ CASES = [
     ("partition digits-cnn --devices 2 --interval-ms 1", "add --requests K"),
     ("partition digits-cnn --devices 2 --requests 1000000000000",
      "a stream has at most 1000000 requests"),
-    ("partition vgg-stack --devices 2 --input-size 100000",  # 960 GB: refused, not allocated
+    ("partition vgg-stack --devices 2 --input-size 2000000",  # 384 TB: no machine maps it
      "out of memory ("),
     ("partition nope --devices 2", "unknown model 'nope'"),
     ("measure --testbeds 100000 --model digits-cnn -o {tmp}/c.nc",
