@@ -17,7 +17,8 @@ import math
 from typing import ClassVar
 
 __all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "check_count",
-           "check_seconds", "check_seed", "retryable", "short_repr"]
+           "check_seconds", "check_seed", "is_count", "is_number", "retryable",
+           "short_repr"]
 
 
 class ToolkitError(Exception):
@@ -53,7 +54,17 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-def _whole(value: object, minimum: int) -> bool:
+def is_number(value: object) -> bool:
+    """Whether ``value`` is a real number (Python's or NumPy's), not a bool: the one test
+    of a numeric argument before its range is checked."""
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_count(value: object, minimum: int = 1) -> bool:
+    """Whether ``value`` is an integer (Python's or NumPy's), not a bool, >= ``minimum``:
+    the one test of a count before a function words its own refusal."""
     import numbers
 
     return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -68,7 +79,7 @@ def check_count(value: object, what: str, minimum: int = 1, maximum: int | None 
         ConfigError: ``"<what> must be an integer >= <minimum>, got <value>"``, or
             ``"<what> must be at most <maximum>, got <value>"``.
     """
-    if not _whole(value, minimum):
+    if not is_count(value, minimum):
         raise ConfigError(f"{what} must be an integer >= {minimum}, got {short_repr(value)}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{what} must be at most {maximum}, got {short_repr(value)}")
@@ -80,7 +91,7 @@ def check_seed(seed: object, what: str = "seed") -> None:
     Raises:
         ConfigError: ``"<what> must be None or an integer >= 0, got <seed>"``.
     """
-    if seed is not None and not _whole(seed, 0):
+    if seed is not None and not is_count(seed, 0):
         raise ConfigError(f"{what} must be None or an integer >= 0, got {seed!r}")
 
 
@@ -92,7 +103,7 @@ def check_seconds(value: object, what: str, *, positive: bool = False,
     Raises:
         ConfigError: ``"<what> must be a number of seconds >= 0, got <value>"``.
     """
-    ok = (isinstance(value, int | float) and not isinstance(value, bool)
+    ok = (is_number(value)
           and (value > 0 if positive else value >= 0) and not (finite and math.isinf(value)))
     if not ok:
         raise ConfigError(f"{what} must be a number of seconds {'>' if positive else '>='} 0, "

@@ -31,7 +31,6 @@ import datetime as _dt
 import itertools
 import json
 import math
-import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from toolkit.config import (
     domain_values,
     single_extras,
 )
-from toolkit.errors import ConfigError, ToolkitError, check_count, choices, short_repr
+from toolkit.errors import ConfigError, ToolkitError, check_count, choices, is_number, short_repr
 from toolkit.fileio import atomic_output, read_json
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
@@ -297,7 +296,7 @@ def make_policy(
 
 def _rule_number(value: Any, what: str) -> float:
     """A rule parameter as a float; its range is the rule's to check (:mod:`toolkit.rules`)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         raise ToolkitError(f"{what} must be a number, got {short_repr(value)}")
     return float(value)
 

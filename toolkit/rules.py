@@ -47,11 +47,10 @@ import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ConfigError, choices
+from toolkit.errors import ConfigError, choices, is_number
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -84,14 +83,9 @@ SwitchCost = Callable[[Hashable, Hashable], tuple[float, float]]
 # --------------------------------------------------------------------------- statistics
 
 
-def _is_number(value: Any) -> bool:
-    """A real number, not a bool (a policy document's rule parameters are checked with it)."""
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
-
-
 def z_score(confidence: float) -> float:
     """The one-sided normal quantile for a confidence in [0.5, 1); 0.5 gives 0."""
-    if not (_is_number(confidence) and 0.5 <= confidence < 1.0):
+    if not (is_number(confidence) and 0.5 <= confidence < 1.0):
         raise ConfigError(f"confidence must be a number in [0.5, 1), got {confidence!r}")
     return NormalDist().inv_cdf(confidence)
 
@@ -211,7 +205,7 @@ def eligible(c: Candidates, accuracy_floor: float | None) -> np.ndarray:
     """
     if accuracy_floor is None:
         return np.arange(len(c))
-    if not _is_number(accuracy_floor):
+    if not is_number(accuracy_floor):
         raise ConfigError(f"the accuracy floor must be a number or none, got {accuracy_floor!r}")
     acc = np.nan_to_num(c.accuracy, nan=-np.inf)
     keep = np.flatnonzero(acc >= accuracy_floor)
@@ -468,7 +462,7 @@ class Selector:
                  shift_ms: np.ndarray | None = None) -> None:
         if rule not in RULES:
             raise ConfigError(f"unknown rule {rule!r}; valid: {choices(RULES)}")
-        if not (_is_number(target) and 0.0 < target < 1.0):
+        if not (is_number(target) and 0.0 < target < 1.0):
             raise ConfigError(f"the tail target must be a number in (0, 1), got {target!r}")
         if len(candidates) == 0:
             raise ConfigError("a policy needs at least one candidate")

@@ -60,7 +60,7 @@ import pandas as pd
 
 from toolkit.adapt import DriftTracker
 from toolkit.config import config_keys, single_extras
-from toolkit.errors import ToolkitError, check_seed, short_repr
+from toolkit.errors import ToolkitError, check_seed, is_number, short_repr
 from toolkit.policy import Policy
 from toolkit.rules import Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state
@@ -89,7 +89,7 @@ class Drift:
                     getattr(self, name), bool):
                 raise ToolkitError(f"drift {name} must be a request index (an integer), got "
                                    f"{short_repr(getattr(self, name))}")
-        if isinstance(self.factor, bool) or not isinstance(self.factor, int | float | np.number):
+        if not is_number(self.factor):
             raise ToolkitError(f"drift factor must be a positive number, got "
                                f"{short_repr(self.factor)}")
         if self.start < 0 or self.end <= self.start:

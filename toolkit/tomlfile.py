@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ConfigError, choices, short_repr
+from toolkit.errors import ConfigError, choices, is_number, short_repr
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,10 +48,6 @@ def kind_name(kind: Kind) -> str:
 
 #: the largest integer a file may give for a count, a port, an index (2**53: exact as a float)
 LARGEST_INTEGER = 2**53
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _finite(value: float) -> bool:
@@ -161,7 +157,7 @@ class TypedTable:
         """A list of finite numbers (``n`` of them where given; ``what`` says per
         what), each at least ``minimum`` where given."""
         values = self.get(sub, list)
-        if not all(_is_number(v) and _finite(v) for v in values):
+        if not all(is_number(v) and _finite(v) for v in values):
             raise self.fail(sub, "a list of numbers", values)
         if minimum is not None and not all(v >= minimum for v in values):
             raise self.fail(sub, f"a list of numbers >= {minimum:g}", values)

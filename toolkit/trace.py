@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from toolkit.errors import ToolkitError, check_seed, choices
+from toolkit.errors import ToolkitError, check_seed, choices, is_count, is_number
 from toolkit.fileio import as_path, integer_column, numeric_column, read_table, write_table
 
 __all__ = ["MAX_REQUESTS", "NETWORK_MODELS", "TRACE_COLUMNS", "generate_trace", "network_of",
@@ -74,12 +74,12 @@ def generate_trace(
     """
     if not isinstance(model, str) or not model.strip() or "," in model:
         raise ToolkitError(f"invalid model name {model!r} for a trace (non-empty, no comma)")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+    if not is_count(n, 2):
         raise ToolkitError(f"a trace needs n >= 2 requests, got {n!r}")
     if n > MAX_REQUESTS:
         raise ToolkitError(f"a generated trace holds at most {MAX_REQUESTS} requests, got {n}")
     for name, value in (("min", min_ms), ("max", max_ms), ("shape", shape)):
-        if not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+        if not is_number(value) or not math.isfinite(value):
             raise ToolkitError(f"trace {name} must be a finite number, got {value!r}")
     if min_ms < 0:
         raise ToolkitError(f"trace min must be >= 0 ms, got {min_ms}")

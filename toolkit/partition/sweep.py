@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.config import listed
-from toolkit.errors import ToolkitError, check_count, short_repr
+from toolkit.errors import ToolkitError, check_count, is_number, short_repr
 from toolkit.fileio import check_table
 from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
@@ -85,7 +84,7 @@ def predict_table(
     model = as_partition_model(model, "predict_table")
     devices = [check_devices(n) for n in listed(devices)]
     rates = listed(link_mbps)
-    bad = [r for r in rates if isinstance(r, bool) or not isinstance(r, numbers.Real)]
+    bad = [r for r in rates if not is_number(r)]
     if bad:
         raise ToolkitError(f"predict_table's link rates must be numbers of Mbit/s > 0, got "
                            f"{short_repr(bad[0])}")

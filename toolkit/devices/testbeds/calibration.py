@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, is_number
 from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import DeviceProfile
 
@@ -178,7 +178,7 @@ def _load(path: Path) -> HostCalibration | None:
     except (OSError, ValueError, TypeError):
         return None
     if cal is None or cal.schema != SCHEMA or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            is_number(v) and math.isfinite(v) and v > 0
             for v in (cal.int8_gmacs, cal.fp32_gmacs)):
         return None
     return cal

@@ -43,10 +43,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from toolkit.energy.model import PowerModel
-from toolkit.errors import ConfigError, ToolkitError, choices, short_repr
+from toolkit.errors import ConfigError, ToolkitError, choices, is_number, short_repr
 from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import load_profile
 from toolkit.partition.cost.energy import EnergySplit, check_idle, split_energy
@@ -74,10 +73,6 @@ __all__ = [
 DEFAULT_MACS_PER_S = 1e9
 #: assumed link rate between devices, Mbit/s (Fast Ethernet / good Wi-Fi)
 DEFAULT_LINK_MBPS = 100.0
-
-
-def _real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -122,11 +117,11 @@ class CostModel:
         check_idle(self.idle)
         for key in ("macs_per_s", "link_mbps"):
             value = getattr(self, key)
-            if not _real(value) or not 0 < value < math.inf:
+            if not is_number(value) or not 0 < value < math.inf:
                 raise ToolkitError(f"{key} must be a positive number, got {short_repr(value)}")
         for key in ("rtt_ms", "step_overhead_ms", "transfer_overhead_ms"):
             value = getattr(self, key)
-            if not _real(value) or not 0 <= value < math.inf:
+            if not is_number(value) or not 0 <= value < math.inf:
                 raise ToolkitError(f"{key} must be a number >= 0, got {short_repr(value)}")
         object.__setattr__(self, "device_profiles", tuple(self.device_profiles))
         for name in self.device_profiles:  # unknown names and missing timing tables fail here

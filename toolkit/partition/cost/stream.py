@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, is_count, is_number
 from toolkit.partition.cost.hybrid import HybridCost
 from toolkit.partition.cost.per_device import CostModel, PlanCost
 from toolkit.partition.model.plan import Compute, PartitionPlan, check_plan
@@ -75,12 +75,11 @@ MAX_STREAM_REQUESTS = 1_000_000
 def check_stream(requests: int, interval_ms: float) -> tuple[int, float]:
     """Validate a stream: ``requests`` an integer in 1..:data:`MAX_STREAM_REQUESTS`,
     ``interval_ms`` a number >= 0."""
-    if isinstance(requests, bool) or not isinstance(requests, (int, np.integer)) or requests < 1:
+    if not is_count(requests):
         raise ToolkitError(f"requests must be an integer >= 1, got {requests!r}")
     if requests > MAX_STREAM_REQUESTS:
         raise ToolkitError(f"a stream has at most {MAX_STREAM_REQUESTS} requests, got {requests}")
-    if (isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float, np.number))
-            or not np.isfinite(interval_ms) or interval_ms < 0):
+    if not is_number(interval_ms) or not np.isfinite(interval_ms) or interval_ms < 0:
         raise ToolkitError(f"interval_ms must be a finite number >= 0, got {interval_ms!r}")
     return int(requests), float(interval_ms)
 

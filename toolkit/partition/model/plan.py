@@ -26,7 +26,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, is_count, is_number
 from toolkit.partition.model.ops import BYTES_PER_ELEMENT, Op, op_macs, op_output_shape
 
 __all__ = [
@@ -104,7 +104,7 @@ def check_speeds(speeds: Sequence[float] | None, n_devices: int,
         return None
     values = tuple(speeds)
     if len(values) != n_devices or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            is_number(v) and math.isfinite(v) and v > 0
             for v in values):
         raise ToolkitError(f"strategy {strategy!r} needs one speed > 0 per device "
                            f"({n_devices}), got {list(values)!r}")
@@ -124,7 +124,7 @@ def check_devices(n_devices: int, strategy: str | None = None) -> int:
         ToolkitError: anything else, naming ``strategy`` where one asks.
     """
     who = f"strategy {strategy!r}" if strategy else "a plan"
-    if isinstance(n_devices, bool) or not isinstance(n_devices, (int, np.integer)) or n_devices < 1:
+    if not is_count(n_devices):
         raise ToolkitError(f"{who} needs a number of devices >= 1, got {n_devices!r}")
     if n_devices > MAX_DEVICES:
         raise ToolkitError(f"{who} spreads over at most {MAX_DEVICES} devices, got {n_devices}")
