@@ -39,12 +39,13 @@ OBJECTIVE_CHOICES = ("total", "max")
 def _devices(text: str) -> int | tuple[str, ...]:
     """``--devices``: a count, or a comma-separated list of device profiles."""
     if text.strip().lstrip("+-").isdigit():  # a count; -1 is a bad count, not a profile
-        from toolkit.partition.model.plan import MAX_DEVICES
+        from toolkit.errors import ToolkitError
+        from toolkit.partition.model.plan import check_devices
 
-        count = positive_int(text)
-        if count > MAX_DEVICES:
-            raise argparse.ArgumentTypeError(f"at most {MAX_DEVICES} devices, got {count}")
-        return count
+        try:
+            return check_devices(positive_int(text))
+        except ToolkitError as exc:  # the one bound on a plan's devices
+            raise argparse.ArgumentTypeError(str(exc)) from None
     names = tuple(name.strip() for name in text.split(","))
     if not all(names):
         raise argparse.ArgumentTypeError(
