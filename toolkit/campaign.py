@@ -41,7 +41,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import product
-from pathlib import Path
 from typing import Any
 
 import xarray as xr
@@ -53,7 +52,7 @@ from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError, check_count, check_seconds, check_seed
 from toolkit.models.codecs import check_codec
 from toolkit.repeats import AdaptiveRepeats, stopping_rule_attr
-from toolkit.retry import Journal, check_run_settings, retry_run
+from toolkit.retry import JournalledRun, retry_run
 from toolkit.workqueue import Task, WorkQueue, gather_or_cancel
 
 __all__ = ["Campaign", "CampaignSpec", "CampaignSummary", "grid", "progress_bar"]
@@ -244,21 +243,7 @@ class CampaignSummary:
         return "\n".join(lines)
 
 
-def _check_campaign_arguments(testbed: Any, spec: Any, out: Any, retries: Any, backoff_s: Any,
-                              save_every_s: Any, drop_after: Any) -> None:
-    """Refuse what a :class:`Campaign` cannot run with, naming it, before anything starts."""
-    is_list = isinstance(testbed, Sequence) and not isinstance(testbed, str)
-    if not (isinstance(testbed, Testbed | TestbedPool)
-            or (is_list and testbed and all(isinstance(t, Testbed) for t in testbed))):
-        raise ConfigError("a campaign runs on a testbed (e.g. LocalTestbed() or "
-                          "open_testbed('pi.toml')), a TestbedPool or a list of testbeds, "
-                          f"got {testbed!r}")
-    check_run_settings("campaign", spec, CampaignSpec, out, retries, backoff_s)
-    check_count(drop_after, "drop_after", 1)
-    check_seconds(save_every_s, "save_every_s", finite=False)  # inf: only at the end
-
-
-class Campaign:
+class Campaign(JournalledRun):
     """Runs a :class:`CampaignSpec` on a testbed, or a pool of testbeds, into a cube file.
 
     With a pool (a :class:`~toolkit.devices.testbeds.pool.TestbedPool` or a list of
@@ -276,23 +261,31 @@ class Campaign:
     Args:
         testbed: a testbed, a pool, or a list of testbeds (made into a pool: close
             it with ``campaign.runner.close()``).
-        spec: what to measure.
-        out: the cube file; its journal is ``out + ".journal"``.
-        retries: retries of a failing run before it is recorded as failed.
-        backoff_s: first retry delay, doubled each retry.
-        attrs: extra cube attributes.
+        spec, out, retries, backoff_s, attrs: as for every
+            :class:`~toolkit.retry.JournalledRun`.
         progress: show tqdm progress bars (and one per testbed of a pool).
         save_every_s: also rewrite the cube during the campaign at most this often
             (the journal is what makes it crash-safe; the cube is for looking at).
         drop_after: failed runs in a row after which a testbed leaves the pool.
     """
 
+    kind = "campaign"
+    spec_type = CampaignSpec
+
     def __init__(self, testbed: Testbed | TestbedPool | Sequence[Testbed], spec: CampaignSpec,
                  out: str | os.PathLike, *, retries: int = 2, backoff_s: float = 0.5,
                  attrs: Mapping[str, Any] | None = None, progress: bool = True,
                  save_every_s: float = 30.0, drop_after: int = 3) -> None:
-        _check_campaign_arguments(testbed, spec, out, retries, backoff_s, save_every_s,
-                                  drop_after)
+        is_list = isinstance(testbed, Sequence) and not isinstance(testbed, str)
+        if not (isinstance(testbed, Testbed | TestbedPool)
+                or (is_list and testbed and all(isinstance(t, Testbed) for t in testbed))):
+            raise ConfigError("a campaign runs on a testbed (e.g. LocalTestbed() or "
+                              "open_testbed('pi.toml')), a TestbedPool or a list of testbeds, "
+                              f"got {testbed!r}")
+        super().__init__(spec, out, retries=retries, backoff_s=backoff_s, attrs=attrs,
+                         progress=progress)
+        check_count(drop_after, "drop_after", 1)
+        check_seconds(save_every_s, "save_every_s", finite=False)  # inf: only at the end
         if isinstance(testbed, Testbed):
             self.runner: Testbed | TestbedPool = testbed
             self.testbeds = [testbed]
@@ -300,17 +293,15 @@ class Campaign:
             self.runner = testbed if isinstance(testbed, TestbedPool) else TestbedPool(testbed)
             self.testbeds = list(self.runner)
         self.testbed = self.testbeds[0]
-        self.spec = spec
-        self.out = Path(out)
-        self.journal = Journal(Path(f"{out}.journal"), "campaign", spec.settings())
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.attrs = dict(attrs or {})
-        self.progress = progress
         self.save_every_s = save_every_s
         self.drop_after = drop_after
         self.summary: CampaignSummary | None = None
         self.records: list[Any] = []
+
+    @property
+    def runs_on(self) -> Testbed | TestbedPool:
+        """The testbed or pool (its private event loop serves :meth:`run`)."""
+        return self.runner
 
     def _cube(self, label_source: str | None) -> xr.Dataset:
         done = self.journal.done
@@ -349,17 +340,6 @@ class Campaign:
 
     def _rows(self, config: Config, codec: str) -> list[dict[str, Any]]:
         return list(self._cells.get(_cell_key(config, codec), {}).values())
-
-    async def arun(self) -> xr.Dataset:
-        """Run (or resume) the campaign; returns the cube, also saved to ``out``.
-
-        The journal is held (locked) while it runs: another campaign on the same
-        output is refused until this one ends.
-        """
-        try:
-            return await self._run_locked()
-        finally:
-            self.journal.close()
 
     async def _run_locked(self) -> xr.Dataset:
         header = self.journal.open({"spec": self.spec.as_dict(), "testbed": self.runner.name})
@@ -545,10 +525,6 @@ class Campaign:
             what=f"run {config.as_dict()} {codec} repeat {repeat} on {tb.name}",
             recover=restart, recovering="restarting the testbed")
         return record, reason, record.execute_s if record is not None else 0.0
-
-    def run(self) -> xr.Dataset:
-        """Blocking :meth:`arun` (on the testbed's, or the pool's, private event loop)."""
-        return self.runner.run_blocking(self.arun())
 
 
 def progress_bar(total: int | None = None, initial: int = 0, *, desc: str, unit: str = "run",

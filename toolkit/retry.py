@@ -9,6 +9,9 @@
   recovery between attempts. Campaigns and partition studies use it.
 * :class:`Journal`: the append-only, ``fsync``-ed JSON-lines file that makes
   campaigns and partition studies crash-safe and resumable, and their resume rule.
+* :class:`JournalledRun`: what a campaign and a partition study share (their
+  settings' checks, the journal beside the output cube, the retries, running
+  blocking or async).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ try:  # POSIX; elsewhere (Windows) journals are not locked
 except ImportError:  # pragma: no cover - not on the platforms the toolkit runs on
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["JOURNAL_SCHEMA", "Backoff", "Journal", "check_run_settings", "retry_run"]
+__all__ = ["JOURNAL_SCHEMA", "Backoff", "Journal", "JournalledRun", "retry_run"]
 
 log = logging.getLogger("toolkit.retry")
 
@@ -110,22 +113,70 @@ async def retry_run(
     return None, reason
 
 
-def check_run_settings(kind: str, spec: Any, spec_type: type, out: Any, retries: Any,
-                       backoff_s: Any) -> None:
-    """Refuse what a journalled run (a campaign, a partition study) cannot start with:
-    a spec of another type, an output that is no path, retries that are not an integer
-    >= 0, a first backoff that is not a finite number of seconds >= 0.
+class JournalledRun:
+    """What a campaign and a partition study share: planned runs measured into a cube
+    file through one :class:`Journal`, with the same resume rule and the same retries.
+
+    A subclass sets ``kind`` and ``spec_type``, implements ``_run_locked`` (the work,
+    with the journal held) and names in ``runs_on`` what runs it (anything with a
+    ``run_blocking``: a testbed, a pool, a partition cluster).
+
+    Args:
+        spec: what to measure (a ``spec_type``, whose ``settings()`` the journal keeps).
+        out: the cube file; its journal is ``out + ".journal"``.
+        retries: retries of a failing run before it is recorded as failed.
+        backoff_s: first retry delay, doubled each retry.
+        attrs: extra cube attributes.
+        progress: show tqdm progress bars.
 
     Raises:
-        ConfigError: naming the argument and what it should be.
+        ConfigError: a spec of another type, an output that is no path, retries that
+            are not an integer >= 0, a first backoff that is not a finite number of
+            seconds >= 0, each named with what it should be.
     """
-    if not isinstance(spec, spec_type):
-        raise ConfigError(f"a {kind} needs a {spec_type.__name__} (what to measure), "
-                          f"got {spec!r}")
-    if not isinstance(out, str | os.PathLike):
-        raise ConfigError(f"a {kind} needs its output cube's path, got {out!r}")
-    check_count(retries, "retries", 0)
-    check_seconds(backoff_s, "backoff_s")
+
+    kind = "run"
+    spec_type: type = object
+
+    def __init__(self, spec: Any, out: str | os.PathLike, *, retries: int, backoff_s: float,
+                 attrs: Mapping[str, Any] | None, progress: bool) -> None:
+        if not isinstance(spec, self.spec_type):
+            raise ConfigError(f"a {self.kind} needs a {self.spec_type.__name__} (what to "
+                              f"measure), got {spec!r}")
+        if not isinstance(out, str | os.PathLike):
+            raise ConfigError(f"a {self.kind} needs its output cube's path, got {out!r}")
+        check_count(retries, "retries", 0)
+        check_seconds(backoff_s, "backoff_s")
+        self.spec = spec
+        self.out = Path(out)
+        self.journal = Journal(Path(f"{out}.journal"), self.kind, spec.settings())
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.attrs = dict(attrs or {})
+        self.progress = progress
+
+    @property
+    def runs_on(self) -> Any:
+        """What runs the work (its ``run_blocking`` serves :meth:`run`)."""
+        raise NotImplementedError
+
+    async def _run_locked(self) -> Any:
+        raise NotImplementedError
+
+    async def arun(self) -> Any:
+        """Run (or resume, or grow) the work; returns the cube, also saved to ``out``.
+
+        The journal is held (locked) while it runs: another run on the same output
+        is refused until this one ends.
+        """
+        try:
+            return await self._run_locked()
+        finally:
+            self.journal.close()
+
+    def run(self) -> Any:
+        """Blocking :meth:`arun`, on the private event loop of what runs the work."""
+        return self.runs_on.run_blocking(self.arun())
 
 
 def _is_entry(entry: Any) -> bool:

@@ -28,7 +28,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import product
-from pathlib import Path
 from typing import Any
 
 import xarray as xr
@@ -42,7 +41,7 @@ from toolkit.partition.cost.energy import check_idle
 from toolkit.partition.execution.runtime import INPUT_KINDS, PartitionCluster
 from toolkit.partition.execution.spec import PlanSpec
 from toolkit.partition.strategies.hybrid import HYBRID_PREFIX
-from toolkit.retry import Journal, check_run_settings, retry_run
+from toolkit.retry import JournalledRun, retry_run
 from toolkit.runtime.link import DEFAULT_LINK, Link
 
 __all__ = ["PARTITION_VARIABLES", "PartitionStudy", "StudySpec", "StudySummary"]
@@ -158,17 +157,13 @@ def _key(strategy: str, devices: int, freq: int | None, codec: str, repeat: int)
     return json.dumps([strategy, devices, freq, codec, repeat])
 
 
-class PartitionStudy:
+class PartitionStudy(JournalledRun):
     """Runs a :class:`StudySpec` on a cluster into a cube file, resumably.
 
     Args:
         cluster: the device workers (started on demand).
-        spec: what to measure.
-        out: the cube file; its journal is ``out + ".journal"``.
-        retries: retries of a failing run before it is recorded as failed.
-        backoff_s: first retry delay, doubled each retry.
-        attrs: extra cube attributes.
-        progress: show a tqdm progress bar.
+        spec, out, retries, backoff_s, attrs, progress: as for every
+            :class:`~toolkit.retry.JournalledRun`.
 
     Attributes:
         records: the journal entry of every measured run (``config``, ``codec``,
@@ -176,21 +171,18 @@ class PartitionStudy:
         runs: the :class:`~toolkit.partition.PartitionRun` of each run measured now.
     """
 
+    kind = "study"
+    spec_type = StudySpec
+
     def __init__(self, cluster: PartitionCluster, spec: StudySpec, out: str | os.PathLike, *,
                  retries: int = 1, backoff_s: float = 0.5,
                  attrs: Mapping[str, Any] | None = None, progress: bool = True) -> None:
         if not isinstance(cluster, PartitionCluster):
             raise ConfigError(f"a study runs on a PartitionCluster (e.g. PartitionCluster(4)), "
                               f"got {cluster!r}")
-        check_run_settings("study", spec, StudySpec, out, retries, backoff_s)
+        super().__init__(spec, out, retries=retries, backoff_s=backoff_s, attrs=attrs,
+                         progress=progress)
         self.cluster = cluster
-        self.spec = spec
-        self.out = Path(out)
-        self.journal = Journal(Path(f"{out}.journal"), "study", spec.settings())
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.attrs = dict(attrs or {})
-        self.progress = progress
         self.records: list[dict[str, Any]] = []
         self.runs: list[Any] = []
         self.summary: StudySummary | None = None
@@ -230,13 +222,10 @@ class PartitionStudy:
                                        if r["config"]["strategy"].startswith(HYBRID_PREFIX))}
         return cube_from_runs(self.journal.rows(len(codecs) > 1), attrs, PARTITION_VARIABLES)
 
-    async def arun(self) -> xr.Dataset:
-        """Run (or resume, or grow) the study; returns the cube, also saved to ``out``
-        (the journal is locked while it runs, as a campaign's)."""
-        try:
-            return await self._run_locked()
-        finally:
-            self.journal.close()
+    @property
+    def runs_on(self) -> PartitionCluster:
+        """The cluster (its private event loop serves :meth:`run`)."""
+        return self.cluster
 
     async def _run_locked(self) -> xr.Dataset:
         journal = self.journal
@@ -287,7 +276,3 @@ class PartitionStudy:
             return {"type": "failure", "reason": reason}
         self.runs.append(run)
         return {"type": "run", "row": run.cube_row(), "run": run.as_dict()}
-
-    def run(self) -> xr.Dataset:
-        """Blocking :meth:`arun` (on the cluster's private event loop)."""
-        return self.cluster.run_blocking(self.arun())
