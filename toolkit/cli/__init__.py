@@ -1,8 +1,10 @@
 """The ``dynasplit`` command line.
 
 Each sub-command lives in its own module of this package and exposes
-``register(subparsers)``; :data:`COMMANDS` lists them in help order. Modules
-import heavy libraries (TensorFlow, xarray) inside their handlers so that
+``register(subparsers)``; :data:`COMMANDS` lists them in help order. A command's
+short help and description are the docstring of the function that handles it
+(:func:`~toolkit.cli.common.add_command`, as click does), so they are written once.
+Modules import heavy libraries (TensorFlow, xarray) inside their handlers so that
 ``dynasplit --help`` stays fast.
 
 Every :class:`~toolkit.errors.ToolkitError` becomes one line on stderr and exit

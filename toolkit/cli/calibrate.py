@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import print_json
+from toolkit.cli.common import add_command, print_json
 from toolkit.config import TPU_ACCELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``calibrate`` sub-command."""
-    p = sub.add_parser("calibrate", help="measure this host against the edge device profile",
-                       description="Time the edge's operations (int8 LiteRT and fp32 Keras, "
-                       "one thread, medians of several rounds) on this host, cache the result "
-                       "per machine and print how it compares with the edge profile's timing "
-                       "model (fitted to DynaSplit's Raspberry Pi measurements).")
+    p = add_command(sub, "calibrate", run)
     p.add_argument("--profile", default="raspberry-pi-4", help="edge profile name or path")
     p.add_argument("--rounds", type=int, default=9, help="timing rounds (medians are kept)")
     p.add_argument("--cached", action="store_true",
@@ -23,11 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also refit the profile's [timing] and [link] tables to DynaSplit's pool "
                    "(default: simulation_pool_vgg16.csv of the SPLINTER data) and print them")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure (or load), print the report; with ``--fit-splinter`` also the refit."""
+    """Measure this host against the edge device profile.
+
+    Time the edge's operations (int8 LiteRT and fp32 Keras, one thread, medians of
+    several rounds) on this host, cache the result per machine and print how it compares
+    with the edge profile's timing model (fitted to DynaSplit's Raspberry Pi
+    measurements).
+    """
     from toolkit.devices.testbeds.calibration import host_calibration, report
     from toolkit.errors import ToolkitError
     from toolkit.hardware.profile import load_profile

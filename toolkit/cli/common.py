@@ -1,8 +1,10 @@
-"""Small helpers shared by the sub-commands: list and number parsing, JSON output."""
+"""Small helpers shared by the sub-commands: adding one, list and number parsing, JSON
+output."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -10,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 __all__ = [
+    "add_command",
     "figure_file",
     "fraction",
     "int_list",
@@ -24,6 +27,24 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str,
+                run: Callable[[argparse.Namespace], int | None] | None = None, *,
+                doc: str | None = None) -> argparse.ArgumentParser:
+    """Add the sub-command (or action) ``name``, described by ``doc``, by default the
+    docstring of ``run``, the function that handles it, as click describes a command
+    by its function's docstring: the first line is the short help the parent's
+    ``--help`` lists (without its full stop), the paragraphs after it the description
+    ``NAME --help`` shows. Without ``run`` the command is a group of actions.
+    """
+    text = inspect.cleandoc(doc if doc is not None else getattr(run, "__doc__", None) or "")
+    summary, _, details = text.partition("\n")
+    parser = subparsers.add_parser(name, help=summary.rstrip("."),
+                                   description=" ".join(details.split()) or summary)
+    if run is not None:
+        parser.set_defaults(func=run)
+    return parser
 
 
 def _parse_list(text: str, convert: Callable[[str], T], what: str) -> list[T]:

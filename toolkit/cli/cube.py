@@ -1,35 +1,23 @@
-"""``dynasplit cube``: inspect measurement cubes and import DynaSplit data.
+"""Inspect cubes, import DynaSplit data.
 
-::
-
-    dynasplit cube import-splinter POOL.csv -o CUBE.nc --model NAME [--accuracy VALUE]
-    dynasplit cube splinter-table EXPERIMENT.csv [--model NAME] [--json]
-    dynasplit cube info CUBE.nc [--json]
+Inspect measurement cubes and import DynaSplit (SPLINTER) data.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import output_file
+from toolkit.cli.common import add_command, output_file
 
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``cube`` sub-command and its actions."""
-    parser = subparsers.add_parser(
-        "cube", help="inspect cubes, import DynaSplit data",
-        description="Inspect measurement cubes and import DynaSplit (SPLINTER) data.",
-    )
+    parser = add_command(subparsers, "cube", doc=__doc__)
     actions = parser.add_subparsers(dest="cube_action", metavar="ACTION", required=True)
 
-    imp = actions.add_parser(
-        "import-splinter", help="convert a DynaSplit simulation-pool CSV into a cube",
-        description="Convert a DynaSplit simulation_pool_*.csv (one row per run) into a "
-                    "cube. The output is replaced atomically, and only once the input "
-                    "has been read without error.",
-    )
+    imp = add_command(actions, "import-splinter", _import_splinter)
     imp.add_argument("pool", metavar="POOL.csv", help="DynaSplit simulation-pool CSV")
     imp.add_argument("-o", "--output", required=True, type=output_file, metavar="CUBE.nc",
                      help="cube to write")
@@ -40,32 +28,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="for a pool without an accuracy column (DynaSplit's ViT pool): "
                      "store this constant accuracy; without it the cube has no accuracy "
                      "and optimisation works on latency x energy")
-    imp.set_defaults(func=_import_splinter)
 
-    table = actions.add_parser(
-        "splinter-table", help="DynaSplit's testbed table from an experiment_progress CSV",
-        description="Per-strategy results of a DynaSplit experiment_progress_<model>.csv: "
-                    "requests, mean energy per image, share of latency thresholds met, mean "
-                    "accuracy and energy saving against the cloud-only strategy.",
-    )
+    table = add_command(actions, "splinter-table", _splinter_table)
     table.add_argument("experiment", metavar="EXPERIMENT.csv",
                        help="DynaSplit experiment-progress CSV")
     table.add_argument("--model", default=None, metavar="NAME",
                        help="model of the experiment (default: from the file name)")
     table.add_argument("--json", action="store_true", help="print JSON instead of text")
-    table.set_defaults(func=_splinter_table)
 
-    info = actions.add_parser(
-        "info", help="dims, coverage, energy source and Pareto front size of a cube",
-        description="Print a cube's dims, coverage (measured / possible configurations), "
-                    "energy source and Pareto front size.",
-    )
+    info = add_command(actions, "info", _info)
     info.add_argument("cube", metavar="CUBE.nc")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
-    info.set_defaults(func=_info)
 
 
 def _import_splinter(args: argparse.Namespace) -> int:
+    """Convert a DynaSplit simulation-pool CSV into a cube.
+
+    Convert a DynaSplit simulation_pool_*.csv (one row per run) into a cube. The output
+    is replaced atomically, and only once the input has been read without error.
+    """
     from toolkit.cube import configurations, cube_info, save_cube
     from toolkit.splinter import read_pool
 
@@ -79,6 +60,12 @@ def _import_splinter(args: argparse.Namespace) -> int:
 
 
 def _splinter_table(args: argparse.Namespace) -> int:
+    """DynaSplit's testbed table from an experiment_progress CSV.
+
+    Per-strategy results of a DynaSplit experiment_progress_<model>.csv: requests, mean
+    energy per image, share of latency thresholds met, mean accuracy and energy saving
+    against the cloud-only strategy.
+    """
     from toolkit.cli.common import print_json
     from toolkit.splinter import experiment_model, experiment_summary
 
@@ -101,6 +88,11 @@ def _splinter_table(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    """Dims, coverage, energy source and Pareto front size of a cube.
+
+    Print a cube's dims, coverage (measured / possible configurations), energy source
+    and Pareto front size.
+    """
     from toolkit.cli.common import print_json
     from toolkit.cube import cube_info, format_cube_info, open_cube
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import output_file
+from toolkit.cli.common import add_command, output_file
 
 __all__ = ["register"]
 
@@ -27,13 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from toolkit.policy import DEFAULT_RULE
     from toolkit.rules import RULES
 
-    p = subparsers.add_parser(
-        "export", help="make a policy (and a standalone scheduler script) from a front",
-        description="Make a policy from FRONT.json: each front configuration with its latency "
-                    "distribution from the cube, energy, accuracy, the selection rule and the "
-                    "hardware-change costs of the device profiles. With --script, also write "
-                    "a standalone async scheduler that serves requests with it.",
-    )
+    p = add_command(subparsers, "export", _export)
     p.add_argument("front", metavar="FRONT.json", help="front written by dynasplit optimize")
     p.add_argument("--cube", default=None, metavar="CUBE.nc",
                    help="the cube the front was made from (gives the latency distributions; "
@@ -58,10 +52,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "cloud-gpu-server)")
     p.add_argument("--script", default=None, type=output_file, metavar="scheduler.py",
                    help="also write the standalone scheduler script here")
-    p.set_defaults(func=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
+    """Make a policy (and a standalone scheduler script) from a front.
+
+    Make a policy from FRONT.json: each front configuration with its latency
+    distribution from the cube, energy, accuracy, the selection rule and the
+    hardware-change costs of the device profiles. With --script, also write a standalone
+    async scheduler that serves requests with it.
+    """
     from pathlib import Path
 
     from toolkit.cube import open_cube

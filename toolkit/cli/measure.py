@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import int_list, non_negative_int, output_file, positive_int, str_list
+from toolkit.cli.common import (
+    add_command,
+    int_list,
+    non_negative_int,
+    output_file,
+    positive_int,
+    str_list,
+)
 from toolkit.models.names import GELU_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``measure`` sub-command."""
-    p = sub.add_parser(
-        "measure", help="measure configurations into a cube (resumable)",
-        description="Run split inference for every configuration of a grid and write the "
-        "runs into a NetCDF cube. Every finished run is journalled; rerunning the same "
-        "command after an interruption continues where it stopped. Several testbeds "
-        "(--testbed a.toml,b.toml or --testbeds N) measure different configurations at "
-        "the same time into one cube.")
+    p = add_command(sub, "measure", run)
     p.add_argument("--testbed", default="local",
                    help="local, or a testbed inventory TOML; several, comma-separated, "
                    "make a pool of identical testbeds")
@@ -56,7 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="SSH testbeds: folder of precompiled *_edgetpu.tflite heads for "
                    "tpu-std/tpu-max, used where edgetpu_compiler is not on PATH")
     p.add_argument("-o", "--out", required=True, type=output_file, help="output cube (.nc)")
-    p.set_defaults(func=run)
 
 
 def _whole(text: str, option: str, minimum: int, also: str = "") -> int:
@@ -116,7 +116,13 @@ def open_testbeds(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the campaign and print its summary."""
+    """Measure configurations into a cube (resumable).
+
+    Run split inference for every configuration of a grid and write the runs into a
+    NetCDF cube. Every finished run is journalled; rerunning the same command after an
+    interruption continues where it stopped. Several testbeds (--testbed a.toml,b.toml
+    or --testbeds N) measure different configurations at the same time into one cube.
+    """
     from toolkit.campaign import Campaign, CampaignSpec, grid
     from toolkit.config import KEYS
     from toolkit.errors import ConfigError

@@ -5,20 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolkit.cli.common import non_negative_int, output_file
+from toolkit.cli.common import add_command, non_negative_int, output_file
 
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``optimize`` sub-command."""
-    p = subparsers.add_parser(
-        "optimize",
-        help="find the Pareto front of a cube with NSGA-II/III under an evaluation budget",
-        description="Search the configurations a cube measured for the Pareto front of "
-                    "latency, energy and accuracy, spending at most BUDGET distinct "
-                    "evaluations, and write FRONT.json.",
-    )
+    p = add_command(subparsers, "optimize", _run)
     p.add_argument("cube", metavar="CUBE.nc", help="measurement cube (NetCDF)")
     p.add_argument("--budget", default="0.2",
                    help="fraction of the valid space in (0, 1] (e.g. 0.2) or a count of "
@@ -39,10 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, type=output_file, metavar="FRONT.json",
                    help="where to write the front")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Find the Pareto front of a cube with NSGA-II/III under an evaluation budget.
+
+    Search the configurations a cube measured for the Pareto front of latency, energy
+    and accuracy, spending at most BUDGET distinct evaluations, and write FRONT.json.
+    """
     from toolkit.cube import open_cube
     from toolkit.optimize import (
         ConfigSpace,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 
 from toolkit.cli.common import (
+    add_command,
     fraction,
     non_negative_float,
     non_negative_int,
@@ -55,15 +56,7 @@ def _devices(text: str) -> int | tuple[str, ...]:
 
 def register(subparsers) -> None:
     """Add the ``partition`` sub-command."""
-    p = subparsers.add_parser(
-        "partition",
-        help="compare multi-device partitioning strategies (per-device cost and error)",
-        description="Partition MODEL over N devices with each strategy; report the error "
-        "against the unpartitioned model and per-device MACs, memory, traffic, and "
-        "predicted latency and energy (power model of the raspberry-pi-4 profile). With "
-        "--measure, also run each plan on N local device worker processes and report "
-        "predicted vs measured.",
-    )
+    p = add_command(subparsers, "partition", run)
     p.add_argument("model", metavar="MODEL",
                    help="vgg-stack, mobilenet-stack, a model-zoo name (digits-cnn...) or a "
                    ".keras path")
@@ -142,7 +135,6 @@ def register(subparsers) -> None:
                       help="do not emulate the CPU frequency with cgroup quotas")
     real.add_argument("-o", "--output", default=None, type=output_file, metavar="CUBE.nc",
                       help="write the measured runs to a cube (with --measure; resumable)")
-    p.set_defaults(func=run)
 
 
 def _measure(args: argparse.Namespace, report: dict, cluster_profile: str,
@@ -194,7 +186,13 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str,
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handle ``dynasplit partition``."""
+    """Compare multi-device partitioning strategies (per-device cost and error).
+
+    Partition MODEL over N devices with each strategy; report the error against the
+    unpartitioned model and per-device MACs, memory, traffic, and predicted latency and
+    energy (power model of the raspberry-pi-4 profile). With --measure, also run each
+    plan on N local device worker processes and report predicted vs measured.
+    """
     from toolkit.errors import ToolkitError
     from toolkit.partition import (
         DEFAULT_LINK_MBPS,

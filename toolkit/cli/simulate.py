@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import figure_file, non_negative_int
+from toolkit.cli.common import add_command, figure_file, non_negative_int
 
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` sub-command."""
-    p = subparsers.add_parser(
-        "simulate", help="replay a QoS trace: energy and thresholds met per strategy",
-        description="For each request of the trace, let every strategy (cloud, edge, "
-                    "static-energy, static-latency (both from the front), their whole-cube "
-                    "versions static-energy-space, static-latency-space, dynasplit, policy, "
-                    "dynasplit-exhaustive) choose a configuration, draw one of its measured "
-                    "runs from the cube (seeded) and score energy, latency and whether the "
-                    "threshold was met; clairvoyant, which sees the drawn runs before "
-                    "choosing, is the lower bound.",
-    )
+    p = add_command(subparsers, "simulate", _simulate)
     p.add_argument("cube", metavar="CUBE.nc", help="the cube the policy was exported from")
     p.add_argument("--policy", required=True, metavar="POLICY.json")
     p.add_argument("--trace", required=True, metavar="TRACE.csv",
@@ -42,10 +33,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="charge hardware-change time and energy between requests")
     p.add_argument("--plot", default=None, type=figure_file, metavar="FILE.png",
                    help="save a figure of energy and misses per strategy")
-    p.set_defaults(func=_simulate)
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    """Replay a QoS trace: energy and thresholds met per strategy.
+
+    For each request of the trace, let every strategy (cloud, edge, static-energy,
+    static-latency (both from the front), their whole-cube versions static-energy-space,
+    static-latency-space, dynasplit, policy, dynasplit-exhaustive) choose a
+    configuration, draw one of its measured runs from the cube (seeded) and score
+    energy, latency and whether the threshold was met; clairvoyant, which sees the drawn
+    runs before choosing, is the lower bound.
+    """
     from toolkit.cli.common import print_json
     from toolkit.cube import open_cube
     from toolkit.policy import Policy

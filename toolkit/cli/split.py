@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import positive_int, print_json
+from toolkit.cli.common import add_command, positive_int, print_json
 from toolkit.models.names import GELU_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``split`` sub-command."""
-    p = sub.add_parser("split", help="list a model's valid cut points",
-                       description="List the valid cut points of a model: the layer whose "
-                       "output is sent, its shape, its fp32 size and the MACs of head and tail.")
+    p = add_command(sub, "split", run)
     p.add_argument("model", help="digits-cnn, vgg16, resnet50, mobilenetv2, vit-b16 or a "
                    ".keras path")
     p.add_argument("--list", action="store_true", help="list the cut points (the default)")
@@ -24,11 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "a multiple of 16 for vit-b16)")
     p.add_argument("--gelu", choices=GELU_NAMES, default=None,
                    help="GELU variant of vit-b16 (default exact; igelu is DynaSplit's I-GELU)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the cut points."""
+    """List a model's valid cut points.
+
+    List the valid cut points of a model: the layer whose output is sent, its shape, its
+    fp32 size and the MACs of head and tail.
+    """
     from toolkit.models import SplitModel, load_model
     from toolkit.models.zoo import check_input_size, model_name
 

@@ -1,33 +1,23 @@
-"""``dynasplit trace``: QoS traces in DynaSplit's ``Index,Network,Latency`` format.
+"""Generate QoS traces.
 
-::
-
-    dynasplit trace generate --model NAME --min MS --max MS -n N --seed S -o TRACE.csv
-              [--shape K]
+QoS traces: one latency threshold per request, in DynaSplit's Index,Network,Latency CSV
+format.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import non_negative_int, output_file
+from toolkit.cli.common import add_command, non_negative_int, output_file
 
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``trace`` sub-command and its actions."""
-    parser = subparsers.add_parser(
-        "trace", help="generate QoS traces",
-        description="QoS traces: one latency threshold per request, DynaSplit's CSV format.",
-    )
+    parser = add_command(subparsers, "trace", doc=__doc__)
     actions = parser.add_subparsers(dest="trace_action", metavar="ACTION", required=True)
-    gen = actions.add_parser(
-        "generate", help="Weibull thresholds rescaled to [min, max]",
-        description="Draw N Weibull thresholds (shape K, default 1 as in DynaSplit), rescale "
-                    "them linearly to [MIN, MAX] ms and write Index,Network,Latency. The "
-                    "output is replaced atomically.",
-    )
+    gen = add_command(actions, "generate", _generate)
     gen.add_argument("--model", required=True, metavar="NAME", help="network name, e.g. vgg16")
     gen.add_argument("--min", dest="min_ms", required=True, type=float, metavar="MS",
                      help="smallest threshold, ms")
@@ -40,10 +30,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--shape", type=float, default=1.0, metavar="K",
                      help="Weibull shape (default 1)")
     gen.add_argument("-o", "--output", required=True, type=output_file, metavar="TRACE.csv")
-    gen.set_defaults(func=_generate)
 
 
 def _generate(args: argparse.Namespace) -> int:
+    """Weibull thresholds rescaled to [min, max].
+
+    Draw N Weibull thresholds (shape K, default 1 as in DynaSplit), rescale them
+    linearly to [MIN, MAX] ms and write Index,Network,Latency. The output is replaced
+    atomically.
+    """
     from toolkit.trace import generate_trace, write_trace
 
     trace = generate_trace(args.model, args.min_ms, args.max_ms, args.n, args.seed,

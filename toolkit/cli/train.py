@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import non_negative_int, output_file
+from toolkit.cli.common import add_command, non_negative_int, output_file
 from toolkit.models.digits import DIGITS_MODELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train-digits`` sub-command."""
-    p = sub.add_parser("train-digits", help="train a shipped digits model",
-                       description="Train a digits model on scikit-learn's digits (seeded, "
-                       "deterministic) and save it with a metadata JSON beside it.")
+    p = add_command(sub, "train-digits", run)
     p.add_argument("--model", default="digits-cnn",
                    help=f"which: {', '.join(DIGITS_MODELS)} (default digits-cnn)")
     p.add_argument("-o", "--out", default=None, type=output_file,
@@ -21,11 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs (default 40 for digits-cnn, 8 for the others)")
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train and report the held-out accuracy."""
+    """Train a shipped digits model.
+
+    Train a digits model on scikit-learn's digits (seeded, deterministic) and save it
+    with a metadata JSON beside it.
+    """
     from toolkit.errors import ToolkitError
     from toolkit.models import train_digits
 
