@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from refusals import assert_file_refused
 
 from toolkit.config import Config, config_problems
 from toolkit.cube import configurations, cube_info, select, to_dataframe
@@ -96,10 +97,8 @@ def test_an_experiment_row_without_its_threshold_or_strategy_is_named(splinter_d
     header, first, *rest = (splinter_dir / EXPERIMENT).read_text().splitlines()
     cells = first.split(",")
     cells[header.split(",").index(column)] = value
-    path = tmp_path / EXPERIMENT
-    path.write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
-    with pytest.raises(ToolkitError, match=message):
-        read_experiment(path)
+    assert_file_refused(read_experiment, tmp_path / EXPERIMENT,
+                        "\n".join([header, ",".join(cells), *rest]) + "\n", message)
 
 
 def test_experiment_reproduces_their_testbed_table(splinter_dir):
@@ -175,26 +174,20 @@ def test_small_pool_without_shared_data(tmp_path):
      r"column 'accuracy' holds 61.1; every run needs a number in 0..1"),
 ])
 def test_bad_values_name_their_line(tmp_path, row, message):
-    path = tmp_path / "pool.csv"
-    path.write_text(HEADER + "\n" + row + "\n")
-    with pytest.raises(ToolkitError, match=message):
-        read_pool(path)
+    assert_file_refused(read_pool, tmp_path / "pool.csv", HEADER + "\n" + row + "\n", message)
 
 
-def test_files_that_are_not_pools(tmp_path):
-    trace = tmp_path / "trace.csv"
-    trace.write_text("Index,Network,Latency\n0,vgg16,90.6\n")
-    with pytest.raises(ToolkitError, match=r"not a DynaSplit simulation-pool CSV: missing "
-                                           r"columns latency, .*layer, cpu-freq"):
-        read_pool(trace)
-    binary = tmp_path / "pool.bin"
-    binary.write_bytes(bytes(range(256)) * 8)
-    with pytest.raises(ToolkitError, match="simulation-pool CSV"):
-        read_pool(binary)
-    empty = tmp_path / "empty.csv"
-    empty.write_text("")
-    with pytest.raises(ToolkitError, match="is empty"):
-        read_pool(empty)
+@pytest.mark.parametrize(("content", "message"), [
+    (b"Index,Network,Latency\n0,vgg16,90.6\n",
+     r"not a DynaSplit simulation-pool CSV: missing columns latency, .*layer, cpu-freq"),
+    (bytes(range(256)) * 8, "simulation-pool CSV"),
+    (b"", "is empty"),
+])
+def test_files_that_are_not_pools(tmp_path, content, message):
+    assert_file_refused(read_pool, tmp_path / "pool.csv", content, message)
+
+
+def test_missing_files_and_models_are_named(tmp_path):
     with pytest.raises(ToolkitError, match="does not exist"):
         read_pool(tmp_path / "missing.csv")
     with pytest.raises(ToolkitError, match="missing columns index, qos, strategy"):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from refusals import assert_file_refused
 
 from toolkit.errors import ToolkitError
 from toolkit.trace import generate_trace, read_trace, write_trace
@@ -99,32 +100,23 @@ def test_reads_their_multi_network_trace(splinter_dir):
         read_trace(path, model="vgg19")
 
 
-def test_read_refuses_what_is_not_a_trace(tmp_path):
-    wrong = tmp_path / "wrong.csv"
-    wrong.write_text("request,threshold\n0,10\n")
-    with pytest.raises(ToolkitError, match="missing columns Index, Network, Latency"):
-        read_trace(wrong)
-    negative = tmp_path / "negative.csv"
-    negative.write_text("Index,Network,Latency\n0,vgg16,10\n1,vgg16,-3\n")
-    with pytest.raises(ToolkitError, match="line 3: latency threshold"):
-        read_trace(negative)
-    for value in ("inf", "1e309", "nan", ""):
-        negative.write_text(f"Index,Network,Latency\n0,vgg16,10\n1,vgg16,{value}\n")
-        with pytest.raises(ToolkitError, match=r"line 3: latency threshold '(inf|nan)' is "
-                                               r"missing, negative or not finite"):
-            read_trace(negative)
-    negative.write_text("Index,Network,Latency\n0,vgg16,10\n1,,10\n")
-    with pytest.raises(ToolkitError, match="line 3: the Network column is empty"):
-        read_trace(negative)
-    huge = "9" * 400  # an integer too large for a float: named, not an OverflowError
-    negative.write_text(f"Index,Network,Latency\n0,vgg16,{huge}\n")
-    with pytest.raises(ToolkitError, match="line 2: latency threshold '9999"):
-        read_trace(negative)
-    for index in (huge, "inf", "1.5", "-1"):
-        negative.write_text(f"Index,Network,Latency\n{index},vgg16,10\n")
-        with pytest.raises(ToolkitError, match=r"line 2: column 'Index' holds .*; expected an "
-                                               r"integer >= 0"):
-            read_trace(negative)
+HUGE = "9" * 400  # an integer too large for a float: named, not an OverflowError
+NOT_FINITE = r"line 3: latency threshold '(inf|nan)' is missing, negative or not finite"
+NO_INDEX = r"line 2: column 'Index' holds .*; expected an integer >= 0"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("request,threshold\n0,10\n", "missing columns Index, Network, Latency"),
+    ("Index,Network,Latency\n0,vgg16,10\n1,vgg16,-3\n", "line 3: latency threshold"),
+    *((f"Index,Network,Latency\n0,vgg16,10\n1,vgg16,{value}\n", NOT_FINITE)
+      for value in ("inf", "1e309", "nan", "")),
+    ("Index,Network,Latency\n0,vgg16,10\n1,,10\n", "line 3: the Network column is empty"),
+    (f"Index,Network,Latency\n0,vgg16,{HUGE}\n", "line 2: latency threshold '9999"),
+    *((f"Index,Network,Latency\n{index},vgg16,10\n", NO_INDEX)
+      for index in (HUGE, "inf", "1.5", "-1")),
+])
+def test_read_refuses_what_is_not_a_trace(tmp_path, text, message):
+    assert_file_refused(read_trace, tmp_path / "trace.csv", text, message)
 
 
 def test_writing_something_that_is_no_table_is_named(tmp_path):

@@ -73,47 +73,26 @@ def test_profile_by_relative_path(tmp_path):
         tmp_path / "profiles" / "mine.toml")
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "message"),
-    [
-        (
-            'user = "pi"\n',
-            'user = "pi"\nport = 70000\n',
-            "hosts[0].port' should be an integer in 1..65535",
-        ),
-        ('user = "pi"\n', 'user = "pi"\nport = "22"\n', "hosts[0].port' should be an integer"),
-        ('user = "pi"\n', "", "missing key 'hosts[0].user'"),
-        ('user = "pi"\n', 'user = "pi"\nagent = true\n', "set exactly one"),
-        ('identity_file = "keys/id_ed25519"\n', "", "hosts[0].identity_file"),
-        (
-            'roles = ["edge"]',
-            'roles = ["edge", "fog"]',
-            "hosts[0].roles' should be a non-empty list of edge, cloud, meter",
-        ),
-        ('user = "pi"\n', 'user = "pi"\npasword = "x"\n', "unknown key 'hosts[0].pasword'"),
-        ('kind = "ssh"', 'kind = "docker"', "testbed.kind' should be one of local, ssh"),
-        (
-            'profile = "raspberry-pi-4"',
-            'profile = "cloud-gpu-server"',
-            "use a profile of role 'edge'",
-        ),
-        (
-            'profile = "raspberry-pi-4"',
-            'profile = "nope"',
-            "hosts[0].profile': device profile 'nope' not found",
-        ),
-        (
-            'user = "pi"\n',
-            'user = "pi"\nmax_sessions = 0\n',
-            "hosts[0].max_sessions' should be an integer >= 1",
-        ),
-        (
-            'user = "pi"\n',
-            'user = "pi"\ncommand_timeout_s = -1\n',
-            "hosts[0].command_timeout_s' should be a number > 0",
-        ),
-    ],
-)
+USER = 'user = "pi"\n'  # a line of SSH_HOST's host, to replace or to add a key after
+PROFILE = 'profile = "raspberry-pi-4"'
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    (USER, USER + "port = 70000\n", "hosts[0].port' should be an integer in 1..65535"),
+    (USER, USER + 'port = "22"\n', "hosts[0].port' should be an integer"),
+    (USER, "", "missing key 'hosts[0].user'"),
+    (USER, USER + "agent = true\n", "set exactly one"),
+    ('identity_file = "keys/id_ed25519"\n', "", "hosts[0].identity_file"),
+    ('roles = ["edge"]', 'roles = ["edge", "fog"]',
+     "hosts[0].roles' should be a non-empty list of edge, cloud, meter"),
+    (USER, USER + 'pasword = "x"\n', "unknown key 'hosts[0].pasword'"),
+    ('kind = "ssh"', 'kind = "docker"', "testbed.kind' should be one of local, ssh"),
+    (PROFILE, 'profile = "cloud-gpu-server"', "use a profile of role 'edge'"),
+    (PROFILE, 'profile = "nope"', "hosts[0].profile': device profile 'nope' not found"),
+    (USER, USER + "max_sessions = 0\n", "hosts[0].max_sessions' should be an integer >= 1"),
+    (USER, USER + "command_timeout_s = -1\n",
+     "hosts[0].command_timeout_s' should be a number > 0"),
+])
 def test_bad_hosts_name_file_key_and_expectation(tmp_path, old, new, message):
     assert old in SSH_HOST
     path = write(tmp_path, SSH_HOST.replace(old, new, 1))
