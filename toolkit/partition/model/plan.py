@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -150,14 +150,21 @@ class Region:
 
 
 @dataclass(frozen=True, eq=False)
-class Compute:
+class Instruction:
+    """A device's local instruction: it writes the tensor ``dst``, of one sample's shape
+    ``out_shape`` (both keyword arguments of every kind below)."""
+
+    dst: str = field(kw_only=True)
+    out_shape: Shape = field(kw_only=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Compute(Instruction):
     """``dst = op(src)``."""
 
     op: Op
     src: str
-    dst: str
     in_shape: Shape
-    out_shape: Shape
 
     @property
     def macs(self) -> int:
@@ -166,45 +173,34 @@ class Compute:
 
 
 @dataclass(frozen=True)
-class Slice:
+class Slice(Instruction):
     """``dst = src[region]``."""
 
     src: str
-    dst: str
     region: Region
-    out_shape: Shape
 
 
 @dataclass(frozen=True)
-class Concat:
+class Concat(Instruction):
     """``dst`` = the ``srcs`` joined along ``axis`` in order."""
 
     srcs: tuple[str, ...]
-    dst: str
     axis: int
-    out_shape: Shape
 
 
 @dataclass(frozen=True, eq=False)
-class Assemble:
+class Assemble(Instruction):
     """``dst[..., indices[i]] = srcs[i]`` along the last axis (covers it exactly)."""
 
     srcs: tuple[str, ...]
     indices: tuple[np.ndarray, ...]
-    dst: str
-    out_shape: Shape
 
 
 @dataclass(frozen=True)
-class Reduce:
+class Reduce(Instruction):
     """``dst`` = the element-wise sum of ``srcs`` (partial sums)."""
 
     srcs: tuple[str, ...]
-    dst: str
-    out_shape: Shape
-
-
-Instruction = Union[Compute, Slice, Concat, Assemble, Reduce]  # noqa: UP007
 
 
 def instruction_inputs(step: Instruction) -> tuple[str, ...]:
@@ -354,12 +350,12 @@ class PlanBuilder:
         except KeyError:
             raise AssertionError(f"device {device} holds no tensor {name!r}") from None
 
-    def _local(self, device: int, step: Instruction, srcs: Sequence[str]) -> None:
+    def _local(self, device: int, step: Instruction) -> None:
         steps, transfers = self._stages[-1]
         if transfers:
             self._new_stage()
             steps = self._stages[-1][0]
-        for s in srcs:
+        for s in instruction_inputs(step):
             self.shape(device, s)
         steps[device].append(step)
         self._shapes[device][step.dst] = step.out_shape
@@ -368,14 +364,15 @@ class PlanBuilder:
         """``device`` runs ``op`` on ``src``; returns the output's name."""
         dst = dst or self.fresh(op.name)
         in_shape = self.shape(device, src)
-        self._local(device, Compute(op, src, dst, in_shape, op_output_shape(op, in_shape)), [src])
+        step = Compute(op, src, in_shape, dst=dst, out_shape=op_output_shape(op, in_shape))
+        self._local(device, step)
         return dst
 
     def slice(self, device: int, src: str, region: Region, dst: str | None = None) -> str:
         """``device`` takes ``region`` of ``src``; returns the new name."""
         dst = dst or self.fresh(src.split("#")[0])
         shape = region.shape_of(self.shape(device, src))
-        self._local(device, Slice(src, dst, region, shape), [src])
+        self._local(device, Slice(src, region, dst=dst, out_shape=shape))
         return dst
 
     def concat(self, device: int, srcs: Sequence[str], axis: int, dst: str | None = None) -> str:
@@ -386,7 +383,7 @@ class PlanBuilder:
         out = list(shapes[0])
         out[axis] = sum(s[axis] for s in shapes)
         dst = dst or self.fresh(srcs[0].split("#")[0])
-        self._local(device, Concat(tuple(srcs), dst, axis, tuple(out)), srcs)
+        self._local(device, Concat(tuple(srcs), axis, dst=dst, out_shape=tuple(out)))
         return dst
 
     def assemble(self, device: int, srcs: Sequence[str], indices: Sequence[np.ndarray],
@@ -397,8 +394,8 @@ class PlanBuilder:
         out = (*shapes[0][:-1], size)
         dst = dst or self.fresh(srcs[0].split("#")[0])
         index = tuple(np.asarray(i, dtype=np.int64) for i in indices)
-        step = Assemble(tuple(srcs), index, dst, out)
-        self._local(device, step, srcs)
+        step = Assemble(tuple(srcs), index, dst=dst, out_shape=out)
+        self._local(device, step)
         return dst
 
     def reduce(self, device: int, srcs: Sequence[str], dst: str | None = None) -> str:
@@ -407,7 +404,7 @@ class PlanBuilder:
             return srcs[0]
         shape = self.shape(device, srcs[0])
         dst = dst or self.fresh(srcs[0].split("#")[0])
-        self._local(device, Reduce(tuple(srcs), dst, shape), srcs)
+        self._local(device, Reduce(tuple(srcs), dst=dst, out_shape=shape))
         return dst
 
     def send(self, src: int, dst: int, tensor: str, region: Region | None = None,
