@@ -23,7 +23,7 @@ from toolkit.errors import ProtocolError, ToolkitError
 from toolkit.models.codecs import decode, encode
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
 from toolkit.runtime.stages import StageCache
-from toolkit.runtime.worker import add_model_arguments, load_split_model, run_worker, serve
+from toolkit.runtime.worker import load_split_model, run_worker, serve, worker_parser
 
 __all__ = ["CloudWorker", "main"]
 
@@ -85,9 +85,7 @@ async def _amain(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m toolkit.runtime.cloud``."""
-    parser = argparse.ArgumentParser(prog="python -m toolkit.runtime.cloud",
-                                     description=__doc__.splitlines()[0])
-    add_model_arguments(parser)
+    parser = worker_parser("toolkit.runtime.cloud", __doc__, split_model=True)
     args = parser.parse_args(argv)
     return run_worker("cloud", lambda: _amain(args))
 

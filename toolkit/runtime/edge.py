@@ -76,7 +76,7 @@ from toolkit.runtime.framing import (
 )
 from toolkit.runtime.link import Link
 from toolkit.runtime.stages import StageCache
-from toolkit.runtime.worker import add_model_arguments, load_split_model, run_worker, serve
+from toolkit.runtime.worker import load_split_model, run_worker, serve, worker_parser
 
 __all__ = ["EdgeWorker", "main"]
 
@@ -335,9 +335,7 @@ async def _amain(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m toolkit.runtime.edge``."""
-    parser = argparse.ArgumentParser(prog="python -m toolkit.runtime.edge",
-                                     description=__doc__.splitlines()[0])
-    add_model_arguments(parser)
+    parser = worker_parser("toolkit.runtime.edge", __doc__, split_model=True)
     parser.add_argument("--emulate-tpu", action="store_true",
                         help="run tpu-std/tpu-max heads as int8 on the CPU (modelled timing)")
     args = parser.parse_args(argv)

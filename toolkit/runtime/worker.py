@@ -26,7 +26,7 @@ from toolkit.errors import ProtocolError, ToolkitError
 from toolkit.runtime import streams
 from toolkit.runtime.allocator import keep_freed_memory
 
-__all__ = ["add_model_arguments", "load_split_model", "serve"]
+__all__ = ["load_split_model", "run_worker", "serve", "worker_parser"]
 
 log = logging.getLogger("toolkit.runtime")
 
@@ -36,21 +36,30 @@ log = logging.getLogger("toolkit.runtime")
 PARENT_ENV = "DYNASPLIT_PARENT_PID"
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model options both workers take."""
+def worker_parser(module: str, doc: str, *, split_model: bool = False
+                  ) -> argparse.ArgumentParser:
+    """The command line of the worker ``python -m module``, described by the first line
+    of ``doc`` (its module docstring), with the options every worker takes: where to
+    listen (``--host``, ``--port``) and its compute threads (``--threads``); with
+    ``split_model``, also the options of the model :func:`load_split_model` loads."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}",
+                                     description=doc.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port)")
+    parser.add_argument("--threads", type=int, default=1, help="compute threads")
+    if not split_model:
+        return parser
     parser.add_argument("--model", required=True, help="model name or .keras path")
     parser.add_argument("--name", default=None,
                         help="the model's name when --model is a file saved from it (picks "
                         "the preprocessing and the Edge TPU head names; default: --model)")
     parser.add_argument("--input-size", type=int, default=None)
     parser.add_argument("--weights", default=None)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port)")
-    parser.add_argument("--threads", type=int, default=1, help="compute threads")
     parser.add_argument("--data", default=None,
                         help="image folder, one subfolder per class (default: built-in data)")
     parser.add_argument("--edgetpu-dir", default=None,
                         help="folder of Edge-TPU-compiled heads (*_edgetpu.tflite)")
+    return parser
 
 
 def load_split_model(args: argparse.Namespace):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.runtime.worker import run_worker, serve
+from toolkit.runtime.worker import run_worker, serve, worker_parser
 
 __all__ = ["main"]
 
@@ -31,13 +31,9 @@ async def _amain(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m toolkit.partition.execution.cloud``."""
-    parser = argparse.ArgumentParser(prog="python -m toolkit.partition.execution.cloud",
-                                     description=__doc__.splitlines()[0])
+    parser = worker_parser("toolkit.partition.execution.cloud", __doc__)
     parser.add_argument("--model", required=True, help="partitioning model name or .keras path")
     parser.add_argument("--input-size", type=int, default=None)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port)")
-    parser.add_argument("--threads", type=int, default=1, help="compute threads")
     args = parser.parse_args(argv)
     return run_worker("cloud", lambda: _amain(args))
 

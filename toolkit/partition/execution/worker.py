@@ -53,7 +53,7 @@ from toolkit.models.codecs import decode, encode
 from toolkit.runtime import streams
 from toolkit.runtime.framing import KIND_JSON, KIND_TENSOR, read_frame, write_json, write_tensor
 from toolkit.runtime.link import Downlink, Link, Uplink
-from toolkit.runtime.worker import run_worker, serve
+from toolkit.runtime.worker import run_worker, serve, worker_parser
 
 __all__ = ["DeviceWorker", "main"]
 
@@ -503,12 +503,8 @@ async def _amain(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m toolkit.partition.execution.worker``."""
-    parser = argparse.ArgumentParser(prog="python -m toolkit.partition.execution.worker",
-                                     description=__doc__.splitlines()[0])
+    parser = worker_parser("toolkit.partition.execution.worker", __doc__)
     parser.add_argument("--index", type=int, required=True, help="this device's index")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (0 = any free port)")
-    parser.add_argument("--threads", type=int, default=1, help="compute threads")
     args = parser.parse_args(argv)
     return run_worker(f"device{args.index}", lambda: _amain(args))
 
