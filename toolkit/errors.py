@@ -17,7 +17,7 @@ import math
 from typing import ClassVar
 
 __all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "check_count",
-           "check_seconds", "check_seed", "is_count", "is_number", "retryable",
+           "check_number", "check_seconds", "check_seed", "is_count", "is_number", "retryable",
            "short_repr"]
 
 
@@ -83,6 +83,27 @@ def check_count(value: object, what: str, minimum: int = 1, maximum: int | None 
         raise ConfigError(f"{what} must be an integer >= {minimum}, got {short_repr(value)}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{what} must be at most {maximum}, got {short_repr(value)}")
+
+
+def check_number(value: object, what: str, low: float = 0.0, high: float = math.inf, *,
+                 low_open: bool = False, finite: bool = True) -> None:
+    """Refuse what is not a real number in ``[low, high]`` (``(low, high]`` where
+    ``low_open``; ``inf`` only where not ``finite``), naming it: the one range check of a
+    probability, a fraction or a weight.
+
+    Raises:
+        ConfigError: ``"<what> must be a number in [<low>, <high>], got <value>"`` (or
+            ``">= <low>"`` without an upper end).
+    """
+    ok = (is_number(value) and not math.isnan(value) and value <= high
+          and (value > low if low_open else value >= low)
+          and not (finite and math.isinf(value)))
+    if not ok:
+        if high == math.inf:
+            wanted = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ConfigError(f"{what} must be a number {wanted}, got {short_repr(value)}")
 
 
 def check_seed(seed: object, what: str = "seed") -> None:

@@ -60,7 +60,7 @@ import pandas as pd
 
 from toolkit.adapt import DriftTracker
 from toolkit.config import config_keys, single_extras
-from toolkit.errors import ToolkitError, check_seed, is_number, short_repr
+from toolkit.errors import ToolkitError, check_number, check_seed, is_number, short_repr
 from toolkit.policy import Policy
 from toolkit.rules import Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state
@@ -305,10 +305,14 @@ def simulate(cube: Any, policy: Policy | Mapping[str, Any] | str | os.PathLike,
 
     Raises:
         ToolkitError: an empty trace, a threshold that is not a finite number >= 0,
-            a bad seed, a drift beyond the trace, or a policy candidate not measured
-            in the cube.
+            a bad seed, drift or alpha, a drift beyond the trace, or a policy
+            candidate not measured in the cube.
     """
     check_seed(seed)
+    if drift is not None and not isinstance(drift, Drift):
+        raise ToolkitError(f"drift must be a Drift (e.g. Drift(2000, 6000, 4.0) or "
+                           f"Drift.parse('2000:6000:4')) or None, got {short_repr(drift)}")
+    check_number(alpha, "alpha", 0.0, 1.0, low_open=True)
     policy = _as_policy(policy)
     if isinstance(trace, str | os.PathLike):  # a trace CSV: the policy's network's requests
         from toolkit.trace import read_trace

@@ -59,8 +59,9 @@ def test_constant_accuracy_is_stored_but_not_an_objective(vit_pool):
     assert float(cube["accuracy"].min()) == float(cube["accuracy"].max()) == 0.8
     assert "constant" in cube["accuracy"].attrs["comment"]
     assert list(cube_info(cube)["pareto_objectives"]) == ["latency_ms", "energy_j"]
-    with pytest.raises(ToolkitError, match="not a fraction"):
-        read_pool(vit_pool, model="vit-b16", accuracy=80)
+    for accuracy in (80, "0.8", True):  # a string was float()'s ValueError, True taken as 1
+        with pytest.raises(ToolkitError, match=f"accuracy {accuracy!r} is not a fraction"):
+            read_pool(vit_pool, model="vit-b16", accuracy=accuracy)
 
 
 def test_vit_layer_index_maps_to_toolkit_splits(vit_pool):

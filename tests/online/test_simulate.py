@@ -161,8 +161,13 @@ def test_refusals():
             simulate(cube, policy, np.array(bad), progress=False)
     with pytest.raises(ToolkitError, match="the trace's thresholds are not numbers"):
         simulate(cube, policy, [100.0, "soon"], progress=False)
-    with pytest.raises(ToolkitError, match="seed must be None or an integer >= 0, got -1"):
-        simulate(cube, policy, np.full(10, 100.0), seed=-1, progress=False)
+    for kwargs, message in (
+            ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
+            ({"drift": "2000:6000:4"}, r"drift must be a Drift \(e.g. Drift\(2000, 6000, 4.0\)"),
+            ({"alpha": 0}, r"alpha must be a number in \(0, 1\], got 0"),
+            ({"alpha": "x"}, r"alpha must be a number in \(0, 1\], got 'x'")):
+        with pytest.raises(ToolkitError, match=message):
+            simulate(cube, policy, np.full(10, 100.0), progress=False, **kwargs)
     with pytest.raises(ToolkitError, match="the cube has no energy_j; a trace replay needs "
                                            "latency_ms, energy_j per run"):
         simulate(cube.drop_vars("energy_j"), policy, np.full(10, 100.0), progress=False)

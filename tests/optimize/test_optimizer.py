@@ -127,6 +127,25 @@ def test_nsga3_path_and_objective_subsets(toy_cube, toy_cube_no_accuracy):
         Optimizer(space, CubeEvaluator(toy_cube), objectives=["speed"])
     with pytest.raises(ConfigError, match="unknown algorithm 'moead'; valid: nsga2, nsga3"):
         Optimizer(space, CubeEvaluator(toy_cube), algorithm="moead")
+    with pytest.raises(ConfigError, match=r"objectives must be names .*got 3"):
+        Optimizer(space, CubeEvaluator(toy_cube), objectives=3)
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("crossover_prob", None, r"crossover_prob must be a number in \[0, 1\], got None"),
+    ("mutation_prob", True, r"mutation_prob must be a number in \[0, 1\], got True"),
+    ("local_share", 1.5, r"local_share must be a number in \[0, 1\], got 1.5"),
+    ("population_size", float("nan"), "population_size must be an integer >= 4, got nan"),
+    ("offspring_size", "8", "offspring_size must be an integer >= 1, got '8'"),
+    ("pool_factor", 10**9, "pool_factor must be at most 1024, got 1000000000"),
+    ("kappa", float("nan"), "kappa must be a number >= 0, got nan"),
+    ("near", -1, "near must be a number >= 0, got -1"),
+    ("line_genes", None, "line_genes must be a list of gene names, got None"),
+])
+def test_bad_options_are_named_before_any_evaluation(toy_cube, option, value, message):
+    """Each was a TypeError from a comparison, or taken (nan, a pool of a billion)."""
+    with pytest.raises(ConfigError, match=message):
+        Optimizer(ConfigSpace.from_cube(toy_cube), CubeEvaluator(toy_cube), **{option: value})
 
 
 def test_creator_classes_survive_reload(toy_cube):

@@ -110,6 +110,7 @@ def test_pinned_choices_and_bad_arguments(digits):
     assert set(choose(digits, codec="q4").candidates["codec"]) == {"q4"}
     for kwargs, message in (({"objective": "mean"}, "unknown hybrid objective 'mean'"),
                             ({"min_accuracy": 1.5}, "min_accuracy must be a number in"),
+                            ({"min_accuracy": True}, r"min_accuracy .*\[0, 1\], got True"),
                             ({"split": 9}, "valid splits: 1=conv1"),
                             ({"codec": "zip"}, "unknown codec 'zip'")):
         with pytest.raises(ToolkitError, match=message):

@@ -26,7 +26,7 @@ import moocore
 import numpy as np
 
 from toolkit.config import OBJECTIVES
-from toolkit.errors import ConfigError, choices
+from toolkit.errors import ConfigError, choices, short_repr
 from toolkit.tomlfile import TypedTable
 
 __all__ = [
@@ -58,7 +58,11 @@ def resolve_objectives(
     else:
         if isinstance(objectives, str):
             objectives = [o.strip() for o in objectives.split(",") if o.strip()]
-        chosen = list(dict.fromkeys(objectives))
+        names = list(objectives) if isinstance(objectives, Iterable) else None
+        if names is None or not all(isinstance(o, str) for o in names):
+            raise ConfigError("objectives must be names (a list, or one comma-separated "
+                              f"string) of {choices(OBJECTIVES)}, got {short_repr(objectives)}")
+        chosen = list(dict.fromkeys(names))
         unknown = [o for o in chosen if o not in OBJECTIVES]
         if unknown:
             raise ConfigError(f"unknown objective(s) {choices(unknown)}; "

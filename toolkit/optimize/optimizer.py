@@ -74,7 +74,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +82,14 @@ import numpy as np
 from deap import base, creator, tools
 
 from toolkit.config import EXTRA_KEYS
-from toolkit.errors import ConfigError, ToolkitError, check_seed, choices
+from toolkit.errors import (
+    ConfigError,
+    ToolkitError,
+    check_count,
+    check_number,
+    check_seed,
+    choices,
+)
 from toolkit.optimize.budget import resolve_budget
 from toolkit.optimize.complete import (
     front_lines,
@@ -99,7 +106,7 @@ from toolkit.optimize.surrogate import Surrogate, distance_to_front, pick_by_imp
 from toolkit.optimize.variation import crossover, mutate, repair
 from toolkit.pareto import pareto_mask
 
-__all__ = ["ALGORITHMS", "INITIALS", "Generation", "Optimizer", "optimize"]
+__all__ = ["ALGORITHMS", "INITIALS", "MAX_POOL_FACTOR", "Generation", "Optimizer", "optimize"]
 
 #: supported algorithms
 ALGORITHMS: tuple[str, ...] = ("nsga2", "nsga3")
@@ -108,6 +115,11 @@ ALGORITHMS: tuple[str, ...] = ("nsga2", "nsga3")
 #: rest of its configuration chosen by the surrogate) or ``latin`` (corners, then
 #: every inner split with the other genes drawn Latin-hypercube style)
 INITIALS: tuple[str, ...] = ("guided", "latin")
+
+#: the most candidates bred per evaluated child (``pool_factor``): every generation
+#: breeds ``pool_factor`` x its children before the surrogate screens them, so a
+#: million would breed for hours
+MAX_POOL_FACTOR = 1024
 
 for _k in (1, 2, 3):
     if not hasattr(creator, f"DynaSplitFitness{_k}"):
@@ -192,7 +204,8 @@ class Optimizer:
                 evaluator's (the cube's ranges) or else the evaluated ones.
             surrogate: pre-select children with the surrogate and add the
                 front's neighbourhood to the candidates (see the module docstring).
-            pool_factor: candidates bred per evaluated child when ``surrogate``.
+            pool_factor: candidates bred per evaluated child when ``surrogate``
+                (at most :data:`MAX_POOL_FACTOR`).
             kappa: optimism of the surrogate's pre-selection (spreads below the mean).
             local_share: the final share of the budget spent on Pareto local
                 search: the surrogate then chooses among the front's
@@ -229,24 +242,23 @@ class Optimizer:
             raise ConfigError(f"unknown algorithm {algorithm!r}; valid: {choices(ALGORITHMS)}")
         if initial not in INITIALS:
             raise ConfigError(f"unknown initial design {initial!r}; valid: {choices(INITIALS)}")
-        for name, p in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob)):
-            if not 0.0 <= p <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1], got {p}")
+        for name, p in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob),
+                        ("local_share", local_share)):
+            check_number(p, name, 0.0, 1.0)
         check_seed(seed)
-        if population_size is not None and population_size < 4:
-            raise ConfigError(f"population_size must be >= 4, got {population_size}")
-        if offspring_size is not None and offspring_size < 1:
-            raise ConfigError(f"offspring_size must be >= 1, got {offspring_size}")
-        if not 0.0 <= local_share <= 1.0 or near < 0:
-            raise ConfigError(f"local_share must be in [0, 1] and near >= 0, got "
-                              f"{local_share} and {near}")
-        unknown = sorted(set(line_genes) - set(GENES) - set(EXTRA_KEYS))
+        if population_size is not None:
+            check_count(population_size, "population_size", 4)
+        if offspring_size is not None:
+            check_count(offspring_size, "offspring_size", 1)
+        check_count(pool_factor, "pool_factor", 1, maximum=MAX_POOL_FACTOR)
+        check_number(kappa, "kappa")
+        check_number(near, "near", finite=False)  # inf: every dominated point is near
+        if isinstance(line_genes, str) or not isinstance(line_genes, Iterable):
+            raise ConfigError(f"line_genes must be a list of gene names, got {line_genes!r}")
+        unknown = sorted(set(line_genes) - set(GENES) - set(EXTRA_KEYS), key=str)
         if unknown:
             raise ConfigError(f"unknown line_genes {unknown}; valid: "
                               f"{choices([*GENES, *EXTRA_KEYS])}")
-        if pool_factor < 1 or kappa < 0:
-            raise ConfigError(f"pool_factor must be >= 1 and kappa >= 0, got {pool_factor} "
-                              f"and {kappa}")
         self.space = space
         self.evaluator = evaluator
         self.objectives = resolve_objectives(objectives, evaluator.objectives)

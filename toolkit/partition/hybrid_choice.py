@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from toolkit.errors import ToolkitError, check_count, choices
+from toolkit.errors import ToolkitError, check_count, check_number, choices
 from toolkit.fileio import check_table
 from toolkit.models.codecs import CODECS, check_codec
 from toolkit.models.split import SplitModel
@@ -316,9 +316,8 @@ def choose_hybrid(
             floor, or no head strategy accepts the model.
     """
     _check_objective(objective)
-    if min_accuracy is not None and not (isinstance(min_accuracy, (int, float))
-                                         and 0 <= min_accuracy <= 1):
-        raise ToolkitError(f"min_accuracy must be a number in [0, 1], got {min_accuracy!r}")
+    if min_accuracy is not None:
+        check_number(min_accuracy, "min_accuracy", 0.0, 1.0)
     model = as_partition_model(model, "choose_hybrid")
     sm = split_model or SplitModel(model, name=model.name)
     strategies = [strategy] if strategy is not None else list(strategies)
