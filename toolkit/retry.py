@@ -26,10 +26,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from toolkit.errors import ConfigError, ToolkitError, check_count, check_seconds, retryable
 from toolkit.fileio import as_path
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 try:  # POSIX; elsewhere (Windows) journals are not locked
     import fcntl
@@ -160,10 +163,10 @@ class JournalledRun:
         """What runs the work (its ``run_blocking`` serves :meth:`run`)."""
         raise NotImplementedError
 
-    async def _run_locked(self) -> Any:
+    async def _run_locked(self) -> xr.Dataset:
         raise NotImplementedError
 
-    async def arun(self) -> Any:
+    async def arun(self) -> xr.Dataset:
         """Run (or resume, or grow) the work; returns the cube, also saved to ``out``.
 
         The journal is held (locked) while it runs: another run on the same output
@@ -174,7 +177,7 @@ class JournalledRun:
         finally:
             self.journal.close()
 
-    def run(self) -> Any:
+    def run(self) -> xr.Dataset:
         """Blocking :meth:`arun`, on the private event loop of what runs the work."""
         return self.runs_on.run_blocking(self.arun())
 

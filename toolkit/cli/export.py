@@ -1,17 +1,4 @@
-"""``dynasplit export``: turn a front into a policy (and a scheduler script).
-
-::
-
-    dynasplit export FRONT.json [--cube CUBE.nc] -o POLICY.json
-              [--rule mean|dynasplit|tail] [--target 0.99] [--confidence 0.9]
-              [--accuracy-floor X] [--reconfiguration]
-              [--edge-profile P] [--cloud-profile P] [--script scheduler.py]
-
-The cube holds the measured runs that give each candidate its latency
-distribution (a FRONT.json records objective means only). Without ``--cube``,
-the cube FRONT.json records (``dynasplit optimize`` writes it) is used when
-that file still exists; otherwise the command asks for ``--cube`` and says why.
-"""
+"""``dynasplit export``: turn a front into a policy (and a scheduler script)."""
 
 from __future__ import annotations
 
@@ -60,7 +47,10 @@ def _export(args: argparse.Namespace) -> int:
     Make a policy from FRONT.json: each front configuration with its latency
     distribution from the cube, energy, accuracy, the selection rule and the
     hardware-change costs of the device profiles. With --script, also write a standalone
-    async scheduler that serves requests with it.
+    async scheduler that serves requests with it. The cube gives each candidate its
+    latency distribution (FRONT.json records objective means only); without --cube, the
+    cube FRONT.json records (dynasplit optimize writes it) is used while that file still
+    exists.
     """
     from pathlib import Path
 

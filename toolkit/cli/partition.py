@@ -1,17 +1,4 @@
-"""``dynasplit partition``: compare partitioning strategies over N devices.
-
-Prints, per strategy, the error against the unpartitioned model and per-device
-MACs, memory, traffic and *predicted* latency and energy (``--json``: the
-design page's format). ``--measure`` also runs every plan on N local device
-worker processes and prints predicted vs measured; ``-o CUBE.nc`` writes those
-runs to a cube (resumable: rerunning the command continues). ``--requests K
---interval-ms T`` adds each strategy's stream of K requests, one every T ms
-(layer-wise pipelines them, the others serve them in turn): throughput, p50/p99
-latency and energy per request, predicted and, with ``--measure``, measured.
-The hybrid plan's cut, head strategy and codec are those of least predicted
-energy (``--hybrid-objective``) above ``--min-accuracy``, unless pinned
-(``toolkit.partition.choose_hybrid``).
-"""
+"""``dynasplit partition``: compare partitioning strategies over N devices."""
 
 from __future__ import annotations
 
@@ -191,7 +178,13 @@ def run(args: argparse.Namespace) -> int:
     Partition MODEL over N devices with each strategy; report the error against the
     unpartitioned model and per-device MACs, memory, traffic, and predicted latency and
     energy (power model of the raspberry-pi-4 profile). With --measure, also run each
-    plan on N local device worker processes and report predicted vs measured.
+    plan on N local device worker processes and report predicted vs measured; -o CUBE.nc
+    writes those runs to a cube (resumable: rerunning the command continues). --requests
+    K --interval-ms T adds each strategy's stream of K requests, one every T ms
+    (layer-wise pipelines them, the others serve them in turn): throughput, p50/p99
+    latency and energy per request, predicted and, with --measure, measured. The hybrid
+    plan's cut, head strategy and codec are those of least predicted energy
+    (--hybrid-objective) above --min-accuracy, unless pinned.
     """
     from toolkit.errors import ToolkitError
     from toolkit.partition import (

@@ -1,12 +1,4 @@
-"""``dynasplit schedule``: the live online phase (the exported script's code).
-
-::
-
-    dynasplit schedule POLICY.json [--testbed local|FILE.toml] [--listen HOST:PORT]
-              [--dry-run] [--queue N] [--timeout S] [--grace S] [--adapt]
-              [--token-file F] [--tls-cert C [--tls-key K] [--tls-ca CA]] [--insecure]
-              [--metrics HOST:PORT] [--log-level debug|info|warning|error]
-"""
+"""``dynasplit schedule``: the live online phase (the exported script's code)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""``dynasplit simulate``: replay a QoS trace against the online strategies.
-
-::
-
-    dynasplit simulate CUBE.nc --policy POLICY.json --trace TRACE.csv [--seed S] [--json]
-              [--drift START:END:FACTOR] [--adapt] [--switching] [--plot FILE.png]
-"""
+"""``dynasplit simulate``: replay a QoS trace against the online strategies."""
 
 from __future__ import annotations
 
