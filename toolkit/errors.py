@@ -86,14 +86,14 @@ def check_count(value: object, what: str, minimum: int = 1, maximum: int | None 
 
 
 def check_number(value: object, what: str, low: float = 0.0, high: float = math.inf, *,
-                 low_open: bool = False, finite: bool = True) -> None:
+                 low_open: bool = False, finite: bool = True, unit: str = "") -> None:
     """Refuse what is not a real number in ``[low, high]`` (``(low, high]`` where
     ``low_open``; ``inf`` only where not ``finite``), naming it: the one range check of a
-    probability, a fraction or a weight.
+    probability, a fraction, a weight or a duration.
 
     Raises:
-        ConfigError: ``"<what> must be a number in [<low>, <high>], got <value>"`` (or
-            ``">= <low>"`` without an upper end).
+        ConfigError: ``"<what> must be a number [of <unit>] in [<low>, <high>], got
+            <value>"`` (or ``">= <low>"`` without an upper end).
     """
     ok = (is_number(value) and not math.isnan(value) and value <= high
           and (value > low if low_open else value >= low)
@@ -103,7 +103,8 @@ def check_number(value: object, what: str, low: float = 0.0, high: float = math.
             wanted = f"{'>' if low_open else '>='} {low:g}"
         else:
             wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
-        raise ConfigError(f"{what} must be a number {wanted}, got {short_repr(value)}")
+        unit = f" of {unit}" if unit else ""
+        raise ConfigError(f"{what} must be a number{unit} {wanted}, got {short_repr(value)}")
 
 
 def check_seed(seed: object, what: str = "seed") -> None:
@@ -124,11 +125,7 @@ def check_seconds(value: object, what: str, *, positive: bool = False,
     Raises:
         ConfigError: ``"<what> must be a number of seconds >= 0, got <value>"``.
     """
-    ok = (is_number(value)
-          and (value > 0 if positive else value >= 0) and not (finite and math.isinf(value)))
-    if not ok:
-        raise ConfigError(f"{what} must be a number of seconds {'>' if positive else '>='} 0, "
-                          f"got {value!r}")
+    check_number(value, what, low_open=positive, finite=finite, unit="seconds")
 
 
 def short_repr(value: object, limit: int = 40) -> str:
