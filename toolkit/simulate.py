@@ -60,7 +60,7 @@ import pandas as pd
 
 from toolkit.adapt import DriftTracker
 from toolkit.config import config_keys, single_extras
-from toolkit.errors import ToolkitError, check_number, check_seed, is_number, short_repr
+from toolkit.errors import ToolkitError, check_number, check_seed, short_repr
 from toolkit.policy import Policy
 from toolkit.rules import Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state
@@ -89,14 +89,10 @@ class Drift:
                     getattr(self, name), bool):
                 raise ToolkitError(f"drift {name} must be a request index (an integer), got "
                                    f"{short_repr(getattr(self, name))}")
-        if not is_number(self.factor):
-            raise ToolkitError(f"drift factor must be a positive number, got "
-                               f"{short_repr(self.factor)}")
+        check_number(self.factor, "drift factor", low_open=True)
         if self.start < 0 or self.end <= self.start:
             raise ToolkitError(f"drift segment must satisfy 0 <= start < end, got "
                                f"{self.start}..{self.end}")
-        if not (self.factor > 0 and math.isfinite(self.factor)):
-            raise ToolkitError(f"drift factor must be a positive number, got {self.factor}")
 
     @classmethod
     def parse(cls, text: str) -> Drift:

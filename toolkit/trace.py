@@ -12,14 +12,13 @@ same with a seeded :func:`numpy.random.default_rng`.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from toolkit.errors import ToolkitError, check_seed, choices, is_count, is_number
+from toolkit.errors import ToolkitError, check_number, check_seed, choices, is_count
 from toolkit.fileio import as_path, integer_column, numeric_column, read_table, write_table
 
 __all__ = ["MAX_REQUESTS", "NETWORK_MODELS", "TRACE_COLUMNS", "generate_trace", "network_of",
@@ -78,15 +77,11 @@ def generate_trace(
         raise ToolkitError(f"a trace needs n >= 2 requests, got {n!r}")
     if n > MAX_REQUESTS:
         raise ToolkitError(f"a generated trace holds at most {MAX_REQUESTS} requests, got {n}")
-    for name, value in (("min", min_ms), ("max", max_ms), ("shape", shape)):
-        if not is_number(value) or not math.isfinite(value):
-            raise ToolkitError(f"trace {name} must be a finite number, got {value!r}")
-    if min_ms < 0:
-        raise ToolkitError(f"trace min must be >= 0 ms, got {min_ms}")
+    check_number(min_ms, "trace min", unit="ms")
+    check_number(max_ms, "trace max", unit="ms")
     if max_ms <= min_ms:
         raise ToolkitError(f"trace max ({max_ms} ms) must be greater than min ({min_ms} ms)")
-    if shape <= 0:
-        raise ToolkitError(f"Weibull shape must be > 0, got {shape}")
+    check_number(shape, "Weibull shape", low_open=True)
     check_seed(seed, "trace seed")
     draws = np.random.default_rng(seed).weibull(shape, int(n))
     lo, hi = draws.min(), draws.max()

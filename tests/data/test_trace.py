@@ -49,9 +49,9 @@ def test_shape_sets_the_distribution(shape, ratio):
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"n": 1}, "n >= 2"),
     ({"min_ms": 100.0, "max_ms": 100.0}, "must be greater than min"),
-    ({"min_ms": -1.0}, "min must be >= 0"),
-    ({"shape": 0.0}, "shape must be > 0"),
-    ({"max_ms": float("inf")}, "finite number"),
+    ({"min_ms": -1.0}, "trace min must be a number of ms >= 0, got -1.0"),
+    ({"shape": 0.0}, "Weibull shape must be a number > 0, got 0.0"),
+    ({"max_ms": float("inf")}, "trace max must be a number of ms >= 0, got inf"),
     ({"model": ""}, "invalid model name"),
     ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
 ])

@@ -39,7 +39,7 @@ CASES = [
     ("trace generate --model vgg16 --min 100 --max 10 -n 10 --seed 0 -o {tmp}/t.csv",
      "must be greater than min"),
     ("trace generate --model vgg16 --min 1 --max 10 -n 10 --seed 0 --shape nan "
-     "-o {tmp}/t.csv", "finite"),
+     "-o {tmp}/t.csv", "Weibull shape must be a number > 0, got nan"),
     ("trace generate --model vgg16 --min 1 --max 10 -n 1000000000000 --seed 0 "
      "-o {tmp}/t.csv", "a generated trace holds at most 10000000 requests"),
     ("trace generate --model a,b --min 1 --max 10 -n 10 --seed 0 -o {tmp}/t.csv",
@@ -48,10 +48,10 @@ CASES = [
     ("simulate {cube} --policy {trace} --trace {trace}", "is not a readable JSON file"),
     ("simulate {cube} --policy {policy} --trace {trace} --drift a:b:c", "START:END:FACTOR"),
     ("simulate {cube} --policy {policy} --trace {trace} --drift 0:10:nan",
-     "drift factor must be a positive number"),
+     "drift factor must be a number > 0, got nan"),
     ("simulate {cube} --policy {policy} --trace {trace} --plot {tmp}/s.xyz",
      "unknown image format .xyz"),
-    ("schedule {policy} --dry-run --queue 0", "queue size must be at least 1"),
+    ("schedule {policy} --dry-run --queue 0", "queue size must be an integer >= 1, got 0"),
     ("schedule {policy} --dry-run --timeout nan", "timeout must be a number of seconds"),
     ("schedule {policy} --dry-run --grace inf", "grace period must be a number of seconds"),
     ("schedule {policy} --dry-run --listen nothost", "is not HOST:PORT"),

@@ -145,8 +145,8 @@ def test_refusals():
         Drift(5, 5, 2.0)
     for args, message in (((None, 5, 2.0), "drift start must be a request index .*got None"),
                           ((0, 5.5, 2.0), "drift end must be a request index .*got 5.5"),
-                          ((0, 5, "x"), "drift factor must be a positive number, got 'x'"),
-                          ((0, 5, float("nan")), "drift factor must be a positive number")):
+                          ((0, 5, "x"), "drift factor must be a number > 0, got 'x'"),
+                          ((0, 5, float("nan")), "drift factor must be a number > 0, got nan")):
         with pytest.raises(ToolkitError, match=message):
             Drift(*args)
     with pytest.raises(ToolkitError, match="drift starts at request 50"):

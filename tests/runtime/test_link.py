@@ -35,8 +35,10 @@ def test_times():
 
 
 @pytest.mark.parametrize(("mbps", "rtt_ms", "why"), [
-    (0.0, 0.0, "positive number of Mbit/s"), (-1.0, 0.0, "positive"), (True, 0.0, "positive"),
+    (0.0, 0.0, "link rate must be a number of Mbit/s > 0, got 0.0"), (-1.0, 0.0, "> 0"),
+    (True, 0.0, "> 0"), ("10", 0.0, "> 0, got '10'"),
     (10.0, -1.0, "RTT must be a number of ms >= 0"), (10.0, float("nan"), "RTT"),
+    (10.0, float("inf"), "RTT must be a number of ms >= 0, got inf"),
 ])
 def test_bad_links_are_refused(mbps, rtt_ms, why):
     with pytest.raises(ToolkitError, match=why):

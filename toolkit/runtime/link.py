@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import check_number
 
 if TYPE_CHECKING:
     from toolkit.hardware.profile import DeviceProfile
@@ -52,10 +52,9 @@ class Link:
     rtt_ms: float = DEFAULT_RTT_MS
 
     def __post_init__(self) -> None:
-        if self.mbps is not None and (isinstance(self.mbps, bool) or not self.mbps > 0):
-            raise ToolkitError(f"link rate must be a positive number of Mbit/s, got {self.mbps!r}")
-        if isinstance(self.rtt_ms, bool) or not self.rtt_ms >= 0:
-            raise ToolkitError(f"link RTT must be a number of ms >= 0, got {self.rtt_ms!r}")
+        if self.mbps is not None:
+            check_number(self.mbps, "link rate", low_open=True, finite=False, unit="Mbit/s")
+        check_number(self.rtt_ms, "link RTT", unit="ms")
 
     def seconds(self, nbytes: int) -> float:
         """Serialisation time of ``nbytes`` on this link."""

@@ -38,7 +38,6 @@ import contextlib
 import io
 import json
 import logging
-import math
 import signal
 import sys
 import time
@@ -47,7 +46,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, check_count, check_seconds
 from toolkit.scheduler.auth import start_server
 from toolkit.scheduler.channel import Channel, Source, StreamSink, open_input, open_output
 from toolkit.scheduler.direct import DirectClient, HandoverReader, WriteRound
@@ -142,12 +141,9 @@ class Server:
                  grace_s: float = 30.0, log: Any = None,
                  max_pending: int = MAX_PENDING_ANSWERS, max_clients: int = MAX_CLIENTS,
                  guard: Guard | None = None, observer: Metrics | None = None) -> None:
-        if queue_size < 1:
-            raise ToolkitError(f"queue size must be at least 1, got {queue_size}")
-        if not 0 < timeout_s < math.inf:
-            raise ToolkitError(f"timeout must be a number of seconds > 0, got {timeout_s}")
-        if not 0 <= grace_s < math.inf:
-            raise ToolkitError(f"grace period must be a number of seconds >= 0, got {grace_s}")
+        check_count(queue_size, "queue size")
+        check_seconds(timeout_s, "timeout", positive=True)
+        check_seconds(grace_s, "grace period")
         self.handle = handle
         self._immediate: Callable[[Request], dict[str, Any]] | None = getattr(
             handle, "immediate", None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from toolkit.energy.model import PowerModel
-from toolkit.errors import ToolkitError
+from toolkit.errors import check_number
 from toolkit.hardware.profile import load_profile
 from toolkit.partition.cost.energy import EnergySplit, split_energy
 from toolkit.partition.cost.per_device import (
@@ -55,12 +55,8 @@ class CloudModel:
     accel: str = "none"
 
     def __post_init__(self) -> None:
-        for key in ("macs_per_s", "link_mbps"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ToolkitError(f"cloud {key} must be a positive number, got {value!r}")
-        if not isinstance(self.rtt_ms, (int, float)) or not self.rtt_ms >= 0:
-            raise ToolkitError(f"cloud rtt_ms must be a number >= 0, got {self.rtt_ms!r}")
+        for key in ("macs_per_s", "link_mbps", "rtt_ms"):
+            check_number(getattr(self, key), f"cloud {key}", low_open=key != "rtt_ms")
 
     def power_model(self) -> PowerModel:
         """The cloud's power model (validates the accelerator)."""

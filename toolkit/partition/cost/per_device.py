@@ -41,11 +41,10 @@ measurement; energies carry ``energy_source = "model:<profile>"``):
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 from toolkit.energy.model import PowerModel
-from toolkit.errors import ConfigError, ToolkitError, choices, is_number, short_repr
+from toolkit.errors import ConfigError, check_number, choices
 from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import load_profile
 from toolkit.partition.cost.energy import EnergySplit, check_idle, split_energy
@@ -115,14 +114,9 @@ class CostModel:
 
     def __post_init__(self) -> None:
         check_idle(self.idle)
-        for key in ("macs_per_s", "link_mbps"):
-            value = getattr(self, key)
-            if not is_number(value) or not 0 < value < math.inf:
-                raise ToolkitError(f"{key} must be a positive number, got {short_repr(value)}")
-        for key in ("rtt_ms", "step_overhead_ms", "transfer_overhead_ms"):
-            value = getattr(self, key)
-            if not is_number(value) or not 0 <= value < math.inf:
-                raise ToolkitError(f"{key} must be a number >= 0, got {short_repr(value)}")
+        for key in ("macs_per_s", "link_mbps", "rtt_ms", "step_overhead_ms",
+                    "transfer_overhead_ms"):
+            check_number(getattr(self, key), key, low_open=key in ("macs_per_s", "link_mbps"))
         object.__setattr__(self, "device_profiles", tuple(self.device_profiles))
         for name in self.device_profiles:  # unknown names and missing timing tables fail here
             self._speed(name)
