@@ -30,7 +30,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from toolkit.energy.meter import Measurement, Meter, trapezoid_joules
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ToolkitError, check_number
 
 __all__ = ["CounterMeter", "PeriodicSampler", "PowerSampledMeter", "counter_delta"]
 
@@ -38,10 +38,7 @@ T = TypeVar("T")
 
 
 def _check_period(period_s: float, what: str) -> float:
-    if not isinstance(period_s, (int, float)) or isinstance(period_s, bool):
-        raise ConfigError(f"{what}: period_s must be a number of seconds, got {period_s!r}")
-    if not 0.0 < float(period_s) <= 60.0:
-        raise ConfigError(f"{what}: period_s must be in (0, 60] seconds, got {period_s!r}")
+    check_number(period_s, f"{what}: period_s", 0.0, 60.0, low_open=True, unit="seconds")
     return float(period_s)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from toolkit.energy.meter import MeterUnavailableError
 from toolkit.energy.sampling import PowerSampledMeter
-from toolkit.errors import ConfigError, DeviceError, ToolkitError, choices
+from toolkit.errors import ConfigError, DeviceError, ToolkitError, check_number, choices
 
 __all__ = ["ScpiPowerMeter", "parse_idn", "parse_values"]
 
@@ -163,10 +163,8 @@ class ScpiPowerMeter(PowerSampledMeter):
             )
         if not isinstance(address, str) or not address:
             raise ConfigError(f"scpi meter: address must be a non-empty string, got {address!r}")
-        if (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
-                or not 0 < timeout_s <= 3600):
-            raise ConfigError(f"scpi meter: timeout_s must be in (0, 3600] seconds, "
-                              f"got {timeout_s!r}")
+        check_number(timeout_s, "scpi meter: timeout_s", 0, 3600, low_open=True,
+                     unit="seconds")
         self.address = address
         self.transport = transport
         self.timeout_s = float(timeout_s)

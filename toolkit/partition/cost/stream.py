@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit.errors import ToolkitError, is_count, is_number
+from toolkit.errors import ToolkitError, check_number, is_count
 from toolkit.partition.cost.hybrid import HybridCost
 from toolkit.partition.cost.per_device import CostModel, PlanCost
 from toolkit.partition.model.plan import Compute, PartitionPlan, check_plan
@@ -79,8 +79,7 @@ def check_stream(requests: int, interval_ms: float) -> tuple[int, float]:
         raise ToolkitError(f"requests must be an integer >= 1, got {requests!r}")
     if requests > MAX_STREAM_REQUESTS:
         raise ToolkitError(f"a stream has at most {MAX_STREAM_REQUESTS} requests, got {requests}")
-    if not is_number(interval_ms) or not np.isfinite(interval_ms) or interval_ms < 0:
-        raise ToolkitError(f"interval_ms must be a finite number >= 0, got {interval_ms!r}")
+    check_number(interval_ms, "interval_ms", unit="ms")
     return int(requests), float(interval_ms)
 
 
