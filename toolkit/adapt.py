@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from toolkit.errors import ToolkitError, check_number, is_number
+from toolkit.errors import check_number
 
 __all__ = ["DriftTracker"]
 
@@ -25,8 +25,7 @@ class DriftTracker:
     def __init__(self, alpha: float = 0.3, step: float = 0.05, decay: float = 0.02) -> None:
         check_number(alpha, "EWMA alpha", 0.0, 1.0, low_open=True)
         check_number(step, "the factor grid step", low_open=True)
-        if not (is_number(decay) and 0.0 <= decay < 1.0):
-            raise ToolkitError(f"the idle decay must be in [0, 1), got {decay}")
+        check_number(decay, "the idle decay", 0.0, 1.0, high_open=True)
         self.alpha = alpha
         self.step = step
         self.decay = decay

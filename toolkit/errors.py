@@ -17,7 +17,8 @@ import math
 from typing import ClassVar
 
 __all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "check_count",
-           "check_number", "check_seconds", "check_seed", "is_count", "is_number", "retryable",
+           "check_number", "check_seconds", "check_seed", "in_range", "is_count", "is_number",
+           "retryable",
            "short_repr"]
 
 
@@ -85,24 +86,37 @@ def check_count(value: object, what: str, minimum: int = 1, maximum: int | None 
         raise ConfigError(f"{what} must be at most {maximum}, got {short_repr(value)}")
 
 
+def in_range(value: object, low: float = 0.0, high: float = math.inf, *,
+             low_open: bool = False, high_open: bool = False, finite: bool = True) -> bool:
+    """Whether ``value`` is a real number (not a bool, not nan) in ``[low, high]`` (an
+    end left out where ``low_open`` or ``high_open``; ``inf``, or an integer too large
+    for a float, only where not ``finite``): the test :func:`check_number` words."""
+    if not is_number(value):
+        return False
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # a 400-digit integer
+        number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    return (not math.isnan(number) and not (finite and math.isinf(number))
+            and (number < high if high_open else number <= high)
+            and (number > low if low_open else number >= low))
+
+
 def check_number(value: object, what: str, low: float = 0.0, high: float = math.inf, *,
-                 low_open: bool = False, finite: bool = True, unit: str = "") -> None:
-    """Refuse what is not a real number in ``[low, high]`` (``(low, high]`` where
-    ``low_open``; ``inf`` only where not ``finite``), naming it: the one range check of a
-    probability, a fraction, a weight or a duration.
+                 low_open: bool = False, high_open: bool = False, finite: bool = True,
+                 unit: str = "") -> None:
+    """Refuse what is not a real number in ``[low, high]`` (as :func:`in_range`), naming
+    it: the one range check of a probability, a fraction, a weight or a duration.
 
     Raises:
         ConfigError: ``"<what> must be a number [of <unit>] in [<low>, <high>], got
             <value>"`` (or ``">= <low>"`` without an upper end).
     """
-    ok = (is_number(value) and not math.isnan(value) and value <= high
-          and (value > low if low_open else value >= low)
-          and not (finite and math.isinf(value)))
-    if not ok:
+    if not in_range(value, low, high, low_open=low_open, high_open=high_open, finite=finite):
         if high == math.inf:
             wanted = f"{'>' if low_open else '>='} {low:g}"
         else:
-            wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+            wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         unit = f" of {unit}" if unit else ""
         raise ConfigError(f"{what} must be a number{unit} {wanted}, got {short_repr(value)}")
 

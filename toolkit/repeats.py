@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.config import MAX_RUNS
-from toolkit.errors import ConfigError, check_count
+from toolkit.errors import check_count, check_number
 
 __all__ = ["AdaptiveRepeats", "ci_half_width", "stopping_rule_attr", "t_975"]
 
@@ -79,9 +79,7 @@ class AdaptiveRepeats:
     variables: tuple[str, ...] = ("latency_ms", "energy_j")
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.rel_ci, (int, float)) and 0 < self.rel_ci < 1):
-            raise ConfigError(f"rel-ci must be a fraction between 0 and 1 (e.g. 0.05), "
-                              f"got {self.rel_ci!r}")
+        check_number(self.rel_ci, "rel-ci (e.g. 0.05)", 0.0, 1.0, low_open=True, high_open=True)
         check_count(self.min_runs, "min_runs", 2, MAX_RUNS)
         check_count(self.max_runs, "max-runs", self.min_runs, MAX_RUNS)
 

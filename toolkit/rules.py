@@ -50,7 +50,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from toolkit.errors import ConfigError, choices, is_number
+from toolkit.errors import ConfigError, check_number, choices, is_number
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -85,8 +85,7 @@ SwitchCost = Callable[[Hashable, Hashable], tuple[float, float]]
 
 def z_score(confidence: float) -> float:
     """The one-sided normal quantile for a confidence in [0.5, 1); 0.5 gives 0."""
-    if not (is_number(confidence) and 0.5 <= confidence < 1.0):
-        raise ConfigError(f"confidence must be a number in [0.5, 1), got {confidence!r}")
+    check_number(confidence, "confidence", 0.5, 1.0, high_open=True)
     return NormalDist().inv_cdf(confidence)
 
 
@@ -462,8 +461,7 @@ class Selector:
                  shift_ms: np.ndarray | None = None) -> None:
         if rule not in RULES:
             raise ConfigError(f"unknown rule {rule!r}; valid: {choices(RULES)}")
-        if not (is_number(target) and 0.0 < target < 1.0):
-            raise ConfigError(f"the tail target must be a number in (0, 1), got {target!r}")
+        check_number(target, "the tail target", 0.0, 1.0, low_open=True, high_open=True)
         if len(candidates) == 0:
             raise ConfigError("a policy needs at least one candidate")
         self.c = candidates

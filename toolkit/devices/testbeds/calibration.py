@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import math
 import os
 import platform
 import socket
@@ -43,7 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ToolkitError, is_number
+from toolkit.errors import ToolkitError, in_range
 from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import DeviceProfile
 
@@ -178,8 +177,7 @@ def _load(path: Path) -> HostCalibration | None:
     except (OSError, ValueError, TypeError):
         return None
     if cal is None or cal.schema != SCHEMA or not all(
-            is_number(v) and math.isfinite(v) and v > 0
-            for v in (cal.int8_gmacs, cal.fp32_gmacs)):
+            in_range(v, low_open=True) for v in (cal.int8_gmacs, cal.fp32_gmacs)):
         return None
     return cal
 

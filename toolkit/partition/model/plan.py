@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ToolkitError, is_count, is_number
+from toolkit.errors import ToolkitError, in_range, is_count
 from toolkit.partition.model.ops import BYTES_PER_ELEMENT, Op, op_macs, op_output_shape
 
 __all__ = [
@@ -103,9 +103,7 @@ def check_speeds(speeds: Sequence[float] | None, n_devices: int,
     if speeds is None:
         return None
     values = tuple(speeds)
-    if len(values) != n_devices or not all(
-            is_number(v) and math.isfinite(v) and v > 0
-            for v in values):
+    if len(values) != n_devices or not all(in_range(v, low_open=True) for v in values):
         raise ToolkitError(f"strategy {strategy!r} needs one speed > 0 per device "
                            f"({n_devices}), got {list(values)!r}")
     return tuple(float(v) for v in values)
