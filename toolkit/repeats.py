@@ -79,7 +79,7 @@ class AdaptiveRepeats:
     variables: tuple[str, ...] = ("latency_ms", "energy_j")
 
     def __post_init__(self) -> None:
-        check_number(self.rel_ci, "rel-ci (e.g. 0.05)", 0.0, 1.0, low_open=True, high_open=True)
+        check_number(self.rel_ci, "rel-ci", 0.0, 1.0, low_open=True, high_open=True)
         check_count(self.min_runs, "min_runs", 2, MAX_RUNS)
         check_count(self.max_runs, "max-runs", self.min_runs, MAX_RUNS)
 
