@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ConfigError, choices, is_number, short_repr
+from toolkit.errors import ConfigError, choices, in_range, short_repr
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,19 +48,6 @@ def kind_name(kind: Kind) -> str:
 
 #: the largest integer a file may give for a count, a port, an index (2**53: exact as a float)
 LARGEST_INTEGER = 2**53
-
-
-def _finite(value: float) -> bool:
-    """Whether ``value`` is a finite float (an integer too large for one is not)."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # e.g. a 400-digit integer in a JSON file
-        return False
-
-
-def _in_range(value: float, minimum: float, strict: bool) -> bool:
-    """Whether ``value`` is finite and above (``strict``) or at least ``minimum``."""
-    return _finite(value) and (value > minimum if strict else value >= minimum)
 
 
 class TypedTable:
@@ -139,7 +126,7 @@ class TypedTable:
         """A finite number above ``minimum`` (at least ``minimum`` where not
         ``strict``); TOML's ``nan`` and ``inf`` are refused."""
         value = self.get(sub, (int, float), default)
-        if not _in_range(value, minimum, strict):
+        if not in_range(value, minimum, low_open=strict):
             raise self.fail(sub, f"a number {'>' if strict else '>='} {minimum:g}", value)
         return float(value)
 
@@ -157,7 +144,7 @@ class TypedTable:
         """A list of finite numbers (``n`` of them where given; ``what`` says per
         what), each at least ``minimum`` where given."""
         values = self.get(sub, list)
-        if not all(is_number(v) and _finite(v) for v in values):
+        if not all(in_range(v, -math.inf) for v in values):
             raise self.fail(sub, "a list of numbers", values)
         if minimum is not None and not all(v >= minimum for v in values):
             raise self.fail(sub, f"a list of numbers >= {minimum:g}", values)

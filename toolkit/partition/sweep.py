@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.config import listed
-from toolkit.errors import ToolkitError, check_count, is_number, short_repr
+from toolkit.errors import ToolkitError, check_count, in_range, short_repr
 from toolkit.fileio import check_table
 from toolkit.partition.cost.hybrid import CloudModel, estimate_hybrid_cost
 from toolkit.partition.cost.per_device import CostModel, estimate_cost
@@ -84,7 +84,7 @@ def predict_table(
     model = as_partition_model(model, "predict_table")
     devices = [check_devices(n) for n in listed(devices)]
     rates = listed(link_mbps)
-    bad = [r for r in rates if not is_number(r)]
+    bad = [r for r in rates if not in_range(r, low_open=True)]
     if bad:
         raise ToolkitError(f"predict_table's link rates must be numbers of Mbit/s > 0, got "
                            f"{short_repr(bad[0])}")
