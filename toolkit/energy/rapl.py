@@ -12,6 +12,7 @@ total). Since Linux 5.10 ``energy_uj`` is readable by root only.
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -99,9 +100,7 @@ def discover_rapl_zones(root: str | os.PathLike = DEFAULT_ROOT) -> list[RaplZone
             "or running in a VM or container without it)"
         )
     names = {d.name: _read_text(d / "name") for d in dirs}
-    counts: dict[str, int] = {}
-    for n in names.values():
-        counts[n] = counts.get(n, 0) + 1
+    counts = collections.Counter(names.values())
     zones = []
     for d in dirs:
         name = names[d.name]

@@ -129,27 +129,34 @@ class PeriodicSampler(Generic[T]):
         return np.asarray(self._times, dtype=float), list(self._values)
 
 
-class PowerSampledMeter(Meter):
-    """A meter that samples instantaneous power and integrates it (trapezoid rule).
+class _SampledMeter(Meter, Generic[T]):
+    """A meter whose readings a :class:`PeriodicSampler` takes during each window."""
 
-    Subclasses implement :meth:`read_watts` and set :attr:`source`.
-    """
-
-    def __init__(self, period_s: float, name: str) -> None:
-        self._sampler: PeriodicSampler[float] = PeriodicSampler(self.read_watts, period_s, name)
+    def __init__(self, read: Callable[[], T], period_s: float, name: str) -> None:
+        self._sampler: PeriodicSampler[T] = PeriodicSampler(read, period_s, name)
 
     @property
     def period_s(self) -> float:
         """Sampling period in seconds."""
         return self._sampler.period_s
 
-    @abc.abstractmethod
-    def read_watts(self) -> float:
-        """One instantaneous power reading in watts."""
-
     def begin_window(self) -> None:
         """Start a window: read once now, then every ``period_s`` in the background."""
         self._sampler.start()
+
+
+class PowerSampledMeter(_SampledMeter[float]):
+    """A meter that samples instantaneous power and integrates it (trapezoid rule).
+
+    Subclasses implement :meth:`read_watts` and set :attr:`source`.
+    """
+
+    def __init__(self, period_s: float, name: str) -> None:
+        super().__init__(self.read_watts, period_s, name)
+
+    @abc.abstractmethod
+    def read_watts(self) -> float:
+        """One instantaneous power reading in watts."""
 
     def end_window(self) -> Measurement:
         """Stop the window; joules are the trapezoid integral of the sampled trace."""
@@ -184,7 +191,7 @@ def counter_delta(before: float, after: float, wrap: float | None) -> float:
     return delta
 
 
-class CounterMeter(Meter):
+class CounterMeter(_SampledMeter[Mapping[str, float]]):
     """A meter whose joules come from cumulative energy counters.
 
     Subclasses implement :meth:`read_counters` (joules per domain, cumulative) and
@@ -197,14 +204,7 @@ class CounterMeter(Meter):
     """
 
     def __init__(self, period_s: float, name: str) -> None:
-        self._sampler: PeriodicSampler[Mapping[str, float]] = PeriodicSampler(
-            self.read_counters, period_s, name
-        )
-
-    @property
-    def period_s(self) -> float:
-        """Sampling period in seconds."""
-        return self._sampler.period_s
+        super().__init__(self.read_counters, period_s, name)
 
     @abc.abstractmethod
     def read_counters(self) -> Mapping[str, float]:
@@ -226,10 +226,6 @@ class CounterMeter(Meter):
             dt: interval lengths in seconds.
         """
         return steps
-
-    def begin_window(self) -> None:
-        """Start a window: read the counters now, then every ``period_s``."""
-        self._sampler.start()
 
     def end_window(self) -> Measurement:
         """Stop the window; joules are counter differences, not a trace integral."""
