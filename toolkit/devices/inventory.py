@@ -28,8 +28,6 @@ See ``docs/devices.md`` for every key.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +57,6 @@ METER_KINDS: tuple[str, ...] = ("rapl", "nvml", "ina219", "ina260", "scpi", "mod
 #: meter kinds read on a host of the testbed (key ``host``); scpi meters have their
 #: own network address and model meters need no hardware
 _METER_NEEDS_HOST = ("rapl", "nvml", "ina219", "ina260")
-#: meter constructor parameters that are objects or filled in, not inventory keys
-_NOT_METER_KEYS = {"self", "device", "i2c", "model", "name"}
 
 
 @dataclass(frozen=True)
@@ -142,8 +138,10 @@ class MeterSpec:
 
     def open_spec(self) -> dict[str, Any]:
         """The spec for :func:`toolkit.energy.open_meter`: ``{"kind": ..., options}``."""
+        from toolkit.energy.factory import meter_parameters
+
         spec = {"kind": self.kind, **self.options}
-        if "name" in _meter_parameters(self.kind, with_name=True):
+        if "name" in meter_parameters(self.kind):
             spec["name"] = self.name
         return spec
 
@@ -336,28 +334,16 @@ def _profile_reference(t: TypedTable) -> str:
     return str(p if p.is_absolute() else t.path.parent / p)
 
 
-def _meter_parameters(kind: str, with_name: bool = False) -> dict[str, inspect.Parameter]:
-    """The inventory keys of a meter kind: its constructor's parameters (one source of
-    truth with :func:`toolkit.energy.open_meter`)."""
-    from toolkit.energy import METER_KINDS as CLASSES
-
-    module, cls = CLASSES[kind]
-    init = getattr(importlib.import_module(module), cls).__init__
-    skip = _NOT_METER_KEYS - ({"name"} if with_name else set())
-    params = {n: p for n, p in inspect.signature(init).parameters.items()
-              if n not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    if kind == "model":
-        params["profile"] = inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY,
-                                              default=None)
-    return params
-
-
 def _meter(
     data: Any, path: Path, i: int, hosts: dict[str, DeviceProfile | None]
 ) -> MeterSpec:
+    from toolkit.energy.factory import meter_parameters
+
     t = TypedTable(data, path, f"meters[{i}]")
     kind = t.one_of("kind", METER_KINDS)
-    params = _meter_parameters(kind)
+    params = {n: p for n, p in meter_parameters(kind).items() if n != "name"}
+    if "profile" in params:  # a model meter's profile is read after its own keys
+        params["profile"] = params.pop("profile")
     t.reject_unknown(_METER_KEYS + tuple(params))
     measures = t.one_of("measures", hosts)
     host = t.one_of("host", hosts, None)

@@ -30,7 +30,7 @@ from toolkit.energy.model import PowerModel
 from toolkit.energy.model_meter import PowerModelMeter
 from toolkit.errors import ConfigError, choices
 
-__all__ = ["METER_KINDS", "open_meter"]
+__all__ = ["METER_KINDS", "meter_parameters", "open_meter"]
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,16 @@ def _build(kind: str, options: dict[str, Any]) -> Meter:
 _NOT_IN_SPECS = {"self", "device", "i2c", "model"}
 
 
-def _spec_keys(kind: str) -> list[str]:
-    params = inspect.signature(_class_of(kind).__init__).parameters
-    keys = [p for p in params if p not in _NOT_IN_SPECS]
-    return ["profile", *keys] if kind == "model" else keys
+def meter_parameters(kind: str) -> dict[str, inspect.Parameter]:
+    """The options a spec of meter ``kind`` may set: its constructor's parameters, less
+    the objects (``device``, ``i2c``, ``model``), with ``profile`` first for ``model``
+    (one source of truth for :func:`open_meter` and the inventories' meter keys)."""
+    params = {n: p for n, p in inspect.signature(_class_of(kind).__init__).parameters.items()
+              if n not in _NOT_IN_SPECS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if kind != "model":
+        return params
+    return {"profile": inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY,
+                                         default=None), **params}
 
 
 def open_meter(
@@ -103,7 +109,7 @@ def open_meter(
     kind = options.pop("kind", None)
     if kind not in METER_KINDS:
         raise ConfigError(f"unknown meter kind {kind!r}; valid: {choices(METER_KINDS)}")
-    valid = _spec_keys(kind)
+    valid = list(meter_parameters(kind))
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ConfigError(
