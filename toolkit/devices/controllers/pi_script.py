@@ -192,16 +192,16 @@ class KnobScript:
         return [sudo, "-n", *argv] if sudo else argv
 
     def _label(self, label: str, argv: list[str]) -> str:
+        """Keep ``argv`` under ``label`` (for messages); its command line, quoted."""
         self._commands[label] = [str(a) for a in argv]
-        return label
+        return shlex.join(self._commands[label])
 
     def _write(self, label: str, sudo: str | None, value: str, path: str) -> str:
         """Shell text writing ``value`` and a newline to ``path`` (as root via sudo)."""
         q = shlex.quote
         if sudo:
-            argv = self._priv(sudo, ["tee", "--", path])
-            self._label(label, argv)
-            return f"printf '%s\\n' {q(value)} | {shlex.join(argv)} >/dev/null"
+            tee = self._label(label, self._priv(sudo, ["tee", "--", path]))
+            return f"printf '%s\\n' {q(value)} | {tee} >/dev/null"
         text = f"printf '%s\\n' {q(value)} > {q(path)}"
         self._label(label, ["sh", "-c", text])
         return text
@@ -253,7 +253,7 @@ class KnobScript:
         want = "on" if on else "off"
         hub = self._priv(s.tpu_sudo, [s.uhubctl, "-l", s.hub_location, "-p", str(s.hub_port),
                                       "-a", want])
-        switch = shlex.join(self._label_argv("tpu.switch", hub))
+        switch = self._label("tpu.switch", hub)
         self._step("tpu_power", want, [
             f'announce tpu.switch; out=$({switch}) || fail $? tpu.switch; blob out "$out"',
             "ch=-",  # changed or not: uhubctl's "Current status" tells (see changes())
@@ -263,14 +263,14 @@ class KnobScript:
         """Add the TPU runtime step (``std`` or ``max``: install its package if needed)."""
         s, q = self.settings, shlex.quote
         packages = dict(s.runtime_packages)
-        query = shlex.join(self._label_argv(
-            "mode.query", [s.dpkg_query, "-W", "-f", _DPKG_FORMAT, *packages.values()]))
-        install = shlex.join(self._label_argv("mode.install", self._priv(
-            s.tpu_sudo, [a.replace("{package}", packages[mode]) for a in s.install_command])))
+        query = self._label("mode.query",
+                            [s.dpkg_query, "-W", "-f", _DPKG_FORMAT, *packages.values()])
+        install = self._label("mode.install", self._priv(
+            s.tpu_sudo, [a.replace("{package}", packages[mode]) for a in s.install_command]))
         switch = []
         if s.preseed:
-            preseed = shlex.join(self._label_argv(
-                "mode.preseed", self._priv(s.tpu_sudo, list(s.preseed_command))))
+            preseed = self._label("mode.preseed",
+                                  self._priv(s.tpu_sudo, list(s.preseed_command)))
             lines = " ".join(q(line) for line in s.preseed)
             switch.append(f"  announce mode.preseed; printf '%s\\n' {lines} | {preseed} "
                           "|| fail $? mode.preseed")
@@ -284,10 +284,6 @@ class KnobScript:
             f'  announce mode.query; out=$({query}); blob after "$out"',
             "else ch=0; fi",
         ])
-
-    def _label_argv(self, label: str, argv: list[str]) -> list[str]:
-        self._label(label, argv)
-        return self._commands[label]
 
     @property
     def text(self) -> str:
