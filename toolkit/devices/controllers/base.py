@@ -8,7 +8,8 @@ duration: this is the reconfiguration cost the online scheduler weighs.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # asyncssh is imported only where SSH is used
     from typing_extensions import Self
 
     from toolkit.devices.inventory import Host
+    from toolkit.devices.transport.deploy import DeployReport
     from toolkit.devices.transport.ssh import SshTransport
     from toolkit.hardware.profile import DeviceProfile
 
@@ -106,3 +108,10 @@ class HostController:
     def name(self) -> str:
         """The host's inventory name."""
         return self.transport.name
+
+    async def deploy(self, files: Mapping[str | os.PathLike, str],
+                     progress: bool = True) -> DeployReport:
+        """Copy files (local → remote path) with checksum verification, skipping identical ones."""
+        from toolkit.devices.transport.deploy import deploy
+
+        return await deploy(self.transport, files, progress=progress)

@@ -11,14 +11,12 @@ worker, timed into a :class:`~toolkit.devices.controllers.base.KnobChange`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from toolkit.config import ACCELERATORS
 from toolkit.devices.controllers.base import HostController, KnobChange
-from toolkit.devices.transport.deploy import DeployReport, deploy
 from toolkit.devices.transport.remote import RemoteProcess, StopResult
 from toolkit.devices.transport.ssh import SshTransport
 from toolkit.hardware.profile import DeviceProfile
@@ -132,11 +130,6 @@ class CloudController(HostController):
         return KnobChange(self.name, "cloud_accel", cloud_accel,
                           (time.perf_counter() - start) * 1000.0, changed=True,
                           verified=running and _on_gpu(cloud_accel) == (worker.device != "cpu"))
-
-    async def deploy(self, files: Mapping[str | os.PathLike, str],
-                     progress: bool = True) -> DeployReport:
-        """Copy files (local → remote path) with checksum verification, skipping identical ones."""
-        return await deploy(self.transport, files, progress=progress)
 
     async def close(self) -> None:
         """Close the SSH connection (workers keep running on the host)."""

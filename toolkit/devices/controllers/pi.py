@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import posixpath
 import time
 from collections.abc import Mapping, Sequence
@@ -39,7 +38,6 @@ from toolkit.config import ACCELERATORS, Config
 from toolkit.devices.controllers.base import EdgeController, HostController, KnobChange
 from toolkit.devices.controllers.pi_script import KnobScript, parse_uhubctl, runtime_mode
 from toolkit.devices.transport.commands import CommandResult
-from toolkit.devices.transport.deploy import DeployReport, deploy
 from toolkit.devices.transport.errors import CommandFailed, CommandTimeout, ConnectionLost
 from toolkit.devices.transport.remote import RemoteProcess
 from toolkit.devices.transport.shell import RemoteShell
@@ -335,11 +333,6 @@ class PiController(HostController, EdgeController):
     ) -> RemoteProcess:
         """Start the edge worker (any argv) in the background, replacing one named ``name``."""
         return await RemoteProcess.start(self.transport, name, argv, env=env, cwd=cwd)
-
-    async def deploy(self, files: Mapping[str | os.PathLike, str],
-                     progress: bool = True) -> DeployReport:
-        """Copy files (local → remote path) with checksum verification, skipping identical ones."""
-        return await deploy(self.transport, files, progress=progress)
 
     async def close(self) -> None:
         """Close the remote shell and the SSH connection (a started worker keeps running)."""
