@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import struct
 import sys
 from dataclasses import dataclass, field
@@ -219,10 +220,7 @@ def tensor_frame(header: bytes, payload: memoryview | bytes) -> Frame:
         raise ProtocolError("tensor header shorter than its dimensions")
     shape = struct.unpack_from(f"!{ndim}I", header, TENSOR_HEADER.size)
     codec = CODECS[codec_id]
-    n = 1
-    for d in shape:
-        n *= d
-    if payload_nbytes(codec, n) != len(payload):
+    if payload_nbytes(codec, math.prod(shape)) != len(payload):
         raise ProtocolError(
             f"payload of {len(payload)} bytes does not match shape {shape} in {codec}"
         )

@@ -7,6 +7,7 @@ slower); int8 heads run on the ``ai-edge-litert`` interpreter.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +29,9 @@ def configure_threads(threads: int) -> None:
     """Limit TensorFlow's thread pools; call before the first TensorFlow op."""
     import tensorflow as tf
 
-    try:
+    with contextlib.suppress(RuntimeError):  # already initialised; keep what is there
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(max(1, threads))
-    except RuntimeError:  # already initialised; keep what is there
-        pass
 
 
 def keras_runner(model, device: str | None = None) -> Runner:

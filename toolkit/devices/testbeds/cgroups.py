@@ -24,15 +24,13 @@ _warned = False
 
 
 def _own_path(controller_line: str) -> str:
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/self/cgroup").read_text().splitlines():
             hier, ctrls, path = line.split(":", 2)
             if controller_line == "v2" and hier == "0" and ctrls == "":
                 return path
             if controller_line in ctrls.split(","):
                 return path
-    except OSError:
-        pass
     return "/"
 
 
