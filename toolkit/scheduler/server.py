@@ -434,7 +434,7 @@ class Server:
         if not self._answer_now(client, checked, client.line):
             self._refuse(client, checked, "shutdown before it was queued")
 
-    def _direct_failed(self, client: DirectClient, exc: BaseException) -> None:
+    def _read_failed(self, client: Channel | DirectClient, exc: BaseException) -> None:
         self._crashed = True
         self._note(f"{client.name}: internal error while reading:\n"
                    + "".join(traceback.format_exception(exc)))
@@ -466,10 +466,7 @@ class Server:
                 channel.reader.cancel()
             await asyncio.wait([channel.reader])
             if not channel.reader.cancelled() and channel.reader.exception() is not None:
-                self._crashed = True
-                exc = channel.reader.exception()
-                self._note(f"{channel.name}: internal error while reading:\n"
-                           + "".join(traceback.format_exception(exc)))
+                self._read_failed(channel, channel.reader.exception())
             await channel.close()
         finally:
             self._channels.discard(channel)
@@ -558,7 +555,7 @@ class Server:
                             writer: asyncio.StreamWriter) -> None:
         """Serve a dry-run client from its transport's callbacks until it is closed."""
         assert self._stopping is not None
-        client = DirectClient(name, self._take_now, self._direct_failed, self._writes)
+        client = DirectClient(name, self._take_now, self._read_failed, self._writes)
         self._direct.add(client)
         try:
             assert isinstance(reader, HandoverReader)  # the listeners make them
