@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pandas as pd
 
-__all__ = ["close_all", "error_html", "show_figure", "show_table"]
+__all__ = ["Panel", "close_all", "error_html", "show_figure", "show_table"]
 
 
 def show_figure(output: widgets.Output, fig: plt.Figure) -> None:
@@ -44,9 +45,22 @@ def error_html(exc: BaseException) -> str:
             f"{html.escape(str(exc))}</span>")
 
 
-
 def close_all(widget: widgets.Widget) -> None:
     """Close a widget and, recursively, its children."""
     for child in getattr(widget, "children", ()):
         close_all(child)
     widget.close()
+
+
+class Panel:
+    """What every panel shares: :attr:`widget`, the whole panel, is what the notebook
+    displays, and :meth:`close` closes it."""
+
+    widget: widgets.Box
+
+    def close(self) -> None:
+        """Close the panel's widgets."""
+        close_all(self.widget)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)

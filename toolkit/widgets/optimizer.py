@@ -35,12 +35,12 @@ from toolkit.optimize import (
     resolve_budget,
     save_front,
 )
-from toolkit.widgets._display import close_all, error_html, show_figure, show_table
+from toolkit.widgets._display import Panel, error_html, show_figure, show_table
 
 __all__ = ["OptimizerPanel"]
 
 
-class OptimizerPanel:
+class OptimizerPanel(Panel):
     """Run the budgeted optimizer on a cube and show its progress and front.
 
     Args:
@@ -189,10 +189,3 @@ class OptimizerPanel:
         if self.result is None:
             raise ToolkitError("nothing to save yet: run the optimizer first")
         return str(save_front(self.result, path))
-
-    def close(self) -> None:
-        """Close the panel's widgets."""
-        close_all(self.widget)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)

@@ -31,7 +31,7 @@ from toolkit.config import CONFIG_KEYS
 from toolkit.errors import ToolkitError
 from toolkit.policy import DEFAULT_RULE, Policy, front_configs
 from toolkit.rules import RULES
-from toolkit.widgets._display import close_all, error_html, show_figure, show_table
+from toolkit.widgets._display import Panel, error_html, show_figure, show_table
 
 __all__ = ["PolicyExporter"]
 
@@ -39,7 +39,7 @@ __all__ = ["PolicyExporter"]
 DEFAULT_REQUESTS = 200
 
 
-class PolicyExporter:
+class PolicyExporter(Panel):
     """Pick a selection rule, preview it by trace replay, export the policy and scheduler.
 
     Args:
@@ -197,10 +197,3 @@ class PolicyExporter:
                               f"<code>{html.escape(str(script))}</code>: run "
                               f"<code>python {html.escape(str(script))} --dry-run</code>")
         return self.exported
-
-    def close(self) -> None:
-        """Close the panel's widgets."""
-        close_all(self.widget)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)

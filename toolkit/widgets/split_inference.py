@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import ipywidgets as widgets
 import pandas as pd
@@ -24,7 +23,7 @@ from toolkit.config import CODECS, Config, listed
 from toolkit.devices.testbeds.testbed import RunRecord, Testbed
 from toolkit.errors import ToolkitError, check_count
 from toolkit.models.names import check_model_name
-from toolkit.widgets._display import close_all, error_html, show_figure, show_table
+from toolkit.widgets._display import Panel, error_html, show_figure, show_table
 from toolkit.widgets.lifetime import close_at_exit
 
 __all__ = ["SplitInferencePanel"]
@@ -34,7 +33,7 @@ STAGES: tuple[str, ...] = ("start the testbed", "apply the configuration",
                            "run the samples", "show the result")
 
 
-class SplitInferencePanel:
+class SplitInferencePanel(Panel):
     """Model, split, CPU frequency, accelerators, codec and samples → one run.
 
     The split slider offers the model's valid cut points only (labelled with
@@ -252,7 +251,4 @@ class SplitInferencePanel:
         if self._close_testbed is not None:
             self._close_testbed()
         self._started = False
-        close_all(self.widget)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        super().close()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -29,7 +28,7 @@ import xarray as xr
 
 from toolkit.config import coerce_value
 from toolkit.errors import ToolkitError
-from toolkit.widgets._display import close_all, error_html, show_figure, show_table
+from toolkit.widgets._display import Panel, error_html, show_figure, show_table
 
 __all__ = ["TradeoffExplorer"]
 
@@ -38,7 +37,7 @@ AXES: tuple[str, ...] = ("latency_ms", "energy_j", "accuracy", "edge_ms", "trans
                          "cloud_ms", "edge_energy_j", "cloud_energy_j", "tensor_kb")
 
 
-class TradeoffExplorer:
+class TradeoffExplorer(Panel):
     """Scatter any two objectives of a cube, with the front and the rules' picks.
 
     Args:
@@ -183,10 +182,3 @@ class TradeoffExplorer:
             show_table(self.table, self._picks)
         # last: a summary naming the threshold means the plot and picks are its own
         self.summary.value = status
-
-    def close(self) -> None:
-        """Close the panel's widgets."""
-        close_all(self.widget)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
