@@ -154,9 +154,7 @@ class CampaignSpec:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, as written to the journal's first line."""
-        d = asdict(self)
-        d["configs"] = [c.as_dict() for c in self.configs]
-        return d
+        return asdict(self)
 
     def settings(self) -> dict[str, Any]:
         """How each run is measured: what must match for runs to share a cube."""
@@ -171,26 +169,23 @@ class CampaignSpec:
 
     def plan(self) -> list[tuple[Config, str, int]]:
         """Every run, as (configuration, codec, repeat), in execution order."""
-        runs = [(c, codec, r) for r in range(self.runs) for c in self.configs
-                for codec in self.codecs_for(c)]
-        if self.order == "shuffle":
-            random.Random(self.seed).shuffle(runs)
-        return runs
+        return self._ordered([(c, codec, r) for r in range(self.runs) for c in self.configs
+                              for codec in self.codecs_for(c)])
 
     def cells(self) -> list[tuple[Config, str]]:
         """Every (configuration, codec), in execution order (adaptive repeats)."""
-        cells = [(c, codec) for c in self.configs for codec in self.codecs_for(c)]
+        return self._ordered([(c, codec) for c in self.configs for codec in self.codecs_for(c)])
+
+    def _ordered(self, items: list) -> list:
+        """``items`` as listed, or shuffled with :attr:`seed` (``order="shuffle"``)."""
         if self.order == "shuffle":
-            random.Random(self.seed).shuffle(cells)
-        return cells
+            random.Random(self.seed).shuffle(items)
+        return items
 
 
-def _run_key(config: Config, codec: str, repeat: int) -> str:
-    return json.dumps([*config.as_dict().values(), codec, repeat])
-
-
-def _cell_key(config: Config, codec: str) -> str:
-    return json.dumps([*config.as_dict().values(), codec])
+def _key(config: Config, codec: str, *repeat: int) -> str:
+    """The journal key of a run (with its repeat) or of a cell (without)."""
+    return json.dumps([*config.as_dict().values(), codec, *repeat])
 
 
 @dataclass
@@ -339,7 +334,7 @@ class Campaign(JournalledRun):
                    if len(rows := self._rows(c, codec)) >= rule.max_runs and not rule.met(rows))
 
     def _rows(self, config: Config, codec: str) -> list[dict[str, Any]]:
-        return list(self._cells.get(_cell_key(config, codec), {}).values())
+        return list(self._cells.get(_key(config, codec), {}).values())
 
     async def _run_locked(self) -> xr.Dataset:
         header = self.journal.open({"spec": self.spec.as_dict(), "testbed": self.runner.name})
@@ -348,12 +343,12 @@ class Campaign(JournalledRun):
         self._cells: dict[str, dict[int, dict[str, Any]]] = {}
         for e in done.values():
             row = e["row"]
-            cell = _cell_key(Config.from_mapping(row), row["codec"])
+            cell = _key(Config.from_mapping(row), row["codec"])
             self._cells.setdefault(cell, {})[e["repeat"]] = row
         rule = self.spec.repeats
         if rule is None:
             plan = self.spec.plan()
-            tasks = [Task(c, codec, r) for c, codec, r in plan if _run_key(c, codec, r)
+            tasks = [Task(c, codec, r) for c, codec, r in plan if _key(c, codec, r)
                      not in done]
             planned = len(plan)
             done_before = planned - len(tasks)
@@ -439,7 +434,7 @@ class Campaign(JournalledRun):
         """Repeat a configuration until the adaptive rule says stop (or a run fails)."""
         rule = self.spec.repeats
         assert rule is not None
-        cell = self._cells.setdefault(_cell_key(task.config, task.codec), {})
+        cell = self._cells.setdefault(_key(task.config, task.codec), {})
         while not rule.done(list(cell.values())):
             repeat = next(r for r in range(len(cell) + 1) if r not in cell)
             if (put_back := await self._measure_run(tb, task, repeat)) is not None:
@@ -451,13 +446,13 @@ class Campaign(JournalledRun):
 
     def _measured(self, testbed: str, config: Config, codec: str, repeat: int,
                   record: Any) -> None:
-        key = _run_key(config, codec, repeat)
+        key = _key(config, codec, repeat)
         row = record.cube_row(with_codec=True)
         entry = {"type": "run", "key": key, "repeat": repeat, "row": row,
                  "label_source": record.label_source, "throttled": record.throttled,
                  "testbed": testbed}
         self.journal.record(entry)
-        self._cells.setdefault(_cell_key(config, codec), {})[repeat] = row
+        self._cells.setdefault(_key(config, codec), {})[repeat] = row
         self._label_source = record.label_source
         self.records.append(record)
         self._done_now += 1
@@ -490,7 +485,7 @@ class Campaign(JournalledRun):
         task.tried.clear()
 
     def _record_failure(self, task: Task, repeat: int) -> None:
-        entry = {"type": "failure", "key": _run_key(task.config, task.codec, repeat),
+        entry = {"type": "failure", "key": _key(task.config, task.codec, repeat),
                  "config": task.config.as_dict(), "codec": task.codec, "repeat": repeat,
                  "reason": task.reason, "testbed": task.tried[-1] if task.tried else None}
         if len(task.tried) > 1:
