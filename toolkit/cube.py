@@ -99,10 +99,6 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # --------------------------------------------------------------------------- building
 
 
-def _sorted_unique(values: Iterable[Any]) -> list[Any]:
-    return sorted(set(values))
-
-
 def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
                    variables: Mapping[str, tuple[str, str]] | None = None) -> xr.Dataset:
     """Build a cube from run records.
@@ -143,7 +139,7 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
         if missing:
             raise ConfigError(f"run {i} lacks the configuration key(s) {choices(missing)}; "
                               f"every run of this cube needs {choices(keys)}")
-    coords = {k: np.asarray(_sorted_unique(r[k] for r in runs), dtype=_COORD_DTYPES[k])
+    coords = {k: np.asarray(sorted({r[k] for r in runs}), dtype=_COORD_DTYPES[k])
               for k in keys}
     index = {k: {v: i for i, v in enumerate(coords[k].tolist())} for k in keys}
     repeats: dict[tuple, int] = {}
@@ -176,12 +172,10 @@ def _clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": _now(),
     }
     for key, value in attrs.items():
-        if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(
-            value, bool
-        ):
-            out[key] = value
-        elif isinstance(value, bool):
+        if isinstance(value, bool):
             out[key] = int(value)
+        elif isinstance(value, (str, int, float, np.integer, np.floating)):
+            out[key] = value
         else:
             out[key] = json.dumps(value, sort_keys=True, default=str)
     return out
@@ -654,7 +648,7 @@ def merge_cubes(cubes: Iterable[xr.Dataset | str | os.PathLike]) -> xr.Dataset:
                 f"cannot merge cubes with different dimensions: cube 0 has {choices(dims)}, "
                 f"cube {n} has {choices(config_dims(other))}"
             )
-    coords = {d: np.asarray(_sorted_unique(v for c in cubes for v in c[d].values.tolist()),
+    coords = {d: np.asarray(sorted({v for c in cubes for v in c[d].values.tolist()}),
                             dtype=_COORD_DTYPES.get(d, object)) for d in dims}
     variables = list(dict.fromkeys(v for c in cubes for v in _run_variables(c)))
     n_cells = math.prod(len(coords[d]) for d in dims)
