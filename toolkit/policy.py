@@ -144,14 +144,6 @@ def _unique_configs(entries: Iterable[Any]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- building
 
 
-def _runs_table(cube: Any) -> tuple[Any, int, str]:
-    from toolkit.cube import measured_runs
-
-    df = measured_runs(cube, purpose="a policy")
-    last_split = int(cube["split"].max())
-    return df, last_split, str(cube.attrs.get("energy_source", "unknown"))
-
-
 def _front_key(config: Mapping[str, Any], keys: Sequence[str], single: Mapping[str, Any],
                codec: str | None) -> tuple:
     """The runs-table key of a front configuration (checked against the cube's keys)."""
@@ -181,10 +173,7 @@ def _profiles(cube: Any, edge: str | None, cloud: str | None) -> dict[str, str]:
     if isinstance(recorded, str):
         with contextlib.suppress(json.JSONDecodeError, AttributeError):
             names.update({k: v for k, v in json.loads(recorded).items() if k in names})
-    if edge:
-        names["edge"] = edge
-    if cloud:
-        names["cloud"] = cloud
+    names.update({role: name for role, name in (("edge", edge), ("cloud", cloud)) if name})
     return names
 
 
@@ -232,13 +221,13 @@ def make_policy(
             keys the cube lacks), an unknown rule or profile, or an invalid rule
             parameter.
     """
-    from toolkit.cube import as_cube, single_codec
+    from toolkit.cube import as_cube, measured_runs, single_codec
     from toolkit.hardware.profile import load_profile
 
     check_count(max_runs, "max_runs (per-run latencies kept per candidate)")
     front = front_configs(front)
     cube = as_cube(cube, ("latency_ms", "energy_j"), "a policy")
-    df, last_split, energy_source = _runs_table(cube)
+    df = measured_runs(cube, purpose="a policy")
     keys = config_keys(df.columns)
     single = single_extras({k: df[k] for k in keys})
     codec = single_codec(cube)
@@ -277,8 +266,8 @@ def make_policy(
         "toolkit_version": __version__,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model": str(candidates[0]["config"].get("model", "")) if candidates else "",
-        "energy_source": energy_source,
-        "last_split": last_split,
+        "energy_source": str(cube.attrs.get("energy_source", "unknown")),
+        "last_split": int(cube["split"].max()),
         "rule": {"name": rule, "target": _rule_number(target, "the tail target"),
                  "confidence": _rule_number(confidence, "the confidence"),
                  "accuracy_floor": (None if accuracy_floor is None
@@ -531,8 +520,7 @@ class Policy:
 
     def choose(self, threshold_ms: float) -> int:
         """The candidate index the policy's rule picks for a threshold (stateless)."""
-        if not _valid_threshold(threshold_ms):
-            raise _bad_threshold(threshold_ms)
+        _check_threshold(threshold_ms)
         return self.selector.choose(threshold_ms)
 
     def switch_cost(self, state: HardwareState | None,
@@ -555,8 +543,7 @@ class Policy:
             state: the current hardware state (None: unknown; no switch cost).
             factor: online transfer-time correction (see :class:`DriftTracker`).
         """
-        if not _valid_threshold(threshold_ms):
-            raise _bad_threshold(threshold_ms)
+        _check_threshold(threshold_ms)
         selector = self.selector if factor == 1.0 else self.selector_for(factor)
         if self.rule["reconfiguration"]:
             i = selector.choose_from(threshold_ms, state)
@@ -571,16 +558,15 @@ class Policy:
                         ms, j, next_state(state, needed), predicted <= threshold_ms)
 
 
-def _valid_threshold(threshold_ms: Any) -> bool:
-    """Whether a threshold is a number of ms >= 0 (not NaN), cheaply: decisions are hot."""
+def _check_threshold(threshold_ms: Any) -> None:
+    """Refuse a threshold that is not a number of ms >= 0 (or is NaN), cheaply: decisions
+    are hot."""
     try:
-        return threshold_ms >= 0
+        if threshold_ms >= 0:
+            return
     except TypeError:
-        return False
-
-
-def _bad_threshold(threshold_ms: Any) -> ConfigError:
-    return ConfigError(f"a latency threshold is a number of ms >= 0, got {threshold_ms!r}")
+        pass
+    raise ConfigError(f"a latency threshold is a number of ms >= 0, got {threshold_ms!r}")
 
 
 def _read_columns(block: Mapping[str, Any],
