@@ -33,6 +33,7 @@ __all__ = [
     "OBJECTIVES",
     "REFERENCE",
     "Normalizer",
+    "hypervolume",
     "resolve_objectives",
 ]
 
@@ -74,6 +75,14 @@ def resolve_objectives(
     if not chosen:
         raise ConfigError(f"no objective selected; choose from {choices(available)}")
     return tuple(o for o in OBJECTIVES if o in chosen)
+
+
+def hypervolume(points: np.ndarray, reference: float = REFERENCE) -> float:
+    """Hypervolume of points in a normalised minimisation space (rows) against the
+    reference point ``(reference, ..., reference)``; points outside its box add nothing."""
+    inside = points[np.all(points < reference, axis=1)]
+    ref = np.full(points.shape[1], reference)
+    return float(moocore.hypervolume(inside, ref=ref)) if len(inside) else 0.0
 
 
 @dataclass(frozen=True)
@@ -126,12 +135,7 @@ class Normalizer:
 
     def hypervolume(self, values: np.ndarray) -> float:
         """Hypervolume of raw objective values in normalised space (0 when empty)."""
-        points = self.transform(values)
-        points = points[np.all(points < self.reference, axis=1)]
-        if len(points) == 0:
-            return 0.0
-        ref = np.full(len(self.objectives), self.reference)
-        return float(moocore.hypervolume(points, ref=ref))
+        return hypervolume(self.transform(values), self.reference)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored in FRONT.json under ``normalization``)."""

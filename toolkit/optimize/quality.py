@@ -30,7 +30,7 @@ import moocore
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.optimize.objectives import REFERENCE
+from toolkit.optimize.objectives import hypervolume
 from toolkit.pareto import pareto_mask
 
 if TYPE_CHECKING:
@@ -76,19 +76,13 @@ class ReferenceFront:
         self.nadir = front.max(axis=0)
         self.keys = {keys[i] for i in np.flatnonzero(mask)}
         self.front = self.transform(values[mask])
-        self.hypervolume = self._hv(self.front)
+        self.hypervolume = hypervolume(self.front)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """Objective values into the front-normalised minimisation space."""
         span = np.where(self.nadir > self.ideal, self.nadir - self.ideal, 1.0)
         return (np.asarray(values, float).reshape(-1, len(self.sign)) * self.sign
                 - self.ideal) / span
-
-    @staticmethod
-    def _hv(points: np.ndarray) -> float:
-        ref = np.full(points.shape[1], REFERENCE)
-        inside = points[np.all(points < ref, axis=1)]
-        return float(moocore.hypervolume(inside, ref=ref)) if len(inside) else 0.0
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -105,7 +99,7 @@ class ReferenceFront:
         if len(values) == 0:
             return FrontQuality(0.0, float("inf"), 0.0)
         found = self.transform(values[pareto_mask(values, self.senses)])
-        hv = self._hv(found) / self.hypervolume if self.hypervolume > 0 else 1.0
+        hv = hypervolume(found) / self.hypervolume if self.hypervolume > 0 else 1.0
         igd = float(moocore.igd_plus(found, ref=self.front))
         share = len(self.keys & set(keys)) / len(self.keys)
         return FrontQuality(float(hv), igd, float(share))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from toolkit.optimize.objectives import hypervolume
 from toolkit.optimize.space import ConfigSpace
 
 __all__ = ["Surrogate", "distance_to_front", "pick_by_improvement"]
@@ -89,13 +90,6 @@ class Surrogate:
         return per_tree.mean(axis=0), per_tree.std(axis=0)
 
 
-def _hv(points: np.ndarray, ref: np.ndarray) -> float:
-    import moocore
-
-    pts = points[np.all(points < ref, axis=1)]
-    return float(moocore.hypervolume(pts, ref=ref)) if len(pts) else 0.0
-
-
 def pick_by_improvement(
     front: np.ndarray,
     mean: np.ndarray,
@@ -121,21 +115,21 @@ def pick_by_improvement(
         Up to ``n`` distinct candidate indices, best first.
     """
     k = mean.shape[1]
-    ref = np.full(k, reference)
     optimistic = mean - kappa * std
     current = np.asarray(front, float).reshape(-1, k)
     chosen: list[int] = []
     left = list(range(len(mean)))
-    base = _hv(current, ref)
+    base = hypervolume(current, reference)
     while len(chosen) < n and left:
-        gains = np.array([_hv(np.vstack([current, optimistic[i]]), ref) - base for i in left])
+        gains = np.array([hypervolume(np.vstack([current, optimistic[i]]), reference) - base
+                          for i in left])
         if gains.max() <= 1e-12:
             break
         best = left[int(np.argmax(gains))]
         chosen.append(best)
         left.remove(best)
         current = np.vstack([current, mean[best]])
-        base = _hv(current, ref)
+        base = hypervolume(current, reference)
     if fill and len(chosen) < n and left:  # no predicted gain: nearest to the front first
         dist = np.array([distance_to_front(optimistic[i], current) for i in left])
         chosen += [left[i] for i in np.argsort(dist, kind="stable")[: n - len(chosen)]]
