@@ -81,11 +81,8 @@ class FunctionEvaluator(Evaluator):
         self.energy_source = energy_source
 
     def evaluate(self, configs: list[dict[str, Any]]) -> list[Objectives | None]:
-        out: list[Objectives | None] = []
-        for config in configs:
-            value = self.function(dict(config))
-            out.append(None if value is None else {k: float(v) for k, v in value.items()})
-        return out
+        values = [self.function(dict(config)) for config in configs]
+        return [None if v is None else {k: float(x) for k, x in v.items()} for v in values]
 
 
 def _latency_stat(stat: str | float) -> str | float:

@@ -20,7 +20,6 @@ them with :class:`toolkit.partition.PartitionStudy` and optimise over its cube.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 from toolkit.campaign import Campaign, CampaignSpec
@@ -28,7 +27,6 @@ from toolkit.config import Config
 from toolkit.devices.testbeds.testbed import Testbed
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.optimize.evaluate import CubeEvaluator, Evaluator, Objectives
-from toolkit.optimize.objectives import Normalizer
 
 __all__ = ["CampaignEvaluator"]
 
@@ -84,7 +82,3 @@ class CampaignEvaluator(Evaluator):
         lookup = CubeEvaluator(self.cube, latency_stat=self.latency_stat)
         self.objectives = lookup.objectives
         return lookup.evaluate(runs)
-
-    def normalizer(self, objectives: Sequence[str]) -> Normalizer | None:
-        """None: ranges are unknown before measuring (the optimizer uses what it saw)."""
-        return None

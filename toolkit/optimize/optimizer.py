@@ -425,10 +425,8 @@ class _Run:
     def _parents(self, pop: list[Any], n: int) -> list[Any]:
         if self.opt.algorithm == "nsga3":
             return [pop[i] for i in self.rng.integers(len(pop), size=n)]
-        rank = {}
-        for r, front in enumerate(tools.sortNondominated(pop, len(pop))):
-            for ind in front:
-                rank[id(ind)] = r
+        rank = {id(ind): r for r, front in enumerate(tools.sortNondominated(pop, len(pop)))
+                for ind in front}
         tools.emo.assignCrowdingDist(pop)
         out = []
         for _ in range(n):

@@ -283,10 +283,8 @@ class ConfigSpace:
         """
         from toolkit.hardware.profile import DeviceProfile, load_profile
 
-        edge = edge_profile if isinstance(edge_profile, DeviceProfile) else load_profile(
-            edge_profile)
-        cloud = cloud_profile if isinstance(cloud_profile, DeviceProfile) else load_profile(
-            cloud_profile)
+        edge, cloud = (p if isinstance(p, DeviceProfile) else load_profile(p)
+                       for p in (edge_profile, cloud_profile))
         if int(n_splits) < 1:
             raise ConfigError(f"n_splits must be >= 1, got {n_splits}")
         if edge.role != "edge" or cloud.role != "cloud":
@@ -450,11 +448,8 @@ class ConfigSpace:
         config = {"model": self.model, "split": int(split), "cpu_freq": int(freq),
                   "edge_accel": str(edge), "cloud_accel": str(cloud)}
         if len(values) > 4 or self.fixed:
-            extra = dict(zip(self.gene_names[4:], values[4:], strict=True))
-            for key in EXTRA_KEYS:
-                if key in self.fixed or key in extra:
-                    value = self.fixed[key] if key in self.fixed else extra[key]
-                    config[key] = coerce_value(key, value)
+            extra = {**dict(zip(self.gene_names[4:], values[4:], strict=True)), **self.fixed}
+            config.update({k: coerce_value(k, extra[k]) for k in EXTRA_KEYS if k in extra})
         return config
 
     def decode(self, genes: Sequence[int]) -> dict[str, Any]:
