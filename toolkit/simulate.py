@@ -157,11 +157,9 @@ class _Runs:
         )
         if np.isnan(cand.energy_j).any():
             raise ToolkitError("the cube has configurations with latency but no energy")
-        runs = cls(configs, starts, counts, lat, energy, transfer, cand)
-        runs.index = {tuple(c[k] for k in keys): i for i, c in enumerate(configs)}
-        runs.keys = keys
-        runs.single = single_extras({k: [c[k] for c in configs] for k in keys})
-        return runs
+        return cls(configs, starts, counts, lat, energy, transfer, cand,
+                   index={tuple(c[k] for k in keys): i for i, c in enumerate(configs)},
+                   keys=keys, single=single_extras({k: [c[k] for c in configs] for k in keys}))
 
     def lookup(self, config: Mapping[str, Any]) -> int:
         key = tuple(config[k] if k in config else self.single.get(k) for k in self.keys)
