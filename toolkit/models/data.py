@@ -87,10 +87,6 @@ def _native(model) -> bool:
     return shape == (8, 8, 1)
 
 
-def _trained_on_digits(model) -> bool:
-    return _native(model) or model.name in DIGITS_KERAS_NAMES
-
-
 def eval_inputs(model, n_calib: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Calibration and evaluation inputs for ``model`` (cheap: no inference).
 
@@ -115,7 +111,7 @@ def reference_labels(model, x_eval: np.ndarray) -> tuple[np.ndarray, str]:
     shipped digits model at its larger input); otherwise the unsplit fp32
     model's own top-1 predictions (``fp32-model``: accuracy then means agreement).
     """
-    if _trained_on_digits(model):
+    if _native(model) or model.name in DIGITS_KERAS_NAMES:
         return load_digits_data().y_test, "labels"
     return np.argmax(model.predict(x_eval, batch_size=32, verbose=0), axis=-1), "fp32-model"
 

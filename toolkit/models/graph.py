@@ -8,6 +8,7 @@ new input, which is how a tail model that shares the original weights is built.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,35 +86,21 @@ class Graph:
         self.input = fn.inputs[0]
         self.output = fn.outputs[0]
         by_depth = fn._nodes_by_depth
-        nodes = []
-        for depth in sorted(by_depth, reverse=True):
-            for node in by_depth[depth]:
-                if node.operation is None or node.is_input:
-                    continue
-                nodes.append(
-                    GraphNode(
-                        node,
-                        tuple(id(t) for t in node.input_tensors),
-                        tuple(id(t) for t in node.outputs),
-                    )
-                )
-        self.nodes: list[GraphNode] = nodes
-        self.tensors: dict[int, Any] = {id(self.input): self.input}
-        for n in nodes:
-            for t in n.node.outputs:
-                self.tensors[id(t)] = t
+        self.nodes: list[GraphNode] = [
+            GraphNode(node, tuple(id(t) for t in node.input_tensors),
+                      tuple(id(t) for t in node.outputs))
+            for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]
+            if node.operation is not None and not node.is_input]
+        self.tensors: dict[int, Any] = {
+            id(self.input): self.input, **{id(t): t for n in self.nodes for t in n.node.outputs}}
         self.input_name = self.input._keras_history[0].name
 
     def crossing(self) -> list[list[int]]:
         """For each cut position p (0 = before the first node, len(nodes) = after the
         last), the ids of the tensors that cross from nodes < p to nodes >= p
         (the model output counts as consumed after the last node)."""
-        remaining: dict[int, int] = {}
-        for n in self.nodes:
-            for t in n.inputs:
-                remaining[t] = remaining.get(t, 0) + 1
-        out_id = id(self.output)
-        remaining[out_id] = remaining.get(out_id, 0) + 1
+        remaining = Counter(t for n in self.nodes for t in n.inputs)
+        remaining[id(self.output)] += 1
         live = {id(self.input)} if remaining.get(id(self.input)) else set()
         result = [sorted(live)]
         for n in self.nodes:
@@ -135,6 +122,5 @@ class Graph:
             args, kwargs = n.node.arguments.fill_in(values)
             outputs = n.operation(*args, **kwargs)
             flat = keras.tree.flatten(outputs)
-            for t, v in zip(n.outputs, flat, strict=True):
-                values[t] = v
+            values.update(zip(n.outputs, flat, strict=True))
         return values[id(self.output)]

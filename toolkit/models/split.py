@@ -53,9 +53,7 @@ class CutPoint:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready record (the ``dynasplit split --list --json`` format)."""
-        d = asdict(self)
-        d["shape"] = list(self.shape)
-        return d
+        return {**asdict(self), "shape": list(self.shape)}
 
 
 class SplitModel:
