@@ -128,12 +128,6 @@ def rule_picks(front: pd.DataFrame, percentiles_ms: dict[int, float]) -> dict[in
     return picks
 
 
-def _front_table(cube: xr.Dataset, table: pd.DataFrame, front: list[dict]) -> pd.DataFrame:
-    keys = [k for k in front[0] if k in table.columns] if front else []
-    wanted = pd.DataFrame(front)[keys] if front else pd.DataFrame(columns=keys)
-    return table.merge(wanted, on=keys, how="inner")
-
-
 def _accuracy(sm, model, splits: list[int], out: Path) -> pd.DataFrame:
     """The accuracy table, reused from ``out/accuracy.csv`` when the model, splits and
     codecs are those it was made with (a resumed demo skips the minute it takes)."""
@@ -239,7 +233,9 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
     print_fn(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
     front = pareto_configs(cube)
-    front_table = _front_table(cube, table, front)
+    keys = [k for k in front[0] if k in table.columns] if front else []
+    wanted = pd.DataFrame(front)[keys] if front else pd.DataFrame(columns=keys)
+    front_table = table.merge(wanted, on=keys, how="inner")
     splits_on_front = sorted({int(s) for s in front_table["split"]})
     print_fn(f"== Pareto-optimal configurations (latency, energy, accuracy): {len(front)}, "
              f"splits {splits_on_front}, accuracy {front_table.accuracy.min():.3f}-"
