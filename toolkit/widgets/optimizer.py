@@ -104,11 +104,8 @@ class OptimizerPanel(Panel):
             self.plot, self.table,
         ])
 
-    def _budget_count(self) -> int:
-        return resolve_budget(float(self.budget.value), self.space.size)
-
     def _budget_changed(self) -> None:
-        n = self._budget_count()
+        n = resolve_budget(float(self.budget.value), self.space.size)
         self.budget_info.value = f"= {n} of {self.space.size} configurations"
         self.progress.max = n
 

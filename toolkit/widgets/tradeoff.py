@@ -110,8 +110,7 @@ class TradeoffExplorer(Panel):
         self.refresh()
 
     def _filter(self, key: str, label: str, style: dict[str, str]) -> widgets.SelectMultiple:
-        values = sorted(self.means[key].unique().tolist())
-        values = [coerce_value(key, v) for v in values]
+        values = [coerce_value(key, v) for v in sorted(self.means[key].unique().tolist())]
         return widgets.SelectMultiple(options=values, value=tuple(values), description=label,
                                       rows=min(len(values), 7), style=style)
 
@@ -135,15 +134,10 @@ class TradeoffExplorer(Panel):
         """What each rule picks at the current threshold (one row per rule)."""
         return self._picks
 
-    def _compute_picks(self) -> pd.DataFrame:
-        from toolkit.policy import compare_rules
-
-        return compare_rules(self.shown_cube(), float(self.threshold.value),
-                             target=float(self.target.value))
-
     def refresh(self) -> None:
         """Redraw the plot and recompute the picks (every control change calls this)."""
         from toolkit.plots import pareto_front_2d
+        from toolkit.policy import compare_rules
 
         shown = self.shown().dropna(subset=["latency_ms", "energy_j"])
         if shown.empty:
@@ -154,7 +148,8 @@ class TradeoffExplorer(Panel):
             self.table.value = ""
             return
         try:
-            self._picks = self._compute_picks()
+            self._picks = compare_rules(self.shown_cube(), float(self.threshold.value),
+                                        target=float(self.target.value))
         except ToolkitError as exc:
             self._picks = pd.DataFrame()
             status = error_html(exc)
