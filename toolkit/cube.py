@@ -23,6 +23,7 @@ latency. The API (see ``docs/cube.md``):
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import itertools
 import json
 import math
@@ -433,9 +434,7 @@ def _coerce(cube: xr.Dataset, key: str, value: Any) -> Any:
                 return as_int
         except (TypeError, ValueError):
             pass
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    return _plain(value)
 
 
 def select(cube: CubeLike, config: Mapping[str, Any] | Config) -> xr.Dataset:
@@ -552,16 +551,14 @@ def _stat_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """A NaN-aware reduction over the last axis for a statistic name."""
     simple = {"mean": np.nanmean, "median": np.nanmedian, "std": np.nanstd,
               "min": np.nanmin, "max": np.nanmax}
+    match = re.fullmatch(r"p(\d+(?:\.\d+)?)", name)
+    if match and 0 <= float(match.group(1)) <= 100:
+        simple[name] = functools.partial(np.nanpercentile, q=float(match.group(1)))
     if name in simple:
         func = simple[name]
         return lambda a: func(a, axis=-1) if a.shape[-1] else np.full(a.shape[:-1], np.nan)
     if name == "count":
         return lambda a: (~np.isnan(a)).sum(axis=-1).astype(float)
-    match = re.fullmatch(r"p(\d+(?:\.\d+)?)", name)
-    if match and 0 <= float(match.group(1)) <= 100:
-        q = float(match.group(1))
-        return lambda a: (np.nanpercentile(a, q, axis=-1) if a.shape[-1]
-                          else np.full(a.shape[:-1], np.nan))
     raise ToolkitError(
         f"unknown statistic {name!r}; valid: mean, median, std, min, max, count, "
         "pNN (a percentile such as p90 or p99.9)"
@@ -850,29 +847,23 @@ def _span(values: list[Any]) -> str:
 
 def format_cube_info(info: Mapping[str, Any]) -> str:
     """The text form of :func:`cube_info`, one fact per line."""
-    lines = [
+    coverage = info["coverage"]
+    share = f" ({coverage:.1%})" if coverage is not None else ""
+    objectives = ", ".join(f"{k} {s}" for k, s in info["pareto_objectives"].items())
+    return "\n".join([
         f"schema:        {info['schema']} (toolkit {info['toolkit_version']}, "
         f"created {info['created_at']})",
         f"testbed:       {info['testbed']}",
         f"energy source: {info['energy_source']}",
         "dims:          " + ", ".join(f"{d}={n}" for d, n in info["dims"].items()),
-    ]
-    lines += [f"  {d:<12} {_span(v)}" for d, v in info["coords"].items()]
-    lines.append("variables:     " + ", ".join(
-        f"{v} [{u}]" for v, u in info["variables"].items()))
-    coverage = info["coverage"]
-    share = f" ({coverage:.1%})" if coverage is not None else ""
-    lines.append(f"runs:          {info['runs']}")
-    lines.append(
+        *(f"  {d:<12} {_span(v)}" for d, v in info["coords"].items()),
+        "variables:     " + ", ".join(f"{v} [{u}]" for v, u in info["variables"].items()),
+        f"runs:          {info['runs']}",
         f"coverage:      {info['measured']} of {info['possible']} valid configurations "
-        f"measured{share}"
-    )
-    objectives = ", ".join(f"{k} {s}" for k, s in info["pareto_objectives"].items())
-    lines.append(
+        f"measured{share}",
         f"pareto front:  {info['pareto_front_size']} configurations"
-        + (f" ({objectives}, mean over repeats)" if objectives else " (no objective has data)")
-    )
-    return "\n".join(lines)
+        + (f" ({objectives}, mean over repeats)" if objectives else " (no objective has data)"),
+    ])
 
 
 # --------------------------------------------------------------------------- the accessor
