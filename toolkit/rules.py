@@ -43,6 +43,7 @@ smaller key, then the earlier candidate.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -395,8 +396,6 @@ def _most_likely(c: Candidates, idx: np.ndarray, z: float,
     by_speed = idx[np.lexsort((idx, c.mean_ms[idx]))]
     fastest = int(by_speed[0])
     t, owner, ranks = _flat_runs(c, idx)
-    if len(t) == 0:
-        return _Steps([], [], fastest)
     early = t < below
     t, owner, ranks = t[early], owner[early], ranks[early]
     if len(t) == 0:
@@ -419,20 +418,12 @@ def _most_likely(c: Candidates, idx: np.ndarray, z: float,
 
 def _tail_keys(c: Candidates, target: float, z: float) -> np.ndarray:
     """:func:`tail_quantile` of every candidate (``required_successes`` cached per n)."""
-    need: dict[int, int] = {}
+    need = functools.cache(lambda n: required_successes(n, target, z))
     keys = np.full(len(c), math.inf)
     for i, (runs, n) in enumerate(zip(c.runs_ms, c.n_runs.tolist(), strict=True)):
-        if n == 0 or len(runs) == 0:
+        if n == 0 or len(runs) == 0 or (k := need(n)) > n:
             continue
-        k = need.get(n)
-        if k is None:
-            k = need[n] = required_successes(n, target, z)
-        if k > n:
-            continue
-        if len(runs) == n:
-            keys[i] = runs[k - 1]
-        else:
-            keys[i] = tail_quantile(runs, n, target, z)
+        keys[i] = runs[k - 1] if len(runs) == n else tail_quantile(runs, n, target, z)
     return keys
 
 
@@ -470,12 +461,10 @@ class Selector:
         self.z = z_score(confidence)
         self.among = eligible(candidates, accuracy_floor)
         self.switch = switch
-        shift = np.zeros(len(candidates)) if shift_ms is None else np.asarray(shift_ms, float)
-        self.shift_ms = shift
-        if rule == "tail":
-            self.keys = _tail_keys(candidates, target, self.z) + shift
-        else:
-            self.keys = candidates.mean_ms + shift
+        self.shift_ms = (np.zeros(len(candidates)) if shift_ms is None
+                         else np.asarray(shift_ms, float))
+        keys = _tail_keys(candidates, target, self.z) if rule == "tail" else candidates.mean_ms
+        self.keys = keys + self.shift_ms
         self._best = _prefix_best(candidates, self.among, self.keys)
         # The fallback is needed below the smallest key; compile that part now and
         # the rest (for reconfiguration-aware decisions) only when first asked.
