@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import itertools
 import json
 import math
@@ -438,8 +439,7 @@ class Policy:
 
         ``options`` are those of :func:`make_policy`.
         """
-        configs = read_front(front) if isinstance(front, (str, os.PathLike)) else front
-        return cls.from_dict(make_policy(configs, cube, **options))
+        return cls.from_dict(make_policy(front, cube, **options))
 
     def as_dict(self) -> dict[str, Any]:
         """The policy document."""
@@ -618,18 +618,10 @@ def _read_columns(block: Mapping[str, Any],
             raise ConfigError(f"{name} must hold finite numbers >= 0")
     if ((acc < 0) | (acc > 1) | np.isinf(acc)).any():
         raise ConfigError("accuracy must hold fractions in 0..1 (null: not measured)")
-    state_of: dict[tuple, HardwareState] = {}
-    states = []
-    for split, freq, edge, cloud in zip(config["split"], config["cpu_freq"],
-                                        config["edge_accel"], config["cloud_accel"],
-                                        strict=True):
-        key = (split < last_split, freq, edge, cloud)
-        state = state_of.get(key)
-        if state is None:
-            state = state_of[key] = hardware_state(
-                {"split": split, "cpu_freq": freq, "edge_accel": edge, "cloud_accel": cloud},
-                last_split)
-        states.append(state)
+    state = functools.cache(lambda split, freq, edge, cloud: hardware_state(
+        {"split": split, "cpu_freq": freq, "edge_accel": edge, "cloud_accel": cloud}, last_split))
+    states = [state(*row) for row in zip(config["split"], config["cpu_freq"],
+                                         config["edge_accel"], config["cloud_accel"], strict=True)]
     candidates = Candidates(
         mean_ms=mean, energy_j=energy,
         accuracy=acc, n_runs=np.asarray(lat["n"], dtype=np.int64), runs_ms=runs,
