@@ -79,7 +79,7 @@ def initial_population(space: ConfigSpace, size: int, rng: np.random.Generator) 
         take(genes)
     k = size - len(chosen)
     if k > 0:
-        n_split, n_freq, n_edge, n_cloud = space.gene_sizes[:4]
+        n_split = space.gene_sizes[0]
         inner = np.arange(1, n_split - 1) if n_split > 2 else np.arange(n_split)
         order = []
         while len(order) < k:  # every split once before any twice
@@ -87,9 +87,7 @@ def initial_population(space: ConfigSpace, size: int, rng: np.random.Generator) 
             pos = np.floor((rng.random() + np.arange(m)) * len(inner) / m).astype(int)
             order.extend(inner[np.minimum(pos, len(inner) - 1)].tolist())
         splits = rng.permutation(np.asarray(order[:k]))
-        freqs, edges, clouds = _cycle(n_freq, k, rng), _cycle(n_edge, k, rng), _cycle(
-            n_cloud, k, rng)
-        extras = [_cycle(n, k, rng) for n in space.gene_sizes[4:]]
-        for s, f, e, c, *x in zip(splits, freqs, edges, clouds, *extras, strict=True):
-            take((int(s), int(f), int(e), int(c), *(int(v) for v in x)), keep=("split",))
+        others = [_cycle(n, k, rng) for n in space.gene_sizes[1:]]  # frequency, accelerators...
+        for genes in zip(splits, *others, strict=True):
+            take(tuple(int(v) for v in genes), keep=("split",))
     return chosen

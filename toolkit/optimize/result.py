@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit import __version__
-from toolkit.config import CONFIG_KEYS, config_keys
+from toolkit.config import CONFIG_KEYS, VARIABLES, config_keys
 from toolkit.errors import ToolkitError, choices
 from toolkit.fileio import atomic_output, read_json
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
@@ -163,8 +163,7 @@ class OptimizationResult:
         for column in hist.columns:
             ds[f"history_{column}"] = ("history", hist[column].to_numpy())
         for name in OBJECTIVES:
-            ds[name].attrs["units"] = {"latency_ms": "ms", "energy_j": "J",
-                                       "accuracy": "1"}[name]
+            ds[name].attrs["units"] = VARIABLES[name][0]
         ds.attrs.update({"schema": FRONT_SCHEMA, "model": self.model,
                          "algorithm": self.algorithm, "seed": -1 if self.seed is None
                          else int(self.seed), "objectives": json.dumps(self.objectives),

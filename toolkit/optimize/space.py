@@ -537,10 +537,8 @@ class ConfigSpace:
         if exclude is not None:
             d = np.where(exclude, np.inf, d)
         if keep:
-            same = np.ones(len(d), bool)
-            for name in keep:
-                i = self.gene_names.index(name)
-                same &= self.genes[:, i] == int(genes[i])
+            cols = [self.gene_names.index(name) for name in keep]
+            same = (self.genes[:, cols] == [int(genes[i]) for i in cols]).all(axis=1)
             if np.isfinite(d[same]).any():
                 d = np.where(same, d, np.inf)
         best = d.min()
