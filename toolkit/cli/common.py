@@ -11,6 +11,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from toolkit.errors import ToolkitError
+from toolkit.fileio import check_writable, figure_format
+
 __all__ = [
     "add_command",
     "figure_file",
@@ -84,8 +87,6 @@ fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 def _checked_output(text: str, check: Callable[[str], Any]) -> str:
-    from toolkit.errors import ToolkitError
-
     try:
         check(text)
     except ToolkitError as exc:
@@ -95,22 +96,16 @@ def _checked_output(text: str, check: Callable[[str], Any]) -> str:
 
 def output_file(text: str) -> str:
     """An output file that can be written (argparse type; checked before any work)."""
-    from toolkit.fileio import check_writable
-
     return _checked_output(text, check_writable)
 
 
 def output_folder(text: str) -> str:
     """An output folder whose files can be written (argparse type)."""
-    from toolkit.fileio import check_writable
-
     return _checked_output(text, lambda t: check_writable(t, folder=True))
 
 
 def figure_file(text: str) -> str:
     """An image file matplotlib can write, by its suffix (argparse type)."""
-    from toolkit.fileio import check_writable, figure_format
-
     return _checked_output(text, lambda t: (figure_format(t), check_writable(t)))
 
 

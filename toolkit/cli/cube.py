@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import add_command, output_file
+from toolkit.cli.common import add_command, output_file, print_json
 
 __all__ = ["register"]
 
@@ -66,7 +66,6 @@ def _splinter_table(args: argparse.Namespace) -> int:
     energy per image, share of latency thresholds met, mean accuracy and energy saving
     against the cloud-only strategy.
     """
-    from toolkit.cli.common import print_json
     from toolkit.splinter import experiment_model, experiment_summary
 
     model = args.model or experiment_model(args.experiment)
@@ -93,7 +92,6 @@ def _info(args: argparse.Namespace) -> int:
     Print a cube's dims, coverage (measured / possible configurations), energy source
     and Pareto front size.
     """
-    from toolkit.cli.common import print_json
     from toolkit.cube import cube_info, format_cube_info, open_cube
 
     info = cube_info(open_cube(args.cube))

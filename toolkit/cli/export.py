@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from toolkit.cli.common import add_command, output_file
+from toolkit.errors import ToolkitError
 
 __all__ = ["register"]
 
@@ -55,7 +56,6 @@ def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from toolkit.cube import open_cube
-    from toolkit.errors import ToolkitError
     from toolkit.optimize import front_cube
     from toolkit.policy import Policy, make_policy, read_front
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli.common import add_command, figure_file, non_negative_int
+from toolkit.cli.common import add_command, figure_file, non_negative_int, print_json
 
 __all__ = ["register"]
 
@@ -39,7 +39,6 @@ def _simulate(args: argparse.Namespace) -> int:
     energy, latency and whether the threshold was met; clairvoyant, which sees the drawn
     runs before choosing, is the lower bound.
     """
-    from toolkit.cli.common import print_json
     from toolkit.cube import open_cube
     from toolkit.policy import Policy
     from toolkit.simulate import Drift, simulate

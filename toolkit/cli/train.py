@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from toolkit.cli.common import add_command, non_negative_int, output_file
+from toolkit.errors import ToolkitError
 from toolkit.models.digits import DIGITS_MODELS
 
 
@@ -27,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
     Train a digits model on scikit-learn's digits (seeded, deterministic) and save it
     with a metadata JSON beside it.
     """
-    from toolkit.errors import ToolkitError
     from toolkit.models import train_digits
 
     if args.model not in DIGITS_MODELS:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.errors import ToolkitError, choices
 from toolkit.models.digits_fc import DIGITS_VGG_FC_PATH, DIGITS_VGG_FC_SIZE, build_digits_vgg_fc
 from toolkit.paths import DATASETS_DIR
 
@@ -146,8 +147,6 @@ def train_digits(
     import keras
     import tensorflow as tf
     from tqdm.auto import tqdm
-
-    from toolkit.errors import ToolkitError, choices
 
     if model not in DIGITS_MODELS:
         raise ToolkitError(f"unknown digits model {model!r}; valid: {choices(DIGITS_MODELS)}")

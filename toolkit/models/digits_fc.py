@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.errors import ToolkitError
 from toolkit.paths import DATASETS_DIR
 
 __all__ = [
@@ -127,8 +128,6 @@ def load_digits_vgg_fc(path: str | os.PathLike = DIGITS_VGG_FC_PATH):
             architecture, or was trained with other fixed weights than those
             regenerated here.
     """
-    from toolkit.errors import ToolkitError
-
     path = Path(path)
     if not path.is_file():
         raise ToolkitError(f"model file {path} does not exist; run "

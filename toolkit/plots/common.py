@@ -11,7 +11,9 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from toolkit.config import OBJECTIVES
 from toolkit.errors import ToolkitError
+from toolkit.fileio import check_table
 
 __all__ = [
     "OBJECTIVE_LABELS",
@@ -68,7 +70,6 @@ def figure_data(data: xr.Dataset | pd.DataFrame | str, figure: str,
             variable of ``needs``, named with the figure.
     """
     from toolkit.cube import as_cube
-    from toolkit.fileio import check_table
 
     if isinstance(data, pd.DataFrame):
         return check_table(data, figure, needs, "a cube's config_means")
@@ -94,7 +95,6 @@ def as_means(data: xr.Dataset | pd.DataFrame) -> pd.DataFrame:
 
 
 def front_mask(df: pd.DataFrame, objectives: list[str]) -> pd.Series:
-    from toolkit.config import OBJECTIVES
     from toolkit.pareto import pareto_mask
 
     senses = [OBJECTIVES.get(o, "min") for o in objectives]

@@ -9,8 +9,8 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 
-from toolkit.cube import as_cube
-from toolkit.errors import ToolkitError
+from toolkit.cube import as_cube, has_objective_data
+from toolkit.errors import ToolkitError, choices
 from toolkit.plots.common import (
     as_means,
     axis_label,
@@ -131,8 +131,6 @@ def pareto_pairs(data: xr.Dataset | pd.DataFrame | str,
     without accuracy, or with a constant one: DynaSplit's ViT pool) is left
     out, so a two-objective cube gives one latency x energy panel.
     """
-    from toolkit.cube import has_objective_data
-
     data = figure_data(data, "pareto_pairs")
     means = as_means(data)
     objectives = tuple(o for o in objectives if o in means and means[o].notna().any()
@@ -181,8 +179,6 @@ def energy_vs_split(cube: xr.Dataset | str, by: str = "cpu_freq", *, variable: s
         cloud_accel: the cloud accelerator (default: the cube's first).
         log_y: logarithmic y axis.
     """
-    from toolkit.errors import ToolkitError, choices
-
     if by not in ("cpu_freq", "edge_accel"):
         raise ToolkitError(f"energy_vs_split: unknown by={by!r}; valid: cpu_freq, edge_accel")
     cube = as_cube(cube, (), "energy_vs_split")
