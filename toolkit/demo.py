@@ -43,7 +43,8 @@ import pandas as pd
 import xarray as xr
 
 from toolkit.config import MAX_SAMPLES
-from toolkit.errors import check_count
+from toolkit.errors import ToolkitError, check_count
+from toolkit.fileio import atomic_output, save_figure
 
 __all__ = ["DEMO_CODECS", "DEMO_EDGE_ACCELS", "DEMO_FREQS", "DemoResult", "demo_cube",
            "demo_splits", "rule_picks", "run_demo"]
@@ -80,8 +81,6 @@ class DemoResult:
 
 def _demo_freqs(available: tuple[int, ...]) -> list[int]:
     """:data:`DEMO_FREQS`, checked against the edge profile's frequencies."""
-    from toolkit.errors import ToolkitError
-
     missing = sorted(set(DEMO_FREQS) - set(available))
     if missing:
         raise ToolkitError(f"the edge profile lacks the demo's frequencies {missing} MHz; "
@@ -121,17 +120,13 @@ def rule_picks(front: pd.DataFrame, percentiles_ms: dict[int, float]) -> dict[in
         accuracy=front["accuracy"].to_numpy(float), n_runs=np.ones(n, int),
         runs_ms=[np.array([v]) for v in front["latency_ms"]],
         transfer_ms=front["transfer_ms"].to_numpy(float))
-    picks = {}
-    for p, threshold in percentiles_ms.items():
-        row = front.iloc[dynasplit_rule(cand, threshold)].to_dict()
-        picks[p] = {**row, "threshold_ms": float(threshold)}
-    return picks
+    return {p: {**front.iloc[dynasplit_rule(cand, threshold)].to_dict(),
+                "threshold_ms": float(threshold)} for p, threshold in percentiles_ms.items()}
 
 
 def _accuracy(sm, model, splits: list[int], out: Path) -> pd.DataFrame:
     """The accuracy table, reused from ``out/accuracy.csv`` when the model, splits and
     codecs are those it was made with (a resumed demo skips the minute it takes)."""
-    from toolkit.fileio import atomic_output
     from toolkit.models import accuracy_table, eval_data
 
     digest = hashlib.sha256()
@@ -168,7 +163,6 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
     from toolkit.campaign import Campaign, CampaignSpec, grid
     from toolkit.cube import config_means, pareto_configs
     from toolkit.devices.testbeds.local import LocalTestbed
-    from toolkit.fileio import save_figure
     from toolkit.models import SplitModel, load_model
     from toolkit.plots import energy_latency
 
@@ -264,8 +258,6 @@ def run_demo(out: str | os.PathLike = "dynasplit-demo", samples: int = 60,
 def _write_summary(path: Path, cube: xr.Dataset, front: list[dict],
                    picks: dict[int, dict]) -> None:
     """``demo.json``: the front, the rule's picks and where the figures come from."""
-    from toolkit.fileio import atomic_output
-
     def plain(value):
         return value.item() if isinstance(value, np.generic) else str(value)
 
@@ -298,7 +290,6 @@ def demo_cube(print_fn=None) -> xr.Dataset:
     import tempfile
 
     from toolkit.cube import open_cube
-    from toolkit.errors import ToolkitError
 
     print_fn = print_fn or (lambda *_: None)
     folder = _find_up("dynasplit-demo") or Path(tempfile.gettempdir()) / "dynasplit-demo"
