@@ -45,7 +45,7 @@ import xarray as xr
 
 from toolkit.config import ACCELERATORS
 from toolkit.cube import cube_from_runs
-from toolkit.errors import ToolkitError, choices, is_number, short_repr
+from toolkit.errors import ToolkitError, choices, in_range, short_repr
 from toolkit.fileio import as_path, integer_column, numeric_column, read_table
 from toolkit.models.names import GELU_NAMES, MODEL_NAMES, split_variant
 from toolkit.trace import NETWORK_MODELS
@@ -233,7 +233,7 @@ def _accuracy_mode(df: pd.DataFrame, accuracy: float | None, path: Path) -> str:
         return "measured"
     if accuracy is None:
         return "absent"
-    if not (is_number(accuracy) and 0.0 <= accuracy <= 1.0):
+    if not in_range(accuracy, 0.0, 1.0):
         raise ToolkitError(f"accuracy {short_repr(accuracy)} is not a fraction; use a value "
                            "in 0..1")
     return "constant"
