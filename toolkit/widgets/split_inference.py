@@ -72,13 +72,12 @@ class SplitInferencePanel(Panel):
         if testbed is not None and not isinstance(testbed, Testbed):
             raise ToolkitError(f"testbed must be a Testbed (e.g. LocalTestbed()) or None, got "
                                f"{type(testbed).__name__}")
+        self._close_testbed: Callable[[], None] | None = None  # set where the panel owns it
         if testbed is None:
             from toolkit.devices.testbeds.local import LocalTestbed
 
             testbed = LocalTestbed(model=model)
-            self._close_testbed: Callable[[], None] | None = close_at_exit(testbed)
-        else:
-            self._close_testbed = None
+            self._close_testbed = close_at_exit(testbed)
         self.testbed = testbed
         self.records: list[RunRecord] = []
         self._started = False
