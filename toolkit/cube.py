@@ -432,7 +432,7 @@ def _coerce(cube: xr.Dataset, key: str, value: Any) -> Any:
             as_int = int(value)
             if as_int == float(value):
                 return as_int
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             pass
     return _plain(value)
 

@@ -110,6 +110,8 @@ def test_select_names_the_valid_values():
     cube = make_cube()
     with pytest.raises(ToolkitError, match="split=7 is not in this cube; valid split values: 0, 1"):
         select(cube, {"split": 7})
+    with pytest.raises(ToolkitError, match="valid split values: 0, 1"):
+        select(cube, {"split": 10**400})   # too large for a float: was an OverflowError
     with pytest.raises(ToolkitError, match="valid edge_accel values: none, tpu-max"):
         select(cube, {"edge_accel": "tpu"})
     with pytest.raises(ToolkitError, match=r"'gpu' is not a dimension.*cloud_accel"):
