@@ -37,6 +37,7 @@ __all__ = [
     "as_chain",
     "chain_from_model",
     "chain_head",
+    "check_layer_shape",
     "layer_ops",
 ]
 
@@ -167,15 +168,13 @@ def _convert(layer, in_shape, refuse: _Refuse) -> list[Op]:
         act = _activation(layer.activation, refuse, layer)
         bias = _np(layer.bias) if layer.use_bias else None
         geometry = dict(window=window, strides=strides, dilation=dilation, pads=pads)
-        if kind is L.Conv2D:
-            return _with_activation(Op("conv2d", name, tname, kernel=_np(layer.kernel),
-                                       bias=bias, **geometry), act)
-        if kind is L.DepthwiseConv2D:
-            return _with_activation(Op("depthwise", name, tname, kernel=_np(layer.kernel),
-                                       bias=bias, **geometry), act)
-        depthwise = Op("depthwise", name, tname, kernel=_np(layer.depthwise_kernel), **geometry)
-        pointwise = Op("conv2d", name, tname, kernel=_np(layer.pointwise_kernel), bias=bias)
-        return [depthwise, *_with_activation(pointwise, act)]
+        if kind is L.SeparableConv2D:
+            depthwise = Op("depthwise", name, tname, kernel=_np(layer.depthwise_kernel), **geometry)
+            pointwise = Op("conv2d", name, tname, kernel=_np(layer.pointwise_kernel), bias=bias)
+            return [depthwise, *_with_activation(pointwise, act)]
+        op_kind = "conv2d" if kind is L.Conv2D else "depthwise"
+        return _with_activation(Op(op_kind, name, tname, kernel=_np(layer.kernel), bias=bias,
+                                   **geometry), act)
     if kind is L.Dense:
         act = _activation(layer.activation, refuse, layer)
         bias = _np(layer.bias) if layer.use_bias else None
@@ -200,14 +199,11 @@ def _convert(layer, in_shape, refuse: _Refuse) -> list[Op]:
     if kind is L.Activation:
         return [Op("affine", name, tname, activation=_activation(layer.activation, refuse, layer))]
     if kind is L.ReLU:
-        params = []
-        if layer.max_value is not None:
-            params.append(("max_value", float(layer.max_value)))
-        if layer.negative_slope:
-            params.append(("negative_slope", float(layer.negative_slope)))
-        if layer.threshold:
-            params.append(("threshold", float(layer.threshold)))
-        return [Op("affine", name, tname, activation=Activation("relu", tuple(params)))]
+        # a max_value of 0 is a bound; a slope or threshold of 0 is Keras' default
+        params = tuple((key, float(value)) for key in ("max_value", "negative_slope", "threshold")
+                       if (value := getattr(layer, key)) is not None
+                       and (value or key == "max_value"))
+        return [Op("affine", name, tname, activation=Activation("relu", params))]
     if kind is L.LeakyReLU:
         act = Activation("leaky_relu", (("negative_slope", float(layer.negative_slope)),))
         return [Op("affine", name, tname, activation=act)]
@@ -242,6 +238,15 @@ def layer_ops(layer: Any, in_shape: tuple[int, ...], strategy: str | None = None
     """The ops of one single-input Keras layer on an input of ``in_shape`` (none for an
     identity layer); refusals name ``strategy``, the layer and the supported types."""
     return _convert(layer, in_shape, _Refuse(strategy))
+
+
+def check_layer_shape(layer: Any, in_shape: tuple[int, ...], shape: tuple[int, ...]) -> None:
+    """Refuse ``layer`` where its ops compute an output ``shape`` on ``in_shape`` that
+    differs from Keras' own."""
+    expected = tuple(int(d) for d in layer.compute_output_shape((1, *in_shape))[1:])
+    if expected != shape:
+        raise ToolkitError(f"layer {layer.name!r} ({type(layer).__name__}): computed output "
+                           f"shape {shape} differs from Keras' {expected}")
 
 
 def _layers(model, refuse: _Refuse) -> list:
@@ -316,13 +321,7 @@ def chain_from_model(
             ops.append(op)
             shapes.append(shape)
         if new:
-            keras_shape = layer.compute_output_shape((1, *shapes[-1 - len(new)]))
-            expected = tuple(int(d) for d in keras_shape[1:])
-            if expected != shape:
-                raise ToolkitError(
-                    f"layer {layer.name!r} ({type(layer).__name__}): computed output shape "
-                    f"{shape} differs from Keras' {expected}"
-                )
+            check_layer_shape(layer, shapes[-1 - len(new)], shape)
     if not ops:
         raise ToolkitError(f"model {model.name!r} has no layer to partition")
     if math.prod(shape) == 0:

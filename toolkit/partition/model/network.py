@@ -36,6 +36,7 @@ from toolkit.partition.model.graph import (
     as_chain,
     chain_from_model,
     chain_head,
+    check_layer_shape,
     layer_ops,
 )
 from toolkit.partition.model.ops import Op, op_macs, op_output_shape
@@ -186,11 +187,7 @@ def network_from_model(model: keras.Model, *, input_shape: Sequence[int] | None 
                 nodes.append(Node(op, op.name, op.layer_type, (current,)))
                 shapes.append(op_output_shape(op, shapes[current]))
                 current = len(shapes) - 1
-            keras_shape = layer.compute_output_shape((1, *shapes[inputs[0]]))
-            expected = tuple(int(d) for d in keras_shape[1:])
-            if expected != shapes[current]:
-                raise ToolkitError(f"layer {layer.name!r} ({type(layer).__name__}): computed "
-                                   f"output shape {shapes[current]} differs from Keras' {expected}")
+            check_layer_shape(layer, shapes[inputs[0]], shapes[current])
         tensor_of[gnode.outputs[0]] = current
         position.append(len(nodes))
     if not nodes:

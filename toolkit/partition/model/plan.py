@@ -19,6 +19,7 @@ Shapes exclude the batch dimension; byte counts are per sample in float32.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,12 +71,7 @@ def split_evenly(size: int, parts: int) -> list[tuple[int, int]]:
     ``size < parts``.
     """
     base, extra = divmod(size, parts)
-    out, start = [], 0
-    for i in range(parts):
-        stop = start + base + (1 if i < extra else 0)
-        out.append((start, stop))
-        start = stop
-    return out
+    return [(i * base + min(i, extra), (i + 1) * base + min(i + 1, extra)) for i in range(parts)]
 
 
 def split_shares(size: int, parts: int,
@@ -90,11 +86,7 @@ def split_shares(size: int, parts: int,
     counts = [math.floor(q) for q in quotas]
     for i in sorted(range(parts), key=lambda i: (counts[i] - quotas[i], i))[:size - sum(counts)]:
         counts[i] += 1
-    out, start = [], 0
-    for c in counts:
-        out.append((start, start + c))
-        start += c
-    return out
+    return [(stop - c, stop) for c, stop in zip(counts, itertools.accumulate(counts), strict=True)]
 
 
 def check_speeds(speeds: Sequence[float] | None, n_devices: int,
@@ -274,11 +266,7 @@ class PartitionPlan:
 
     def layers(self, device: int) -> list[str]:
         """Names of the Keras layers ``device`` computes (part of), in order, once each."""
-        names: list[str] = []
-        for c in self.computes(device):
-            if c.op.name not in names:
-                names.append(c.op.name)
-        return names
+        return list(dict.fromkeys(c.op.name for c in self.computes(device)))
 
     def describe(self) -> str:
         """A readable listing of the plan, stage by stage."""

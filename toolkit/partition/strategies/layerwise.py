@@ -59,9 +59,7 @@ def balance_blocks(
     """
     speed = [1.0] * n_blocks if speeds is None else [float(v) for v in speeds]
     n = len(costs)
-    prefix = [0.0]
-    for c in costs:
-        prefix.append(prefix[-1] + float(c))
+    prefix = list(itertools.accumulate((float(c) for c in costs), initial=0.0))
     inf = math.inf
     # pass 1: the smallest achievable largest block
     best = [[inf] * (n + 1) for _ in range(n_blocks + 1)]

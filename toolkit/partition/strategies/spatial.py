@@ -23,7 +23,6 @@ on its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import keras
 
@@ -39,7 +38,9 @@ from toolkit.partition.model.plan import (
     split_shares,
 )
 from toolkit.partition.strategies.spatial_network import (
+    SPATIAL_KINDS,
     band_builder,
+    band_op,
     gather_bands,
     network_spatial,
     not_spatial,
@@ -48,10 +49,6 @@ from toolkit.partition.strategies.spatial_network import (
 __all__ = ["SPATIAL_KINDS", "check_fuse", "fusion_groups", "spatial", "spatial_prefix"]
 
 STRATEGY = "spatial"
-#: op kinds the spatial part may hold (``dense`` only on image tensors)
-SPATIAL_KINDS: tuple[str, ...] = (
-    "conv2d", "depthwise", "maxpool", "avgpool", "zeropad", "affine", "dense",
-)
 _SPATIAL_LAYERS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D",
                    "AveragePooling2D", "ZeroPadding2D", "BatchNormalization", "Activation",
                    "ReLU", "LeakyReLU", "ELU", "Softmax", "Rescaling", "Dense (on images)")
@@ -114,21 +111,11 @@ def fusion_groups(ops: tuple[Op, ...] | list[Op], fuse: int | str = "all") -> li
 def _stripe_ops(chain: Chain, start: int, stop: int, rows: tuple[int, int],
                 device: int) -> tuple[tuple[int, int], list[Op]]:
     """Input rows a stripe of group ``[start, stop)`` needs, and its per-op local ops."""
-    a, b = rows
     local: list[Op] = []
     for i in range(stop - 1, start - 1, -1):
-        op = chain.ops[i]
-        lo, hi, top, bottom = op.rows_needed(a, b, chain.shapes[i][0])
-        if hi <= lo:
-            raise ToolkitError(
-                f"strategy {STRATEGY!r}: device {device}'s stripe of layer {op.name!r} "
-                "lies entirely in padding; use fewer devices"
-            )
-        if op.windowed:
-            op = replace(op, pads=(top, bottom, op.pads[2], op.pads[3]))
+        rows, op = band_op(chain.ops[i], rows, chain.shapes[i][0], device, "stripe")
         local.append(op)
-        a, b = lo, hi
-    return (a, b), local[::-1]
+    return rows, local[::-1]
 
 
 def spatial(

@@ -42,11 +42,14 @@ from toolkit.partition.model.plan import (
 )
 from toolkit.partition.strategies.layerwise import run_nodes
 
-__all__ = ["band_builder", "gather_bands", "network_groups", "network_spatial",
-           "network_spatial_prefix", "not_spatial"]
+__all__ = ["SPATIAL_KINDS", "band_builder", "band_op", "gather_bands", "network_groups",
+           "network_spatial", "network_spatial_prefix", "not_spatial"]
 
 STRATEGY = "spatial"
-_SPATIAL_KINDS = ("conv2d", "depthwise", "maxpool", "avgpool", "zeropad", "affine", "dense")
+#: op kinds the spatial part may hold (``dense`` only on image tensors)
+SPATIAL_KINDS: tuple[str, ...] = (
+    "conv2d", "depthwise", "maxpool", "avgpool", "zeropad", "affine", "dense",
+)
 
 Rows = tuple[int, int]
 
@@ -66,12 +69,29 @@ def band_builder(name: str, n: int, input_shape: tuple[int, ...], fuse: int | st
     return PlanBuilder(STRATEGY, name, n, input_shape, options)
 
 
+def band_op(op: Op, rows: Rows, in_rows: int, device: int, part: str) -> tuple[Rows, Op]:
+    """The input rows ``op`` reads for output ``rows`` of ``device``'s ``part`` (its
+    stripe or band), and the op with that part's own vertical padding.
+
+    Raises:
+        ToolkitError: the part of ``op``'s layer lies entirely in padding.
+    """
+    lo, hi, top, bottom = op.rows_needed(*rows, in_rows)
+    if hi <= lo:
+        raise ToolkitError(
+            f"strategy {STRATEGY!r}: device {device}'s {part} of layer {op.name!r} "
+            "lies entirely in padding; use fewer devices")
+    if op.windowed:
+        op = replace(op, pads=(top, bottom, op.pads[2], op.pads[3]))
+    return (lo, hi), op
+
+
 def network_spatial_prefix(net: Network) -> int:
     """Index into ``net.cuts`` of the cut point that ends the spatial part (0: none)."""
     end = len(net.nodes)
     for i, node in enumerate(net.nodes):
         in_shape = net.shapes[node.inputs[0]]
-        if len(in_shape) != 3 or not (node.is_add or node.op.kind in _SPATIAL_KINDS):
+        if len(in_shape) != 3 or not (node.is_add or node.op.kind in SPATIAL_KINDS):
             end = i
             break
     return max(k for k, (p, _) in enumerate(net.cuts) if p <= end)
@@ -114,16 +134,8 @@ def _band_work(net: Network, first: int, stop: int, rows: Rows, out: int,
             local[i] = None
             continue
         src = node.inputs[0]
-        lo, hi, top, bottom = node.op.rows_needed(a, b, net.shapes[src][0])
-        if hi <= lo:
-            raise ToolkitError(
-                f"strategy {STRATEGY!r}: device {device}'s band of layer {node.name!r} "
-                "lies entirely in padding; use fewer devices")
-        op = node.op
-        if op.windowed:
-            op = replace(op, pads=(top, bottom, op.pads[2], op.pads[3]))
-        local[i] = ((lo, hi), op)
-        need[src] = _hull(need.get(src), (lo, hi))
+        local[i] = band_op(node.op, (a, b), net.shapes[src][0], device, "band")
+        need[src] = _hull(need.get(src), local[i][0])
     return need, local
 
 
@@ -203,7 +215,7 @@ def network_spatial(net: Network, n: int, fuse: int | str, limit: int | None,
     if last == 0:
         node = net.nodes[0]
         raise not_spatial(node.name, node.layer_type, net.shapes[node.inputs[0]],
-                          f"spatial layers ({choices(_SPATIAL_KINDS)}, Add) on an image")
+                          f"spatial layers ({choices(SPATIAL_KINDS)}, Add) on an image")
     groups = network_groups(net, last, limit)
     b = band_builder(net.name, n, net.input_shape, fuse, [
         [net.nodes[net.cuts[g][0]].name, net.nodes[net.cuts[h][0] - 1].name] for g, h in groups],
