@@ -53,7 +53,7 @@ from toolkit.partition.strategies.hybrid import (
     hybrid_plan,
     hybrid_splits,
 )
-from toolkit.partition.strategies.registry import STRATEGIES, check_strategy
+from toolkit.partition.strategies.registry import STRATEGIES, check_strategy, strategy_options
 
 __all__ = [
     "HYBRID_OBJECTIVES",
@@ -78,15 +78,6 @@ def _check_objective(objective: str) -> str:
         raise ToolkitError(f"unknown hybrid objective {objective!r}; valid: "
                            f"{choices(HYBRID_OBJECTIVES)}")
     return objective
-
-
-def _head_options(strategy: str, fuse: int | str, speeds: Sequence[float] | None
-                  ) -> dict[str, Any]:
-    """The head strategy's options: ``fuse`` (spatial) and ``speeds`` (where given)."""
-    options: dict[str, Any] = {"fuse": fuse} if strategy == "spatial" else {}
-    if speeds is not None:
-        options["speeds"] = speeds
-    return options
 
 
 class HybridAccuracy:
@@ -204,7 +195,8 @@ def hybrid_candidates(
         for strategy in strategies:
             try:
                 plan = hybrid_plan(model, n_devices, split, strategy, codecs[0], split_model=sm,
-                                   model_name=model_name, **_head_options(strategy, fuse, speeds))
+                                   model_name=model_name,
+                                   **strategy_options(strategy, fuse, speeds))
             except ToolkitError as exc:
                 refused[f"{split}/{strategy}"] = str(exc)
                 continue
@@ -342,7 +334,7 @@ def choose_hybrid(
     row = df.loc[pick]
     plan = hybrid_plan(model, n_devices, int(row["split"]), row["head_strategy"], row["codec"],
                        split_model=sm, model_name=model_name,
-                       **_head_options(row["head_strategy"], fuse, speeds))
+                       **strategy_options(row["head_strategy"], fuse, speeds))
     pinned = {k: v for k, v in (("split", split), ("strategy", strategy), ("codec", codec))
               if v is not None}
     return HybridChoice(plan, estimate_hybrid_cost(plan, cost_model or CostModel(),

@@ -28,7 +28,12 @@ from toolkit.partition.model.execute import execute_plan
 from toolkit.partition.model.network import read_model
 from toolkit.partition.model.plan import PartitionPlan
 from toolkit.partition.strategies.hybrid import execute_hybrid
-from toolkit.partition.strategies.registry import STRATEGIES, check_strategy, partition
+from toolkit.partition.strategies.registry import (
+    STRATEGIES,
+    check_strategy,
+    partition,
+    strategy_options,
+)
 
 __all__ = ["HYBRID", "add_measurements", "evaluate", "format_table", "max_abs_error"]
 
@@ -186,9 +191,7 @@ def evaluate(
                     {**(hybrid or {}), "speeds": speeds, "stream": stream}, fuse,
                     report["model"])
                 continue
-            extra = {"fuse": fuse} if name == "spatial" else {}
-            plan = partition(model, n_devices, name, **extra,
-                             **({"speeds": speeds} if speeds is not None else {}))
+            plan = partition(model, n_devices, name, **strategy_options(name, fuse, speeds))
         except ToolkitError as exc:
             if not everything or isinstance(exc, AccuracyFloorError):
                 raise

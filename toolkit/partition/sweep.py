@@ -32,7 +32,7 @@ from toolkit.partition.execution.measurement import PartitionRun
 from toolkit.partition.model.plan import check_devices
 from toolkit.partition.model.stacks import as_partition_model
 from toolkit.partition.strategies.hybrid import execute_hybrid, hybrid_plan, hybrid_splits
-from toolkit.partition.strategies.registry import STRATEGIES, partition
+from toolkit.partition.strategies.registry import STRATEGIES, partition, strategy_options
 
 __all__ = ["concordance", "crossovers", "device_table", "hybrid_table", "predict_table",
            "ranking_agreement"]
@@ -95,11 +95,10 @@ def predict_table(
     rows, refused = [], {}
     cases = [(s, n) for s in strategies for n in devices]
     for strategy, n in tqdm(cases, desc="plans", unit="plan", disable=not progress or None):
-        options = {"fuse": fuse} if strategy == "spatial" else {}
-        if base.device_profiles:  # unequal devices get shares by speed, as on a cluster
-            options["speeds"] = base.speeds(n)
+        # unequal devices get shares by speed, as on a cluster
+        speeds = base.speeds(n) if base.device_profiles else None
         try:
-            plan = partition(model, n, strategy, **options)
+            plan = partition(model, n, strategy, **strategy_options(strategy, fuse, speeds))
         except ToolkitError as exc:
             refused[f"{strategy}/{n}"] = str(exc)
             continue

@@ -20,7 +20,12 @@ from toolkit.models.codecs import check_codec
 from toolkit.models.split import SplitModel
 from toolkit.partition.model.plan import PartitionPlan
 from toolkit.partition.strategies.hybrid import HYBRID_PREFIX, HybridPlan, hybrid_plan
-from toolkit.partition.strategies.registry import STRATEGIES, check_strategy, partition
+from toolkit.partition.strategies.registry import (
+    STRATEGIES,
+    check_strategy,
+    partition,
+    strategy_options,
+)
 from toolkit.partition.strategies.spatial import check_fuse
 
 __all__ = ["PlanSpec", "plan_fingerprint", "strategy_names"]
@@ -89,10 +94,8 @@ class PlanSpec:
     @property
     def options(self) -> dict[str, Any]:
         """The strategy's keyword options."""
-        options: dict[str, Any] = {"fuse": self.fuse} if self.head_strategy == "spatial" else {}
-        if self.speeds is not None:
-            options["speeds"] = list(self.speeds)
-        return options
+        speeds = None if self.speeds is None else list(self.speeds)
+        return strategy_options(self.head_strategy, self.fuse, speeds)
 
     def build(self, model: keras.Model, split_model: SplitModel | None = None,
               model_name: str | None = None) -> PartitionPlan | HybridPlan:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -16,7 +16,7 @@ from toolkit.partition.strategies.channels import input_channel, output_channel
 from toolkit.partition.strategies.layerwise import layer_wise
 from toolkit.partition.strategies.spatial import spatial
 
-__all__ = ["STRATEGIES", "check_strategy", "partition"]
+__all__ = ["STRATEGIES", "check_strategy", "partition", "strategy_options"]
 
 _BUILDERS: dict[str, Callable[..., PartitionPlan]] = {
     "layer-wise": layer_wise,
@@ -35,6 +35,16 @@ def check_strategy(name: str) -> str:
     if name not in _BUILDERS:
         raise ToolkitError(f"unknown strategy {name!r}; valid: {choices(STRATEGIES)}")
     return name
+
+
+def strategy_options(strategy: str, fuse: int | str = "all",
+                     speeds: Sequence[float] | None = None) -> dict[str, Any]:
+    """The options :func:`partition` takes for ``strategy``: ``fuse`` (spatial) and
+    ``speeds`` (where given)."""
+    options: dict[str, Any] = {"fuse": fuse} if strategy == "spatial" else {}
+    if speeds is not None:
+        options["speeds"] = speeds
+    return options
 
 
 def partition(
