@@ -39,6 +39,10 @@ from toolkit.runtime.link import Link
 
 __all__ = ["DeviceMeasurement", "PartitionRun", "assemble_run"]
 
+#: the per-sample fields a device reports whose mean is its measurement
+_MEAN_FIELDS = ("compute_ms", "send_ms", "recv_ms", "encode_ms", "sent_bytes", "frame_bytes",
+                "received_bytes")
+
 
 @dataclass
 class DeviceMeasurement:
@@ -317,14 +321,10 @@ def assemble_run(
         edge_j += energy
         devices.append(DeviceMeasurement(
             device=i, pid=int(pids[i]), macs=sum(s.macs for s in plan.computes(i)),
-            compute_ms=float(np.mean(c["compute_ms"])), send_ms=float(np.mean(c["send_ms"])),
-            recv_ms=float(np.mean(c["recv_ms"])), encode_ms=float(np.mean(c["encode_ms"])),
+            **{k: float(np.mean(c[k])) for k in _MEAN_FIELDS},
             # when the device finished, from device 0's start; a device with no
             # part in the plan may finish before device 0 starts: 0, not negative
             latency_ms=float(np.mean(np.maximum((c["t_end"] - start) * 1e3, 0.0))),
-            sent_bytes=float(np.mean(c["sent_bytes"])),
-            frame_bytes=float(np.mean(c["frame_bytes"])),
-            received_bytes=float(np.mean(c["received_bytes"])),
             energy_j=split.total_j, energy_source=sources[-1],
             cpu_util=100.0 * r["cpu_s"] / r["wall_s"] if r["wall_s"] > 0 else float("nan"),
             **split.as_dict(), energy_split_source=split_source,

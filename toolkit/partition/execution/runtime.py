@@ -307,10 +307,8 @@ class PartitionCluster(BlockingLifecycle):
                 self._quotas[i].add(worker.pid)
 
     async def _ensure(self, n: int) -> None:
-        """Devices 0..n-1 running and connected; dead workers are restarted."""
-        if n > self.size:
-            raise ToolkitError(f"the plan needs {n} devices; this cluster has {self.size} "
-                               "workers (PartitionCluster(workers=...))")
+        """Devices 0..n-1 running and connected (n checked by :meth:`cost_model`); dead
+        workers are restarted."""
         dead = [i for i in range(n) if self._workers[i] is None or not self._workers[i].alive()]
         if dead:
             for i in dead:
@@ -359,17 +357,15 @@ class PartitionCluster(BlockingLifecycle):
         if key in self._models:
             return self._models[key]
         if isinstance(model, keras.Model):  # the workers load it from a file
-            name, loaded = model.name, model
-        else:
-            name, loaded = str(model), load_partition_model(str(model), input_size)
-        ref, size = name, input_size
-        if isinstance(model, keras.Model):
             folder = self.log_dir / "models"
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{len(self._models)}.keras"
-            loaded.save(path)
-            ref, size = str(path), None
-        entry = _Model(name, ref, size, loaded)
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", model.name)
+            path = folder / f"{safe}-{len(self._models)}.keras"
+            model.save(path)
+            entry = _Model(model.name, str(path), None, model)
+        else:
+            name = str(model)
+            entry = _Model(name, name, input_size, load_partition_model(name, input_size))
         self._models[key] = entry
         return entry
 
@@ -425,11 +421,10 @@ class PartitionCluster(BlockingLifecycle):
 
     # -- running --------------------------------------------------------------------
 
-    def _freq(self, cpu_freq: int | None) -> int:
-        return self.profile.max_freq if cpu_freq is None else self.profile.check_freq(cpu_freq)
-
-    def _device_freq(self, device: int, cpu_freq: int | None) -> int:
-        profile = self.device_profiles[device]
+    def _freq(self, cpu_freq: int | None, device: int | None = None) -> int:
+        """``cpu_freq`` checked against ``device``'s profile (None: the cluster's
+        ``profile``); its highest where None."""
+        profile = self.profile if device is None else self.device_profiles[device]
         return profile.max_freq if cpu_freq is None else profile.check_freq(cpu_freq)
 
     def quota_cores(self, device: int, freq: int) -> tuple[float, bool]:
@@ -459,7 +454,7 @@ class PartitionCluster(BlockingLifecycle):
         for i, quota in enumerate(self._quotas[:n]):
             if quota is None:
                 continue
-            cores, capped = self.quota_cores(i, self._device_freq(i, cpu_freq))
+            cores, capped = self.quota_cores(i, self._freq(cpu_freq, i))
             if capped:
                 log.warning("device %d (%s) is faster than one host core: its quota is "
                             "capped at one core", i, self.device_profiles[i].name)
@@ -613,7 +608,7 @@ class PartitionCluster(BlockingLifecycle):
             samples = len(inputs)
         check_count(samples, "samples", maximum=MAX_SAMPLES)
         freq = self._freq(cpu_freq)
-        freqs = [self._device_freq(i, cpu_freq) for i in range(min(devices, self.size))]
+        freqs = [self._freq(cpu_freq, i) for i in range(min(devices, self.size))]
         cost_model = self.cost_model(devices, macs_per_s=macs_per_s, link=link,
                                      cpu_freq=cpu_freq, idle=idle)
         spec = self._spec(strategy, devices, fuse, split, codec, equal_shares)
@@ -666,12 +661,13 @@ class PartitionCluster(BlockingLifecycle):
         for m in windows.values():
             m.close()
         split = built.split if hybrid is not None else entry.splits().last_split
+        power = [PowerModel(p) for p in self.device_profiles[:devices]]
+        cloud_power = PowerModel(self.cloud_profile) if hybrid is not None else None
         run = assemble_run(
             results, outputs, plan=plan, pids=[self._workers[i].pid for i in range(devices)],
-            power=[PowerModel(p) for p in self.device_profiles[:devices]], freq=freqs,
-            cloud_power=PowerModel(self.cloud_profile) if hybrid is not None else None,
-            cloud_accel=cloud_accel, measured=measured, reference=reference, labels=labels,
-            label_source=label_source, idle=idle,
+            power=power, freq=freqs, cloud_power=cloud_power, cloud_accel=cloud_accel,
+            measured=measured, reference=reference, labels=labels, label_source=label_source,
+            idle=idle,
             run={"model": entry.name, "strategy": spec.strategy, "n_devices": devices,
                  "split": split, "codec": spec.codec, "cpu_freq": freq, "link": link,
                  "predicted": predicted, "throttled": self.throttled},
@@ -680,10 +676,8 @@ class PartitionCluster(BlockingLifecycle):
             d.quota_cores, d.capped = quotas.get(d.device, (None, False))
         if stream is not None:
             run.stream = measure_stream(
-                results, interval_ms=interval_ms, pipelined=stream["pipelined"],
-                power=[PowerModel(p) for p in self.device_profiles[:devices]], freq=freqs,
-                cloud_power=PowerModel(self.cloud_profile) if hybrid is not None else None,
-                cloud_accel=cloud_accel, measured=measured)
+                results, interval_ms=interval_ms, pipelined=stream["pipelined"], power=power,
+                freq=freqs, cloud_power=cloud_power, cloud_accel=cloud_accel, measured=measured)
             run.predicted_stream = predicted_stream
         return run
 

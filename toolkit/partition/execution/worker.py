@@ -43,6 +43,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,7 +185,8 @@ class DeviceWorker:
         self._models: dict[tuple, Any] = {}
         self._split_models: dict[tuple, Any] = {}
         self._session: _Session | None = None
-        self._inboxes: dict[tuple[str, int], asyncio.Queue] = {}
+        # (session, peer) -> the frames that peer sent
+        self._inboxes: defaultdict[tuple[str, int], asyncio.Queue] = defaultdict(asyncio.Queue)
         self._downlink = Downlink()
 
     # -- connections ----------------------------------------------------------------
@@ -201,19 +203,13 @@ class DeviceWorker:
         else:
             await self._control(frame.message, reader, writer)
 
-    def _inbox(self, session: str, src: int) -> asyncio.Queue:
-        key = (session, src)
-        if key not in self._inboxes:
-            self._inboxes[key] = asyncio.Queue()
-        return self._inboxes[key]
-
     async def _peer(self, hello: dict[str, Any], reader: asyncio.StreamReader) -> None:
         try:
             src, session = int(hello["from"]), str(hello["session"])
             link = Link.from_message(hello.get("link"))
         except (KeyError, TypeError, ValueError, ToolkitError) as exc:
             raise ProtocolError(f"malformed peer hello {hello!r}: {exc}") from None
-        inbox = self._inbox(session, src)
+        inbox = self._inboxes[session, src]
         reason = f"device {src} closed its data connection"
         try:
             while True:
@@ -237,16 +233,14 @@ class DeviceWorker:
             outputs = None
             try:
                 reply, outputs = await self._dispatch(msg, reader)
-            except (ToolkitError, ValueError, TypeError, KeyError) as exc:
-                reply = {"op": "error", "index": self.index, "message": str(exc)}
-                if self._session is not None and msg.get("op") == "run":
-                    self._session.broken = str(exc)
-                    await self._session.close()  # peers waiting on this device fail too
-            except (ConnectionError, asyncio.IncompleteReadError) as exc:
-                reply = {"op": "error", "index": self.index, "message": f"connection lost: {exc}"}
-                if self._session is not None:
+            except (ToolkitError, ValueError, TypeError, KeyError, ConnectionError,
+                    asyncio.IncompleteReadError) as exc:
+                lost = isinstance(exc, ConnectionError | asyncio.IncompleteReadError)
+                reply = {"op": "error", "index": self.index,
+                         "message": f"connection lost: {exc}" if lost else str(exc)}
+                if self._session is not None and (lost or msg.get("op") == "run"):
                     self._session.broken = reply["message"]
-                    await self._session.close()
+                    await self._session.close()  # peers waiting on this device fail too
             write_json(writer, reply)
             if outputs is not None:
                 write_tensor(writer, encode(outputs, "fp32"), 0)
@@ -365,8 +359,6 @@ class DeviceWorker:
         if x is not None and x.shape != (samples, *session.plan.input_shape):
             raise ToolkitError(f"inputs of shape {x.shape} do not match "
                                f"{(samples, *session.plan.input_shape)}")
-        cols: dict[str, list] = {k: [] for k in SAMPLE_FIELDS}
-        outputs = []
         cpu0, wall0 = time.process_time(), time.monotonic()
         stream = msg.get("stream")
         if stream is not None:
@@ -375,11 +367,8 @@ class DeviceWorker:
             results = [await self._sample(session, (run << 32) | k,
                                           None if x is None else x[k:k + 1])
                        for k in range(samples)]
-        for rec, out in results:
-            for key, value in rec.items():
-                cols[key].append(value)
-            if out is not None:
-                outputs.append(out)
+        cols = {k: [rec[k] for rec, _ in results] for k in SAMPLE_FIELDS}
+        outputs = [out for _, out in results if out is not None]
         reply = {"op": "result", "index": self.index, "samples": samples,
                  "cpu_s": time.process_time() - cpu0, "wall_s": time.monotonic() - wall0,
                  **cols, **({"t_stream0": wall0} if stream is not None else {})}
@@ -402,7 +391,7 @@ class DeviceWorker:
         if not stream.get("pipelined"):
             return [await one(k) for k in range(samples)]
         sources = {t.src for st in session.plan.stages for t in st.incoming(self.index)}
-        pipe = _Pipe(self.index, {src: self._inbox(session.id, src) for src in sources})
+        pipe = _Pipe(self.index, {src: self._inboxes[session.id, src] for src in sources})
         tasks = [asyncio.ensure_future(one(k)) for k in range(samples)]
         try:
             return list(await asyncio.gather(*tasks))
@@ -412,7 +401,7 @@ class DeviceWorker:
             pipe.close()
 
     async def _receive(self, session: _Session, transfer, rid: int):
-        item = await self._inbox(session.id, transfer.src).get()
+        item = await self._inboxes[session.id, transfer.src].get()
         if isinstance(item, _PeerClosed):
             raise ToolkitError(f"device {self.index} waited for {transfer.as_name!r}: "
                                f"{item.reason}")
