@@ -235,9 +235,8 @@ def run(args: argparse.Namespace) -> int:
     fuse = check_fuse(args.fuse)
     model = load_partition_model(args.model, args.input_size)
     strategies = "all" if args.strategy == "all" else [args.strategy]
-    wants_hybrid = args.strategy in ("hybrid", "all")
     hybrid = None
-    if wants_hybrid:
+    if args.strategy in ("hybrid", "all"):
         hybrid = {"split": args.split, "strategy": args.hybrid_strategy, "codec": args.codec,
                   "objective": args.hybrid_objective, "min_accuracy": args.min_accuracy,
                   "cloud": CloudModel(args.cloud_gmacs * 1e9, args.cloud_mbps,

@@ -127,12 +127,11 @@ def estimate_hybrid_cost(
     edge_powers = [model.power_model(d.device) for d in head.devices]
     devices = []
     for d in head.devices:
-        busy = d.compute_ms / 1e3
-        sent = d.sent_bytes + (plan.activation_bytes if d.device == 0 else 0)
         first = d.device == 0
+        sent = d.sent_bytes + (plan.activation_bytes if first else 0)
         received = d.received_bytes + (plan.output_bytes if first else 0)
-        energy = split_energy(edge_powers[d.device], compute_s=busy, request_s=latency,
-                              bytes_moved=sent + received, idle=model.idle,
+        energy = split_energy(edge_powers[d.device], compute_s=d.compute_ms / 1e3,
+                              request_s=latency, bytes_moved=sent + received, idle=model.idle,
                               freq=model.freq_mhz, accel=model.accel)
         devices.append(replace(
             d, sent_bytes=sent, latency_ms=latency * 1e3 if first else d.latency_ms,

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit.errors import ToolkitError, check_number, is_count
+from toolkit.errors import ToolkitError, check_count, check_number
 from toolkit.partition.cost.hybrid import HybridCost
 from toolkit.partition.cost.per_device import CostModel, PlanCost
 from toolkit.partition.model.plan import Compute, PartitionPlan, check_plan
@@ -75,8 +75,7 @@ MAX_STREAM_REQUESTS = 1_000_000
 def check_stream(requests: int, interval_ms: float) -> tuple[int, float]:
     """Validate a stream: ``requests`` an integer in 1..:data:`MAX_STREAM_REQUESTS`,
     ``interval_ms`` a number >= 0."""
-    if not is_count(requests):
-        raise ToolkitError(f"requests must be an integer >= 1, got {requests!r}")
+    check_count(requests, "requests")
     if requests > MAX_STREAM_REQUESTS:
         raise ToolkitError(f"a stream has at most {MAX_STREAM_REQUESTS} requests, got {requests}")
     check_number(interval_ms, "interval_ms", unit="ms")

@@ -224,8 +224,7 @@ class PartitionCluster(BlockingLifecycle):
                  cloud_profile: str | DeviceProfile = "cloud-gpu-server", throttle: bool = True,
                  log_dir: str | os.PathLike | None = None, startup_timeout: float = 120.0,
                  run_timeout: float = 600.0) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ToolkitError(f"workers must be an integer >= 1, got {workers!r}")
+        check_count(workers, "workers")
         self.size = workers
         self.profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
         self.cloud_profile = (cloud_profile if isinstance(cloud_profile, DeviceProfile)

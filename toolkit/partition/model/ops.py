@@ -226,20 +226,16 @@ def apply_op(op: Op, x):
     kind = op.kind
     strides = (1, *op.strides, 1)
     if kind == "conv2d":
-        y = tf.nn.conv2d(_pad(x, op.pads), op.kernel, strides, "VALID",
-                         dilations=(1, *op.dilation, 1))
-        return _finish(op, y)
+        return _finish(op, tf.nn.conv2d(_pad(x, op.pads), op.kernel, strides, "VALID",
+                                        dilations=(1, *op.dilation, 1)))
     if kind == "depthwise":
-        y = tf.nn.depthwise_conv2d(_pad(x, op.pads), op.kernel, strides, "VALID",
-                                   dilations=op.dilation)
-        return _finish(op, y)
+        return _finish(op, tf.nn.depthwise_conv2d(_pad(x, op.pads), op.kernel, strides, "VALID",
+                                                  dilations=op.dilation))
     if kind == "dense":
-        y = tf.matmul(x, op.kernel) if len(x.shape) == 2 else tf.tensordot(
-            x, op.kernel, [[len(x.shape) - 1], [0]])
-        return _finish(op, y)
+        return _finish(op, tf.matmul(x, op.kernel) if len(x.shape) == 2 else tf.tensordot(
+            x, op.kernel, [[len(x.shape) - 1], [0]]))
     if kind == "affine":
-        y = x * op.scale if op.scale is not None else x
-        return _finish(op, y)
+        return _finish(op, x * op.scale if op.scale is not None else x)
     if kind == "maxpool":
         return tf.nn.max_pool2d(_pad(x, op.pads, -np.inf), op.window, strides, "VALID")
     if kind == "avgpool":

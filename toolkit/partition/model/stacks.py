@@ -19,7 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from toolkit.errors import ToolkitError, choices
+from toolkit.errors import ToolkitError, check_count, choices
 
 __all__ = [
     "STACKS",
@@ -67,7 +67,7 @@ def _leaf_layers(model: keras.Model) -> list:
 
 def vgg_stack(input_size: int = DEFAULT_INPUT_SIZE, seed: int = 0) -> keras.Model:
     """A VGG-style stack on ``input_size`` x ``input_size`` x 3 images (at least 16)."""
-    _check_size(input_size, 16)
+    check_count(input_size, "input size", 16)
     L = keras.layers
     model = keras.Sequential([
         keras.Input((input_size, input_size, 3), name="image"),
@@ -91,7 +91,7 @@ def vgg_stack(input_size: int = DEFAULT_INPUT_SIZE, seed: int = 0) -> keras.Mode
 
 def mobilenet_stack(input_size: int = DEFAULT_INPUT_SIZE, seed: int = 0) -> keras.Model:
     """A MobileNet-style stack on ``input_size`` x ``input_size`` x 3 images (at least 32)."""
-    _check_size(input_size, 32)
+    check_count(input_size, "input size", 32)
     L = keras.layers
     model = keras.Sequential([
         keras.Input((input_size, input_size, 3), name="image"),
@@ -122,11 +122,6 @@ def mobilenet_stack(input_size: int = DEFAULT_INPUT_SIZE, seed: int = 0) -> kera
 
 #: built-in stack names and their builders
 STACKS = {"vgg-stack": vgg_stack, "mobilenet-stack": mobilenet_stack}
-
-
-def _check_size(size: int, least: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < least:
-        raise ToolkitError(f"input size must be an integer >= {least}, got {size!r}")
 
 
 def load_partition_model(name: str | os.PathLike, input_size: int | None = None) -> keras.Model:
