@@ -5,8 +5,8 @@ times, the bytes it sent and received and when it started and finished (the
 host's monotonic clock, shared by the local worker processes).
 :func:`assemble_run` turns those reports into a :class:`PartitionRun`: the
 request's latency (device 0, inputs to outputs), each device's finish time
-relative to the request's start, and per-device energy (see
-:mod:`toolkit.partition.execution.runtime` for the energy formula and its labels).
+relative to the request's start, and per-device energy (``docs/partitioning.md``,
+"Real execution", for the energy and its labels).
 
 Each device's energy is split as the prediction's
 (:mod:`toolkit.partition.cost.energy`), from the measured times per sample:

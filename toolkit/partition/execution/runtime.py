@@ -10,34 +10,14 @@ its compute time, the time it spent sending and waiting for data, the bytes it
 sent and received and when it finished each sample; device 0 returns the
 outputs, which are compared with the unpartitioned model.
 
-Emulation on the local testbed:
-
-* each device worker is throttled to its own device (its profile, at the
-  emulated CPU frequency ``f``) by its own cgroup CPU quota, by the local
-  testbed's rule (:func:`toolkit.devices.testbeds.calibration.quota_cores`):
-  the device's fp32 throughput over the host's calibrated throughput, in host
-  cores, where the profile has a timing model (else ``emulated_cores × f /
-  f_max``). A device faster than one host core is capped at one core (its
-  worker runs one thread), logged and reported per device (``capped``); without
-  cgroup access the devices run at full speed and the run says
-  ``throttled = False``. The quota is lifted while the workers build and trace
-  a plan and run the warm-up samples (set-up, not the device's work: at a
-  quota of a few percent of a core, building MobileNetV2 alone took minutes),
-  and set before the measured samples;
-* the links between devices and to the cloud are emulated in user space
-  (:mod:`toolkit.runtime.link`).
-
-Energy per device and sample, from :class:`~toolkit.energy.model.PowerModel`
-of the device's own profile at the emulated frequency, labelled
-``model:<profile>`` (measured times, modelled power):
-``P_busy × (compute + encode) + J/byte × (bytes it put on the wire + bytes it
-received) + P_wait × (latency − compute − encode)``, where ``latency`` is the
-request's end-to-end latency on device 0 (every device is powered for the whole
-request, as in the cost model; ``idle="busy"`` leaves the last, idle, term
-out). :mod:`toolkit.partition.execution.measurement` reports the three terms
-apart. With ``meters``, each device's energy is its meter's window over the
-measured samples divided by the samples, labelled with the meter's source. The
-cloud is charged its profile's busy power while it decodes and runs the tail.
+Each device worker is throttled to its own device by its own cgroup CPU quota
+(:meth:`PartitionCluster.quota_cores`), lifted while the workers build and
+trace a plan and run the warm-up samples (set-up, not the device's work: at a
+quota of a few percent of a core, building MobileNetV2 alone took minutes) and
+set before the measured samples; the links are emulated in user space
+(:mod:`toolkit.runtime.link`). The energies are modelled from the measured times
+or metered (:mod:`toolkit.partition.execution.measurement`). The whole account
+of the emulation and the energy is ``docs/partitioning.md``, "Real execution".
 
 Example:
     >>> with PartitionCluster(workers=4) as cluster:
