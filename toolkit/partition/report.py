@@ -12,6 +12,7 @@ adds what real runs measured (``measured`` per strategy and per device), and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import keras
@@ -172,13 +173,9 @@ def evaluate(
         "devices": n_devices,
         "input_shape": list(chain.input_shape),
         "energy_source": source,
-        "cost_model": {"macs_per_s": cost_model.macs_per_s, "link_mbps": cost_model.link_mbps,
-                       "rtt_ms": cost_model.rtt_ms, "profile": cost_model.profile,
-                       "freq_mhz": cost_model.freq_mhz,
+        # the cost model's fields but the accelerator, a profile per device
+        "cost_model": {**{k: v for k, v in asdict(cost_model).items() if k != "accel"},
                        "device_profiles": [cost_model.profile_of(d) for d in range(n_devices)],
-                       "idle": cost_model.idle,
-                       "step_overhead_ms": cost_model.step_overhead_ms,
-                       "transfer_overhead_ms": cost_model.transfer_overhead_ms,
                        "predicted": True},
         "strategies": {},
         "refused": {},
@@ -297,8 +294,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"{cm['link_mbps']:g} Mbit/s "
         f"links{rtt}, energy source {report['energy_source']} (modelled, not measured)",
     ]
-    measured_any = any("measured" in s for s in report["strategies"].values())
-    if measured_any:
+    if any("measured" in s for s in report["strategies"].values()):
         lines.append("pred/meas: predicted by the cost model / measured on local worker "
                      "processes (measured energy: power model of measured times)")
     for name, s in report["strategies"].items():

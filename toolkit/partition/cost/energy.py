@@ -27,6 +27,8 @@ gives exactly those two).
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -73,10 +75,7 @@ class EnergySplit:
     @classmethod
     def sum(cls, splits: Iterable[EnergySplit]) -> EnergySplit:
         """The parts summed over ``splits`` (several devices, or several samples)."""
-        out = cls()
-        for s in splits:
-            out = out + s
-        return out
+        return functools.reduce(operator.add, splits, cls())
 
     def scaled(self, factor: float) -> EnergySplit:
         """Every part times ``factor`` (a mean over samples, a share of a metered total)."""

@@ -251,8 +251,7 @@ def _peak_bytes(plan: PartitionPlan, device: int) -> int:
     for i, (defined, _) in enumerate(events):
         live.update(defined)
         peak = max(peak, sum(live.values()))
-        for name in [n for n in live if last[n] == i]:
-            del live[name]
+        live = {name: size for name, size in live.items() if last[name] != i}
     return peak
 
 

@@ -221,10 +221,8 @@ class PartitionRun:
             "model": self.model, "strategy": self.strategy, "devices": self.n_devices,
             "split": self.split, "codec": self.codec, "cpu_freq": self.cpu_freq,
             "link": self.link.as_dict(), "samples": self.samples,
-            "latency_ms": float(np.mean(self.latency_ms)),
-            "energy_j": float(np.mean(self.energy_j)),
-            "edge_energy_j": float(np.mean(self.edge_energy_j)),
-            "cloud_energy_j": float(np.mean(self.cloud_energy_j)),
+            **{k: float(np.mean(getattr(self, k)))
+               for k in ("latency_ms", "energy_j", "edge_energy_j", "cloud_energy_j")},
             **self.energy_split.as_dict(), "idle_accounting": self.idle,
             "cloud_ms": float(np.mean(self.cloud_ms)), "cloud_bytes": self.cloud_bytes,
             "max_abs_error": self.max_abs_error, "accuracy": self.accuracy,

@@ -306,19 +306,23 @@ class PartitionCluster(BlockingLifecycle):
 
     async def aclose(self) -> None:
         """Stop every worker and remove the cgroups."""
-        for i, control in enumerate(self._controls):
-            if control is not None:
-                await control.close()
-                self._controls[i] = None
+        await self._close_controls()
         workers = [w for w in (*self._workers, *self._clouds.values()) if w is not None]
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
         self._workers = [None] * self.size
         self._clouds = {}
-        for i, quota in enumerate(self._quotas):
+        for quota in self._quotas:
             if quota is not None:
                 quota.close()
-                self._quotas[i] = None
+        self._quotas = [None] * self.size
         self._started = False
+
+    async def _close_controls(self) -> None:
+        """Close every control connection (the next run connects again)."""
+        for control in self._controls:
+            if control is not None:
+                await control.close()
+        self._controls = [None] * self.size
 
 
     def run(self, model: str | os.PathLike | keras.Model, strategy: str, devices: int,
@@ -454,10 +458,7 @@ class PartitionCluster(BlockingLifecycle):
         for t in pending:
             t.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)  # retrieves every error
-        for i, control in enumerate(self._controls):  # streams may be mid-frame: reconnect
-            if control is not None:
-                await control.close()
-                self._controls[i] = None
+        await self._close_controls()  # streams may be mid-frame: reconnect
         raise DeviceError(await self._failure(tasks, what))
 
     async def _failure(self, tasks: Mapping[int, asyncio.Future], what: str) -> str:

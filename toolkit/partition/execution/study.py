@@ -134,12 +134,10 @@ class StudySpec:
 
     def plan(self) -> list[tuple[str, int, int | None, str, int]]:
         """Every run as ``(strategy, devices, cpu_freq, codec, repeat)``, in order."""
-        out = []
-        for repeat, strategy, n, freq in product(range(self.runs), self.strategies,
-                                                 self.devices, self.cpu_freqs or [None]):
-            codecs = self.codecs if strategy.startswith(HYBRID_PREFIX) else ["fp32"]
-            out += [(strategy, n, freq, codec, repeat) for codec in codecs]
-        return out
+        return [(strategy, n, freq, codec, repeat)
+                for repeat, strategy, n, freq in product(range(self.runs), self.strategies,
+                                                         self.devices, self.cpu_freqs or [None])
+                for codec in (self.codecs if strategy.startswith(HYBRID_PREFIX) else ["fp32"])]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, as the journal's first line records it."""
