@@ -1,42 +1,17 @@
 """The per-device cost of a partition plan, and its *predicted* latency and energy.
 
-Counted exactly from the plan (per sample, float32):
-
-* ``macs``: multiply-accumulates of the device's compute steps (halo rows a
-  spatial device recomputes included);
-* ``weight_bytes``: the weights its ops hold (batch normalisation folded to a
-  scale and an offset per channel);
-* ``peak_activation_bytes``: the most tensor bytes the device holds at once,
-  every tensor freed after its last use (the input while it is still needed,
-  an op's input and output together);
-* ``sent_bytes`` / ``received_bytes`` and ``sync_points``: what crosses the
-  links, and in how many exchanges the device takes part.
-
-Predicted with a simple model (every figure is a prediction, never a
-measurement; energies carry ``energy_source = "model:<profile>"``):
-
-* compute time of a step = MACs / the device's throughput (``macs_per_s``,
-  scaled by each device's profile where the devices differ, see
-  :class:`CostModel`; element-wise work, slicing, concatenation and the
-  additions of a reduction are not timed), plus ``step_overhead_ms`` per
-  instruction (a framework's fixed cost per op; 0 by default);
-* each device has a full-duplex link of ``link_mbps``; a transfer takes
-  ``rtt_ms / 2 + bytes × 8 / (link_mbps × 10⁶)`` seconds (the one-way delay
-  does not occupy the links) and starts when its sender has
-  finished the stage's compute and both the sender's uplink and the receiver's
-  downlink are free, in the plan's order; ``transfer_overhead_ms`` (0 by
-  default) is the sender's fixed CPU time per transfer before it reaches the
-  link, and the receiver's after. A device starts a stage's compute when
-  it has finished the previous stage and received what that stage sent it;
-* a device's ``latency_ms`` is when it finishes its part; the plan's
-  ``latency_ms`` is when the result is complete on device 0;
-* a device's energy, with :class:`toolkit.energy.model.PowerModel` of the
-  profile (default ``raspberry-pi-4`` at its highest frequency), is the sum of
-  ``compute_energy_j = P_busy × compute time``, ``comm_energy_j = network J/byte
-  × (bytes sent + bytes received)`` and ``idle_energy_j``: ``P_wait × (plan
-  latency − compute time)`` under the default ``request`` accounting (every
-  device is powered for the whole request), 0 under ``busy`` accounting
-  (:class:`CostModel` ``idle``; see :mod:`toolkit.partition.cost.energy`).
+:func:`estimate_cost` counts, per device and sample (float32), the MACs of its
+compute steps (halo rows a spatial device recomputes included), the bytes of
+its weights, the most tensor bytes it holds at once (each tensor freed after its
+last use), the bytes it sends and receives and the exchanges it takes part in.
+With a :class:`CostModel` it predicts each device's latency (compute = MACs /
+its throughput, plus fixed costs per instruction and per transfer; a transfer
+starts when its sender has finished the stage's compute and both the sender's
+uplink and the receiver's downlink are free, in the plan's order, and adds half
+the RTT) and energy (compute, communication and idle,
+:mod:`toolkit.partition.cost.energy`). Every figure is a prediction
+(``energy_source = "model:<profile>"``); the model in full is
+``docs/partitioning.md``, "Cost model".
 """
 
 from __future__ import annotations
