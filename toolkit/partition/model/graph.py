@@ -128,12 +128,12 @@ def _activation(fn, refuse: _Refuse, layer) -> Activation:
         name = keras.activations.serialize(fn)
     except Exception:
         name = None
-    if isinstance(name, str) and name == "swish":
+    if name == "swish":
         name = "silu"
     known = ELEMENTWISE_ACTIVATIONS | CHANNEL_GLOBAL_ACTIVATIONS
     if not isinstance(name, str) or name not in known:
-        known = sorted(known)
-        raise refuse.layer(layer, f"activation {name or fn!r} is not one of {choices(known)}")
+        raise refuse.layer(layer, f"activation {name or fn!r} is not one of "
+                           f"{choices(sorted(known))}")
     return Activation(name)
 
 

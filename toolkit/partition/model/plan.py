@@ -375,9 +375,7 @@ class PlanBuilder:
     def assemble(self, device: int, srcs: Sequence[str], indices: Sequence[np.ndarray],
                  dst: str | None = None) -> str:
         """``device`` places ``srcs`` at ``indices`` of the last axis; returns the new name."""
-        shapes = [self.shape(device, s) for s in srcs]
-        size = sum(len(i) for i in indices)
-        out = (*shapes[0][:-1], size)
+        out = (*self.shape(device, srcs[0])[:-1], sum(len(i) for i in indices))
         dst = dst or self.fresh(srcs[0].split("#")[0])
         index = tuple(np.asarray(i, dtype=np.int64) for i in indices)
         step = Assemble(tuple(srcs), index, dst=dst, out_shape=out)
