@@ -75,10 +75,8 @@ def _scatter(b: PlanBuilder, layout: _Layout, size: int) -> _Layout:
     """Send even channel ranges of device 0's whole tensor to every device."""
     src = layout.names[0]
     parts = _shares(b, size)
-    names: dict[int, str] = {}
-    for d, (s, t) in enumerate(parts):
-        if t > s and d != 0:
-            names[d] = b.send(0, d, src, _region(s, t, size))
+    names = {d: b.send(0, d, src, _region(s, t, size))
+             for d, (s, t) in enumerate(parts) if t > s and d != 0}
     s, t = parts[0]
     if t > s:
         region = _region(s, t, size)
@@ -166,11 +164,9 @@ def _mix_inputs(b: PlanBuilder, chain: Chain, i: int, layout: _Layout) -> _Layou
         partial[d] = b.compute(d, local, name)
     cout = chain.shapes[i + 1][-1]
     parts = _shares(b, cout)
-    received: dict[int, list[str]] = {e: [] for e in range(b.n)}
-    for e, (s, t) in enumerate(parts):  # reduce-scatter: one sync point
-        for c, name in partial.items():
-            if t > s and c != e:
-                received[e].append(b.send(c, e, name, _region(s, t, cout)))
+    received = {e: [b.send(c, e, name, _region(s, t, cout))  # reduce-scatter: one sync point
+                    for c, name in partial.items() if t > s and c != e]
+                for e, (s, t) in enumerate(parts)}
     names, index = {}, {}
     for e, (s, t) in enumerate(parts):
         if t <= s:

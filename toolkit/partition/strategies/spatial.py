@@ -161,18 +161,15 @@ def spatial(
     held = {0: (0, chain.input_shape[0], INPUT)}
     for start, stop in groups:
         owned = split_shares(chain.shapes[stop][0], n, speeds)
-        work = {}
-        for d, rows in enumerate(owned):
-            if rows[1] > rows[0]:
-                work[d] = _stripe_ops(chain, start, stop, rows, d)
+        work = {d: _stripe_ops(chain, start, stop, rows, d)
+                for d, rows in enumerate(owned) if rows[1] > rows[0]}
         inputs = gather_bands(b, held, {d: rows for d, (rows, _) in work.items()})
-        new_held = {}
+        held = {}
         for d, (_, ops) in work.items():
             current = inputs[d]
             for op in ops:
                 current = b.compute(d, op, current)
-            new_held[d] = (*owned[d], current)
-        held = new_held
+            held[d] = (*owned[d], current)
     # gather the stripes on device 0, which runs the rest
     parts = [(s, b.send(e, 0, name) if e != 0 else name) for e, (s, _, name) in held.items()]
     current = b.concat(0, [nm for _, nm in sorted(parts)], axis=0)

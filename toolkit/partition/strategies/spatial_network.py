@@ -226,7 +226,7 @@ def network_spatial(net: Network, n: int, fuse: int | str, limit: int | None,
         owned = split_shares(net.shapes[out][0], n, speeds)
         work = _bands(net, first, stop, out, owned)
         current = gather_bands(b, held, {d: need[source] for d, (need, _) in work.items()})
-        new_held = {}
+        held = {}
         for d, (need, local) in work.items():
             names = {source: current[d]}
             for i in range(first, stop):
@@ -240,8 +240,7 @@ def network_spatial(net: Network, n: int, fuse: int | str, limit: int | None,
                     rows, op = local[i]
                     src = node.inputs[0]
                     names[i + 1] = b.compute(d, op, _rows_of(b, d, names[src], need[src], rows))
-            new_held[d] = (*owned[d], names[out])
-        held = new_held
+            held[d] = (*owned[d], names[out])
     parts = [(s, b.send(e, 0, name) if e != 0 else name) for e, (s, _, name) in held.items()]
     start, tensor = net.cuts[last]
     names = {tensor: b.concat(0, [nm for _, nm in sorted(parts)], axis=0)}
