@@ -10,7 +10,7 @@ check it built the plan the controller predicted for.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
@@ -107,9 +107,7 @@ class PlanSpec:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"strategy": self.strategy, "devices": self.devices, "fuse": self.fuse,
-                "split": self.split, "codec": self.codec,
-                "speeds": None if self.speeds is None else list(self.speeds)}
+        return {**asdict(self), "speeds": None if self.speeds is None else list(self.speeds)}
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> PlanSpec:

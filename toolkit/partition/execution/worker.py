@@ -305,10 +305,9 @@ class DeviceWorker:
         session = _Session(session_id, plan, hybrid, Uplink(link),
                            cloud_link=Link.from_message(msg.get("cloud_link")))
         self._session = session
-        peers = [tuple(p) for p in msg["peers"]]
         targets = sorted({t.dst for st in plan.stages for t in st.outgoing(self.index)})
         for dst in targets:
-            host, port = peers[dst]
+            host, port = msg["peers"][dst]
             try:
                 _, w = await asyncio.wait_for(streams.open_connection(host, int(port)), 10)
             except (OSError, asyncio.TimeoutError) as exc:
