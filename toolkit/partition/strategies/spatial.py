@@ -39,6 +39,7 @@ from toolkit.partition.model.plan import (
 )
 from toolkit.partition.strategies.spatial_network import (
     SPATIAL_KINDS,
+    STRATEGY,
     band_builder,
     band_op,
     gather_bands,
@@ -48,7 +49,6 @@ from toolkit.partition.strategies.spatial_network import (
 
 __all__ = ["SPATIAL_KINDS", "check_fuse", "fusion_groups", "spatial", "spatial_prefix"]
 
-STRATEGY = "spatial"
 _SPATIAL_LAYERS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D",
                    "AveragePooling2D", "ZeroPadding2D", "BatchNormalization", "Activation",
                    "ReLU", "LeakyReLU", "ELU", "Softmax", "Rescaling", "Dense (on images)")
