@@ -183,7 +183,6 @@ def hybrid_candidates(
     n_devices = check_devices(n_devices)
     sm = split_model or SplitModel(model, name=model.name)
     accuracy = accuracy or HybridAccuracy(sm)
-    cost_model, cloud = cost_model or CostModel(), cloud or CloudModel()
     codecs = [check_codec(c) for c in codecs]
     strategies = [check_strategy(s) for s in strategies]
     splits = hybrid_splits(sm) if splits is None else list(splits)
@@ -337,8 +336,7 @@ def choose_hybrid(
                        **strategy_options(row["head_strategy"], fuse, speeds))
     pinned = {k: v for k, v in (("split", split), ("strategy", strategy), ("codec", codec))
               if v is not None}
-    return HybridChoice(plan, estimate_hybrid_cost(plan, cost_model or CostModel(),
-                                                   cloud or CloudModel()),
+    return HybridChoice(plan, estimate_hybrid_cost(plan, cost_model, cloud),
                         float(row["accuracy"]), df.attrs["label_source"],
                         df.attrs["accuracy_samples"], objective, min_accuracy, pinned, df)
 

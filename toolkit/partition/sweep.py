@@ -254,7 +254,6 @@ def hybrid_table(
     x = eval_inputs(model)[1][:accuracy_samples]
     labels, label_source = reference_labels(model, x)
     labels = np.asarray(labels)[:len(x)]
-    cost_model, cloud = cost_model or CostModel(), cloud or CloudModel()
     cases = [(k, c) for k in (hybrid_splits(sm) if splits is None else splits) for c in codecs]
     rows, source = [], ""
     for split, codec in tqdm(cases, desc="hybrid plans", unit="plan",
