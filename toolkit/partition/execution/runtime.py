@@ -499,8 +499,7 @@ class PartitionCluster(BlockingLifecycle):
                 if len(labels) != samples:  # the true labels of the whole evaluation set
                     labels = labels[index]
                 return x, labels, source
-            x = np.random.default_rng(seed).standard_normal((samples, *shape))
-            x = x.astype(np.float32)
+            x = np.random.default_rng(seed).standard_normal((samples, *shape)).astype(np.float32)
         else:
             x = np.asarray(inputs, dtype=np.float32)
             if x.shape[1:] != shape or len(x) < 1:

@@ -52,8 +52,7 @@ def measure_stream(replies: Mapping[int, Mapping[str, Any]], *, interval_ms: flo
     t0 = float(replies[0]["t_stream0"])
     finish = (np.asarray(replies[0]["t_end"], float) - t0) * 1e3
     arrival = np.arange(len(finish)) * float(interval_ms)
-    end = max(float(np.max(r["t_end"])) for r in replies.values())
-    duration_s = end - t0
+    duration_s = max(float(np.max(r["t_end"])) for r in replies.values()) - t0
     total, busy_ms, sources = 0.0, [], []
     for i in sorted(replies):
         r = replies[i]
