@@ -20,6 +20,11 @@ from toolkit.partition import (
 
 #: a link fast enough to matter little, slow enough to count: the times are exact either way
 MODEL = CostModel(macs_per_s=1e9, link_mbps=1000.0, rtt_ms=0.2)
+#: with the fixed costs of a measured run's prediction (per instruction, per tensor sent or
+#: received), on unequal devices, so that they scale with each device's speed
+OVERHEADS = CostModel(macs_per_s=1e9, link_mbps=1000.0, rtt_ms=0.2, step_overhead_ms=0.05,
+                      transfer_overhead_ms=0.1,
+                      device_profiles=("raspberry-pi-4", "jetson-nano", "raspberry-pi-4"))
 
 
 def _two_stages(models):
@@ -35,14 +40,15 @@ def _two_stages(models):
     return plan, cost, a, t01.nbytes / rate, b, t10.nbytes / rate
 
 
+@pytest.mark.parametrize("cost_model", [MODEL, OVERHEADS], ids=["plain", "overheads"])
 @pytest.mark.parametrize("name", ["digits-cnn", "vgg-stack"])
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_one_request_is_estimate_cost(models, name, strategy):
+def test_one_request_is_estimate_cost(models, name, strategy, cost_model):
     model, _, _ = models(name)
     plan = partition(model, 3, strategy)
-    cost = estimate_cost(plan, MODEL)
+    cost = estimate_cost(plan, cost_model)
     for pipelined in (True, False):
-        stream = estimate_stream(plan, 1, 5.0, MODEL, pipelined=pipelined)
+        stream = estimate_stream(plan, 1, 5.0, cost_model, pipelined=pipelined)
         assert stream.finish_ms[0] == pytest.approx(cost.latency_ms, rel=1e-12)
         assert stream.busy_ms == pytest.approx([d.compute_ms for d in cost.devices])
         assert sum(stream.energy_j) == pytest.approx(cost.energy_j, rel=1e-12)

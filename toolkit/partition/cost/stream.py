@@ -4,7 +4,8 @@
 runs the plan stage by stage with the timings of
 :func:`~toolkit.partition.cost.per_device.estimate_cost` (compute = MACs / the
 device's throughput; a transfer takes ``bytes × 8 / link rate`` on the sender's
-uplink and the receiver's downlink, plus half the RTT). Two ways to serve a
+uplink and the receiver's downlink, plus half the RTT; the cost model's fixed
+costs per instruction and per tensor as there). Two ways to serve a
 stream:
 
 * **pipelined** (layer-wise plans, :data:`PIPELINED_STRATEGIES`): a request
@@ -175,9 +176,12 @@ def estimate_stream(plan: PartitionPlan, requests: int, interval_ms: float,
     model.check_devices(n)
     powers = [model.power_model(d) for d in range(n)]
     rates = [model.macs_per_s_of(d) for d in range(n)]
+    slowness = [model.macs_per_s / r for r in rates]  # as estimate_cost scales overheads
+    step_s, transfer_s = model.step_overhead_ms / 1e3, model.transfer_overhead_ms / 1e3
     rate = model.link_mbps * 1e6 / 8.0
     half_rtt = model.rtt_ms / 2e3
     stage_s = [[sum(st.macs for st in steps if isinstance(st, Compute)) / rates[d]
+                + step_s * len(steps) * slowness[d]
                 for d, steps in enumerate(stage.steps)] for stage in plan.stages]
     free = [0.0] * n  # when each device's compute, uplink and downlink is next free
     uplink = [0.0] * n
@@ -199,10 +203,13 @@ def estimate_stream(plan: PartitionPlan, requests: int, interval_ms: float,
                     busy[d] += seconds[d]
             done = list(end)
             for t in stage.transfers:
+                end[t.src] += transfer_s * slowness[t.src]  # the sender's CPU sends
+                free[t.src] = max(free[t.src], end[t.src])
                 start = max(end[t.src], uplink[t.src], downlink[t.dst])
                 uplink[t.src] = downlink[t.dst] = start + t.nbytes / rate
                 done[t.src] = max(done[t.src], uplink[t.src])
-                done[t.dst] = max(done[t.dst], uplink[t.src] + half_rtt)
+                done[t.dst] = max(done[t.dst], uplink[t.src] + half_rtt) \
+                    + transfer_s * slowness[t.dst]
                 sent[t.src] += t.nbytes
                 received[t.dst] += t.nbytes
             ready = done
