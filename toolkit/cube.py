@@ -51,7 +51,7 @@ from toolkit.config import (
 )
 from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, ToolkitError, choices, short_repr
-from toolkit.fileio import as_path, atomic_output
+from toolkit.fileio import as_path, atomic_output, plain_value
 from toolkit.pareto import SENSES, pareto_mask
 
 __all__ = [
@@ -269,7 +269,7 @@ def _check_values(cube: xr.Dataset, path: Path) -> None:
         bad = ~np.isnan(values) & (np.isinf(values) | ((values < 0) & (name in OBJECTIVES)))
         if bad.any():
             where = np.unravel_index(int(np.flatnonzero(bad)[0]), values.shape)
-            config = {d: _plain(cube[d].values[i]) for d, i in
+            config = {d: plain_value(cube[d].values[i]) for d, i in
                       zip(cube[name].dims, where, strict=True) if d != "repeat"}
             rule = "finite and >= 0" if name in OBJECTIVES else "finite"
             raise ToolkitError(f"{path}: {name} holds {float(values[where])} at {config}; "
@@ -434,7 +434,7 @@ def _coerce(cube: xr.Dataset, key: str, value: Any) -> Any:
                 return as_int
         except (TypeError, ValueError, OverflowError):
             pass
-    return _plain(value)
+    return plain_value(value)
 
 
 def select(cube: CubeLike, config: Mapping[str, Any] | Config) -> xr.Dataset:
@@ -679,7 +679,7 @@ def _merge_attrs(all_attrs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     keys = dict.fromkeys(k for a in all_attrs for k in a if k not in renewed)
     for key in keys:
-        distinct = list(dict.fromkeys(_plain(a[key]) for a in all_attrs if key in a))
+        distinct = list(dict.fromkeys(plain_value(a[key]) for a in all_attrs if key in a))
         if len(distinct) == 1:
             out[key] = distinct[0]
         elif key == "energy_source":
@@ -688,12 +688,8 @@ def _merge_attrs(all_attrs: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             out[key] = distinct
     if len(all_attrs) > 1:
-        out["merged_from"] = [{k: _plain(v) for k, v in a.items()} for a in all_attrs]
+        out["merged_from"] = [{k: plain_value(v) for k, v in a.items()} for a in all_attrs]
     return out
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 # --------------------------------------------------------------------------- Pareto front

@@ -17,9 +17,8 @@ import math
 from typing import ClassVar
 
 __all__ = ["ConfigError", "DeviceError", "ProtocolError", "ToolkitError", "check_count",
-           "check_number", "check_seconds", "check_seed", "in_range", "is_count", "is_number",
-           "retryable",
-           "short_repr"]
+           "check_number", "check_seconds", "check_seed", "first_line", "in_range", "is_count",
+           "is_number", "retryable", "short_repr"]
 
 
 class ToolkitError(Exception):
@@ -147,6 +146,12 @@ def short_repr(value: object, limit: int = 40) -> str:
     an error message)."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name where it has none
+    (the reason a library's failure gives, in one line of a ToolkitError)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def choices(values) -> str:

@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # pandas loads only where a table is read
     import pandas as pd
 
 __all__ = ["as_path", "atomic_output", "check_table", "check_writable", "figure_format",
-           "integer_column", "numeric_column", "read_json", "read_table", "save_figure",
-           "write_table"]
+           "integer_column", "numeric_column", "plain_value", "read_json", "read_table",
+           "save_figure", "write_table"]
 
 
 def as_path(path: Any, what: str) -> Path:
@@ -270,6 +270,14 @@ def integer_column(df: pd.DataFrame, column: str, path: str | os.PathLike,
                            f"{short_repr(df[column].iloc[row])}; "
                            f"expected an integer >= {minimum}")
     return values.astype(np.int64)
+
+
+def plain_value(value: Any) -> Any:
+    """A NumPy scalar as the Python number or string it holds (what JSON and NetCDF
+    attributes are written from); anything else as it is."""
+    import numpy as np
+
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def read_json(path: str | os.PathLike, what: str) -> Any:

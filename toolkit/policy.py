@@ -50,7 +50,7 @@ from toolkit.config import (
     single_extras,
 )
 from toolkit.errors import ConfigError, ToolkitError, check_count, choices, is_number, short_repr
-from toolkit.fileio import atomic_output, read_json
+from toolkit.fileio import atomic_output, plain_value, read_json
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
 from toolkit.tomlfile import LARGEST_INTEGER, TypedTable
@@ -248,8 +248,7 @@ def make_policy(
         transfer = runs["transfer_ms"].to_numpy(float) if "transfer_ms" in runs else []
         accuracy = runs["accuracy"].to_numpy(float) if "accuracy" in runs else []
         candidates.append({
-            "config": {k: (v.item() if isinstance(v, np.generic) else v)
-                       for k, v in zip(keys, key, strict=True)},
+            "config": {k: plain_value(v) for k, v in zip(keys, key, strict=True)},
             "latency_ms": {"mean": _ms(lat.mean()), "p50": _ms(np.percentile(lat, 50)),
                            "p90": _ms(np.percentile(lat, 90)),
                            "p99": _ms(np.percentile(lat, 99)), "n": len(lat)},

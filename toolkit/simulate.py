@@ -61,6 +61,7 @@ import pandas as pd
 from toolkit.adapt import DriftTracker
 from toolkit.config import config_keys, single_extras
 from toolkit.errors import ToolkitError, check_number, check_seed, short_repr
+from toolkit.fileio import plain_value
 from toolkit.policy import Policy
 from toolkit.rules import Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state
@@ -135,7 +136,7 @@ class _Runs:
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         counts = np.diff(np.r_[starts, len(df)])
         first = df.iloc[starts]
-        configs = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
+        configs = [{k: plain_value(v) for k, v in r.items()}
                    for r in first[keys].to_dict("records")]
         lat = df["latency_ms"].to_numpy(float)
         energy = df["energy_j"].to_numpy(float)

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from toolkit import __version__
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, first_line
 from toolkit.quiet import import_tensorflow
 
 __all__ = ["COMMANDS", "main"]
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not out_of_memory(exc):
             raise
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         reason = reason if len(reason) <= 160 else f"{reason[:157]}..."
         print(f"dynasplit: error: out of memory ({reason}); give smaller sizes or counts",
               file=sys.stderr)

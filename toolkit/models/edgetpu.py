@@ -26,7 +26,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, first_line
 
 __all__ = [
     "COMPILER",
@@ -152,8 +152,7 @@ def load_edgetpu_delegate(library: str = DELEGATE):
     try:
         return load_delegate(library)
     except (ValueError, OSError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ToolkitError(f"cannot load the Edge TPU delegate {library} ({reason}); "
+        raise ToolkitError(f"cannot load the Edge TPU delegate {library} ({first_line(exc)}); "
                            f"{_INSTALL_RUNTIME} and plug in the Coral TPU") from None
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import keras
 
-from toolkit.errors import ToolkitError, choices
+from toolkit.errors import ToolkitError, choices, first_line
 from toolkit.models.digits import DIGITS_MODELS
 from toolkit.models.names import (
     APPLICATIONS,
@@ -153,8 +153,8 @@ def _imagenet(name: str, size: int) -> keras.Model:
         reason = str(exc).strip().splitlines()[0]
         raise ToolkitError(f"cannot use Keras' ImageNet weights for {name}: {reason}") from None
     except Exception as exc:  # the download: offline, proxy, disk
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ToolkitError(f"cannot download Keras' ImageNet weights for {name} ({reason}); "
+        raise ToolkitError(f"cannot download Keras' ImageNet weights for {name} "
+                           f"({first_line(exc)}); "
                            "offline? pass --weights FILE with a local weights file") from None
 
 
