@@ -32,7 +32,6 @@ scripts get the demo's cube: a finished demo is opened, an unfinished one resume
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -128,11 +127,10 @@ def _accuracy(sm, model, splits: list[int], out: Path) -> pd.DataFrame:
     """The accuracy table, reused from ``out/accuracy.csv`` when the model, splits and
     codecs are those it was made with (a resumed demo skips the minute it takes)."""
     from toolkit.models import accuracy_table, eval_data
+    from toolkit.models.quantize import weights_digest
 
-    digest = hashlib.sha256()
-    for w in model.get_weights():
-        digest.update(np.ascontiguousarray(w).tobytes())
-    key = json.dumps({"model": MODEL, "weights": digest.hexdigest(), "splits": splits,
+    digest = weights_digest(model.get_weights()).hexdigest()
+    key = json.dumps({"model": MODEL, "weights": digest, "splits": splits,
                       "edge_accels": ["none", "int8"], "codecs": list(DEMO_CODECS)})
     csv, key_file = out / "accuracy.csv", out / "accuracy.key"
     if csv.is_file() and key_file.is_file() and key_file.read_text() == key:

@@ -21,13 +21,13 @@ loading refuses a model whose regenerated weights differ.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
 from toolkit.errors import ToolkitError
+from toolkit.models.quantize import weights_digest
 from toolkit.paths import DATASETS_DIR
 
 __all__ = [
@@ -99,11 +99,8 @@ def fixed_dense_weights(model, seed: int = FIXED_SEED) -> list[list[np.ndarray]]
 
 def fixed_digest(model) -> str:
     """sha256 of the fixed layers' weights as ``model`` holds them."""
-    digest = hashlib.sha256()
-    for name in FIXED_LAYERS:
-        for w in model.get_layer(name).get_weights():
-            digest.update(np.ascontiguousarray(w).tobytes())
-    return digest.hexdigest()
+    return weights_digest(w for name in FIXED_LAYERS
+                          for w in model.get_layer(name).get_weights()).hexdigest()
 
 
 def _trained_layers(model):

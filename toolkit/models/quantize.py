@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,16 @@ import numpy as np
 from toolkit.errors import ToolkitError
 from toolkit.quiet import quiet_tensorflow
 
-__all__ = ["Int8Runner", "quantize_int8", "quantize_int8_cached"]
+__all__ = ["Int8Runner", "quantize_int8", "quantize_int8_cached", "weights_digest"]
+
+
+def weights_digest(weights: Iterable[np.ndarray]) -> hashlib._Hash:
+    """sha256 of weight arrays' bytes, in order (a Keras model's ``get_weights()``): the
+    key of what they produce (an int8 head, an accuracy table, the fixed layers)."""
+    digest = hashlib.sha256()
+    for w in weights:
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest
 
 
 def quantize_int8(head, representative: np.ndarray, n_calib: int = 100) -> bytes:
@@ -60,9 +70,7 @@ def quantize_int8(head, representative: np.ndarray, n_calib: int = 100) -> bytes
 
 def _digest(model, representative: np.ndarray) -> str:
     """Digest of a head's weights and its calibration samples (both shape the int8 model)."""
-    h = hashlib.sha256()
-    for w in model.get_weights():
-        h.update(np.ascontiguousarray(w).tobytes())
+    h = weights_digest(model.get_weights())
     h.update(repr(representative.shape).encode())
     h.update(np.ascontiguousarray(representative, dtype=np.float32).tobytes())
     return h.hexdigest()[:16]
