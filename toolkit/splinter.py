@@ -1,7 +1,7 @@
 """DynaSplit (SPLINTER) testbed data: simulation pools and testbed results.
 
 The DynaSplit authors (hpc-tuwien/SPLINTER, CC-BY-SA) published their VGG16
-measurements as CSV files (see ``docs/cube.md``):
+measurements as CSV files:
 
 - ``simulation_pool_<model>.csv``: one row per run (1000 ImageNet images,
   per-image averages); :func:`read_pool` turns it into a cube.
@@ -9,28 +9,13 @@ measurements as CSV files (see ``docs/cube.md``):
   served by several strategies; :func:`read_experiment` turns it into a tidy
   table and :func:`experiment_table` into their per-strategy result table.
 
-Names are mapped to the canonical ones: ``layer``→``split``,
-``cpu-freq``→``cpu_freq``, edge accelerator ``std``/``max`` →
-``tpu-std``/``tpu-max``, server accelerator ``True``/``False`` →
-``gpu``/``none``. Their "TPU off" still runs a full-int8 TFLite head on the Pi's
-CPU, calibrated on ImageNet images: edge accelerator ``off`` is ``int8`` at every
-split above 0, and ``none`` at split 0 (no head).
-
-Their split index ``layer`` is the toolkit's split for VGG16. For ViT-B/16
-(``--model vit-b16``) their ``layer`` 0-19 counts the layers of the
-``vit_keras`` model, while the toolkit finds one more cut per encoder block
-(after the attention's residual add); :data:`SPLIT_MAPS` holds the mapping
-(``docs/cube.md`` shows it as a table). Their ViT pool has no ``accuracy``
-column (accuracy does not vary there): such a pool gives a cube without an
-``accuracy`` variable, or a constant one (``accuracy=VALUE``); the cube's
-``accuracy_mode`` attribute says which (``measured``, ``absent``, ``constant``).
-
-Their energy figures: ``energy`` is exactly ``avg energy edge (J)`` + ``avg
-energy cloud (J)`` (to 1e-14 J over the whole pool). ``avg energy cloud (J)`` is
-the cloud node's wattmeter and *includes* the GPU: ``avg energy cloud gpu (J)``
-(NVML) is never larger than it, is a part of it and is not added again (it is
-non-zero even for CPU-only cloud runs: the idle GPU). It is not imported, nor
-are the cloud CPU/GPU utilisations.
+``docs/cube.md`` ("DynaSplit (SPLINTER) data") says how their names map to the
+canonical ones (:data:`EDGE_ACCEL_MAP`, :data:`CLOUD_ACCEL_MAP`,
+:data:`POOL_VARIABLES`: their TPU "off" is ``int8`` above split 0, ``none`` at
+split 0), how their ViT-B/16 ``layer`` maps to the toolkit's split
+(:data:`SPLIT_MAPS`), what the cube's ``accuracy_mode`` says (``measured``,
+``absent``, ``constant``) and what their energy columns hold (``avg energy cloud
+(J)`` includes the GPU, whose NVML share is not imported).
 """
 
 from __future__ import annotations
