@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.errors import ToolkitError, choices, short_repr
+from toolkit.errors import ToolkitError, choices, first_line, short_repr
 
 if TYPE_CHECKING:  # pandas loads only where a table is read
     import pandas as pd
@@ -181,8 +181,7 @@ def read_table(path: str | os.PathLike, kind: str, required: Sequence[str]) -> p
     except pd.errors.EmptyDataError:
         raise ToolkitError(f"{path} is empty; expected a {kind}") from None
     except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ToolkitError(f"{path} is not a {kind} ({reason})") from None
+        raise ToolkitError(f"{path} is not a {kind} ({first_line(exc)})") from None
     except OSError as exc:
         raise ToolkitError(f"cannot read {path}: {exc}") from None
     missing = [c for c in required if c not in df.columns]

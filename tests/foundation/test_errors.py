@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from toolkit.errors import ConfigError, check_number, check_seconds
+from toolkit.errors import ConfigError, check_number, check_seconds, first_line
 
 
 @pytest.mark.parametrize(("value", "kwargs"), [
@@ -41,3 +41,12 @@ def test_a_duration_is_a_number_of_seconds():
     check_seconds(math.inf, "period", finite=False)
     with pytest.raises(ConfigError, match=r"^timeout must be a number of seconds > 0, got 0$"):
         check_seconds(0, "timeout", positive=True)
+
+
+@pytest.mark.parametrize(("exc", "line"), [
+    (ValueError("  bad size\nmore detail"), "bad size"),
+    (ValueError(""), "ValueError"),       # an empty message: was an IndexError at call sites
+    (OSError("\n"), "OSError"),
+])
+def test_first_line_of_a_library_failure(exc, line):
+    assert first_line(exc) == line

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.errors import ToolkitError, check_count
+from toolkit.errors import ToolkitError, check_count, first_line
 from toolkit.fileio import as_path
 from toolkit.models.digits import load_digits_data
 
@@ -228,7 +228,7 @@ def folder_data(path: str | os.PathLike, model, name: str, n_calib: int = 200) -
             root, labels="inferred", label_mode="int", color_mode="grayscale" if c == 1
             else "rgb", image_size=(h, w), shuffle=False, batch_size=256, verbose=False)
     except ValueError as exc:
-        raise ToolkitError(f"data folder {root}: {str(exc).splitlines()[0]}") from None
+        raise ToolkitError(f"data folder {root}: {first_line(exc)}") from None
     xs, ys = [], []
     try:
         for x, y in ds:
@@ -236,7 +236,7 @@ def folder_data(path: str | os.PathLike, model, name: str, n_calib: int = 200) -
             ys.append(np.asarray(y))
     except Exception as exc:  # TensorFlow's decode error names no file
         raise ToolkitError(_unreadable_image(root) or f"data folder {root}: cannot read its "
-                           f"images: {str(exc).splitlines()[0]}") from None
+                           f"images: {first_line(exc)}") from None
     if not xs:
         raise ToolkitError(f"data folder {root} holds no images in class subfolders")
     x = preprocess(name, np.concatenate(xs))

@@ -150,8 +150,8 @@ def _imagenet(name: str, size: int) -> keras.Model:
     try:
         return builder(weights="imagenet", input_shape=(size, size, 3))
     except ValueError as exc:  # e.g. an input size the weights do not fit
-        reason = str(exc).strip().splitlines()[0]
-        raise ToolkitError(f"cannot use Keras' ImageNet weights for {name}: {reason}") from None
+        raise ToolkitError(f"cannot use Keras' ImageNet weights for {name}: "
+                           f"{first_line(exc)}") from None
     except Exception as exc:  # the download: offline, proxy, disk
         raise ToolkitError(f"cannot download Keras' ImageNet weights for {name} "
                            f"({first_line(exc)}); "
