@@ -57,6 +57,7 @@ class BadFrame:
     reason: str
 
 
+#: one message of a client: a line, an overlong line, or a tensor frame
 Item = bytes | LineTooLong | TensorRequest | BadFrame
 
 

@@ -72,12 +72,10 @@ from toolkit.scheduler.protocol import (
 
 if TYPE_CHECKING:
     from toolkit.scheduler.auth import Guard
+    from toolkit.scheduler.frames import Item
     from toolkit.scheduler.metrics import Metrics
 
 __all__ = ["Handler", "Server", "ServerStats", "parse_listen"]
-
-#: one message of a client: a line, an overlong line, or a tensor frame
-Item = bytes | LineTooLong | TensorRequest | BadFrame
 
 #: the online phase: a request in, an outcome dict out
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -270,8 +268,7 @@ class Server:
         try:
             data = self._encode(request.id, request.line, outcome)
         except Exception as exc:  # an outcome we cannot write is still answered
-            head = {"id": request.id, "line": request.line}
-            data = encode({**head, "status": "failed",
+            data = encode({"id": request.id, "line": request.line, "status": "failed",
                            "error": f"the outcome could not be encoded ({type(exc).__name__})"})
         if held:                            # its id leaves flight with its chunk
             channel.send(data)
@@ -338,17 +335,15 @@ class Server:
         """Read a client's lines to its end, answering or queueing each in order."""
         splitter = RequestSplitter(MAX_LINE_BYTES)
         try:
-            while chunk := await source():
-                try:
-                    for item in splitter.feed(chunk):
+            while True:
+                chunk = await source()
+                try:                            # at the end: what the splitter still holds
+                    for item in splitter.feed(chunk) if chunk else splitter.finish():
                         await self._take(channel, item)
                 finally:
                     channel.release_held()
-            try:
-                for item in splitter.finish():
-                    await self._take(channel, item)
-            finally:
-                channel.release_held()
+                if not chunk:
+                    return
         except (ConnectionError, OSError):     # the client's input broke off: its end
             pass
 
