@@ -197,16 +197,10 @@ async def start_server(client_connected: Callable[..., Any], host: str, port: in
         return await loop.create_server(
             lambda: asyncio.StreamReaderProtocol(HandoverReader(limit=limit), client_connected),
             host, port, **kwargs)
-    sock = socket.create_server((host, port), family=_family(host), backlog=1024)
+    family = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]  # a name: its first
+    sock = socket.create_server((host, port), family=family, backlog=1024)
     sock.setblocking(False)
     return TlsListener(sock, guard, client_connected, limit)
-
-
-def _family(host: str) -> socket.AddressFamily:
-    try:
-        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    except ValueError:                       # a name: what it resolves to first
-        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
 
 
 @dataclass
@@ -318,8 +312,6 @@ class Guard:
         except asyncio.LimitOverrunError:
             line = b""
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            line = None
-        if line is None:
             self._fail("token", peer, "connection closed before a token was sent")
             writer.close()
             return False
