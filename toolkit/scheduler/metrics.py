@@ -102,29 +102,25 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
-        r, ns = self.registry, namespace
+        own = {"namespace": namespace, "registry": self.registry}
         self.requests = Counter("requests", "Request lines answered, by outcome",
-                                ["outcome"], namespace=ns, registry=r)
+                                ["outcome"], **own)
         self._by_outcome = {o: self.requests.labels(o) for o in _OUTCOMES}
-        self.met = Counter("thresholds_met", "Requests answered within their deadline_ms",
-                           namespace=ns, registry=r)
+        self.met = Counter("thresholds_met", "Requests answered within their deadline_ms", **own)
         self.energy = Histogram("energy_joules", "Energy per answered request (J), measured "
                                 "or predicted (see the outcome's energy_source)",
-                                namespace=ns, registry=r, buckets=_ENERGY_BUCKETS)
+                                buckets=_ENERGY_BUCKETS, **own)
         self.decision = Histogram("decision_seconds", "Time to choose a configuration",
-                                  namespace=ns, registry=r, buckets=_DECIDE_BUCKETS)
+                                  buckets=_DECIDE_BUCKETS, **own)
         self.answer = Histogram("answer_seconds", "Time from accepting a request to its "
-                                "answer (queue wait included)", namespace=ns, registry=r,
-                                buckets=_MS_BUCKETS)
+                                "answer (queue wait included)", buckets=_MS_BUCKETS, **own)
         self.queue = Histogram("queue_depth", "Requests waiting, seen by each new request",
-                               namespace=ns, registry=r, buckets=_DEPTH_BUCKETS)
+                               buckets=_DEPTH_BUCKETS, **own)
         self.auth_failures = Counter("auth_failures", "Failed authentications, by reason",
-                                     ["reason"], namespace=ns, registry=r)
-        self.connections = Gauge("connections", "Open client connections", namespace=ns,
-                                 registry=r)
+                                     ["reason"], **own)
+        self.connections = Gauge("connections", "Open client connections", **own)
         self.active = Gauge("active_configuration", "1 for the configuration the testbed "
-                            "holds now (the last one chosen)", [*CONFIG_KEYS, "extra"],
-                            namespace=ns, registry=r)
+                            "holds now (the last one chosen)", [*CONFIG_KEYS, "extra"], **own)
         self._active: tuple[str, ...] | None = None
 
     def queued(self, depth: int) -> None:
