@@ -73,11 +73,8 @@ class Frame:
     message: dict[str, Any] = field(default_factory=dict)
     tensor: Encoded | None = None
     id: int = 0
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes this frame took on the wire."""
-        return self.__dict__.get("_nbytes", 0)
+    #: bytes this frame took on the wire (set by :func:`read_frame`)
+    nbytes: int = field(default=0, compare=False, repr=False)
 
 
 def _prefix(kind: int, header_len: int, payload_len: int) -> bytes:
@@ -205,7 +202,7 @@ async def read_frame(
         frame = tensor_frame(header, await _payload(reader, payload_len))
     else:
         raise ProtocolError(f"unknown frame kind {kind}")
-    frame.__dict__["_nbytes"] = FRAME_PREFIX.size + header_len + payload_len
+    frame.nbytes = FRAME_PREFIX.size + header_len + payload_len
     return frame
 
 
