@@ -75,6 +75,7 @@ from toolkit.runtime.framing import (
     write_tensor,
 )
 from toolkit.runtime.link import Link
+from toolkit.runtime.session import TIMING_KEYS
 from toolkit.runtime.stages import StageCache
 from toolkit.runtime.worker import load_split_model, run_worker, serve, worker_parser
 
@@ -223,8 +224,7 @@ class EdgeWorker:
         for i in range(warmup):
             await self._one(head, codec, needs_cloud, self.x_eval[(offset + i) % n][None], i)
         cols: dict[str, list] = {k: [] for k in (
-            "latency_ms", "edge_ms", "encode_ms", "network_ms", "decode_ms", "cloud_ms",
-            "transfer_ms", "pad_ms", "cloud_host_ms", "predictions", "sample_index",
+            *TIMING_KEYS, "pad_ms", "cloud_host_ms", "predictions", "sample_index",
             "payload_bytes", "frame_bytes")}
         if k:
             cols["top_k"] = []
@@ -245,8 +245,7 @@ class EdgeWorker:
         t0 = time.perf_counter()
         h = head(x) if head is not None else x
         t1 = time.perf_counter()
-        pad = credit = 0.0
-        host_cloud_s = 0.0
+        pad = credit = host_cloud_s = 0.0
         if self._target_s is not None:
             pad = self._target_s - (t1 - t0)
             if pad > 0:
@@ -288,7 +287,6 @@ class EdgeWorker:
             payload = frame_bytes = 0
         pred = int(np.argmax(y))
         t4 = time.perf_counter() - credit
-        extra = {"top_k": _top_k(y, k)} if k else {}
         latency = (t4 - t0) * 1e3
         edge = (t1 - t0) * 1e3
         return {
@@ -304,7 +302,7 @@ class EdgeWorker:
             "predictions": pred,
             "payload_bytes": payload,
             "frame_bytes": frame_bytes,
-            **extra,
+            **({"top_k": _top_k(y, k)} if k else {}),
         }
 
 

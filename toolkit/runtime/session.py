@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import DeviceError, ProtocolError
+from toolkit.errors import ConfigError, DeviceError, ProtocolError
 from toolkit.runtime.framing import KIND_JSON, read_frame, write_json, write_tensor
 from toolkit.runtime.worker import PARENT_ENV
 
@@ -62,8 +62,6 @@ def check_worker_memory(processes: int, what: str) -> None:
             ``what`` says what asked for them.
     """
     import psutil
-
-    from toolkit.errors import ConfigError
 
     available = psutil.virtual_memory().available
     fits = max(1, available // WORKER_BYTES)
@@ -266,17 +264,15 @@ class EdgeClient:
             top_k: also return the ``top_k`` best classes with their scores per
                 sample (``extra["top_k"]``).
         """
-        message = {"op": "run", "split": split, "edge_accel": edge_accel,
-                   "cloud_accel": cloud_accel, "codec": codec, "samples": samples,
-                   "warmup": warmup, "offset": offset,
+        message = {"op": "run" if inputs is None else "infer", "split": split,
+                   "edge_accel": edge_accel, "cloud_accel": cloud_accel, "codec": codec,
+                   "samples": samples, "warmup": warmup, "offset": offset,
                    "cloud": {"host": cloud[0], "port": cloud[1]} if cloud else None,
                    "link": link, "edge_target_ms": edge_target_ms,
                    "edge_time_modelled": edge_time_modelled,
                    "cloud_target_ms": cloud_target_ms}
         if top_k:
             message["top_k"] = int(top_k)
-        if inputs is not None:
-            message["op"] = "infer"
         reply = await self.request(message, timeout, tensor=inputs)
         return RunResult(
             split=split, edge_accel=edge_accel, cloud_accel=cloud_accel, codec=codec,
