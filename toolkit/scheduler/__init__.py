@@ -66,6 +66,5 @@ def export_script(path: str | Path, policy_path: str | Path) -> Path:
     text = text.replace(_POLICY_LINE, f"POLICY_FILE = {json.dumps(relative)}")
     with atomic_output(path) as tmp:
         tmp.write_text(text)
-        tmp.chmod(0o755)
-    path.chmod(0o755)
+    path.chmod(0o755)                   # atomic_output gives it the old file's mode
     return path

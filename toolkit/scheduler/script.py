@@ -79,16 +79,6 @@ class Online:
         self.immediate = self.decide_only if testbed is None else None
         self.dry = DryRun(policy)
 
-    def _decide(self, request: Request):
-        if request.path is not None and not request.path.is_file():
-            raise ToolkitError(f"input file {request.path} does not exist")
-        factor = self.drift.grid_factor if self.drift else 1.0
-        t0 = time.perf_counter()
-        decision = self.policy.decide(request.deadline_ms, self.state, factor)
-        return decision, {"config": decision.config, "deadline_ms": request.deadline_ms,
-                          "predicted_ms": round(decision.predicted_ms, 3),
-                          "decide_us": round((time.perf_counter() - t0) * 1e6, 1)}
-
     def decide_only(self, request: Request) -> dict[str, Any]:
         """--dry-run: the decision with the policy's predictions, at once (see DryRun)."""
         if request.path is not None and not request.path.is_file():
@@ -100,7 +90,14 @@ class Online:
     async def __call__(self, request: Request) -> dict[str, Any]:
         if self.testbed is None:
             return self.decide_only(request)
-        decision, outcome = self._decide(request)
+        if request.path is not None and not request.path.is_file():
+            raise ToolkitError(f"input file {request.path} does not exist")
+        factor = self.drift.grid_factor if self.drift else 1.0
+        t0 = time.perf_counter()
+        decision = self.policy.decide(request.deadline_ms, self.state, factor)
+        outcome = {"config": decision.config, "deadline_ms": request.deadline_ms,
+                   "predicted_ms": round(decision.predicted_ms, 3),
+                   "decide_us": round((time.perf_counter() - t0) * 1e6, 1)}
         if request.path is not None:
             raise ToolkitError("a live request carries its input inline ({\"npy\": BASE64} "
                                "or {\"image\": BASE64}) or names a sample index; not a file")
