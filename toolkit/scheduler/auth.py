@@ -43,7 +43,7 @@ from toolkit.scheduler.direct import HandoverReader
 from toolkit.scheduler.limits import AUTH_TIMEOUT_S, MAX_AUTH_LINE, MIN_TOKEN_CHARS
 
 __all__ = ["MIN_TOKEN_CHARS", "TOKEN_ENV", "AuthStats", "Guard", "TlsListener", "is_loopback",
-           "load_token", "server_context", "start_server"]
+           "load_token", "peer_name", "server_context", "start_server"]
 
 #: environment variable holding the token when no ``--token-file`` is given
 TOKEN_ENV = "DYNASPLIT_SCHEDULER_TOKEN"
@@ -291,7 +291,7 @@ class Guard:
         if self._on_failure is not None:
             self._on_failure(reason)
         if self._log is not None:
-            self._log("warning", "auth_failed", reason=reason, peer=_peer(peer), detail=detail)
+            self._log("warning", "auth_failed", reason=reason, peer=peer_name(peer), detail=detail)
 
     async def admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Check the bearer token of a new connection (its TLS handshake is done:
@@ -337,7 +337,8 @@ def _bearer(line: bytes) -> bytes | None:
     return None
 
 
-def _peer(peer: Any) -> str:
+def peer_name(peer: Any) -> str:
+    """``HOST:PORT`` of a socket's peer address (as logged), else the address as text."""
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
     return str(peer)

@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from toolkit.errors import ToolkitError, check_count, check_seconds
-from toolkit.scheduler.auth import start_server
+from toolkit.scheduler.auth import peer_name, start_server
 from toolkit.scheduler.channel import Channel, Source, StreamSink, open_input, open_output
 from toolkit.scheduler.direct import DirectClient, HandoverReader, WriteRound
 from toolkit.scheduler.frames import BadFrame, RequestSplitter, TensorRequest, request_from_frame
@@ -478,8 +478,7 @@ class Server:
         stdin = stdin if stdin is not None else sys.stdin.buffer
         stdout = stdout if stdout is not None else sys.stdout.buffer
         async with self._serving():
-            sink = await open_output(stdout)
-            channel = Channel(sink, "stdin", max_pending=self.max_pending,
+            channel = Channel(await open_output(stdout), "stdin", max_pending=self.max_pending,
                               on_lost=self._output_gone)
             self._output = channel
             await self._serve_channel(channel, await open_input(stdin))
@@ -505,9 +504,8 @@ class Server:
             raise ToolkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         async with self._serving():
             await server.start_serving()
-            bound = server.sockets[0].getsockname()
             if on_listen is not None:
-                on_listen(bound[0], bound[1])
+                on_listen(*server.sockets[0].getsockname()[:2])
             assert self._stopping is not None
             try:
                 await self._stopping.wait()
@@ -530,8 +528,7 @@ class Server:
                 return
             if self.guard is not None and not await self._admit(task, reader, writer):
                 return
-            peer = writer.get_extra_info("peername")
-            name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            name = peer_name(writer.get_extra_info("peername"))
             if self.observer is not None:
                 self.observer.connections.inc()
             try:
