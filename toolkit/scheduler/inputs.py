@@ -86,10 +86,9 @@ def parse_inline(raw: dict[str, Any]) -> InlineInput:
                          f"got keys {sorted(raw)}")
     (kind, text), = raw.items()
     data = _b64(text, kind)
+    decode = decode_npy if kind == "npy" else decode_image
     try:
-        if kind == "npy":
-            return InlineInput("npy", decode_npy(data))
-        return InlineInput("image", decode_image(data))
+        return InlineInput(kind, decode(data))
     except InputError:
         raise
     except Exception as exc:  # whatever a decoder meets is the input's fault
