@@ -40,10 +40,7 @@ class CloudWorker:
         """Serve one connection (configure, then tensors)."""
         tail = None
         configured = False
-        while True:
-            frame = await read_frame(reader)
-            if frame is None:
-                return
+        while (frame := await read_frame(reader)) is not None:
             if frame.kind == KIND_JSON:
                 msg = frame.message
                 op = msg.get("op")
@@ -78,15 +75,13 @@ class CloudWorker:
 
 
 async def _amain(args: argparse.Namespace) -> None:
-    split_model = load_split_model(args)
-    worker = CloudWorker(StageCache(split_model, threads=args.threads))
+    worker = CloudWorker(StageCache(load_split_model(args), threads=args.threads))
     await serve("cloud", worker.handle, args.host, args.port)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m toolkit.runtime.cloud``."""
-    parser = worker_parser("toolkit.runtime.cloud", __doc__, split_model=True)
-    args = parser.parse_args(argv)
+    args = worker_parser("toolkit.runtime.cloud", __doc__, split_model=True).parse_args(argv)
     return run_worker("cloud", lambda: _amain(args))
 
 

@@ -139,10 +139,7 @@ class EdgeWorker:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one controller connection."""
-        while True:
-            frame = await read_frame(reader)
-            if frame is None:
-                return
+        while (frame := await read_frame(reader)) is not None:
             if frame.kind != KIND_JSON:
                 raise ProtocolError("the edge control connection takes JSON frames only")
             msg = frame.message
