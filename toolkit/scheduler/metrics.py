@@ -22,6 +22,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any, TextIO
 
 from toolkit.config import CONFIG_KEYS
@@ -175,10 +176,6 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            503: "Service Unavailable"}
-
-
 async def start_http(host: str, port: int, metrics: Metrics,
                      health: Callable[[], tuple[bool, dict[str, Any]]]) -> asyncio.Server:
     """Serve ``GET /metrics`` and ``GET /healthz`` (HTTP/1.0, one request per connection).
@@ -206,7 +203,7 @@ async def start_http(host: str, port: int, metrics: Metrics,
                 body = json.dumps(details).encode() + b"\n"
             else:
                 code, ctype, body = 404, "text/plain", b"try /metrics or /healthz\n"
-            writer.write(f"HTTP/1.0 {code} {_REASONS[code]}\r\nContent-Type: {ctype}\r\n"
+            writer.write(f"HTTP/1.0 {code} {HTTPStatus(code).phrase}\r\nContent-Type: {ctype}\r\n"
                          f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                          + (b"" if method == "HEAD" else body))
             await writer.drain()
