@@ -1,29 +1,12 @@
 """The edge worker: runs heads on the evaluation samples and streams tensors to the cloud.
 
 Run it as ``python -m toolkit.runtime.edge --model digits-cnn [--threads 1]``.
-The controller connects to it and sends JSON requests:
-
-* ``{"op": "ping"}`` -> ``{"op": "pong", "pid", "model", "n_splits", "cut_points"}``
-* ``{"op": "prepare", "split", "edge_accel"}`` -> ``{"op": "prepared"}`` (builds
-  and warms the head; int8 conversion happens here, outside any measurement)
-* ``{"op": "run", "split", "edge_accel", "codec", "samples", "warmup", "offset",
-  "cloud": {"host", "port"} | null, "cloud_accel", "link": {"mbps", "rtt_ms"} | null,
-  "edge_target_ms": float | null, "edge_time_modelled": bool,
-  "cloud_target_ms": float | null}``
-  -> ``{"op": "result", ...}``
-  with per-sample timings (ms) ``latency_ms, edge_ms, encode_ms, network_ms,
-  decode_ms, cloud_ms, transfer_ms``, ``predictions``, ``sample_index``,
-  ``payload_bytes`` and ``frame_bytes`` per sample, and the worker's CPU time and
-  wall time over the measured samples.
-
-``run`` also takes ``"top_k": K``: the result then has ``top_k``, per sample
-the K best classes of the model's output as ``[[class, score], ...]``.
-``{"op": "infer", ...}`` takes the fields of ``run`` (but ``samples``,
-``warmup`` and ``offset``) and is followed by one tensor frame: the input
-itself (a batch of one, model-ready); it runs once on it and answers like
-``run`` with ``sample_index`` -1.
-
-Errors come back as ``{"op": "error", "message": ...}``; the connection stays up.
+The controller connects to it and sends JSON requests, ``ping``, ``prepare``,
+``run`` and ``infer`` (``run`` on one input that follows as a tensor frame), each
+answered by one JSON reply, or by ``{"op": "error", "message": ...}`` with the
+connection kept up: docs/runtime.md ("Worker protocol") lists their fields and
+replies. ``run`` and ``infer`` also take the emulation fields below
+(``edge_target_ms``, ``edge_time_modelled``, ``cloud_target_ms``).
 
 ``link`` (:class:`~toolkit.runtime.link.Link`) emulates a slower network than
 the real one in user space (``netem`` is not always available): the real
