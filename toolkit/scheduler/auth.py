@@ -162,8 +162,7 @@ class TlsListener:
                     self._guard._log("error", "accept failed", error=str(exc))
                 await asyncio.sleep(0.1)
                 continue
-            task = asyncio.create_task(self._serve(conn, peer))
-            self._handshaking.add(task)
+            self._handshaking.add(asyncio.create_task(self._serve(conn, peer)))
 
     async def _serve(self, conn: socket.socket, peer: Any) -> None:
         loop = asyncio.get_running_loop()

@@ -319,10 +319,7 @@ class Server:
 
     async def _worker(self) -> None:
         assert self._queue is not None
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
+        while (item := await self._queue.get()) is not None:
             request, channel, accepted = item
             if channel.lost is not None:        # nobody to answer: do not run it
                 outcome = {"status": "cancelled", "error": f"not run: {channel.lost}"}
