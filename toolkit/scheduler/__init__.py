@@ -1,26 +1,10 @@
 """The online scheduler: serve requests with a policy, live or as a dry run.
 
-- :mod:`toolkit.scheduler.limits` — every bound on input and clients, named;
-- :mod:`toolkit.scheduler.protocol` — request and outcome JSON lines (parsing
-  raises :class:`RequestError` only, whatever the line holds);
-- :mod:`toolkit.scheduler.lines` — splitting a byte stream into bounded lines;
-- :mod:`toolkit.scheduler.channel` — one client: its input, its output with
-  flow control, its in-flight ids and bounded outstanding answers;
-- :mod:`toolkit.scheduler.inputs` and :mod:`toolkit.scheduler.frames` — inputs a
-  request carries (base64 ``.npy`` or image, or a raw tensor frame), their
-  limits and the model's preprocessing;
-- :mod:`toolkit.scheduler.auth` — bearer token and (mutual) TLS, the
-  non-loopback bind check;
-- :mod:`toolkit.scheduler.metrics` — Prometheus metrics, ``/healthz``, JSON logs;
-- :mod:`toolkit.scheduler.service` — the options and set-up the script and
-  ``dynasplit schedule`` share;
-- :mod:`toolkit.scheduler.server` — stdin/TCP serving, bounded queue with
-  backpressure, per-request timeout, graceful shutdown;
-- :mod:`toolkit.scheduler.dryrun` — dry-run outcomes, decided and encoded once
-  per deadline and hardware state;
-- :mod:`toolkit.scheduler.script` — the online phase itself (decide, apply,
-  run) and the command line; ``dynasplit export --script`` writes a copy of it
-  beside the policy, ``dynasplit schedule`` runs it.
+Its modules, one concern each (limits, protocol, line splitting, clients,
+inputs, authentication, metrics, serving, the dry run, the exported script), are
+listed in docs/architecture.md (the ``toolkit/scheduler/`` row); each module's
+docstring says more. ``dynasplit export --script`` writes a copy of
+:mod:`toolkit.scheduler.script` beside the policy, ``dynasplit schedule`` runs it.
 """
 
 from __future__ import annotations
