@@ -48,7 +48,7 @@ import numpy as np
 
 from toolkit.errors import ProtocolError, ToolkitError, check_count
 from toolkit.models.codecs import check_codec, decode, encode
-from toolkit.models.data import eval_inputs
+from toolkit.models.data import eval_inputs, folder_data
 from toolkit.runtime import streams
 from toolkit.runtime.framing import (
     KIND_JSON,
@@ -296,8 +296,6 @@ def _top_k(scores: np.ndarray, k: int) -> list[list[float]]:
 async def _amain(args: argparse.Namespace) -> None:
     split_model = load_split_model(args)
     if args.data:
-        from toolkit.models.data import folder_data
-
         data = folder_data(args.data, split_model.model, split_model.name)
         x_calib, x_eval = data.x_calib, data.x_eval
     else:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ConfigError, DeviceError, ProtocolError
+from toolkit.models.codecs import encode
 from toolkit.runtime.framing import KIND_JSON, read_frame, write_json, write_tensor
 from toolkit.runtime.worker import PARENT_ENV
 
@@ -100,8 +102,6 @@ class WorkerProcess:
         return self.proc.pid
 
     def _await_announcement(self, timeout: float) -> tuple[str, int]:
-        import selectors
-
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         if not sel.select(timeout):
@@ -215,8 +215,6 @@ class EdgeClient:
         reply; raises DeviceError on an error reply."""
         write_json(self._writer, message)
         if tensor is not None:
-            from toolkit.models.codecs import encode
-
             write_tensor(self._writer, encode(np.ascontiguousarray(tensor, np.float32), "fp32"))
         await self._writer.drain()
         frame = await asyncio.wait_for(read_frame(self._reader), timeout)
