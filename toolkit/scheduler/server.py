@@ -233,9 +233,9 @@ class Server:
                 installed.append(sig)
         return installed
 
-    def _note(self, text: str, level: str = "error", **fields: Any) -> None:
+    def _note(self, text: str) -> None:
         with contextlib.suppress(OSError, ValueError):
-            log_event(level, text, **fields)
+            log_event("error", text)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(serving, details) for ``/healthz``: not healthy once stopping."""
