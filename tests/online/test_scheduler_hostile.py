@@ -579,3 +579,42 @@ def test_second_signal_ends_at_once_even_with_a_stuck_request():
     assert {a["id"]: a["status"] for a in answers} == {"stuck": "cancelled",
                                                        "queued": "cancelled"}
     assert stats.cancelled == 2
+
+
+@pytest.mark.parametrize(("second", "outcome"), [(b"garbage", "malformed"),
+                                                 (req("late"), "cancelled")],
+                         ids=["malformed", "cancelled"])
+def test_a_line_refused_at_shutdown_is_counted_by_the_metrics_too(second, outcome):
+    """A line waiting for its client's slot when shutdown begins is answered (an error
+    line, or ``cancelled``) and counted in the Prometheus metrics as in the stats."""
+    from toolkit.scheduler.metrics import Metrics
+
+    async def handle(request):
+        await asyncio.Event().wait()        # holds the client's one slot
+        return {}
+
+    async def run():
+        read_fd, write_fd = os.pipe()
+        stdin, feeder = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
+        feeder.write(req("stuck") + b"\n" + second + b"\n")
+        feeder.flush()
+        out, metrics = io.BytesIO(), Metrics()
+        server = Server(handle, grace_s=0.5, max_pending=1, observer=metrics,
+                        log=io.StringIO())
+        task = asyncio.create_task(server.run_stdin(stdin, out))
+        while server.stats.accepted < 1:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)            # the second line waits for the slot
+        server.shutdown()
+        stats = await asyncio.wait_for(task, WAIT_S)
+        feeder.close()
+        return stats, metrics, parse(out.getvalue())
+
+    stats, metrics, answers = asyncio.run(run())
+    assert len(answers) == 2                # every line read is answered once
+    assert {a.get("id"): a.get("status") for a in answers}["stuck"] == "cancelled"
+    assert getattr(stats, outcome) == (2 if outcome == "cancelled" else 1)
+    counted = {o: metrics.registry.get_sample_value("dynasplit_scheduler_requests_total",
+                                                    {"outcome": o})
+               for o in ("malformed", "cancelled")}
+    assert counted == {"malformed": stats.malformed, "cancelled": stats.cancelled}

@@ -136,13 +136,15 @@ class Metrics:
         """A connection failed to authenticate (``token``, ``tls``, ``timeout``)."""
         self.auth_failures.labels(reason).inc()
 
-    def answered(self, outcome: dict[str, Any], seconds: float) -> None:
-        """Record one outcome and the time from acceptance to answer."""
+    def answered(self, outcome: dict[str, Any], seconds: float | None) -> None:
+        """Record one outcome and the time from acceptance to answer (None: a request
+        refused at shutdown before it was accepted, not timed)."""
         status = outcome.get("status", "ok")
         counter = self._by_outcome.get(status)
         if counter is not None:
             counter.inc()
-        self.answer.observe(seconds)
+        if seconds is not None:
+            self.answer.observe(seconds)
         if status != "ok":
             return
         if outcome.get("met"):

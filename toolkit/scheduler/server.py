@@ -399,13 +399,7 @@ class Server:
         before it (in line order, without the queue and the worker's wake-up; its id
         is held to the end of its chunk); False: the request must be queued."""
         if isinstance(checked, RequestError):
-            self.stats.malformed += 1
-            if self.observer is not None:
-                self.observer.malformed()
-            if LOGGER.isEnabledFor(logging.DEBUG):
-                log_event("debug", "malformed", request_id=f"{channel.name}/{line}",
-                          error=str(checked))
-            channel.send(error_line(checked, line))
+            self._malformed(channel, checked, line)
             return True
         if self._immediate is None or not self._idle() or channel.lost is not None:
             return False
@@ -439,15 +433,28 @@ class Server:
                 and not self._stopping.is_set()
                 and (self._inflight is None or self._inflight.done()))
 
+    def _malformed(self, channel: Channel | DirectClient, error: RequestError,
+                   line: int) -> None:
+        """Answer a malformed line with its error line; count, observe and log it."""
+        self.stats.malformed += 1
+        if self.observer is not None:
+            self.observer.malformed()
+        if LOGGER.isEnabledFor(logging.DEBUG):
+            log_event("debug", "malformed", request_id=f"{channel.name}/{line}",
+                      error=str(error))
+        channel.send(error_line(error, line))
+
     def _refuse(self, channel: Channel | DirectClient, checked: Request | RequestError,
                 why: str) -> None:
+        """Answer a line read as shutdown began: its error, or ``cancelled`` (untimed)."""
         if isinstance(checked, RequestError):
-            self.stats.malformed += 1
-            channel.send(error_line(checked, channel.line))
+            self._malformed(channel, checked, channel.line)
             return
         self.stats.cancelled += 1
-        channel.answer(checked.id, encode({"id": checked.id, "line": checked.line,
-                                           "status": "cancelled", "error": why}))
+        outcome = {"id": checked.id, "line": checked.line, "status": "cancelled", "error": why}
+        channel.answer(checked.id, encode(outcome))
+        if self.observer is not None:
+            self.observer.answered(outcome, None)
 
     async def _serve_channel(self, channel: Channel, source: Source) -> None:
         """Read a client until its end (or shutdown), then deliver its answers and close."""
