@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import struct
+import sys
 
 import numpy as np
 import pytest
 
 from toolkit.aio import LOOP_ENV
-from toolkit.errors import ToolkitError
+from toolkit.errors import DeviceError, ToolkitError
 from toolkit.models import load_digits_data
 from toolkit.models.codecs import encode
 from toolkit.runtime import EdgeClient, WorkerProcess, read_frame, worker_command, write_json
@@ -83,6 +85,18 @@ def test_unknown_event_loop_is_refused_in_one_line(tmp_path, monkeypatch):
     with pytest.raises(ToolkitError, match=r"unknown event loop 'tokio'.*valid: auto, uvloop, "
                                            r"asyncio"):
         WorkerProcess(worker_command("cloud", "digits-cnn"), tmp_path / "cloud.log")
+
+
+@pytest.mark.parametrize(("printed", "named"), [
+    ("5", "failed to start: 5;"),                               # JSON, but no object
+    ('{"event": "listening", "host": "x"}', "failed to start: {"),  # no port
+    ("", "failed to start: no announcement;"),
+])
+def test_what_is_no_announcement_is_named_in_one_line(tmp_path, printed, named):
+    # a process standing for a worker whose first line of output is not its announcement
+    argv = [sys.executable, "-c", f"print({printed!r})", "worker"]
+    with pytest.raises(DeviceError, match=re.escape(named)):
+        WorkerProcess(argv, tmp_path / "worker.log", startup_timeout=60)
 
 
 def test_link_emulation_adds_delay(workers):
