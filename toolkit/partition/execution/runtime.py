@@ -105,11 +105,9 @@ def device_worker_command(index: int, *, threads: int = 1, host: str = "127.0.0.
 
 def _profile_ref(profile: DeviceProfile) -> str:
     """How a cost model names ``profile``: by name where that finds the same file."""
-    try:
+    with contextlib.suppress(ToolkitError):
         if profile.path is None or load_profile(profile.name).path == profile.path:
             return profile.name
-    except ToolkitError:
-        pass
     return str(profile.path)
 
 
@@ -425,12 +423,6 @@ class PartitionCluster(BlockingLifecycle):
         cores = quota_cores(profile, freq, "none", self._host)
         return min(cores, 1.0), cores > 1.0
 
-    def _lift_quotas(self, n: int) -> None:
-        """Let devices 0..n-1 run unthrottled (while they build and trace a plan)."""
-        for quota in self._quotas[:n]:
-            if quota is not None:
-                quota.set_cores(None)
-
     def _set_quotas(self, n: int, cpu_freq: int | None) -> dict[int, tuple[float, bool]]:
         """Throttle devices 0..n-1 to their own devices; their (cores, capped)."""
         set_to = {}
@@ -620,7 +612,10 @@ class PartitionCluster(BlockingLifecycle):
             await self.astart()
         await self._ensure(devices)
         cloud = await self._cloud(entry) if hybrid is not None else None
-        self._lift_quotas(devices)  # building and tracing are set-up, not the device's work
+        # unthrottled while they build and trace the plan: set-up, not the device's work
+        for quota in self._quotas[:devices]:
+            if quota is not None:
+                quota.set_cores(None)
         session = uuid.uuid4().hex
         peers = [[self._workers[i].host, self._workers[i].port] for i in range(devices)]
         configure = {"op": "configure", "session": session, "model": entry.ref,
@@ -634,7 +629,10 @@ class PartitionCluster(BlockingLifecycle):
         if warmup > 0:
             await self._run_once(session, devices, x[np.arange(warmup) % len(x)])
         quotas = self._set_quotas(devices, cpu_freq if self.unequal else freq)
-        windows = self._begin_meters(meters, devices)
+        windows = ({i: meters(i, self._workers[i].pid) for i in range(devices)}
+                   if meters is not None else {})
+        for m in windows.values():
+            m.begin_window()
         results, outputs = await self._run_once(session, devices, x, stream)
         measured = {i: m.end_window() for i, m in windows.items()}
         for m in windows.values():
@@ -659,15 +657,6 @@ class PartitionCluster(BlockingLifecycle):
                 freq=freqs, cloud_power=cloud_power, cloud_accel=cloud_accel, measured=measured)
             run.predicted_stream = predicted_stream
         return run
-
-    def _begin_meters(self, meters: Callable[[int, int], Meter] | None, n: int
-                      ) -> dict[int, Meter]:
-        if meters is None:
-            return {}
-        out = {i: meters(i, self._workers[i].pid) for i in range(n)}
-        for m in out.values():
-            m.begin_window()
-        return out
 
     async def _run_once(self, session: str, n: int, x: np.ndarray,
                         stream: dict[str, Any] | None = None
