@@ -270,15 +270,6 @@ class DeviceWorker:
             self._models[key] = load_partition_model(name, input_size)
         return self._models[key]
 
-    def _split_model(self, name: str, input_size: int | None):
-        key = (name, input_size)
-        if key not in self._split_models:
-            from toolkit.models.split import SplitModel
-
-            model = self._model(name, input_size)
-            self._split_models[key] = SplitModel(model, name=model.name)
-        return self._split_models[key]
-
     async def _configure(self, msg: dict[str, Any]) -> dict[str, Any]:
         from toolkit.partition.execution.spec import PlanSpec, plan_fingerprint
         from toolkit.partition.strategies.hybrid import HybridPlan
@@ -286,10 +277,13 @@ class DeviceWorker:
         spec = PlanSpec.from_message(msg["plan"])
         if not 0 <= self.index < spec.devices:
             raise ToolkitError(f"device {self.index} is not one of the plan's {spec.devices}")
-        name, size = str(msg["model"]), msg.get("input_size")
-        model = self._model(name, size)
-        split_model = self._split_model(name, size) if spec.hybrid else None
-        built = spec.build(model, split_model)
+        key = (str(msg["model"]), msg.get("input_size"))
+        model = self._model(*key)
+        if spec.hybrid and key not in self._split_models:
+            from toolkit.models.split import SplitModel
+
+            self._split_models[key] = SplitModel(model, name=model.name)
+        built = spec.build(model, self._split_models.get(key))
         if plan_fingerprint(built) != msg.get("fingerprint"):
             raise ToolkitError(
                 f"device {self.index} built a different {spec.strategy} plan than the "
