@@ -141,7 +141,6 @@ def emulated_cost_model(model: CostModel, profile: str | DeviceProfile,
     (:func:`host_overheads`) are scaled by the same factor: a worker throttled
     to ``c`` host cores takes ``1 / c`` times the host's time for everything.
     """
-    profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
     macs_per_s = emulated_macs_per_s(profile, cpu_freq, throttled=throttled)
     slowdown = host_calibration().fp32_gmacs * 1e9 / macs_per_s
     step_s, transfer_s = host_overheads()
