@@ -34,8 +34,7 @@ COMMANDS: tuple[str, ...] = ("demo", "split", "train", "measure", "calibrate", "
 
 #: sub-commands that load models: TensorFlow is imported first, quietly
 TENSORFLOW_COMMANDS = frozenset({"demo", "split", "train-digits", "measure", "partition",
-                                 "calibrate",
-                                 "schedule"})
+                                 "calibrate", "schedule"})
 
 
 def build_parser() -> argparse.ArgumentParser:

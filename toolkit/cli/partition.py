@@ -156,19 +156,17 @@ def _measure(args: argparse.Namespace, report: dict, cluster_profile: str,
             study.run()
             done = {r["config"]["strategy"]: r["run"] for r in study.measured()}
             return {k: done[names[k]] for k in keys if names[k] in done}
-        runs = {}
         stream = {} if args.requests is None else {"interval_ms": args.interval_ms or 0.0}
-        for k in tqdm(keys, desc="measuring", unit="strategy", disable=args.json or None):
-            runs[k] = cluster.run(
-                str(args.model), names[k], args.devices,
-                samples=args.samples if args.requests is None else args.requests, **stream,
-                inputs=args.inputs, input_size=args.input_size, fuse=args.fuse,
-                split=hybrid["split"] if k == "hybrid" else None, codec=codec,
-                cpu_freq=args.cpu_freq, link=link, cloud_link=cloud_link, seed=args.seed,
-                macs_per_s=report["cost_model"]["macs_per_s"],
-                cloud_macs_per_s=args.cloud_gmacs * 1e9, idle=args.idle_accounting,
-                equal_shares=args.equal_shares).as_dict()
-        return runs
+        return {k: cluster.run(
+            str(args.model), names[k], args.devices,
+            samples=args.samples if args.requests is None else args.requests, **stream,
+            inputs=args.inputs, input_size=args.input_size, fuse=args.fuse,
+            split=hybrid["split"] if k == "hybrid" else None, codec=codec,
+            cpu_freq=args.cpu_freq, link=link, cloud_link=cloud_link, seed=args.seed,
+            macs_per_s=report["cost_model"]["macs_per_s"],
+            cloud_macs_per_s=args.cloud_gmacs * 1e9, idle=args.idle_accounting,
+            equal_shares=args.equal_shares).as_dict()
+            for k in tqdm(keys, desc="measuring", unit="strategy", disable=args.json or None)}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -275,26 +275,24 @@ def estimate_cost(plan: PartitionPlan, model: CostModel | None = None) -> PlanCo
             syncs[d] += 1
         ready = done
     latency = ready[plan.output[0]]
-    devices = []
-    for d in range(n):
-        energy = split_energy(powers[d], compute_s=busy[d], request_s=latency,
-                              bytes_moved=sent[d] + received[d], idle=model.idle,
-                              freq=model.freq_mhz, accel=model.accel)
-        devices.append(DeviceCost(
-            device=d,
-            macs=sum(c.macs for c in plan.computes(d)),
-            weight_bytes=sum(op_weight_bytes(c.op) for c in plan.computes(d)),
-            peak_activation_bytes=_peak_bytes(plan, d),
-            sent_bytes=sent[d],
-            received_bytes=received[d],
-            sync_points=syncs[d],
-            compute_ms=busy[d] * 1e3,
-            latency_ms=ready[d] * 1e3,
-            energy_j=energy.total_j,
-            energy_source=powers[d].source,
-            profile=model.profile_of(d),
-            **energy.as_dict(),
-        ))
+    energies = [split_energy(powers[d], compute_s=busy[d], request_s=latency,
+                             bytes_moved=sent[d] + received[d], idle=model.idle,
+                             freq=model.freq_mhz, accel=model.accel) for d in range(n)]
+    devices = [DeviceCost(
+        device=d,
+        macs=sum(c.macs for c in plan.computes(d)),
+        weight_bytes=sum(op_weight_bytes(c.op) for c in plan.computes(d)),
+        peak_activation_bytes=_peak_bytes(plan, d),
+        sent_bytes=sent[d],
+        received_bytes=received[d],
+        sync_points=syncs[d],
+        compute_ms=busy[d] * 1e3,
+        latency_ms=ready[d] * 1e3,
+        energy_j=energies[d].total_j,
+        energy_source=powers[d].source,
+        profile=model.profile_of(d),
+        **energies[d].as_dict(),
+    ) for d in range(n)]
     return PlanCost(plan.strategy, n, tuple(devices), latency * 1e3,
                     sum(d.energy_j for d in devices), plan.sync_points,
                     "+".join(dict.fromkeys(p.source for p in powers)), model)

@@ -59,10 +59,8 @@ def randomize_weights(model: keras.Model, seed: int = 0) -> keras.Model:
 
 
 def _leaf_layers(model: keras.Model) -> list:
-    out = []
-    for layer in model.layers:
-        out.extend(_leaf_layers(layer) if isinstance(layer, keras.Model) else [layer])
-    return out
+    return [leaf for layer in model.layers
+            for leaf in (_leaf_layers(layer) if isinstance(layer, keras.Model) else [layer])]
 
 
 def vgg_stack(input_size: int = DEFAULT_INPUT_SIZE, seed: int = 0) -> keras.Model:

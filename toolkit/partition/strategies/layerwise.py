@@ -109,12 +109,10 @@ def _op_costs(chain: Chain | Network, layer_costs: Mapping[str, float] | None) -
     bad = [n for n, v in layer_costs.items() if not (float(v) >= 0 and math.isfinite(float(v)))]
     if bad:
         raise ToolkitError(f"layer_costs must be finite and >= 0; bad: {choices(bad)}")
-    seen: set[str] = set()
-    costs = []
-    for op in items:  # a layer made of several ops charges its first op
-        costs.append(0.0 if op.name in seen else float(layer_costs[op.name]))
-        seen.add(op.name)
-    return costs
+    first = {op.name: i for i, op in reversed(list(enumerate(items)))}
+    # a layer made of several ops charges its first op
+    return [float(layer_costs[op.name]) if first[op.name] == i else 0.0
+            for i, op in enumerate(items)]
 
 
 def layer_wise(
