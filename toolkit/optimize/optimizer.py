@@ -428,13 +428,10 @@ class _Run:
         rank = {id(ind): r for r, front in enumerate(tools.sortNondominated(pop, len(pop)))
                 for ind in front}
         tools.emo.assignCrowdingDist(pop)
-        out = []
-        for _ in range(n):
-            a, b = (pop[i] for i in self.rng.integers(len(pop), size=2))
-            key_a = (rank[id(a)], -a.fitness.crowding_dist)
-            key_b = (rank[id(b)], -b.fitness.crowding_dist)
-            out.append(a if key_a <= key_b else b)
-        return out
+        # binary tournament on (rank, crowding distance): a tie goes to the first drawn
+        return [min((pop[i] for i in self.rng.integers(len(pop), size=2)),
+                    key=lambda ind: (rank[id(ind)], -ind.fitness.crowding_dist))
+                for _ in range(n)]
 
     def _offspring(self, pop: list[Any], n: int) -> list[Genes]:
         exclude = self.tried.copy()
@@ -545,8 +542,7 @@ class _Run:
         """
         n_corners = min(len(corner_genes(self.space)), self.mu)
         pop = self._evaluate(initial_population(self.space, n_corners, self.rng))
-        n_split = self.space.gene_sizes[0]
-        queue = [int(s) for s in self.rng.permutation(np.arange(1, n_split - 1))]
+        queue = self.rng.permutation(np.arange(1, self.space.gene_sizes[0] - 1)).tolist()
         queue = queue[: max(self.mu - len(pop), 0)]
         splits = self.space.genes[:, 0]
         while queue and not self.exhausted:
@@ -601,11 +597,9 @@ class _Run:
         values = self._archive_matrix()
         normalizer = self.opt.normalizer or Normalizer.from_values(
             self.opt.objectives, values)
-        history = []
-        for h in self.history:  # recompute with the final normalisation
-            sub = _Prefix(self, h["evaluations"])
-            history.append({**h, "hypervolume": sub.hypervolume(normalizer),
-                            "front_size": sub.front_size()})
+        prefixes = [(h, _Prefix(self, h["evaluations"])) for h in self.history]
+        history = [{**h, "hypervolume": sub.hypervolume(normalizer),  # the final normalisation
+                    "front_size": sub.front_size()} for h, sub in prefixes]
         return OptimizationResult(
             model=self.space.model, algorithm=self.opt.algorithm, seed=self.opt.seed,
             objectives={o: OBJECTIVES[o] for o in self.opt.objectives},
