@@ -279,11 +279,8 @@ def tail_rule(c: Candidates, threshold_ms: float, target: float, z: float,
     highest lower bound (the most likely to meet it; ties: least mean latency).
     """
     among = range(len(c)) if among is None else among
-    feasible = []
-    for i in among:
-        n = int(c.n_runs[i])
-        if n and success_count(c.runs_ms[i], n, threshold_ms) >= required_successes(n, target, z):
-            feasible.append(i)
+    feasible = [i for i in among if (n := int(c.n_runs[i])) and success_count(
+        c.runs_ms[i], n, threshold_ms) >= required_successes(n, target, z)]
     if feasible:
         keys = np.array([tail_quantile(r, int(n), target, z)
                          for r, n in zip(c.runs_ms, c.n_runs, strict=True)])
@@ -305,14 +302,10 @@ def reconfiguration_rule(c: Candidates, threshold_ms: float, keys: np.ndarray,
     its own time and energy. When none meets it, ``fallback()`` decides.
     """
     among = range(len(c)) if among is None else among
-    best = None
-    for i in among:
-        ms, j = switch(state, c.states[i])
-        if keys[i] + ms <= threshold_ms:
-            order = c.order_key(i, keys[i] + ms, j)
-            if best is None or order < best:
-                best = order
-    return best[3] if best is not None else fallback()
+    costs = ((i, *switch(state, c.states[i])) for i in among)
+    meeting = [c.order_key(i, keys[i] + ms, j) for i, ms, j in costs
+               if keys[i] + ms <= threshold_ms]
+    return min(meeting)[3] if meeting else fallback()
 
 
 # --------------------------------------------------------------------------- compiled form
