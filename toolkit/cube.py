@@ -156,8 +156,7 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
     for var, (units, long_name) in {**VARIABLES, **(variables or {})}.items():
         arr = np.full(shape, np.nan)
         for idx, rep, r in cells:
-            value = r.get(var)
-            if value is not None:
+            if (value := r.get(var)) is not None:
                 arr[(*idx, rep)] = float(value)
         data[var] = xr.Variable([*keys, "repeat"], arr, {"units": units, "long_name": long_name})
     coords["repeat"] = np.arange(n_rep)
@@ -170,7 +169,7 @@ def _clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "schema": SCHEMA,
         "toolkit_version": __version__,
-        "created_at": _now(),
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     for key, value in attrs.items():
         if isinstance(value, bool):
@@ -180,10 +179,6 @@ def _clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = json.dumps(value, sort_keys=True, default=str)
     return out
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------- storage
@@ -816,13 +811,9 @@ def cube_info(cube: CubeLike) -> dict[str, Any]:
         front, used = _front(cube, DEFAULT_OBJECTIVES)
     except ToolkitError:
         front, used = [], {}
-    attrs = cube.attrs
     return {
-        "schema": attrs.get("schema"),
-        "toolkit_version": attrs.get("toolkit_version"),
-        "created_at": attrs.get("created_at"),
-        "testbed": attrs.get("testbed"),
-        "energy_source": attrs.get("energy_source"),
+        **{k: cube.attrs.get(k) for k in ("schema", "toolkit_version", "created_at", "testbed",
+                                          "energy_source")},
         "dims": {str(d): int(n) for d, n in cube.sizes.items()},
         "coords": {d: cube[d].values.tolist() for d in dims},
         "variables": {v: cube[v].attrs.get("units", "") for v in variables},
