@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -85,11 +85,10 @@ class Drift:
     factor: float
 
     def __post_init__(self) -> None:
-        for name in ("start", "end"):
-            if not isinstance(getattr(self, name), int | np.integer) or isinstance(
-                    getattr(self, name), bool):
+        for name, value in (("start", self.start), ("end", self.end)):
+            if not isinstance(value, int | np.integer) or isinstance(value, bool):
                 raise ToolkitError(f"drift {name} must be a request index (an integer), got "
-                                   f"{short_repr(getattr(self, name))}")
+                                   f"{short_repr(value)}")
         check_number(self.factor, "drift factor", low_open=True)
         if self.start < 0 or self.end <= self.start:
             raise ToolkitError(f"drift segment must satisfy 0 <= start < end, got "
@@ -374,8 +373,7 @@ def simulate(cube: Any, policy: Policy | Mapping[str, Any] | str | os.PathLike,
             "expected_energy_j": c.energy_j[pick] + j, "met_probability": p_met,
         }))
     options = {"policy_rule": policy.rule, "switching": switching, "adapt": adapt,
-               "drift": None if drift is None else
-               {"start": drift.start, "end": drift.end, "factor": drift.factor}}
+               "drift": None if drift is None else asdict(drift)}
     if notes:
         options["notes"] = notes
     return Simulation(pd.concat(frames, ignore_index=True), runs.configs, seed,
@@ -433,8 +431,7 @@ def _switching(runs: _Runs, pick: np.ndarray, policy: Policy) -> tuple[np.ndarra
     """Per-request switch time and energy of a sequence of configurations (the policy's
     costs, :meth:`Policy.switch_cost`)."""
     needed = [hardware_state(cfg, policy.last_split) for cfg in runs.configs]
-    ms = np.zeros(len(pick))
-    j = np.zeros(len(pick))
+    ms, j = np.zeros((2, len(pick)))
     state: HardwareState | None = None
     for r, i in enumerate(pick.tolist()):
         want = needed[i]
