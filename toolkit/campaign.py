@@ -405,10 +405,8 @@ class Campaign(JournalledRun):
         while tb.name in self._live and (task := await queue.take(tb.name)) is not None:
             put_back = None
             try:
-                if task.repeat is None:
-                    put_back = await self._measure_cell(tb, task)
-                else:
-                    put_back = await self._measure_run(tb, task, task.repeat)
+                put_back = await (self._measure_cell(tb, task) if task.repeat is None
+                                  else self._measure_run(tb, task, task.repeat))
             finally:
                 await queue.release(put_back)
         if tb.name not in self._live:
@@ -446,12 +444,10 @@ class Campaign(JournalledRun):
 
     def _measured(self, testbed: str, config: Config, codec: str, repeat: int,
                   record: Any) -> None:
-        key = _key(config, codec, repeat)
         row = record.cube_row(with_codec=True)
-        entry = {"type": "run", "key": key, "repeat": repeat, "row": row,
-                 "label_source": record.label_source, "throttled": record.throttled,
-                 "testbed": testbed}
-        self.journal.record(entry)
+        self.journal.record({"type": "run", "key": _key(config, codec, repeat), "repeat": repeat,
+                             "row": row, "label_source": record.label_source,
+                             "throttled": record.throttled, "testbed": testbed})
         self._cells.setdefault(_key(config, codec), {})[repeat] = row
         self._label_source = record.label_source
         self.records.append(record)
