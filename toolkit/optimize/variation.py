@@ -133,19 +133,10 @@ def neighbours(genes: Sequence[int], space: ConfigSpace,
     out: list[Genes] = []
     base = [int(g) for g in genes]
     for i, (ordinal, n) in enumerate(zip(space.ordinal, space.gene_sizes, strict=True)):
-        if ordinal and i not in lines:
-            for direction in (-1, 1):
-                v = base[i] + direction
-                while 0 <= v < n:
-                    cand = (*base[:i], v, *base[i + 1:])
-                    if space.is_valid(cand):
-                        out.append(cand)  # type: ignore[arg-type]
-                        break
-                    v += direction
-            continue
-        for v in range(n):
-            if v != base[i]:
-                cand = (*base[:i], v, *base[i + 1:])
-                if space.is_valid(cand):
-                    out.append(cand)  # type: ignore[arg-type]
+        moved = [(*base[:i], v, *base[i + 1:]) for v in range(n) if v != base[i]]
+        valid = [cand for cand in moved if space.is_valid(cand)]
+        if ordinal and i not in lines:  # the nearest valid value either way
+            below = [c for c in valid if c[i] < base[i]]
+            valid = below[-1:] + [c for c in valid if c[i] > base[i]][:1]
+        out += valid
     return out
