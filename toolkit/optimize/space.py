@@ -294,10 +294,9 @@ class ConfigSpace:
             )
         if not edge.frequencies_mhz:
             raise ConfigError(f"edge profile {edge.name!r} has no settable CPU frequency")
-        edges = tuple(edge.accelerators if edge_accels is None else
-                      [edge.check_accel(a) for a in edge_accels])
-        clouds = tuple(cloud.accelerators if cloud_accels is None else
-                       [cloud.check_accel(a) for a in cloud_accels])
+        edges, clouds = (tuple(p.accelerators if subset is None else
+                               [p.check_accel(a) for a in subset])
+                         for p, subset in ((edge, edge_accels), (cloud, cloud_accels)))
         extras: dict[str, Iterable[Any]] = {}
         if codecs is not None:
             extras["codec"] = codecs
@@ -549,14 +548,13 @@ class ConfigSpace:
         return tuple(int(x) for x in self.genes[row])
 
 
+@dataclass(frozen=True, eq=False)
 class _MinAccuracy:
     """Keep configurations whose known mean accuracy is at least ``threshold``."""
 
-    def __init__(self, threshold: float, accuracy: Mapping[tuple, float],
-                 genes: Sequence[str] = GENES) -> None:
-        self.threshold = threshold
-        self.accuracy = accuracy
-        self.genes = tuple(genes)
+    threshold: float
+    accuracy: Mapping[tuple, float]
+    genes: tuple[str, ...]
 
     def __call__(self, config: Mapping[str, Any]) -> bool:
         acc = self.accuracy.get(tuple(_value(config, k) for k in self.genes))
