@@ -245,17 +245,15 @@ def make_policy(
         if np.isnan(runs["energy_j"].to_numpy(float)).all():
             raise ToolkitError(f"the cube has latency but no energy for the front "
                                f"configuration {dict(config)}; a policy needs both")
-        transfer = runs["transfer_ms"].to_numpy(float) if "transfer_ms" in runs else []
-        accuracy = runs["accuracy"].to_numpy(float) if "accuracy" in runs else []
         candidates.append({
             "config": {k: plain_value(v) for k, v in zip(keys, key, strict=True)},
-            "latency_ms": {"mean": _ms(lat.mean()), "p50": _ms(np.percentile(lat, 50)),
-                           "p90": _ms(np.percentile(lat, 90)),
-                           "p99": _ms(np.percentile(lat, 99)), "n": len(lat)},
+            "latency_ms": {"mean": _ms(lat.mean()),
+                           **{f"p{q}": _ms(np.percentile(lat, q)) for q in (50, 90, 99)},
+                           "n": len(lat)},
             "runs_ms": _stored_runs(lat, max_runs),
-            "transfer_ms": _nanmean(transfer, 0.0),
-            "energy_j": _nanmean(runs["energy_j"].to_numpy(float), math.nan),
-            "accuracy": _nanmean(accuracy, None),
+            "transfer_ms": _nanmean(runs.get("transfer_ms", []), 0.0),
+            "energy_j": _nanmean(runs["energy_j"], math.nan),
+            "accuracy": _nanmean(runs.get("accuracy", []), None),
         })
     names = _profiles(cube, edge_profile, cloud_profile)
     costs: dict[str, float] = {}
