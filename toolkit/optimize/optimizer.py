@@ -1,72 +1,19 @@
 """The offline-phase optimizer: DEAP NSGA-II / NSGA-III under an evaluation budget.
 
-Algorithm
----------
 The search runs on gene tuples of a :class:`~toolkit.optimize.space.ConfigSpace`
-(the four standard genes plus any extra ``codec``, ``strategy``, ``devices``
-gene of the space) and counts *distinct evaluations*: every configuration is evaluated at most once
+and counts *distinct evaluations*: every configuration is evaluated at most once
 (a cache remembers results and unmeasured ones), and a configuration the
-evaluator has no value for costs nothing and is never proposed again.
-
-1. **Initial population** (:mod:`toolkit.optimize.initial`), ``mu`` members:
-   cloud-only and edge-only corners with every accelerator at the lowest and
-   highest frequency, then one member per inner split (the splits decide the
-   accuracy and the edge/cloud balance, so each is looked at once), capped at
-   half the budget. ``initial="guided"`` (default) lets the surrogate, fitted
-   on what is measured so far (with ordinal genes also one-hot), choose each
-   inner split's other genes in batches of ``lambda``; ``"latin"`` draws them
-   Latin-hypercube style (``guided`` is better at 5-10 % budgets on 14 of 16
-   pools x budgets x seed samples; at 20 % the two trade places by seed
-   sample: the figures are in docs/optimizer.md).
-   Unmeasured members are replaced by untried neighbours.
-2. **Generations** of ``lambda = max(4, mu // 4)`` children (a (mu + lambda)
-   scheme: small batches let every batch learn from the previous ones):
-
-   a. *Breeding*: parents are chosen by binary tournament on (Pareto rank,
-      crowding distance) for NSGA-II, uniformly at random for NSGA-III (as in
-      Deb & Jain 2014). Uniform crossover and neighbourhood mutation
-      (:mod:`toolkit.optimize.variation`) make ``8 * lambda`` candidates, each
-      repaired onto the nearest valid configuration *not tried yet*.
-   b. *Front neighbourhood* (:mod:`toolkit.optimize.local`): every untried
-      configuration one elementary move (the nearest measured split or device
-      count either way, every other measured frequency -- ``line_genes`` --,
-      another accelerator, codec or strategy)
-      away from a member of the archive's front joins the candidates: a local
-      search around the front that exploits the ordinal structure of the genes.
-      In the final phase (the last ``local_share`` of the budget, 30 % by
-      default) the candidates are *only* the front's neighbourhood (Pareto
-      local search): the budget goes where the front is, and every front
-      member found extends the neighbourhood. When the neighbourhood is used
-      up, breeding takes over again. With ``complete_fill=True``, once no
-      candidate of this phase adds hypervolume even optimistically, the batch
-      is filled from the front's whole lines (:mod:`toolkit.optimize.complete`)
-      by the likelihood of being on the front (off by default: it raises the
-      front share on the VGG16 pool and costs hypervolume on a perturbed one).
-   c. *Surrogate pre-selection* (:mod:`toolkit.optimize.surrogate`): tree
-      ensembles fitted on all evaluations so far predict each candidate's
-      objectives; the ``lambda`` candidates with the largest optimistic
-      hypervolume gain over the archive's front (mean - 0.5 spread, greedy,
-      kriging believer) are evaluated.
-   d. *Survival*: ``mu`` survivors from parents + children by
-      ``deap.tools.selNSGA2`` or ``deap.tools.selNSGA3`` (uniform reference
-      points from ``deap.tools.uniform_reference_points``, as many as fit in
-      ``mu``). With one objective both keep the ``mu`` best.
-3. **The archive**: every evaluation is kept; the reported front is the
-   non-dominated set of all evaluations, not only of the last population.
-
-The surrogate and the local search use only what the search has evaluated
-(their normalisation too), never the evaluator's table: with a live testbed
-they behave exactly as with a cube. ``surrogate=False`` gives the plain
-NSGA-II / NSGA-III with novelty repair.
-
-Objectives enter DEAP in minimisation form (accuracy negated), with fitness
-classes ``creator.DynaSplitFitness{k}`` / ``creator.DynaSplitIndividual{k}``
-for k = 1, 2, 3 objectives, created once at import (guarded, so reloading the
-module or re-running a notebook cell is safe).
-
-Reproducibility: the run draws from a ``numpy`` generator seeded with ``seed``;
-DEAP's selection operators use the global ``random`` and ``numpy.random``
-states, which are seeded for the duration of the run and restored afterwards.
+evaluator has no value for costs nothing and is never proposed again. An
+initial design (:mod:`toolkit.optimize.initial`, or ``guided`` by the
+surrogate) is followed by generations of ``lambda = max(4, mu // 4)`` children
+(a (mu + lambda) scheme): breeding (:mod:`toolkit.optimize.variation`), the
+front's neighbourhood (:mod:`toolkit.optimize.local`, and
+:mod:`toolkit.optimize.complete` with ``complete_fill``), surrogate
+pre-selection (:mod:`toolkit.optimize.surrogate`) and NSGA-II / NSGA-III
+survival. The reported front is the non-dominated set of every evaluation.
+docs/optimizer.md ("Algorithm") describes each step, the DEAP fitness classes
+created at import and the reproducibility of a seed (the global ``random`` and
+``numpy.random`` states DEAP uses are seeded for the run and restored after it).
 """
 
 from __future__ import annotations
@@ -203,7 +150,7 @@ class Optimizer:
             normalizer: objective ranges for the hypervolume; default the
                 evaluator's (the cube's ranges) or else the evaluated ones.
             surrogate: pre-select children with the surrogate and add the
-                front's neighbourhood to the candidates (see the module docstring).
+                front's neighbourhood to the candidates (docs/optimizer.md, "Algorithm").
             pool_factor: candidates bred per evaluated child when ``surrogate``
                 (at most :data:`MAX_POOL_FACTOR`).
             kappa: optimism of the surrogate's pre-selection (spreads below the mean).
