@@ -8,10 +8,13 @@ Commands are argv lists; :func:`remote_command` quotes every part with
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["REMOTE_GRACE_S", "CommandResult", "guarded_command", "remote_command"]
+from toolkit.devices.transport.errors import CommandFailed
+
+__all__ = ["REMOTE_GRACE_S", "CommandResult", "finished", "guarded_command", "remote_command"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,17 @@ class CommandResult:
         """The remote command line as sent."""
         return shlex.join(self.argv)
 
+
+def finished(host: str, argv: Sequence[str], status: int, stdout: bytes, stderr: bytes,
+             start: float, check: bool) -> CommandResult:
+    """The result of a command that began at ``start`` (``time.perf_counter``), its
+    output decoded; with ``check``, :class:`~.errors.CommandFailed` where it failed."""
+    result = CommandResult(host, tuple(str(a) for a in argv), status,
+                           stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"),
+                           (time.perf_counter() - start) * 1000.0)
+    if check and not result.ok:
+        raise CommandFailed(result)
+    return result
 
 
 def remote_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:

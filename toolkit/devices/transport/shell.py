@@ -26,8 +26,13 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 
-from toolkit.devices.transport.commands import CommandResult, guarded_command, remote_command
-from toolkit.devices.transport.errors import CommandFailed, CommandTimeout
+from toolkit.devices.transport.commands import (
+    CommandResult,
+    finished,
+    guarded_command,
+    remote_command,
+)
+from toolkit.devices.transport.errors import CommandTimeout
 from toolkit.devices.transport.ssh import SshTransport
 from toolkit.devices.transport.sshlib import import_asyncssh
 
@@ -133,17 +138,7 @@ class RemoteShell:
             except (asyncssh.Error, OSError, EOFError) as exc:
                 await self.close()
                 raise self.transport.lost_connection(command, exc) from None
-        result = CommandResult(
-            host=self.transport.name,
-            argv=tuple(str(a) for a in argv),
-            exit_status=status,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
-            duration_ms=(time.perf_counter() - start) * 1000.0,
-        )
-        if check and not result.ok:
-            raise CommandFailed(result)
-        return result
+        return finished(self.transport.name, argv, status, bytes(out), bytes(err), start, check)
 
     async def _send(self, line: bytes, command: str) -> asyncssh.SSHClientProcess:
         """Write the command line; a channel that refuses it never ran it: retry once."""

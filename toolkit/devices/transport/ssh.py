@@ -34,6 +34,7 @@ from toolkit.devices.transport import files
 from toolkit.devices.transport.commands import (
     REMOTE_GRACE_S,
     CommandResult,
+    finished,
     guarded_command,
     remote_command,
 )
@@ -44,7 +45,6 @@ from toolkit.devices.transport.connect import (
     endpoint,
 )
 from toolkit.devices.transport.errors import (
-    CommandFailed,
     CommandTimeout,
     ConnectError,
     ConnectionLost,
@@ -349,17 +349,7 @@ class SshTransport:
         if status is None:  # the channel closed without an exit status
             raise self.lost_connection(command,
                                        ConnectionError("channel closed without exit status"))
-        result = CommandResult(
-            host=self.name,
-            argv=tuple(str(a) for a in argv),
-            exit_status=status,
-            stdout=(stdout or b"").decode("utf-8", "replace"),
-            stderr=(stderr or b"").decode("utf-8", "replace"),
-            duration_ms=(time.perf_counter() - start) * 1000.0,
-        )
-        if check and not result.ok:
-            raise CommandFailed(result)
-        return result
+        return finished(self.name, argv, status, stdout or b"", stderr or b"", start, check)
 
     async def stream_lines(
         self, argv: Sequence[str], env: Mapping[str, str] | None = None
