@@ -27,11 +27,8 @@ __all__ = ["download", "file_sha256", "remote_sha256", "upload"]
 
 def file_sha256(path: Path) -> str:
     """The sha256 hex digest of a local file."""
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 async def remote_sha256(transport: SshTransport,
