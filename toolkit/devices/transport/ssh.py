@@ -173,7 +173,9 @@ class SshTransport:
                 return await connect_once(self.host)
             except ConnectError as exc:
                 last = exc
-                self._failed(exc)
+                self.stats.failed_attempts += 1
+                self.stats.note(f"connect failed: {exc}")
+                log.debug("connect to %s failed: %s", self.name, exc)
             if await anext(delays, None) is None:
                 break
         raise ConnectError(
@@ -181,11 +183,6 @@ class SshTransport:
             f"cannot connect to {self.name} ({self.endpoint}) after {attempts} attempts "
             f"in {time.monotonic() - start:.1f} s: {last}",
         ) from None
-
-    def _failed(self, exc: Exception) -> None:
-        self.stats.failed_attempts += 1
-        self.stats.note(f"connect failed: {exc}")
-        log.debug("connect to %s failed: %s", self.name, exc)
 
     async def close(self) -> None:
         """Close the connection (a later command opens a new one)."""
@@ -219,12 +216,6 @@ class SshTransport:
         task = asyncio.get_running_loop().create_task(wait_then_release())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        _, slots = self._primitives()
-        async with slots:
-            yield
 
     def lost_connection(self, what: str, exc: BaseException) -> ConnectionLost:
         """Count a connection that dropped during ``what``; the error to raise."""
@@ -383,7 +374,7 @@ class SshTransport:
         A whole-file copy is safe to redo, so a connection found dead is reopened
         and the action run once more. ``what`` and ``remote`` name it in errors.
         """
-        async with self._slot():
+        async with self._primitives()[1]:
             for attempt in (1, 2):
                 conn = await self._connection()
                 try:
