@@ -92,6 +92,21 @@ SWITCHINGS: tuple[str, ...] = ("instant", "profile")
 _INSTANCES = itertools.count(1)
 
 
+def _timing(side: str, choice: str | None, valid: tuple[str, str], profile: DeviceProfile,
+            modelled: bool, table: str) -> str:
+    """The edge or cloud timing: ``choice``, else the profile's model (``valid[0]``)
+    where the profile has its ``table``, else ``valid[1]``; the model needs the table."""
+    model, other = valid
+    if choice is None:
+        choice = model if modelled else other
+    if choice not in valid:
+        raise ConfigError(f"unknown {side} timing {choice!r}; valid: {choices(valid)}")
+    if choice == model and not modelled:
+        raise ConfigError(f"{side} timing {model!r} needs a {table} table in profile "
+                          f"{profile.name!r}; use {side}_timing={other!r}")
+    return choice
+
+
 class LocalTestbed(Testbed):
     """Edge and cloud workers as local processes, with cgroup CPU throttling.
 
@@ -148,25 +163,11 @@ class LocalTestbed(Testbed):
         self.input_size = input_size
         self.data = str(Path(data).resolve()) if data else None
         self.link = link if link is not None else Link.of_profile(edge)
-        timing = edge.timing
-        if edge_timing is None:
-            edge_timing = "pad" if timing is not None and timing.has("int8") else "quota"
-        if edge_timing not in EDGE_TIMINGS:
-            raise ConfigError(f"unknown edge timing {edge_timing!r}; valid: "
-                              f"{choices(EDGE_TIMINGS)}")
-        if edge_timing == "pad" and (timing is None or not timing.has("int8")):
-            raise ConfigError(f"edge timing 'pad' needs a [timing.int8] table in profile "
-                              f"{edge.name!r}; use edge_timing='quota'")
-        self.edge_timing = edge_timing
-        if cloud_timing is None:
-            cloud_timing = "model" if cloud.tail_timing is not None else "host"
-        if cloud_timing not in CLOUD_TIMINGS:
-            raise ConfigError(f"unknown cloud timing {cloud_timing!r}; valid: "
-                              f"{choices(CLOUD_TIMINGS)}")
-        if cloud_timing == "model" and cloud.tail_timing is None:
-            raise ConfigError(f"cloud timing 'model' needs a [tail_timing] table in profile "
-                              f"{cloud.name!r}; use cloud_timing='host'")
-        self.cloud_timing = cloud_timing
+        self.edge_timing = _timing("edge", edge_timing, EDGE_TIMINGS, edge,
+                                   edge.timing is not None and edge.timing.has("int8"),
+                                   "[timing.int8]")
+        self.cloud_timing = _timing("cloud", cloud_timing, CLOUD_TIMINGS, cloud,
+                                    cloud.tail_timing is not None, "[tail_timing]")
         self._tail_costs: dict[tuple[str, int], object] = {}
         self.throttle = throttle
         self._calibration = None
