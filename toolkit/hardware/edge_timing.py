@@ -77,12 +77,9 @@ def head_cost(split_model: Any, split: int) -> HeadCost | None:
     head = split_model.head(split)
     if head is None:
         return None
-    activations = 0
-    for layer in head.layers:
-        if layer.__class__.__name__ == "InputLayer":
-            continue
-        for out in _outputs(layer):
-            activations += math.prod(int(d) for d in out.shape[1:] if d is not None)
+    activations = sum(math.prod(int(d) for d in out.shape[1:] if d is not None)
+                      for layer in head.layers if layer.__class__.__name__ != "InputLayer"
+                      for out in _outputs(layer))
     cut = split_model.cut_points[split]
     return HeadCost(macs=int(cut.head_macs), activations=activations,
                     weights=int(head.count_params()), out_elements=math.prod(cut.shape))
