@@ -246,11 +246,9 @@ def _parse(data: dict[str, Any], path: Path) -> Inventory:
 
 
 def _unique(names: list[str], path: Path, key: str) -> None:
-    seen: set[str] = set()
     for i, n in enumerate(names):
-        if n in seen:
+        if n in names[:i]:
             raise ConfigError(f"{path}: key '{key}[{i}].name' repeats the name {n!r}")
-        seen.add(n)
 
 
 def _host(data: Any, path: Path, i: int, testbed_kind: str) -> Host:
