@@ -133,12 +133,8 @@ def fit_splinter(pool_csv: str | os.PathLike, accel: str,
     for layer, freq in zip(med["layer"], med["cpu_freq"], strict=True):
         counts = costs[layer].counts(sram)
         r = MAX_FREQ / freq
-        row = []
-        for name, scaled in form:
-            row.append(counts[name])
-            if scaled:
-                row.append(counts[name] * r)
-        cols.append(row)
+        cols.append([x for name, scaled in form
+                     for x in ((counts[name], counts[name] * r) if scaled else (counts[name],))])
     x = np.asarray(cols)
     y = med["edge_ms"].to_numpy(float)
     keep = np.ones(len(y), bool)
@@ -146,11 +142,9 @@ def fit_splinter(pool_csv: str | os.PathLike, accel: str,
         coef, _ = nnls(x[keep], y[keep])
         rel = np.abs(x @ coef - y) / y
         keep = rel < 0.3
-    terms, i = {}, 0
-    for name, scaled in form:
-        fixed, per = float(coef[i]), float(coef[i + 1]) if scaled else 0.0
-        i += 2 if scaled else 1
-        terms[name] = (fixed, per)
+    fitted = iter(coef)  # each count's fixed part, then its scaled part where it has one
+    terms = {name: (float(next(fitted)), float(next(fitted)) if scaled else 0.0)
+             for name, scaled in form}
     return SplinterFit(accel, TimingTerms(terms, sram), len(y), int(keep.sum()),
                        float(np.median(rel)), float(rel.max()))
 
