@@ -120,9 +120,7 @@ class _InaMeter(PowerSampledMeter):
         self.name = name
         self.source = f"meter:{name}"
         self.address = address
-        self.where = f"address 0x{address:02x}"
-        if i2c is None:
-            self.where = f"I2C bus {bus} {self.where}"
+        self.where = (f"I2C bus {bus} " if i2c is None else "") + f"address 0x{address:02x}"
         self._own_bus = i2c is None
         self._i2c = LinuxI2CBus(bus, self.chip) if i2c is None else i2c
         try:
