@@ -231,20 +231,17 @@ class PiController(HostController, EdgeController):
     async def set_cpu_freq(self, mhz: int) -> KnobChange:
         """Set the ``userspace`` governor and ``mhz``; verify with ``scaling_cur_freq``."""
         await self._check_freq(mhz)
-        (change,) = await self._apply_knobs(cpu_freq=mhz)
-        return change
+        return (await self._apply_knobs(cpu_freq=mhz))[0]
 
     async def set_tpu_power(self, on: bool) -> KnobChange:
         """Power the TPU's USB port on or off and verify uhubctl's new status."""
-        (change,) = await self._apply_knobs(tpu_power=on)
-        return change
+        return (await self._apply_knobs(tpu_power=on))[0]
 
     async def set_tpu_mode(self, mode: str) -> KnobChange:
         """Install the ``std`` or ``max`` runtime package and verify with dpkg-query."""
         if mode not in ("std", "max"):
             raise ConfigError(f"unknown TPU runtime mode {mode!r}; valid: std, max")
-        (change,) = await self._apply_knobs(tpu_mode=mode)
-        return change
+        return (await self._apply_knobs(tpu_mode=mode))[0]
 
     async def set_edge_accel(self, accel: str) -> list[KnobChange]:
         """``none``/``int8``: TPU off; ``tpu-std``/``tpu-max``: TPU on and that runtime."""
