@@ -68,14 +68,10 @@ async def deploy(
         raise ToolkitError(f"cannot deploy to {transport.name}: missing local files {missing}")
     local_sums = await asyncio.gather(*(asyncio.to_thread(file_sha256, p) for p, _ in pairs))
     remote_sums = await transport.sha256([r for _, r in pairs])
-    report = DeployReport(transport.name)
-    todo = []
-    for (local, remote), digest in zip(pairs, local_sums, strict=True):
-        if remote_sums.get(remote) == digest:
-            report.skipped.append(remote)
-            report.sha256[remote] = digest
-        else:
-            todo.append((local, remote))
+    sums = list(zip(pairs, local_sums, strict=True))
+    same = [(remote, digest) for (_, remote), digest in sums if remote_sums.get(remote) == digest]
+    report = DeployReport(transport.name, skipped=[r for r, _ in same], sha256=dict(same))
+    todo = [pair for pair, digest in sums if remote_sums.get(pair[1]) != digest]
     bar = tqdm(total=len(todo), desc=f"deploy {transport.name}", unit="file",
                disable=not progress or not todo, leave=False)
     try:
