@@ -223,16 +223,13 @@ class Testbed(BlockingLifecycle, abc.ABC):
         -1 until a run needs them (a large model on a slow host then costs a few
         samples, not the whole evaluation set).
         """
-        from toolkit.models.data import eval_inputs, reference_labels
+        from toolkit.models.data import eval_inputs, folder_data, reference_labels
 
+        sm = await self.split_model_for(model)  # built with the labels, so cached with them
         if model not in self._labels and self.data:
-            from toolkit.models.data import folder_data
-
-            sm = await self.split_model_for(model)
             found = folder_data(self.data, sm.model, model)
             self._labels[model] = (found.y_eval, found.label_source)
         if model not in self._labels:
-            sm = await self.split_model_for(model)
             _, x_eval = eval_inputs(sm.model)
             first, source = reference_labels(sm.model, x_eval[:1])  # true labels: all
             labels = np.full(len(x_eval), -1, dtype=np.int64)
@@ -246,7 +243,6 @@ class Testbed(BlockingLifecycle, abc.ABC):
             wanted = np.arange(len(labels)) if indices is None else np.unique(indices)
             missing = wanted[labels[wanted] < 0]
             if len(missing):
-                sm = await self.split_model_for(model)
                 _, x_eval = eval_inputs(sm.model)
                 labels[missing] = reference_labels(sm.model, x_eval[missing])[0]
         return labels, source
