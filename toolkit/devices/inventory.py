@@ -223,6 +223,10 @@ _HOST_KEYS = ("name", "address", "port", "user", "identity_file", "agent", "know
               "command_timeout_s", "max_sessions", "keepalive_s", "workdir", "python",
               "worker_port")
 _METER_KEYS = ("name", "kind", "measures", "host")
+#: the TOML types a meter option takes, by its default's type (no default or None: any
+#: value but a table)
+_OPTION_KINDS: dict[type, type | tuple[type, ...]] = {
+    bool: bool, float: (int, float), int: int, str: str, list: list}
 
 
 def _parse(data: dict[str, Any], path: Path) -> Inventory:
@@ -357,15 +361,7 @@ def _meter(
             raise ConfigError(f"{path}: missing key '{t.name(key)}' (needed by {kind} meters)")
         if key not in t.data:
             continue
-        if isinstance(default, bool):
-            kinds: type | tuple[type, ...] = bool
-        elif isinstance(default, float):
-            kinds = (int, float)
-        elif isinstance(default, (int, str, list)):
-            kinds = type(default)
-        else:  # no default or None: any TOML value but a table
-            kinds = (str, int, float, bool, list)
-        options[key] = t.get(key, kinds)
+        options[key] = t.get(key, _OPTION_KINDS.get(type(default), (str, int, float, bool, list)))
     if kind == "model" and options.get("profile") is None:
         profile = hosts[measures]
         if profile is None:
