@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -194,12 +195,9 @@ class TestbedPool(BlockingLifecycle):
     # -- lifecycle --------------------------------------------------------------------
     async def astart_one(self, testbed: Testbed) -> None:
         """Start one testbed of the pool (at most ``start_limit`` start at a time)."""
-        if self.start_limit is None:
-            await testbed.astart()
-            return
-        if self._start_gate is None:
+        if self._start_gate is None and self.start_limit is not None:
             self._start_gate = asyncio.Semaphore(self.start_limit)
-        async with self._start_gate:
+        async with self._start_gate or contextlib.nullcontext():
             await testbed.astart()
 
     async def astart(self) -> None:
