@@ -7,56 +7,10 @@ TPU, through :class:`~toolkit.devices.controllers.pi.PiController`) and one clou
 (through :class:`~toolkit.devices.controllers.cloud.CloudController`). Campaigns, the
 optimizer and the scheduler drive it exactly like the local one.
 
-Starting it (:meth:`~SshTestbed.astart`):
-
-1. connects to both hosts (one reused SSH connection each);
-2. deploys the model to both hosts, into ``<workdir>/models/`` (SFTP, checked
-   by sha256; a file the host already has is not copied again). The file is the
-   controller's own: ``datasets/models/digits-cnn.keras`` for ``digits-cnn``, the
-   file itself for a ``.keras`` path, and for a ``keras.applications`` name the
-   controller's instance saved to a temporary ``.keras`` file, so that
-   controller, edge and cloud hold the same weights;
-3. starts the cloud worker (``<python> -m toolkit.runtime.cloud``) on the cloud
-   host with the current cloud accelerator, and the edge worker
-   (``<python> -m toolkit.runtime.edge``) on the edge host, as background
-   :class:`~toolkit.devices.transport.remote.RemoteProcess` es that bind the host's
-   inventory ``address`` and ``worker_port`` (0: any free port);
-4. reads each worker's ``{"event": "listening", ...}`` announcement from its
-   remote log (or its error, or gives up after ``startup_timeout_s``), and
-   connects an :class:`~toolkit.runtime.session.EdgeClient` to the edge worker.
-
-Real data (``data``: a folder with one subfolder of images per class): the
-folder is checked when the testbed is made, its images are deployed to the
-edge host into ``<workdir>/data/<folder>-<digest>/`` (the digest of the images'
-names and contents, so a changed folder never mixes with an older copy), and
-the edge worker reads them with ``--data`` through the same loader and
-preprocessing as on the local testbed; the controller scores against the
-folder's labels (``label_source = labels``).
-
-Edge TPU heads (``tpu-std`` / ``tpu-max``): before such a run the controller
-makes the head's Edge-TPU-compiled file (:mod:`toolkit.models.edgetpu`): the
-precompiled ``<model>-<size>-split<k>_edgetpu.tflite`` from ``edgetpu_dir``
-where it is there, else the int8 head (as for ``int8``, calibrated on the same
-inputs as the edge worker's) compiled with ``edgetpu_compiler`` from PATH. It
-is deployed to ``<workdir>/models/edgetpu/`` on the edge host, whose worker
-(``--edgetpu-dir``) loads it through the ``libedgetpu.so.1`` delegate. Whatever
-is missing is refused with one line.
-
-Applying a configuration sets the edge knobs with ``PiController.apply`` (CPU
-frequency, TPU power and runtime mode: one remote command) and, at the same
-time, the cloud accelerator with ``CloudController.set_cloud_accel`` (the cloud
-worker restarts, with or without the GPU, only when the accelerator changes);
-every :class:`~toolkit.devices.controllers.base.KnobChange` is returned (the
-reconfiguration cost). Runs go through the edge client exactly like on the
-local testbed.
-
-Energy: a meter of the inventory that measures the edge or cloud host is opened
-with :func:`toolkit.energy.open_meter` (figures labelled ``meter:<name>``,
-``rapl``, ``nvml``); without one, or where it cannot be read, the host's power
-model gives the figures, labelled ``model:<profile>``. Meters read on a host
-(``rapl``, ``nvml``, ``ina219``, ``ina260``) are read by this process, so they
-are used only where that host is this machine (a loopback address); for a
-remote host the power model is used, with a warning.
+Starting it (connect, deploy the model and any data folder, start both workers
+and read their announcements), the Edge TPU heads, applying a configuration and
+where the energy figures come from: ``docs/devices.md`` ("The SSH testbed")
+tells each step by step.
 """
 
 from __future__ import annotations
