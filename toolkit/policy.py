@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import functools
 import itertools
 import json
 import math
@@ -615,10 +614,18 @@ def _read_columns(block: Mapping[str, Any],
             raise ConfigError(f"{name} must hold finite numbers >= 0")
     if ((acc < 0) | (acc > 1) | np.isinf(acc)).any():
         raise ConfigError("accuracy must hold fractions in 0..1 (null: not measured)")
-    state = functools.cache(lambda split, freq, edge, cloud: hardware_state(
-        {"split": split, "cpu_freq": freq, "edge_accel": edge, "cloud_accel": cloud}, last_split))
-    states = [state(*row) for row in zip(config["split"], config["cpu_freq"],
-                                         config["edge_accel"], config["cloud_accel"], strict=True)]
+    state_of: dict[tuple, HardwareState] = {}  # a state depends on split < last_split only
+    states = []
+    for split, freq, edge, cloud in zip(config["split"], config["cpu_freq"],
+                                        config["edge_accel"], config["cloud_accel"],
+                                        strict=True):
+        key = (split < last_split, freq, edge, cloud)
+        state = state_of.get(key)
+        if state is None:
+            state = state_of[key] = hardware_state(
+                {"split": split, "cpu_freq": freq, "edge_accel": edge, "cloud_accel": cloud},
+                last_split)
+        states.append(state)
     candidates = Candidates(
         mean_ms=mean, energy_j=energy,
         accuracy=acc, n_runs=np.asarray(lat["n"], dtype=np.int64), runs_ms=runs,
