@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError, in_range
+from toolkit.fileio import atomic_output
 from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import DeviceProfile
 
@@ -205,14 +206,12 @@ def host_calibration(refresh: bool = False, rounds: int = 9) -> HostCalibration:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise ToolkitError(f"host calibration failed: {tail[0]}")
     cal = HostCalibration(**json.loads(proc.stdout.strip().splitlines()[-1]))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(cal), indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:  # the measurement stands; only the cache is lost
-        log.warning("cannot cache the host calibration in %s (%s); set DYNASPLIT_CACHE to a "
-                    "writable folder", path.parent, exc.strerror or exc)
+    try:  # a temporary file of its own: two processes may calibrate at once
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps(asdict(cal), indent=2) + "\n")
+    except ToolkitError as exc:  # the measurement stands; only the cache is lost
+        log.warning("cannot cache the host calibration (%s); set DYNASPLIT_CACHE to a "
+                    "writable folder", exc)
     return cal
 
 
