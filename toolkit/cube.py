@@ -22,7 +22,6 @@ latency. The API (see ``docs/cube.md``):
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import itertools
 import json
@@ -51,7 +50,7 @@ from toolkit.config import (
 )
 from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, ToolkitError, choices, short_repr
-from toolkit.fileio import as_path, atomic_output, plain_value
+from toolkit.fileio import as_path, atomic_output, plain_value, utc_timestamp
 from toolkit.pareto import SENSES, pareto_mask
 
 __all__ = [
@@ -169,7 +168,7 @@ def _clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "schema": SCHEMA,
         "toolkit_version": __version__,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": utc_timestamp(),
     }
     for key, value in attrs.items():
         if isinstance(value, bool):

@@ -14,6 +14,7 @@ path costs nothing already measured.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pandas loads only where a table is read
 
 __all__ = ["as_path", "atomic_output", "check_table", "check_writable", "figure_format",
            "integer_column", "numeric_column", "plain_value", "read_json", "read_table",
-           "save_figure", "write_table"]
+           "save_figure", "utc_timestamp", "write_table"]
 
 
 def as_path(path: Any, what: str) -> Path:
@@ -269,6 +270,11 @@ def integer_column(df: pd.DataFrame, column: str, path: str | os.PathLike,
                            f"{short_repr(df[column].iloc[row])}; "
                            f"expected an integer >= {minimum}")
     return values.astype(np.int64)
+
+
+def utc_timestamp() -> str:
+    """Now in UTC to the second, ISO 8601: the ``created_at`` of every file the toolkit writes."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def plain_value(value: Any) -> Any:

@@ -27,7 +27,6 @@ in :mod:`toolkit.adapt`.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import itertools
 import json
 import math
@@ -49,7 +48,7 @@ from toolkit.config import (
     single_extras,
 )
 from toolkit.errors import ConfigError, ToolkitError, check_count, choices, is_number, short_repr
-from toolkit.fileio import atomic_output, plain_value, read_json
+from toolkit.fileio import atomic_output, plain_value, read_json, utc_timestamp
 from toolkit.rules import DEFAULT_CONFIDENCE, RULES, Candidates, Selector
 from toolkit.switching import HardwareState, hardware_state, next_state, switch_cost
 from toolkit.tomlfile import LARGEST_INTEGER, TypedTable
@@ -261,7 +260,7 @@ def make_policy(
     doc = {
         "schema": POLICY_SCHEMA,
         "toolkit_version": __version__,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": utc_timestamp(),
         "model": str(candidates[0]["config"].get("model", "")) if candidates else "",
         "energy_source": str(cube.attrs.get("energy_source", "unknown")),
         "last_split": int(cube["split"].max()),

@@ -29,7 +29,6 @@ space has them, the extra keys ``codec``, ``strategy`` and ``devices``.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ import pandas as pd
 from toolkit import __version__
 from toolkit.config import CONFIG_KEYS, VARIABLES, config_keys
 from toolkit.errors import ToolkitError, choices
-from toolkit.fileio import atomic_output, read_json
+from toolkit.fileio import atomic_output, read_json, utc_timestamp
 from toolkit.optimize.objectives import OBJECTIVES, Normalizer
 from toolkit.pareto import pareto_mask
 from toolkit.tomlfile import TypedTable
@@ -107,8 +106,7 @@ class OptimizationResult:
     history: list[dict[str, Any]]
     normalization: Normalizer
     energy_source: str | None = None
-    created_at: str = field(default_factory=lambda: _dt.datetime.now(
-        _dt.timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=utc_timestamp)
     cube: str | None = None
 
     @property

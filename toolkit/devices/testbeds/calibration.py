@@ -29,7 +29,6 @@ What the figures are used for:
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError, in_range
-from toolkit.fileio import atomic_output
+from toolkit.fileio import atomic_output, utc_timestamp
 from toolkit.hardware.edge_timing import REFERENCE_BLOCK
 from toolkit.hardware.profile import DeviceProfile
 
@@ -163,7 +162,7 @@ def measure_host(rounds: int = 9) -> HostCalibration:
         int8_gmacs=round(gmacs["int8"], 3), fp32_gmacs=round(gmacs["fp32"], 3),
         int8_spread=round(spread["int8"], 3), fp32_spread=round(spread["fp32"], 3),
         rounds=rounds, loadavg=round(os.getloadavg()[0], 2),
-        measured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        measured_at=utc_timestamp(),
         tensorflow=tf.__version__,
     )
 
