@@ -168,10 +168,12 @@ def _with_test_kernel(nb: dict) -> str:
     return json.dumps(nb)
 
 
-def _api(lab: Lab, path: str, method: str = "GET"):
+def _api(lab: Lab, path: str, method: str = "GET", body: dict | None = None):
     """JupyterLab's REST API (token-authenticated), the answer decoded."""
-    request = urllib.request.Request(f"{lab.url}/api/{path}", method=method,
-                                     headers={"Authorization": f"token {lab.token}"})
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{lab.url}/api/{path}", method=method, data=data,
+                                     headers={"Authorization": f"token {lab.token}",
+                                              "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as response:
         body = response.read()
     return json.loads(body) if body else None
@@ -253,13 +255,32 @@ def _result_text(page) -> str:
 
 def _new_page(chromium, height: int):
     """A page that answers JupyterLab's "Select Kernel" dialog as a user would, with the
-    notebook's own kernel (preselected): on a loaded machine JupyterLab sometimes asks
-    although the kernel has started, and the dialog then blocks every click."""
+    notebook's own kernel (preselected), should it still come (see :func:`_open_notebook`):
+    the dialog blocks every click. The handler does not wait for the dialog to go, so a
+    dialog that stays or comes back is answered again at the next click."""
     page = chromium.new_page(viewport={"width": 1400, "height": height})
     dialog = page.locator(".jp-Dialog").filter(has_text="Select Kernel")
     # the dialog's accept button ("Select"; its accessible name is not always the label)
-    page.add_locator_handler(dialog, lambda d: d.locator(".jp-Dialog-button.jp-mod-accept").click())
+    page.add_locator_handler(dialog, lambda d: d.locator(".jp-Dialog-button.jp-mod-accept").click(),
+                             no_wait_after=True)
     return page
+
+
+def _open_notebook(page, lab: Lab, name: str, workspace: str) -> None:
+    """Open notebook ``name`` in a workspace of its own (no tabs restored), its kernel
+    already running and idle. The kernel is started through the REST API first, as a
+    session for the notebook's path, so JupyterLab connects to it: left to start it,
+    JupyterLab asks "Select Kernel" whenever that start fails or is slow (the CI run of
+    stop 32 timed out behind such a dialog on a loaded machine)."""
+    from playwright.sync_api import expect
+
+    _api(lab, "sessions", "POST", {"path": name, "name": name, "type": "notebook",
+                                   "kernel": {"name": KERNEL_NAME}})
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
+    expect(page.locator(".jp-NotebookPanel"), "the notebook did not open"
+           ).to_be_visible(timeout=120_000)
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']"),
+           "the kernel did not become idle").to_have_count(1, timeout=120_000)
 
 
 @pytest.mark.slow
@@ -273,12 +294,7 @@ def test_split_inference_panel_in_jupyterlab(lab: Lab, chromium) -> None:
     t0 = time.monotonic()
     page = _new_page(chromium, height=1000)
     try:
-        page.goto(f"{lab.url}/lab/workspaces/split-inference/tree/{NOTEBOOK.name}"
-                  f"?token={lab.token}")  # a workspace of its own: no tabs restored
-        notebook = page.locator(".jp-NotebookPanel")
-        expect(notebook, "the notebook did not open").to_be_visible(timeout=120_000)
-        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']"),
-               "the kernel did not become idle").to_have_count(1, timeout=120_000)
+        _open_notebook(page, lab, NOTEBOOK.name, "split-inference")
         timings["open_s"] = time.monotonic() - t0
 
         _run_all_cells(page)
@@ -377,11 +393,7 @@ def test_tradeoff_explorer_on_the_demo_cube_in_jupyterlab(
         (lab.root / name).write_bytes(content)
     page = _new_page(chromium, height=1400)
     try:
-        page.goto(f"{lab.url}/lab/workspaces/tradeoff/tree/explorer.ipynb?token={lab.token}")
-        expect(page.locator(".jp-NotebookPanel"), "the notebook did not open"
-               ).to_be_visible(timeout=120_000)
-        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']"),
-               "the kernel did not become idle").to_have_count(1, timeout=120_000)
+        _open_notebook(page, lab, "explorer.ipynb", "tradeoff")
         _run_all_cells(page)
         panel = page.locator(".dynasplit-tradeoff")
         expect(panel, "the explorer did not render").to_be_visible(timeout=RUN_ALL_S * 1000)
