@@ -81,7 +81,6 @@ DEFAULT_RULE: dict[str, Any] = {"name": "mean", "target": 0.99,
 #: per-run latencies stored per candidate; more runs are kept as a sorted sample
 MAX_STORED_RUNS = 128
 
-_FRONT_SCHEMA = "dynasplit.front/1"
 _DEFAULT_PROFILES = {"edge": "raspberry-pi-4", "cloud": "cloud-gpu-server"}
 
 
@@ -380,8 +379,10 @@ class Policy:
             raise ToolkitError(f"{origin} is not a JSON object")
         schema = doc.get("schema")
         if schema != POLICY_SCHEMA:
+            from toolkit.optimize.result import FRONT_SCHEMA
+
             hint = " (that is a front: run `dynasplit export` on it)" \
-                if schema == _FRONT_SCHEMA else ""
+                if schema == FRONT_SCHEMA else ""
             raise ToolkitError(f"{origin} has schema {schema!r}; this toolkit reads policies "
                                f"of schema {POLICY_SCHEMA!r}{hint}")
         missing = [k for k in ("rule", "candidates", "last_split") if k not in doc]
