@@ -338,3 +338,17 @@ def test_bad_options_are_config_errors():
         Ina219Meter(i2c=bus, calibration="5V_9A")
     with pytest.raises(ConfigError, match=r"address must be 0x40..0x4F"):
         Ina260Meter(i2c=bus, address=0x20)
+    with pytest.raises(ConfigError, match=r"address must be 0x40..0x4F .*got 80"):
+        Ina260Meter(i2c=bus, address=0x50)
+    with pytest.raises(ConfigError, match=r"address must be 0x40..0x4F .*got True"):
+        Ina260Meter(i2c=bus, address=True)
+    with pytest.raises(ConfigError, match=r"bus must be an I2C bus number, got -1"):
+        Ina219Meter(bus=-1)
+
+
+def test_numpy_integer_address_and_bus_are_taken():
+    bus = FakeI2CBus({})
+    with pytest.raises(MeterUnavailableError, match=r"no device answers at .*0x44"):
+        Ina219Meter(i2c=bus, address=np.int64(0x44))  # past the check, to the bus
+    with pytest.raises(MeterUnavailableError, match=r"I2C bus /dev/i2c-250 does not"):
+        Ina219Meter(bus=np.int64(250))

@@ -97,6 +97,17 @@ def test_accelerator_and_frequency_come_from_the_profile(pi4):
         PowerModelMeter(pi4, accel="gpu")
     with pytest.raises(ConfigError, match="cores"):
         PowerModelMeter(pi4, cores=0)
+    with pytest.raises(ConfigError, match="cores must be an integer >= 1, got True"):
+        PowerModelMeter(pi4, cores=True)
+
+
+def test_numpy_integers_are_integers(pi4):
+    # counts read from an array or a cube's attributes arrive as NumPy integers
+    meter = PowerModelMeter(pi4, cores=np.int64(2), pid=np.int32(psutil.Process().pid))
+    assert meter.cores == 2 and type(meter.cores) is int
+    assert meter.pid == psutil.Process().pid and type(meter.pid) is int
+    with pytest.raises(ConfigError, match="pid must be a process id"):
+        PowerModelMeter(pi4, pid=np.int64(0))
 
 
 def test_own_process_by_default_and_missing_pid(pi4):

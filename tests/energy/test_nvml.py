@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from toolkit.energy import MeterUnavailableError, NvmlMeter, PowerModel, open_meter
+from toolkit.errors import ConfigError
 from toolkit.hardware.profile import load_profile
 
 PERIOD = 0.3  # seconds, of the simulated GPU's power swing
@@ -94,6 +95,14 @@ def test_no_gpu_names_the_meter_and_what_was_probed():
     # Here: no NVIDIA driver (nvmlInit fails). On a GPU host: no GPU number 999.
     with pytest.raises(MeterUnavailableError, match=r"nvml meter: .*(GPU 999|index 999)"):
         NvmlMeter(index=999)
+
+
+def test_index_is_a_gpu_number():
+    for bad in (-1, 1.0, True, "0"):
+        with pytest.raises(ConfigError, match=r"index must be a GPU index 0, 1, \.\.\., got"):
+            NvmlMeter(index=bad)
+    meter = NvmlMeter(index=np.int64(0), device=SimulatedGpu(has_counter=True), period_s=0.02)
+    assert meter.index == 0 and type(meter.index) is int  # a NumPy integer is an index
 
 
 def test_missing_library_names_the_package(monkeypatch):

@@ -21,7 +21,7 @@ from typing import Any
 
 from toolkit.energy.meter import MeterUnavailableError
 from toolkit.energy.sampling import PowerSampledMeter
-from toolkit.errors import ConfigError, DeviceError, choices
+from toolkit.errors import ConfigError, DeviceError, choices, is_count
 
 __all__ = ["Ina219Meter", "Ina260Meter", "LinuxI2CBus", "ina219_calibrations"]
 
@@ -107,22 +107,18 @@ class _InaMeter(PowerSampledMeter):
     def __init__(self, bus: int, address: int, i2c: Any, period_s: float, name: str | None) -> None:
         name = name or self.chip
         super().__init__(period_s, name)
-        if (
-            not isinstance(address, int)
-            or isinstance(address, bool)
-            or not (0x40 <= address <= 0x4F)
-        ):
+        if not is_count(address, 0x40) or address > 0x4F:
             raise ConfigError(
                 f"{self.chip} meter: address must be 0x40..0x4F (set by A0/A1), got {address!r}"
             )
-        if i2c is None and (not isinstance(bus, int) or isinstance(bus, bool) or bus < 0):
+        if i2c is None and not is_count(bus, 0):
             raise ConfigError(f"{self.chip} meter: bus must be an I2C bus number, got {bus!r}")
         self.name = name
         self.source = f"meter:{name}"
-        self.address = address
+        self.address = address = int(address)
         self.where = (f"I2C bus {bus} " if i2c is None else "") + f"address 0x{address:02x}"
         self._own_bus = i2c is None
-        self._i2c = LinuxI2CBus(bus, self.chip) if i2c is None else i2c
+        self._i2c = LinuxI2CBus(int(bus), self.chip) if i2c is None else i2c
         try:
             with _DRIVER_LOCK:
                 self._sensor = self._open_sensor()

@@ -22,7 +22,7 @@ import psutil
 
 from toolkit.energy.model import PowerModel
 from toolkit.energy.sampling import CounterMeter
-from toolkit.errors import ConfigError, ToolkitError
+from toolkit.errors import ConfigError, ToolkitError, is_count
 
 __all__ = ["PowerModelMeter"]
 
@@ -62,13 +62,13 @@ class PowerModelMeter(CounterMeter):
         self.busy_w = model.busy_w(freq, accel)  # validates freq and accel
         self.wait_w = model.wait_w(freq, accel)
         cores = model.profile.emulated_cores if cores is None else cores
-        if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
+        if not is_count(cores, 1):
             raise ConfigError(f"model meter: cores must be an integer >= 1, got {cores!r}")
-        self.cores = cores
-        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 1):
+        self.cores = int(cores)
+        if pid is not None and not is_count(pid, 1):
             raise ConfigError(f"model meter: pid must be a process id (an integer >= 1), "
                               f"got {pid!r}")
-        self.pid = os.getpid() if pid is None else pid
+        self.pid = os.getpid() if pid is None else int(pid)
         try:
             self._process = psutil.Process(self.pid)
         except psutil.NoSuchProcess:

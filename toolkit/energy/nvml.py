@@ -17,7 +17,7 @@ from typing import Protocol
 
 from toolkit.energy.meter import Measurement, Meter, MeterUnavailableError
 from toolkit.energy.sampling import CounterMeter, PowerSampledMeter
-from toolkit.errors import ConfigError, DeviceError, ToolkitError
+from toolkit.errors import ConfigError, DeviceError, ToolkitError, is_count
 
 __all__ = ["NvmlDevice", "NvmlMeter", "PynvmlDevice"]
 
@@ -157,9 +157,9 @@ class NvmlMeter(Meter):
     def __init__(
         self, index: int = 0, *, period_s: float = 0.1, device: NvmlDevice | None = None
     ) -> None:
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        if not is_count(index, 0):
             raise ConfigError(f"nvml meter: index must be a GPU index 0, 1, ..., got {index!r}")
-        self.index = index
+        self.index = int(index)
         self.device: NvmlDevice = device if device is not None else PynvmlDevice(index)
         try:
             counter = self.device.total_energy_mj()
