@@ -90,6 +90,7 @@ def test_unknown_event_loop_is_refused_in_one_line(tmp_path, monkeypatch):
 @pytest.mark.parametrize(("printed", "named"), [
     ("5", "failed to start: 5;"),                               # JSON, but no object
     ('{"event": "listening", "host": "x"}', "failed to start: {"),  # no port
+    ('{"event": "listening", "port": 5}', "failed to start: {"),    # no host
     ("", "failed to start: no announcement;"),
 ])
 def test_what_is_no_announcement_is_named_in_one_line(tmp_path, printed, named):

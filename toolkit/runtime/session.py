@@ -114,13 +114,14 @@ class WorkerProcess:
         except json.JSONDecodeError:
             event = None
         event = event if isinstance(event, dict) else {}   # the line is the message
-        if event.get("event") != "listening" or not isinstance(event.get("port"), int):
+        if (event.get("event") != "listening" or not isinstance(event.get("host"), str)
+                or not isinstance(event.get("port"), int)):
             self.stop()
             message = event.get("message") or line or "no announcement"
             raise DeviceError(f"worker {self.argv[2]} failed to start: {message}; "
                                f"see {self.log_path}")
         self.loop = event.get("loop")
-        return str(event.get("host")), event["port"]
+        return event["host"], event["port"]
 
     def alive(self) -> bool:
         """True while the process runs."""
