@@ -61,6 +61,13 @@ def test_common_request_form_parses_as_the_decoder_does(line):
     assert fast(line) == general(line)
 
 
+def test_a_byte_order_mark_before_a_request_is_skipped():
+    line = b'{"id":"w","deadline_ms":120,"input":4}'
+    assert fast(b"\xef\xbb\xbf" + line) == fast(line)
+    assert fast("\ufeff" + line.decode()) == fast(line)
+    assert fast(b"\xef\xbb\xbf\xef\xbb\xbf" + line).startswith("not JSON")   # one mark only
+
+
 def test_common_request_form_fuzzed():
     rng = random.Random(18)
     alphabet = b'0123456789.-+eE ,:"{}\\ta_idnputlms\r\x0b'

@@ -177,6 +177,7 @@ def load_document(text: str | bytes) -> Any:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RequestError(f"not UTF-8: byte {exc.start} is invalid ({exc.reason})") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark, which RFC 8259 lets parsers skip
     if _depth(text) > MAX_DEPTH:
         raise RequestError(f"JSON nested more than {MAX_DEPTH} levels deep (arrays/objects)")
     try:
