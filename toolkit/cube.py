@@ -50,7 +50,7 @@ from toolkit.config import (
 )
 from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, ToolkitError, choices, short_repr
-from toolkit.fileio import as_path, atomic_output, plain_value, utc_timestamp
+from toolkit.fileio import as_path, atomic_output, not_a_file, plain_value, utc_timestamp
 from toolkit.pareto import SENSES, pareto_mask
 
 __all__ = [
@@ -219,8 +219,8 @@ def open_cube(path: str | os.PathLike) -> xr.Dataset:
             cube, or of another schema version; the message says which.
     """
     path = as_path(path, "a cube file")
-    if not path.is_file():
-        raise ToolkitError(f"cube file {path} does not exist")
+    if problem := not_a_file(path):
+        raise ToolkitError(f"cube file {path} {problem}")
     with open(path, "rb") as fh:
         magic = fh.read(8)
     if magic[:3] == b"CDF":

@@ -29,8 +29,8 @@ if TYPE_CHECKING:  # pandas loads only where a table is read
     import pandas as pd
 
 __all__ = ["as_path", "atomic_output", "check_table", "check_writable", "figure_format",
-           "integer_column", "numeric_column", "plain_value", "read_json", "read_table",
-           "save_figure", "utc_timestamp", "write_table"]
+           "integer_column", "not_a_file", "numeric_column", "plain_value", "read_json",
+           "read_table", "save_figure", "utc_timestamp", "write_table"]
 
 
 def as_path(path: Any, what: str) -> Path:
@@ -41,13 +41,25 @@ def as_path(path: Any, what: str) -> Path:
         what: what the file is, for the message (e.g. ``"a front file"``).
 
     Raises:
-        ToolkitError: anything else (``None``, a number, an open file...), one
-            line naming ``what`` and what was given.
+        ToolkitError: an empty path, or anything else (``None``, a number, an
+            open file...), one line naming ``what`` and what was given.
     """
+    if isinstance(path, str) and not path:   # Path("") is the current folder: never meant
+        raise ToolkitError(f"{what} was given as an empty path")
     if isinstance(path, str | os.PathLike):
         return Path(path)
     raise ToolkitError(f"{what} should be given as a str or pathlib.Path, got "
                        f"{type(path).__name__}")
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file (``"does not exist"``, ``"is a
+    directory, not a file"``...), or None where it is a regular file."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a directory, not a file"
+    return "is not a regular file" if path.exists() else "does not exist"
 
 
 @contextlib.contextmanager
@@ -173,8 +185,8 @@ def read_table(path: str | os.PathLike, kind: str, required: Sequence[str]) -> p
             required columns (all of them named).
     """
     path = as_path(path, f"a {kind}")
-    if not path.is_file():
-        raise ToolkitError(f"{kind} {path} does not exist")
+    if problem := not_a_file(path):
+        raise ToolkitError(f"{kind} {path} {problem}")
     try:
         import pandas as pd
 
@@ -293,8 +305,8 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
         what: what the file should hold, for the message (e.g. ``"front file"``).
     """
     path = as_path(path, f"the {what}")
-    if not path.is_file():
-        raise ToolkitError(f"{what} {path} does not exist")
+    if problem := not_a_file(path):
+        raise ToolkitError(f"{what} {path} {problem}")
     try:
         return json.loads(path.read_bytes())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -125,3 +125,25 @@ def test_a_file_that_is_no_path_is_named_with_what_it_should_be(name, value):
     with pytest.raises(ToolkitError, match=rf"^{re.escape(what)} should be given as a str or "
                                            rf"pathlib.Path, got {type(value).__name__}$"):
         call(value)
+
+
+@pytest.mark.parametrize("name", sorted(_readers_and_writers()))
+def test_an_empty_path_is_named_as_such(name):
+    # Path("") is the current folder, which no reader or writer was meant to get
+    call, what = _readers_and_writers()[name]
+    with pytest.raises(ToolkitError, match=rf"^{re.escape(what)} was given as an empty path$"):
+        call("")
+
+
+def test_a_file_that_is_a_folder_or_a_device_is_named_as_such(tmp_path):
+    from toolkit.cube import open_cube
+    from toolkit.fileio import read_json
+
+    readers = [(open_cube, "cube file"), (lambda p: read_json(p, "policy file"), "policy file"),
+               (lambda p: read_table(p, "trace CSV", []), "trace CSV")]
+    for read, what in readers:
+        for path, problem in [(tmp_path, "is a directory, not a file"),
+                              ("/dev/null", "is not a regular file"),
+                              (tmp_path / "none.nc", "does not exist")]:
+            with pytest.raises(ToolkitError, match=rf"^{what} {re.escape(str(path))} {problem}$"):
+                read(path)

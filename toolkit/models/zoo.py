@@ -27,6 +27,7 @@ from pathlib import Path
 import keras
 
 from toolkit.errors import ToolkitError, choices, first_line
+from toolkit.fileio import not_a_file
 from toolkit.models.digits import DIGITS_MODELS
 from toolkit.models.names import (
     APPLICATIONS,
@@ -164,8 +165,8 @@ def _load_file(path: Path, hint: str = "") -> keras.Model:
     if path.is_dir():
         raise ToolkitError(f"model file {path} is a folder; give a .keras file "
                            "(`model.save('name.keras')` writes one)")
-    if not path.is_file():
-        raise ToolkitError(f"model file {path} does not exist" + (f"; {hint}" if hint else ""))
+    if problem := not_a_file(path):
+        raise ToolkitError(f"model file {path} {problem}" + (f"; {hint}" if hint else ""))
     if not zipfile.is_zipfile(path):
         raise ToolkitError(f"model file {path} is not a .keras file: a .keras file is the zip "
                            "archive `model.save('name.keras')` writes")
