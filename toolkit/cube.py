@@ -705,8 +705,10 @@ def has_objective_data(cube: CubeLike, name: str) -> bool:
 
 def _objectives(cube: xr.Dataset, objectives: Mapping[str, str]) -> dict[str, str]:
     """The objectives usable on this cube: known, present and not all NaN."""
-    if not isinstance(objectives, Mapping):
-        raise ToolkitError("objectives must map a variable to 'min' or 'max'")
+    if not isinstance(objectives, Mapping) or not objectives:
+        raise ToolkitError("objectives must map a variable to 'min' or 'max', e.g. "
+                           "{'latency_ms': 'min', 'energy_j': 'min'}; got "
+                           f"{short_repr(objectives)}")
     used = {}
     for name, sense in objectives.items():
         if sense not in SENSES:

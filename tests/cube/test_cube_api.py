@@ -137,6 +137,10 @@ def test_pareto_drops_objectives_without_data():
         pareto_configs(cube, {"latncy_ms": "min"})
     with pytest.raises(ToolkitError, match="valid: min, max"):
         pareto_configs(cube, {"latency_ms": "low"})
+    for empty in ({}, ["latency_ms"]):
+        with pytest.raises(ToolkitError, match=r"objectives must map a variable to 'min' or "
+                                               r"'max', e\.g\. .*; got "):
+            pareto_configs(cube, empty)
 
 
 def test_to_dataframe_is_tidy_one_row_per_run():
