@@ -125,6 +125,20 @@ def test_what_is_no_testbed_or_spec_is_named():
             open_pool(value)
 
 
+def test_an_option_no_testbed_takes_is_named_with_the_valid_ones():
+    from toolkit.devices.testbeds.factory import open_pool, open_testbed
+
+    with pytest.raises(ConfigError, match=r"^unknown option\(s\) 'modle' for the local testbed; "
+                                          r"valid: edge_profile, cloud_profile, model, "):
+        open_testbed("local", modle="digits-vgg")
+    with pytest.raises(ConfigError, match=r"^unknown option\(s\) 'nosuch' for the local testbed"):
+        open_pool("local", copies=2, nosuch=1)
+    with pytest.raises(ConfigError, match=r"^unknown option\(s\) 'log_dir', 'throttle' for the "
+                                          r"SSH testbed .*pi-coral-gpu.toml; valid: model, "):
+        open_testbed("pi-coral-gpu", throttle=False, log_dir="logs")
+    assert open_testbed("local", model="digits-vgg", throttle=False).throttle is False
+
+
 @pytest.mark.parametrize(("args", "fragments"), [
     (["--testbeds", "0"], ["--testbeds '0' is not valid", "valid: a whole number from 1"]),
     (["--testbeds", "two"], ["--testbeds 'two' is not valid", "valid: a whole number from 1"]),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from toolkit.devices.testbeds.pool import TestbedPool, check_local_pool_size, local_start_limit
 from toolkit.devices.testbeds.testbed import Testbed
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, choices
 
 __all__ = ["open_pool", "open_testbed"]
 
@@ -29,7 +30,8 @@ def open_testbed(spec: str | os.PathLike = "local", *, emulate_switching: bool =
 
     Raises:
         ConfigError: an unreadable or invalid inventory; ``edgetpu_dir`` for a
-            local testbed.
+            local testbed; an option the testbed does not take (the valid ones
+            named).
     """
     from toolkit.devices.inventory import load_inventory
     from toolkit.devices.testbeds.local import LocalTestbed
@@ -42,16 +44,30 @@ def open_testbed(spec: str | os.PathLike = "local", *, emulate_switching: bool =
                           "local testbed runs tpu-std/tpu-max as int8 heads on the CPU")
     local = {"switching": "profile"} if emulate_switching else {}
     if str(spec) == "local":
+        _check_options(LocalTestbed, options, "the local testbed", local)
         return LocalTestbed(**options, **local)
     inventory = load_inventory(spec)
     if inventory.kind == "local":
+        _check_options(LocalTestbed, options, f"the local testbed {inventory.path}",
+                       {"edge_profile": None, "cloud_profile": None, **local})
         edge = inventory.with_role("edge")
         cloud = inventory.with_role("cloud")
         if len(edge) != 1 or len(cloud) != 1:
             raise ConfigError(f"{inventory.path}: a local testbed needs exactly one edge and one "
                               f"cloud host (found {len(edge)} and {len(cloud)})")
         return LocalTestbed(edge[0].profile, cloud[0].profile, **options, **local)
+    _check_options(SshTestbed, options, f"the SSH testbed {inventory.path}", {"inventory": None})
     return SshTestbed(inventory, **options)
+
+
+def _check_options(cls: type, options: Mapping[str, Any], testbed: str,
+                   given: Mapping[str, Any]) -> None:
+    """Refuse an option ``cls`` does not take, or one this factory sets itself (``given``)."""
+    valid = [p for p in inspect.signature(cls).parameters if p not in given]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))} for {testbed}; "
+                          f"valid: {choices(valid)}")
 
 
 def _is_local(spec: str | os.PathLike) -> bool:
