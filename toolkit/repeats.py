@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.config import MAX_RUNS
-from toolkit.errors import check_count, check_number
+from toolkit.config import MAX_RUNS, PARTITION_VARIABLES, VARIABLES
+from toolkit.errors import ConfigError, check_count, check_number, choices, short_repr
 
 __all__ = ["AdaptiveRepeats", "ci_half_width", "stopping_rule_attr", "t_975"]
 
@@ -82,6 +82,10 @@ class AdaptiveRepeats:
         check_number(self.rel_ci, "rel-ci", 0.0, 1.0, low_open=True, high_open=True)
         check_count(self.min_runs, "min_runs", 2, MAX_RUNS)
         check_count(self.max_runs, "max-runs", self.min_runs, MAX_RUNS)
+        valid = [*VARIABLES, *PARTITION_VARIABLES]
+        if isinstance(self.variables, str) or not all(v in valid for v in self.variables):
+            raise ConfigError(f"the adaptive repeats' variables must be run values among "
+                              f"{choices(valid)}, got {short_repr(self.variables)}")
 
     def met(self, runs: Sequence[Mapping[str, Any]]) -> bool:
         """Whether the runs' means are precise enough (at least ``min_runs`` runs)."""

@@ -60,6 +60,15 @@ def test_invalid_rules_are_refused(kwargs):
         AdaptiveRepeats(**kwargs)
 
 
+@pytest.mark.parametrize("variables", [("latncy_ms",), "latency_ms", ("energy_j", None)])
+def test_variables_that_are_no_run_values_are_refused_with_the_valid_ones(variables):
+    # before, the first check after a run raised a KeyError in the middle of a campaign
+    with pytest.raises(ConfigError, match=r"^the adaptive repeats' variables must be run values "
+                                          r"among latency_ms, edge_ms, .*, got "):
+        AdaptiveRepeats(variables=variables)
+    assert AdaptiveRepeats(variables=("accuracy", "max_device_energy_j")).variables
+
+
 def _first_met(rule: AdaptiveRepeats, rows: list[dict]) -> int | None:
     """How many runs the rule needs on these rows (None: never within them)."""
     return next((n for n in range(1, len(rows) + 1) if rule.met(rows[:n])), None)
