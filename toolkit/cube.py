@@ -120,6 +120,9 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
 
     Raises:
         ConfigError: a run lacks a configuration key that the cube has.
+        ToolkitError: a configuration key's value is not a whole number or a
+            string as the key needs, or a variable's value is not a number
+            (the run, the key and the value named).
     """
     if isinstance(runs, str | Mapping) or not isinstance(runs, Iterable):
         raise ToolkitError(f"cube_from_runs needs the runs as a list of mappings (configuration "
@@ -139,29 +142,49 @@ def cube_from_runs(runs: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any],
         if missing:
             raise ConfigError(f"run {i} lacks the configuration key(s) {choices(missing)}; "
                               f"every run of this cube needs {choices(keys)}")
-    coords = {k: np.asarray(sorted({r[k] for r in runs}), dtype=_COORD_DTYPES[k])
-              for k in keys}
+    coords = {k: _coordinate(k, runs) for k in keys}
     index = {k: {v: i for i, v in enumerate(coords[k].tolist())} for k in keys}
     repeats: dict[tuple, int] = {}
     cells = []
-    for r in runs:
+    for i, r in enumerate(runs):
         key = tuple(r[k] for k in keys)
         rep = repeats.get(key, 0)
         repeats[key] = rep + 1
-        cells.append((tuple(index[k][r[k]] for k in keys), rep, r))
+        cells.append((tuple(index[k][r[k]] for k in keys), rep, i))
     n_rep = max(repeats.values(), default=0)
     shape = [len(coords[k]) for k in keys] + [n_rep]
     data = {}
     for var, (units, long_name) in {**VARIABLES, **(variables or {})}.items():
         arr = np.full(shape, np.nan)
-        for idx, rep, r in cells:
-            if (value := r.get(var)) is not None:
-                arr[(*idx, rep)] = float(value)
+        for idx, rep, i in cells:
+            if (value := runs[i].get(var)) is not None:
+                try:
+                    arr[(*idx, rep)] = float(value)
+                except (TypeError, ValueError):
+                    raise ToolkitError(f"run {i}: {var} should be a number, got "
+                                       f"{short_repr(value)}") from None
         data[var] = xr.Variable([*keys, "repeat"], arr, {"units": units, "long_name": long_name})
     coords["repeat"] = np.arange(n_rep)
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(_clean_attrs(attrs))
     return ds
+
+
+def _coordinate(key: str, runs: list[Mapping[str, Any]]) -> np.ndarray:
+    """The sorted values of configuration key ``key`` over ``runs``, as the cube stores them."""
+    whole = _COORD_DTYPES[key] is not str
+    for i, r in enumerate(runs):
+        value = r[key]
+        if whole:
+            ok = (isinstance(value, int | np.integer | float | np.floating)
+                  and not isinstance(value, bool) and math.isfinite(value)
+                  and float(value).is_integer())
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            kind = "a whole number" if whole else "a string"
+            raise ToolkitError(f"run {i}: {key} should be {kind}, got {short_repr(value)}")
+    return np.asarray(sorted({r[key] for r in runs}), dtype=_COORD_DTYPES[key])
 
 
 def _clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:

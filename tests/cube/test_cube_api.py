@@ -358,3 +358,21 @@ def test_merge_and_build_name_what_is_no_list_of_cubes_or_runs(tmp_path):
     with pytest.raises(ToolkitError, match=r"^cube_from_runs needs the cube's attributes as a "
                                            r"mapping .*, got list$"):
         cube_from_runs([run(A, 1.0, 1.0)], [])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"latency_ms": "fast"}, "latency_ms should be a number, got 'fast'"),
+    ({"energy_j": [1, 2]}, r"energy_j should be a number, got \[1, 2\]"),
+    ({"split": "1"}, "split should be a whole number, got '1'"),
+    ({"split": 1.5}, "split should be a whole number, got 1.5"),
+    ({"cpu_freq": True}, "cpu_freq should be a whole number, got True"),
+    ({"edge_accel": 3}, "edge_accel should be a string, got 3"),
+    ({"model": None}, "model should be a string, got None"),
+])
+def test_a_run_value_of_the_wrong_kind_is_named_with_its_run(change, message):
+    # before: a ValueError or TypeError from NumPy, or a key stored as the string "None"
+    with pytest.raises(ToolkitError, match=rf"^run 1: {message}$"):
+        cube_from_runs([run(A, 1.0, 1.0), {**run(B, 1.0, 1.0), **change}], {})
+    whole = cube_from_runs([run(A, 1.0, 1.0), {**run(B, 1.0, 1.0), "split": np.int64(B["split"]),
+                                               "cpu_freq": float(B["cpu_freq"])}], {})
+    assert whole["split"].dtype == np.int64 and whole.sizes["split"] == 2
