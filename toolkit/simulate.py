@@ -299,6 +299,7 @@ def simulate(cube: Any, policy: Policy | Mapping[str, Any] | str | os.PathLike,
 
     Raises:
         ToolkitError: an empty trace, a threshold that is not a finite number >= 0,
+            thresholds in more than one column,
             a bad seed, drift or alpha, a drift beyond the trace, or a policy
             candidate not measured in the cube.
     """
@@ -314,9 +315,13 @@ def simulate(cube: Any, policy: Policy | Mapping[str, Any] | str | os.PathLike,
         trace = read_trace(trace, model=policy.doc.get("model") or None)
     try:
         thresholds = np.asarray(trace["Latency"] if isinstance(trace, pd.DataFrame) else trace,
-                                dtype=float).ravel()
+                                dtype=float)
     except (TypeError, ValueError) as exc:
         raise ToolkitError(f"the trace's thresholds are not numbers ({exc})") from None
+    if sum(size > 1 for size in thresholds.shape) > 1:   # e.g. a table's Index and Latency
+        raise ToolkitError(f"the trace's thresholds should be one column of ms, got an array of "
+                           f"shape {thresholds.shape}; pass the trace table or its Latency column")
+    thresholds = thresholds.ravel()
     n = len(thresholds)
     if n == 0:
         raise ToolkitError("the trace has no requests")

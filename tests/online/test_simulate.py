@@ -161,6 +161,12 @@ def test_refusals():
             simulate(cube, policy, np.array(bad), progress=False)
     with pytest.raises(ToolkitError, match="the trace's thresholds are not numbers"):
         simulate(cube, policy, [100.0, "soon"], progress=False)
+    table = np.array([[0, 100.0], [1, 150.0], [2, 120.0]])   # Index and Latency columns
+    with pytest.raises(ToolkitError, match=r"^the trace's thresholds should be one column of ms, "
+                                           r"got an array of shape \(3, 2\); pass the trace "):
+        simulate(cube, policy, table, progress=False)
+    column = simulate(cube, policy, table[:, 1:], progress=False).requests
+    assert column.equals(simulate(cube, policy, table[:, 1], progress=False).requests)
     for kwargs, message in (
             ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
             ({"drift": "2000:6000:4"}, r"drift must be a Drift \(e.g. Drift\(2000, 6000, 4.0\)"),
