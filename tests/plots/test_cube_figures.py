@@ -74,3 +74,41 @@ def test_tables_and_cubes_without_what_a_figure_needs_are_named():
         energy_latency(cube.drop_vars("energy_j"))
     fig = pareto_front_2d(config_means(cube))  # a table of means is taken as it is
     plt.close(fig)
+
+
+@pytest.mark.parametrize(("figure", "kwargs", "message"), [
+    (latency_breakdown, {"cpu_freq": 1000}, r"latency_breakdown: cpu_freq=1000 is not in this "
+                                            r"cube; valid cpu_freq values: 600, 1200"),
+    (latency_breakdown, {"edge_accel": "tpu"}, r"latency_breakdown: edge_accel='tpu' is not in "
+                                               r"this cube; valid edge_accel values: int8, none, "
+                                               r"tpu-max"),
+    (energy_vs_split, {"edge_accel": "gpu"}, r"energy_vs_split: edge_accel='gpu' is not in"),
+    (energy_vs_split, {"by": "edge_accel", "cpu_freq": 900}, r"energy_vs_split: cpu_freq=900 "),
+    (energy_vs_split, {"cloud_accel": "tpu"}, r"energy_vs_split: cloud_accel='tpu' is not in "
+                                              r"this cube; valid cloud_accel values: gpu, none"),
+    (pareto_front_2d, {"hue": "acuracy"}, r"pareto_front_2d: no column 'acuracy' to colour the "
+                                          r"points by; valid: model, .* or None"),
+    (pareto_front_2d, {"marks": {"pick": (3.0,)}}, r"pareto_front_2d: mark 'pick' should be an "
+                                                   r"\(x, y\) pair of numbers, got \(3.0,\)"),
+    (pareto_front_2d, {"marks": {"pick": "3,4"}}, r"pareto_front_2d: mark 'pick' should be "),
+    (pareto_pairs, {"objectives": ("latency_ms", "energy")}, r"pareto_pairs: unknown "
+                                                             r"objective\(s\) energy; valid: "
+                                                             r"latency_ms, energy_j, accuracy"),
+    (pareto_pairs, {"objectives": "latency_ms"}, r"pareto_pairs: objectives should be a tuple"),
+])
+def test_a_value_the_cube_does_not_hold_is_named_with_the_valid_ones(figure, kwargs, message):
+    # before: an empty or uncoloured figure, or a ValueError from unpacking a mark
+    with pytest.raises(ToolkitError, match=rf"^{message}"):
+        figure(make_cube(), **kwargs)
+
+
+def test_energy_is_labelled_unknown_where_the_cube_does_not_say_where_it_comes_from():
+    from toolkit.plots import energy_kind, energy_label
+
+    assert [energy_kind(s) for s in ("model:raspberry-pi-4", "meter:splinter", "rapl+model:x",
+                                     "unknown", "", None)] == [
+        "modelled", "measured", "modelled", "unknown", "unknown", "unknown"]
+    assert energy_label(make_cube().drop_attrs()).endswith("(unknown: unknown)")
+    fig = pareto_front_2d(make_cube(), marks={"pick": (10, 2.5)})
+    assert "pick" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)

@@ -5,7 +5,7 @@ means per configuration and the 2-D front mask.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -37,8 +37,12 @@ OBJECTIVE_LABELS: dict[str, str] = {
 
 
 def energy_kind(source: str) -> str:
-    """``modelled`` for power-model figures (``model:<profile>``), else ``measured``."""
-    return "modelled" if source.startswith("model:") or "+model:" in source else "measured"
+    """``modelled`` for power-model figures (``model:<profile>``), ``unknown`` where
+    the source is not recorded, else ``measured``."""
+    source = str(source)
+    if source.startswith("model:") or "+model:" in source:
+        return "modelled"
+    return "unknown" if source in ("", "unknown", "None") else "measured"
 
 
 def energy_label(cube: xr.Dataset, what: str = "energy per sample") -> str:
@@ -85,6 +89,17 @@ def figure_object(value: Any, figure: str, attributes: Sequence[str], what: str)
     if not all(hasattr(value, a) for a in attributes):
         raise ToolkitError(f"{figure} needs {what}, got {type(value).__name__}")
     return value
+
+
+def check_values(cube: xr.Dataset, figure: str, values: Mapping[str, Any]) -> None:
+    """Refuse a configuration value a figure was asked for that the cube does not
+    hold (None: not asked), naming the figure and the cube's values."""
+    from toolkit.cube import select
+
+    try:
+        select(cube, {k: v for k, v in values.items() if v is not None})
+    except ToolkitError as exc:
+        raise ToolkitError(f"{figure}: {exc}") from None
 
 
 def as_means(data: xr.Dataset | pd.DataFrame) -> pd.DataFrame:

@@ -4,16 +4,20 @@ Pareto front in 2-D and pairwise, energy per split, and one run's breakdown.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import xarray as xr
 
+from toolkit.config import OBJECTIVES
 from toolkit.cube import as_cube, has_objective_data
-from toolkit.errors import ToolkitError, choices
+from toolkit.errors import ToolkitError, choices, is_number, short_repr
 from toolkit.plots.common import (
     as_means,
     axis_label,
+    check_values,
     energy_label,
     figure_data,
     figure_object,
@@ -58,6 +62,7 @@ def latency_breakdown(cube: xr.Dataset | str, cpu_freq: int | None = None,
     ``cube`` may also be a cube file's path.
     """
     cube = as_cube(cube, ("edge_ms", "transfer_ms", "cloud_ms"), "latency_breakdown")
+    check_values(cube, "latency_breakdown", {"cpu_freq": cpu_freq, "edge_accel": edge_accel})
     df = as_means(cube)
     df = df[df["edge_accel"].isin([edge_accel, "none"]) & ((df["split"] == 0)
                                                             | (df["edge_accel"] == edge_accel))]
@@ -97,6 +102,14 @@ def pareto_front_2d(data: xr.Dataset | pd.DataFrame | str, x: str = "latency_ms"
     """
     data = figure_data(data, "pareto_front_2d", (x, y))
     df = as_means(data).dropna(subset=[x, y])
+    if hue is not None and hue not in df:
+        raise ToolkitError(f"pareto_front_2d: no column {hue!r} to colour the points by; valid: "
+                           f"{choices(df.columns)} or None")
+    for label, point in (marks or {}).items():
+        if (isinstance(point, str) or not isinstance(point, Sequence) or len(point) != 2
+                or not all(is_number(v) for v in point)):
+            raise ToolkitError(f"pareto_front_2d: mark {label!r} should be an (x, y) pair of "
+                               f"numbers, got {short_repr(point)}")
     source = source_of(data, energy_source)
     front = df[front_mask(df, [x, y])].sort_values(x)
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -133,6 +146,13 @@ def pareto_pairs(data: xr.Dataset | pd.DataFrame | str,
     """
     data = figure_data(data, "pareto_pairs")
     means = as_means(data)
+    valid = choices(c for c in means.columns if c in OBJECTIVES)
+    if isinstance(objectives, str) or not isinstance(objectives, Sequence):
+        raise ToolkitError(f"pareto_pairs: objectives should be a tuple of names (of {valid}), "
+                           f"got {short_repr(objectives)}")
+    unknown = [o for o in objectives if o not in means]
+    if unknown:
+        raise ToolkitError(f"pareto_pairs: unknown objective(s) {choices(unknown)}; valid: {valid}")
     objectives = tuple(o for o in objectives if o in means and means[o].notna().any()
                        and (not isinstance(data, xr.Dataset) or has_objective_data(data, o)))
     if len(objectives) < 2:
@@ -186,6 +206,8 @@ def energy_vs_split(cube: xr.Dataset | str, by: str = "cpu_freq", *, variable: s
     if variable not in df:
         raise ToolkitError(f"energy_vs_split: the cube has no variable {variable!r}; valid: "
                            f"{choices(c for c in df.columns if c in cube.data_vars)}")
+    check_values(cube, "energy_vs_split", {"cloud_accel": cloud_accel, **(
+        {"edge_accel": edge_accel} if by == "cpu_freq" else {"cpu_freq": cpu_freq})})
     what = str(cube[variable].attrs.get("long_name", variable))
     cloud_accel = cloud_accel or str(df["cloud_accel"].iloc[0])
     df = df[df["cloud_accel"].isin([cloud_accel]) | (df["split"] == df["split"].max())]
