@@ -175,10 +175,12 @@ def _coordinate(key: str, runs: list[Mapping[str, Any]]) -> np.ndarray:
     whole = _COORD_DTYPES[key] is not str
     for i, r in enumerate(runs):
         value = r[key]
-        if whole:
-            ok = (isinstance(value, int | np.integer | float | np.floating)
-                  and not isinstance(value, bool) and math.isfinite(value)
-                  and float(value).is_integer())
+        if isinstance(value, bool):
+            ok = False
+        elif whole and isinstance(value, int | np.integer):
+            ok = -2**63 <= value < 2**63
+        elif whole:
+            ok = isinstance(value, float | np.floating) and float(value).is_integer()
         else:
             ok = isinstance(value, str)
         if not ok:

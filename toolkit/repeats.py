@@ -14,7 +14,7 @@ A campaign records the rule it used in the cube attribute ``stopping_rule``
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +83,8 @@ class AdaptiveRepeats:
         check_count(self.min_runs, "min_runs", 2, MAX_RUNS)
         check_count(self.max_runs, "max-runs", self.min_runs, MAX_RUNS)
         valid = [*VARIABLES, *PARTITION_VARIABLES]
-        if isinstance(self.variables, str) or not all(v in valid for v in self.variables):
+        if (isinstance(self.variables, str) or not isinstance(self.variables, Iterable)
+                or not all(v in valid for v in self.variables)):
             raise ConfigError(f"the adaptive repeats' variables must be run values among "
                               f"{choices(valid)}, got {short_repr(self.variables)}")
 

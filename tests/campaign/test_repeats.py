@@ -60,7 +60,7 @@ def test_invalid_rules_are_refused(kwargs):
         AdaptiveRepeats(**kwargs)
 
 
-@pytest.mark.parametrize("variables", [("latncy_ms",), "latency_ms", ("energy_j", None)])
+@pytest.mark.parametrize("variables", [("latncy_ms",), "latency_ms", ("energy_j", None), 3])
 def test_variables_that_are_no_run_values_are_refused_with_the_valid_ones(variables):
     # before, the first check after a run raised a KeyError in the middle of a campaign
     with pytest.raises(ConfigError, match=r"^the adaptive repeats' variables must be run values "

@@ -365,6 +365,8 @@ def test_merge_and_build_name_what_is_no_list_of_cubes_or_runs(tmp_path):
     ({"energy_j": [1, 2]}, r"energy_j should be a number, got \[1, 2\]"),
     ({"split": "1"}, "split should be a whole number, got '1'"),
     ({"split": 1.5}, "split should be a whole number, got 1.5"),
+    ({"split": float("inf")}, "split should be a whole number, got inf"),
+    ({"split": 10**400}, r"split should be a whole number, got 1000000000000000000\d+\.\.\."),
     ({"cpu_freq": True}, "cpu_freq should be a whole number, got True"),
     ({"edge_accel": 3}, "edge_accel should be a string, got 3"),
     ({"model": None}, "model should be a string, got None"),

@@ -91,6 +91,8 @@ def test_tables_and_cubes_without_what_a_figure_needs_are_named():
     (pareto_front_2d, {"marks": {"pick": (3.0,)}}, r"pareto_front_2d: mark 'pick' should be an "
                                                    r"\(x, y\) pair of numbers, got \(3.0,\)"),
     (pareto_front_2d, {"marks": {"pick": "3,4"}}, r"pareto_front_2d: mark 'pick' should be "),
+    (pareto_front_2d, {"marks": [(3.0, 4.0)]}, r"pareto_front_2d: marks should map a label to an "
+                                                r"\(x, y\) point, got list"),
     (pareto_pairs, {"objectives": ("latency_ms", "energy")}, r"pareto_pairs: unknown "
                                                              r"objective\(s\) energy; valid: "
                                                              r"latency_ms, energy_j, accuracy"),

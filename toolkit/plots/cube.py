@@ -4,7 +4,7 @@ Pareto front in 2-D and pairwise, energy per split, and one run's breakdown.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -105,6 +105,9 @@ def pareto_front_2d(data: xr.Dataset | pd.DataFrame | str, x: str = "latency_ms"
     if hue is not None and hue not in df:
         raise ToolkitError(f"pareto_front_2d: no column {hue!r} to colour the points by; valid: "
                            f"{choices(df.columns)} or None")
+    if marks is not None and not isinstance(marks, Mapping):
+        raise ToolkitError(f"pareto_front_2d: marks should map a label to an (x, y) point, got "
+                           f"{type(marks).__name__}")
     for label, point in (marks or {}).items():
         if (isinstance(point, str) or not isinstance(point, Sequence) or len(point) != 2
                 or not all(is_number(v) for v in point)):
