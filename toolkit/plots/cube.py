@@ -11,7 +11,7 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 
-from toolkit.config import OBJECTIVES
+from toolkit.config import OBJECTIVES, VARIABLES
 from toolkit.cube import as_cube, has_objective_data
 from toolkit.errors import ToolkitError, choices, is_number, short_repr
 from toolkit.plots.common import (
@@ -102,7 +102,7 @@ def pareto_front_2d(data: xr.Dataset | pd.DataFrame | str, x: str = "latency_ms"
     """
     data = figure_data(data, "pareto_front_2d", (x, y))
     df = as_means(data).dropna(subset=[x, y])
-    if hue is not None and hue not in df:
+    if hue is not None and hue not in df and hue not in VARIABLES:  # no data: no hue
         raise ToolkitError(f"pareto_front_2d: no column {hue!r} to colour the points by; valid: "
                            f"{choices(df.columns)} or None")
     if marks is not None and not isinstance(marks, Mapping):
@@ -153,7 +153,7 @@ def pareto_pairs(data: xr.Dataset | pd.DataFrame | str,
     if isinstance(objectives, str) or not isinstance(objectives, Sequence):
         raise ToolkitError(f"pareto_pairs: objectives should be a tuple of names (of {valid}), "
                            f"got {short_repr(objectives)}")
-    unknown = [o for o in objectives if o not in means]
+    unknown = [o for o in objectives if o not in means and o not in OBJECTIVES]  # else left out
     if unknown:
         raise ToolkitError(f"pareto_pairs: unknown objective(s) {choices(unknown)}; valid: {valid}")
     objectives = tuple(o for o in objectives if o in means and means[o].notna().any()
