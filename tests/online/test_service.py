@@ -486,5 +486,24 @@ def test_dynasplit_schedule_shares_the_service_options(toy, tmp_path, capsys):
         assert talk(port, requests(3), 3)[2]["status"] == "ok"      # loopback: no token
         status, body = scrape(server.ports["metrics"], "/healthz")
         assert status == 200 and json.loads(body)["ok"] == 3
+        # hand-typed and hostile requests to the metrics port get an answer, not silence
+        metrics_port = server.ports["metrics"]
+        assert raw_http(metrics_port, b"GET /healthz\n\n").startswith(b"HTTP/1.0 200 OK\r\n")
+        assert raw_http(metrics_port, b"\x16\x03\x01\x00\xa5\r\n\r\n").startswith(
+            b"HTTP/1.0 400 Bad Request\r\n")
+        assert raw_http(metrics_port, b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 20000
+                        + b"\r\n\r\n").startswith(b"HTTP/1.0 431 Request Header Fields")
+        assert raw_http(metrics_port, b"HEAD /metrics HTTP/1.1\r\n\r\n").endswith(b"\r\n\r\n")
     finally:
         assert server.stop() == 0
+
+
+def raw_http(port: int, request: bytes) -> bytes:
+    """What the server answers to ``request`` sent as it is (the writing side then closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(request)
+        conn.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    return reply

@@ -192,10 +192,17 @@ async def start_http(host: str, port: int, metrics: Metrics,
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
-            method, path, *_ = [*head.split(b"\r\n", 1)[0].decode("latin-1").split(" "), ""]
+            try:
+                first = await asyncio.wait_for(_request_line(reader), 5.0)
+            except ValueError:  # a line over the reader's limit
+                first = None
+            method, path, *_ = [*(first or b"").decode("latin-1").split(), "", ""]
             path = path.split("?", 1)[0]
-            if method not in ("GET", "HEAD"):
+            if first is None:
+                code, ctype, body = 431, "text/plain", b"request line or header too long\n"
+            elif not path.startswith("/"):
+                code, ctype, body = 400, "text/plain", b"expected GET /metrics or /healthz\n"
+            elif method not in ("GET", "HEAD"):
                 code, ctype, body = 405, "text/plain", b"only GET\n"
             elif path == "/metrics":
                 code, ctype, body = 200, CONTENT_TYPE_LATEST, metrics.render()
@@ -209,10 +216,28 @@ async def start_http(host: str, port: int, metrics: Metrics,
                          f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                          + (b"" if method == "HEAD" else body))
             await writer.drain()
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                ConnectionError):
+            if first is None:  # read the rest of what was sent (up to 1 MiB), so that closing
+                # with unread data does not reset the connection before the client reads the answer
+                await asyncio.wait_for(_discard(reader, 1 << 20), 1.0)
+        except (asyncio.TimeoutError, ConnectionError):
             pass
         finally:
             writer.close()
 
     return await asyncio.start_server(serve, host, port, limit=16 * 1024)
+
+
+async def _discard(reader: asyncio.StreamReader, limit: int) -> None:
+    """Read and drop what the client sends, until it stops or ``limit`` bytes."""
+    read = 0
+    while read < limit and (chunk := await reader.read(64 * 1024)):
+        read += len(chunk)
+
+
+async def _request_line(reader: asyncio.StreamReader) -> bytes:
+    """An HTTP request's first line; its header lines, up to the blank line (CRLF or a
+    bare LF, which RFC 9112 lets a server accept) or the end, are read and dropped."""
+    first = await reader.readline()
+    while await reader.readline() not in (b"\r\n", b"\n", b""):
+        pass
+    return first
