@@ -84,6 +84,9 @@ def generate_trace(
     check_number(shape, "Weibull shape", low_open=True)
     check_seed(seed, "trace seed")
     draws = np.random.default_rng(seed).weibull(shape, int(n))
+    if not np.isfinite(draws).all():
+        raise ToolkitError(f"Weibull draws with shape {shape} overflow (they are not finite); "
+                           "use a larger shape")
     lo, hi = draws.min(), draws.max()
     if hi == lo:
         raise ToolkitError(f"all {n} Weibull draws are equal (shape {shape}); use a smaller shape")

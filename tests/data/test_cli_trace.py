@@ -17,7 +17,7 @@ def test_generate_writes_the_seeded_trace(tmp_path, capsys):
     argv = ["trace", "generate", "--model", "vgg16", "--min", "90.6", "--max", "5026.8",
             "-n", "50", "--seed", "4", "-o", str(out)]
     assert main(argv) == 0
-    assert "50 thresholds for vgg16" in capsys.readouterr().out
+    assert "50 thresholds for vgg16, 90.6..5026.8 ms" in capsys.readouterr().out
     expected = generate_trace("vgg16", 90.6, 5026.8, 50, seed=4)
     assert (read_trace(out)["Latency"].to_numpy() == expected["Latency"].to_numpy()).all()
     assert main([*argv, "--shape", "2.5"]) == 0

@@ -51,6 +51,9 @@ def test_shape_sets_the_distribution(shape, ratio):
     ({"min_ms": 100.0, "max_ms": 100.0}, "must be greater than min"),
     ({"min_ms": -1.0}, "trace min must be a number of ms >= 0, got -1.0"),
     ({"shape": 0.0}, "Weibull shape must be a number > 0, got 0.0"),
+    ({"shape": 1e-300}, r"Weibull draws with shape 1e-300 overflow \(they are not finite\); use "
+                        "a larger shape"),
+    ({"shape": 1e300}, r"all 10 Weibull draws are equal \(shape 1e\+300\); use a smaller shape"),
     ({"max_ms": float("inf")}, "trace max must be a number of ms >= 0, got inf"),
     ({"model": ""}, "invalid model name"),
     ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),

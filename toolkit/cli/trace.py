@@ -45,5 +45,5 @@ def _generate(args: argparse.Namespace) -> int:
                            shape=args.shape)
     write_trace(trace, args.output)
     print(f"wrote {args.output}: {len(trace)} thresholds for {args.model}, "
-          f"{trace['Latency'].min():.1f}..{trace['Latency'].max():.1f} ms")
+          f"{trace['Latency'].min():.6g}..{trace['Latency'].max():.6g} ms")
     return 0
