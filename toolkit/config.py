@@ -23,7 +23,7 @@ __all__ = ["ACCELERATORS", "CLOUD_ACCELS", "CODECS", "CONFIG_KEYS", "EDGE_ACCELS
            "IDLE_ACCOUNTINGS", "KEYS", "MAX_RUNS", "MAX_SAMPLES", "OBJECTIVES",
            "PARTITION_VARIABLES", "SENSES", "TPU_ACCELS", "VARIABLES",
            "Accelerator", "Config", "Key", "coerce_value", "config_keys", "config_problems",
-           "domain_values", "listed", "single_extras", "whole_number"]
+           "domain_values", "is_whole", "listed", "single_extras", "whole_number"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,15 @@ PARTITION_VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 
+def is_whole(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python's or NumPy's) or a finite whole float
+    (``600.0``), not a bool."""
+    return not isinstance(value, bool) and (
+        isinstance(value, numbers.Integral)
+        or (isinstance(value, numbers.Real) and math.isfinite(value)
+            and float(value).is_integer()))
+
+
 def whole_number(key: str, value: Any, minimum: int) -> int:
     """A configuration's integer value: an ``int``, a NumPy integer, a whole float
     (``600.0``) or a numeral (``"600"``), at least ``minimum``.
@@ -141,10 +150,7 @@ def whole_number(key: str, value: Any, minimum: int) -> int:
         ConfigError: a fraction (``600.5`` was cut to 600), NaN, a non-number, a bool
             or a value below ``minimum``, naming the key.
     """
-    whole = (isinstance(value, numbers.Integral)
-             or (isinstance(value, numbers.Real) and math.isfinite(value)
-                 and float(value).is_integer())
-             or (isinstance(value, str) and value.strip().lstrip("-").isdigit()))
+    whole = is_whole(value) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())
     if isinstance(value, bool) or not whole:
         raise ConfigError(f"{key} must be a whole number, got {value!r}")
     number = int(value)

@@ -47,6 +47,7 @@ from toolkit.config import (
     VARIABLES,
     Config,
     config_keys,
+    is_whole,
 )
 from toolkit.config import config_problems as _config_problems
 from toolkit.errors import ConfigError, ToolkitError, choices, short_repr
@@ -175,14 +176,7 @@ def _coordinate(key: str, runs: list[Mapping[str, Any]]) -> np.ndarray:
     whole = _COORD_DTYPES[key] is not str
     for i, r in enumerate(runs):
         value = r[key]
-        if isinstance(value, bool):
-            ok = False
-        elif whole and isinstance(value, int | np.integer):
-            ok = -2**63 <= value < 2**63
-        elif whole:
-            ok = isinstance(value, float | np.floating) and float(value).is_integer()
-        else:
-            ok = isinstance(value, str)
+        ok = (is_whole(value) and -2**63 <= value < 2**63) if whole else isinstance(value, str)
         if not ok:
             kind = "a whole number" if whole else "a string"
             raise ToolkitError(f"run {i}: {key} should be {kind}, got {short_repr(value)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 from toolkit.devices.testbeds.pool import TestbedPool, check_local_pool_size, local_start_limit
@@ -49,19 +49,19 @@ def open_testbed(spec: str | os.PathLike = "local", *, emulate_switching: bool =
     inventory = load_inventory(spec)
     if inventory.kind == "local":
         _check_options(LocalTestbed, options, f"the local testbed {inventory.path}",
-                       {"edge_profile": None, "cloud_profile": None, **local})
+                       {"edge_profile", "cloud_profile", *local})
         edge = inventory.with_role("edge")
         cloud = inventory.with_role("cloud")
         if len(edge) != 1 or len(cloud) != 1:
             raise ConfigError(f"{inventory.path}: a local testbed needs exactly one edge and one "
                               f"cloud host (found {len(edge)} and {len(cloud)})")
         return LocalTestbed(edge[0].profile, cloud[0].profile, **options, **local)
-    _check_options(SshTestbed, options, f"the SSH testbed {inventory.path}", {"inventory": None})
+    _check_options(SshTestbed, options, f"the SSH testbed {inventory.path}", {"inventory"})
     return SshTestbed(inventory, **options)
 
 
 def _check_options(cls: type, options: Mapping[str, Any], testbed: str,
-                   given: Mapping[str, Any]) -> None:
+                   given: Container[str]) -> None:
     """Refuse an option ``cls`` does not take, or one this factory sets itself (``given``)."""
     valid = [p for p in inspect.signature(cls).parameters if p not in given]
     unknown = sorted(set(options) - set(valid))
