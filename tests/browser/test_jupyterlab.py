@@ -215,8 +215,10 @@ def chromium():
 
 
 def _run_all_cells(page) -> None:
-    """Run > Run All Cells, retried until a cell starts: a busy machine can swallow a click
-    (the command is disabled until the notebook is the current widget)."""
+    """Run > Run All Cells until every code cell has run. A busy machine can swallow a
+    click (the command is disabled until the notebook is the current widget), and a
+    kernel change while the cells are queued (JupyterLab replacing the session's kernel)
+    clears the queue after the first cell: both are retried; a cell that fails is not."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
@@ -232,10 +234,31 @@ def _run_all_cells(page) -> None:
             continue
         try:
             expect(started.first).to_be_visible(timeout=60_000)
-            return
         except AssertionError:
             continue
-    pytest.fail(f"Run > Run All Cells did not start the notebook in {RUN_ALL_ATTEMPTS} attempts")
+        if _ran_to_the_end(page):
+            return
+    pytest.fail(f"Run > Run All Cells did not run the notebook in {RUN_ALL_ATTEMPTS} attempts")
+
+
+def _ran_to_the_end(page) -> bool:
+    """Wait until every code cell has run (True), or until the run stopped short: the
+    kernel idle, no cell queued and some cell never run (False). A cell that wrote an
+    error fails the test at once, with the error."""
+    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    deadline = time.monotonic() + RUN_ALL_S
+    while time.monotonic() < deadline:
+        texts = [t.strip() for t in prompts.all_inner_texts()]
+        if texts and all(re.fullmatch(r"\[\d+\]:", t) for t in texts):
+            return True
+        if errors.count():
+            pytest.fail(f"a cell wrote to stderr: {errors.first.inner_text()}")
+        if idle.count() == 1 and not any("*" in t for t in texts):
+            return False
+        page.wait_for_timeout(500)
+    pytest.fail(f"the notebook did not finish in {RUN_ALL_S} s")
 
 
 def _expect_idle_without_stderr(page) -> None:
